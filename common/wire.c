@@ -1,0 +1,130 @@
+/*
+ * wire: datagram and fd passing on SOCK_SEQPACKET (see wire.h).
+ *
+ * The recvmsg side is written for a hostile peer: the control buffer is
+ * aligned and sized for WIRE_MAX_FDS, any truncation closes every fd that
+ * did arrive, and fds of unexpected control messages are closed.
+ */
+
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void wire_close_fds(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        fds[i] = -1;
+    }
+}
+
+int wire_send(int sock, const void *buf, size_t len, int pass_fd)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+    if (pass_fd >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = sizeof(ctl.buf);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    }
+    for (;;) {
+        ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        if (n >= 0)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int wire_send_msg(int sock, const ProtobufCMessage *msg, int pass_fd,
+                  size_t max_frame)
+{
+    uint8_t stack[4096];
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    if (len > max_frame)
+        return -EMSGSIZE;
+    uint8_t *buf = len <= sizeof(stack) ? stack : malloc(len);
+    if (!buf)
+        return -ENOMEM;
+    protobuf_c_message_pack(msg, buf);
+    int r = wire_send(sock, buf, len, pass_fd);
+    if (buf != stack)
+        free(buf);
+    return r;
+}
+
+/* Collects SCM_RIGHTS fds; closes any beyond max_fds. Returns -EBADMSG if
+ * there were too many. */
+static int take_fds(struct msghdr *mh, int *fds, size_t max_fds,
+                    size_t *n_fds)
+{
+    int r = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const unsigned char *p = CMSG_DATA(c);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, p + i * sizeof(int), sizeof(int));
+            if (*n_fds < max_fds) {
+                fds[(*n_fds)++] = fd;
+            } else {
+                close(fd);
+                r = -EBADMSG;
+            }
+        }
+    }
+    return r;
+}
+
+long wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
+               size_t *n_fds)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { .iov_base = buf, .iov_len = cap };
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+    };
+    ssize_t n;
+
+    *n_fds = 0;
+    do {
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+
+    int r = take_fds(&mh, fds, max_fds, n_fds);
+    if (mh.msg_flags & MSG_CTRUNC)
+        r = -EBADMSG;
+    else if (mh.msg_flags & MSG_TRUNC)
+        r = -EMSGSIZE;
+    else if (n == 0)
+        r = -ECONNRESET;
+    if (r < 0) {
+        wire_close_fds(fds, *n_fds);
+        *n_fds = 0;
+        return r;
+    }
+    return n;
+}

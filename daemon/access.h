@@ -1,0 +1,36 @@
+/*
+ * access: every permission decision of the daemon, as pure functions of the
+ * peer's kernel-given credentials and an object's owner, group and mode.
+ * Nothing here trusts what a client says about itself.
+ */
+#ifndef MMAPIOD_ACCESS_H
+#define MMAPIOD_ACCESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define ACCESS_MAX_GROUPS 64
+
+struct peer_cred {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+    size_t n_groups;
+    gid_t groups[ACCESS_MAX_GROUPS];
+};
+
+enum { ACCESS_READ = 4, ACCESS_WRITE = 2, ACCESS_EXEC = 1 };
+
+/* Reads SO_PEERCRED (and SO_PEERGROUPS) of a connected socket: 0 or -errno. */
+int access_peer_cred(int sock, struct peer_cred *out);
+
+/* MMAPIO_OK or MMAPIO_E_PERMISSION, by the Unix owner/group/other rule;
+ * uid 0 may do anything. */
+int access_check(const struct peer_cred *who, uid_t owner, gid_t group,
+                 mode_t mode, int want);
+
+/* May `who` act as the owner of an object owned by `owner` (delete it,
+ * change its policy)? */
+int access_is_owner(const struct peer_cred *who, uid_t owner);
+
+#endif

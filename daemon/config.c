@@ -1,0 +1,186 @@
+/* config: defaults, config file and settings (see config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fits(int n, size_t size)
+{
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int config_default_socket(char *buf, size_t size)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+    if (xdg && *xdg)
+        return fits(snprintf(buf, size, "%s/mmapio/mmapiod.sock", xdg), size);
+    if (geteuid() == 0)
+        return fits(snprintf(buf, size, "/run/mmapio/mmapiod.sock"), size);
+    return fits(snprintf(buf, size, "/tmp/mmapio-%u/mmapiod.sock",
+                         (unsigned)geteuid()), size);
+}
+
+static int default_root(char *buf, size_t size)
+{
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+
+    if (geteuid() == 0)
+        return fits(snprintf(buf, size, "/var/lib/mmapio"), size);
+    if (xdg && *xdg)
+        return fits(snprintf(buf, size, "%s/mmapio", xdg), size);
+    if (home && *home)
+        return fits(snprintf(buf, size, "%s/.local/share/mmapio", home), size);
+    return -ENOENT;
+}
+
+int config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->max_frame = 64 * 1024;
+    c->max_clients = 10000;
+    c->max_inflight = 64;
+    c->max_events = 1024;
+    c->max_mappings_per_uid = 100000;
+    c->max_bytes_per_uid = UINT64_C(1) << 40;
+    c->max_map_size = UINT64_C(1) << 40;
+    c->flush_threads = 2;
+    int r = config_default_socket(c->socket_path, sizeof(c->socket_path));
+    if (r < 0)
+        return r;
+    return default_root(c->root, sizeof(c->root));
+}
+
+static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)*v))
+        return -EINVAL;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x < min || x > max)
+        return -EINVAL;
+    *out = x;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
+        *out = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
+        *out = false;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+struct u32_key {
+    const char *key;
+    size_t off;
+    uint32_t min, max;
+};
+
+static const struct u32_key u32_keys[] = {
+    { "max_frame", offsetof(struct config, max_frame), 1024, 16u << 20 },
+    { "max_clients", offsetof(struct config, max_clients), 1, 1000000 },
+    { "max_inflight", offsetof(struct config, max_inflight), 1, 65536 },
+    { "max_events", offsetof(struct config, max_events), 1, 1u << 20 },
+    { "max_mappings_per_uid", offsetof(struct config, max_mappings_per_uid), 1, UINT32_MAX },
+    { "flush_threads", offsetof(struct config, flush_threads), 1, 64 },
+};
+
+static int set_string(char *dst, size_t size, const char *v)
+{
+    if (!*v || strlen(v) >= size)
+        return -EINVAL;
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+int config_set(struct config *c, const char *key, const char *value,
+               char *err, size_t err_size)
+{
+    uint64_t v;
+    int r = -EINVAL;
+
+    if (!strcmp(key, "socket"))
+        r = set_string(c->socket_path, sizeof(c->socket_path), value);
+    else if (!strcmp(key, "root"))
+        r = set_string(c->root, sizeof(c->root), value);
+    else if (!strcmp(key, "max_bytes_per_uid"))
+        r = parse_u64(value, 1, UINT64_MAX, &c->max_bytes_per_uid);
+    else if (!strcmp(key, "max_map_size"))
+        r = parse_u64(value, 1, INT64_MAX, &c->max_map_size);
+    else if (!strcmp(key, "verbose"))
+        r = parse_bool(value, &c->verbose);
+    else {
+        for (size_t i = 0; i < sizeof(u32_keys) / sizeof(u32_keys[0]); i++) {
+            const struct u32_key *k = &u32_keys[i];
+            if (strcmp(key, k->key))
+                continue;
+            r = parse_u64(value, k->min, k->max, &v);
+            if (r == 0)
+                *(uint32_t *)((char *)c + k->off) = (uint32_t)v;
+            goto out;
+        }
+        snprintf(err, err_size, "unknown setting '%s'", key);
+        return -EINVAL;
+    }
+out:
+    if (r < 0)
+        snprintf(err, err_size, "bad value '%s' for %s", value, key);
+    return r;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+int config_load(struct config *c, const char *path, char *err,
+                size_t err_size)
+{
+    FILE *f = fopen(path, "re");
+    char line[4096], why[256];
+    unsigned lineno = 0;
+    int r = 0;
+
+    if (!f) {
+        r = -errno;
+        snprintf(err, err_size, "%s: %s", path, strerror(errno));
+        return r;
+    }
+    while (r == 0 && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, err_size, "%s:%u: expected 'key = value'", path, lineno);
+            r = -EINVAL;
+            break;
+        }
+        *eq = '\0';
+        r = config_set(c, trim(s), trim(eq + 1), why, sizeof(why));
+        if (r < 0)
+            snprintf(err, err_size, "%s:%u: %s", path, lineno, why);
+    }
+    fclose(f);
+    return r;
+}

@@ -1,0 +1,45 @@
+/*
+ * config: the daemon's settings. Embedded defaults first, then the
+ * --config file (key = value lines), then command-line options; each later
+ * source overrides the earlier. Every limit a client can push against is
+ * here, with a sane default.
+ */
+#ifndef MMAPIOD_CONFIG_H
+#define MMAPIOD_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config {
+    char socket_path[108];          /* sun_path holds 108 bytes */
+    char root[PATH_MAX];
+    uint32_t max_frame;             /* largest datagram accepted */
+    uint32_t max_clients;
+    uint32_t max_inflight;          /* unanswered requests per client */
+    uint32_t max_events;            /* queued events per client */
+    uint32_t max_mappings_per_uid;  /* mappings a uid may own */
+    uint64_t max_bytes_per_uid;     /* bytes of mappings a uid may own */
+    uint64_t max_map_size;          /* largest single mapping */
+    uint32_t flush_threads;
+    bool verbose;
+};
+
+/* Fills the embedded defaults (socket and root from the environment and
+ * uid, as API.md gives them). 0, or -ENAMETOOLONG. */
+int config_defaults(struct config *c);
+
+/* Applies one "key = value" setting. 0, or -EINVAL with a reason in err. */
+int config_set(struct config *c, const char *key, const char *value,
+               char *err, size_t err_size);
+
+/* Reads a config file: '#' comments, blank lines, "key = value" lines.
+ * 0, or -errno / -EINVAL with "FILE:LINE: reason" in err. */
+int config_load(struct config *c, const char *path, char *err,
+                size_t err_size);
+
+/* The default socket path as API.md gives it (shared with the library). */
+int config_default_socket(char *buf, size_t size);
+
+#endif

@@ -1,0 +1,310 @@
+/* conn: framing, queues and lifetime of one client (see conn.h). */
+#include "conn.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mapping.h"
+#include "ops.h"
+#include "server.h"
+#include "wire.h"
+
+#define READS_PER_WAKEUP 32
+
+struct frame {
+    struct frame *next;
+    int fd;          /* owned; -1 if none */
+    bool is_event;
+    size_t len;
+    uint8_t data[];
+};
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
+int conn_new(struct daemon *d, int fd, struct conn **out)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return -ENOMEM;
+    }
+    c->d = d;
+    c->fd = fd;
+    c->refs = 1;
+    c->id = ++d->next_conn_id;
+    c->out_tail = &c->out;
+    int r = access_peer_cred(fd, &c->cred);
+    c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->ev_write = event_new(d->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    if (r < 0 || !c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) < 0) {
+        conn_close(c);
+        conn_unref(c);
+        return r < 0 ? r : -ENOMEM;
+    }
+    c->reading = true;
+    c->next = d->conns;
+    if (d->conns)
+        d->conns->prev = c;
+    d->conns = c;
+    d->n_conns++;
+    *out = c;
+    return 0;
+}
+
+struct conn *conn_ref(struct conn *c)
+{
+    c->refs++;
+    return c;
+}
+
+static void free_frames(struct conn *c)
+{
+    while (c->out) {
+        struct frame *f = c->out;
+        c->out = f->next;
+        if (f->fd >= 0)
+            close(f->fd);
+        free(f);
+    }
+    c->out_tail = &c->out;
+    c->n_out = c->n_events = 0;
+}
+
+void conn_unref(struct conn *c)
+{
+    if (!c || --c->refs > 0)
+        return;
+    free_frames(c);
+    free(c);
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    ops_release_all(c);
+    if (c->ev_read)
+        event_free(c->ev_read);
+    if (c->ev_write)
+        event_free(c->ev_write);
+    c->ev_read = c->ev_write = NULL;
+    free_frames(c);
+    close(c->fd);
+    c->fd = -1;
+    struct daemon *d = c->d;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (d->conns == c)
+        d->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    d->n_conns--;
+    log_debug("client %llu (pid %d) gone", (unsigned long long)c->id,
+              (int)c->cred.pid);
+    conn_unref(c);
+}
+
+/* Reading stops while the client has max_inflight requests unanswered or
+ * replies unsent, so a client that does not read cannot grow our queue. */
+static void update_reading(struct conn *c)
+{
+    bool want = !c->closed && !c->failed && !c->close_when_sent &&
+                c->busy + (c->n_out - c->n_events) < c->d->cfg.max_inflight;
+    if (want == c->reading)
+        return;
+    if (want)
+        event_add(c->ev_read, NULL);
+    else
+        event_del(c->ev_read);
+    c->reading = want;
+}
+
+static int enqueue(struct conn *c, const uint8_t *buf, size_t len, int fd,
+                   bool is_event)
+{
+    struct frame *f = malloc(sizeof(*f) + len);
+    if (!f)
+        return -ENOMEM;
+    f->fd = -1;
+    if (fd >= 0 && (f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+        free(f);
+        return -errno;
+    }
+    f->next = NULL;
+    f->is_event = is_event;
+    f->len = len;
+    memcpy(f->data, buf, len);
+    *c->out_tail = f;
+    c->out_tail = &f->next;
+    c->n_out++;
+    c->n_events += is_event;
+    if (c->n_out == 1)
+        event_add(c->ev_write, NULL);
+    return 0;
+}
+
+/* Sends now if nothing is queued before it, else queues. */
+/* Closing now could free holders a caller is walking (a broadcast): the
+ * write callback closes it on the loop's next turn instead. */
+void conn_close_later(struct conn *c)
+{
+    if (c->closed)
+        return;
+    c->failed = true;
+    if (c->reading) {
+        event_del(c->ev_read);
+        c->reading = false;
+    }
+    event_active(c->ev_write, EV_WRITE, 1);
+}
+
+static void send_frame(struct conn *c, const uint8_t *buf, size_t len,
+                       int fd, bool is_event)
+{
+    int r = -EAGAIN;
+    if (c->closed || c->failed)
+        return;
+    if (!c->out)
+        r = wire_send(c->fd, buf, len, fd);
+    if (r == -EAGAIN)
+        r = enqueue(c, buf, len, fd, is_event);
+    if (r < 0) {
+        log_debug("client %llu: send failed: %s", (unsigned long long)c->id,
+                  strerror(-r));
+        conn_close_later(c);
+        return;
+    }
+    if (!c->out && c->close_when_sent)
+        conn_close_later(c);
+}
+
+static void send_message(struct conn *c, Mmapio__ServerMessage *sm, int fd,
+                         bool is_event)
+{
+    uint8_t stack[1024];
+    size_t len = mmapio__server_message__get_packed_size(sm);
+    uint8_t *buf = len <= sizeof(stack) ? stack : malloc(len);
+    if (!buf) {
+        conn_close_later(c);
+        return;
+    }
+    mmapio__server_message__pack(sm, buf);
+    send_frame(c, buf, len, fd, is_event);
+    if (buf != stack)
+        free(buf);
+}
+
+void conn_send_reply(struct conn *c, Mmapio__Reply *reply, int fd)
+{
+    Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
+    sm.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
+    sm.reply = reply;
+    send_message(c, &sm, fd, false);
+    if (!c->closed)
+        update_reading(c);
+}
+
+static void send_event_now(struct conn *c, Mmapio__Event *ev)
+{
+    Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
+    sm.body_case = MMAPIO__SERVER_MESSAGE__BODY_EVENT;
+    sm.event = ev;
+    send_message(c, &sm, -1, true);
+}
+
+void conn_send_event(struct conn *c, Mmapio__Event *ev)
+{
+    if (c->closed || c->failed)
+        return;
+    if (c->n_events >= c->d->cfg.max_events) {
+        c->overflowed = true;
+        return;
+    }
+    send_event_now(c, ev);
+}
+
+void conn_busy(struct conn *c, int delta)
+{
+    c->busy += delta;
+    if (!c->closed)
+        update_reading(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    if (c->failed) {
+        conn_close(c);
+        return;
+    }
+    while (c->out) {
+        struct frame *f = c->out;
+        int r = wire_send(c->fd, f->data, f->len, f->fd);
+        if (r == -EAGAIN)
+            return;
+        if (r < 0) {
+            conn_close(c);
+            return;
+        }
+        c->out = f->next;
+        if (!c->out)
+            c->out_tail = &c->out;
+        c->n_out--;
+        c->n_events -= f->is_event;
+        if (f->fd >= 0)
+            close(f->fd);
+        free(f);
+    }
+    event_del(c->ev_write);
+    if (c->close_when_sent) {
+        conn_close(c);
+        return;
+    }
+    if (c->overflowed) {
+        Mmapio__Event ev = MMAPIO__EVENT__INIT;
+        ev.kind = MMAPIO__EVENT_KIND__EVENT_OVERFLOW;
+        c->overflowed = false;
+        send_event_now(c, &ev);
+    }
+    if (!c->closed)
+        update_reading(c);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct daemon *d = c->d;
+
+    conn_ref(c);
+    for (int i = 0; i < READS_PER_WAKEUP && c->reading; i++) {
+        int fds[WIRE_MAX_FDS];
+        size_t n_fds = 0;
+        long n = wire_recv(c->fd, d->rxbuf, d->cfg.max_frame, fds,
+                           WIRE_MAX_FDS, &n_fds);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            if (n != -ECONNRESET)
+                log_warn("client %llu (pid %d): %s; closing",
+                         (unsigned long long)c->id, (int)c->cred.pid,
+                         n == -EMSGSIZE ? "datagram over the frame limit"
+                                        : strerror((int)-n));
+            conn_close(c);
+            break;
+        }
+        ops_handle(c, d->rxbuf, (size_t)n, n_fds > 0);
+        wire_close_fds(fds, n_fds); /* no request carries fds */
+        if (c->closed)
+            break;
+    }
+    conn_unref(c);
+}

@@ -1,0 +1,96 @@
+/*
+ * mmapiod: command line and start-up. Embedded defaults, then --config,
+ * then the other options; a one-line reason and a non-zero exit when the
+ * daemon cannot start.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "mmapio.h"
+#include "server.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: mmapiod [--socket PATH] [--root DIR] [--config FILE] [--verbose]\n"
+            "       mmapiod --help | --version\n"
+            "\n"
+            "Serves shared memory mappings to local processes.\n"
+            "\n"
+            "  --socket PATH   listening socket (default: $XDG_RUNTIME_DIR/mmapio/mmapiod.sock,\n"
+            "                  /run/mmapio/mmapiod.sock for root, else /tmp/mmapio-UID/mmapiod.sock)\n"
+            "  --root DIR      data root for file mappings (default: /var/lib/mmapio for root,\n"
+            "                  else $XDG_DATA_HOME/mmapio or ~/.local/share/mmapio)\n"
+            "  --config FILE   settings, one 'key = value' a line (socket, root, max_frame,\n"
+            "                  max_clients, max_inflight, max_events, max_mappings_per_uid,\n"
+            "                  max_bytes_per_uid, max_map_size, flush_threads, verbose)\n"
+            "  --verbose       log every connection\n"
+            "  --help          this text\n"
+            "  --version       the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, 's' },
+        { "root", required_argument, NULL, 'r' },
+        { "config", required_argument, NULL, 'c' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { 0 },
+    };
+    const char *sock = NULL, *root = NULL, *conf = NULL;
+    bool verbose = false;
+    struct daemon d;
+    char err[512] = "";
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 's': sock = optarg; break;
+        case 'r': root = optarg; break;
+        case 'c': conf = optarg; break;
+        case 'v': verbose = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("mmapiod %s\n", MMAPIO_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mmapiod: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    memset(&d, 0, sizeof(d));
+    if (config_defaults(&d.cfg) < 0) {
+        fprintf(stderr, "mmapiod: cannot work out the default paths; use --socket and --root\n");
+        if (!sock || !root)
+            return 1;
+    }
+    if (conf && config_load(&d.cfg, conf, err, sizeof(err)) < 0) {
+        fprintf(stderr, "mmapiod: %s\n", err);
+        return 1;
+    }
+    if ((sock && config_set(&d.cfg, "socket", sock, err, sizeof(err)) < 0) ||
+        (root && config_set(&d.cfg, "root", root, err, sizeof(err)) < 0)) {
+        fprintf(stderr, "mmapiod: %s\n", err);
+        return 2;
+    }
+    if (verbose)
+        d.cfg.verbose = true;
+    log_set_level(d.cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+
+    if (server_init(&d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "mmapiod: %s\n", err);
+        server_fini(&d);
+        return 1;
+    }
+    server_run(&d);
+    server_fini(&d);
+    log_info("stopped");
+    return 0;
+}

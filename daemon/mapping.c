@@ -1,0 +1,141 @@
+/* mapping: a shared mapping object, its fd and its holders (see mapping.h). */
+#include "mapping.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static uint64_t next_id = 1;
+
+struct mapping *mapping_new(enum map_kind kind, const char *name, int fd,
+                            bool fd_writable)
+{
+    struct mapping *m = calloc(1, sizeof(*m));
+    if (m)
+        m->name = strdup(name);
+    if (!m || !m->name) {
+        free(m);
+        close(fd);
+        return NULL;
+    }
+    m->id = next_id++;
+    m->refs = 1;
+    m->kind = kind;
+    m->fd = fd;
+    m->fd_writable = fd_writable;
+    m->policy.kind = MMAPIO_FLUSH_NEVER;
+    return m;
+}
+
+struct mapping *mapping_ref(struct mapping *m)
+{
+    m->refs++;
+    return m;
+}
+
+void mapping_unref(struct mapping *m)
+{
+    if (!m || --m->refs > 0)
+        return;
+    if (m->fd >= 0)
+        close(m->fd);
+    free(m->name);
+    free(m);
+}
+
+int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned)
+{
+    char proc[64];
+
+    if (mode == MMAPIO_MODE_READ_WRITE) {
+        if (!m->fd_writable)
+            return MMAPIO_E_PERMISSION;
+        *fd = m->fd;
+        *owned = false;
+        return MMAPIO_OK;
+    }
+    /* A new open file description that is read-only, so that no mprotect()
+     * in the holder can make its shared mapping writable. */
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
+    int ro = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (ro < 0)
+        return errno == EMFILE || errno == ENFILE ? MMAPIO_E_QUOTA
+                                                   : MMAPIO_E_IO;
+    *fd = ro;
+    *owned = true;
+    return MMAPIO_OK;
+}
+
+static int reserve(int fd, uint64_t from, uint64_t to)
+{
+    int r;
+    do {
+        r = fallocate(fd, 0, (off_t)from, (off_t)(to - from));
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EOPNOTSUPP && errno != ENOSYS)
+        return -errno;
+    return 0;
+}
+
+int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
+{
+    uint64_t old = mapping_sync_size(m);
+
+    if (size > INT64_MAX) {
+        *why = "size too large";
+        return MMAPIO_E_RESIZE_FAILED;
+    }
+    if (ftruncate(m->fd, (off_t)size) < 0) {
+        *why = strerror(errno);
+        return errno == EFBIG || errno == ENOSPC ? MMAPIO_E_QUOTA
+                                                 : MMAPIO_E_RESIZE_FAILED;
+    }
+    if (m->kind == MAPPING_FILE && size > old) {
+        int r = reserve(m->fd, old, size);
+        if (r < 0) {
+            *why = strerror(-r);
+            (void)!ftruncate(m->fd, (off_t)old);
+            return r == -ENOSPC || r == -EDQUOT ? MMAPIO_E_QUOTA
+                                                 : MMAPIO_E_RESIZE_FAILED;
+        }
+    }
+    m->size = size;
+    return MMAPIO_OK;
+}
+
+uint64_t mapping_sync_size(struct mapping *m)
+{
+    struct stat st;
+    if (fstat(m->fd, &st) == 0)
+        m->size = (uint64_t)st.st_size;
+    return m->size;
+}
+
+void mapping_attach(struct mapping *m, struct holder *h)
+{
+    h->map = mapping_ref(m);
+    h->map_prev = NULL;
+    h->map_next = m->holders;
+    if (m->holders)
+        m->holders->map_prev = h;
+    m->holders = h;
+    m->n_holders++;
+}
+
+void mapping_detach(struct mapping *m, struct holder *h)
+{
+    if (h->map_prev)
+        h->map_prev->map_next = h->map_next;
+    else
+        m->holders = h->map_next;
+    if (h->map_next)
+        h->map_next->map_prev = h->map_prev;
+    h->map_prev = h->map_next = NULL;
+    m->n_holders--;
+    h->map = NULL;
+    mapping_unref(m);
+}

@@ -1,0 +1,29 @@
+/*
+ * open: turning an Open request into a mapping the peer may hold.
+ *
+ * Files: the path is checked lexically, then opened beneath the data root
+ * with openat2; the file must be a regular file, and the peer's credentials
+ * must allow the mode asked for by the file's owner, group and mode bits.
+ * A file the peer creates is created with O_EXCL in a directory the peer may
+ * write, handed to the peer's uid/gid when the daemon runs as root, and its
+ * blocks are reserved. Anonymous mappings are memfds, owned by their creator
+ * with mode 0600 unless another is asked for.
+ */
+#ifndef MMAPIOD_OPEN_H
+#define MMAPIOD_OPEN_H
+
+#include "mmapio.pb-c.h"
+
+struct daemon;
+struct conn;
+struct mapping;
+
+/*
+ * Finds or creates the mapping `req` names, checked against c's
+ * credentials. On success *out is a new reference. Otherwise a negative
+ * mmapio_err, with a readable reason in *why.
+ */
+int open_mapping(struct daemon *d, struct conn *c, const Mmapio__Open *req,
+                 struct mapping **out, const char **why);
+
+#endif

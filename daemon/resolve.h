@@ -1,0 +1,34 @@
+/*
+ * resolve: turning a client's path into an open file under the data root,
+ * and never anywhere else.
+ *
+ * Two fences: a lexical check (relative, no "." or ".." component, no empty
+ * component) and the kernel's openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+ * from the root's directory fd, which refuses any symlink that leads out.
+ */
+#ifndef MMAPIOD_RESOLVE_H
+#define MMAPIOD_RESOLVE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define RESOLVE_PATH_MAX 4095
+#define RESOLVE_NAME_MAX 255
+
+/* MMAPIO_OK, MMAPIO_E_PERMISSION (absolute, ".."), or
+ * MMAPIO_E_INVALID_ARGUMENT (NULL, empty, "." or empty component, too long). */
+int resolve_check_path(const char *path);
+/* Anonymous names: 1..255 bytes, no '/', not "." or "..". */
+int resolve_check_name(const char *name);
+
+/* openat2 beneath dirfd: an fd or -errno (-EXDEV/-ELOOP for escapes). */
+int resolve_open(int dirfd, const char *path, int flags, mode_t mode);
+
+/*
+ * Opens the directory that holds `path` (already lexically checked) as an
+ * O_PATH fd and points *base at the last component. Returns the fd or
+ * -errno. A path without '/' gives a dup of root_fd.
+ */
+int resolve_parent(int root_fd, const char *path, const char **base);
+
+#endif
