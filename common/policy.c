@@ -23,7 +23,7 @@ static const struct {
 
 bool policy_valid(mmapio_flush_policy p)
 {
-    if ((unsigned)p.kind >= N_KINDS)
+    if ((unsigned)p.kind >= N_KINDS || p.value > POLICY_VALUE_MAX)
         return false;
     return !kinds[p.kind].has_value || p.value > 0;
 }
@@ -47,7 +47,7 @@ int policy_parse(const char *text, mmapio_flush_policy *out)
                 return MMAPIO_E_INVALID_ARGUMENT;
             errno = 0;
             unsigned long long v = strtoull(colon + 1, &end, 10);
-            if (errno || *end || v == 0)
+            if (errno || *end || v == 0 || v > POLICY_VALUE_MAX)
                 return MMAPIO_E_INVALID_ARGUMENT;
             p.value = v;
         }

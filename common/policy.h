@@ -8,8 +8,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include "ctlarea.h"
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
+
+/* Values fit in 56 bits (the control area packs kind and value). */
+#define POLICY_VALUE_MAX CTL_POLICY_VALUE_MAX
 
 bool policy_valid(mmapio_flush_policy p);
 /* Parses text into *out; MMAPIO_E_INVALID_ARGUMENT when it is not one. */

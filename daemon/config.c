@@ -47,6 +47,7 @@ int config_defaults(struct config *c)
     c->max_clients = 10000;
     c->max_inflight = 64;
     c->max_events = 1024;
+    c->max_mappings = 131072;
     c->max_mappings_per_uid = 100000;
     c->max_bytes_per_uid = UINT64_C(1) << 40;
     c->max_map_size = UINT64_C(1) << 40;
@@ -92,6 +93,7 @@ static const struct u32_key u32_keys[] = {
     { "max_clients", offsetof(struct config, max_clients), 1, 1000000 },
     { "max_inflight", offsetof(struct config, max_inflight), 1, 65536 },
     { "max_events", offsetof(struct config, max_events), 1, 1u << 20 },
+    { "max_mappings", offsetof(struct config, max_mappings), 16, 1u << 24 },
     { "max_mappings_per_uid", offsetof(struct config, max_mappings_per_uid), 1, UINT32_MAX },
     { "flush_threads", offsetof(struct config, flush_threads), 1, 64 },
 };

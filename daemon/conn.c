@@ -57,6 +57,12 @@ int conn_new(struct daemon *d, int fd, struct conn **out)
     return 0;
 }
 
+uint64_t conn_new_stamp(void)
+{
+    static uint64_t stamp;
+    return ++stamp;
+}
+
 struct conn *conn_ref(struct conn *c)
 {
     c->refs++;

@@ -21,6 +21,7 @@
 struct daemon;
 struct event;
 struct holder;
+struct watch;
 struct frame;
 
 struct conn {
@@ -44,6 +45,7 @@ struct conn {
     uint32_t busy;            /* requests answered later (flush jobs) */
     struct holder *holders;
     uint32_t n_holders;
+    struct watch *watches;
     struct conn *prev, *next; /* the daemon's list */
 };
 
@@ -60,6 +62,10 @@ void conn_unref(struct conn *c);
 void conn_send_reply(struct conn *c, Mmapio__Reply *reply, int fd);
 /* Sends (or queues, or drops with overflow) an event. */
 void conn_send_event(struct conn *c, Mmapio__Event *ev);
+/* A fresh stamp for conn->mark: a broadcast reaches each connection once
+ * by skipping connections already marked with its stamp. */
+uint64_t conn_new_stamp(void);
+
 /* A request that will be answered later began / ended. */
 void conn_busy(struct conn *c, int delta);
 

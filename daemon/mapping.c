@@ -1,6 +1,11 @@
 /* mapping: a shared mapping object, its fd and its holders (see mapping.h). */
 #include "mapping.h"
 
+#include "ctl.h"
+#include "flushes.h"
+#include "server.h"
+#include "watch.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,24 +16,37 @@
 
 static uint64_t next_id = 1;
 
-struct mapping *mapping_new(enum map_kind kind, const char *name, int fd,
-                            bool fd_writable)
+struct mapping *mapping_new(struct daemon *d, enum map_kind kind,
+                            const char *name, int fd, bool fd_writable)
 {
+    struct ctl *ctl = &d->ctl;
     struct mapping *m = calloc(1, sizeof(*m));
     if (m)
         m->name = strdup(name);
-    if (!m || !m->name) {
+    if (!m || !m->name || ctl_alloc(ctl, &m->slot) < 0) {
+        if (m)
+            free(m->name);
         free(m);
         close(fd);
         return NULL;
     }
+    m->d = d;
+    m->ctl = ctl;
     m->id = next_id++;
     m->refs = 1;
     m->kind = kind;
     m->fd = fd;
     m->fd_writable = fd_writable;
-    m->policy.kind = MMAPIO_FLUSH_NEVER;
+    m->wd = -1;
+    mmapio_flush_policy never = { MMAPIO_FLUSH_NEVER, 0 };
+    mapping_set_policy(m, never);
     return m;
+}
+
+void mapping_set_policy(struct mapping *m, mmapio_flush_policy p)
+{
+    m->policy = p;
+    atomic_store(&ctl_slot(m->ctl, m->slot)->policy, ctl_pack_policy(p));
 }
 
 struct mapping *mapping_ref(struct mapping *m)
@@ -41,8 +59,11 @@ void mapping_unref(struct mapping *m)
 {
     if (!m || --m->refs > 0)
         return;
+    watch_forget(m);
+    flushes_forget(m);
     if (m->fd >= 0)
         close(m->fd);
+    ctl_free(m->ctl, m->slot);
     free(m->name);
     free(m);
 }

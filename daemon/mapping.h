@@ -19,12 +19,17 @@
 #include "mmapio.h"
 
 struct conn;
+struct ctl;
+struct daemon;
+struct event;
+struct watch;
 
 enum map_kind { MAPPING_FILE, MAPPING_ANON };
 
 struct holder {
     uint64_t handle;            /* the wire's name for this holder */
     mmapio_mode mode;
+    bool raw_writer;            /* has a writable pointer out */
     struct mapping *map;
     struct conn *conn;
     struct holder *map_prev, *map_next;   /* the mapping's holders */
@@ -52,11 +57,33 @@ struct mapping {
     bool removed;               /* deleted/unlinked while held */
     struct hnode key_node;      /* registry: name or dev/ino -> mapping */
     struct hnode id_node;       /* registry: id -> mapping */
+
+    struct daemon *d;
+    struct ctl *ctl;            /* the control area holding our slot */
+    uint32_t slot;
+    /* watches (watch.c) */
+    struct watch *watches;
+    uint32_t n_watches;
+    int wd;                     /* inotify watch of a file, or -1 */
+    struct hnode wd_node;       /* watch.c: wd -> mapping */
+    /* timed flushing (tflush.c) */
+    struct event *timer;
+    bool dirty;                 /* a holder said it wrote since the last flush */
+    bool flushing;              /* a timed flush is running */
+    uint32_t raw_writers;       /* holders with a writable pointer out */
+    int64_t flushed_mtime_ns;   /* mtime seen when the last timed flush began */
+    /* counters for the admin */
+    uint64_t flushes, flush_failures;
+    int64_t last_flush;         /* CLOCK_REALTIME seconds, 0: never */
 };
 
-/* A new mapping owning `fd` (consumed, also on failure). NULL on ENOMEM. */
-struct mapping *mapping_new(enum map_kind kind, const char *name, int fd,
-                            bool fd_writable);
+/* A new mapping owning `fd` (consumed, also on failure) and a slot of the
+ * control area. NULL when out of memory or slots. */
+struct mapping *mapping_new(struct daemon *d, enum map_kind kind,
+                            const char *name, int fd, bool fd_writable);
+
+/* Sets the policy, in the mapping and in its control slot. */
+void mapping_set_policy(struct mapping *m, mmapio_flush_policy p);
 struct mapping *mapping_ref(struct mapping *m);
 void mapping_unref(struct mapping *m);
 

@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "resolve.h"
 #include "server.h"
+#include "watch.h"
 
 static int want_of(const Mmapio__Open *req)
 {
@@ -86,7 +87,7 @@ static int adopt_file(struct daemon *d, int fd, bool writable,
         *out = mapping_ref(m);
         return MMAPIO_OK;
     }
-    m = mapping_new(MAPPING_FILE, path, fd, writable);
+    m = mapping_new(d, MAPPING_FILE, path, fd, writable);
     if (!m)
         return MMAPIO_E_QUOTA;
     m->dev = st->st_dev;
@@ -99,6 +100,7 @@ static int adopt_file(struct daemon *d, int fd, bool writable,
         mapping_unref(m);
         return MMAPIO_E_QUOTA;
     }
+    watch_track_file(d, m);
     *out = m; /* the creation reference becomes the caller's */
     return MMAPIO_OK;
 }
@@ -136,7 +138,7 @@ static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
         mode_t perm = req->perm ? (mode_t)req->perm : 0644;
         bool raced = false;
         fd = create_file(c, dirfd, base, perm, &raced, why);
-        created = fd >= 0;
+        created = writable = fd >= 0;
         if (raced)
             fd = open_existing(dirfd, base, &writable, why);
     }
@@ -173,7 +175,7 @@ static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
     if (r && created)
         unlinkat(dirfd, base, 0);
     if (!r && created && req->policy)
-        m->policy = policy_from_wire(req->policy);
+        mapping_set_policy(m, policy_from_wire(req->policy));
 out:
     close(dirfd);
     if (r && m) {
@@ -197,14 +199,14 @@ static int create_anon(struct daemon *d, struct conn *c,
     int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return from_errno(errno, why);
-    struct mapping *m = mapping_new(MAPPING_ANON, req->path, fd, true);
+    struct mapping *m = mapping_new(d, MAPPING_ANON, req->path, fd, true);
     if (!m)
         return MMAPIO_E_QUOTA;
     m->owner = c->cred.uid;
     m->group = c->cred.gid;
     m->perm = req->perm ? (mode_t)req->perm : 0600;
     if (req->policy)
-        m->policy = policy_from_wire(req->policy);
+        mapping_set_policy(m, policy_from_wire(req->policy));
     int r = mapping_set_size(m, req->size, why);
     if (!r && registry_add(&d->reg, m) < 0)
         r = MMAPIO_E_QUOTA;

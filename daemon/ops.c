@@ -13,13 +13,14 @@
 #include "access.h"
 #include "conn.h"
 #include "errmap.h"
-#include "flusher.h"
+#include "flushes.h"
 #include "log.h"
 #include "mapping.h"
 #include "open.h"
 #include "policy.h"
 #include "resolve.h"
 #include "server.h"
+#include "watch.h"
 #include "wire.h"
 
 /* ---- replies -------------------------------------------------------- */
@@ -49,78 +50,33 @@ static void reply_ok(struct conn *c, uint64_t id)
     conn_send_reply(c, &r, -1);
 }
 
-/* Every holder's connection but `skip` gets `ev` once. */
-static void broadcast(struct mapping *m, struct conn *skip, Mmapio__Event *ev)
-{
-    static uint64_t stamp;
-    stamp++;
-    for (struct holder *h = m->holders; h; h = h->map_next) {
-        struct conn *c = h->conn;
-        if (c == skip || c->mark == stamp)
-            continue;
-        c->mark = stamp;
-        conn_send_event(c, ev);
-    }
-}
-
-static void send_map_event(struct mapping *m, struct conn *skip,
-                           Mmapio__EventKind kind)
+void ops_tell_holders(struct mapping *m, struct conn *skip,
+                      Mmapio__EventKind kind)
 {
     Mmapio__Event ev = MMAPIO__EVENT__INIT;
     Mmapio__FlushPolicy pol;
+    uint64_t stamp = conn_new_stamp();
     ev.kind = kind;
     ev.map_id = m->id;
     ev.size = m->size;
     policy_to_wire(m->policy, &pol);
     ev.policy = &pol;
-    broadcast(m, skip, &ev);
+    for (struct holder *h = m->holders; h; h = h->map_next) {
+        struct conn *c = h->conn;
+        if (c == skip || c->mark == stamp)
+            continue;
+        c->mark = stamp;
+        conn_send_event(c, &ev);
+    }
 }
 
-/* ---- flushing --------------------------------------------------------- */
-
-struct flush_ctx {
-    struct flush_job job;
-    struct mapping *map;
-    struct conn *conn;  /* NULL: nobody waits for the answer */
-    uint64_t id;
-};
-
-static void flush_done(struct flush_job *job)
+void ops_reply_flush(struct conn *c, uint64_t id, int result)
 {
-    struct flush_ctx *f = container_of(job, struct flush_ctx, job);
-    if (job->result < 0)
-        log_warn("flush of %s failed: %s", f->map->name, strerror(-job->result));
-    if (f->conn) {
-        if (job->result < 0)
-            reply_err(f->conn, f->id, MMAPIO_E_FLUSH_FAILED, "flush failed: %s",
-                      strerror(-job->result));
-        else
-            reply_ok(f->conn, f->id);
-        conn_busy(f->conn, -1);
-        conn_unref(f->conn);
-    }
-    mapping_unref(f->map);
-    free(f);
-}
-
-/* Queues an fdatasync of m; answers request `id` on c when c is not NULL.
- * Returns MMAPIO_OK or MMAPIO_E_QUOTA (out of memory). */
-static int submit_flush(struct daemon *d, struct mapping *m, struct conn *c,
-                        uint64_t id)
-{
-    struct flush_ctx *f = calloc(1, sizeof(*f));
-    if (!f)
-        return MMAPIO_E_QUOTA;
-    f->job.fd = m->fd;
-    f->job.done = flush_done;
-    f->map = mapping_ref(m);
-    f->id = id;
-    if (c) {
-        f->conn = conn_ref(c);
-        conn_busy(c, +1);
-    }
-    flusher_submit(d->flusher, &f->job);
-    return MMAPIO_OK;
+    if (result < 0)
+        reply_err(c, id, MMAPIO_E_FLUSH_FAILED, "flush failed: %s",
+                  strerror(-result));
+    else
+        reply_ok(c, id);
 }
 
 /* ---- holders ---------------------------------------------------------- */
@@ -157,6 +113,8 @@ static void release_holder(struct holder *h, bool died)
     struct mapping *m = mapping_ref(h->map);
     bool writer = h->mode == MMAPIO_MODE_READ_WRITE;
 
+    if (h->raw_writer)
+        flushes_raw_writer(m, -1);
     if (h->conn_prev)
         h->conn_prev->conn_next = h->conn_next;
     else
@@ -170,7 +128,7 @@ static void release_holder(struct holder *h, bool died)
 
     if (m->kind == MAPPING_FILE && m->fd_writable &&
         (m->n_holders == 0 || (died && writer)))
-        submit_flush(d, m, NULL, 0);
+        flushes_background(m);
     if (m->kind == MAPPING_FILE && m->n_holders == 0)
         registry_remove(&d->reg, m);
     mapping_unref(m);
@@ -178,6 +136,7 @@ static void release_holder(struct holder *h, bool died)
 
 void ops_release_all(struct conn *c)
 {
+    watch_release_conn(c);
     while (c->holders)
         release_holder(c->holders, true);
 }
@@ -222,11 +181,12 @@ static void op_hello(struct conn *c, uint64_t id, const Mmapio__Hello *m)
     hr.max_frame = c->d->cfg.max_frame;
     hr.max_inflight = c->d->cfg.max_inflight;
     hr.max_events = c->d->cfg.max_events;
+    hr.ctl_slots = c->d->ctl.n_slots;
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;
     r.result_case = MMAPIO__REPLY__RESULT_HELLO;
     r.hello = &hr;
-    conn_send_reply(c, &r, -1);
+    conn_send_reply(c, &r, c->d->ctl.ro_fd);
 }
 
 static void op_open(struct conn *c, uint64_t id, const Mmapio__Open *o)
@@ -265,6 +225,7 @@ static void op_open(struct conn *c, uint64_t id, const Mmapio__Open *o)
     orep.handle = h->handle;
     orep.map_id = m->id;
     orep.size = m->size;
+    orep.ctl_slot = m->slot;
     policy_to_wire(m->policy, &pol);
     orep.policy = &pol;
     Mmapio__Reply rep = MMAPIO__REPLY__INIT;
@@ -311,7 +272,7 @@ static void op_resize(struct conn *c, uint64_t id, const Mmapio__Resize *m)
         return;
     }
     if (m->size != old)
-        send_map_event(map, c, MMAPIO__EVENT_KIND__EVENT_RESIZED);
+        ops_tell_holders(map, c, MMAPIO__EVENT_KIND__EVENT_RESIZED);
     reply_ok(c, id);
 }
 
@@ -334,7 +295,7 @@ static void op_flush(struct conn *c, uint64_t id, const Mmapio__Flush *m)
         reply_ok(c, id);
         return;
     }
-    if (submit_flush(c->d, map, c, id))
+    if (flushes_request(map, c, id))
         reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
 }
 
@@ -356,10 +317,12 @@ static void op_stat(struct conn *c, uint64_t id, const Mmapio__Stat *m)
     conn_send_reply(c, &r, -1);
 }
 
-static void mark_removed(struct conn *c, struct mapping *m)
+static void mark_removed(struct mapping *m)
 {
+    if (m->removed)
+        return;
     m->removed = true;
-    send_map_event(m, NULL, MMAPIO__EVENT_KIND__EVENT_REMOVED);
+    watch_notify(m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
 }
 
 static void delete_anon(struct conn *c, uint64_t id, const char *name)
@@ -375,7 +338,7 @@ static void delete_anon(struct conn *c, uint64_t id, const char *name)
                   (unsigned)m->owner);
         return;
     }
-    mark_removed(c, m);
+    mark_removed(m);
     registry_remove(&c->d->reg, m);
     reply_ok(c, id);
 }
@@ -417,7 +380,7 @@ static void op_delete(struct conn *c, uint64_t id, const Mmapio__Delete *m)
     }
     struct mapping *map = registry_find_file(&c->d->reg, st.st_dev, st.st_ino);
     if (map && S_ISREG(st.st_mode))
-        mark_removed(c, map);
+        mark_removed(map);
     reply_ok(c, id);
 }
 
@@ -431,9 +394,68 @@ static void op_set_policy(struct conn *c, uint64_t id, const Mmapio__SetPolicy *
         reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
         return;
     }
-    h->map->policy = p;
-    send_map_event(h->map, c, MMAPIO__EVENT_KIND__EVENT_POLICY);
+    mapping_set_policy(h->map, p);
+    flushes_policy_changed(h->map);
+    ops_tell_holders(h->map, c, MMAPIO__EVENT_KIND__EVENT_POLICY);
     reply_ok(c, id);
+}
+
+static void op_watch(struct conn *c, uint64_t id, const Mmapio__Watch *m)
+{
+    struct holder *h = find_holder(c, id, m->handle);
+    uint64_t wid;
+    if (!h)
+        return;
+    int r = watch_add(c, h, &wid);
+    if (r) {
+        reply_err(c, id, r, "cannot watch: %s", errmap_text(r));
+        return;
+    }
+    Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
+    wr.watch_id = wid;
+    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
+    rep.id = id;
+    rep.result_case = MMAPIO__REPLY__RESULT_WATCH;
+    rep.watch = &wr;
+    conn_send_reply(c, &rep, -1);
+}
+
+static void op_unwatch(struct conn *c, uint64_t id, const Mmapio__Unwatch *m)
+{
+    int r = watch_remove(c, m->watch_id);
+    if (r)
+        reply_err(c, id, r, "no watch %llu on this connection",
+                  (unsigned long long)m->watch_id);
+    else
+        reply_ok(c, id);
+}
+
+/* One-way: never answered. A notice that does not fit is dropped. */
+static void op_notice(struct conn *c, const Mmapio__Notice *n)
+{
+    struct holder *h = registry_find_holder(&c->d->reg, n->handle);
+    if (!h || h->conn != c || h->mode != MMAPIO_MODE_READ_WRITE)
+        return;
+    struct mapping *m = h->map;
+    switch (n->kind) {
+    case MMAPIO__NOTICE_KIND__NOTICE_DIRTY:
+        flushes_dirty(m);
+        break;
+    case MMAPIO__NOTICE_KIND__NOTICE_WRITE:
+        if (n->offset > m->size || n->len > m->size - n->offset)
+            return;
+        watch_notify(m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true, n->offset, n->len);
+        flushes_dirty(m);
+        break;
+    case MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER:
+        if (!h->raw_writer) {
+            h->raw_writer = true;
+            flushes_raw_writer(m, +1);
+        }
+        break;
+    default:
+        break;
+    }
 }
 
 /* ---- dispatch --------------------------------------------------------- */
@@ -476,6 +498,8 @@ static void dispatch(struct conn *c, const Mmapio__Request *q)
     case MMAPIO__REQUEST__OP_STAT: op_stat(c, q->id, q->stat); break;
     case MMAPIO__REQUEST__OP_DELETE_MAP: op_delete(c, q->id, q->delete_map); break;
     case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(c, q->id, q->set_policy); break;
+    case MMAPIO__REQUEST__OP_WATCH: op_watch(c, q->id, q->watch); break;
+    case MMAPIO__REQUEST__OP_UNWATCH: op_unwatch(c, q->id, q->unwatch); break;
     default:
         reply_err(c, q->id, MMAPIO_E_PROTOCOL, "unknown operation %d", (int)q->op_case);
         break;
@@ -494,6 +518,8 @@ void ops_handle(struct conn *c, const uint8_t *buf, size_t len, bool had_fds)
         reply_err(c, q->id, MMAPIO_E_PROTOCOL, "requests may not carry file descriptors");
     else if (has_unknown(&q->base))
         reply_err(c, q->id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
+    else if (c->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE)
+        op_notice(c, q->notice);
     else if (!c->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
         c->close_when_sent = true;
         reply_err(c, q->id, MMAPIO_E_PROTOCOL, "the first request must be hello");

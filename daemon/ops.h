@@ -11,14 +11,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mmapio.pb-c.h"
+
 struct conn;
 struct holder;
+struct mapping;
 
 /* Handles one received datagram of `len` bytes. `had_fds`: the datagram
  * carried fds (the caller closes them): the request is refused. */
 void ops_handle(struct conn *c, const uint8_t *buf, size_t len, bool had_fds);
 
-/* Releases every holder of a closing connection. */
+/* Releases every holder and watch of a closing connection. */
 void ops_release_all(struct conn *c);
+
+/* Sends every connection holding m (but skip) one event of `kind` with
+ * the mapping's size and policy. */
+void ops_tell_holders(struct mapping *m, struct conn *skip,
+                      Mmapio__EventKind kind);
+
+/* Answers a Flush request that finished with `result` (0 or -errno). */
+void ops_reply_flush(struct conn *c, uint64_t id, int result);
 
 #endif

@@ -49,8 +49,10 @@ int resolve_check_name(const char *name)
 
 int resolve_open(int dirfd, const char *path, int flags, mode_t mode)
 {
+    /* openat2 refuses O_NOCTTY beside O_PATH (EINVAL). */
+    int extra = (flags & O_PATH) ? O_CLOEXEC : O_CLOEXEC | O_NOCTTY;
     struct open_how how = {
-        .flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY),
+        .flags = (uint64_t)(flags | extra),
         .mode = (flags & O_CREAT) ? mode : 0,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "flusher.h"
 #include "log.h"
+#include "watch.h"
 
 #define ACCEPTS_PER_WAKEUP 64
 #define LISTEN_BACKLOG 1024
@@ -172,6 +173,11 @@ static int setup_loop(struct daemon *d, char *err, size_t err_size)
         snprintf(err, err_size, "cannot start flush workers: %s", strerror(-r));
         return r;
     }
+    r = watch_init(d);
+    if (r < 0) {
+        snprintf(err, err_size, "cannot set up inotify: %s", strerror(-r));
+        return r;
+    }
     return 0;
 nomem:
     snprintf(err, err_size, "cannot set up the event loop");
@@ -182,10 +188,16 @@ int server_init(struct daemon *d, char *err, size_t err_size)
 {
     d->listen_fd = -1;
     d->root_fd = -1;
+    d->inotify_fd = -1;
     d->started = time(NULL);
     registry_init(&d->reg);
     signal(SIGPIPE, SIG_IGN);
-    int r = open_root(d, err, err_size);
+    int r = ctl_init(&d->ctl, d->cfg.max_mappings);
+    if (r < 0) {
+        snprintf(err, err_size, "cannot create the control area: %s", strerror(-r));
+        return r;
+    }
+    r = open_root(d, err, err_size);
     if (r == 0)
         r = bind_socket(d, err, err_size);
     if (r == 0)
@@ -212,6 +224,8 @@ void server_fini(struct daemon *d)
         conn_close(d->conns); /* queues the final flush of each file */
     flusher_free(d->flusher); /* runs every queued flush to its end */
     registry_fini(&d->reg);
+    watch_fini(d);
+    ctl_fini(&d->ctl);
     struct event *evs[] = { d->ev_listen, d->ev_retry, d->ev_term, d->ev_int };
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])

@@ -13,6 +13,8 @@
 #include <time.h>
 
 #include "config.h"
+#include "ctl.h"
+#include "hmap.h"
 #include "registry.h"
 
 struct event_base;
@@ -35,6 +37,15 @@ struct daemon {
     uint8_t *rxbuf;            /* one datagram, max_frame + 1 bytes */
     bool stopping;
     time_t started;
+    struct ctl ctl;            /* the control area */
+    int inotify_fd;            /* watch.c */
+    struct event *ev_inotify;
+    struct hmap wds;           /* inotify wd -> mapping */
+    struct hmap watch_ids;     /* watch id -> watch */
+    uint64_t next_watch;
+    struct {
+        uint64_t flushes, flush_failures, errors, clients_total;
+    } stats;
 };
 
 /*

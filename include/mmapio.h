@@ -97,8 +97,22 @@ typedef void (*mmapio_watch_cb)(const mmapio_change_event *ev, void *user);
  * /tmp/mmapio-UID/mmapiod.sock otherwise).
  */
 int mmapio_connect(const char *socket_path, mmapio_client **out);
+/*
+ * Drops the caller's hold on c; c must not be used afterwards. Maps opened
+ * from c stay valid and keep working (their requests included): the
+ * connection closes when the last of them is unmapped.
+ */
 void mmapio_disconnect(mmapio_client *c);
+/* The socket, to poll for POLLIN in the caller's own loop; then call
+ * mmapio_client_dispatch(c, 0). Events may also be read by requests made
+ * meanwhile, so dispatch after requests too. */
 int mmapio_client_fd(const mmapio_client *c);
+/*
+ * Waits up to timeout_ms (< 0: no limit) until events have arrived, reads
+ * all that wait and applies them. Returns how many were handled, counting
+ * those read by requests since the last dispatch (then it does not wait),
+ * 0 when the time passed with none, or a negative error.
+ */
 int mmapio_client_dispatch(mmapio_client *c, int timeout_ms);
 int mmapio_ping(mmapio_client *c);
 
@@ -137,6 +151,8 @@ int mmapio_anon_create(mmapio_client *c, const char *name, uint64_t size,
 int mmapio_anon_open(mmapio_client *c, const char *name, mmapio_map **out);
 int mmapio_anon_delete(mmapio_client *c, const char *name);
 int mmapio_delete(mmapio_client *c, const char *path);
+/* Releases the handle on the daemon and frees it locally, whatever the
+ * daemon says; MMAPIO_OK if already disconnected, and for NULL. */
 int mmapio_unmap(mmapio_map *m);
 
 /* ---- data ------------------------------------------------------------- */

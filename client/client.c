@@ -1,0 +1,653 @@
+/*
+ * client: one connection to mmapiod.
+ *
+ * A client is a SOCK_SEQPACKET socket plus a mutex. Each request holds the
+ * mutex for its whole round trip (send, wait, read its reply), so replies
+ * always come back in order and never reach the wrong thread. Events that
+ * arrive meanwhile are applied at once, under the same mutex: a new flush
+ * policy goes to every local handle of that mapping, a size announcement is
+ * noted, watch events go to a bounded queue that mmapio_client_dispatch
+ * drains. The first fatal error (the peer gone, a broken frame, a reply
+ * that breaks the protocol) is latched: the socket is shut down and every
+ * later request returns MMAPIO_E_DISCONNECTED. Maps already made are left
+ * alone and keep working in memory.
+ *
+ * Nothing here raises SIGPIPE (wire_send uses MSG_NOSIGNAL), logs or
+ * aborts because of what the daemon sent.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errmap.h"
+#include "policy.h"
+#include "wire.h"
+
+/* ---- lifetime ---- */
+
+void client_ref(mmapio_client *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+static void client_free(mmapio_client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->ctl_fd >= 0)
+        close(c->ctl_fd);
+    pthread_mutex_destroy(&c->lock);
+    free(c->rxbuf);
+    free(c);
+}
+
+void client_unref(mmapio_client *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        client_free(c);
+}
+
+void client_lock(mmapio_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+}
+
+void client_unlock(mmapio_client *c)
+{
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int client_new(mmapio_client **out)
+{
+    mmapio_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return MMAPIO_E_QUOTA;
+    c->rxbuf = malloc(WIRE_DEFAULT_MAX_FRAME);
+    if (!c->rxbuf || pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c->rxbuf);
+        free(c);
+        return MMAPIO_E_QUOTA;
+    }
+    atomic_init(&c->refs, 1);
+    c->fd = -1;
+    c->ctl_fd = -1;
+    c->next_id = 1;
+    c->max_frame = WIRE_DEFAULT_MAX_FRAME;
+    *out = c;
+    return MMAPIO_OK;
+}
+
+void client_attach_map(mmapio_client *c, mmapio_map *m)
+{
+    client_ref(c);
+    m->client = c;
+    m->prev = NULL;
+    m->next = c->maps;
+    if (c->maps)
+        c->maps->prev = m;
+    c->maps = m;
+}
+
+void client_detach_map(mmapio_client *c, mmapio_map *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        c->maps = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    m->prev = m->next = NULL;
+}
+
+/* ---- failure latch ---- */
+
+/* Latches the connection as dead and returns err for the current call.
+ * shutdown() rather than close(): the fd number stays valid for a caller
+ * polling mmapio_client_fd, and now reports POLLHUP. */
+static int client_fail(mmapio_client *c, int err)
+{
+    if (!c->dead) {
+        c->dead = MMAPIO_E_DISCONNECTED;
+        shutdown(c->fd, SHUT_RDWR);
+    }
+    return err;
+}
+
+/* ---- waiting ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits until fd is ready for `events` or timeout_ms passed (< 0: no
+ * limit), restarting after signals. Returns 1 ready, 0 timed out,
+ * MMAPIO_E_IO if poll itself fails.
+ */
+static int wait_fd(int fd, short events, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    struct pollfd p = { .fd = fd, .events = events };
+    for (;;) {
+        int left = -1;
+        if (deadline >= 0) {
+            int64_t d = deadline - now_ms();
+            left = d > 0 ? (int)d : 0;
+        }
+        int n = poll(&p, 1, left);
+        if (n >= 0)
+            return n > 0;
+        if (errno != EINTR)
+            return MMAPIO_E_IO;
+    }
+}
+
+/* ---- sending ---- */
+
+static uint64_t client_next_id(mmapio_client *c)
+{
+    uint64_t id = c->next_id++;
+    if (c->next_id == 0)
+        c->next_id = 1;
+    return id;
+}
+
+/* Sends one request; a full socket buffer is waited out. */
+static int client_send(mmapio_client *c, const Mmapio__Request *req)
+{
+    for (;;) {
+        int r = wire_send_msg(c->fd, &req->base, -1, c->max_frame);
+        if (r == 0)
+            return MMAPIO_OK;
+        if (r == -EMSGSIZE)
+            return MMAPIO_E_INVALID_ARGUMENT; /* too long; nothing sent */
+        if (r == -ENOMEM || r == -ENOBUFS)
+            return MMAPIO_E_QUOTA;
+        if (r != -EAGAIN)
+            return client_fail(c, MMAPIO_E_DISCONNECTED);
+        r = wait_fd(c->fd, POLLOUT, -1);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* ---- events ---- */
+
+static void queue_push(mmapio_client *c, const Mmapio__Event *ev)
+{
+    if (c->q_len == CLIENT_EVENT_QUEUE) {
+        c->q_head = (c->q_head + 1) % CLIENT_EVENT_QUEUE;
+        c->q_len--;
+        c->q_overflow = true;
+    }
+    struct client_event *e =
+        &c->queue[(c->q_head + c->q_len) % CLIENT_EVENT_QUEUE];
+    e->kind = ev->kind;
+    e->map_id = ev->map_id;
+    e->has_range = ev->has_range;
+    e->offset = ev->offset;
+    e->len = ev->len;
+    c->q_len++;
+}
+
+void client_apply_policy(mmapio_client *c, uint64_t map_id,
+                         mmapio_flush_policy p)
+{
+    for (mmapio_map *m = c->maps; m; m = m->next)
+        if (m->map_id == map_id)
+            map_set_policy(m, p);
+}
+
+static void apply_size(mmapio_client *c, uint64_t map_id, uint64_t size)
+{
+    for (mmapio_map *m = c->maps; m; m = m->next)
+        if (m->map_id == map_id)
+            map_note_size(m, size);
+}
+
+/* Applies one event (lock held). Unknown kinds and invalid policies are
+ * ignored: a newer daemon may send more than we know. */
+static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
+{
+    mmapio_flush_policy p;
+
+    c->unreported++;
+    switch (ev->kind) {
+    case MMAPIO__EVENT_KIND__EVENT_RESIZED:
+        apply_size(c, ev->map_id, ev->size);
+        break;
+    case MMAPIO__EVENT_KIND__EVENT_POLICY:
+        p = policy_from_wire(ev->policy);
+        if (policy_valid(p))
+            client_apply_policy(c, ev->map_id, p);
+        break;
+    case MMAPIO__EVENT_KIND__EVENT_MODIFIED:
+    case MMAPIO__EVENT_KIND__EVENT_METADATA:
+    case MMAPIO__EVENT_KIND__EVENT_REMOVED:
+    case MMAPIO__EVENT_KIND__EVENT_OVERFLOW:
+        queue_push(c, ev);
+        break;
+    case MMAPIO__EVENT_KIND__EVENT_SHUTDOWN:
+        c->shutdown_seen = true;
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- receiving ---- */
+
+enum { READ_NONE, READ_OTHER, READ_REPLY };
+
+/* One received datagram that carries a reply. */
+struct incoming {
+    Mmapio__ServerMessage *msg;
+    int fds[WIRE_MAX_FDS];
+    size_t n_fds;
+};
+
+static void incoming_drop(struct incoming *in)
+{
+    wire_close_fds(in->fds, in->n_fds);
+    in->n_fds = 0;
+    if (in->msg)
+        mmapio__server_message__free_unpacked(in->msg, NULL);
+    in->msg = NULL;
+}
+
+/* Maps a wire_recv failure to an error and latches the connection. */
+static int recv_failed(mmapio_client *c, long r)
+{
+    if (r == -EMSGSIZE || r == -EBADMSG)
+        return client_fail(c, MMAPIO_E_PROTOCOL);
+    return client_fail(c, MMAPIO_E_DISCONNECTED);
+}
+
+/*
+ * Reads at most one datagram without blocking (lock held). Events are
+ * applied here (READ_OTHER); a reply is handed back in *in (READ_REPLY).
+ * READ_NONE: nothing waiting. Negative: fatal, latched.
+ */
+static int client_read_one(mmapio_client *c, struct incoming *in)
+{
+    in->msg = NULL;
+    long n = wire_recv(c->fd, c->rxbuf, WIRE_DEFAULT_MAX_FRAME, in->fds,
+                       WIRE_MAX_FDS, &in->n_fds);
+    if (n == -EAGAIN)
+        return READ_NONE;
+    if (n < 0)
+        return recv_failed(c, n);
+    in->msg = mmapio__server_message__unpack(NULL, (size_t)n, c->rxbuf);
+    if (!in->msg) {
+        incoming_drop(in);
+        return client_fail(c, MMAPIO_E_PROTOCOL);
+    }
+    if (in->msg->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY &&
+        in->msg->reply)
+        return READ_REPLY;
+    bool stray_fds = in->n_fds > 0;
+    if (in->msg->body_case == MMAPIO__SERVER_MESSAGE__BODY_EVENT &&
+        in->msg->event && !stray_fds)
+        client_apply_event(c, in->msg->event);
+    incoming_drop(in);
+    return stray_fds ? client_fail(c, MMAPIO_E_PROTOCOL) : READ_OTHER;
+}
+
+/* The reply's error code as the API returns it. */
+static int reply_error(const Mmapio__Reply *r)
+{
+    return errmap_valid(r->error) ? r->error : MMAPIO_E_PROTOCOL;
+}
+
+/* The fds a successful reply must carry: an open grants one; a hello may
+ * carry the control area (proto: HelloReply.ctl_slots). */
+static bool reply_fds_ok(Mmapio__Reply__ResultCase want, size_t n_fds)
+{
+    if (want == MMAPIO__REPLY__RESULT_OPEN)
+        return n_fds == 1;
+    if (want == MMAPIO__REPLY__RESULT_HELLO)
+        return n_fds <= 1;
+    return n_fds == 0;
+}
+
+/* A reply answers request `id`, carries the fds and result it should. */
+static bool reply_fits(const Mmapio__Reply *r, uint64_t id,
+                       Mmapio__Reply__ResultCase want, size_t n_fds)
+{
+    if (r->id != id)
+        return false;
+    if (r->error != 0)
+        return n_fds == 0;
+    if (want != MMAPIO__REPLY__RESULT__NOT_SET && r->result_case != want)
+        return false;
+    return reply_fds_ok(want, n_fds);
+}
+
+/* Checks a reply against the request it answers; takes over *in. */
+static int client_take_reply(mmapio_client *c, uint64_t id,
+                             Mmapio__Reply__ResultCase want,
+                             struct incoming *in, struct client_reply *rep)
+{
+    const Mmapio__Reply *r = in->msg->reply;
+
+    if (!reply_fits(r, id, want, in->n_fds)) {
+        incoming_drop(in);
+        return client_fail(c, MMAPIO_E_PROTOCOL);
+    }
+    if (r->error != 0) {
+        int err = reply_error(r);
+        incoming_drop(in);
+        return err;
+    }
+    rep->msg = in->msg;
+    rep->reply = in->msg->reply;
+    rep->fd = in->n_fds ? in->fds[0] : -1;
+    return MMAPIO_OK;
+}
+
+static int client_wait_reply(mmapio_client *c, uint64_t id,
+                             Mmapio__Reply__ResultCase want,
+                             struct client_reply *rep)
+{
+    for (;;) {
+        struct incoming in;
+        int r = client_read_one(c, &in);
+        if (r == READ_REPLY)
+            return client_take_reply(c, id, want, &in, rep);
+        if (r < 0)
+            return r;
+        /* A reply left unread would answer the next request: latch. */
+        if (r == READ_NONE && (r = wait_fd(c->fd, POLLIN, -1)) < 0)
+            return client_fail(c, r);
+    }
+}
+
+/* ---- round trips ---- */
+
+int client_call_locked(mmapio_client *c, Mmapio__Request *req,
+                       Mmapio__Reply__ResultCase want,
+                       struct client_reply *rep)
+{
+    if (c->dead)
+        return c->dead;
+    req->id = client_next_id(c);
+    int r = client_send(c, req);
+    if (r != MMAPIO_OK)
+        return r;
+    return client_wait_reply(c, req->id, want, rep);
+}
+
+int client_call(mmapio_client *c, Mmapio__Request *req,
+                Mmapio__Reply__ResultCase want, struct client_reply *rep)
+{
+    struct client_reply tmp;
+    client_lock(c);
+    int r = client_call_locked(c, req, want, &tmp);
+    client_unlock(c);
+    if (r == MMAPIO_OK) {
+        if (rep)
+            *rep = tmp;
+        else
+            client_reply_free(&tmp);
+    }
+    return r;
+}
+
+void client_reply_free(struct client_reply *rep)
+{
+    if (rep->fd >= 0)
+        close(rep->fd);
+    rep->fd = -1;
+    if (rep->msg)
+        mmapio__server_message__free_unpacked(rep->msg, NULL);
+    rep->msg = NULL;
+    rep->reply = NULL;
+}
+
+/* ---- connecting ---- */
+
+int mmapio_default_socket_path(char *buf, size_t size)
+{
+    const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
+    int n;
+
+    if (!buf || size == 0)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    if (xdg && *xdg)
+        n = snprintf(buf, size, "%s/mmapio/mmapiod.sock", xdg);
+    else if (geteuid() == 0)
+        n = snprintf(buf, size, "/run/mmapio/mmapiod.sock");
+    else
+        n = snprintf(buf, size, "/tmp/mmapio-%u/mmapiod.sock",
+                     (unsigned)geteuid());
+    if (n < 0 || (size_t)n >= size)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    return MMAPIO_OK;
+}
+
+/* Fills addr for path; the path as given, or the default. */
+static int socket_address(const char *path, struct sockaddr_un *addr)
+{
+    const char *env = secure_getenv("MMAPIO_SOCKET");
+
+    memset(addr, 0, sizeof(*addr));
+    addr->sun_family = AF_UNIX;
+    if (!path && env && *env)
+        path = env;
+    if (!path)
+        return mmapio_default_socket_path(addr->sun_path,
+                                          sizeof(addr->sun_path));
+    if (!*path || strlen(path) >= sizeof(addr->sun_path))
+        return MMAPIO_E_INVALID_ARGUMENT;
+    memcpy(addr->sun_path, path, strlen(path));
+    return MMAPIO_OK;
+}
+
+/* connect() errors: a daemon that is not there is DISCONNECTED. */
+static int connect_error(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case EAGAIN:
+        return MMAPIO_E_DISCONNECTED;
+    default:
+        return errmap_from_errno(e);
+    }
+}
+
+/* Connects (blocking, so a full backlog is waited out), then switches the
+ * socket to non-blocking. An AF_UNIX connect interrupted by a signal has
+ * not connected, so it is simply tried again. */
+static int socket_connect(const struct sockaddr_un *addr, int *out)
+{
+    int r, fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errmap_from_errno(errno);
+    do {
+        r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 && errno == EISCONN)
+        r = 0;
+    if (r < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        return connect_error(e);
+    }
+    *out = fd;
+    return MMAPIO_OK;
+}
+
+static int client_hello(mmapio_client *c)
+{
+    Mmapio__Hello hello = MMAPIO__HELLO__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+
+    hello.protocol = WIRE_PROTOCOL;
+    hello.client_name = program_invocation_short_name;
+    req.op_case = MMAPIO__REQUEST__OP_HELLO;
+    req.hello = &hello;
+    int r = client_call(c, &req, MMAPIO__REPLY__RESULT_HELLO, &rep);
+    if (r != MMAPIO_OK)
+        return r;
+    if (rep.reply->hello && rep.reply->hello->max_frame > 0)
+        c->max_frame = rep.reply->hello->max_frame;
+    c->ctl_fd = rep.fd;
+    rep.fd = -1;
+    client_reply_free(&rep);
+    return MMAPIO_OK;
+}
+
+int mmapio_connect(const char *socket_path, mmapio_client **out)
+{
+    struct sockaddr_un addr;
+    mmapio_client *c;
+
+    if (!out)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    int r = socket_address(socket_path, &addr);
+    if (r != MMAPIO_OK)
+        return r;
+    r = client_new(&c);
+    if (r != MMAPIO_OK)
+        return r;
+    r = socket_connect(&addr, &c->fd);
+    if (r == MMAPIO_OK)
+        r = client_hello(c);
+    if (r != MMAPIO_OK) {
+        client_unref(c);
+        return r;
+    }
+    *out = c;
+    return MMAPIO_OK;
+}
+
+void mmapio_disconnect(mmapio_client *c)
+{
+    if (c)
+        client_unref(c);
+}
+
+int mmapio_client_fd(const mmapio_client *c)
+{
+    return c ? c->fd : MMAPIO_E_INVALID_ARGUMENT;
+}
+
+/* ---- dispatch ---- */
+
+/* Watch events are handed to their watchers here once watches exist;
+ * until then the queue is emptied. Returns how many it held. */
+static unsigned client_take_queue(mmapio_client *c)
+{
+    unsigned n = (unsigned)c->q_len;
+    c->q_head = 0;
+    c->q_len = 0;
+    c->q_overflow = false;
+    return n;
+}
+
+/*
+ * Reads every waiting datagram (lock held). Returns the events handled
+ * since the last dispatch, or the latched error when there are none.
+ */
+static int client_drain_locked(mmapio_client *c)
+{
+    int err = c->dead;
+    while (!err) {
+        struct incoming in;
+        int r = client_read_one(c, &in);
+        if (r == READ_NONE)
+            break;
+        if (r == READ_REPLY) { /* nobody asked: the daemon is confused */
+            incoming_drop(&in);
+            r = client_fail(c, MMAPIO_E_PROTOCOL);
+        }
+        if (r < 0)
+            err = r;
+    }
+    client_take_queue(c);
+    unsigned n = c->unreported;
+    c->unreported = 0;
+    if (n > 0)
+        return n > INT32_MAX ? INT32_MAX : (int)n;
+    return err;
+}
+
+int mmapio_client_dispatch(mmapio_client *c, int timeout_ms)
+{
+    if (!c)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    for (;;) {
+        client_lock(c);
+        int r = client_drain_locked(c);
+        client_unlock(c);
+        if (r != 0)
+            return r;
+        int left = -1;
+        if (deadline >= 0) {
+            int64_t d = deadline - now_ms();
+            if (d <= 0)
+                return 0;
+            left = d > INT32_MAX ? INT32_MAX : (int)d;
+        }
+        /* Unlocked: a request in another thread may read what woke us;
+         * then the next drain counts the events it applied. */
+        r = wait_fd(c->fd, POLLIN, left);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* ---- simple requests ---- */
+
+int mmapio_ping(mmapio_client *c)
+{
+    Mmapio__Ping ping = MMAPIO__PING__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+
+    if (!c)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    req.op_case = MMAPIO__REQUEST__OP_PING;
+    req.ping = &ping;
+    return client_call(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
+}
+
+static int client_delete(mmapio_client *c, const char *path, bool anonymous)
+{
+    Mmapio__Delete del = MMAPIO__DELETE__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+
+    if (!c || !path || !*path)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    del.path = (char *)path;
+    del.anonymous = anonymous;
+    req.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;
+    req.delete_map = &del;
+    return client_call(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
+}
+
+int mmapio_delete(mmapio_client *c, const char *path)
+{
+    return client_delete(c, path, false);
+}
+
+int mmapio_anon_delete(mmapio_client *c, const char *name)
+{
+    return client_delete(c, name, true);
+}

@@ -1,0 +1,691 @@
+/*
+ * map: one mapping granted by the daemon and mapped in this process.
+ *
+ * The handle owns the fd it was granted (kept for remapping), the local
+ * mapping, and the per-handle flush counters. The data path (read_into,
+ * update_region, the pointer and length accessors) takes no lock and makes
+ * no system call, except the msync the mapping's flush policy asks for;
+ * the counters are relaxed C11 atomics so that several threads may write
+ * one handle at once. Writes through raw pointers are not counted.
+ *
+ * A remap never pulls memory out from under a pointer handed out earlier:
+ * growing tries mremap in place, and when that fails maps afresh and keeps
+ * the old mapping on a retired list until mmapio_unmap. Shrinking (the
+ * daemon allows it only to the sole holder) trims in place.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "errmap.h"
+#include "policy.h"
+
+/* ---- helpers ---- */
+
+/* [offset, offset+len) lies within [0, total), without overflow. */
+static bool in_bounds(uint64_t offset, uint64_t len, uint64_t total)
+{
+    return offset <= total && len <= total - offset;
+}
+
+static bool fits_size_t(uint64_t v)
+{
+    return (uint64_t)(size_t)v == v;
+}
+
+static uint64_t map_len(const mmapio_map *m)
+{
+    return atomic_load_explicit(&m->len, memory_order_acquire);
+}
+
+static uint8_t *map_base(const mmapio_map *m)
+{
+    return atomic_load_explicit(&m->base, memory_order_relaxed);
+}
+
+/* Publishes a mapping: base first, then len with release (see internal.h). */
+static void map_publish(mmapio_map *m, uint8_t *base, uint64_t len)
+{
+    atomic_store_explicit(&m->base, base, memory_order_relaxed);
+    atomic_store_explicit(&m->len, len, memory_order_release);
+}
+
+static int map_prot(mmapio_mode mode)
+{
+    return mode == MMAPIO_MODE_READ_ONLY ? PROT_READ : PROT_READ | PROT_WRITE;
+}
+
+static int map_flags(mmapio_mode mode)
+{
+    return mode == MMAPIO_MODE_COPY_ON_WRITE ? MAP_PRIVATE : MAP_SHARED;
+}
+
+/* mmap of the whole fd at `size`; NULL with errno set on failure. */
+static void *map_mmap(const mmapio_map *m, uint64_t size)
+{
+    if (!fits_size_t(size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = mmap(NULL, (size_t)size, map_prot(m->mode), map_flags(m->mode),
+                   m->fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* ---- flush policy, as the client applies it ---- */
+
+void map_set_policy(mmapio_map *m, mmapio_flush_policy p)
+{
+    atomic_store_explicit(&m->policy_value, p.value, memory_order_relaxed);
+    atomic_store_explicit(&m->policy_kind, (int)p.kind,
+                          memory_order_release);
+}
+
+void map_note_size(mmapio_map *m, uint64_t size)
+{
+    atomic_store_explicit(&m->announced_size, size, memory_order_relaxed);
+}
+
+/* msync(MS_SYNC) of [offset, offset+len), widened to whole pages. */
+static int map_sync(const mmapio_map *m, uint64_t offset, uint64_t len)
+{
+    uint8_t *base = map_base(m);
+    uint64_t start = offset & ~(uint64_t)(m->page - 1);
+
+    if (len == 0 || !base)
+        return MMAPIO_OK;
+    if (msync(base + start, (size_t)(offset + len - start), MS_SYNC) != 0)
+        return MMAPIO_E_FLUSH_FAILED;
+    return MMAPIO_OK;
+}
+
+/* msync of the whole mapping for `taken` pending bytes already taken off
+ * the counter; they are given back if msync fails. */
+static int map_flush_taken(mmapio_map *m, uint64_t taken)
+{
+    int r = map_sync(m, 0, map_len(m));
+    if (r != MMAPIO_OK)
+        atomic_fetch_add_explicit(&m->pending_bytes, taken,
+                                  memory_order_relaxed);
+    return r;
+}
+
+/*
+ * Flushes a range after taking the counters: writes that land after the
+ * reset are counted again, writes before it are covered by the msync.
+ * On failure the bytes taken are given back.
+ */
+static int map_flush_counted(mmapio_map *m, uint64_t offset, uint64_t len)
+{
+    uint64_t bytes = atomic_exchange_explicit(&m->pending_bytes, 0,
+                                              memory_order_relaxed);
+    atomic_store_explicit(&m->pending_writes, 0, memory_order_relaxed);
+    int r = map_sync(m, offset, len);
+    if (r != MMAPIO_OK)
+        atomic_fetch_add_explicit(&m->pending_bytes, bytes,
+                                  memory_order_relaxed);
+    return r;
+}
+
+/* EVERY_BYTES(n): the writer that takes the counter at >= n flushes;
+ * writers racing with it see the counter restarted. */
+static int map_count_bytes(mmapio_map *m, uint64_t len, uint64_t n)
+{
+    uint64_t cur = atomic_fetch_add_explicit(&m->pending_bytes, len,
+                                             memory_order_relaxed) + len;
+    while (cur >= n) {
+        if (atomic_compare_exchange_weak_explicit(&m->pending_bytes, &cur, 0,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return map_flush_taken(m, cur);
+    }
+    return MMAPIO_OK;
+}
+
+/* EVERY_WRITES(n): the writer that takes the write count at >= n
+ * flushes, and takes the pending bytes with it. */
+static int map_count_writes(mmapio_map *m, uint64_t len, uint64_t n)
+{
+    atomic_fetch_add_explicit(&m->pending_bytes, len, memory_order_relaxed);
+    uint64_t w = atomic_fetch_add_explicit(&m->pending_writes, 1,
+                                           memory_order_relaxed) + 1;
+    while (w >= n) {
+        if (atomic_compare_exchange_weak_explicit(&m->pending_writes, &w, 0,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return map_flush_taken(m, atomic_exchange_explicit(
+                &m->pending_bytes, 0, memory_order_relaxed));
+    }
+    return MMAPIO_OK;
+}
+
+/* What the policy asks after a write through update_region (READ_WRITE).
+ * EVERY_MILLIS is the daemon's timer; here it only counts. */
+static int map_after_write(mmapio_map *m, uint64_t offset, uint64_t len)
+{
+    int kind = atomic_load_explicit(&m->policy_kind, memory_order_acquire);
+    uint64_t n = atomic_load_explicit(&m->policy_value,
+                                      memory_order_relaxed);
+    switch (kind) {
+    case MMAPIO_FLUSH_ALWAYS:
+        return map_sync(m, offset, len);
+    case MMAPIO_FLUSH_EVERY_BYTES:
+        return map_count_bytes(m, len, n);
+    case MMAPIO_FLUSH_EVERY_WRITES:
+        return map_count_writes(m, len, n);
+    default:
+        atomic_fetch_add_explicit(&m->pending_bytes, len,
+                                  memory_order_relaxed);
+        return MMAPIO_OK;
+    }
+}
+
+/* ---- data path ---- */
+
+int mmapio_read_into(mmapio_map *m, uint64_t offset, void *buf, size_t len)
+{
+    if (!m || (!buf && len > 0))
+        return MMAPIO_E_INVALID_ARGUMENT;
+    if (!in_bounds(offset, len, map_len(m)))
+        return MMAPIO_E_OUT_OF_BOUNDS;
+    if (len > 0)
+        memcpy(buf, map_base(m) + offset, len);
+    return MMAPIO_OK;
+}
+
+int mmapio_update_region(mmapio_map *m, uint64_t offset, const void *data,
+                         size_t len)
+{
+    if (!m || (!data && len > 0))
+        return MMAPIO_E_INVALID_ARGUMENT;
+    if (m->mode == MMAPIO_MODE_READ_ONLY)
+        return MMAPIO_E_INVALID_MODE;
+    if (!in_bounds(offset, len, map_len(m)))
+        return MMAPIO_E_OUT_OF_BOUNDS;
+    if (len == 0)
+        return MMAPIO_OK;
+    memcpy(map_base(m) + offset, data, len);
+    if (m->mode != MMAPIO_MODE_READ_WRITE)
+        return MMAPIO_OK; /* copy-on-write: private, nothing to flush */
+    return map_after_write(m, offset, len);
+}
+
+int mmapio_flush(mmapio_map *m)
+{
+    if (!m)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    if (m->mode != MMAPIO_MODE_READ_WRITE)
+        return MMAPIO_OK;
+    return map_flush_counted(m, 0, map_len(m));
+}
+
+int mmapio_flush_range(mmapio_map *m, uint64_t offset, uint64_t len)
+{
+    if (!m)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    if (!in_bounds(offset, len, map_len(m)))
+        return MMAPIO_E_OUT_OF_BOUNDS;
+    if (m->mode != MMAPIO_MODE_READ_WRITE || len == 0)
+        return MMAPIO_OK;
+    return map_flush_counted(m, offset, len);
+}
+
+uint64_t mmapio_len(const mmapio_map *m)
+{
+    return m ? map_len(m) : 0;
+}
+
+bool mmapio_is_empty(const mmapio_map *m)
+{
+    return mmapio_len(m) == 0;
+}
+
+const char *mmapio_path(const mmapio_map *m)
+{
+    return m ? m->path : NULL;
+}
+
+mmapio_mode mmapio_mode_of(const mmapio_map *m)
+{
+    return m ? m->mode : MMAPIO_MODE_READ_ONLY;
+}
+
+mmapio_flush_policy mmapio_flush_policy_of(const mmapio_map *m)
+{
+    mmapio_flush_policy p = { MMAPIO_FLUSH_NEVER, 0 };
+    if (!m)
+        return p;
+    p.kind = (mmapio_flush_kind)atomic_load_explicit(&m->policy_kind,
+                                                     memory_order_acquire);
+    p.value = atomic_load_explicit(&m->policy_value, memory_order_relaxed);
+    return p;
+}
+
+uint64_t mmapio_pending_bytes(const mmapio_map *m)
+{
+    return m ? atomic_load_explicit(&m->pending_bytes, memory_order_relaxed)
+             : 0;
+}
+
+const void *mmapio_as_ptr(const mmapio_map *m)
+{
+    return m ? map_base(m) : NULL;
+}
+
+void *mmapio_as_mut_ptr(mmapio_map *m)
+{
+    if (!m || m->mode == MMAPIO_MODE_READ_ONLY)
+        return NULL;
+    return map_base(m);
+}
+
+/* ---- remapping ---- */
+
+/* Keeps an old mapping alive until unmap; returns false without memory. */
+static bool map_retire(mmapio_map *m, uint8_t *base, uint64_t len)
+{
+    struct map_region *r = malloc(sizeof(*r));
+    if (!r)
+        return false;
+    r->base = base;
+    r->len = (size_t)len;
+    r->next = m->retired;
+    m->retired = r;
+    return true;
+}
+
+/*
+ * Growing when the address space after the mapping is taken: a fresh
+ * mapping, the old one retired. A copy-on-write handle copies its old
+ * bytes over, or it would lose its private writes.
+ */
+static int map_grow_moved(mmapio_map *m, uint8_t *old_base, uint64_t old,
+                          uint64_t size)
+{
+    uint8_t *p = map_mmap(m, size);
+    if (!p)
+        return MMAPIO_E_RESIZE_FAILED;
+    if (!map_retire(m, old_base, old)) {
+        munmap(p, (size_t)size);
+        return MMAPIO_E_RESIZE_FAILED;
+    }
+    if (m->mode == MMAPIO_MODE_COPY_ON_WRITE)
+        memcpy(p, old_base, (size_t)old);
+    map_publish(m, p, size);
+    return MMAPIO_OK;
+}
+
+static int map_grow(mmapio_map *m, uint64_t old, uint64_t size)
+{
+    uint8_t *base = map_base(m);
+    if (mremap(base, (size_t)old, (size_t)size, 0) != MAP_FAILED) {
+        map_publish(m, base, size);
+        return MMAPIO_OK;
+    }
+    return map_grow_moved(m, base, old, size);
+}
+
+/* Shrinking in place; the length shrinks first so no reader goes past. */
+static int map_shrink(mmapio_map *m, uint64_t old, uint64_t size)
+{
+    uint8_t *base = map_base(m);
+    atomic_store_explicit(&m->len, size, memory_order_release);
+    if (mremap(base, (size_t)old, (size_t)size, 0) == MAP_FAILED) {
+        atomic_store_explicit(&m->len, old, memory_order_release);
+        return MMAPIO_E_RESIZE_FAILED;
+    }
+    return MMAPIO_OK;
+}
+
+/* Size 0: nothing may be mapped. */
+static void map_drop(mmapio_map *m, uint64_t old)
+{
+    uint8_t *base = map_base(m);
+    map_publish(m, NULL, 0);
+    munmap(base, (size_t)old);
+}
+
+/* Brings the local mapping to `size`, the size the daemon reported. */
+static int map_remap(mmapio_map *m, uint64_t size)
+{
+    uint64_t old = map_len(m);
+
+    if (!fits_size_t(size))
+        return MMAPIO_E_RESIZE_FAILED;
+    if (size == old)
+        return MMAPIO_OK;
+    if (size == 0) {
+        map_drop(m, old);
+        return MMAPIO_OK;
+    }
+    if (old == 0) {
+        uint8_t *p = map_mmap(m, size);
+        if (!p)
+            return MMAPIO_E_RESIZE_FAILED;
+        map_publish(m, p, size);
+        return MMAPIO_OK;
+    }
+    return size < old ? map_shrink(m, old, size) : map_grow(m, old, size);
+}
+
+/* ---- handle lifetime ---- */
+
+static void map_free(mmapio_map *m)
+{
+    uint8_t *base = map_base(m);
+    if (base)
+        munmap(base, (size_t)map_len(m));
+    while (m->retired) {
+        struct map_region *r = m->retired;
+        m->retired = r->next;
+        munmap(r->base, r->len);
+        free(r);
+    }
+    if (m->fd >= 0)
+        close(m->fd);
+    free(m->path);
+    free(m);
+}
+
+static int map_new(const char *path, mmapio_mode mode, mmapio_map **out)
+{
+    mmapio_map *m = calloc(1, sizeof(*m));
+    if (!m)
+        return MMAPIO_E_QUOTA;
+    m->path = strdup(path);
+    if (!m->path) {
+        free(m);
+        return MMAPIO_E_QUOTA;
+    }
+    m->fd = -1;
+    m->mode = mode;
+    long page = sysconf(_SC_PAGESIZE);
+    m->page = page > 0 ? (size_t)page : 4096;
+    *out = m;
+    return MMAPIO_OK;
+}
+
+/* Tells the daemon this holder is gone (lock held). */
+static int map_release_locked(mmapio_client *c, uint64_t handle)
+{
+    Mmapio__Close cl = MMAPIO__CLOSE__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+
+    cl.handle = handle;
+    req.op_case = MMAPIO__REQUEST__OP_CLOSE;
+    req.close = &cl;
+    int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, &rep);
+    if (r == MMAPIO_OK)
+        client_reply_free(&rep);
+    return r;
+}
+
+/*
+ * Takes the grant of an open reply into m: fd, ids, policy, the local
+ * mapping (lock held, so no event for this mapping can be read before m
+ * is on the client's list). If mapping fails, the holder is released.
+ */
+static int map_take_grant(mmapio_client *c, mmapio_map *m,
+                          struct client_reply *rep)
+{
+    const Mmapio__OpenReply *g = rep->reply->open;
+    mmapio_flush_policy p = policy_from_wire(g->policy);
+    uint64_t size = g->size;
+
+    m->handle = g->handle;
+    m->map_id = g->map_id;
+    m->fd = rep->fd;
+    rep->fd = -1;
+    map_set_policy(m, policy_valid(p) ? p : policy_from_wire(NULL));
+    client_reply_free(rep);
+    if (size > 0) {
+        uint8_t *base = map_mmap(m, size);
+        if (!base) {
+            int err = errmap_from_errno(errno);
+            map_release_locked(c, m->handle);
+            return err;
+        }
+        map_publish(m, base, size);
+    }
+    client_attach_map(c, m);
+    return MMAPIO_OK;
+}
+
+/* ---- opening ---- */
+
+void mmapio_options_init(mmapio_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof(*o));
+    o->mode = MMAPIO_MODE_READ_WRITE;
+    o->flush_policy.kind = MMAPIO_FLUSH_NEVER;
+}
+
+static int open_check(const char *path, const mmapio_options *o)
+{
+    if (!*path || (unsigned)o->mode > MMAPIO_MODE_COPY_ON_WRITE ||
+        !policy_valid(o->flush_policy))
+        return MMAPIO_E_INVALID_ARGUMENT;
+    if ((o->create || o->truncate) && o->size == 0)
+        return MMAPIO_E_RESIZE_FAILED;
+    return MMAPIO_OK;
+}
+
+/* The wire modes have the values of mmapio_mode. */
+static void open_to_wire(const char *path, const mmapio_options *o,
+                         Mmapio__Open *op, Mmapio__FlushPolicy *pol)
+{
+    mmapio__open__init(op);
+    op->path = (char *)path;
+    op->anonymous = o->anonymous;
+    op->mode = (Mmapio__Mode)o->mode;
+    op->create = o->create;
+    op->truncate = o->truncate;
+    op->exclusive = o->exclusive;
+    op->size = o->size;
+    op->perm = o->perm;
+    policy_to_wire(o->flush_policy, pol);
+    op->policy = pol;
+}
+
+int mmapio_open(mmapio_client *c, const char *path, const mmapio_options *o,
+                mmapio_map **out)
+{
+    Mmapio__Open op;
+    Mmapio__FlushPolicy pol;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+    mmapio_map *m;
+
+    if (!c || !path || !o || !out)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    int r = open_check(path, o);
+    if (r == MMAPIO_OK)
+        r = map_new(path, o->mode, &m);
+    if (r != MMAPIO_OK)
+        return r;
+    open_to_wire(path, o, &op, &pol);
+    req.op_case = MMAPIO__REQUEST__OP_OPEN;
+    req.open = &op;
+    client_lock(c);
+    r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT_OPEN, &rep);
+    if (r == MMAPIO_OK)
+        r = map_take_grant(c, m, &rep);
+    client_unlock(c);
+    if (r != MMAPIO_OK) {
+        map_free(m);
+        return r;
+    }
+    *out = m;
+    return MMAPIO_OK;
+}
+
+static int open_simple(mmapio_client *c, const char *path, mmapio_mode mode,
+                       mmapio_map **out)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.mode = mode;
+    return mmapio_open(c, path, &o, out);
+}
+
+int mmapio_create_rw(mmapio_client *c, const char *path, uint64_t size,
+                     mmapio_map **out)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.create = true;
+    o.truncate = true;
+    o.size = size;
+    return mmapio_open(c, path, &o, out);
+}
+
+int mmapio_open_ro(mmapio_client *c, const char *path, mmapio_map **out)
+{
+    return open_simple(c, path, MMAPIO_MODE_READ_ONLY, out);
+}
+
+int mmapio_open_rw(mmapio_client *c, const char *path, mmapio_map **out)
+{
+    return open_simple(c, path, MMAPIO_MODE_READ_WRITE, out);
+}
+
+int mmapio_open_cow(mmapio_client *c, const char *path, mmapio_map **out)
+{
+    return open_simple(c, path, MMAPIO_MODE_COPY_ON_WRITE, out);
+}
+
+int mmapio_open_or_create(mmapio_client *c, const char *path,
+                          uint64_t default_size, mmapio_map **out)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.create = true;
+    o.size = default_size;
+    return mmapio_open(c, path, &o, out);
+}
+
+int mmapio_anon_create(mmapio_client *c, const char *name, uint64_t size,
+                       mmapio_map **out)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = true;
+    o.create = true;
+    o.exclusive = true;
+    o.size = size;
+    return mmapio_open(c, name, &o, out);
+}
+
+int mmapio_anon_open(mmapio_client *c, const char *name, mmapio_map **out)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = true;
+    return mmapio_open(c, name, &o, out);
+}
+
+/*
+ * Releases the holder on the daemon, then everything local, whatever the
+ * daemon said. A client already disconnected is not an error: the daemon
+ * released this holder with the connection.
+ */
+int mmapio_unmap(mmapio_map *m)
+{
+    if (!m)
+        return MMAPIO_OK;
+    mmapio_client *c = m->client;
+    client_lock(c);
+    int r = map_release_locked(c, m->handle);
+    client_detach_map(c, m);
+    client_unlock(c);
+    map_free(m);
+    client_unref(c);
+    return r == MMAPIO_E_DISCONNECTED ? MMAPIO_OK : r;
+}
+
+/* ---- requests about a handle ---- */
+
+int mmapio_resize(mmapio_map *m, uint64_t new_size)
+{
+    Mmapio__Resize rs = MMAPIO__RESIZE__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+
+    if (!m)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    if (m->mode != MMAPIO_MODE_READ_WRITE)
+        return MMAPIO_E_INVALID_MODE;
+    if (new_size == 0 || !fits_size_t(new_size))
+        return MMAPIO_E_RESIZE_FAILED;
+    rs.handle = m->handle;
+    rs.size = new_size;
+    req.op_case = MMAPIO__REQUEST__OP_RESIZE;
+    req.resize = &rs;
+    int r = client_call(m->client, &req, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
+    if (r != MMAPIO_OK)
+        return r;
+    return map_remap(m, new_size);
+}
+
+/* Takes size and policy from the daemon; the policy is applied under the
+ * lock so that a later EVENT_POLICY cannot be overtaken by this older one. */
+int mmapio_refresh(mmapio_map *m)
+{
+    Mmapio__Stat st = MMAPIO__STAT__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+    uint64_t size = 0;
+
+    if (!m)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    st.handle = m->handle;
+    req.op_case = MMAPIO__REQUEST__OP_STAT;
+    req.stat = &st;
+    client_lock(m->client);
+    int r = client_call_locked(m->client, &req, MMAPIO__REPLY__RESULT_STAT,
+                               &rep);
+    if (r == MMAPIO_OK) {
+        mmapio_flush_policy p = policy_from_wire(rep.reply->stat->policy);
+        size = rep.reply->stat->size;
+        if (policy_valid(p))
+            map_set_policy(m, p);
+        client_reply_free(&rep);
+    }
+    client_unlock(m->client);
+    if (r != MMAPIO_OK)
+        return r;
+    return map_remap(m, size);
+}
+
+int mmapio_set_flush_policy(mmapio_map *m, mmapio_flush_policy p)
+{
+    Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
+    Mmapio__FlushPolicy pol;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+
+    if (!m || !policy_valid(p))
+        return MMAPIO_E_INVALID_ARGUMENT;
+    if (m->mode != MMAPIO_MODE_READ_WRITE)
+        return MMAPIO_E_INVALID_MODE;
+    policy_to_wire(p, &pol);
+    sp.handle = m->handle;
+    sp.policy = &pol;
+    req.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
+    req.set_policy = &sp;
+    client_lock(m->client);
+    int r = client_call_locked(m->client, &req,
+                               MMAPIO__REPLY__RESULT__NOT_SET, &rep);
+    if (r == MMAPIO_OK) {
+        client_apply_policy(m->client, m->map_id, p);
+        client_reply_free(&rep);
+    }
+    client_unlock(m->client);
+    return r;
+}

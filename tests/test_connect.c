@@ -1,0 +1,170 @@
+/*
+ * test_connect: the connection as the library's user sees it: the socket
+ * path from $MMAPIO_SOCKET or the default, ping, a daemon that is not
+ * there or goes away (errors, never SIGPIPE; mappings stay usable), and
+ * one client shared by several threads.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(connect, .init = hz_setup, .fini = hz_teardown, .timeout = 60);
+
+Test(connect, explicit_path_and_ping)
+{
+    mmapio_client *c = hz_client();
+    hz_assert_ok(mmapio_ping(c));
+    cr_assert_geq(mmapio_client_fd(c), 0);
+    mmapio_disconnect(c);
+}
+
+Test(connect, null_path_uses_env)
+{
+    mmapio_client *c = NULL;
+    cr_assert_eq(setenv("MMAPIO_SOCKET", hz.sock, 1), 0);
+    hz_assert_ok(mmapio_connect(NULL, &c));
+    hz_assert_ok(mmapio_ping(c));
+    mmapio_disconnect(c);
+
+    /* the variable is really what is used */
+    char bogus[300];
+    snprintf(bogus, sizeof(bogus), "%s/elsewhere.sock", hz.dir);
+    cr_assert_eq(setenv("MMAPIO_SOCKET", bogus, 1), 0);
+    c = (mmapio_client *)0x1;
+    int r = mmapio_connect(NULL, &c);
+    cr_assert(r == MMAPIO_E_DISCONNECTED || r == MMAPIO_E_IO,
+              "connect to a missing socket: %d (%s)", r, mmapio_strerror(r));
+    cr_assert_eq(c, (mmapio_client *)0x1, "output written on failure");
+}
+
+Test(connect, no_daemon)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/nobody.sock", hz.dir);
+    mmapio_client *c = (mmapio_client *)0x1;
+    int r = mmapio_connect(path, &c);
+    cr_assert(r == MMAPIO_E_DISCONNECTED || r == MMAPIO_E_IO, "got %d (%s)",
+              r, mmapio_strerror(r));
+    cr_assert_eq(c, (mmapio_client *)0x1);
+}
+
+Test(connect, default_socket_path)
+{
+    char buf[512];
+    cr_assert_eq(setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1), 0);
+    hz_assert_ok(mmapio_default_socket_path(buf, sizeof(buf)));
+    cr_assert_str_eq(buf, "/run/user/4242/mmapio/mmapiod.sock");
+
+    cr_assert_eq(unsetenv("XDG_RUNTIME_DIR"), 0);
+    hz_assert_ok(mmapio_default_socket_path(buf, sizeof(buf)));
+    char want[64];
+    if (getuid() == 0)
+        snprintf(want, sizeof(want), "/run/mmapio/mmapiod.sock");
+    else
+        snprintf(want, sizeof(want), "/tmp/mmapio-%u/mmapiod.sock",
+                 (unsigned)getuid());
+    cr_assert_str_eq(buf, want);
+
+    memset(buf, 'Z', sizeof(buf));
+    hz_assert_ret(mmapio_default_socket_path(buf, 5),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    cr_assert_eq(buf[5], 'Z', "wrote past the buffer");
+}
+
+Test(connect, null_is_safe)
+{
+    mmapio_disconnect(NULL);
+    cr_assert_lt(mmapio_ping(NULL), 0);
+    cr_assert_lt(mmapio_connect(hz.sock, NULL), 0);
+    mmapio_unmap(NULL);
+}
+
+Test(connect, daemon_gone)
+{
+    /* SIGPIPE at its default action: a write to the dead daemon's socket
+     * that is not MSG_NOSIGNAL would kill this test. */
+    signal(SIGPIPE, SIG_DFL);
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_anon_create(c, "survivor", 4096, &m));
+    hz_assert_ok(mmapio_update_region(m, 0, "before", 6));
+
+    int st = hz_stop(&hz);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(mmapio_ping(c), MMAPIO_E_DISCONNECTED, "ping #%d", i);
+    mmapio_map *m2 = (mmapio_map *)0x1;
+    hz_assert_ret(mmapio_anon_open(c, "survivor", &m2), MMAPIO_E_DISCONNECTED);
+    hz_assert_ret(mmapio_create_rw(c, "f", 4096, &m2), MMAPIO_E_DISCONNECTED);
+    cr_assert_eq(m2, (mmapio_map *)0x1);
+
+    /* the mapping already made is still ours */
+    char buf[6];
+    hz_assert_ok(mmapio_read_into(m, 0, buf, 6));
+    cr_assert_eq(memcmp(buf, "before", 6), 0);
+    hz_assert_ok(mmapio_update_region(m, 6, "after", 5));
+    cr_assert_eq(memcmp((const char *)mmapio_as_ptr(m) + 6, "after", 5), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+struct pinger {
+    mmapio_client *c;
+    int fails;
+};
+
+static void *ping_loop(void *arg)
+{
+    struct pinger *p = arg;
+    for (int i = 0; i < 300; i++)
+        if (mmapio_ping(p->c) != MMAPIO_OK)
+            p->fails++;
+    return NULL;
+}
+
+Test(connect, one_client_many_threads)
+{
+    enum { T = 6 };
+    mmapio_client *c = hz_client();
+    pthread_t th[T];
+    struct pinger p[T];
+    for (int i = 0; i < T; i++) {
+        p[i].c = c;
+        p[i].fails = 0;
+        cr_assert_eq(pthread_create(&th[i], NULL, ping_loop, &p[i]), 0);
+    }
+    /* and opens interleaved with the pings */
+    for (int i = 0; i < 50; i++) {
+        mmapio_map *m;
+        char name[16];
+        snprintf(name, sizeof(name), "t%d", i);
+        hz_assert_ok(mmapio_anon_create(c, name, 4096, &m));
+        cr_assert_str_eq(mmapio_path(m), name);
+        mmapio_unmap(m);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(p[i].fails, 0, "thread %d: %d pings failed", i,
+                     p[i].fails);
+    }
+    mmapio_disconnect(c);
+}
+
+Test(connect, many_clients)
+{
+    enum { N = 100 };
+    mmapio_client *c[N];
+    for (int i = 0; i < N; i++)
+        c[i] = hz_client();
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(mmapio_ping(c[i]), MMAPIO_OK, "client %d", i);
+    for (int i = 0; i < N; i++)
+        mmapio_disconnect(c[i]);
+}

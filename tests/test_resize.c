@@ -1,0 +1,246 @@
+/*
+ * test_resize: growing is seen by other holders (other processes) after
+ * mmapio_refresh; shrinking while another handle holds the mapping is
+ * refused with MMAPIO_E_BUSY (never a silent SIGBUS for the other holder)
+ * and allowed again once that holder is gone.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(resize, .init = hz_setup, .fini = hz_teardown, .timeout = 60);
+
+Test(resize, grow_same_handle)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_create_rw(c, "g.dat", 4096, &m));
+    hz_assert_ok(mmapio_update_region(m, 4090, "keepme", 6));
+    hz_assert_ok(mmapio_resize(m, 3 * 4096 + 100));
+    cr_assert_eq(mmapio_len(m), 3 * 4096 + 100);
+    cr_assert_eq(hz_file_size(hz_path(&hz, "g.dat")), 3 * 4096 + 100);
+    const uint8_t *p = mmapio_as_ptr(m);
+    cr_assert_eq(memcmp(p + 4090, "keepme", 6), 0, "old bytes lost");
+    for (size_t i = 4096; i < 3 * 4096 + 100; i++)
+        cr_assert_eq(p[i], 0, "grown byte %zu is %d", i, p[i]);
+    /* the new end is usable, one past it is not */
+    hz_assert_ok(mmapio_update_region(m, 3 * 4096 + 99, "E", 1));
+    hz_assert_ret(mmapio_update_region(m, 3 * 4096 + 100, "E", 1),
+                  MMAPIO_E_OUT_OF_BOUNDS);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(resize, zero_size_refused)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_create_rw(c, "z.dat", 4096, &m));
+    cr_assert_lt(mmapio_resize(m, 0), 0);
+    cr_assert_eq(mmapio_len(m), 4096);
+    cr_assert_eq(hz_file_size(hz_path(&hz, "z.dat")), 4096);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+/*
+ * The child: opens `name`, reports in, and on each command from the parent:
+ *   'r' refresh and check the new length and the bytes written at 10000
+ *   'w' write "child" at 15000 (after a refresh)
+ *   'q' unmap and leave.
+ * Exit status: 0 all checks passed, else the number of the failed check.
+ */
+static void child(bool anonymous, const char *name, struct hz_chan *down,
+                  struct hz_chan *up)
+{
+    mmapio_client *c;
+    mmapio_map *m;
+    if (mmapio_connect(NULL, &c) != MMAPIO_OK)
+        _exit(10);
+    int r = anonymous ? mmapio_anon_open(c, name, &m)
+                      : mmapio_open_rw(c, name, &m);
+    if (r != MMAPIO_OK)
+        _exit(11);
+    if (mmapio_len(m) != 4096)
+        _exit(12);
+    hz_chan_send(up, 'k');
+    for (;;) {
+        int cmd = hz_chan_recv(down, 20000);
+        if (cmd == 'r') {
+            if (mmapio_refresh(m) != MMAPIO_OK)
+                _exit(20);
+            if (mmapio_len(m) != 16384)
+                _exit(21);
+            char buf[6];
+            if (mmapio_read_into(m, 10000, buf, 6) != MMAPIO_OK ||
+                memcmp(buf, "parent", 6) != 0)
+                _exit(22);
+            if (memcmp((const char *)mmapio_as_ptr(m) + 10000, "parent", 6))
+                _exit(23);
+        } else if (cmd == 'w') {
+            if (mmapio_update_region(m, 15000, "child", 5) != MMAPIO_OK)
+                _exit(30);
+        } else if (cmd == 'q') {
+            mmapio_unmap(m);
+            mmapio_disconnect(c);
+            _exit(0);
+        } else {
+            _exit(40);
+        }
+        hz_chan_send(up, 'k');
+    }
+}
+
+static void grow_seen_by_other_process(bool anonymous)
+{
+    const char *name = anonymous ? "grow-anon" : "grow.dat";
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    if (anonymous)
+        hz_assert_ok(mmapio_anon_create(c, name, 4096, &m));
+    else
+        hz_assert_ok(mmapio_create_rw(c, name, 4096, &m));
+
+    struct hz_chan down, up;
+    cr_assert_eq(hz_chan_open(&down), 0);
+    cr_assert_eq(hz_chan_open(&up), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        child(anonymous, name, &down, &up);
+    cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "child did not open");
+
+    hz_assert_ok(mmapio_resize(m, 16384));
+    cr_assert_eq(mmapio_len(m), 16384);
+    hz_assert_ok(mmapio_update_region(m, 10000, "parent", 6));
+    hz_chan_send(&down, 'r');
+    cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "child failed to refresh");
+    hz_chan_send(&down, 'w');
+    cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "child failed to write");
+    char buf[5];
+    hz_assert_ok(mmapio_read_into(m, 15000, buf, 5));
+    cr_assert_eq(memcmp(buf, "child", 5), 0,
+                 "the child's write past the old end is not seen");
+    hz_chan_send(&down, 'q');
+    int st = hz_wait_child(pid, 20000);
+    cr_assert(WIFEXITED(st), "child died: status 0x%x", (unsigned)st);
+    cr_assert_eq(WEXITSTATUS(st), 0, "child failed check %d",
+                 WEXITSTATUS(st));
+    hz_chan_close(&down);
+    hz_chan_close(&up);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(resize, grow_seen_by_other_process_file)
+{
+    grow_seen_by_other_process(false);
+}
+
+Test(resize, grow_seen_by_other_process_anon)
+{
+    grow_seen_by_other_process(true);
+}
+
+Test(resize, shrink_busy_with_other_handle_same_process)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *a, *b;
+    hz_assert_ok(mmapio_create_rw(c, "s.dat", 8192, &a));
+    hz_assert_ok(mmapio_open_ro(c, "s.dat", &b));
+    hz_assert_ok(mmapio_update_region(a, 8000, "tail", 4));
+
+    hz_assert_ret(mmapio_resize(a, 4096), MMAPIO_E_BUSY);
+    cr_assert_eq(mmapio_len(a), 8192);
+    cr_assert_eq(hz_file_size(hz_path(&hz, "s.dat")), 8192);
+    /* the other holder can still read its whole range */
+    char buf[4];
+    hz_assert_ok(mmapio_read_into(b, 8000, buf, 4));
+    cr_assert_eq(memcmp(buf, "tail", 4), 0);
+
+    /* once it is alone, shrinking works */
+    mmapio_unmap(b);
+    hz_assert_ok(mmapio_resize(a, 4096));
+    cr_assert_eq(mmapio_len(a), 4096);
+    cr_assert_eq(hz_file_size(hz_path(&hz, "s.dat")), 4096);
+    mmapio_unmap(a);
+    mmapio_disconnect(c);
+}
+
+Test(resize, shrink_busy_with_holder_in_other_process)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_create_rw(c, "sp.dat", 4096, &m));
+
+    struct hz_chan down, up;
+    cr_assert_eq(hz_chan_open(&down), 0);
+    cr_assert_eq(hz_chan_open(&up), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        mmapio_client *cc;
+        mmapio_map *mm;
+        if (mmapio_connect(NULL, &cc) || mmapio_open_rw(cc, "sp.dat", &mm))
+            _exit(1);
+        hz_chan_send(&up, 'k');
+        hz_chan_recv(&down, 20000);
+        /* the whole original range must still be there */
+        volatile const uint8_t *p = mmapio_as_ptr(mm);
+        uint8_t sum = 0;
+        for (size_t i = 0; i < 4096; i++)
+            sum = (uint8_t)(sum + p[i]);
+        (void)sum;
+        _exit(0); /* dies holding it: the daemon must release it */
+    }
+    cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "child did not open");
+    hz_assert_ret(mmapio_resize(m, 2048), MMAPIO_E_BUSY);
+    cr_assert_eq(mmapio_len(m), 4096);
+    hz_chan_send(&down, 'g');
+    int st = hz_wait_child(pid, 20000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "holder crashed (SIGBUS?) or failed: status 0x%x",
+              (unsigned)st);
+
+    /* its holder is gone (exited without unmapping): shrinking is allowed
+     * once the daemon has noticed */
+    int r;
+    int64_t end = hz_now_ms() + 5000;
+    while ((r = mmapio_resize(m, 2048)) == MMAPIO_E_BUSY &&
+           hz_now_ms() < end)
+        usleep(10000);
+    cr_assert_eq(r, MMAPIO_OK, "shrink after the other holder died: %s",
+                 mmapio_strerror(r));
+    cr_assert_eq(mmapio_len(m), 2048);
+    hz_chan_close(&down);
+    hz_chan_close(&up);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(resize, grow_while_others_hold_then_they_refresh)
+{
+    /* Growing never needs the others' consent, and a refresh of a handle
+     * whose size did not change is a harmless no-op. */
+    mmapio_client *c = hz_client();
+    mmapio_map *a, *b;
+    hz_assert_ok(mmapio_create_rw(c, "gg.dat", 4096, &a));
+    hz_assert_ok(mmapio_open_rw(c, "gg.dat", &b));
+    hz_assert_ok(mmapio_refresh(b));
+    cr_assert_eq(mmapio_len(b), 4096);
+    hz_assert_ok(mmapio_resize(a, 65536));
+    hz_assert_ok(mmapio_refresh(b));
+    cr_assert_eq(mmapio_len(b), 65536);
+    hz_assert_ok(mmapio_update_region(b, 65530, "bottom", 6));
+    cr_assert_eq(memcmp((const char *)mmapio_as_ptr(a) + 65530, "bottom", 6),
+                 0);
+    mmapio_unmap(a);
+    mmapio_unmap(b);
+    mmapio_disconnect(c);
+}
