@@ -4,10 +4,10 @@
  * A client is a SOCK_SEQPACKET socket plus a mutex. Each request holds the
  * mutex for its whole round trip (send, wait, read its reply), so replies
  * always come back in order and never reach the wrong thread. Events that
- * arrive meanwhile are applied at once, under the same mutex: a new flush
- * policy goes to every local handle of that mapping, a size announcement is
- * noted, watch events go to a bounded queue that mmapio_client_dispatch
- * drains. The first fatal error (the peer gone, a broken frame, a reply
+ * arrive meanwhile are applied at once, under the same mutex: a size
+ * announcement is noted, watch events go to a bounded queue whose
+ * callbacks mmapio_client_dispatch runs (watch.c). Flush policies need no
+ * event: the data path reads them from the control area (area.c). The first fatal error (the peer gone, a broken frame, a reply
  * that breaks the protocol) is latched: the socket is shut down and every
  * later request returns MMAPIO_E_DISCONNECTED. Maps already made are left
  * alone and keep working in memory.
@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #include "errmap.h"
-#include "policy.h"
 #include "wire.h"
 
 /* ---- lifetime ---- */
@@ -43,8 +42,7 @@ static void client_free(mmapio_client *c)
 {
     if (c->fd >= 0)
         close(c->fd);
-    if (c->ctl_fd >= 0)
-        close(c->ctl_fd);
+    area_detach(c);
     pthread_mutex_destroy(&c->lock);
     free(c->rxbuf);
     free(c);
@@ -79,7 +77,6 @@ static int client_new(mmapio_client **out)
     }
     atomic_init(&c->refs, 1);
     c->fd = -1;
-    c->ctl_fd = -1;
     c->next_id = 1;
     c->max_frame = WIRE_DEFAULT_MAX_FRAME;
     *out = c;
@@ -202,14 +199,6 @@ static void queue_push(mmapio_client *c, const Mmapio__Event *ev)
     c->q_len++;
 }
 
-void client_apply_policy(mmapio_client *c, uint64_t map_id,
-                         mmapio_flush_policy p)
-{
-    for (mmapio_map *m = c->maps; m; m = m->next)
-        if (m->map_id == map_id)
-            map_set_policy(m, p);
-}
-
 static void apply_size(mmapio_client *c, uint64_t map_id, uint64_t size)
 {
     for (mmapio_map *m = c->maps; m; m = m->next)
@@ -221,18 +210,14 @@ static void apply_size(mmapio_client *c, uint64_t map_id, uint64_t size)
  * ignored: a newer daemon may send more than we know. */
 static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
 {
-    mmapio_flush_policy p;
-
     c->unreported++;
     switch (ev->kind) {
     case MMAPIO__EVENT_KIND__EVENT_RESIZED:
         apply_size(c, ev->map_id, ev->size);
+        queue_push(c, ev); /* watchers hear of it as METADATA */
         break;
     case MMAPIO__EVENT_KIND__EVENT_POLICY:
-        p = policy_from_wire(ev->policy);
-        if (policy_valid(p))
-            client_apply_policy(c, ev->map_id, p);
-        break;
+        break; /* the policy itself is read from the control slot */
     case MMAPIO__EVENT_KIND__EVENT_MODIFIED:
     case MMAPIO__EVENT_KIND__EVENT_METADATA:
     case MMAPIO__EVENT_KIND__EVENT_REMOVED:
@@ -505,12 +490,12 @@ static int client_hello(mmapio_client *c)
     int r = client_call(c, &req, MMAPIO__REPLY__RESULT_HELLO, &rep);
     if (r != MMAPIO_OK)
         return r;
-    if (rep.reply->hello && rep.reply->hello->max_frame > 0)
+    if (rep.reply->hello->max_frame > 0)
         c->max_frame = rep.reply->hello->max_frame;
-    c->ctl_fd = rep.fd;
+    r = area_attach(c, rep.fd, rep.reply->hello->ctl_slots);
     rep.fd = -1;
     client_reply_free(&rep);
-    return MMAPIO_OK;
+    return r;
 }
 
 int mmapio_connect(const char *socket_path, mmapio_client **out)
@@ -550,17 +535,6 @@ int mmapio_client_fd(const mmapio_client *c)
 
 /* ---- dispatch ---- */
 
-/* Watch events are handed to their watchers here once watches exist;
- * until then the queue is emptied. Returns how many it held. */
-static unsigned client_take_queue(mmapio_client *c)
-{
-    unsigned n = (unsigned)c->q_len;
-    c->q_head = 0;
-    c->q_len = 0;
-    c->q_overflow = false;
-    return n;
-}
-
 /*
  * Reads every waiting datagram (lock held). Returns the events handled
  * since the last dispatch, or the latched error when there are none.
@@ -580,7 +554,6 @@ static int client_drain_locked(mmapio_client *c)
         if (r < 0)
             err = r;
     }
-    client_take_queue(c);
     unsigned n = c->unreported;
     c->unreported = 0;
     if (n > 0)
@@ -597,6 +570,7 @@ int mmapio_client_dispatch(mmapio_client *c, int timeout_ms)
         client_lock(c);
         int r = client_drain_locked(c);
         client_unlock(c);
+        watch_deliver(c);
         if (r != 0)
             return r;
         int left = -1;

@@ -21,10 +21,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctlarea.h"
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
 
 #define CLIENT_EVENT_QUEUE 128 /* watch events kept before the oldest drop */
+
+struct mmapio_watcher {
+    mmapio_client *client;          /* holds a reference */
+    uint64_t map_id;
+    uint64_t watch_id;
+    mmapio_watch_cb cb;
+    void *user;
+    struct mmapio_watcher *next;    /* in client->watchers, under the lock */
+};
 
 /* A watch event waiting for mmapio_client_dispatch. */
 struct client_event {
@@ -38,8 +48,9 @@ struct mmapio_client {
     atomic_uint refs;
     pthread_mutex_t lock;    /* guards every field below */
     int fd;                  /* the socket; closed when refs reach 0 */
-    int ctl_fd;              /* control area from the hello reply, or -1
-                                (kept for the control-area work to come) */
+    const struct ctl_slot *area; /* the control area, mapped read-only */
+    uint32_t area_slots;
+    struct mmapio_watcher *watchers;
     int dead;                /* 0, or latched: MMAPIO_E_DISCONNECTED */
     bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */
     uint64_t next_id;
@@ -73,8 +84,10 @@ struct mmapio_map {
      * sees a length larger than the mapping behind the base. */
     _Atomic(uint8_t *) base;
     _Atomic uint64_t len;
-    _Atomic int policy_kind;        /* stored after policy_value (release) */
-    _Atomic uint64_t policy_value;
+    const struct ctl_slot *slot;    /* policy, flush_gen, watchers */
+    _Atomic uint32_t told_gen;      /* flush_gen when we last said DIRTY */
+    atomic_bool told_raw;           /* RAW_WRITER notice sent */
+    atomic_bool lost_notice;        /* a notice could not be sent */
     _Atomic uint64_t pending_bytes;
     _Atomic uint64_t pending_writes;
     _Atomic uint64_t announced_size; /* last EVENT_RESIZED; 0 if none */
@@ -110,17 +123,27 @@ int client_call(mmapio_client *c, Mmapio__Request *req,
                 Mmapio__Reply__ResultCase want, struct client_reply *rep);
 void client_reply_free(struct client_reply *rep);
 
-/* Gives p to every handle of mapping map_id (lock held). */
-void client_apply_policy(mmapio_client *c, uint64_t map_id,
-                         mmapio_flush_policy p);
 
 /* Links/unlinks a map handle (lock held); attach takes a reference. */
 void client_attach_map(mmapio_client *c, mmapio_map *m);
 void client_detach_map(mmapio_client *c, mmapio_map *m);
 
+/* ---- area.c ---- */
+/* Maps the control area whose fd (consumed) came with the hello reply. */
+int area_attach(mmapio_client *c, int fd, uint32_t slots);
+void area_detach(mmapio_client *c);
+/* The slot of a granted mapping, or NULL when out of range. */
+const struct ctl_slot *area_slot(const mmapio_client *c, uint32_t slot);
+/* One-way notice about m to the daemon; never waits. */
+void area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
+                 uint64_t len);
+
+/* ---- watch.c ---- */
+/* Runs the callbacks for the queued events (takes and drops the lock);
+ * returns how many events were queued. */
+unsigned watch_deliver(mmapio_client *c);
+
 /* ---- map.c ---- */
-/* Sets the handle's flush policy (any thread, any time). */
-void map_set_policy(mmapio_map *m, mmapio_flush_policy p);
 /* Records a size another holder announced. */
 void map_note_size(mmapio_map *m, uint64_t size);
 

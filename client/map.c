@@ -78,11 +78,32 @@ static void *map_mmap(const mmapio_map *m, uint64_t size)
 
 /* ---- flush policy, as the client applies it ---- */
 
-void map_set_policy(mmapio_map *m, mmapio_flush_policy p)
+/* The mapping's current policy, as the daemon keeps it in the slot. */
+static mmapio_flush_policy map_policy(const mmapio_map *m)
 {
-    atomic_store_explicit(&m->policy_value, p.value, memory_order_relaxed);
-    atomic_store_explicit(&m->policy_kind, (int)p.kind,
-                          memory_order_release);
+    return ctl_unpack_policy(atomic_load_explicit(&m->slot->policy,
+                                                  memory_order_relaxed));
+}
+
+/* Tells the daemon what it must know of a write, if anything: the range
+ * when the mapping is watched, else that an EveryMillis mapping became
+ * dirty since its last timed flush. */
+static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
+                           uint64_t offset, uint64_t len)
+{
+    const struct ctl_slot *s = m->slot;
+    bool watched = atomic_load_explicit(&s->watchers, memory_order_relaxed) > 0;
+
+    if (!watched && kind != MMAPIO_FLUSH_EVERY_MILLIS)
+        return;
+    uint32_t gen = atomic_load_explicit(&s->flush_gen, memory_order_relaxed);
+    bool told = atomic_load_explicit(&m->told_gen, memory_order_relaxed) == gen;
+    if (watched)
+        area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_WRITE, offset, len);
+    else if (!told)
+        area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, 0, 0);
+    if (!told)
+        atomic_store_explicit(&m->told_gen, gen, memory_order_relaxed);
 }
 
 void map_note_size(mmapio_map *m, uint64_t size)
@@ -167,10 +188,11 @@ static int map_count_writes(mmapio_map *m, uint64_t len, uint64_t n)
  * EVERY_MILLIS is the daemon's timer; here it only counts. */
 static int map_after_write(mmapio_map *m, uint64_t offset, uint64_t len)
 {
-    int kind = atomic_load_explicit(&m->policy_kind, memory_order_acquire);
-    uint64_t n = atomic_load_explicit(&m->policy_value,
-                                      memory_order_relaxed);
-    switch (kind) {
+    mmapio_flush_policy p = map_policy(m);
+    uint64_t n = p.value;
+
+    map_tell_write(m, p.kind, offset, len);
+    switch (p.kind) {
     case MMAPIO_FLUSH_ALWAYS:
         return map_sync(m, offset, len);
     case MMAPIO_FLUSH_EVERY_BYTES:
@@ -256,13 +278,8 @@ mmapio_mode mmapio_mode_of(const mmapio_map *m)
 
 mmapio_flush_policy mmapio_flush_policy_of(const mmapio_map *m)
 {
-    mmapio_flush_policy p = { MMAPIO_FLUSH_NEVER, 0 };
-    if (!m)
-        return p;
-    p.kind = (mmapio_flush_kind)atomic_load_explicit(&m->policy_kind,
-                                                     memory_order_acquire);
-    p.value = atomic_load_explicit(&m->policy_value, memory_order_relaxed);
-    return p;
+    mmapio_flush_policy never = { MMAPIO_FLUSH_NEVER, 0 };
+    return m ? map_policy(m) : never;
 }
 
 uint64_t mmapio_pending_bytes(const mmapio_map *m)
@@ -276,10 +293,16 @@ const void *mmapio_as_ptr(const mmapio_map *m)
     return m ? map_base(m) : NULL;
 }
 
+/* The first writable pointer of a read-write handle is announced once, so
+ * that the daemon's EveryMillis timer also covers writes it cannot see. */
 void *mmapio_as_mut_ptr(mmapio_map *m)
 {
     if (!m || m->mode == MMAPIO_MODE_READ_ONLY)
         return NULL;
+    if (m->mode == MMAPIO_MODE_READ_WRITE &&
+        !atomic_load_explicit(&m->told_raw, memory_order_relaxed) &&
+        !atomic_exchange_explicit(&m->told_raw, true, memory_order_relaxed))
+        area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER, 0, 0);
     return map_base(m);
 }
 
@@ -434,15 +457,22 @@ static int map_take_grant(mmapio_client *c, mmapio_map *m,
                           struct client_reply *rep)
 {
     const Mmapio__OpenReply *g = rep->reply->open;
-    mmapio_flush_policy p = policy_from_wire(g->policy);
     uint64_t size = g->size;
 
     m->handle = g->handle;
     m->map_id = g->map_id;
+    m->slot = area_slot(c, g->ctl_slot);
     m->fd = rep->fd;
     rep->fd = -1;
-    map_set_policy(m, policy_valid(p) ? p : policy_from_wire(NULL));
     client_reply_free(rep);
+    if (!m->slot) {
+        map_release_locked(c, m->handle);
+        return MMAPIO_E_PROTOCOL;
+    }
+    /* Unlike any flush_gen: the first write says DIRTY when it must. */
+    atomic_store_explicit(&m->told_gen,
+                          atomic_load(&m->slot->flush_gen) - 1,
+                          memory_order_relaxed);
     if (size > 0) {
         uint8_t *base = map_mmap(m, size);
         if (!base) {
@@ -633,8 +663,8 @@ int mmapio_resize(mmapio_map *m, uint64_t new_size)
     return map_remap(m, new_size);
 }
 
-/* Takes size and policy from the daemon; the policy is applied under the
- * lock so that a later EVENT_POLICY cannot be overtaken by this older one. */
+/* Takes the size from the daemon (the policy is always current: it is read
+ * from the control slot). */
 int mmapio_refresh(mmapio_map *m)
 {
     Mmapio__Stat st = MMAPIO__STAT__INIT;
@@ -651,10 +681,7 @@ int mmapio_refresh(mmapio_map *m)
     int r = client_call_locked(m->client, &req, MMAPIO__REPLY__RESULT_STAT,
                                &rep);
     if (r == MMAPIO_OK) {
-        mmapio_flush_policy p = policy_from_wire(rep.reply->stat->policy);
         size = rep.reply->stat->size;
-        if (policy_valid(p))
-            map_set_policy(m, p);
         client_reply_free(&rep);
     }
     client_unlock(m->client);
@@ -668,7 +695,6 @@ int mmapio_set_flush_policy(mmapio_map *m, mmapio_flush_policy p)
     Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
     Mmapio__FlushPolicy pol;
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
-    struct client_reply rep;
 
     if (!m || !policy_valid(p))
         return MMAPIO_E_INVALID_ARGUMENT;
@@ -679,13 +705,6 @@ int mmapio_set_flush_policy(mmapio_map *m, mmapio_flush_policy p)
     sp.policy = &pol;
     req.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
     req.set_policy = &sp;
-    client_lock(m->client);
-    int r = client_call_locked(m->client, &req,
-                               MMAPIO__REPLY__RESULT__NOT_SET, &rep);
-    if (r == MMAPIO_OK) {
-        client_apply_policy(m->client, m->map_id, p);
-        client_reply_free(&rep);
-    }
-    client_unlock(m->client);
-    return r;
+    /* The daemon writes the new policy into the slot before it answers. */
+    return client_call(m->client, &req, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
 }

@@ -51,6 +51,16 @@ int wire_send(int sock, const void *buf, size_t len, int pass_fd)
     }
 }
 
+int wire_send_nowait(int sock, const void *buf, size_t len)
+{
+    for (;;) {
+        if (send(sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+            return 0;
+        if (errno != EINTR)
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
 int wire_send_msg(int sock, const ProtobufCMessage *msg, int pass_fd,
                   size_t max_frame)
 {

@@ -24,6 +24,9 @@
  */
 int wire_send(int sock, const void *buf, size_t len, int pass_fd);
 
+/* Like wire_send without an fd, but never waits: -EAGAIN when full. */
+int wire_send_nowait(int sock, const void *buf, size_t len);
+
 /*
  * Packs `msg` and sends it as one datagram (see wire_send).
  * -EMSGSIZE when the packed message exceeds `max_frame`.

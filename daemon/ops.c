@@ -437,6 +437,8 @@ static void op_notice(struct conn *c, const Mmapio__Notice *n)
     if (!h || h->conn != c || h->mode != MMAPIO_MODE_READ_WRITE)
         return;
     struct mapping *m = h->map;
+    if (n->lost)
+        watch_notify(m, MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false, 0, 0);
     switch (n->kind) {
     case MMAPIO__NOTICE_KIND__NOTICE_DIRTY:
         flushes_dirty(m);

@@ -1,0 +1,72 @@
+/*
+ * area: the library's view of the daemon's control area, and notices.
+ *
+ * The control area (common/ctlarea.h) is mapped read-only once per
+ * connection. The data path reads a mapping's slot with plain atomic loads:
+ * its current flush policy, whether anyone watches it, and the flush
+ * generation. Only when those say the daemon must hear of a write does the
+ * library send a one-way notice, a single non-blocking datagram: a WRITE on
+ * a watched mapping, the first DIRTY after each timed flush of an
+ * EveryMillis mapping, and once per handle that hands out a writable
+ * pointer. A notice that does not fit in the socket buffer is dropped and
+ * the next one says so, which the daemon turns into an overflow event.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+#define AREA_MAX_SLOTS (1u << 24)
+
+int area_attach(mmapio_client *c, int fd, uint32_t slots)
+{
+    if (fd < 0 || slots == 0 || slots > AREA_MAX_SLOTS) {
+        if (fd >= 0)
+            close(fd);
+        return MMAPIO_E_PROTOCOL;
+    }
+    size_t len = (size_t)slots * sizeof(struct ctl_slot);
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return MMAPIO_E_PROTOCOL;
+    c->area = p;
+    c->area_slots = slots;
+    return MMAPIO_OK;
+}
+
+void area_detach(mmapio_client *c)
+{
+    if (c->area)
+        munmap((void *)c->area, (size_t)c->area_slots * sizeof(struct ctl_slot));
+    c->area = NULL;
+    c->area_slots = 0;
+}
+
+const struct ctl_slot *area_slot(const mmapio_client *c, uint32_t slot)
+{
+    return slot < c->area_slots ? &c->area[slot] : NULL;
+}
+
+void area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
+                 uint64_t len)
+{
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    uint8_t buf[64];
+
+    n.handle = m->handle;
+    n.kind = kind;
+    n.offset = offset;
+    n.len = len;
+    n.lost = atomic_exchange_explicit(&m->lost_notice, false,
+                                      memory_order_relaxed);
+    req.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    req.notice = &n;
+    size_t size = mmapio__request__pack(&req, buf);
+    if (wire_send_nowait(m->client->fd, buf, size) == -EAGAIN)
+        atomic_store_explicit(&m->lost_notice, true, memory_order_relaxed);
+}

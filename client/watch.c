@@ -1,0 +1,169 @@
+/*
+ * watch: subscriptions to a mapping's changes, and running their callbacks.
+ *
+ * A watcher is registered with the daemon (which from then on has every
+ * holder report its update_region writes) and kept on the client's list.
+ * Events wait in the client's bounded queue until mmapio_client_dispatch;
+ * there the matching (callback, event) pairs are collected under the lock
+ * and run after it is dropped, so a callback may call the library,
+ * including mmapio_unwatch of itself. A lost event (the daemon's queue for
+ * us, or ours, overflowed) reaches every watcher as MODIFIED without a
+ * range: "something changed, read again".
+ *
+ * A watcher stays valid until mmapio_unwatch, also after its map is
+ * unmapped.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
+                 mmapio_watcher **out)
+{
+    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+
+    if (!m || !cb || !out)
+        return MMAPIO_E_INVALID_ARGUMENT;
+    mmapio_watcher *w = calloc(1, sizeof(*w));
+    if (!w)
+        return MMAPIO_E_QUOTA;
+    mmapio_client *c = m->client;
+    wa.handle = m->handle;
+    req.op_case = MMAPIO__REQUEST__OP_WATCH;
+    req.watch = &wa;
+    client_lock(c);
+    int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT_WATCH, &rep);
+    if (r == MMAPIO_OK) {
+        w->watch_id = rep.reply->watch->watch_id;
+        client_reply_free(&rep);
+        w->client = c;
+        w->map_id = m->map_id;
+        w->cb = cb;
+        w->user = user;
+        w->next = c->watchers;
+        c->watchers = w;
+        client_ref(c);
+    }
+    client_unlock(c);
+    if (r != MMAPIO_OK) {
+        free(w);
+        return r == MMAPIO_E_DISCONNECTED ? r : MMAPIO_E_WATCH_FAILED;
+    }
+    *out = w;
+    return MMAPIO_OK;
+}
+
+void mmapio_unwatch(mmapio_watcher *w)
+{
+    Mmapio__Unwatch un = MMAPIO__UNWATCH__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+
+    if (!w)
+        return;
+    mmapio_client *c = w->client;
+    un.watch_id = w->watch_id;
+    req.op_case = MMAPIO__REQUEST__OP_UNWATCH;
+    req.unwatch = &un;
+    client_lock(c);
+    for (mmapio_watcher **p = &c->watchers; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    /* A daemon that is gone has dropped the watch with the connection. */
+    struct client_reply rep;
+    if (client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, &rep) ==
+        MMAPIO_OK)
+        client_reply_free(&rep);
+    client_unlock(c);
+    client_unref(c);
+    free(w);
+}
+
+struct call {
+    mmapio_watch_cb cb;
+    void *user;
+    mmapio_change_event ev;
+};
+
+/* The event a watcher sees for a daemon event; false: none. */
+static bool to_change(const struct client_event *e, mmapio_change_event *out)
+{
+    out->has_range = false;
+    out->offset = out->len = 0;
+    switch (e->kind) {
+    case MMAPIO__EVENT_KIND__EVENT_MODIFIED:
+        out->kind = MMAPIO_CHANGE_MODIFIED;
+        out->has_range = e->has_range;
+        out->offset = e->offset;
+        out->len = e->len;
+        return true;
+    case MMAPIO__EVENT_KIND__EVENT_OVERFLOW:
+        out->kind = MMAPIO_CHANGE_MODIFIED;
+        return true;
+    case MMAPIO__EVENT_KIND__EVENT_METADATA:
+    case MMAPIO__EVENT_KIND__EVENT_RESIZED:
+        out->kind = MMAPIO_CHANGE_METADATA;
+        return true;
+    case MMAPIO__EVENT_KIND__EVENT_REMOVED:
+        out->kind = MMAPIO_CHANGE_REMOVED;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Appends the calls one event makes (lock held); false without memory. */
+static bool collect(mmapio_client *c, const struct client_event *e,
+                    struct call **calls, size_t *n, size_t *cap)
+{
+    mmapio_change_event ev;
+    bool everyone = e->kind == MMAPIO__EVENT_KIND__EVENT_OVERFLOW;
+
+    if (!to_change(e, &ev))
+        return true;
+    for (mmapio_watcher *w = c->watchers; w; w = w->next) {
+        if (!everyone && w->map_id != e->map_id)
+            continue;
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            struct call *p = realloc(*calls, nc * sizeof(*p));
+            if (!p)
+                return false;
+            *calls = p;
+            *cap = nc;
+        }
+        (*calls)[(*n)++] = (struct call){ w->cb, w->user, ev };
+    }
+    return true;
+}
+
+unsigned watch_deliver(mmapio_client *c)
+{
+    struct call *calls = NULL;
+    size_t n = 0, cap = 0;
+
+    client_lock(c);
+    unsigned queued = (unsigned)c->q_len;
+    if (c->q_overflow) {
+        struct client_event lost = { .kind = MMAPIO__EVENT_KIND__EVENT_OVERFLOW };
+        collect(c, &lost, &calls, &n, &cap);
+        c->q_overflow = false;
+    }
+    for (size_t i = 0; i < c->q_len; i++) {
+        const struct client_event *e =
+            &c->queue[(c->q_head + i) % CLIENT_EVENT_QUEUE];
+        if (!collect(c, e, &calls, &n, &cap))
+            break;
+    }
+    c->q_head = c->q_len = 0;
+    client_unlock(c);
+
+    for (size_t i = 0; i < n; i++)
+        calls[i].cb(&calls[i].ev, calls[i].user);
+    free(calls);
+    return queued;
+}
