@@ -2,10 +2,13 @@
 #include "errmap.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 
 int errmap_from_errno(int e)
 {
+    if (e == INT_MIN)
+        return MMAPIO_E_IO;
     switch (abs(e)) {
     case 0:
         return MMAPIO_OK;
@@ -72,7 +75,7 @@ static const char *const texts[] = {
 
 int errmap_valid(int err)
 {
-    return err <= 0 && -err < (int)(sizeof(texts) / sizeof(texts[0]));
+    return err <= 0 && err > -(int)(sizeof(texts) / sizeof(texts[0]));
 }
 
 const char *errmap_text(int err)

@@ -156,17 +156,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static int setup_loop(struct daemon *d, char *err, size_t err_size)
 {
-    d->base = event_base_new();
     d->rxbuf = malloc(d->cfg.max_frame);
-    if (!d->base || !d->rxbuf)
+    if (!d->rxbuf)
         goto nomem;
     d->ev_listen = event_new(d->base, d->listen_fd, EV_READ | EV_PERSIST, on_accept, d);
     d->ev_retry = evtimer_new(d->base, on_retry, d);
-    d->ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
-    d->ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
-    if (!d->ev_listen || !d->ev_retry || !d->ev_term || !d->ev_int ||
-        event_add(d->ev_listen, NULL) || event_add(d->ev_term, NULL) ||
-        event_add(d->ev_int, NULL))
+    if (!d->ev_listen || !d->ev_retry || event_add(d->ev_listen, NULL))
         goto nomem;
     int r = flusher_new(d->base, d->cfg.flush_threads, &d->flusher);
     if (r < 0) {
@@ -184,6 +179,24 @@ nomem:
     return -ENOMEM;
 }
 
+/* Signal handlers exist before the socket does: whoever sees the socket
+ * may send SIGTERM, and must get a clean stop. */
+static int setup_signals(struct daemon *d, char *err, size_t err_size)
+{
+    d->base = event_base_new();
+    if (!d->base)
+        goto fail;
+    d->ev_term = evsignal_new(d->base, SIGTERM, on_signal, d);
+    d->ev_int = evsignal_new(d->base, SIGINT, on_signal, d);
+    if (!d->ev_term || !d->ev_int || event_add(d->ev_term, NULL) ||
+        event_add(d->ev_int, NULL))
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, err_size, "cannot set up the event loop");
+    return -ENOMEM;
+}
+
 int server_init(struct daemon *d, char *err, size_t err_size)
 {
     d->listen_fd = -1;
@@ -197,7 +210,9 @@ int server_init(struct daemon *d, char *err, size_t err_size)
         snprintf(err, err_size, "cannot create the control area: %s", strerror(-r));
         return r;
     }
-    r = open_root(d, err, err_size);
+    r = setup_signals(d, err, err_size);
+    if (r == 0)
+        r = open_root(d, err, err_size);
     if (r == 0)
         r = bind_socket(d, err, err_size);
     if (r == 0)

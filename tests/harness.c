@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,9 +65,28 @@ static void close_other_fds(int keep_max)
         close((int)fd);
 }
 
+const char *hz_build_file(const char *env, const char *rel)
+{
+    static char buf[4][PATH_MAX];
+    static int next;
+    const char *v = getenv(env);
+    if (v && *v)
+        return v;
+    char *b = buf[next++ % 4];
+    ssize_t n = readlink("/proc/self/exe", b, PATH_MAX - 1);
+    if (n <= 0)
+        return NULL;
+    b[n] = '\0';
+    char *slash = strrchr(b, '/');
+    if (!slash || (size_t)(slash - b) + 1 + strlen(rel) >= PATH_MAX)
+        return NULL;
+    strcpy(slash + 1, rel);
+    return access(b, X_OK) == 0 ? b : NULL;
+}
+
 pid_t hz_spawn(const char *const *args, int out_fd, int err_fd)
 {
-    const char *bin = getenv("MMAPIOD");
+    const char *bin = hz_build_file("MMAPIOD", "../daemon/mmapiod");
     char *argv[32];
     size_t n = 0;
 
@@ -373,8 +393,9 @@ void hz_setup(void)
     int r = hz_init(&hz);
     cr_assert_eq(r, 0, "mkdtemp: %s", strerror(-r));
     r = hz_start(&hz);
-    cr_assert_eq(r, 0, "mmapiod ($MMAPIOD=%s) did not come up: %s",
-                 getenv("MMAPIOD") ? getenv("MMAPIOD") : "(unset)",
+    const char *bin = hz_build_file("MMAPIOD", "../daemon/mmapiod");
+    cr_assert_eq(r, 0, "mmapiod (%s) did not come up: %s",
+                 bin ? bin : "$MMAPIOD unset, none in the build tree",
                  strerror(-r));
     setenv("MMAPIO_SOCKET", hz.sock, 1);
 }
@@ -429,6 +450,20 @@ void hz_chan_close(struct hz_chan *ch)
     if (ch->wr >= 0)
         close(ch->wr);
     ch->rd = ch->wr = -1;
+}
+
+void hz_chan_keep_read(struct hz_chan *ch)
+{
+    if (ch->wr >= 0)
+        close(ch->wr);
+    ch->wr = -1;
+}
+
+void hz_chan_keep_write(struct hz_chan *ch)
+{
+    if (ch->rd >= 0)
+        close(ch->rd);
+    ch->rd = -1;
 }
 
 int hz_chan_send(struct hz_chan *ch, char byte)
@@ -543,23 +578,53 @@ int raw_recv(int fd, int timeout_ms, Mmapio__ServerMessage **out,
     }
 }
 
-static int raw_call(int fd, Mmapio__Request *req)
+/* One request, one reply; its error, and the fd that came along in
+ * *fd_out (closed when fd_out is NULL). */
+static int raw_call_fd(int fd, Mmapio__Request *req, int *fd_out)
 {
+    if (fd_out)
+        *fd_out = -1;
     int r = raw_send(fd, req, -1);
     if (r < 0)
         return -RAW_ERRNO_BASE + r;
     Mmapio__ServerMessage *m;
-    r = raw_recv(fd, 5000, &m, NULL);
+    int got = -1;
+    r = raw_recv(fd, 5000, &m, &got);
     if (r < 0)
         return -RAW_ERRNO_BASE + r;
     int err = m->reply->error;
     if (m->reply->id != req->id)
         err = -RAW_ERRNO_BASE - EPROTO;
     mmapio__server_message__free_unpacked(m, NULL);
+    if (fd_out)
+        *fd_out = got;
+    else if (got >= 0)
+        close(got);
     return err;
 }
 
-int raw_hello(int fd, uint32_t protocol)
+static int raw_call(int fd, Mmapio__Request *req)
+{
+    return raw_call_fd(fd, req, NULL);
+}
+
+int raw_open(int fd, const char *path, bool anonymous, int mode,
+             bool create, uint64_t size, int *fd_out)
+{
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__Open open = MMAPIO__OPEN__INIT;
+    open.path = (char *)path;
+    open.anonymous = anonymous;
+    open.mode = (Mmapio__Mode)mode;
+    open.create = create;
+    open.size = size;
+    req.id = 77;
+    req.op_case = MMAPIO__REQUEST__OP_OPEN;
+    req.open = &open;
+    return raw_call_fd(fd, &req, fd_out);
+}
+
+static int raw_hello_impl(int fd, uint32_t protocol, int *fd_out)
 {
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
     Mmapio__Hello hello = MMAPIO__HELLO__INIT;
@@ -568,7 +633,17 @@ int raw_hello(int fd, uint32_t protocol)
     req.id = 1;
     req.op_case = MMAPIO__REQUEST__OP_HELLO;
     req.hello = &hello;
-    return raw_call(fd, &req);
+    return raw_call_fd(fd, &req, fd_out);
+}
+
+int raw_hello(int fd, uint32_t protocol)
+{
+    return raw_hello_impl(fd, protocol, NULL);
+}
+
+int raw_hello_fd(int fd, int *fd_out)
+{
+    return raw_hello_impl(fd, WIRE_PROTOCOL, fd_out);
 }
 
 int raw_ping(int fd, uint64_t id)

@@ -3,7 +3,8 @@
  *
  * Each test gets a fresh temporary directory (mkdtemp under /tmp) holding
  * the daemon's socket (DIR/mmapiod.sock) and data root (DIR/root); the
- * daemon is the binary named by $MMAPIOD, started as a child of the test
+ * daemon is the binary named by $MMAPIOD (default: the build tree's
+ * daemon/mmapiod beside tests/), started as a child of the test
  * process and waited for (bounded) until its socket accepts a connection.
  * The harness also speaks the wire protocol directly (the "raw client"), so
  * hostile-peer tests can send what the library never would.
@@ -39,11 +40,16 @@ extern struct hz_daemon hz;
 
 /* ---- daemon process --------------------------------------------------- */
 
+/* $env if set, else `rel` beside this test program (build/tests/) when
+ * it exists there; NULL otherwise. For the daemon: ("MMAPIOD",
+ * "../daemon/mmapiod"). */
+const char *hz_build_file(const char *env, const char *rel);
+
 /* Creates a fresh temporary dir and fills in the paths; starts nothing. */
 int hz_init(struct hz_daemon *d);
 
 /*
- * Starts $MMAPIOD with argv[1..] = args (NULL-terminated list), its stdout
+ * Starts mmapiod with argv[1..] = args (NULL-terminated list), its stdout
  * and stderr going to out_fd/err_fd when >= 0 (else inherited). Every other
  * fd of ours is closed in the child. Returns the pid, or -errno.
  */
@@ -123,6 +129,10 @@ struct hz_chan {
 int hz_chan_open(struct hz_chan *ch);
 void hz_chan_close(struct hz_chan *ch);
 int hz_chan_send(struct hz_chan *ch, char byte);
+/* After a fork each side keeps only its end, so that the other side's
+ * death is seen at once (EOF) instead of after a timeout. */
+void hz_chan_keep_read(struct hz_chan *ch);
+void hz_chan_keep_write(struct hz_chan *ch);
 /* Returns the byte received, -ETIMEDOUT, or -EPIPE at EOF. */
 int hz_chan_recv(struct hz_chan *ch, int timeout_ms);
 
@@ -156,6 +166,17 @@ int raw_hello(int fd, uint32_t protocol);
 
 /* Ping with the given id; returns the reply's error, or transport -errno. */
 int raw_ping(int fd, uint64_t id);
+
+/*
+ * Open request (mode: MMAPIO__MODE__*). Returns the reply's error (0 =
+ * granted) or a transport error (raw_is_errno); on a grant the fd that
+ * came with the reply is stored in *fd_out (or -1 if none came).
+ */
+int raw_open(int fd, const char *path, bool anonymous, int mode,
+             bool create, uint64_t size, int *fd_out);
+
+/* Hello, keeping the fd that rides on the reply (the control area). */
+int raw_hello_fd(int fd, int *fd_out);
 
 /*
  * After something hostile was sent: waits until the daemon answered with

@@ -5,6 +5,7 @@
  * one client shared by several threads.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -167,4 +168,42 @@ Test(connect, many_clients)
         cr_assert_eq(mmapio_ping(c[i]), MMAPIO_OK, "client %d", i);
     for (int i = 0; i < N; i++)
         mmapio_disconnect(c[i]);
+}
+
+/* fds of this process that are open now, as a bit set (fd < 1024). */
+static void open_fds(uint8_t set[1024])
+{
+    memset(set, 0, 1024);
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            set[fd] = 1;
+}
+
+Test(connect, library_fds_are_cloexec)
+{
+    static uint8_t before[1024], after[1024];
+    open_fds(before);
+    mmapio_client *c = hz_client();
+    mmapio_map *m[4];
+    hz_assert_ok(mmapio_create_rw(c, "f", 4096, &m[0]));
+    hz_assert_ok(mmapio_open_ro(c, "f", &m[1]));
+    hz_assert_ok(mmapio_open_cow(c, "f", &m[2]));
+    hz_assert_ok(mmapio_anon_create(c, "a", 4096, &m[3]));
+    open_fds(after);
+    int n_new = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        if (!after[fd] || before[fd])
+            continue;
+        n_new++;
+        cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC,
+                  "fd %d made by the library is not close-on-exec", fd);
+    }
+    cr_assert_geq(n_new, 1, "the connection has no fd?");
+    for (int i = 0; i < 4; i++)
+        mmapio_unmap(m[i]);
+    mmapio_disconnect(c);
+    /* and everything is given back */
+    open_fds(after);
+    for (int fd = 0; fd < 1024; fd++)
+        cr_assert(!after[fd] || before[fd], "fd %d left open", fd);
 }

@@ -16,8 +16,8 @@ TestSuite(example, .init = hz_setup, .fini = hz_teardown, .timeout = 60);
 
 static pid_t run_example(const char *n)
 {
-    const char *bin = getenv("EXAMPLE_COUNTER");
-    cr_assert_not_null(bin, "EXAMPLE_COUNTER is not set");
+    const char *bin = hz_build_file("EXAMPLE_COUNTER", "example_counter");
+    cr_assert_not_null(bin, "no example_counter ($EXAMPLE_COUNTER unset)");
     pid_t pid = hz_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {

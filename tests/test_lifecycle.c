@@ -6,10 +6,12 @@
  * replaced; parent directories are created; --help/--version/bad options.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -46,8 +48,11 @@ static void kill_cycle(void)
     cr_assert_eq(hz_chan_open(&up), 0);
     pid_t pid = hz_fork();
     cr_assert_geq(pid, 0);
-    if (pid == 0)
+    if (pid == 0) {
+        hz_chan_keep_write(&up);
         doomed_child(&up);
+    }
+    hz_chan_keep_read(&up);
     int got = hz_chan_recv(&up, 20000);
     kill(pid, SIGKILL);
     int st = hz_wait_child(pid, 20000);
@@ -307,4 +312,43 @@ Test(lifecycle, unwritable_root_fails)
     cr_assert(WIFEXITED(st));
     cr_assert_neq(WEXITSTATUS(st), 0);
     cr_assert_gt(strlen(err), 0);
+}
+
+Test(lifecycle, daemon_fds_are_cloexec)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m[4];
+    hz_assert_ok(mmapio_create_rw(c, "x.dat", 4096, &m[0]));
+    hz_assert_ok(mmapio_open_ro(c, "x.dat", &m[1]));
+    hz_assert_ok(mmapio_anon_create(c, "x", 4096, &m[2]));
+    hz_assert_ok(mmapio_open_cow(c, "x.dat", &m[3]));
+
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fdinfo", (int)hz.pid);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    int checked = 0;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd <= 2)
+            continue;
+        char path[128], buf[512];
+        snprintf(path, sizeof(path), "%s/%d", dir, fd);
+        long n = hz_read_file(path, buf, sizeof(buf) - 1);
+        if (n <= 0)
+            continue; /* closed meanwhile */
+        buf[n] = '\0';
+        const char *f = strstr(buf, "flags:");
+        cr_assert_not_null(f);
+        unsigned long flags = strtoul(f + 6, NULL, 8);
+        cr_assert(flags & O_CLOEXEC, "daemon fd %d is not close-on-exec "
+                  "(flags 0%lo)", fd, flags);
+        checked++;
+    }
+    closedir(d);
+    cr_assert_geq(checked, 3);
+    for (int i = 0; i < 4; i++)
+        mmapio_unmap(m[i]);
+    mmapio_disconnect(c);
 }

@@ -7,12 +7,14 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "wire.h"
 
 TestSuite(modes, .init = hz_setup, .fini = hz_teardown, .timeout = 60);
 
@@ -195,4 +197,82 @@ Test(modes, copy_on_write_sees_file_until_written)
     mmapio_unmap(cow);
     mmapio_unmap(rw);
     mmapio_disconnect(c);
+}
+
+/*
+ * The grants themselves, seen through the raw protocol: the fd that rides
+ * on a read-only or copy-on-write grant is open read-only, a read-write
+ * grant's is read-write, and every one is close-on-exec.
+ */
+static int granted_fd(int sock, const char *path, bool anonymous, int mode)
+{
+    int fd = -1;
+    int r = raw_open(sock, path, anonymous, mode, false, 0, &fd);
+    cr_assert_eq(r, 0, "raw open of %s in mode %d: %d", path, mode, r);
+    cr_assert_geq(fd, 0, "no fd came with the grant of %s", path);
+    cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC, "granted fd not CLOEXEC");
+    return fd;
+}
+
+static void expect_access(int fd, int accmode, const char *what)
+{
+    int fl = fcntl(fd, F_GETFL);
+    cr_assert_geq(fl, 0);
+    cr_assert_eq(fl & O_ACCMODE, accmode, "%s: fd opened with %s", what,
+                 (fl & O_ACCMODE) == O_RDWR ? "O_RDWR" : "O_RDONLY/WRONLY");
+    close(fd);
+}
+
+Test(modes, granted_fds_have_the_mode_granted)
+{
+    mmapio_map *rw = make_file("grant.dat");
+    mmapio_map *anon;
+    hz_assert_ok(mmapio_anon_create(c, "grant-anon", 4096, &anon));
+
+    int s = raw_connect(hz.sock);
+    cr_assert_geq(s, 0);
+    cr_assert_eq(raw_hello(s, WIRE_PROTOCOL), 0);
+    expect_access(granted_fd(s, "grant.dat", false,
+                             MMAPIO__MODE__MODE_READ_ONLY),
+                  O_RDONLY, "read-only file grant");
+    expect_access(granted_fd(s, "grant.dat", false,
+                             MMAPIO__MODE__MODE_COPY_ON_WRITE),
+                  O_RDONLY, "copy-on-write file grant");
+    expect_access(granted_fd(s, "grant.dat", false,
+                             MMAPIO__MODE__MODE_READ_WRITE),
+                  O_RDWR, "read-write file grant");
+    expect_access(granted_fd(s, "grant-anon", true,
+                             MMAPIO__MODE__MODE_READ_ONLY),
+                  O_RDONLY, "read-only anonymous grant");
+    expect_access(granted_fd(s, "grant-anon", true,
+                             MMAPIO__MODE__MODE_COPY_ON_WRITE),
+                  O_RDONLY, "copy-on-write anonymous grant");
+    close(s);
+    mmapio_unmap(anon);
+    mmapio_unmap(rw);
+    mmapio_disconnect(c);
+}
+
+Test(modes, control_area_is_read_only)
+{
+    /* The fd on the hello reply lets every client see every mapping's
+     * policy; it must not let any client change them. */
+    int s = raw_connect(hz.sock);
+    cr_assert_geq(s, 0);
+    int fd = -1;
+    cr_assert_eq(raw_hello_fd(s, &fd), 0);
+    if (fd < 0) {
+        close(s);
+        cr_skip_test("this daemon sends no fd with its hello reply");
+    }
+    cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    cr_assert_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY,
+                 "the control area fd is writable");
+    long page = sysconf(_SC_PAGESIZE);
+    void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   fd, 0);
+    cr_assert_eq(p, MAP_FAILED, "the control area can be mapped writable");
+    cr_assert_eq(errno, EACCES);
+    close(fd);
+    close(s);
 }

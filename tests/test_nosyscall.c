@@ -7,8 +7,12 @@
  * mmapio_as_ptr / mmapio_as_mut_ptr / mmapio_len on policy-NEVER maps
  * (read-write file, anonymous, read-only, copy-on-write; in-bounds calls
  * and refused ones), and leaves with exit_group(0). A single system call
- * anywhere in those functions kills it with SIGSYS. A control child proves
- * the filter is really in force.
+ * anywhere in those functions traps (SIGSYS) and the parent reports its
+ * number. A control child proves the filter is really in force.
+ *
+ * It runs under AddressSanitizer too, unskipped: ASan's interceptors make
+ * no system call on this path; only __asan_handle_no_return does, which is
+ * why nothing after the filter calls a noreturn function (see leave()).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -171,13 +175,6 @@ static int data_path_child(void)
 
 Test(nosyscall, data_path)
 {
-#if defined(__SANITIZE_ADDRESS__)
-#define MMAPIO_UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define MMAPIO_UNDER_SANITIZER 1
-#endif
-#endif
     report = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq((void *)report, MAP_FAILED);

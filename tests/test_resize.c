@@ -112,8 +112,13 @@ static void grow_seen_by_other_process(bool anonymous)
     cr_assert_eq(hz_chan_open(&up), 0);
     pid_t pid = hz_fork();
     cr_assert_geq(pid, 0);
-    if (pid == 0)
+    if (pid == 0) {
+        hz_chan_keep_read(&down);
+        hz_chan_keep_write(&up);
         child(anonymous, name, &down, &up);
+    }
+    hz_chan_keep_write(&down);
+    hz_chan_keep_read(&up);
     cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "child did not open");
 
     hz_assert_ok(mmapio_resize(m, 16384));
@@ -185,6 +190,8 @@ Test(resize, shrink_busy_with_holder_in_other_process)
     pid_t pid = hz_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
+        hz_chan_keep_read(&down);
+        hz_chan_keep_write(&up);
         mmapio_client *cc;
         mmapio_map *mm;
         if (mmapio_connect(NULL, &cc) || mmapio_open_rw(cc, "sp.dat", &mm))
@@ -199,6 +206,8 @@ Test(resize, shrink_busy_with_holder_in_other_process)
         (void)sum;
         _exit(0); /* dies holding it: the daemon must release it */
     }
+    hz_chan_keep_write(&down);
+    hz_chan_keep_read(&up);
     cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "child did not open");
     hz_assert_ret(mmapio_resize(m, 2048), MMAPIO_E_BUSY);
     cr_assert_eq(mmapio_len(m), 4096);

@@ -75,8 +75,13 @@ static void pingpong(bool anonymous)
     cr_assert_eq(hz_chan_open(&up), 0);
     pid_t pid = hz_fork();
     cr_assert_geq(pid, 0);
-    if (pid == 0)
+    if (pid == 0) {
+        hz_chan_keep_read(&down);
+        hz_chan_keep_write(&up);
         pingpong_child(anonymous, name, &down, &up);
+    }
+    hz_chan_keep_write(&down);
+    hz_chan_keep_read(&up);
     cr_assert_eq(hz_chan_recv(&up, 20000), 'o', "child could not open");
 
     for (int round = 0; round < 20; round++) {
