@@ -333,6 +333,8 @@ static int client_take_reply(mmapio_client *c, uint64_t id,
     }
     if (r->error != 0) {
         int err = reply_error(r);
+        snprintf(c->last_message, sizeof(c->last_message), "%s",
+                 r->message ? r->message : "");
         incoming_drop(in);
         return err;
     }

@@ -61,6 +61,7 @@ struct mmapio_client {
     struct client_event queue[CLIENT_EVENT_QUEUE];
     size_t q_head, q_len;
     bool q_overflow;         /* events were dropped from the queue */
+    char last_message[256];  /* the daemon's text of the last error reply */
 };
 
 /* An old mapping left in place after a moving remap (see map.c). */

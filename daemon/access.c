@@ -53,6 +53,11 @@ int access_check(const struct peer_cred *who, uid_t owner, gid_t group,
     return ((unsigned)want & ~bits) ? MMAPIO_E_PERMISSION : MMAPIO_OK;
 }
 
+bool access_is_admin(const struct peer_cred *who, bool has_group, gid_t group)
+{
+    return who->uid == 0 || (has_group && in_group(who, group));
+}
+
 int access_is_owner(const struct peer_cred *who, uid_t owner)
 {
     return who->uid == 0 || who->uid == owner ? MMAPIO_OK

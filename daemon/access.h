@@ -6,6 +6,7 @@
 #ifndef MMAPIOD_ACCESS_H
 #define MMAPIOD_ACCESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -28,6 +29,10 @@ int access_peer_cred(int sock, struct peer_cred *out);
  * uid 0 may do anything. */
 int access_check(const struct peer_cred *who, uid_t owner, gid_t group,
                  mode_t mode, int want);
+
+/* Root, or a member of the admin group (when one is configured): may see
+ * and change every mapping and connection. */
+bool access_is_admin(const struct peer_cred *who, bool has_group, gid_t group);
 
 /* May `who` act as the owner of an object owned by `owner` (delete it,
  * change its policy)? */

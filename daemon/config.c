@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,21 @@ static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* A group name, or a numeric gid. */
+static int parse_group(const char *v, gid_t *gid, bool *set)
+{
+    uint64_t n;
+    const struct group *g = getgrnam(v);
+    if (g)
+        *gid = g->gr_gid;
+    else if (parse_u64(v, 0, UINT32_MAX - 1, &n) == 0)
+        *gid = (gid_t)n;
+    else
+        return -EINVAL;
+    *set = true;
+    return 0;
+}
+
 static int parse_bool(const char *v, bool *out)
 {
     if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
@@ -120,6 +136,8 @@ int config_set(struct config *c, const char *key, const char *value,
         r = parse_u64(value, 1, UINT64_MAX, &c->max_bytes_per_uid);
     else if (!strcmp(key, "max_map_size"))
         r = parse_u64(value, 1, INT64_MAX, &c->max_map_size);
+    else if (!strcmp(key, "admin_group"))
+        r = parse_group(value, &c->admin_gid, &c->has_admin_group);
     else if (!strcmp(key, "verbose"))
         r = parse_bool(value, &c->verbose);
     else {

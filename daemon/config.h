@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct config {
     char socket_path[108];          /* sun_path holds 108 bytes */
@@ -24,6 +25,8 @@ struct config {
     uint64_t max_bytes_per_uid;     /* bytes of mappings a uid may own */
     uint64_t max_map_size;          /* largest single mapping */
     uint32_t flush_threads;
+    bool has_admin_group;           /* admin_group: sees and changes all */
+    gid_t admin_gid;
     bool verbose;
 };
 

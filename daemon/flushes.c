@@ -15,13 +15,36 @@
 #include "ops.h"
 #include "server.h"
 
+struct batch {
+    struct conn *conn;
+    uint64_t id;
+    uint32_t left, ok, failed;
+    flushes_batch_fn reply;
+};
+
 struct flush_ctx {
     struct flush_job job;
     struct mapping *map;
     struct conn *conn;  /* NULL: nobody waits for the answer */
     uint64_t id;
     bool timed;
+    struct batch *batch;
 };
+
+static void batch_done(struct batch *b, int result)
+{
+    if (result < 0)
+        b->failed++;
+    else
+        b->ok++;
+    if (--b->left > 0)
+        return;
+    if (!b->conn->closed)
+        b->reply(b->conn, b->id, b->ok, b->failed);
+    conn_busy(b->conn, -1);
+    conn_unref(b->conn);
+    free(b);
+}
 
 static void arm(struct mapping *m);
 
@@ -44,6 +67,8 @@ static void done(struct flush_job *job)
         conn_busy(f->conn, -1);
         conn_unref(f->conn);
     }
+    if (f->batch)
+        batch_done(f->batch, job->result);
     if (f->timed) {
         m->flushing = false;
         if (m->dirty || m->raw_writers)
@@ -53,14 +78,57 @@ static void done(struct flush_job *job)
     free(f);
 }
 
-static int submit(struct mapping *m, struct conn *c, uint64_t id, bool timed)
+static struct flush_ctx *job_new(struct mapping *m)
 {
     struct flush_ctx *f = calloc(1, sizeof(*f));
     if (!f)
-        return MMAPIO_E_QUOTA;
+        return NULL;
     f->job.fd = m->fd;
     f->job.done = done;
     f->map = mapping_ref(m);
+    return f;
+}
+
+int flushes_batch(struct conn *c, uint64_t id, struct mapping **maps,
+                  size_t n, flushes_batch_fn reply)
+{
+    if (n == 0) {
+        reply(c, id, 0, 0);
+        return MMAPIO_OK;
+    }
+    struct batch *b = calloc(1, sizeof(*b));
+    struct flush_ctx **jobs = calloc(n, sizeof(*jobs));
+    size_t made = 0;
+    if (b && jobs)
+        while (made < n && (jobs[made] = job_new(maps[made])))
+            made++;
+    if (made < n) {
+        while (made > 0) {
+            mapping_unref(jobs[--made]->map);
+            free(jobs[made]);
+        }
+        free(jobs);
+        free(b);
+        return MMAPIO_E_QUOTA;
+    }
+    b->conn = conn_ref(c);
+    b->id = id;
+    b->left = (uint32_t)n;
+    b->reply = reply;
+    conn_busy(c, +1);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->batch = b;
+        flusher_submit(c->d->flusher, &jobs[i]->job);
+    }
+    free(jobs);
+    return MMAPIO_OK;
+}
+
+static int submit(struct mapping *m, struct conn *c, uint64_t id, bool timed)
+{
+    struct flush_ctx *f = job_new(m);
+    if (!f)
+        return MMAPIO_E_QUOTA;
     f->id = id;
     f->timed = timed;
     if (c) {

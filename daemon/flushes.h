@@ -15,6 +15,7 @@
 #ifndef MMAPIOD_FLUSHES_H
 #define MMAPIOD_FLUSHES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct conn;
@@ -23,6 +24,14 @@ struct mapping;
 
 /* Flushes m and answers request `id` on c. MMAPIO_OK or MMAPIO_E_QUOTA. */
 int flushes_request(struct mapping *m, struct conn *c, uint64_t id);
+/* Flushes maps[0..n) (the array is the caller's) and, when all are done,
+ * calls reply(c, id, flushed, failed) unless c closed meanwhile.
+ * MMAPIO_OK or MMAPIO_E_QUOTA (nothing was started). */
+typedef void (*flushes_batch_fn)(struct conn *c, uint64_t id, uint32_t ok,
+                                 uint32_t failed);
+int flushes_batch(struct conn *c, uint64_t id, struct mapping **maps,
+                  size_t n, flushes_batch_fn reply);
+
 /* Flushes m with nobody waiting (last holder gone, writer died). */
 void flushes_background(struct mapping *m);
 /* A DIRTY notice for m. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "admin.h"
 #include "conn.h"
 #include "errmap.h"
 #include "flushes.h"
@@ -25,10 +26,7 @@
 
 /* ---- replies -------------------------------------------------------- */
 
-static void reply_err(struct conn *c, uint64_t id, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void reply_err(struct conn *c, uint64_t id, int err, const char *fmt, ...)
+void ops_reply_err(struct conn *c, uint64_t id, int err, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -40,10 +38,11 @@ static void reply_err(struct conn *c, uint64_t id, int err, const char *fmt, ...
     r.id = id;
     r.error = err;
     r.message = msg;
+    c->d->stats.errors++;
     conn_send_reply(c, &r, -1);
 }
 
-static void reply_ok(struct conn *c, uint64_t id)
+void ops_reply_ok(struct conn *c, uint64_t id)
 {
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;
@@ -73,10 +72,10 @@ void ops_tell_holders(struct mapping *m, struct conn *skip,
 void ops_reply_flush(struct conn *c, uint64_t id, int result)
 {
     if (result < 0)
-        reply_err(c, id, MMAPIO_E_FLUSH_FAILED, "flush failed: %s",
+        ops_reply_err(c, id, MMAPIO_E_FLUSH_FAILED, "flush failed: %s",
                   strerror(-result));
     else
-        reply_ok(c, id);
+        ops_reply_ok(c, id);
 }
 
 /* ---- holders ---------------------------------------------------------- */
@@ -146,7 +145,7 @@ static struct holder *find_holder(struct conn *c, uint64_t id, uint64_t handle)
     struct holder *h = registry_find_holder(&c->d->reg, handle);
     if (h && h->conn == c)
         return h;
-    reply_err(c, id, MMAPIO_E_NOT_FOUND, "no handle %llu on this connection",
+    ops_reply_err(c, id, MMAPIO_E_NOT_FOUND, "no handle %llu on this connection",
               (unsigned long long)handle);
     return NULL;
 }
@@ -155,7 +154,7 @@ static bool check_writer(struct conn *c, uint64_t id, const struct holder *h)
 {
     if (h->mode == MMAPIO_MODE_READ_WRITE)
         return true;
-    reply_err(c, id, MMAPIO_E_INVALID_MODE, "handle is %s",
+    ops_reply_err(c, id, MMAPIO_E_INVALID_MODE, "handle is %s",
               h->mode == MMAPIO_MODE_READ_ONLY ? "read-only" : "copy-on-write");
     return false;
 }
@@ -166,7 +165,7 @@ static void op_hello(struct conn *c, uint64_t id, const Mmapio__Hello *m)
 {
     if (m->protocol != WIRE_PROTOCOL) {
         c->close_when_sent = true;
-        reply_err(c, id, MMAPIO_E_PROTOCOL,
+        ops_reply_err(c, id, MMAPIO_E_PROTOCOL,
                   "protocol version %u not supported (this daemon speaks %u)",
                   m->protocol, WIRE_PROTOCOL);
         return;
@@ -199,13 +198,13 @@ static void op_open(struct conn *c, uint64_t id, const Mmapio__Open *o)
 
     if ((unsigned)o->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE || o->perm > 0777 ||
         (o->policy && !policy_valid(policy_from_wire(o->policy)))) {
-        reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT,
+        ops_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT,
                   "bad mode, permission bits or flush policy");
         return;
     }
     int r = open_mapping(c->d, c, o, &m, &why);
     if (r) {
-        reply_err(c, id, r, "%s: %s", o->path, why);
+        ops_reply_err(c, id, r, "%s: %s", o->path, why);
         return;
     }
     r = add_holder(c, m, (mmapio_mode)o->mode, &h);
@@ -216,7 +215,7 @@ static void op_open(struct conn *c, uint64_t id, const Mmapio__Open *o)
             release_holder(h, false);
         else if (m->kind == MAPPING_FILE && m->n_holders == 0)
             registry_remove(&c->d->reg, m);
-        reply_err(c, id, r, "%s: cannot grant: %s", o->path, errmap_text(r));
+        ops_reply_err(c, id, r, "%s: cannot grant: %s", o->path, errmap_text(r));
         mapping_unref(m);
         return;
     }
@@ -244,7 +243,7 @@ static void op_close(struct conn *c, uint64_t id, const Mmapio__Close *m)
     if (!h)
         return;
     release_holder(h, false);
-    reply_ok(c, id);
+    ops_reply_ok(c, id);
 }
 
 static void op_resize(struct conn *c, uint64_t id, const Mmapio__Resize *m)
@@ -255,25 +254,25 @@ static void op_resize(struct conn *c, uint64_t id, const Mmapio__Resize *m)
         return;
     struct mapping *map = h->map;
     if (m->size == 0 || m->size > c->d->cfg.max_map_size) {
-        reply_err(c, id, MMAPIO_E_RESIZE_FAILED, "size %llu not allowed",
+        ops_reply_err(c, id, MMAPIO_E_RESIZE_FAILED, "size %llu not allowed",
                   (unsigned long long)m->size);
         return;
     }
     uint64_t old = mapping_sync_size(map);
     if (m->size < old && map->n_holders > 1) {
-        reply_err(c, id, MMAPIO_E_BUSY,
+        ops_reply_err(c, id, MMAPIO_E_BUSY,
                   "%u other holders; shrinking would fault their accesses",
                   map->n_holders - 1);
         return;
     }
     int r = mapping_set_size(map, m->size, &why);
     if (r) {
-        reply_err(c, id, r, "resize failed: %s", why);
+        ops_reply_err(c, id, r, "resize failed: %s", why);
         return;
     }
     if (m->size != old)
         ops_tell_holders(map, c, MMAPIO__EVENT_KIND__EVENT_RESIZED);
-    reply_ok(c, id);
+    ops_reply_ok(c, id);
 }
 
 static void op_flush(struct conn *c, uint64_t id, const Mmapio__Flush *m)
@@ -284,7 +283,7 @@ static void op_flush(struct conn *c, uint64_t id, const Mmapio__Flush *m)
     struct mapping *map = h->map;
     uint64_t size = mapping_sync_size(map);
     if (m->offset > size || m->len > size - m->offset) {
-        reply_err(c, id, MMAPIO_E_OUT_OF_BOUNDS, "range beyond %llu bytes",
+        ops_reply_err(c, id, MMAPIO_E_OUT_OF_BOUNDS, "range beyond %llu bytes",
                   (unsigned long long)size);
         return;
     }
@@ -292,11 +291,11 @@ static void op_flush(struct conn *c, uint64_t id, const Mmapio__Flush *m)
      * anonymous memory has no disk. */
     if (h->mode != MMAPIO_MODE_READ_WRITE || map->kind == MAPPING_ANON ||
         !map->fd_writable) {
-        reply_ok(c, id);
+        ops_reply_ok(c, id);
         return;
     }
     if (flushes_request(map, c, id))
-        reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+        ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
 }
 
 static void op_stat(struct conn *c, uint64_t id, const Mmapio__Stat *m)
@@ -317,7 +316,7 @@ static void op_stat(struct conn *c, uint64_t id, const Mmapio__Stat *m)
     conn_send_reply(c, &r, -1);
 }
 
-static void mark_removed(struct mapping *m)
+void ops_mark_removed(struct mapping *m)
 {
     if (m->removed)
         return;
@@ -330,17 +329,17 @@ static void delete_anon(struct conn *c, uint64_t id, const char *name)
     struct mapping *m = resolve_check_name(name) ? NULL
                         : registry_find_anon(&c->d->reg, name);
     if (!m) {
-        reply_err(c, id, MMAPIO_E_NOT_FOUND, "no anonymous mapping '%s'", name);
+        ops_reply_err(c, id, MMAPIO_E_NOT_FOUND, "no anonymous mapping '%s'", name);
         return;
     }
     if (access_is_owner(&c->cred, m->owner)) {
-        reply_err(c, id, MMAPIO_E_PERMISSION, "'%s' belongs to uid %u", name,
+        ops_reply_err(c, id, MMAPIO_E_PERMISSION, "'%s' belongs to uid %u", name,
                   (unsigned)m->owner);
         return;
     }
-    mark_removed(m);
+    ops_mark_removed(m);
     registry_remove(&c->d->reg, m);
-    reply_ok(c, id);
+    ops_reply_ok(c, id);
 }
 
 static int unlink_file(struct conn *c, const char *path, struct stat *st)
@@ -375,13 +374,13 @@ static void op_delete(struct conn *c, uint64_t id, const Mmapio__Delete *m)
     }
     int r = unlink_file(c, m->path, &st);
     if (r) {
-        reply_err(c, id, r, "cannot delete %s: %s", m->path, errmap_text(r));
+        ops_reply_err(c, id, r, "cannot delete %s: %s", m->path, errmap_text(r));
         return;
     }
     struct mapping *map = registry_find_file(&c->d->reg, st.st_dev, st.st_ino);
     if (map && S_ISREG(st.st_mode))
-        mark_removed(map);
-    reply_ok(c, id);
+        ops_mark_removed(map);
+    ops_reply_ok(c, id);
 }
 
 static void op_set_policy(struct conn *c, uint64_t id, const Mmapio__SetPolicy *m)
@@ -391,13 +390,13 @@ static void op_set_policy(struct conn *c, uint64_t id, const Mmapio__SetPolicy *
         return;
     mmapio_flush_policy p = policy_from_wire(m->policy);
     if (!m->policy || !policy_valid(p)) {
-        reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+        ops_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
         return;
     }
     mapping_set_policy(h->map, p);
     flushes_policy_changed(h->map);
     ops_tell_holders(h->map, c, MMAPIO__EVENT_KIND__EVENT_POLICY);
-    reply_ok(c, id);
+    ops_reply_ok(c, id);
 }
 
 static void op_watch(struct conn *c, uint64_t id, const Mmapio__Watch *m)
@@ -408,7 +407,7 @@ static void op_watch(struct conn *c, uint64_t id, const Mmapio__Watch *m)
         return;
     int r = watch_add(c, h, &wid);
     if (r) {
-        reply_err(c, id, r, "cannot watch: %s", errmap_text(r));
+        ops_reply_err(c, id, r, "cannot watch: %s", errmap_text(r));
         return;
     }
     Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
@@ -424,10 +423,10 @@ static void op_unwatch(struct conn *c, uint64_t id, const Mmapio__Unwatch *m)
 {
     int r = watch_remove(c, m->watch_id);
     if (r)
-        reply_err(c, id, r, "no watch %llu on this connection",
+        ops_reply_err(c, id, r, "no watch %llu on this connection",
                   (unsigned long long)m->watch_id);
     else
-        reply_ok(c, id);
+        ops_reply_ok(c, id);
 }
 
 /* One-way: never answered. A notice that does not fit is dropped. */
@@ -492,7 +491,7 @@ static void dispatch(struct conn *c, const Mmapio__Request *q)
 {
     switch (q->op_case) {
     case MMAPIO__REQUEST__OP_HELLO: op_hello(c, q->id, q->hello); break;
-    case MMAPIO__REQUEST__OP_PING: reply_ok(c, q->id); break;
+    case MMAPIO__REQUEST__OP_PING: ops_reply_ok(c, q->id); break;
     case MMAPIO__REQUEST__OP_OPEN: op_open(c, q->id, q->open); break;
     case MMAPIO__REQUEST__OP_CLOSE: op_close(c, q->id, q->close); break;
     case MMAPIO__REQUEST__OP_RESIZE: op_resize(c, q->id, q->resize); break;
@@ -502,8 +501,13 @@ static void dispatch(struct conn *c, const Mmapio__Request *q)
     case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(c, q->id, q->set_policy); break;
     case MMAPIO__REQUEST__OP_WATCH: op_watch(c, q->id, q->watch); break;
     case MMAPIO__REQUEST__OP_UNWATCH: op_unwatch(c, q->id, q->unwatch); break;
+    case MMAPIO__REQUEST__OP_ADMIN_STATUS: admin_status(c, q->id); break;
+    case MMAPIO__REQUEST__OP_ADMIN_LIST: admin_list(c, q->id, q->admin_list); break;
+    case MMAPIO__REQUEST__OP_ADMIN_CLIENTS: admin_clients(c, q->id, q->admin_clients); break;
+    case MMAPIO__REQUEST__OP_ADMIN_FLUSH: admin_flush(c, q->id, q->admin_flush); break;
+    case MMAPIO__REQUEST__OP_ADMIN_POLICY: admin_policy(c, q->id, q->admin_policy); break;
     default:
-        reply_err(c, q->id, MMAPIO_E_PROTOCOL, "unknown operation %d", (int)q->op_case);
+        ops_reply_err(c, q->id, MMAPIO_E_PROTOCOL, "unknown operation %d", (int)q->op_case);
         break;
     }
 }
@@ -513,18 +517,18 @@ void ops_handle(struct conn *c, const uint8_t *buf, size_t len, bool had_fds)
     Mmapio__Request *q = mmapio__request__unpack(NULL, len, buf);
     if (!q) {
         c->close_when_sent = !c->hello_done;
-        reply_err(c, 0, MMAPIO_E_PROTOCOL, "malformed request");
+        ops_reply_err(c, 0, MMAPIO_E_PROTOCOL, "malformed request");
         return;
     }
     if (had_fds)
-        reply_err(c, q->id, MMAPIO_E_PROTOCOL, "requests may not carry file descriptors");
+        ops_reply_err(c, q->id, MMAPIO_E_PROTOCOL, "requests may not carry file descriptors");
     else if (has_unknown(&q->base))
-        reply_err(c, q->id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
+        ops_reply_err(c, q->id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
     else if (c->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE)
         op_notice(c, q->notice);
     else if (!c->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
         c->close_when_sent = true;
-        reply_err(c, q->id, MMAPIO_E_PROTOCOL, "the first request must be hello");
+        ops_reply_err(c, q->id, MMAPIO_E_PROTOCOL, "the first request must be hello");
     } else
         dispatch(c, q);
     mmapio__request__free_unpacked(q, NULL);

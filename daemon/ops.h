@@ -29,6 +29,14 @@ void ops_release_all(struct conn *c);
 void ops_tell_holders(struct mapping *m, struct conn *skip,
                       Mmapio__EventKind kind);
 
+/* Replies: an error with a readable reason, or a bare success. */
+void ops_reply_err(struct conn *c, uint64_t id, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void ops_reply_ok(struct conn *c, uint64_t id);
+
+/* The mapping's name is gone (deleted/unlinked): watchers hear REMOVED. */
+void ops_mark_removed(struct mapping *m);
+
 /* Answers a Flush request that finished with `result` (0 or -errno). */
 void ops_reply_flush(struct conn *c, uint64_t id, int result);
 

@@ -143,6 +143,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         struct conn *c;
         if (conn_new(d, fd, &c) < 0)
             log_warn("cannot set up a client connection");
+        else
+            d->stats.clients_total++;
     }
 }
 

@@ -1,0 +1,373 @@
+/* admin: status, lists, flush and policy for mmapioctl (see admin.h). */
+#include "admin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "conn.h"
+#include "errmap.h"
+#include "flushes.h"
+#include "mapping.h"
+#include "ops.h"
+#include "policy.h"
+#include "resolve.h"
+#include "server.h"
+#include "watch.h"
+
+#define PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
+#define PAGE_MAX 512
+#define HELD_MAX 32            /* holdings listed per client */
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451     /* the same number on every architecture */
+#endif
+
+static bool is_admin(const struct conn *c)
+{
+    return access_is_admin(&c->cred, c->d->cfg.has_admin_group,
+                           c->d->cfg.admin_gid);
+}
+
+static bool may_see(const struct conn *c, const struct mapping *m)
+{
+    return is_admin(c) || m->owner == c->cred.uid;
+}
+
+/* Dirty bytes of a file in the page cache (Linux 6.5 cachestat); 0 when
+ * the kernel cannot tell. */
+static uint64_t dirty_bytes(const struct mapping *m)
+{
+    struct { uint64_t off, len; } range = { 0, 0 }; /* len 0: to the end */
+    struct { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recent; } cs;
+
+    if (m->kind != MAPPING_FILE ||
+        syscall(__NR_cachestat, m->fd, &range, &cs, 0) < 0)
+        return 0;
+    return cs.nr_dirty * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* ---- status ---------------------------------------------------------- */
+
+struct tally {
+    const struct conn *c;
+    uint64_t mappings, anon, files, bytes;
+};
+
+static void count_one(struct mapping *m, void *arg)
+{
+    struct tally *t = arg;
+    if (!may_see(t->c, m))
+        return;
+    t->mappings++;
+    t->bytes += m->size;
+    if (m->kind == MAPPING_ANON)
+        t->anon++;
+    else
+        t->files++;
+}
+
+void admin_status(struct conn *c, uint64_t id)
+{
+    struct daemon *d = c->d;
+    struct tally t = { .c = c };
+    bool all = is_admin(c);
+    uint32_t clients = 0;
+
+    registry_foreach(&d->reg, count_one, &t);
+    for (struct conn *o = d->conns; o; o = o->next)
+        clients += all || o->cred.uid == c->cred.uid;
+
+    Mmapio__StatusReply s = MMAPIO__STATUS_REPLY__INIT;
+    s.version = (char *)MMAPIO_VERSION;
+    s.uptime_s = (uint64_t)(time(NULL) - d->started);
+    s.clients = clients;
+    s.mappings = t.mappings;
+    s.anonymous = t.anon;
+    s.files = t.files;
+    s.bytes_mapped = t.bytes;
+    s.all = all;
+    if (all) { /* daemon-wide counters are for the admin */
+        s.flushes = d->stats.flushes;
+        s.flush_failures = d->stats.flush_failures;
+        s.errors = d->stats.errors;
+        s.clients_total = d->stats.clients_total;
+    }
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_STATUS;
+    r.status = &s;
+    conn_send_reply(c, &r, -1);
+}
+
+/* ---- list ------------------------------------------------------------ */
+
+struct gather {
+    const struct conn *c;
+    uint64_t after;
+    struct mapping **v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void gather_one(struct mapping *m, void *arg)
+{
+    struct gather *g = arg;
+    if (m->id <= g->after || !may_see(g->c, m) || g->oom)
+        return;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        struct mapping **v = realloc(g->v, cap * sizeof(*v));
+        if (!v) {
+            g->oom = true;
+            return;
+        }
+        g->v = v;
+        g->cap = cap;
+    }
+    g->v[g->n++] = m;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const struct mapping *x = *(struct mapping *const *)a;
+    const struct mapping *y = *(struct mapping *const *)b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void fill_info(const struct mapping *m, Mmapio__MapInfo *i,
+                      Mmapio__FlushPolicy *pol)
+{
+    mmapio__map_info__init(i);
+    i->id = m->id;
+    i->name = m->name;
+    i->anonymous = m->kind == MAPPING_ANON;
+    i->size = m->size;
+    policy_to_wire(m->policy, pol);
+    i->policy = pol;
+    i->holders = m->n_holders;
+    for (const struct holder *h = m->holders; h; h = h->map_next)
+        i->rw_holders += h->mode == MMAPIO_MODE_READ_WRITE;
+    i->owner = m->owner;
+    i->perm = m->perm;
+    i->pending_bytes = dirty_bytes(m);
+    i->last_flush = m->last_flush;
+    i->flushes = m->flushes;
+    i->watchers = m->n_watches;
+    i->removed = m->removed;
+}
+
+void admin_list(struct conn *c, uint64_t id, const Mmapio__AdminList *q)
+{
+    struct gather g = { .c = c, .after = q->after_id };
+    registry_foreach(&c->d->reg, gather_one, &g);
+    size_t cap = g.n < PAGE_MAX ? g.n : PAGE_MAX;
+    Mmapio__MapInfo *infos = calloc(cap ? cap : 1, sizeof(*infos));
+    Mmapio__MapInfo **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
+    Mmapio__FlushPolicy *pols = calloc(cap ? cap : 1, sizeof(*pols));
+    if (g.oom || !infos || !ptrs || !pols) {
+        ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+        goto out;
+    }
+    qsort(g.v, g.n, sizeof(*g.v), by_id);
+
+    Mmapio__ListReply lr = MMAPIO__LIST_REPLY__INIT;
+    size_t bytes = 0;
+    lr.maps = ptrs;
+    while (lr.n_maps < cap) {
+        Mmapio__MapInfo *i = &infos[lr.n_maps];
+        fill_info(g.v[lr.n_maps], i, &pols[lr.n_maps]);
+        bytes += mmapio__map_info__get_packed_size(i) + 8;
+        if (bytes > PAGE_BYTES && lr.n_maps > 0)
+            break;
+        ptrs[lr.n_maps++] = i;
+    }
+    lr.more = lr.n_maps < g.n;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_LIST;
+    r.list = &lr;
+    conn_send_reply(c, &r, -1);
+out:
+    free(infos);
+    free(ptrs);
+    free(pols);
+    free(g.v);
+}
+
+/* ---- clients --------------------------------------------------------- */
+
+static int conn_by_id(const void *a, const void *b)
+{
+    const struct conn *x = *(struct conn *const *)a;
+    const struct conn *y = *(struct conn *const *)b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Fills one ClientInfo; its held[] points into `held` (HELD_MAX slots). */
+static void fill_client(const struct conn *o, Mmapio__ClientInfo *ci,
+                        Mmapio__HeldInfo *held, Mmapio__HeldInfo **held_p)
+{
+    mmapio__client_info__init(ci);
+    ci->id = o->id;
+    ci->pid = o->cred.pid;
+    ci->uid = o->cred.uid;
+    ci->gid = o->cred.gid;
+    ci->name = (char *)o->name;
+    ci->held = held_p;
+    ci->held_total = o->n_holders;
+    for (const struct holder *h = o->holders; h && ci->n_held < HELD_MAX;
+         h = h->conn_next) {
+        Mmapio__HeldInfo *hi = &held[ci->n_held];
+        mmapio__held_info__init(hi);
+        hi->map_id = h->map->id;
+        hi->name = h->map->name;
+        hi->mode = (Mmapio__Mode)h->mode;
+        held_p[ci->n_held++] = hi;
+    }
+    for (const struct watch *w = o->watches; w; w = w->conn_next)
+        ci->watches++;
+}
+
+void admin_clients(struct conn *c, uint64_t id, const Mmapio__AdminClients *q)
+{
+    struct daemon *d = c->d;
+    bool all = is_admin(c);
+    size_t n = 0;
+    struct conn **v = calloc(d->n_conns ? d->n_conns : 1, sizeof(*v));
+    size_t cap = d->n_conns < PAGE_MAX ? d->n_conns : PAGE_MAX;
+    Mmapio__ClientInfo *infos = calloc(cap ? cap : 1, sizeof(*infos));
+    Mmapio__ClientInfo **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
+    Mmapio__HeldInfo *held = calloc((cap ? cap : 1) * HELD_MAX, sizeof(*held));
+    Mmapio__HeldInfo **held_p = calloc((cap ? cap : 1) * HELD_MAX, sizeof(*held_p));
+    if (!v || !infos || !ptrs || !held || !held_p) {
+        ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+        goto out;
+    }
+    for (struct conn *o = d->conns; o; o = o->next)
+        if (o->id > q->after_id && (all || o->cred.uid == c->cred.uid))
+            v[n++] = o;
+    qsort(v, n, sizeof(*v), conn_by_id);
+
+    Mmapio__ClientsReply cr = MMAPIO__CLIENTS_REPLY__INIT;
+    size_t bytes = 0;
+    cr.clients = ptrs;
+    while (cr.n_clients < cap && cr.n_clients < n) {
+        size_t k = cr.n_clients;
+        fill_client(v[k], &infos[k], &held[k * HELD_MAX], &held_p[k * HELD_MAX]);
+        bytes += mmapio__client_info__get_packed_size(&infos[k]) + 8;
+        if (bytes > PAGE_BYTES && k > 0)
+            break;
+        ptrs[cr.n_clients++] = &infos[k];
+    }
+    cr.more = cr.n_clients < n;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
+    r.clients = &cr;
+    conn_send_reply(c, &r, -1);
+out:
+    free(v);
+    free(infos);
+    free(ptrs);
+    free(held);
+    free(held_p);
+}
+
+/* ---- flush and policy by name --------------------------------------- */
+
+/* The registered mapping a path or anonymous name names, if the caller
+ * may act on it. NULL with the error replied. */
+static struct mapping *find_named(struct conn *c, uint64_t id,
+                                  const char *path, bool anonymous)
+{
+    struct daemon *d = c->d;
+    struct mapping *m = NULL;
+
+    if (anonymous) {
+        m = resolve_check_name(path) ? NULL : registry_find_anon(&d->reg, path);
+    } else if (resolve_check_path(path) == MMAPIO_OK) {
+        struct stat st;
+        int fd = resolve_open(d->root_fd, path, O_PATH, 0);
+        if (fd >= 0 && fstat(fd, &st) == 0)
+            m = registry_find_file(&d->reg, st.st_dev, st.st_ino);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (!m || !may_see(c, m)) {
+        /* Not telling others' mappings apart from missing ones. */
+        ops_reply_err(c, id, MMAPIO_E_NOT_FOUND, "%s%s is not mapped%s",
+                      anonymous ? "anon:" : "", path,
+                      m ? " by you" : "");
+        return NULL;
+    }
+    return m;
+}
+
+static void flushed_reply(struct conn *c, uint64_t id, uint32_t ok,
+                          uint32_t failed)
+{
+    Mmapio__AdminFlushReply fr = MMAPIO__ADMIN_FLUSH_REPLY__INIT;
+    fr.flushed = ok;
+    fr.failed = failed;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_FLUSHED;
+    r.flushed = &fr;
+    conn_send_reply(c, &r, -1);
+}
+
+static void gather_flushable(struct mapping *m, void *arg)
+{
+    if (m->kind == MAPPING_FILE && m->fd_writable)
+        gather_one(m, arg);
+}
+
+void admin_flush(struct conn *c, uint64_t id, const Mmapio__AdminFlush *q)
+{
+    struct gather g = { .c = c };
+    struct mapping *one = NULL;
+
+    if (q->all) {
+        registry_foreach(&c->d->reg, gather_flushable, &g);
+        if (g.oom) {
+            free(g.v);
+            ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+            return;
+        }
+    } else {
+        one = find_named(c, id, q->path, q->anonymous);
+        if (!one)
+            return;
+        if (one->kind == MAPPING_FILE && one->fd_writable) {
+            g.v = &one;
+            g.n = 1;
+        }
+    }
+    if (flushes_batch(c, id, g.v, g.n, flushed_reply))
+        ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+    if (!one)
+        free(g.v);
+}
+
+void admin_policy(struct conn *c, uint64_t id, const Mmapio__AdminPolicy *q)
+{
+    mmapio_flush_policy p = policy_from_wire(q->policy);
+    if (!q->policy || !policy_valid(p)) {
+        ops_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+        return;
+    }
+    struct mapping *m = find_named(c, id, q->path, q->anonymous);
+    if (!m)
+        return;
+    mapping_set_policy(m, p);
+    flushes_policy_changed(m);
+    ops_tell_holders(m, NULL, MMAPIO__EVENT_KIND__EVENT_POLICY);
+    ops_reply_ok(c, id);
+}

@@ -1,0 +1,26 @@
+/*
+ * admin: the questions mmapioctl asks, over the same protocol: status,
+ * the list of mappings, the list of clients, flush and policy by name.
+ *
+ * Who may ask what is decided here from the peer's credentials: an
+ * ordinary user sees and changes only mappings they own (a file's owner,
+ * an anonymous mapping's creator) and their own connections; root and
+ * members of the configured admin group see and change everything.
+ * Long lists come a page at a time, each reply well under a frame.
+ */
+#ifndef MMAPIOD_ADMIN_H
+#define MMAPIOD_ADMIN_H
+
+#include <stdint.h>
+
+#include "mmapio.pb-c.h"
+
+struct conn;
+
+void admin_status(struct conn *c, uint64_t id);
+void admin_list(struct conn *c, uint64_t id, const Mmapio__AdminList *q);
+void admin_clients(struct conn *c, uint64_t id, const Mmapio__AdminClients *q);
+void admin_flush(struct conn *c, uint64_t id, const Mmapio__AdminFlush *q);
+void admin_policy(struct conn *c, uint64_t id, const Mmapio__AdminPolicy *q);
+
+#endif
