@@ -3,6 +3,7 @@
 
 #include "ctl.h"
 #include "flushes.h"
+#include "sd.h"
 #include "server.h"
 #include "watch.h"
 
@@ -47,6 +48,8 @@ void mapping_set_policy(struct mapping *m, mmapio_flush_policy p)
 {
     m->policy = p;
     atomic_store(&ctl_slot(m->ctl, m->slot)->policy, ctl_pack_policy(p));
+    if (m->kind == MAPPING_ANON && m->registered)
+        sd_anon_changed(m->d, m);
 }
 
 struct mapping *mapping_ref(struct mapping *m)

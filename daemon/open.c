@@ -15,6 +15,7 @@
 #include "mapping.h"
 #include "policy.h"
 #include "resolve.h"
+#include "sd.h"
 #include "server.h"
 #include "watch.h"
 
@@ -214,6 +215,7 @@ static int create_anon(struct daemon *d, struct conn *c,
         mapping_unref(m);
         return r;
     }
+    sd_anon_created(d, m);
     *out = m;
     return MMAPIO_OK;
 }

@@ -20,6 +20,7 @@
 #include "open.h"
 #include "policy.h"
 #include "resolve.h"
+#include "sd.h"
 #include "server.h"
 #include "watch.h"
 #include "wire.h"
@@ -338,6 +339,7 @@ static void delete_anon(struct conn *c, uint64_t id, const char *name)
         return;
     }
     ops_mark_removed(m);
+    sd_anon_deleted(c->d, m);
     registry_remove(&c->d->reg, m);
     ops_reply_ok(c, id);
 }

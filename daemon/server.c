@@ -152,6 +152,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct daemon *d = arg;
     log_info("signal %d: stopping", (int)sig);
+    sd_stopping(d);
     d->stopping = true;
     event_base_loopbreak(d->base);
 }
@@ -204,6 +205,7 @@ int server_init(struct daemon *d, char *err, size_t err_size)
     d->listen_fd = -1;
     d->root_fd = -1;
     d->inotify_fd = -1;
+    d->sd.meta_fd = -1;
     d->started = time(NULL);
     registry_init(&d->reg);
     signal(SIGPIPE, SIG_IGN);
@@ -216,6 +218,8 @@ int server_init(struct daemon *d, char *err, size_t err_size)
     if (r == 0)
         r = open_root(d, err, err_size);
     if (r == 0)
+        r = sd_take_fds(d, err, err_size);
+    if (r == 0 && d->listen_fd < 0)
         r = bind_socket(d, err, err_size);
     if (r == 0)
         r = setup_loop(d, err, err_size);
@@ -224,7 +228,11 @@ int server_init(struct daemon *d, char *err, size_t err_size)
 
 int server_run(struct daemon *d)
 {
-    log_info("listening on %s, data root %s", d->cfg.socket_path, d->cfg.root);
+    if (d->own_socket)
+        log_info("listening on %s, data root %s", d->cfg.socket_path, d->cfg.root);
+    else
+        log_info("serving the socket systemd passed, data root %s", d->cfg.root);
+    sd_started(d);
     event_base_dispatch(d->base);
     return 0;
 }
@@ -240,6 +248,7 @@ void server_fini(struct daemon *d)
     while (d->conns)
         conn_close(d->conns); /* queues the final flush of each file */
     flusher_free(d->flusher); /* runs every queued flush to its end */
+    sd_fini(d);
     registry_fini(&d->reg);
     watch_fini(d);
     ctl_fini(&d->ctl);

@@ -16,6 +16,7 @@
 #include "ctl.h"
 #include "hmap.h"
 #include "registry.h"
+#include "sd.h"
 
 struct event_base;
 struct event;
@@ -43,6 +44,7 @@ struct daemon {
     struct hmap wds;           /* inotify wd -> mapping */
     struct hmap watch_ids;     /* watch id -> watch */
     uint64_t next_watch;
+    struct sd_state sd;
     struct {
         uint64_t flushes, flush_failures, errors, clients_total;
     } stats;
