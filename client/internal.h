@@ -139,6 +139,13 @@ const struct ctl_slot *area_slot(const mmapio_client *c, uint32_t slot);
 void area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
                  uint64_t len);
 
+/* ---- guard.c ---- */
+/* Installs the SIGBUS handler once per process (at the first grant). */
+void guard_install(void);
+/* memcpy that returns MMAPIO_E_IO instead of dying when the mapping was
+ * truncated under it. */
+int guard_copy(void *dst, const void *src, size_t len);
+
 /* ---- watch.c ---- */
 /* Runs the callbacks for the queued events (takes and drops the lock);
  * returns how many events were queued. */

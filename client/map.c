@@ -214,9 +214,9 @@ int mmapio_read_into(mmapio_map *m, uint64_t offset, void *buf, size_t len)
         return MMAPIO_E_INVALID_ARGUMENT;
     if (!in_bounds(offset, len, map_len(m)))
         return MMAPIO_E_OUT_OF_BOUNDS;
-    if (len > 0)
-        memcpy(buf, map_base(m) + offset, len);
-    return MMAPIO_OK;
+    if (len == 0)
+        return MMAPIO_OK;
+    return guard_copy(buf, map_base(m) + offset, len);
 }
 
 int mmapio_update_region(mmapio_map *m, uint64_t offset, const void *data,
@@ -230,7 +230,9 @@ int mmapio_update_region(mmapio_map *m, uint64_t offset, const void *data,
         return MMAPIO_E_OUT_OF_BOUNDS;
     if (len == 0)
         return MMAPIO_OK;
-    memcpy(map_base(m) + offset, data, len);
+    int r = guard_copy(map_base(m) + offset, data, len);
+    if (r != MMAPIO_OK)
+        return r;
     if (m->mode != MMAPIO_MODE_READ_WRITE)
         return MMAPIO_OK; /* copy-on-write: private, nothing to flush */
     return map_after_write(m, offset, len);
@@ -482,6 +484,7 @@ static int map_take_grant(mmapio_client *c, mmapio_map *m,
         }
         map_publish(m, base, size);
     }
+    guard_install();
     client_attach_map(c, m);
     return MMAPIO_OK;
 }
