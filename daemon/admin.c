@@ -19,7 +19,6 @@
 #include "policy.h"
 #include "resolve.h"
 #include "server.h"
-#include "watch.h"
 
 #define PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
 #define PAGE_MAX 512
@@ -231,8 +230,7 @@ static void fill_client(const struct conn *o, Mmapio__ClientInfo *ci,
         hi->mode = (Mmapio__Mode)h->mode;
         held_p[ci->n_held++] = hi;
     }
-    for (const struct watch *w = o->watches; w; w = w->conn_next)
-        ci->watches++;
+    ci->watches = o->n_watches;
 }
 
 void admin_clients(struct conn *c, uint64_t id, const Mmapio__AdminClients *q)

@@ -50,6 +50,7 @@ int config_defaults(struct config *c)
     c->max_events = 1024;
     c->max_mappings = 131072;
     c->max_mappings_per_uid = 100000;
+    c->max_handles_per_client = 65536;
     c->max_bytes_per_uid = UINT64_C(1) << 40;
     c->max_map_size = UINT64_C(1) << 40;
     c->flush_threads = 2;
@@ -110,6 +111,7 @@ static const struct u32_key u32_keys[] = {
     { "max_inflight", offsetof(struct config, max_inflight), 1, 65536 },
     { "max_events", offsetof(struct config, max_events), 1, 1u << 20 },
     { "max_mappings", offsetof(struct config, max_mappings), 16, 1u << 24 },
+    { "max_handles_per_client", offsetof(struct config, max_handles_per_client), 1, UINT32_MAX },
     { "max_mappings_per_uid", offsetof(struct config, max_mappings_per_uid), 1, UINT32_MAX },
     { "flush_threads", offsetof(struct config, flush_threads), 1, 64 },
 };

@@ -22,6 +22,7 @@ struct config {
     uint32_t max_events;            /* queued events per client */
     uint32_t max_mappings;          /* mappings alive at once (control slots) */
     uint32_t max_mappings_per_uid;  /* mappings a uid may own */
+    uint32_t max_handles_per_client; /* holders (and watches) per client */
     uint64_t max_bytes_per_uid;     /* bytes of mappings a uid may own */
     uint64_t max_map_size;          /* largest single mapping */
     uint32_t flush_threads;

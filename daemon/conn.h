@@ -46,6 +46,7 @@ struct conn {
     struct holder *holders;
     uint32_t n_holders;
     struct watch *watches;
+    uint32_t n_watches;
     struct conn *prev, *next; /* the daemon's list */
 };
 

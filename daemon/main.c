@@ -28,6 +28,11 @@ static void usage(FILE *out)
             "  --config FILE   settings, one 'key = value' a line (socket, root, max_frame,\n"
             "                  max_clients, max_inflight, max_events, max_mappings_per_uid,\n"
             "                  max_bytes_per_uid, max_map_size, flush_threads, verbose)\n"
+            "  --max-frame N, --max-clients N, --max-inflight N, --max-events N,\n"
+            "  --max-mappings N, --max-mappings-per-uid N, --max-bytes-per-uid N,\n"
+            "  --max-handles-per-client N, --max-map-size N, --flush-threads N,\n"
+            "  --admin-group GROUP\n"
+            "                  the same settings as the config file, which they override\n"
             "  --verbose       log every connection\n"
             "  --help          this text\n"
             "  --version       the version\n");
@@ -42,16 +47,36 @@ int main(int argc, char **argv)
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
+        /* Settings: the config file's keys, '-' for '_'. */
+        { "max-frame", required_argument, NULL, 'S' },
+        { "max-clients", required_argument, NULL, 'S' },
+        { "max-inflight", required_argument, NULL, 'S' },
+        { "max-events", required_argument, NULL, 'S' },
+        { "max-mappings", required_argument, NULL, 'S' },
+        { "max-mappings-per-uid", required_argument, NULL, 'S' },
+        { "max-bytes-per-uid", required_argument, NULL, 'S' },
+        { "max-handles-per-client", required_argument, NULL, 'S' },
+        { "max-map-size", required_argument, NULL, 'S' },
+        { "flush-threads", required_argument, NULL, 'S' },
+        { "admin-group", required_argument, NULL, 'S' },
         { 0 },
     };
+    const char *set_key[32], *set_val[32];
+    int n_set = 0, idx;
     const char *sock = NULL, *root = NULL, *conf = NULL;
     bool verbose = false;
     struct daemon d;
     char err[512] = "";
     int o;
 
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (o) {
+        case 'S':
+            if (n_set < 32) {
+                set_key[n_set] = opts[idx].name;
+                set_val[n_set++] = optarg;
+            }
+            break;
         case 's': sock = optarg; break;
         case 'r': root = optarg; break;
         case 'c': conf = optarg; break;
@@ -79,6 +104,17 @@ int main(int argc, char **argv)
         (root && config_set(&d.cfg, "root", root, err, sizeof(err)) < 0)) {
         fprintf(stderr, "mmapiod: %s\n", err);
         return 2;
+    }
+    for (int i = 0; i < n_set; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "%s", set_key[i]);
+        for (char *p = key; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        if (config_set(&d.cfg, key, set_val[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "mmapiod: --%s: %s\n", set_key[i], err);
+            return 2;
+        }
     }
     if (verbose)
         d.cfg.verbose = true;

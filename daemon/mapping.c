@@ -3,6 +3,7 @@
 
 #include "ctl.h"
 #include "flushes.h"
+#include "quota.h"
 #include "sd.h"
 #include "server.h"
 #include "watch.h"
@@ -44,6 +45,14 @@ struct mapping *mapping_new(struct daemon *d, enum map_kind kind,
     return m;
 }
 
+int mapping_charge(struct mapping *m)
+{
+    int r = quota_charge(m->d, m->owner, 1, m->size);
+    m->charged = r == MMAPIO_OK;
+    m->charged_bytes = m->charged ? m->size : 0;
+    return r;
+}
+
 void mapping_set_policy(struct mapping *m, mmapio_flush_policy p)
 {
     m->policy = p;
@@ -64,6 +73,8 @@ void mapping_unref(struct mapping *m)
         return;
     watch_forget(m);
     flushes_forget(m);
+    if (m->charged)
+        quota_release(m->d, m->owner, 1, m->charged_bytes);
     if (m->fd >= 0)
         close(m->fd);
     ctl_free(m->ctl, m->slot);
@@ -105,27 +116,45 @@ static int reserve(int fd, uint64_t from, uint64_t to)
     return 0;
 }
 
+/* Moves the owner's charge from m->charged_bytes to `size`. */
+static int recharge(struct mapping *m, uint64_t size)
+{
+    if (!m->charged || size == m->charged_bytes)
+        return MMAPIO_OK;
+    if (size > m->charged_bytes) {
+        if (quota_charge(m->d, m->owner, 0, size - m->charged_bytes))
+            return MMAPIO_E_QUOTA;
+    } else {
+        quota_release(m->d, m->owner, 0, m->charged_bytes - size);
+    }
+    m->charged_bytes = size;
+    return MMAPIO_OK;
+}
+
 int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
 {
     uint64_t old = mapping_sync_size(m);
+    uint64_t was_charged = m->charged_bytes;
 
     if (size > INT64_MAX) {
         *why = "size too large";
         return MMAPIO_E_RESIZE_FAILED;
     }
-    if (ftruncate(m->fd, (off_t)size) < 0) {
-        *why = strerror(errno);
-        return errno == EFBIG || errno == ENOSPC ? MMAPIO_E_QUOTA
-                                                 : MMAPIO_E_RESIZE_FAILED;
+    if (recharge(m, size)) {
+        *why = "over the owner's max_bytes_per_uid";
+        return MMAPIO_E_QUOTA;
     }
-    if (m->kind == MAPPING_FILE && size > old) {
-        int r = reserve(m->fd, old, size);
-        if (r < 0) {
-            *why = strerror(-r);
+    int r = ftruncate(m->fd, (off_t)size) < 0 ? -errno : 0;
+    if (r == 0 && m->kind == MAPPING_FILE && size > old) {
+        r = reserve(m->fd, old, size);
+        if (r < 0)
             (void)!ftruncate(m->fd, (off_t)old);
-            return r == -ENOSPC || r == -EDQUOT ? MMAPIO_E_QUOTA
-                                                 : MMAPIO_E_RESIZE_FAILED;
-        }
+    }
+    if (r < 0) {
+        recharge(m, was_charged);
+        *why = strerror(-r);
+        return r == -EFBIG || r == -ENOSPC || r == -EDQUOT
+                   ? MMAPIO_E_QUOTA : MMAPIO_E_RESIZE_FAILED;
     }
     m->size = size;
     return MMAPIO_OK;

@@ -55,6 +55,8 @@ struct mapping {
     uint32_t n_holders;
     bool registered;            /* reachable by name in the registry */
     bool removed;               /* deleted/unlinked while held */
+    bool charged;               /* counted against owner's quota */
+    uint64_t charged_bytes;     /* bytes counted against it */
     struct hnode key_node;      /* registry: name or dev/ino -> mapping */
     struct hnode id_node;       /* registry: id -> mapping */
 
@@ -81,6 +83,10 @@ struct mapping {
  * control area. NULL when out of memory or slots. */
 struct mapping *mapping_new(struct daemon *d, enum map_kind kind,
                             const char *name, int fd, bool fd_writable);
+
+/* Starts counting m (and its size) against its owner's quota; call once
+ * the owner is known. MMAPIO_OK or MMAPIO_E_QUOTA. */
+int mapping_charge(struct mapping *m);
 
 /* Sets the policy, in the mapping and in its control slot. */
 void mapping_set_policy(struct mapping *m, mmapio_flush_policy p);

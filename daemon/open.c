@@ -97,7 +97,7 @@ static int adopt_file(struct daemon *d, int fd, bool writable,
     m->owner = st->st_uid;
     m->group = st->st_gid;
     m->perm = st->st_mode & 07777;
-    if (registry_add(&d->reg, m) < 0) {
+    if (mapping_charge(m) || registry_add(&d->reg, m) < 0) {
         mapping_unref(m);
         return MMAPIO_E_QUOTA;
     }
@@ -208,7 +208,11 @@ static int create_anon(struct daemon *d, struct conn *c,
     m->perm = req->perm ? (mode_t)req->perm : 0600;
     if (req->policy)
         mapping_set_policy(m, policy_from_wire(req->policy));
-    int r = mapping_set_size(m, req->size, why);
+    int r = mapping_charge(m);
+    if (r)
+        *why = "over the owner's max_mappings_per_uid";
+    else
+        r = mapping_set_size(m, req->size, why);
     if (!r && registry_add(&d->reg, m) < 0)
         r = MMAPIO_E_QUOTA;
     if (r) {

@@ -84,6 +84,12 @@ void ops_reply_flush(struct conn *c, uint64_t id, int result)
 static int add_holder(struct conn *c, struct mapping *m, mmapio_mode mode,
                       struct holder **out)
 {
+    if (c->n_holders >= c->d->cfg.max_handles_per_client) {
+        log_warn("client %llu (pid %d) refused: max_handles_per_client (%u)",
+                 (unsigned long long)c->id, (int)c->cred.pid,
+                 c->d->cfg.max_handles_per_client);
+        return MMAPIO_E_QUOTA;
+    }
     struct holder *h = calloc(1, sizeof(*h));
     if (!h || registry_add_holder(&c->d->reg, h) < 0) {
         free(h);

@@ -137,6 +137,7 @@ static void restore_one(struct daemon *d, struct stored *s)
     mmapio_flush_policy p = { (mmapio_flush_kind)r->policy_kind, r->policy_value };
     if (p.kind <= MMAPIO_FLUSH_EVERY_MILLIS)
         mapping_set_policy(m, p);
+    mapping_charge(m); /* a restored mapping is kept even over a limit */
     if (registry_add(&d->reg, m) == 0)
         log_info("restored anonymous mapping '%s' (%" PRIu64 " bytes)", name, m->size);
     mapping_unref(m);

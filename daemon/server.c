@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "flusher.h"
 #include "log.h"
+#include "quota.h"
 #include "watch.h"
 
 #define ACCEPTS_PER_WAKEUP 64
@@ -251,6 +252,7 @@ void server_fini(struct daemon *d)
     sd_fini(d);
     registry_fini(&d->reg);
     watch_fini(d);
+    quota_fini(d);
     ctl_fini(&d->ctl);
     struct event *evs[] = { d->ev_listen, d->ev_retry, d->ev_term, d->ev_int };
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)

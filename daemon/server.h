@@ -45,6 +45,7 @@ struct daemon {
     struct hmap watch_ids;     /* watch id -> watch */
     uint64_t next_watch;
     struct sd_state sd;
+    struct hmap quotas;        /* quota.c: uid -> what it owns */
     struct {
         uint64_t flushes, flush_failures, errors, clients_total;
     } stats;

@@ -147,6 +147,8 @@ void watch_forget(struct mapping *m)
 int watch_add(struct conn *c, struct holder *h, uint64_t *id)
 {
     struct daemon *d = c->d;
+    if (c->n_watches >= d->cfg.max_handles_per_client)
+        return MMAPIO_E_QUOTA;
     struct watch *w = calloc(1, sizeof(*w));
     if (!w)
         return MMAPIO_E_QUOTA;
@@ -166,6 +168,7 @@ int watch_add(struct conn *c, struct holder *h, uint64_t *id)
     if (w->conn_next)
         w->conn_next->conn_prev = w;
     c->watches = w;
+    c->n_watches++;
     /* Before the reply: from now on every writer reports its writes. */
     atomic_store(&ctl_slot(w->map->ctl, w->map->slot)->watchers, w->map->n_watches);
     *id = w->id;
@@ -188,6 +191,7 @@ static void drop(struct watch *w)
         c->watches = w->conn_next;
     if (w->conn_next)
         w->conn_next->conn_prev = w->conn_prev;
+    c->n_watches--;
     m->n_watches--;
     atomic_store(&ctl_slot(m->ctl, m->slot)->watchers, m->n_watches);
     hmap_remove(&c->d->watch_ids, &w->node);
