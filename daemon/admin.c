@@ -174,7 +174,8 @@ void admin_list(struct conn *c, uint64_t id, const Mmapio__AdminList *q)
         ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
         goto out;
     }
-    qsort(g.v, g.n, sizeof(*g.v), by_id);
+    if (g.n)
+        qsort(g.v, g.n, sizeof(*g.v), by_id);
 
     Mmapio__ListReply lr = MMAPIO__LIST_REPLY__INIT;
     size_t bytes = 0;
@@ -251,7 +252,8 @@ void admin_clients(struct conn *c, uint64_t id, const Mmapio__AdminClients *q)
     for (struct conn *o = d->conns; o; o = o->next)
         if (o->id > q->after_id && (all || o->cred.uid == c->cred.uid))
             v[n++] = o;
-    qsort(v, n, sizeof(*v), conn_by_id);
+    if (n)
+        qsort(v, n, sizeof(*v), conn_by_id);
 
     Mmapio__ClientsReply cr = MMAPIO__CLIENTS_REPLY__INIT;
     size_t bytes = 0;

@@ -151,8 +151,9 @@ static void restore(struct daemon *d, int meta, struct stored *v, size_t n)
     uint8_t *log = NULL;
     char state[64];
 
-    qsort(v, n, sizeof(*v), by_id);
-    if (meta >= 0 && fstat(meta, &st) == 0 && st.st_size > 0) {
+    if (n)
+        qsort(v, n, sizeof(*v), by_id);
+    if (n && meta >= 0 && fstat(meta, &st) == 0 && st.st_size > 0) {
         log = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, meta, 0);
         if (log == MAP_FAILED)
             log = NULL;
