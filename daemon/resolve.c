@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -47,8 +50,104 @@ int resolve_check_name(const char *name)
     return MMAPIO_OK;
 }
 
+#define MAX_LINKS 40
+#define MAX_DEPTH 256
+
+/*
+ * The same walk as RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, in user space,
+ * for kernels (and tools such as valgrind) without openat2: one component
+ * at a time with O_NOFOLLOW, symlinks read and spliced into the rest of
+ * the path, ".." popping a stack that cannot go above dirfd, absolute
+ * targets refused. The last component is opened with O_NOFOLLOW, so a
+ * link swapped in after the check fails instead of being followed.
+ */
+static int walk_open(int dirfd, const char *path, int flags, mode_t mode)
+{
+    char rest[2 * (RESOLVE_PATH_MAX + 1)];
+    int stack[MAX_DEPTH];
+    int depth = 0, links = 0, r = -ENOENT;
+
+    if (strlen(path) > RESOLVE_PATH_MAX)
+        return -ENAMETOOLONG;
+    memcpy(rest, path, strlen(path) + 1);
+    stack[0] = dirfd;
+    char *p = rest;
+    for (;;) {
+        while (*p == '/')
+            p++;
+        char *slash = strchr(p, '/');
+        bool last = !slash || !slash[strspn(slash, "/")];
+        if (slash)
+            *slash = '\0';
+        const char *comp = *p ? p : ".";
+        char *next = slash ? slash + 1 : p + strlen(p);
+        int cur = stack[depth];
+
+        if (!strcmp(comp, ".")) {
+            if (last) { r = openat(cur, ".", flags | O_CLOEXEC, mode); r = r < 0 ? -errno : r; break; }
+            p = next;
+            continue;
+        }
+        if (!strcmp(comp, "..")) {
+            if (depth == 0) { r = -EXDEV; break; }
+            close(stack[depth--]);
+            if (last) { r = openat(stack[depth], ".", flags | O_CLOEXEC, mode); r = r < 0 ? -errno : r; break; }
+            p = next;
+            continue;
+        }
+        int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) < 0) { close(fd); fd = -1; }
+        if (fd < 0) {
+            if (errno == ENOENT && last && (flags & O_CREAT)) {
+                r = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+                r = r < 0 ? -errno : r;
+            } else {
+                r = -errno;
+            }
+            break;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            char target[RESOLVE_PATH_MAX + 1];
+            ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
+            close(fd);
+            if (n < 0 || ++links > MAX_LINKS) { r = n < 0 ? -errno : -ELOOP; break; }
+            target[n] = '\0';
+            if (target[0] == '/') { r = -EXDEV; break; }
+            size_t tail = strlen(next);
+            if ((size_t)n + 1 + tail >= sizeof(rest)) { r = -ENAMETOOLONG; break; }
+            memmove(rest + n + 1, next, tail + 1);
+            memcpy(rest, target, (size_t)n);
+            rest[n] = last ? '\0' : '/';
+            p = rest;
+            continue;
+        }
+        if (last) {
+            close(fd);
+            if ((flags & O_PATH) && (flags & O_DIRECTORY) && !S_ISDIR(st.st_mode)) { r = -ENOTDIR; break; }
+            r = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+            r = r < 0 ? -errno : r;
+            break;
+        }
+        if (!S_ISDIR(st.st_mode) || depth + 1 >= MAX_DEPTH) {
+            close(fd);
+            r = S_ISDIR(st.st_mode) ? -ENAMETOOLONG : -ENOTDIR;
+            break;
+        }
+        stack[++depth] = fd;
+        p = next;
+    }
+    while (depth > 0)
+        close(stack[depth--]);
+    return r;
+}
+
 int resolve_open(int dirfd, const char *path, int flags, mode_t mode)
 {
+    /* MMAPIOD_NO_OPENAT2=1 forces the fallback, so tests can cover it. */
+    static int no_openat2 = -1;
+    if (no_openat2 < 0)
+        no_openat2 = getenv("MMAPIOD_NO_OPENAT2") != NULL;
     /* openat2 refuses O_NOCTTY beside O_PATH (EINVAL). */
     int extra = (flags & O_PATH) ? O_CLOEXEC : O_CLOEXEC | O_NOCTTY;
     struct open_how how = {
@@ -56,11 +155,16 @@ int resolve_open(int dirfd, const char *path, int flags, mode_t mode)
         .mode = (flags & O_CREAT) ? mode : 0,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
-    long fd;
-    do {
-        fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-    } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
-    return fd < 0 ? -errno : (int)fd;
+    long fd = -1;
+    if (!no_openat2) {
+        do {
+            fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+        } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+        if (fd >= 0 || errno != ENOSYS)
+            return fd < 0 ? -errno : (int)fd;
+        no_openat2 = 1;
+    }
+    return walk_open(dirfd, path, flags | extra, mode);
 }
 
 int resolve_parent(int root_fd, const char *path, const char **base)
