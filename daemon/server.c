@@ -246,6 +246,10 @@ void server_fini(struct daemon *d)
         close(d->listen_fd);
     if (d->own_socket)
         unlink(d->cfg.socket_path);
+    Mmapio__Event bye = MMAPIO__EVENT__INIT;
+    bye.kind = MMAPIO__EVENT_KIND__EVENT_SHUTDOWN;
+    for (struct conn *c = d->conns; c; c = c->next)
+        conn_send_event(c, &bye); /* best effort: a full socket drops it */
     while (d->conns)
         conn_close(d->conns); /* queues the final flush of each file */
     flusher_free(d->flusher); /* runs every queued flush to its end */
