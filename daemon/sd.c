@@ -33,6 +33,12 @@ struct meta_rec {
 
 /* ---- the meta log ---------------------------------------------------- */
 
+/* A record and its name, padded so the next record is aligned. */
+static size_t rec_size(const struct meta_rec *r)
+{
+    return sizeof(*r) + (((size_t)r->name_len + 7) & ~(size_t)7);
+}
+
 static void meta_append(struct daemon *d, const struct mapping *m, uint32_t op)
 {
     struct sd_state *s = &d->sd;
@@ -50,7 +56,7 @@ static void meta_append(struct daemon *d, const struct mapping *m, uint32_t op)
         log_warn("fd store: cannot record %s: %s", m->name, strerror(errno));
         return;
     }
-    s->meta_off += sizeof(r) + r.name_len;
+    s->meta_off += rec_size(&r);
 }
 
 static void store_notify(const char *state, const int *fds, unsigned n)
@@ -111,7 +117,7 @@ static void replay(const uint8_t *log, size_t len, struct stored *v, size_t n)
         struct stored *s = bsearch(&key, v, n, sizeof(*v), by_id);
         if (s)
             s->rec = r->op == META_SET ? r : NULL;
-        off += sizeof(*r) + r->name_len;
+        off += rec_size(r);
     }
 }
 
