@@ -8,18 +8,22 @@
  * library send a one-way notice, a single non-blocking datagram: a WRITE on
  * a watched mapping, the first DIRTY after each timed flush of an
  * EveryMillis mapping, and once per handle that hands out a writable
- * pointer. A notice that does not fit in the socket buffer is dropped and
- * the next one says so, which the daemon turns into an overflow event.
+ * pointer. When the socket buffer is full the writer waits up to a second
+ * for the daemon; a notice still not sent then is dropped, the next one
+ * says so (the daemon turns that into an overflow event), and a DIRTY or
+ * RAW_WRITER notice is tried again by the next write.
  */
 #include "internal.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "wire.h"
 
 #define AREA_MAX_SLOTS (1u << 24)
+#define AREA_NOTICE_WAIT_MS 1000
 
 int area_attach(mmapio_client *c, int fd, uint32_t slots)
 {
@@ -51,7 +55,7 @@ const struct ctl_slot *area_slot(const mmapio_client *c, uint32_t slot)
     return slot < c->area_slots ? &c->area[slot] : NULL;
 }
 
-void area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
+bool area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
                  uint64_t len)
 {
     Mmapio__Notice n = MMAPIO__NOTICE__INIT;
@@ -67,6 +71,17 @@ void area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
     req.op_case = MMAPIO__REQUEST__OP_NOTICE;
     req.notice = &n;
     size_t size = mmapio__request__pack(&req, buf);
-    if (wire_send_nowait(m->client->fd, buf, size) == -EAGAIN)
+    int r = wire_send_nowait(m->client->fd, buf, size);
+    if (r == -EAGAIN) {
+        /* The daemon is behind: wait a little for it rather than lose the
+         * notice (a writer that makes notices already pays a syscall). */
+        struct pollfd pfd = { .fd = m->client->fd, .events = POLLOUT };
+        if (poll(&pfd, 1, AREA_NOTICE_WAIT_MS) > 0)
+            r = wire_send_nowait(m->client->fd, buf, size);
+    }
+    if (r == 0)
+        return true;
+    if (r == -EAGAIN || n.lost)
         atomic_store_explicit(&m->lost_notice, true, memory_order_relaxed);
+    return false;
 }

@@ -8,7 +8,11 @@
  * that mark, puts a private zero page where the file's page was, notes the
  * fault and returns: the copy finishes, and the call reports
  * MMAPIO_E_IO instead of the process dying. The lost range reads as zeros
- * through that handle until mmapio_refresh maps the new size.
+ * through that handle until mmapio_refresh, which maps a shared handle's
+ * whole range afresh (a copy-on-write handle keeps its private view).
+ *
+ * The handler is installed once per process, at the first grant; a program
+ * that installs its own SIGBUS handler later replaces it (and the guard).
  *
  * A SIGBUS anywhere else (a raw pointer from mmapio_as_ptr, or not ours at
  * all) goes to the handler that was installed before ours, or kills the
@@ -24,6 +28,10 @@
 
 enum { GUARD_OFF, GUARD_ON, GUARD_FAULTED };
 
+/* Stand-in pages put in so far, in any mapping: a shared handle that sees
+ * this move maps its whole range afresh at its next refresh. */
+static atomic_uint stand_ins;
+
 static __thread volatile sig_atomic_t guard
     __attribute__((tls_model("initial-exec")));
 static struct sigaction previous;
@@ -37,6 +45,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uctx)
         void *p = mmap((void *)at, (size_t)page, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
         if (p != MAP_FAILED) {
+            atomic_fetch_add_explicit(&stand_ins, 1, memory_order_relaxed);
             guard = GUARD_FAULTED;
             return; /* the faulting access runs again, on the zero page */
         }
@@ -61,6 +70,11 @@ static void install(void)
     sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, &previous);
+}
+
+unsigned guard_stand_ins(void)
+{
+    return atomic_load_explicit(&stand_ins, memory_order_relaxed);
 }
 
 void guard_install(void)

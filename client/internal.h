@@ -93,6 +93,7 @@ struct mmapio_map {
     _Atomic uint64_t pending_writes;
     _Atomic uint64_t announced_size; /* last EVENT_RESIZED; 0 if none */
     struct map_region *retired;
+    unsigned stand_ins_seen;        /* guard_stand_ins() at the last remap */
 };
 
 /* A successful reply: the decoded message and the fd it carried (or -1). */
@@ -135,8 +136,9 @@ int area_attach(mmapio_client *c, int fd, uint32_t slots);
 void area_detach(mmapio_client *c);
 /* The slot of a granted mapping, or NULL when out of range. */
 const struct ctl_slot *area_slot(const mmapio_client *c, uint32_t slot);
-/* One-way notice about m to the daemon; never waits. */
-void area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
+/* One-way notice about m to the daemon. Waits at most AREA_NOTICE_WAIT_MS
+ * for room in the socket; false when it could not be sent. */
+bool area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
                  uint64_t len);
 
 /* ---- guard.c ---- */
@@ -145,6 +147,8 @@ void guard_install(void);
 /* memcpy that returns MMAPIO_E_IO instead of dying when the mapping was
  * truncated under it. */
 int guard_copy(void *dst, const void *src, size_t len);
+/* How many stand-in pages the SIGBUS handler has put in, ever. */
+unsigned guard_stand_ins(void);
 
 /* ---- watch.c ---- */
 /* Runs the callbacks for the queued events (takes and drops the lock);

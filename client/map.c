@@ -98,11 +98,13 @@ static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
         return;
     uint32_t gen = atomic_load_explicit(&s->flush_gen, memory_order_relaxed);
     bool told = atomic_load_explicit(&m->told_gen, memory_order_relaxed) == gen;
+    bool sent = true;
     if (watched)
-        area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_WRITE, offset, len);
+        sent = area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_WRITE, offset, len);
     else if (!told)
-        area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, 0, 0);
-    if (!told)
+        sent = area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, 0, 0);
+    /* Only a notice that left says "told": else the next write tries again. */
+    if (!told && sent)
         atomic_store_explicit(&m->told_gen, gen, memory_order_relaxed);
 }
 
@@ -303,8 +305,9 @@ void *mmapio_as_mut_ptr(mmapio_map *m)
         return NULL;
     if (m->mode == MMAPIO_MODE_READ_WRITE &&
         !atomic_load_explicit(&m->told_raw, memory_order_relaxed) &&
-        !atomic_exchange_explicit(&m->told_raw, true, memory_order_relaxed))
-        area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER, 0, 0);
+        !atomic_exchange_explicit(&m->told_raw, true, memory_order_relaxed) &&
+        !area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER, 0, 0))
+        atomic_store_explicit(&m->told_raw, false, memory_order_relaxed);
     return map_base(m);
 }
 
@@ -375,6 +378,23 @@ static void map_drop(mmapio_map *m, uint64_t old)
 }
 
 /* Brings the local mapping to `size`, the size the daemon reported. */
+/* After a truncation the SIGBUS guard may have put private zero pages in
+ * this shared mapping; map the file over the whole range again so that
+ * writes reach it. Copy-on-write handles keep their private view. */
+static int map_replace_stand_ins(mmapio_map *m)
+{
+    unsigned now = guard_stand_ins();
+    uint8_t *base = map_base(m);
+    if (now == m->stand_ins_seen || !base || m->mode == MMAPIO_MODE_COPY_ON_WRITE)
+        return MMAPIO_OK;
+    void *p = mmap(base, (size_t)map_len(m), map_prot(m->mode),
+                   MAP_SHARED | MAP_FIXED, m->fd, 0);
+    if (p == MAP_FAILED)
+        return MMAPIO_E_RESIZE_FAILED;
+    m->stand_ins_seen = now;
+    return MMAPIO_OK;
+}
+
 static int map_remap(mmapio_map *m, uint64_t size)
 {
     uint64_t old = map_len(m);
@@ -382,7 +402,7 @@ static int map_remap(mmapio_map *m, uint64_t size)
     if (!fits_size_t(size))
         return MMAPIO_E_RESIZE_FAILED;
     if (size == old)
-        return MMAPIO_OK;
+        return map_replace_stand_ins(m);
     if (size == 0) {
         map_drop(m, old);
         return MMAPIO_OK;
@@ -394,7 +414,11 @@ static int map_remap(mmapio_map *m, uint64_t size)
         map_publish(m, p, size);
         return MMAPIO_OK;
     }
-    return size < old ? map_shrink(m, old, size) : map_grow(m, old, size);
+    if (size < old) {
+        int r = map_shrink(m, old, size);
+        return r ? r : map_replace_stand_ins(m);
+    }
+    return map_grow(m, old, size);
 }
 
 /* ---- handle lifetime ---- */
@@ -485,6 +509,7 @@ static int map_take_grant(mmapio_client *c, mmapio_map *m,
         map_publish(m, base, size);
     }
     guard_install();
+    m->stand_ins_seen = guard_stand_ins();
     client_attach_map(c, m);
     return MMAPIO_OK;
 }

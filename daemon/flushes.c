@@ -214,8 +214,12 @@ void flushes_raw_writer(struct mapping *m, int delta)
 {
     m->raw_writers += delta;
     if (delta > 0 && m->raw_writers == 1) {
+        /* Stores may have landed before this notice (and moved the mtime
+         * already): the first tick flushes regardless. */
         m->flushed_mtime_ns = mtime_ns(m);
-        arm(m);
+        m->dirty = true;
+        if (!m->flushing)
+            arm(m);
     }
 }
 

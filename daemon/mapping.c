@@ -53,6 +53,14 @@ int mapping_charge(struct mapping *m)
     return r;
 }
 
+void mapping_uncharge(struct mapping *m)
+{
+    if (m->charged)
+        quota_release(m->d, m->owner, 1, m->charged_bytes);
+    m->charged = false;
+    m->charged_bytes = 0;
+}
+
 void mapping_set_policy(struct mapping *m, mmapio_flush_policy p)
 {
     m->policy = p;
@@ -73,8 +81,7 @@ void mapping_unref(struct mapping *m)
         return;
     watch_forget(m);
     flushes_forget(m);
-    if (m->charged)
-        quota_release(m->d, m->owner, 1, m->charged_bytes);
+    mapping_uncharge(m);
     if (m->fd >= 0)
         close(m->fd);
     ctl_free(m->ctl, m->slot);

@@ -88,6 +88,9 @@ struct mapping *mapping_new(struct daemon *d, enum map_kind kind,
  * the owner is known. MMAPIO_OK or MMAPIO_E_QUOTA. */
 int mapping_charge(struct mapping *m);
 
+/* Stops counting m against its owner's quota. */
+void mapping_uncharge(struct mapping *m);
+
 /* Sets the policy, in the mapping and in its control slot. */
 void mapping_set_policy(struct mapping *m, mmapio_flush_policy p);
 struct mapping *mapping_ref(struct mapping *m);

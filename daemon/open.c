@@ -101,7 +101,6 @@ static int adopt_file(struct daemon *d, int fd, bool writable,
         mapping_unref(m);
         return MMAPIO_E_QUOTA;
     }
-    watch_track_file(d, m);
     *out = m; /* the creation reference becomes the caller's */
     return MMAPIO_OK;
 }
@@ -117,6 +116,33 @@ static int truncate_held(struct mapping *m, uint64_t size, const char **why)
     return r ? r : mapping_set_size(m, size, why);
 }
 
+int open_may_traverse(struct daemon *d, const struct conn *c, const char *path)
+{
+    char prefix[RESOLVE_PATH_MAX + 1];
+    struct stat st;
+
+    if (c->cred.uid == 0)
+        return MMAPIO_OK;
+    if (fstat(d->root_fd, &st) < 0 ||
+        access_check(&c->cred, st.st_uid, st.st_gid, st.st_mode, ACCESS_EXEC))
+        return MMAPIO_E_PERMISSION;
+    for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+        size_t n = (size_t)(s - path);
+        memcpy(prefix, path, n);
+        prefix[n] = '\0';
+        int fd = resolve_open(d->root_fd, prefix, O_PATH | O_DIRECTORY, 0);
+        if (fd < 0)
+            return MMAPIO_OK; /* the open itself reports what is missing */
+        int r = fstat(fd, &st) < 0 ? MMAPIO_E_IO
+                : access_check(&c->cred, st.st_uid, st.st_gid, st.st_mode,
+                               ACCESS_EXEC);
+        close(fd);
+        if (r)
+            return r;
+    }
+    return MMAPIO_OK;
+}
+
 static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
                      struct mapping **out, const char **why)
 {
@@ -129,6 +155,10 @@ static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
         *why = r == MMAPIO_E_PERMISSION ? "path leads outside the data root"
                                         : "invalid path";
         return r;
+    }
+    if (open_may_traverse(d, c, req->path)) {
+        *why = "no search permission on a directory of the path";
+        return MMAPIO_E_PERMISSION;
     }
     int dirfd = resolve_parent(d->root_fd, req->path, &base);
     if (dirfd < 0)
@@ -167,8 +197,11 @@ static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
         goto out;
     }
     r = adopt_file(d, fd, writable, &st, req->path, &m);
-    if (r)
+    if (r) {
+        if (created)
+            unlinkat(dirfd, base, 0);
         goto out;
+    }
     if (created)
         r = mapping_set_size(m, req->size, why);
     else if (req->truncate)
@@ -177,6 +210,9 @@ static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
         unlinkat(dirfd, base, 0);
     if (!r && created && req->policy)
         mapping_set_policy(m, policy_from_wire(req->policy));
+    /* Watched from here on: the daemon's own sizing is not news. */
+    if (!r && m->wd < 0)
+        watch_track_file(d, m);
 out:
     close(dirfd);
     if (r && m) {

@@ -26,4 +26,8 @@ struct mapping;
 int open_mapping(struct daemon *d, struct conn *c, const Mmapio__Open *req,
                  struct mapping **out, const char **why);
 
+/* Every directory from the data root down to path's parent lets c search
+ * it (as the kernel would for c). MMAPIO_OK or MMAPIO_E_PERMISSION. */
+int open_may_traverse(struct daemon *d, const struct conn *c, const char *path);
+
 #endif

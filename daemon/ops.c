@@ -135,8 +135,10 @@ static void release_holder(struct holder *h, bool died)
     if (m->kind == MAPPING_FILE && m->fd_writable &&
         (m->n_holders == 0 || (died && writer)))
         flushes_background(m);
-    if (m->kind == MAPPING_FILE && m->n_holders == 0)
+    if (m->kind == MAPPING_FILE && m->n_holders == 0) {
+        mapping_uncharge(m); /* not the owner's any more, even mid-flush */
         registry_remove(&d->reg, m);
+    }
     mapping_unref(m);
 }
 
@@ -355,6 +357,8 @@ static int unlink_file(struct conn *c, const char *path, struct stat *st)
     const char *base;
     struct stat dst;
     int r = resolve_check_path(path);
+    if (!r)
+        r = open_may_traverse(c->d, c, path);
     if (r)
         return r;
     int dirfd = resolve_parent(c->d->root_fd, path, &base);
@@ -367,6 +371,9 @@ static int unlink_file(struct conn *c, const char *path, struct stat *st)
     else if (access_check(&c->cred, dst.st_uid, dst.st_gid, dst.st_mode,
                           ACCESS_WRITE | ACCESS_EXEC))
         r = MMAPIO_E_PERMISSION;
+    else if ((dst.st_mode & S_ISVTX) && c->cred.uid != 0 &&
+             c->cred.uid != st->st_uid && c->cred.uid != dst.st_uid)
+        r = MMAPIO_E_PERMISSION; /* sticky directory: owners only */
     else if (unlinkat(dirfd, base, 0) < 0)
         r = errmap_from_errno(errno);
     close(dirfd);

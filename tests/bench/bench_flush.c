@@ -1,0 +1,752 @@
+/*
+ * bench_flush: what flush policies cost, and what flushing costs others.
+ *
+ * Starts its own mmapiod ($MMAPIOD, else this build tree's) on a fresh
+ * temporary directory and prints, with baselines measured in the same run:
+ *
+ *  1. update_region of 4 KiB under NEVER and under EveryBytes(1 MiB),
+ *     beside a plain 4 KiB memcpy into the same kind of mapping (and,
+ *     for EveryBytes, beside memcpy + the same msync every 1 MiB: the
+ *     floor of any implementation that flushes synchronously). Offsets
+ *     cycle over a 64 MiB file. Median of several runs, ns per write.
+ *  2. Another client's stat (mmapio_refresh) and ping latency, p50/p99,
+ *     while the daemon flushes a large dirty file mapping (1 GiB by
+ *     default; a raw client's Flush request), beside the same with no
+ *     flush running.
+ *  3. The daemon's CPU and wake-ups while it holds 1,000 clean
+ *     EveryMillis(10) mappings, then after one write to each.
+ *
+ * Not a test: nothing is asserted. Options: --help.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pagecache.h"
+#include "wire.h"
+
+#define MIB (UINT64_C(1) << 20)
+
+static struct {
+    long iters;          /* part 1, NEVER and memcpy */
+    long flush_iters;    /* part 1, EveryBytes and its floor */
+    int runs;
+    uint64_t flush_mib;  /* part 2 */
+    int samples;
+    int maps;            /* part 3 */
+    int idle_secs;
+    bool part[4];
+} opt = {
+    .iters = 2000000,
+    .flush_iters = 250000,
+    .runs = 5,
+    .flush_mib = 1024,
+    .samples = 2000,
+    .maps = 1000,
+    .idle_secs = 5,
+    .part = { false, true, true, true },
+};
+
+static struct hz_daemon d;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench_flush: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    hz_cleanup(&d);
+    exit(1);
+}
+
+#define CHECK(expr)                                                        \
+    do {                                                                   \
+        int r_ = (expr);                                                   \
+        if (r_ != MMAPIO_OK)                                               \
+            die("%s: %s", #expr, mmapio_strerror(r_));                     \
+    } while (0)
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static mmapio_map *create_with(mmapio_client *c, const char *path,
+                               uint64_t size, mmapio_flush_policy pol)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.create = true;
+    o.truncate = true;
+    o.size = size;
+    o.flush_policy = pol;
+    mmapio_map *m = NULL;
+    CHECK(mmapio_open(c, path, &o, &m));
+    return m;
+}
+
+/* ---- the daemon ------------------------------------------------------- */
+
+static void start_daemon(void)
+{
+    if (!getenv("MMAPIOD") || !*getenv("MMAPIOD"))
+        setenv("MMAPIOD", MMAPIOD_BUILD_PATH, 1);
+    if (hz_init(&d) < 0)
+        die("mkdtemp: %s", strerror(errno));
+    char log[300];
+    snprintf(log, sizeof(log), "%s/mmapiod.log", d.dir);
+    int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const char *args[] = { "--socket", d.sock, "--root", d.root, NULL };
+    pid_t pid = hz_spawn(args, -1, lfd);
+    if (lfd >= 0)
+        close(lfd);
+    if (pid < 0)
+        die("cannot start %s: %s", getenv("MMAPIOD"), strerror((int)-pid));
+    int r = hz_wait_ready(d.sock, pid, HZ_READY_TIMEOUT_MS);
+    if (r < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        die("mmapiod did not come up: %s (log: %s)", strerror(-r), log);
+    }
+    d.pid = pid;
+}
+
+/* CPU time of every thread of pid, in seconds: the sum of
+ * /proc/PID/task/TID/schedstat (nanoseconds on a CPU), or utime + stime
+ * from /proc/PID/stat (clock ticks) where schedstat is missing. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    double total = 0;
+    bool any = false;
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[384];
+        snprintf(sp, sizeof(sp), "%s/%s/schedstat", path, e->d_name);
+        FILE *f = fopen(sp, "re");
+        if (!f)
+            continue;
+        unsigned long long ns;
+        if (fscanf(f, "%llu", &ns) == 1) {
+            total += (double)ns / 1e9;
+            any = true;
+        }
+        fclose(f);
+    }
+    if (dir)
+        closedir(dir);
+    if (any)
+        return total;
+
+    char buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    /* after ") ": state(3) ppid pgrp session tty tpgid flags minflt cminflt
+     * majflt cmajflt utime(14) stime(15) */
+    unsigned long ut, st;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+               &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Context switches (voluntary + involuntary) of every thread of pid. */
+static long proc_switches(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return -1;
+    long total = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[384], line[256];
+        snprintf(sp, sizeof(sp), "%s/%s/status", path, e->d_name);
+        FILE *f = fopen(sp, "re");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof(line), f)) {
+            long v;
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+                total += v;
+        }
+        fclose(f);
+    }
+    closedir(dir);
+    return total;
+}
+
+static long proc_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    long v = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+/* ---- 1. update_region vs memcpy --------------------------------------- */
+
+enum { CHUNK = 4096 };
+#define U_FILE (64 * MIB)
+#define U_SLOTS (U_FILE / CHUNK)
+
+static uint8_t src[CHUNK];
+
+enum variant { V_MEMCPY, V_NEVER, V_MEMCPY_MSYNC, V_EVERY_BYTES, V_COUNT };
+static const char *const vname[V_COUNT] = {
+    "memcpy 4 KiB (baseline)",
+    "update_region, NEVER",
+    "memcpy + msync every 1 MiB (floor)",
+    "update_region, EveryBytes(1 MiB)",
+};
+
+static double run_variant(enum variant v, mmapio_map *m, long iters)
+{
+    uint8_t *base = mmapio_as_mut_ptr(m);
+    /* Start clean: every variant pays the same first-write faults. */
+    msync(base, U_FILE, MS_SYNC);
+    int64_t t0 = now_ns();
+    switch (v) {
+    case V_MEMCPY:
+        for (long i = 0; i < iters; i++) {
+            memcpy(base + (uint64_t)(i % U_SLOTS) * CHUNK, src, CHUNK);
+            __asm__ volatile("" ::: "memory");
+        }
+        break;
+    case V_MEMCPY_MSYNC:
+        for (long i = 0; i < iters; i++) {
+            memcpy(base + (uint64_t)(i % U_SLOTS) * CHUNK, src, CHUNK);
+            if (i % (MIB / CHUNK) == MIB / CHUNK - 1)
+                msync(base, U_FILE, MS_SYNC);
+            __asm__ volatile("" ::: "memory");
+        }
+        break;
+    case V_NEVER:
+    case V_EVERY_BYTES:
+        for (long i = 0; i < iters; i++)
+            if (mmapio_update_region(m, (uint64_t)(i % U_SLOTS) * CHUNK, src,
+                                     CHUNK) != MMAPIO_OK)
+                die("update_region failed");
+        break;
+    default:
+        break;
+    }
+    int64_t t1 = now_ns();
+    return (double)(t1 - t0) / (double)iters;
+}
+
+static void part_update_region(void)
+{
+    mmapio_client *c;
+    CHECK(mmapio_connect(d.sock, &c));
+    mmapio_flush_policy never = { MMAPIO_FLUSH_NEVER, 0 };
+    mmapio_flush_policy eb = { MMAPIO_FLUSH_EVERY_BYTES, MIB };
+    mmapio_map *m[V_COUNT];
+    m[V_MEMCPY] = create_with(c, "u_memcpy.dat", U_FILE, never);
+    m[V_NEVER] = create_with(c, "u_never.dat", U_FILE, never);
+    m[V_MEMCPY_MSYNC] = create_with(c, "u_msync.dat", U_FILE, never);
+    m[V_EVERY_BYTES] = create_with(c, "u_eb.dat", U_FILE, eb);
+    for (size_t i = 0; i < CHUNK; i++)
+        src[i] = (uint8_t)(i * 131 + 7);
+    /* Fault every page in once, so that no variant measures allocation. */
+    for (int v = 0; v < V_COUNT; v++) {
+        memset(mmapio_as_mut_ptr(m[v]), 1, U_FILE);
+        msync(mmapio_as_mut_ptr(m[v]), U_FILE, MS_SYNC);
+    }
+
+    double *ns[V_COUNT];
+    for (int v = 0; v < V_COUNT; v++)
+        ns[v] = calloc((size_t)opt.runs, sizeof(double));
+    for (int r = 0; r < opt.runs; r++) {
+        for (int v = 0; v < V_COUNT; v++) {
+            long it = v >= V_MEMCPY_MSYNC ? opt.flush_iters : opt.iters;
+            ns[v][r] = run_variant((enum variant)v, m[v], it);
+        }
+        fprintf(stderr, "  [1] run %d/%d done\n", r + 1, opt.runs);
+    }
+    double med[V_COUNT];
+    for (int v = 0; v < V_COUNT; v++)
+        med[v] = median(ns[v], opt.runs);
+
+    printf("\n1. update_region of 4 KiB vs memcpy of 4 KiB (64 MiB file, "
+           "offsets cycling; median of %d runs)\n", opt.runs);
+    printf("   %-38s %12s %10s %12s\n", "", "ns/write", "writes", "ratio");
+    printf("   %-38s %12.1f %10ld %12s\n", vname[V_MEMCPY], med[V_MEMCPY],
+           opt.iters, "1.00");
+    printf("   %-38s %12.1f %10ld %12.3f   (target <= 1.10)\n",
+           vname[V_NEVER], med[V_NEVER], opt.iters,
+           med[V_NEVER] / med[V_MEMCPY]);
+    printf("   %-38s %12.1f %10ld %12.3f   (vs plain memcpy)\n",
+           vname[V_MEMCPY_MSYNC], med[V_MEMCPY_MSYNC], opt.flush_iters,
+           med[V_MEMCPY_MSYNC] / med[V_MEMCPY]);
+    printf("   %-38s %12.1f %10ld %12.3f   (vs plain memcpy)\n",
+           vname[V_EVERY_BYTES], med[V_EVERY_BYTES], opt.flush_iters,
+           med[V_EVERY_BYTES] / med[V_MEMCPY]);
+    printf("   %-38s %12s %10s %12.3f   (vs memcpy + msync floor)\n", "", "",
+           "", med[V_EVERY_BYTES] / med[V_MEMCPY_MSYNC]);
+    printf("   runs (ns/write):");
+    for (int v = 0; v < V_COUNT; v++) {
+        printf("\n     %-36s", vname[v]);
+        for (int r = 0; r < opt.runs; r++)
+            printf(" %8.1f", ns[v][r]);
+    }
+    printf("\n");
+    fflush(stdout);
+    for (int v = 0; v < V_COUNT; v++) {
+        mmapio_unmap(m[v]);
+        free(ns[v]);
+    }
+    mmapio_disconnect(c);
+}
+
+/* ---- 2. latency while a large flush runs ------------------------------ */
+
+/*
+ * The sampler: another client, timing stat and ping back to back. The
+ * main thread names the phase (idle: nothing runs but the sampler; flush:
+ * a Flush request is outstanding; other: the main thread is dirtying the
+ * file); a sample counts for a phase only if the phase did not change
+ * while it ran.
+ */
+enum { PH_OTHER, PH_IDLE, PH_FLUSH, PH_N };
+
+struct series {
+    int n;
+    double *us;
+};
+
+struct sampler {
+    mmapio_client *c;
+    mmapio_map *m;
+    atomic_uint phase_seq;  /* phase << 24 | generation */
+    atomic_bool stop;
+    int cap;
+    struct series stat[PH_N], ping[PH_N];
+};
+
+static void sampler_set(struct sampler *s, int phase)
+{
+    unsigned g = (atomic_load(&s->phase_seq) + 1) & 0xffffff;
+    atomic_store(&s->phase_seq, (unsigned)phase << 24 | g);
+}
+
+static void *sampler_main(void *arg)
+{
+    struct sampler *s = arg;
+    while (!atomic_load(&s->stop)) {
+        for (int k = 0; k < 2; k++) {
+            unsigned ps = atomic_load(&s->phase_seq);
+            int64_t t0 = now_ns();
+            int r = k == 0 ? mmapio_refresh(s->m) : mmapio_ping(s->c);
+            int64_t t1 = now_ns();
+            if (r != MMAPIO_OK)
+                die("%s: %s", k == 0 ? "refresh" : "ping", mmapio_strerror(r));
+            if (atomic_load(&s->phase_seq) != ps)
+                continue;
+            struct series *se = k == 0 ? &s->stat[ps >> 24] : &s->ping[ps >> 24];
+            if (se->n < s->cap)
+                se->us[se->n++] = (double)(t1 - t0) / 1000.0;
+        }
+    }
+    return NULL;
+}
+
+static bool sampler_full(const struct sampler *s, int phase)
+{
+    return s->stat[phase].n >= s->cap && s->ping[phase].n >= s->cap;
+}
+
+static double pct(double *v, int n, double p)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    int i = (int)(p * (n - 1) + 0.5);
+    return v[i];
+}
+
+static uint64_t raw_open_handle(int fd, const char *path)
+{
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__Open op = MMAPIO__OPEN__INIT;
+    op.path = (char *)path;
+    op.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    req.id = 2;
+    req.op_case = MMAPIO__REQUEST__OP_OPEN;
+    req.open = &op;
+    if (raw_send(fd, &req, -1) < 0)
+        die("raw open: send failed");
+    Mmapio__ServerMessage *m;
+    int got = -1;
+    if (raw_recv(fd, 10000, &m, &got) < 0 || m->reply->error != 0 ||
+        m->reply->result_case != MMAPIO__REPLY__RESULT_OPEN)
+        die("raw open of %s failed", path);
+    uint64_t h = m->reply->open->handle;
+    mmapio__server_message__free_unpacked(m, NULL);
+    if (got >= 0)
+        close(got);
+    return h;
+}
+
+/* Sends a Flush of the whole mapping and waits: milliseconds it took. */
+static double raw_flush(int fd, uint64_t handle, uint64_t id)
+{
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__Flush fl = MMAPIO__FLUSH__INIT;
+    fl.handle = handle;
+    req.id = id;
+    req.op_case = MMAPIO__REQUEST__OP_FLUSH;
+    req.flush = &fl;
+    int64_t t0 = now_ns();
+    if (raw_send(fd, &req, -1) < 0)
+        die("raw flush: send failed");
+    Mmapio__ServerMessage *m;
+    if (raw_recv(fd, 600000, &m, NULL) < 0)
+        die("raw flush: no reply");
+    int64_t t1 = now_ns();
+    if (m->reply->id != id || m->reply->error != 0)
+        die("raw flush failed: %d %s", m->reply->error,
+            m->reply->message ? m->reply->message : "");
+    mmapio__server_message__free_unpacked(m, NULL);
+    return (double)(t1 - t0) / 1e6;
+}
+
+static uint64_t pick_flush_size(void)
+{
+    uint64_t want = opt.flush_mib * MIB;
+    struct statvfs vfs;
+    if (statvfs(d.dir, &vfs) < 0)
+        die("statvfs %s: %s", d.dir, strerror(errno));
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    uint64_t size = want;
+    while (size > 64 * MIB && size + 512 * MIB > avail)
+        size /= 2;
+    if (size + 512 * MIB > avail)
+        die("not enough disk space in %s for the flush benchmark (%llu MiB "
+            "free)", d.dir, (unsigned long long)(avail / MIB));
+    if (size != want)
+        printf("   (only %llu MiB free in %s: flushing %llu MiB instead of "
+               "%llu MiB)\n", (unsigned long long)(avail / MIB), d.dir,
+               (unsigned long long)(size / MIB),
+               (unsigned long long)(want / MIB));
+    return size;
+}
+
+static void dirty_all(volatile uint8_t *p, uint64_t size, uint8_t v)
+{
+    for (uint64_t off = 0; off < size; off += 4096)
+        p[off] = v;
+}
+
+static void part_flush_latency(void)
+{
+    printf("\n2. another client's stat and ping while the daemon flushes a "
+           "large dirty file mapping\n");
+    uint64_t size = pick_flush_size();
+    mmapio_client *a, *b;
+    CHECK(mmapio_connect(d.sock, &a));
+    CHECK(mmapio_connect(d.sock, &b));
+    mmapio_map *big;
+    CHECK(mmapio_create_rw(a, "big.dat", size, &big));
+    uint8_t *p = mmapio_as_mut_ptr(big);
+    int64_t t0 = now_ns();
+    dirty_all(p, size, 1);
+    double first_dirty_ms = (double)(now_ns() - t0) / 1e6;
+    int r = raw_connect(d.sock);
+    if (r < 0 || raw_hello(r, WIRE_PROTOCOL) != 0)
+        die("raw client: cannot connect");
+    uint64_t handle = raw_open_handle(r, "big.dat");
+    /* The first flush: pages were just allocated. Not measured with
+     * samples; it sets a steady state for the next ones. */
+    double warm_ms = raw_flush(r, handle, 100);
+
+    struct sampler s = { .c = b, .cap = opt.samples };
+    CHECK(mmapio_create_rw(b, "lat.dat", 4096, &s.m));
+    for (int ph = 0; ph < PH_N; ph++) {
+        s.stat[ph].us = calloc((size_t)s.cap, sizeof(double));
+        s.ping[ph].us = calloc((size_t)s.cap, sizeof(double));
+    }
+
+    /*
+     * Cycles of: dirty the whole file (not sampled); an idle window as
+     * long as the last flush (the dirty data waits in the page cache, no
+     * flush runs); the flush. Until both phases have their samples, and
+     * at least 3 flushes.
+     */
+    pthread_t th;
+    pthread_create(&th, NULL, sampler_main, &s);
+    double flush_ms_total = 0, last_flush_ms = warm_ms;
+    int cycles = 0;
+    int64_t deadline = now_ns() + INT64_C(300) * 1000000000;
+    while ((!sampler_full(&s, PH_IDLE) || !sampler_full(&s, PH_FLUSH) ||
+            cycles < 3) && cycles < 100 && now_ns() < deadline) {
+        sampler_set(&s, PH_OTHER);
+        dirty_all(p, size, (uint8_t)(cycles + 2));
+        sampler_set(&s, PH_IDLE);
+        pc_sleep_ms((int)last_flush_ms + 1);
+        sampler_set(&s, PH_FLUSH);
+        last_flush_ms = raw_flush(r, handle, 200 + (uint64_t)cycles);
+        sampler_set(&s, PH_OTHER);
+        flush_ms_total += last_flush_ms;
+        cycles++;
+    }
+    atomic_store(&s.stop, true);
+    pthread_join(th, NULL);
+    long left = pc_unsynced(hz_path(&d, "big.dat"));
+
+    double fl_ms = cycles ? flush_ms_total / cycles : 0;
+    printf("   flushed %llu MiB %d times: %.0f ms per flush (%.2f GiB/s); "
+           "first write of every page %.0f ms, first flush %.0f ms; "
+           "dirty pages left: %ld\n",
+           (unsigned long long)(size / MIB), cycles, fl_ms,
+           fl_ms > 0 ? (double)size / (1u << 30) / (fl_ms / 1000) : 0,
+           first_dirty_ms, warm_ms, left);
+    printf("   %-26s %8s %10s %10s %10s %10s\n", "", "samples", "p50 us",
+           "p99 us", "max us", "p99 ratio");
+    const char *what[2] = { "stat", "ping" };
+    for (int k = 0; k < 2; k++) {
+        struct series *se = k == 0 ? s.stat : s.ping;
+        double i99 = pct(se[PH_IDLE].us, se[PH_IDLE].n, 0.99);
+        for (int ph = PH_IDLE; ph <= PH_FLUSH; ph++) {
+            struct series *x = &se[ph];
+            double p50 = pct(x->us, x->n, 0.5), p99 = pct(x->us, x->n, 0.99),
+                   mx = pct(x->us, x->n, 1.0);
+            char label[64];
+            snprintf(label, sizeof(label), "%s, %s", what[k],
+                     ph == PH_IDLE ? "no flush" : "during flush");
+            printf("   %-26s %8d %10.1f %10.1f %10.1f %10.2f%s\n", label,
+                   x->n, p50, p99, mx, i99 > 0 ? p99 / i99 : 0,
+                   ph == PH_FLUSH ? "   (target <= 2.0)" : "");
+        }
+    }
+    fflush(stdout);
+
+    close(r);
+    mmapio_unmap(s.m);
+    mmapio_unmap(big);
+    mmapio_disconnect(a);
+    mmapio_disconnect(b);
+    for (int ph = 0; ph < PH_N; ph++) {
+        free(s.stat[ph].us);
+        free(s.ping[ph].us);
+    }
+    unlink(hz_path(&d, "big.dat"));
+}
+
+/* ---- 3. an idle daemon with many EveryMillis mappings ------------------ */
+
+struct window {
+    double cpu_pct, wakeups_per_s;
+};
+
+static struct window measure(int secs)
+{
+    double c0 = proc_cpu_s(d.pid);
+    long s0 = proc_switches(d.pid);
+    int64_t t0 = now_ns();
+    pc_sleep_ms(secs * 1000);
+    double c1 = proc_cpu_s(d.pid);
+    long s1 = proc_switches(d.pid);
+    double el = (double)(now_ns() - t0) / 1e9;
+    struct window w = { (c1 - c0) / el * 100.0, (double)(s1 - s0) / el };
+    return w;
+}
+
+static void part_idle(void)
+{
+    printf("\n3. the daemon with %d EveryMillis(10) file mappings of 4 KiB "
+           "held (%d s windows)\n", opt.maps, opt.idle_secs);
+    mmapio_client *c;
+    CHECK(mmapio_connect(d.sock, &c));
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 10 };
+    mmapio_map **m = calloc((size_t)opt.maps, sizeof(*m));
+    long rss0 = proc_rss_kib(d.pid);
+    for (int i = 0; i < opt.maps; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "idle%05d.dat", i);
+        m[i] = create_with(c, name, 4096, em);
+    }
+    long rss1 = proc_rss_kib(d.pid);
+    pc_sleep_ms(1000); /* creation's own work (inotify, allocation) settles */
+    struct window idle = measure(opt.idle_secs);
+
+    for (int i = 0; i < opt.maps; i++)
+        CHECK(mmapio_update_region(m[i], 0, "written", 7));
+    int64_t t0 = now_ns();
+    struct window after = measure(opt.idle_secs);
+    int dirty_files = 0;
+    for (int i = 0; i < opt.maps; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "idle%05d.dat", i);
+        dirty_files += pc_unsynced(hz_path(&d, name)) != 0;
+    }
+    double checked_s = (double)(now_ns() - t0) / 1e9;
+    struct window again = measure(opt.idle_secs);
+
+    printf("   %-44s %12s %14s\n", "", "CPU % core", "wake-ups/s");
+    printf("   %-44s %12.3f %14.1f   (target <= 0.5 %%)\n",
+           "clean, held", idle.cpu_pct, idle.wakeups_per_s);
+    printf("   %-44s %12.3f %14.1f\n",
+           "right after one write to each (flushes)", after.cpu_pct,
+           after.wakeups_per_s);
+    printf("   %-44s %12.3f %14.1f\n", "the next window (clean again)",
+           again.cpu_pct, again.wakeups_per_s);
+    printf("   files still dirty %.1f s after the writes: %d of %d; daemon "
+           "RSS %ld KiB -> %ld KiB for %d mappings (%.0f B each)\n",
+           checked_s, dirty_files, opt.maps, rss0, rss1, opt.maps,
+           opt.maps ? (double)(rss1 - rss0) * 1024 / opt.maps : 0);
+    fflush(stdout);
+    for (int i = 0; i < opt.maps; i++)
+        mmapio_unmap(m[i]);
+    free(m);
+    mmapio_disconnect(c);
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: bench_flush [OPTIONS]\n"
+            "  --iters N        part 1: writes per run, NEVER and memcpy (%ld)\n"
+            "  --flush-iters N  part 1: writes per run, EveryBytes and its floor (%ld)\n"
+            "  --runs N         part 1: runs; the median is shown (%d)\n"
+            "  --flush-mib N    part 2: size of the flushed mapping in MiB (%llu;\n"
+            "                   also $BENCH_FLUSH_MIB); smaller if the disk is short\n"
+            "  --samples N      part 2: samples of stat and of ping (%d)\n"
+            "  --maps N         part 3: EveryMillis mappings held (%d)\n"
+            "  --idle-secs N    part 3: length of each window (%d)\n"
+            "  --only LIST      parts to run, e.g. 1,3 (all)\n"
+            "The daemon is $MMAPIOD, else %s.\n",
+            opt.iters, opt.flush_iters, opt.runs,
+            (unsigned long long)opt.flush_mib, opt.samples, opt.maps,
+            opt.idle_secs, MMAPIOD_BUILD_PATH);
+}
+
+static long num(const char *s, long min)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < min) {
+        fprintf(stderr, "bench_flush: bad number '%s'\n", s);
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        { "iters", required_argument, NULL, 'i' },
+        { "flush-iters", required_argument, NULL, 'f' },
+        { "runs", required_argument, NULL, 'r' },
+        { "flush-mib", required_argument, NULL, 'm' },
+        { "samples", required_argument, NULL, 's' },
+        { "maps", required_argument, NULL, 'n' },
+        { "idle-secs", required_argument, NULL, 't' },
+        { "only", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    const char *env = getenv("BENCH_FLUSH_MIB");
+    if (env && *env)
+        opt.flush_mib = (uint64_t)num(env, 1);
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'i': opt.iters = num(optarg, 1); break;
+        case 'f': opt.flush_iters = num(optarg, 1); break;
+        case 'r': opt.runs = (int)num(optarg, 1); break;
+        case 'm': opt.flush_mib = (uint64_t)num(optarg, 1); break;
+        case 's': opt.samples = (int)num(optarg, 1); break;
+        case 'n': opt.maps = (int)num(optarg, 1); break;
+        case 't': opt.idle_secs = (int)num(optarg, 1); break;
+        case 'o':
+            opt.part[1] = opt.part[2] = opt.part[3] = false;
+            for (const char *p = optarg; *p; p++)
+                if (*p >= '1' && *p <= '3')
+                    opt.part[*p - '0'] = true;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    start_daemon();
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("bench_flush: mmapiod %s (pid %d), data root %s, %ld CPUs\n",
+           getenv("MMAPIOD"), (int)d.pid, d.root, cpus);
+    fflush(stdout);
+    if (opt.part[1])
+        part_update_region();
+    if (opt.part[2])
+        part_flush_latency();
+    if (opt.part[3])
+        part_idle();
+    int st = hz_stop(&d);
+    hz_cleanup(&d);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "bench_flush: mmapiod did not exit 0 (0x%x)\n",
+                (unsigned)st);
+        return 1;
+    }
+    return 0;
+}

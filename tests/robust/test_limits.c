@@ -1,0 +1,410 @@
+/*
+ * test_limits: the daemon's limits, set by flags and by a config file.
+ *
+ * Each test starts its own daemon with small limits and goes past one:
+ * max_clients (the extra connection is closed, the others keep working, a
+ * place freed is taken again), max_mappings_per_uid and max_bytes_per_uid
+ * (MMAPIO_E_QUOTA with nothing created, resized or left on disk; another
+ * uid is not charged for root's use), max_handles_per_client (per
+ * connection), max_frame (a bigger datagram closes that connection only;
+ * the library, told the limit at hello, refuses locally). Every refusal
+ * leaves a log line naming the limit. Flags override the config file; a
+ * bad limit stops the daemon at start with a one-line reason.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "robust.h"
+#include "wire.h"
+
+static void init(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    int r = hz_init(&hz);
+    cr_assert_eq(r, 0, "mkdtemp: %s", strerror(-r));
+    r = rb_share(&hz);
+    cr_assert_eq(r, 0, "chmod: %s", strerror(-r));
+}
+
+TestSuite(limits, .init = init, .fini = hz_teardown, .timeout = 60);
+
+static void start(const char *const *extra)
+{
+    int r = rb_start(&hz, extra);
+    cr_assert_eq(r, 0, "mmapiod did not come up: %s\n%s", strerror(-r),
+                 rb_log_tail(&hz));
+    setenv("MMAPIO_SOCKET", hz.sock, 1);
+}
+
+/* Writes the config file DIR/mmapiod.conf; returns its path. */
+static const char *config(const char *text)
+{
+    static char path[300];
+    snprintf(path, sizeof(path), "%s/mmapiod.conf", hz.dir);
+    cr_assert_eq(hz_write_file(path, text, strlen(text)), 0);
+    return path;
+}
+
+static void expect_logged(const char *why)
+{
+    cr_assert(rb_log_has(&hz, why, 5000),
+              "no log line mentions %s; the log ends with:\n%s", why,
+              rb_log_tail(&hz));
+}
+
+/* Connects, retrying for up to 2 s while refused: a connection the daemon
+ * has not yet seen closed may still take a place. */
+static mmapio_client *connect_retry(void)
+{
+    mmapio_client *c = NULL;
+    int64_t end = hz_now_ms() + 2000;
+    int r;
+    while ((r = mmapio_connect(hz.sock, &c)) != MMAPIO_OK &&
+           hz_now_ms() < end)
+        usleep(20000);
+    cr_assert_eq(r, MMAPIO_OK, "connect: %s", mmapio_strerror(r));
+    return c;
+}
+
+/* ---- max_clients ------------------------------------------------------ */
+
+Test(limits, max_clients_closes_the_extra_connection)
+{
+    /* The file says 2, the flag 3: the flag wins. */
+    const char *conf = config("# test\nmax_clients = 2\n");
+    start((const char *[]){ "--config", conf, "--max-clients", "3", NULL });
+
+    mmapio_client *c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = connect_retry();
+    /* The three admitted clients are served. */
+    for (int i = 0; i < 3; i++) {
+        mmapio_map *m;
+        char name[16];
+        snprintf(name, sizeof(name), "a%d", i);
+        hz_assert_ok(mmapio_ping(c[i]));
+        hz_assert_ok(mmapio_anon_create(c[i], name, 4096, &m));
+        hz_assert_ok(mmapio_unmap(m));
+    }
+    usleep(100000);
+    int base = hz_fd_count(hz.pid);
+
+    for (int k = 0; k < 5; k++) {
+        mmapio_client *x = NULL;
+        int r = mmapio_connect(hz.sock, &x);
+        if (r == MMAPIO_OK)
+            mmapio_disconnect(x);
+        cr_assert_eq(r, MMAPIO_E_DISCONNECTED,
+                     "connection #%d past max_clients=3: %d (%s)", 4 + k, r,
+                     mmapio_strerror(r));
+        /* The same for a raw peer: accepted by the kernel, then closed. */
+        int fd = raw_connect(hz.sock);
+        cr_assert_geq(fd, 0);
+        r = raw_hello(fd, WIRE_PROTOCOL);
+        cr_assert(raw_is_errno(r), "raw hello past max_clients: %d", r);
+        close(fd);
+    }
+    expect_logged("max_clients");
+
+    /* The three admitted clients are served as before. */
+    for (int i = 0; i < 3; i++) {
+        mmapio_map *m;
+        char name[16];
+        snprintf(name, sizeof(name), "a%d", i);
+        hz_assert_ok(mmapio_ping(c[i]));
+        hz_assert_ok(mmapio_anon_open(c[i], name, &m));
+        hz_assert_ok(mmapio_unmap(m));
+    }
+    /* Refused connections left nothing open behind. */
+    int now = hz_fd_count_settle(hz.pid, base, 5000);
+    cr_assert_leq(now, base, "daemon fds: %d with 3 clients, %d after the "
+                  "refusals", base, now);
+
+    /* A place freed is taken again. */
+    mmapio_disconnect(c[0]);
+    c[0] = connect_retry();
+    hz_assert_ok(mmapio_ping(c[0]));
+    for (int i = 0; i < 3; i++)
+        mmapio_disconnect(c[i]);
+}
+
+/* ---- max_mappings_per_uid --------------------------------------------- */
+
+static int child_anon_create(const char *name)
+{
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        mmapio_client *c;
+        mmapio_map *m;
+        if (rb_become(RB_NOBODY, RB_NOBODY) < 0)
+            _exit(100);
+        int r = mmapio_connect(hz.sock, &c);
+        if (r == MMAPIO_OK)
+            r = mmapio_anon_create(c, name, 4096, &m);
+        _exit(-r);
+    }
+    int st = hz_wait_child(pid, 20000);
+    cr_assert(WIFEXITED(st), "child: status 0x%x", (unsigned)st);
+    cr_assert_neq(WEXITSTATUS(st), 100, "cannot become uid %d", RB_NOBODY);
+    return -WEXITSTATUS(st);
+}
+
+Test(limits, max_mappings_per_uid)
+{
+    start((const char *[]){ "--config",
+                            config("max_mappings_per_uid = 2\n"), NULL });
+    mmapio_client *c = hz_client();
+    mmapio_map *a, *b, *x;
+    hz_assert_ok(mmapio_anon_create(c, "a", 4096, &a));
+    hz_assert_ok(mmapio_anon_create(c, "b", 4096, &b));
+
+    x = (mmapio_map *)0x1;
+    hz_assert_ret(mmapio_anon_create(c, "c", 4096, &x), MMAPIO_E_QUOTA);
+    cr_assert_eq(x, (mmapio_map *)0x1, "output written on failure");
+    hz_assert_ret(mmapio_anon_open(c, "c", &x), MMAPIO_E_NOT_FOUND);
+    /* A file is a mapping too; refusing it leaves no file behind. */
+    hz_assert_ret(mmapio_open_or_create(c, "f.dat", 4096, &x),
+                  MMAPIO_E_QUOTA);
+    cr_assert_eq(hz_file_size(hz_path(&hz, "f.dat")), -ENOENT,
+                 "a refused create left f.dat on disk (size %lld)",
+                 hz_file_size(hz_path(&hz, "f.dat")));
+    expect_logged("max_mappings_per_uid");
+
+    /* More handles on a mapping that exists are not more mappings. */
+    hz_assert_ok(mmapio_anon_open(c, "a", &x));
+    hz_assert_ok(mmapio_unmap(x));
+    /* The quota is root's alone: another uid creates freely. */
+    hz_assert_ret(child_anon_create("nobodys"), MMAPIO_OK);
+
+    /* Deleted and unmapped, a mapping stops counting. */
+    hz_assert_ok(mmapio_anon_delete(c, "a"));
+    hz_assert_ok(mmapio_unmap(a));
+    hz_assert_ok(mmapio_anon_create(c, "c", 4096, &x));
+    hz_assert_ret(mmapio_anon_create(c, "d", 4096, &a), MMAPIO_E_QUOTA);
+    mmapio_unmap(x);
+    mmapio_unmap(b);
+    mmapio_disconnect(c);
+}
+
+/* ---- max_bytes_per_uid ------------------------------------------------ */
+
+#define KIB 1024ull
+
+Test(limits, max_bytes_per_uid)
+{
+    start((const char *[]){ "--max-bytes-per-uid", "1048576", NULL });
+    mmapio_client *c = hz_client();
+    mmapio_map *a, *x = (mmapio_map *)0x1;
+    hz_assert_ok(mmapio_anon_create(c, "a", 512 * KIB, &a));
+    hz_assert_ok(mmapio_update_region(a, 0, "kept", 4));
+
+    /* Creating past the quota: refused, nothing made. */
+    hz_assert_ret(mmapio_anon_create(c, "b", 768 * KIB, &x), MMAPIO_E_QUOTA);
+    hz_assert_ret(mmapio_anon_open(c, "b", &x), MMAPIO_E_NOT_FOUND);
+    hz_assert_ret(mmapio_create_rw(c, "f.dat", 768 * KIB, &x),
+                  MMAPIO_E_QUOTA);
+    cr_assert_eq(hz_file_size(hz_path(&hz, "f.dat")), -ENOENT,
+                 "a refused create left f.dat on disk");
+    cr_assert_eq(x, (mmapio_map *)0x1);
+    expect_logged("max_bytes_per_uid");
+
+    /* Growing past it: refused, the size unchanged everywhere. */
+    hz_assert_ret(mmapio_resize(a, 2048 * KIB), MMAPIO_E_QUOTA);
+    cr_assert_eq(mmapio_len(a), 512 * KIB);
+    char buf[4];
+    hz_assert_ok(mmapio_read_into(a, 0, buf, 4));
+    cr_assert_eq(memcmp(buf, "kept", 4), 0);
+    hz_assert_ok(mmapio_refresh(a));
+    cr_assert_eq(mmapio_len(a), 512 * KIB, "the daemon's size changed to %llu",
+                 (unsigned long long)mmapio_len(a));
+
+    /* Exactly the quota is allowed, one page more is not. */
+    hz_assert_ok(mmapio_resize(a, 1024 * KIB));
+    hz_assert_ret(mmapio_anon_create(c, "tiny", 4096, &x), MMAPIO_E_QUOTA);
+
+    /* Shrinking gives the bytes back. */
+    hz_assert_ok(mmapio_resize(a, 256 * KIB));
+    mmapio_map *b, *f;
+    hz_assert_ok(mmapio_anon_create(c, "b", 512 * KIB, &b));
+    hz_assert_ok(mmapio_create_rw(c, "f.dat", 128 * KIB, &f));
+    /* A file grown past the quota keeps its size on disk. */
+    hz_assert_ret(mmapio_resize(f, 512 * KIB), MMAPIO_E_QUOTA);
+    cr_assert_eq(hz_file_size(hz_path(&hz, "f.dat")), (long long)(128 * KIB));
+    cr_assert_eq(mmapio_len(f), 128 * KIB);
+    hz_assert_ok(mmapio_resize(f, 256 * KIB)); /* 256 + 512 + 256 */
+    cr_assert_eq(hz_file_size(hz_path(&hz, "f.dat")), (long long)(256 * KIB));
+
+    /* Deleted and unmapped, the bytes are free again. */
+    mmapio_unmap(f);
+    hz_assert_ok(mmapio_delete(c, "f.dat"));
+    hz_assert_ok(mmapio_anon_delete(c, "b"));
+    hz_assert_ok(mmapio_unmap(b));
+    hz_assert_ok(mmapio_anon_create(c, "c", 768 * KIB, &x));
+    mmapio_unmap(x);
+    mmapio_unmap(a);
+    mmapio_disconnect(c);
+}
+
+/* ---- max_handles_per_client ------------------------------------------- */
+
+Test(limits, max_handles_per_client)
+{
+    start((const char *[]){ "--max-handles-per-client", "2", NULL });
+    mmapio_client *c = hz_client(), *c2 = hz_client();
+    mmapio_map *m1, *m2, *x;
+    hz_assert_ok(mmapio_anon_create(c, "a", 4096, &m1));
+    hz_assert_ok(mmapio_anon_open(c, "a", &m2));
+    hz_assert_ret(mmapio_anon_open(c, "a", &x), MMAPIO_E_QUOTA);
+    hz_assert_ret(mmapio_create_rw(c, "f.dat", 4096, &x), MMAPIO_E_QUOTA);
+    expect_logged("max_handles_per_client");
+    hz_assert_ok(mmapio_ping(c));
+
+    /* Per connection: another client of the same uid is not charged. */
+    mmapio_map *y1, *y2;
+    hz_assert_ok(mmapio_anon_open(c2, "a", &y1));
+    hz_assert_ok(mmapio_open_or_create(c2, "f.dat", 4096, &y2));
+
+    /* A handle given back is a place free again. */
+    hz_assert_ok(mmapio_unmap(m2));
+    hz_assert_ok(mmapio_open_rw(c, "f.dat", &m2));
+    hz_assert_ret(mmapio_anon_open(c, "a", &x), MMAPIO_E_QUOTA);
+    mmapio_unmap(m1);
+    mmapio_unmap(m2);
+    mmapio_unmap(y1);
+    mmapio_unmap(y2);
+    mmapio_disconnect(c);
+    mmapio_disconnect(c2);
+}
+
+/* ---- max_frame -------------------------------------------------------- */
+
+/* A valid Open request whose path is `len` bytes of 'p'. */
+static int send_open_of_len(int fd, size_t len)
+{
+    char *path = malloc(len + 1);
+    cr_assert_not_null(path);
+    memset(path, 'p', len);
+    path[len] = '\0';
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__Open open = MMAPIO__OPEN__INIT;
+    open.path = path;
+    open.mode = MMAPIO__MODE__MODE_READ_ONLY;
+    req.id = 9;
+    req.op_case = MMAPIO__REQUEST__OP_OPEN;
+    req.open = &open;
+    int r = raw_send(fd, &req, -1);
+    free(path);
+    return r;
+}
+
+Test(limits, max_frame)
+{
+    start((const char *[]){ "--max-frame", "1024", NULL });
+    int big = rb_raw_hello(hz.sock), fit = rb_raw_hello(hz.sock);
+    int other = rb_raw_hello(hz.sock);
+    cr_assert_geq(big, 0);
+    cr_assert_geq(fit, 0);
+    cr_assert_geq(other, 0);
+    mmapio_client *c = hz_client();
+
+    /* Just under the limit: answered (with an error: no such path). */
+    cr_assert_eq(send_open_of_len(fit, 900), 0);
+    cr_assert_eq(raw_expect_refusal(fit, 5000, NULL), 0,
+                 "a 900-byte path in a 1024-byte frame limit was not "
+                 "answered");
+    cr_assert_eq(raw_ping(fit, 2), 0);
+
+    /* Over it: that connection is closed... */
+    cr_assert_eq(send_open_of_len(big, 2000), 0);
+    cr_assert_eq(raw_expect_refusal(big, 5000, NULL), 1,
+                 "a 2000-byte datagram past max_frame=1024 did not close "
+                 "the connection");
+    expect_logged("frame limit");
+    /* ... and nobody else's. */
+    cr_assert_eq(raw_ping(other, 3), 0);
+    cr_assert_eq(raw_ping(fit, 4), 0);
+    hz_assert_ok(mmapio_ping(c));
+
+    /* The library learnt the limit at hello: a request too big for it is
+     * refused before it is sent, and the connection stays usable. */
+    char path[1500];
+    memset(path, 'q', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    mmapio_map *m;
+    hz_assert_ret(mmapio_open_ro(c, path, &m), MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ok(mmapio_ping(c));
+    hz_assert_ok(mmapio_anon_create(c, "still", 4096, &m));
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+    close(big);
+    close(fit);
+    close(other);
+}
+
+/* ---- bad limits ------------------------------------------------------- */
+
+/* Runs mmapiod with args; it must exit non-zero at once, its stderr
+ * naming `why`. */
+static void expect_start_refused(const char *const *extra, const char *why)
+{
+    const char *args[16];
+    size_t n = 0;
+    args[n++] = "--socket";
+    args[n++] = hz.sock;
+    args[n++] = "--root";
+    args[n++] = hz.root;
+    for (; *extra; extra++)
+        args[n++] = *extra;
+    args[n] = NULL;
+    char err_path[300];
+    snprintf(err_path, sizeof(err_path), "%s/refused.err", hz.dir);
+    FILE *f = fopen(err_path, "w+e");
+    cr_assert_not_null(f);
+    pid_t pid = hz_spawn(args, -1, fileno(f));
+    cr_assert_gt(pid, 0);
+    int st = 0;
+    int r = hz_wait_exit(pid, 10000, &st);
+    if (r < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    char text[1024] = "";
+    rewind(f);
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    cr_assert_eq(r, 0, "mmapiod with a bad %s kept running", why);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0,
+              "mmapiod with a bad %s: status 0x%x", why, (unsigned)st);
+    cr_assert_not_null(strstr(text, why), "stderr does not name %s: %s", why,
+                       text);
+}
+
+Test(limits, bad_limits_stop_the_daemon_at_start)
+{
+    expect_start_refused((const char *[]){ "--max-clients", "0", NULL },
+                         "max-clients");
+    expect_start_refused((const char *[]){ "--max-frame", "100", NULL },
+                         "max-frame");
+    expect_start_refused((const char *[]){ "--max-bytes-per-uid", "lots",
+                                           NULL },
+                         "max-bytes-per-uid");
+    expect_start_refused((const char *[]){ "--config",
+                                           config("max_inflight = 0\n"),
+                                           NULL },
+                         "max_inflight");
+    expect_start_refused((const char *[]){ "--config",
+                                           config("max_clientz = 5\n"),
+                                           NULL },
+                         "max_clientz");
+    cr_assert_eq(access(hz.sock, F_OK), -1, "a refused daemon left a socket");
+}

@@ -1,0 +1,578 @@
+/*
+ * test_policy_flush: the flush policy is the mapping's, and every holder in
+ * every process obeys it.
+ *
+ * What a holder reports (mmapio_flush_policy_of) is the policy set at
+ * creation or by the last mmapio_set_flush_policy from any read-write
+ * holder, at once and without a refresh, in every process. What a holder
+ * does is checked from outside: its pending bytes (per handle) and, with
+ * cachestat(2) (pagecache.h), whether the file's pages are still dirty.
+ * EveryBytes and EveryWrites flush exactly at the write that reaches their
+ * threshold, not one write earlier or later; Always is durable when
+ * update_region returns; Never and Manual wait for mmapio_flush. The
+ * writes are made by a peer process (peer.h) so the policy it obeys is the
+ * one another process chose. Counting costs no system call until the
+ * threshold (seccomp, nosys.h). Timed flushing is in test_timed_flush.c.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "nosys.h"
+#include "pagecache.h"
+#include "peer.h"
+
+TestSuite(policy_flush, .init = hz_setup, .fini = hz_teardown, .timeout = 60);
+
+static const mmapio_flush_policy NEVER = { MMAPIO_FLUSH_NEVER, 0 };
+
+static mmapio_map *create_with(mmapio_client *c, const char *path,
+                               bool anonymous, uint64_t size,
+                               mmapio_flush_policy pol)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.create = true;
+    o.truncate = !anonymous;
+    o.exclusive = anonymous;
+    o.anonymous = anonymous;
+    o.size = size;
+    o.flush_policy = pol;
+    mmapio_map *m = NULL;
+    hz_assert_ok(mmapio_open(c, path, &o, &m));
+    return m;
+}
+
+#define assert_policy(got, want_kind, want_value, who)                     \
+    do {                                                                 \
+        mmapio_flush_policy g_ = (got);                                  \
+        cr_assert(g_.kind == (want_kind) &&                              \
+                      (g_.value == (want_value) ||                       \
+                       (want_kind) <= MMAPIO_FLUSH_ALWAYS),              \
+                  "%s reports policy %d:%llu, expected %d:%llu", who,    \
+                  (int)g_.kind, (unsigned long long)g_.value,            \
+                  (int)(want_kind), (unsigned long long)(want_value));   \
+    } while (0)
+
+static void assert_peer_policy(struct peer *p, int idx,
+                               mmapio_flush_kind kind, uint64_t value,
+                               const char *who)
+{
+    mmapio_flush_policy pol;
+    hz_assert_ok(peer_policy(p, idx, &pol));
+    assert_policy(pol, kind, value, who);
+}
+
+static long unsynced(const char *rel)
+{
+    long n = pc_unsynced(hz_path(&hz, rel));
+    cr_assert_geq(n, 0, "cachestat(%s): %s", rel, strerror((int)-n));
+    return n;
+}
+
+/* cachestat is how these tests see the disk; a kernel without it (< 6.5)
+ * leaves only the counters to check. */
+static bool have_cachestat(void)
+{
+    struct pc_stat st;
+    return pc_cachestat("/proc/self/exe", 0, 0, &st) != -ENOSYS;
+}
+
+/* ---- what every holder reports ---------------------------------------- */
+
+Test(policy_flush, default_is_never_in_every_process)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m, *a;
+    hz_assert_ok(mmapio_create_rw(c, "d.dat", 8192, &m));
+    hz_assert_ok(mmapio_anon_create(c, "d", 8192, &a));
+    assert_policy(mmapio_flush_policy_of(m), MMAPIO_FLUSH_NEVER, 0, "creator");
+    assert_policy(mmapio_flush_policy_of(a), MMAPIO_FLUSH_NEVER, 0, "creator");
+
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int rw, ro, cow, an;
+    hz_assert_ok(peer_open(&p, "d.dat", false, MMAPIO_MODE_READ_WRITE, &rw));
+    hz_assert_ok(peer_open(&p, "d.dat", false, MMAPIO_MODE_READ_ONLY, &ro));
+    hz_assert_ok(peer_open(&p, "d.dat", false, MMAPIO_MODE_COPY_ON_WRITE, &cow));
+    hz_assert_ok(peer_open(&p, "d", true, MMAPIO_MODE_READ_WRITE, &an));
+    assert_peer_policy(&p, rw, MMAPIO_FLUSH_NEVER, 0, "peer rw");
+    assert_peer_policy(&p, ro, MMAPIO_FLUSH_NEVER, 0, "peer ro");
+    assert_peer_policy(&p, cow, MMAPIO_FLUSH_NEVER, 0, "peer cow");
+    assert_peer_policy(&p, an, MMAPIO_FLUSH_NEVER, 0, "peer anon");
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_unmap(a);
+    mmapio_disconnect(c);
+}
+
+Test(policy_flush, creation_policy_is_the_mappings)
+{
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy eb = { MMAPIO_FLUSH_EVERY_BYTES, 8192 };
+    mmapio_flush_policy ew = { MMAPIO_FLUSH_EVERY_WRITES, 5 };
+    mmapio_map *m = create_with(c, "c.dat", false, 65536, eb);
+    mmapio_map *a = create_with(c, "c", true, 65536, ew);
+    assert_policy(mmapio_flush_policy_of(m), MMAPIO_FLUSH_EVERY_BYTES, 8192,
+                  "creator");
+    assert_policy(mmapio_flush_policy_of(a), MMAPIO_FLUSH_EVERY_WRITES, 5,
+                  "creator");
+
+    /* A second handle here, opened with the default options: it reports
+     * the mapping's policy, and opening did not reset it. */
+    mmapio_map *m2;
+    hz_assert_ok(mmapio_open_ro(c, "c.dat", &m2));
+    assert_policy(mmapio_flush_policy_of(m2), MMAPIO_FLUSH_EVERY_BYTES, 8192,
+                  "second handle");
+
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int rw, ro, cow, an;
+    hz_assert_ok(peer_open(&p, "c.dat", false, MMAPIO_MODE_READ_WRITE, &rw));
+    hz_assert_ok(peer_open(&p, "c.dat", false, MMAPIO_MODE_READ_ONLY, &ro));
+    hz_assert_ok(peer_open(&p, "c.dat", false, MMAPIO_MODE_COPY_ON_WRITE, &cow));
+    hz_assert_ok(peer_open(&p, "c", true, MMAPIO_MODE_READ_WRITE, &an));
+    assert_peer_policy(&p, rw, MMAPIO_FLUSH_EVERY_BYTES, 8192, "peer rw");
+    assert_peer_policy(&p, ro, MMAPIO_FLUSH_EVERY_BYTES, 8192, "peer ro");
+    assert_peer_policy(&p, cow, MMAPIO_FLUSH_EVERY_BYTES, 8192, "peer cow");
+    assert_peer_policy(&p, an, MMAPIO_FLUSH_EVERY_WRITES, 5, "peer anon");
+    cr_assert_eq(peer_stop(&p), 0);
+
+    /* The policy outlives its holders while the anonymous mapping lives. */
+    mmapio_unmap(a);
+    hz_assert_ok(mmapio_anon_open(c, "c", &a));
+    assert_policy(mmapio_flush_policy_of(a), MMAPIO_FLUSH_EVERY_WRITES, 5,
+                  "reopened anon");
+    mmapio_unmap(a);
+    mmapio_unmap(m2);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(policy_flush, set_policy_reaches_every_holder_at_once)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m = create_with(c, "s.dat", false, 65536, NEVER);
+    mmapio_map *ro;
+    hz_assert_ok(mmapio_open_ro(c, "s.dat", &ro));
+
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int prw, pro, pcow;
+    hz_assert_ok(peer_open(&p, "s.dat", false, MMAPIO_MODE_READ_WRITE, &prw));
+    hz_assert_ok(peer_open(&p, "s.dat", false, MMAPIO_MODE_READ_ONLY, &pro));
+    hz_assert_ok(peer_open(&p, "s.dat", false, MMAPIO_MODE_COPY_ON_WRITE, &pcow));
+
+    /* Here -> there: no refresh, no dispatch in the peer. */
+    mmapio_flush_policy always = { MMAPIO_FLUSH_ALWAYS, 0 };
+    hz_assert_ok(mmapio_set_flush_policy(m, always));
+    assert_policy(mmapio_flush_policy_of(m), MMAPIO_FLUSH_ALWAYS, 0, "setter");
+    assert_policy(mmapio_flush_policy_of(ro), MMAPIO_FLUSH_ALWAYS, 0,
+                  "setter's ro handle");
+    assert_peer_policy(&p, prw, MMAPIO_FLUSH_ALWAYS, 0, "peer rw");
+    assert_peer_policy(&p, pro, MMAPIO_FLUSH_ALWAYS, 0, "peer ro");
+    assert_peer_policy(&p, pcow, MMAPIO_FLUSH_ALWAYS, 0, "peer cow");
+
+    /* There -> here, from the peer's read-write handle. */
+    (void)mmapio_client_dispatch(c, 0); /* forget earlier events */
+    struct peer_cmd cmd = { .op = PEER_SET_POLICY, .idx = prw,
+                            .pol = { MMAPIO_FLUSH_EVERY_WRITES, 3 } };
+    struct peer_res res;
+    cr_assert_eq(peer_call(&p, &cmd, &res), 0);
+    hz_assert_ok(res.rc);
+    assert_policy(mmapio_flush_policy_of(m), MMAPIO_FLUSH_EVERY_WRITES, 3,
+                  "first process rw");
+    assert_policy(mmapio_flush_policy_of(ro), MMAPIO_FLUSH_EVERY_WRITES, 3,
+                  "first process ro");
+    /* and the change reached this holder as an event too */
+    int n = mmapio_client_dispatch(c, 5000);
+    cr_assert_geq(n, 1, "no event after another process changed the policy "
+                  "(dispatch: %d)", n);
+
+    cmd.pol = (mmapio_flush_policy){ MMAPIO_FLUSH_EVERY_MILLIS, 250 };
+    cr_assert_eq(peer_call(&p, &cmd, &res), 0);
+    hz_assert_ok(res.rc);
+    assert_policy(mmapio_flush_policy_of(m), MMAPIO_FLUSH_EVERY_MILLIS, 250,
+                  "first process rw");
+    cmd.pol = (mmapio_flush_policy){ MMAPIO_FLUSH_MANUAL, 0 };
+    cr_assert_eq(peer_call(&p, &cmd, &res), 0);
+    hz_assert_ok(res.rc);
+    assert_policy(mmapio_flush_policy_of(ro), MMAPIO_FLUSH_MANUAL, 0,
+                  "first process ro");
+
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(ro);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(policy_flush, set_policy_refusals)
+{
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy eb = { MMAPIO_FLUSH_EVERY_BYTES, 4096 };
+    mmapio_map *m = create_with(c, "r.dat", false, 8192, eb);
+    mmapio_map *ro, *cow;
+    hz_assert_ok(mmapio_open_ro(c, "r.dat", &ro));
+    hz_assert_ok(mmapio_open_cow(c, "r.dat", &cow));
+    mmapio_flush_policy always = { MMAPIO_FLUSH_ALWAYS, 0 };
+
+    hz_assert_ret(mmapio_set_flush_policy(ro, always), MMAPIO_E_INVALID_MODE);
+    hz_assert_ret(mmapio_set_flush_policy(cow, always), MMAPIO_E_INVALID_MODE);
+
+    const mmapio_flush_policy bad[] = {
+        { MMAPIO_FLUSH_EVERY_BYTES, 0 },
+        { MMAPIO_FLUSH_EVERY_WRITES, 0 },
+        { MMAPIO_FLUSH_EVERY_MILLIS, 0 },
+        { (mmapio_flush_kind)6, 1 },
+        { (mmapio_flush_kind)99, 1 },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        hz_assert_ret(mmapio_set_flush_policy(m, bad[i]),
+                      MMAPIO_E_INVALID_ARGUMENT);
+        mmapio_options o;
+        mmapio_options_init(&o);
+        o.create = true;
+        o.size = 4096;
+        o.flush_policy = bad[i];
+        mmapio_map *x = NULL;
+        hz_assert_ret(mmapio_open(c, "bad.dat", &o, &x),
+                      MMAPIO_E_INVALID_ARGUMENT);
+        cr_assert_null(x);
+    }
+    /* nothing changed, for anyone */
+    assert_policy(mmapio_flush_policy_of(m), MMAPIO_FLUSH_EVERY_BYTES, 4096,
+                  "rw");
+    assert_policy(mmapio_flush_policy_of(ro), MMAPIO_FLUSH_EVERY_BYTES, 4096,
+                  "ro");
+    cr_assert_eq(hz_file_size(hz_path(&hz, "bad.dat")), -ENOENT,
+                 "an open with an invalid policy created the file");
+    hz_assert_ok(mmapio_ping(c));
+    mmapio_unmap(cow);
+    mmapio_unmap(ro);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+/* ---- what every holder does ------------------------------------------- */
+
+/* Peer write of len bytes at off; checks its pending count afterwards. */
+static void peer_write_expect(struct peer *p, int idx, uint64_t off,
+                              uint64_t len, uint64_t want_pending,
+                              const char *step)
+{
+    uint64_t pending = 0;
+    hz_assert_ok(peer_write(p, idx, off, len, 'a' + (int)(off % 26), &pending));
+    cr_assert_eq(pending, want_pending,
+                 "%s: peer's pending_bytes %llu after the write, expected %llu",
+                 step, (unsigned long long)pending,
+                 (unsigned long long)want_pending);
+}
+
+static void expect_dirty(const char *rel, bool dirty, const char *step)
+{
+    if (!have_cachestat())
+        return;
+    long n = unsynced(rel);
+    if (dirty)
+        cr_assert_gt(n, 0, "%s: the file is already clean: something "
+                     "flushed before the threshold", step);
+    else
+        cr_assert_eq(n, 0, "%s: %ld pages still dirty: the write that "
+                     "reached the threshold did not flush", step, n);
+}
+
+Test(policy_flush, every_bytes_flushes_exactly_at_threshold)
+{
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy eb = { MMAPIO_FLUSH_EVERY_BYTES, 10000 };
+    mmapio_map *m = create_with(c, "eb.dat", false, 65536, eb);
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int w;
+    hz_assert_ok(peer_open(&p, "eb.dat", false, MMAPIO_MODE_READ_WRITE, &w));
+
+    char step[64];
+    /* 9 x 1000 bytes: below; the 10th reaches 10000 exactly. */
+    for (int i = 0; i < 9; i++) {
+        snprintf(step, sizeof(step), "write %d of 1000 bytes", i + 1);
+        peer_write_expect(&p, w, (uint64_t)i * 4096, 1000,
+                          (uint64_t)(i + 1) * 1000, step);
+        expect_dirty("eb.dat", true, step);
+    }
+    peer_write_expect(&p, w, 9 * 4096, 1000, 0, "write 10 (10000 bytes)");
+    expect_dirty("eb.dat", false, "write 10 (10000 bytes)");
+
+    /* Crossing rather than hitting: 3 x 3000 below, the 4th crosses. */
+    for (int i = 0; i < 3; i++) {
+        snprintf(step, sizeof(step), "write %d of 3000 bytes", i + 1);
+        peer_write_expect(&p, w, (uint64_t)i * 8192, 3000,
+                          (uint64_t)(i + 1) * 3000, step);
+        expect_dirty("eb.dat", true, step);
+    }
+    peer_write_expect(&p, w, 40000, 3000, 0, "write 4 (12000 bytes)");
+    expect_dirty("eb.dat", false, "write 4 (12000 bytes)");
+
+    /* One write larger than the threshold flushes at once. */
+    peer_write_expect(&p, w, 0, 20000, 0, "a 20000-byte write");
+    expect_dirty("eb.dat", false, "a 20000-byte write");
+
+    /* Counters are per handle: this process's 9999 bytes and the peer's
+     * 1 byte are each below the threshold; nothing flushes. */
+    hz_assert_ok(mmapio_update_region(m, 100, (char[9999]){ 1 }, 9999));
+    cr_assert_eq(mmapio_pending_bytes(m), 9999);
+    peer_write_expect(&p, w, 30000, 1, 1, "peer's 1 byte");
+    expect_dirty("eb.dat", true, "9999 + 1 bytes in two handles");
+    cr_assert_eq(mmapio_pending_bytes(m), 9999,
+                 "another handle's write changed this handle's counter");
+    /* this handle's next byte reaches its own threshold */
+    hz_assert_ok(mmapio_update_region(m, 20000, "x", 1));
+    cr_assert_eq(mmapio_pending_bytes(m), 0);
+    expect_dirty("eb.dat", false, "this handle's 10000th byte");
+
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(policy_flush, every_writes_flushes_exactly_at_threshold)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m = create_with(c, "ew.dat", false, 65536, NEVER);
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int w;
+    hz_assert_ok(peer_open(&p, "ew.dat", false, MMAPIO_MODE_READ_WRITE, &w));
+    /* Chosen after the peer opened: the peer obeys the change. */
+    mmapio_flush_policy ew = { MMAPIO_FLUSH_EVERY_WRITES, 4 };
+    hz_assert_ok(mmapio_set_flush_policy(m, ew));
+
+    char step[64];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 3; i++) {
+            snprintf(step, sizeof(step), "round %d, write %d", round, i + 1);
+            /* sizes vary: only the number of writes counts */
+            uint64_t len = i == 1 ? 30000 : 100;
+            uint64_t before = 0;
+            for (int k = 0; k < i; k++)
+                before += k == 1 ? 30000 : 100;
+            peer_write_expect(&p, w, (uint64_t)i * 100, len, before + len,
+                              step);
+            expect_dirty("ew.dat", true, step);
+        }
+        snprintf(step, sizeof(step), "round %d, write 4", round);
+        peer_write_expect(&p, w, 50000, 100, 0, step);
+        expect_dirty("ew.dat", false, step);
+    }
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(policy_flush, always_is_durable_when_update_region_returns)
+{
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy always = { MMAPIO_FLUSH_ALWAYS, 0 };
+    mmapio_map *m = create_with(c, "al.dat", false, 1 << 20, always);
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int w;
+    hz_assert_ok(peer_open(&p, "al.dat", false, MMAPIO_MODE_READ_WRITE, &w));
+
+    /* Aligned, unaligned, across a page boundary, large. */
+    const struct { uint64_t off, len; } writes[] = {
+        { 0, 4096 }, { 5000, 10 }, { 8190, 20 }, { 65536 + 1, 200000 },
+        { (1 << 20) - 1, 1 },
+    };
+    char step[64];
+    for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+        snprintf(step, sizeof(step), "write at %llu, %llu bytes",
+                 (unsigned long long)writes[i].off,
+                 (unsigned long long)writes[i].len);
+        peer_write_expect(&p, w, writes[i].off, writes[i].len, 0, step);
+        expect_dirty("al.dat", false, step);
+    }
+    /* the same for this process's handle */
+    for (int i = 0; i < 20; i++) {
+        hz_assert_ok(mmapio_update_region(m, (uint64_t)i * 12345, "abc", 3));
+        expect_dirty("al.dat", false, "this process's write");
+    }
+    char disk[128];
+    cr_assert_eq(hz_read_file(hz_path(&hz, "al.dat"), disk, 128), 128);
+    cr_assert_eq(memcmp(disk, "abc", 3), 0);
+    cr_assert_eq(memcmp(disk + 100, "aaaa", 4), 0); /* the peer's first */
+
+    /* Control: the same write under NEVER leaves the page dirty, so the
+     * checks above could see a missing flush. */
+    hz_assert_ok(mmapio_set_flush_policy(m, NEVER));
+    peer_write_expect(&p, w, 0, 4096, 4096, "control write under NEVER");
+    expect_dirty("al.dat", true, "control write under NEVER");
+
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+static void accumulate_until_flush(mmapio_flush_kind kind)
+{
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy pol = { kind, 0 };
+    mmapio_map *m = create_with(c, "n.dat", false, 1 << 20, pol);
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int w;
+    hz_assert_ok(peer_open(&p, "n.dat", false, MMAPIO_MODE_READ_WRITE, &w));
+    for (int i = 0; i < 50; i++)
+        peer_write_expect(&p, w, (uint64_t)i * 4096, 4096,
+                          (uint64_t)(i + 1) * 4096, "accumulating");
+    /* Nothing flushes them meanwhile (also the control for the timing
+     * tests: pages this fresh are not written back by the kernel). */
+    pc_sleep_ms(1000);
+    if (have_cachestat())
+        cr_assert_geq(unsynced("n.dat"), 50,
+                      "pages of a %s mapping were flushed without a "
+                      "request", kind == MMAPIO_FLUSH_NEVER ? "NEVER"
+                                                            : "MANUAL");
+    struct peer_cmd cmd = { .op = PEER_FLUSH, .idx = w };
+    struct peer_res res;
+    cr_assert_eq(peer_call(&p, &cmd, &res), 0);
+    hz_assert_ok(res.rc);
+    cr_assert_eq(res.pending, 0, "mmapio_flush left pending_bytes at %llu",
+                 (unsigned long long)res.pending);
+    expect_dirty("n.dat", false, "after mmapio_flush");
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(policy_flush, never_accumulates_until_flush)
+{
+    accumulate_until_flush(MMAPIO_FLUSH_NEVER);
+}
+
+Test(policy_flush, manual_accumulates_until_flush)
+{
+    accumulate_until_flush(MMAPIO_FLUSH_MANUAL);
+}
+
+Test(policy_flush, anonymous_mappings_count_the_same)
+{
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy eb = { MMAPIO_FLUSH_EVERY_BYTES, 4096 };
+    mmapio_map *m = create_with(c, "an", true, 65536, eb);
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int w;
+    hz_assert_ok(peer_open(&p, "an", true, MMAPIO_MODE_READ_WRITE, &w));
+    for (int i = 1; i <= 4; i++)
+        peer_write_expect(&p, w, 0, 1000, (uint64_t)i * 1000, "anon EB");
+    peer_write_expect(&p, w, 0, 1000, 0, "anon EB, crossing 4096");
+
+    mmapio_flush_policy ew = { MMAPIO_FLUSH_EVERY_WRITES, 2 };
+    hz_assert_ok(mmapio_set_flush_policy(m, ew));
+    peer_write_expect(&p, w, 0, 10, 10, "anon EW, write 1");
+    peer_write_expect(&p, w, 0, 10, 0, "anon EW, write 2");
+    mmapio_flush_policy always = { MMAPIO_FLUSH_ALWAYS, 0 };
+    hz_assert_ok(mmapio_set_flush_policy(m, always));
+    peer_write_expect(&p, w, 0, 10, 0, "anon ALWAYS");
+    hz_assert_ok(mmapio_set_flush_policy(m, NEVER));
+    peer_write_expect(&p, w, 0, 10, 10, "anon NEVER");
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+/* ---- counting costs no system call ------------------------------------ */
+
+struct count_arg {
+    const char *path;
+    mmapio_flush_policy pol;
+    int writes;       /* under the filter */
+    int pre_writes;   /* before it */
+    mmapio_map *m;
+};
+
+static int count_setup(void *arg)
+{
+    struct count_arg *a = arg;
+    mmapio_client *c;
+    if (mmapio_connect(hz.sock, &c) != MMAPIO_OK)
+        return 50;
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.create = true;
+    o.size = 1 << 20;
+    o.flush_policy = a->pol;
+    if (mmapio_open(c, a->path, &o, &a->m) != MMAPIO_OK)
+        return 51;
+    if (mmapio_flush_policy_of(a->m).kind != a->pol.kind)
+        return 52;
+    uint8_t buf[64] = { 0 };
+    for (int i = 0; i < a->pre_writes; i++)
+        if (mmapio_update_region(a->m, 0, buf, sizeof(buf)) != MMAPIO_OK)
+            return 53;
+    return 0;
+}
+
+static int count_body(void *arg)
+{
+    struct count_arg *a = arg;
+    uint8_t buf[64];
+    memset(buf, 7, sizeof(buf));
+    for (int i = 0; i < a->writes; i++)
+        if (mmapio_update_region(a->m, ((uint64_t)i * 4096) % (1 << 20), buf,
+                                 sizeof(buf)) != MMAPIO_OK)
+            return 1;
+    return 0;
+}
+
+static struct nosys_result count_run(const char *path, mmapio_flush_kind kind,
+                                     uint64_t value, int pre, int writes)
+{
+    struct count_arg a = { path, { kind, value }, writes, pre, NULL };
+    return nosys_run(count_setup, count_body, &a, 30000);
+}
+
+Test(policy_flush, counting_makes_no_syscall_until_threshold)
+{
+    /* Far below the threshold: 20000 writes, no system call. */
+    struct {
+        const char *path;
+        mmapio_flush_kind kind;
+        uint64_t value;
+        int pre;
+    } quiet[] = {
+        { "q1.dat", MMAPIO_FLUSH_EVERY_BYTES, UINT64_C(1) << 40, 0 },
+        { "q2.dat", MMAPIO_FLUSH_EVERY_WRITES, UINT64_C(1) << 40, 0 },
+        { "q3.dat", MMAPIO_FLUSH_MANUAL, 0, 0 },
+        /* EveryMillis: the first write since the last timed flush tells
+         * the daemon (made before the filter); the next ones say nothing */
+        { "q4.dat", MMAPIO_FLUSH_EVERY_MILLIS, 600000, 1 },
+    };
+    for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++) {
+        struct nosys_result r = count_run(quiet[i].path, quiet[i].kind,
+                                          quiet[i].value, quiet[i].pre, 20000);
+        cr_assert_eq(r.syscall_nr, -1,
+                     "policy %d: update_region below the threshold made "
+                     "system call %ld", (int)quiet[i].kind, r.syscall_nr);
+        cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
+                  "policy %d: child status 0x%x", (int)quiet[i].kind,
+                  (unsigned)r.status);
+    }
+    /* The write that reaches the threshold does flush (a system call):
+     * the filter would have seen it. EveryBytes(64 * 10): the 10th. */
+    struct nosys_result r = count_run("t1.dat", MMAPIO_FLUSH_EVERY_BYTES,
+                                      640, 9, 1);
+    cr_assert_neq(r.syscall_nr, -1,
+                  "the threshold write of EveryBytes made no system call "
+                  "(status 0x%x)", (unsigned)r.status);
+    r = count_run("t2.dat", MMAPIO_FLUSH_EVERY_WRITES, 10, 9, 1);
+    cr_assert_neq(r.syscall_nr, -1,
+                  "the threshold write of EveryWrites made no system call "
+                  "(status 0x%x)", (unsigned)r.status);
+    /* and one write short of it does not */
+    r = count_run("t3.dat", MMAPIO_FLUSH_EVERY_WRITES, 10, 8, 1);
+    cr_assert_eq(r.syscall_nr, -1, "the 9th of EveryWrites(10) made system "
+                 "call %ld", r.syscall_nr);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+}

@@ -1,0 +1,445 @@
+/*
+ * test_timed_flush: EveryMillis is the daemon's.
+ *
+ * A mapping with EveryMillis(ms) is flushed by the daemon some time after
+ * any process writes it, through update_region or through a raw pointer,
+ * while every holder stays alive (so no last-holder or dead-writer flush
+ * can be what cleaned it). "Flushed" is the kernel's word (cachestat, see
+ * pagecache.h): the file has no dirty page left. Bounds are generous (5 s
+ * for a 100-200 ms interval); nothing asserts how soon. A NEVER mapping
+ * written the same way stays dirty: the control that shows the test can
+ * fail. Writes through a pointer are covered from the first store after
+ * mmapio_as_mut_ptr, and a burst of first writes to many mappings, made
+ * while the daemon is momentarily stopped, gets every one flushed. A
+ * daemon whose EveryMillis mappings are clean does no periodic work: its
+ * threads are not woken.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "pagecache.h"
+#include "peer.h"
+
+TestSuite(timed_flush, .init = hz_setup, .fini = hz_teardown, .timeout = 60);
+
+#define SYNC_BOUND_MS 5000
+
+static mmapio_map *create_with(mmapio_client *c, const char *path,
+                               uint64_t size, mmapio_flush_policy pol)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.create = true;
+    o.truncate = true;
+    o.size = size;
+    o.flush_policy = pol;
+    mmapio_map *m = NULL;
+    hz_assert_ok(mmapio_open(c, path, &o, &m));
+    return m;
+}
+
+static void assert_synced_soon(const char *rel, const char *step)
+{
+    int64_t waited;
+    long n = pc_wait_synced(hz_path(&hz, rel), SYNC_BOUND_MS, &waited);
+    cr_assert_eq(n, 0, "%s: %ld pages of %s still dirty after %lld ms: the "
+                 "daemon's timed flush did not come", step, n, rel,
+                 (long long)waited);
+}
+
+static void assert_still_dirty(const char *rel, int for_ms, const char *step)
+{
+    pc_sleep_ms(for_ms);
+    long n = pc_unsynced(hz_path(&hz, rel));
+    cr_assert_gt(n, 0, "%s: %s was flushed although nothing should have",
+                 step, rel);
+}
+
+static void assert_file_bytes(const char *rel, uint64_t off, uint64_t len,
+                              int byte)
+{
+    static char disk[1 << 16];
+    long n = hz_read_file(hz_path(&hz, rel), disk, sizeof(disk));
+    cr_assert_geq(n, (long)(off + len));
+    for (uint64_t i = off; i < off + len; i++)
+        cr_assert_eq((unsigned char)disk[i], (unsigned char)byte,
+                     "%s byte %llu: %d, expected %d", rel,
+                     (unsigned long long)i, disk[i], byte);
+}
+
+Test(timed_flush, update_region_writer_in_other_process)
+{
+    PC_REQUIRE_CACHESTAT();
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 150 };
+    mmapio_map *m = create_with(c, "em.dat", 65536, em);
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int w;
+    hz_assert_ok(peer_open(&p, "em.dat", false, MMAPIO_MODE_READ_WRITE, &w));
+
+    /* Several rounds: each timed flush re-arms on the next write. */
+    for (int round = 0; round < 3; round++) {
+        char step[64];
+        snprintf(step, sizeof(step), "round %d", round);
+        for (int i = 0; i < 3; i++)
+            hz_assert_ok(peer_write(&p, w, (uint64_t)(round * 3 + i) * 4096,
+                                    100, 'A' + round, NULL));
+        assert_synced_soon("em.dat", step);
+        assert_file_bytes("em.dat", (uint64_t)round * 3 * 4096, 100,
+                          'A' + round);
+    }
+    /* and this process's writes too */
+    hz_assert_ok(mmapio_update_region(m, 60000, "zzzz", 4));
+    assert_synced_soon("em.dat", "writer in the creating process");
+    assert_file_bytes("em.dat", 60000, 4, 'z');
+
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+static bool proc_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
+/* Stops the daemon (SIGSTOP), as a busy machine may for a moment, and
+ * waits until it is stopped; daemon_resume lets it go. */
+static void daemon_pause(void)
+{
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    int64_t end = hz_now_ms() + 2000;
+    while (!proc_stopped(hz.pid) && hz_now_ms() < end)
+        pc_sleep_ms(1);
+}
+
+static void daemon_resume(void)
+{
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+}
+
+/*
+ * A burst of update_region writes, one to each of n mappings, made while
+ * the daemon is stopped (SIGSTOP) as a busy machine may stop it for a
+ * moment: its socket fills up as it would if the burst outran it. The
+ * burst runs in a thread, and the daemon is let go after 300 ms, so a
+ * library that waits for room rather than drop a notice finishes too.
+ */
+struct burst {
+    mmapio_map **m;
+    int n;
+    int rc;
+};
+
+static void *burst_main(void *arg)
+{
+    struct burst *b = arg;
+    b->rc = MMAPIO_OK;
+    for (int i = 0; i < b->n && b->rc == MMAPIO_OK; i++)
+        b->rc = mmapio_update_region(b->m[i], (uint64_t)i % 4096, "b", 1);
+    return NULL;
+}
+
+
+static void burst_while_daemon_stopped(mmapio_map **m, int n)
+{
+    struct burst b = { m, n, MMAPIO_OK };
+    pthread_t th;
+    daemon_pause();
+    cr_assert_eq(pthread_create(&th, NULL, burst_main, &b), 0);
+    pc_sleep_ms(300);
+    daemon_resume();
+    pthread_join(th, NULL);
+    hz_assert_ok(b.rc);
+}
+
+/*
+ * Raw pointer writes, as a program makes them: mmapio_as_mut_ptr, then
+ * stores at once. The daemon may well read the library's announcement of
+ * the pointer only after the first stores landed; here it is made to
+ * (stopped while the peer takes the pointer and writes).
+ */
+Test(timed_flush, raw_pointer_writes_right_after_getting_the_pointer)
+{
+    PC_REQUIRE_CACHESTAT();
+    enum { FILES = 3 };
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 150 };
+    mmapio_map *m[FILES];
+    char name[FILES][32];
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    for (int i = 0; i < FILES; i++) {
+        snprintf(name[i], sizeof(name[i]), "rp%d.dat", i);
+        m[i] = create_with(c, name[i], 65536, em);
+        int w;
+        hz_assert_ok(peer_open(&p, name[i], false, MMAPIO_MODE_READ_WRITE, &w));
+        /* the peer's first mmapio_as_mut_ptr, and stores right after */
+        struct peer_cmd cmd = { .op = PEER_PTR_WRITE, .idx = w, .off = 4096,
+                                .len = 5000, .byte = 'a' + i };
+        struct peer_res res;
+        daemon_pause();
+        cr_assert_eq(peer_send(&p, &cmd), 0);
+        /* a library that waits for the daemon here answers once it runs */
+        int r = peer_wait(&p, 300, &res);
+        daemon_resume();
+        if (r == -ETIMEDOUT)
+            r = peer_wait(&p, PEER_TIMEOUT_MS, &res);
+        cr_assert_eq(r, 0, "the peer did not answer");
+        hz_assert_ok(res.rc);
+    }
+    for (int i = 0; i < FILES; i++) {
+        char step[96];
+        snprintf(step, sizeof(step), "stores right after the first "
+                 "mmapio_as_mut_ptr, file %d", i);
+        assert_synced_soon(name[i], step);
+        assert_file_bytes(name[i], 4096, 5000, 'a' + i);
+    }
+    cr_assert_eq(peer_stop(&p), 0);
+    for (int i = 0; i < FILES; i++)
+        mmapio_unmap(m[i]);
+    mmapio_disconnect(c);
+}
+
+/* Rounds of pointer writes by a holder whose pointer the daemon knows of:
+ * each round is flushed in turn. */
+Test(timed_flush, raw_pointer_writer_rounds)
+{
+    PC_REQUIRE_CACHESTAT();
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 150 };
+    mmapio_map *m = create_with(c, "rr.dat", 65536, em);
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int w;
+    hz_assert_ok(peer_open(&p, "rr.dat", false, MMAPIO_MODE_READ_WRITE, &w));
+    /* Take the pointer, then a round trip on the same connection: the
+     * daemon has read the announcement before any store. */
+    hz_assert_ok(peer_ptr_write(&p, w, 0, 0, 0));
+    struct peer_cmd cmd = { .op = PEER_REFRESH, .idx = w };
+    struct peer_res res;
+    cr_assert_eq(peer_call(&p, &cmd, &res), 0);
+    hz_assert_ok(res.rc);
+
+    for (int round = 0; round < 3; round++) {
+        char step[64];
+        snprintf(step, sizeof(step), "raw pointer round %d", round);
+        hz_assert_ok(peer_ptr_write(&p, w, (uint64_t)round * 8192, 5000,
+                                    'a' + round));
+        cr_assert_gt(pc_unsynced(hz_path(&hz, "rr.dat")), 0,
+                     "%s: the pointer write left no dirty page", step);
+        assert_synced_soon("rr.dat", step);
+        assert_file_bytes("rr.dat", (uint64_t)round * 8192, 5000,
+                          'a' + round);
+    }
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(timed_flush, never_is_not_flushed_by_the_daemon)
+{
+    PC_REQUIRE_CACHESTAT();
+    /* The control: the same writes under NEVER, every holder alive. */
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy never = { MMAPIO_FLUSH_NEVER, 0 };
+    mmapio_map *m = create_with(c, "nv.dat", 65536, never);
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int w;
+    hz_assert_ok(peer_open(&p, "nv.dat", false, MMAPIO_MODE_READ_WRITE, &w));
+    hz_assert_ok(peer_write(&p, w, 0, 100, 'n', NULL));
+    hz_assert_ok(peer_ptr_write(&p, w, 8192, 100, 'n'));
+    assert_still_dirty("nv.dat", 1500, "NEVER, 1.5 s after the writes");
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+Test(timed_flush, policy_changed_later_is_obeyed)
+{
+    PC_REQUIRE_CACHESTAT();
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy never = { MMAPIO_FLUSH_NEVER, 0 };
+    mmapio_map *m = create_with(c, "ch.dat", 65536, never);
+    struct peer p;
+    cr_assert_eq(peer_start(&p), 0);
+    int w;
+    hz_assert_ok(peer_open(&p, "ch.dat", false, MMAPIO_MODE_READ_WRITE, &w));
+    hz_assert_ok(peer_write(&p, w, 0, 100, 'x', NULL));
+
+    /* NEVER -> EveryMillis, set by the other process: the peer's next
+     * write is covered by the daemon's timer. */
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 100 };
+    hz_assert_ok(mmapio_set_flush_policy(m, em));
+    hz_assert_ok(peer_write(&p, w, 4096, 100, 'y', NULL));
+    assert_synced_soon("ch.dat", "after NEVER -> EveryMillis(100)");
+    assert_file_bytes("ch.dat", 0, 100, 'x');
+    assert_file_bytes("ch.dat", 4096, 100, 'y');
+
+    /* A longer interval still flushes (within the bound). */
+    em.value = 400;
+    hz_assert_ok(mmapio_set_flush_policy(m, em));
+    hz_assert_ok(peer_write(&p, w, 8192, 100, 'z', NULL));
+    assert_synced_soon("ch.dat", "after EveryMillis(400)");
+
+    /* EveryMillis -> NEVER: the timer is off. */
+    hz_assert_ok(mmapio_set_flush_policy(m, never));
+    hz_assert_ok(peer_write(&p, w, 12288, 100, 'w', NULL));
+    assert_still_dirty("ch.dat", 1500, "after EveryMillis -> NEVER");
+
+    cr_assert_eq(peer_stop(&p), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+/*
+ * Many EveryMillis mappings, each written once, in a burst: as a program
+ * that updates a set of files does. Every one of them is flushed. (The
+ * library tells the daemon of each mapping's first write with a one-way
+ * notice; a burst is where such notices can be lost.)
+ */
+
+Test(timed_flush, burst_of_first_writes_all_flushed)
+{
+    PC_REQUIRE_CACHESTAT();
+    enum { MAPS = 1000 };
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 50 };
+    mmapio_map *m[MAPS];
+    char name[MAPS][32];
+    for (int i = 0; i < MAPS; i++) {
+        snprintf(name[i], sizeof(name[i]), "burst%03d.dat", i);
+        m[i] = create_with(c, name[i], 4096, em);
+    }
+    burst_while_daemon_stopped(m, MAPS);
+
+    int64_t end = hz_now_ms() + SYNC_BOUND_MS;
+    int dirty;
+    do {
+        dirty = 0;
+        for (int i = 0; i < MAPS; i++)
+            dirty += pc_unsynced(hz_path(&hz, name[i])) != 0;
+        if (dirty)
+            pc_sleep_ms(20);
+    } while (dirty && hz_now_ms() < end);
+    if (dirty) {
+        /* Say more: does a second write to them get them flushed? */
+        for (int i = 0; i < MAPS; i++)
+            if (pc_unsynced(hz_path(&hz, name[i])) != 0)
+                hz_assert_ok(mmapio_update_region(m[i], 100, "again", 5));
+        pc_sleep_ms(1000);
+        int still = 0;
+        for (int i = 0; i < MAPS; i++)
+            still += pc_unsynced(hz_path(&hz, name[i])) != 0;
+        cr_assert_fail("%d of %d EveryMillis(50) mappings written once were "
+                       "not flushed within %d ms; after a second write to "
+                       "each, %d still were not, 1 s later", dirty, MAPS,
+                       SYNC_BOUND_MS, still);
+    }
+    for (int i = 0; i < MAPS; i++)
+        mmapio_unmap(m[i]);
+    mmapio_disconnect(c);
+}
+
+/* ---- an idle daemon does no periodic work ----------------------------- */
+
+/* Context switches of every thread of pid: how often it was woken. */
+static long daemon_switches(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return -errno;
+    long total = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[384], line[256];
+        snprintf(sp, sizeof(sp), "%s/%s/status", path, e->d_name);
+        FILE *f = fopen(sp, "re");
+        if (!f)
+            continue; /* a thread that just left */
+        while (fgets(line, sizeof(line), f)) {
+            long v;
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+                total += v;
+        }
+        fclose(f);
+    }
+    closedir(dir);
+    return total;
+}
+
+static long switches_over(pid_t pid, int ms)
+{
+    long a = daemon_switches(pid);
+    pc_sleep_ms(ms);
+    long b = daemon_switches(pid);
+    cr_assert_geq(a, 0);
+    return b - a;
+}
+
+enum { IDLE_MAPS = 50, IDLE_WINDOW_MS = 1000, IDLE_MAX_WAKEUPS = 20 };
+
+Test(timed_flush, clean_every_millis_mappings_cost_no_wakeups)
+{
+    PC_REQUIRE_CACHESTAT();
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 10 };
+    mmapio_map *maps[IDLE_MAPS];
+    char name[IDLE_MAPS][32];
+    for (int i = 0; i < IDLE_MAPS; i++) {
+        snprintf(name[i], sizeof(name[i]), "idle%02d.dat", i);
+        maps[i] = create_with(c, name[i], 4096, em);
+    }
+
+    /* The measure works: a client's pings wake the daemon. */
+    long busy_a = daemon_switches(hz.pid);
+    for (int i = 0; i < 200; i++)
+        hz_assert_ok(mmapio_ping(c));
+    long busy = daemon_switches(hz.pid) - busy_a;
+    cr_assert_geq(busy, 100, "200 pings woke the daemon only %ld times: "
+                  "the measure is broken", busy);
+
+    pc_sleep_ms(200); /* let start-up work settle */
+    long idle = switches_over(hz.pid, IDLE_WINDOW_MS);
+    cr_assert_leq(idle, IDLE_MAX_WAKEUPS,
+                  "%d clean EveryMillis(10) mappings: the daemon was woken "
+                  "%ld times in %d ms", IDLE_MAPS, idle, IDLE_WINDOW_MS);
+
+    /* One write to each: one flush each, then idle again. */
+    for (int i = 0; i < IDLE_MAPS; i++)
+        hz_assert_ok(mmapio_update_region(maps[i], 0, "once", 4));
+    for (int i = 0; i < IDLE_MAPS; i++)
+        assert_synced_soon(name[i], "one write to each");
+    pc_sleep_ms(200);
+    idle = switches_over(hz.pid, IDLE_WINDOW_MS);
+    cr_assert_leq(idle, IDLE_MAX_WAKEUPS,
+                  "after one write to each of %d EveryMillis(10) mappings "
+                  "was flushed, the daemon was still woken %ld times in "
+                  "%d ms", IDLE_MAPS, idle, IDLE_WINDOW_MS);
+
+    for (int i = 0; i < IDLE_MAPS; i++)
+        mmapio_unmap(maps[i]);
+    mmapio_disconnect(c);
+}
