@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -28,6 +29,10 @@ struct flusher {
 static void *worker(void *arg)
 {
     struct flusher *f = arg;
+
+    /* The loop answers clients; a worker waiting on the disk must not
+     * take the CPU from it (per-thread nice: Linux). */
+    (void)!setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 
     pthread_mutex_lock(&f->lock);
     for (;;) {
