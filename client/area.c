@@ -62,6 +62,10 @@ bool area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
     uint8_t buf[64];
 
+    /* Nobody is listening any more: writes cost no syscall again. */
+    if (atomic_load_explicit(&m->client->gone, memory_order_relaxed))
+        return true;
+
     n.handle = m->handle;
     n.kind = kind;
     n.offset = offset;
@@ -81,7 +85,10 @@ bool area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
     }
     if (r == 0)
         return true;
-    if (r == -EAGAIN || n.lost)
-        atomic_store_explicit(&m->lost_notice, true, memory_order_relaxed);
+    if (r != -EAGAIN) { /* the daemon is gone (EPIPE, ECONNRESET, ...) */
+        atomic_store_explicit(&m->client->gone, true, memory_order_relaxed);
+        return true;
+    }
+    atomic_store_explicit(&m->lost_notice, true, memory_order_relaxed);
     return false;
 }

@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sys/eventfd.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -42,6 +43,8 @@ static void client_free(mmapio_client *c)
 {
     if (c->fd >= 0)
         close(c->fd);
+    if (c->wake_fd >= 0)
+        close(c->wake_fd);
     area_detach(c);
     pthread_mutex_destroy(&c->lock);
     free(c->rxbuf);
@@ -77,6 +80,13 @@ static int client_new(mmapio_client **out)
     }
     atomic_init(&c->refs, 1);
     c->fd = -1;
+    c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->wake_fd < 0) {
+        pthread_mutex_destroy(&c->lock);
+        free(c->rxbuf);
+        free(c);
+        return MMAPIO_E_QUOTA;
+    }
     c->next_id = 1;
     c->max_frame = WIRE_DEFAULT_MAX_FRAME;
     *out = c;
@@ -210,6 +220,12 @@ static void apply_size(mmapio_client *c, uint64_t map_id, uint64_t size)
  * ignored: a newer daemon may send more than we know. */
 static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
 {
+    /* Read by another thread's request while a dispatch sleeps on the
+     * socket: wake it, or it would sleep past an event already here. */
+    if (c->waiting && c->unreported == 0) {
+        uint64_t one = 1;
+        (void)!write(c->wake_fd, &one, sizeof(one));
+    }
     c->unreported++;
     switch (ev->kind) {
     case MMAPIO__EVENT_KIND__EVENT_RESIZED:
@@ -571,6 +587,7 @@ int mmapio_client_dispatch(mmapio_client *c, int timeout_ms)
     for (;;) {
         client_lock(c);
         int r = client_drain_locked(c);
+        c->waiting = r == 0;
         client_unlock(c);
         watch_deliver(c);
         if (r != 0)
@@ -582,11 +599,19 @@ int mmapio_client_dispatch(mmapio_client *c, int timeout_ms)
                 return 0;
             left = d > INT32_MAX ? INT32_MAX : (int)d;
         }
-        /* Unlocked: a request in another thread may read what woke us;
-         * then the next drain counts the events it applied. */
-        r = wait_fd(c->fd, POLLIN, left);
-        if (r < 0)
-            return r;
+        /* Unlocked: a request in another thread may read what would have
+         * woken us; it then wakes us through wake_fd instead. */
+        struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN },
+                                 { .fd = c->wake_fd, .events = POLLIN } };
+        int n = poll(pfd, 2, left);
+        client_lock(c);
+        c->waiting = false;
+        client_unlock(c);
+        uint64_t drained;
+        if (n > 0 && (pfd[1].revents & POLLIN))
+            (void)!read(c->wake_fd, &drained, sizeof(drained));
+        if (n < 0 && errno != EINTR)
+            return MMAPIO_E_IO;
     }
 }
 

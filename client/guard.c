@@ -3,20 +3,23 @@
  *
  * When another process truncates a file, touching a page past the new end
  * raises SIGBUS. Around its own copies (read_into, update_region) the
- * library marks the thread as "in a guarded copy" in a thread-local word,
- * two plain stores and a load, no system call. Its SIGBUS handler, seeing
- * that mark, puts a private zero page where the file's page was, notes the
- * fault and returns: the copy finishes, and the call reports
- * MMAPIO_E_IO instead of the process dying. The lost range reads as zeros
- * through that handle until mmapio_refresh, which maps a shared handle's
- * whole range afresh (a copy-on-write handle keeps its private view).
+ * library records, in thread-local words, which mapping range it is
+ * copying from or to and which handle it is: plain stores, no system
+ * call. Its SIGBUS handler acts only on a BUS_ADRERR fault inside that
+ * range: it puts a private zero page (with the handle's protection) where
+ * the file's page was, lowers the handle's "poisoned from" offset to that
+ * page and returns, so the copy finishes. That call, and every later copy
+ * through the handle that reaches the poisoned offset, reports
+ * MMAPIO_E_IO until mmapio_refresh maps the file afresh; copies below it
+ * keep working, and nothing written to a stand-in page can be mistaken for
+ * a write to the file.
  *
- * The handler is installed once per process, at the first grant; a program
- * that installs its own SIGBUS handler later replaces it (and the guard).
- *
- * A SIGBUS anywhere else (a raw pointer from mmapio_as_ptr, or not ours at
- * all) goes to the handler that was installed before ours, or kills the
- * process as it would have without us.
+ * Any other SIGBUS (a raw pointer from mmapio_as_ptr, a fault in the
+ * caller's own buffer, a hardware error, a SIGBUS sent by kill) goes to the
+ * handler that was installed before ours, or kills the process as it would
+ * have without us. The handler is installed once per process, at the
+ * first grant; a program that installs its own SIGBUS handler later
+ * replaces it (and with it the guard).
  */
 #include "internal.h"
 
@@ -26,30 +29,41 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-enum { GUARD_OFF, GUARD_ON, GUARD_FAULTED };
+struct guarded {
+    uintptr_t lo, hi;         /* the handle's whole mapping */
+    int prot;
+    mmapio_map *m;            /* NULL: not in a guarded copy */
+};
 
-/* Stand-in pages put in so far, in any mapping: a shared handle that sees
- * this move maps its whole range afresh at its next refresh. */
-static atomic_uint stand_ins;
-
-static __thread volatile sig_atomic_t guard
-    __attribute__((tls_model("initial-exec")));
+static __thread struct guarded cur __attribute__((tls_model("initial-exec")));
 static struct sigaction previous;
 static pthread_once_t installed = PTHREAD_ONCE_INIT;
 
+static bool stand_in(const siginfo_t *si)
+{
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    if (!cur.m || si->si_code != BUS_ADRERR || addr < cur.lo || addr >= cur.hi)
+        return false;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t at = addr & ~((uintptr_t)page - 1);
+    void *p = mmap((void *)at, (size_t)page, cur.prot,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    uint64_t off = at - cur.lo;
+    uint64_t was = atomic_load_explicit(&cur.m->poisoned_from, memory_order_relaxed);
+    while (off < was &&
+           !atomic_compare_exchange_weak_explicit(&cur.m->poisoned_from, &was, off,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+    return true; /* the faulting access runs again, on the zero page */
+}
+
 static void on_sigbus(int sig, siginfo_t *si, void *uctx)
 {
-    if (guard == GUARD_ON || guard == GUARD_FAULTED) {
-        long page = sysconf(_SC_PAGESIZE);
-        uintptr_t at = (uintptr_t)si->si_addr & ~((uintptr_t)page - 1);
-        void *p = mmap((void *)at, (size_t)page, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-        if (p != MAP_FAILED) {
-            atomic_fetch_add_explicit(&stand_ins, 1, memory_order_relaxed);
-            guard = GUARD_FAULTED;
-            return; /* the faulting access runs again, on the zero page */
-        }
-    }
+    if (stand_in(si))
+        return;
     if (previous.sa_flags & SA_SIGINFO) {
         previous.sa_sigaction(sig, si, uctx);
         return;
@@ -72,21 +86,31 @@ static void install(void)
     sigaction(SIGBUS, &sa, &previous);
 }
 
-unsigned guard_stand_ins(void)
-{
-    return atomic_load_explicit(&stand_ins, memory_order_relaxed);
-}
-
 void guard_install(void)
 {
     pthread_once(&installed, install);
 }
 
-int guard_copy(void *dst, const void *src, size_t len)
+static bool poisoned(const mmapio_map *m, uint64_t off, size_t n)
 {
-    guard = GUARD_ON;
-    memcpy(dst, src, len);
-    int faulted = guard == GUARD_FAULTED;
-    guard = GUARD_OFF;
-    return faulted ? MMAPIO_E_IO : MMAPIO_OK;
+    return off + n > atomic_load_explicit(&m->poisoned_from, memory_order_relaxed);
+}
+
+int guard_copy(mmapio_map *m, uint8_t *base, uint64_t len, uint64_t off,
+               void *dst, const void *src, size_t n)
+{
+    if (poisoned(m, off, n))
+        return MMAPIO_E_IO;
+    cur.lo = (uintptr_t)base;
+    cur.hi = (uintptr_t)base + len;
+    cur.prot = m->mode == MMAPIO_MODE_READ_ONLY ? PROT_READ
+                                                : PROT_READ | PROT_WRITE;
+    cur.m = m;
+    /* The handler runs on this thread: keep the compiler from moving or
+     * dropping these stores around the copy (no instruction is emitted). */
+    atomic_signal_fence(memory_order_seq_cst);
+    memcpy(dst, src, n);
+    atomic_signal_fence(memory_order_seq_cst);
+    cur.m = NULL;
+    return poisoned(m, off, n) ? MMAPIO_E_IO : MMAPIO_OK;
 }

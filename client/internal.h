@@ -28,6 +28,8 @@
 #define CLIENT_EVENT_QUEUE 128 /* watch events kept before the oldest drop */
 
 struct mmapio_watcher {
+    atomic_uint refs;               /* the client's list, and deliveries */
+    atomic_bool removed;            /* unwatched: run no more callbacks */
     mmapio_client *client;          /* holds a reference */
     uint64_t map_id;
     uint64_t watch_id;
@@ -52,6 +54,9 @@ struct mmapio_client {
     uint32_t area_slots;
     struct mmapio_watcher *watchers;
     int dead;                /* 0, or latched: MMAPIO_E_DISCONNECTED */
+    atomic_bool gone;        /* a notice found the socket dead: send no more */
+    int wake_fd;             /* eventfd: events arrived for a waiting dispatch */
+    bool waiting;            /* a dispatch waits outside the lock */
     bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */
     uint64_t next_id;
     size_t max_frame;        /* largest request the daemon accepts */
@@ -93,7 +98,9 @@ struct mmapio_map {
     _Atomic uint64_t pending_writes;
     _Atomic uint64_t announced_size; /* last EVENT_RESIZED; 0 if none */
     struct map_region *retired;
-    unsigned stand_ins_seen;        /* guard_stand_ins() at the last remap */
+    /* guard.c put zero pages in the map from this offset on (UINT64_MAX:
+     * none): copies reaching it fail until a refresh remaps. */
+    _Atomic uint64_t poisoned_from;
 };
 
 /* A successful reply: the decoded message and the fd it carried (or -1). */
@@ -146,9 +153,11 @@ bool area_notice(mmapio_map *m, Mmapio__NoticeKind kind, uint64_t offset,
 void guard_install(void);
 /* memcpy that returns MMAPIO_E_IO instead of dying when the mapping was
  * truncated under it. */
-int guard_copy(void *dst, const void *src, size_t len);
-/* How many stand-in pages the SIGBUS handler has put in, ever. */
-unsigned guard_stand_ins(void);
+/* memcpy(dst, src, n) where one side lies in m's mapping [base, base+len):
+ * MMAPIO_E_IO instead of dying when the file was truncated under it (the
+ * handle is then poisoned until a refresh maps it afresh). */
+int guard_copy(mmapio_map *m, uint8_t *base, uint64_t len, uint64_t off,
+               void *dst, const void *src, size_t n);
 
 /* ---- watch.c ---- */
 /* Runs the callbacks for the queued events (takes and drops the lock);

@@ -218,7 +218,8 @@ int mmapio_read_into(mmapio_map *m, uint64_t offset, void *buf, size_t len)
         return MMAPIO_E_OUT_OF_BOUNDS;
     if (len == 0)
         return MMAPIO_OK;
-    return guard_copy(buf, map_base(m) + offset, len);
+    uint8_t *base = map_base(m);
+    return guard_copy(m, base, map_len(m), offset, buf, base + offset, len);
 }
 
 int mmapio_update_region(mmapio_map *m, uint64_t offset, const void *data,
@@ -232,7 +233,8 @@ int mmapio_update_region(mmapio_map *m, uint64_t offset, const void *data,
         return MMAPIO_E_OUT_OF_BOUNDS;
     if (len == 0)
         return MMAPIO_OK;
-    int r = guard_copy(map_base(m) + offset, data, len);
+    uint8_t *base = map_base(m);
+    int r = guard_copy(m, base, map_len(m), offset, base + offset, data, len);
     if (r != MMAPIO_OK)
         return r;
     if (m->mode != MMAPIO_MODE_READ_WRITE)
@@ -378,20 +380,18 @@ static void map_drop(mmapio_map *m, uint64_t old)
 }
 
 /* Brings the local mapping to `size`, the size the daemon reported. */
-/* After a truncation the SIGBUS guard may have put private zero pages in
- * this shared mapping; map the file over the whole range again so that
- * writes reach it. Copy-on-write handles keep their private view. */
+/* After a truncation the SIGBUS guard put private zero pages in this
+ * mapping: map the file over the whole range again (a copy-on-write
+ * handle's private changes go with them), then lift the poison. */
 static int map_replace_stand_ins(mmapio_map *m)
 {
-    unsigned now = guard_stand_ins();
     uint8_t *base = map_base(m);
-    if (now == m->stand_ins_seen || !base || m->mode == MMAPIO_MODE_COPY_ON_WRITE)
+    if (atomic_load_explicit(&m->poisoned_from, memory_order_relaxed) == UINT64_MAX)
         return MMAPIO_OK;
-    void *p = mmap(base, (size_t)map_len(m), map_prot(m->mode),
-                   MAP_SHARED | MAP_FIXED, m->fd, 0);
-    if (p == MAP_FAILED)
+    if (base && mmap(base, (size_t)map_len(m), map_prot(m->mode),
+                     map_flags(m->mode) | MAP_FIXED, m->fd, 0) == MAP_FAILED)
         return MMAPIO_E_RESIZE_FAILED;
-    m->stand_ins_seen = now;
+    atomic_store_explicit(&m->poisoned_from, UINT64_MAX, memory_order_relaxed);
     return MMAPIO_OK;
 }
 
@@ -405,6 +405,7 @@ static int map_remap(mmapio_map *m, uint64_t size)
         return map_replace_stand_ins(m);
     if (size == 0) {
         map_drop(m, old);
+        atomic_store_explicit(&m->poisoned_from, UINT64_MAX, memory_order_relaxed);
         return MMAPIO_OK;
     }
     if (old == 0) {
@@ -414,11 +415,8 @@ static int map_remap(mmapio_map *m, uint64_t size)
         map_publish(m, p, size);
         return MMAPIO_OK;
     }
-    if (size < old) {
-        int r = map_shrink(m, old, size);
-        return r ? r : map_replace_stand_ins(m);
-    }
-    return map_grow(m, old, size);
+    int r = size < old ? map_shrink(m, old, size) : map_grow(m, old, size);
+    return r ? r : map_replace_stand_ins(m);
 }
 
 /* ---- handle lifetime ---- */
@@ -452,6 +450,7 @@ static int map_new(const char *path, mmapio_mode mode, mmapio_map **out)
     }
     m->fd = -1;
     m->mode = mode;
+    atomic_init(&m->poisoned_from, UINT64_MAX);
     long page = sysconf(_SC_PAGESIZE);
     m->page = page > 0 ? (size_t)page : 4096;
     *out = m;
@@ -509,7 +508,6 @@ static int map_take_grant(mmapio_client *c, mmapio_map *m,
         map_publish(m, base, size);
     }
     guard_install();
-    m->stand_ins_seen = guard_stand_ins();
     client_attach_map(c, m);
     return MMAPIO_OK;
 }

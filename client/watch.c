@@ -4,9 +4,12 @@
  * A watcher is registered with the daemon (which from then on has every
  * holder report its update_region writes) and kept on the client's list.
  * Events wait in the client's bounded queue until mmapio_client_dispatch;
- * there the matching (callback, event) pairs are collected under the lock
- * and run after it is dropped, so a callback may call the library,
- * including mmapio_unwatch of itself. A lost event (the daemon's queue for
+ * there the matching (watcher, event) pairs are collected under the lock,
+ * each taking a reference to its watcher, and run after it is dropped, so
+ * a callback may call the library, including mmapio_unwatch of itself or
+ * of another watcher: a watcher unwatched meanwhile gets no more calls.
+ * (A callback already running in another thread's dispatch may still
+ * finish after mmapio_unwatch returns.) A lost event (the daemon's queue for
  * us, or ours, overflowed) reaches every watcher as MODIFIED without a
  * range: "something changed, read again".
  *
@@ -16,6 +19,14 @@
 #include "internal.h"
 
 #include <stdlib.h>
+
+static void watcher_unref(mmapio_watcher *w)
+{
+    if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    client_unref(w->client);
+    free(w);
+}
 
 int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
                  mmapio_watcher **out)
@@ -38,6 +49,7 @@ int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
     if (r == MMAPIO_OK) {
         w->watch_id = rep.reply->watch->watch_id;
         client_reply_free(&rep);
+        atomic_init(&w->refs, 1);
         w->client = c;
         w->map_id = m->map_id;
         w->cb = cb;
@@ -67,6 +79,7 @@ void mmapio_unwatch(mmapio_watcher *w)
     req.op_case = MMAPIO__REQUEST__OP_UNWATCH;
     req.unwatch = &un;
     client_lock(c);
+    atomic_store_explicit(&w->removed, true, memory_order_release);
     for (mmapio_watcher **p = &c->watchers; *p; p = &(*p)->next) {
         if (*p == w) {
             *p = w->next;
@@ -79,13 +92,11 @@ void mmapio_unwatch(mmapio_watcher *w)
         MMAPIO_OK)
         client_reply_free(&rep);
     client_unlock(c);
-    client_unref(c);
-    free(w);
+    watcher_unref(w); /* the list's reference */
 }
 
 struct call {
-    mmapio_watch_cb cb;
-    void *user;
+    mmapio_watcher *w; /* a reference */
     mmapio_change_event ev;
 };
 
@@ -136,7 +147,8 @@ static bool collect(mmapio_client *c, const struct client_event *e,
             *calls = p;
             *cap = nc;
         }
-        (*calls)[(*n)++] = (struct call){ w->cb, w->user, ev };
+        atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+        (*calls)[(*n)++] = (struct call){ w, ev };
     }
     return true;
 }
@@ -162,8 +174,12 @@ unsigned watch_deliver(mmapio_client *c)
     c->q_head = c->q_len = 0;
     client_unlock(c);
 
-    for (size_t i = 0; i < n; i++)
-        calls[i].cb(&calls[i].ev, calls[i].user);
+    for (size_t i = 0; i < n; i++) {
+        mmapio_watcher *w = calls[i].w;
+        if (!atomic_load_explicit(&w->removed, memory_order_acquire))
+            w->cb(&calls[i].ev, w->user);
+        watcher_unref(w);
+    }
     free(calls);
     return queued;
 }
