@@ -18,12 +18,14 @@ int access_peer_cred(int sock, struct peer_cred *out)
     out->pid = uc.pid;
     out->uid = uc.uid;
     out->gid = uc.gid;
-    /* Supplementary groups as the kernel recorded them at connect(). A peer
-     * in more than ACCESS_MAX_GROUPS groups is judged by none of them:
-     * that can only refuse, never grant, too much. */
+    /* Supplementary groups as the kernel recorded them at connect(). For a
+     * peer in more than ACCESS_MAX_GROUPS groups we cannot tell: see
+     * access_check. */
     len = sizeof(out->groups);
     if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, out->groups, &len) == 0)
         out->n_groups = len / sizeof(gid_t);
+    else
+        out->groups_unknown = true;
     return 0;
 }
 
@@ -48,6 +50,8 @@ int access_check(const struct peer_cred *who, uid_t owner, gid_t group,
         bits = (mode >> 6) & 7;
     else if (in_group(who, group))
         bits = (mode >> 3) & 7;
+    else if (who->groups_unknown) /* maybe a member: grant what both allow */
+        bits = (mode >> 3) & mode & 7;
     else
         bits = mode & 7;
     return ((unsigned)want & ~bits) ? MMAPIO_E_PERMISSION : MMAPIO_OK;

@@ -17,6 +17,7 @@ struct peer_cred {
     uid_t uid;
     gid_t gid;
     size_t n_groups;
+    bool groups_unknown;       /* more groups than we could read */
     gid_t groups[ACCESS_MAX_GROUPS];
 };
 

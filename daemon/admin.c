@@ -15,6 +15,7 @@
 #include "errmap.h"
 #include "flushes.h"
 #include "mapping.h"
+#include "open.h"
 #include "ops.h"
 #include "policy.h"
 #include "resolve.h"
@@ -292,7 +293,8 @@ static struct mapping *find_named(struct conn *c, uint64_t id,
 
     if (anonymous) {
         m = resolve_check_name(path) ? NULL : registry_find_anon(&d->reg, path);
-    } else if (resolve_check_path(path) == MMAPIO_OK) {
+    } else if (resolve_check_path(path) == MMAPIO_OK &&
+               open_may_traverse(d, c, path) == MMAPIO_OK) {
         struct stat st;
         int fd = resolve_open(d->root_fd, path, O_PATH, 0);
         if (fd >= 0 && fstat(fd, &st) == 0)
@@ -302,9 +304,8 @@ static struct mapping *find_named(struct conn *c, uint64_t id,
     }
     if (!m || !may_see(c, m)) {
         /* Not telling others' mappings apart from missing ones. */
-        ops_reply_err(c, id, MMAPIO_E_NOT_FOUND, "%s%s is not mapped%s",
-                      anonymous ? "anon:" : "", path,
-                      m ? " by you" : "");
+        ops_reply_err(c, id, MMAPIO_E_NOT_FOUND, "%s%s is not mapped",
+                      anonymous ? "anon:" : "", path);
         return NULL;
     }
     return m;

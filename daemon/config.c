@@ -50,7 +50,7 @@ int config_defaults(struct config *c)
     c->max_events = 1024;
     c->max_mappings = 131072;
     c->max_mappings_per_uid = 100000;
-    c->max_handles_per_client = 65536;
+    c->max_handles_per_client = 4096;
     c->max_bytes_per_uid = UINT64_C(1) << 40;
     c->max_map_size = UINT64_C(1) << 40;
     c->flush_threads = 2;

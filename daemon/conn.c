@@ -43,8 +43,13 @@ int conn_new(struct daemon *d, int fd, struct conn **out)
     c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->ev_write = event_new(d->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     if (r < 0 || !c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) < 0) {
-        conn_close(c);
-        conn_unref(c);
+        /* Not on the daemon's list yet: undo by hand, not conn_close. */
+        if (c->ev_read)
+            event_free(c->ev_read);
+        if (c->ev_write)
+            event_free(c->ev_write);
+        close(fd);
+        free(c);
         return r < 0 ? r : -ENOMEM;
     }
     c->reading = true;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int ctl_init(struct ctl *c, uint32_t n_slots)
@@ -17,7 +18,9 @@ int ctl_init(struct ctl *c, uint32_t n_slots)
     memset(c, 0, sizeof(*c));
     c->fd = c->ro_fd = -1;
     c->fd = memfd_create("mmapio-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (c->fd < 0 || ftruncate(c->fd, (off_t)size) < 0)
+    /* 0600: no client can reopen its read-only fd read-write through
+     * /proc (a memfd is born 0777). */
+    if (c->fd < 0 || fchmod(c->fd, 0600) < 0 || ftruncate(c->fd, (off_t)size) < 0)
         goto fail;
     /* Nobody, not even a buggy daemon, may change the area's size. */
     if (fcntl(c->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)

@@ -194,9 +194,13 @@ static void arm(struct mapping *m)
         m->timer = evtimer_new(m->d->base, on_timer, m);
     if (!m->timer || evtimer_pending(m->timer, NULL))
         return;
+    /* Polling for raw writers repeats: no faster than every 10 ms. */
+    uint64_t ms = m->policy.value;
+    if (m->raw_writers && ms < 10)
+        ms = 10;
     struct timeval tv = {
-        .tv_sec = (time_t)(m->policy.value / 1000),
-        .tv_usec = (suseconds_t)(m->policy.value % 1000) * 1000,
+        .tv_sec = (time_t)(ms / 1000),
+        .tv_usec = (suseconds_t)(ms % 1000) * 1000,
     };
     evtimer_add(m->timer, &tv);
 }

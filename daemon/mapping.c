@@ -53,6 +53,16 @@ int mapping_charge(struct mapping *m)
     return r;
 }
 
+void mapping_retire_if_unused(struct mapping *m)
+{
+    if (m->kind != MAPPING_FILE || !m->registered || m->n_holders > 0 ||
+        m->n_watches > 0)
+        return;
+    mapping_uncharge(m);
+    watch_forget(m); /* a new mapping of this inode will watch it afresh */
+    registry_remove(&m->d->reg, m);
+}
+
 void mapping_uncharge(struct mapping *m)
 {
     if (m->charged)
@@ -63,9 +73,10 @@ void mapping_uncharge(struct mapping *m)
 
 void mapping_set_policy(struct mapping *m, mmapio_flush_policy p)
 {
+    bool same = m->policy.kind == p.kind && m->policy.value == p.value;
     m->policy = p;
     atomic_store(&ctl_slot(m->ctl, m->slot)->policy, ctl_pack_policy(p));
-    if (m->kind == MAPPING_ANON && m->registered)
+    if (!same && m->kind == MAPPING_ANON && m->registered)
         sd_anon_changed(m->d, m);
 }
 

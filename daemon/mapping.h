@@ -88,6 +88,11 @@ struct mapping *mapping_new(struct daemon *d, enum map_kind kind,
  * the owner is known. MMAPIO_OK or MMAPIO_E_QUOTA. */
 int mapping_charge(struct mapping *m);
 
+/* A file mapping nobody holds or watches leaves the registry (and stops
+ * counting against its owner); a flush still running keeps the object
+ * alive until it ends. The caller holds a reference. */
+void mapping_retire_if_unused(struct mapping *m);
+
 /* Stops counting m against its owner's quota. */
 void mapping_uncharge(struct mapping *m);
 

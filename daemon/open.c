@@ -216,8 +216,7 @@ static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
 out:
     close(dirfd);
     if (r && m) {
-        if (m->n_holders == 0)
-            registry_remove(&d->reg, m);
+        mapping_retire_if_unused(m);
         mapping_unref(m);
         m = NULL;
     }
@@ -234,6 +233,12 @@ static int create_anon(struct daemon *d, struct conn *c,
     snprintf(label, sizeof(label), "mmapio:%s", req->path);
     label[249] = '\0'; /* memfd names are at most 249 bytes */
     int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    /* A memfd is born 0777: 0600 keeps a read-only holder from reopening
+     * its fd read-write through /proc. The daemon's own checks decide. */
+    if (fd >= 0 && fchmod(fd, 0600) < 0) {
+        close(fd);
+        fd = -1;
+    }
     if (fd < 0)
         return from_errno(errno, why);
     struct mapping *m = mapping_new(d, MAPPING_ANON, req->path, fd, true);

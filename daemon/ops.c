@@ -135,10 +135,7 @@ static void release_holder(struct holder *h, bool died)
     if (m->kind == MAPPING_FILE && m->fd_writable &&
         (m->n_holders == 0 || (died && writer)))
         flushes_background(m);
-    if (m->kind == MAPPING_FILE && m->n_holders == 0) {
-        mapping_uncharge(m); /* not the owner's any more, even mid-flush */
-        registry_remove(&d->reg, m);
-    }
+    mapping_retire_if_unused(m);
     mapping_unref(m);
 }
 
@@ -222,8 +219,8 @@ static void op_open(struct conn *c, uint64_t id, const Mmapio__Open *o)
     if (r) {
         if (h)
             release_holder(h, false);
-        else if (m->kind == MAPPING_FILE && m->n_holders == 0)
-            registry_remove(&c->d->reg, m);
+        else
+            mapping_retire_if_unused(m);
         ops_reply_err(c, id, r, "%s: cannot grant: %s", o->path, errmap_text(r));
         mapping_unref(m);
         return;

@@ -129,7 +129,8 @@ static void restore_one(struct daemon *d, struct stored *s)
 
     memcpy(name, r + 1, r->name_len);
     name[r->name_len] = '\0';
-    if (fstat(s->fd, &st) < 0 || registry_find_anon(&d->reg, name)) {
+    if (fstat(s->fd, &st) < 0 || fchmod(s->fd, 0600) < 0 ||
+        registry_find_anon(&d->reg, name)) {
         close(s->fd);
         return;
     }
@@ -255,6 +256,8 @@ void sd_started(struct daemon *d)
         event_add(d->sd.ev_tick, &tv);
 
     d->sd.meta_fd = memfd_create("mmapio-anon-meta", MFD_CLOEXEC);
+    if (d->sd.meta_fd >= 0)
+        (void)!fchmod(d->sd.meta_fd, 0600);
     if (d->sd.meta_fd >= 0) {
         store_notify("FDSTORE=1\nFDNAME=anon-meta", &d->sd.meta_fd, 1);
         registry_foreach(&d->reg, store_existing, d);

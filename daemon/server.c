@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -201,6 +202,16 @@ fail:
     return -ENOMEM;
 }
 
+/* Every mapping is an fd: take all the fds the hard limit allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)!setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int server_init(struct daemon *d, char *err, size_t err_size)
 {
     d->listen_fd = -1;
@@ -210,6 +221,7 @@ int server_init(struct daemon *d, char *err, size_t err_size)
     d->started = time(NULL);
     registry_init(&d->reg);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     int r = ctl_init(&d->ctl, d->cfg.max_mappings);
     if (r < 0) {
         snprintf(err, err_size, "cannot create the control area: %s", strerror(-r));

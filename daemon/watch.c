@@ -140,7 +140,9 @@ void watch_forget(struct mapping *m)
     if (m->wd < 0)
         return;
     hmap_remove(&m->d->wds, &m->wd_node);
-    inotify_rm_watch(m->d->inotify_fd, m->wd);
+    /* inotify gives one inode one wd: keep it if a newer mapping uses it. */
+    if (!find_wd(m->d, m->wd))
+        inotify_rm_watch(m->d->inotify_fd, m->wd);
     m->wd = -1;
 }
 
@@ -195,6 +197,7 @@ static void drop(struct watch *w)
     m->n_watches--;
     atomic_store(&ctl_slot(m->ctl, m->slot)->watchers, m->n_watches);
     hmap_remove(&c->d->watch_ids, &w->node);
+    mapping_retire_if_unused(m);
     mapping_unref(m);
     free(w);
 }
