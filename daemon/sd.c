@@ -33,6 +33,29 @@ struct meta_rec {
 
 /* ---- the meta log ---------------------------------------------------- */
 
+static void meta_name(uint64_t gen, char *buf, size_t size)
+{
+    if (gen == 0)
+        snprintf(buf, size, "anon-meta");
+    else
+        snprintf(buf, size, "anon-meta.%" PRIu64, gen);
+}
+
+/* The generation a stored fd's name gives, or -1 if it is no meta log. */
+static int64_t meta_gen_of(const char *name)
+{
+    uint64_t gen;
+    char tail;
+    if (!strcmp(name, "anon-meta"))
+        return 0;
+    if (sscanf(name, "anon-meta.%" SCNu64 "%c", &gen, &tail) == 1 && gen < INT64_MAX)
+        return (int64_t)gen;
+    return -1;
+}
+
+static void store_notify(const char *state, const int *fds, unsigned n);
+static void meta_compact(struct daemon *d);
+
 /* A record and its name, padded so the next record is aligned. */
 static size_t rec_size(const struct meta_rec *r)
 {
@@ -57,6 +80,44 @@ static void meta_append(struct daemon *d, const struct mapping *m, uint32_t op)
         return;
     }
     s->meta_off += rec_size(&r);
+    if (++s->meta_records > 2 * d->reg.n_anon + 256 && !s->compacting)
+        meta_compact(d);
+}
+
+static void append_live(struct mapping *m, void *arg)
+{
+    if (m->kind == MAPPING_ANON)
+        meta_append(arg, m, META_SET);
+}
+
+/* Rewrites the log with one record per live anonymous mapping, stores the
+ * new one, then lets the old one go. */
+static void meta_compact(struct daemon *d)
+{
+    struct sd_state *s = &d->sd;
+    char state[64], name[32];
+    int fd = memfd_create("mmapio-anon-meta", MFD_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0600) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return; /* keep appending to the old log */
+    }
+    int old_fd = s->meta_fd;
+    uint64_t old_gen = s->meta_gen;
+    s->meta_fd = fd;
+    s->meta_off = 0;
+    s->meta_records = 0;
+    s->meta_gen++;
+    s->compacting = true;
+    registry_foreach(&d->reg, append_live, d);
+    s->compacting = false;
+    meta_name(s->meta_gen, name, sizeof(name));
+    snprintf(state, sizeof(state), "FDSTORE=1\nFDNAME=%s", name);
+    store_notify(state, &fd, 1);
+    meta_name(old_gen, name, sizeof(name));
+    snprintf(state, sizeof(state), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+    store_notify(state, NULL, 0);
+    close(old_fd);
 }
 
 static void store_notify(const char *state, const int *fds, unsigned n)
@@ -177,17 +238,17 @@ static void restore(struct daemon *d, int meta, struct stored *v, size_t n)
     }
     if (log)
         munmap(log, (size_t)st.st_size);
-    if (meta >= 0) {
-        store_notify("FDSTOREREMOVE=1\nFDNAME=anon-meta", NULL, 0);
+    if (meta >= 0)
         close(meta);
-    }
 }
 
 int sd_take_fds(struct daemon *d, char *err, size_t err_size)
 {
     char **names = NULL;
     int meta = -1;
+    int64_t meta_gen = -1;
     size_t n_stored = 0;
+    char state[80];
 
     d->sd.meta_fd = -1;
     int n = sd_listen_fds_with_names(1, &names);
@@ -202,8 +263,18 @@ int sd_take_fds(struct daemon *d, char *err, size_t err_size)
         if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0 && d->listen_fd < 0) {
             d->listen_fd = fd;
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        } else if (!strcmp(name, "anon-meta") && meta < 0) {
-            meta = fd;
+        } else if (meta_gen_of(name) >= 0) {
+            /* The newest log wins; every one leaves the store. */
+            snprintf(state, sizeof(state), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+            store_notify(state, NULL, 0);
+            if (meta_gen_of(name) > meta_gen) {
+                if (meta >= 0)
+                    close(meta);
+                meta = fd;
+                meta_gen = meta_gen_of(name);
+            } else {
+                close(fd);
+            }
         } else if (v && sscanf(name, "anon-%" SCNu64 "%c", &id, &tail) == 1) {
             v[n_stored++] = (struct stored){ .id = id, .fd = fd };
         } else {

@@ -13,6 +13,9 @@
  *   deleted. On the next start the stored fds come back in LISTEN_FDS with
  *   LISTEN_FDNAMES; the log is replayed and the mappings are registered
  *   under their names again, contents intact, then re-stored afresh.
+ *   When the log holds more than twice the live records it is rewritten
+ *   into a new memfd ("anon-meta.GEN", stored before the old one goes; on
+ *   restore the highest generation wins).
  */
 #ifndef MMAPIOD_SD_H
 #define MMAPIOD_SD_H
@@ -28,6 +31,9 @@ struct mapping;
 struct sd_state {
     int meta_fd;          /* the store's meta log, -1 when not storing */
     uint64_t meta_off;
+    uint64_t meta_gen;    /* stored as "anon-meta" (0) or "anon-meta.GEN" */
+    uint64_t meta_records;
+    bool compacting;
     bool watchdog;
     struct event *ev_tick; /* WATCHDOG=1 and STATUS= */
 };

@@ -403,3 +403,40 @@ Test(restart, without_a_meta_log_stored_fds_are_not_served)
     cr_expect_eq(store.n, 1, "store after: %s", svc_fdstore_names(&store));
     cr_expect_geq(svc_fdstore_get(&store, "anon-meta"), 0);
 }
+
+Test(restart, a_long_meta_log_is_compacted_and_still_restores)
+{
+    /* 600 records for one live mapping: the log is rewritten into a new
+     * generation (stored before the old one is removed). */
+    struct svc_notify s1, s2;
+    start(&s1, "notify1", -1);
+    mmapio_client *c;
+    mmapio_map *m;
+    hz_assert_ok(mmapio_connect(d.sock, &c));
+    hz_assert_ok(mmapio_anon_create(c, "keep", 4096, &m));
+    hz_assert_ok(mmapio_update_region(m, 0, "KEEP", 4));
+    mmapio_unmap(m);
+    for (int i = 0; i < 300; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "t%d", i);
+        hz_assert_ok(mmapio_anon_create(c, name, 4096, &m));
+        mmapio_unmap(m);
+        hz_assert_ok(mmapio_anon_delete(c, name));
+    }
+    mmapio_disconnect(c);
+    stop(&s1, "notify1");
+    cr_assert_lt(svc_fdstore_get(&store, "anon-meta"), 0,
+                 "the first log was not replaced: %s", svc_fdstore_names(&store));
+    cr_assert_eq(store.n, 2, "store: %s", svc_fdstore_names(&store));
+
+    start(&s2, "notify2", -1);
+    char buf[4];
+    hz_assert_ok(mmapio_connect(d.sock, &c));
+    hz_assert_ok(mmapio_anon_open(c, "keep", &m));
+    hz_assert_ok(mmapio_read_into(m, 0, buf, sizeof(buf)));
+    cr_assert(!memcmp(buf, "KEEP", 4), "contents lost in the restart");
+    mmapio_unmap(m);
+    hz_assert_ret(mmapio_anon_open(c, "t7", &m), MMAPIO_E_NOT_FOUND);
+    mmapio_disconnect(c);
+    stop(&s2, "notify2");
+}
