@@ -15,7 +15,6 @@
 #include "errmap.h"
 #include "flushes.h"
 #include "mapping.h"
-#include "open.h"
 #include "ops.h"
 #include "policy.h"
 #include "resolve.h"
@@ -293,10 +292,9 @@ static struct mapping *find_named(struct conn *c, uint64_t id,
 
     if (anonymous) {
         m = resolve_check_name(path) ? NULL : registry_find_anon(&d->reg, path);
-    } else if (resolve_check_path(path) == MMAPIO_OK &&
-               open_may_traverse(d, c, path) == MMAPIO_OK) {
+    } else if (resolve_check_path(path) == MMAPIO_OK) {
         struct stat st;
-        int fd = resolve_open(d->root_fd, path, O_PATH, 0);
+        int fd = resolve_open(d->root_fd, path, O_PATH, 0, &c->cred);
         if (fd >= 0 && fstat(fd, &st) == 0)
             m = registry_find_file(&d->reg, st.st_dev, st.st_ino);
         if (fd >= 0)

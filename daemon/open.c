@@ -39,13 +39,13 @@ static int from_errno(int e, const char **why)
 
 /* Opens an existing file read-write if the daemon may, else read-only.
  * An fd, or a negative mmapio_err. */
-static int open_existing(int dirfd, const char *base, bool *writable,
-                         const char **why)
+static int open_existing(int dirfd, const char *base, const struct conn *c,
+                         bool *writable, const char **why)
 {
-    int fd = resolve_open(dirfd, base, O_RDWR | O_NONBLOCK, 0);
+    int fd = resolve_open(dirfd, base, O_RDWR | O_NONBLOCK, 0, &c->cred);
     *writable = fd >= 0;
     if (fd == -EACCES || fd == -EROFS || fd == -EPERM)
-        fd = resolve_open(dirfd, base, O_RDONLY | O_NONBLOCK, 0);
+        fd = resolve_open(dirfd, base, O_RDONLY | O_NONBLOCK, 0, &c->cred);
     return fd < 0 ? from_errno(fd, why) : fd;
 }
 
@@ -62,7 +62,7 @@ static int create_file(const struct conn *c, int dirfd, const char *base,
         return MMAPIO_E_PERMISSION;
     }
     int fd = resolve_open(dirfd, base, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK,
-                          perm);
+                          perm, &c->cred);
     *raced = fd == -EEXIST;
     if (fd < 0)
         return from_errno(fd, why);
@@ -116,33 +116,6 @@ static int truncate_held(struct mapping *m, uint64_t size, const char **why)
     return r ? r : mapping_set_size(m, size, why);
 }
 
-int open_may_traverse(struct daemon *d, const struct conn *c, const char *path)
-{
-    char prefix[RESOLVE_PATH_MAX + 1];
-    struct stat st;
-
-    if (c->cred.uid == 0)
-        return MMAPIO_OK;
-    if (fstat(d->root_fd, &st) < 0 ||
-        access_check(&c->cred, st.st_uid, st.st_gid, st.st_mode, ACCESS_EXEC))
-        return MMAPIO_E_PERMISSION;
-    for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
-        size_t n = (size_t)(s - path);
-        memcpy(prefix, path, n);
-        prefix[n] = '\0';
-        int fd = resolve_open(d->root_fd, prefix, O_PATH | O_DIRECTORY, 0);
-        if (fd < 0)
-            return MMAPIO_OK; /* the open itself reports what is missing */
-        int r = fstat(fd, &st) < 0 ? MMAPIO_E_IO
-                : access_check(&c->cred, st.st_uid, st.st_gid, st.st_mode,
-                               ACCESS_EXEC);
-        close(fd);
-        if (r)
-            return r;
-    }
-    return MMAPIO_OK;
-}
-
 static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
                      struct mapping **out, const char **why)
 {
@@ -156,22 +129,19 @@ static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
                                         : "invalid path";
         return r;
     }
-    if (open_may_traverse(d, c, req->path)) {
-        *why = "no search permission on a directory of the path";
-        return MMAPIO_E_PERMISSION;
-    }
-    int dirfd = resolve_parent(d->root_fd, req->path, &base);
+    /* Resolved with the peer's search rights on every directory passed. */
+    int dirfd = resolve_parent(d->root_fd, req->path, &base, &c->cred);
     if (dirfd < 0)
         return from_errno(dirfd, why);
 
-    int fd = open_existing(dirfd, base, &writable, why);
+    int fd = open_existing(dirfd, base, c, &writable, why);
     if (fd == MMAPIO_E_NOT_FOUND && req->create) {
         mode_t perm = req->perm ? (mode_t)req->perm : 0644;
         bool raced = false;
         fd = create_file(c, dirfd, base, perm, &raced, why);
         created = writable = fd >= 0;
         if (raced)
-            fd = open_existing(dirfd, base, &writable, why);
+            fd = open_existing(dirfd, base, c, &writable, why);
     }
     if (fd < 0) {
         r = fd;

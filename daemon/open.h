@@ -2,7 +2,9 @@
  * open: turning an Open request into a mapping the peer may hold.
  *
  * Files: the path is checked lexically, then opened beneath the data root
- * with openat2; the file must be a regular file, and the peer's credentials
+ * (openat2; for peers other than root a walk that also requires their
+ * search permission on every directory passed, as the kernel would); the
+ * file must be a regular file, and the peer's credentials
  * must allow the mode asked for by the file's owner, group and mode bits.
  * A file the peer creates is created with O_EXCL in a directory the peer may
  * write, handed to the peer's uid/gid when the daemon runs as root, and its
@@ -25,9 +27,5 @@ struct mapping;
  */
 int open_mapping(struct daemon *d, struct conn *c, const Mmapio__Open *req,
                  struct mapping **out, const char **why);
-
-/* Every directory from the data root down to path's parent lets c search
- * it (as the kernel would for c). MMAPIO_OK or MMAPIO_E_PERMISSION. */
-int open_may_traverse(struct daemon *d, const struct conn *c, const char *path);
 
 #endif

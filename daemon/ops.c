@@ -354,11 +354,9 @@ static int unlink_file(struct conn *c, const char *path, struct stat *st)
     const char *base;
     struct stat dst;
     int r = resolve_check_path(path);
-    if (!r)
-        r = open_may_traverse(c->d, c, path);
     if (r)
         return r;
-    int dirfd = resolve_parent(c->d->root_fd, path, &base);
+    int dirfd = resolve_parent(c->d->root_fd, path, &base, &c->cred);
     if (dirfd < 0)
         return dirfd == -EXDEV ? MMAPIO_E_PERMISSION : errmap_from_errno(dirfd);
     if (fstatat(dirfd, base, st, AT_SYMLINK_NOFOLLOW) < 0 || fstat(dirfd, &dst) < 0)

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "mmapio.h"
 
 int resolve_check_path(const char *path)
@@ -61,7 +62,20 @@ int resolve_check_name(const char *name)
  * targets refused. The last component is opened with O_NOFOLLOW, so a
  * link swapped in after the check fails instead of being followed.
  */
-static int walk_open(int dirfd, const char *path, int flags, mode_t mode)
+/* May `as` search the directory dir? 0 or -EACCES (always 0 for NULL). */
+static int searchable(int dir, const struct peer_cred *as)
+{
+    struct stat st;
+    if (!as)
+        return 0;
+    if (fstat(dir, &st) < 0)
+        return -errno;
+    return access_check(as, st.st_uid, st.st_gid, st.st_mode, ACCESS_EXEC)
+               ? -EACCES : 0;
+}
+
+static int walk_open(int dirfd, const char *path, int flags, mode_t mode,
+                     const struct peer_cred *as)
 {
     char rest[2 * (RESOLVE_PATH_MAX + 1)];
     int stack[MAX_DEPTH];
@@ -72,6 +86,9 @@ static int walk_open(int dirfd, const char *path, int flags, mode_t mode)
     memcpy(rest, path, strlen(path) + 1);
     stack[0] = dirfd;
     char *p = rest;
+    if ((r = searchable(dirfd, as)) < 0)
+        return r;
+    r = -ENOENT;
     for (;;) {
         while (*p == '/')
             p++;
@@ -134,6 +151,10 @@ static int walk_open(int dirfd, const char *path, int flags, mode_t mode)
             r = S_ISDIR(st.st_mode) ? -ENAMETOOLONG : -ENOTDIR;
             break;
         }
+        if ((r = searchable(fd, as)) < 0) {
+            close(fd);
+            break;
+        }
         stack[++depth] = fd;
         p = next;
     }
@@ -142,7 +163,8 @@ static int walk_open(int dirfd, const char *path, int flags, mode_t mode)
     return r;
 }
 
-int resolve_open(int dirfd, const char *path, int flags, mode_t mode)
+int resolve_open(int dirfd, const char *path, int flags, mode_t mode,
+                 const struct peer_cred *as)
 {
     /* MMAPIOD_NO_OPENAT2=1 forces the fallback, so tests can cover it. */
     static int no_openat2 = -1;
@@ -156,7 +178,9 @@ int resolve_open(int dirfd, const char *path, int flags, mode_t mode)
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
     long fd = -1;
-    if (!no_openat2) {
+    if (as && as->uid == 0)
+        as = NULL; /* root searches everything: the kernel's walk will do */
+    if (!no_openat2 && !as) {
         do {
             fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
         } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
@@ -164,10 +188,11 @@ int resolve_open(int dirfd, const char *path, int flags, mode_t mode)
             return fd < 0 ? -errno : (int)fd;
         no_openat2 = 1;
     }
-    return walk_open(dirfd, path, flags | extra, mode);
+    return walk_open(dirfd, path, flags | extra, mode, as);
 }
 
-int resolve_parent(int root_fd, const char *path, const char **base)
+int resolve_parent(int root_fd, const char *path, const char **base,
+                   const struct peer_cred *as)
 {
     const char *slash = strrchr(path, '/');
     if (!slash) {
@@ -182,5 +207,5 @@ int resolve_parent(int root_fd, const char *path, const char **base)
     memcpy(dir, path, n);
     dir[n] = '\0';
     *base = slash + 1;
-    return resolve_open(root_fd, dir, O_PATH | O_DIRECTORY, 0);
+    return resolve_open(root_fd, dir, O_PATH | O_DIRECTORY, 0, as);
 }

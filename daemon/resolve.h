@@ -21,14 +21,23 @@ int resolve_check_path(const char *path);
 /* Anonymous names: 1..255 bytes, no '/', not "." or "..". */
 int resolve_check_name(const char *name);
 
-/* openat2 beneath dirfd: an fd or -errno (-EXDEV/-ELOOP for escapes). */
-int resolve_open(int dirfd, const char *path, int flags, mode_t mode);
+struct peer_cred;
+
+/*
+ * openat2 beneath dirfd: an fd or -errno (-EXDEV/-ELOOP for escapes).
+ * With `as` (a peer other than root), the walk is done component by
+ * component and every directory it passes through, symlinks included,
+ * must grant `as` search permission, as the kernel would (-EACCES).
+ */
+int resolve_open(int dirfd, const char *path, int flags, mode_t mode,
+                 const struct peer_cred *as);
 
 /*
  * Opens the directory that holds `path` (already lexically checked) as an
  * O_PATH fd and points *base at the last component. Returns the fd or
  * -errno. A path without '/' gives a dup of root_fd.
  */
-int resolve_parent(int root_fd, const char *path, const char **base);
+int resolve_parent(int root_fd, const char *path, const char **base,
+                   const struct peer_cred *as);
 
 #endif

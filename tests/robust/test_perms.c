@@ -416,3 +416,29 @@ Test(perms, unsearchable_directory_guards_its_files)
     as_nobody(nobody_locked_out, NULL);
     expect_file("locked/open.dat", "locked");
 }
+
+static const char *nobody_through_a_link(mmapio_client *c, void *arg)
+{
+    /* mine/l leads into locked2/sub through a symlink: the walk passes
+     * locked2 (0700, root's), which nobody may not search. */
+    EXPECT(try_open(c, "mine/l/open.dat", RO, false), MMAPIO_E_PERMISSION);
+    EXPECT(try_open(c, "mine/l/open.dat", RW, false), MMAPIO_E_PERMISSION);
+    EXPECT(mmapio_delete(c, "mine/l/open.dat"), MMAPIO_E_PERMISSION);
+    /* A link inside what nobody may search still works. */
+    EXPECT(try_open(c, "mine/ok/pub.dat", RO, false), MMAPIO_OK);
+    return NULL;
+}
+
+Test(perms, a_symlink_does_not_skip_an_unsearchable_directory)
+{
+    place_dir("locked2", 0, 0, 0700);
+    place_dir("locked2/sub", 0, 0, 0755);
+    place("locked2/sub/open.dat", "locked", 0, 0, 0666);
+    place_dir("open", 0, 0, 0755);
+    place("open/pub.dat", "pub", 0, 0, 0644);
+    place_dir("mine", RB_NOBODY, RB_NOBODY, 0755);
+    cr_assert_eq(symlink("../locked2/sub", hz_path(&hz, "mine/l")), 0);
+    cr_assert_eq(symlink("../open", hz_path(&hz, "mine/ok")), 0);
+    as_nobody(nobody_through_a_link, NULL);
+    expect_file("locked2/sub/open.dat", "locked");
+}
