@@ -4,10 +4,11 @@
  * A client is a SOCK_SEQPACKET socket plus a mutex. Each request holds the
  * mutex for its whole round trip (send, wait, read its reply), so replies
  * always come back in order and never reach the wrong thread. Events that
- * arrive meanwhile are applied at once, under the same mutex: a size
- * announcement is noted, watch events go to a bounded queue whose
- * callbacks mmapio_client_dispatch runs (watch.c). Flush policies need no
- * event: the data path reads them from the control area (area.c). The first fatal error (the peer gone, a broken frame, a reply
+ * arrive meanwhile go, under the same mutex, to a bounded queue whose
+ * callbacks mmapio_client_dispatch runs (watch.c); a holder picks up a new
+ * size at mmapio_refresh. Flush policies need no event: the data path
+ * reads them from the control area (area.c). The first fatal error (the
+ * peer gone, a broken frame, a reply
  * that breaks the protocol) is latched: the socket is shut down and every
  * later request returns MMAPIO_E_DISCONNECTED. Maps already made are left
  * alone and keep working in memory.
@@ -209,13 +210,6 @@ static void queue_push(mmapio_client *c, const Mmapio__Event *ev)
     c->q_len++;
 }
 
-static void apply_size(mmapio_client *c, uint64_t map_id, uint64_t size)
-{
-    for (mmapio_map *m = c->maps; m; m = m->next)
-        if (m->map_id == map_id)
-            map_note_size(m, size);
-}
-
 /* Applies one event (lock held). Unknown kinds and invalid policies are
  * ignored: a newer daemon may send more than we know. */
 static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
@@ -229,8 +223,9 @@ static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
     c->unreported++;
     switch (ev->kind) {
     case MMAPIO__EVENT_KIND__EVENT_RESIZED:
-        apply_size(c, ev->map_id, ev->size);
-        queue_push(c, ev); /* watchers hear of it as METADATA */
+        /* Holders remap at mmapio_refresh; watchers hear of it as
+         * METADATA. */
+        queue_push(c, ev);
         break;
     case MMAPIO__EVENT_KIND__EVENT_POLICY:
         break; /* the policy itself is read from the control slot */

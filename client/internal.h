@@ -96,7 +96,6 @@ struct mmapio_map {
     atomic_bool lost_notice;        /* a notice could not be sent */
     _Atomic uint64_t pending_bytes;
     _Atomic uint64_t pending_writes;
-    _Atomic uint64_t announced_size; /* last EVENT_RESIZED; 0 if none */
     struct map_region *retired;
     /* guard.c put zero pages in the map from this offset on (UINT64_MAX:
      * none): copies reaching it fail until a refresh remaps. */
@@ -163,9 +162,5 @@ int guard_copy(mmapio_map *m, uint8_t *base, uint64_t len, uint64_t off,
 /* Runs the callbacks for the queued events (takes and drops the lock);
  * returns how many events were queued. */
 unsigned watch_deliver(mmapio_client *c);
-
-/* ---- map.c ---- */
-/* Records a size another holder announced. */
-void map_note_size(mmapio_map *m, uint64_t size);
 
 #endif

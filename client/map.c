@@ -108,11 +108,6 @@ static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
         atomic_store_explicit(&m->told_gen, gen, memory_order_relaxed);
 }
 
-void map_note_size(mmapio_map *m, uint64_t size)
-{
-    atomic_store_explicit(&m->announced_size, size, memory_order_relaxed);
-}
-
 /* msync(MS_SYNC) of [offset, offset+len), widened to whole pages. */
 static int map_sync(const mmapio_map *m, uint64_t offset, uint64_t len)
 {

@@ -18,7 +18,6 @@ struct flusher {
     pthread_cond_t cond;
     struct flush_job *queue, **queue_tail;  /* waiting for a worker */
     struct flush_job *done;                 /* finished, for the loop */
-    unsigned pending;                       /* loop-side count */
     bool stop;
     int efd;
     struct event *ev;
@@ -72,7 +71,6 @@ static void run_done(struct flusher *f)
     while (list) {
         struct flush_job *job = list;
         list = job->next;
-        f->pending--;
         job->done(job);
     }
 }
@@ -114,17 +112,11 @@ void flusher_submit(struct flusher *f, struct flush_job *job)
 {
     job->next = NULL;
     job->result = 0;
-    f->pending++;
     pthread_mutex_lock(&f->lock);
     *f->queue_tail = job;
     f->queue_tail = &job->next;
     pthread_cond_signal(&f->cond);
     pthread_mutex_unlock(&f->lock);
-}
-
-unsigned flusher_pending(const struct flusher *f)
-{
-    return f->pending;
 }
 
 void flusher_free(struct flusher *f)

@@ -30,8 +30,6 @@ struct flush_job {
 int flusher_new(struct event_base *base, unsigned threads,
                 struct flusher **out);
 void flusher_submit(struct flusher *f, struct flush_job *job);
-/* Jobs queued or running. */
-unsigned flusher_pending(const struct flusher *f);
 /* Runs every queued job to its end (their `done` callbacks included), then
  * stops the workers and frees. NULL-safe. */
 void flusher_free(struct flusher *f);

@@ -57,17 +57,6 @@ struct mapping *registry_find_file(const struct registry *r, dev_t dev, ino_t in
     return NULL;
 }
 
-struct mapping *registry_find_id(const struct registry *r, uint64_t id)
-{
-    for (struct hnode *n = hmap_find(&r->by_id, hmap_hash_u64(id)); n;
-         n = hmap_next_same(n)) {
-        struct mapping *m = container_of(n, struct mapping, id_node);
-        if (m->id == id)
-            return m;
-    }
-    return NULL;
-}
-
 int registry_add(struct registry *r, struct mapping *m)
 {
     if (hmap_insert(&r->by_key, &m->key_node, key_hash(m)) < 0)

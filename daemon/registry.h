@@ -26,7 +26,6 @@ void registry_fini(struct registry *r); /* drops every registered mapping */
 
 struct mapping *registry_find_anon(const struct registry *r, const char *name);
 struct mapping *registry_find_file(const struct registry *r, dev_t dev, ino_t ino);
-struct mapping *registry_find_id(const struct registry *r, uint64_t id);
 /* Registers m (taking a reference). 0 or -ENOMEM. */
 int registry_add(struct registry *r, struct mapping *m);
 /* Unregisters m and drops the registry's reference. */
