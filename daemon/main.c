@@ -1,7 +1,7 @@
 /*
- * mmapiod: command line and start-up. Embedded defaults, then --config,
- * then the other options; a one-line reason and a non-zero exit when the
- * daemon cannot start.
+ * mmapiod: the command line. Embedded defaults, then --config, then the
+ * other options; a one-line reason and a non-zero exit when the daemon
+ * cannot start. The daemon itself is assembled in daemon.c.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "mmapio.h"
-#include "server.h"
 
 static void usage(FILE *out)
 {
@@ -120,13 +120,13 @@ int main(int argc, char **argv)
         d.cfg.verbose = true;
     log_set_level(d.cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 
-    if (server_init(&d, err, sizeof(err)) < 0) {
+    if (daemon_init(&d, err, sizeof(err)) < 0) {
         fprintf(stderr, "mmapiod: %s\n", err);
-        server_fini(&d);
+        daemon_fini(&d);
         return 1;
     }
-    server_run(&d);
-    server_fini(&d);
+    daemon_run(&d);
+    daemon_fini(&d);
     log_info("stopped");
     return 0;
 }

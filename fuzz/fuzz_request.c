@@ -21,17 +21,16 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "ctl.h"
-#include "flusher.h"
+#include "daemon.h"
 #include "ops.h"
-#include "server.h"
-#include "watch.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct daemon d;
 
+/* The whole daemon, assembled as mmapiod does, on a temporary data root
+ * and socket; the fuzzer's connections are socketpairs handed to it. */
 static void setup(void)
 {
     char tmpl[] = "/tmp/mmapio-fuzz-XXXXXX";
@@ -39,20 +38,12 @@ static void setup(void)
     if (!mkdtemp(tmpl) || config_defaults(&d.cfg) < 0)
         abort();
     snprintf(d.cfg.root, sizeof(d.cfg.root), "%s", tmpl);
+    snprintf(d.cfg.socket_path, sizeof(d.cfg.socket_path), "%s/sock", tmpl);
     d.cfg.max_map_size = 1 << 20; /* no input may fill the disk */
     d.cfg.max_mappings = 4096;
-    d.listen_fd = -1;
-    d.inotify_fd = -1;
-    d.sd.meta_fd = -1;
-    registry_init(&d.reg);
-    d.base = event_base_new();
-    d.rxbuf = malloc(d.cfg.max_frame);
-    d.root_fd = open(tmpl, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (!d.base || !d.rxbuf || d.root_fd < 0 ||
-        ctl_init(&d.ctl, d.cfg.max_mappings) < 0 ||
-        flusher_new(d.base, 1, &d.flusher) < 0 || watch_init(&d) < 0) {
-        snprintf(err, sizeof(err), "fuzz setup failed");
-        fputs(err, stderr);
+    d.cfg.flush_threads = 1;
+    if (daemon_init(&d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "fuzz setup failed: %s\n", err);
         abort();
     }
 }
@@ -82,7 +73,7 @@ static void send_hello(struct conn *c)
     q.op_case = MMAPIO__REQUEST__OP_HELLO;
     q.hello = &h;
     size_t n = mmapio__request__pack(&q, buf);
-    ops_handle(c, buf, n, false);
+    ops_handle(&c->s, buf, n, false);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -97,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t flags = data[0];
     data++, size--;
-    if (conn_new(&d, sv[0], &c) < 0) {
+    if (conn_new(&d.server.conns, sv[0], &c) < 0) {
         close(sv[1]);
         return 0;
     }
@@ -110,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         data += 2, size -= 2;
         if (len > size)
             len = size;
-        ops_handle(c, data, len, (flags & 2) && (len & 1));
+        ops_handle(&c->s, data, len, (flags & 2) && (len & 1));
         data += len, size -= len;
         drain(sv[1]);
         event_base_loop(d.base, EVLOOP_NONBLOCK);

@@ -11,14 +11,14 @@
 #include <unistd.h>
 
 #include "access.h"
-#include "conn.h"
+#include "config.h"
 #include "errmap.h"
 #include "flushes.h"
-#include "mapping.h"
-#include "ops.h"
 #include "policy.h"
+#include "registry.h"
 #include "resolve.h"
-#include "server.h"
+#include "session.h"
+#include "watch.h"
 
 #define PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
 #define PAGE_MAX 512
@@ -28,13 +28,13 @@
 #define __NR_cachestat 451     /* the same number on every architecture */
 #endif
 
-static bool is_admin(const struct conn *c)
+static bool is_admin(const struct session *c)
 {
-    return access_is_admin(&c->cred, c->d->cfg.has_admin_group,
-                           c->d->cfg.admin_gid);
+    return access_is_admin(&c->cred, c->h->cfg->has_admin_group,
+                           c->h->cfg->admin_gid);
 }
 
-static bool may_see(const struct conn *c, const struct mapping *m)
+static bool may_see(const struct session *c, const struct mapping *m)
 {
     return is_admin(c) || m->owner == c->cred.uid;
 }
@@ -55,7 +55,7 @@ static uint64_t dirty_bytes(const struct mapping *m)
 /* ---- status ---------------------------------------------------------- */
 
 struct tally {
-    const struct conn *c;
+    const struct session *c;
     uint64_t mappings, anon, files, bytes;
 };
 
@@ -72,20 +72,20 @@ static void count_one(struct mapping *m, void *arg)
         t->files++;
 }
 
-void admin_status(struct conn *c, uint64_t id)
+void admin_status(struct session *c, uint64_t id)
 {
-    struct daemon *d = c->d;
+    struct handlers *h = c->h;
     struct tally t = { .c = c };
     bool all = is_admin(c);
     uint32_t clients = 0;
 
-    registry_foreach(&d->reg, count_one, &t);
-    for (struct conn *o = d->conns; o; o = o->next)
+    registry_foreach(h->reg, count_one, &t);
+    for (struct session *o = h->sessions; o; o = o->next)
         clients += all || o->cred.uid == c->cred.uid;
 
     Mmapio__StatusReply s = MMAPIO__STATUS_REPLY__INIT;
     s.version = (char *)MMAPIO_VERSION;
-    s.uptime_s = (uint64_t)(time(NULL) - d->started);
+    s.uptime_s = (uint64_t)(time(NULL) - h->started);
     s.clients = clients;
     s.mappings = t.mappings;
     s.anonymous = t.anon;
@@ -93,22 +93,22 @@ void admin_status(struct conn *c, uint64_t id)
     s.bytes_mapped = t.bytes;
     s.all = all;
     if (all) { /* daemon-wide counters are for the admin */
-        s.flushes = d->stats.flushes;
-        s.flush_failures = d->stats.flush_failures;
-        s.errors = d->stats.errors;
-        s.clients_total = d->stats.clients_total;
+        s.flushes = h->flushes->n_flushes;
+        s.flush_failures = h->flushes->n_failures;
+        s.errors = h->errors;
+        s.clients_total = h->sessions_total;
     }
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;
     r.result_case = MMAPIO__REPLY__RESULT_STATUS;
     r.status = &s;
-    conn_send_reply(c, &r, -1);
+    session_reply(c, &r, -1);
 }
 
 /* ---- list ------------------------------------------------------------ */
 
 struct gather {
-    const struct conn *c;
+    const struct session *c;
     uint64_t after;
     struct mapping **v;
     size_t n, cap;
@@ -140,8 +140,8 @@ static int by_id(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static void fill_info(const struct mapping *m, Mmapio__MapInfo *i,
-                      Mmapio__FlushPolicy *pol)
+static void fill_info(struct handlers *h, struct mapping *m,
+                      Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
 {
     mmapio__map_info__init(i);
     i->id = m->id;
@@ -151,27 +151,26 @@ static void fill_info(const struct mapping *m, Mmapio__MapInfo *i,
     policy_to_wire(m->policy, pol);
     i->policy = pol;
     i->holders = m->n_holders;
-    for (const struct holder *h = m->holders; h; h = h->map_next)
-        i->rw_holders += h->mode == MMAPIO_MODE_READ_WRITE;
+    for (const struct holder *hd = m->holders; hd; hd = hd->map_next)
+        i->rw_holders += hd->mode == MMAPIO_MODE_READ_WRITE;
     i->owner = m->owner;
     i->perm = m->perm;
     i->pending_bytes = dirty_bytes(m);
-    i->last_flush = m->last_flush;
-    i->flushes = m->flushes;
-    i->watchers = m->n_watches;
+    flushes_counts(h->flushes, m, &i->flushes, &i->last_flush);
+    i->watchers = watch_count(h->watches, m);
     i->removed = m->removed;
 }
 
-void admin_list(struct conn *c, uint64_t id, const Mmapio__AdminList *q)
+void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
 {
     struct gather g = { .c = c, .after = q->after_id };
-    registry_foreach(&c->d->reg, gather_one, &g);
+    registry_foreach(c->h->reg, gather_one, &g);
     size_t cap = g.n < PAGE_MAX ? g.n : PAGE_MAX;
     Mmapio__MapInfo *infos = calloc(cap ? cap : 1, sizeof(*infos));
     Mmapio__MapInfo **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
     Mmapio__FlushPolicy *pols = calloc(cap ? cap : 1, sizeof(*pols));
     if (g.oom || !infos || !ptrs || !pols) {
-        ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
         goto out;
     }
     if (g.n)
@@ -182,7 +181,7 @@ void admin_list(struct conn *c, uint64_t id, const Mmapio__AdminList *q)
     lr.maps = ptrs;
     while (lr.n_maps < cap) {
         Mmapio__MapInfo *i = &infos[lr.n_maps];
-        fill_info(g.v[lr.n_maps], i, &pols[lr.n_maps]);
+        fill_info(c->h, g.v[lr.n_maps], i, &pols[lr.n_maps]);
         bytes += mmapio__map_info__get_packed_size(i) + 8;
         if (bytes > PAGE_BYTES && lr.n_maps > 0)
             break;
@@ -193,7 +192,7 @@ void admin_list(struct conn *c, uint64_t id, const Mmapio__AdminList *q)
     r.id = id;
     r.result_case = MMAPIO__REPLY__RESULT_LIST;
     r.list = &lr;
-    conn_send_reply(c, &r, -1);
+    session_reply(c, &r, -1);
 out:
     free(infos);
     free(ptrs);
@@ -203,15 +202,15 @@ out:
 
 /* ---- clients --------------------------------------------------------- */
 
-static int conn_by_id(const void *a, const void *b)
+static int session_by_id(const void *a, const void *b)
 {
-    const struct conn *x = *(struct conn *const *)a;
-    const struct conn *y = *(struct conn *const *)b;
+    const struct session *x = *(struct session *const *)a;
+    const struct session *y = *(struct session *const *)b;
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
 /* Fills one ClientInfo; its held[] points into `held` (HELD_MAX slots). */
-static void fill_client(const struct conn *o, Mmapio__ClientInfo *ci,
+static void fill_client(const struct session *o, Mmapio__ClientInfo *ci,
                         Mmapio__HeldInfo *held, Mmapio__HeldInfo **held_p)
 {
     mmapio__client_info__init(ci);
@@ -221,9 +220,9 @@ static void fill_client(const struct conn *o, Mmapio__ClientInfo *ci,
     ci->gid = o->cred.gid;
     ci->name = (char *)o->name;
     ci->held = held_p;
-    ci->held_total = o->n_holders;
-    for (const struct holder *h = o->holders; h && ci->n_held < HELD_MAX;
-         h = h->conn_next) {
+    ci->held_total = o->holders.n;
+    for (const struct holder *h = o->holders.first; h && ci->n_held < HELD_MAX;
+         h = h->owner_next) {
         Mmapio__HeldInfo *hi = &held[ci->n_held];
         mmapio__held_info__init(hi);
         hi->map_id = h->map->id;
@@ -231,29 +230,29 @@ static void fill_client(const struct conn *o, Mmapio__ClientInfo *ci,
         hi->mode = (Mmapio__Mode)h->mode;
         held_p[ci->n_held++] = hi;
     }
-    ci->watches = o->n_watches;
+    ci->watches = o->watches.n;
 }
 
-void admin_clients(struct conn *c, uint64_t id, const Mmapio__AdminClients *q)
+void admin_clients(struct session *c, uint64_t id, const Mmapio__AdminClients *q)
 {
-    struct daemon *d = c->d;
+    struct handlers *hs = c->h;
     bool all = is_admin(c);
     size_t n = 0;
-    struct conn **v = calloc(d->n_conns ? d->n_conns : 1, sizeof(*v));
-    size_t cap = d->n_conns < PAGE_MAX ? d->n_conns : PAGE_MAX;
+    struct session **v = calloc(hs->n_sessions ? hs->n_sessions : 1, sizeof(*v));
+    size_t cap = hs->n_sessions < PAGE_MAX ? hs->n_sessions : PAGE_MAX;
     Mmapio__ClientInfo *infos = calloc(cap ? cap : 1, sizeof(*infos));
     Mmapio__ClientInfo **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
     Mmapio__HeldInfo *held = calloc((cap ? cap : 1) * HELD_MAX, sizeof(*held));
     Mmapio__HeldInfo **held_p = calloc((cap ? cap : 1) * HELD_MAX, sizeof(*held_p));
     if (!v || !infos || !ptrs || !held || !held_p) {
-        ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
         goto out;
     }
-    for (struct conn *o = d->conns; o; o = o->next)
+    for (struct session *o = hs->sessions; o; o = o->next)
         if (o->id > q->after_id && (all || o->cred.uid == c->cred.uid))
             v[n++] = o;
     if (n)
-        qsort(v, n, sizeof(*v), conn_by_id);
+        qsort(v, n, sizeof(*v), session_by_id);
 
     Mmapio__ClientsReply cr = MMAPIO__CLIENTS_REPLY__INIT;
     size_t bytes = 0;
@@ -271,7 +270,7 @@ void admin_clients(struct conn *c, uint64_t id, const Mmapio__AdminClients *q)
     r.id = id;
     r.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
     r.clients = &cr;
-    conn_send_reply(c, &r, -1);
+    session_reply(c, &r, -1);
 out:
     free(v);
     free(infos);
@@ -284,33 +283,33 @@ out:
 
 /* The registered mapping a path or anonymous name names, if the caller
  * may act on it. NULL with the error replied. */
-static struct mapping *find_named(struct conn *c, uint64_t id,
+static struct mapping *find_named(struct session *c, uint64_t id,
                                   const char *path, bool anonymous)
 {
-    struct daemon *d = c->d;
+    struct handlers *h = c->h;
     struct mapping *m = NULL;
 
     if (anonymous) {
-        m = resolve_check_name(path) ? NULL : registry_find_anon(&d->reg, path);
+        m = resolve_check_name(path) ? NULL : registry_find_anon(h->reg, path);
     } else if (resolve_check_path(path) == MMAPIO_OK) {
         struct stat st;
-        int fd = resolve_open(d->root_fd, path, O_PATH, 0, &c->cred);
+        int fd = resolve_open(h->root_fd, path, O_PATH, 0, &c->cred);
         if (fd >= 0 && fstat(fd, &st) == 0)
-            m = registry_find_file(&d->reg, st.st_dev, st.st_ino);
+            m = registry_find_file(h->reg, st.st_dev, st.st_ino);
         if (fd >= 0)
             close(fd);
     }
     if (!m || !may_see(c, m)) {
         /* Not telling others' mappings apart from missing ones. */
-        ops_reply_err(c, id, MMAPIO_E_NOT_FOUND, "%s%s is not mapped",
+        session_reply_err(c, id, MMAPIO_E_NOT_FOUND, "%s%s is not mapped",
                       anonymous ? "anon:" : "", path);
         return NULL;
     }
     return m;
 }
 
-static void flushed_reply(struct conn *c, uint64_t id, uint32_t ok,
-                          uint32_t failed)
+static void flushed_reply(struct session *c, uint64_t id, uint32_t ok,
+                          uint32_t failed, int error)
 {
     Mmapio__AdminFlushReply fr = MMAPIO__ADMIN_FLUSH_REPLY__INIT;
     fr.flushed = ok;
@@ -319,7 +318,7 @@ static void flushed_reply(struct conn *c, uint64_t id, uint32_t ok,
     r.id = id;
     r.result_case = MMAPIO__REPLY__RESULT_FLUSHED;
     r.flushed = &fr;
-    conn_send_reply(c, &r, -1);
+    session_reply(c, &r, -1);
 }
 
 static void gather_flushable(struct mapping *m, void *arg)
@@ -328,16 +327,16 @@ static void gather_flushable(struct mapping *m, void *arg)
         gather_one(m, arg);
 }
 
-void admin_flush(struct conn *c, uint64_t id, const Mmapio__AdminFlush *q)
+void admin_flush(struct session *c, uint64_t id, const Mmapio__AdminFlush *q)
 {
     struct gather g = { .c = c };
     struct mapping *one = NULL;
 
     if (q->all) {
-        registry_foreach(&c->d->reg, gather_flushable, &g);
+        registry_foreach(c->h->reg, gather_flushable, &g);
         if (g.oom) {
             free(g.v);
-            ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+            session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
             return;
         }
     } else {
@@ -349,24 +348,22 @@ void admin_flush(struct conn *c, uint64_t id, const Mmapio__AdminFlush *q)
             g.n = 1;
         }
     }
-    if (flushes_batch(c, id, g.v, g.n, flushed_reply))
-        ops_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+    if (session_flush(c, id, g.v, g.n, flushed_reply))
+        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
     if (!one)
         free(g.v);
 }
 
-void admin_policy(struct conn *c, uint64_t id, const Mmapio__AdminPolicy *q)
+void admin_policy(struct session *c, uint64_t id, const Mmapio__AdminPolicy *q)
 {
     mmapio_flush_policy p = policy_from_wire(q->policy);
     if (!q->policy || !policy_valid(p)) {
-        ops_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+        session_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
         return;
     }
     struct mapping *m = find_named(c, id, q->path, q->anonymous);
     if (!m)
         return;
-    mapping_set_policy(m, p);
-    flushes_policy_changed(m);
-    ops_tell_holders(m, NULL, MMAPIO__EVENT_KIND__EVENT_POLICY);
-    ops_reply_ok(c, id);
+    mapping_set_policy(m, p, NULL);
+    session_reply_ok(c, id);
 }

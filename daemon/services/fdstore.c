@@ -1,8 +1,7 @@
-/* sd: socket activation, notify, watchdog and the fd store (see sd.h). */
-#include "sd.h"
+/* fdstore: anonymous mappings kept in systemd's fd store (see fdstore.h). */
+#include "fdstore.h"
 
 #include <errno.h>
-#include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,8 +14,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "mapping.h"
-#include "server.h"
+#include "quota.h"
+#include "registry.h"
 
 #define META_MAGIC 0x6d6d6131u /* "mma1" */
 enum { META_SET = 1, META_DELETE = 2 };
@@ -54,7 +53,7 @@ static int64_t meta_gen_of(const char *name)
 }
 
 static void store_notify(const char *state, const int *fds, unsigned n);
-static void meta_compact(struct daemon *d);
+static void meta_compact(struct fdstore *s);
 
 /* A record and its name, padded so the next record is aligned. */
 static size_t rec_size(const struct meta_rec *r)
@@ -62,9 +61,8 @@ static size_t rec_size(const struct meta_rec *r)
     return sizeof(*r) + (((size_t)r->name_len + 7) & ~(size_t)7);
 }
 
-static void meta_append(struct daemon *d, const struct mapping *m, uint32_t op)
+static void meta_append(struct fdstore *s, const struct mapping *m, uint32_t op)
 {
-    struct sd_state *s = &d->sd;
     struct meta_rec r = {
         .magic = META_MAGIC, .op = op, .id = m->id,
         .owner = m->owner, .group = m->group, .perm = m->perm,
@@ -80,8 +78,8 @@ static void meta_append(struct daemon *d, const struct mapping *m, uint32_t op)
         return;
     }
     s->meta_off += rec_size(&r);
-    if (++s->meta_records > 2 * d->reg.n_anon + 256 && !s->compacting)
-        meta_compact(d);
+    if (++s->meta_records > 2 * s->reg->n_anon + 256 && !s->compacting)
+        meta_compact(s);
 }
 
 static void append_live(struct mapping *m, void *arg)
@@ -92,9 +90,8 @@ static void append_live(struct mapping *m, void *arg)
 
 /* Rewrites the log with one record per live anonymous mapping, stores the
  * new one, then lets the old one go. */
-static void meta_compact(struct daemon *d)
+static void meta_compact(struct fdstore *s)
 {
-    struct sd_state *s = &d->sd;
     char state[64], name[32];
     int fd = memfd_create("mmapio-anon-meta", MFD_CLOEXEC);
     if (fd < 0 || fchmod(fd, 0600) < 0) {
@@ -109,7 +106,7 @@ static void meta_compact(struct daemon *d)
     s->meta_records = 0;
     s->meta_gen++;
     s->compacting = true;
-    registry_foreach(&d->reg, append_live, d);
+    registry_foreach(s->reg, append_live, s);
     s->compacting = false;
     meta_name(s->meta_gen, name, sizeof(name));
     snprintf(state, sizeof(state), "FDSTORE=1\nFDNAME=%s", name);
@@ -126,34 +123,40 @@ static void store_notify(const char *state, const int *fds, unsigned n)
         log_warn("systemd notify '%s' failed", state);
 }
 
-void sd_anon_created(struct daemon *d, struct mapping *m)
+static void stored(struct fdstore *s, struct mapping *m)
 {
     char state[64];
-    if (d->sd.meta_fd < 0)
-        return;
-    meta_append(d, m, META_SET);
+    meta_append(s, m, META_SET);
     snprintf(state, sizeof(state), "FDSTORE=1\nFDNAME=anon-%" PRIu64, m->id);
     store_notify(state, &m->fd, 1);
 }
 
-void sd_anon_changed(struct daemon *d, struct mapping *m)
-{
-    meta_append(d, m, META_SET);
-}
-
-void sd_anon_deleted(struct daemon *d, struct mapping *m)
+static void unstored(struct fdstore *s, struct mapping *m)
 {
     char state[64];
-    if (d->sd.meta_fd < 0)
-        return;
-    meta_append(d, m, META_DELETE);
+    meta_append(s, m, META_DELETE);
     snprintf(state, sizeof(state), "FDSTOREREMOVE=1\nFDNAME=anon-%" PRIu64, m->id);
     store_notify(state, NULL, 0);
 }
 
+/* The store follows the registered anonymous mappings. */
+static void on_change(struct mapping_hook *hook, struct mapping *m,
+                      enum mapping_change what, const void *origin)
+{
+    struct fdstore *s = container_of(hook, struct fdstore, hook);
+    if (s->meta_fd < 0 || m->kind != MAPPING_ANON)
+        return;
+    if (what == MAPPING_REGISTERED)
+        stored(s, m);
+    else if (what == MAPPING_POLICY && m->registered)
+        meta_append(s, m, META_SET);
+    else if (what == MAPPING_RETIRED)
+        unstored(s, m);
+}
+
 /* ---- restoring ------------------------------------------------------- */
 
-struct stored {
+struct stored_fd {
     uint64_t id;
     int fd;
     const struct meta_rec *rec; /* the latest record of id, NULL: none */
@@ -161,12 +164,12 @@ struct stored {
 
 static int by_id(const void *a, const void *b)
 {
-    const struct stored *x = a, *y = b;
+    const struct stored_fd *x = a, *y = b;
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
 /* Replays the log: each record updates the stored fd of its id. */
-static void replay(const uint8_t *log, size_t len, struct stored *v, size_t n)
+static void replay(const uint8_t *log, size_t len, struct stored_fd *v, size_t n)
 {
     size_t off = 0;
     while (off + sizeof(struct meta_rec) <= len) {
@@ -174,46 +177,46 @@ static void replay(const uint8_t *log, size_t len, struct stored *v, size_t n)
         if (r->magic != META_MAGIC || r->name_len > 4096 ||
             off + sizeof(*r) + r->name_len > len)
             break;
-        struct stored key = { .id = r->id };
-        struct stored *s = bsearch(&key, v, n, sizeof(*v), by_id);
+        struct stored_fd key = { .id = r->id };
+        struct stored_fd *s = bsearch(&key, v, n, sizeof(*v), by_id);
         if (s)
             s->rec = r->op == META_SET ? r : NULL;
         off += rec_size(r);
     }
 }
 
-static void restore_one(struct daemon *d, struct stored *s)
+static void restore_one(struct fdstore *st, struct stored_fd *s)
 {
     char name[4097];
-    struct stat st;
+    struct stat sb;
     const struct meta_rec *r = s->rec;
 
     memcpy(name, r + 1, r->name_len);
     name[r->name_len] = '\0';
-    if (fstat(s->fd, &st) < 0 || fchmod(s->fd, 0600) < 0 ||
-        registry_find_anon(&d->reg, name)) {
+    if (fstat(s->fd, &sb) < 0 || fchmod(s->fd, 0600) < 0 ||
+        registry_find_anon(st->reg, name)) {
         close(s->fd);
         return;
     }
-    struct mapping *m = mapping_new(d, MAPPING_ANON, name, s->fd, true);
+    struct mapping *m = mapping_new(&st->reg->env, MAPPING_ANON, name, s->fd, true);
     if (!m)
         return;
     m->owner = r->owner;
     m->group = r->group;
     m->perm = r->perm & 0777;
-    m->size = (uint64_t)st.st_size;
+    m->size = (uint64_t)sb.st_size;
     mmapio_flush_policy p = { (mmapio_flush_kind)r->policy_kind, r->policy_value };
     if (p.kind <= MMAPIO_FLUSH_EVERY_MILLIS)
-        mapping_set_policy(m, p);
-    mapping_charge(m); /* a restored mapping is kept even over a limit */
-    if (registry_add(&d->reg, m) == 0)
+        mapping_set_policy(m, p, NULL);
+    quota_charge_mapping(st->quota, m); /* kept even over a limit */
+    if (registry_add(st->reg, m) == 0)
         log_info("restored anonymous mapping '%s' (%" PRIu64 " bytes)", name, m->size);
     mapping_unref(m);
 }
 
 /* Registers the stored mappings; forgets their old names in the store
- * (sd_started stores them again under their new ids). */
-static void restore(struct daemon *d, int meta, struct stored *v, size_t n)
+ * (fdstore_start stores them again under their new ids). */
+static void restore(struct fdstore *fs, int meta, struct stored_fd *v, size_t n)
 {
     struct stat st;
     uint8_t *log = NULL;
@@ -232,7 +235,7 @@ static void restore(struct daemon *d, int meta, struct stored *v, size_t n)
         snprintf(state, sizeof(state), "FDSTOREREMOVE=1\nFDNAME=anon-%" PRIu64, v[i].id);
         store_notify(state, NULL, 0);
         if (v[i].rec)
-            restore_one(d, &v[i]);
+            restore_one(fs, &v[i]);
         else
             close(v[i].fd);
     }
@@ -242,111 +245,95 @@ static void restore(struct daemon *d, int meta, struct stored *v, size_t n)
         close(meta);
 }
 
-int sd_take_fds(struct daemon *d, char *err, size_t err_size)
+int fdstore_take(struct fdstore *s, const char *name, int fd)
 {
-    char **names = NULL;
-    int meta = -1;
-    int64_t meta_gen = -1;
-    size_t n_stored = 0;
     char state[80];
+    uint64_t id;
+    char tail;
+    int64_t gen = meta_gen_of(name);
 
-    d->sd.meta_fd = -1;
-    int n = sd_listen_fds_with_names(1, &names);
-    if (n <= 0)
-        return 0;
-    struct stored *v = calloc((size_t)n, sizeof(*v));
-    for (int i = 0; i < n; i++) {
-        int fd = SD_LISTEN_FDS_START + i;
-        const char *name = names && names[i] ? names[i] : "";
-        uint64_t id;
-        char tail;
-        if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0 && d->listen_fd < 0) {
-            d->listen_fd = fd;
-            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        } else if (meta_gen_of(name) >= 0) {
-            /* The newest log wins; every one leaves the store. */
-            snprintf(state, sizeof(state), "FDSTOREREMOVE=1\nFDNAME=%s", name);
-            store_notify(state, NULL, 0);
-            if (meta_gen_of(name) > meta_gen) {
-                if (meta >= 0)
-                    close(meta);
-                meta = fd;
-                meta_gen = meta_gen_of(name);
-            } else {
-                close(fd);
-            }
-        } else if (v && sscanf(name, "anon-%" SCNu64 "%c", &id, &tail) == 1) {
-            v[n_stored++] = (struct stored){ .id = id, .fd = fd };
+    if (gen >= 0) {
+        /* The newest log wins; every one leaves the store. */
+        snprintf(state, sizeof(state), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+        store_notify(state, NULL, 0);
+        if (gen > s->taken_meta_gen) {
+            if (s->taken_meta >= 0)
+                close(s->taken_meta);
+            s->taken_meta = fd;
+            s->taken_meta_gen = gen;
         } else {
-            log_warn("closing an unexpected fd from systemd (%s)", name);
             close(fd);
         }
+        return 1;
     }
-    restore(d, meta, v, n_stored);
-    free(v);
-    for (int i = 0; names && i < n; i++)
-        free(names[i]);
-    free(names);
-    return 0;
+    if (sscanf(name, "anon-%" SCNu64 "%c", &id, &tail) != 1)
+        return 0;
+    if (s->n_taken == s->cap_taken) {
+        size_t cap = s->cap_taken ? 2 * s->cap_taken : 16;
+        struct stored_fd *v = realloc(s->taken, cap * sizeof(*v));
+        if (!v) {
+            close(fd);
+            return 1;
+        }
+        s->taken = v;
+        s->cap_taken = cap;
+    }
+    s->taken[s->n_taken++] = (struct stored_fd){ .id = id, .fd = fd };
+    return 1;
 }
 
-/* ---- notify and watchdog --------------------------------------------- */
-
-static void send_status(struct daemon *d, const char *extra)
+void fdstore_restore(struct fdstore *s)
 {
-    char state[256];
-    snprintf(state, sizeof(state),
-             "%sSTATUS=%u clients, %" PRIu64 " anonymous and %" PRIu64
-             " file mappings, %" PRIu64 " flushes",
-             extra, d->n_conns, d->reg.n_anon, d->reg.n_file, d->stats.flushes);
-    sd_notify(0, state);
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct daemon *d = arg;
-    send_status(d, d->sd.watchdog ? "WATCHDOG=1\n" : "");
+    restore(s, s->taken_meta, s->taken, s->n_taken);
+    free(s->taken);
+    s->taken = NULL;
+    s->n_taken = s->cap_taken = 0;
+    s->taken_meta = -1;
+    s->taken_meta_gen = -1;
 }
 
 static void store_existing(struct mapping *m, void *arg)
 {
     if (m->kind == MAPPING_ANON)
-        sd_anon_created(arg, m);
+        stored(arg, m);
 }
 
-void sd_started(struct daemon *d)
+void fdstore_start(struct fdstore *s)
 {
-    uint64_t usec = 0;
     if (!getenv("NOTIFY_SOCKET"))
         return;
-    d->sd.watchdog = sd_watchdog_enabled(0, &usec) > 0 && usec > 0;
-    uint64_t tick = d->sd.watchdog ? usec / 2 : 5000000;
-    struct timeval tv = { (time_t)(tick / 1000000), (suseconds_t)(tick % 1000000) };
-    d->sd.ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d);
-    if (d->sd.ev_tick)
-        event_add(d->sd.ev_tick, &tv);
-
-    d->sd.meta_fd = memfd_create("mmapio-anon-meta", MFD_CLOEXEC);
-    if (d->sd.meta_fd >= 0)
-        (void)!fchmod(d->sd.meta_fd, 0600);
-    if (d->sd.meta_fd >= 0) {
-        store_notify("FDSTORE=1\nFDNAME=anon-meta", &d->sd.meta_fd, 1);
-        registry_foreach(&d->reg, store_existing, d);
+    s->meta_fd = memfd_create("mmapio-anon-meta", MFD_CLOEXEC);
+    if (s->meta_fd >= 0)
+        (void)!fchmod(s->meta_fd, 0600);
+    if (s->meta_fd >= 0) {
+        store_notify("FDSTORE=1\nFDNAME=anon-meta", &s->meta_fd, 1);
+        registry_foreach(s->reg, store_existing, s);
     }
-    send_status(d, "READY=1\n");
 }
 
-void sd_stopping(struct daemon *d)
+int fdstore_init(struct fdstore *s, struct registry *r, struct quota *q)
 {
-    sd_notify(0, "STOPPING=1\nSTATUS=stopping: flushing mappings");
+    memset(s, 0, sizeof(*s));
+    s->reg = r;
+    s->quota = q;
+    s->meta_fd = -1;
+    s->taken_meta = -1;
+    s->taken_meta_gen = -1;
+    s->hook.fn = on_change;
+    return registry_add_hook(r, &s->hook);
 }
 
-void sd_fini(struct daemon *d)
+void fdstore_fini(struct fdstore *s)
 {
-    if (d->sd.ev_tick)
-        event_free(d->sd.ev_tick);
-    d->sd.ev_tick = NULL;
-    if (d->sd.meta_fd >= 0)
-        close(d->sd.meta_fd);
-    d->sd.meta_fd = -1;
+    if (s->meta_fd >= 0)
+        close(s->meta_fd);
+    s->meta_fd = -1;
+    if (s->taken_meta >= 0)
+        close(s->taken_meta);
+    s->taken_meta = -1;
+    for (size_t i = 0; i < s->n_taken; i++)
+        close(s->taken[i].fd);
+    free(s->taken);
+    s->taken = NULL;
+    s->n_taken = 0;
 }

@@ -16,16 +16,16 @@
 
 #include "mmapio.pb-c.h"
 
-struct daemon;
-struct conn;
+struct handlers;
 struct mapping;
+struct session;
 
 /*
  * Finds or creates the mapping `req` names, checked against c's
- * credentials. On success *out is a new reference. Otherwise a negative
- * mmapio_err, with a readable reason in *why.
+ * credentials and its owner's budget. On success *out is a new reference.
+ * Otherwise a negative mmapio_err, with a readable reason in *why.
  */
-int open_mapping(struct daemon *d, struct conn *c, const Mmapio__Open *req,
+int open_mapping(struct handlers *h, struct session *c, const Mmapio__Open *req,
                  struct mapping **out, const char **why);
 
 #endif

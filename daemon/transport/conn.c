@@ -8,10 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
-#include "mapping.h"
 #include "ops.h"
-#include "server.h"
 #include "wire.h"
 
 #define READS_PER_WAKEUP 32
@@ -26,22 +25,23 @@ struct frame {
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
+static const struct session_port port;
 
-int conn_new(struct daemon *d, int fd, struct conn **out)
+int conn_new(struct conn_ctx *ctx, int fd, struct conn **out)
 {
+    struct peer_cred cred;
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
         return -ENOMEM;
     }
-    c->d = d;
+    c->ctx = ctx;
     c->fd = fd;
     c->refs = 1;
-    c->id = ++d->next_conn_id;
     c->out_tail = &c->out;
-    int r = access_peer_cred(fd, &c->cred);
-    c->ev_read = event_new(d->base, fd, EV_READ | EV_PERSIST, on_read, c);
-    c->ev_write = event_new(d->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    int r = access_peer_cred(fd, &cred);
+    c->ev_read = event_new(ctx->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->ev_write = event_new(ctx->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     if (r < 0 || !c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) < 0) {
         /* Not on the daemon's list yet: undo by hand, not conn_close. */
         if (c->ev_read)
@@ -53,20 +53,11 @@ int conn_new(struct daemon *d, int fd, struct conn **out)
         return r < 0 ? r : -ENOMEM;
     }
     c->reading = true;
-    c->next = d->conns;
-    if (d->conns)
-        d->conns->prev = c;
-    d->conns = c;
-    d->n_conns++;
+    session_start(&c->s, ctx->handlers, &port, &cred);
     *out = c;
     return 0;
 }
 
-uint64_t conn_new_stamp(void)
-{
-    static uint64_t stamp;
-    return ++stamp;
-}
 
 struct conn *conn_ref(struct conn *c)
 {
@@ -100,7 +91,7 @@ void conn_close(struct conn *c)
     if (c->closed)
         return;
     c->closed = true;
-    ops_release_all(c);
+    session_end(&c->s);
     if (c->ev_read)
         event_free(c->ev_read);
     if (c->ev_write)
@@ -109,17 +100,8 @@ void conn_close(struct conn *c)
     free_frames(c);
     close(c->fd);
     c->fd = -1;
-    struct daemon *d = c->d;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (d->conns == c)
-        d->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    d->n_conns--;
-    log_debug("client %llu (pid %d) gone", (unsigned long long)c->id,
-              (int)c->cred.pid);
+    log_debug("client %llu (pid %d) gone", (unsigned long long)c->s.id,
+              (int)c->s.cred.pid);
     conn_unref(c);
 }
 
@@ -127,8 +109,8 @@ void conn_close(struct conn *c)
  * replies unsent, so a client that does not read cannot grow our queue. */
 static void update_reading(struct conn *c)
 {
-    bool want = !c->closed && !c->failed && !c->close_when_sent &&
-                c->busy + (c->n_out - c->n_events) < c->d->cfg.max_inflight;
+    bool want = !c->closed && !c->failed && !c->s.close_when_sent &&
+                c->s.busy + (c->n_out - c->n_events) < c->ctx->cfg->max_inflight;
     if (want == c->reading)
         return;
     if (want)
@@ -188,12 +170,12 @@ static void send_frame(struct conn *c, const uint8_t *buf, size_t len,
     if (r == -EAGAIN)
         r = enqueue(c, buf, len, fd, is_event);
     if (r < 0) {
-        log_debug("client %llu: send failed: %s", (unsigned long long)c->id,
+        log_debug("client %llu: send failed: %s", (unsigned long long)c->s.id,
                   strerror(-r));
         conn_close_later(c);
         return;
     }
-    if (!c->out && c->close_when_sent)
+    if (!c->out && c->s.close_when_sent)
         conn_close_later(c);
 }
 
@@ -213,7 +195,7 @@ static void send_message(struct conn *c, Mmapio__ServerMessage *sm, int fd,
         free(buf);
 }
 
-void conn_send_reply(struct conn *c, Mmapio__Reply *reply, int fd)
+static void send_reply(struct conn *c, Mmapio__Reply *reply, int fd)
 {
     Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
     sm.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
@@ -235,19 +217,36 @@ void conn_send_event(struct conn *c, Mmapio__Event *ev)
 {
     if (c->closed || c->failed)
         return;
-    if (c->n_events >= c->d->cfg.max_events) {
+    if (c->n_events >= c->ctx->cfg->max_events) {
         c->overflowed = true;
         return;
     }
     send_event_now(c, ev);
 }
 
-void conn_busy(struct conn *c, int delta)
+/* The session's way out. */
+static void port_reply(struct session *s, Mmapio__Reply *r, int fd)
 {
-    c->busy += delta;
+    send_reply(container_of(s, struct conn, s), r, fd);
+}
+
+static void port_event(struct session *s, Mmapio__Event *ev)
+{
+    conn_send_event(container_of(s, struct conn, s), ev);
+}
+
+static void port_busy_changed(struct session *s)
+{
+    struct conn *c = container_of(s, struct conn, s);
     if (!c->closed)
         update_reading(c);
 }
+
+static const struct session_port port = {
+    .reply = port_reply,
+    .event = port_event,
+    .busy_changed = port_busy_changed,
+};
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -276,7 +275,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         free(f);
     }
     event_del(c->ev_write);
-    if (c->close_when_sent) {
+    if (c->s.close_when_sent) {
         conn_close(c);
         return;
     }
@@ -293,26 +292,26 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    struct daemon *d = c->d;
+    struct conn_ctx *ctx = c->ctx;
 
     conn_ref(c);
     for (int i = 0; i < READS_PER_WAKEUP && c->reading; i++) {
         int fds[WIRE_MAX_FDS];
         size_t n_fds = 0;
-        long n = wire_recv(c->fd, d->rxbuf, d->cfg.max_frame, fds,
+        long n = wire_recv(c->fd, ctx->rxbuf, ctx->cfg->max_frame, fds,
                            WIRE_MAX_FDS, &n_fds);
         if (n == -EAGAIN)
             break;
         if (n < 0) {
             if (n != -ECONNRESET)
                 log_warn("client %llu (pid %d): %s; closing",
-                         (unsigned long long)c->id, (int)c->cred.pid,
+                         (unsigned long long)c->s.id, (int)c->s.cred.pid,
                          n == -EMSGSIZE ? "datagram over the frame limit"
                                         : strerror((int)-n));
             conn_close(c);
             break;
         }
-        ops_handle(c, d->rxbuf, (size_t)n, n_fds > 0);
+        ops_handle(&c->s, ctx->rxbuf, (size_t)n, n_fds > 0);
         wire_close_fds(fds, n_fds); /* no request carries fds */
         if (c->closed)
             break;

@@ -15,12 +15,12 @@
 
 #include "mmapio.pb-c.h"
 
-struct conn;
+struct session;
 
-void admin_status(struct conn *c, uint64_t id);
-void admin_list(struct conn *c, uint64_t id, const Mmapio__AdminList *q);
-void admin_clients(struct conn *c, uint64_t id, const Mmapio__AdminClients *q);
-void admin_flush(struct conn *c, uint64_t id, const Mmapio__AdminFlush *q);
-void admin_policy(struct conn *c, uint64_t id, const Mmapio__AdminPolicy *q);
+void admin_status(struct session *c, uint64_t id);
+void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q);
+void admin_clients(struct session *c, uint64_t id, const Mmapio__AdminClients *q);
+void admin_flush(struct session *c, uint64_t id, const Mmapio__AdminFlush *q);
+void admin_policy(struct session *c, uint64_t id, const Mmapio__AdminPolicy *q);
 
 #endif

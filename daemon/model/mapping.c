@@ -2,11 +2,6 @@
 #include "mapping.h"
 
 #include "ctl.h"
-#include "flushes.h"
-#include "quota.h"
-#include "sd.h"
-#include "server.h"
-#include "watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,68 +11,61 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static uint64_t next_id = 1;
-
-struct mapping *mapping_new(struct daemon *d, enum map_kind kind,
+struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
                             const char *name, int fd, bool fd_writable)
 {
-    struct ctl *ctl = &d->ctl;
     struct mapping *m = calloc(1, sizeof(*m));
     if (m)
         m->name = strdup(name);
-    if (!m || !m->name || ctl_alloc(ctl, &m->slot) < 0) {
+    if (!m || !m->name || ctl_alloc(&env->ctl, &m->slot) < 0) {
         if (m)
             free(m->name);
         free(m);
         close(fd);
         return NULL;
     }
-    m->d = d;
-    m->ctl = ctl;
-    m->id = next_id++;
+    m->env = env;
+    m->id = env->next_id++;
     m->refs = 1;
     m->kind = kind;
     m->fd = fd;
     m->fd_writable = fd_writable;
-    m->wd = -1;
-    mmapio_flush_policy never = { MMAPIO_FLUSH_NEVER, 0 };
-    mapping_set_policy(m, never);
+    m->policy = (mmapio_flush_policy){ MMAPIO_FLUSH_NEVER, 0 };
+    atomic_store(&ctl_slot(&env->ctl, m->slot)->policy, ctl_pack_policy(m->policy));
     return m;
 }
 
-int mapping_charge(struct mapping *m)
+void mapping_changed(struct mapping *m, enum mapping_change what,
+                     const void *origin)
 {
-    int r = quota_charge(m->d, m->owner, 1, m->size);
-    m->charged = r == MMAPIO_OK;
-    m->charged_bytes = m->charged ? m->size : 0;
-    return r;
+    for (struct mapping_hook *h = m->env->hooks; h; h = h->next)
+        h->fn(h, m, what, origin);
 }
 
-void mapping_retire_if_unused(struct mapping *m)
+void mapping_pin(struct mapping *m)
 {
-    if (m->kind != MAPPING_FILE || !m->registered || m->n_holders > 0 ||
-        m->n_watches > 0)
-        return;
-    mapping_uncharge(m);
-    watch_forget(m); /* a new mapping of this inode will watch it afresh */
-    registry_remove(&m->d->reg, m);
+    m->pins++;
 }
 
-void mapping_uncharge(struct mapping *m)
+void mapping_unpin(struct mapping *m)
 {
-    if (m->charged)
-        quota_release(m->d, m->owner, 1, m->charged_bytes);
-    m->charged = false;
-    m->charged_bytes = 0;
+    m->pins--;
 }
 
-void mapping_set_policy(struct mapping *m, mmapio_flush_policy p)
+void mapping_set_policy(struct mapping *m, mmapio_flush_policy p,
+                        const void *origin)
 {
-    bool same = m->policy.kind == p.kind && m->policy.value == p.value;
     m->policy = p;
-    atomic_store(&ctl_slot(m->ctl, m->slot)->policy, ctl_pack_policy(p));
-    if (!same && m->kind == MAPPING_ANON && m->registered)
-        sd_anon_changed(m->d, m);
+    atomic_store(&ctl_slot(&m->env->ctl, m->slot)->policy, ctl_pack_policy(p));
+    mapping_changed(m, MAPPING_POLICY, origin);
+}
+
+void mapping_mark_removed(struct mapping *m)
+{
+    if (m->removed)
+        return;
+    m->removed = true;
+    mapping_changed(m, MAPPING_REMOVED, NULL);
 }
 
 struct mapping *mapping_ref(struct mapping *m)
@@ -90,12 +78,11 @@ void mapping_unref(struct mapping *m)
 {
     if (!m || --m->refs > 0)
         return;
-    watch_forget(m);
-    flushes_forget(m);
-    mapping_uncharge(m);
+    m->refs = 1; /* observers may look at it (and take no reference) */
+    mapping_changed(m, MAPPING_FREED, NULL);
     if (m->fd >= 0)
         close(m->fd);
-    ctl_free(m->ctl, m->slot);
+    ctl_free(&m->env->ctl, m->slot);
     free(m->name);
     free(m);
 }
@@ -134,33 +121,13 @@ static int reserve(int fd, uint64_t from, uint64_t to)
     return 0;
 }
 
-/* Moves the owner's charge from m->charged_bytes to `size`. */
-static int recharge(struct mapping *m, uint64_t size)
-{
-    if (!m->charged || size == m->charged_bytes)
-        return MMAPIO_OK;
-    if (size > m->charged_bytes) {
-        if (quota_charge(m->d, m->owner, 0, size - m->charged_bytes))
-            return MMAPIO_E_QUOTA;
-    } else {
-        quota_release(m->d, m->owner, 0, m->charged_bytes - size);
-    }
-    m->charged_bytes = size;
-    return MMAPIO_OK;
-}
-
 int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
 {
     uint64_t old = mapping_sync_size(m);
-    uint64_t was_charged = m->charged_bytes;
 
     if (size > INT64_MAX) {
         *why = "size too large";
         return MMAPIO_E_RESIZE_FAILED;
-    }
-    if (recharge(m, size)) {
-        *why = "over the owner's max_bytes_per_uid";
-        return MMAPIO_E_QUOTA;
     }
     int r = ftruncate(m->fd, (off_t)size) < 0 ? -errno : 0;
     if (r == 0 && m->kind == MAPPING_FILE && size > old) {
@@ -169,7 +136,6 @@ int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
             (void)!ftruncate(m->fd, (off_t)old);
     }
     if (r < 0) {
-        recharge(m, was_charged);
         *why = strerror(-r);
         return r == -EFBIG || r == -ENOSPC || r == -EDQUOT
                    ? MMAPIO_E_QUOTA : MMAPIO_E_RESIZE_FAILED;
@@ -186,7 +152,8 @@ uint64_t mapping_sync_size(struct mapping *m)
     return m->size;
 }
 
-void mapping_attach(struct mapping *m, struct holder *h)
+void mapping_attach(struct mapping *m, struct holder *h,
+                    struct holder_list *owner_list)
 {
     h->map = mapping_ref(m);
     h->map_prev = NULL;
@@ -195,10 +162,17 @@ void mapping_attach(struct mapping *m, struct holder *h)
         m->holders->map_prev = h;
     m->holders = h;
     m->n_holders++;
+    h->owner_prev = NULL;
+    h->owner_next = owner_list->first;
+    if (owner_list->first)
+        owner_list->first->owner_prev = h;
+    owner_list->first = h;
+    owner_list->n++;
 }
 
-void mapping_detach(struct mapping *m, struct holder *h)
+void mapping_detach(struct holder *h, struct holder_list *owner_list)
 {
+    struct mapping *m = h->map;
     if (h->map_prev)
         h->map_prev->map_next = h->map_next;
     else
@@ -207,6 +181,14 @@ void mapping_detach(struct mapping *m, struct holder *h)
         h->map_next->map_prev = h->map_prev;
     h->map_prev = h->map_next = NULL;
     m->n_holders--;
+    if (h->owner_prev)
+        h->owner_prev->owner_next = h->owner_next;
+    else
+        owner_list->first = h->owner_next;
+    if (h->owner_next)
+        h->owner_next->owner_prev = h->owner_prev;
+    h->owner_prev = h->owner_next = NULL;
+    owner_list->n--;
     h->map = NULL;
     mapping_unref(m);
 }

@@ -1,6 +1,7 @@
 /* registry: name/identity/id -> mapping, handle -> holder (see registry.h). */
 #include "registry.h"
 
+#include <errno.h>
 #include <string.h>
 
 static uint64_t file_hash(dev_t dev, ino_t ino)
@@ -14,12 +15,27 @@ static uint64_t key_hash(const struct mapping *m)
                                : file_hash(m->dev, m->ino);
 }
 
-void registry_init(struct registry *r)
+int registry_init(struct registry *r, uint32_t n_slots)
 {
     memset(r, 0, sizeof(*r));
     hmap_init(&r->by_key);
     hmap_init(&r->by_id);
     hmap_init(&r->handles);
+    r->env.next_id = 1;
+    return ctl_init(&r->env.ctl, n_slots);
+}
+
+int registry_add_hook(struct registry *r, struct mapping_hook *hook)
+{
+    struct mapping_hook **tail = &r->env.hooks;
+    if (r->env.n_hooks == MAPPING_EXT_MAX)
+        return -ENOSPC;
+    while (*tail)
+        tail = &(*tail)->next;
+    hook->slot = r->env.n_hooks++;
+    hook->next = NULL;
+    *tail = hook;
+    return 0;
 }
 
 static void drop(struct mapping *m, void *arg)
@@ -33,6 +49,9 @@ void registry_fini(struct registry *r)
     hmap_free(&r->by_key);
     hmap_free(&r->by_id);
     hmap_free(&r->handles);
+    ctl_fini(&r->env.ctl);
+    r->env.hooks = NULL;
+    r->env.n_hooks = 0;
 }
 
 struct mapping *registry_find_anon(const struct registry *r, const char *name)
@@ -71,6 +90,7 @@ int registry_add(struct registry *r, struct mapping *m)
     else
         r->n_file++;
     mapping_ref(m);
+    mapping_changed(m, MAPPING_REGISTERED, NULL);
     return 0;
 }
 
@@ -85,7 +105,16 @@ void registry_remove(struct registry *r, struct mapping *m)
         r->n_anon--;
     else
         r->n_file--;
+    mapping_changed(m, MAPPING_RETIRED, NULL);
     mapping_unref(m);
+}
+
+void registry_retire_if_unused(struct registry *r, struct mapping *m)
+{
+    if (m->kind != MAPPING_FILE || !m->registered || m->n_holders > 0 ||
+        m->pins > 0)
+        return;
+    registry_remove(r, m);
 }
 
 int registry_add_holder(struct registry *r, struct holder *h)

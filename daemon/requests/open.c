@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "config.h"
 #include "errmap.h"
-#include "conn.h"
-#include "mapping.h"
 #include "policy.h"
+#include "quota.h"
+#include "registry.h"
 #include "resolve.h"
-#include "sd.h"
-#include "server.h"
+#include "session.h"
 #include "watch.h"
 
 static int want_of(const Mmapio__Open *req)
@@ -39,7 +39,7 @@ static int from_errno(int e, const char **why)
 
 /* Opens an existing file read-write if the daemon may, else read-only.
  * An fd, or a negative mmapio_err. */
-static int open_existing(int dirfd, const char *base, const struct conn *c,
+static int open_existing(int dirfd, const char *base, const struct session *c,
                          bool *writable, const char **why)
 {
     int fd = resolve_open(dirfd, base, O_RDWR | O_NONBLOCK, 0, &c->cred);
@@ -50,7 +50,7 @@ static int open_existing(int dirfd, const char *base, const struct conn *c,
 }
 
 /* An fd, or a negative mmapio_err; *raced when the file appeared meanwhile. */
-static int create_file(const struct conn *c, int dirfd, const char *base,
+static int create_file(const struct session *c, int dirfd, const char *base,
                        mode_t perm, bool *raced, const char **why)
 {
     struct stat dst;
@@ -78,17 +78,17 @@ static int create_file(const struct conn *c, int dirfd, const char *base,
 }
 
 /* Finds or creates the registry's mapping for an open file fd (consumed). */
-static int adopt_file(struct daemon *d, int fd, bool writable,
+static int adopt_file(struct handlers *h, int fd, bool writable,
                       const struct stat *st, const char *path,
                       struct mapping **out)
 {
-    struct mapping *m = registry_find_file(&d->reg, st->st_dev, st->st_ino);
+    struct mapping *m = registry_find_file(h->reg, st->st_dev, st->st_ino);
     if (m) {
         close(fd);
         *out = mapping_ref(m);
         return MMAPIO_OK;
     }
-    m = mapping_new(d, MAPPING_FILE, path, fd, writable);
+    m = mapping_new(&h->reg->env, MAPPING_FILE, path, fd, writable);
     if (!m)
         return MMAPIO_E_QUOTA;
     m->dev = st->st_dev;
@@ -97,7 +97,7 @@ static int adopt_file(struct daemon *d, int fd, bool writable,
     m->owner = st->st_uid;
     m->group = st->st_gid;
     m->perm = st->st_mode & 07777;
-    if (mapping_charge(m) || registry_add(&d->reg, m) < 0) {
+    if (quota_charge_mapping(h->quota, m) || registry_add(h->reg, m) < 0) {
         mapping_unref(m);
         return MMAPIO_E_QUOTA;
     }
@@ -106,17 +106,18 @@ static int adopt_file(struct daemon *d, int fd, bool writable,
 }
 
 /* create_rw on an existing mapping: empty it, then give it `size`. */
-static int truncate_held(struct mapping *m, uint64_t size, const char **why)
+static int truncate_held(struct handlers *h, struct mapping *m, uint64_t size,
+                         const char **why)
 {
     if (m->n_holders > 0) {
         *why = "mapping is held by others; truncating would fault them";
         return MMAPIO_E_BUSY;
     }
-    int r = mapping_set_size(m, 0, why);
-    return r ? r : mapping_set_size(m, size, why);
+    int r = quota_set_size(h->quota, m, 0, why);
+    return r ? r : quota_set_size(h->quota, m, size, why);
 }
 
-static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
+static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *req,
                      struct mapping **out, const char **why)
 {
     const char *base;
@@ -130,7 +131,7 @@ static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
         return r;
     }
     /* Resolved with the peer's search rights on every directory passed. */
-    int dirfd = resolve_parent(d->root_fd, req->path, &base, &c->cred);
+    int dirfd = resolve_parent(h->root_fd, req->path, &base, &c->cred);
     if (dirfd < 0)
         return from_errno(dirfd, why);
 
@@ -166,27 +167,27 @@ static int open_file(struct daemon *d, struct conn *c, const Mmapio__Open *req,
         r = MMAPIO_E_PERMISSION;
         goto out;
     }
-    r = adopt_file(d, fd, writable, &st, req->path, &m);
+    r = adopt_file(h, fd, writable, &st, req->path, &m);
     if (r) {
         if (created)
             unlinkat(dirfd, base, 0);
         goto out;
     }
     if (created)
-        r = mapping_set_size(m, req->size, why);
+        r = quota_set_size(h->quota, m, req->size, why);
     else if (req->truncate)
-        r = truncate_held(m, req->size, why);
+        r = truncate_held(h, m, req->size, why);
     if (r && created)
         unlinkat(dirfd, base, 0);
     if (!r && created && req->policy)
-        mapping_set_policy(m, policy_from_wire(req->policy));
+        mapping_set_policy(m, policy_from_wire(req->policy), NULL);
     /* Watched from here on: the daemon's own sizing is not news. */
-    if (!r && m->wd < 0)
-        watch_track_file(d, m);
+    if (!r)
+        watch_track_file(h->watches, m);
 out:
     close(dirfd);
     if (r && m) {
-        mapping_retire_if_unused(m);
+        registry_retire_if_unused(h->reg, m);
         mapping_unref(m);
         m = NULL;
     }
@@ -195,7 +196,7 @@ out:
     return r;
 }
 
-static int create_anon(struct daemon *d, struct conn *c,
+static int create_anon(struct handlers *h, struct session *c,
                        const Mmapio__Open *req, struct mapping **out,
                        const char **why)
 {
@@ -211,44 +212,43 @@ static int create_anon(struct daemon *d, struct conn *c,
     }
     if (fd < 0)
         return from_errno(errno, why);
-    struct mapping *m = mapping_new(d, MAPPING_ANON, req->path, fd, true);
+    struct mapping *m = mapping_new(&h->reg->env, MAPPING_ANON, req->path, fd, true);
     if (!m)
         return MMAPIO_E_QUOTA;
     m->owner = c->cred.uid;
     m->group = c->cred.gid;
     m->perm = req->perm ? (mode_t)req->perm : 0600;
     if (req->policy)
-        mapping_set_policy(m, policy_from_wire(req->policy));
-    int r = mapping_charge(m);
+        mapping_set_policy(m, policy_from_wire(req->policy), NULL);
+    int r = quota_charge_mapping(h->quota, m);
     if (r)
         *why = "over the owner's max_mappings_per_uid";
     else
-        r = mapping_set_size(m, req->size, why);
-    if (!r && registry_add(&d->reg, m) < 0)
+        r = quota_set_size(h->quota, m, req->size, why);
+    if (!r && registry_add(h->reg, m) < 0)
         r = MMAPIO_E_QUOTA;
     if (r) {
         mapping_unref(m);
         return r;
     }
-    sd_anon_created(d, m);
     *out = m;
     return MMAPIO_OK;
 }
 
-static int open_anon(struct daemon *d, struct conn *c, const Mmapio__Open *req,
+static int open_anon(struct handlers *h, struct session *c, const Mmapio__Open *req,
                      struct mapping **out, const char **why)
 {
     if (resolve_check_name(req->path)) {
         *why = "invalid anonymous name (1 to 255 bytes, no '/')";
         return MMAPIO_E_INVALID_ARGUMENT;
     }
-    struct mapping *m = registry_find_anon(&d->reg, req->path);
+    struct mapping *m = registry_find_anon(h->reg, req->path);
     if (!m) {
         if (!req->create) {
             *why = "no anonymous mapping of that name";
             return MMAPIO_E_NOT_FOUND;
         }
-        return create_anon(d, c, req, out, why);
+        return create_anon(h, c, req, out, why);
     }
     if (req->exclusive) {
         *why = "an anonymous mapping of that name exists";
@@ -259,7 +259,7 @@ static int open_anon(struct daemon *d, struct conn *c, const Mmapio__Open *req,
         return MMAPIO_E_PERMISSION;
     }
     if (req->truncate) {
-        int r = truncate_held(m, req->size, why);
+        int r = truncate_held(h, m, req->size, why);
         if (r)
             return r;
     }
@@ -267,17 +267,17 @@ static int open_anon(struct daemon *d, struct conn *c, const Mmapio__Open *req,
     return MMAPIO_OK;
 }
 
-int open_mapping(struct daemon *d, struct conn *c, const Mmapio__Open *req,
+int open_mapping(struct handlers *h, struct session *c, const Mmapio__Open *req,
                  struct mapping **out, const char **why)
 {
     if ((req->create || req->truncate) && req->size == 0) {
         *why = "size 0";
         return MMAPIO_E_RESIZE_FAILED;
     }
-    if (req->size > d->cfg.max_map_size) {
+    if (req->size > h->cfg->max_map_size) {
         *why = "size over the daemon's max_map_size";
         return MMAPIO_E_QUOTA;
     }
-    return req->anonymous ? open_anon(d, c, req, out, why)
-                          : open_file(d, c, req, out, why);
+    return req->anonymous ? open_anon(h, c, req, out, why)
+                          : open_file(h, c, req, out, why);
 }

@@ -1,0 +1,116 @@
+/* daemon: every layer's object, wired (see daemon.h). */
+#include "daemon.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "dirs.h"
+
+/* Every mapping is an fd: take all the fds the hard limit allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)!setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int open_root(struct daemon *d, char *err, size_t err_size)
+{
+    int r = dirs_mkdir_p(d->cfg.root, geteuid() == 0 ? 0755 : 0700);
+    if (r == 0 && access(d->cfg.root, W_OK | X_OK) < 0)
+        r = -errno;
+    if (r == 0 && (d->root_fd = open(d->cfg.root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        r = -errno;
+    if (r < 0)
+        snprintf(err, err_size, "data root %s is not usable: %s", d->cfg.root,
+                 strerror(-r));
+    return r;
+}
+
+/* The services and the handlers, each observing the registry. */
+static int setup_services(struct daemon *d, char *err, size_t err_size)
+{
+    const struct config *c = &d->cfg;
+    int r = quota_init(&d->quota, &d->reg, c->max_mappings_per_uid,
+                       c->max_bytes_per_uid);
+    if (r == 0 && (r = flushes_init(&d->flushes, &d->reg, d->base,
+                                    c->flush_threads)) < 0) {
+        snprintf(err, err_size, "cannot start flush workers: %s", strerror(-r));
+        return r;
+    }
+    if (r == 0 && (r = watches_init(&d->watches, &d->reg, d->base,
+                                    c->max_handles_per_client,
+                                    session_watch_event)) < 0) {
+        snprintf(err, err_size, "cannot set up inotify: %s", strerror(-r));
+        return r;
+    }
+    if (r == 0)
+        r = fdstore_init(&d->store, &d->reg, &d->quota);
+    if (r == 0)
+        r = handlers_init(&d->handlers, c, d->root_fd, &d->reg, &d->quota,
+                          &d->flushes, &d->watches);
+    if (r < 0)
+        snprintf(err, err_size, "cannot set up the daemon: %s", strerror(-r));
+    return r;
+}
+
+int daemon_init(struct daemon *d, char *err, size_t err_size)
+{
+    d->root_fd = -1;
+    d->watches.inotify_fd = -1;
+    d->store.meta_fd = d->store.taken_meta = -1;
+    d->server.listen_fd = -1;
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    int r = registry_init(&d->reg, d->cfg.max_mappings);
+    if (r < 0) {
+        snprintf(err, err_size, "cannot create the control area: %s", strerror(-r));
+        return r;
+    }
+    d->base = event_base_new();
+    if (!d->base) {
+        snprintf(err, err_size, "cannot set up the event loop");
+        return -ENOMEM;
+    }
+    r = open_root(d, err, err_size);
+    if (r == 0)
+        r = setup_services(d, err, err_size);
+    if (r < 0)
+        return r;
+    d->server.cfg = &d->cfg;
+    d->server.base = d->base;
+    d->server.reg = &d->reg;
+    d->server.flushes = &d->flushes;
+    d->server.store = &d->store;
+    d->server.handlers = &d->handlers;
+    return server_init(&d->server, err, err_size);
+}
+
+int daemon_run(struct daemon *d)
+{
+    return server_run(&d->server);
+}
+
+void daemon_fini(struct daemon *d)
+{
+    server_fini(&d->server);     /* clients closed: final flushes queued */
+    flushes_fini(&d->flushes);   /* every queued flush runs to its end */
+    fdstore_fini(&d->store);     /* stop storing before mappings go */
+    registry_fini(&d->reg);
+    watches_fini(&d->watches);
+    quota_fini(&d->quota);
+    if (d->base)
+        event_base_free(d->base);
+    d->base = NULL;
+    if (d->root_fd >= 0)
+        close(d->root_fd);
+    d->root_fd = -1;
+}

@@ -1,0 +1,164 @@
+/*
+ * mapping: one file under the data root or one named anonymous (memfd)
+ * mapping, shared by every client that opens it, and its holders.
+ *
+ * The daemon keeps one read-write fd per mapping (when it can); grants hand
+ * out that fd for read-write holders and a fresh read-only reopen of it for
+ * read-only and copy-on-write holders, so no holder can upgrade itself with
+ * mprotect. A mapping is reference counted: the registry, each flush job,
+ * each holder and each watch keep it alive; the fd closes with the last
+ * reference.
+ *
+ * The model is the bottom of the daemon: it calls nothing above it. What
+ * happens to a mapping is announced through the hook (struct mapping_hook)
+ * to the observers the registry added, the services and the request
+ * handlers; each observer may also keep its own state on a mapping, in the
+ * slot the hook gave it (mapping_ext).
+ */
+#ifndef MMAPIOD_MAPPING_H
+#define MMAPIOD_MAPPING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ctl.h"
+#include "hmap.h"
+#include "mmapio.h"
+
+struct mapping_hook;
+
+enum map_kind { MAPPING_FILE, MAPPING_ANON };
+
+/* Observers of the model that keep state on mappings (a small, fixed set:
+ * the services and the request handlers). */
+#define MAPPING_EXT_MAX 8
+
+/* What every mapping shares: the control area (one slot per live mapping),
+ * the hook's observers and the next id. The registry owns the one. */
+struct mapping_env {
+    struct ctl ctl;
+    struct mapping_hook *hooks;
+    unsigned n_hooks;
+    uint64_t next_id;
+};
+
+/* A holder's owner keeps its holders on a list of this kind. */
+struct holder_list {
+    struct holder *first;
+    uint32_t n;
+};
+
+struct holder {
+    uint64_t handle;            /* the wire's name for this holder */
+    mmapio_mode mode;
+    bool raw_writer;            /* has a writable pointer out */
+    struct mapping *map;        /* a reference */
+    void *owner;                /* who holds it; the model never looks */
+    struct holder *map_prev, *map_next;     /* the mapping's holders */
+    struct holder *owner_prev, *owner_next; /* the owner's holder_list */
+    struct hnode node;                      /* registry: handle -> holder */
+};
+
+struct mapping {
+    uint64_t id;
+    unsigned refs;
+    enum map_kind kind;
+    char *name;                 /* path relative to the root, or anon name */
+    int fd;
+    bool fd_writable;
+    uint64_t size;
+    dev_t dev;                  /* files: identity in the registry */
+    ino_t ino;
+    uid_t owner;                /* anonymous: creator; files: from fstat */
+    gid_t group;
+    mode_t perm;
+    mmapio_flush_policy policy;
+    struct holder *holders;
+    uint32_t n_holders;
+    uint32_t pins;              /* keep a file registered without holders
+                                 * (registry_retire_if_unused) */
+    bool registered;            /* reachable by name in the registry */
+    bool removed;               /* deleted/unlinked while held */
+    bool charged;               /* counted against its owner's budget */
+    uint64_t charged_bytes;     /* the bytes counted */
+    struct hnode key_node;      /* registry: name or dev/ino -> mapping */
+    struct hnode id_node;       /* registry: id -> mapping */
+    struct mapping_env *env;
+    uint32_t slot;              /* the control area slot */
+    void *ext[MAPPING_EXT_MAX]; /* observers' own state (mapping_ext) */
+};
+
+/*
+ * What the hook announces. `origin` is an opaque "who caused it" that the
+ * caller passes (a client's session, or NULL): observers that tell clients
+ * skip the one that asked.
+ */
+enum mapping_change {
+    MAPPING_REGISTERED, /* reachable by name from now on */
+    MAPPING_POLICY,     /* its flush policy was set */
+    MAPPING_RESIZED,    /* its size changed */
+    MAPPING_REMOVED,    /* its name was deleted or unlinked; it lives on */
+    MAPPING_RETIRED,    /* it left the registry */
+    MAPPING_FREED,      /* last reference gone: drop what you keep on it */
+};
+
+struct mapping_hook {
+    void (*fn)(struct mapping_hook *hook, struct mapping *m,
+               enum mapping_change what, const void *origin);
+    unsigned slot;              /* index into mapping->ext, set on adding */
+    struct mapping_hook *next;
+};
+
+/* A new mapping owning `fd` (consumed, also on failure) and a slot of the
+ * control area. NULL when out of memory or slots. */
+struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
+                            const char *name, int fd, bool fd_writable);
+struct mapping *mapping_ref(struct mapping *m);
+void mapping_unref(struct mapping *m);
+
+/* Tells every observer of m's environment `what`. */
+void mapping_changed(struct mapping *m, enum mapping_change what,
+                     const void *origin);
+
+/* The observer's own state on m (NULL until it stores something). */
+static inline void **mapping_ext(struct mapping *m,
+                                 const struct mapping_hook *hook)
+{
+    return &m->ext[hook->slot];
+}
+
+/* Sets the policy, in the mapping and in its control slot; announces it. */
+void mapping_set_policy(struct mapping *m, mmapio_flush_policy p,
+                        const void *origin);
+
+/* The name is gone (deleted or unlinked): announced once. */
+void mapping_mark_removed(struct mapping *m);
+
+void mapping_pin(struct mapping *m);
+void mapping_unpin(struct mapping *m);
+
+/*
+ * The fd to send to a holder of `mode`. For read-write it is the mapping's
+ * own fd (*owned = false: borrow); otherwise a new read-only fd (*owned =
+ * true: the caller closes it). MMAPIO_OK or a negative mmapio_err.
+ */
+int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned);
+
+/* Sets the size: ftruncate, and for files fallocate of any growth so that
+ * writes through a mapping cannot SIGBUS on a full disk. MMAPIO_OK, or
+ * MMAPIO_E_RESIZE_FAILED / MMAPIO_E_QUOTA with errno's reason in *why.
+ * Nothing is announced: the caller says who must hear (MAPPING_RESIZED). */
+int mapping_set_size(struct mapping *m, uint64_t size, const char **why);
+
+/* Re-reads the size of a file mapping (another process may have truncated
+ * it); returns m->size. */
+uint64_t mapping_sync_size(struct mapping *m);
+
+/* Holders: attach takes a mapping reference for h and puts h on the
+ * owner's list; detach undoes both and drops the reference. */
+void mapping_attach(struct mapping *m, struct holder *h,
+                    struct holder_list *owner_list);
+void mapping_detach(struct holder *h, struct holder_list *owner_list);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * registry: what exists, the root of the model. Finds a mapping by
+ * anonymous name, by file identity (device and inode, so two spellings of
+ * one file are one mapping) or by id, and a holder by its handle. It never
+ * decides access; it only answers "which object is that".
+ *
+ * It also owns what every mapping shares: the control area (one slot per
+ * live mapping) and the hook, the list of observers told of every change
+ * (struct mapping_hook). Observers are added once, at start-up, in the
+ * order they are to be told.
+ */
+#ifndef MMAPIOD_REGISTRY_H
+#define MMAPIOD_REGISTRY_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hmap.h"
+#include "mapping.h"
+
+struct registry {
+    struct hmap by_key;     /* anon name / file dev+ino -> mapping */
+    struct hmap by_id;      /* mapping id -> mapping */
+    struct hmap handles;    /* handle -> holder */
+    uint64_t next_handle;
+    uint64_t n_anon, n_file;
+    struct mapping_env env;  /* control area, observers, ids */
+};
+
+/* An empty registry with a control area of n_slots. 0 or -errno. */
+int registry_init(struct registry *r, uint32_t n_slots);
+/* Drops every registered mapping (announcing each), then the control
+ * area. Mappings still referenced elsewhere must be gone by then. */
+void registry_fini(struct registry *r);
+
+/* Adds an observer, told after those added before it. 0, or -ENOSPC past
+ * MAPPING_EXT_MAX observers. */
+int registry_add_hook(struct registry *r, struct mapping_hook *hook);
+
+struct mapping *registry_find_anon(const struct registry *r, const char *name);
+struct mapping *registry_find_file(const struct registry *r, dev_t dev, ino_t ino);
+/* Registers m (taking a reference) and announces it. 0 or -ENOMEM. */
+int registry_add(struct registry *r, struct mapping *m);
+/* Unregisters m, announces it retired, drops the registry's reference. */
+void registry_remove(struct registry *r, struct mapping *m);
+/* A file mapping nobody holds and nobody pinned leaves the registry; what
+ * still references it keeps the object alive. The caller holds a
+ * reference. */
+void registry_retire_if_unused(struct registry *r, struct mapping *m);
+
+/* Gives h a fresh handle and indexes it. 0 or -ENOMEM. */
+int registry_add_holder(struct registry *r, struct holder *h);
+struct holder *registry_find_holder(const struct registry *r, uint64_t handle);
+void registry_remove_holder(struct registry *r, struct holder *h);
+
+/* Calls fn for every registered mapping (fn must not unregister others). */
+void registry_foreach(struct registry *r, void (*fn)(struct mapping *, void *),
+                      void *arg);
+
+#endif

@@ -1,0 +1,423 @@
+/* ops: request validation and dispatch (see ops.h). */
+#include "ops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "admin.h"
+#include "config.h"
+#include "errmap.h"
+#include "flushes.h"
+#include "open.h"
+#include "policy.h"
+#include "quota.h"
+#include "registry.h"
+#include "resolve.h"
+#include "session.h"
+#include "watch.h"
+#include "wire.h"
+
+static void reply_flush(struct session *s, uint64_t id, uint32_t ok,
+                        uint32_t failed, int error)
+{
+    if (failed)
+        session_reply_err(s, id, MMAPIO_E_FLUSH_FAILED, "flush failed: %s",
+                          strerror(-error));
+    else
+        session_reply_ok(s, id);
+}
+
+static struct holder *find_holder(struct session *s, uint64_t id, uint64_t handle)
+{
+    struct holder *h = session_find_holder(s, handle);
+    if (h)
+        return h;
+    session_reply_err(s, id, MMAPIO_E_NOT_FOUND, "no handle %llu on this connection",
+              (unsigned long long)handle);
+    return NULL;
+}
+
+static bool check_writer(struct session *s, uint64_t id, const struct holder *h)
+{
+    if (h->mode == MMAPIO_MODE_READ_WRITE)
+        return true;
+    session_reply_err(s, id, MMAPIO_E_INVALID_MODE, "handle is %s",
+              h->mode == MMAPIO_MODE_READ_ONLY ? "read-only" : "copy-on-write");
+    return false;
+}
+
+/* ---- operations ------------------------------------------------------- */
+
+static void op_hello(struct session *s, uint64_t id, const Mmapio__Hello *m)
+{
+    if (m->protocol != WIRE_PROTOCOL) {
+        s->close_when_sent = true;
+        session_reply_err(s, id, MMAPIO_E_PROTOCOL,
+                  "protocol version %u not supported (this daemon speaks %u)",
+                  m->protocol, WIRE_PROTOCOL);
+        return;
+    }
+    if (m->client_name)
+        snprintf(s->name, sizeof(s->name), "%s", m->client_name);
+    s->hello_done = true;
+
+    Mmapio__HelloReply hr = MMAPIO__HELLO_REPLY__INIT;
+    hr.protocol = WIRE_PROTOCOL;
+    hr.server_version = (char *)MMAPIO_VERSION;
+    hr.max_frame = s->h->cfg->max_frame;
+    hr.max_inflight = s->h->cfg->max_inflight;
+    hr.max_events = s->h->cfg->max_events;
+    hr.ctl_slots = s->h->reg->env.ctl.n_slots;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_HELLO;
+    r.hello = &hr;
+    session_reply(s, &r, s->h->reg->env.ctl.ro_fd);
+}
+
+static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
+{
+    struct mapping *m;
+    struct holder *h = NULL;
+    const char *why = "";
+    int fd = -1;
+    bool owned = false;
+
+    if ((unsigned)o->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE || o->perm > 0777 ||
+        (o->policy && !policy_valid(policy_from_wire(o->policy)))) {
+        session_reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,
+                  "bad mode, permission bits or flush policy");
+        return;
+    }
+    int r = open_mapping(s->h, s, o, &m, &why);
+    if (r) {
+        session_reply_err(s, id, r, "%s: %s", o->path, why);
+        return;
+    }
+    r = session_add_holder(s, m, (mmapio_mode)o->mode, &h);
+    if (!r)
+        r = mapping_grant_fd(m, h->mode, &fd, &owned);
+    if (r) {
+        if (h)
+            session_release_holder(h, false);
+        else
+            registry_retire_if_unused(s->h->reg, m);
+        session_reply_err(s, id, r, "%s: cannot grant: %s", o->path, errmap_text(r));
+        mapping_unref(m);
+        return;
+    }
+    Mmapio__OpenReply orep = MMAPIO__OPEN_REPLY__INIT;
+    Mmapio__FlushPolicy pol;
+    orep.handle = h->handle;
+    orep.map_id = m->id;
+    orep.size = m->size;
+    orep.ctl_slot = m->slot;
+    policy_to_wire(m->policy, &pol);
+    orep.policy = &pol;
+    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
+    rep.id = id;
+    rep.result_case = MMAPIO__REPLY__RESULT_OPEN;
+    rep.open = &orep;
+    session_reply(s, &rep, fd);
+    if (owned)
+        close(fd);
+    mapping_unref(m);
+}
+
+static void op_close(struct session *s, uint64_t id, const Mmapio__Close *m)
+{
+    struct holder *h = find_holder(s, id, m->handle);
+    if (!h)
+        return;
+    session_release_holder(h, false);
+    session_reply_ok(s, id);
+}
+
+static void op_resize(struct session *s, uint64_t id, const Mmapio__Resize *m)
+{
+    struct holder *h = find_holder(s, id, m->handle);
+    const char *why = "";
+    if (!h || !check_writer(s, id, h))
+        return;
+    struct mapping *map = h->map;
+    if (m->size == 0 || m->size > s->h->cfg->max_map_size) {
+        session_reply_err(s, id, MMAPIO_E_RESIZE_FAILED, "size %llu not allowed",
+                  (unsigned long long)m->size);
+        return;
+    }
+    uint64_t old = mapping_sync_size(map);
+    if (m->size < old && map->n_holders > 1) {
+        session_reply_err(s, id, MMAPIO_E_BUSY,
+                  "%u other holders; shrinking would fault their accesses",
+                  map->n_holders - 1);
+        return;
+    }
+    int r = quota_set_size(s->h->quota, map, m->size, &why);
+    if (r) {
+        session_reply_err(s, id, r, "resize failed: %s", why);
+        return;
+    }
+    if (m->size != old)
+        mapping_changed(map, MAPPING_RESIZED, s);
+    session_reply_ok(s, id);
+}
+
+static void op_flush(struct session *s, uint64_t id, const Mmapio__Flush *m)
+{
+    struct holder *h = find_holder(s, id, m->handle);
+    if (!h)
+        return;
+    struct mapping *map = h->map;
+    uint64_t size = mapping_sync_size(map);
+    if (m->offset > size || m->len > size - m->offset) {
+        session_reply_err(s, id, MMAPIO_E_OUT_OF_BOUNDS, "range beyond %llu bytes",
+                  (unsigned long long)size);
+        return;
+    }
+    /* Read-only and copy-on-write handles have nothing of theirs to flush;
+     * anonymous memory has no disk. */
+    if (h->mode != MMAPIO_MODE_READ_WRITE || map->kind == MAPPING_ANON ||
+        !map->fd_writable) {
+        session_reply_ok(s, id);
+        return;
+    }
+    if (session_flush(s, id, &map, 1, reply_flush))
+        session_reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+}
+
+static void op_stat(struct session *s, uint64_t id, const Mmapio__Stat *m)
+{
+    struct holder *h = find_holder(s, id, m->handle);
+    if (!h)
+        return;
+    Mmapio__StatReply sr = MMAPIO__STAT_REPLY__INIT;
+    Mmapio__FlushPolicy pol;
+    sr.size = mapping_sync_size(h->map);
+    policy_to_wire(h->map->policy, &pol);
+    sr.policy = &pol;
+    sr.holders = h->map->n_holders;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_STAT;
+    r.stat = &sr;
+    session_reply(s, &r, -1);
+}
+
+static void delete_anon(struct session *s, uint64_t id, const char *name)
+{
+    struct mapping *m = resolve_check_name(name) ? NULL
+                        : registry_find_anon(s->h->reg, name);
+    if (!m) {
+        session_reply_err(s, id, MMAPIO_E_NOT_FOUND, "no anonymous mapping '%s'", name);
+        return;
+    }
+    if (access_is_owner(&s->cred, m->owner)) {
+        session_reply_err(s, id, MMAPIO_E_PERMISSION, "'%s' belongs to uid %u", name,
+                  (unsigned)m->owner);
+        return;
+    }
+    mapping_mark_removed(m);
+    registry_remove(s->h->reg, m);
+    session_reply_ok(s, id);
+}
+
+static int unlink_file(struct session *s, const char *path, struct stat *st)
+{
+    const char *base;
+    struct stat dst;
+    int r = resolve_check_path(path);
+    if (r)
+        return r;
+    int dirfd = resolve_parent(s->h->root_fd, path, &base, &s->cred);
+    if (dirfd < 0)
+        return dirfd == -EXDEV ? MMAPIO_E_PERMISSION : errmap_from_errno(dirfd);
+    if (fstatat(dirfd, base, st, AT_SYMLINK_NOFOLLOW) < 0 || fstat(dirfd, &dst) < 0)
+        r = errmap_from_errno(errno);
+    else if (S_ISDIR(st->st_mode))
+        r = MMAPIO_E_INVALID_ARGUMENT;
+    else if (access_check(&s->cred, dst.st_uid, dst.st_gid, dst.st_mode,
+                          ACCESS_WRITE | ACCESS_EXEC))
+        r = MMAPIO_E_PERMISSION;
+    else if ((dst.st_mode & S_ISVTX) && s->cred.uid != 0 &&
+             s->cred.uid != st->st_uid && s->cred.uid != dst.st_uid)
+        r = MMAPIO_E_PERMISSION; /* sticky directory: owners only */
+    else if (unlinkat(dirfd, base, 0) < 0)
+        r = errmap_from_errno(errno);
+    close(dirfd);
+    return r;
+}
+
+static void op_delete(struct session *s, uint64_t id, const Mmapio__Delete *m)
+{
+    struct stat st;
+    if (m->anonymous) {
+        delete_anon(s, id, m->path);
+        return;
+    }
+    int r = unlink_file(s, m->path, &st);
+    if (r) {
+        session_reply_err(s, id, r, "cannot delete %s: %s", m->path, errmap_text(r));
+        return;
+    }
+    struct mapping *map = registry_find_file(s->h->reg, st.st_dev, st.st_ino);
+    if (map && S_ISREG(st.st_mode))
+        mapping_mark_removed(map);
+    session_reply_ok(s, id);
+}
+
+static void op_set_policy(struct session *s, uint64_t id, const Mmapio__SetPolicy *m)
+{
+    struct holder *h = find_holder(s, id, m->handle);
+    if (!h || !check_writer(s, id, h))
+        return;
+    mmapio_flush_policy p = policy_from_wire(m->policy);
+    if (!m->policy || !policy_valid(p)) {
+        session_reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+        return;
+    }
+    mapping_set_policy(h->map, p, s);
+    session_reply_ok(s, id);
+}
+
+static void op_watch(struct session *s, uint64_t id, const Mmapio__Watch *m)
+{
+    struct holder *h = find_holder(s, id, m->handle);
+    uint64_t wid;
+    if (!h)
+        return;
+    int r = watch_add(s->h->watches, &s->watches, h->map, &wid);
+    if (r) {
+        session_reply_err(s, id, r, "cannot watch: %s", errmap_text(r));
+        return;
+    }
+    Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
+    wr.watch_id = wid;
+    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
+    rep.id = id;
+    rep.result_case = MMAPIO__REPLY__RESULT_WATCH;
+    rep.watch = &wr;
+    session_reply(s, &rep, -1);
+}
+
+static void op_unwatch(struct session *s, uint64_t id, const Mmapio__Unwatch *m)
+{
+    int r = watch_remove(s->h->watches, &s->watches, m->watch_id);
+    if (r)
+        session_reply_err(s, id, r, "no watch %llu on this connection",
+                  (unsigned long long)m->watch_id);
+    else
+        session_reply_ok(s, id);
+}
+
+/* One-way: never answered. A notice that does not fit is dropped. */
+static void op_notice(struct session *s, const Mmapio__Notice *n)
+{
+    struct holder *h = session_find_holder(s, n->handle);
+    if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
+        return;
+    struct mapping *m = h->map;
+    if (n->lost)
+        watch_notify(s->h->watches, m, MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false, 0, 0);
+    switch (n->kind) {
+    case MMAPIO__NOTICE_KIND__NOTICE_DIRTY:
+        flushes_dirty(s->h->flushes, m);
+        break;
+    case MMAPIO__NOTICE_KIND__NOTICE_WRITE:
+        if (n->offset > m->size || n->len > m->size - n->offset)
+            return;
+        watch_notify(s->h->watches, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true,
+                     n->offset, n->len);
+        flushes_dirty(s->h->flushes, m);
+        break;
+    case MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER:
+        if (!h->raw_writer) {
+            h->raw_writer = true;
+            flushes_raw_writer(s->h->flushes, m, +1);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+/* Unknown fields anywhere in the message tree: a peer we do not understand. */
+static bool has_unknown(const ProtobufCMessage *m)
+{
+    if (!m)
+        return false;
+    if (m->n_unknown_fields)
+        return true;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
+            continue;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t which;
+            memcpy(&which, (const char *)m + f->quantifier_offset, sizeof(which));
+            if (which != f->id)
+                continue;
+        }
+        const ProtobufCMessage *sub;
+        memcpy(&sub, (const char *)m + f->offset, sizeof(sub));
+        if (has_unknown(sub))
+            return true;
+    }
+    return false;
+}
+
+static void dispatch(struct session *s, const Mmapio__Request *q)
+{
+    switch (q->op_case) {
+    case MMAPIO__REQUEST__OP_HELLO: op_hello(s, q->id, q->hello); break;
+    case MMAPIO__REQUEST__OP_PING: session_reply_ok(s, q->id); break;
+    case MMAPIO__REQUEST__OP_OPEN: op_open(s, q->id, q->open); break;
+    case MMAPIO__REQUEST__OP_CLOSE: op_close(s, q->id, q->close); break;
+    case MMAPIO__REQUEST__OP_RESIZE: op_resize(s, q->id, q->resize); break;
+    case MMAPIO__REQUEST__OP_FLUSH: op_flush(s, q->id, q->flush); break;
+    case MMAPIO__REQUEST__OP_STAT: op_stat(s, q->id, q->stat); break;
+    case MMAPIO__REQUEST__OP_DELETE_MAP: op_delete(s, q->id, q->delete_map); break;
+    case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(s, q->id, q->set_policy); break;
+    case MMAPIO__REQUEST__OP_WATCH: op_watch(s, q->id, q->watch); break;
+    case MMAPIO__REQUEST__OP_UNWATCH: op_unwatch(s, q->id, q->unwatch); break;
+    case MMAPIO__REQUEST__OP_ADMIN_STATUS: admin_status(s, q->id); break;
+    case MMAPIO__REQUEST__OP_ADMIN_LIST: admin_list(s, q->id, q->admin_list); break;
+    case MMAPIO__REQUEST__OP_ADMIN_CLIENTS: admin_clients(s, q->id, q->admin_clients); break;
+    case MMAPIO__REQUEST__OP_ADMIN_FLUSH: admin_flush(s, q->id, q->admin_flush); break;
+    case MMAPIO__REQUEST__OP_ADMIN_POLICY: admin_policy(s, q->id, q->admin_policy); break;
+    default:
+        session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "unknown operation %d", (int)q->op_case);
+        break;
+    }
+}
+
+void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
+{
+    Mmapio__Request *q = mmapio__request__unpack(NULL, len, buf);
+    if (!q) {
+        s->close_when_sent = !s->hello_done;
+        session_reply_err(s, 0, MMAPIO_E_PROTOCOL, "malformed request");
+        return;
+    }
+    if (had_fds)
+        session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "requests may not carry file descriptors");
+    else if (has_unknown(&q->base))
+        session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
+    else if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE)
+        op_notice(s, q->notice);
+    else if (!s->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
+        s->close_when_sent = true;
+        session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "the first request must be hello");
+    } else
+        dispatch(s, q);
+    mmapio__request__free_unpacked(q, NULL);
+}

@@ -1,0 +1,21 @@
+/*
+ * ops: the requests. Decodes one datagram, checks it (handshake first, no
+ * unknown fields, no fds, every field in range), runs the operation and
+ * sends exactly one reply: the result, or an error code with a readable
+ * message. One-way notices (writes, dirty pages, raw writers) are passed
+ * on to the watch and flush services and never answered.
+ */
+#ifndef MMAPIOD_OPS_H
+#define MMAPIOD_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct session;
+
+/* Handles one received datagram of `len` bytes. `had_fds`: the datagram
+ * carried fds (the caller closes them): the request is refused. */
+void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds);
+
+#endif

@@ -1,0 +1,268 @@
+/* session: a client as the handlers see it (see session.h). */
+#include "session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "flushes.h"
+#include "log.h"
+#include "policy.h"
+#include "registry.h"
+
+/* Answers owed to a session once flushes end. */
+struct pending {
+    struct session *s;         /* NULL once the session ended */
+    uint64_t id;
+    uint32_t left, ok, failed;
+    int error;
+    session_flushed_fn done;
+    struct pending *prev, *next;
+};
+
+/* ---- replies -------------------------------------------------------- */
+
+void session_reply(struct session *s, Mmapio__Reply *r, int fd)
+{
+    s->port->reply(s, r, fd);
+}
+
+void session_reply_err(struct session *s, uint64_t id, int err,
+                       const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.error = err;
+    r.message = msg;
+    s->h->errors++;
+    session_reply(s, &r, -1);
+}
+
+void session_reply_ok(struct session *s, uint64_t id)
+{
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    session_reply(s, &r, -1);
+}
+
+void session_watch_event(struct watch_owner *o, Mmapio__Event *ev)
+{
+    struct session *s = container_of(o, struct session, watches);
+    s->port->event(s, ev);
+}
+
+/* Sends every session holding m, but `skip`, one event of `kind` with the
+ * mapping's size and policy. */
+static void tell_holders(struct handlers *h, struct mapping *m,
+                         const struct session *skip, Mmapio__EventKind kind)
+{
+    Mmapio__Event ev = MMAPIO__EVENT__INIT;
+    Mmapio__FlushPolicy pol;
+    uint64_t stamp = ++h->stamp;
+    ev.kind = kind;
+    ev.map_id = m->id;
+    ev.size = m->size;
+    policy_to_wire(m->policy, &pol);
+    ev.policy = &pol;
+    for (struct holder *hd = m->holders; hd; hd = hd->map_next) {
+        struct session *s = hd->owner;
+        if (s == skip || s->mark == stamp)
+            continue;
+        s->mark = stamp;
+        s->port->event(s, &ev);
+    }
+}
+
+static void on_change(struct mapping_hook *hook, struct mapping *m,
+                      enum mapping_change what, const void *origin)
+{
+    struct handlers *h = container_of(hook, struct handlers, hook);
+    if (what == MAPPING_RESIZED)
+        tell_holders(h, m, origin, MMAPIO__EVENT_KIND__EVENT_RESIZED);
+    else if (what == MAPPING_POLICY)
+        tell_holders(h, m, origin, MMAPIO__EVENT_KIND__EVENT_POLICY);
+}
+
+int handlers_init(struct handlers *h, const struct config *cfg, int root_fd,
+                  struct registry *reg, struct quota *q, struct flushes *fl,
+                  struct watches *ws)
+{
+    memset(h, 0, sizeof(*h));
+    h->cfg = cfg;
+    h->root_fd = root_fd;
+    h->reg = reg;
+    h->quota = q;
+    h->flushes = fl;
+    h->watches = ws;
+    h->started = time(NULL);
+    h->hook.fn = on_change;
+    return registry_add_hook(reg, &h->hook);
+}
+
+/* ---- lifetime ------------------------------------------------------- */
+
+void session_start(struct session *s, struct handlers *h,
+                   const struct session_port *port,
+                   const struct peer_cred *cred)
+{
+    memset(s, 0, sizeof(*s));
+    s->h = h;
+    s->port = port;
+    s->id = ++h->next_session_id;
+    s->cred = *cred;
+    s->next = h->sessions;
+    if (h->sessions)
+        h->sessions->prev = s;
+    h->sessions = s;
+    h->n_sessions++;
+    h->sessions_total++;
+}
+
+void session_end(struct session *s)
+{
+    struct handlers *h = s->h;
+    watch_release_owner(h->watches, &s->watches);
+    while (s->holders.first)
+        session_release_holder(s->holders.first, true);
+    for (struct pending *p = s->pending; p; p = p->next)
+        p->s = NULL;
+    s->pending = NULL;
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (h->sessions == s)
+        h->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    h->n_sessions--;
+}
+
+/* ---- holders -------------------------------------------------------- */
+
+int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
+                       struct holder **out)
+{
+    struct handlers *h = s->h;
+    if (s->holders.n >= h->cfg->max_handles_per_client) {
+        log_warn("client %llu (pid %d) refused: max_handles_per_client (%u)",
+                 (unsigned long long)s->id, (int)s->cred.pid,
+                 h->cfg->max_handles_per_client);
+        return MMAPIO_E_QUOTA;
+    }
+    struct holder *hd = calloc(1, sizeof(*hd));
+    if (!hd || registry_add_holder(h->reg, hd) < 0) {
+        free(hd);
+        return MMAPIO_E_QUOTA;
+    }
+    hd->mode = mode;
+    hd->owner = s;
+    mapping_attach(m, hd, &s->holders);
+    *out = hd;
+    return MMAPIO_OK;
+}
+
+void session_release_holder(struct holder *hd, bool died)
+{
+    struct session *s = hd->owner;
+    struct handlers *h = s->h;
+    struct mapping *m = mapping_ref(hd->map);
+    bool writer = hd->mode == MMAPIO_MODE_READ_WRITE;
+
+    if (hd->raw_writer)
+        flushes_raw_writer(h->flushes, m, -1);
+    registry_remove_holder(h->reg, hd);
+    mapping_detach(hd, &s->holders);
+    free(hd);
+
+    if (m->kind == MAPPING_FILE && m->fd_writable &&
+        (m->n_holders == 0 || (died && writer)))
+        flushes_background(h->flushes, m);
+    registry_retire_if_unused(h->reg, m);
+    mapping_unref(m);
+}
+
+struct holder *session_find_holder(struct session *s, uint64_t handle)
+{
+    struct holder *hd = registry_find_holder(s->h->reg, handle);
+    return hd && hd->owner == s ? hd : NULL;
+}
+
+/* ---- answers owed --------------------------------------------------- */
+
+static void pending_end(struct pending *p)
+{
+    struct session *s = p->s;
+    if (s) {
+        if (p->prev)
+            p->prev->next = p->next;
+        else
+            s->pending = p->next;
+        if (p->next)
+            p->next->prev = p->prev;
+        if (p->done)
+            p->done(s, p->id, p->ok, p->failed, p->error);
+        s->busy--;
+        s->port->busy_changed(s);
+    }
+    free(p);
+}
+
+static void flushed_one(void *ctx, int result)
+{
+    struct pending *p = ctx;
+    if (result < 0) {
+        p->failed++;
+        if (!p->error)
+            p->error = result;
+    } else {
+        p->ok++;
+    }
+    if (--p->left == 0)
+        pending_end(p);
+}
+
+int session_flush(struct session *s, uint64_t id, struct mapping **maps,
+                  size_t n, session_flushed_fn done)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return MMAPIO_E_QUOTA;
+    p->s = s;
+    p->id = id;
+    p->done = done;
+    p->left = 1; /* held until every flush is submitted */
+    p->next = s->pending;
+    if (s->pending)
+        s->pending->prev = p;
+    s->pending = p;
+    s->busy++;
+    s->port->busy_changed(s);
+    size_t started = 0;
+    for (size_t i = 0; i < n; i++) {
+        p->left++;
+        if (flushes_request(s->h->flushes, maps[i], flushed_one, p) == MMAPIO_OK) {
+            started++;
+        } else {
+            p->left--;
+            p->failed++;
+            p->error = -ENOMEM;
+        }
+    }
+    if (n > 0 && started == 0) { /* out of memory: nothing to wait for */
+        p->done = NULL;
+        pending_end(p);
+        return MMAPIO_E_QUOTA;
+    }
+    if (--p->left == 0)
+        pending_end(p);
+    return MMAPIO_OK;
+}

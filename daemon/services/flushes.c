@@ -1,0 +1,249 @@
+/* flushes: requested, final and timed flushes (see flushes.h). */
+#include "flushes.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "flusher.h"
+#include "log.h"
+#include "registry.h"
+
+/* What this service keeps on a mapping (its mapping_ext slot). */
+struct flush_state {
+    struct flushes *fl;
+    struct mapping *map;        /* not a reference: freed with it */
+    struct event *timer;
+    bool dirty;                 /* a holder said it wrote since the last flush */
+    bool flushing;              /* a timed flush is running */
+    uint32_t raw_writers;       /* holders with a writable pointer out */
+    int64_t flushed_mtime_ns;   /* mtime seen when the last timed flush began */
+    uint64_t flushes;
+    int64_t last_flush;         /* CLOCK_REALTIME seconds, 0: never */
+};
+
+struct flush_ctx {
+    struct flush_job job;
+    struct flushes *fl;
+    struct mapping *map;        /* a reference */
+    flushes_done_fn done;       /* NULL: nobody waits for the answer */
+    void *done_ctx;
+    bool timed;
+};
+
+static struct flush_state *state_of(struct flushes *fl, struct mapping *m,
+                                    bool create)
+{
+    void **ext = mapping_ext(m, &fl->hook);
+    struct flush_state *s = *ext;
+    if (s || !create)
+        return s;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->fl = fl;
+    s->map = m;
+    *ext = s;
+    return s;
+}
+
+static void arm(struct flush_state *s);
+
+static void done(struct flush_job *job)
+{
+    struct flush_ctx *f = container_of(job, struct flush_ctx, job);
+    struct mapping *m = f->map;
+    struct flushes *fl = f->fl;
+    struct flush_state *s = state_of(fl, m, true);
+
+    fl->n_flushes++;
+    if (s) {
+        s->flushes++;
+        s->last_flush = time(NULL);
+    }
+    if (job->result < 0) {
+        fl->n_failures++;
+        log_warn("flush of %s failed: %s", m->name, strerror(-job->result));
+    }
+    if (f->done)
+        f->done(f->done_ctx, job->result);
+    if (f->timed && s) {
+        s->flushing = false;
+        if (s->dirty || s->raw_writers)
+            arm(s);
+    }
+    mapping_unref(m);
+    free(f);
+}
+
+static int submit(struct flushes *fl, struct mapping *m, flushes_done_fn cb,
+                  void *ctx, bool timed)
+{
+    struct flush_ctx *f = calloc(1, sizeof(*f));
+    if (!f)
+        return MMAPIO_E_QUOTA;
+    f->job.fd = m->fd;
+    f->job.done = done;
+    f->fl = fl;
+    f->map = mapping_ref(m);
+    f->done = cb;
+    f->done_ctx = ctx;
+    f->timed = timed;
+    flusher_submit(fl->flusher, &f->job);
+    return MMAPIO_OK;
+}
+
+int flushes_request(struct flushes *fl, struct mapping *m,
+                    flushes_done_fn cb, void *ctx)
+{
+    return submit(fl, m, cb, ctx, false);
+}
+
+void flushes_background(struct flushes *fl, struct mapping *m)
+{
+    if (submit(fl, m, NULL, NULL, false))
+        log_err("out of memory: %s not flushed", m->name);
+}
+
+static bool timed_kind(const struct mapping *m)
+{
+    return m->policy.kind == MMAPIO_FLUSH_EVERY_MILLIS &&
+           m->kind == MAPPING_FILE && m->fd_writable;
+}
+
+static int64_t mtime_ns(const struct mapping *m)
+{
+    struct stat st;
+    if (fstat(m->fd, &st) < 0)
+        return 0;
+    return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct flush_state *s = arg;
+    struct mapping *m = s->map;
+
+    if (!timed_kind(m))
+        return;
+    if (s->flushing) /* done() re-arms */
+        return;
+    int64_t mt = s->raw_writers ? mtime_ns(m) : 0;
+    if (s->dirty || (s->raw_writers && mt != s->flushed_mtime_ns)) {
+        /* Bump first: a write after this sends a new DIRTY notice. */
+        atomic_fetch_add(&ctl_slot(&m->env->ctl, m->slot)->flush_gen, 1);
+        s->dirty = false;
+        s->flushed_mtime_ns = mt;
+        s->flushing = submit(s->fl, m, NULL, NULL, true) == MMAPIO_OK;
+        return;
+    }
+    if (s->raw_writers)
+        arm(s);
+}
+
+static void arm(struct flush_state *s)
+{
+    struct mapping *m = s->map;
+    if (!timed_kind(m))
+        return;
+    if (!s->timer)
+        s->timer = evtimer_new(s->fl->base, on_timer, s);
+    if (!s->timer || evtimer_pending(s->timer, NULL))
+        return;
+    /* Polling for raw writers repeats: no faster than every 10 ms. */
+    uint64_t ms = m->policy.value;
+    if (s->raw_writers && ms < 10)
+        ms = 10;
+    struct timeval tv = {
+        .tv_sec = (time_t)(ms / 1000),
+        .tv_usec = (suseconds_t)(ms % 1000) * 1000,
+    };
+    evtimer_add(s->timer, &tv);
+}
+
+void flushes_dirty(struct flushes *fl, struct mapping *m)
+{
+    if (!timed_kind(m))
+        return;
+    struct flush_state *s = state_of(fl, m, true);
+    if (!s)
+        return;
+    s->dirty = true;
+    if (!s->flushing)
+        arm(s);
+}
+
+void flushes_raw_writer(struct flushes *fl, struct mapping *m, int delta)
+{
+    struct flush_state *s = state_of(fl, m, delta > 0);
+    if (!s)
+        return;
+    s->raw_writers += delta;
+    if (delta > 0 && s->raw_writers == 1) {
+        /* Stores may have landed before this notice (and moved the mtime
+         * already): the first tick flushes regardless. */
+        s->flushed_mtime_ns = mtime_ns(m);
+        s->dirty = true;
+        if (!s->flushing)
+            arm(s);
+    }
+}
+
+static void policy_changed(struct flush_state *s)
+{
+    if (!timed_kind(s->map)) {
+        if (s->timer)
+            evtimer_del(s->timer);
+        return;
+    }
+    if (s->timer && evtimer_pending(s->timer, NULL))
+        evtimer_del(s->timer); /* the interval may have changed */
+    if (s->dirty || s->raw_writers)
+        arm(s);
+}
+
+void flushes_counts(struct flushes *fl, struct mapping *m, uint64_t *n,
+                    int64_t *last)
+{
+    struct flush_state *s = state_of(fl, m, false);
+    *n = s ? s->flushes : 0;
+    *last = s ? s->last_flush : 0;
+}
+
+static void on_change(struct mapping_hook *hook, struct mapping *m,
+                      enum mapping_change what, const void *origin)
+{
+    struct flushes *fl = container_of(hook, struct flushes, hook);
+    struct flush_state *s = state_of(fl, m, false);
+    if (!s)
+        return;
+    if (what == MAPPING_POLICY) {
+        policy_changed(s);
+    } else if (what == MAPPING_FREED) {
+        if (s->timer)
+            event_free(s->timer);
+        free(s);
+        *mapping_ext(m, hook) = NULL;
+    }
+}
+
+int flushes_init(struct flushes *fl, struct registry *r,
+                 struct event_base *base, unsigned threads)
+{
+    memset(fl, 0, sizeof(*fl));
+    fl->base = base;
+    fl->hook.fn = on_change;
+    int e = registry_add_hook(r, &fl->hook);
+    return e < 0 ? e : flusher_new(base, threads, &fl->flusher);
+}
+
+void flushes_fini(struct flushes *fl)
+{
+    flusher_free(fl->flusher);
+    fl->flusher = NULL;
+}

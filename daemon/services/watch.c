@@ -1,0 +1,294 @@
+/* watch: subscriptions, inotify and change events (see watch.h). */
+#include "watch.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "log.h"
+#include "registry.h"
+
+#define FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
+
+struct watch {
+    uint64_t id;
+    struct watch_owner *owner;
+    struct watch_state *st;
+    struct watch *map_prev, *map_next;
+    struct watch *owner_prev, *owner_next;
+    struct hnode node;        /* ws->ids: id -> watch */
+};
+
+/* What this service keeps on a mapping (its mapping_ext slot). */
+struct watch_state {
+    struct mapping *map;      /* not a reference: freed with it */
+    struct watch *first;      /* each holds a reference to map */
+    uint32_t n;
+    int wd;                   /* inotify watch of a file, or -1 */
+    struct hnode wd_node;     /* ws->wds */
+};
+
+static struct watch_state *state_of(struct watches *ws, struct mapping *m,
+                                    bool create)
+{
+    void **ext = mapping_ext(m, &ws->hook);
+    struct watch_state *s = *ext;
+    if (s || !create)
+        return s;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->map = m;
+    s->wd = -1;
+    *ext = s;
+    return s;
+}
+
+static struct watch_state *find_wd(struct watches *ws, int wd)
+{
+    for (struct hnode *n = hmap_find(&ws->wds, hmap_hash_u64((uint64_t)wd)); n;
+         n = hmap_next_same(n)) {
+        struct watch_state *s = container_of(n, struct watch_state, wd_node);
+        if (s->wd == wd)
+            return s;
+    }
+    return NULL;
+}
+
+void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
+                  bool has_range, uint64_t offset, uint64_t len)
+{
+    struct watch_state *s = state_of(ws, m, false);
+    if (!s || !s->first)
+        return;
+    uint64_t stamp = ++ws->stamp;
+    Mmapio__Event ev = MMAPIO__EVENT__INIT;
+    ev.kind = kind;
+    ev.map_id = m->id;
+    ev.size = m->size;
+    ev.has_range = has_range;
+    ev.offset = offset;
+    ev.len = len;
+    for (struct watch *w = s->first; w; w = w->map_next) {
+        if (w->owner->mark == stamp)
+            continue;
+        w->owner->mark = stamp;
+        ws->send(w->owner, &ev);
+    }
+}
+
+uint32_t watch_count(struct watches *ws, struct mapping *m)
+{
+    struct watch_state *s = state_of(ws, m, false);
+    return s ? s->n : 0;
+}
+
+static void on_file_event(struct watches *ws, struct mapping *m, uint32_t mask)
+{
+    struct stat st;
+    if (fstat(m->fd, &st) < 0)
+        return;
+    if (mask & IN_MODIFY) {
+        watch_notify(ws, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, false, 0, 0);
+        if ((uint64_t)st.st_size != m->size) {
+            m->size = (uint64_t)st.st_size;
+            mapping_changed(m, MAPPING_RESIZED, NULL);
+        }
+    }
+    if (mask & (IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)) {
+        if (st.st_nlink == 0)
+            mapping_mark_removed(m); /* REMOVED, once (see on_change) */
+        else
+            watch_notify(ws, m, MMAPIO__EVENT_KIND__EVENT_METADATA, false, 0, 0);
+    }
+}
+
+static void on_inotify(evutil_socket_t fd, short what, void *arg)
+{
+    struct watches *ws = arg;
+    _Alignas(struct inotify_event) char buf[16384];
+
+    for (int round = 0; round < 16; round++) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            return;
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ie = (struct inotify_event *)p;
+            p += sizeof(*ie) + ie->len;
+            if (ie->mask & IN_Q_OVERFLOW)
+                log_warn("inotify queue overflowed; some file changes were not seen");
+            struct watch_state *s = find_wd(ws, ie->wd);
+            if (s)
+                on_file_event(ws, s->map, ie->mask);
+        }
+    }
+}
+
+void watch_track_file(struct watches *ws, struct mapping *m)
+{
+    char proc[64];
+    struct watch_state *s = state_of(ws, m, true);
+    if (!s || s->wd >= 0)
+        return;
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
+    int wd = inotify_add_watch(ws->inotify_fd, proc, FILE_EVENTS);
+    if (wd < 0) {
+        log_warn("cannot watch %s: %s", m->name, strerror(errno));
+        return;
+    }
+    /* One inode, one wd: a second mapping of it cannot exist (registry). */
+    if (hmap_insert(&ws->wds, &s->wd_node, hmap_hash_u64((uint64_t)wd)) < 0) {
+        inotify_rm_watch(ws->inotify_fd, wd);
+        return;
+    }
+    s->wd = wd;
+}
+
+/* Stops inotify for a mapping that left the registry or is freed. */
+static void forget(struct watches *ws, struct watch_state *s)
+{
+    if (s->wd < 0)
+        return;
+    hmap_remove(&ws->wds, &s->wd_node);
+    /* inotify gives one inode one wd: keep it if a newer mapping uses it. */
+    if (!find_wd(ws, s->wd))
+        inotify_rm_watch(ws->inotify_fd, s->wd);
+    s->wd = -1;
+}
+
+int watch_add(struct watches *ws, struct watch_owner *o, struct mapping *m,
+              uint64_t *id)
+{
+    if (o->n >= ws->max_per_owner)
+        return MMAPIO_E_QUOTA;
+    struct watch_state *s = state_of(ws, m, true);
+    struct watch *w = s ? calloc(1, sizeof(*w)) : NULL;
+    if (!w)
+        return MMAPIO_E_QUOTA;
+    w->id = ++ws->next_id;
+    if (hmap_insert(&ws->ids, &w->node, hmap_hash_u64(w->id)) < 0) {
+        free(w);
+        return MMAPIO_E_QUOTA;
+    }
+    w->owner = o;
+    w->st = s;
+    mapping_ref(m);
+    mapping_pin(m);
+    w->map_next = s->first;
+    if (w->map_next)
+        w->map_next->map_prev = w;
+    s->first = w;
+    s->n++;
+    w->owner_next = o->first;
+    if (w->owner_next)
+        w->owner_next->owner_prev = w;
+    o->first = w;
+    o->n++;
+    /* Before the reply: from now on every writer reports its writes. */
+    atomic_store(&ctl_slot(&m->env->ctl, m->slot)->watchers, s->n);
+    *id = w->id;
+    return MMAPIO_OK;
+}
+
+static void drop(struct watches *ws, struct watch *w)
+{
+    struct watch_state *s = w->st;
+    struct mapping *m = s->map;
+    struct watch_owner *o = w->owner;
+    if (w->map_prev)
+        w->map_prev->map_next = w->map_next;
+    else
+        s->first = w->map_next;
+    if (w->map_next)
+        w->map_next->map_prev = w->map_prev;
+    if (w->owner_prev)
+        w->owner_prev->owner_next = w->owner_next;
+    else
+        o->first = w->owner_next;
+    if (w->owner_next)
+        w->owner_next->owner_prev = w->owner_prev;
+    o->n--;
+    s->n--;
+    atomic_store(&ctl_slot(&m->env->ctl, m->slot)->watchers, s->n);
+    hmap_remove(&ws->ids, &w->node);
+    free(w);
+    mapping_unpin(m);
+    registry_retire_if_unused(ws->reg, m);
+    mapping_unref(m);
+}
+
+int watch_remove(struct watches *ws, struct watch_owner *o, uint64_t id)
+{
+    for (struct hnode *n = hmap_find(&ws->ids, hmap_hash_u64(id)); n;
+         n = hmap_next_same(n)) {
+        struct watch *w = container_of(n, struct watch, node);
+        if (w->id == id && w->owner == o) {
+            drop(ws, w);
+            return MMAPIO_OK;
+        }
+    }
+    return MMAPIO_E_NOT_FOUND;
+}
+
+void watch_release_owner(struct watches *ws, struct watch_owner *o)
+{
+    while (o->first)
+        drop(ws, o->first);
+}
+
+static void on_change(struct mapping_hook *hook, struct mapping *m,
+                      enum mapping_change what, const void *origin)
+{
+    struct watches *ws = container_of(hook, struct watches, hook);
+    struct watch_state *s = state_of(ws, m, false);
+    if (!s)
+        return;
+    if (what == MAPPING_REMOVED) {
+        watch_notify(ws, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
+    } else if (what == MAPPING_RETIRED) {
+        forget(ws, s); /* a new mapping of this inode will watch it afresh */
+    } else if (what == MAPPING_FREED) {
+        forget(ws, s);
+        free(s);
+        *mapping_ext(m, hook) = NULL;
+    }
+}
+
+int watches_init(struct watches *ws, struct registry *r,
+                 struct event_base *base, uint32_t max_per_owner,
+                 watch_send_fn send)
+{
+    memset(ws, 0, sizeof(*ws));
+    ws->reg = r;
+    hmap_init(&ws->wds);
+    hmap_init(&ws->ids);
+    ws->max_per_owner = max_per_owner;
+    ws->send = send;
+    ws->hook.fn = on_change;
+    ws->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ws->inotify_fd < 0)
+        return -errno;
+    ws->ev_inotify = event_new(base, ws->inotify_fd, EV_READ | EV_PERSIST,
+                               on_inotify, ws);
+    if (!ws->ev_inotify || event_add(ws->ev_inotify, NULL) < 0)
+        return -ENOMEM;
+    return registry_add_hook(r, &ws->hook);
+}
+
+void watches_fini(struct watches *ws)
+{
+    if (ws->ev_inotify)
+        event_free(ws->ev_inotify);
+    ws->ev_inotify = NULL;
+    if (ws->inotify_fd >= 0)
+        close(ws->inotify_fd);
+    ws->inotify_fd = -1;
+    hmap_free(&ws->wds);
+    hmap_free(&ws->ids);
+}

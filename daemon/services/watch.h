@@ -1,0 +1,79 @@
+/*
+ * watch: who is told about changes to a mapping, and how the daemon learns
+ * of them.
+ *
+ * Two sources. inotify on every file mapping sees what is done outside
+ * mmapio (write(2), truncate, chmod, unlink): MODIFIED, METADATA, REMOVED,
+ * and a size change is announced to the model (MAPPING_RESIZED). Writes
+ * through a mapping are invisible to inotify, so the library reports
+ * update_region writes on a watched mapping itself (a WRITE notice, passed
+ * to watch_notify) and they reach every watcher with their exact offset
+ * and length. A mapping's watcher count sits in its control slot, so
+ * writers of unwatched mappings send nothing.
+ *
+ * A watch belongs to an owner (a client's session, which embeds a struct
+ * watch_owner); events go out through the `send` function given at start,
+ * once per owner however many of its watches match. A watch pins its file
+ * mapping in the registry. It observes the model: REMOVED reaches the
+ * watchers, a retired or freed mapping stops being watched by inotify.
+ */
+#ifndef MMAPIOD_WATCH_H
+#define MMAPIOD_WATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hmap.h"
+#include "mapping.h"
+#include "mmapio.pb-c.h"
+
+struct event;
+struct event_base;
+struct registry;
+struct watch;
+
+/* Embedded by whoever owns watches. */
+struct watch_owner {
+    struct watch *first;
+    uint32_t n;
+    uint64_t mark;            /* de-duplicates one notification */
+};
+
+typedef void (*watch_send_fn)(struct watch_owner *o, Mmapio__Event *ev);
+
+struct watches {
+    struct registry *reg;
+    int inotify_fd;
+    struct event *ev_inotify;
+    struct hmap wds;          /* inotify wd -> a mapping's watch state */
+    struct hmap ids;          /* watch id -> watch */
+    uint64_t next_id;
+    uint64_t stamp;
+    uint32_t max_per_owner;
+    watch_send_fn send;
+    struct mapping_hook hook;
+};
+
+/* 0 or -errno. */
+int watches_init(struct watches *ws, struct registry *r,
+                 struct event_base *base, uint32_t max_per_owner,
+                 watch_send_fn send);
+void watches_fini(struct watches *ws);
+
+/* Starts inotify on a file mapping, once (failure is logged, not fatal). */
+void watch_track_file(struct watches *ws, struct mapping *m);
+
+/* Subscribes o to m: MMAPIO_OK with *id, or MMAPIO_E_QUOTA. */
+int watch_add(struct watches *ws, struct watch_owner *o, struct mapping *m,
+              uint64_t *id);
+/* MMAPIO_OK or MMAPIO_E_NOT_FOUND (no such watch of o's). */
+int watch_remove(struct watches *ws, struct watch_owner *o, uint64_t id);
+void watch_release_owner(struct watches *ws, struct watch_owner *o);
+
+/* Tells every watching owner once. */
+void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
+                  bool has_range, uint64_t offset, uint64_t len);
+/* How many watches m has. */
+uint32_t watch_count(struct watches *ws, struct mapping *m);
+
+#endif

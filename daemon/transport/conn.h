@@ -1,0 +1,64 @@
+/*
+ * conn: one client connection. Receives datagrams (paranoid about size and
+ * fds), hands each to the request handlers (ops_handle) with the
+ * connection's session, and sends replies and events, queueing what the
+ * socket cannot take now. Everything a client can make the daemon hold is
+ * bounded: replies in flight by max_inflight (the connection stops reading
+ * while it is over), events by max_events (past that they are dropped and
+ * the client is sent one OVERFLOW event).
+ *
+ * A connection is reference counted so that its own callbacks can close
+ * it while they still look at it.
+ */
+#ifndef MMAPIOD_CONN_H
+#define MMAPIOD_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mmapio.pb-c.h"
+#include "session.h"
+
+struct config;
+struct event;
+struct event_base;
+struct frame;
+struct handlers;
+
+/* What every connection shares; the server owns it. */
+struct conn_ctx {
+    const struct config *cfg;
+    struct event_base *base;
+    struct handlers *handlers;
+    uint8_t *rxbuf;           /* one datagram, max_frame bytes */
+};
+
+struct conn {
+    struct conn_ctx *ctx;
+    int fd;
+    unsigned refs;
+    bool closed;
+    bool reading;             /* ev_read is armed */
+    bool overflowed;          /* events were dropped; OVERFLOW owed */
+    bool failed;              /* a send failed: close at the next turn */
+    struct event *ev_read, *ev_write;
+    struct frame *out, **out_tail;
+    uint32_t n_out;           /* frames queued */
+    uint32_t n_events;        /* of which events */
+    struct session s;         /* the client as the handlers see it */
+};
+
+/* Takes a connected socket (consumed). 0 or -errno. */
+int conn_new(struct conn_ctx *ctx, int fd, struct conn **out);
+/* Drops the client: ends its session (releasing everything it held),
+ * closes the socket. Only from the connection's own callbacks; elsewhere,
+ * conn_close_later. */
+void conn_close(struct conn *c);
+void conn_close_later(struct conn *c);
+struct conn *conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+
+/* Sends (or queues, or drops with overflow) an event. */
+void conn_send_event(struct conn *c, Mmapio__Event *ev);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * server: the listener and the loop's edges. Takes its listening socket
+ * from systemd or binds one (refusing a live one, replacing a stale one),
+ * accepts clients (backing off when out of fds, refusing past
+ * max_clients) and makes each a connection; stops on SIGTERM/SIGINT:
+ * stops accepting, tells every client SHUTDOWN and closes them (their
+ * final flushes are queued), removes the socket.
+ */
+#ifndef MMAPIOD_SERVER_H
+#define MMAPIOD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "sd.h"
+
+struct config;
+struct event;
+struct event_base;
+struct fdstore;
+struct flushes;
+struct handlers;
+struct registry;
+
+struct server {
+    const struct config *cfg;
+    struct event_base *base;
+    struct registry *reg;      /* for systemd's STATUS */
+    struct flushes *flushes;   /* for systemd's STATUS */
+    struct fdstore *store;     /* takes the fds systemd hands back */
+    struct handlers *handlers; /* every connection's session */
+    int listen_fd;
+    bool own_socket;           /* we created the socket file: remove it */
+    struct event *ev_listen, *ev_retry, *ev_term, *ev_int;
+    struct conn_ctx conns;     /* what the connections share */
+    bool stopping;
+    struct sd_state sd;
+};
+
+/*
+ * Signals first (whoever sees the socket may send SIGTERM and must get a
+ * clean stop), then systemd's fds, then the socket and the accept loop.
+ * The fields before listen_fd are the caller's to fill. On failure a
+ * one-line reason is in err and a negative errno is returned.
+ */
+int server_init(struct server *srv, char *err, size_t err_size);
+/* Runs the loop until a stop signal. */
+int server_run(struct server *srv);
+/* Stops listening, says SHUTDOWN to every client and closes it. */
+void server_fini(struct server *srv);
+
+#endif
