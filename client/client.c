@@ -1,22 +1,11 @@
 /*
- * client: one connection to mmapiod.
- *
- * A client is a SOCK_SEQPACKET socket plus a mutex. Each request holds the
- * mutex for its whole round trip (send, wait, read its reply), so replies
- * always come back in order and never reach the wrong thread. Events that
- * arrive meanwhile go, under the same mutex, to a bounded queue whose
- * callbacks mmapio_client_dispatch runs (watch.c); a holder picks up a new
- * size at mmapio_refresh. Flush policies need no event: the data path
- * reads them from the control area (area.c). The first fatal error (the
- * peer gone, a broken frame, a reply
- * that breaks the protocol) is latched: the socket is shut down and every
- * later request returns MMAPIO_E_DISCONNECTED. Maps already made are left
- * alone and keep working in memory.
+ * client: one connection to mmapiod and its round trips (see client.h).
  *
  * Nothing here raises SIGPIPE (wire_send uses MSG_NOSIGNAL), logs or
- * aborts because of what the daemon sent.
+ * aborts because of what the daemon sent. Maps already made are left
+ * alone when the connection dies and keep working in memory.
  */
-#include "internal.h"
+#include "client.h"
 
 #include <errno.h>
 #include <sys/eventfd.h>
@@ -30,7 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "area.h"
 #include "errmap.h"
+#include "errors.h"
+#include "events.h"
 #include "wire.h"
 
 /* ---- lifetime ---- */
@@ -46,7 +38,7 @@ static void client_free(mmapio_client *c)
         close(c->fd);
     if (c->wake_fd >= 0)
         close(c->wake_fd);
-    area_detach(c);
+    area_detach(&c->area);
     pthread_mutex_destroy(&c->lock);
     free(c->rxbuf);
     free(c);
@@ -92,28 +84,6 @@ static int client_new(mmapio_client **out)
     c->max_frame = WIRE_DEFAULT_MAX_FRAME;
     *out = c;
     return MMAPIO_OK;
-}
-
-void client_attach_map(mmapio_client *c, mmapio_map *m)
-{
-    client_ref(c);
-    m->client = c;
-    m->prev = NULL;
-    m->next = c->maps;
-    if (c->maps)
-        c->maps->prev = m;
-    c->maps = m;
-}
-
-void client_detach_map(mmapio_client *c, mmapio_map *m)
-{
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        c->maps = m->next;
-    if (m->next)
-        m->next->prev = m->prev;
-    m->prev = m->next = NULL;
 }
 
 /* ---- failure latch ---- */
@@ -193,23 +163,6 @@ static int client_send(mmapio_client *c, const Mmapio__Request *req)
 
 /* ---- events ---- */
 
-static void queue_push(mmapio_client *c, const Mmapio__Event *ev)
-{
-    if (c->q_len == CLIENT_EVENT_QUEUE) {
-        c->q_head = (c->q_head + 1) % CLIENT_EVENT_QUEUE;
-        c->q_len--;
-        c->q_overflow = true;
-    }
-    struct client_event *e =
-        &c->queue[(c->q_head + c->q_len) % CLIENT_EVENT_QUEUE];
-    e->kind = ev->kind;
-    e->map_id = ev->map_id;
-    e->has_range = ev->has_range;
-    e->offset = ev->offset;
-    e->len = ev->len;
-    c->q_len++;
-}
-
 /* Applies one event (lock held). Unknown kinds and invalid policies are
  * ignored: a newer daemon may send more than we know. */
 static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
@@ -225,7 +178,7 @@ static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
     case MMAPIO__EVENT_KIND__EVENT_RESIZED:
         /* Holders remap at mmapio_refresh; watchers hear of it as
          * METADATA. */
-        queue_push(c, ev);
+        events_push(&c->events, ev);
         break;
     case MMAPIO__EVENT_KIND__EVENT_POLICY:
         break; /* the policy itself is read from the control slot */
@@ -233,7 +186,7 @@ static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
     case MMAPIO__EVENT_KIND__EVENT_METADATA:
     case MMAPIO__EVENT_KIND__EVENT_REMOVED:
     case MMAPIO__EVENT_KIND__EVENT_OVERFLOW:
-        queue_push(c, ev);
+        events_push(&c->events, ev);
         break;
     case MMAPIO__EVENT_KIND__EVENT_SHUTDOWN:
         c->shutdown_seen = true;
@@ -340,12 +293,10 @@ static int client_take_reply(mmapio_client *c, uint64_t id,
 
     if (!reply_fits(r, id, want, in->n_fds)) {
         incoming_drop(in);
-        return client_fail(c, MMAPIO_E_PROTOCOL);
+        return error_set(client_fail(c, MMAPIO_E_PROTOCOL), NULL);
     }
     if (r->error != 0) {
-        int err = reply_error(r);
-        snprintf(c->last_message, sizeof(c->last_message), "%s",
-                 r->message ? r->message : "");
+        int err = error_set(reply_error(r), r->message);
         incoming_drop(in);
         return err;
     }
@@ -365,10 +316,10 @@ static int client_wait_reply(mmapio_client *c, uint64_t id,
         if (r == READ_REPLY)
             return client_take_reply(c, id, want, &in, rep);
         if (r < 0)
-            return r;
+            return error_set(r, NULL);
         /* A reply left unread would answer the next request: latch. */
         if (r == READ_NONE && (r = wait_fd(c->fd, POLLIN, -1)) < 0)
-            return client_fail(c, r);
+            return error_set(client_fail(c, r), NULL);
     }
 }
 
@@ -379,11 +330,11 @@ int client_call_locked(mmapio_client *c, Mmapio__Request *req,
                        struct client_reply *rep)
 {
     if (c->dead)
-        return c->dead;
+        return error_set(c->dead, NULL);
     req->id = client_next_id(c);
     int r = client_send(c, req);
     if (r != MMAPIO_OK)
-        return r;
+        return error_set(r, NULL);
     return client_wait_reply(c, req->id, want, rep);
 }
 
@@ -422,7 +373,7 @@ int mmapio_default_socket_path(char *buf, size_t size)
     int n;
 
     if (!buf || size == 0)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (xdg && *xdg)
         n = snprintf(buf, size, "%s/mmapio/mmapiod.sock", xdg);
     else if (geteuid() == 0)
@@ -431,7 +382,7 @@ int mmapio_default_socket_path(char *buf, size_t size)
         n = snprintf(buf, size, "/tmp/mmapio-%u/mmapiod.sock",
                      (unsigned)geteuid());
     if (n < 0 || (size_t)n >= size)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     return MMAPIO_OK;
 }
 
@@ -448,7 +399,7 @@ static int socket_address(const char *path, struct sockaddr_un *addr)
         return mmapio_default_socket_path(addr->sun_path,
                                           sizeof(addr->sun_path));
     if (!*path || strlen(path) >= sizeof(addr->sun_path))
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     memcpy(addr->sun_path, path, strlen(path));
     return MMAPIO_OK;
 }
@@ -475,7 +426,7 @@ static int socket_connect(const struct sockaddr_un *addr, int *out)
 {
     int r, fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return errmap_from_errno(errno);
+        return error_set(errmap_from_errno(errno), NULL);
     do {
         r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
     } while (r < 0 && errno == EINTR);
@@ -484,7 +435,7 @@ static int socket_connect(const struct sockaddr_un *addr, int *out)
     if (r < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
         int e = errno;
         close(fd);
-        return connect_error(e);
+        return error_set(connect_error(e), NULL);
     }
     *out = fd;
     return MMAPIO_OK;
@@ -505,10 +456,10 @@ static int client_hello(mmapio_client *c)
         return r;
     if (rep.reply->hello->max_frame > 0)
         c->max_frame = rep.reply->hello->max_frame;
-    r = area_attach(c, rep.fd, rep.reply->hello->ctl_slots);
+    r = area_attach(&c->area, rep.fd, rep.reply->hello->ctl_slots);
     rep.fd = -1;
     client_reply_free(&rep);
-    return r;
+    return r == MMAPIO_OK ? r : error_set(r, NULL);
 }
 
 int mmapio_connect(const char *socket_path, mmapio_client **out)
@@ -517,13 +468,13 @@ int mmapio_connect(const char *socket_path, mmapio_client **out)
     mmapio_client *c;
 
     if (!out)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     int r = socket_address(socket_path, &addr);
     if (r != MMAPIO_OK)
         return r;
     r = client_new(&c);
     if (r != MMAPIO_OK)
-        return r;
+        return error_set(r, NULL);
     r = socket_connect(&addr, &c->fd);
     if (r == MMAPIO_OK)
         r = client_hello(c);
@@ -543,10 +494,10 @@ void mmapio_disconnect(mmapio_client *c)
 
 int mmapio_client_fd(const mmapio_client *c)
 {
-    return c ? c->fd : MMAPIO_E_INVALID_ARGUMENT;
+    return c ? c->fd : error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
 }
 
-/* ---- dispatch ---- */
+/* ---- waiting for events (mmapio_client_dispatch) ---- */
 
 /*
  * Reads every waiting datagram (lock held). Returns the events handled
@@ -574,40 +525,32 @@ static int client_drain_locked(mmapio_client *c)
     return err;
 }
 
-int mmapio_client_dispatch(mmapio_client *c, int timeout_ms)
+int client_drain(mmapio_client *c)
 {
-    if (!c)
-        return MMAPIO_E_INVALID_ARGUMENT;
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-    for (;;) {
-        client_lock(c);
-        int r = client_drain_locked(c);
-        c->waiting = r == 0;
-        client_unlock(c);
-        watch_deliver(c);
-        if (r != 0)
-            return r;
-        int left = -1;
-        if (deadline >= 0) {
-            int64_t d = deadline - now_ms();
-            if (d <= 0)
-                return 0;
-            left = d > INT32_MAX ? INT32_MAX : (int)d;
-        }
-        /* Unlocked: a request in another thread may read what would have
-         * woken us; it then wakes us through wake_fd instead. */
-        struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN },
-                                 { .fd = c->wake_fd, .events = POLLIN } };
-        int n = poll(pfd, 2, left);
-        client_lock(c);
-        c->waiting = false;
-        client_unlock(c);
-        uint64_t drained;
-        if (n > 0 && (pfd[1].revents & POLLIN))
-            (void)!read(c->wake_fd, &drained, sizeof(drained));
-        if (n < 0 && errno != EINTR)
-            return MMAPIO_E_IO;
-    }
+    client_lock(c);
+    int r = client_drain_locked(c);
+    c->waiting = r == 0;
+    client_unlock(c);
+    return r;
+}
+
+int client_await(mmapio_client *c, int timeout_ms)
+{
+    /* Unlocked: a request in another thread may read what would have
+     * woken us; it then wakes us through wake_fd instead. */
+    struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN },
+                             { .fd = c->wake_fd, .events = POLLIN } };
+    int n = poll(pfd, 2, timeout_ms);
+    int e = errno;
+    client_lock(c);
+    c->waiting = false;
+    client_unlock(c);
+    uint64_t drained;
+    if (n > 0 && (pfd[1].revents & POLLIN))
+        (void)!read(c->wake_fd, &drained, sizeof(drained));
+    if (n < 0 && e != EINTR)
+        return MMAPIO_E_IO;
+    return MMAPIO_OK;
 }
 
 /* ---- simple requests ---- */
@@ -618,7 +561,7 @@ int mmapio_ping(mmapio_client *c)
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
 
     if (!c)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     req.op_case = MMAPIO__REQUEST__OP_PING;
     req.ping = &ping;
     return client_call(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
@@ -630,7 +573,7 @@ static int client_delete(mmapio_client *c, const char *path, bool anonymous)
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
 
     if (!c || !path || !*path)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     del.path = (char *)path;
     del.anonymous = anonymous;
     req.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;

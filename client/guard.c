@@ -21,10 +21,11 @@
  * first grant; a program that installs its own SIGBUS handler later
  * replaces it (and with it the guard).
  */
-#include "internal.h"
+#include "guard.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -32,7 +33,7 @@
 struct guarded {
     uintptr_t lo, hi;         /* the handle's whole mapping */
     int prot;
-    mmapio_map *m;            /* NULL: not in a guarded copy */
+    _Atomic uint64_t *poisoned_from; /* NULL: not in a guarded copy */
 };
 
 static __thread struct guarded cur __attribute__((tls_model("initial-exec")));
@@ -42,7 +43,8 @@ static pthread_once_t installed = PTHREAD_ONCE_INIT;
 static bool stand_in(const siginfo_t *si)
 {
     uintptr_t addr = (uintptr_t)si->si_addr;
-    if (!cur.m || si->si_code != BUS_ADRERR || addr < cur.lo || addr >= cur.hi)
+    if (!cur.poisoned_from || si->si_code != BUS_ADRERR || addr < cur.lo ||
+        addr >= cur.hi)
         return false;
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t at = addr & ~((uintptr_t)page - 1);
@@ -51,9 +53,9 @@ static bool stand_in(const siginfo_t *si)
     if (p == MAP_FAILED)
         return false;
     uint64_t off = at - cur.lo;
-    uint64_t was = atomic_load_explicit(&cur.m->poisoned_from, memory_order_relaxed);
+    uint64_t was = atomic_load_explicit(cur.poisoned_from, memory_order_relaxed);
     while (off < was &&
-           !atomic_compare_exchange_weak_explicit(&cur.m->poisoned_from, &was, off,
+           !atomic_compare_exchange_weak_explicit(cur.poisoned_from, &was, off,
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
         ;
@@ -91,26 +93,26 @@ void guard_install(void)
     pthread_once(&installed, install);
 }
 
-static bool poisoned(const mmapio_map *m, uint64_t off, size_t n)
+static bool poisoned(_Atomic uint64_t *poisoned_from, uint64_t off, size_t n)
 {
-    return off + n > atomic_load_explicit(&m->poisoned_from, memory_order_relaxed);
+    return off + n > atomic_load_explicit(poisoned_from, memory_order_relaxed);
 }
 
-int guard_copy(mmapio_map *m, uint8_t *base, uint64_t len, uint64_t off,
-               void *dst, const void *src, size_t n)
+int guard_copy(_Atomic uint64_t *poisoned_from, int prot, uint8_t *base,
+               uint64_t len, uint64_t off, void *dst, const void *src,
+               size_t n)
 {
-    if (poisoned(m, off, n))
+    if (poisoned(poisoned_from, off, n))
         return MMAPIO_E_IO;
     cur.lo = (uintptr_t)base;
     cur.hi = (uintptr_t)base + len;
-    cur.prot = m->mode == MMAPIO_MODE_READ_ONLY ? PROT_READ
-                                                : PROT_READ | PROT_WRITE;
-    cur.m = m;
+    cur.prot = prot;
+    cur.poisoned_from = poisoned_from;
     /* The handler runs on this thread: keep the compiler from moving or
      * dropping these stores around the copy (no instruction is emitted). */
     atomic_signal_fence(memory_order_seq_cst);
     memcpy(dst, src, n);
     atomic_signal_fence(memory_order_seq_cst);
-    cur.m = NULL;
-    return poisoned(m, off, n) ? MMAPIO_E_IO : MMAPIO_OK;
+    cur.poisoned_from = NULL;
+    return poisoned(poisoned_from, off, n) ? MMAPIO_E_IO : MMAPIO_OK;
 }

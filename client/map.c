@@ -12,17 +12,75 @@
  * growing tries mremap in place, and when that fails maps afresh and keeps
  * the old mapping on a retired list until mmapio_unmap. Shrinking (the
  * daemon allows it only to the sole holder) trims in place.
+ *
+ * Every failure of a public call here records its text (errors.h) where it
+ * arises; failures of round trips were recorded by client.c.
  */
-#include "internal.h"
+#include "map.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "area.h"
+#include "client.h"
 #include "errmap.h"
+#include "errors.h"
+#include "guard.h"
+#include "notice.h"
 #include "policy.h"
+
+/* An old mapping left in place after a moving remap. */
+struct map_region {
+    void *base;
+    size_t len;
+    struct map_region *next;
+};
+
+struct mmapio_map {
+    mmapio_client *client;          /* holds a reference */
+    struct mmapio_map *prev, *next; /* in client->maps, under client->lock */
+    uint64_t handle;                /* this holder, on the wire */
+    uint64_t map_id;                /* the mapping, as events name it */
+    int fd;                         /* owned, close-on-exec */
+    mmapio_mode mode;
+    char *path;                     /* as the caller passed it */
+    size_t page;
+    /* Data path state: read without a lock. A remap stores base before
+     * len (release), so a reader that loads len (acquire) then base never
+     * sees a length larger than the mapping behind the base. */
+    _Atomic(uint8_t *) base;
+    _Atomic uint64_t len;
+    const struct ctl_slot *slot;    /* policy, flush_gen, watchers */
+    _Atomic uint32_t told_gen;      /* flush_gen when we last said DIRTY */
+    atomic_bool told_raw;           /* RAW_WRITER notice sent */
+    atomic_bool lost_notice;        /* a notice could not be sent */
+    _Atomic uint64_t pending_bytes;
+    _Atomic uint64_t pending_writes;
+    struct map_region *retired;
+    /* guard.c put zero pages in the map from this offset on (UINT64_MAX:
+     * none): copies reaching it fail until a refresh remaps. */
+    _Atomic uint64_t poisoned_from;
+};
+
+mmapio_client *map_client_of(const mmapio_map *m)
+{
+    return m->client;
+}
+
+uint64_t map_handle_of(const mmapio_map *m)
+{
+    return m->handle;
+}
+
+uint64_t map_id_of(const mmapio_map *m)
+{
+    return m->map_id;
+}
 
 /* ---- helpers ---- */
 
@@ -47,7 +105,7 @@ static uint8_t *map_base(const mmapio_map *m)
     return atomic_load_explicit(&m->base, memory_order_relaxed);
 }
 
-/* Publishes a mapping: base first, then len with release (see internal.h). */
+/* Publishes a mapping: base first, then len with release (see above). */
 static void map_publish(mmapio_map *m, uint8_t *base, uint64_t len)
 {
     atomic_store_explicit(&m->base, base, memory_order_relaxed);
@@ -85,6 +143,13 @@ static mmapio_flush_policy map_policy(const mmapio_map *m)
                                                   memory_order_relaxed));
 }
 
+static bool map_notice(mmapio_map *m, Mmapio__NoticeKind kind,
+                       uint64_t offset, uint64_t len)
+{
+    return notice_send(m->client, m->handle, &m->lost_notice, kind, offset,
+                       len);
+}
+
 /* Tells the daemon what it must know of a write, if anything: the range
  * when the mapping is watched, else that an EveryMillis mapping became
  * dirty since its last timed flush. */
@@ -100,9 +165,9 @@ static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
     bool told = atomic_load_explicit(&m->told_gen, memory_order_relaxed) == gen;
     bool sent = true;
     if (watched)
-        sent = area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_WRITE, offset, len);
+        sent = map_notice(m, MMAPIO__NOTICE_KIND__NOTICE_WRITE, offset, len);
     else if (!told)
-        sent = area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, 0, 0);
+        sent = map_notice(m, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, 0, 0);
     /* Only a notice that left says "told": else the next write tries again. */
     if (!told && sent)
         atomic_store_explicit(&m->told_gen, gen, memory_order_relaxed);
@@ -117,7 +182,7 @@ static int map_sync(const mmapio_map *m, uint64_t offset, uint64_t len)
     if (len == 0 || !base)
         return MMAPIO_OK;
     if (msync(base + start, (size_t)(offset + len - start), MS_SYNC) != 0)
-        return MMAPIO_E_FLUSH_FAILED;
+        return error_set(MMAPIO_E_FLUSH_FAILED, NULL);
     return MMAPIO_OK;
 }
 
@@ -205,31 +270,40 @@ static int map_after_write(mmapio_map *m, uint64_t offset, uint64_t len)
 
 /* ---- data path ---- */
 
+/* A copy to or from the mapping that survives a truncation (guard.h). */
+static int map_copy(mmapio_map *m, uint8_t *base, uint64_t off, void *dst,
+                    const void *src, size_t n)
+{
+    int r = guard_copy(&m->poisoned_from, map_prot(m->mode), base,
+                       map_len(m), off, dst, src, n);
+    return r == MMAPIO_OK ? r : error_set(r, NULL);
+}
+
 int mmapio_read_into(mmapio_map *m, uint64_t offset, void *buf, size_t len)
 {
     if (!m || (!buf && len > 0))
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (!in_bounds(offset, len, map_len(m)))
-        return MMAPIO_E_OUT_OF_BOUNDS;
+        return error_set(MMAPIO_E_OUT_OF_BOUNDS, NULL);
     if (len == 0)
         return MMAPIO_OK;
     uint8_t *base = map_base(m);
-    return guard_copy(m, base, map_len(m), offset, buf, base + offset, len);
+    return map_copy(m, base, offset, buf, base + offset, len);
 }
 
 int mmapio_update_region(mmapio_map *m, uint64_t offset, const void *data,
                          size_t len)
 {
     if (!m || (!data && len > 0))
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (m->mode == MMAPIO_MODE_READ_ONLY)
-        return MMAPIO_E_INVALID_MODE;
+        return error_set(MMAPIO_E_INVALID_MODE, NULL);
     if (!in_bounds(offset, len, map_len(m)))
-        return MMAPIO_E_OUT_OF_BOUNDS;
+        return error_set(MMAPIO_E_OUT_OF_BOUNDS, NULL);
     if (len == 0)
         return MMAPIO_OK;
     uint8_t *base = map_base(m);
-    int r = guard_copy(m, base, map_len(m), offset, base + offset, data, len);
+    int r = map_copy(m, base, offset, base + offset, data, len);
     if (r != MMAPIO_OK)
         return r;
     if (m->mode != MMAPIO_MODE_READ_WRITE)
@@ -240,7 +314,7 @@ int mmapio_update_region(mmapio_map *m, uint64_t offset, const void *data,
 int mmapio_flush(mmapio_map *m)
 {
     if (!m)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (m->mode != MMAPIO_MODE_READ_WRITE)
         return MMAPIO_OK;
     return map_flush_counted(m, 0, map_len(m));
@@ -249,9 +323,9 @@ int mmapio_flush(mmapio_map *m)
 int mmapio_flush_range(mmapio_map *m, uint64_t offset, uint64_t len)
 {
     if (!m)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (!in_bounds(offset, len, map_len(m)))
-        return MMAPIO_E_OUT_OF_BOUNDS;
+        return error_set(MMAPIO_E_OUT_OF_BOUNDS, NULL);
     if (m->mode != MMAPIO_MODE_READ_WRITE || len == 0)
         return MMAPIO_OK;
     return map_flush_counted(m, offset, len);
@@ -303,7 +377,7 @@ void *mmapio_as_mut_ptr(mmapio_map *m)
     if (m->mode == MMAPIO_MODE_READ_WRITE &&
         !atomic_load_explicit(&m->told_raw, memory_order_relaxed) &&
         !atomic_exchange_explicit(&m->told_raw, true, memory_order_relaxed) &&
-        !area_notice(m, MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER, 0, 0))
+        !map_notice(m, MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER, 0, 0))
         atomic_store_explicit(&m->told_raw, false, memory_order_relaxed);
     return map_base(m);
 }
@@ -374,7 +448,6 @@ static void map_drop(mmapio_map *m, uint64_t old)
     munmap(base, (size_t)old);
 }
 
-/* Brings the local mapping to `size`, the size the daemon reported. */
 /* After a truncation the SIGBUS guard put private zero pages in this
  * mapping: map the file over the whole range again (a copy-on-write
  * handle's private changes go with them), then lift the poison. */
@@ -390,6 +463,7 @@ static int map_replace_stand_ins(mmapio_map *m)
     return MMAPIO_OK;
 }
 
+/* Brings the local mapping to `size`, the size the daemon reported. */
 static int map_remap(mmapio_map *m, uint64_t size)
 {
     uint64_t old = map_len(m);
@@ -412,6 +486,13 @@ static int map_remap(mmapio_map *m, uint64_t size)
     }
     int r = size < old ? map_shrink(m, old, size) : map_grow(m, old, size);
     return r ? r : map_replace_stand_ins(m);
+}
+
+/* map_remap for a public call: a failure records its text. */
+static int map_remap_now(mmapio_map *m, uint64_t size)
+{
+    int r = map_remap(m, size);
+    return r == MMAPIO_OK ? r : error_set(r, NULL);
 }
 
 /* ---- handle lifetime ---- */
@@ -452,6 +533,30 @@ static int map_new(const char *path, mmapio_mode mode, mmapio_map **out)
     return MMAPIO_OK;
 }
 
+/* Puts m on c's list of handles and takes a reference on c (lock held). */
+static void map_link(mmapio_client *c, mmapio_map *m)
+{
+    client_ref(c);
+    m->client = c;
+    m->prev = NULL;
+    m->next = c->maps;
+    if (c->maps)
+        c->maps->prev = m;
+    c->maps = m;
+}
+
+/* Takes m off the list (lock held); the reference is the caller's. */
+static void map_unlink(mmapio_client *c, mmapio_map *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        c->maps = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    m->prev = m->next = NULL;
+}
+
 /* Tells the daemon this holder is gone (lock held). */
 static int map_release_locked(mmapio_client *c, uint64_t handle)
 {
@@ -481,13 +586,13 @@ static int map_take_grant(mmapio_client *c, mmapio_map *m,
 
     m->handle = g->handle;
     m->map_id = g->map_id;
-    m->slot = area_slot(c, g->ctl_slot);
+    m->slot = area_slot(&c->area, g->ctl_slot);
     m->fd = rep->fd;
     rep->fd = -1;
     client_reply_free(rep);
     if (!m->slot) {
         map_release_locked(c, m->handle);
-        return MMAPIO_E_PROTOCOL;
+        return error_set(MMAPIO_E_PROTOCOL, NULL);
     }
     /* Unlike any flush_gen: the first write says DIRTY when it must. */
     atomic_store_explicit(&m->told_gen,
@@ -498,12 +603,12 @@ static int map_take_grant(mmapio_client *c, mmapio_map *m,
         if (!base) {
             int err = errmap_from_errno(errno);
             map_release_locked(c, m->handle);
-            return err;
+            return error_set(err, NULL);
         }
         map_publish(m, base, size);
     }
     guard_install();
-    client_attach_map(c, m);
+    map_link(c, m);
     return MMAPIO_OK;
 }
 
@@ -522,9 +627,9 @@ static int open_check(const char *path, const mmapio_options *o)
 {
     if (!*path || (unsigned)o->mode > MMAPIO_MODE_COPY_ON_WRITE ||
         !policy_valid(o->flush_policy))
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if ((o->create || o->truncate) && o->size == 0)
-        return MMAPIO_E_RESIZE_FAILED;
+        return error_set(MMAPIO_E_RESIZE_FAILED, NULL);
     return MMAPIO_OK;
 }
 
@@ -555,12 +660,13 @@ int mmapio_open(mmapio_client *c, const char *path, const mmapio_options *o,
     mmapio_map *m;
 
     if (!c || !path || !o || !out)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     int r = open_check(path, o);
-    if (r == MMAPIO_OK)
-        r = map_new(path, o->mode, &m);
     if (r != MMAPIO_OK)
         return r;
+    r = map_new(path, o->mode, &m);
+    if (r != MMAPIO_OK)
+        return error_set(r, NULL);
     open_to_wire(path, o, &op, &pol);
     req.op_case = MMAPIO__REQUEST__OP_OPEN;
     req.open = &op;
@@ -652,13 +758,18 @@ int mmapio_unmap(mmapio_map *m)
     if (!m)
         return MMAPIO_OK;
     mmapio_client *c = m->client;
+    struct error_saved before;
+    error_save(&before);
     client_lock(c);
     int r = map_release_locked(c, m->handle);
-    client_detach_map(c, m);
+    map_unlink(c, m);
     client_unlock(c);
     map_free(m);
     client_unref(c);
-    return r == MMAPIO_E_DISCONNECTED ? MMAPIO_OK : r;
+    if (r != MMAPIO_E_DISCONNECTED)
+        return r;
+    error_restore(&before); /* not a failure of this call */
+    return MMAPIO_OK;
 }
 
 /* ---- requests about a handle ---- */
@@ -669,11 +780,11 @@ int mmapio_resize(mmapio_map *m, uint64_t new_size)
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
 
     if (!m)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (m->mode != MMAPIO_MODE_READ_WRITE)
-        return MMAPIO_E_INVALID_MODE;
+        return error_set(MMAPIO_E_INVALID_MODE, NULL);
     if (new_size == 0 || !fits_size_t(new_size))
-        return MMAPIO_E_RESIZE_FAILED;
+        return error_set(MMAPIO_E_RESIZE_FAILED, NULL);
     rs.handle = m->handle;
     rs.size = new_size;
     req.op_case = MMAPIO__REQUEST__OP_RESIZE;
@@ -681,7 +792,7 @@ int mmapio_resize(mmapio_map *m, uint64_t new_size)
     int r = client_call(m->client, &req, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
     if (r != MMAPIO_OK)
         return r;
-    return map_remap(m, new_size);
+    return map_remap_now(m, new_size);
 }
 
 /* Takes the size from the daemon (the policy is always current: it is read
@@ -694,7 +805,7 @@ int mmapio_refresh(mmapio_map *m)
     uint64_t size = 0;
 
     if (!m)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     st.handle = m->handle;
     req.op_case = MMAPIO__REQUEST__OP_STAT;
     req.stat = &st;
@@ -708,7 +819,7 @@ int mmapio_refresh(mmapio_map *m)
     client_unlock(m->client);
     if (r != MMAPIO_OK)
         return r;
-    return map_remap(m, size);
+    return map_remap_now(m, size);
 }
 
 int mmapio_set_flush_policy(mmapio_map *m, mmapio_flush_policy p)
@@ -718,9 +829,9 @@ int mmapio_set_flush_policy(mmapio_map *m, mmapio_flush_policy p)
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
 
     if (!m || !policy_valid(p))
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (m->mode != MMAPIO_MODE_READ_WRITE)
-        return MMAPIO_E_INVALID_MODE;
+        return error_set(MMAPIO_E_INVALID_MODE, NULL);
     policy_to_wire(p, &pol);
     sp.handle = m->handle;
     sp.policy = &pol;

@@ -14,11 +14,29 @@
  * range: "something changed, read again".
  *
  * A watcher stays valid until mmapio_unwatch, also after its map is
- * unmapped.
+ * unmapped; it holds a reference on its connection.
  */
-#include "internal.h"
+#include "watch.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+
+#include "client.h"
+#include "errors.h"
+#include "events.h"
+#include "map.h"
+
+struct mmapio_watcher {
+    atomic_uint refs;               /* the client's list, and deliveries */
+    atomic_bool removed;            /* unwatched: run no more callbacks */
+    mmapio_client *client;          /* holds a reference */
+    uint64_t map_id;
+    uint64_t watch_id;
+    mmapio_watch_cb cb;
+    void *user;
+    struct mmapio_watcher *next;    /* in client->watchers, under the lock */
+};
 
 static void watcher_unref(mmapio_watcher *w)
 {
@@ -36,12 +54,12 @@ int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
     struct client_reply rep;
 
     if (!m || !cb || !out)
-        return MMAPIO_E_INVALID_ARGUMENT;
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     mmapio_watcher *w = calloc(1, sizeof(*w));
     if (!w)
-        return MMAPIO_E_QUOTA;
-    mmapio_client *c = m->client;
-    wa.handle = m->handle;
+        return error_set(MMAPIO_E_QUOTA, NULL);
+    mmapio_client *c = map_client_of(m);
+    wa.handle = map_handle_of(m);
     req.op_case = MMAPIO__REQUEST__OP_WATCH;
     req.watch = &wa;
     client_lock(c);
@@ -51,7 +69,7 @@ int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
         client_reply_free(&rep);
         atomic_init(&w->refs, 1);
         w->client = c;
-        w->map_id = m->map_id;
+        w->map_id = map_id_of(m);
         w->cb = cb;
         w->user = user;
         w->next = c->watchers;
@@ -61,6 +79,7 @@ int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
     client_unlock(c);
     if (r != MMAPIO_OK) {
         free(w);
+        /* The text stays the daemon's reason, recorded by the round trip. */
         return r == MMAPIO_E_DISCONNECTED ? r : MMAPIO_E_WATCH_FAILED;
     }
     *out = w;
@@ -86,11 +105,16 @@ void mmapio_unwatch(mmapio_watcher *w)
             break;
         }
     }
-    /* A daemon that is gone has dropped the watch with the connection. */
+    /* A daemon that is gone has dropped the watch with the connection;
+     * a void call leaves no failure behind. */
+    struct error_saved before;
     struct client_reply rep;
+    error_save(&before);
     if (client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, &rep) ==
         MMAPIO_OK)
         client_reply_free(&rep);
+    else
+        error_restore(&before);
     client_unlock(c);
     watcher_unref(w); /* the list's reference */
 }
@@ -155,23 +179,21 @@ static bool collect(mmapio_client *c, const struct client_event *e,
 
 unsigned watch_deliver(mmapio_client *c)
 {
+    struct client_event queued[EVENTS_MAX];
     struct call *calls = NULL;
     size_t n = 0, cap = 0;
+    bool lost;
 
     client_lock(c);
-    unsigned queued = (unsigned)c->q_len;
-    if (c->q_overflow) {
-        struct client_event lost = { .kind = MMAPIO__EVENT_KIND__EVENT_OVERFLOW };
-        collect(c, &lost, &calls, &n, &cap);
-        c->q_overflow = false;
+    size_t n_queued = events_take(&c->events, queued, &lost);
+    if (lost) {
+        struct client_event all = {
+            .kind = MMAPIO__EVENT_KIND__EVENT_OVERFLOW };
+        collect(c, &all, &calls, &n, &cap);
     }
-    for (size_t i = 0; i < c->q_len; i++) {
-        const struct client_event *e =
-            &c->queue[(c->q_head + i) % CLIENT_EVENT_QUEUE];
-        if (!collect(c, e, &calls, &n, &cap))
+    for (size_t i = 0; i < n_queued; i++)
+        if (!collect(c, &queued[i], &calls, &n, &cap))
             break;
-    }
-    c->q_head = c->q_len = 0;
     client_unlock(c);
 
     for (size_t i = 0; i < n; i++) {
@@ -181,5 +203,5 @@ unsigned watch_deliver(mmapio_client *c)
         watcher_unref(w);
     }
     free(calls);
-    return queued;
+    return (unsigned)n_queued;
 }

@@ -7,8 +7,9 @@
  * (mmapio_read_into, mmapio_update_region, the pointer accessors) take no
  * lock and make no system call, except the flush a policy asks for.
  *
- * Every call that can fail returns MMAPIO_OK (0) or a negative mmapio_err.
- * Outputs are written only on success. Destructors accept NULL.
+ * Every call that can fail returns MMAPIO_OK (0) or a negative mmapio_err,
+ * and leaves a text for it in mmapio_last_error. Outputs are written only
+ * on success. Destructors accept NULL.
  * A client may be used from several threads at once; one map handle may be
  * read and written from several threads, but resize/refresh/unmap of a
  * handle must not race with other calls on that same handle.
@@ -50,6 +51,15 @@ typedef enum {
 
 /* A short English text for every value, including unknown ones. */
 const char *mmapio_strerror(int err);
+/*
+ * The text of the last failure on the calling thread: the daemon's own
+ * message when its refusal carried one (e.g. "no anonymous mapping 'x'"),
+ * else mmapio_strerror's text of the error returned. "" when no call of
+ * this thread has failed yet; never NULL. It stays until the next failure
+ * (a successful call leaves it alone) and lives in thread-local storage:
+ * copy it before another call of the library on the same thread.
+ */
+const char *mmapio_last_error(void);
 
 typedef struct mmapio_client mmapio_client;   /* one connection to mmapiod */
 typedef struct mmapio_map mmapio_map;         /* one mapping, mapped here */
@@ -174,11 +184,142 @@ int mmapio_set_flush_policy(mmapio_map *m, mmapio_flush_policy p);
 const void *mmapio_as_ptr(const mmapio_map *m);
 void *mmapio_as_mut_ptr(mmapio_map *m);
 
+/*
+ * Flush policies as text, as mmapioctl and configuration files write
+ * them: "never", "manual", "always", "every-bytes:N", "every-writes:N" or
+ * "every-millis:N", N a decimal from 1 to 2^56-1, nothing else around.
+ * parse: MMAPIO_E_INVALID_ARGUMENT for any other text (or NULL pointers).
+ * format: writes the text of p into buf (the value is left out for the
+ * kinds that have none); MMAPIO_E_INVALID_ARGUMENT for a policy that
+ * mmapio_set_flush_policy would refuse, a NULL buf, or when the text and
+ * its NUL do not fit in size bytes (MMAPIO_POLICY_TEXT_MAX always fits).
+ * What format writes, parse reads back to the same policy (with value 0
+ * for the kinds without one).
+ */
+#define MMAPIO_POLICY_TEXT_MAX 32
+int mmapio_policy_parse(const char *text, mmapio_flush_policy *out);
+int mmapio_policy_format(mmapio_flush_policy p, char *buf, size_t size);
+
 /* ---- watching --------------------------------------------------------- */
 
 int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
                  mmapio_watcher **out);
 void mmapio_unwatch(mmapio_watcher *w);
+
+/* ---- asking the daemon ------------------------------------------------ */
+
+/*
+ * What mmapioctl asks, for any program: the daemon's status, the mappings
+ * it holds, its clients; flushing a mapping, or setting its policy for
+ * every holder, by name. The daemon answers from the caller's credentials:
+ * an ordinary user sees and acts on only the mappings they own and their
+ * own connections; root and members of the daemon's admin group, on
+ * everything. A mapping the caller may not see is MMAPIO_E_NOT_FOUND, as
+ * a missing one is.
+ *
+ * Results are plain structs owned by the caller, each freed by one call
+ * (NULL-safe) together with the strings it points to. Lists come whole:
+ * the library pages through the daemon's replies itself, in order of id;
+ * entries made or removed while the pages are read may or may not appear.
+ * A path is relative to the daemon's data root; with `anonymous` it is an
+ * anonymous mapping's name instead (mmapioctl's anon:NAME).
+ */
+
+typedef struct {
+    char *version;            /* the daemon's version, e.g. "0.1.0" */
+    uint64_t uptime_s;        /* seconds since it started */
+    uint32_t clients;         /* clients connected (the caller's own, or all) */
+    uint64_t mappings;        /* mappings alive ... */
+    uint64_t anonymous;       /*   ... of which anonymous */
+    uint64_t files;           /*   ... of which files */
+    uint64_t bytes_mapped;    /* their sizes, added up */
+    bool all;                 /* the counts cover everyone (an admin asked);
+                                 false: only the caller's own */
+    /* Daemon-wide counters, given to admins only (0 when !all): */
+    uint64_t flushes;         /* flushes done since the start */
+    uint64_t flush_failures;  /* flushes that failed */
+    uint64_t errors;          /* error replies sent */
+    uint64_t clients_total;   /* connections accepted since the start */
+} mmapio_status;
+
+int mmapio_admin_status(mmapio_client *c, mmapio_status **out);
+void mmapio_status_free(mmapio_status *s);
+
+/* One mapping the daemon holds. */
+typedef struct {
+    uint64_t id;              /* unique while the daemon runs */
+    char *name;               /* path under the root, or the anonymous name */
+    bool anonymous;
+    uint64_t size;            /* bytes */
+    mmapio_flush_policy policy;
+    uint32_t holders;         /* handles open on it, in every process */
+    uint32_t rw_holders;      /*   ... of which READ_WRITE */
+    uint32_t watchers;        /* watches on it */
+    uint32_t owner;           /* uid of the owner */
+    uint32_t perm;            /* permission bits, e.g. 0644 */
+    uint64_t pending_bytes;   /* dirty bytes in the page cache (files; 0 when
+                                 the kernel cannot tell, before Linux 6.5) */
+    int64_t last_flush;       /* unix seconds of the last flush; 0: never */
+    uint64_t flushes;         /* flushes of this mapping done by the daemon */
+    bool removed;             /* deleted, still held by someone */
+} mmapio_map_info;
+
+/* Every mapping the caller may see, by id: *maps (NULL when *n is 0) and
+ * *n; free with mmapio_map_info_free(*maps, *n). */
+int mmapio_admin_list(mmapio_client *c, mmapio_map_info **maps, size_t *n);
+void mmapio_map_info_free(mmapio_map_info *maps, size_t n);
+
+/* One handle a client holds. */
+typedef struct {
+    uint64_t map_id;          /* mmapio_map_info.id of the mapping */
+    char *name;
+    mmapio_mode mode;
+} mmapio_held_info;
+
+/* One connection to the daemon. */
+typedef struct {
+    uint64_t id;              /* unique while the daemon runs */
+    int32_t pid;              /* the peer's pid, uid and gid (SO_PEERCRED) */
+    uint32_t uid;
+    uint32_t gid;
+    char *name;               /* the program's name, as it said hello */
+    uint32_t watches;         /* watches it has open */
+    uint32_t held_total;      /* handles it holds ... */
+    size_t n_held;            /*   ... of which the daemon lists the first */
+    mmapio_held_info *held;   /*   (up to 32; NULL when n_held is 0) */
+} mmapio_client_info;
+
+/* Every client the caller may see (the caller's own connection included),
+ * by id; free with mmapio_client_info_free(*clients, *n). */
+int mmapio_admin_clients(mmapio_client *c, mmapio_client_info **clients,
+                         size_t *n);
+void mmapio_client_info_free(mmapio_client_info *clients, size_t n);
+
+/* What a flush by name did. */
+typedef struct {
+    uint32_t flushed;         /* mappings written back to disk */
+    uint32_t failed;          /* mappings whose flush failed (see the
+                                 daemon's log for why) */
+} mmapio_flush_report;
+
+/*
+ * Asks the daemon to flush a mapping it has (a file that someone maps, or
+ * an anonymous mapping), or (_all) every file mapping the caller may see,
+ * and waits until the data is on disk; a name the daemon has no mapping of
+ * is MMAPIO_E_NOT_FOUND. Anonymous mappings have nothing to write back:
+ * flushing one by name succeeds with 0 flushed. Failures of single flushes
+ * are counted in report->failed, and the call still returns MMAPIO_OK;
+ * report may be NULL.
+ */
+int mmapio_admin_flush(mmapio_client *c, const char *path, bool anonymous,
+                       mmapio_flush_report *report);
+int mmapio_admin_flush_all(mmapio_client *c, mmapio_flush_report *report);
+
+/* Sets the flush policy of a mapping the daemon has, for every holder in
+ * every process (as mmapio_set_flush_policy does through a handle); an
+ * invalid policy is MMAPIO_E_INVALID_ARGUMENT, before anything is sent. */
+int mmapio_admin_set_flush_policy(mmapio_client *c, const char *path,
+                                  bool anonymous, mmapio_flush_policy p);
 
 #ifdef __cplusplus
 }

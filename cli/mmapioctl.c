@@ -3,25 +3,31 @@
  *
  *   mmapioctl [--socket PATH] [--json] COMMAND ...
  *
- * Admin requests travel over the daemon's own protocol (through the
- * library's internal round trip); the daemon decides from our credentials
- * what we may see and change. Human output is aligned tables; --json gives
- * one JSON document per command (one object a line for `watch`).
+ * A client like any other: built against the public header <mmapio.h> and
+ * the shared libmmapio alone, it asks through the library's admin calls
+ * (mmapio_admin_status, _list, _clients, _flush, _set_flush_policy); the
+ * daemon decides from our credentials what we may see and change. Human
+ * output is aligned tables; --json gives one JSON document per command
+ * (one object a line for `watch`).
  *
  * Exit status: 0 done, 1 the daemon refused or failed, 2 bad usage,
  * 3 the daemon cannot be reached, 4 not found, 5 permission denied.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* getopt_long, localtime_r, strdup */
+#endif
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
-#include "policy.h"
+#include <mmapio.h>
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3,
        EXIT_NOT_FOUND = 4, EXIT_PERMISSION = 5 };
@@ -100,14 +106,22 @@ static const char *u64s(char *buf, uint64_t v)
     return buf;
 }
 
-static const char *mode_name(Mmapio__Mode m)
+static const char *mode_name(mmapio_mode m)
 {
     switch (m) {
-    case MMAPIO__MODE__MODE_READ_ONLY: return "ro";
-    case MMAPIO__MODE__MODE_READ_WRITE: return "rw";
-    case MMAPIO__MODE__MODE_COPY_ON_WRITE: return "cow";
+    case MMAPIO_MODE_READ_ONLY: return "ro";
+    case MMAPIO_MODE_READ_WRITE: return "rw";
+    case MMAPIO_MODE_COPY_ON_WRITE: return "cow";
     default: return "?";
     }
+}
+
+/* A policy's text; a newer daemon's kind we cannot name is "unknown". */
+static const char *policy_text(mmapio_flush_policy p, char *buf, size_t size)
+{
+    if (mmapio_policy_format(p, buf, size) != MMAPIO_OK)
+        snprintf(buf, size, "unknown");
+    return buf;
 }
 
 static const char *when(int64_t t, char *buf, size_t size)
@@ -122,11 +136,8 @@ static const char *when(int64_t t, char *buf, size_t size)
 
 /* ---- talking to the daemon ------------------------------------------- */
 
-static int fail(mmapio_client *c, int err, const char *what)
+static int exit_code(int err)
 {
-    const char *msg = c && c->last_message[0] ? c->last_message
-                                               : mmapio_strerror(err);
-    fprintf(stderr, "mmapioctl: %s: %s\n", what, msg);
     switch (err) {
     case MMAPIO_E_DISCONNECTED: return EXIT_UNREACHABLE;
     case MMAPIO_E_NOT_FOUND: return EXIT_NOT_FOUND;
@@ -134,6 +145,15 @@ static int fail(mmapio_client *c, int err, const char *what)
     case MMAPIO_E_INVALID_ARGUMENT: return EXIT_USAGE;
     default: return EXIT_REFUSED;
     }
+}
+
+/* Says why a call failed, in the daemon's words when it gave some. */
+static int fail(int err, const char *what)
+{
+    const char *msg = mmapio_last_error();
+    fprintf(stderr, "mmapioctl: %s: %s\n", what,
+            *msg ? msg : mmapio_strerror(err));
+    return exit_code(err);
 }
 
 /* "anon:NAME" names an anonymous mapping; anything else is a file path. */
@@ -147,17 +167,14 @@ static const char *split_target(const char *arg, bool *anonymous)
 
 static int cmd_status(mmapio_client *c, int argc, char **argv)
 {
-    Mmapio__AdminStatus q = MMAPIO__ADMIN_STATUS__INIT;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
-    struct client_reply rep;
+    mmapio_status *s;
     char b[24];
+    (void)argc;
+    (void)argv;
 
-    req.op_case = MMAPIO__REQUEST__OP_ADMIN_STATUS;
-    req.admin_status = &q;
-    int r = client_call(c, &req, MMAPIO__REPLY__RESULT_STATUS, &rep);
+    int r = mmapio_admin_status(c, &s);
     if (r)
-        return fail(c, r, "status");
-    const Mmapio__StatusReply *s = rep.reply->status;
+        return fail(r, "status");
     if (json) {
         printf("{\"version\":");
         json_str(s->version);
@@ -190,15 +207,14 @@ static int cmd_status(mmapio_client *c, int argc, char **argv)
         }
         table_print(&t);
     }
-    client_reply_free(&rep);
+    mmapio_status_free(s);
     return 0;
 }
 
-static void print_map(const Mmapio__MapInfo *m, struct table *t, bool first)
+static void print_map(const mmapio_map_info *m, struct table *t, bool first)
 {
     char id[24], size[24], holders[24], pending[24], pol[64], last[32], owner[24];
-    mmapio_flush_policy p = policy_from_wire(m->policy);
-    policy_format(p, pol, sizeof(pol));
+    policy_text(m->policy, pol, sizeof(pol));
     const char *last_text = when(m->last_flush, last, sizeof(last));
     if (json) {
         printf("%s{\"id\":%" PRIu64 ",\"name\":", first ? "" : ",", m->id);
@@ -227,39 +243,31 @@ static void print_map(const Mmapio__MapInfo *m, struct table *t, bool first)
 
 static int cmd_ls(mmapio_client *c, int argc, char **argv)
 {
-    Mmapio__AdminList q = MMAPIO__ADMIN_LIST__INIT;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
     struct table t = { .n_cols = 10 };
-    bool first = true;
+    mmapio_map_info *maps;
+    size_t n;
+    (void)argc;
+    (void)argv;
 
+    int r = mmapio_admin_list(c, &maps, &n);
+    if (r)
+        return fail(r, "ls");
     if (json)
         printf("[");
     else
         table_add(&t, "ID", "NAME", "KIND", "SIZE", "MODE", "OWNER", "POLICY",
                   "HOLDERS", "PENDING", "LAST FLUSH");
-    for (bool more = true; more;) {
-        struct client_reply rep;
-        req.op_case = MMAPIO__REQUEST__OP_ADMIN_LIST;
-        req.admin_list = &q;
-        int r = client_call(c, &req, MMAPIO__REPLY__RESULT_LIST, &rep);
-        if (r)
-            return fail(c, r, "ls");
-        const Mmapio__ListReply *l = rep.reply->list;
-        for (size_t i = 0; i < l->n_maps; i++, first = false) {
-            print_map(l->maps[i], &t, first);
-            q.after_id = l->maps[i]->id;
-        }
-        more = l->more && l->n_maps > 0;
-        client_reply_free(&rep);
-    }
+    for (size_t i = 0; i < n; i++)
+        print_map(&maps[i], &t, i == 0);
     if (json)
         printf("]\n");
     else
         table_print(&t);
+    mmapio_map_info_free(maps, n);
     return 0;
 }
 
-static void print_client(const Mmapio__ClientInfo *ci, struct table *t,
+static void print_client(const mmapio_client_info *ci, struct table *t,
                          bool first)
 {
     if (json) {
@@ -270,9 +278,9 @@ static void print_client(const Mmapio__ClientInfo *ci, struct table *t,
                ci->held_total);
         for (size_t i = 0; i < ci->n_held; i++) {
             printf("%s{\"map_id\":%" PRIu64 ",\"name\":", i ? "," : "",
-                   ci->held[i]->map_id);
-            json_str(ci->held[i]->name);
-            printf(",\"mode\":\"%s\"}", mode_name(ci->held[i]->mode));
+                   ci->held[i].map_id);
+            json_str(ci->held[i].name);
+            printf(",\"mode\":\"%s\"}", mode_name(ci->held[i].mode));
         }
         printf("]}");
         return;
@@ -281,8 +289,8 @@ static void print_client(const Mmapio__ClientInfo *ci, struct table *t,
     size_t off = 0;
     for (size_t i = 0; i < ci->n_held && off < sizeof(held) - 64; i++)
         off += (size_t)snprintf(held + off, sizeof(held) - off, "%s%s(%s)",
-                                i ? " " : "", ci->held[i]->name,
-                                mode_name(ci->held[i]->mode));
+                                i ? " " : "", ci->held[i].name,
+                                mode_name(ci->held[i].mode));
     if (ci->held_total > ci->n_held && off < sizeof(held) - 32)
         snprintf(held + off, sizeof(held) - off, " +%u more",
                  ci->held_total - (unsigned)ci->n_held);
@@ -293,34 +301,26 @@ static void print_client(const Mmapio__ClientInfo *ci, struct table *t,
 
 static int cmd_clients(mmapio_client *c, int argc, char **argv)
 {
-    Mmapio__AdminClients q = MMAPIO__ADMIN_CLIENTS__INIT;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
     struct table t = { .n_cols = 6 };
-    bool first = true;
+    mmapio_client_info *clients;
+    size_t n;
+    (void)argc;
+    (void)argv;
 
+    int r = mmapio_admin_clients(c, &clients, &n);
+    if (r)
+        return fail(r, "clients");
     if (json)
         printf("[");
     else
         table_add(&t, "ID", "PID", "UID", "NAME", "WATCHES", "HOLDS");
-    for (bool more = true; more;) {
-        struct client_reply rep;
-        req.op_case = MMAPIO__REQUEST__OP_ADMIN_CLIENTS;
-        req.admin_clients = &q;
-        int r = client_call(c, &req, MMAPIO__REPLY__RESULT_CLIENTS, &rep);
-        if (r)
-            return fail(c, r, "clients");
-        const Mmapio__ClientsReply *l = rep.reply->clients;
-        for (size_t i = 0; i < l->n_clients; i++, first = false) {
-            print_client(l->clients[i], &t, first);
-            q.after_id = l->clients[i]->id;
-        }
-        more = l->more && l->n_clients > 0;
-        client_reply_free(&rep);
-    }
+    for (size_t i = 0; i < n; i++)
+        print_client(&clients[i], &t, i == 0);
     if (json)
         printf("]\n");
     else
         table_print(&t);
+    mmapio_client_info_free(clients, n);
     return 0;
 }
 
@@ -333,57 +333,44 @@ static int usage_error(const char *what, const char *arg)
 
 static int cmd_flush(mmapio_client *c, int argc, char **argv)
 {
-    Mmapio__AdminFlush q = MMAPIO__ADMIN_FLUSH__INIT;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
-    struct client_reply rep;
+    mmapio_flush_report f;
     bool anonymous;
+    int r;
 
     if (argc != 2)
         return usage_error("flush takes PATH, anon:NAME or --all", NULL);
-    if (!strcmp(argv[1], "--all"))
-        q.all = true;
-    else
-        q.path = (char *)split_target(argv[1], &anonymous), q.anonymous = anonymous;
-    req.op_case = MMAPIO__REQUEST__OP_ADMIN_FLUSH;
-    req.admin_flush = &q;
-    int r = client_call(c, &req, MMAPIO__REPLY__RESULT_FLUSHED, &rep);
+    if (!strcmp(argv[1], "--all")) {
+        r = mmapio_admin_flush_all(c, &f);
+    } else {
+        const char *target = split_target(argv[1], &anonymous);
+        r = mmapio_admin_flush(c, target, anonymous, &f);
+    }
     if (r)
-        return fail(c, r, argv[1]);
-    const Mmapio__AdminFlushReply *f = rep.reply->flushed;
+        return fail(r, argv[1]);
     if (json)
-        printf("{\"flushed\":%u,\"failed\":%u}\n", f->flushed, f->failed);
+        printf("{\"flushed\":%u,\"failed\":%u}\n", f.flushed, f.failed);
     else
-        printf("flushed %u mapping%s%s\n", f->flushed, f->flushed == 1 ? "" : "s",
-               f->failed ? ", some failed (see the daemon's log)" : "");
-    r = f->failed ? EXIT_REFUSED : 0;
-    client_reply_free(&rep);
-    return r;
+        printf("flushed %u mapping%s%s\n", f.flushed, f.flushed == 1 ? "" : "s",
+               f.failed ? ", some failed (see the daemon's log)" : "");
+    return f.failed ? EXIT_REFUSED : 0;
 }
 
 static int cmd_policy(mmapio_client *c, int argc, char **argv)
 {
-    Mmapio__AdminPolicy q = MMAPIO__ADMIN_POLICY__INIT;
-    Mmapio__FlushPolicy pol;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
     mmapio_flush_policy p;
     bool anonymous;
     char text[64];
 
     if (argc != 3)
         return usage_error("policy takes PATH and POLICY", NULL);
-    if (policy_parse(argv[2], &p))
+    if (mmapio_policy_parse(argv[2], &p))
         return usage_error("bad policy (never, manual, always, every-bytes:N, "
                            "every-writes:N or every-millis:N):", argv[2]);
-    q.path = (char *)split_target(argv[1], &anonymous);
-    q.anonymous = anonymous;
-    policy_to_wire(p, &pol);
-    q.policy = &pol;
-    req.op_case = MMAPIO__REQUEST__OP_ADMIN_POLICY;
-    req.admin_policy = &q;
-    int r = client_call(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
+    const char *target = split_target(argv[1], &anonymous);
+    int r = mmapio_admin_set_flush_policy(c, target, anonymous, p);
     if (r)
-        return fail(c, r, argv[1]);
-    policy_format(p, text, sizeof(text));
+        return fail(r, argv[1]);
+    policy_text(p, text, sizeof(text));
     if (json) {
         printf("{\"path\":");
         json_str(argv[1]);
@@ -436,11 +423,11 @@ static int cmd_watch(mmapio_client *c, int argc, char **argv)
     o.anonymous = anonymous;
     int r = mmapio_open(c, target, &o, &m);
     if (r)
-        return fail(c, r, argv[1]);
+        return fail(r, argv[1]);
     r = mmapio_watch(m, print_event, NULL, &w);
     if (r) {
         mmapio_unmap(m);
-        return fail(c, r, argv[1]);
+        return fail(r, argv[1]);
     }
     struct sigaction sa = { .sa_handler = on_interrupt };
     sigaction(SIGINT, &sa, NULL);
@@ -451,7 +438,7 @@ static int cmd_watch(mmapio_client *c, int argc, char **argv)
         ;
     mmapio_unwatch(w);
     mmapio_unmap(m);
-    return r < 0 && !interrupted ? fail(c, r, "watch") : 0;
+    return r < 0 && !interrupted ? fail(r, "watch") : 0;
 }
 
 /* ---- main ------------------------------------------------------------ */
@@ -529,8 +516,11 @@ int main(int argc, char **argv)
     }
     mmapio_client *c;
     int r = mmapio_connect(sock, &c);
-    if (r)
-        return fail(NULL, r, "cannot reach mmapiod");
+    if (r) { /* mmapio_strerror's words, as always for this line */
+        fprintf(stderr, "mmapioctl: cannot reach mmapiod: %s\n",
+                mmapio_strerror(r));
+        return exit_code(r);
+    }
     r = cmd->run(c, argc - optind, argv + optind);
     mmapio_disconnect(c);
     return r;

@@ -1,0 +1,101 @@
+/*
+ * client: one connection to mmapiod, and the round trips on it.
+ *
+ * A client is a SOCK_SEQPACKET socket plus a mutex. Each request holds the
+ * mutex for its whole round trip (send, wait, read its reply), so replies
+ * always come back in order and never reach the wrong thread. Events that
+ * arrive meanwhile go, under the same mutex, to a bounded queue (events.h)
+ * whose callbacks mmapio_client_dispatch runs (dispatch.c, watch.c); a
+ * holder picks up a new size at mmapio_refresh. Flush policies need no
+ * event: the data path reads them from the control area (area.h). The
+ * first fatal error (the peer gone, a broken frame, a reply that breaks
+ * the protocol) is latched: the socket is shut down and every later
+ * request returns MMAPIO_E_DISCONNECTED. Every failed round trip records
+ * its text for mmapio_last_error (errors.h): the daemon's message when
+ * its reply carried one.
+ *
+ * Lifetimes: a client is reference counted. mmapio_connect gives the
+ * caller one reference, every map handle and every watcher holds one;
+ * mmapio_disconnect drops the caller's. The socket stays open, and the
+ * daemon keeps counting this process as a holder, until the last
+ * reference is gone.
+ *
+ * The files above this one (map, notice, watch, dispatch, admin) reach
+ * into struct mmapio_client for the fields their comments name, always
+ * under the lock unless a field says otherwise.
+ */
+#ifndef MMAPIO_CLIENT_CLIENT_H
+#define MMAPIO_CLIENT_CLIENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "area.h"
+#include "events.h"
+#include "mmapio.h"
+#include "mmapio.pb-c.h"
+
+struct mmapio_client {
+    atomic_uint refs;
+    pthread_mutex_t lock;    /* guards every field below but fd, area, gone */
+    int fd;                  /* the socket; closed when refs reach 0 */
+    struct area area;        /* the control area, mapped read-only */
+    struct mmapio_watcher *watchers; /* watch.c's list */
+    struct mmapio_map *maps; /* map.c's list of handles opened from c */
+    int dead;                /* 0, or latched: MMAPIO_E_DISCONNECTED */
+    atomic_bool gone;        /* a notice found the socket dead: send no more */
+    int wake_fd;             /* eventfd: events came for a waiting dispatch */
+    bool waiting;            /* a dispatch waits outside the lock */
+    bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */
+    uint64_t next_id;
+    size_t max_frame;        /* largest request the daemon accepts */
+    uint8_t *rxbuf;          /* one received datagram */
+    unsigned unreported;     /* events applied since the last dispatch */
+    struct events events;    /* watch events waiting for dispatch */
+};
+
+/* A successful reply: the decoded message and the fd it carried (or -1). */
+struct client_reply {
+    Mmapio__ServerMessage *msg;
+    Mmapio__Reply *reply;
+    int fd;
+};
+
+void client_ref(mmapio_client *c);
+void client_unref(mmapio_client *c);
+void client_lock(mmapio_client *c);
+void client_unlock(mmapio_client *c);
+
+/*
+ * One round trip with the lock held: assigns req->id, sends, waits for the
+ * reply, applies events read meanwhile. `want` is the result the reply
+ * must carry on success (NOT_SET: none); an OPEN result must carry exactly
+ * one fd, a HELLO result at most one (the control area), any other reply
+ * none. Returns MMAPIO_OK with *rep filled (free it with
+ * client_reply_free) or the error, with *rep untouched and the error's
+ * text recorded (errors.h).
+ */
+int client_call_locked(mmapio_client *c, Mmapio__Request *req,
+                       Mmapio__Reply__ResultCase want,
+                       struct client_reply *rep);
+/* The same, taking and dropping the lock; rep may be NULL. */
+int client_call(mmapio_client *c, Mmapio__Request *req,
+                Mmapio__Reply__ResultCase want, struct client_reply *rep);
+void client_reply_free(struct client_reply *rep);
+
+/*
+ * For mmapio_client_dispatch. client_drain reads every waiting datagram
+ * (taking and dropping the lock) and returns the events handled since the
+ * last drain, or the latched error when there are none, or 0; on 0 it
+ * marks a dispatch as waiting, so that a request in another thread that
+ * reads an event wakes it. client_await then waits, unlocked, up to
+ * timeout_ms (< 0: no limit) for the socket or that wake-up, and clears
+ * the mark: MMAPIO_OK, or MMAPIO_E_IO when poll itself fails.
+ */
+int client_drain(mmapio_client *c);
+int client_await(mmapio_client *c, int timeout_ms);
+
+#endif
