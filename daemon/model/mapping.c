@@ -154,11 +154,14 @@ static bool has_holes(int fd, uint64_t from, uint64_t to)
     return (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size;
 }
 
-int mapping_reserve(struct mapping *m, uint64_t from, uint64_t to)
+int mapping_reserve(struct mapping *m, uint64_t from, uint64_t to,
+                    uint64_t max)
 {
     if (m->kind != MAPPING_FILE || !m->fd_writable || to <= from ||
-        to > INT64_MAX || !has_holes(m->fd, from, to))
+        !has_holes(m->fd, from, to))
         return 0;
+    if (to > max || to > INT64_MAX)
+        return -EFBIG;
     return reserve(m->fd, from, to);
 }
 
@@ -177,6 +180,13 @@ static uint64_t kernel_size(int fd, uint64_t fallback)
 {
     struct stat st;
     return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : fallback;
+}
+
+/* Bytes the kernel has allocated for fd (0 when unknown). */
+static uint64_t kernel_bytes(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
 /* An anonymous mapping's size (see seal): the bytes past the smaller of
@@ -226,8 +236,8 @@ uint64_t mapping_sync_size(struct mapping *m)
         m->size = have;
     else if (have < m->size) /* a memfd that was never sealed */
         m->size = have;
-    else if (have > m->size)
-        (void)punch_from(m->fd, m->size, have);
+    else if (have > m->size && kernel_bytes(m->fd) > m->size)
+        (void)punch_from(m->fd, m->size, have); /* never more than charged */
     return m->size;
 }
 

@@ -152,10 +152,13 @@ int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned);
  * (MAPPING_RESIZED). */
 int mapping_set_size(struct mapping *m, uint64_t size, const char **why);
 
-/* Reserves a file's blocks in [from, to) (fallocate; a file system without
- * it is taken at its word). 0 or -errno (-ENOSPC: the disk cannot back
- * them). Nothing for anonymous mappings or files the daemon cannot write. */
-int mapping_reserve(struct mapping *m, uint64_t from, uint64_t to);
+/* Reserves the holes of a file in [from, to) (fallocate; a file system
+ * without it is taken at its word), unless they reach past `max`. 0 (also
+ * when there are no holes, or for anonymous mappings and files the daemon
+ * cannot write) or -errno: -ENOSPC/-EDQUOT, the disk cannot back them;
+ * -EFBIG, past max (nothing was allocated). */
+int mapping_reserve(struct mapping *m, uint64_t from, uint64_t to,
+                    uint64_t max);
 
 /* What the kernel holds, now: a file's size is re-read (another process
  * may have truncated or grown it); an anonymous mapping keeps the daemon's

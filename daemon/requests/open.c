@@ -119,15 +119,19 @@ static int truncate_held(struct handlers *h, struct mapping *m, uint64_t size,
 }
 
 /* A writable grant of a file: its holes are reserved first (fallocate of
- * the whole file, cheap where blocks exist), so that no write through the
- * mapping can die of SIGBUS on a full disk; refused when the disk cannot. */
-static int reserve_for_writer(struct mapping *m, const char **why)
+ * the whole file; nothing when it has none), so that no write through the
+ * mapping can die of SIGBUS on a full disk; refused when the disk cannot,
+ * or when the holes reach past max_map_size (a size the daemon would never
+ * have made). */
+static int reserve_for_writer(struct mapping *m, uint64_t max,
+                              const char **why)
 {
-    int r = mapping_reserve(m, 0, mapping_sync_size(m));
+    int r = mapping_reserve(m, 0, mapping_sync_size(m), max);
     if (r == 0)
         return MMAPIO_OK;
     *why = r == -ENOSPC || r == -EDQUOT ? "not enough disk to back the mapping"
-                                        : strerror(-r);
+           : r == -EFBIG ? "holes past max_map_size cannot be reserved"
+                         : strerror(-r);
     return r == -EIO ? MMAPIO_E_IO : MMAPIO_E_QUOTA;
 }
 
@@ -192,7 +196,7 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
     else if (req->truncate)
         r = truncate_held(h, m, req->size, c->cred.uid, why);
     if (!r && !created && req->mode == MMAPIO__MODE__MODE_READ_WRITE)
-        r = reserve_for_writer(m, why);
+        r = reserve_for_writer(m, h->cfg->max_map_size, why);
     if (r && created)
         unlinkat(dirfd, base, 0);
     if (!r && created && req->policy)

@@ -144,10 +144,11 @@ static void follow(struct quota *q, struct mapping *m, struct qstate *st)
     if (m->size == st->size)
         return;
     if (m->kind == MAPPING_FILE && m->fd_writable && m->size > st->size) {
-        int r = mapping_reserve(m, st->size, m->size);
+        /* Nothing is reserved past what one uid may hold at all. */
+        int r = mapping_reserve(m, st->size, m->size, q->max_bytes);
         if (r < 0) {
-            log_warn("%s grew to %" PRIu64 " bytes outside the daemon and the "
-                     "disk cannot back it (%s): truncated back to %" PRIu64,
+            log_warn("%s grew to %" PRIu64 " bytes outside the daemon and "
+                     "cannot be reserved (%s): truncated back to %" PRIu64,
                      m->name, m->size, strerror(-r), st->size);
             if (mapping_set_size(m, st->size, &why))
                 log_warn("%s: cannot truncate back: %s", m->name, why);

@@ -19,9 +19,10 @@
  * refused new charges). A size change the daemon did not make — a file
  * grown by another process or by a holder's ftruncate, seen through
  * inotify or at the next request — is charged the same way, and its new
- * blocks are reserved (fallocate); when the disk cannot hold them the file
- * is truncated back, so no holder is ever told a size whose pages could
- * fault with SIGBUS. Past a limit a request fails with MMAPIO_E_QUOTA and
+ * holes are reserved (fallocate); when the disk cannot hold them, or they
+ * reach past max_bytes_per_uid, the file is truncated back, so no holder
+ * is ever told a size whose pages could fault with SIGBUS. (An anonymous
+ * mapping's size is the daemon's alone: see mapping_sync_size.) Past a limit a request fails with MMAPIO_E_QUOTA and
  * a log line says who and why.
  */
 #ifndef MMAPIOD_QUOTA_H
