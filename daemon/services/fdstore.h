@@ -9,9 +9,9 @@
  * On the next start the stored fds come back in LISTEN_FDS with
  * LISTEN_FDNAMES (the transport hands each to fdstore_take); the log is
  * replayed and the mappings are registered under their names again,
- * contents intact, then stored afresh. When the log holds more than twice the live records it is
- * rewritten into a new memfd ("anon-meta.GEN", stored before the old one
- * goes; on restore the highest generation wins).
+ * contents intact, then stored afresh. When the log holds more than twice
+ * the live records it is rewritten into a new memfd ("anon-meta.GEN",
+ * stored before the old one goes; on restore the highest generation wins).
  *
  * It observes the model: a registered, re-policied, resized or retired
  * anonymous mapping is recorded as it happens.

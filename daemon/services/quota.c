@@ -157,8 +157,8 @@ static void follow(struct quota *q, struct mapping *m, struct qstate *st)
     move_all(q, st, m->size);
 }
 
-/* One more hold of uid on m; the first is charged (checked or not). */
-static int add_hold(struct quota *q, struct mapping *m, uid_t uid, bool check)
+/* One more hold of uid on m; the first is charged, if it fits. */
+static int add_hold(struct quota *q, struct mapping *m, uid_t uid)
 {
     struct qstate *st = state_of(q, m, true);
     if (!st)
@@ -169,7 +169,7 @@ static int add_hold(struct quota *q, struct mapping *m, uid_t uid, bool check)
         p->holds++;
         return MMAPIO_OK;
     }
-    if (check && !fits(q, uid, 1, st->size))
+    if (!fits(q, uid, 1, st->size))
         return MMAPIO_E_QUOTA;
     if (st->n == st->cap) {
         uint32_t cap = st->cap ? st->cap * 2 : 2;
@@ -202,7 +202,7 @@ int quota_charge_mapping(struct quota *q, struct mapping *m)
         return MMAPIO_E_QUOTA;
     if (st->creator)
         return MMAPIO_OK;
-    int r = add_hold(q, m, m->owner, true);
+    int r = add_hold(q, m, m->owner);
     st->creator = r == MMAPIO_OK;
     return r;
 }
@@ -210,7 +210,7 @@ int quota_charge_mapping(struct quota *q, struct mapping *m)
 int quota_hold(struct quota *q, struct mapping *m, uid_t uid)
 {
     mapping_sync_size(m); /* what the kernel holds, now */
-    return add_hold(q, m, uid, true);
+    return add_hold(q, m, uid);
 }
 
 void quota_unhold(struct quota *q, struct mapping *m, uid_t uid)
