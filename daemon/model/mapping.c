@@ -147,7 +147,11 @@ static int reserve(int fd, uint64_t from, uint64_t to)
 static bool has_holes(int fd, uint64_t from, uint64_t to)
 {
     struct stat st;
+    /* The offset is shared with read-write holders: put it back. */
+    off_t pos = lseek(fd, 0, SEEK_CUR);
     off_t hole = lseek(fd, (off_t)from, SEEK_HOLE);
+    if (pos >= 0)
+        (void)lseek(fd, pos, SEEK_SET);
     if (hole < 0 || (uint64_t)hole < to || fstat(fd, &st) < 0)
         return true;
     /* SEEK_HOLE may be the file system's "no idea": trust the blocks too. */
