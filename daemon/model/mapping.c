@@ -11,6 +11,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/*
+ * An anonymous mapping's memfd is sealed against shrinking and against
+ * further seals, for everyone, the daemon included: a read-write holder
+ * has the memfd itself and could otherwise ftruncate it under the other
+ * holders (SIGBUS) or seal it so that its owner can no longer resize it or
+ * map it writable. Growth stays possible (F_SEAL_GROW would stop the
+ * daemon's own resizes, and holders could not follow a copy to a new memfd
+ * without a new fd), so the size is the daemon's, not the kernel's: the
+ * daemon shrinks by punching holes past the new size (the memfd keeps its
+ * larger i_size, full of holes), and whatever lies past its size — a
+ * holder's ftruncate and writes behind the daemon's back — is punched away
+ * each time the daemon looks (mapping_sync_size). A memfd sealed before
+ * (one restored from the fd store) keeps the seals it has.
+ */
+static void seal(int fd)
+{
+    (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL);
+}
+
 struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
                             const char *name, int fd, bool fd_writable)
 {
@@ -30,6 +49,8 @@ struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
     m->kind = kind;
     m->fd = fd;
     m->fd_writable = fd_writable;
+    if (kind == MAPPING_ANON)
+        seal(fd);
     m->policy = (mmapio_flush_policy){ MMAPIO_FLUSH_NEVER, 0 };
     atomic_store(&ctl_slot(&env->ctl, m->slot)->policy, ctl_pack_policy(m->policy));
     return m;
@@ -121,20 +142,88 @@ static int reserve(int fd, uint64_t from, uint64_t to)
     return 0;
 }
 
-int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
+/* Whether [from, to) of fd may have holes. Asked first because fallocate
+ * is news to inotify (IN_MODIFY): a file without holes is left alone. */
+static bool has_holes(int fd, uint64_t from, uint64_t to)
+{
+    struct stat st;
+    /* The offset is shared with read-write holders: put it back. */
+    off_t pos = lseek(fd, 0, SEEK_CUR);
+    off_t hole = lseek(fd, (off_t)from, SEEK_HOLE);
+    if (pos >= 0)
+        (void)lseek(fd, pos, SEEK_SET);
+    if (hole < 0 || (uint64_t)hole < to || fstat(fd, &st) < 0)
+        return true;
+    /* SEEK_HOLE may be the file system's "no idea": trust the blocks too. */
+    return (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size;
+}
+
+int mapping_reserve(struct mapping *m, uint64_t from, uint64_t to,
+                    uint64_t max)
+{
+    if (m->kind != MAPPING_FILE || !m->fd_writable || to <= from ||
+        !has_holes(m->fd, from, to))
+        return 0;
+    if (to > max || to > INT64_MAX)
+        return -EFBIG;
+    return reserve(m->fd, from, to);
+}
+
+/* Frees an anonymous mapping's bytes from `from` to the memfd's end
+ * (reading as zeros from then on), without touching its size. */
+static int punch_from(int fd, uint64_t from, uint64_t end)
+{
+    if (end <= from)
+        return 0;
+    int r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      (off_t)from, (off_t)(end - from));
+    return r < 0 ? -errno : 0;
+}
+
+static uint64_t kernel_size(int fd, uint64_t fallback)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : fallback;
+}
+
+/* Bytes the kernel has allocated for fd (0 when unknown). */
+static uint64_t kernel_bytes(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+/* An anonymous mapping's size (see seal): the bytes past the smaller of
+ * the old and new sizes are punched, the memfd grows when it must. */
+static int set_anon_size(struct mapping *m, uint64_t size)
+{
+    uint64_t have = kernel_size(m->fd, m->size);
+    int r = punch_from(m->fd, size < m->size ? size : m->size, have);
+    if (r == 0 && size > have && ftruncate(m->fd, (off_t)size) < 0)
+        r = -errno;
+    return r;
+}
+
+static int set_file_size(struct mapping *m, uint64_t size)
 {
     uint64_t old = mapping_sync_size(m);
-
-    if (size > INT64_MAX) {
-        *why = "size too large";
-        return MMAPIO_E_RESIZE_FAILED;
-    }
     int r = ftruncate(m->fd, (off_t)size) < 0 ? -errno : 0;
-    if (r == 0 && m->kind == MAPPING_FILE && size > old) {
+    if (r == 0 && size > old) {
         r = reserve(m->fd, old, size);
         if (r < 0)
             (void)!ftruncate(m->fd, (off_t)old);
     }
+    return r;
+}
+
+int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
+{
+    if (size > INT64_MAX) {
+        *why = "size too large";
+        return MMAPIO_E_RESIZE_FAILED;
+    }
+    int r = m->kind == MAPPING_ANON ? set_anon_size(m, size)
+                                    : set_file_size(m, size);
     if (r < 0) {
         *why = strerror(-r);
         return r == -EFBIG || r == -ENOSPC || r == -EDQUOT
@@ -146,9 +235,13 @@ int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
 
 uint64_t mapping_sync_size(struct mapping *m)
 {
-    struct stat st;
-    if (fstat(m->fd, &st) == 0)
-        m->size = (uint64_t)st.st_size;
+    uint64_t have = kernel_size(m->fd, m->size);
+    if (m->kind == MAPPING_FILE)
+        m->size = have;
+    else if (have < m->size) /* a memfd that was never sealed */
+        m->size = have;
+    else if (have > m->size && kernel_bytes(m->fd) > m->size)
+        (void)punch_from(m->fd, m->size, have); /* never more than charged */
     return m->size;
 }
 

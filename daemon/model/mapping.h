@@ -80,8 +80,6 @@ struct mapping {
                                  * (registry_retire_if_unused) */
     bool registered;            /* reachable by name in the registry */
     bool removed;               /* deleted/unlinked while held */
-    bool charged;               /* counted against its owner's budget */
-    uint64_t charged_bytes;     /* the bytes counted */
     struct hnode key_node;      /* registry: name or dev/ino -> mapping */
     struct hnode id_node;       /* registry: id -> mapping */
     struct mapping_env *env;
@@ -145,14 +143,26 @@ void mapping_unpin(struct mapping *m);
  */
 int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned);
 
-/* Sets the size: ftruncate, and for files fallocate of any growth so that
- * writes through a mapping cannot SIGBUS on a full disk. MMAPIO_OK, or
- * MMAPIO_E_RESIZE_FAILED / MMAPIO_E_QUOTA with errno's reason in *why.
- * Nothing is announced: the caller says who must hear (MAPPING_RESIZED). */
+/* Sets the size. A file: ftruncate, and fallocate of any growth so that
+ * writes through a mapping cannot SIGBUS on a full disk. An anonymous
+ * mapping: its memfd cannot shrink (sealed, see mapping.c), so a smaller
+ * size punches the bytes past it and only the daemon's size changes.
+ * MMAPIO_OK, or MMAPIO_E_RESIZE_FAILED / MMAPIO_E_QUOTA with errno's reason
+ * in *why. Nothing is announced: the caller says who must hear
+ * (MAPPING_RESIZED). */
 int mapping_set_size(struct mapping *m, uint64_t size, const char **why);
 
-/* Re-reads the size of a file mapping (another process may have truncated
- * it); returns m->size. */
+/* Reserves the holes of a file in [from, to) (fallocate; a file system
+ * without it is taken at its word), unless they reach past `max`. 0 (also
+ * when there are no holes, or for anonymous mappings and files the daemon
+ * cannot write) or -errno: -ENOSPC/-EDQUOT, the disk cannot back them;
+ * -EFBIG, past max (nothing was allocated). */
+int mapping_reserve(struct mapping *m, uint64_t from, uint64_t to,
+                    uint64_t max);
+
+/* What the kernel holds, now: a file's size is re-read (another process
+ * may have truncated or grown it); an anonymous mapping keeps the daemon's
+ * size and whatever a holder put past it is punched away. Returns m->size. */
 uint64_t mapping_sync_size(struct mapping *m);
 
 /* Holders: attach takes a mapping reference for h and puts h on the

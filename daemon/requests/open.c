@@ -97,7 +97,8 @@ static int adopt_file(struct handlers *h, int fd, bool writable,
     m->owner = st->st_uid;
     m->group = st->st_gid;
     m->perm = st->st_mode & 07777;
-    if (quota_charge_mapping(h->quota, m) || registry_add(h->reg, m) < 0) {
+    /* Charged to its holders as they come (quota.h), never to its owner. */
+    if (registry_add(h->reg, m) < 0) {
         mapping_unref(m);
         return MMAPIO_E_QUOTA;
     }
@@ -107,14 +108,31 @@ static int adopt_file(struct handlers *h, int fd, bool writable,
 
 /* create_rw on an existing mapping: empty it, then give it `size`. */
 static int truncate_held(struct handlers *h, struct mapping *m, uint64_t size,
-                         const char **why)
+                         uid_t by, const char **why)
 {
     if (m->n_holders > 0) {
         *why = "mapping is held by others; truncating would fault them";
         return MMAPIO_E_BUSY;
     }
-    int r = quota_set_size(h->quota, m, 0, why);
-    return r ? r : quota_set_size(h->quota, m, size, why);
+    int r = quota_set_size(h->quota, m, 0, by, why);
+    return r ? r : quota_set_size(h->quota, m, size, by, why);
+}
+
+/* A writable grant of a file: its holes are reserved first (fallocate of
+ * the whole file; nothing when it has none), so that no write through the
+ * mapping can die of SIGBUS on a full disk; refused when the disk cannot,
+ * or when the holes reach past max_map_size (a size the daemon would never
+ * have made). */
+static int reserve_for_writer(struct mapping *m, uint64_t max,
+                              const char **why)
+{
+    int r = mapping_reserve(m, 0, mapping_sync_size(m), max);
+    if (r == 0)
+        return MMAPIO_OK;
+    *why = r == -ENOSPC || r == -EDQUOT ? "not enough disk to back the mapping"
+           : r == -EFBIG ? "holes past max_map_size cannot be reserved"
+                         : strerror(-r);
+    return r == -EIO ? MMAPIO_E_IO : MMAPIO_E_QUOTA;
 }
 
 static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *req,
@@ -174,9 +192,11 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
         goto out;
     }
     if (created)
-        r = quota_set_size(h->quota, m, req->size, why);
+        r = quota_set_size(h->quota, m, req->size, c->cred.uid, why);
     else if (req->truncate)
-        r = truncate_held(h, m, req->size, why);
+        r = truncate_held(h, m, req->size, c->cred.uid, why);
+    if (!r && !created && req->mode == MMAPIO__MODE__MODE_READ_WRITE)
+        r = reserve_for_writer(m, h->cfg->max_map_size, why);
     if (r && created)
         unlinkat(dirfd, base, 0);
     if (!r && created && req->policy)
@@ -224,7 +244,7 @@ static int create_anon(struct handlers *h, struct session *c,
     if (r)
         *why = "over the owner's max_mappings_per_uid";
     else
-        r = quota_set_size(h->quota, m, req->size, why);
+        r = quota_set_size(h->quota, m, req->size, c->cred.uid, why);
     if (!r && registry_add(h->reg, m) < 0)
         r = MMAPIO_E_QUOTA;
     if (r) {
@@ -259,7 +279,7 @@ static int open_anon(struct handlers *h, struct session *c, const Mmapio__Open *
         return MMAPIO_E_PERMISSION;
     }
     if (req->truncate) {
-        int r = truncate_held(h, m, req->size, why);
+        int r = truncate_held(h, m, req->size, c->cred.uid, why);
         if (r)
             return r;
     }

@@ -53,6 +53,17 @@ static bool check_writer(struct session *s, uint64_t id, const struct holder *h)
     return false;
 }
 
+/* The mapping's size as the kernel has it now. A change the daemon did not
+ * make is announced like any other: the quota service reserves a file's
+ * growth, or undoes it, before any holder hears of it (quota.h). */
+static uint64_t current_size(struct mapping *m)
+{
+    uint64_t was = m->size;
+    if (mapping_sync_size(m) != was)
+        mapping_changed(m, MAPPING_RESIZED, NULL);
+    return m->size;
+}
+
 /* ---- operations ------------------------------------------------------- */
 
 static void op_hello(struct session *s, uint64_t id, const Mmapio__Hello *m)
@@ -152,14 +163,14 @@ static void op_resize(struct session *s, uint64_t id, const Mmapio__Resize *m)
                   (unsigned long long)m->size);
         return;
     }
-    uint64_t old = mapping_sync_size(map);
+    uint64_t old = current_size(map);
     if (m->size < old && map->n_holders > 1) {
         session_reply_err(s, id, MMAPIO_E_BUSY,
                   "%u other holders; shrinking would fault their accesses",
                   map->n_holders - 1);
         return;
     }
-    int r = quota_set_size(s->h->quota, map, m->size, &why);
+    int r = quota_set_size(s->h->quota, map, m->size, s->cred.uid, &why);
     if (r) {
         session_reply_err(s, id, r, "resize failed: %s", why);
         return;
@@ -175,7 +186,7 @@ static void op_flush(struct session *s, uint64_t id, const Mmapio__Flush *m)
     if (!h)
         return;
     struct mapping *map = h->map;
-    uint64_t size = mapping_sync_size(map);
+    uint64_t size = current_size(map);
     if (m->offset > size || m->len > size - m->offset) {
         session_reply_err(s, id, MMAPIO_E_OUT_OF_BOUNDS, "range beyond %llu bytes",
                   (unsigned long long)size);
@@ -199,7 +210,7 @@ static void op_stat(struct session *s, uint64_t id, const Mmapio__Stat *m)
         return;
     Mmapio__StatReply sr = MMAPIO__STAT_REPLY__INIT;
     Mmapio__FlushPolicy pol;
-    sr.size = mapping_sync_size(h->map);
+    sr.size = current_size(h->map);
     policy_to_wire(h->map->policy, &pol);
     sr.policy = &pol;
     sr.holders = h->map->n_holders;
@@ -266,8 +277,13 @@ static void op_delete(struct session *s, uint64_t id, const Mmapio__Delete *m)
         session_reply_err(s, id, r, "cannot delete %s: %s", m->path, errmap_text(r));
         return;
     }
+    /* REMOVED only once the file's last link is gone: a file that keeps
+     * another name still exists (inotify's IN_ATTRIB tells its watchers
+     * METADATA). */
     struct mapping *map = registry_find_file(s->h->reg, st.st_dev, st.st_ino);
-    if (map && S_ISREG(st.st_mode))
+    struct stat now;
+    if (map && S_ISREG(st.st_mode) &&
+        (fstat(map->fd, &now) < 0 || now.st_nlink == 0))
         mapping_mark_removed(map);
     session_reply_ok(s, id);
 }

@@ -11,6 +11,7 @@
 #include "flushes.h"
 #include "log.h"
 #include "policy.h"
+#include "quota.h"
 #include "registry.h"
 
 /* Answers owed to a session once flushes end. */
@@ -158,9 +159,12 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
                  h->cfg->max_handles_per_client);
         return MMAPIO_E_QUOTA;
     }
+    if (quota_hold(h->quota, m, s->cred.uid))
+        return MMAPIO_E_QUOTA;
     struct holder *hd = calloc(1, sizeof(*hd));
     if (!hd || registry_add_holder(h->reg, hd) < 0) {
         free(hd);
+        quota_unhold(h->quota, m, s->cred.uid);
         return MMAPIO_E_QUOTA;
     }
     hd->mode = mode;
@@ -182,6 +186,7 @@ void session_release_holder(struct holder *hd, bool died)
     registry_remove_holder(h->reg, hd);
     mapping_detach(hd, &s->holders);
     free(hd);
+    quota_unhold(h->quota, m, s->cred.uid);
 
     if (m->kind == MAPPING_FILE && m->fd_writable &&
         (m->n_holders == 0 || (died && writer)))

@@ -99,7 +99,8 @@ void session_reply_err(struct session *s, uint64_t id, int err,
     __attribute__((format(printf, 4, 5)));
 void session_reply_ok(struct session *s, uint64_t id);
 
-/* A new holder of m for s. MMAPIO_OK or MMAPIO_E_QUOTA. */
+/* A new holder of m for s, charged to s's uid (quota_hold). MMAPIO_OK or
+ * MMAPIO_E_QUOTA. */
 int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
                        struct holder **out);
 /* Lets go of a holder. Pending data of a file is flushed when its last

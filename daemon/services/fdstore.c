@@ -17,10 +17,13 @@
 #include "quota.h"
 #include "registry.h"
 
-#define META_MAGIC 0x6d6d6131u /* "mma1" */
+#define META_MAGIC_V1 0x6d6d6131u /* "mma1": no size */
+#define META_MAGIC 0x6d6d6132u    /* "mma2": the daemon's size follows */
 enum { META_SET = 1, META_DELETE = 2 };
 
-/* One record of the meta log; `name_len` bytes of name follow it. */
+/* One record of the meta log; in a "mma2" record the mapping's size (8
+ * bytes: the daemon's, which may be smaller than its sealed memfd, see
+ * mapping.c) follows it, then `name_len` bytes of name. */
 struct meta_rec {
     uint32_t magic;
     uint32_t op;
@@ -55,10 +58,16 @@ static int64_t meta_gen_of(const char *name)
 static void store_notify(const char *state, const int *fds, unsigned n);
 static void meta_compact(struct fdstore *s);
 
+/* What follows a record's header before its name: its size, or nothing. */
+static size_t rec_extra(const struct meta_rec *r)
+{
+    return r->magic == META_MAGIC ? sizeof(uint64_t) : 0;
+}
+
 /* A record and its name, padded so the next record is aligned. */
 static size_t rec_size(const struct meta_rec *r)
 {
-    return sizeof(*r) + (((size_t)r->name_len + 7) & ~(size_t)7);
+    return sizeof(*r) + rec_extra(r) + (((size_t)r->name_len + 7) & ~(size_t)7);
 }
 
 static void meta_append(struct fdstore *s, const struct mapping *m, uint32_t op)
@@ -69,11 +78,15 @@ static void meta_append(struct fdstore *s, const struct mapping *m, uint32_t op)
         .policy_kind = m->policy.kind, .policy_value = m->policy.value,
         .name_len = (uint32_t)strlen(m->name),
     };
+    uint64_t size = m->size;
+    off_t at = (off_t)s->meta_off;
     if (s->meta_fd < 0)
         return;
-    if (pwrite(s->meta_fd, &r, sizeof(r), (off_t)s->meta_off) != sizeof(r) ||
+    if (pwrite(s->meta_fd, &r, sizeof(r), at) != sizeof(r) ||
+        pwrite(s->meta_fd, &size, sizeof(size), at + (off_t)sizeof(r)) !=
+            sizeof(size) ||
         pwrite(s->meta_fd, m->name, r.name_len,
-               (off_t)(s->meta_off + sizeof(r))) != (ssize_t)r.name_len) {
+               at + (off_t)(sizeof(r) + sizeof(size))) != (ssize_t)r.name_len) {
         log_warn("fd store: cannot record %s: %s", m->name, strerror(errno));
         return;
     }
@@ -148,7 +161,8 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
         return;
     if (what == MAPPING_REGISTERED)
         stored(s, m);
-    else if (what == MAPPING_POLICY && m->registered)
+    else if ((what == MAPPING_POLICY || what == MAPPING_RESIZED) &&
+             m->registered)
         meta_append(s, m, META_SET);
     else if (what == MAPPING_RETIRED)
         unstored(s, m);
@@ -174,8 +188,9 @@ static void replay(const uint8_t *log, size_t len, struct stored_fd *v, size_t n
     size_t off = 0;
     while (off + sizeof(struct meta_rec) <= len) {
         const struct meta_rec *r = (const void *)(log + off);
-        if (r->magic != META_MAGIC || r->name_len > 4096 ||
-            off + sizeof(*r) + r->name_len > len)
+        if ((r->magic != META_MAGIC && r->magic != META_MAGIC_V1) ||
+            r->name_len > 4096 ||
+            off + sizeof(*r) + rec_extra(r) + r->name_len > len)
             break;
         struct stored_fd key = { .id = r->id };
         struct stored_fd *s = bsearch(&key, v, n, sizeof(*v), by_id);
@@ -190,8 +205,12 @@ static void restore_one(struct fdstore *st, struct stored_fd *s)
     char name[4097];
     struct stat sb;
     const struct meta_rec *r = s->rec;
+    const char *after = (const char *)(r + 1);
+    uint64_t size = UINT64_MAX;
 
-    memcpy(name, r + 1, r->name_len);
+    if (rec_extra(r))
+        memcpy(&size, after, sizeof(size));
+    memcpy(name, after + rec_extra(r), r->name_len);
     name[r->name_len] = '\0';
     if (fstat(s->fd, &sb) < 0 || fchmod(s->fd, 0600) < 0 ||
         registry_find_anon(st->reg, name)) {
@@ -204,7 +223,10 @@ static void restore_one(struct fdstore *st, struct stored_fd *s)
     m->owner = r->owner;
     m->group = r->group;
     m->perm = r->perm & 0777;
-    m->size = (uint64_t)sb.st_size;
+    /* The daemon's size; the memfd may be larger (never shrunk, see
+     * mapping.c), and what lies past it is dropped. */
+    m->size = size < (uint64_t)sb.st_size ? size : (uint64_t)sb.st_size;
+    mapping_sync_size(m);
     mmapio_flush_policy p = { (mmapio_flush_kind)r->policy_kind, r->policy_value };
     if (p.kind <= MMAPIO_FLUSH_EVERY_MILLIS)
         mapping_set_policy(m, p, NULL);

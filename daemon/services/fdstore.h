@@ -5,16 +5,16 @@
  *
  * Every registered anonymous mapping's memfd is stored as "anon-ID",
  * beside "anon-meta", a memfd holding an append-only log of what each ID
- * is (name, owner, group, mode, policy) and which IDs were deleted. On the
- * next start the stored fds come back in LISTEN_FDS with LISTEN_FDNAMES
- * (the transport hands each to fdstore_take); the log is replayed and the
- * mappings are registered under their names again, contents intact, then
- * stored afresh. When the log holds more than twice the live records it is
- * rewritten into a new memfd ("anon-meta.GEN", stored before the old one
- * goes; on restore the highest generation wins).
+ * is (name, owner, group, mode, policy, size) and which IDs were deleted.
+ * On the next start the stored fds come back in LISTEN_FDS with
+ * LISTEN_FDNAMES (the transport hands each to fdstore_take); the log is
+ * replayed and the mappings are registered under their names again,
+ * contents intact, then stored afresh. When the log holds more than twice
+ * the live records it is rewritten into a new memfd ("anon-meta.GEN",
+ * stored before the old one goes; on restore the highest generation wins).
  *
- * It observes the model: a registered, re-policied or retired anonymous
- * mapping is recorded as it happens.
+ * It observes the model: a registered, re-policied, resized or retired
+ * anonymous mapping is recorded as it happens.
  */
 #ifndef MMAPIOD_FDSTORE_H
 #define MMAPIOD_FDSTORE_H

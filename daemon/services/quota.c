@@ -1,16 +1,36 @@
-/* quota: per-uid mapping and byte counts (see quota.h). */
+/* quota: per-uid mapping and byte counts, charged to holders (see quota.h). */
 #include "quota.h"
 
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "mmapio.h"
 #include "registry.h"
 
+/* What one uid is charged in all. */
 struct use {
     struct hnode node;
     uid_t uid;
     uint64_t mappings, bytes;
+};
+
+/* One uid charged for a mapping: its holders, plus one for the creator's
+ * charge of a named anonymous mapping. */
+struct payer {
+    uid_t uid;
+    uint32_t holds;
+};
+
+/* What this service keeps on a mapping (its mapping_ext slot): every payer
+ * is charged one mapping and `size` bytes. */
+struct qstate {
+    uint64_t size;
+    bool creator;              /* m->owner charged as the creator */
+    uint32_t n, cap;
+    struct payer *v;
 };
 
 static struct use *find(struct quota *q, uid_t uid, int create)
@@ -34,25 +54,34 @@ static struct use *find(struct quota *q, uid_t uid, int create)
     return u;
 }
 
-static int charge(struct quota *q, uid_t uid, uint32_t mappings, uint64_t bytes)
+/* Whether uid has room for `mappings` more mappings and `bytes` more
+ * bytes; a refusal is logged. */
+static bool fits(struct quota *q, uid_t uid, uint32_t mappings, uint64_t bytes)
+{
+    struct use *u = find(q, uid, 0);
+    uint64_t have_m = u ? u->mappings : 0, have_b = u ? u->bytes : 0;
+    if (have_m + mappings > q->max_mappings) {
+        log_warn("uid %u refused: over max_mappings_per_uid (%u)",
+                 (unsigned)uid, q->max_mappings);
+        return false;
+    }
+    if (have_b > q->max_bytes || bytes > q->max_bytes - have_b) {
+        log_warn("uid %u refused: over max_bytes_per_uid (%llu)", (unsigned)uid,
+                 (unsigned long long)q->max_bytes);
+        return false;
+    }
+    return true;
+}
+
+/* Adds to uid's count without a check. false without memory. */
+static bool add(struct quota *q, uid_t uid, uint32_t mappings, uint64_t bytes)
 {
     struct use *u = find(q, uid, 1);
     if (!u)
-        return MMAPIO_E_QUOTA;
-    if (u->mappings + mappings > q->max_mappings) {
-        log_warn("uid %u refused: over max_mappings_per_uid (%u)",
-                 (unsigned)uid, q->max_mappings);
-        return MMAPIO_E_QUOTA;
-    }
-    if (bytes > q->max_bytes - u->bytes ||
-        u->bytes > q->max_bytes) {
-        log_warn("uid %u refused: over max_bytes_per_uid (%llu)", (unsigned)uid,
-                 (unsigned long long)q->max_bytes);
-        return MMAPIO_E_QUOTA;
-    }
+        return false;
     u->mappings += mappings;
     u->bytes += bytes;
-    return MMAPIO_OK;
+    return true;
 }
 
 static void release(struct quota *q, uid_t uid, uint32_t mappings, uint64_t bytes)
@@ -68,60 +97,177 @@ static void release(struct quota *q, uid_t uid, uint32_t mappings, uint64_t byte
     }
 }
 
-static void uncharge(struct quota *q, struct mapping *m)
+static struct qstate *state_of(struct quota *q, struct mapping *m, bool create)
 {
-    if (m->charged)
-        release(q, m->owner, 1, m->charged_bytes);
-    m->charged = false;
-    m->charged_bytes = 0;
+    void **ext = mapping_ext(m, &q->hook);
+    struct qstate *st = *ext;
+    if (st || !create)
+        return st;
+    st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->size = m->size;
+    *ext = st;
+    return st;
+}
+
+static struct payer *find_payer(struct qstate *st, uid_t uid)
+{
+    for (uint32_t i = 0; i < st->n; i++)
+        if (st->v[i].uid == uid)
+            return &st->v[i];
+    return NULL;
+}
+
+/* Moves every payer of m from st->size to `size`, unchecked. */
+static void move_all(struct quota *q, struct qstate *st, uint64_t size)
+{
+    for (uint32_t i = 0; i < st->n; i++) {
+        if (size > st->size)
+            add(q, st->v[i].uid, 0, size - st->size);
+        else
+            release(q, st->v[i].uid, 0, st->size - size);
+    }
+    st->size = size;
+}
+
+/*
+ * m->size changed without the daemon setting it (a file grown or shrunk
+ * by another process, or by a holder's ftruncate). Growth is reserved on
+ * disk; when it cannot be, the file goes back to the size the daemon knew,
+ * before any holder is told: a holder that maps a hole on a full disk dies
+ * of SIGBUS at its first write. Then the payers follow.
+ */
+static void follow(struct quota *q, struct mapping *m, struct qstate *st)
+{
+    const char *why = "";
+    if (m->size == st->size)
+        return;
+    if (m->kind == MAPPING_FILE && m->fd_writable && m->size > st->size) {
+        /* Nothing is reserved past what one uid may hold at all. */
+        int r = mapping_reserve(m, st->size, m->size, q->max_bytes);
+        if (r < 0) {
+            log_warn("%s grew to %" PRIu64 " bytes outside the daemon and "
+                     "cannot be reserved (%s): truncated back to %" PRIu64,
+                     m->name, m->size, strerror(-r), st->size);
+            if (mapping_set_size(m, st->size, &why))
+                log_warn("%s: cannot truncate back: %s", m->name, why);
+        }
+    }
+    move_all(q, st, m->size);
+}
+
+/* One more hold of uid on m; the first is charged, if it fits. */
+static int add_hold(struct quota *q, struct mapping *m, uid_t uid)
+{
+    struct qstate *st = state_of(q, m, true);
+    if (!st)
+        return MMAPIO_E_QUOTA;
+    follow(q, m, st);
+    struct payer *p = find_payer(st, uid);
+    if (p) {
+        p->holds++;
+        return MMAPIO_OK;
+    }
+    if (!fits(q, uid, 1, st->size))
+        return MMAPIO_E_QUOTA;
+    if (st->n == st->cap) {
+        uint32_t cap = st->cap ? st->cap * 2 : 2;
+        struct payer *v = realloc(st->v, cap * sizeof(*v));
+        if (!v)
+            return MMAPIO_E_QUOTA;
+        st->v = v;
+        st->cap = cap;
+    }
+    if (!add(q, uid, 1, st->size))
+        return MMAPIO_E_QUOTA;
+    st->v[st->n++] = (struct payer){ uid, 1 };
+    return MMAPIO_OK;
+}
+
+static void drop_hold(struct quota *q, struct mapping *m, uid_t uid)
+{
+    struct qstate *st = state_of(q, m, false);
+    struct payer *p = st ? find_payer(st, uid) : NULL;
+    if (!p || --p->holds > 0)
+        return;
+    release(q, uid, 1, st->size);
+    *p = st->v[--st->n];
 }
 
 int quota_charge_mapping(struct quota *q, struct mapping *m)
 {
-    int r = charge(q, m->owner, 1, m->size);
-    m->charged = r == MMAPIO_OK;
-    m->charged_bytes = m->charged ? m->size : 0;
+    struct qstate *st = state_of(q, m, true);
+    if (!st)
+        return MMAPIO_E_QUOTA;
+    if (st->creator)
+        return MMAPIO_OK;
+    int r = add_hold(q, m, m->owner);
+    st->creator = r == MMAPIO_OK;
     return r;
 }
 
-/* Moves the owner's charge from m->charged_bytes to `size`. */
-static int recharge(struct quota *q, struct mapping *m, uint64_t size)
+int quota_hold(struct quota *q, struct mapping *m, uid_t uid)
 {
-    if (!m->charged || size == m->charged_bytes)
-        return MMAPIO_OK;
-    if (size > m->charged_bytes) {
-        if (charge(q, m->owner, 0, size - m->charged_bytes))
-            return MMAPIO_E_QUOTA;
-    } else {
-        release(q, m->owner, 0, m->charged_bytes - size);
-    }
-    m->charged_bytes = size;
-    return MMAPIO_OK;
+    mapping_sync_size(m); /* what the kernel holds, now */
+    return add_hold(q, m, uid);
+}
+
+void quota_unhold(struct quota *q, struct mapping *m, uid_t uid)
+{
+    mapping_sync_size(m);
+    struct qstate *st = state_of(q, m, false);
+    if (st)
+        follow(q, m, st);
+    drop_hold(q, m, uid);
 }
 
 int quota_set_size(struct quota *q, struct mapping *m, uint64_t size,
-                   const char **why)
+                   uid_t by, const char **why)
 {
-    uint64_t was_charged = m->charged_bytes;
-    if (size <= INT64_MAX && recharge(q, m, size)) {
-        *why = "over the owner's max_bytes_per_uid";
+    struct qstate *st = state_of(q, m, true);
+    if (!st) {
+        *why = "out of memory";
         return MMAPIO_E_QUOTA;
+    }
+    follow(q, m, st);
+    if (size <= INT64_MAX && size > st->size) {
+        bool charged = find_payer(st, by) != NULL;
+        if (!fits(q, by, charged ? 0 : 1,
+                  charged ? size - st->size : size)) {
+            *why = "over the caller's max_bytes_per_uid or max_mappings_per_uid";
+            return MMAPIO_E_QUOTA;
+        }
     }
     int r = mapping_set_size(m, size, why);
     if (r)
-        recharge(q, m, was_charged);
-    return r;
+        return r;
+    move_all(q, st, m->size);
+    return MMAPIO_OK;
 }
 
-/* A file stops counting when it leaves the registry; an anonymous mapping
- * when its last holder lets go of it. */
+/* The creator stops paying when the name goes; whatever is left goes with
+ * the mapping. A size the daemon did not set is followed (see follow). */
 static void on_change(struct mapping_hook *hook, struct mapping *m,
                       enum mapping_change what, const void *origin)
 {
     struct quota *q = container_of(hook, struct quota, hook);
-    if (what == MAPPING_FREED ||
-        (what == MAPPING_RETIRED && m->kind == MAPPING_FILE))
-        uncharge(q, m);
+    struct qstate *st = state_of(q, m, false);
+    (void)origin;
+    if (!st)
+        return;
+    if (what == MAPPING_RESIZED) {
+        follow(q, m, st);
+    } else if (what == MAPPING_RETIRED && st->creator) {
+        st->creator = false;
+        drop_hold(q, m, m->owner);
+    } else if (what == MAPPING_FREED) {
+        for (uint32_t i = 0; i < st->n; i++)
+            release(q, st->v[i].uid, 1, st->size);
+        free(st->v);
+        free(st);
+        *mapping_ext(m, hook) = NULL;
+    }
 }
 
 int quota_init(struct quota *q, struct registry *r, uint32_t max_mappings,

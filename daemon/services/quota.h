@@ -1,13 +1,29 @@
 /*
- * quota: what each uid owns in the daemon, against max_mappings_per_uid and
- * max_bytes_per_uid. A mapping is charged to its owner (an anonymous
- * mapping's creator, a file's owner) by whoever makes it exist, until it
- * is freed (a file: until it leaves the registry); its bytes follow every
- * size set through quota_set_size. Past a limit the request fails with
- * MMAPIO_E_QUOTA and a log line says who and why.
+ * quota: what each uid makes the daemon hold, against max_mappings_per_uid
+ * and max_bytes_per_uid.
  *
- * It observes the model: a retired file mapping and a freed mapping stop
- * counting by themselves.
+ * A mapping is charged to whoever holds it, never to a file's owner: each
+ * distinct uid with a holder of a mapping is charged one mapping and the
+ * mapping's bytes, once however many holders it has (quota_hold and
+ * quota_unhold, called by the handlers as holders come and go). An
+ * anonymous mapping is also charged to its creator for as long as it is
+ * reachable by name (quota_charge_mapping), since it lives on without
+ * holders; a file nobody holds is charged to nobody. Every charge is
+ * released exactly: a uid's when its last holder goes, the creator's when
+ * the name leaves the registry, whatever is left when the mapping is freed.
+ *
+ * Sizes: the uid that sets a size (creates, resizes, truncates) must have
+ * room for it; the other uids charged for the mapping follow it without a
+ * check (refusing a writer because some reader's budget is full would let
+ * any reader freeze another user's mapping; a uid over its limit is only
+ * refused new charges). A size change the daemon did not make — a file
+ * grown by another process or by a holder's ftruncate, seen through
+ * inotify or at the next request — is charged the same way, and its new
+ * holes are reserved (fallocate); when the disk cannot hold them, or they
+ * reach past max_bytes_per_uid, the file is truncated back, so no holder
+ * is ever told a size whose pages could fault with SIGBUS. (An anonymous
+ * mapping's size is the daemon's alone: see mapping_sync_size.) Past a limit a request fails with MMAPIO_E_QUOTA and
+ * a log line says who and why.
  */
 #ifndef MMAPIOD_QUOTA_H
 #define MMAPIOD_QUOTA_H
@@ -21,7 +37,7 @@
 struct registry;
 
 struct quota {
-    struct hmap uses;          /* uid -> what it owns */
+    struct hmap uses;          /* uid -> what it is charged */
     uint32_t max_mappings;     /* per uid */
     uint64_t max_bytes;        /* per uid */
     struct mapping_hook hook;
@@ -32,14 +48,21 @@ int quota_init(struct quota *q, struct registry *r, uint32_t max_mappings,
                uint64_t max_bytes);
 void quota_fini(struct quota *q);
 
-/* Starts counting m (and its size) against its owner; call once the owner
- * is known. MMAPIO_OK or MMAPIO_E_QUOTA (then nothing is counted). */
+/* Charges an anonymous mapping's creator (m->owner) while its name lives.
+ * MMAPIO_OK or MMAPIO_E_QUOTA (then nothing is charged). */
 int quota_charge_mapping(struct quota *q, struct mapping *m);
 
-/* mapping_set_size with the owner's byte count moved along (and moved
- * back when the size cannot be set). MMAPIO_OK or a negative mmapio_err
- * with a reason in *why. */
+/* A holder of `uid` takes m: the uid's first holder of m charges it one
+ * mapping and m's bytes. MMAPIO_OK or MMAPIO_E_QUOTA (nothing charged). */
+int quota_hold(struct quota *q, struct mapping *m, uid_t uid);
+/* A holder of `uid` let go of m: its last releases the uid's charge. */
+void quota_unhold(struct quota *q, struct mapping *m, uid_t uid);
+
+/* mapping_set_size on behalf of `by`, which must have room for the new
+ * size (and, when not yet charged for m, for one more mapping); everyone
+ * charged for m follows, and nothing moves when the size cannot be set.
+ * MMAPIO_OK or a negative mmapio_err with a reason in *why. */
 int quota_set_size(struct quota *q, struct mapping *m, uint64_t size,
-                   const char **why);
+                   uid_t by, const char **why);
 
 #endif
