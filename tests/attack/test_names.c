@@ -545,7 +545,7 @@ static const char *const odd_names[] = {
     "evil\n42  anon:root-secret  4096  0600  0",
     "\x1b[31mred\x1b[0m",
     "\x1b]0;owned\x07",
-    "c1\xc2\x9b" "2J",
+    ("c1\xc2\x9b" "2J"), /* C1 CSI, clear the screen */
     "del\x7f",
     "broken\xff\xfe",
     "overlong\xc0\xaf",
