@@ -589,6 +589,11 @@ int main(int argc, char **argv)
     if (r) { /* mmapio_strerror's words, as always for this line */
         fprintf(stderr, "mmapioctl: cannot reach mmapiod: %s\n",
                 mmapio_strerror(r));
+        if (r == MMAPIO_E_PERMISSION) { /* a socket we may not trust: why */
+            char *why = text_escape(mmapio_last_error());
+            fprintf(stderr, "mmapioctl: %s\n", why);
+            free(why);
+        }
         return exit_code(r);
     }
     r = cmd->run(c, argc - optind, argv + optind);

@@ -1,15 +1,21 @@
 /*
  * test_names: the rule for names and paths (common/names.c): valid UTF-8
  * without control characters, and the \xNN escaping of anything else;
- * and the daemon's lexical checks (daemon/base/resolve.c) applying it.
+ * the daemon's lexical checks (daemon/base/resolve.c) applying it; and
+ * the rule for a socket's directory (common/sockdir.c).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "mmapio.h"
 #include "names.h"
 #include "resolve.h"
+#include "sockdir.h"
 
 TestSuite(names, .timeout = 10);
 
@@ -107,4 +113,93 @@ Test(names, daemon_checks_apply_the_rule)
     cr_assert_eq(resolve_check_path("del\x7f"), MMAPIO_E_INVALID_ARGUMENT);
     /* an escape still wins over any other fault */
     cr_assert_eq(resolve_check_path("../a\nb"), MMAPIO_E_PERMISSION);
+}
+
+/* ---- the socket directory rule (common/sockdir.c) -------------------- */
+
+#define TRUSTED 4242 /* besides root, for these cases */
+
+static bool trust_4242(uid_t uid)
+{
+    return uid == 0 || uid == TRUSTED;
+}
+
+static char base[64];
+
+static void sockdir_init(void)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root, to give directories away");
+    snprintf(base, sizeof(base), "/tmp/mmapio-sockdir-XXXXXX");
+    cr_assert_not_null(mkdtemp(base));
+}
+
+static void sockdir_fini(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+    if (base[0])
+        (void)!system(cmd);
+}
+
+/* base/rel made with owner and mode; the socket path inside it. */
+static const char *dir_with(const char *rel, uid_t uid, mode_t mode)
+{
+    static char sock[256];
+    char dir[200];
+    snprintf(dir, sizeof(dir), "%s/%s", base, rel);
+    cr_assert_eq(mkdir(dir, 0700), 0, "%s: %s", dir, strerror(errno));
+    cr_assert_eq(chown(dir, uid, uid), 0);
+    cr_assert_eq(chmod(dir, mode), 0);
+    snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+    return sock;
+}
+
+static void expect_dir(const char *sock, int want, const char *needle)
+{
+    char why[256] = "";
+    int got = sockdir_check(sock, trust_4242, why, sizeof(why));
+    cr_assert_eq(got, want, "%s: %d, want %d (%s)", sock, got, want, why);
+    if (needle)
+        cr_assert(strstr(why, needle), "%s: reason %s", sock, why);
+}
+
+Test(names, sockdir_of_a_path)
+{
+    char d[64];
+    cr_assert_eq(sockdir_of("/run/mmapio/mmapiod.sock", d, sizeof(d)), 0);
+    cr_assert_str_eq(d, "/run/mmapio");
+    cr_assert_eq(sockdir_of("/x.sock", d, sizeof(d)), 0);
+    cr_assert_str_eq(d, "/");
+    cr_assert_eq(sockdir_of("x.sock", d, sizeof(d)), 0);
+    cr_assert_str_eq(d, ".");
+    cr_assert_eq(sockdir_of("/a/long/dir/x", d, 4), -ENAMETOOLONG);
+}
+
+Test(names, sockdir_rule, .init = sockdir_init, .fini = sockdir_fini)
+{
+    expect_dir(dir_with("own0700", TRUSTED, 0700), 0, NULL);
+    expect_dir(dir_with("own0755", TRUSTED, 0755), 0, NULL);
+    expect_dir(dir_with("root0755", 0, 0755), 0, NULL);
+    expect_dir(dir_with("rootsticky", 0, 01777), 0, NULL);
+    expect_dir(dir_with("theirs", 65534, 0700), -EPERM, "belongs to uid 65534");
+    expect_dir(dir_with("own0775", TRUSTED, 0775), -EPERM, "written by others");
+    expect_dir(dir_with("own0777", TRUSTED, 0777), -EPERM, "written by others");
+    expect_dir(dir_with("ownsticky", TRUSTED, 01777), -EPERM, "written by others");
+    expect_dir(dir_with("root0770", 0, 0770), -EPERM, "written by others");
+
+    /* a symbolic link as the last component: its owner must be trusted */
+    char link[200], target[200];
+    snprintf(target, sizeof(target), "%s/own0700", base);
+    snprintf(link, sizeof(link), "%s/theirlink", base);
+    cr_assert_eq(symlink(target, link), 0);
+    cr_assert_eq(lchown(link, 65534, 65534), 0);
+    expect_dir(strcat(link, "/s.sock"), -EPERM, "symbolic link of uid 65534");
+    snprintf(link, sizeof(link), "%s/ourlink", base);
+    cr_assert_eq(symlink(target, link), 0);
+    expect_dir(strcat(link, "/s.sock"), 0, NULL);
+
+    char missing[200];
+    snprintf(missing, sizeof(missing), "%s/none/s.sock", base);
+    expect_dir(missing, -ENOENT, "none");
 }
