@@ -34,22 +34,90 @@ enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3,
 
 static bool json;
 
-/* ---- output helpers -------------------------------------------------- */
+/* ---- odd bytes ------------------------------------------------------- */
+
+/*
+ * Whatever the daemon (or a program's own name) holds reaches a terminal
+ * only as text that cannot move the cursor, forge a line or send escape
+ * sequences: valid UTF-8 characters other than controls (C0, DEL, C1)
+ * are shown as they are, anything else byte by byte as \xNN; --json
+ * gives controls as \u00NN and a byte that is not UTF-8 as U+FFFD, so
+ * the document is always valid UTF-8. The daemon refuses such names
+ * itself; this holds whatever a daemon sends.
+ */
+
+/* Length (1..4) of the valid, non-control UTF-8 character at p, else 0. */
+static size_t good_char(const unsigned char *p)
+{
+    uint32_t cp = p[0], min = 0;
+    int more = 0;
+    if (cp >= 0xC2 && cp <= 0xDF) { more = 1; cp &= 0x1F; min = 0x80; }
+    else if (cp >= 0xE0 && cp <= 0xEF) { more = 2; cp &= 0x0F; min = 0x800; }
+    else if (cp >= 0xF0 && cp <= 0xF4) { more = 3; cp &= 0x07; min = 0x10000; }
+    else if (cp >= 0x80) return 0;
+    for (int i = 1; i <= more; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
+        cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+        return 0;
+    return (size_t)more + 1;
+}
+
+/* s for a terminal, odd bytes as \xNN; malloc'd (exits without memory). */
+static char *text_escape(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    char *out = malloc(strlen((const char *)p) * 4 + 1), *o = out;
+    if (!out) {
+        perror("mmapioctl");
+        exit(EXIT_REFUSED);
+    }
+    while (*p) {
+        size_t n = good_char(p);
+        if (n) {
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+        } else {
+            o += sprintf(o, "\\x%02x", *p++);
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A C1 control in UTF-8 (U+0080..U+009F: C2 80..C2 9F)? */
+static bool is_c1(const unsigned char *p)
+{
+    return p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F;
+}
 
 static void json_str(const char *s)
 {
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
     putchar('"');
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
+    while (*p) {
+        size_t n = good_char(p);
+        if (n == 1 && (*p == '"' || *p == '\\')) {
+            printf("\\%c", *p);
+        } else if (n) {
+            fwrite(p, 1, n, stdout);
+        } else if (*p < 0x80 || is_c1(p)) { /* a control: exact */
+            n = *p < 0x80 ? 1 : 2;
+            printf("\\u%04x", n == 1 ? p[0] : p[1]);
+        } else {
+            printf("\\ufffd"); /* a byte that is not UTF-8 */
+            n = 1;
+        }
+        p += n;
     }
     putchar('"');
 }
+
+/* ---- output helpers -------------------------------------------------- */
 
 #define MAX_COLS 12
 
@@ -72,7 +140,7 @@ static void table_add(struct table *t, ...)
     va_start(ap, t);
     for (size_t i = 0; i < t->n_cols; i++) {
         const char *s = va_arg(ap, const char *);
-        t->cells[t->n_rows * t->n_cols + i] = strdup(s ? s : "");
+        t->cells[t->n_rows * t->n_cols + i] = text_escape(s);
     }
     va_end(ap);
     t->n_rows++;
@@ -151,8 +219,10 @@ static int exit_code(int err)
 static int fail(int err, const char *what)
 {
     const char *msg = mmapio_last_error();
-    fprintf(stderr, "mmapioctl: %s: %s\n", what,
-            *msg ? msg : mmapio_strerror(err));
+    char *w = text_escape(what), *m = text_escape(*msg ? msg : mmapio_strerror(err));
+    fprintf(stderr, "mmapioctl: %s: %s\n", w, m);
+    free(w);
+    free(m);
     return exit_code(err);
 }
 
@@ -519,6 +589,11 @@ int main(int argc, char **argv)
     if (r) { /* mmapio_strerror's words, as always for this line */
         fprintf(stderr, "mmapioctl: cannot reach mmapiod: %s\n",
                 mmapio_strerror(r));
+        if (r == MMAPIO_E_PERMISSION) { /* a socket we may not trust: why */
+            char *why = text_escape(mmapio_last_error());
+            fprintf(stderr, "mmapioctl: %s\n", why);
+            free(why);
+        }
         return exit_code(r);
     }
     r = cmd->run(c, argc - optind, argv + optind);

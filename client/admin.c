@@ -17,6 +17,7 @@
 
 #include "client.h"
 #include "errors.h"
+#include "names.h"
 #include "policy.h"
 
 static char *text_dup(const char *s)
@@ -337,7 +338,8 @@ static int admin_flush(mmapio_client *c, Mmapio__AdminFlush *q,
     return MMAPIO_OK;
 }
 
-/* The daemon judges the name itself: one it cannot hold is NOT_FOUND. */
+/* The daemon judges the name itself: one it cannot hold is NOT_FOUND;
+ * only what no name may hold (names.h) is refused here. */
 int mmapio_admin_flush(mmapio_client *c, const char *path, bool anonymous,
                        mmapio_flush_report *report)
 {
@@ -345,6 +347,8 @@ int mmapio_admin_flush(mmapio_client *c, const char *path, bool anonymous,
 
     if (!c || !path)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (!names_valid(path))
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
     q.path = (char *)path;
     q.anonymous = anonymous;
     return admin_flush(c, &q, report);
@@ -369,6 +373,8 @@ int mmapio_admin_set_flush_policy(mmapio_client *c, const char *path,
 
     if (!c || !path || !policy_valid(p))
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (!names_valid(path))
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
     q.path = (char *)path;
     q.anonymous = anonymous;
     policy_to_wire(p, &pol);

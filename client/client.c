@@ -23,6 +23,8 @@
 #include "errmap.h"
 #include "errors.h"
 #include "events.h"
+#include "names.h"
+#include "trust.h"
 #include "wire.h"
 
 /* ---- lifetime ---- */
@@ -462,6 +464,16 @@ static int client_hello(mmapio_client *c)
     return r == MMAPIO_OK ? r : error_set(r, NULL);
 }
 
+/* Nothing is said, not even hello, to a daemon we may not trust. */
+static int client_trust(mmapio_client *c, const char *path)
+{
+    char why[ERROR_TEXT_MAX];
+    int r = trust_socket(c->fd, path, why, sizeof(why));
+    if (r == MMAPIO_OK)
+        c->uid = geteuid(); /* what SO_PEERCRED told the daemon */
+    return r == MMAPIO_OK ? r : error_set(r, why);
+}
+
 int mmapio_connect(const char *socket_path, mmapio_client **out)
 {
     struct sockaddr_un addr;
@@ -476,6 +488,8 @@ int mmapio_connect(const char *socket_path, mmapio_client **out)
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
     r = socket_connect(&addr, &c->fd);
+    if (r == MMAPIO_OK)
+        r = client_trust(c, addr.sun_path);
     if (r == MMAPIO_OK)
         r = client_hello(c);
     if (r != MMAPIO_OK) {
@@ -574,6 +588,8 @@ static int client_delete(mmapio_client *c, const char *path, bool anonymous)
 
     if (!c || !path || !*path)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (!names_valid(path))
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
     del.path = (char *)path;
     del.anonymous = anonymous;
     req.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;

@@ -31,6 +31,7 @@
 #include "errmap.h"
 #include "errors.h"
 #include "guard.h"
+#include "names.h"
 #include "notice.h"
 #include "policy.h"
 
@@ -626,16 +627,21 @@ void mmapio_options_init(mmapio_options *o)
 static int open_check(const char *path, const mmapio_options *o)
 {
     if (!*path || (unsigned)o->mode > MMAPIO_MODE_COPY_ON_WRITE ||
+        (unsigned)o->owner > MMAPIO_OWNER_UID ||
         !policy_valid(o->flush_policy))
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (!names_valid(path))
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
     if ((o->create || o->truncate) && o->size == 0)
         return error_set(MMAPIO_E_RESIZE_FAILED, NULL);
     return MMAPIO_OK;
 }
 
-/* The wire modes have the values of mmapio_mode. */
-static void open_to_wire(const char *path, const mmapio_options *o,
-                         Mmapio__Open *op, Mmapio__FlushPolicy *pol)
+/* The wire modes have the values of mmapio_mode; the owner asked for
+ * goes as a uid, ours as the daemon knows it for SELF. */
+static void open_to_wire(const mmapio_client *c, const char *path,
+                         const mmapio_options *o, Mmapio__Open *op,
+                         Mmapio__FlushPolicy *pol, Mmapio__Owner *owner)
 {
     mmapio__open__init(op);
     op->path = (char *)path;
@@ -648,6 +654,9 @@ static void open_to_wire(const char *path, const mmapio_options *o,
     op->perm = o->perm;
     policy_to_wire(o->flush_policy, pol);
     op->policy = pol;
+    mmapio__owner__init(owner);
+    owner->uid = o->owner == MMAPIO_OWNER_SELF ? (uint32_t)c->uid : o->owner_uid;
+    op->owner = o->owner == MMAPIO_OWNER_ANY ? NULL : owner;
 }
 
 int mmapio_open(mmapio_client *c, const char *path, const mmapio_options *o,
@@ -655,6 +664,7 @@ int mmapio_open(mmapio_client *c, const char *path, const mmapio_options *o,
 {
     Mmapio__Open op;
     Mmapio__FlushPolicy pol;
+    Mmapio__Owner owner;
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
     struct client_reply rep;
     mmapio_map *m;
@@ -667,7 +677,7 @@ int mmapio_open(mmapio_client *c, const char *path, const mmapio_options *o,
     r = map_new(path, o->mode, &m);
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
-    open_to_wire(path, o, &op, &pol);
+    open_to_wire(c, path, o, &op, &pol, &owner);
     req.op_case = MMAPIO__REQUEST__OP_OPEN;
     req.open = &op;
     client_lock(c);
@@ -745,6 +755,18 @@ int mmapio_anon_open(mmapio_client *c, const char *name, mmapio_map **out)
     mmapio_options o;
     mmapio_options_init(&o);
     o.anonymous = true;
+    return mmapio_open(c, name, &o, out);
+}
+
+int mmapio_anon_open_or_create(mmapio_client *c, const char *name,
+                               uint64_t size, mmapio_map **out)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = true;
+    o.create = true;
+    o.size = size;
+    o.owner = MMAPIO_OWNER_SELF;
     return mmapio_open(c, name, &o, out);
 }
 

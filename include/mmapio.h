@@ -105,6 +105,15 @@ typedef void (*mmapio_watch_cb)(const mmapio_change_event *ev, void *user);
  * socket_path NULL: $MMAPIO_SOCKET if set, else the daemon's default
  * ($XDG_RUNTIME_DIR/mmapio/mmapiod.sock, /run/mmapio/mmapiod.sock for root,
  * /tmp/mmapio-UID/mmapiod.sock otherwise).
+ *
+ * Whatever the path, the socket must be trusted before anything is sent:
+ * its directory must belong to the caller, root or the service's user
+ * ("mmapio", if that account exists) and be writable by nobody else (a
+ * sticky directory of root's, such as /tmp, will do), and the daemon
+ * listening on it must run as root, as the caller or as the service's
+ * user. Otherwise MMAPIO_E_PERMISSION, with the path and the reason in
+ * mmapio_last_error: someone else may have put a socket where yours
+ * should be.
  */
 int mmapio_connect(const char *socket_path, mmapio_client **out);
 /*
@@ -132,6 +141,23 @@ int mmapio_default_socket_path(char *buf, size_t size);
 
 /* ---- opening ---------------------------------------------------------- */
 
+/*
+ * Whose mapping an open may return (mmapio_options.owner). A name in a
+ * shared namespace may have been taken by someone else first: an
+ * anonymous name (any user may create `counter` with mode 0666 before
+ * you do), or a file in a directory others may write. With
+ * MMAPIO_OWNER_SELF (or MMAPIO_OWNER_UID and owner_uid) an existing
+ * mapping owned by anyone else is refused with MMAPIO_E_PERMISSION, never
+ * opened; one this very call creates is the caller's anyway. "Self" is
+ * the uid the daemon knows the caller by: its effective uid when it
+ * connected.
+ */
+typedef enum {
+    MMAPIO_OWNER_ANY = 0,      /* whatever the access rules allow (default) */
+    MMAPIO_OWNER_SELF,         /* only the caller's own */
+    MMAPIO_OWNER_UID           /* only one that owner_uid owns */
+} mmapio_owner;
+
 typedef struct {
     mmapio_mode mode;          /* default READ_WRITE */
     bool anonymous;            /* path is an anonymous mapping's name */
@@ -142,10 +168,16 @@ typedef struct {
     mmapio_flush_policy flush_policy; /* of a created mapping; default NEVER */
     uint32_t perm;             /* permission bits of a created one; 0: default
                                   (0644 files, 0600 anonymous) */
+    mmapio_owner owner;        /* whose an existing one must be; default ANY */
+    uint32_t owner_uid;        /* with MMAPIO_OWNER_UID */
 } mmapio_options;
 
 /* Fills *o with the defaults: read-write, open existing, policy NEVER. */
 void mmapio_options_init(mmapio_options *o);
+/* Names and paths must be valid UTF-8 without control characters (C0,
+ * DEL, C1); others are MMAPIO_E_INVALID_ARGUMENT, before anything is sent.
+ * The same holds for the names given to mmapio_delete, mmapio_anon_delete
+ * and the admin calls. */
 int mmapio_open(mmapio_client *c, const char *path, const mmapio_options *o,
                 mmapio_map **out);
 
@@ -159,6 +191,15 @@ int mmapio_open_or_create(mmapio_client *c, const char *path,
 int mmapio_anon_create(mmapio_client *c, const char *name, uint64_t size,
                        mmapio_map **out);
 int mmapio_anon_open(mmapio_client *c, const char *name, mmapio_map **out);
+/*
+ * The create-or-open of a name of one's own, in one request: opens the
+ * caller's anonymous mapping `name` read-write, or creates it (`size`
+ * bytes, mode 0600) when there is none. A mapping of that name that
+ * belongs to another uid is MMAPIO_E_PERMISSION, never that mapping
+ * (mmapio_options.owner = MMAPIO_OWNER_SELF).
+ */
+int mmapio_anon_open_or_create(mmapio_client *c, const char *name,
+                               uint64_t size, mmapio_map **out);
 int mmapio_anon_delete(mmapio_client *c, const char *name);
 int mmapio_delete(mmapio_client *c, const char *path);
 /* Releases the handle on the daemon and frees it locally, whatever the

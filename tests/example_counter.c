@@ -20,15 +20,14 @@ int main(int argc, char **argv)
     /* NULL: $MMAPIO_SOCKET, else the daemon's default socket */
     int r = mmapio_connect(NULL, &c);
     if (r != MMAPIO_OK) {
-        fprintf(stderr, "connect: %s\n", mmapio_strerror(r));
+        fprintf(stderr, "connect: %s\n", mmapio_last_error());
         return 1;
     }
-    /* The first process creates the counter, the others open it. */
-    r = mmapio_anon_create(c, "counter", sizeof(uint64_t), &m);
-    if (r == MMAPIO_E_EXISTS)
-        r = mmapio_anon_open(c, "counter", &m);
+    /* The first process creates the counter, the others open it: this
+     * user's own counter only, never one another user made first. */
+    r = mmapio_anon_open_or_create(c, "counter", sizeof(uint64_t), &m);
     if (r != MMAPIO_OK) {
-        fprintf(stderr, "counter: %s\n", mmapio_strerror(r));
+        fprintf(stderr, "counter: %s\n", mmapio_last_error());
         mmapio_disconnect(c);
         return 1;
     }

@@ -13,6 +13,7 @@
 
 #include "access.h"
 #include "mmapio.h"
+#include "names.h"
 
 int resolve_check_path(const char *path)
 {
@@ -24,7 +25,8 @@ int resolve_check_path(const char *path)
     if (path[0] == '/')
         return MMAPIO_E_PERMISSION;
 
-    int bad = MMAPIO_OK;
+    /* Control characters or broken UTF-8: refused, though ".." wins. */
+    int bad = names_valid(path) ? MMAPIO_OK : MMAPIO_E_INVALID_ARGUMENT;
     const char *p = path;
     for (;;) {
         const char *slash = strchr(p, '/');
@@ -48,7 +50,7 @@ int resolve_check_name(const char *name)
         return MMAPIO_E_INVALID_ARGUMENT;
     if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
         return MMAPIO_E_INVALID_ARGUMENT;
-    return MMAPIO_OK;
+    return names_valid(name) ? MMAPIO_OK : MMAPIO_E_INVALID_ARGUMENT;
 }
 
 #define MAX_LINKS 40

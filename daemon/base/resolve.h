@@ -3,7 +3,7 @@
  * and never anywhere else.
  *
  * Two fences: a lexical check (relative, no "." or ".." component, no empty
- * component) and the kernel's openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+ * component, valid UTF-8 without control characters) and the kernel's openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
  * from the root's directory fd, which refuses any symlink that leads out.
  */
 #ifndef MMAPIOD_RESOLVE_H
@@ -16,9 +16,11 @@
 #define RESOLVE_NAME_MAX 255
 
 /* MMAPIO_OK, MMAPIO_E_PERMISSION (absolute, ".."), or
- * MMAPIO_E_INVALID_ARGUMENT (NULL, empty, "." or empty component, too long). */
+ * MMAPIO_E_INVALID_ARGUMENT (NULL, empty, "." or empty component, too long,
+ * not valid UTF-8 or with control characters: common/names.h). */
 int resolve_check_path(const char *path);
-/* Anonymous names: 1..255 bytes, no '/', not "." or "..". */
+/* Anonymous names: 1..255 bytes, no '/', not "." or "..", valid UTF-8
+ * without control characters (common/names.h). */
 int resolve_check_name(const char *name);
 
 struct peer_cred;

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "errmap.h"
 #include "flushes.h"
+#include "names.h"
 #include "policy.h"
 #include "registry.h"
 #include "resolve.h"
@@ -289,6 +290,10 @@ static struct mapping *find_named(struct session *c, uint64_t id,
     struct handlers *h = c->h;
     struct mapping *m = NULL;
 
+    if (!names_valid(path)) {
+        session_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+        return NULL;
+    }
     if (anonymous) {
         m = resolve_check_name(path) ? NULL : registry_find_anon(h->reg, path);
     } else if (resolve_check_path(path) == MMAPIO_OK) {

@@ -26,6 +26,16 @@ static int want_of(const Mmapio__Open *req)
     return ACCESS_READ;
 }
 
+/* An existing mapping's owner against the one the request insists on
+ * (Open.owner: mmapio_options.owner). */
+static int owner_check(const Mmapio__Open *req, uid_t owner, const char **why)
+{
+    if (!req->owner || req->owner->uid == owner)
+        return MMAPIO_OK;
+    *why = "it belongs to another uid than the one asked for";
+    return MMAPIO_E_PERMISSION;
+}
+
 static int from_errno(int e, const char **why)
 {
     e = e < 0 ? -e : e;
@@ -178,6 +188,10 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
         r = MMAPIO_E_EXISTS;
         goto out;
     }
+    if (!created && (r = owner_check(req, st.st_uid, why)) != MMAPIO_OK) {
+        close(fd);
+        goto out;
+    }
     if (!created && access_check(&c->cred, st.st_uid, st.st_gid, st.st_mode,
                                  want_of(req)) != MMAPIO_OK) {
         close(fd);
@@ -259,7 +273,8 @@ static int open_anon(struct handlers *h, struct session *c, const Mmapio__Open *
                      struct mapping **out, const char **why)
 {
     if (resolve_check_name(req->path)) {
-        *why = "invalid anonymous name (1 to 255 bytes, no '/')";
+        *why = "invalid anonymous name (1 to 255 bytes of UTF-8, no '/', "
+               "no control characters)";
         return MMAPIO_E_INVALID_ARGUMENT;
     }
     struct mapping *m = registry_find_anon(h->reg, req->path);
@@ -274,12 +289,15 @@ static int open_anon(struct handlers *h, struct session *c, const Mmapio__Open *
         *why = "an anonymous mapping of that name exists";
         return MMAPIO_E_EXISTS;
     }
+    int r = owner_check(req, m->owner, why);
+    if (r)
+        return r;
     if (access_check(&c->cred, m->owner, m->group, m->perm, want_of(req))) {
         *why = "the mapping's owner and mode do not allow this access";
         return MMAPIO_E_PERMISSION;
     }
     if (req->truncate) {
-        int r = truncate_held(h, m, req->size, c->cred.uid, why);
+        r = truncate_held(h, m, req->size, c->cred.uid, why);
         if (r)
             return r;
     }

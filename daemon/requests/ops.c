@@ -15,6 +15,7 @@
 #include "config.h"
 #include "errmap.h"
 #include "flushes.h"
+#include "names.h"
 #include "open.h"
 #include "policy.h"
 #include "quota.h"
@@ -75,8 +76,9 @@ static void op_hello(struct session *s, uint64_t id, const Mmapio__Hello *m)
                   m->protocol, WIRE_PROTOCOL);
         return;
     }
+    /* Shown by mmapioctl and in logs: odd bytes become \xNN. */
     if (m->client_name)
-        snprintf(s->name, sizeof(s->name), "%s", m->client_name);
+        names_escape(m->client_name, s->name, sizeof(s->name));
     s->hello_done = true;
 
     Mmapio__HelloReply hr = MMAPIO__HELLO_REPLY__INIT;
@@ -268,6 +270,10 @@ static int unlink_file(struct session *s, const char *path, struct stat *st)
 static void op_delete(struct session *s, uint64_t id, const Mmapio__Delete *m)
 {
     struct stat st;
+    if (!names_valid(m->path)) {
+        session_reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+        return;
+    }
     if (m->anonymous) {
         delete_anon(s, id, m->path);
         return;

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "flushes.h"
 #include "log.h"
+#include "names.h"
 #include "policy.h"
 #include "quota.h"
 #include "registry.h"
@@ -34,11 +35,13 @@ void session_reply(struct session *s, Mmapio__Reply *r, int fd)
 void session_reply_err(struct session *s, uint64_t id, int err,
                        const char *fmt, ...)
 {
-    char msg[512];
+    char raw[512], msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* A message may quote a name that was refused for what it holds. */
+    names_escape(raw, msg, sizeof(msg));
 
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;

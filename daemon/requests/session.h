@@ -66,7 +66,7 @@ struct session {
     const struct session_port *port;
     uint64_t id;
     struct peer_cred cred;
-    char name[64];
+    char name[64];             /* as it said hello, odd bytes as \xNN */
     bool hello_done;
     bool close_when_sent;      /* a fatal error was replied: hang up */
     uint64_t mark;             /* the last broadcast that reached us */
@@ -91,8 +91,8 @@ void session_start(struct session *s, struct handlers *h,
 /* Releases every holder and watch; forgets answers owed. */
 void session_end(struct session *s);
 
-/* Replies: a result (fd borrowed), an error with a readable reason, or a
- * bare success. */
+/* Replies: a result (fd borrowed), an error with a readable reason (odd
+ * bytes in it escaped as \xNN, common/names.h), or a bare success. */
 void session_reply(struct session *s, Mmapio__Reply *r, int fd);
 void session_reply_err(struct session *s, uint64_t id, int err,
                        const char *fmt, ...)

@@ -19,6 +19,7 @@
 #include "dirs.h"
 #include "log.h"
 #include "session.h"
+#include "sockdir.h"
 
 #define ACCEPTS_PER_WAKEUP 64
 #define LISTEN_BACKLOG 1024
@@ -35,27 +36,49 @@ static bool socket_alive(const struct sockaddr_un *sa)
     return alive;
 }
 
+/* Who may own the socket's directory: the daemon itself, or root. */
+static bool trusted_owner(uid_t uid)
+{
+    return uid == 0 || uid == geteuid();
+}
+
+/*
+ * Makes the socket's directory if missing (0700 unless root's daemon,
+ * whose socket every user reaches), then refuses one that another uid
+ * owns or may write: they could replace our socket with theirs
+ * (common/sockdir.h). Socket activation never comes here: systemd made
+ * the socket.
+ */
+static int socket_dir(const char *path, char *err, size_t err_size)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], why[256];
+    int r = sockdir_of(path, dir, sizeof(dir));
+
+    if (r == 0 && strcmp(dir, ".") && strcmp(dir, "/"))
+        r = dirs_mkdir_p(dir, geteuid() == 0 ? 0755 : 0700);
+    if (r < 0) {
+        snprintf(err, err_size, "cannot create %s: %s", dir, strerror(-r));
+        return r;
+    }
+    r = sockdir_check(path, trusted_owner, why, sizeof(why));
+    if (r < 0)
+        snprintf(err, err_size, "refusing socket %s: %s", path, why);
+    return r;
+}
+
 static int bind_socket(struct server *d, char *err, size_t err_size)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     const char *path = d->cfg->socket_path;
-    char dir[sizeof(sa.sun_path)];
 
     if (strlen(path) >= sizeof(sa.sun_path)) {
         snprintf(err, err_size, "socket path too long: %s", path);
         return -ENAMETOOLONG;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    memcpy(dir, path, strlen(path) + 1);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        int r = dirs_mkdir_p(dir, geteuid() == 0 ? 0755 : 0700);
-        if (r < 0) {
-            snprintf(err, err_size, "cannot create %s: %s", dir, strerror(-r));
-            return r;
-        }
-    }
+    int r = socket_dir(path, err, err_size);
+    if (r < 0)
+        return r;
     d->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (d->listen_fd < 0)
         goto fail;
