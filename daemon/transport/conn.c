@@ -18,7 +18,7 @@
  * its requests took TURN_BUDGET_NS of the loop; the rest wait for the
  * next wake-up (the read event is level-triggered), after the others'. */
 #define READS_PER_WAKEUP 32
-#define TURN_BUDGET_NS 1000000
+#define TURN_BUDGET_NS 500000
 
 static int64_t now_ns(void)
 {

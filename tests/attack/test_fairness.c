@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +34,13 @@
 #include "harness.h"
 #include "pagecache.h"
 #include "robust/robust.h"
+
+/* One test at a time: each measures a victim, which a neighbouring
+ * test's attack would disturb. */
+__attribute__((constructor)) static void one_at_a_time(void)
+{
+    setenv("CRITERION_JOBS", "1", 0);
+}
 
 static void init(void)
 {
@@ -89,7 +95,11 @@ static void attack_start(struct attacker *a, attack_fn fn)
     close(p[1]);
     a->ready = p[0];
     char b;
-    cr_assert_eq(read(a->ready, &b, 1), 1, "the attacker died before attacking");
+    if (read(a->ready, &b, 1) != 1) {
+        int st = hz_wait_child(a->pid, 20000);
+        cr_assert_fail("the attacker died before attacking (status 0x%x)",
+                       (unsigned)st);
+    }
 }
 
 static void attack_stop(struct attacker *a)
@@ -309,11 +319,12 @@ static void *list_forever(void *arg)
 
 static void list_storm(int ready)
 {
+    setpgid(0, 0);
     build_mappings(rb_wrapped() ? BUILT_WRAPPED : BUILT);
-    pthread_t t[LISTERS];
+    /* Processes, not threads: the raw client is not thread-safe. */
     for (int i = 0; i < LISTERS; i++)
-        if (pthread_create(&t[i], NULL, list_forever, NULL))
-            _exit(5);
+        if (fork() == 0)
+            list_forever(NULL);
     usleep(200 * 1000);
     say_ready(ready);
     for (;;)
@@ -342,7 +353,7 @@ static int64_t ping_p99(int fd, int n)
     return p;
 }
 
-Test(fairness, ping_beside_costly_requests)
+static void ping_beside(attack_fn attack, const char *what)
 {
     int n = rb_wrapped() ? PINGS_WRAPPED : PINGS;
     int fd = rb_raw_hello(hz.sock);
@@ -351,16 +362,21 @@ Test(fairness, ping_beside_costly_requests)
     int64_t base = ping_p99(fd, n);
 
     struct attacker a;
-    attack_start(&a, list_storm);
+    attack_start(&a, attack);
     int64_t during = ping_p99(fd, n);
     attack_stop(&a);
     close(fd);
 
-    int64_t limit = 20 * base + 10000;
-    fprintf(stderr, "ping p99: idle %" PRId64 " us, beside the list storm "
-            "%" PRId64 " us (limit %" PRId64 " us)\n", base, during, limit);
-    cr_assert_leq(during, limit, "ping p99 %" PRId64 " us beside another "
-                  "uid's list requests (idle: %" PRId64 " us)", during, base);
+    int64_t limit = 20 * base + 20000;
+    fprintf(stderr, "ping p99: idle %" PRId64 " us, beside %s %" PRId64
+            " us (limit %" PRId64 " us)\n", base, what, during, limit);
+    cr_assert_leq(during, limit, "ping p99 %" PRId64 " us beside %s "
+                  "(idle: %" PRId64 " us)", during, what, base);
+}
+
+Test(fairness, ping_beside_costly_requests)
+{
+    ping_beside(list_storm, "another uid's pipelined list requests");
 }
 
 /* ---- row 8: idle raw writers ------------------------------------------- */
