@@ -266,8 +266,9 @@ Test(fairness, timed_flush_beside_a_flush_storm)
 /* ---- row 7: requests whose cost grows with state ----------------------- */
 
 #define BUILT 4000
-#define BUILT_WRAPPED 400
+#define BUILT_WRAPPED 100
 #define LISTERS 4
+#define LISTERS_WRAPPED 2
 #define PIPELINE 32
 #define PINGS 2000
 #define PINGS_WRAPPED 300
@@ -322,7 +323,7 @@ static void list_storm(int ready)
     setpgid(0, 0);
     build_mappings(rb_wrapped() ? BUILT_WRAPPED : BUILT);
     /* Processes, not threads: the raw client is not thread-safe. */
-    for (int i = 0; i < LISTERS; i++)
+    for (int i = 0; i < (rb_wrapped() ? LISTERS_WRAPPED : LISTERS); i++)
         if (fork() == 0)
             list_forever(NULL);
     usleep(200 * 1000);
