@@ -212,6 +212,21 @@ int resolve_open(int dirfd, const char *path, int flags, mode_t mode,
     return r;
 }
 
+int resolve_unlink(int dirfd, const char *base, const struct peer_cred *as)
+{
+    struct asuser_saved sv;
+    if (!as || as->uid == 0)
+        return unlinkat(dirfd, base, 0) < 0 ? -errno : 0;
+    if (!asuser_works())
+        return -ENOTSUP;
+    int r = asuser_enter(as, &sv);
+    if (r < 0)
+        return r == -E2BIG ? -EACCES : r;
+    r = unlinkat(dirfd, base, 0) < 0 ? -errno : 0;
+    asuser_leave(&sv);
+    return r;
+}
+
 int resolve_parent(int root_fd, const char *path, const char **base,
                    const struct peer_cred *as)
 {

@@ -37,6 +37,14 @@ int resolve_open(int dirfd, const char *path, int flags, mode_t mode,
                  const struct peer_cred *as);
 
 /*
+ * Unlinks `base` (one component) in dirfd as `as` (asuser.h), so the
+ * kernel decides: write and search on the directory, its sticky bit, ACLs.
+ * 0 or -errno; -ENOTSUP where the daemon cannot act as a peer (the caller
+ * then decides from mode bits). Root (or `as` NULL): the daemon's own.
+ */
+int resolve_unlink(int dirfd, const char *base, const struct peer_cred *as);
+
+/*
  * Opens the directory that holds `path` (already lexically checked) as an
  * O_PATH fd and points *base at the last component. Returns the fd or
  * -errno. A path without '/' gives a dup of root_fd.

@@ -5,7 +5,8 @@
  * `user:nobody:---` on a 0666 file kept `cat` out, but the daemon granted
  * read-write. Now it opens as the peer (fsuid, fsgid, groups), so ACLs
  * deny and grant as they do for the peer itself, on files and on the
- * directories on the way, and files it creates are born the peer's.
+ * directories on the way (search, create, delete), and files it creates
+ * are born the peer's.
  *
  * The ACLs are written as the raw system.posix_acl_access xattr (no
  * package needed); a file system without ACLs skips the test.
@@ -231,6 +232,9 @@ static const char *in_dirs(mmapio_client *c)
     EXPECT(mmapio_create_rw(c, "ajar/new", 4096, &m), MMAPIO_OK);
     EXPECT(mmapio_unmap(m), MMAPIO_OK);
     EXPECT(mmapio_create_rw(c, "shut/new", 4096, &m), MMAPIO_E_PERMISSION);
+    /* Deleting needs write on the directory: the ACL's word, too. */
+    EXPECT(mmapio_delete(c, "ajar/f"), MMAPIO_OK);
+    EXPECT(mmapio_delete(c, "shut/f"), MMAPIO_E_PERMISSION);
     mmapio_disconnect(c);
     return NULL;
 }
@@ -255,4 +259,6 @@ Test(acl, directory_acls_decide_search_and_create)
     cr_assert_eq(st.st_uid, (uid_t)RB_NOBODY, "created file owned by %u",
                  (unsigned)st.st_uid);
     cr_assert_eq(st.st_gid, (gid_t)RB_NOBODY);
+    cr_assert_neq(stat(hz_path(&hz, "ajar/f"), &st), 0, "ajar/f survived");
+    cr_assert_eq(stat(hz_path(&hz, "shut/f"), &st), 0, "shut/f was deleted");
 }
