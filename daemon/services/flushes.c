@@ -256,8 +256,14 @@ void flushes_dirty(struct flushes *fl, struct mapping *m)
     if (!s)
         return;
     s->dirty = true;
-    if (!s->flushing)
-        arm(s);
+    if (s->flushing)
+        return;
+    /* A poll backing off may be due late: the write is due at the
+     * policy's pace. */
+    if (s->poll_ms && s->timer)
+        evtimer_del(s->timer);
+    s->poll_ms = 0;
+    arm(s);
 }
 
 void flushes_raw_writer(struct flushes *fl, struct mapping *m, int delta)

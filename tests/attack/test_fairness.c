@@ -13,7 +13,8 @@
  *   listing costs the page, and a connection's turn is bounded).
  * - idle raw writers (row 8): nobody holds 1,000 EVERY_MILLIS(1) files
  *   with writable pointers out, then does nothing; the daemon's CPU stays
- *   close to what it uses with none (polls back off while nothing moves).
+ *   close to what it uses with none (polls back off while nothing moves),
+ *   and an update_region after a quiet spell is still flushed on time.
  *
  * Victims are compared with their own baseline taken in the same test;
  * the attack scales down under valgrind ($MMAPIOD_WRAPPER).
@@ -458,4 +459,34 @@ Test(fairness, idle_raw_writers_cost_little)
             base, during, limit, hz_ticks);
     cr_assert_leq(during, limit, "idle raw writers cost the daemon %ld "
                   "ticks in %d ms (idle: %ld)", during, CPU_WINDOW_MS, base);
+}
+
+/* The back-off is for polls only: an update_region (a DIRTY notice) on a
+ * mapping whose raw writer has been quiet for long is still flushed at the
+ * policy's pace, not when the slowed-down poll comes round. */
+Test(fairness, update_region_not_delayed_by_the_backoff)
+{
+    PC_REQUIRE_CACHESTAT();
+    mmapio_client *c = hz_client();
+    mmapio_options o;
+    mmapio_map *m;
+    mmapio_options_init(&o);
+    o.mode = MMAPIO_MODE_READ_WRITE;
+    o.create = true;
+    o.size = 4096;
+    o.flush_policy.kind = MMAPIO_FLUSH_EVERY_MILLIS;
+    o.flush_policy.value = 20;
+    hz_assert_ok(mmapio_open(c, "quiet", &o, &m));
+    cr_assert_not_null(mmapio_as_mut_ptr(m)); /* a raw writer, then quiet */
+    const char *path = hz_path(&hz, "quiet");
+    for (int i = 0; i < 2; i++) {
+        usleep(3500 * 1000); /* the polls are a second apart by now */
+        int64_t t = time_to_disk(m, path, i);
+        fprintf(stderr, "update_region after 3.5 s quiet: %" PRId64 " ms to "
+                "the disk\n", t);
+        cr_assert_leq(t, 300, "update_region after a quiet spell took %"
+                      PRId64 " ms to reach the disk (policy: 20 ms)", t);
+    }
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
 }
