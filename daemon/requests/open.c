@@ -197,6 +197,11 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
                                         : "invalid path";
         return r;
     }
+    if (c->cred.groups_unknown && c->cred.uid != 0 && asuser_works()) {
+        /* The kernel could only decide for a peer with fewer groups. */
+        *why = "more supplementary groups than the daemon can act with";
+        return MMAPIO_E_PERMISSION;
+    }
     /* Resolved with the peer's search rights on every directory passed. */
     int dirfd = resolve_parent(h->root_fd, req->path, &base, &c->cred);
     if (dirfd < 0)
