@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "asuser.h"
 #include "mmapio.h"
 #include "names.h"
 
@@ -165,6 +166,23 @@ static int walk_open(int dirfd, const char *path, int flags, mode_t mode,
     return r;
 }
 
+/* openat2 beneath dirfd, or the walk where the kernel has none; the
+ * kernel's own permission checks for the thread's current identity. */
+static int open_beneath(int dirfd, const char *path, int flags, mode_t mode,
+                        const struct open_how *how, int *no_openat2)
+{
+    if (!*no_openat2) {
+        long fd;
+        do {
+            fd = syscall(SYS_openat2, dirfd, path, how, sizeof(*how));
+        } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+        if (fd >= 0 || errno != ENOSYS)
+            return fd < 0 ? -errno : (int)fd;
+        *no_openat2 = 1;
+    }
+    return walk_open(dirfd, path, flags, mode, NULL);
+}
+
 int resolve_open(int dirfd, const char *path, int flags, mode_t mode,
                  const struct peer_cred *as)
 {
@@ -179,18 +197,36 @@ int resolve_open(int dirfd, const char *path, int flags, mode_t mode,
         .mode = (flags & O_CREAT) ? mode : 0,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
-    long fd = -1;
     if (as && as->uid == 0)
         as = NULL; /* root searches everything: the kernel's walk will do */
-    if (!no_openat2 && !as) {
-        do {
-            fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-        } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
-        if (fd >= 0 || errno != ENOSYS)
-            return fd < 0 ? -errno : (int)fd;
-        no_openat2 = 1;
-    }
-    return walk_open(dirfd, path, flags | extra, mode, as);
+    if (!as)
+        return open_beneath(dirfd, path, flags | extra, mode, &how,
+                            &no_openat2);
+    if (!asuser_works()) /* mode bits only, checked in user space */
+        return walk_open(dirfd, path, flags | extra, mode, as);
+    /* As the peer: the kernel decides every search and the open itself. */
+    struct asuser_saved sv;
+    int r = asuser_enter(as, &sv);
+    if (r < 0)
+        return r == -E2BIG ? -EACCES : r;
+    r = open_beneath(dirfd, path, flags | extra, mode, &how, &no_openat2);
+    asuser_leave(&sv);
+    return r;
+}
+
+int resolve_unlink(int dirfd, const char *base, const struct peer_cred *as)
+{
+    struct asuser_saved sv;
+    if (!as || as->uid == 0)
+        return unlinkat(dirfd, base, 0) < 0 ? -errno : 0;
+    if (!asuser_works())
+        return -ENOTSUP;
+    int r = asuser_enter(as, &sv);
+    if (r < 0)
+        return r == -E2BIG ? -EACCES : r;
+    r = unlinkat(dirfd, base, 0) < 0 ? -errno : 0;
+    asuser_leave(&sv);
+    return r;
 }
 
 int resolve_parent(int root_fd, const char *path, const char **base,

@@ -27,12 +27,24 @@ struct peer_cred;
 
 /*
  * openat2 beneath dirfd: an fd or -errno (-EXDEV/-ELOOP for escapes).
- * With `as` (a peer other than root), the walk is done component by
- * component and every directory it passes through, symlinks included,
- * must grant `as` search permission, as the kernel would (-EACCES).
+ * With `as` (a peer other than root), the whole open is done as that peer
+ * (asuser.h): the kernel decides every search and the open itself, ACLs
+ * and security modules included, and a file created is born the peer's.
+ * A peer whose groups are not all known gets -EACCES. Where the daemon
+ * cannot act as another uid, the walk is done component by component and
+ * every directory it passes through must grant `as` search permission by
+ * its mode bits (-EACCES); the open itself is then the daemon's.
  */
 int resolve_open(int dirfd, const char *path, int flags, mode_t mode,
                  const struct peer_cred *as);
+
+/*
+ * Unlinks `base` (one component) in dirfd as `as` (asuser.h), so the
+ * kernel decides: write and search on the directory, its sticky bit, ACLs.
+ * 0 or -errno; -ENOTSUP where the daemon cannot act as a peer (the caller
+ * then decides from mode bits). Root (or `as` NULL): the daemon's own.
+ */
+int resolve_unlink(int dirfd, const char *base, const struct peer_cred *as);
 
 /*
  * Opens the directory that holds `path` (already lexically checked) as an

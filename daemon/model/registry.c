@@ -2,6 +2,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static uint64_t file_hash(dev_t dev, ino_t ino)
@@ -15,12 +16,94 @@ static uint64_t key_hash(const struct mapping *m)
                                : file_hash(m->dev, m->ino);
 }
 
+/* One owner's registered mappings, by id. */
+struct owner_ids {
+    struct hnode node;          /* registry->owners */
+    uid_t uid;
+    struct idlist ids;
+};
+
+static struct owner_ids *owner_find(const struct registry *r, uid_t uid)
+{
+    for (struct hnode *n = hmap_find(&r->owners, hmap_hash_u64(uid)); n;
+         n = hmap_next_same(n)) {
+        struct owner_ids *o = container_of(n, struct owner_ids, node);
+        if (o->uid == uid)
+            return o;
+    }
+    return NULL;
+}
+
+/* Adds m to the id orders (all, its owner's). 0 or -ENOMEM. */
+static int order_add(struct registry *r, struct mapping *m)
+{
+    struct owner_ids *o = owner_find(r, m->owner);
+    if (!o) {
+        o = calloc(1, sizeof(*o));
+        if (!o || hmap_insert(&r->owners, &o->node, hmap_hash_u64(m->owner))) {
+            free(o);
+            return -ENOMEM;
+        }
+        o->uid = m->owner;
+    }
+    if (idlist_add(&o->ids, m->id, m) < 0)
+        goto fail;
+    if (idlist_add(&r->in_order, m->id, m) < 0) {
+        idlist_remove(&o->ids, m->id);
+        goto fail;
+    }
+    return 0;
+fail:
+    if (idlist_count(&o->ids) == 0) {
+        hmap_remove(&r->owners, &o->node);
+        idlist_free(&o->ids);
+        free(o);
+    }
+    return -ENOMEM;
+}
+
+static void order_remove(struct registry *r, struct mapping *m)
+{
+    idlist_remove(&r->in_order, m->id);
+    struct owner_ids *o = owner_find(r, m->owner);
+    if (!o)
+        return;
+    idlist_remove(&o->ids, m->id);
+    if (idlist_count(&o->ids) == 0) {
+        hmap_remove(&r->owners, &o->node);
+        idlist_free(&o->ids);
+        free(o);
+    }
+}
+
+void registry_walk_start(const struct registry *r, const uid_t *owner,
+                         uint64_t after, struct registry_walk *w)
+{
+    static const struct idlist none;
+    const struct owner_ids *o = owner ? owner_find(r, *owner) : NULL;
+    w->l = !owner ? &r->in_order : o ? &o->ids : &none;
+    w->pos = idlist_after(w->l, after);
+}
+
+struct mapping *registry_walk_next(struct registry_walk *w)
+{
+    return idlist_next(w->l, &w->pos);
+}
+
+size_t registry_count(const struct registry *r, const uid_t *owner)
+{
+    const struct owner_ids *o = owner ? owner_find(r, *owner) : NULL;
+    return !owner ? idlist_count(&r->in_order) : o ? idlist_count(&o->ids) : 0;
+}
+
 int registry_init(struct registry *r, uint32_t n_slots)
 {
     memset(r, 0, sizeof(*r));
     hmap_init(&r->by_key);
     hmap_init(&r->by_id);
     hmap_init(&r->handles);
+    hmap_init(&r->owners);
+    idlist_init(&r->in_order);
     r->env.next_id = 1;
     return ctl_init(&r->env.ctl, n_slots);
 }
@@ -49,6 +132,8 @@ void registry_fini(struct registry *r)
     hmap_free(&r->by_key);
     hmap_free(&r->by_id);
     hmap_free(&r->handles);
+    hmap_free(&r->owners); /* empty: every mapping was removed */
+    idlist_free(&r->in_order);
     ctl_fini(&r->env.ctl);
     r->env.hooks = NULL;
     r->env.n_hooks = 0;
@@ -84,6 +169,11 @@ int registry_add(struct registry *r, struct mapping *m)
         hmap_remove(&r->by_key, &m->key_node);
         return -1;
     }
+    if (order_add(r, m) < 0) {
+        hmap_remove(&r->by_id, &m->id_node);
+        hmap_remove(&r->by_key, &m->key_node);
+        return -1;
+    }
     m->registered = true;
     if (m->kind == MAPPING_ANON)
         r->n_anon++;
@@ -100,6 +190,7 @@ void registry_remove(struct registry *r, struct mapping *m)
         return;
     hmap_remove(&r->by_key, &m->key_node);
     hmap_remove(&r->by_id, &m->id_node);
+    order_remove(r, m);
     m->registered = false;
     if (m->kind == MAPPING_ANON)
         r->n_anon--;

@@ -4,6 +4,9 @@
  * one file are one mapping) or by id, and a holder by its handle. It never
  * decides access; it only answers "which object is that".
  *
+ * Mappings are also kept in id order, all of them and each owner's, so a
+ * page of a listing costs the page, not the registry (registry_walk).
+ *
  * It also owns what every mapping shares: the control area (one slot per
  * live mapping) and the hook, the list of observers told of every change
  * (struct mapping_hook). Observers are added once, at start-up, in the
@@ -16,12 +19,15 @@
 #include <sys/types.h>
 
 #include "hmap.h"
+#include "idlist.h"
 #include "mapping.h"
 
 struct registry {
     struct hmap by_key;     /* anon name / file dev+ino -> mapping */
     struct hmap by_id;      /* mapping id -> mapping */
     struct hmap handles;    /* handle -> holder */
+    struct idlist in_order; /* every registered mapping, by id */
+    struct hmap owners;     /* uid -> its registered mappings, by id */
     uint64_t next_handle;
     uint64_t n_anon, n_file;
     struct mapping_env env;  /* control area, observers, ids */
@@ -52,6 +58,20 @@ void registry_retire_if_unused(struct registry *r, struct mapping *m);
 int registry_add_holder(struct registry *r, struct holder *h);
 struct holder *registry_find_holder(const struct registry *r, uint64_t handle);
 void registry_remove_holder(struct registry *r, struct holder *h);
+
+/* Registered mappings in id order, from the first id above `after`: all
+ * of them (owner NULL) or only those of *owner. Nothing may be registered
+ * or unregistered while a walk is in use. */
+struct registry_walk {
+    const struct idlist *l;
+    size_t pos;
+};
+void registry_walk_start(const struct registry *r, const uid_t *owner,
+                         uint64_t after, struct registry_walk *w);
+/* The next mapping of the walk, or NULL. */
+struct mapping *registry_walk_next(struct registry_walk *w);
+/* The number of mappings of *owner (owner NULL: all). */
+size_t registry_count(const struct registry *r, const uid_t *owner);
 
 /* Calls fn for every registered mapping (fn must not unregister others). */
 void registry_foreach(struct registry *r, void (*fn)(struct mapping *, void *),

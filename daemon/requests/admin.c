@@ -73,14 +73,27 @@ static void count_one(struct mapping *m, void *arg)
         t->files++;
 }
 
+/* A walk over what c may see, in id order after `after`: everything for
+ * an admin, else only c's own mappings (never the others'). */
+static void walk_visible(const struct session *c, uint64_t after,
+                         struct registry_walk *w)
+{
+    registry_walk_start(c->h->reg, is_admin(c) ? NULL : &c->cred.uid, after,
+                        w);
+}
+
 void admin_status(struct session *c, uint64_t id)
 {
     struct handlers *h = c->h;
     struct tally t = { .c = c };
     bool all = is_admin(c);
     uint32_t clients = 0;
+    struct registry_walk w;
+    struct mapping *m;
 
-    registry_foreach(h->reg, count_one, &t);
+    walk_visible(c, 0, &w);
+    while ((m = registry_walk_next(&w)))
+        count_one(m, &t);
     for (struct session *o = h->sessions; o; o = o->next)
         clients += all || o->cred.uid == c->cred.uid;
 
@@ -134,13 +147,6 @@ static void gather_one(struct mapping *m, void *arg)
     g->v[g->n++] = m;
 }
 
-static int by_id(const void *a, const void *b)
-{
-    const struct mapping *x = *(struct mapping *const *)a;
-    const struct mapping *y = *(struct mapping *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 static void fill_info(struct handlers *h, struct mapping *m,
                       Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
 {
@@ -162,33 +168,35 @@ static void fill_info(struct handlers *h, struct mapping *m,
     i->removed = m->removed;
 }
 
+/* A page costs the page: the walk starts at after_id by binary search
+ * in the caller's own mappings (an admin's: all), and stops when full. */
 void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
 {
-    struct gather g = { .c = c, .after = q->after_id };
-    registry_foreach(c->h->reg, gather_one, &g);
-    size_t cap = g.n < PAGE_MAX ? g.n : PAGE_MAX;
-    Mmapio__MapInfo *infos = calloc(cap ? cap : 1, sizeof(*infos));
-    Mmapio__MapInfo **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
-    Mmapio__FlushPolicy *pols = calloc(cap ? cap : 1, sizeof(*pols));
-    if (g.oom || !infos || !ptrs || !pols) {
+    struct registry_walk w;
+    walk_visible(c, q->after_id, &w);
+    size_t cap = PAGE_MAX;
+    Mmapio__MapInfo *infos = calloc(cap, sizeof(*infos));
+    Mmapio__MapInfo **ptrs = calloc(cap, sizeof(*ptrs));
+    Mmapio__FlushPolicy *pols = calloc(cap, sizeof(*pols));
+    if (!infos || !ptrs || !pols) {
         session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
         goto out;
     }
-    if (g.n)
-        qsort(g.v, g.n, sizeof(*g.v), by_id);
 
     Mmapio__ListReply lr = MMAPIO__LIST_REPLY__INIT;
     size_t bytes = 0;
+    struct mapping *m = registry_walk_next(&w);
     lr.maps = ptrs;
-    while (lr.n_maps < cap) {
+    while (m && lr.n_maps < cap) {
         Mmapio__MapInfo *i = &infos[lr.n_maps];
-        fill_info(c->h, g.v[lr.n_maps], i, &pols[lr.n_maps]);
+        fill_info(c->h, m, i, &pols[lr.n_maps]);
         bytes += mmapio__map_info__get_packed_size(i) + 8;
         if (bytes > PAGE_BYTES && lr.n_maps > 0)
             break;
         ptrs[lr.n_maps++] = i;
+        m = registry_walk_next(&w);
     }
-    lr.more = lr.n_maps < g.n;
+    lr.more = m != NULL;
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;
     r.result_case = MMAPIO__REPLY__RESULT_LIST;
@@ -198,7 +206,6 @@ out:
     free(infos);
     free(ptrs);
     free(pols);
-    free(g.v);
 }
 
 /* ---- clients --------------------------------------------------------- */
@@ -326,19 +333,18 @@ static void flushed_reply(struct session *c, uint64_t id, uint32_t ok,
     session_reply(c, &r, -1);
 }
 
-static void gather_flushable(struct mapping *m, void *arg)
-{
-    if (m->kind == MAPPING_FILE && m->fd_writable)
-        gather_one(m, arg);
-}
-
 void admin_flush(struct session *c, uint64_t id, const Mmapio__AdminFlush *q)
 {
     struct gather g = { .c = c };
     struct mapping *one = NULL;
 
     if (q->all) {
-        registry_foreach(c->h->reg, gather_flushable, &g);
+        struct registry_walk w;
+        struct mapping *m;
+        walk_visible(c, 0, &w);
+        while ((m = registry_walk_next(&w)))
+            if (m->kind == MAPPING_FILE && m->fd_writable)
+                gather_one(m, &g);
         if (g.oom) {
             free(g.v);
             session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "asuser.h"
 #include "config.h"
 #include "errmap.h"
 #include "policy.h"
@@ -47,23 +48,64 @@ static int from_errno(int e, const char **why)
     return errmap_from_errno(e);
 }
 
-/* Opens an existing file read-write if the daemon may, else read-only.
- * An fd, or a negative mmapio_err. */
-static int open_existing(int dirfd, const char *base, const struct session *c,
-                         bool *writable, const char **why)
+/* The daemon's own fd of an existing file in dirfd (which was reached
+ * with the peer's rights): read-write if the daemon may, else read-only.
+ * Whether the peer may have it is asked apart (peer_may_open). An fd, or a
+ * negative mmapio_err. */
+static int open_existing(int dirfd, const char *base, bool *writable,
+                         const char **why)
 {
-    int fd = resolve_open(dirfd, base, O_RDWR | O_NONBLOCK, 0, &c->cred);
+    int fd = resolve_open(dirfd, base, O_RDWR | O_NONBLOCK, 0, NULL);
     *writable = fd >= 0;
     if (fd == -EACCES || fd == -EROFS || fd == -EPERM)
-        fd = resolve_open(dirfd, base, O_RDONLY | O_NONBLOCK, 0, &c->cred);
+        fd = resolve_open(dirfd, base, O_RDONLY | O_NONBLOCK, 0, NULL);
     return fd < 0 ? from_errno(fd, why) : fd;
 }
 
-/* An fd, or a negative mmapio_err; *raced when the file appeared meanwhile. */
-static int create_file(const struct session *c, int dirfd, const char *base,
-                       mode_t perm, bool *raced, const char **why)
+/*
+ * Access as the kernel decides it for the peer: dirfd/base opened as the
+ * peer (asuser.h) with the access it asked for — mode bits, POSIX ACLs and
+ * security modules alike — and it must be the very file the daemon holds
+ * (st). Where the daemon cannot act as the peer, the mode bits decide.
+ * MMAPIO_OK or an error.
+ */
+static int peer_may_open(int dirfd, const char *base, const struct session *c,
+                         int want, const struct stat *st, const char **why)
+{
+    if (c->cred.uid == 0)
+        return MMAPIO_OK;
+    if (!asuser_works()) {
+        if (access_check(&c->cred, st->st_uid, st->st_gid, st->st_mode,
+                         want) == MMAPIO_OK)
+            return MMAPIO_OK;
+        *why = "the file's owner, group and mode do not allow this access";
+        return MMAPIO_E_PERMISSION;
+    }
+    int flags = (want & ACCESS_WRITE) ? O_RDWR : O_RDONLY;
+    int fd = resolve_open(dirfd, base, flags | O_NONBLOCK, 0, &c->cred);
+    if (fd == -EACCES || fd == -EPERM) {
+        *why = "the file's permissions do not allow this access";
+        return MMAPIO_E_PERMISSION;
+    }
+    if (fd < 0)
+        return from_errno(fd, why);
+    struct stat pst;
+    int r = fstat(fd, &pst) < 0 ? from_errno(errno, why) : MMAPIO_OK;
+    close(fd);
+    if (!r && (pst.st_dev != st->st_dev || pst.st_ino != st->st_ino)) {
+        *why = "the file was replaced while being opened";
+        r = MMAPIO_E_BUSY;
+    }
+    return r;
+}
+
+/* May the peer create files in dirfd? Asked only where the kernel cannot
+ * decide it (the creation itself is done as the peer otherwise). */
+static int may_create_in(const struct session *c, int dirfd, const char **why)
 {
     struct stat dst;
+    if (asuser_works())
+        return MMAPIO_OK;
     if (fstat(dirfd, &dst) < 0)
         return from_errno(errno, why);
     if (access_check(&c->cred, dst.st_uid, dst.st_gid, dst.st_mode,
@@ -71,15 +113,40 @@ static int create_file(const struct session *c, int dirfd, const char *base,
         *why = "no permission to create files in that directory";
         return MMAPIO_E_PERMISSION;
     }
+    return MMAPIO_OK;
+}
+
+/* Created as the peer where the daemon can act as it: the file is the
+ * peer's from birth; else a root daemon gives it away. 0 or -1 (errno). */
+static int give_to_peer(int fd, const struct session *c)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -1;
+    if (st.st_uid == c->cred.uid || geteuid() != 0)
+        return 0;
+    return fchown(fd, c->cred.uid, c->cred.gid);
+}
+
+/* An fd, or a negative mmapio_err; *raced when the file appeared meanwhile. */
+static int create_file(const struct session *c, int dirfd, const char *base,
+                       mode_t perm, bool *raced, const char **why)
+{
+    int r = may_create_in(c, dirfd, why);
+    if (r)
+        return r;
     int fd = resolve_open(dirfd, base, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK,
                           perm, &c->cred);
     *raced = fd == -EEXIST;
+    if (fd == -EACCES || fd == -EPERM) {
+        *why = "no permission to create files in that directory";
+        return MMAPIO_E_PERMISSION;
+    }
     if (fd < 0)
         return from_errno(fd, why);
     /* Exact bits regardless of umask; the file belongs to whoever asked. */
-    if (fchmod(fd, perm) < 0 ||
-        (geteuid() == 0 && fchown(fd, c->cred.uid, c->cred.gid) < 0)) {
-        int r = from_errno(errno, why);
+    if (fchmod(fd, perm) < 0 || give_to_peer(fd, c) < 0) {
+        r = from_errno(errno, why);
         unlinkat(dirfd, base, 0);
         close(fd);
         return r;
@@ -158,19 +225,24 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
                                         : "invalid path";
         return r;
     }
+    if (c->cred.groups_unknown && c->cred.uid != 0 && asuser_works()) {
+        /* The kernel could only decide for a peer with fewer groups. */
+        *why = "more supplementary groups than the daemon can act with";
+        return MMAPIO_E_PERMISSION;
+    }
     /* Resolved with the peer's search rights on every directory passed. */
     int dirfd = resolve_parent(h->root_fd, req->path, &base, &c->cred);
     if (dirfd < 0)
         return from_errno(dirfd, why);
 
-    int fd = open_existing(dirfd, base, c, &writable, why);
+    int fd = open_existing(dirfd, base, &writable, why);
     if (fd == MMAPIO_E_NOT_FOUND && req->create) {
         mode_t perm = req->perm ? (mode_t)req->perm : 0644;
         bool raced = false;
         fd = create_file(c, dirfd, base, perm, &raced, why);
         created = writable = fd >= 0;
         if (raced)
-            fd = open_existing(dirfd, base, c, &writable, why);
+            fd = open_existing(dirfd, base, &writable, why);
     }
     if (fd < 0) {
         r = fd;
@@ -192,11 +264,9 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
         close(fd);
         goto out;
     }
-    if (!created && access_check(&c->cred, st.st_uid, st.st_gid, st.st_mode,
-                                 want_of(req)) != MMAPIO_OK) {
+    if (!created &&
+        (r = peer_may_open(dirfd, base, c, want_of(req), &st, why))) {
         close(fd);
-        *why = "the file's owner, group and mode do not allow this access";
-        r = MMAPIO_E_PERMISSION;
         goto out;
     }
     r = adopt_file(h, fd, writable, &st, req->path, &m);

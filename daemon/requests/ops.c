@@ -245,7 +245,7 @@ static int unlink_file(struct session *s, const char *path, struct stat *st)
 {
     const char *base;
     struct stat dst;
-    int r = resolve_check_path(path);
+    int u, r = resolve_check_path(path);
     if (r)
         return r;
     int dirfd = resolve_parent(s->h->root_fd, path, &base, &s->cred);
@@ -255,6 +255,9 @@ static int unlink_file(struct session *s, const char *path, struct stat *st)
         r = errmap_from_errno(errno);
     else if (S_ISDIR(st->st_mode))
         r = MMAPIO_E_INVALID_ARGUMENT;
+    else if ((u = resolve_unlink(dirfd, base, &s->cred)) != -ENOTSUP)
+        r = u == -EACCES || u == -EPERM ? MMAPIO_E_PERMISSION /* the kernel's word */
+            : u < 0 ? errmap_from_errno(-u) : MMAPIO_OK;
     else if (access_check(&s->cred, dst.st_uid, dst.st_gid, dst.st_mode,
                           ACCESS_WRITE | ACCESS_EXEC))
         r = MMAPIO_E_PERMISSION;

@@ -257,7 +257,8 @@ int session_flush(struct session *s, uint64_t id, struct mapping **maps,
     size_t started = 0;
     for (size_t i = 0; i < n; i++) {
         p->left++;
-        if (flushes_request(s->h->flushes, maps[i], flushed_one, p) == MMAPIO_OK) {
+        if (flushes_request(s->h->flushes, maps[i], s->cred.uid,
+                            flushed_one, p) == MMAPIO_OK) {
             started++;
         } else {
             p->left--;

@@ -14,6 +14,13 @@
 #include "log.h"
 #include "registry.h"
 
+/* Polling for raw writers: from the policy's interval (at least
+ * POLL_MIN_MS), doubling while the mtime stands still, up to POLL_MAX_MS. */
+#define POLL_MIN_MS 10
+#define POLL_MAX_MS 1000
+
+struct flush_ctx;
+
 /* What this service keeps on a mapping (its mapping_ext slot). */
 struct flush_state {
     struct flushes *fl;
@@ -22,9 +29,18 @@ struct flush_state {
     bool dirty;                 /* a holder said it wrote since the last flush */
     bool flushing;              /* a timed flush is running */
     uint32_t raw_writers;       /* holders with a writable pointer out */
+    uint64_t poll_ms;           /* the next poll's interval (0: from policy) */
     int64_t flushed_mtime_ns;   /* mtime seen when the last timed flush began */
+    struct flush_ctx *queued;   /* the last flush submitted, maybe not started */
     uint64_t flushes;
     int64_t last_flush;         /* CLOCK_REALTIME seconds, 0: never */
+};
+
+/* One more caller waiting for a flush it joined. */
+struct waiter {
+    flushes_done_fn done;
+    void *ctx;
+    struct waiter *next;
 };
 
 struct flush_ctx {
@@ -33,6 +49,7 @@ struct flush_ctx {
     struct mapping *map;        /* a reference */
     flushes_done_fn done;       /* NULL: nobody waits for the answer */
     void *done_ctx;
+    struct waiter *waiters;     /* callers that joined it */
     bool timed;
 };
 
@@ -70,8 +87,16 @@ static void done(struct flush_job *job)
         fl->n_failures++;
         log_warn("flush of %s failed: %s", m->name, strerror(-job->result));
     }
+    if (s && s->queued == f)
+        s->queued = NULL;
     if (f->done)
         f->done(f->done_ctx, job->result);
+    while (f->waiters) {
+        struct waiter *w = f->waiters;
+        f->waiters = w->next;
+        w->done(w->ctx, job->result);
+        free(w);
+    }
     if (f->timed && s) {
         s->flushing = false;
         if (s->dirty || s->raw_writers)
@@ -81,32 +106,67 @@ static void done(struct flush_job *job)
     free(f);
 }
 
-static int submit(struct flushes *fl, struct mapping *m, flushes_done_fn cb,
-                  void *ctx, bool timed)
+static int submit(struct flushes *fl, struct mapping *m, uid_t uid,
+                  flushes_done_fn cb, void *ctx, bool timed)
 {
+    struct flush_state *s = state_of(fl, m, true);
     struct flush_ctx *f = calloc(1, sizeof(*f));
-    if (!f)
+    if (!f || !s) {
+        free(f);
         return MMAPIO_E_QUOTA;
+    }
     f->job.fd = m->fd;
+    f->job.uid = uid;
+    f->job.lane = timed ? FLUSH_LANE_TIMED : FLUSH_LANE_REQUESTED;
     f->job.done = done;
     f->fl = fl;
     f->map = mapping_ref(m);
     f->done = cb;
     f->done_ctx = ctx;
     f->timed = timed;
-    flusher_submit(fl->flusher, &f->job);
+    if (flusher_submit(fl->flusher, &f->job) < 0) {
+        mapping_unref(m);
+        free(f);
+        return MMAPIO_E_QUOTA;
+    }
+    s->queued = f;
     return MMAPIO_OK;
 }
 
-int flushes_request(struct flushes *fl, struct mapping *m,
+/* Joins the flush of m that is queued and not started, if there is one:
+ * its fdatasync covers everything written until now. */
+static bool join(struct flushes *fl, struct mapping *m, flushes_done_fn cb,
+                 void *ctx)
+{
+    struct flush_state *s = state_of(fl, m, false);
+    struct flush_ctx *f = s ? s->queued : NULL;
+    if (!f || !flusher_not_started(fl->flusher, &f->job))
+        return false;
+    if (!cb)
+        return true;
+    struct waiter *w = malloc(sizeof(*w));
+    if (!w)
+        return false;
+    w->done = cb;
+    w->ctx = ctx;
+    w->next = f->waiters;
+    f->waiters = w;
+    return true;
+}
+
+int flushes_request(struct flushes *fl, struct mapping *m, uid_t uid,
                     flushes_done_fn cb, void *ctx)
 {
-    return submit(fl, m, cb, ctx, false);
+    if (join(fl, m, cb, ctx))
+        return MMAPIO_OK;
+    return submit(fl, m, uid, cb, ctx, false);
 }
 
 void flushes_background(struct flushes *fl, struct mapping *m)
 {
-    if (submit(fl, m, NULL, NULL, false))
+    if (join(fl, m, NULL, NULL))
+        return;
+    if (submit(fl, m, m->owner, NULL, NULL, false))
         log_err("out of memory: %s not flushed", m->name);
 }
 
@@ -124,6 +184,22 @@ static int64_t mtime_ns(const struct mapping *m)
     return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
+/* The policy's pace for polling: its interval, at least POLL_MIN_MS. */
+static uint64_t base_poll(const struct mapping *m)
+{
+    return m->policy.value < POLL_MIN_MS ? POLL_MIN_MS : m->policy.value;
+}
+
+/* After a poll that saw no change: twice the wait, up to POLL_MAX_MS (or
+ * the policy's interval when that is longer). */
+static uint64_t next_poll(const struct mapping *m, uint64_t cur)
+{
+    uint64_t base = base_poll(m);
+    uint64_t cap = base > POLL_MAX_MS ? base : POLL_MAX_MS;
+    cur = cur ? cur * 2 : base * 2;
+    return cur > cap ? cap : cur;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct flush_state *s = arg;
@@ -139,11 +215,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         atomic_fetch_add(&ctl_slot(&m->env->ctl, m->slot)->flush_gen, 1);
         s->dirty = false;
         s->flushed_mtime_ns = mt;
-        s->flushing = submit(s->fl, m, NULL, NULL, true) == MMAPIO_OK;
+        s->poll_ms = 0; /* a writer is busy: poll at the policy's pace */
+        s->flushing = submit(s->fl, m, m->owner, NULL, NULL, true) == MMAPIO_OK;
         return;
     }
-    if (s->raw_writers)
+    if (s->raw_writers) {
+        s->poll_ms = next_poll(m, s->poll_ms);
         arm(s);
+    }
 }
 
 static void arm(struct flush_state *s)
@@ -155,10 +234,13 @@ static void arm(struct flush_state *s)
         s->timer = evtimer_new(s->fl->base, on_timer, s);
     if (!s->timer || evtimer_pending(s->timer, NULL))
         return;
-    /* Polling for raw writers repeats: no faster than every 10 ms. */
+    /* A DIRTY notice: the policy's interval. Polling for raw writers
+     * repeats: no faster than POLL_MIN_MS, slower while nothing changes. */
     uint64_t ms = m->policy.value;
-    if (s->raw_writers && ms < 10)
-        ms = 10;
+    if (s->raw_writers && !s->dirty)
+        ms = s->poll_ms ? s->poll_ms : base_poll(m);
+    else if (s->raw_writers && ms < POLL_MIN_MS)
+        ms = POLL_MIN_MS;
     struct timeval tv = {
         .tv_sec = (time_t)(ms / 1000),
         .tv_usec = (suseconds_t)(ms % 1000) * 1000,
@@ -174,8 +256,14 @@ void flushes_dirty(struct flushes *fl, struct mapping *m)
     if (!s)
         return;
     s->dirty = true;
-    if (!s->flushing)
-        arm(s);
+    if (s->flushing)
+        return;
+    /* A poll backing off may be due late: the write is due at the
+     * policy's pace. */
+    if (s->poll_ms && s->timer)
+        evtimer_del(s->timer);
+    s->poll_ms = 0;
+    arm(s);
 }
 
 void flushes_raw_writer(struct flushes *fl, struct mapping *m, int delta)
@@ -184,6 +272,8 @@ void flushes_raw_writer(struct flushes *fl, struct mapping *m, int delta)
     if (!s)
         return;
     s->raw_writers += delta;
+    if (delta > 0)
+        s->poll_ms = 0; /* a new writer: back to the policy's pace */
     if (delta > 0 && s->raw_writers == 1) {
         /* Stores may have landed before this notice (and moved the mtime
          * already): the first tick flushes regardless. */
@@ -203,6 +293,7 @@ static void policy_changed(struct flush_state *s)
     }
     if (s->timer && evtimer_pending(s->timer, NULL))
         evtimer_del(s->timer); /* the interval may have changed */
+    s->poll_ms = 0;
     if (s->dirty || s->raw_writers)
         arm(s);
 }

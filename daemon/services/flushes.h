@@ -11,7 +11,20 @@
  * pointers cannot be seen that way, so while a holder has a writable
  * pointer out, the timer polls the file's mtime, which the kernel bumps
  * when a clean page is first written through a mapping. A mapping nobody
- * writes arms no timer: an idle daemon does no periodic work.
+ * writes arms no timer: an idle daemon does no periodic work. A poll that
+ * finds the mtime unchanged doubles the wait before the next, from the
+ * policy's interval (at least 10 ms) up to 1 s (or the policy's interval
+ * when longer), and a change or a new writer resets it: an idle raw writer
+ * costs one fstat a second. The price: a raw writer's first store after a
+ * long quiet spell may reach the disk up to 1 s later than the policy says
+ * (update_region's DIRTY notice is never delayed so).
+ *
+ * Flushes are fair between uids (flusher.h): a requested flush takes the
+ * requester's turn, a final or timed one the mapping owner's, and timed
+ * flushes have a lane of their own. A mapping has at most one flush
+ * queued: a request while one is queued and not started joins it (its
+ * fdatasync covers everything written before), so repeating `flush --all`
+ * cannot pile up work.
  *
  * It observes the model: a policy change re-arms or disarms the timer, and
  * a freed mapping loses its timer and counters.
@@ -20,6 +33,7 @@
 #define MMAPIOD_FLUSHES_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mapping.h"
 
@@ -44,9 +58,10 @@ void flushes_fini(struct flushes *fl);
 /* Called on the loop with the flush's result (0 or -errno). */
 typedef void (*flushes_done_fn)(void *ctx, int result);
 
-/* Flushes m, then calls done(ctx, result). MMAPIO_OK, or MMAPIO_E_QUOTA
- * when out of memory (done is then never called). */
-int flushes_request(struct flushes *fl, struct mapping *m,
+/* Flushes m in uid's turn (or joins its queued flush), then calls
+ * done(ctx, result). MMAPIO_OK, or MMAPIO_E_QUOTA when out of memory
+ * (done is then never called). */
+int flushes_request(struct flushes *fl, struct mapping *m, uid_t uid,
                     flushes_done_fn done, void *ctx);
 /* Flushes m with nobody waiting (last holder gone, writer died). */
 void flushes_background(struct flushes *fl, struct mapping *m);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -13,7 +14,18 @@
 #include "ops.h"
 #include "wire.h"
 
+/* One connection's turn: at most this many requests, and no more once
+ * its requests took TURN_BUDGET_NS of the loop; the rest wait for the
+ * next wake-up (the read event is level-triggered), after the others'. */
 #define READS_PER_WAKEUP 32
+#define TURN_BUDGET_NS 500000
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 struct frame {
     struct frame *next;
@@ -294,8 +306,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     struct conn *c = arg;
     struct conn_ctx *ctx = c->ctx;
 
+    int64_t start = now_ns();
     conn_ref(c);
     for (int i = 0; i < READS_PER_WAKEUP && c->reading; i++) {
+        if (i > 0 && now_ns() - start > TURN_BUDGET_NS)
+            break; /* its turn is over */
         int fds[WIRE_MAX_FDS];
         size_t n_fds = 0;
         long n = wire_recv(c->fd, ctx->rxbuf, ctx->cfg->max_frame, fds,
