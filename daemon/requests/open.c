@@ -220,9 +220,11 @@ static int create_anon(struct handlers *h, struct session *c,
     m->perm = req->perm ? (mode_t)req->perm : 0600;
     if (req->policy)
         mapping_set_policy(m, policy_from_wire(req->policy), NULL);
-    int r = quota_charge_mapping(h->quota, m);
+    int r = quota_charge_mapping_by(h->quota, m,
+                                    access_is_admin(&c->cred, h->cfg->has_admin_group,
+                                                    h->cfg->admin_gid));
     if (r)
-        *why = "over the owner's max_mappings_per_uid";
+        *why = "over the owner's max_mappings_per_uid, or the daemon's max_mappings";
     else
         r = quota_set_size(h->quota, m, req->size, why);
     if (!r && registry_add(h->reg, m) < 0)

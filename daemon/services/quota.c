@@ -34,6 +34,21 @@ static struct use *find(struct quota *q, uid_t uid, int create)
     return u;
 }
 
+/* The daemon-wide count: past max_total - reserved only for admins. */
+static int charge_total(struct quota *q, uid_t uid, bool admin)
+{
+    if (!q->max_total)
+        return MMAPIO_OK;
+    uint64_t limit = admin ? q->max_total : q->max_total - q->reserved;
+    if (q->total >= limit) {
+        log_warn("uid %u refused: %s (%u, %u kept for admins)", (unsigned)uid,
+                 admin ? "max_mappings reached" : "over max_mappings less reserved_mappings",
+                 q->max_total, q->reserved);
+        return MMAPIO_E_QUOTA;
+    }
+    return MMAPIO_OK;
+}
+
 static int charge(struct quota *q, uid_t uid, uint32_t mappings, uint64_t bytes)
 {
     struct use *u = find(q, uid, 1);
@@ -70,18 +85,34 @@ static void release(struct quota *q, uid_t uid, uint32_t mappings, uint64_t byte
 
 static void uncharge(struct quota *q, struct mapping *m)
 {
-    if (m->charged)
+    if (m->charged) {
         release(q, m->owner, 1, m->charged_bytes);
+        q->total -= q->total > 0;
+    }
     m->charged = false;
     m->charged_bytes = 0;
 }
 
-int quota_charge_mapping(struct quota *q, struct mapping *m)
+void quota_set_total(struct quota *q, uint32_t max_total, uint32_t reserved)
 {
-    int r = charge(q, m->owner, 1, m->size);
+    q->max_total = max_total;
+    q->reserved = reserved < max_total ? reserved : 0;
+}
+
+int quota_charge_mapping_by(struct quota *q, struct mapping *m, bool admin)
+{
+    int r = charge_total(q, m->owner, admin);
+    if (r == MMAPIO_OK)
+        r = charge(q, m->owner, 1, m->size);
+    q->total += r == MMAPIO_OK;
     m->charged = r == MMAPIO_OK;
     m->charged_bytes = m->charged ? m->size : 0;
     return r;
+}
+
+int quota_charge_mapping(struct quota *q, struct mapping *m)
+{
+    return quota_charge_mapping_by(q, m, m->owner == 0);
 }
 
 /* Moves the owner's charge from m->charged_bytes to `size`. */
