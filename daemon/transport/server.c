@@ -99,7 +99,7 @@ static void log_refusal(struct server *d, const struct peer_cred *who,
         d->refused_quiet++;
         return;
     }
-    log_warn("refusing a client (pid %d, uid %u): %s (%llu more refused quietly)",
+    log_warn("refusing a client (pid %d, uid %u): %s (%llu refused unlogged before)",
              who ? (int)who->pid : 0, who ? (unsigned)who->uid : 0, why,
              (unsigned long long)d->refused_quiet);
     d->refused_at = now.tv_sec;
