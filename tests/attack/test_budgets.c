@@ -150,9 +150,15 @@ struct flood {
     int last;                  /* the refusal */
 };
 
+struct flood_how {
+    int limit;
+    bool hold;                 /* keep the connection until killed */
+};
+
 static int create_until_refused(int report, void *arg)
 {
-    int limit = *(int *)arg;
+    const struct flood_how *how = arg;
+    int limit = how->limit;
     mmapio_client *c;
     int r = mmapio_connect(hz.sock, &c);
     if (r != MMAPIO_OK)
@@ -166,8 +172,10 @@ static int create_until_refused(int report, void *arg)
             break;
         mmapio_unmap(m); /* the mapping lives on in the daemon */
     }
-    mmapio_disconnect(c);
     (void)!write(report, &f, sizeof(f));
+    if (how->hold)
+        pause();
+    mmapio_disconnect(c);
     return 0;
 }
 
@@ -197,12 +205,11 @@ Test(budgets, anonymous_mappings_fit_the_fd_limit)
 {
     start_with_fds(256);
 
-    int limit = 20000;
-    struct child a = spawn_as(RB_NOBODY, create_until_refused, &limit);
+    struct flood_how how = { 20000, true };
+    struct child a = spawn_as(RB_NOBODY, create_until_refused, &how);
     struct flood f = { -1, 0 };
     long n = read(a.report, &f, sizeof(f));
     cr_assert_eq(n, (long)sizeof(f), "the attacker did not report");
-    join(a, "attacker");
     int fds = hz_fd_count(hz.pid);
     fprintf(stderr, "budgets: the attacker created %d anonymous mappings, "
             "then %s; daemon fds %d of 256\n", f.created,
@@ -212,8 +219,15 @@ Test(budgets, anonymous_mappings_fit_the_fd_limit)
               "no log line names the limit:\n%s", rb_log_tail(&hz));
     cr_assert_lt(fds, 256 - 32, "the daemon is near its fd limit: %d", fds);
 
+    /* The attacker still connected: another uid connects, is answered
+     * and creates (at the fd limit, it hung in the listen backlog). */
+    run_as(VICTIM_UID, victim, "mine", "victim during the attack");
+
     /* Its connection closed, its mappings stay (the contract); the others
      * still create, connect and are answered. */
+    kill(a.pid, SIGKILL);
+    waitpid(a.pid, NULL, 0);
+    close(a.report);
     run_as(VICTIM_UID, victim, "mine", "victim after the attacker left");
     mmapio_client *c = hz_client();
     mmapio_map *m;
@@ -229,8 +243,8 @@ Test(budgets, root_keeps_room_for_mappings)
 {
     start((const char *[]){ "--max-mappings", "32", "--max-mappings-per-uid",
                             "100", "--reserved-mappings", "4", NULL });
-    int limit = 100;
-    struct child a = spawn_as(RB_NOBODY, create_until_refused, &limit);
+    struct flood_how how = { 100, false };
+    struct child a = spawn_as(RB_NOBODY, create_until_refused, &how);
     struct flood f = { -1, 0 };
     cr_assert_eq(read(a.report, &f, sizeof(f)), (long)sizeof(f));
     join(a, "attacker");
