@@ -11,15 +11,32 @@
 #include <unistd.h>
 
 #include "dirs.h"
+#include "log.h"
 
-/* Every mapping is an fd: take all the fds the hard limit allows. */
-static void raise_fd_limit(void)
+/* Every mapping and every connection is an fd: take all the fds the hard
+ * limit allows, then fit the limits to them (config_fit_fds). */
+static void fit_fd_limit(struct config *c)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    char note[512];
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        rl.rlim_cur = rl.rlim_max = 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
-        (void)!setrlimit(RLIMIT_NOFILE, &rl);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
     }
+    uint64_t nofile = rl.rlim_cur == RLIM_INFINITY ? UINT64_C(1) << 20 : rl.rlim_cur;
+    config_fit_fds(c, nofile, note, sizeof(note));
+    for (char *line = note, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        log_warn("%s", line);
+    }
+    log_info("fd limit %llu: max_clients %u (%u per uid, %u kept for admins), "
+              "max_mappings %u (%u per uid, %u kept for admins)",
+              (unsigned long long)nofile, c->max_clients, c->max_clients_per_uid,
+              c->reserved_clients, c->max_mappings, c->max_mappings_per_uid,
+              c->reserved_mappings);
 }
 
 static int open_root(struct daemon *d, char *err, size_t err_size)
@@ -41,6 +58,7 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
     const struct config *c = &d->cfg;
     int r = quota_init(&d->quota, &d->reg, c->max_mappings_per_uid,
                        c->max_bytes_per_uid);
+    quota_set_total(&d->quota, c->max_mappings, c->reserved_mappings);
     if (r == 0 && (r = flushes_init(&d->flushes, &d->reg, d->base,
                                     c->flush_threads)) < 0) {
         snprintf(err, err_size, "cannot start flush workers: %s", strerror(-r));
@@ -67,9 +85,9 @@ int daemon_init(struct daemon *d, char *err, size_t err_size)
     d->root_fd = -1;
     d->watches.inotify_fd = -1;
     d->store.meta_fd = d->store.taken_meta = -1;
-    d->server.listen_fd = -1;
+    d->server.listen_fd = d->server.spare_fd = -1;
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
+    fit_fd_limit(&d->cfg);
     int r = registry_init(&d->reg, d->cfg.max_mappings);
     if (r < 0) {
         snprintf(err, err_size, "cannot create the control area: %s", strerror(-r));

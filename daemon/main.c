@@ -26,10 +26,17 @@ static void usage(FILE *out)
             "  --root DIR      data root for file mappings (default: /var/lib/mmapio for root,\n"
             "                  else $XDG_DATA_HOME/mmapio or ~/.local/share/mmapio)\n"
             "  --config FILE   settings, one 'key = value' a line (socket, root, max_frame,\n"
-            "                  max_clients, max_inflight, max_events, max_mappings_per_uid,\n"
-            "                  max_bytes_per_uid, max_map_size, flush_threads, verbose)\n"
-            "  --max-frame N, --max-clients N, --max-inflight N, --max-events N,\n"
-            "  --max-mappings N, --max-mappings-per-uid N, --max-bytes-per-uid N,\n"
+            "                  max_clients, max_clients_per_uid, reserved_clients,\n"
+            "                  hello_timeout_ms, max_inflight, max_events, max_queued_bytes,\n"
+            "                  max_queued_bytes_per_uid, max_mappings, max_mappings_per_uid,\n"
+            "                  reserved_mappings, max_bytes_per_uid, max_map_size,\n"
+            "                  flush_threads, verbose); max_clients, max_mappings and their\n"
+            "                  per-uid shares and reserves default to shares of the fd limit\n"
+            "  --max-frame N, --max-clients N, --max-clients-per-uid N,\n"
+            "  --reserved-clients N, --hello-timeout-ms N, --max-inflight N,\n"
+            "  --max-events N, --max-queued-bytes N, --max-queued-bytes-per-uid N,\n"
+            "  --max-mappings N, --max-mappings-per-uid N, --reserved-mappings N,\n"
+            "  --max-bytes-per-uid N,\n"
             "  --max-handles-per-client N, --max-map-size N, --flush-threads N,\n"
             "  --admin-group GROUP\n"
             "                  the same settings as the config file, which they override\n"
@@ -50,6 +57,12 @@ int main(int argc, char **argv)
         /* Settings: the config file's keys, '-' for '_'. */
         { "max-frame", required_argument, NULL, 'S' },
         { "max-clients", required_argument, NULL, 'S' },
+        { "max-clients-per-uid", required_argument, NULL, 'S' },
+        { "reserved-clients", required_argument, NULL, 'S' },
+        { "hello-timeout-ms", required_argument, NULL, 'S' },
+        { "max-queued-bytes", required_argument, NULL, 'S' },
+        { "max-queued-bytes-per-uid", required_argument, NULL, 'S' },
+        { "reserved-mappings", required_argument, NULL, 'S' },
         { "max-inflight", required_argument, NULL, 'S' },
         { "max-events", required_argument, NULL, 'S' },
         { "max-mappings", required_argument, NULL, 'S' },

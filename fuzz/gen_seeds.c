@@ -57,6 +57,13 @@ int main(int argc, char **argv)
     o.path = "f.dat";
     o.truncate = 1;
     put(argv[1], "open-file", 1, &q);
+    /* As uid 65534 (flag 4): the user-space path walk. */
+    put(argv[1], "open-file-nobody", 1 | 4, &q);
+    o.path = "sub/dir/g.dat";
+    o.truncate = 0;
+    put(argv[1], "open-walk-nobody", 1 | 4, &q);
+    o.path = "f.dat";
+    o.truncate = 1;
     st.handle = 1;
     q.op_case = MMAPIO__REQUEST__OP_STAT, q.stat = &st;
     put(argv[1], "stat", 1, &q);

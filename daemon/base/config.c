@@ -45,11 +45,17 @@ int config_defaults(struct config *c)
 {
     memset(c, 0, sizeof(*c));
     c->max_frame = 64 * 1024;
-    c->max_clients = 10000;
+    c->max_clients = 0;             /* config_fit_fds */
+    c->max_clients_per_uid = 0;
+    c->reserved_clients = UINT32_MAX;
+    c->hello_timeout_ms = 5000;
     c->max_inflight = 64;
     c->max_events = 1024;
-    c->max_mappings = 131072;
-    c->max_mappings_per_uid = 100000;
+    c->max_queued_bytes = 256 * 1024;
+    c->max_queued_bytes_per_uid = 16u << 20;
+    c->max_mappings = 0;
+    c->max_mappings_per_uid = 0;
+    c->reserved_mappings = UINT32_MAX;
     c->max_handles_per_client = 4096;
     c->max_bytes_per_uid = UINT64_C(1) << 40;
     c->max_map_size = UINT64_C(1) << 40;
@@ -109,8 +115,13 @@ static const struct u32_key u32_keys[] = {
     { "max_frame", offsetof(struct config, max_frame), 1024, 16u << 20 },
     { "max_clients", offsetof(struct config, max_clients), 1, 1000000 },
     { "max_inflight", offsetof(struct config, max_inflight), 1, 65536 },
+    { "max_clients_per_uid", offsetof(struct config, max_clients_per_uid), 1, 1000000 },
+    { "reserved_clients", offsetof(struct config, reserved_clients), 0, 1000000 },
+    { "hello_timeout_ms", offsetof(struct config, hello_timeout_ms), 1, 3600000 },
     { "max_events", offsetof(struct config, max_events), 1, 1u << 20 },
+    { "max_queued_bytes", offsetof(struct config, max_queued_bytes), 1024, 1u << 30 },
     { "max_mappings", offsetof(struct config, max_mappings), 16, 1u << 24 },
+    { "reserved_mappings", offsetof(struct config, reserved_mappings), 0, 1u << 24 },
     { "max_handles_per_client", offsetof(struct config, max_handles_per_client), 1, UINT32_MAX },
     { "max_mappings_per_uid", offsetof(struct config, max_mappings_per_uid), 1, UINT32_MAX },
     { "flush_threads", offsetof(struct config, flush_threads), 1, 64 },
@@ -136,6 +147,8 @@ int config_set(struct config *c, const char *key, const char *value,
         r = set_string(c->root, sizeof(c->root), value);
     else if (!strcmp(key, "max_bytes_per_uid"))
         r = parse_u64(value, 1, UINT64_MAX, &c->max_bytes_per_uid);
+    else if (!strcmp(key, "max_queued_bytes_per_uid"))
+        r = parse_u64(value, 1024, UINT64_MAX, &c->max_queued_bytes_per_uid);
     else if (!strcmp(key, "max_map_size"))
         r = parse_u64(value, 1, INT64_MAX, &c->max_map_size);
     else if (!strcmp(key, "admin_group"))
@@ -159,6 +172,66 @@ out:
     if (r < 0)
         snprintf(err, err_size, "bad value '%s' for %s", value, key);
     return r;
+}
+
+/*
+ * The fd budget. Every connection and every mapping holds one fd; the
+ * daemon keeps CONFIG_INTERNAL_FDS for itself (stdio, the listener, the
+ * loop, inotify, workers' pipes, the data root, the fds an open or a
+ * flush holds for a moment, the spare fd that lets accept answer at the
+ * limit). Connections get an eighth of the rest (at most 10000, at least
+ * 16), mappings what connections leave (at most 131072); a uid a quarter
+ * of each, and a sixteenth of each is kept for root and admin_group.
+ */
+#define CONFIG_INTERNAL_FDS 64
+
+static void lower(uint32_t *v, uint32_t max, const char *key, char **note,
+                  size_t *left)
+{
+    if (*v <= max)
+        return;
+    int n = snprintf(*note, *left, "%s lowered from %u to %u to fit the fd limit\n",
+                     key, *v, max);
+    if (n > 0 && (size_t)n < *left) {
+        *note += n;
+        *left -= (size_t)n;
+    }
+    *v = max;
+}
+
+static uint32_t at_least(uint64_t v, uint32_t min, uint32_t max)
+{
+    return v < min ? min : v > max ? max : (uint32_t)v;
+}
+
+void config_fit_fds(struct config *c, uint64_t nofile, char *note,
+                    size_t note_size)
+{
+    uint64_t budget = nofile > 2 * CONFIG_INTERNAL_FDS ? nofile - CONFIG_INTERNAL_FDS
+                                                       : CONFIG_INTERNAL_FDS;
+    if (note_size)
+        *note = '\0';
+    if (c->max_clients == 0)
+        c->max_clients = at_least(budget / 8, 16, 10000);
+    lower(&c->max_clients, at_least(budget / 2, 1, UINT32_MAX), "max_clients",
+          &note, &note_size);
+    uint64_t left = budget - c->max_clients;
+    if (c->max_mappings == 0)
+        c->max_mappings = at_least(left, 16, 131072);
+    lower(&c->max_mappings, at_least(left, 16, UINT32_MAX), "max_mappings",
+          &note, &note_size);
+    if (c->max_clients_per_uid == 0)
+        c->max_clients_per_uid = at_least(c->max_clients / 4, 1, UINT32_MAX);
+    if (c->reserved_clients == UINT32_MAX)
+        c->reserved_clients = at_least(c->max_clients / 16, 1, UINT32_MAX);
+    lower(&c->reserved_clients, c->max_clients / 2, "reserved_clients", &note,
+          &note_size);
+    if (c->max_mappings_per_uid == 0)
+        c->max_mappings_per_uid = at_least(c->max_mappings / 4, 1, UINT32_MAX);
+    if (c->reserved_mappings == UINT32_MAX)
+        c->reserved_mappings = at_least(c->max_mappings / 16, 1, UINT32_MAX);
+    lower(&c->reserved_mappings, c->max_mappings / 2, "reserved_mappings",
+          &note, &note_size);
 }
 
 static char *trim(char *s)

@@ -17,11 +17,20 @@ struct config {
     char socket_path[108];          /* sun_path holds 108 bytes */
     char root[PATH_MAX];
     uint32_t max_frame;             /* largest datagram accepted */
-    uint32_t max_clients;
+    uint32_t max_clients;           /* 0: from the fd budget (daemon.c) */
+    uint32_t max_clients_per_uid;   /* 0: a share of max_clients */
+    uint32_t reserved_clients;      /* of max_clients, only for root and
+                                     * admin_group; UINT32_MAX: a share */
+    uint32_t hello_timeout_ms;      /* a client must say hello by then */
     uint32_t max_inflight;          /* unanswered requests per client */
     uint32_t max_events;            /* queued events per client */
-    uint32_t max_mappings;          /* mappings alive at once (control slots) */
-    uint32_t max_mappings_per_uid;  /* mappings a uid may own */
+    uint32_t max_queued_bytes;      /* bytes queued toward one client */
+    uint64_t max_queued_bytes_per_uid; /* ... toward all of a uid's clients */
+    uint32_t max_mappings;          /* mappings alive at once (control
+                                     * slots); 0: from the fd budget */
+    uint32_t max_mappings_per_uid;  /* mappings a uid may own; 0: a share */
+    uint32_t reserved_mappings;     /* of max_mappings, only for root and
+                                     * admin_group; UINT32_MAX: a share */
     uint32_t max_handles_per_client; /* holders (and watches) per client */
     uint64_t max_bytes_per_uid;     /* bytes of mappings a uid may own */
     uint64_t max_map_size;          /* largest single mapping */
@@ -43,6 +52,16 @@ int config_set(struct config *c, const char *key, const char *value,
  * 0, or -errno / -EINVAL with "FILE:LINE: reason" in err. */
 int config_load(struct config *c, const char *path, char *err,
                 size_t err_size);
+
+/*
+ * Fits the limits that hold fds to the fds the daemon has (`nofile`, its
+ * RLIMIT_NOFILE): settings left at 0 (or UINT32_MAX for the reserves) get
+ * their share of the budget, explicit ones are lowered when they promise
+ * more than it holds. One line per lowered setting goes to note[] (may
+ * be empty).
+ */
+void config_fit_fds(struct config *c, uint64_t nofile, char *note,
+                    size_t note_size);
 
 /* The default socket path as API.md gives it (shared with the library). */
 int config_default_socket(char *buf, size_t size);

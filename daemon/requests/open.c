@@ -154,8 +154,15 @@ static int create_file(const struct session *c, int dirfd, const char *base,
     return fd;
 }
 
-/* Finds or creates the registry's mapping for an open file fd (consumed). */
-static int adopt_file(struct handlers *h, int fd, bool writable,
+/* Root or admin_group: may take the mappings kept in reserve. */
+static bool by_admin(const struct handlers *h, const struct session *c)
+{
+    return access_is_admin(&c->cred, h->cfg->has_admin_group, h->cfg->admin_gid);
+}
+
+/* Finds or creates the registry's mapping for an open file fd (consumed);
+ * `admin`: the requester may take the reserve (quota_charge_mapping_by). */
+static int adopt_file(struct handlers *h, int fd, bool writable, bool admin,
                       const struct stat *st, const char *path,
                       struct mapping **out)
 {
@@ -174,8 +181,9 @@ static int adopt_file(struct handlers *h, int fd, bool writable,
     m->owner = st->st_uid;
     m->group = st->st_gid;
     m->perm = st->st_mode & 07777;
-    /* Charged to its holders as they come (quota.h), never to its owner. */
-    if (registry_add(h->reg, m) < 0) {
+    /* Counted against the daemon's fds now; charged to its holders as
+     * they come (quota.h), never to its owner. */
+    if (quota_admit(h->quota, m, admin) || registry_add(h->reg, m) < 0) {
         mapping_unref(m);
         return MMAPIO_E_QUOTA;
     }
@@ -269,7 +277,7 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
         close(fd);
         goto out;
     }
-    r = adopt_file(h, fd, writable, &st, req->path, &m);
+    r = adopt_file(h, fd, writable, by_admin(h, c), &st, req->path, &m);
     if (r) {
         if (created)
             unlinkat(dirfd, base, 0);
@@ -324,9 +332,11 @@ static int create_anon(struct handlers *h, struct session *c,
     m->perm = req->perm ? (mode_t)req->perm : 0600;
     if (req->policy)
         mapping_set_policy(m, policy_from_wire(req->policy), NULL);
-    int r = quota_charge_mapping(h->quota, m);
+    int r = quota_admit(h->quota, m, by_admin(h, c));
+    if (r == MMAPIO_OK)
+        r = quota_charge_mapping(h->quota, m);
     if (r)
-        *why = "over the owner's max_mappings_per_uid";
+        *why = "over the owner's max_mappings_per_uid, or the daemon's max_mappings";
     else
         r = quota_set_size(h->quota, m, req->size, c->cred.uid, why);
     if (!r && registry_add(h->reg, m) < 0)

@@ -230,7 +230,9 @@ static void restore_one(struct fdstore *st, struct stored_fd *s)
     mmapio_flush_policy p = { (mmapio_flush_kind)r->policy_kind, r->policy_value };
     if (p.kind <= MMAPIO_FLUSH_EVERY_MILLIS)
         mapping_set_policy(m, p, NULL);
-    quota_charge_mapping(st->quota, m); /* kept even over a limit */
+    /* Kept even over a limit. */
+    quota_admit(st->quota, m, true);
+    quota_charge_mapping(st->quota, m);
     if (registry_add(st->reg, m) == 0)
         log_info("restored anonymous mapping '%s' (%" PRIu64 " bytes)", name, m->size);
     mapping_unref(m);

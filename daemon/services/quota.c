@@ -29,6 +29,7 @@ struct payer {
 struct qstate {
     uint64_t size;
     bool creator;              /* m->owner charged as the creator */
+    bool admitted;             /* counted in q->total */
     uint32_t n, cap;
     struct payer *v;
 };
@@ -195,6 +196,33 @@ static void drop_hold(struct quota *q, struct mapping *m, uid_t uid)
     *p = st->v[--st->n];
 }
 
+void quota_set_total(struct quota *q, uint32_t max_total, uint32_t reserved)
+{
+    q->max_total = max_total;
+    q->reserved = reserved < max_total ? reserved : 0;
+}
+
+int quota_admit(struct quota *q, struct mapping *m, bool admin)
+{
+    struct qstate *st = state_of(q, m, true);
+    if (!st)
+        return MMAPIO_E_QUOTA;
+    if (st->admitted)
+        return MMAPIO_OK;
+    uint64_t limit = admin ? q->max_total : q->max_total - q->reserved;
+    if (q->max_total && q->total >= limit) {
+        log_warn("uid %u refused: %s (%u, %u kept for admins)",
+                 (unsigned)m->owner,
+                 admin ? "max_mappings reached"
+                       : "over max_mappings less reserved_mappings",
+                 q->max_total, q->reserved);
+        return MMAPIO_E_QUOTA;
+    }
+    st->admitted = true;
+    q->total++;
+    return MMAPIO_OK;
+}
+
 int quota_charge_mapping(struct quota *q, struct mapping *m)
 {
     struct qstate *st = state_of(q, m, true);
@@ -264,6 +292,7 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
     } else if (what == MAPPING_FREED) {
         for (uint32_t i = 0; i < st->n; i++)
             release(q, st->v[i].uid, 1, st->size);
+        q->total -= st->admitted;
         free(st->v);
         free(st);
         *mapping_ext(m, hook) = NULL;

@@ -22,12 +22,20 @@
  * holes are reserved (fallocate); when the disk cannot hold them, or they
  * reach past max_bytes_per_uid, the file is truncated back, so no holder
  * is ever told a size whose pages could fault with SIGBUS. (An anonymous
- * mapping's size is the daemon's alone: see mapping_sync_size.) Past a limit a request fails with MMAPIO_E_QUOTA and
- * a log line says who and why.
+ * mapping's size is the daemon's alone: see mapping_sync_size.) Past a
+ * limit a request fails with MMAPIO_E_QUOTA and a log line says who and
+ * why.
+ *
+ * It also counts every live mapping (each is an fd of the daemon's)
+ * against max_mappings, the daemon's fd budget for mappings, of which
+ * reserved_mappings are only for mappings that root or a member of
+ * admin_group makes exist: a crowd of ordinary uids cannot take the last
+ * ones (quota_admit).
  */
 #ifndef MMAPIOD_QUOTA_H
 #define MMAPIOD_QUOTA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -40,6 +48,9 @@ struct quota {
     struct hmap uses;          /* uid -> what it is charged */
     uint32_t max_mappings;     /* per uid */
     uint64_t max_bytes;        /* per uid */
+    uint64_t total;            /* live mappings admitted */
+    uint32_t max_total;        /* 0: no daemon-wide count (quota_set_total) */
+    uint32_t reserved;         /* of max_total, for admins only */
     struct mapping_hook hook;
 };
 
@@ -47,6 +58,14 @@ struct quota {
 int quota_init(struct quota *q, struct registry *r, uint32_t max_mappings,
                uint64_t max_bytes);
 void quota_fini(struct quota *q);
+
+/* Counts live mappings against max_total, `reserved` of them for admins. */
+void quota_set_total(struct quota *q, uint32_t max_total, uint32_t reserved);
+
+/* A new mapping m is about to exist (before it is registered): counted
+ * until it is freed. `admin`: whoever makes it exist may take the reserve.
+ * MMAPIO_OK or MMAPIO_E_QUOTA (not counted). */
+int quota_admit(struct quota *q, struct mapping *m, bool admin);
 
 /* Charges an anonymous mapping's creator (m->owner) while its name lives.
  * MMAPIO_OK or MMAPIO_E_QUOTA (then nothing is charged). */

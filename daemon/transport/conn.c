@@ -37,7 +37,57 @@ struct frame {
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_hello_late(evutil_socket_t fd, short what, void *arg);
 static const struct session_port port;
+
+/* Counts c among its uid's connections. 0 or -ENOMEM. */
+static int join_uid(struct conn *c, uid_t uid)
+{
+    struct uid_use *e = uids_get(&c->ctx->uids, uid);
+    if (!e)
+        return -ENOMEM;
+    c->use = e;
+    e->conns++;
+    c->uid_next = e->list;
+    if (e->list)
+        e->list->uid_prev = c;
+    e->list = c;
+    return 0;
+}
+
+static void leave_uid(struct conn *c)
+{
+    struct uid_use *e = c->use;
+    if (!e)
+        return;
+    if (c->uid_prev)
+        c->uid_prev->uid_next = c->uid_next;
+    else
+        e->list = c->uid_next;
+    if (c->uid_next)
+        c->uid_next->uid_prev = c->uid_prev;
+    e->conns--;
+    c->use = NULL;
+    uids_put(&c->ctx->uids, e);
+}
+
+/* The hello deadline: a common timeout, so 10,000 of them cost O(1) each. */
+static int arm_hello(struct conn *c)
+{
+    if (!c->ctx->hello_tv)
+        return 0;
+    c->ev_hello = evtimer_new(c->ctx->base, on_hello_late, c);
+    if (!c->ev_hello || evtimer_add(c->ev_hello, c->ctx->hello_tv) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static void disarm_hello(struct conn *c)
+{
+    if (c->ev_hello)
+        event_free(c->ev_hello);
+    c->ev_hello = NULL;
+}
 
 int conn_new(struct conn_ctx *ctx, int fd, struct conn **out)
 {
@@ -54,12 +104,16 @@ int conn_new(struct conn_ctx *ctx, int fd, struct conn **out)
     int r = access_peer_cred(fd, &cred);
     c->ev_read = event_new(ctx->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->ev_write = event_new(ctx->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    if (r == 0 && (r = join_uid(c, cred.uid)) == 0)
+        r = arm_hello(c);
     if (r < 0 || !c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) < 0) {
         /* Not on the daemon's list yet: undo by hand, not conn_close. */
         if (c->ev_read)
             event_free(c->ev_read);
         if (c->ev_write)
             event_free(c->ev_write);
+        disarm_hello(c);
+        leave_uid(c);
         close(fd);
         free(c);
         return r < 0 ? r : -ENOMEM;
@@ -77,11 +131,38 @@ struct conn *conn_ref(struct conn *c)
     return c;
 }
 
+static void update_reading(struct conn *c);
+
+/* len bytes left c's queue: the uid's count follows; a uid back under its
+ * budget has all its connections read again; memory goes back later. */
+static void unqueue(struct conn *c, size_t len)
+{
+    struct conn_ctx *ctx = c->ctx;
+    uint64_t max = ctx->cfg->max_queued_bytes_per_uid;
+    c->out_bytes -= len <= c->out_bytes ? len : c->out_bytes;
+    ctx->freed += len;
+    if (ctx->ev_trim && ctx->freed >= 1024 * 1024 &&
+        !evtimer_pending(ctx->ev_trim, NULL)) {
+        struct timeval soon = { 0, 200 * 1000 };
+        evtimer_add(ctx->ev_trim, &soon);
+    }
+    if (!c->use)
+        return;
+    bool was_over = c->use->queued >= max;
+    c->use->queued -= len <= c->use->queued ? len : c->use->queued;
+    if (!was_over || c->use->queued >= max)
+        return;
+    for (struct conn *o = c->use->list; o; o = o->uid_next)
+        if (o != c && !o->closed)
+            update_reading(o);
+}
+
 static void free_frames(struct conn *c)
 {
     while (c->out) {
         struct frame *f = c->out;
         c->out = f->next;
+        unqueue(c, f->len);
         if (f->fd >= 0)
             close(f->fd);
         free(f);
@@ -104,12 +185,14 @@ void conn_close(struct conn *c)
         return;
     c->closed = true;
     session_end(&c->s);
+    disarm_hello(c);
     if (c->ev_read)
         event_free(c->ev_read);
     if (c->ev_write)
         event_free(c->ev_write);
     c->ev_read = c->ev_write = NULL;
     free_frames(c);
+    leave_uid(c);
     close(c->fd);
     c->fd = -1;
     log_debug("client %llu (pid %d) gone", (unsigned long long)c->s.id,
@@ -118,11 +201,16 @@ void conn_close(struct conn *c)
 }
 
 /* Reading stops while the client has max_inflight requests unanswered or
- * replies unsent, so a client that does not read cannot grow our queue. */
+ * replies unsent, or max_queued_bytes queued (its uid, across its
+ * connections, max_queued_bytes_per_uid), so a client that does not read
+ * cannot grow our queue. */
 static void update_reading(struct conn *c)
 {
+    const struct config *cfg = c->ctx->cfg;
     bool want = !c->closed && !c->failed && !c->s.close_when_sent &&
-                c->s.busy + (c->n_out - c->n_events) < c->ctx->cfg->max_inflight;
+                c->s.busy + (c->n_out - c->n_events) < cfg->max_inflight &&
+                c->out_bytes < cfg->max_queued_bytes &&
+                (!c->use || c->use->queued < cfg->max_queued_bytes_per_uid);
     if (want == c->reading)
         return;
     if (want)
@@ -151,6 +239,9 @@ static int enqueue(struct conn *c, const uint8_t *buf, size_t len, int fd,
     c->out_tail = &f->next;
     c->n_out++;
     c->n_events += is_event;
+    c->out_bytes += len;
+    if (c->use)
+        c->use->queued += len;
     if (c->n_out == 1)
         event_add(c->ev_write, NULL);
     return 0;
@@ -282,6 +373,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
             c->out_tail = &c->out;
         c->n_out--;
         c->n_events -= f->is_event;
+        unqueue(c, f->len);
         if (f->fd >= 0)
             close(f->fd);
         free(f);
@@ -328,8 +420,21 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         ops_handle(&c->s, ctx->rxbuf, (size_t)n, n_fds > 0);
         wire_close_fds(fds, n_fds); /* no request carries fds */
+        if (c->ev_hello && c->s.hello_done)
+            disarm_hello(c);
         if (c->closed)
             break;
     }
     conn_unref(c);
+}
+
+static void on_hello_late(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (c->closed || c->s.hello_done)
+        return;
+    log_debug("client %llu (pid %d, uid %u): no hello within %u ms; closing",
+              (unsigned long long)c->s.id, (int)c->s.cred.pid,
+              (unsigned)c->s.cred.uid, c->ctx->cfg->hello_timeout_ms);
+    conn_close(c);
 }

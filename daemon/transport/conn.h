@@ -3,9 +3,12 @@
  * fds), hands each to the request handlers (ops_handle) with the
  * connection's session, and sends replies and events, queueing what the
  * socket cannot take now. Everything a client can make the daemon hold is
- * bounded: replies in flight by max_inflight (the connection stops reading
- * while it is over), events by max_events (past that they are dropped and
- * the client is sent one OVERFLOW event).
+ * bounded: replies in flight by max_inflight and the bytes queued toward
+ * it by max_queued_bytes, and toward all its uid's connections by
+ * max_queued_bytes_per_uid (the connection stops reading while it is
+ * over), events by max_events (past that they are dropped and the client
+ * is sent one OVERFLOW event). A client that has not said hello within
+ * hello_timeout_ms is closed.
  *
  * A connection is reference counted so that its own callbacks can close
  * it while they still look at it.
@@ -18,6 +21,7 @@
 
 #include "mmapio.pb-c.h"
 #include "session.h"
+#include "uids.h"
 
 struct config;
 struct event;
@@ -31,6 +35,10 @@ struct conn_ctx {
     struct event_base *base;
     struct handlers *handlers;
     uint8_t *rxbuf;           /* one datagram, max_frame bytes */
+    struct uids uids;         /* connections and queued bytes per uid */
+    const struct timeval *hello_tv; /* the hello deadline (NULL: none) */
+    uint64_t freed;           /* queued bytes freed since ev_trim ran */
+    struct event *ev_trim;    /* gives freed memory back (the server's) */
 };
 
 struct conn {
@@ -45,6 +53,10 @@ struct conn {
     struct frame *out, **out_tail;
     uint32_t n_out;           /* frames queued */
     uint32_t n_events;        /* of which events */
+    uint64_t out_bytes;       /* bytes queued */
+    struct uid_use *use;      /* the peer uid's counts */
+    struct conn *uid_next, *uid_prev; /* use->list */
+    struct event *ev_hello;   /* the hello deadline, until hello */
     struct session s;         /* the client as the handlers see it */
 };
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -20,6 +22,7 @@
 #include "log.h"
 #include "session.h"
 #include "sockdir.h"
+#include "uids.h"
 
 #define ACCEPTS_PER_WAKEUP 64
 #define LISTEN_BACKLOG 1024
@@ -109,32 +112,107 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     event_add(d->ev_listen, NULL);
 }
 
+/* One log line a second at most: an attacker's refusals must not flood. */
+static void log_refusal(struct server *d, const struct peer_cred *who,
+                        const char *why)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec == d->refused_at && d->refused_at) {
+        d->refused_quiet++;
+        return;
+    }
+    log_warn("refusing a client (pid %d, uid %u): %s (%llu refused unlogged before)",
+             who ? (int)who->pid : 0, who ? (unsigned)who->uid : 0, why,
+             (unsigned long long)d->refused_quiet);
+    d->refused_at = now.tv_sec;
+    d->refused_quiet = 0;
+}
+
+/* NULL when the peer may have a connection, else why not. */
+static const char *admit(struct server *d, const struct peer_cred *who)
+{
+    const struct config *cfg = d->cfg;
+    uint32_t n = d->handlers->n_sessions;
+    if (n >= cfg->max_clients)
+        return "max_clients reached";
+    if (access_is_admin(who, cfg->has_admin_group, cfg->admin_gid))
+        return NULL;
+    if (n >= cfg->max_clients - cfg->reserved_clients)
+        return "the last reserved_clients places are for root and admin_group";
+    const struct uid_use *e = uids_find(&d->conns.uids, who->uid);
+    if (e && e->conns >= cfg->max_clients_per_uid)
+        return "max_clients_per_uid reached";
+    return NULL;
+}
+
+/* Out of fds with peers waiting: give up the spare fd to take one and
+ * close it at once, so that it sees EOF rather than waiting forever in
+ * the backlog. false when there is no spare to give up. */
+static bool shed_one(struct server *d)
+{
+    if (d->spare_fd < 0)
+        return false;
+    close(d->spare_fd);
+    int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0) {
+        log_refusal(d, NULL, "the daemon is out of fds");
+        close(fd);
+    }
+    d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0;
+}
+
+static void take(struct server *d, int fd)
+{
+    struct peer_cred who;
+    const char *why = NULL;
+    if (access_peer_cred(fd, &who) < 0)
+        why = "no credentials";
+    else
+        why = admit(d, &who);
+    if (why) {
+        log_refusal(d, &who, why);
+        close(fd);
+        return;
+    }
+    struct conn *c;
+    if (conn_new(&d->conns, fd, &c) < 0)
+        log_warn("cannot set up a client connection");
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     struct server *d = arg;
 
     for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                errno == ENOMEM) {
-                /* Out of fds is load, not a bug: pause, then try again. */
-                struct timeval tv = { 0, 100 * 1000 };
-                log_warn("accept: %s; pausing for 100 ms", strerror(errno));
-                event_del(d->ev_listen);
-                event_add(d->ev_retry, &tv);
-            }
-            return;
-        }
-        if (d->handlers->n_sessions >= d->cfg->max_clients) {
-            log_warn("refusing a client: max_clients (%u) reached", d->cfg->max_clients);
-            close(fd);
+        if (fd >= 0) {
+            take(d, fd);
             continue;
         }
-        struct conn *c;
-        if (conn_new(&d->conns, fd, &c) < 0)
-            log_warn("cannot set up a client connection");
+        if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS &&
+            errno != ENOMEM)
+            return;
+        if ((errno == EMFILE || errno == ENFILE) && shed_one(d))
+            continue;
+        /* Out of memory or of the spare: load, not a bug; pause, retry. */
+        struct timeval tv = { 0, 100 * 1000 };
+        log_warn("accept: %s; pausing for 100 ms", strerror(errno));
+        event_del(d->ev_listen);
+        event_add(d->ev_retry, &tv);
+        return;
     }
+}
+
+/* Reply queues come and go in large amounts: give the freed pages back. */
+static void on_trim(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *d = arg;
+    d->conns.freed = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -148,13 +226,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static int setup_accept(struct server *d, char *err, size_t err_size)
 {
+    struct timeval hello = { d->cfg->hello_timeout_ms / 1000,
+                             d->cfg->hello_timeout_ms % 1000 * 1000 };
     d->conns = (struct conn_ctx){
         .cfg = d->cfg, .base = d->base, .handlers = d->handlers,
         .rxbuf = malloc(d->cfg->max_frame),
+        .hello_tv = event_base_init_common_timeout(d->base, &hello),
     };
+    uids_init(&d->conns.uids);
     d->ev_listen = event_new(d->base, d->listen_fd, EV_READ | EV_PERSIST, on_accept, d);
     d->ev_retry = evtimer_new(d->base, on_retry, d);
-    if (!d->conns.rxbuf || !d->ev_listen || !d->ev_retry || event_add(d->ev_listen, NULL)) {
+    d->ev_trim = d->conns.ev_trim = evtimer_new(d->base, on_trim, d);
+    d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!d->conns.rxbuf || !d->conns.hello_tv || !d->ev_listen || !d->ev_retry ||
+        !d->ev_trim || event_add(d->ev_listen, NULL)) {
         snprintf(err, err_size, "cannot set up the event loop");
         return -ENOMEM;
     }
@@ -177,7 +262,7 @@ static int setup_signals(struct server *d, char *err, size_t err_size)
 
 int server_init(struct server *d, char *err, size_t err_size)
 {
-    d->listen_fd = -1;
+    d->listen_fd = d->spare_fd = -1;
     int r = setup_signals(d, err, err_size);
     if (r == 0)
         sd_take_fds(&d->listen_fd, d->store);
@@ -220,11 +305,17 @@ void server_fini(struct server *d)
     while (h && h->sessions) /* queues the final flush of each file */
         conn_close(container_of(h->sessions, struct conn, s));
     sd_fini(&d->sd);
-    struct event *evs[] = { d->ev_listen, d->ev_retry, d->ev_term, d->ev_int };
+    struct event *evs[] = { d->ev_listen, d->ev_retry, d->ev_term, d->ev_int,
+                            d->ev_trim };
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
             event_free(evs[i]);
-    d->ev_listen = d->ev_retry = d->ev_term = d->ev_int = NULL;
+    d->ev_listen = d->ev_retry = d->ev_term = d->ev_int = d->ev_trim = NULL;
+    d->conns.ev_trim = NULL;
+    uids_fini(&d->conns.uids);
+    if (d->spare_fd >= 0)
+        close(d->spare_fd);
+    d->spare_fd = -1;
     free(d->conns.rxbuf);
     d->conns.rxbuf = NULL;
 }

@@ -1,10 +1,19 @@
 /*
  * server: the listener and the loop's edges. Takes its listening socket
  * from systemd or binds one (refusing a live one, replacing a stale one),
- * accepts clients (backing off when out of fds, refusing past
- * max_clients) and makes each a connection; stops on SIGTERM/SIGINT:
+ * accepts clients and makes each a connection; stops on SIGTERM/SIGINT:
  * stops accepting, tells every client SHUTDOWN and closes them (their
  * final flushes are queued), removes the socket.
+ *
+ * Admission, decided at accept from the peer's kernel-given credentials:
+ * past max_clients nobody, past max_clients - reserved_clients only root
+ * and admin_group, and an ordinary uid at most max_clients_per_uid
+ * connections; a refused peer is closed at once (it sees EOF) and a
+ * rate-limited log line says why. Out of fds, accept still answers: a
+ * spare fd is given up to take the waiting peer and close it, so a new
+ * client gets EOF promptly instead of hanging in the backlog; only when
+ * even that fails does the listener pause for 100 ms. Memory freed from
+ * send queues goes back to the system (malloc_trim) shortly after.
  */
 #ifndef MMAPIOD_SERVER_H
 #define MMAPIOD_SERVER_H
@@ -33,7 +42,10 @@ struct server {
     struct handlers *handlers; /* every connection's session */
     int listen_fd;
     bool own_socket;           /* we created the socket file: remove it */
-    struct event *ev_listen, *ev_retry, *ev_term, *ev_int;
+    struct event *ev_listen, *ev_retry, *ev_term, *ev_int, *ev_trim;
+    int spare_fd;              /* given up to answer at the fd limit */
+    int64_t refused_at;        /* when a refusal was last logged (s) */
+    uint64_t refused_quiet;    /* refusals not logged since */
     struct conn_ctx conns;     /* what the connections share */
     bool stopping;
     struct sd_state sd;
