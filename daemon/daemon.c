@@ -15,7 +15,7 @@
 
 /* Every mapping and every connection is an fd: take all the fds the hard
  * limit allows, then fit the limits to them (config_fit_fds). */
-static void fit_fd_limit(struct config *c)
+static uint64_t fit_fd_limit(struct config *c)
 {
     struct rlimit rl;
     char note[512];
@@ -32,11 +32,7 @@ static void fit_fd_limit(struct config *c)
         *nl = '\0';
         log_warn("%s", line);
     }
-    log_info("fd limit %llu: max_clients %u (%u per uid, %u kept for admins), "
-              "max_mappings %u (%u per uid, %u kept for admins)",
-              (unsigned long long)nofile, c->max_clients, c->max_clients_per_uid,
-              c->reserved_clients, c->max_mappings, c->max_mappings_per_uid,
-              c->reserved_mappings);
+    return nofile;
 }
 
 static int open_root(struct daemon *d, char *err, size_t err_size)
@@ -87,7 +83,7 @@ int daemon_init(struct daemon *d, char *err, size_t err_size)
     d->store.meta_fd = d->store.taken_meta = -1;
     d->server.listen_fd = d->server.spare_fd = -1;
     signal(SIGPIPE, SIG_IGN);
-    fit_fd_limit(&d->cfg);
+    d->nofile = fit_fd_limit(&d->cfg);
     int r = registry_init(&d->reg, d->cfg.max_mappings);
     if (r < 0) {
         snprintf(err, err_size, "cannot create the control area: %s", strerror(-r));
@@ -114,6 +110,13 @@ int daemon_init(struct daemon *d, char *err, size_t err_size)
 
 int daemon_run(struct daemon *d)
 {
+    const struct config *c = &d->cfg;
+    /* Said once serving: a daemon that cannot start says one line only. */
+    log_info("fd limit %llu: max_clients %u (%u per uid, %u kept for admins), "
+             "max_mappings %u (%u per uid, %u kept for admins)",
+             (unsigned long long)d->nofile, c->max_clients,
+             c->max_clients_per_uid, c->reserved_clients, c->max_mappings,
+             c->max_mappings_per_uid, c->reserved_mappings);
     return server_run(&d->server);
 }
 

@@ -10,6 +10,7 @@
 #define MMAPIOD_DAEMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "fdstore.h"
@@ -24,6 +25,7 @@ struct event_base;
 
 struct daemon {
     struct config cfg;          /* filled by the caller before daemon_init */
+    uint64_t nofile;            /* the fd limit the budgets were fitted to */
     struct event_base *base;
     int root_fd;                /* O_PATH directory fd of the data root */
     struct registry reg;

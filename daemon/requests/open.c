@@ -161,7 +161,7 @@ static bool by_admin(const struct handlers *h, const struct session *c)
 }
 
 /* Finds or creates the registry's mapping for an open file fd (consumed);
- * `admin`: the requester may take the reserve (quota_charge_mapping_by). */
+ * `admin`: the requester may take the reserve (quota_admit). */
 static int adopt_file(struct handlers *h, int fd, bool writable, bool admin,
                       const struct stat *st, const char *path,
                       struct mapping **out)
