@@ -27,8 +27,10 @@ static void usage(FILE *out)
             "                  else $XDG_DATA_HOME/mmapio or ~/.local/share/mmapio)\n"
             "  --config FILE   settings, one 'key = value' a line (socket, root, max_frame,\n"
             "                  max_clients, max_inflight, max_events, max_mappings_per_uid,\n"
+            "                  max_queued_fds, max_queued_fds_per_uid,\n"
             "                  max_bytes_per_uid, max_map_size, flush_threads, verbose)\n"
             "  --max-frame N, --max-clients N, --max-inflight N, --max-events N,\n"
+            "  --max-queued-fds N, --max-queued-fds-per-uid N,\n"
             "  --max-mappings N, --max-mappings-per-uid N, --max-bytes-per-uid N,\n"
             "  --max-handles-per-client N, --max-map-size N, --flush-threads N,\n"
             "  --admin-group GROUP\n"
@@ -52,6 +54,8 @@ int main(int argc, char **argv)
         { "max-clients", required_argument, NULL, 'S' },
         { "max-inflight", required_argument, NULL, 'S' },
         { "max-events", required_argument, NULL, 'S' },
+        { "max-queued-fds", required_argument, NULL, 'S' },
+        { "max-queued-fds-per-uid", required_argument, NULL, 'S' },
         { "max-mappings", required_argument, NULL, 'S' },
         { "max-mappings-per-uid", required_argument, NULL, 'S' },
         { "max-bytes-per-uid", required_argument, NULL, 'S' },

@@ -48,6 +48,8 @@ int config_defaults(struct config *c)
     c->max_clients = 10000;
     c->max_inflight = 64;
     c->max_events = 1024;
+    c->max_queued_fds = 16;
+    c->max_queued_fds_per_uid = 256;
     c->max_mappings = 131072;
     c->max_mappings_per_uid = 100000;
     c->max_handles_per_client = 4096;
@@ -110,6 +112,8 @@ static const struct u32_key u32_keys[] = {
     { "max_clients", offsetof(struct config, max_clients), 1, 1000000 },
     { "max_inflight", offsetof(struct config, max_inflight), 1, 65536 },
     { "max_events", offsetof(struct config, max_events), 1, 1u << 20 },
+    { "max_queued_fds", offsetof(struct config, max_queued_fds), 1, 65536 },
+    { "max_queued_fds_per_uid", offsetof(struct config, max_queued_fds_per_uid), 1, 1u << 20 },
     { "max_mappings", offsetof(struct config, max_mappings), 16, 1u << 24 },
     { "max_handles_per_client", offsetof(struct config, max_handles_per_client), 1, UINT32_MAX },
     { "max_mappings_per_uid", offsetof(struct config, max_mappings_per_uid), 1, UINT32_MAX },

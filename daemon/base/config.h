@@ -20,6 +20,8 @@ struct config {
     uint32_t max_clients;
     uint32_t max_inflight;          /* unanswered requests per client */
     uint32_t max_events;            /* queued events per client */
+    uint32_t max_queued_fds;        /* fds queued toward one client */
+    uint32_t max_queued_fds_per_uid; /* ... toward all of a uid's clients */
     uint32_t max_mappings;          /* mappings alive at once (control slots) */
     uint32_t max_mappings_per_uid;  /* mappings a uid may own */
     uint32_t max_handles_per_client; /* holders (and watches) per client */

@@ -109,7 +109,9 @@ static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
             session_release_holder(h, false);
         else
             registry_retire_if_unused(s->h->reg, m);
-        session_reply_err(s, id, r, "%s: cannot grant: %s", o->path, errmap_text(r));
+        session_reply_err(s, id, r, "%s: cannot grant: %s", o->path,
+                          r == MMAPIO_E_BUSY ? "a lease on the file is being "
+                          "broken; try again" : errmap_text(r));
         mapping_unref(m);
         return;
     }

@@ -4,8 +4,16 @@
  * connection's session, and sends replies and events, queueing what the
  * socket cannot take now. Everything a client can make the daemon hold is
  * bounded: replies in flight by max_inflight (the connection stops reading
- * while it is over), events by max_events (past that they are dropped and
+ * while it is over), fds in unsent replies by max_queued_fds per
+ * connection, max_queued_fds_per_uid per uid and a quarter of
+ * RLIMIT_NOFILE for all (a connection with fds queued stops reading while
+ * any is over), events by max_events (past that they are dropped and
  * the client is sent one OVERFLOW event).
+ *
+ * No fd a client sends is ever closed on the event loop (its close can
+ * block: SO_LINGER, FUSE): where the kernel has SO_PASSRIGHTS, sockets
+ * refuse fds outright (the sender gets EPERM); elsewhere the fds go to
+ * the closer thread, and a client that outruns it is dropped.
  *
  * A connection is reference counted so that its own callbacks can close
  * it while they still look at it.
@@ -16,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hmap.h"
 #include "mmapio.pb-c.h"
 #include "session.h"
 
@@ -31,6 +40,9 @@ struct conn_ctx {
     struct event_base *base;
     struct handlers *handlers;
     uint8_t *rxbuf;           /* one datagram, max_frame bytes */
+    struct hmap fd_uids;      /* uid -> fds queued toward its clients */
+    uint64_t queued_fds;      /* toward every client */
+    uint64_t max_queued_fds;  /* all clients: RLIMIT_NOFILE / 4, on first use */
 };
 
 struct conn {
@@ -45,8 +57,15 @@ struct conn {
     struct frame *out, **out_tail;
     uint32_t n_out;           /* frames queued */
     uint32_t n_events;        /* of which events */
+    uint32_t n_out_fds;       /* of which carry an fd */
     struct session s;         /* the client as the handlers see it */
 };
+
+/* Makes the listening socket (and so every socket accepted from it)
+ * refuse fds, where the kernel can (SO_PASSRIGHTS); says which in the
+ * log. MMAPIOD_NO_PASSRIGHTS=1 in the environment forces the fallback
+ * (the closer thread), so tests can cover it. */
+void conn_refuse_fds_on(int listen_fd);
 
 /* Takes a connected socket (consumed). 0 or -errno. */
 int conn_new(struct conn_ctx *ctx, int fd, struct conn **out);

@@ -129,6 +129,7 @@ static int setup_accept(struct server *d, char *err, size_t err_size)
         .cfg = d->cfg, .base = d->base, .handlers = d->handlers,
         .rxbuf = malloc(d->cfg->max_frame),
     };
+    conn_refuse_fds_on(d->listen_fd);
     d->ev_listen = event_new(d->base, d->listen_fd, EV_READ | EV_PERSIST, on_accept, d);
     d->ev_retry = evtimer_new(d->base, on_retry, d);
     if (!d->conns.rxbuf || !d->ev_listen || !d->ev_retry || event_add(d->ev_listen, NULL)) {
