@@ -3,7 +3,8 @@
  * clients. Closing an fd a client made can take as long as the client
  * wants: the last close of a TCP socket with SO_LINGER and unsent data
  * waits out the linger time, a FUSE file's close waits for its server.
- * The event loop hands such fds here and never waits for them.
+ * The event loop hands such fds here and never waits for them; the
+ * closer turns a socket's lingering off before closing it.
  *
  * Guarantees: closer_give never blocks on the fd and always takes it.
  * The queue is bounded: past CLOSER_SOFT queued fds closer_give says so
