@@ -318,9 +318,24 @@ static void op_unwatch(struct session *s, uint64_t id, const Mmapio__Unwatch *m)
         session_reply_ok(s, id);
 }
 
+/* Handle 0: the client dropped notices and cannot say of which holders.
+ * Every mapping it holds read-write may have changed: their watchers get
+ * an overflow. Work in proportion to what the client holds. */
+static void notices_lost(struct session *s)
+{
+    for (struct holder *h = s->holders.first; h; h = h->owner_next)
+        if (h->mode == MMAPIO_MODE_READ_WRITE)
+            watch_notify(s->h->watches, h->map,
+                         MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false, 0, 0);
+}
+
 /* One-way: never answered. A notice that does not fit is dropped. */
 static void op_notice(struct session *s, const Mmapio__Notice *n)
 {
+    if (n->handle == 0 && n->lost) {
+        notices_lost(s);
+        return;
+    }
     struct holder *h = session_find_holder(s, n->handle);
     if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
         return;
@@ -336,6 +351,8 @@ static void op_notice(struct session *s, const Mmapio__Notice *n)
             return;
         watch_notify(s->h->watches, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true,
                      n->offset, n->len);
+        if (n->hold_ms)
+            watch_hold(s->h->watches, m, n->hold_ms);
         flushes_dirty(s->h->flushes, m);
         break;
     case MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER:
