@@ -602,3 +602,138 @@ Test(loop, unread_replies_pin_few_fds)
     int now = hz_fd_count_settle(hz.pid, base, 5000);
     cr_assert_leq(now, base, "daemon fds: %d at rest, %d after", base, now);
 }
+
+/* ---- row 10: a watcher of another uid and the owner's writer ---------- */
+
+#define VICTIM_FILE "victim.dat"
+#define VICTIM_SIZE (1 << 20)
+#define BLOCK 4096
+
+struct watcher_report {
+    int modified;       /* MODIFIED events seen since the last reset */
+};
+
+static void count_event(const mmapio_change_event *ev, void *user)
+{
+    struct watcher_report *w = user;
+    w->modified += ev->kind == MMAPIO_CHANGE_MODIFIED;
+}
+
+struct watch_attack {
+    int cmd[2];     /* parent -> attacker: 'd' drain, 'r' resumed */
+    int ack[2];     /* attacker -> parent: ready, drained, count */
+};
+
+/* Events until the daemon has been quiet for quiet_ms (or 3 s passed). */
+static void dispatch_quiet(mmapio_client *c, int quiet_ms)
+{
+    int64_t end = hz_now_ms() + 3000;
+    while (hz_now_ms() < end && mmapio_client_dispatch(c, quiet_ms) > 0)
+        ;
+}
+
+static const char *attack_watch(void *arg)
+{
+    struct watch_attack *wa = arg;
+    struct watcher_report rep = { 0 };
+    mmapio_client *c;
+    mmapio_map *m;
+    mmapio_watcher *w;
+    char cmd;
+    int r = mmapio_connect(hz.sock, &c);
+    if (r != MMAPIO_OK)
+        return fail("connect: %s", mmapio_strerror(r));
+    if ((r = mmapio_open_ro(c, VICTIM_FILE, &m)) != MMAPIO_OK ||
+        (r = mmapio_watch(m, count_event, &rep, &w)) != MMAPIO_OK)
+        return fail("watch the victim's file: %s", mmapio_strerror(r));
+    (void)!write(wa->ack[1], "w", 1);
+    while (read(wa->cmd[0], &cmd, 1) == 1 && cmd != 'q') {
+        dispatch_quiet(c, cmd == 'd' ? 150 : 500);
+        (void)!write(wa->ack[1], &(char){ rep.modified > 0 ? 'y' : 'n' }, 1);
+        rep.modified = 0;
+    }
+    mmapio_unwatch(w);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+    return NULL;
+}
+
+/* n writes of BLOCK bytes (fewer if they take over 1.5 s); the mean per
+ * write in ns, the slowest in ms. */
+static double write_loop(mmapio_map *m, long n, int64_t *worst_ms)
+{
+    static uint8_t block[BLOCK];
+    int64_t t0 = now_us(), worst = 0, t = t0;
+    long i = 0;
+    for (; i < n && t - t0 < 1500000; i++) {
+        block[0] = (uint8_t)i;
+        hz_assert_ok(mmapio_update_region(
+            m, (uint64_t)(i % (VICTIM_SIZE / BLOCK)) * BLOCK, block, BLOCK));
+        int64_t t1 = now_us();
+        worst = t1 - t > worst ? t1 - t : worst;
+        t = t1;
+    }
+    if (worst_ms)
+        *worst_ms = worst / 1000;
+    return (double)(t - t0) * 1000.0 / (double)(i > 0 ? i : 1);
+}
+
+static char attacker_says(struct watch_attack *wa, char cmd)
+{
+    char got = 0;
+    cr_assert_eq(write(wa->cmd[1], &cmd, 1), 1);
+    cr_assert_eq(read(wa->ack[0], &got, 1), 1, "the watcher is gone");
+    return got;
+}
+
+Test(loop, a_watcher_never_makes_the_writer_wait)
+{
+    start(NULL, false);
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_create_rw(c, VICTIM_FILE, VICTIM_SIZE, &m));
+    long n = rb_wrapped() ? 20000 : 200000;
+
+    /* The victim's own baseline: nobody watches. */
+    write_loop(m, n / 10, NULL); /* warm */
+    double alone = write_loop(m, n, NULL);
+
+    struct watch_attack wa;
+    cr_assert_eq(pipe(wa.cmd), 0);
+    cr_assert_eq(pipe(wa.ack), 0);
+    struct attacker a;
+    attack_start(&a, attack_watch, &wa);
+    char got;
+    cr_assert_eq(read(wa.ack[0], &got, 1), 1, "the watcher did not start");
+
+    /* Watched by another uid, the daemon running. */
+    double watched = write_loop(m, n, NULL);
+    cr_assert_eq(attacker_says(&wa, 'd'), 'y', "the watcher heard nothing");
+
+    /* Watched, the daemon stopped (as a busy machine may stop it). */
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    int64_t worst_ms;
+    write_loop(m, n, &worst_ms);
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+    /* No more calls from the writer: what it wrote must still be told. */
+    char heard = attacker_says(&wa, 'r');
+    cr_assert_eq(write(wa.cmd[1], "q", 1), 1);
+    attack_end(&a);
+
+    cr_log_info("update_region of %d bytes: %.0f ns alone, %.0f ns watched "
+                "(x%.2f); slowest while the daemon was stopped: %lld ms",
+                BLOCK, alone, watched, watched / alone, (long long)worst_ms);
+    cr_assert_leq(worst_ms, scale(100), "an update_region waited %lld ms for "
+                  "a stopped daemon", (long long)worst_ms);
+    cr_assert_eq(heard, 'y', "writes made while the daemon was stopped never "
+                 "reached the watcher");
+    cr_assert_leq(watched, 5 * alone, "a watcher made update_region %.1fx "
+                  "slower (%.0f ns against %.0f ns)", watched / alone,
+                  watched, alone);
+    for (int i = 0; i < 2; i++) {
+        close(wa.cmd[i]);
+        close(wa.ack[i]);
+    }
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
