@@ -115,6 +115,8 @@ int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned)
     if (nfd < 0) {
         if (errno == EWOULDBLOCK)
             return MMAPIO_E_BUSY;
+        if (errno == EACCES || errno == EPERM) /* the file's mode changed */
+            return MMAPIO_E_PERMISSION;
         return errno == EMFILE || errno == ENFILE ? MMAPIO_E_QUOTA
                                                    : MMAPIO_E_IO;
     }

@@ -318,15 +318,32 @@ static void op_unwatch(struct session *s, uint64_t id, const Mmapio__Unwatch *m)
         session_reply_ok(s, id);
 }
 
-/* Handle 0: the client dropped notices and cannot say of which holders.
+/* Notices a client's socket holds at most, about (its default send
+ * buffer over the kernel's cost of a small datagram): a run this long
+ * may have ended in notices the client had to drop. */
+#define NOTICE_RUN_FULL 200
+
+/* The client dropped notices and cannot say of which holders (a notice
+ * of handle 0, or a run of notices that may have filled its socket).
  * Every mapping it holds read-write may have changed: their watchers get
- * an overflow. Work in proportion to what the client holds. */
+ * an overflow, their timed flush is due. Work in proportion to what the
+ * client holds. */
 static void notices_lost(struct session *s)
 {
-    for (struct holder *h = s->holders.first; h; h = h->owner_next)
-        if (h->mode == MMAPIO_MODE_READ_WRITE)
-            watch_notify(s->h->watches, h->map,
-                         MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false, 0, 0);
+    for (struct holder *h = s->holders.first; h; h = h->owner_next) {
+        if (h->mode != MMAPIO_MODE_READ_WRITE)
+            continue;
+        watch_notify(s->h->watches, h->map,
+                     MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false, 0, 0);
+        flushes_dirty(s->h->flushes, h->map);
+    }
+}
+
+void ops_drained(struct session *s)
+{
+    if (s->notice_run >= NOTICE_RUN_FULL)
+        notices_lost(s);
+    s->notice_run = 0;
 }
 
 /* One-way: never answered. A notice that does not fit is dropped. */
@@ -431,8 +448,10 @@ void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "requests may not carry file descriptors");
     else if (has_unknown(&q->base))
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
-    else if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE)
+    else if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE) {
+        s->notice_run++;
         op_notice(s, q->notice);
+    }
     else if (!s->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
         s->close_when_sent = true;
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "the first request must be hello");

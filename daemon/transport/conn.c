@@ -462,8 +462,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         if (n >= 0 && n_fds > WIRE_MAX_FDS)
             n = -EBADMSG;
-        if (n == -EAGAIN)
+        if (n == -EAGAIN) {
+            ops_drained(&c->s);
             break;
+        }
         if (n < 0) {
             if (n != -ECONNRESET && n != -EPROTO)
                 log_warn("client %llu (pid %d): %s; closing",
