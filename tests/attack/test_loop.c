@@ -8,6 +8,18 @@
  * slowest ping during the attack is compared with its own idle baseline,
  * with generous slack: before the fixes it took seconds (a linger close, a
  * lease break), now it must stay within a small multiple of the baseline.
+ *
+ *   row 1   TCP sockets with SO_LINGER {1, 10} and a full send buffer sent
+ *           as stray fds: refused by the kernel (SO_PASSRIGHTS), and with
+ *           MMAPIOD_NO_PASSRIGHTS=1 closed by the closer thread
+ *   row 2   write leases raced against read-only opens through the fd a
+ *           read-write grant gave (it must be the holder's own
+ *           description), a lease on the attacker's own open, a FIFO
+ *   row 9   40 connections pipelining opens and never reading: the
+ *           daemon's fds stay within the queued-fd budgets
+ *   row 10  another uid watches the victim's 0644 file: update_region
+ *           costs about a memcpy, never waits while the daemon is
+ *           stopped, and what it wrote then still reaches the watcher
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -326,6 +338,7 @@ Test(loop, a_lingering_socket_is_closed_off_the_loop)
 /* ---- row 2: a lease on the attacker's own file ------------------------ */
 
 #define LEASE_FILE "lease.bin"
+#define FIFO_FILE "fifo"
 
 /* Opens the file read-only over a new connection: its answer must come
  * at once (when `strict`, BUSY while the lease is being broken, or OK). */
@@ -472,7 +485,22 @@ static const char *attack_lease(void *arg)
     }
     msg = open_promptly("lease on our own fd", true);
     close(own);
-    return msg;
+    if (msg)
+        return msg;
+    /* 3. A FIFO nobody writes to: refused as not a regular file, at once. */
+    c = rb_raw_hello(hz.sock);
+    if (c < 0)
+        return fail("connect: %d", c);
+    int64_t t0 = hz_now_ms();
+    r = raw_open(c, FIFO_FILE, false, MMAPIO__MODE__MODE_READ_ONLY, false, 0,
+                 &fd);
+    close(c);
+    if (fd >= 0)
+        close(fd);
+    if (r != MMAPIO_E_INVALID_ARGUMENT || hz_now_ms() - t0 > scale(1000))
+        return fail("open of a FIFO: %d after %lld ms", r,
+                    (long long)(hz_now_ms() - t0));
+    return NULL;
 }
 
 Test(loop, a_lease_never_stalls_the_loop)
@@ -483,6 +511,9 @@ Test(loop, a_lease_never_stalls_the_loop)
     cr_assert_eq(truncate(path, 4096), 0);
     cr_assert_eq(chown(path, RB_NOBODY, RB_NOBODY), 0);
     cr_assert_eq(chmod(path, 0644), 0);
+    const char *fifo = hz_path(&hz, FIFO_FILE);
+    cr_assert_eq(mkfifo(fifo, 0666), 0);
+    cr_assert_eq(chown(fifo, RB_NOBODY, RB_NOBODY), 0);
 
     struct victim v;
     int64_t base = victim_start(&v);
