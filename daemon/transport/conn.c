@@ -49,8 +49,11 @@ static const struct session_port port;
  * ever reaches us. 0, or -errno (-ENOPROTOOPT: the kernel lacks it). */
 static int refuse_fds(int fd)
 {
+    static int forced_off = -1;
     int off = 0;
-    if (getenv("MMAPIOD_NO_PASSRIGHTS") || SO_PASSRIGHTS < 0)
+    if (forced_off < 0)
+        forced_off = getenv("MMAPIOD_NO_PASSRIGHTS") != NULL;
+    if (forced_off || SO_PASSRIGHTS < 0)
         return -ENOPROTOOPT;
     if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &off, sizeof(off)) < 0)
         return -errno;
