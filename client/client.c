@@ -145,7 +145,7 @@ static uint64_t client_next_id(mmapio_client *c)
 }
 
 /* Sends one request; a full socket buffer is waited out. */
-static int client_send(mmapio_client *c, const Mmapio__Request *req)
+static int client_send_one(mmapio_client *c, const Mmapio__Request *req)
 {
     for (;;) {
         int r = wire_send_msg(c->fd, &req->base, -1, c->max_frame);
@@ -161,6 +161,38 @@ static int client_send(mmapio_client *c, const Mmapio__Request *req)
         if (r < 0)
             return r;
     }
+}
+
+/* Sends one request, owning up first to notices dropped since the last
+ * one (notice.h). */
+static int client_send(mmapio_client *c, const Mmapio__Request *req)
+{
+    Mmapio__Request lreq;
+    Mmapio__Notice n;
+    if (client_take_lost_notice(c, &lreq, &n)) {
+        int r = client_send_one(c, &lreq);
+        if (r != MMAPIO_OK) {
+            atomic_store_explicit(&c->notices_lost, true, memory_order_relaxed);
+            return r;
+        }
+    }
+    return client_send_one(c, req);
+}
+
+bool client_take_lost_notice(mmapio_client *c, Mmapio__Request *req,
+                             Mmapio__Notice *n)
+{
+    if (!atomic_load_explicit(&c->notices_lost, memory_order_relaxed) ||
+        !atomic_exchange_explicit(&c->notices_lost, false,
+                                  memory_order_relaxed))
+        return false;
+    *n = (Mmapio__Notice)MMAPIO__NOTICE__INIT;
+    *req = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    n->handle = 0; /* the connection, not one handle */
+    n->lost = true;
+    req->op_case = MMAPIO__REQUEST__OP_NOTICE;
+    req->notice = n;
+    return true;
 }
 
 /* ---- events ---- */

@@ -48,6 +48,7 @@ struct mmapio_client {
     struct mmapio_map *maps; /* map.c's list of handles opened from c */
     int dead;                /* 0, or latched: MMAPIO_E_DISCONNECTED */
     atomic_bool gone;        /* a notice found the socket dead: send no more */
+    atomic_bool notices_lost; /* a notice was dropped: tell the daemon (notice.h) */
     int wake_fd;             /* eventfd: events came for a waiting dispatch */
     bool waiting;            /* a dispatch waits outside the lock */
     bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */
@@ -84,6 +85,13 @@ void client_unlock(mmapio_client *c);
 int client_call_locked(mmapio_client *c, Mmapio__Request *req,
                        Mmapio__Reply__ResultCase want,
                        struct client_reply *rep);
+/* Notices were dropped (notices_lost): fills req/n with the notice of
+ * handle 0 that owns up to it, clears the flag and returns true; whoever
+ * cannot send it sets the flag again. Requests send it first (client.c),
+ * the data path without waiting (notice.c). */
+bool client_take_lost_notice(mmapio_client *c, Mmapio__Request *req,
+                             Mmapio__Notice *n);
+
 /* The same, taking and dropping the lock; rep may be NULL. */
 int client_call(mmapio_client *c, Mmapio__Request *req,
                 Mmapio__Reply__ResultCase want, struct client_reply *rep);

@@ -60,6 +60,7 @@ struct mmapio_map {
     _Atomic uint32_t told_gen;      /* flush_gen when we last said DIRTY */
     atomic_bool told_raw;           /* RAW_WRITER notice sent */
     atomic_bool lost_notice;        /* a notice could not be sent */
+    struct notice_pace pace;        /* of WRITE notices (notice.h) */
     _Atomic uint64_t pending_bytes;
     _Atomic uint64_t pending_writes;
     struct map_region *retired;
@@ -166,8 +167,11 @@ static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
     bool told = atomic_load_explicit(&m->told_gen, memory_order_relaxed) == gen;
     bool sent = true;
     if (watched)
-        sent = map_notice(m, MMAPIO__NOTICE_KIND__NOTICE_WRITE, offset, len);
-    else if (!told)
+        sent = notice_write(m->client, m->handle, &m->lost_notice, &m->pace,
+                            offset, len);
+    /* A paced WRITE that did not leave now still owes the timed flusher
+     * its DIRTY, once per flush. */
+    if (!told && (!watched || !sent))
         sent = map_notice(m, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, 0, 0);
     /* Only a notice that left says "told": else the next write tries again. */
     if (!told && sent)
@@ -511,6 +515,7 @@ static void map_free(mmapio_map *m)
     }
     if (m->fd >= 0)
         close(m->fd);
+    notice_pace_fini(&m->pace);
     free(m->path);
     free(m);
 }
@@ -527,6 +532,7 @@ static int map_new(const char *path, mmapio_mode mode, mmapio_map **out)
     }
     m->fd = -1;
     m->mode = mode;
+    notice_pace_init(&m->pace);
     atomic_init(&m->poisoned_from, UINT64_MAX);
     long page = sysconf(_SC_PAGESIZE);
     m->page = page > 0 ? (size_t)page : 4096;

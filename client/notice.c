@@ -2,15 +2,18 @@
 #include "notice.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <time.h>
 
 #include "client.h"
 #include "wire.h"
 
-#define NOTICE_WAIT_MS 1000
+#define MS_NS UINT64_C(1000000)
 
-bool notice_send(mmapio_client *c, uint64_t handle, atomic_bool *lost,
-                 Mmapio__NoticeKind kind, uint64_t offset, uint64_t len)
+static void own_up_now(mmapio_client *c);
+
+static bool send_notice(mmapio_client *c, uint64_t handle, atomic_bool *lost,
+                        Mmapio__NoticeKind kind, uint64_t offset,
+                        uint64_t len, uint32_t hold_ms)
 {
     Mmapio__Notice n = MMAPIO__NOTICE__INIT;
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
@@ -24,18 +27,15 @@ bool notice_send(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     n.kind = kind;
     n.offset = offset;
     n.len = len;
+    n.hold_ms = hold_ms;
     n.lost = atomic_exchange_explicit(lost, false, memory_order_relaxed);
     req.op_case = MMAPIO__REQUEST__OP_NOTICE;
     req.notice = &n;
     size_t size = mmapio__request__pack(&req, buf);
+    /* Never waits for room: the daemon may be busy or stopped, and a
+     * writer must not wait for it. */
+    own_up_now(c);
     int r = wire_send_nowait(c->fd, buf, size);
-    if (r == -EAGAIN) {
-        /* The daemon is behind: wait a little for it rather than lose the
-         * notice (a writer that makes notices already pays a syscall). */
-        struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
-        if (poll(&pfd, 1, NOTICE_WAIT_MS) > 0)
-            r = wire_send_nowait(c->fd, buf, size);
-    }
     if (r == 0)
         return true;
     if (r != -EAGAIN) { /* the daemon is gone (EPIPE, ECONNRESET, ...) */
@@ -43,5 +43,87 @@ bool notice_send(mmapio_client *c, uint64_t handle, atomic_bool *lost,
         return true;
     }
     atomic_store_explicit(lost, true, memory_order_relaxed);
+    atomic_store_explicit(&c->notices_lost, true, memory_order_relaxed);
     return false;
+}
+
+/* From the data path: owns up without waiting, or leaves it for later. */
+static void own_up_now(mmapio_client *c)
+{
+    Mmapio__Notice n;
+    Mmapio__Request req;
+    uint8_t buf[64];
+    if (!client_take_lost_notice(c, &req, &n))
+        return;
+    size_t size = mmapio__request__pack(&req, buf);
+    if (wire_send_nowait(c->fd, buf, size) == -EAGAIN)
+        atomic_store_explicit(&c->notices_lost, true, memory_order_relaxed);
+}
+
+bool notice_send(mmapio_client *c, uint64_t handle, atomic_bool *lost,
+                 Mmapio__NoticeKind kind, uint64_t offset, uint64_t len)
+{
+    return send_notice(c, handle, lost, kind, offset, len, 0);
+}
+
+void notice_pace_init(struct notice_pace *p)
+{
+    *p = (struct notice_pace){ .window_ns = 0 };
+    pthread_mutex_init(&p->lock, NULL);
+}
+
+void notice_pace_fini(struct notice_pace *p)
+{
+    pthread_mutex_destroy(&p->lock);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* With p->lock held: sends the write's range, saying "hold" when it is
+ * the window's last exact notice. true if sent. */
+static bool send_paced(mmapio_client *c, uint64_t handle, atomic_bool *lost,
+                       struct notice_pace *p, uint64_t now, uint64_t offset,
+                       uint64_t len)
+{
+    if (now - p->window_ns >= NOTICE_WINDOW_MS * MS_NS) {
+        p->window_ns = now;
+        p->sent = 0;
+    }
+    bool hold = p->sent + 1 >= NOTICE_BURST;
+    if (!send_notice(c, handle, lost, MMAPIO__NOTICE_KIND__NOTICE_WRITE,
+                     offset, len, hold ? NOTICE_HOLD_MS : 0)) {
+        /* Dropped and flagged lost: the daemon tells watchers of an
+         * overflow when the next notice arrives. Do not knock again for
+         * a while: each knock on a full socket is a system call. */
+        p->retry_ns = now + NOTICE_RETRY_MS * MS_NS;
+        return false;
+    }
+    p->sent++;
+    if (hold) {
+        p->hold_until_ns = now + NOTICE_HOLD_MS * MS_NS;
+        p->window_ns = p->hold_until_ns;
+        p->sent = 0;
+    }
+    return true;
+}
+
+bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
+                  struct notice_pace *p, uint64_t offset, uint64_t len)
+{
+    uint64_t now = now_ns();
+    bool sent = false;
+    pthread_mutex_lock(&p->lock);
+    if (now < p->retry_ns)
+        atomic_store_explicit(lost, true, memory_order_relaxed);
+    else if (now >= p->hold_until_ns)
+        sent = send_paced(c, handle, lost, p, now, offset, len);
+    /* else: held. The daemon's MODIFIED without a range, due after the
+     * hold (and after every write made in it), covers this write. */
+    pthread_mutex_unlock(&p->lock);
+    return sent;
 }

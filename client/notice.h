@@ -6,11 +6,21 @@
  * after each timed flush of an EveryMillis mapping, and once per handle
  * that hands out a writable pointer. A notice is a single non-blocking
  * datagram, sent without the connection's lock: it never waits for a
- * reply and never reads the socket.
+ * reply, never reads the socket, and never waits for room in it.
+ *
+ * WRITE notices are paced per handle (struct notice_pace), so that a
+ * watcher, whoever it is, cannot make a writer pay a system call per
+ * update_region: up to NOTICE_BURST notices go out exactly in each
+ * NOTICE_WINDOW_MS; the one that reaches the limit says "hold", and the
+ * handle's writes of the next NOTICE_HOLD_MS send nothing. The daemon
+ * arms a timer for the hold's end (plus a grace) when it reads the hold,
+ * so the MODIFIED without a range it then tells watchers comes after
+ * every held write: no change goes unannounced, only its range.
  */
 #ifndef MMAPIO_CLIENT_NOTICE_H
 #define MMAPIO_CLIENT_NOTICE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,16 +28,49 @@
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
 
+#define NOTICE_BURST 32
+#define NOTICE_WINDOW_MS 5
+#define NOTICE_HOLD_MS 5
+#define NOTICE_RETRY_MS 1   /* after a notice found the socket full */
+
 /*
  * Sends a notice about holder `handle` of c. When the socket buffer is
- * full it waits up to NOTICE_WAIT_MS for the daemon; a notice still not
- * sent then is dropped and *lost set, so the next notice of the handle
- * says so (the daemon turns that into an overflow event). Returns false
- * when it was dropped (a DIRTY or RAW_WRITER notice is then tried again
- * by the next write); true when sent, or when the daemon is gone (writes
- * then cost no system call again).
+ * full the notice is dropped at once and *lost set, so the next notice of
+ * the handle says so (the daemon turns that into an overflow event).
+ * Returns false when it was dropped (a DIRTY or RAW_WRITER notice is then
+ * tried again by the next write); true when sent, or when the daemon is
+ * gone (writes then cost no system call again).
  */
 bool notice_send(mmapio_client *c, uint64_t handle, atomic_bool *lost,
                  Mmapio__NoticeKind kind, uint64_t offset, uint64_t len);
+
+/*
+ * A dropped notice also sets c->notices_lost: the connection's next notice
+ * or request first owns up to it with a notice of handle 0 ("some of my
+ * notices were lost"), which the daemon turns into an overflow event for
+ * the watchers of every mapping the connection holds read-write. So a
+ * burst of single writes to many mappings while the daemon is stopped is
+ * reported as soon as the writer sends anything again. (A writer that
+ * never calls the library again after its notices were dropped leaves it
+ * untold.) The notice is client_take_lost_notice's (client.h).
+ */
+
+/* The pacing of one handle's WRITE notices. */
+struct notice_pace {
+    pthread_mutex_t lock;     /* a handle may be written from many threads */
+    uint64_t window_ns;       /* start of the current window */
+    uint32_t sent;            /* notices sent in it */
+    uint64_t hold_until_ns;   /* writes unannounced until then */
+    uint64_t retry_ns;        /* the socket was full: not before then */
+};
+
+void notice_pace_init(struct notice_pace *p);
+void notice_pace_fini(struct notice_pace *p);
+
+/* Tells the daemon of a write of [offset, offset+len) on a watched
+ * mapping, paced by p (see above). Never waits. true when a notice with
+ * its range left now. */
+bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
+                  struct notice_pace *p, uint64_t offset, uint64_t len);
 
 #endif

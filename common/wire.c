@@ -2,8 +2,10 @@
  * wire: datagram and fd passing on SOCK_SEQPACKET (see wire.h).
  *
  * The recvmsg side is written for a hostile peer: the control buffer is
- * aligned and sized for WIRE_MAX_FDS, any truncation closes every fd that
- * did arrive, and fds of unexpected control messages are closed.
+ * aligned and sized for every fd a datagram can carry (so the kernel never
+ * drops one), and any truncation or fd beyond the caller's limit closes
+ * every fd that did arrive (wire_recv) or hands them all back to be closed
+ * where it is safe to (wire_recv_all).
  */
 
 #include "wire.h"
@@ -78,36 +80,26 @@ int wire_send_msg(int sock, const ProtobufCMessage *msg, int pass_fd,
     return r;
 }
 
-/* Collects SCM_RIGHTS fds; closes any beyond max_fds. Returns -EBADMSG if
- * there were too many. */
-static int take_fds(struct msghdr *mh, int *fds, size_t max_fds,
-                    size_t *n_fds)
+/* Collects every SCM_RIGHTS fd (at most WIRE_RECV_FDS_MAX fit the control
+ * buffer, which is all one datagram can carry). */
+static void take_fds(struct msghdr *mh, int *fds, size_t *n_fds)
 {
-    int r = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
         size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         const unsigned char *p = CMSG_DATA(c);
-        for (size_t i = 0; i < n; i++) {
-            int fd;
-            memcpy(&fd, p + i * sizeof(int), sizeof(int));
-            if (*n_fds < max_fds) {
-                fds[(*n_fds)++] = fd;
-            } else {
-                close(fd);
-                r = -EBADMSG;
-            }
-        }
+        for (size_t i = 0; i < n && *n_fds < WIRE_RECV_FDS_MAX; i++)
+            memcpy(&fds[(*n_fds)++], p + i * sizeof(int), sizeof(int));
     }
-    return r;
 }
 
-long wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
-               size_t *n_fds)
+long wire_recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds)
 {
+    /* Room for SCM_MAX_FD fds: the kernel never truncates, so it never
+     * drops (and closes, on this thread) an fd a peer sent. */
     union {
-        char buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
+        char buf[CMSG_SPACE(sizeof(int) * WIRE_RECV_FDS_MAX)];
         struct cmsghdr align;
     } ctl;
     struct iovec iov = { .iov_base = buf, .iov_len = cap };
@@ -124,17 +116,31 @@ long wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
 
-    int r = take_fds(&mh, fds, max_fds, n_fds);
+    take_fds(&mh, fds, n_fds);
     if (mh.msg_flags & MSG_CTRUNC)
-        r = -EBADMSG;
-    else if (mh.msg_flags & MSG_TRUNC)
-        r = -EMSGSIZE;
-    else if (n == 0)
-        r = -ECONNRESET;
-    if (r < 0) {
-        wire_close_fds(fds, *n_fds);
-        *n_fds = 0;
-        return r;
+        return -EBADMSG;
+    if (mh.msg_flags & MSG_TRUNC)
+        return -EMSGSIZE;
+    if (n == 0)
+        return -ECONNRESET;
+    return n;
+}
+
+long wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
+               size_t *n_fds)
+{
+    int all[WIRE_RECV_FDS_MAX];
+    size_t n_all;
+    long n = wire_recv_all(sock, buf, cap, all, &n_all);
+
+    *n_fds = 0;
+    if (n >= 0 && n_all > max_fds)
+        n = -EBADMSG;
+    if (n < 0) {
+        wire_close_fds(all, n_all);
+        return n;
     }
+    memcpy(fds, all, n_all * sizeof(int));
+    *n_fds = n_all;
     return n;
 }

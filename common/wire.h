@@ -16,6 +16,7 @@
 #define WIRE_PROTOCOL 1
 #define WIRE_DEFAULT_MAX_FRAME (64u * 1024u)
 #define WIRE_MAX_FDS 4 /* fds accepted in one datagram before it is rejected */
+#define WIRE_RECV_FDS_MAX 253 /* SCM_MAX_FD: the most one datagram carries */
 
 /*
  * Sends one datagram with `pass_fd` attached when it is >= 0 (borrowed: the
@@ -45,6 +46,14 @@ int wire_send_msg(int sock, const ProtobufCMessage *msg, int pass_fd,
  */
 long wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
                size_t *n_fds);
+
+/*
+ * Like wire_recv, but closes nothing: every fd that arrived (at most
+ * WIRE_RECV_FDS_MAX, the size fds[] must have) is in fds[] and *n_fds,
+ * also when it returns an error. For a caller that must not close a
+ * peer's fds on its own thread (a close can block: SO_LINGER, FUSE).
+ */
+long wire_recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds);
 
 /* Closes fds[0..n) and sets each to -1. */
 void wire_close_fds(int *fds, size_t n);

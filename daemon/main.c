@@ -28,13 +28,15 @@ static void usage(FILE *out)
             "  --config FILE   settings, one 'key = value' a line (socket, root, max_frame,\n"
             "                  max_clients, max_clients_per_uid, reserved_clients,\n"
             "                  hello_timeout_ms, max_inflight, max_events, max_queued_bytes,\n"
-            "                  max_queued_bytes_per_uid, max_mappings, max_mappings_per_uid,\n"
-            "                  reserved_mappings, max_bytes_per_uid, max_map_size,\n"
-            "                  flush_threads, verbose); max_clients, max_mappings and their\n"
-            "                  per-uid shares and reserves default to shares of the fd limit\n"
+            "                  max_queued_bytes_per_uid, max_queued_fds, max_queued_fds_per_uid,\n"
+            "                  max_mappings, max_mappings_per_uid, reserved_mappings,\n"
+            "                  max_bytes_per_uid, max_map_size, flush_threads, verbose);\n"
+            "                  max_clients, max_mappings and their per-uid shares and\n"
+            "                  reserves default to shares of the fd limit\n"
             "  --max-frame N, --max-clients N, --max-clients-per-uid N,\n"
             "  --reserved-clients N, --hello-timeout-ms N, --max-inflight N,\n"
             "  --max-events N, --max-queued-bytes N, --max-queued-bytes-per-uid N,\n"
+            "  --max-queued-fds N, --max-queued-fds-per-uid N,\n"
             "  --max-mappings N, --max-mappings-per-uid N, --reserved-mappings N,\n"
             "  --max-bytes-per-uid N,\n"
             "  --max-handles-per-client N, --max-map-size N, --flush-threads N,\n"
@@ -65,6 +67,8 @@ int main(int argc, char **argv)
         { "reserved-mappings", required_argument, NULL, 'S' },
         { "max-inflight", required_argument, NULL, 'S' },
         { "max-events", required_argument, NULL, 'S' },
+        { "max-queued-fds", required_argument, NULL, 'S' },
+        { "max-queued-fds-per-uid", required_argument, NULL, 'S' },
         { "max-mappings", required_argument, NULL, 'S' },
         { "max-mappings-per-uid", required_argument, NULL, 'S' },
         { "max-bytes-per-uid", required_argument, NULL, 'S' },

@@ -56,6 +56,8 @@ int config_defaults(struct config *c)
     c->max_mappings = 0;
     c->max_mappings_per_uid = 0;
     c->reserved_mappings = UINT32_MAX;
+    c->max_queued_fds = 16;
+    c->max_queued_fds_per_uid = 256;
     c->max_handles_per_client = 4096;
     c->max_bytes_per_uid = UINT64_C(1) << 40;
     c->max_map_size = UINT64_C(1) << 40;
@@ -120,6 +122,8 @@ static const struct u32_key u32_keys[] = {
     { "hello_timeout_ms", offsetof(struct config, hello_timeout_ms), 1, 3600000 },
     { "max_events", offsetof(struct config, max_events), 1, 1u << 20 },
     { "max_queued_bytes", offsetof(struct config, max_queued_bytes), 1024, 1u << 30 },
+    { "max_queued_fds", offsetof(struct config, max_queued_fds), 1, 65536 },
+    { "max_queued_fds_per_uid", offsetof(struct config, max_queued_fds_per_uid), 1, 1u << 20 },
     { "max_mappings", offsetof(struct config, max_mappings), 16, 1u << 24 },
     { "reserved_mappings", offsetof(struct config, reserved_mappings), 0, 1u << 24 },
     { "max_handles_per_client", offsetof(struct config, max_handles_per_client), 1, UINT32_MAX },

@@ -26,6 +26,8 @@ struct config {
     uint32_t max_events;            /* queued events per client */
     uint32_t max_queued_bytes;      /* bytes queued toward one client */
     uint64_t max_queued_bytes_per_uid; /* ... toward all of a uid's clients */
+    uint32_t max_queued_fds;        /* fds queued toward one client */
+    uint32_t max_queued_fds_per_uid; /* ... toward all of a uid's clients */
     uint32_t max_mappings;          /* mappings alive at once (control
                                      * slots); 0: from the fd budget */
     uint32_t max_mappings_per_uid;  /* mappings a uid may own; 0: a share */

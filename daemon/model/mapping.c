@@ -108,25 +108,40 @@ void mapping_unref(struct mapping *m)
     free(m);
 }
 
+/*
+ * Every holder gets an open file description of its own, reopened through
+ * /proc: read-only for read-only and copy-on-write holders, so that no
+ * mprotect() can make their mapping writable; read-write for writers, so
+ * that nothing a holder does to its description (O_APPEND, O_ASYNC, OFD
+ * locks, F_SETLEASE) reaches the daemon's. O_NONBLOCK: an open that would
+ * break a lease (someone's F_SETLEASE) fails with EWOULDBLOCK at once
+ * instead of waiting out lease-break-time on the event loop. Anonymous
+ * memfds are 0600 and the daemon's: it may reopen them either way.
+ */
 int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned)
 {
     char proc[64];
+    int flags = O_RDONLY;
 
     if (mode == MMAPIO_MODE_READ_WRITE) {
         if (!m->fd_writable)
             return MMAPIO_E_PERMISSION;
-        *fd = m->fd;
-        *owned = false;
-        return MMAPIO_OK;
+        flags = O_RDWR;
     }
-    /* A new open file description that is read-only, so that no mprotect()
-     * in the holder can make its shared mapping writable. */
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
-    int ro = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (ro < 0)
+    int nfd;
+    do {
+        nfd = open(proc, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    } while (nfd < 0 && errno == EINTR);
+    if (nfd < 0) {
+        if (errno == EWOULDBLOCK)
+            return MMAPIO_E_BUSY;
+        if (errno == EACCES || errno == EPERM) /* the file's mode changed */
+            return MMAPIO_E_PERMISSION;
         return errno == EMFILE || errno == ENFILE ? MMAPIO_E_QUOTA
                                                    : MMAPIO_E_IO;
-    *fd = ro;
+    }
+    *fd = nfd;
     *owned = true;
     return MMAPIO_OK;
 }

@@ -3,9 +3,9 @@
  * mapping, shared by every client that opens it, and its holders.
  *
  * The daemon keeps one read-write fd per mapping (when it can); grants hand
- * out that fd for read-write holders and a fresh read-only reopen of it for
- * read-only and copy-on-write holders, so no holder can upgrade itself with
- * mprotect. A mapping is reference counted: the registry, each flush job,
+ * out a fresh, non-blocking reopen of it: read-write for read-write holders
+ * (never the daemon's own description), read-only for read-only and
+ * copy-on-write holders, so no holder can upgrade itself with mprotect. A mapping is reference counted: the registry, each flush job,
  * each holder and each watch keep it alive; the fd closes with the last
  * reference.
  *
@@ -137,9 +137,11 @@ void mapping_pin(struct mapping *m);
 void mapping_unpin(struct mapping *m);
 
 /*
- * The fd to send to a holder of `mode`. For read-write it is the mapping's
- * own fd (*owned = false: borrow); otherwise a new read-only fd (*owned =
- * true: the caller closes it). MMAPIO_OK or a negative mmapio_err.
+ * The fd to send to a holder of `mode`: a new open file description of
+ * the mapping, read-write or read-only as `mode` says, opened without
+ * waiting (*owned = true: the caller closes it). MMAPIO_OK, or a negative
+ * mmapio_err: MMAPIO_E_BUSY while someone's lease on the file is being
+ * broken, MMAPIO_E_QUOTA out of fds.
  */
 int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned);
 

@@ -44,6 +44,10 @@ static int from_errno(int e, const char **why)
         *why = "path leads outside the data root";
         return MMAPIO_E_PERMISSION;
     }
+    if (e == EWOULDBLOCK) { /* O_NONBLOCK met someone's lease */
+        *why = "a lease on the file is being broken; try again";
+        return MMAPIO_E_BUSY;
+    }
     *why = strerror(e);
     return errmap_from_errno(e);
 }

@@ -122,7 +122,9 @@ static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
             session_release_holder(h, false);
         else
             registry_retire_if_unused(s->h->reg, m);
-        session_reply_err(s, id, r, "%s: cannot grant: %s", o->path, errmap_text(r));
+        session_reply_err(s, id, r, "%s: cannot grant: %s", o->path,
+                          r == MMAPIO_E_BUSY ? "a lease on the file is being "
+                          "broken; try again" : errmap_text(r));
         mapping_unref(m);
         return;
     }
@@ -341,9 +343,41 @@ static void op_unwatch(struct session *s, uint64_t id, const Mmapio__Unwatch *m)
         session_reply_ok(s, id);
 }
 
+/* Notices a client's socket holds at most, about (its default send
+ * buffer over the kernel's cost of a small datagram): a run this long
+ * may have ended in notices the client had to drop. */
+#define NOTICE_RUN_FULL 200
+
+/* The client dropped notices and cannot say of which holders (a notice
+ * of handle 0, or a run of notices that may have filled its socket).
+ * Every mapping it holds read-write may have changed: their watchers get
+ * an overflow, their timed flush is due. Work in proportion to what the
+ * client holds. */
+static void notices_lost(struct session *s)
+{
+    for (struct holder *h = s->holders.first; h; h = h->owner_next) {
+        if (h->mode != MMAPIO_MODE_READ_WRITE)
+            continue;
+        watch_notify(s->h->watches, h->map,
+                     MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false, 0, 0);
+        flushes_dirty(s->h->flushes, h->map);
+    }
+}
+
+void ops_drained(struct session *s)
+{
+    if (s->notice_run >= NOTICE_RUN_FULL)
+        notices_lost(s);
+    s->notice_run = 0;
+}
+
 /* One-way: never answered. A notice that does not fit is dropped. */
 static void op_notice(struct session *s, const Mmapio__Notice *n)
 {
+    if (n->handle == 0 && n->lost) {
+        notices_lost(s);
+        return;
+    }
     struct holder *h = session_find_holder(s, n->handle);
     if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
         return;
@@ -359,6 +393,8 @@ static void op_notice(struct session *s, const Mmapio__Notice *n)
             return;
         watch_notify(s->h->watches, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true,
                      n->offset, n->len);
+        if (n->hold_ms)
+            watch_hold(s->h->watches, m, n->hold_ms);
         flushes_dirty(s->h->flushes, m);
         break;
     case MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER:
@@ -437,8 +473,10 @@ void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "requests may not carry file descriptors");
     else if (has_unknown(&q->base))
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
-    else if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE)
+    else if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE) {
+        s->notice_run++;
         op_notice(s, q->notice);
+    }
     else if (!s->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
         s->close_when_sent = true;
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "the first request must be hello");

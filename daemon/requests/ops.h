@@ -18,4 +18,10 @@ struct session;
  * carried fds (the caller closes them): the request is refused. */
 void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds);
 
+/* The client's socket was read empty. After a long run of notices (as
+ * many as fill a client's socket), the client may have dropped some it
+ * could not send (it never waits): the mappings it holds read-write are
+ * then treated as changed (watchers get an overflow, timed flushes run). */
+void ops_drained(struct session *s);
+
 #endif

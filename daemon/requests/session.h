@@ -71,6 +71,7 @@ struct session {
     bool close_when_sent;      /* a fatal error was replied: hang up */
     uint64_t mark;             /* the last broadcast that reached us */
     uint32_t busy;             /* requests to be answered later */
+    uint32_t notice_run;       /* notices read since the socket was empty */
     struct holder_list holders;
     struct watch_owner watches;
     struct pending *pending;   /* answers owed */

@@ -15,6 +15,8 @@
 #include "registry.h"
 
 #define FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
+#define HOLD_MAX_MS 1000   /* a writer's hold is capped at this */
+#define HOLD_GRACE_MS 20   /* for its merged range to arrive first */
 
 struct watch {
     uint64_t id;
@@ -32,6 +34,8 @@ struct watch_state {
     uint32_t n;
     int wd;                   /* inotify watch of a file, or -1 */
     struct hnode wd_node;     /* ws->wds */
+    struct watches *ws;
+    struct event *hold;       /* a writer's hold ends (watch_hold) */
 };
 
 static struct watch_state *state_of(struct watches *ws, struct mapping *m,
@@ -46,6 +50,7 @@ static struct watch_state *state_of(struct watches *ws, struct mapping *m,
         return NULL;
     s->map = m;
     s->wd = -1;
+    s->ws = ws;
     *ext = s;
     return s;
 }
@@ -81,6 +86,28 @@ void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
         w->owner->mark = stamp;
         ws->send(w->owner, &ev);
     }
+}
+
+static void on_hold_end(evutil_socket_t fd, short what, void *arg)
+{
+    struct watch_state *s = arg;
+    watch_notify(s->ws, s->map, MMAPIO__EVENT_KIND__EVENT_MODIFIED, false, 0, 0);
+}
+
+void watch_hold(struct watches *ws, struct mapping *m, uint32_t ms)
+{
+    struct watch_state *s = state_of(ws, m, false);
+    if (!s || !s->first)
+        return;
+    if (!s->hold)
+        s->hold = evtimer_new(ws->base, on_hold_end, s);
+    if (!s->hold) { /* cannot wait: say it now, and again for what follows */
+        watch_notify(ws, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, false, 0, 0);
+        return;
+    }
+    ms = (ms < HOLD_MAX_MS ? ms : HOLD_MAX_MS) + HOLD_GRACE_MS;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(s->hold, &tv); /* a newer hold moves the end later */
 }
 
 uint32_t watch_count(struct watches *ws, struct mapping *m)
@@ -255,6 +282,8 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
         forget(ws, s); /* a new mapping of this inode will watch it afresh */
     } else if (what == MAPPING_FREED) {
         forget(ws, s);
+        if (s->hold)
+            event_free(s->hold);
         free(s);
         *mapping_ext(m, hook) = NULL;
     }
@@ -266,6 +295,7 @@ int watches_init(struct watches *ws, struct registry *r,
 {
     memset(ws, 0, sizeof(*ws));
     ws->reg = r;
+    ws->base = base;
     hmap_init(&ws->wds);
     hmap_init(&ws->ids);
     ws->max_per_owner = max_per_owner;

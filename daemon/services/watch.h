@@ -43,6 +43,7 @@ typedef void (*watch_send_fn)(struct watch_owner *o, Mmapio__Event *ev);
 
 struct watches {
     struct registry *reg;
+    struct event_base *base;
     int inotify_fd;
     struct event *ev_inotify;
     struct hmap wds;          /* inotify wd -> a mapping's watch state */
@@ -73,6 +74,11 @@ void watch_release_owner(struct watches *ws, struct watch_owner *o);
 /* Tells every watching owner once. */
 void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
                   bool has_range, uint64_t offset, uint64_t len);
+/* A writer of m said its next writes, for `ms` ms, may go unannounced
+ * (a WRITE notice's hold): once that time (and a grace) has passed with
+ * no newer hold, m's watchers get MODIFIED without a range. */
+void watch_hold(struct watches *ws, struct mapping *m, uint32_t ms);
+
 /* How many watches m has. */
 uint32_t watch_count(struct watches *ws, struct mapping *m);
 

@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "closer.h"
 #include "config.h"
 #include "log.h"
 #include "ops.h"
@@ -26,6 +29,21 @@ static int64_t now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+/* Linux 6.16; the same number on every architecture that uses
+ * asm-generic/socket.h. Elsewhere setsockopt says ENOPROTOOPT and the
+ * closer thread does the work. */
+#ifndef SO_PASSRIGHTS
+#if defined(__alpha__) || defined(__mips__) || defined(__hppa__) || \
+    defined(__sparc__)
+#define SO_PASSRIGHTS (-1)
+#else
+#define SO_PASSRIGHTS 83
+#endif
+#endif
+
+/* Does the kernel refuse fds on our sockets? -1 unknown, 0 no, 1 yes. */
+static int kernel_refuses = -1;
 
 struct frame {
     struct frame *next;
@@ -89,6 +107,117 @@ static void disarm_hello(struct conn *c)
     c->ev_hello = NULL;
 }
 
+/* SO_PASSRIGHTS off: a sender's SCM_RIGHTS fails with EPERM and no fd
+ * ever reaches us. 0, or -errno (-ENOPROTOOPT: the kernel lacks it). */
+static int refuse_fds(int fd)
+{
+    static int forced_off = -1;
+    int off = 0;
+    if (forced_off < 0)
+        forced_off = getenv("MMAPIOD_NO_PASSRIGHTS") != NULL;
+    if (forced_off || SO_PASSRIGHTS < 0)
+        return -ENOPROTOOPT;
+    if (setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &off, sizeof(off)) < 0)
+        return -errno;
+    return 0;
+}
+
+void conn_refuse_fds_on(int listen_fd)
+{
+    int r = refuse_fds(listen_fd);
+    kernel_refuses = r == 0;
+    if (r == 0)
+        log_debug("sockets refuse client fds (SO_PASSRIGHTS)");
+    else
+        log_info("no SO_PASSRIGHTS (%s): client fds are closed on a thread",
+                 strerror(-r));
+}
+
+/* ---- fds queued toward clients: per connection, per uid, in all ---- */
+
+struct fd_uid {
+    struct hnode node;
+    uid_t uid;
+    uint32_t n;
+};
+
+static struct fd_uid *fd_uid_find(struct conn_ctx *ctx, uid_t uid)
+{
+    for (struct hnode *n = hmap_find(&ctx->fd_uids, hmap_hash_u64(uid)); n;
+         n = hmap_next_same(n)) {
+        struct fd_uid *u = container_of(n, struct fd_uid, node);
+        if (u->uid == uid)
+            return u;
+    }
+    return NULL;
+}
+
+static uint32_t fd_uid_count(struct conn *c)
+{
+    struct fd_uid *u = fd_uid_find(c->ctx, c->s.cred.uid);
+    return u ? u->n : 0;
+}
+
+/* Counts one more queued fd toward c. 0 or -ENOMEM. */
+static int fds_queued(struct conn *c)
+{
+    struct conn_ctx *ctx = c->ctx;
+    struct fd_uid *u = fd_uid_find(ctx, c->s.cred.uid);
+    if (!u) {
+        u = calloc(1, sizeof(*u));
+        if (!u || hmap_insert(&ctx->fd_uids, &u->node,
+                              hmap_hash_u64(c->s.cred.uid)) < 0) {
+            free(u);
+            return -ENOMEM;
+        }
+        u->uid = c->s.cred.uid;
+    }
+    u->n++;
+    c->n_out_fds++;
+    ctx->queued_fds++;
+    return 0;
+}
+
+static void fds_dequeued(struct conn *c)
+{
+    struct conn_ctx *ctx = c->ctx;
+    struct fd_uid *u = fd_uid_find(ctx, c->s.cred.uid);
+    c->n_out_fds--;
+    ctx->queued_fds--;
+    if (u && --u->n == 0) {
+        hmap_remove(&ctx->fd_uids, &u->node);
+        free(u);
+        if (ctx->fd_uids.n == 0)
+            hmap_free(&ctx->fd_uids);
+    }
+}
+
+static uint64_t max_queued_fds(struct conn_ctx *ctx)
+{
+    struct rlimit rl;
+    if (ctx->max_queued_fds)
+        return ctx->max_queued_fds;
+    ctx->max_queued_fds = 1024 / 4;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        ctx->max_queued_fds = rl.rlim_cur / 4;
+    if (ctx->max_queued_fds < 64)
+        ctx->max_queued_fds = 64;
+    return ctx->max_queued_fds;
+}
+
+/* A client with no fd queued is always read (it is reading its replies);
+ * one with some stops while it, its uid or everyone is over budget, and
+ * starts again as its own queue drains (on_write). */
+static bool fds_allow_reading(struct conn *c)
+{
+    const struct config *cfg = c->ctx->cfg;
+    if (c->n_out_fds == 0)
+        return true;
+    return c->n_out_fds < cfg->max_queued_fds &&
+           fd_uid_count(c) < cfg->max_queued_fds_per_uid &&
+           c->ctx->queued_fds < max_queued_fds(c->ctx);
+}
+
 int conn_new(struct conn_ctx *ctx, int fd, struct conn **out)
 {
     struct peer_cred cred;
@@ -101,6 +230,8 @@ int conn_new(struct conn_ctx *ctx, int fd, struct conn **out)
     c->fd = fd;
     c->refs = 1;
     c->out_tail = &c->out;
+    if (kernel_refuses != 0)
+        (void)refuse_fds(fd); /* inherited from the listener where it works */
     int r = access_peer_cred(fd, &cred);
     c->ev_read = event_new(ctx->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->ev_write = event_new(ctx->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
@@ -163,8 +294,10 @@ static void free_frames(struct conn *c)
         struct frame *f = c->out;
         c->out = f->next;
         unqueue(c, f->len);
-        if (f->fd >= 0)
-            close(f->fd);
+        if (f->fd >= 0) {
+            close(f->fd); /* our own: a file or memfd of a mapping */
+            fds_dequeued(c);
+        }
         free(f);
     }
     c->out_tail = &c->out;
@@ -177,6 +310,19 @@ void conn_unref(struct conn *c)
         return;
     free_frames(c);
     free(c);
+}
+
+/* Closes a client's socket. Where fds are not refused, datagrams still
+ * queued on it may carry fds, which the socket's last close would drop
+ * (and close) on the closing thread: the closer closes it. */
+static void close_socket(int fd)
+{
+    if (kernel_refuses == 1) {
+        close(fd);
+        return;
+    }
+    shutdown(fd, SHUT_RDWR); /* the client sees the end now */
+    closer_give(fd);
 }
 
 void conn_close(struct conn *c)
@@ -193,7 +339,7 @@ void conn_close(struct conn *c)
     c->ev_read = c->ev_write = NULL;
     free_frames(c);
     leave_uid(c);
-    close(c->fd);
+    close_socket(c->fd);
     c->fd = -1;
     log_debug("client %llu (pid %d) gone", (unsigned long long)c->s.id,
               (int)c->s.cred.pid);
@@ -210,7 +356,8 @@ static void update_reading(struct conn *c)
     bool want = !c->closed && !c->failed && !c->s.close_when_sent &&
                 c->s.busy + (c->n_out - c->n_events) < cfg->max_inflight &&
                 c->out_bytes < cfg->max_queued_bytes &&
-                (!c->use || c->use->queued < cfg->max_queued_bytes_per_uid);
+                (!c->use || c->use->queued < cfg->max_queued_bytes_per_uid) &&
+                fds_allow_reading(c);
     if (want == c->reading)
         return;
     if (want)
@@ -230,6 +377,11 @@ static int enqueue(struct conn *c, const uint8_t *buf, size_t len, int fd,
     if (fd >= 0 && (f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
         free(f);
         return -errno;
+    }
+    if (f->fd >= 0 && fds_queued(c) < 0) {
+        close(f->fd);
+        free(f);
+        return -ENOMEM;
     }
     f->next = NULL;
     f->is_event = is_event;
@@ -362,8 +514,10 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     while (c->out) {
         struct frame *f = c->out;
         int r = wire_send(c->fd, f->data, f->len, f->fd);
-        if (r == -EAGAIN)
+        if (r == -EAGAIN) {
+            update_reading(c);
             return;
+        }
         if (r < 0) {
             conn_close(c);
             return;
@@ -374,8 +528,10 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         c->n_out--;
         c->n_events -= f->is_event;
         unqueue(c, f->len);
-        if (f->fd >= 0)
+        if (f->fd >= 0) {
             close(f->fd);
+            fds_dequeued(c);
+        }
         free(f);
     }
     event_del(c->ev_write);
@@ -403,14 +559,25 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < READS_PER_WAKEUP && c->reading; i++) {
         if (i > 0 && now_ns() - start > TURN_BUDGET_NS)
             break; /* its turn is over */
-        int fds[WIRE_MAX_FDS];
+        int fds[WIRE_RECV_FDS_MAX];
         size_t n_fds = 0;
-        long n = wire_recv(c->fd, ctx->rxbuf, ctx->cfg->max_frame, fds,
-                           WIRE_MAX_FDS, &n_fds);
-        if (n == -EAGAIN)
+        long n = wire_recv_all(c->fd, ctx->rxbuf, ctx->cfg->max_frame, fds,
+                               &n_fds);
+        /* No request carries fds. Never closed here: see closer.h. */
+        if (closer_give_all(fds, n_fds) < 0 && n >= 0) {
+            log_warn("client %llu (pid %d): sends fds faster than they can "
+                     "be closed; closing", (unsigned long long)c->s.id,
+                     (int)c->s.cred.pid);
+            n = -EPROTO;
+        }
+        if (n >= 0 && n_fds > WIRE_MAX_FDS)
+            n = -EBADMSG;
+        if (n == -EAGAIN) {
+            ops_drained(&c->s);
             break;
+        }
         if (n < 0) {
-            if (n != -ECONNRESET)
+            if (n != -ECONNRESET && n != -EPROTO)
                 log_warn("client %llu (pid %d): %s; closing",
                          (unsigned long long)c->s.id, (int)c->s.cred.pid,
                          n == -EMSGSIZE ? "datagram over the frame limit"
@@ -419,7 +586,6 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             break;
         }
         ops_handle(&c->s, ctx->rxbuf, (size_t)n, n_fds > 0);
-        wire_close_fds(fds, n_fds); /* no request carries fds */
         if (c->ev_hello && c->s.hello_done)
             disarm_hello(c);
         if (c->closed)

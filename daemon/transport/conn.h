@@ -6,9 +6,17 @@
  * bounded: replies in flight by max_inflight and the bytes queued toward
  * it by max_queued_bytes, and toward all its uid's connections by
  * max_queued_bytes_per_uid (the connection stops reading while it is
- * over), events by max_events (past that they are dropped and the client
- * is sent one OVERFLOW event). A client that has not said hello within
+ * over); fds in unsent replies by max_queued_fds per connection,
+ * max_queued_fds_per_uid per uid and a quarter of RLIMIT_NOFILE for all (a
+ * connection with fds queued stops reading while any is over); events by
+ * max_events (past that they are dropped and the client is sent one
+ * OVERFLOW event). A client that has not said hello within
  * hello_timeout_ms is closed.
+ *
+ * No fd a client sends is ever closed on the event loop (its close can
+ * block: SO_LINGER, FUSE): where the kernel has SO_PASSRIGHTS, sockets
+ * refuse fds outright (the sender gets EPERM); elsewhere the fds go to
+ * the closer thread, and a client that outruns it is dropped.
  *
  * A connection is reference counted so that its own callbacks can close
  * it while they still look at it.
@@ -19,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hmap.h"
 #include "mmapio.pb-c.h"
 #include "session.h"
 #include "uids.h"
@@ -39,6 +48,9 @@ struct conn_ctx {
     const struct timeval *hello_tv; /* the hello deadline (NULL: none) */
     uint64_t freed;           /* queued bytes freed since ev_trim ran */
     struct event *ev_trim;    /* gives freed memory back (the server's) */
+    struct hmap fd_uids;      /* uid -> fds queued toward its clients */
+    uint64_t queued_fds;      /* toward every client */
+    uint64_t max_queued_fds;  /* all clients: RLIMIT_NOFILE / 4, on first use */
 };
 
 struct conn {
@@ -57,8 +69,15 @@ struct conn {
     struct uid_use *use;      /* the peer uid's counts */
     struct conn *uid_next, *uid_prev; /* use->list */
     struct event *ev_hello;   /* the hello deadline, until hello */
+    uint32_t n_out_fds;       /* of which carry an fd */
     struct session s;         /* the client as the handlers see it */
 };
+
+/* Makes the listening socket (and so every socket accepted from it)
+ * refuse fds, where the kernel can (SO_PASSRIGHTS); says which in the
+ * log. MMAPIOD_NO_PASSRIGHTS=1 in the environment forces the fallback
+ * (the closer thread), so tests can cover it. */
+void conn_refuse_fds_on(int listen_fd);
 
 /* Takes a connected socket (consumed). 0 or -errno. */
 int conn_new(struct conn_ctx *ctx, int fd, struct conn **out);

@@ -234,6 +234,7 @@ static int setup_accept(struct server *d, char *err, size_t err_size)
         .hello_tv = event_base_init_common_timeout(d->base, &hello),
     };
     uids_init(&d->conns.uids);
+    conn_refuse_fds_on(d->listen_fd);
     d->ev_listen = event_new(d->base, d->listen_fd, EV_READ | EV_PERSIST, on_accept, d);
     d->ev_retry = evtimer_new(d->base, on_retry, d);
     d->ev_trim = d->conns.ev_trim = evtimer_new(d->base, on_trim, d);

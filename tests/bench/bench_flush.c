@@ -7,7 +7,9 @@
  *  1. update_region of 4 KiB under NEVER and under EveryBytes(1 MiB),
  *     beside a plain 4 KiB memcpy into the same kind of mapping (and,
  *     for EveryBytes, beside memcpy + the same msync every 1 MiB: the
- *     floor of any implementation that flushes synchronously). Offsets
+ *     floor of any implementation that flushes synchronously), and under
+ *     NEVER while another client watches the mapping and never reads its
+ *     events (the writer's notices are paced: client/notice.h). Offsets
  *     cycle over a 64 MiB file. Median of several runs, ns per write.
  *  2. Another client's stat (mmapio_refresh) and ping latency, p50/p99,
  *     while the daemon flushes a large dirty file mapping (1 GiB by
@@ -249,10 +251,12 @@ enum { CHUNK = 4096 };
 
 static uint8_t src[CHUNK];
 
-enum variant { V_MEMCPY, V_NEVER, V_MEMCPY_MSYNC, V_EVERY_BYTES, V_COUNT };
+enum variant { V_MEMCPY, V_NEVER, V_WATCHED, V_MEMCPY_MSYNC, V_EVERY_BYTES,
+               V_COUNT };
 static const char *const vname[V_COUNT] = {
     "memcpy 4 KiB (baseline)",
     "update_region, NEVER",
+    "update_region, NEVER, watched",
     "memcpy + msync every 1 MiB (floor)",
     "update_region, EveryBytes(1 MiB)",
 };
@@ -279,6 +283,7 @@ static double run_variant(enum variant v, mmapio_map *m, long iters)
         }
         break;
     case V_NEVER:
+    case V_WATCHED:
     case V_EVERY_BYTES:
         for (long i = 0; i < iters; i++)
             if (mmapio_update_region(m, (uint64_t)(i % U_SLOTS) * CHUNK, src,
@@ -292,15 +297,28 @@ static double run_variant(enum variant v, mmapio_map *m, long iters)
     return (double)(t1 - t0) / (double)iters;
 }
 
+static void ignore_event(const mmapio_change_event *ev, void *user)
+{
+    (void)ev;
+    (void)user;
+}
+
 static void part_update_region(void)
 {
-    mmapio_client *c;
+    mmapio_client *c, *wc;
+    mmapio_map *wm;
+    mmapio_watcher *w;
     CHECK(mmapio_connect(d.sock, &c));
+    CHECK(mmapio_connect(d.sock, &wc));
     mmapio_flush_policy never = { MMAPIO_FLUSH_NEVER, 0 };
     mmapio_flush_policy eb = { MMAPIO_FLUSH_EVERY_BYTES, MIB };
     mmapio_map *m[V_COUNT];
     m[V_MEMCPY] = create_with(c, "u_memcpy.dat", U_FILE, never);
     m[V_NEVER] = create_with(c, "u_never.dat", U_FILE, never);
+    m[V_WATCHED] = create_with(c, "u_watched.dat", U_FILE, never);
+    /* A watcher that never dispatches: its events pile up at the daemon. */
+    CHECK(mmapio_open_ro(wc, "u_watched.dat", &wm));
+    CHECK(mmapio_watch(wm, ignore_event, NULL, &w));
     m[V_MEMCPY_MSYNC] = create_with(c, "u_msync.dat", U_FILE, never);
     m[V_EVERY_BYTES] = create_with(c, "u_eb.dat", U_FILE, eb);
     for (size_t i = 0; i < CHUNK; i++)
@@ -334,6 +352,9 @@ static void part_update_region(void)
            vname[V_NEVER], med[V_NEVER], opt.iters,
            med[V_NEVER] / med[V_MEMCPY]);
     printf("   %-38s %12.1f %10ld %12.3f   (vs plain memcpy)\n",
+           vname[V_WATCHED], med[V_WATCHED], opt.iters,
+           med[V_WATCHED] / med[V_MEMCPY]);
+    printf("   %-38s %12.1f %10ld %12.3f   (vs plain memcpy)\n",
            vname[V_MEMCPY_MSYNC], med[V_MEMCPY_MSYNC], opt.flush_iters,
            med[V_MEMCPY_MSYNC] / med[V_MEMCPY]);
     printf("   %-38s %12.1f %10ld %12.3f   (vs plain memcpy)\n",
@@ -353,6 +374,9 @@ static void part_update_region(void)
         mmapio_unmap(m[v]);
         free(ns[v]);
     }
+    mmapio_unwatch(w);
+    mmapio_unmap(wm);
+    mmapio_disconnect(wc);
     mmapio_disconnect(c);
 }
 
