@@ -173,9 +173,13 @@ static int open_beneath(int dirfd, const char *path, int flags, mode_t mode,
 {
     if (!*no_openat2) {
         long fd;
+        int tries = 0;
+        /* EAGAIN: a rename raced the walk (try again), or, the same
+         * number, O_NONBLOCK met a lease being broken (give up): only a
+         * few tries, never a spin on the loop. */
         do {
             fd = syscall(SYS_openat2, dirfd, path, how, sizeof(*how));
-        } while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+        } while (fd < 0 && (errno == EINTR || (errno == EAGAIN && ++tries < 4)));
         if (fd >= 0 || errno != ENOSYS)
             return fd < 0 ? -errno : (int)fd;
         *no_openat2 = 1;
