@@ -412,17 +412,17 @@ static void hold_many(int n)
     }
 }
 
-/* A read-write handle of the attacker's mapping on fd (the grant's fd is
- * closed), or exits. */
-static uint64_t open_rw_handle(int fd)
+/* A handle of the attacker's anonymous mapping `name` on fd (the grant's
+ * fd is closed), or exits. */
+static uint64_t open_handle(int fd, const char *name, int mode)
 {
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
     Mmapio__Open open = MMAPIO__OPEN__INIT;
     Mmapio__ServerMessage *msg;
     int got = -1;
-    open.path = (char *)"evil-policy";
+    open.path = (char *)name;
     open.anonymous = true;
-    open.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    open.mode = (Mmapio__Mode)mode;
     req.id = 1;
     req.op_case = MMAPIO__REQUEST__OP_OPEN;
     req.open = &open;
@@ -443,7 +443,8 @@ static void set_policies_forever(void)
     int fd = rb_raw_hello(hz.sock);
     if (fd < 0)
         _exit(5);
-    uint64_t handle = open_rw_handle(fd);
+    uint64_t handle = open_handle(fd, "evil-policy",
+                                  MMAPIO__MODE__MODE_READ_WRITE);
     Mmapio__ServerMessage *msg;
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
     Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
@@ -494,6 +495,93 @@ Test(fairness, ping_beside_policy_changes_over_many_holders)
      * several times slower: there only a collapse fails. */
     ping_beside(policy_storm, "another uid's pipelined policy changes over "
                 "its thousands of holders",
+                rb_rss_meaningful() ? 15000 : 60000);
+}
+
+/* WRITE notices over thousands of the attacker's own watches of one
+ * mapping: each notice is told to every watching connection. A raw client
+ * floods notices (the library paces its own). */
+#define WATCHES 32000
+#define WATCHES_WRAPPED 400
+
+/* Pipelines `n` watch requests on `handle` over fd and reads their
+ * replies. */
+static void watch_many(int fd, uint64_t handle, int n)
+{
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__Watch w = MMAPIO__WATCH__INIT;
+    Mmapio__ServerMessage *msg;
+    req.op_case = MMAPIO__REQUEST__OP_WATCH;
+    req.watch = &w;
+    w.handle = handle;
+    for (int i = 0; i < n; i += PIPELINE) {
+        int k = n - i < PIPELINE ? n - i : PIPELINE;
+        for (int j = 0; j < k; j++) {
+            req.id = (uint64_t)(i + j + 2);
+            if (raw_send(fd, &req, -1) < 0)
+                _exit(4);
+        }
+        for (int j = 0; j < k; j++) {
+            if (raw_recv(fd, 30000, &msg, NULL) < 0)
+                _exit(4);
+            mmapio__server_message__free_unpacked(msg, NULL);
+        }
+    }
+}
+
+static void notify_forever(void)
+{
+    int fd = rb_raw_hello(hz.sock);
+    if (fd < 0)
+        _exit(5);
+    uint64_t handle = open_handle(fd, "evil-watch",
+                                  MMAPIO__MODE__MODE_READ_WRITE);
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    req.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    req.notice = &n;
+    n.handle = handle;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
+    n.len = 1;
+    for (uint64_t id = 1;; id++) {
+        req.id = id;
+        n.offset = id % 4096;
+        if (raw_send(fd, &req, -1) < 0) /* blocks while the daemon is behind */
+            _exit(6);
+    }
+}
+
+static void notice_storm(int ready)
+{
+    mmapio_client *c;
+    mmapio_map *m;
+    setpgid(0, 0);
+    if (mmapio_connect(hz.sock, &c) != MMAPIO_OK ||
+        mmapio_anon_create(c, "evil-watch", 4096, &m) != MMAPIO_OK)
+        _exit(3);
+    int n = (rb_wrapped() ? WATCHES_WRAPPED : WATCHES) / HOLDER_CONNS;
+    for (int k = 0; k < HOLDER_CONNS; k++) {
+        int fd = rb_raw_hello(hz.sock);
+        if (fd < 0)
+            _exit(3);
+        watch_many(fd, open_handle(fd, "evil-watch",
+                                   MMAPIO__MODE__MODE_READ_ONLY), n);
+    }
+    for (int i = 0; i < SETTERS; i++)
+        if (fork() == 0)
+            notify_forever();
+    usleep(200 * 1000);
+    say_ready(ready);
+    for (;;)
+        pause(); /* the watchers stay, their events unread */
+}
+
+Test(fairness, ping_beside_notices_over_many_watches)
+{
+    /* As for policy changes: each notice walks the watches (the
+     * requester's own), a turn is bounded in time. */
+    ping_beside(notice_storm, "another uid's flood of write notices over "
+                "its thousands of watches",
                 rb_rss_meaningful() ? 15000 : 60000);
 }
 
