@@ -46,6 +46,8 @@ int errmap_from_errno(int e)
     case EPROTO:
     case EMSGSIZE:
         return MMAPIO_E_PROTOCOL;
+    case ETIMEDOUT:
+        return MMAPIO_E_TIMED_OUT;
     default:
         return MMAPIO_E_IO;
     }
@@ -71,6 +73,7 @@ static const char *const texts[] = {
     [-MMAPIO_E_QUOTA] = "limit or quota exceeded",
     [-MMAPIO_E_DISCONNECTED] = "not connected to mmapiod",
     [-MMAPIO_E_PROTOCOL] = "protocol error",
+    [-MMAPIO_E_TIMED_OUT] = "timed out",
 };
 
 int errmap_valid(int err)

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,6 +48,7 @@ typedef enum {
     MMAPIO_E_QUOTA = -16,
     MMAPIO_E_DISCONNECTED = -17,
     MMAPIO_E_PROTOCOL = -18,
+    MMAPIO_E_TIMED_OUT = -19,
 } mmapio_err;
 
 /* A short English text for every value, including unknown ones. */
@@ -158,6 +160,13 @@ typedef enum {
     MMAPIO_OWNER_UID           /* only one that owner_uid owns */
 } mmapio_owner;
 
+/* When a new mapping's pages are first touched (mmapio_options.touch). */
+typedef enum {
+    MMAPIO_TOUCH_NEVER = 0,    /* when the program first touches them (default) */
+    MMAPIO_TOUCH_EAGER,        /* all of them before the open returns */
+    MMAPIO_TOUCH_LAZY          /* in the background after the open returns */
+} mmapio_touch_hint;
+
 typedef struct {
     mmapio_mode mode;          /* default READ_WRITE */
     bool anonymous;            /* path is an anonymous mapping's name */
@@ -170,6 +179,9 @@ typedef struct {
                                   (0644 files, 0600 anonymous) */
     mmapio_owner owner;        /* whose an existing one must be; default ANY */
     uint32_t owner_uid;        /* with MMAPIO_OWNER_UID */
+    bool huge_pages;           /* back it with huge pages where the system
+                                  can; never a failure by itself */
+    mmapio_touch_hint touch;   /* default MMAPIO_TOUCH_NEVER */
 } mmapio_options;
 
 /* Fills *o with the defaults: read-write, open existing, policy NEVER. */
@@ -361,6 +373,131 @@ int mmapio_admin_flush_all(mmapio_client *c, mmapio_flush_report *report);
  * invalid policy is MMAPIO_E_INVALID_ARGUMENT, before anything is sent. */
 int mmapio_admin_set_flush_policy(mmapio_client *c, const char *path,
                                   bool anonymous, mmapio_flush_policy p);
+
+/* ---- the rest of mmap-io ---------------------------------------------- */
+
+/* Utilities. align_up: the smallest multiple of alignment >= value
+ * (alignment 0: value). */
+size_t mmapio_page_size(void);
+uint64_t mmapio_align_up(uint64_t value, uint64_t alignment);
+
+/* Slices: bounds-checked pointers into the mapping. _mut on a READ_ONLY
+ * handle is MMAPIO_E_INVALID_MODE. */
+int mmapio_as_slice(const mmapio_map *m, uint64_t offset, uint64_t len,
+                    const void **out);
+int mmapio_as_slice_mut(mmapio_map *m, uint64_t offset, uint64_t len,
+                        void **out);
+
+/* Advice, prefetch and touching; offsets need not be page-aligned: whole
+ * pages are covered. Failures are MMAPIO_E_ADVICE_FAILED. */
+typedef enum {
+    MMAPIO_ADVICE_NORMAL,
+    MMAPIO_ADVICE_RANDOM,
+    MMAPIO_ADVICE_SEQUENTIAL,
+    MMAPIO_ADVICE_WILL_NEED,
+    MMAPIO_ADVICE_DONT_NEED
+} mmapio_advice;
+int mmapio_advise(mmapio_map *m, uint64_t offset, uint64_t len,
+                  mmapio_advice advice);
+int mmapio_prefetch_range(mmapio_map *m, uint64_t offset, uint64_t len);
+int mmapio_touch_pages(mmapio_map *m);
+int mmapio_touch_pages_range(mmapio_map *m, uint64_t offset, uint64_t len);
+
+/* Locking in RAM (mlock): MMAPIO_E_LOCK_FAILED / MMAPIO_E_UNLOCK_FAILED. */
+int mmapio_lock(mmapio_map *m, uint64_t offset, uint64_t len);
+int mmapio_unlock(mmapio_map *m, uint64_t offset, uint64_t len);
+int mmapio_lock_all(mmapio_map *m);
+int mmapio_unlock_all(mmapio_map *m);
+
+#if !defined(__cplusplus) && defined(__STDC_VERSION__) && \
+    __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_ATOMICS__)
+/* Atomic views (C11 only): atomics inside the mapping, shared by every
+ * process that maps it. offset 4- (u32) or 8- (u64) aligned, else
+ * MMAPIO_E_MISALIGNED; on a READ_ONLY handle a view may only be loaded. */
+int mmapio_atomic_u32(mmapio_map *m, uint64_t offset, _Atomic uint32_t **out);
+int mmapio_atomic_u64(mmapio_map *m, uint64_t offset, _Atomic uint64_t **out);
+int mmapio_atomic_u32_slice(mmapio_map *m, uint64_t offset, size_t count,
+                            _Atomic uint32_t **out);
+int mmapio_atomic_u64_slice(mmapio_map *m, uint64_t offset, size_t count,
+                            _Atomic uint64_t **out);
+#endif
+
+/* Cross-process wait/wake on a u32 in the mapping (a futex on shared
+ * memory). wait: MMAPIO_OK when woken or when the value is not `expected`,
+ * MMAPIO_E_TIMED_OUT after timeout_ms (< 0: no limit). wake: how many it
+ * woke, or a negative error. */
+int mmapio_wait_u32(mmapio_map *m, uint64_t offset, uint32_t expected,
+                    int timeout_ms);
+int mmapio_wake_u32(mmapio_map *m, uint64_t offset, int count);
+
+/* Iteration. The iterator lives on the caller's stack; its fields are not
+ * part of the contract. chunk_size 0 is MMAPIO_E_INVALID_ARGUMENT; the
+ * last chunk may be shorter. */
+typedef struct {
+    const mmapio_map *map_;
+    uint64_t pos_, step_;
+} mmapio_iter;
+int mmapio_chunks(const mmapio_map *m, uint64_t chunk_size, mmapio_iter *it);
+int mmapio_pages(const mmapio_map *m, mmapio_iter *it);
+bool mmapio_iter_next(mmapio_iter *it, uint64_t *offset, const void **chunk,
+                      size_t *len);
+typedef int (*mmapio_chunk_fn)(uint64_t offset, void *chunk, size_t len,
+                               void *user);
+/* READ_ONLY: MMAPIO_E_INVALID_MODE; a non-zero return of fn stops the walk
+ * and is returned. */
+int mmapio_chunks_mut(mmapio_map *m, uint64_t chunk_size, mmapio_chunk_fn fn,
+                      void *user);
+
+/* Segments: a window of a mapping, re-checked against the mapping's
+ * length at every use; offsets relative to the segment; writes count
+ * toward the flush policy like mmapio_update_region. */
+typedef struct {
+    mmapio_map *parent;
+    uint64_t offset, len;
+} mmapio_segment;
+int mmapio_segment_init(mmapio_segment *s, mmapio_map *m, uint64_t offset,
+                        uint64_t len);
+int mmapio_segment_slice(const mmapio_segment *s, const void **out);
+int mmapio_segment_slice_mut(mmapio_segment *s, void **out);
+int mmapio_segment_read(const mmapio_segment *s, uint64_t offset, void *buf,
+                        size_t len);
+int mmapio_segment_write(mmapio_segment *s, uint64_t offset, const void *data,
+                         size_t len);
+
+/* stdio streams over a mapping: fread/fseek/ftell work; fclose frees the
+ * stream, not the mapping. NULL with errno on failure. The writer writes
+ * in place, never past the end (a write past it is short, errno ENOSPC),
+ * READ_WRITE handles only. */
+FILE *mmapio_reader(mmapio_map *m);
+FILE *mmapio_writer(mmapio_map *m);
+
+/* Huge pages: 1 when the kernel backs the mapping with huge pages (as
+ * /proc/self/smaps says), 0 when not, negative when it cannot tell. */
+int mmapio_is_hugepage_backed(const mmapio_map *m);
+
+/* A caller's own fd, registered by the daemon like an opened file
+ * (policies, watches, other holders); the caller keeps its fd. A mode the
+ * fd's access does not allow: MMAPIO_E_PERMISSION; an empty file with
+ * READ_WRITE or COPY_ON_WRITE: MMAPIO_E_RESIZE_FAILED; not a regular file
+ * or memfd: MMAPIO_E_INVALID_ARGUMENT. path is informational. */
+int mmapio_from_fd(mmapio_client *c, int fd, mmapio_mode mode,
+                   const char *path, mmapio_map **out);
+/* Like mmapio_unmap, but hands the caller the file's descriptor
+ * (close-on-exec; read-only for READ_ONLY and COPY_ON_WRITE handles);
+ * anonymous mappings: MMAPIO_E_INVALID_MODE. */
+int mmapio_unmap_to_fd(mmapio_map *m, int *fd_out);
+
+/* A copy of a file inside the data root: read access to src, create or
+ * write access to dst; holders of dst see the new bytes, its watchers get
+ * MODIFIED. */
+int mmapio_copy(mmapio_client *c, const char *src, const char *dst);
+
+/* Asynchronous flush by the daemon's workers; cb runs from
+ * mmapio_client_dispatch with MMAPIO_OK or a negative error. */
+typedef void (*mmapio_done_cb)(int result, void *user);
+int mmapio_flush_async(mmapio_map *m, mmapio_done_cb cb, void *user);
+int mmapio_flush_range_async(mmapio_map *m, uint64_t offset, uint64_t len,
+                             mmapio_done_cb cb, void *user);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,7 @@ Test(errmap, errno_values)
         { ECONNREFUSED, MMAPIO_E_DISCONNECTED },
         { EBADMSG, MMAPIO_E_PROTOCOL },
         { EMSGSIZE, MMAPIO_E_PROTOCOL },
+        { ETIMEDOUT, MMAPIO_E_TIMED_OUT },
         { EIO, MMAPIO_E_IO },
         { EDOM, MMAPIO_E_IO },            /* anything unlisted */
     };
@@ -51,7 +52,7 @@ Test(errmap, errno_values)
 Test(errmap, every_code_has_its_own_text)
 {
     const char *seen[32] = { 0 };
-    for (int e = MMAPIO_OK; e >= MMAPIO_E_PROTOCOL; e--) {
+    for (int e = MMAPIO_OK; e >= MMAPIO_E_TIMED_OUT; e--) {
         cr_assert(errmap_valid(e), "%d should be valid", e);
         const char *t = errmap_text(e);
         cr_assert_not_null(t);
@@ -66,7 +67,7 @@ Test(errmap, every_code_has_its_own_text)
 
 Test(errmap, unknown_codes)
 {
-    const int bad[] = { 1, 42, MMAPIO_E_PROTOCOL - 1, -1000, INT_MIN,
+    const int bad[] = { 1, 42, MMAPIO_E_TIMED_OUT - 1, -1000, INT_MIN,
                         INT_MAX };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_not(errmap_valid(bad[i]), "%d should be invalid", bad[i]);
@@ -76,7 +77,7 @@ Test(errmap, unknown_codes)
 
 Test(errmap, library_strerror_agrees)
 {
-    for (int e = MMAPIO_OK; e >= MMAPIO_E_PROTOCOL; e--)
+    for (int e = MMAPIO_OK; e >= MMAPIO_E_TIMED_OUT; e--)
         cr_assert_str_eq(mmapio_strerror(e), errmap_text(e));
     cr_assert_not_null(mmapio_strerror(12345));
     cr_assert_not_null(mmapio_strerror(INT_MIN));
