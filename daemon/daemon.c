@@ -60,7 +60,7 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
         snprintf(err, err_size, "cannot start flush workers: %s", strerror(-r));
         return r;
     }
-    if (r == 0 && (r = watches_init(&d->watches, &d->reg, d->base,
+    if (r == 0 && (r = watches_init(&d->watches, &d->reg, &d->quota, d->base,
                                     c->max_handles_per_client,
                                     session_watch_event)) < 0) {
         snprintf(err, err_size, "cannot set up inotify: %s", strerror(-r));
