@@ -113,10 +113,12 @@ int daemon_run(struct daemon *d)
     const struct config *c = &d->cfg;
     /* Said once serving: a daemon that cannot start says one line only. */
     log_info("fd limit %llu: max_clients %u (%u per uid, %u kept for admins), "
-             "max_mappings %u (%u per uid, %u kept for admins)",
+             "max_mappings %u (%u per uid, %u kept for admins), "
+             "max_queued_fds_total %u",
              (unsigned long long)d->nofile, c->max_clients,
              c->max_clients_per_uid, c->reserved_clients, c->max_mappings,
-             c->max_mappings_per_uid, c->reserved_mappings);
+             c->max_mappings_per_uid, c->reserved_mappings,
+             c->max_queued_fds_total);
     return server_run(&d->server);
 }
 

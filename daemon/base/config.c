@@ -187,7 +187,9 @@ out:
  * get a quarter of the rest (max_queued_fds_total), connections an eighth
  * of what is left (at most 10000, at least 16), mappings what connections
  * leave (at most 131072); a uid a quarter of each, and a sixteenth of each
- * is kept for root and admin_group.
+ * is kept for root and admin_group. A connection costs two fds: its socket,
+ * and the one reply fd it may queue past max_queued_fds_total (a client
+ * with no fd queued is always read, conn.c).
  */
 #define CONFIG_INTERNAL_FDS 64
 
@@ -223,9 +225,9 @@ void config_fit_fds(struct config *c, uint64_t nofile, char *note,
     budget -= c->max_queued_fds_total;
     if (c->max_clients == 0)
         c->max_clients = at_least(budget / 8, 16, 10000);
-    lower(&c->max_clients, at_least(budget / 2, 1, UINT32_MAX), "max_clients",
+    lower(&c->max_clients, at_least(budget / 4, 1, UINT32_MAX), "max_clients",
           &note, &note_size);
-    uint64_t left = budget - c->max_clients;
+    uint64_t left = budget - 2 * (uint64_t)c->max_clients;
     if (c->max_mappings == 0)
         c->max_mappings = at_least(left, 16, 131072);
     lower(&c->max_mappings, at_least(left, 16, UINT32_MAX), "max_mappings",
