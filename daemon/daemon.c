@@ -60,7 +60,7 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
         snprintf(err, err_size, "cannot start flush workers: %s", strerror(-r));
         return r;
     }
-    if (r == 0 && (r = watches_init(&d->watches, &d->reg, d->base,
+    if (r == 0 && (r = watches_init(&d->watches, &d->reg, &d->quota, d->base,
                                     c->max_handles_per_client,
                                     session_watch_event)) < 0) {
         snprintf(err, err_size, "cannot set up inotify: %s", strerror(-r));
@@ -113,10 +113,12 @@ int daemon_run(struct daemon *d)
     const struct config *c = &d->cfg;
     /* Said once serving: a daemon that cannot start says one line only. */
     log_info("fd limit %llu: max_clients %u (%u per uid, %u kept for admins), "
-             "max_mappings %u (%u per uid, %u kept for admins)",
+             "max_mappings %u (%u per uid, %u kept for admins), "
+             "max_queued_fds_total %u",
              (unsigned long long)d->nofile, c->max_clients,
              c->max_clients_per_uid, c->reserved_clients, c->max_mappings,
-             c->max_mappings_per_uid, c->reserved_mappings);
+             c->max_mappings_per_uid, c->reserved_mappings,
+             c->max_queued_fds_total);
     return server_run(&d->server);
 }
 

@@ -7,12 +7,14 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "wire.h"
 
 TestSuite(resize, .init = hz_setup, .fini = hz_teardown, .timeout = 60);
 
@@ -252,4 +254,97 @@ Test(resize, grow_while_others_hold_then_they_refresh)
     mmapio_unmap(a);
     mmapio_unmap(b);
     mmapio_disconnect(c);
+}
+
+/* Waits until process pid is stopped (state T in /proc). */
+static void wait_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't'))
+            return;
+        usleep(10 * 1000);
+    }
+    cr_assert_fail("mmapiod did not stop");
+}
+
+/* The next RESIZED event on a raw connection within timeout_ms: its size,
+ * or -1. */
+static int64_t next_resized(int fd, int timeout_ms)
+{
+    static uint8_t buf[WIRE_DEFAULT_MAX_FRAME];
+    int64_t end = hz_now_ms() + timeout_ms;
+    while (hz_now_ms() < end) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, (int)(end - hz_now_ms())) <= 0)
+            break;
+        int fds[WIRE_MAX_FDS];
+        size_t n_fds = 0;
+        long n = wire_recv(fd, buf, sizeof(buf), fds, WIRE_MAX_FDS, &n_fds);
+        wire_close_fds(fds, n_fds);
+        if (n < 0)
+            break;
+        Mmapio__ServerMessage *m =
+            mmapio__server_message__unpack(NULL, (size_t)n, buf);
+        if (!m)
+            break;
+        int64_t size = -1;
+        if (m->body_case == MMAPIO__SERVER_MESSAGE__BODY_EVENT &&
+            m->event->kind == MMAPIO__EVENT_KIND__EVENT_RESIZED)
+            size = (int64_t)m->event->size;
+        mmapio__server_message__free_unpacked(m, NULL);
+        if (size >= 0)
+            return size;
+    }
+    return -1;
+}
+
+/* A file grown outside the daemon, first noticed by another client's
+ * open (its charge and reserve read the size the kernel has): the
+ * holders are told, as when inotify or a request of theirs notices it. */
+Test(resize, grown_outside_and_noticed_by_an_open_is_announced)
+{
+    const char *path = hz_path(&hz, "out.dat");
+    cr_assert_eq(hz_write_file(path, "x", 1), 0);
+    cr_assert_eq(truncate(path, 4096), 0);
+    int a = raw_connect(hz.sock), b = raw_connect(hz.sock), fd = -1;
+    cr_assert(a >= 0 && b >= 0);
+    hz_assert_ok(raw_hello(a, WIRE_PROTOCOL));
+    hz_assert_ok(raw_hello(b, WIRE_PROTOCOL));
+    hz_assert_ok(raw_open(a, "out.dat", false, MMAPIO__MODE__MODE_READ_WRITE,
+                          false, 0, &fd));
+    close(fd);
+
+    /* b's open is read before inotify's news of the growth. */
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    wait_stopped(hz.pid);
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    o.path = (char *)"out.dat";
+    o.mode = MMAPIO__MODE__MODE_READ_ONLY;
+    q.id = 7;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    cr_assert_eq(raw_send(b, &q, -1), 0);
+    usleep(20 * 1000);
+    cr_assert_eq(truncate(path, 8192), 0);
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+
+    Mmapio__ServerMessage *m;
+    cr_assert_eq(raw_recv(b, 5000, &m, &fd), 0);
+    cr_assert_eq(m->reply->error, 0);
+    cr_assert_eq(m->reply->open->size, 8192);
+    mmapio__server_message__free_unpacked(m, NULL);
+    close(fd);
+    cr_assert_eq(next_resized(a, 2000), 8192,
+                 "the holder was never told the file grew");
+    close(a);
+    close(b);
 }

@@ -179,13 +179,17 @@ out:
 }
 
 /*
- * The fd budget. Every connection and every mapping holds one fd; the
- * daemon keeps CONFIG_INTERNAL_FDS for itself (stdio, the listener, the
- * loop, inotify, workers' pipes, the data root, the fds an open or a
- * flush holds for a moment, the spare fd that lets accept answer at the
- * limit). Connections get an eighth of the rest (at most 10000, at least
- * 16), mappings what connections leave (at most 131072); a uid a quarter
- * of each, and a sixteenth of each is kept for root and admin_group.
+ * The fd budget. Every connection and every mapping holds one fd, and so
+ * does every fd queued in an unsent reply (conn.h); the daemon keeps
+ * CONFIG_INTERNAL_FDS for itself (stdio, the listener, the loop, inotify,
+ * workers' pipes, the data root, the fds an open or a flush holds for a
+ * moment, the spare fd that lets accept answer at the limit). Queued fds
+ * get a quarter of the rest (max_queued_fds_total), connections an eighth
+ * of what is left (at most 10000, at least 16), mappings what connections
+ * leave (at most 131072); a uid a quarter of each, and a sixteenth of each
+ * is kept for root and admin_group. A connection costs two fds: its socket,
+ * and the one reply fd it may queue past max_queued_fds_total (a client
+ * with no fd queued is always read, conn.c).
  */
 #define CONFIG_INTERNAL_FDS 64
 
@@ -215,11 +219,15 @@ void config_fit_fds(struct config *c, uint64_t nofile, char *note,
                                                        : CONFIG_INTERNAL_FDS;
     if (note_size)
         *note = '\0';
+    /* Fds queued toward clients come first: they are not promised to
+     * connections or mappings. */
+    c->max_queued_fds_total = at_least(budget / 4, 16, UINT32_MAX);
+    budget -= c->max_queued_fds_total;
     if (c->max_clients == 0)
         c->max_clients = at_least(budget / 8, 16, 10000);
-    lower(&c->max_clients, at_least(budget / 2, 1, UINT32_MAX), "max_clients",
+    lower(&c->max_clients, at_least(budget / 4, 1, UINT32_MAX), "max_clients",
           &note, &note_size);
-    uint64_t left = budget - c->max_clients;
+    uint64_t left = budget - 2 * (uint64_t)c->max_clients;
     if (c->max_mappings == 0)
         c->max_mappings = at_least(left, 16, 131072);
     lower(&c->max_mappings, at_least(left, 16, UINT32_MAX), "max_mappings",

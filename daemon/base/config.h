@@ -28,6 +28,9 @@ struct config {
     uint64_t max_queued_bytes_per_uid; /* ... toward all of a uid's clients */
     uint32_t max_queued_fds;        /* fds queued toward one client */
     uint32_t max_queued_fds_per_uid; /* ... toward all of a uid's clients */
+    uint32_t max_queued_fds_total;  /* ... toward every client: a share of
+                                     * the fd budget (config_fit_fds); 0:
+                                     * not fitted, RLIMIT_NOFILE / 4 */
     uint32_t max_mappings;          /* mappings alive at once (control
                                      * slots); 0: from the fd budget */
     uint32_t max_mappings_per_uid;  /* mappings a uid may own; 0: a share */

@@ -215,7 +215,12 @@ static int truncate_held(struct handlers *h, struct mapping *m, uint64_t size,
 static int reserve_for_writer(struct mapping *m, uint64_t max,
                               const char **why)
 {
-    int r = mapping_reserve(m, 0, mapping_sync_size(m), max);
+    uint64_t was = m->size;
+    /* A size grown outside the daemon is announced first: the quota
+     * service reserves or undoes it, the holders hear of it. */
+    if (mapping_sync_size(m) != was)
+        mapping_changed(m, MAPPING_RESIZED, NULL);
+    int r = mapping_reserve(m, 0, m->size, max);
     if (r == 0)
         return MMAPIO_OK;
     *why = r == -ENOSPC || r == -EDQUOT ? "not enough disk to back the mapping"

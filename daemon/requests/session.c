@@ -123,6 +123,7 @@ void session_start(struct session *s, struct handlers *h,
     s->port = port;
     s->id = ++h->next_session_id;
     s->cred = *cred;
+    s->watches.uid = cred->uid;
     s->next = h->sessions;
     if (h->sessions)
         h->sessions->prev = s;

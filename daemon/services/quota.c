@@ -235,15 +235,26 @@ int quota_charge_mapping(struct quota *q, struct mapping *m)
     return r;
 }
 
+/* What the kernel holds, now. A size nobody announced yet (a file grown
+ * or shrunk outside the daemon, not yet seen by inotify) is announced
+ * here, as a request that notices it does: this service follows it (see
+ * follow) before the holders hear of it; else they never would. */
+static void sync_size(struct mapping *m)
+{
+    uint64_t was = m->size;
+    if (mapping_sync_size(m) != was)
+        mapping_changed(m, MAPPING_RESIZED, NULL);
+}
+
 int quota_hold(struct quota *q, struct mapping *m, uid_t uid)
 {
-    mapping_sync_size(m); /* what the kernel holds, now */
+    sync_size(m);
     return add_hold(q, m, uid);
 }
 
 void quota_unhold(struct quota *q, struct mapping *m, uid_t uid)
 {
-    mapping_sync_size(m);
+    sync_size(m);
     struct qstate *st = state_of(q, m, false);
     if (st)
         follow(q, m, st);

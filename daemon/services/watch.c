@@ -12,6 +12,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "quota.h"
 #include "registry.h"
 
 #define FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
@@ -198,8 +199,14 @@ int watch_add(struct watches *ws, struct watch_owner *o, struct mapping *m,
     struct watch *w = s ? calloc(1, sizeof(*w)) : NULL;
     if (!w)
         return MMAPIO_E_QUOTA;
+    /* It keeps m (and its fd) alive like a holder: charged like one. */
+    if (quota_hold(ws->quota, m, o->uid)) {
+        free(w);
+        return MMAPIO_E_QUOTA;
+    }
     w->id = ++ws->next_id;
     if (hmap_insert(&ws->ids, &w->node, hmap_hash_u64(w->id)) < 0) {
+        quota_unhold(ws->quota, m, o->uid);
         free(w);
         return MMAPIO_E_QUOTA;
     }
@@ -245,6 +252,7 @@ static void drop(struct watches *ws, struct watch *w)
     atomic_store(&ctl_slot(&m->env->ctl, m->slot)->watchers, s->n);
     hmap_remove(&ws->ids, &w->node);
     free(w);
+    quota_unhold(ws->quota, m, o->uid);
     mapping_unpin(m);
     registry_retire_if_unused(ws->reg, m);
     mapping_unref(m);
@@ -289,12 +297,13 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
     }
 }
 
-int watches_init(struct watches *ws, struct registry *r,
+int watches_init(struct watches *ws, struct registry *r, struct quota *q,
                  struct event_base *base, uint32_t max_per_owner,
                  watch_send_fn send)
 {
     memset(ws, 0, sizeof(*ws));
     ws->reg = r;
+    ws->quota = q;
     ws->base = base;
     hmap_init(&ws->wds);
     hmap_init(&ws->ids);

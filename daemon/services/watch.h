@@ -14,7 +14,10 @@
  * A watch belongs to an owner (a client's session, which embeds a struct
  * watch_owner); events go out through the `send` function given at start,
  * once per owner however many of its watches match. A watch pins its file
- * mapping in the registry. It observes the model: REMOVED reaches the
+ * mapping in the registry, and so keeps one of the daemon's fds: it is
+ * charged to the owner's uid like a holder (quota_hold), so a uid cannot
+ * keep mappings alive past max_mappings_per_uid by watching what it no
+ * longer holds. It observes the model: REMOVED reaches the
  * watchers, a retired or freed mapping stops being watched by inotify.
  */
 #ifndef MMAPIOD_WATCH_H
@@ -29,6 +32,7 @@
 
 struct event;
 struct event_base;
+struct quota;
 struct registry;
 struct watch;
 
@@ -37,12 +41,14 @@ struct watch_owner {
     struct watch *first;
     uint32_t n;
     uint64_t mark;            /* de-duplicates one notification */
+    uid_t uid;                /* charged for its watches (quota_hold) */
 };
 
 typedef void (*watch_send_fn)(struct watch_owner *o, Mmapio__Event *ev);
 
 struct watches {
     struct registry *reg;
+    struct quota *quota;
     struct event_base *base;
     int inotify_fd;
     struct event *ev_inotify;
@@ -56,7 +62,7 @@ struct watches {
 };
 
 /* 0 or -errno. */
-int watches_init(struct watches *ws, struct registry *r,
+int watches_init(struct watches *ws, struct registry *r, struct quota *q,
                  struct event_base *base, uint32_t max_per_owner,
                  watch_send_fn send);
 void watches_fini(struct watches *ws);
@@ -64,7 +70,8 @@ void watches_fini(struct watches *ws);
 /* Starts inotify on a file mapping, once (failure is logged, not fatal). */
 void watch_track_file(struct watches *ws, struct mapping *m);
 
-/* Subscribes o to m: MMAPIO_OK with *id, or MMAPIO_E_QUOTA. */
+/* Subscribes o to m, charged to o->uid: MMAPIO_OK with *id, or
+ * MMAPIO_E_QUOTA. */
 int watch_add(struct watches *ws, struct watch_owner *o, struct mapping *m,
               uint64_t *id);
 /* MMAPIO_OK or MMAPIO_E_NOT_FOUND (no such watch of o's). */

@@ -197,6 +197,10 @@ static uint64_t max_queued_fds(struct conn_ctx *ctx)
     struct rlimit rl;
     if (ctx->max_queued_fds)
         return ctx->max_queued_fds;
+    /* The share of the fd budget config_fit_fds kept for them. */
+    ctx->max_queued_fds = ctx->cfg->max_queued_fds_total;
+    if (ctx->max_queued_fds)
+        return ctx->max_queued_fds;
     ctx->max_queued_fds = 1024 / 4;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         ctx->max_queued_fds = rl.rlim_cur / 4;

@@ -7,7 +7,7 @@
  * it by max_queued_bytes, and toward all its uid's connections by
  * max_queued_bytes_per_uid (the connection stops reading while it is
  * over); fds in unsent replies by max_queued_fds per connection,
- * max_queued_fds_per_uid per uid and a quarter of RLIMIT_NOFILE for all (a
+ * max_queued_fds_per_uid per uid and max_queued_fds_total for all (a
  * connection with fds queued stops reading while any is over); events by
  * max_events (past that they are dropped and the client is sent one
  * OVERFLOW event). A client that has not said hello within
@@ -50,7 +50,8 @@ struct conn_ctx {
     struct event *ev_trim;    /* gives freed memory back (the server's) */
     struct hmap fd_uids;      /* uid -> fds queued toward its clients */
     uint64_t queued_fds;      /* toward every client */
-    uint64_t max_queued_fds;  /* all clients: RLIMIT_NOFILE / 4, on first use */
+    uint64_t max_queued_fds;  /* all clients: max_queued_fds_total (else
+                               * RLIMIT_NOFILE / 4), on first use */
 };
 
 struct conn {

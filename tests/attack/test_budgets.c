@@ -476,3 +476,169 @@ Test(budgets, unread_replies_cannot_bloat_the_daemon)
                  peak - base, bound);
     cr_assert_lt(after - base, 8 * 1024, "the daemon kept %ld KiB", after - base);
 }
+
+/* ---- every fd the daemon can be made to hold, at once ---------------- */
+
+/* Hello, then open requests for the anonymous mapping `name` without
+ * reading a reply, until the daemon stops reading them: each unsent
+ * reply holds an fd of the daemon's. The fd, or -1. */
+static int pipeline_opens(const char *name)
+{
+    int fd = raw_connect(hz.sock);
+    if (fd < 0 || raw_hello(fd, WIRE_PROTOCOL) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    o.path = (char *)name;
+    o.anonymous = true;
+    o.mode = MMAPIO__MODE__MODE_READ_ONLY;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    for (int i = 0; i < 2000; i++) {
+        q.id = 100 + (uint64_t)i;
+        if (raw_send(fd, &q, -1) == 0)
+            continue;
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        if (poll(&p, 1, 100) <= 0)
+            break; /* the daemon stopped reading */
+    }
+    return fd;
+}
+
+/* As many deaf connections as the uid may have, each pinning reply fds. */
+static int deaf_opens(int report, void *arg)
+{
+    int n = 0;
+    while (n < 64 && pipeline_opens(arg) >= 0)
+        n++;
+    (void)!write(report, &n, sizeof(n));
+    pause();
+    return 0;
+}
+
+/* Creates until refused; holds its connection. */
+static int fill(int report, void *arg)
+{
+    (void)arg;
+    mmapio_client *c;
+    int r = mmapio_connect(hz.sock, &c);
+    if (r != MMAPIO_OK)
+        return say(report, "filler connect: %s", mmapio_strerror(r));
+    struct flood f = { 0, MMAPIO_OK };
+    for (;; f.created++) {
+        char name[32];
+        mmapio_map *m;
+        snprintf(name, sizeof(name), "f%u-%d", (unsigned)getuid(), f.created);
+        if ((f.last = mmapio_anon_create(c, name, 4096, &m)) != MMAPIO_OK)
+            break;
+        mmapio_unmap(m);
+    }
+    (void)!write(report, &f, sizeof(f));
+    pause();
+    return 0;
+}
+
+/* Connects until refused; reports how many, holds them. */
+static int idle(int report, void *arg)
+{
+    (void)arg;
+    mmapio_client *c;
+    int n = 0;
+    while (n < 64 && mmapio_connect(hz.sock, &c) == MMAPIO_OK &&
+           mmapio_ping(c) == MMAPIO_OK)
+        n++;
+    (void)!write(report, &n, sizeof(n));
+    pause();
+    return 0;
+}
+
+/* Connections, mappings and fds in unread replies, each at its limit at
+ * once, by several uids: the daemon still has the fds to keep its
+ * promises (root's reserved mappings), so they fit its fd limit together. */
+Test(budgets, every_budget_at_once_fits_the_fd_limit)
+{
+    start_with_fds(256);
+    mmapio_client *c = hz_client();
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = true;
+    o.create = true;
+    o.exclusive = true;
+    o.size = 4096;
+    o.perm = 0666;
+    mmapio_map *shared;
+    hz_assert_ok(mmapio_open(c, "shared", &o, &shared));
+
+    struct child kids[16];
+    int n_kids = 0, created = 0, idlers = 0, conns = 0;
+    kids[n_kids] = spawn_as(RB_NOBODY, deaf_opens, (void *)"shared");
+    cr_assert_eq(read(kids[n_kids++].report, &conns, sizeof(conns)),
+                 (long)sizeof(conns), "the deaf uid did not report");
+    for (int i = 0; i < 4; i++) { /* a quarter of max_mappings each */
+        struct flood f = { 0, 0 };
+        kids[n_kids] = spawn_as(61000 + (uid_t)i, fill, NULL);
+        cr_assert_eq(read(kids[n_kids++].report, &f, sizeof(f)),
+                     (long)sizeof(f), "a filler did not report");
+        created += f.created;
+    }
+    while (n_kids < 16) { /* then every connection left */
+        int n = 0;
+        kids[n_kids] = spawn_as(61100 + (uid_t)n_kids, idle, NULL);
+        cr_assert_eq(read(kids[n_kids++].report, &n, sizeof(n)),
+                     (long)sizeof(n), "an idle uid did not report");
+        idlers += n;
+        if (n == 0)
+            break;
+    }
+    int fds = hz_fd_count(hz.pid);
+
+    /* Root takes what is kept for it: refused by the count alone. */
+    int mine = 0, r;
+    for (;; mine++) {
+        char name[32];
+        mmapio_map *m;
+        snprintf(name, sizeof(name), "root%d", mine);
+        if ((r = mmapio_anon_create(c, name, 4096, &m)) != MMAPIO_OK)
+            break;
+        hz_assert_ok(mmapio_unmap(m));
+    }
+    int worst = hz_fd_count(hz.pid);
+    fprintf(stderr, "budgets: %d deaf connections, %d mappings and %d idle "
+            "connections by others, then root %d more (%s: %s); daemon fds "
+            "%d, then %d of 256\n", conns, created, idlers, mine,
+            mmapio_strerror(r), mmapio_last_error(), fds, worst);
+    /* Every mapping the daemon promised exists: root was refused only
+     * once all of max_mappings were taken. */
+    cr_assert(rb_log_has(&hz, "), max_mappings ", 2000));
+    const char *line = strstr(rb_log_tail(&hz), "), max_mappings ");
+    unsigned max = 0, clients = 0, queued = 0;
+    cr_assert(line && sscanf(line, "), max_mappings %u", &max) == 1);
+    line = strstr(rb_log_tail(&hz), "fd limit 256: max_clients ");
+    cr_assert(line && sscanf(line, "fd limit 256: max_clients %u", &clients) == 1);
+    line = strstr(line, "max_queued_fds_total ");
+    cr_assert(line && sscanf(line, "max_queued_fds_total %u", &queued) == 1);
+    /* What the budgets promise, all at once: 64 fds of the daemon's own,
+     * each connection's socket and the one reply fd it may queue past
+     * max_queued_fds_total, the mappings and the queued fds. */
+    cr_assert_leq(64 + 2 * clients + max + queued, 256,
+                  "max_clients %u, max_mappings %u, max_queued_fds_total %u "
+                  "promise more than 256 fds", clients, max, queued);
+    cr_assert_eq(r, MMAPIO_E_QUOTA);
+    cr_assert_gt(mine, 0, "nothing was kept for root");
+    cr_assert_eq(1 + created + mine, (int)max,
+                 "%d of max_mappings %u exist", 1 + created + mine, max);
+    cr_assert_lt(worst, 256, "the daemon ran out of fds");
+    hz_assert_ok(mmapio_ping(c));
+
+    for (int i = 0; i < n_kids; i++) {
+        kill(kids[i].pid, SIGKILL);
+        waitpid(kids[i].pid, NULL, 0);
+        close(kids[i].report);
+    }
+    hz_assert_ok(mmapio_unmap(shared));
+    mmapio_disconnect(c);
+}

@@ -250,6 +250,101 @@ Test(files, holding_others_files_charges_the_holder)
     mmapio_disconnect(c);
 }
 
+/* One request on a raw connection; the reply's error (0: success), its
+ * handle or watch id in *out, or a transport error (raw_is_errno). */
+static int raw_call(int s, Mmapio__Request *q, uint64_t *out)
+{
+    Mmapio__ServerMessage *m;
+    int fd = -1;
+    if (raw_send(s, q, -1) < 0 || raw_recv(s, 5000, &m, &fd) < 0)
+        return -RAW_ERRNO_BASE;
+    if (fd >= 0)
+        close(fd);
+    Mmapio__Reply *r = m->reply;
+    int err = r ? r->error : -RAW_ERRNO_BASE;
+    if (r && out)
+        *out = r->result_case == MMAPIO__REPLY__RESULT_OPEN ? r->open->handle
+               : r->result_case == MMAPIO__REPLY__RESULT_WATCH
+                   ? r->watch->watch_id : 0;
+    mmapio__server_message__free_unpacked(m, NULL);
+    return err;
+}
+
+/* Opens the victim's files one after another, watches each, and lets go
+ * of the handle: the watches alone keep the mappings (and the daemon's
+ * fds) alive. Reports how many it kept so. */
+static const char *watch_then_close(struct child *ch, void *arg)
+{
+    int *kept = arg, s = raw_connect(hz.sock);
+    if (s < 0 || raw_hello(s, WIRE_PROTOCOL) != 0)
+        return fail("cannot connect");
+    for (*kept = 0; *kept < 10; ++*kept) {
+        char name[32];
+        uint64_t handle = 0, wid = 0;
+        snprintf(name, sizeof(name), "w%d.dat", *kept);
+        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        Mmapio__Open o = MMAPIO__OPEN__INIT;
+        o.path = name;
+        o.mode = MMAPIO__MODE__MODE_READ_ONLY;
+        q.id = 1;
+        q.op_case = MMAPIO__REQUEST__OP_OPEN;
+        q.open = &o;
+        int r = raw_call(s, &q, &handle);
+        if (r == MMAPIO_E_QUOTA)
+            break;
+        EXPECT(r, 0);
+        Mmapio__Watch w = MMAPIO__WATCH__INIT;
+        w.handle = handle;
+        q.id = 2;
+        q.op_case = MMAPIO__REQUEST__OP_WATCH;
+        q.watch = &w;
+        EXPECT(raw_call(s, &q, &wid), 0);
+        Mmapio__Close c = MMAPIO__CLOSE__INIT;
+        c.handle = handle;
+        q.id = 3;
+        q.op_case = MMAPIO__REQUEST__OP_CLOSE;
+        q.close = &c;
+        EXPECT(raw_call(s, &q, NULL), 0);
+    }
+    const char *r = step(ch);
+    close(s);
+    return r;
+}
+
+/* A watch keeps its mapping and the daemon's fd like a holder: it is
+ * charged like one, so watching what it let go of does not take a uid
+ * past max_mappings_per_uid. */
+Test(files, watches_are_charged_like_holders)
+{
+    start((const char *[]){ "--max-mappings-per-uid", "4", NULL });
+    for (int i = 0; i < 10; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%d.dat", i);
+        const char *path = hz_path(&hz, name);
+        cr_assert_eq(hz_write_file(path, "public", 6), 0);
+        cr_assert_eq(chmod(path, 0644), 0);
+    }
+    int *kept = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(kept, MAP_FAILED);
+    struct child a;
+    child_start(&a, RB_NOBODY, watch_then_close, kept);
+    child_reached(&a);
+    cr_assert_leq(*kept, 4, "the attacker kept %d mappings alive with "
+                  "watches past its 4", *kept);
+    cr_assert(rb_log_has(&hz, "max_mappings_per_uid", 5000));
+    child_go(&a);
+    child_ok(&a);
+
+    /* Its charge left with it: another uid's run keeps as many. */
+    child_start(&a, RB_NOBODY, watch_then_close, kept);
+    child_reached(&a);
+    cr_assert_eq(*kept, 4);
+    child_go(&a);
+    child_ok(&a);
+    munmap(kept, sizeof(int));
+}
+
 /* ---- row 12: anonymous mappings are sealed ---------------------------- */
 
 #define SHARED_SIZE (64 * KIB)
