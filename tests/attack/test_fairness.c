@@ -490,12 +490,12 @@ static void policy_storm(int ready)
 Test(fairness, ping_beside_policy_changes_over_many_holders)
 {
     /* Each change walks the holders (the requester's own) and a turn is
-     * bounded in time: a few turns, not dozens of changes, per ping (the
-     * old daemon: 25-47 ms here). A sanitized or wrapped daemon walks
-     * several times slower: there only a collapse fails. */
+     * bounded in time: a few turns, not dozens of changes, per ping. A
+     * sanitized or wrapped daemon walks several times slower: there only a
+     * collapse fails. */
     ping_beside(policy_storm, "another uid's pipelined policy changes over "
                 "its thousands of holders",
-                rb_rss_meaningful() ? 15000 : 60000);
+                rb_rss_meaningful() ? 20000 : 80000);
 }
 
 /* WRITE notices over thousands of the attacker's own watches of one
@@ -503,6 +503,8 @@ Test(fairness, ping_beside_policy_changes_over_many_holders)
  * floods notices (the library paces its own). */
 #define WATCHES 32000
 #define WATCHES_WRAPPED 400
+#define WATCH_CONNS 8
+#define NOTIFIERS 4
 
 /* Pipelines `n` watch requests on `handle` over fd and reads their
  * replies. */
@@ -559,15 +561,15 @@ static void notice_storm(int ready)
     if (mmapio_connect(hz.sock, &c) != MMAPIO_OK ||
         mmapio_anon_create(c, "evil-watch", 4096, &m) != MMAPIO_OK)
         _exit(3);
-    int n = (rb_wrapped() ? WATCHES_WRAPPED : WATCHES) / HOLDER_CONNS;
-    for (int k = 0; k < HOLDER_CONNS; k++) {
+    int n = (rb_wrapped() ? WATCHES_WRAPPED : WATCHES) / WATCH_CONNS;
+    for (int k = 0; k < WATCH_CONNS; k++) {
         int fd = rb_raw_hello(hz.sock);
         if (fd < 0)
             _exit(3);
         watch_many(fd, open_handle(fd, "evil-watch",
                                    MMAPIO__MODE__MODE_READ_ONLY), n);
     }
-    for (int i = 0; i < SETTERS; i++)
+    for (int i = 0; i < NOTIFIERS; i++)
         if (fork() == 0)
             notify_forever();
     usleep(200 * 1000);
