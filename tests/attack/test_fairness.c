@@ -495,15 +495,15 @@ Test(fairness, ping_beside_policy_changes_over_many_holders)
      * collapse fails. */
     ping_beside(policy_storm, "another uid's pipelined policy changes over "
                 "its thousands of holders",
-                rb_rss_meaningful() ? 20000 : 80000);
+                rb_rss_meaningful() ? 40000 : 80000);
 }
 
 /* WRITE notices over thousands of the attacker's own watches of one
  * mapping: each notice is told to every watching connection. A raw client
  * floods notices (the library paces its own). */
-#define WATCHES 32000
+#define WATCHES 64000
 #define WATCHES_WRAPPED 400
-#define WATCH_CONNS 8
+#define WATCH_CONNS 16
 #define NOTIFIERS 4
 
 /* Pipelines `n` watch requests on `handle` over fd and reads their
@@ -584,7 +584,7 @@ Test(fairness, ping_beside_notices_over_many_watches)
      * requester's own), a turn is bounded in time. */
     ping_beside(notice_storm, "another uid's flood of write notices over "
                 "its thousands of watches",
-                rb_rss_meaningful() ? 15000 : 60000);
+                rb_rss_meaningful() ? 40000 : 80000);
 }
 
 /* ---- row 8: idle raw writers ------------------------------------------- */
