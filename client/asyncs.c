@@ -5,7 +5,8 @@
 
 int asyncs_add(struct asyncs *a, uint64_t id, mmapio_done_cb cb, void *user)
 {
-    if (a->n_pending >= ASYNCS_MAX)
+    size_t max = a->max && a->max < ASYNCS_MAX ? a->max : ASYNCS_MAX;
+    if (a->n_pending + a->n_done >= max)
         return MMAPIO_E_BUSY;
     struct async_op *op = calloc(1, sizeof(*op));
     if (!op)
@@ -48,6 +49,7 @@ static void push_done(struct asyncs *a, struct async_op *op, int result)
     else
         a->done = op;
     a->done_tail = op;
+    a->n_done++;
 }
 
 bool asyncs_complete(struct asyncs *a, uint64_t id, int result)
@@ -75,6 +77,7 @@ struct async_op *asyncs_take_done(struct asyncs *a)
 {
     struct async_op *list = a->done;
     a->done = a->done_tail = NULL;
+    a->n_done = 0;
     return list;
 }
 

@@ -7,7 +7,8 @@
  * result for mmapio_client_dispatch to run its callback, outside the
  * connection's lock. At most ASYNCS_MAX are pending at once. Plain data:
  * the connection's lock guards it; nothing here locks or makes a system
- * call, and callbacks run only from asyncs_run.
+ * call, and callbacks run only from asyncs_run. At most `max` (at most
+ * ASYNCS_MAX) callbacks are owed at once, pending or done.
  */
 #ifndef MMAPIO_CLIENT_ASYNCS_H
 #define MMAPIO_CLIENT_ASYNCS_H
@@ -18,7 +19,11 @@
 
 #include "mmapio.h"
 
-#define ASYNCS_MAX 1024 /* requests pending at once, per connection */
+/* Callbacks owed at once (pending or done), per connection. Below the
+ * daemon's max_inflight (64 by default) with room to spare: past it the
+ * daemon stops reading, and a request blocked on sending while replies
+ * wait unread would never finish. */
+#define ASYNCS_MAX 32
 
 struct async_op {
     uint64_t id;
@@ -31,11 +36,12 @@ struct async_op {
 struct asyncs {
     struct async_op *pending;  /* newest first */
     struct async_op *done, *done_tail; /* oldest first */
-    size_t n_pending;
+    size_t n_pending, n_done;
+    size_t max;                /* 0: ASYNCS_MAX */
 };
 
-/* Records request id as pending: MMAPIO_OK, MMAPIO_E_BUSY when
- * ASYNCS_MAX are, MMAPIO_E_QUOTA out of memory. */
+/* Records request id as pending: MMAPIO_OK, MMAPIO_E_BUSY when the
+ * most allowed are owed, MMAPIO_E_QUOTA out of memory. */
 int asyncs_add(struct asyncs *a, uint64_t id, mmapio_done_cb cb, void *user);
 /* Forgets a pending request that could not be sent (no callback). */
 void asyncs_forget(struct asyncs *a, uint64_t id);

@@ -545,6 +545,10 @@ static int client_hello(mmapio_client *c)
         return r;
     if (rep.reply->hello->max_frame > 0)
         c->max_frame = rep.reply->hello->max_frame;
+    /* Half of what the daemon reads unanswered: room for round trips. */
+    c->asyncs.max = rep.reply->hello->max_inflight / 2;
+    if (c->asyncs.max == 0)
+        c->asyncs.max = 1;
     r = area_attach(&c->area, rep.fd, rep.reply->hello->ctl_slots);
     rep.fd = -1;
     client_reply_free(&rep);

@@ -161,6 +161,30 @@ Test(flush_async, bad_arguments_never_call_back)
     mmapio_disconnect(c);
 }
 
+/* Callbacks owed are bounded: past 32 (half the daemon's 64 requests read
+ * ahead) the call says BUSY instead of risking a stall; a dispatch pays
+ * the debt and the next call is taken again. */
+Test(flush_async, owed_callbacks_are_bounded)
+{
+    mmapio_client *c = conn(hz.sock);
+    mmapio_map *m;
+    struct done d = { 0, 1 };
+    cr_assert_eq(mmapio_anon_create(c, "many", 4096, &m), MMAPIO_OK);
+    int ok = 0, r = MMAPIO_OK;
+    for (int i = 0; i < 100 && r == MMAPIO_OK; i++)
+        if ((r = mmapio_flush_async(m, on_done, &d)) == MMAPIO_OK)
+            ok++;
+    cr_assert_eq(r, MMAPIO_E_BUSY, "no bound: %d", r);
+    cr_assert_eq(ok, 32, "%d taken before BUSY", ok);
+    dispatch_until(c, &d.calls, ok);
+    cr_assert_eq(d.calls, ok);
+    cr_assert_eq(mmapio_flush_async(m, on_done, &d), MMAPIO_OK);
+    dispatch_until(c, &d.calls, ok + 1);
+    cr_assert_eq(d.calls, ok + 1);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
 TestSuite(flush_async_death, .timeout = 60);
 
 /* Its own daemon: the fixture's would have to survive. */
