@@ -240,8 +240,18 @@ Test(huge, hugetlb_pool_is_used_when_it_has_pages)
     int hb = r == MMAPIO_OK ? mmapio_is_hugepage_backed(m) : -1;
     int listed = r == MMAPIO_OK ? listed_huge(c, "tlb") : -1;
     char out[8192] = "", line[1024] = "";
+    int ro_ok = -1;
     if (r == MMAPIO_OK) {
         fill(m, 0x33);
+        mmapio_options o;
+        mmapio_map *ro;
+        mmapio_options_init(&o);
+        o.anonymous = true;
+        o.mode = MMAPIO_MODE_READ_ONLY;
+        uint8_t b = 0;
+        ro_ok = mmapio_open(c, "tlb", &o, &ro) == MMAPIO_OK &&
+                mmapio_read_into(ro, page + 5, &b, 1) == MMAPIO_OK &&
+                b == 0x33 && mmapio_unmap(ro) == MMAPIO_OK;
         ctl_ls(false, out, sizeof(out));
         ls_line(out, "anon:tlb", line, sizeof(line));
         mmapio_unmap(m);
@@ -253,6 +263,7 @@ Test(huge, hugetlb_pool_is_used_when_it_has_pages)
     cr_assert_eq(listed, MMAPIO_HUGE_HUGETLB, "listed as %d", listed);
     cr_assert_eq(hb, 1, "smaps does not show huge pages");
     cr_assert(strstr(line, " hugetlb"), "ls line: %s\n%s", line, out);
+    cr_assert_eq(ro_ok, 1, "a read-only holder of a hugetlb mapping");
 }
 
 /* Pages of m resident in memory, by mincore. */
