@@ -281,6 +281,13 @@ static int cmd_status(mmapio_client *c, int argc, char **argv)
     return 0;
 }
 
+/* The HUGE column: no, thp (transparent huge pages advised), hugetlb. */
+static const char *huge_text(mmapio_huge_pages h)
+{
+    return h == MMAPIO_HUGE_HUGETLB ? "hugetlb"
+           : h == MMAPIO_HUGE_TRANSPARENT ? "thp" : "no";
+}
+
 static void print_map(const mmapio_map_info *m, struct table *t, bool first)
 {
     char id[24], size[24], holders[24], pending[24], pol[64], last[32], owner[24];
@@ -293,11 +300,11 @@ static void print_map(const mmapio_map_info *m, struct table *t, bool first)
                ",\"holders\":%u,\"rw_holders\":%u,\"watchers\":%u,\"owner\":%u"
                ",\"perm\":\"%04o\",\"pending_bytes\":%" PRIu64
                ",\"last_flush\":%" PRId64 ",\"flushes\":%" PRIu64
-               ",\"removed\":%s}",
+               ",\"removed\":%s,\"huge_pages\":\"%s\"}",
                m->anonymous ? "anonymous" : "file", m->size, pol, m->holders,
                m->rw_holders, m->watchers, m->owner, m->perm,
                m->pending_bytes, m->last_flush, m->flushes,
-               m->removed ? "true" : "false");
+               m->removed ? "true" : "false", huge_text(m->huge_pages));
         return;
     }
     char name[4200];
@@ -308,12 +315,13 @@ static void print_map(const mmapio_map_info *m, struct table *t, bool first)
     snprintf(holders, sizeof(holders), "%u (%u rw)", m->holders, m->rw_holders);
     table_add(t, u64s(id, m->id), name, m->anonymous ? "anon" : "file",
               u64s(size, m->size), mode, u64s(owner, m->owner), pol, holders,
-              u64s(pending, m->pending_bytes), last_text);
+              u64s(pending, m->pending_bytes), last_text,
+              huge_text(m->huge_pages));
 }
 
 static int cmd_ls(mmapio_client *c, int argc, char **argv)
 {
-    struct table t = { .n_cols = 10 };
+    struct table t = { .n_cols = 11 };
     mmapio_map_info *maps;
     size_t n;
     (void)argc;
@@ -326,7 +334,7 @@ static int cmd_ls(mmapio_client *c, int argc, char **argv)
         printf("[");
     else
         table_add(&t, "ID", "NAME", "KIND", "SIZE", "MODE", "OWNER", "POLICY",
-                  "HOLDERS", "PENDING", "LAST FLUSH");
+                  "HOLDERS", "PENDING", "LAST FLUSH", "HUGE");
     for (size_t i = 0; i < n; i++)
         print_map(&maps[i], &t, i == 0);
     if (json)

@@ -123,6 +123,10 @@ static int map_info_from_wire(const Mmapio__MapInfo *w, mmapio_map_info *i)
     i->last_flush = w->last_flush;
     i->flushes = w->flushes;
     i->removed = w->removed;
+    i->huge_pages = w->huge_pages == MMAPIO__HUGE_PAGES__HUGE_HUGETLB
+                        ? MMAPIO_HUGE_HUGETLB
+                    : w->huge_pages == MMAPIO__HUGE_PAGES__HUGE_TRANSPARENT
+                        ? MMAPIO_HUGE_TRANSPARENT : MMAPIO_HUGE_NONE;
     return MMAPIO_OK;
 }
 

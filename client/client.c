@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "area.h"
+#include "asyncs.h"
 #include "errmap.h"
 #include "errors.h"
 #include "events.h"
@@ -41,6 +42,7 @@ static void client_free(mmapio_client *c)
     if (c->wake_fd >= 0)
         close(c->wake_fd);
     area_detach(&c->area);
+    asyncs_fini(&c->asyncs);
     pthread_mutex_destroy(&c->lock);
     free(c->rxbuf);
     free(c);
@@ -197,17 +199,25 @@ bool client_take_lost_notice(mmapio_client *c, Mmapio__Request *req,
 
 /* ---- events ---- */
 
-/* Applies one event (lock held). Unknown kinds and invalid policies are
- * ignored: a newer daemon may send more than we know. */
-static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
+/* Something for the next dispatch (lock held). Read by another thread's
+ * request while a dispatch sleeps on the socket: wake it, or it would
+ * sleep past what is already here. */
+static void client_note(mmapio_client *c, unsigned n)
 {
-    /* Read by another thread's request while a dispatch sleeps on the
-     * socket: wake it, or it would sleep past an event already here. */
+    if (n == 0)
+        return;
     if (c->waiting && c->unreported == 0) {
         uint64_t one = 1;
         (void)!write(c->wake_fd, &one, sizeof(one));
     }
-    c->unreported++;
+    c->unreported += n;
+}
+
+/* Applies one event (lock held). Unknown kinds and invalid policies are
+ * ignored: a newer daemon may send more than we know. */
+static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
+{
+    client_note(c, 1);
     switch (ev->kind) {
     case MMAPIO__EVENT_KIND__EVENT_RESIZED:
         /* Holders remap at mmapio_refresh; watchers hear of it as
@@ -318,6 +328,21 @@ static bool reply_fits(const Mmapio__Reply *r, uint64_t id,
     return reply_fds_ok(want, n_fds);
 }
 
+/* A reply to a request sent by client_send_async_locked: its callback is
+ * due (true), or nobody waits for it (false). Consumes *in when true. */
+static bool client_take_async(mmapio_client *c, struct incoming *in)
+{
+    const Mmapio__Reply *r = in->msg->reply;
+    if (in->n_fds > 0)
+        return false; /* no async request is answered with an fd */
+    if (!asyncs_complete(&c->asyncs, r->id,
+                         r->error ? reply_error(r) : MMAPIO_OK))
+        return false;
+    incoming_drop(in);
+    client_note(c, 1);
+    return true;
+}
+
 /* Checks a reply against the request it answers; takes over *in. */
 static int client_take_reply(mmapio_client *c, uint64_t id,
                              Mmapio__Reply__ResultCase want,
@@ -347,6 +372,9 @@ static int client_wait_reply(mmapio_client *c, uint64_t id,
     for (;;) {
         struct incoming in;
         int r = client_read_one(c, &in);
+        if (r == READ_REPLY && in.msg->reply->id != id &&
+            client_take_async(c, &in))
+            continue;
         if (r == READ_REPLY)
             return client_take_reply(c, id, want, &in, rep);
         if (r < 0)
@@ -370,6 +398,33 @@ int client_call_locked(mmapio_client *c, Mmapio__Request *req,
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
     return client_wait_reply(c, req->id, want, rep);
+}
+
+int client_send_async_locked(mmapio_client *c, Mmapio__Request *req,
+                             mmapio_done_cb cb, void *user)
+{
+    if (c->dead)
+        return error_set(c->dead, NULL);
+    req->id = client_next_id(c);
+    int r = asyncs_add(&c->asyncs, req->id, cb, user);
+    if (r != MMAPIO_OK)
+        return error_set(r, r == MMAPIO_E_BUSY
+                                ? "too many asynchronous requests pending"
+                                : NULL);
+    r = client_send(c, req);
+    if (r != MMAPIO_OK) {
+        asyncs_forget(&c->asyncs, req->id);
+        return error_set(r, NULL);
+    }
+    return MMAPIO_OK;
+}
+
+struct async_op *client_take_done(mmapio_client *c)
+{
+    client_lock(c);
+    struct async_op *list = asyncs_take_done(&c->asyncs);
+    client_unlock(c);
+    return list;
 }
 
 int client_call(mmapio_client *c, Mmapio__Request *req,
@@ -490,6 +545,10 @@ static int client_hello(mmapio_client *c)
         return r;
     if (rep.reply->hello->max_frame > 0)
         c->max_frame = rep.reply->hello->max_frame;
+    /* Half of what the daemon reads unanswered: room for round trips. */
+    c->asyncs.max = rep.reply->hello->max_inflight / 2;
+    if (c->asyncs.max == 0)
+        c->asyncs.max = 1;
     r = area_attach(&c->area, rep.fd, rep.reply->hello->ctl_slots);
     rep.fd = -1;
     client_reply_free(&rep);
@@ -557,6 +616,8 @@ static int client_drain_locked(mmapio_client *c)
         int r = client_read_one(c, &in);
         if (r == READ_NONE)
             break;
+        if (r == READ_REPLY && client_take_async(c, &in))
+            continue;
         if (r == READ_REPLY) { /* nobody asked: the daemon is confused */
             incoming_drop(&in);
             r = client_fail(c, MMAPIO_E_PROTOCOL);
@@ -564,6 +625,9 @@ static int client_drain_locked(mmapio_client *c)
         if (r < 0)
             err = r;
     }
+    if (err)
+        c->unreported += (unsigned)asyncs_fail_all(&c->asyncs,
+                                                   MMAPIO_E_DISCONNECTED);
     unsigned n = c->unreported;
     c->unreported = 0;
     if (n > 0)

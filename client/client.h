@@ -35,6 +35,7 @@
 #include <sys/types.h>
 
 #include "area.h"
+#include "asyncs.h"
 #include "events.h"
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
@@ -59,6 +60,7 @@ struct mmapio_client {
     uint8_t *rxbuf;          /* one received datagram */
     unsigned unreported;     /* events applied since the last dispatch */
     struct events events;    /* watch events waiting for dispatch */
+    struct asyncs asyncs;    /* requests whose replies nobody waits for */
 };
 
 /* A successful reply: the decoded message and the fd it carried (or -1). */
@@ -91,6 +93,18 @@ int client_call_locked(mmapio_client *c, Mmapio__Request *req,
  * the data path without waiting (notice.c). */
 bool client_take_lost_notice(mmapio_client *c, Mmapio__Request *req,
                              Mmapio__Notice *n);
+
+/*
+ * Sends req (lock held; assigns req->id) without waiting for its reply:
+ * the reply, read later by any round trip or a dispatch, makes cb's call
+ * due (asyncs.h), and client_take_done hands it to the dispatch. A
+ * connection that dies makes every such call due with
+ * MMAPIO_E_DISCONNECTED. MMAPIO_OK, or the error (no callback then).
+ */
+int client_send_async_locked(mmapio_client *c, Mmapio__Request *req,
+                             mmapio_done_cb cb, void *user);
+/* The callbacks due, for asyncs_run outside the lock (takes the lock). */
+struct async_op *client_take_done(mmapio_client *c);
 
 /* The same, taking and dropping the lock; rep may be NULL. */
 int client_call(mmapio_client *c, Mmapio__Request *req,

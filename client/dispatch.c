@@ -8,7 +8,9 @@
  * nothing happened, it sleeps on the socket until the time runs out. An
  * event read meanwhile by a request in another thread wakes it. A dead
  * connection is reported once the events read before its death have been
- * delivered.
+ * delivered. Replies to asynchronous requests (mmapio_flush_async) run
+ * their callbacks here too, after the watchers'; those of a connection
+ * that died run with MMAPIO_E_DISCONNECTED.
  */
 #include <stdint.h>
 #include <time.h>
@@ -32,6 +34,7 @@ int mmapio_client_dispatch(mmapio_client *c, int timeout_ms)
     for (;;) {
         int r = client_drain(c);
         watch_deliver(c);
+        asyncs_run(client_take_done(c));
         if (r != 0)
             return r > 0 ? r : error_set(r, NULL);
         int left = -1;

@@ -19,6 +19,7 @@
 #include "map.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 #include "errmap.h"
 #include "errors.h"
 #include "guard.h"
+#include "hints.h"
 #include "names.h"
 #include "notice.h"
 #include "policy.h"
@@ -49,6 +51,7 @@ struct mmapio_map {
     uint64_t map_id;                /* the mapping, as events name it */
     int fd;                         /* owned, close-on-exec */
     mmapio_mode mode;
+    bool anonymous;                 /* a name, no file behind it */
     char *path;                     /* as the caller passed it */
     size_t page;
     /* Data path state: read without a lock. A remap stores base before
@@ -634,6 +637,7 @@ static int open_check(const char *path, const mmapio_options *o)
 {
     if (!*path || (unsigned)o->mode > MMAPIO_MODE_COPY_ON_WRITE ||
         (unsigned)o->owner > MMAPIO_OWNER_UID ||
+        (unsigned)o->touch > MMAPIO_TOUCH_LAZY ||
         !policy_valid(o->flush_policy))
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (!names_valid(path))
@@ -658,6 +662,7 @@ static void open_to_wire(const mmapio_client *c, const char *path,
     op->exclusive = o->exclusive;
     op->size = o->size;
     op->perm = o->perm;
+    op->huge_pages = o->huge_pages;
     policy_to_wire(o->flush_policy, pol);
     op->policy = pol;
     mmapio__owner__init(owner);
@@ -683,6 +688,7 @@ int mmapio_open(mmapio_client *c, const char *path, const mmapio_options *o,
     r = map_new(path, o->mode, &m);
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
+    m->anonymous = o->anonymous;
     open_to_wire(c, path, o, &op, &pol, &owner);
     req.op_case = MMAPIO__REQUEST__OP_OPEN;
     req.open = &op;
@@ -695,6 +701,8 @@ int mmapio_open(mmapio_client *c, const char *path, const mmapio_options *o,
         map_free(m);
         return r;
     }
+    /* Unlocked: an eager touch of a large mapping may take a while. */
+    hints_apply(map_base(m), (size_t)map_len(m), o->huge_pages, o->touch);
     *out = m;
     return MMAPIO_OK;
 }
@@ -781,10 +789,8 @@ int mmapio_anon_open_or_create(mmapio_client *c, const char *name,
  * daemon said. A client already disconnected is not an error: the daemon
  * released this holder with the connection.
  */
-int mmapio_unmap(mmapio_map *m)
+static int map_close(mmapio_map *m)
 {
-    if (!m)
-        return MMAPIO_OK;
     mmapio_client *c = m->client;
     struct error_saved before;
     error_save(&before);
@@ -798,6 +804,52 @@ int mmapio_unmap(mmapio_map *m)
         return r;
     error_restore(&before); /* not a failure of this call */
     return MMAPIO_OK;
+}
+
+int mmapio_unmap(mmapio_map *m)
+{
+    return m ? map_close(m) : MMAPIO_OK;
+}
+
+/*
+ * The handle's own fd is the grant: read-only for READ_ONLY and
+ * COPY_ON_WRITE (the daemon never hands those a writable one), a fresh
+ * open file description of the file for READ_WRITE. It leaves with the
+ * caller instead of being closed; the holder is released as by unmap.
+ * An anonymous mapping's memfd stays the daemon's to give.
+ */
+int mmapio_unmap_to_fd(mmapio_map *m, int *fd_out)
+{
+    if (!m || !fd_out)
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (m->anonymous)
+        return error_set(MMAPIO_E_INVALID_MODE,
+                         "an anonymous mapping has no file to hand over");
+    int fd = m->fd;
+    m->fd = -1;
+    /* Granted non-blocking (the daemon never waits on a lease); the
+     * caller gets an ordinary descriptor. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    int r = map_close(m);
+    if (r != MMAPIO_OK) {
+        close(fd);
+        return r;
+    }
+    *fd_out = fd;
+    return MMAPIO_OK;
+}
+
+int mmapio_is_hugepage_backed(const mmapio_map *m)
+{
+    if (!m)
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    const uint8_t *base = map_base(m);
+    if (!base)
+        return error_set(MMAPIO_E_NOT_FOUND, "nothing is mapped (size 0)");
+    int r = hints_huge_backed(base);
+    return r >= 0 ? r : error_set(r, NULL);
 }
 
 /* ---- requests about a handle ---- */

@@ -298,6 +298,14 @@ typedef struct {
 int mmapio_admin_status(mmapio_client *c, mmapio_status **out);
 void mmapio_status_free(mmapio_status *s);
 
+/* Huge pages as the daemon arranged them for a mapping. */
+typedef enum {
+    MMAPIO_HUGE_NONE = 0,      /* not asked for */
+    MMAPIO_HUGE_TRANSPARENT,   /* asked: transparent huge pages advised
+                                  (mmapio_is_hugepage_backed tells more) */
+    MMAPIO_HUGE_HUGETLB        /* backed by the hugetlb pool */
+} mmapio_huge_pages;
+
 /* One mapping the daemon holds. */
 typedef struct {
     uint64_t id;              /* unique while the daemon runs */
@@ -315,6 +323,7 @@ typedef struct {
     int64_t last_flush;       /* unix seconds of the last flush; 0: never */
     uint64_t flushes;         /* flushes of this mapping done by the daemon */
     bool removed;             /* deleted, still held by someone */
+    mmapio_huge_pages huge_pages; /* what the daemon did for huge pages */
 } mmapio_map_info;
 
 /* Every mapping the caller may see, by id: *maps (NULL when *n is 0) and

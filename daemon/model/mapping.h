@@ -80,6 +80,8 @@ struct mapping {
                                  * (registry_retire_if_unused) */
     bool registered;            /* reachable by name in the registry */
     bool removed;               /* deleted/unlinked while held */
+    bool huge_asked;            /* an open asked for huge pages */
+    bool hugetlb;               /* its memfd is from the hugetlb pool */
     struct hnode key_node;      /* registry: name or dev/ino -> mapping */
     struct hnode id_node;       /* registry: id -> mapping */
     struct mapping_env *env;

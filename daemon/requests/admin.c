@@ -166,6 +166,9 @@ static void fill_info(struct handlers *h, struct mapping *m,
     flushes_counts(h->flushes, m, &i->flushes, &i->last_flush);
     i->watchers = watch_count(h->watches, m);
     i->removed = m->removed;
+    i->huge_pages = m->hugetlb ? MMAPIO__HUGE_PAGES__HUGE_HUGETLB
+                    : m->huge_asked ? MMAPIO__HUGE_PAGES__HUGE_TRANSPARENT
+                                    : MMAPIO__HUGE_PAGES__HUGE_NONE;
 }
 
 /* A page costs the page: the walk starts at after_id by binary search

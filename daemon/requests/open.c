@@ -13,6 +13,7 @@
 #include "asuser.h"
 #include "config.h"
 #include "errmap.h"
+#include "hugepages.h"
 #include "policy.h"
 #include "quota.h"
 #include "registry.h"
@@ -317,6 +318,33 @@ out:
     return r;
 }
 
+/*
+ * The memfd of a new anonymous mapping. Asked for huge pages, it comes
+ * from the hugetlb pool when the pool has room for it and its size is a
+ * whole number of huge pages: hugetlbfs sizes, maps and unmaps in whole
+ * huge pages only, so any other size would make the memfd (and every
+ * holder's mapping) larger than the size asked, charged and reported.
+ * Anything else, or a pool that refuses, gets a plain memfd: the client
+ * advises transparent huge pages on its mapping. Never a failure of its
+ * own. An fd, or -1 with errno set.
+ */
+static int anon_memfd(const char *label, const Mmapio__Open *req,
+                      bool *hugetlb)
+{
+    unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+    uint64_t page, free_bytes;
+    *hugetlb = false;
+    if (req->huge_pages && hugepages_pool(&page, &free_bytes) &&
+        req->size % page == 0 && req->size <= free_bytes) {
+        int fd = memfd_create(label, flags | MFD_HUGETLB);
+        if (fd >= 0) {
+            *hugetlb = true;
+            return fd;
+        }
+    }
+    return memfd_create(label, flags);
+}
+
 static int create_anon(struct handlers *h, struct session *c,
                        const Mmapio__Open *req, struct mapping **out,
                        const char **why)
@@ -324,7 +352,8 @@ static int create_anon(struct handlers *h, struct session *c,
     char label[RESOLVE_NAME_MAX + 16];
     snprintf(label, sizeof(label), "mmapio:%s", req->path);
     label[249] = '\0'; /* memfd names are at most 249 bytes */
-    int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    bool hugetlb = false;
+    int fd = anon_memfd(label, req, &hugetlb);
     /* A memfd is born 0777: 0600 keeps a read-only holder from reopening
      * its fd read-write through /proc. The daemon's own checks decide. */
     if (fd >= 0 && fchmod(fd, 0600) < 0) {
@@ -339,6 +368,8 @@ static int create_anon(struct handlers *h, struct session *c,
     m->owner = c->cred.uid;
     m->group = c->cred.gid;
     m->perm = req->perm ? (mode_t)req->perm : 0600;
+    m->huge_asked = req->huge_pages;
+    m->hugetlb = hugetlb;
     if (req->policy)
         mapping_set_policy(m, policy_from_wire(req->policy), NULL);
     int r = quota_admit(h->quota, m, by_admin(h, c));
@@ -405,6 +436,9 @@ int open_mapping(struct handlers *h, struct session *c, const Mmapio__Open *req,
         *why = "size over the daemon's max_map_size";
         return MMAPIO_E_QUOTA;
     }
-    return req->anonymous ? open_anon(h, c, req, out, why)
-                          : open_file(h, c, req, out, why);
+    int r = req->anonymous ? open_anon(h, c, req, out, why)
+                           : open_file(h, c, req, out, why);
+    if (r == MMAPIO_OK && req->huge_pages)
+        (*out)->huge_asked = true; /* for mmapioctl ls */
+    return r;
 }

@@ -1,0 +1,109 @@
+/* asyncs: requests whose replies nobody waits for (see asyncs.h). */
+#include "asyncs.h"
+
+#include <stdlib.h>
+
+int asyncs_add(struct asyncs *a, uint64_t id, mmapio_done_cb cb, void *user)
+{
+    size_t max = a->max && a->max < ASYNCS_MAX ? a->max : ASYNCS_MAX;
+    if (a->n_pending + a->n_done >= max)
+        return MMAPIO_E_BUSY;
+    struct async_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return MMAPIO_E_QUOTA;
+    op->id = id;
+    op->cb = cb;
+    op->user = user;
+    op->next = a->pending;
+    a->pending = op;
+    a->n_pending++;
+    return MMAPIO_OK;
+}
+
+/* Unlinks pending request id; NULL when it is not pending. */
+static struct async_op *take_pending(struct asyncs *a, uint64_t id)
+{
+    for (struct async_op **p = &a->pending; *p; p = &(*p)->next) {
+        if ((*p)->id != id)
+            continue;
+        struct async_op *op = *p;
+        *p = op->next;
+        op->next = NULL;
+        a->n_pending--;
+        return op;
+    }
+    return NULL;
+}
+
+void asyncs_forget(struct asyncs *a, uint64_t id)
+{
+    free(take_pending(a, id));
+}
+
+static void push_done(struct asyncs *a, struct async_op *op, int result)
+{
+    op->result = result;
+    op->next = NULL;
+    if (a->done_tail)
+        a->done_tail->next = op;
+    else
+        a->done = op;
+    a->done_tail = op;
+    a->n_done++;
+}
+
+bool asyncs_complete(struct asyncs *a, uint64_t id, int result)
+{
+    struct async_op *op = take_pending(a, id);
+    if (op)
+        push_done(a, op, result);
+    return op != NULL;
+}
+
+size_t asyncs_fail_all(struct asyncs *a, int result)
+{
+    size_t n = 0;
+    while (a->pending) {
+        struct async_op *op = a->pending;
+        a->pending = op->next;
+        push_done(a, op, result);
+        n++;
+    }
+    a->n_pending = 0;
+    return n;
+}
+
+struct async_op *asyncs_take_done(struct asyncs *a)
+{
+    struct async_op *list = a->done;
+    a->done = a->done_tail = NULL;
+    a->n_done = 0;
+    return list;
+}
+
+void asyncs_run(struct async_op *list)
+{
+    while (list) {
+        struct async_op *op = list;
+        list = op->next;
+        op->cb(op->result, op->user);
+        free(op);
+    }
+}
+
+static void free_list(struct async_op *op)
+{
+    while (op) {
+        struct async_op *next = op->next;
+        free(op);
+        op = next;
+    }
+}
+
+void asyncs_fini(struct asyncs *a)
+{
+    free_list(a->pending);
+    free_list(asyncs_take_done(a));
+    a->pending = NULL;
+    a->n_pending = 0;
+}
