@@ -4,14 +4,19 @@
  *
  * Starts its own mmapiod ($MMAPIOD, else this build tree's) on a fresh
  * temporary directory and prints, with baselines measured in the same run
- * (runs alternate between the two sides; medians):
+ * (many short runs alternating between the two sides, which goes first
+ * alternating too; the medians of each side, and the ratio as the median
+ * of the ratios of neighbouring runs, which cancels the drift of a loaded
+ * machine's load):
  *
  *  1. A two-process ping-pong on one u32: each side stores the next round
  *     number, wakes the other and waits for its answer — through
  *     mmapio_wait_u32 / mmapio_wake_u32 on an anonymous mapping of the
  *     daemon (each process on its own connection and handle), beside the
  *     same with raw FUTEX_WAIT / FUTEX_WAKE on a shared memfd mapping.
- *     Microseconds per round trip, and the ratio (goal <= 1.10).
+ *     Microseconds per round trip, and the ratio (goal <= 1.10): once
+ *     with both processes free to run anywhere, once with both on the
+ *     CPU the program started on (steadier on a loaded machine).
  *  2. atomic_fetch_add on a u64 through a view (mmapio_atomic_u64, taken
  *     once), beside the same on a plain MAP_SHARED mapping; and, for
  *     information, taking the view before every increment. Nanoseconds
@@ -23,6 +28,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -41,7 +47,7 @@ static struct {
     long rounds; /* part 1, per run */
     long incs;   /* part 2, per run */
     int runs;
-} opt = { .rounds = 50000, .incs = 20000000, .runs = 9 };
+} opt = { .rounds = 10000, .incs = 20000000, .runs = 31 };
 
 static struct hz_daemon d;
 
@@ -77,6 +83,15 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(*v), cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The median of lib[i] / raw[i]. */
+static double paired_ratio(const double *lib, const double *raw, int n)
+{
+    double r[64];
+    for (int i = 0; i < n; i++)
+        r[i] = lib[i] / raw[i];
+    return median(r, n);
 }
 
 static void start_daemon(void)
@@ -193,11 +208,32 @@ static double pingpong_run(struct side *s, _Atomic uint32_t *raw,
     return t * 1e6 / (double)opt.rounds;
 }
 
+/* Runs both sides, alternately, and prints one comparison. */
+static void pingpong_compare(struct side *lib, struct side *raw,
+                             const char *how)
+{
+    double t_lib[64], t_raw[64];
+
+    for (int i = 0; i < opt.runs; i++) { /* which goes first alternates */
+        if (i % 2)
+            t_lib[i] = pingpong_run(lib, NULL, "pingpong");
+        t_raw[i] = pingpong_run(raw, raw->w, NULL);
+        if (!(i % 2))
+            t_lib[i] = pingpong_run(lib, NULL, "pingpong");
+    }
+    double ratio = paired_ratio(t_lib, t_raw, opt.runs);
+    double r = median(t_raw, opt.runs), l = median(t_lib, opt.runs);
+    printf("   %s:\n", how);
+    printf("   raw futex on a shared memfd        %8.2f us/round trip\n", r);
+    printf("   mmapio_wait_u32/mmapio_wake_u32    %8.2f us/round trip\n", l);
+    printf("   ratio                              %8.3f (goal <= 1.10)\n",
+           ratio);
+}
+
 static void part_pingpong(mmapio_client *c)
 {
     mmapio_map *m;
     struct side lib = { NULL, NULL }, raw = { NULL, NULL };
-    double t_lib[64], t_raw[64];
 
     CHECK(mmapio_anon_create(c, "pingpong", 4096, &m));
     lib.m = m;
@@ -209,20 +245,20 @@ static void part_pingpong(mmapio_client *c)
     if (p == MAP_FAILED)
         die("mmap", -errno);
     raw.w = p;
-    for (int i = 0; i < opt.runs; i++) { /* which goes first alternates */
-        if (i % 2)
-            t_lib[i] = pingpong_run(&lib, NULL, "pingpong");
-        t_raw[i] = pingpong_run(&raw, raw.w, NULL);
-        if (!(i % 2))
-            t_lib[i] = pingpong_run(&lib, NULL, "pingpong");
-    }
-    double r = median(t_raw, opt.runs), l = median(t_lib, opt.runs);
     printf("1. ping-pong between two processes, %ld round trips x %d runs\n",
            opt.rounds, opt.runs);
-    printf("   raw futex on a shared memfd        %8.2f us/round trip\n", r);
-    printf("   mmapio_wait_u32/mmapio_wake_u32    %8.2f us/round trip\n", l);
-    printf("   ratio                              %8.3f (goal <= 1.10)\n",
-           l / r);
+    pingpong_compare(&lib, &raw, "free to run on any CPU");
+    /* Both sides on one CPU: each round trip is two context switches,
+     * steadier on a loaded machine than wake-ups across CPUs. */
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof(all), &all) == 0) {
+        CPU_ZERO(&one);
+        CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+        if (sched_setaffinity(0, sizeof(one), &one) == 0) {
+            pingpong_compare(&lib, &raw, "both on one CPU");
+            sched_setaffinity(0, sizeof(all), &all);
+        }
+    }
     munmap(p, 4096);
     close(fd);
     CHECK(mmapio_unmap(m));
@@ -270,13 +306,14 @@ static void part_increments(mmapio_client *c)
             t_view[i] = incs_run(view);
         t_each[i] = incs_view_each_run(m);
     }
+    double ratio = paired_ratio(t_view, t_raw, opt.runs);
     double r = median(t_raw, opt.runs), v = median(t_view, opt.runs);
     printf("2. atomic_fetch_add on a u64, %ld increments x %d runs\n",
            opt.incs, opt.runs);
     printf("   raw, plain MAP_SHARED mapping      %8.3f ns/increment\n", r);
     printf("   through mmapio_atomic_u64's view   %8.3f ns/increment\n", v);
     printf("   ratio                              %8.3f (goal <= 1.05)\n",
-           v / r);
+           ratio);
     printf("   (taking the view every time        %8.3f ns/increment)\n",
            median(t_each, opt.runs));
     munmap(p, 4096);
