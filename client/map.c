@@ -86,20 +86,6 @@ uint64_t map_id_of(const mmapio_map *m)
 
 /* ---- helpers ---- */
 
-static uint64_t map_len(const mmapio_map *m);
-static uint8_t *map_base(const mmapio_map *m);
-
-uint8_t *map_view(const mmapio_map *m, uint64_t *len)
-{
-    *len = map_len(m);
-    return map_base(m);
-}
-
-size_t map_page_of(const mmapio_map *m)
-{
-    return m->page;
-}
-
 /* [offset, offset+len) lies within [0, total), without overflow. */
 static bool in_bounds(uint64_t offset, uint64_t len, uint64_t total)
 {
@@ -119,6 +105,18 @@ static uint64_t map_len(const mmapio_map *m)
 static uint8_t *map_base(const mmapio_map *m)
 {
     return atomic_load_explicit(&m->base, memory_order_relaxed);
+}
+
+/* For the data path beside this file (map.h): length, then base. */
+uint8_t *map_view(const mmapio_map *m, uint64_t *len)
+{
+    *len = map_len(m);
+    return map_base(m);
+}
+
+size_t map_page_of(const mmapio_map *m)
+{
+    return m->page;
 }
 
 /* Publishes a mapping: base first, then len with release (see above). */
