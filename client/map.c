@@ -110,6 +110,18 @@ static uint8_t *map_base(const mmapio_map *m)
     return atomic_load_explicit(&m->base, memory_order_relaxed);
 }
 
+/* For the data path beside this file (map.h): length, then base. */
+uint8_t *map_view(const mmapio_map *m, uint64_t *len)
+{
+    *len = map_len(m);
+    return map_base(m);
+}
+
+size_t map_page_of(const mmapio_map *m)
+{
+    return m->page;
+}
+
 /* Publishes a mapping: base first, then len with release (see above). */
 static void map_publish(mmapio_map *m, uint8_t *base, uint64_t len)
 {

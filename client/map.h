@@ -10,11 +10,22 @@
 #define MMAPIO_CLIENT_MAP_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #include "mmapio.h"
 
 mmapio_client *map_client_of(const mmapio_map *m);
 uint64_t map_handle_of(const mmapio_map *m);
 uint64_t map_id_of(const mmapio_map *m);
+
+/*
+ * The data path of the files beside it (span, advice, atomics, stream):
+ * the mapping as it stands now. map_view loads the length (acquire) and
+ * then the base, so [base, base + *len) is always mapped (base NULL when
+ * the length is 0). No lock, no system call.
+ */
+uint8_t *map_view(const mmapio_map *m, uint64_t *len);
+/* The mapping's page size, fixed for the handle's life. */
+size_t map_page_of(const mmapio_map *m);
 
 #endif

@@ -6,7 +6,11 @@
  * 100,000 rounds of mmapio_update_region / mmapio_read_into /
  * mmapio_as_ptr / mmapio_as_mut_ptr / mmapio_len on policy-NEVER maps
  * (read-write file, anonymous, read-only, copy-on-write; in-bounds calls
- * and refused ones), and leaves with exit_group(0). A single system call
+ * and refused ones), and leaves with exit_group(0). A second child does
+ * the same for the rest of mmap-io's data path: slices, atomic views,
+ * iterators, segments, and the stdio reader and writer (whose streams and
+ * stdio buffers are made before the filter: stdio's own buffering may
+ * allocate). A single system call
  * anywhere in those functions traps (SIGSYS) and the parent reports its
  * number. A control child proves the filter is really in force.
  *
@@ -17,6 +21,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -196,6 +201,148 @@ Test(nosyscall, data_path)
     cr_assert_eq(WEXITSTATUS(st), 0, "child failed check %d%s",
                  WEXITSTATUS(st),
                  WEXITSTATUS(st) >= 50 ? " (setup)" : "");
+}
+
+/* ---- the rest of mmap-io's data path ---- */
+
+static int count_chunk(uint64_t off, void *chunk, size_t len, void *user)
+{
+    (void)off;
+    ((uint8_t *)chunk)[0] = (uint8_t)len;
+    *(uint64_t *)user += len;
+    return 0;
+}
+
+/* One round over slices, atomics, iterators and segments: 0 or a check. */
+static int rest_round(mmapio_map *rw, mmapio_map *ro, int i)
+{
+    const void *cs;
+    void *ms;
+    _Atomic uint64_t *a64;
+    _Atomic uint32_t *a32;
+    mmapio_iter it;
+    mmapio_segment seg;
+    uint64_t off, total = 0;
+    const void *chunk;
+    size_t len;
+    uint8_t b[64], back[64];
+
+    if (mmapio_as_slice(rw, 100, 64, &cs) != 0 ||
+        mmapio_as_slice_mut(rw, 100, 64, &ms) != 0 || cs != ms)
+        return 30;
+    if (mmapio_as_slice(rw, LEN, 1, &cs) != MMAPIO_E_OUT_OF_BOUNDS ||
+        mmapio_as_slice_mut(ro, 0, 1, &ms) != MMAPIO_E_INVALID_MODE)
+        return 31;
+    if (mmapio_atomic_u64(rw, 8, &a64) != 0 ||
+        mmapio_atomic_u32_slice(rw, 16, 4, &a32) != 0)
+        return 32;
+    atomic_fetch_add(a64, 1);
+    atomic_fetch_add(&a32[i % 4], 1);
+    if (mmapio_atomic_u32(rw, 2, &a32) != MMAPIO_E_MISALIGNED ||
+        mmapio_atomic_u64(ro, LEN, &a64) != MMAPIO_E_OUT_OF_BOUNDS)
+        return 33;
+    if (mmapio_chunks(ro, 1000, &it) != 0)
+        return 34;
+    while (mmapio_iter_next(&it, &off, &chunk, &len))
+        total += len;
+    if (total != LEN || mmapio_pages(rw, &it) != 0 ||
+        !mmapio_iter_next(&it, &off, &chunk, &len))
+        return 35;
+    total = 0;
+    if (mmapio_chunks_mut(rw, 4096, count_chunk, &total) != 0 || total != LEN)
+        return 36;
+    memset(b, (uint8_t)i, sizeof(b));
+    if (mmapio_segment_init(&seg, rw, 1024, 1024) != 0 ||
+        mmapio_segment_write(&seg, 10, b, sizeof(b)) != 0 ||
+        mmapio_segment_read(&seg, 10, back, sizeof(back)) != 0 ||
+        memcmp(b, back, sizeof(b)) != 0)
+        return 37;
+    if (mmapio_segment_write(&seg, 1000, b, sizeof(b)) !=
+        MMAPIO_E_OUT_OF_BOUNDS)
+        return 38;
+    return 0;
+}
+
+/* A read and a write through the streams, at a place chosen by fseek. */
+static int rest_streams(FILE *r, FILE *w, int i)
+{
+    uint8_t b[32], back[32];
+
+    memset(b, (uint8_t)(i + 1), sizeof(b));
+    if (fseek(w, 2048 + i % 64, SEEK_SET) != 0 ||
+        fwrite(b, 1, sizeof(b), w) != sizeof(b) || fflush(w) != 0)
+        return 40;
+    if (fseek(r, 2048 + i % 64, SEEK_SET) != 0 ||
+        fread(back, 1, sizeof(back), r) != sizeof(back) ||
+        memcmp(b, back, sizeof(b)) != 0)
+        return 41;
+    if (fseek(r, -1, SEEK_END) != 0 || ftell(r) != LEN - 1)
+        return 42;
+    return 0;
+}
+
+static int rest_child(void)
+{
+    mmapio_client *c;
+    mmapio_map *rw, *ro;
+    uint8_t warm[8];
+    if (mmapio_connect(NULL, &c) != MMAPIO_OK)
+        _exit(50);
+    if (mmapio_create_rw(c, "ns.dat", LEN, &rw) != MMAPIO_OK ||
+        mmapio_open_ro(c, "ns.dat", &ro) != MMAPIO_OK)
+        _exit(51);
+    FILE *r = mmapio_reader(ro), *w = mmapio_writer(rw);
+    if (!r || !w)
+        _exit(52);
+    /* stdio allocates its buffers at the first use; the RAW_WRITER
+     * notice goes out at the first writable view: both before. */
+    if (fread(warm, 1, sizeof(warm), r) != sizeof(warm) ||
+        fwrite(warm, 1, sizeof(warm), w) != sizeof(warm) || fflush(w) != 0 ||
+        fread(warm, 1, sizeof(warm), w) != sizeof(warm) ||
+        !mmapio_as_mut_ptr(rw))
+        _exit(53);
+    if (forbid_syscalls(false) < 0)
+        _exit(56);
+
+    /* From here on: no system call, so no _exit, no printf. */
+    for (int i = 0; i < ROUNDS / 10; i++) {
+        int e = rest_round(rw, ro, i);
+        if (e == 0)
+            e = rest_streams(r, w, i);
+        if (e != 0)
+            return e;
+    }
+    return 0;
+}
+
+static void run_child(int (*body)(void))
+{
+    report = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq((void *)report, MAP_FAILED);
+    report[0] = -1;
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        leave(body());
+        _exit(120); /* not reached */
+    }
+    int st = hz_wait_child(pid, 50000);
+    cr_assert_neq(st, -1, "child hung");
+    cr_assert_eq(report[0], -1,
+                 "the data path made system call %ld (from %#lx)", report[0],
+                 (unsigned long)report[1]);
+    cr_assert(!(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS),
+              "the data path made a system call (child killed by SIGSYS)");
+    cr_assert(WIFEXITED(st), "child killed by signal %d", WTERMSIG(st));
+    cr_assert_eq(WEXITSTATUS(st), 0, "child failed check %d%s",
+                 WEXITSTATUS(st),
+                 WEXITSTATUS(st) >= 50 ? " (setup)" : "");
+}
+
+Test(nosyscall, data_path_rest)
+{
+    run_child(rest_child);
 }
 
 Test(nosyscall, filter_is_in_force)
