@@ -1,0 +1,3 @@
+/* placeholder, filled next */
+#include <criterion/criterion.h>
+Test(copy, placeholder) {}
