@@ -289,7 +289,11 @@ Test(copy, large_copy_off_the_loop)
     cr_assert(same_files("large.bin", "large-copy.bin"));
     cr_log_info("ping: idle p99 %lld us, slowest during a %zu MiB copy %lld us",
                 (long long)idle, size >> 20, (long long)busy);
-    int64_t limit = idle * 50 > 100000 ? idle * 50 : 100000;
+    /* Under valgrind the daemon's threads take turns on one lock, so a
+     * worker's turn shows in the loop's latency: only a gross stall is
+     * caught there. */
+    int64_t floor_us = under_valgrind() ? 2000000 : 100000;
+    int64_t limit = idle * 50 > floor_us ? idle * 50 : floor_us;
     cr_assert_leq(busy, limit, "a ping took %lld us during the copy, idle p99 %lld us",
                   (long long)busy, (long long)idle);
     mmapio_disconnect(c);
