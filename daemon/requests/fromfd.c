@@ -2,7 +2,8 @@
  * fromfd: a caller's own fd as a mapping (mmapio_from_fd; see fromfd.h).
  *
  * The fd is input like any other: only a regular file (a memfd is one)
- * is kept; everything else is refused with INVALID_ARGUMENT and handed to
+ * of a local file system is kept (FUSE and network file systems could
+ * hold the loop in fstat, a reopen or the last close); everything else is refused with INVALID_ARGUMENT and handed to
  * the closer thread (closer.h), never closed here. The mode asked for must
  * be one the fd's own access allows (mapping needs read access, a
  * read-write mapping a read-write fd: else PERMISSION); an empty file
@@ -192,10 +193,88 @@ static void grant(struct session *s, uint64_t id, struct mapping *m,
     mapping_unref(m);
 }
 
-/* Checks fd (kept only when it passes: consumed either way). */
-static int validate(int fd, mmapio_mode mode, struct stat *st,
-                    const char **why)
+/* The mount of fd, as /proc/self/fdinfo says (asks no file system). */
+static int fd_mnt_id(int fd)
 {
+    char path[64], line[128];
+    int id = -1;
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    while (id < 0 && fgets(line, sizeof(line), f))
+        if (sscanf(line, "mnt_id: %d", &id) != 1)
+            id = -1;
+    fclose(f);
+    return id;
+}
+
+/* File systems whose open, stat or close may wait on someone else: a
+ * FUSE server (possibly the peer itself), a network. */
+static bool may_block(const char *type)
+{
+    static const char *const slow[] = { "fuse", "nfs", "cifs", "smb", "9p",
+                                        "ceph", "afs", "gfs2", "ocfs2",
+                                        "glusterfs", "lustre", NULL };
+    for (const char *const *t = slow; *t; t++)
+        if (!strncmp(type, *t, strlen(*t)))
+            return true;
+    return false;
+}
+
+/* 1: mount id found in `mountinfo` and local; 0: found, may block; -1:
+ * not listed there. */
+static int mount_local(const char *mountinfo, int id)
+{
+    char line[4096], type[64];
+    int r = -1, mid;
+    FILE *f = fopen(mountinfo, "re");
+    if (!f)
+        return -1;
+    while (r < 0 && fgets(line, sizeof(line), f)) {
+        const char *dash = strstr(line, " - ");
+        if (sscanf(line, "%d", &mid) != 1 || mid != id || !dash ||
+            sscanf(dash + 3, "%63s", type) != 1)
+            continue;
+        r = !may_block(type);
+    }
+    fclose(f);
+    return r;
+}
+
+/*
+ * Whether the daemon may touch fd's file at all: asked before fstat,
+ * which a FUSE server can hold (getattr), as it can a reopen or the last
+ * close. Only files on mounts the daemon (or the peer, in its own mount
+ * namespace) sees as a local file system, and memfds (on no listed mount),
+ * pass.
+ */
+static bool safe_to_touch(const struct session *s, int fd)
+{
+    char proc[64], at[32];
+    int id = fd_mnt_id(fd);
+    if (id < 0)
+        return false;
+    int r = mount_local("/proc/self/mountinfo", id);
+    if (r < 0) {
+        snprintf(proc, sizeof(proc), "/proc/%d/mountinfo", (int)s->cred.pid);
+        r = mount_local(proc, id);
+    }
+    if (r >= 0)
+        return r == 1;
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, at, sizeof(at) - 1);
+    return n > 7 && !strncmp(at, "/memfd:", 7);
+}
+
+/* Checks fd (kept only when it passes: consumed either way). */
+static int validate(const struct session *s, int fd, mmapio_mode mode,
+                    struct stat *st, const char **why)
+{
+    if (!safe_to_touch(s, fd)) {
+        *why = "not a file of a local file system, nor a memfd";
+        return MMAPIO_E_INVALID_ARGUMENT;
+    }
     if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
         *why = "not a regular file or memfd";
         return MMAPIO_E_INVALID_ARGUMENT;
@@ -230,7 +309,7 @@ void fromfd_open(struct session *s, uint64_t id, const Mmapio__FromFd *q,
         return;
     }
     mmapio_mode mode = (mmapio_mode)q->mode;
-    int r = validate(fd, mode, &st, &why);
+    int r = validate(s, fd, mode, &st, &why);
     if (!r && (uint64_t)st.st_size > s->h->cfg->max_map_size) {
         why = "size over the daemon's max_map_size";
         r = MMAPIO_E_QUOTA;
