@@ -49,8 +49,7 @@ static void copy_done(struct copy_job *job)
     struct session *s = find_session(h, x->session_id);
     if (s) {
         s->busy--;
-        if (s->port->busy_changed)
-            s->port->busy_changed(s);
+        s->port->busy_changed(s);
         if (job->result)
             session_reply_err(s, x->id, errmap_from_errno(-job->result),
                               "copy failed: %s", strerror(-job->result));
@@ -74,13 +73,8 @@ static int open_one(struct session *s, const char *path, bool dst,
     o.size = size;
     o.perm = perm;
     int r = open_mapping(s->h, s, &o, out, why);
-    if (r == MMAPIO_OK && (*out)->kind != MAPPING_FILE) {
-        mapping_unref(*out);
-        *why = "not a file";
-        return MMAPIO_E_INVALID_ARGUMENT;
-    }
     if (r == MMAPIO_OK)
-        mapping_pin(*out);
+        mapping_pin(*out); /* registered while the copy runs */
     return r;
 }
 
@@ -167,7 +161,6 @@ void copy_request(struct session *s, uint64_t id, const Mmapio__Copy *q)
         session_reply_err(s, id, r, "copy %s to %s: %s", q->src, q->dst, why);
         return;
     }
-    s->busy++;
-    if (s->port->busy_changed)
-        s->port->busy_changed(s);
+    s->busy++; /* the answer is owed: counts as a request in flight */
+    s->port->busy_changed(s);
 }
