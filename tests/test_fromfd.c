@@ -381,3 +381,34 @@ Test(fromfd, window_lets_no_stray_fd_in)
     close(fd);
     close(s);
 }
+
+/* Every fd the daemon received is closed in the end: kept ones with their
+ * mapping, refused ones by the closer thread, found ones at once. */
+Test(fromfd, no_fd_left_behind)
+{
+    int base = hz_fd_baseline(&hz);
+    cr_assert_gt(base, 0);
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    char out[512];
+    snprintf(out, sizeof(out), "%s/leak.bin", hz.dir);
+    int ofd = make_file(out, 4096, 'l');
+    int rfd = make_file(hz_path(&hz, "leak.bin"), 4096, 'l');
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    for (int i = 0; i < 20; i++) {
+        hz_assert_ok(mmapio_from_fd(c, ofd, MMAPIO_MODE_READ_WRITE, "o", &m));
+        hz_assert_ok(mmapio_unmap(m));
+        hz_assert_ok(mmapio_from_fd(c, rfd, MMAPIO_MODE_READ_ONLY, "r", &m));
+        hz_assert_ok(mmapio_unmap(m));
+        hz_assert_ret(mmapio_from_fd(c, sv[0], MMAPIO_MODE_READ_ONLY, "s", &m),
+                      MMAPIO_E_INVALID_ARGUMENT);
+    }
+    mmapio_disconnect(c);
+    int now = hz_fd_count_settle(hz.pid, base, 10000);
+    cr_assert_leq(now, base, "daemon fds: %d, baseline %d", now, base);
+    close(sv[0]);
+    close(sv[1]);
+    close(ofd);
+    close(rfd);
+}
