@@ -147,14 +147,19 @@ static uint64_t client_next_id(mmapio_client *c)
 }
 
 /* Sends one request; a full socket buffer is waited out. */
-static int client_send_one(mmapio_client *c, const Mmapio__Request *req)
+static int client_send_one(mmapio_client *c, const Mmapio__Request *req,
+                           int pass_fd)
 {
     for (;;) {
-        int r = wire_send_msg(c->fd, &req->base, -1, c->max_frame);
+        int r = wire_send_msg(c->fd, &req->base, pass_fd, c->max_frame);
         if (r == 0)
             return MMAPIO_OK;
         if (r == -EMSGSIZE)
             return MMAPIO_E_INVALID_ARGUMENT; /* too long; nothing sent */
+        if (r == -EPERM && pass_fd >= 0)
+            return MMAPIO_E_PERMISSION; /* the daemon refuses fds */
+        if (r == -EBADF && pass_fd >= 0)
+            return MMAPIO_E_INVALID_ARGUMENT; /* not an fd */
         if (r == -ENOMEM || r == -ENOBUFS)
             return MMAPIO_E_QUOTA;
         if (r != -EAGAIN)
@@ -167,18 +172,19 @@ static int client_send_one(mmapio_client *c, const Mmapio__Request *req)
 
 /* Sends one request, owning up first to notices dropped since the last
  * one (notice.h). */
-static int client_send(mmapio_client *c, const Mmapio__Request *req)
+static int client_send(mmapio_client *c, const Mmapio__Request *req,
+                       int pass_fd)
 {
     Mmapio__Request lreq;
     Mmapio__Notice n;
     if (client_take_lost_notice(c, &lreq, &n)) {
-        int r = client_send_one(c, &lreq);
+        int r = client_send_one(c, &lreq, -1);
         if (r != MMAPIO_OK) {
             atomic_store_explicit(&c->notices_lost, true, memory_order_relaxed);
             return r;
         }
     }
-    return client_send_one(c, req);
+    return client_send_one(c, req, pass_fd);
 }
 
 bool client_take_lost_notice(mmapio_client *c, Mmapio__Request *req,
@@ -391,10 +397,17 @@ int client_call_locked(mmapio_client *c, Mmapio__Request *req,
                        Mmapio__Reply__ResultCase want,
                        struct client_reply *rep)
 {
+    return client_call_fd_locked(c, req, -1, want, rep);
+}
+
+int client_call_fd_locked(mmapio_client *c, Mmapio__Request *req,
+                          int pass_fd, Mmapio__Reply__ResultCase want,
+                          struct client_reply *rep)
+{
     if (c->dead)
         return error_set(c->dead, NULL);
     req->id = client_next_id(c);
-    int r = client_send(c, req);
+    int r = client_send(c, req, pass_fd);
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
     return client_wait_reply(c, req->id, want, rep);
@@ -411,7 +424,7 @@ int client_send_async_locked(mmapio_client *c, Mmapio__Request *req,
         return error_set(r, r == MMAPIO_E_BUSY
                                 ? "too many asynchronous requests pending"
                                 : NULL);
-    r = client_send(c, req);
+    r = client_send(c, req, -1);
     if (r != MMAPIO_OK) {
         asyncs_forget(&c->asyncs, req->id);
         return error_set(r, NULL);

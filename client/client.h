@@ -87,6 +87,10 @@ void client_unlock(mmapio_client *c);
 int client_call_locked(mmapio_client *c, Mmapio__Request *req,
                        Mmapio__Reply__ResultCase want,
                        struct client_reply *rep);
+/* The same, the request carrying pass_fd (borrowed; mmapio_from_fd). */
+int client_call_fd_locked(mmapio_client *c, Mmapio__Request *req,
+                          int pass_fd, Mmapio__Reply__ResultCase want,
+                          struct client_reply *rep);
 /* Notices were dropped (notices_lost): fills req/n with the notice of
  * handle 0 that owns up to it, clears the flag and returns true; whoever
  * cannot send it sets the flag again. Requests send it first (client.c),

@@ -517,7 +517,7 @@ static int map_remap_now(mmapio_map *m, uint64_t size)
 
 /* ---- handle lifetime ---- */
 
-static void map_free(mmapio_map *m)
+void map_free(mmapio_map *m)
 {
     uint8_t *base = map_base(m);
     if (base)
@@ -535,7 +535,7 @@ static void map_free(mmapio_map *m)
     free(m);
 }
 
-static int map_new(const char *path, mmapio_mode mode, mmapio_map **out)
+int map_new(const char *path, mmapio_mode mode, mmapio_map **out)
 {
     mmapio_map *m = calloc(1, sizeof(*m));
     if (!m)
@@ -600,8 +600,8 @@ static int map_release_locked(mmapio_client *c, uint64_t handle)
  * mapping (lock held, so no event for this mapping can be read before m
  * is on the client's list). If mapping fails, the holder is released.
  */
-static int map_take_grant(mmapio_client *c, mmapio_map *m,
-                          struct client_reply *rep)
+int map_take_grant(mmapio_client *c, mmapio_map *m,
+                   struct client_reply *rep)
 {
     const Mmapio__OpenReply *g = rep->reply->open;
     uint64_t size = g->size;

@@ -28,4 +28,12 @@ uint8_t *map_view(const mmapio_map *m, uint64_t *len);
 /* The mapping's page size, fixed for the handle's life. */
 size_t map_page_of(const mmapio_map *m);
 
+/* For the other ways to a handle (fromfd.c): a new handle not yet granted
+ * (MMAPIO_OK or E_QUOTA), the grant of an open reply taken into it (lock
+ * held; see map.c), and freeing one that never was granted. */
+struct client_reply;
+int map_new(const char *path, mmapio_mode mode, mmapio_map **out);
+int map_take_grant(mmapio_client *c, mmapio_map *m, struct client_reply *rep);
+void map_free(mmapio_map *m);
+
 #endif

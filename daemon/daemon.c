@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "copier.h"
 #include "dirs.h"
 #include "log.h"
 
@@ -71,6 +72,8 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
     if (r == 0)
         r = handlers_init(&d->handlers, c, d->root_fd, &d->reg, &d->quota,
                           &d->flushes, &d->watches);
+    if (r == 0 && !(d->handlers.copier = copier_new(d->base)))
+        r = -ENOMEM;
     if (r < 0)
         snprintf(err, err_size, "cannot set up the daemon: %s", strerror(-r));
     return r;
@@ -125,6 +128,8 @@ int daemon_run(struct daemon *d)
 void daemon_fini(struct daemon *d)
 {
     server_fini(&d->server);     /* clients closed: final flushes queued */
+    copier_free(d->handlers.copier); /* running copies end */
+    d->handlers.copier = NULL;
     flushes_fini(&d->flushes);   /* every queued flush runs to its end */
     fdstore_fini(&d->store);     /* stop storing before mappings go */
     registry_fini(&d->reg);

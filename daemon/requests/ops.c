@@ -14,7 +14,10 @@
 #include "admin.h"
 #include "config.h"
 #include "errmap.h"
+#include "closer.h"
+#include "copy.h"
 #include "flushes.h"
+#include "fromfd.h"
 #include "names.h"
 #include "open.h"
 #include "policy.h"
@@ -455,6 +458,9 @@ static void dispatch(struct session *s, const Mmapio__Request *q)
     case MMAPIO__REQUEST__OP_ADMIN_CLIENTS: admin_clients(s, q->id, q->admin_clients); break;
     case MMAPIO__REQUEST__OP_ADMIN_FLUSH: admin_flush(s, q->id, q->admin_flush); break;
     case MMAPIO__REQUEST__OP_ADMIN_POLICY: admin_policy(s, q->id, q->admin_policy); break;
+    case MMAPIO__REQUEST__OP_FD_OFFER: fromfd_offer(s, q->id); break;
+    case MMAPIO__REQUEST__OP_FROM_FD: fromfd_open(s, q->id, q->from_fd, -1); break;
+    case MMAPIO__REQUEST__OP_COPY: copy_request(s, q->id, q->copy); break;
     default:
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "unknown operation %d", (int)q->op_case);
         break;
@@ -483,4 +489,19 @@ void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
     } else
         dispatch(s, q);
     mmapio__request__free_unpacked(q, NULL);
+}
+
+void ops_handle_fd(struct session *s, const uint8_t *buf, size_t len, int fd)
+{
+    Mmapio__Request *q = mmapio__request__unpack(NULL, len, buf);
+    if (q && s->hello_done && q->op_case == MMAPIO__REQUEST__OP_FROM_FD &&
+        !has_unknown(&q->base)) {
+        fromfd_open(s, q->id, q->from_fd, fd);
+        mmapio__request__free_unpacked(q, NULL);
+        return;
+    }
+    if (q)
+        mmapio__request__free_unpacked(q, NULL);
+    closer_give(fd);
+    ops_handle(s, buf, len, true);
 }

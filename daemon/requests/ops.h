@@ -18,6 +18,11 @@ struct session;
  * carried fds (the caller closes them): the request is refused. */
 void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds);
 
+/* Handles a datagram that carried exactly one fd (consumed) while the
+ * session was armed for one (fromfd.h): a FromFd takes it; anything else
+ * is refused as with had_fds, its fd handed to the closer thread. */
+void ops_handle_fd(struct session *s, const uint8_t *buf, size_t len, int fd);
+
 /* The client's socket was read empty. After a long run of notices (as
  * many as fill a client's socket), the client may have dropped some it
  * could not send (it never waits): the mappings it holds read-write are

@@ -27,6 +27,7 @@
 #include "watch.h"
 
 struct config;
+struct copier;
 struct flushes;
 struct pending;
 struct quota;
@@ -41,6 +42,9 @@ struct session_port {
     void (*event)(struct session *s, Mmapio__Event *ev);
     /* s->busy changed: answers owed later count as requests in flight. */
     void (*busy_changed)(struct session *s);
+    /* s->fd_wanted was set: the next datagram may carry one fd
+     * (mmapio_from_fd; the transport disarms after it, fromfd.h). */
+    void (*want_fd)(struct session *s);
 };
 
 /* What every handler works with. */
@@ -51,6 +55,7 @@ struct handlers {
     struct quota *quota;
     struct flushes *flushes;
     struct watches *watches;
+    struct copier *copier;     /* mmapio_copy's threads (copy.h) */
     struct session *sessions;  /* every live session */
     uint32_t n_sessions;
     uint64_t next_session_id;
@@ -72,6 +77,7 @@ struct session {
     uint64_t mark;             /* the last broadcast that reached us */
     uint32_t busy;             /* requests to be answered later */
     uint32_t notice_run;       /* notices read since the socket was empty */
+    bool fd_wanted;            /* FdOffer answered: one fd may come (fromfd.h) */
     struct holder_list holders;
     struct watch_owner watches;
     struct pending *pending;   /* answers owed */

@@ -122,6 +122,28 @@ static int refuse_fds(int fd)
     return 0;
 }
 
+/*
+ * mmapio_from_fd is the one request that carries an fd. The stray-fd
+ * protection stays whole: a connection accepts fds only after its client
+ * asked for it (FdOffer, answered after SO_PASSRIGHTS is back on for that
+ * socket alone), and only until the first datagram that carries fds (or
+ * the FromFd) is read; then it refuses them again. Of that datagram, one
+ * fd on a FromFd request is taken (and validated, fromfd.c); any other fd
+ * — more than one, on another request, or sent in the window by a client
+ * that armed its own socket — goes to the closer thread exactly as on a
+ * kernel without SO_PASSRIGHTS (closer.h), where the same bounds drop a
+ * client that outruns it. A client can thus only ever send fds on its
+ * own socket, one window per round trip it pays for, and never make the
+ * loop close one.
+ */
+static void port_want_fd(struct session *s);
+static void disarm_fds(struct conn *c)
+{
+    c->s.fd_wanted = false;
+    if (kernel_refuses == 1)
+        (void)refuse_fds(c->fd);
+}
+
 void conn_refuse_fds_on(int listen_fd)
 {
     int r = refuse_fds(listen_fd);
@@ -505,7 +527,16 @@ static const struct session_port port = {
     .reply = port_reply,
     .event = port_event,
     .busy_changed = port_busy_changed,
+    .want_fd = port_want_fd,
 };
+
+static void port_want_fd(struct session *s)
+{
+    struct conn *c = container_of(s, struct conn, s);
+    int on = 1;
+    if (kernel_refuses == 1 && SO_PASSRIGHTS >= 0)
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_PASSRIGHTS, &on, sizeof(on));
+}
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -567,7 +598,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         size_t n_fds = 0;
         long n = wire_recv_all(c->fd, ctx->rxbuf, ctx->cfg->max_frame, fds,
                                &n_fds);
-        /* No request carries fds. Never closed here: see closer.h. */
+        /* No request carries fds but from_fd's (disarm_fds). Never
+         * closed here: see closer.h. */
+        bool armed = c->s.fd_wanted, had = n_fds > 0;
+        int kept = -1;
+        if (armed && n >= 0 && n_fds == 1) {
+            kept = fds[0];
+            n_fds = 0;
+        }
         if (closer_give_all(fds, n_fds) < 0 && n >= 0) {
             log_warn("client %llu (pid %d): sends fds faster than they can "
                      "be closed; closing", (unsigned long long)c->s.id,
@@ -589,7 +627,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             conn_close(c);
             break;
         }
-        ops_handle(&c->s, ctx->rxbuf, (size_t)n, n_fds > 0);
+        if (kept >= 0)
+            ops_handle_fd(&c->s, ctx->rxbuf, (size_t)n, kept);
+        else
+            ops_handle(&c->s, ctx->rxbuf, (size_t)n, n_fds > 0);
+        if (armed && (had || !c->s.fd_wanted) && !c->closed)
+            disarm_fds(c);
         if (c->ev_hello && c->s.hello_done)
             disarm_hello(c);
         if (c->closed)
