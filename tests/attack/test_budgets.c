@@ -561,6 +561,9 @@ static int idle(int report, void *arg)
  * promises (root's reserved mappings), so they fit its fd limit together. */
 Test(budgets, every_budget_at_once_fits_the_fd_limit)
 {
+    if (rb_wrapped())
+        cr_skip_test("valgrind keeps fds of its own in the daemon's process: "
+                     "its fd count is not the daemon's");
     start_with_fds(256);
     mmapio_client *c = hz_client();
     mmapio_options o;
@@ -615,18 +618,21 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
      * once all of max_mappings were taken. */
     cr_assert(rb_log_has(&hz, "), max_mappings ", 2000));
     const char *line = strstr(rb_log_tail(&hz), "), max_mappings ");
-    unsigned max = 0, clients = 0, queued = 0;
+    unsigned max = 0, clients = 0, queued = 0, limit = 0;
     cr_assert(line && sscanf(line, "), max_mappings %u", &max) == 1);
-    line = strstr(rb_log_tail(&hz), "fd limit 256: max_clients ");
-    cr_assert(line && sscanf(line, "fd limit 256: max_clients %u", &clients) == 1);
+    /* 256, or a little less under valgrind, which keeps some fds. */
+    line = strstr(rb_log_tail(&hz), "fd limit ");
+    cr_assert(line && sscanf(line, "fd limit %u: max_clients %u", &limit,
+                             &clients) == 2);
+    cr_assert_leq(limit, 256);
     line = strstr(line, "max_queued_fds_total ");
     cr_assert(line && sscanf(line, "max_queued_fds_total %u", &queued) == 1);
     /* What the budgets promise, all at once: 64 fds of the daemon's own,
      * each connection's socket and the one reply fd it may queue past
      * max_queued_fds_total, the mappings and the queued fds. */
-    cr_assert_leq(64 + 2 * clients + max + queued, 256,
+    cr_assert_leq(64 + 2 * clients + max + queued, limit,
                   "max_clients %u, max_mappings %u, max_queued_fds_total %u "
-                  "promise more than 256 fds", clients, max, queued);
+                  "promise more than %u fds", clients, max, queued, limit);
     cr_assert_eq(r, MMAPIO_E_QUOTA);
     cr_assert_gt(mine, 0, "nothing was kept for root");
     cr_assert_eq(1 + created + mine, (int)max,
