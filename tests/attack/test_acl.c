@@ -83,67 +83,22 @@ static void place(const char *rel, mode_t mode, unsigned user_perm,
 
 /* ---- running as nobody ------------------------------------------------ */
 
-static char why[512];
-
-__attribute__((format(printf, 1, 2)))
-static const char *fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    return why;
-}
-
-#define EXPECT(expr, want)                                                 \
-    do {                                                                   \
-        int e_r_ = (expr), e_w_ = (want);                                  \
-        if (e_r_ != e_w_)                                                  \
-            return fail("line %d: %s returned %d (%s), expected %d (%s)",  \
-                        __LINE__, #expr, e_r_, mmapio_strerror(e_r_),      \
-                        e_w_, mmapio_strerror(e_w_));                      \
-    } while (0)
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond))                                                       \
-            return fail("line %d: %s is false", __LINE__, #cond);          \
-    } while (0)
 
 typedef const char *(*as_fn)(mmapio_client *c);
+struct as_call { as_fn fn; };
 
 /* Runs fn as nobody in a forked child connected to hz; asserts success. */
+static const char *call(mmapio_client *c, void *arg)
+{
+    return ((const struct as_call *)arg)->fn(c);
+}
+
 static void as_nobody(as_fn fn)
 {
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    pid_t pid = hz_fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        close(p[0]);
-        const char *msg = NULL;
-        mmapio_client *c = NULL;
-        int r;
-        if (rb_become(RB_NOBODY, RB_NOBODY) < 0)
-            msg = fail("cannot become nobody: %s", strerror(errno));
-        else if ((r = mmapio_connect(hz.sock, &c)) != MMAPIO_OK)
-            msg = fail("connect: %s", mmapio_strerror(r));
-        else
-            msg = fn(c);
-        if (msg)
-            (void)!write(p[1], msg, strlen(msg));
-        _exit(msg ? 1 : 0);
-    }
-    close(p[1]);
-    char buf[600];
-    long n = 0, k;
-    while (n < (long)sizeof(buf) - 1 &&
-           (k = read(p[0], buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
-        n += k;
-    buf[n > 0 ? n : 0] = '\0';
-    close(p[0]);
-    int st = hz_wait_child(pid, 20000);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "as nobody: %s",
-              n > 0 ? buf : "no report");
+    struct as_call k = { fn };
+    char why[600];
+    cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, call, &k, why,
+                           sizeof(why)), 0, "as nobody: %s", why);
 }
 
 static int try_open(mmapio_client *c, const char *path, mmapio_mode mode)

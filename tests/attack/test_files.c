@@ -73,32 +73,12 @@ struct child {
 
 typedef const char *(*child_fn)(struct child *ch, void *arg);
 
-static char why[512];
-
-__attribute__((format(printf, 1, 2)))
-static const char *fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    return why;
-}
-
-#define EXPECT(expr, want)                                                 \
-    do {                                                                   \
-        int e_r_ = (expr), e_w_ = (want);                                  \
-        if (e_r_ != e_w_)                                                  \
-            return fail("line %d: %s returned %d (%s), expected %d (%s)",  \
-                        __LINE__, #expr, e_r_, mmapio_strerror(e_r_),      \
-                        e_w_, mmapio_strerror(e_w_));                      \
-    } while (0)
 
 /* In the child: tells the parent it reached a step, waits for its go. */
 static const char *step(struct child *ch)
 {
     if (hz_chan_send(&ch->up, 'k') < 0 || hz_chan_recv(&ch->down, STEP_MS) != 'g')
-        return fail("the parent did not let the child go on");
+        return rb_fail("the parent did not let the child go on");
     return NULL;
 }
 
@@ -117,7 +97,7 @@ static void child_start(struct child *ch, uid_t uid, child_fn fn, void *arg)
         hz_chan_keep_write(&ch->up);
         const char *msg = NULL;
         if (uid && rb_become(uid, uid) < 0)
-            msg = fail("cannot become %u: %s", (unsigned)uid, strerror(errno));
+            msg = rb_fail("cannot become %u: %s", (unsigned)uid, strerror(errno));
         else
             msg = fn(ch, arg);
         if (msg)
@@ -277,7 +257,7 @@ static const char *watch_then_close(struct child *ch, void *arg)
 {
     int *kept = arg, s = raw_connect(hz.sock);
     if (s < 0 || raw_hello(s, WIRE_PROTOCOL) != 0)
-        return fail("cannot connect");
+        return rb_fail("cannot connect");
     for (*kept = 0; *kept < 10; ++*kept) {
         char name[32];
         uint64_t handle = 0, wid = 0;
@@ -355,23 +335,23 @@ static const char *abuse_anon(struct child *ch, void *arg)
     (void)arg;
     int s = raw_connect(hz.sock), fd = -1;
     if (s < 0 || raw_hello(s, WIRE_PROTOCOL) != 0)
-        return fail("cannot connect");
+        return rb_fail("cannot connect");
     EXPECT(raw_open(s, "shared", true, MMAPIO__MODE__MODE_READ_WRITE, false, 0,
                     &fd), 0);
     if (fd < 0)
-        return fail("no fd granted");
+        return rb_fail("no fd granted");
     if (ftruncate(fd, 4096) == 0)
-        return fail("a holder shrank the owner's memfd");
+        return rb_fail("a holder shrank the owner's memfd");
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0 ||
         fcntl(fd, F_ADD_SEALS, F_SEAL_GROW) == 0 ||
         fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)
-        return fail("a holder sealed the owner's memfd");
+        return rb_fail("a holder sealed the owner's memfd");
     /* Growing behind the daemon's back, and filling what it grew. */
     uint8_t *p = MAP_FAILED;
     if (ftruncate(fd, (off_t)(8ull << 30)) == 0) {
         p = mmap(NULL, GROWN_MAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED)
-            return fail("mmap: %s", strerror(errno));
+            return rb_fail("mmap: %s", strerror(errno));
         memset(p + SHARED_SIZE, 0xaa, GROWN_MAP - SHARED_SIZE);
     }
     const char *r = step(ch);
@@ -381,15 +361,15 @@ static const char *abuse_anon(struct child *ch, void *arg)
      * size is kept. */
     struct stat st;
     if (fstat(fd, &st) < 0)
-        return fail("fstat: %s", strerror(errno));
+        return rb_fail("fstat: %s", strerror(errno));
     if ((uint64_t)st.st_blocks * 512 > 2 * MIB)
-        return fail("the memfd still holds %llu bytes past the owner's %llu",
+        return rb_fail("the memfd still holds %llu bytes past the owner's %llu",
                     (unsigned long long)st.st_blocks * 512,
                     (unsigned long long)SHARED_SIZE);
     if (p != MAP_FAILED) {
         for (size_t i = 256 * KIB; i < GROWN_MAP; i += 4096)
             if (p[i] != 0)
-                return fail("byte %zu past the mapping survived", i);
+                return rb_fail("byte %zu past the mapping survived", i);
         munmap(p, GROWN_MAP);
     }
     close(fd);

@@ -159,18 +159,6 @@ static void victim_check(const struct victim *v, int64_t base, const char *what)
 
 typedef const char *(*attack_fn)(void *arg);
 
-static char why[512];
-
-__attribute__((format(printf, 1, 2)))
-static const char *fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    return why;
-}
-
 struct attacker {
     pid_t pid;
     int report;   /* read end: the child's reason, if it failed */
@@ -187,7 +175,7 @@ static void attack_start(struct attacker *a, attack_fn fn, void *arg)
         close(p[0]);
         signal(SIGIO, SIG_IGN); /* a lease break is no reason to die */
         const char *msg = rb_become(RB_NOBODY, RB_NOBODY) < 0
-                              ? fail("cannot become nobody: %s", strerror(errno))
+                              ? rb_fail("cannot become nobody: %s", strerror(errno))
                               : fn(arg);
         if (msg)
             (void)!write(p[1], msg, strlen(msg));
@@ -274,10 +262,10 @@ static const char *attack_linger(void *arg)
     for (int i = 0; i < LINGER_SOCKETS; i++) {
         int s = lingering_socket(&la->sa);
         if (s < 0)
-            return fail("TCP socket: %s", strerror(-s));
+            return rb_fail("TCP socket: %s", strerror(-s));
         conns[i] = rb_raw_hello(hz.sock);
         if (conns[i] < 0)
-            return fail("connect: %d", conns[i]);
+            return rb_fail("connect: %d", conns[i]);
         int r = raw_send(conns[i], &req, s);
         if (r == -EPERM) {
             /* SO_PASSRIGHTS: the kernel refused it for the daemon. Ours
@@ -289,13 +277,13 @@ static const char *attack_linger(void *arg)
         if (r == -EPERM)
             continue;
         if (r < 0)
-            return fail("send with a TCP socket: %s", strerror(-r));
+            return rb_fail("send with a TCP socket: %s", strerror(-r));
         int64_t t0 = hz_now_ms();
         int got = raw_expect_refusal(conns[i], 5000, NULL);
         if (got != 0 && got != 1)
-            return fail("request with a stray fd: %d", got);
+            return rb_fail("request with a stray fd: %d", got);
         if (hz_now_ms() - t0 > scale(2000))
-            return fail("the refusal took %lld ms",
+            return rb_fail("the refusal took %lld ms",
                         (long long)(hz_now_ms() - t0));
     }
     usleep(300 * 1000); /* the daemon closes them meanwhile */
@@ -346,7 +334,7 @@ static const char *open_promptly(const char *what, bool strict)
 {
     int c = rb_raw_hello(hz.sock);
     if (c < 0)
-        return fail("connect: %d", c);
+        return rb_fail("connect: %d", c);
     int fd = -1;
     int64_t t0 = hz_now_ms();
     int r = raw_open(c, LEASE_FILE, false, MMAPIO__MODE__MODE_READ_ONLY,
@@ -356,10 +344,10 @@ static const char *open_promptly(const char *what, bool strict)
         close(fd);
     close(c);
     if (raw_is_errno(r) || (strict && r != MMAPIO_OK && r != MMAPIO_E_BUSY))
-        return fail("%s: open answered %d after %lld ms", what, r,
+        return rb_fail("%s: open answered %d after %lld ms", what, r,
                     (long long)dt);
     if (dt > scale(1000))
-        return fail("%s: open took %lld ms", what, (long long)dt);
+        return rb_fail("%s: open took %lld ms", what, (long long)dt);
     return NULL;
 }
 
@@ -407,21 +395,21 @@ static const char *open_batch(int c, int n, const char *what)
     for (int i = 0; i < n; i++) {
         req.id = 10 + (uint64_t)i;
         if (raw_send(c, &req, -1) < 0)
-            return fail("%s: send failed", what);
+            return rb_fail("%s: send failed", what);
     }
     for (int i = 0; i < n; i++) {
         Mmapio__ServerMessage *m;
         int fd = -1;
         int r = raw_recv(c, scale(1000), &m, &fd);
         if (r < 0)
-            return fail("%s: no answer within %d ms (%s)", what, scale(1000),
+            return rb_fail("%s: no answer within %d ms (%s)", what, scale(1000),
                         strerror(-r));
         if (fd >= 0)
             close(fd);
         mmapio__server_message__free_unpacked(m, NULL);
     }
     if (hz_now_ms() - t0 > scale(1000))
-        return fail("%s: %d opens took %lld ms", what, n,
+        return rb_fail("%s: %d opens took %lld ms", what, n,
                     (long long)(hz_now_ms() - t0));
     return NULL;
 }
@@ -435,9 +423,9 @@ static const char *race_opens(int fd, const char *what)
     const char *msg = NULL;
     int c = rb_raw_hello(hz.sock);
     if (c < 0)
-        return fail("connect: %d", c);
+        return rb_fail("connect: %d", c);
     if (pthread_create(&t, NULL, flip_lease, &f) != 0)
-        return fail("pthread_create");
+        return rb_fail("pthread_create");
     /* Each open is a holder: a connection keeps at most 4096. */
     for (int i = 0; !msg && i < 60; i++)
         msg = open_batch(c, 32, what);
@@ -445,7 +433,7 @@ static const char *race_opens(int fd, const char *what)
     pthread_join(t, NULL);
     close(c);
     if (!msg && f.leases > 0)
-        msg = fail("%s: the kernel granted %ld write leases through a "
+        msg = rb_fail("%s: the kernel granted %ld write leases through a "
                    "read-write grant: it shares the daemon's description",
                    what, f.leases);
     return msg;
@@ -461,11 +449,11 @@ static const char *attack_lease(void *arg)
     int c = rb_raw_hello(hz.sock);
     int fd = -1;
     if (c < 0)
-        return fail("connect: %d", c);
+        return rb_fail("connect: %d", c);
     int r = raw_open(c, LEASE_FILE, false, MMAPIO__MODE__MODE_READ_WRITE,
                      false, 0, &fd);
     if (r != MMAPIO_OK || fd < 0)
-        return fail("open read-write: %d", r);
+        return rb_fail("open read-write: %d", r);
     const char *msg = race_opens(fd, "leases on the granted fd");
     close(fd);
     close(c);
@@ -477,11 +465,11 @@ static const char *attack_lease(void *arg)
     snprintf(path, sizeof(path), "%s/%s", hz.root, LEASE_FILE);
     int own = open(path, O_RDONLY | O_CLOEXEC);
     if (own < 0)
-        return fail("open %s: %s", path, strerror(errno));
+        return rb_fail("open %s: %s", path, strerror(errno));
     r = take_lease(own, scale(100));
     if (r < 0) {
         close(own);
-        return fail("no write lease on our own file: %s", strerror(-r));
+        return rb_fail("no write lease on our own file: %s", strerror(-r));
     }
     msg = open_promptly("lease on our own fd", true);
     close(own);
@@ -490,7 +478,7 @@ static const char *attack_lease(void *arg)
     /* 3. A FIFO nobody writes to: refused as not a regular file, at once. */
     c = rb_raw_hello(hz.sock);
     if (c < 0)
-        return fail("connect: %d", c);
+        return rb_fail("connect: %d", c);
     int64_t t0 = hz_now_ms();
     r = raw_open(c, FIFO_FILE, false, MMAPIO__MODE__MODE_READ_ONLY, false, 0,
                  &fd);
@@ -498,7 +486,7 @@ static const char *attack_lease(void *arg)
     if (fd >= 0)
         close(fd);
     if (r != MMAPIO_E_INVALID_ARGUMENT || hz_now_ms() - t0 > scale(1000))
-        return fail("open of a FIFO: %d after %lld ms", r,
+        return rb_fail("open of a FIFO: %d after %lld ms", r,
                     (long long)(hz_now_ms() - t0));
     return NULL;
 }
@@ -572,7 +560,7 @@ static const char *attack_deaf(void *arg)
     for (int i = 0; i < DEAF_CONNS; i++) {
         conns[i] = rb_raw_hello(hz.sock);
         if (conns[i] < 0)
-            return fail("connect %d: %d", i, conns[i]);
+            return rb_fail("connect %d: %d", i, conns[i]);
         pipeline_opens(conns[i]);
     }
     (void)!write(da->ready[1], "r", 1);
@@ -673,10 +661,10 @@ static const char *attack_watch(void *arg)
     char cmd;
     int r = mmapio_connect(hz.sock, &c);
     if (r != MMAPIO_OK)
-        return fail("connect: %s", mmapio_strerror(r));
+        return rb_fail("connect: %s", mmapio_strerror(r));
     if ((r = mmapio_open_ro(c, VICTIM_FILE, &m)) != MMAPIO_OK ||
         (r = mmapio_watch(m, count_event, &rep, &w)) != MMAPIO_OK)
-        return fail("watch the victim's file: %s", mmapio_strerror(r));
+        return rb_fail("watch the victim's file: %s", mmapio_strerror(r));
     (void)!write(wa->ack[1], "w", 1);
     while (read(wa->cmd[0], &cmd, 1) == 1 && cmd != 'q') {
         dispatch_quiet(c, cmd == 'd' ? 150 : 500);

@@ -394,66 +394,22 @@ Test(names, daemon_refuses_a_socket_directory_others_control)
 
 /* ---- row 15: an anonymous name taken first ---------------------------- */
 
-static char why[512];
-
-__attribute__((format(printf, 1, 2)))
-static const char *fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    return why;
-}
-
-#define EXPECT(expr, want)                                                 \
-    do {                                                                   \
-        int e_r_ = (expr), e_w_ = (want);                                  \
-        if (e_r_ != e_w_)                                                  \
-            return fail("line %d: %s returned %d (%s), expected %d (%s)",  \
-                        __LINE__, #expr, e_r_, mmapio_strerror(e_r_),      \
-                        e_w_, mmapio_strerror(e_w_));                      \
-    } while (0)
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond))                                                       \
-            return fail("line %d: %s is false", __LINE__, #cond);          \
-    } while (0)
 
 typedef const char *(*as_fn)(mmapio_client *c);
+struct as_call { as_fn fn; };
 
 /* Runs fn as uid in a forked child connected to hz; asserts success. */
+static const char *call(mmapio_client *c, void *arg)
+{
+    return ((const struct as_call *)arg)->fn(c);
+}
+
 static void client_as(uid_t uid, as_fn fn)
 {
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    pid_t pid = hz_fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        close(p[0]);
-        const char *msg = NULL;
-        mmapio_client *c = NULL;
-        int r;
-        if (rb_become(uid, uid) < 0)
-            msg = fail("cannot become %u", (unsigned)uid);
-        else if ((r = mmapio_connect(hz.sock, &c)) != MMAPIO_OK)
-            msg = fail("connect as %u: %s", (unsigned)uid,
-                       mmapio_last_error());
-        else
-            msg = fn(c);
-        if (msg)
-            (void)!write(p[1], msg, strlen(msg));
-        mmapio_disconnect(c);
-        _exit(msg ? 1 : 0);
-    }
-    close(p[1]);
-    char buf[600];
-    ssize_t n = read(p[0], buf, sizeof(buf) - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    close(p[0]);
-    int st = hz_wait_child(pid, 20000);
-    cr_assert(exited(st, 0), "as uid %u: %s (status 0x%x)", (unsigned)uid,
-              n > 0 ? buf : "no report", (unsigned)st);
+    struct as_call k = { fn };
+    char why[600];
+    cr_assert_eq(rb_run_as(hz.sock, uid, uid, call, &k, why, sizeof(why)), 0,
+                 "as uid %u: %s", (unsigned)uid, why);
 }
 
 static const char *attacker_squats(mmapio_client *c)

@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,4 +192,68 @@ int rb_send_ping(int fd, uint64_t id)
     req.op_case = MMAPIO__REQUEST__OP_PING;
     req.ping = &ping;
     return raw_send(fd, &req, -1);
+}
+
+/* ---- work done as another uid ---------------------------------------- */
+
+static char fail_why[512];
+
+const char *rb_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fail_why, sizeof(fail_why), fmt, ap);
+    va_end(ap);
+    return fail_why;
+}
+
+/* In the child: the reason fn failed, or NULL. */
+static const char *as_child(const char *sock, uid_t uid, gid_t gid,
+                            rb_as_fn fn, void *arg)
+{
+    mmapio_client *c = NULL;
+    int r;
+    if (rb_become(uid, gid) < 0)
+        return rb_fail("cannot become %u:%u: %s", (unsigned)uid,
+                       (unsigned)gid, strerror(errno));
+    if (getuid() != uid || geteuid() != uid)
+        return rb_fail("still uid %u", (unsigned)geteuid());
+    if ((r = mmapio_connect(sock, &c)) != MMAPIO_OK)
+        return rb_fail("connect as %u: %s (%s)", (unsigned)uid,
+                       mmapio_strerror(r), mmapio_last_error());
+    const char *msg = fn(c, arg);
+    mmapio_disconnect(c);
+    return msg;
+}
+
+int rb_run_as(const char *sock, uid_t uid, gid_t gid, rb_as_fn fn, void *arg,
+              char *why, size_t cap)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return snprintf(why, cap, "pipe: %s", strerror(errno)), -1;
+    pid_t pid = hz_fork();
+    if (pid < 0)
+        return snprintf(why, cap, "fork: %s", strerror(errno)), -1;
+    if (pid == 0) {
+        close(p[0]);
+        const char *msg = as_child(sock, uid, gid, fn, arg);
+        if (msg)
+            (void)!write(p[1], msg, strlen(msg));
+        _exit(msg ? 1 : 0);
+    }
+    close(p[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (cap > 0 && n < cap - 1 && (k = read(p[0], why + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    if (cap > 0)
+        why[n] = '\0';
+    close(p[0]);
+    int st = hz_wait_child(pid, 20000);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    if (n == 0)
+        snprintf(why, cap, "no report (status 0x%x)", (unsigned)st);
+    return -1;
 }

@@ -61,6 +61,40 @@ int rb_share(const struct hz_daemon *d);
  * groups (or `uid`/`gid`). 0 or -errno. */
 int rb_become(uid_t uid, gid_t gid);
 
+/* ---- work done as another uid ---------------------------------------- */
+
+/* What a child reports to its test: NULL (all well), or why not, made
+ * with rb_fail (one static buffer per process: a child reports once). */
+__attribute__((format(printf, 1, 2)))
+const char *rb_fail(const char *fmt, ...);
+
+/* In a child: `expr` must return `want` / `cond` must hold, else the
+ * enclosing function returns the reason. */
+#define EXPECT(expr, want)                                                 \
+    do {                                                                   \
+        int e_r_ = (expr), e_w_ = (want);                                  \
+        if (e_r_ != e_w_)                                                  \
+            return rb_fail("line %d: %s returned %d (%s), expected %d "    \
+                           "(%s)", __LINE__, #expr, e_r_,                  \
+                           mmapio_strerror(e_r_), e_w_,                    \
+                           mmapio_strerror(e_w_));                         \
+    } while (0)
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (!(cond))                                                       \
+            return rb_fail("line %d: %s is false", __LINE__, #cond);       \
+    } while (0)
+
+typedef const char *(*rb_as_fn)(mmapio_client *c, void *arg);
+
+/*
+ * Runs fn(c, arg) in a forked child that became uid:gid and connected to
+ * `sock`. 0 when it reported success; otherwise -1 with its reason (or
+ * its exit status) in why.
+ */
+int rb_run_as(const char *sock, uid_t uid, gid_t gid, rb_as_fn fn, void *arg,
+              char *why, size_t cap);
+
 /* ---- raw protocol -------------------------------------------------- */
 
 /* A connected raw client that said hello (or -errno / -RAW_ERRNO_BASE..). */

@@ -47,74 +47,16 @@ TestSuite(perms, .init = init, .fini = hz_teardown, .timeout = 60);
 /* ---- running as another uid ------------------------------------------ */
 
 /* What a child reports: NULL (all well) or why not. */
-typedef const char *(*as_fn)(mmapio_client *c, void *arg);
+typedef rb_as_fn as_fn;
 
-static char why[512];
-
-__attribute__((format(printf, 1, 2)))
-static const char *fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    return why;
-}
-
-/* In a child: `expr` must return `want`, else fn returns the reason. */
-#define EXPECT(expr, want)                                                 \
-    do {                                                                   \
-        int e_r_ = (expr), e_w_ = (want);                                  \
-        if (e_r_ != e_w_)                                                  \
-            return fail("line %d: %s returned %d (%s), expected %d (%s)",  \
-                        __LINE__, #expr, e_r_, mmapio_strerror(e_r_),      \
-                        e_w_, mmapio_strerror(e_w_));                      \
-    } while (0)
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond))                                                       \
-            return fail("line %d: %s is false", __LINE__, #cond);          \
-    } while (0)
 
 /* Runs fn as uid:gid in a forked child connected to hz; asserts it
  * reported success. */
 static void run_as(uid_t uid, gid_t gid, as_fn fn, void *arg)
 {
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    pid_t pid = hz_fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        close(p[0]);
-        const char *msg = NULL;
-        mmapio_client *c = NULL;
-        int r;
-        if (rb_become(uid, gid) < 0)
-            msg = fail("cannot become %u:%u: %s", (unsigned)uid,
-                       (unsigned)gid, strerror(errno));
-        else if (getuid() != uid || geteuid() != uid)
-            msg = fail("still uid %u", (unsigned)geteuid());
-        else if ((r = mmapio_connect(hz.sock, &c)) != MMAPIO_OK)
-            msg = fail("connect as %u: %s", (unsigned)uid,
-                       mmapio_strerror(r));
-        else
-            msg = fn(c, arg);
-        if (msg)
-            (void)!write(p[1], msg, strlen(msg));
-        _exit(msg ? 1 : 0);
-    }
-    close(p[1]);
-    char buf[600];
-    long n = 0, k;
-    while (n < (long)sizeof(buf) - 1 &&
-           (k = read(p[0], buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
-        n += k;
-    buf[n > 0 ? n : 0] = '\0';
-    close(p[0]);
-    int st = hz_wait_child(pid, 20000);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "as uid %u: %s (status 0x%x)", (unsigned)uid,
-              n > 0 ? buf : "no report", (unsigned)st);
+    char why[600];
+    cr_assert_eq(rb_run_as(hz.sock, uid, gid, fn, arg, why, sizeof(why)), 0,
+                 "as uid %u: %s", (unsigned)uid, why);
 }
 
 static void as_nobody(as_fn fn, void *arg)
