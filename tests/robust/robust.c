@@ -221,9 +221,7 @@ static const char *as_child(const char *sock, uid_t uid, gid_t gid,
     if ((r = mmapio_connect(sock, &c)) != MMAPIO_OK)
         return rb_fail("connect as %u: %s (%s)", (unsigned)uid,
                        mmapio_strerror(r), mmapio_last_error());
-    const char *msg = fn(c, arg);
-    mmapio_disconnect(c);
-    return msg;
+    return fn(c, arg); /* c is fn's: the child exits next */
 }
 
 int rb_run_as(const char *sock, uid_t uid, gid_t gid, rb_as_fn fn, void *arg,

@@ -89,8 +89,8 @@ typedef const char *(*rb_as_fn)(mmapio_client *c, void *arg);
 
 /*
  * Runs fn(c, arg) in a forked child that became uid:gid and connected to
- * `sock`. 0 when it reported success; otherwise -1 with its reason (or
- * its exit status) in why.
+ * `sock` (c is fn's; the child exits when fn returns). 0 when it reported
+ * success; otherwise -1 with its reason (or its exit status) in why.
  */
 int rb_run_as(const char *sock, uid_t uid, gid_t gid, rb_as_fn fn, void *arg,
               char *why, size_t cap);
