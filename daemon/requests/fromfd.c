@@ -156,42 +156,6 @@ static int find_mapping(struct session *s, int fd, mmapio_mode mode,
     return make_private(s, fd, path, st, out);
 }
 
-/* Holder, grant, reply: as op_open does. Takes the caller's reference. */
-static void grant(struct session *s, uint64_t id, struct mapping *m,
-                  mmapio_mode mode)
-{
-    struct holder *h = NULL;
-    int fd = -1;
-    bool owned = false;
-    int r = session_add_holder(s, m, mode, &h);
-    if (!r)
-        r = mapping_grant_fd(m, mode, &fd, &owned);
-    if (r) {
-        if (h)
-            session_release_holder(h, false);
-        else
-            registry_retire_if_unused(s->h->reg, m);
-        session_reply_err(s, id, r, "from_fd: cannot grant: %s", errmap_text(r));
-        mapping_unref(m);
-        return;
-    }
-    Mmapio__OpenReply orep = MMAPIO__OPEN_REPLY__INIT;
-    Mmapio__FlushPolicy pol;
-    orep.handle = h->handle;
-    orep.map_id = m->id;
-    orep.size = m->size;
-    orep.ctl_slot = m->slot;
-    policy_to_wire(m->policy, &pol);
-    orep.policy = &pol;
-    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
-    rep.id = id;
-    rep.result_case = MMAPIO__REPLY__RESULT_OPEN;
-    rep.open = &orep;
-    session_reply(s, &rep, fd);
-    if (owned)
-        close(fd);
-    mapping_unref(m);
-}
 
 /* The mount of fd, as /proc/self/fdinfo says (asks no file system). */
 static int fd_mnt_id(int fd)
@@ -324,5 +288,5 @@ void fromfd_open(struct session *s, uint64_t id, const Mmapio__FromFd *q,
         session_reply_err(s, id, r, "from_fd: %s", errmap_text(r));
         return;
     }
-    grant(s, id, m, mode);
+    session_grant(s, id, m, mode, "from_fd");
 }

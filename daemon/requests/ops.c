@@ -101,10 +101,7 @@ static void op_hello(struct session *s, uint64_t id, const Mmapio__Hello *m)
 static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
 {
     struct mapping *m;
-    struct holder *h = NULL;
     const char *why = "";
-    int fd = -1;
-    bool owned = false;
 
     if ((unsigned)o->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE || o->perm > 0777 ||
         (o->policy && !policy_valid(policy_from_wire(o->policy)))) {
@@ -117,36 +114,7 @@ static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
         session_reply_err(s, id, r, "%s: %s", o->path, why);
         return;
     }
-    r = session_add_holder(s, m, (mmapio_mode)o->mode, &h);
-    if (!r)
-        r = mapping_grant_fd(m, h->mode, &fd, &owned);
-    if (r) {
-        if (h)
-            session_release_holder(h, false);
-        else
-            registry_retire_if_unused(s->h->reg, m);
-        session_reply_err(s, id, r, "%s: cannot grant: %s", o->path,
-                          r == MMAPIO_E_BUSY ? "a lease on the file is being "
-                          "broken; try again" : errmap_text(r));
-        mapping_unref(m);
-        return;
-    }
-    Mmapio__OpenReply orep = MMAPIO__OPEN_REPLY__INIT;
-    Mmapio__FlushPolicy pol;
-    orep.handle = h->handle;
-    orep.map_id = m->id;
-    orep.size = m->size;
-    orep.ctl_slot = m->slot;
-    policy_to_wire(m->policy, &pol);
-    orep.policy = &pol;
-    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
-    rep.id = id;
-    rep.result_case = MMAPIO__REPLY__RESULT_OPEN;
-    rep.open = &orep;
-    session_reply(s, &rep, fd);
-    if (owned)
-        close(fd);
-    mapping_unref(m);
+    session_grant(s, id, m, (mmapio_mode)o->mode, o->path);
 }
 
 static void op_close(struct session *s, uint64_t id, const Mmapio__Close *m)

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "errmap.h"
 #include "flushes.h"
 #include "log.h"
 #include "names.h"
@@ -196,6 +198,44 @@ void session_release_holder(struct holder *hd, bool died)
         (m->n_holders == 0 || (died && writer)))
         flushes_background(h->flushes, m);
     registry_retire_if_unused(h->reg, m);
+    mapping_unref(m);
+}
+
+void session_grant(struct session *s, uint64_t id, struct mapping *m,
+                   mmapio_mode mode, const char *what)
+{
+    struct holder *hd = NULL;
+    int fd = -1;
+    bool owned = false;
+    int r = session_add_holder(s, m, mode, &hd);
+    if (!r)
+        r = mapping_grant_fd(m, mode, &fd, &owned);
+    if (r) {
+        if (hd)
+            session_release_holder(hd, false);
+        else
+            registry_retire_if_unused(s->h->reg, m);
+        session_reply_err(s, id, r, "%s: cannot grant: %s", what,
+                          r == MMAPIO_E_BUSY ? "a lease on the file is being "
+                          "broken; try again" : errmap_text(r));
+        mapping_unref(m);
+        return;
+    }
+    Mmapio__OpenReply orep = MMAPIO__OPEN_REPLY__INIT;
+    Mmapio__FlushPolicy pol;
+    orep.handle = hd->handle;
+    orep.map_id = m->id;
+    orep.size = m->size;
+    orep.ctl_slot = m->slot;
+    policy_to_wire(m->policy, &pol);
+    orep.policy = &pol;
+    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
+    rep.id = id;
+    rep.result_case = MMAPIO__REPLY__RESULT_OPEN;
+    rep.open = &orep;
+    session_reply(s, &rep, fd);
+    if (owned)
+        close(fd);
     mapping_unref(m);
 }
 

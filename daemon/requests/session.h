@@ -114,6 +114,11 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
  * holder goes, and when a writer's session died (it may have written just
  * before). A file nobody holds leaves the registry. */
 void session_release_holder(struct holder *h, bool died);
+/* Makes s a holder of m in `mode` and replies to request `id` with the
+ * grant and its fd, or with the reason it failed (`what` names the
+ * mapping in it). Takes the caller's reference to m. */
+void session_grant(struct session *s, uint64_t id, struct mapping *m,
+                   mmapio_mode mode, const char *what);
 /* s's holder of `handle`, or NULL. */
 struct holder *session_find_holder(struct session *s, uint64_t handle);
 
