@@ -129,13 +129,37 @@ Test(finding, reasons)
               mmapio_last_error());
 }
 
-/* As nobody: a socket in a directory nobody may not search. */
-static const char *eacces_child(void)
+typedef const char *(*child_fn)(void *arg);
+
+/* Runs fn in a child that became nobody, without connecting first
+ * (rb_run_as connects); fails the test with the child's reason. */
+static void as_nobody(child_fn fn, void *arg)
 {
-    char p[256];
-    snprintf(p, sizeof(p), "%s/private/mmapiod.sock", dir);
-    if (rb_become(RB_NOBODY, RB_NOBODY) < 0)
-        return "cannot become nobody";
+    int pipefd[2];
+    cr_assert_eq(pipe(pipefd), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(pipefd[0]);
+        const char *why = rb_become(RB_NOBODY, RB_NOBODY) < 0
+                              ? "cannot become nobody"
+                              : fn(arg);
+        if (why)
+            (void)!write(pipefd[1], why, strlen(why));
+        _exit(why ? 1 : 0);
+    }
+    close(pipefd[1]);
+    char why[512] = "";
+    (void)!read(pipefd[0], why, sizeof(why) - 1);
+    close(pipefd[0]);
+    int st = hz_wait_child(pid, 20000);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "as nobody: %s", why);
+}
+
+/* A socket in a directory nobody may not search. */
+static const char *eacces_child(void *arg)
+{
+    const char *p = arg;
     mmapio_client *c;
     int r = mmapio_connect(p, &c);
     const char *msg = mmapio_last_error();
@@ -152,24 +176,7 @@ Test(finding, permission_denied)
     cr_assert_eq(mkdir(p, 0700), 0);
     snprintf(p, sizeof(p), "%s/private/mmapiod.sock", dir);
     int fd = bind_at(p, SOCK_SEQPACKET, true);
-
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
-    pid_t pid = hz_fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        close(pipefd[0]);
-        const char *why = eacces_child();
-        if (why)
-            (void)!write(pipefd[1], why, strlen(why));
-        _exit(why ? 1 : 0);
-    }
-    close(pipefd[1]);
-    char why[512] = "";
-    (void)!read(pipefd[0], why, sizeof(why) - 1);
-    close(pipefd[0]);
-    int st = hz_wait_child(pid, 20000);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "as nobody: %s", why);
+    as_nobody(eacces_child, p);
     close(fd);
 }
 
@@ -229,32 +236,6 @@ static const char *nothing_child(void *arg)
         !strstr(msg, SYSTEM_SOCKET) || !strstr(msg, "no such socket"))
         return rb_fail("%d: %s", r, msg);
     return NULL;
-}
-
-/* Runs fn as nobody without connecting first (rb_run_as connects). */
-typedef const char *(*child_fn)(void *arg);
-
-static void as_nobody(child_fn fn, void *arg)
-{
-    int pipefd[2];
-    cr_assert_eq(pipe(pipefd), 0);
-    pid_t pid = hz_fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        close(pipefd[0]);
-        const char *why = rb_become(RB_NOBODY, RB_NOBODY) < 0
-                              ? "cannot become nobody"
-                              : fn(arg);
-        if (why)
-            (void)!write(pipefd[1], why, strlen(why));
-        _exit(why ? 1 : 0);
-    }
-    close(pipefd[1]);
-    char why[512] = "";
-    (void)!read(pipefd[0], why, sizeof(why) - 1);
-    close(pipefd[0]);
-    int st = hz_wait_child(pid, 20000);
-    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "as nobody: %s", why);
 }
 
 /* mmapiod as nobody on the per-user path; its pid. */
