@@ -537,11 +537,9 @@ static const char *connect_why(const char *path, int e)
     case EAGAIN:
         return "mmapiod's queue of new connections is full";
     case ECONNREFUSED:
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            return "a directory, not a socket";
-        if (stat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-            return "not a socket";
-        return "nobody listens (mmapiod stopped?)";
+        if (stat(path, &st) < 0 || S_ISSOCK(st.st_mode))
+            return "nobody listens (mmapiod stopped?)";
+        return S_ISDIR(st.st_mode) ? "a directory, not a socket" : "not a socket";
     default:
         return strerror(e);
     }
@@ -646,16 +644,20 @@ static int client_reach(mmapio_client *c, const char *path, char *why,
 static int client_reach_default(mmapio_client *c, char *why, size_t size)
 {
     const char *env = secure_getenv("MMAPIO_SOCKET");
-    char user[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+    char user[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = "";
+    struct error_saved saved;
     char why_user[248], why_sys[248]; /* both fit in why[] */
 
     if (env && *env)
         return client_reach(c, env, why, size);
+    int r = MMAPIO_E_INVALID_ARGUMENT;
+    error_save(&saved); /* a connect that succeeds records no failure */
     if (mmapio_default_socket_path(user, sizeof(user)) != MMAPIO_OK) {
-        snprintf(why, size, "the per-user socket path does not fit");
-        return MMAPIO_E_INVALID_ARGUMENT;
-    }
-    int r = client_reach(c, user, why_user, sizeof(why_user));
+        error_restore(&saved);
+        snprintf(why_user, sizeof(why_user),
+                 "$XDG_RUNTIME_DIR/mmapio/mmapiod.sock: too long for a socket");
+    } else
+        r = client_reach(c, user, why_user, sizeof(why_user));
     if (r == MMAPIO_OK || !strcmp(user, SYSTEM_SOCKET)) {
         snprintf(why, size, "%s", why_user);
         return r;
