@@ -594,14 +594,10 @@ int main(int argc, char **argv)
     }
     mmapio_client *c;
     int r = mmapio_connect(sock, &c);
-    if (r) { /* mmapio_strerror's words, as always for this line */
-        fprintf(stderr, "mmapioctl: cannot reach mmapiod: %s\n",
-                mmapio_strerror(r));
-        if (r == MMAPIO_E_PERMISSION) { /* a socket we may not trust: why */
-            char *why = text_escape(mmapio_last_error());
-            fprintf(stderr, "mmapioctl: %s\n", why);
-            free(why);
-        }
+    if (r) { /* the library's words: each path tried, and why it failed */
+        char *why = text_escape(mmapio_last_error());
+        fprintf(stderr, "mmapioctl: cannot reach mmapiod: %s\n", why);
+        free(why);
         return exit_code(r);
     }
     r = cmd->run(c, argc - optind, argv + optind);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -488,22 +489,19 @@ int mmapio_default_socket_path(char *buf, size_t size)
     return MMAPIO_OK;
 }
 
-/* Fills addr for path; the path as given, or the default. */
+/* The system service's socket (mmapiod.socket), tried when no daemon of
+ * the caller's own listens on the per-user path. */
+#define SYSTEM_SOCKET "/run/mmapio/mmapiod.sock"
+
+/* Fills addr for path: 0, or -1 when it is empty or too long. */
 static int socket_address(const char *path, struct sockaddr_un *addr)
 {
-    const char *env = secure_getenv("MMAPIO_SOCKET");
-
     memset(addr, 0, sizeof(*addr));
     addr->sun_family = AF_UNIX;
-    if (!path && env && *env)
-        path = env;
-    if (!path)
-        return mmapio_default_socket_path(addr->sun_path,
-                                          sizeof(addr->sun_path));
     if (!*path || strlen(path) >= sizeof(addr->sun_path))
-        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+        return -1;
     memcpy(addr->sun_path, path, strlen(path));
-    return MMAPIO_OK;
+    return 0;
 }
 
 /* connect() errors: a daemon that is not there is DISCONNECTED. */
@@ -514,6 +512,7 @@ static int connect_error(int e)
     case ENOTDIR:
     case ECONNREFUSED:
     case ECONNRESET:
+    case EPROTOTYPE:
     case EAGAIN:
         return MMAPIO_E_DISCONNECTED;
     default:
@@ -521,23 +520,61 @@ static int connect_error(int e)
     }
 }
 
+/* Why connect() to path failed, in plain words. */
+static const char *connect_why(const char *path, int e)
+{
+    struct stat st;
+    switch (e) {
+    case ENOENT:
+        return "no such socket (is mmapiod running?)";
+    case ENOTDIR:
+        return "a directory on its way is not a directory";
+    case EACCES:
+        return "permission denied (no search access to its directory, or no "
+               "write access to the socket)";
+    case EPROTOTYPE:
+        return "a socket of another type, not mmapiod's";
+    case EAGAIN:
+        return "mmapiod's queue of new connections is full";
+    case ECONNREFUSED:
+        if (stat(path, &st) < 0 || S_ISSOCK(st.st_mode))
+            return "nobody listens (mmapiod stopped?)";
+        return S_ISDIR(st.st_mode) ? "a directory, not a socket" : "not a socket";
+    default:
+        return strerror(e);
+    }
+}
+
 /* Connects (blocking, so a full backlog is waited out), then switches the
  * socket to non-blocking. An AF_UNIX connect interrupted by a signal has
- * not connected, so it is simply tried again. */
-static int socket_connect(const struct sockaddr_un *addr, int *out)
+ * not connected, so it is simply tried again. MMAPIO_OK, or an error with
+ * the path and why in why[]. */
+static int socket_connect(const char *path, int *out, char *why, size_t size)
 {
-    int r, fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return error_set(errmap_from_errno(errno), NULL);
+    struct sockaddr_un addr;
+    int r, fd;
+
+    if (socket_address(path, &addr) < 0) {
+        snprintf(why, size, "socket path '%.*s%s': empty or longer than %zu bytes",
+                 64, path, strlen(path) > 64 ? "..." : "",
+                 sizeof(addr.sun_path) - 1);
+        return MMAPIO_E_INVALID_ARGUMENT;
+    }
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(why, size, "socket: %s", strerror(errno));
+        return errmap_from_errno(errno);
+    }
     do {
-        r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+        r = connect(fd, (const struct sockaddr *)&addr, sizeof(addr));
     } while (r < 0 && errno == EINTR);
     if (r < 0 && errno == EISCONN)
         r = 0;
     if (r < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
         int e = errno;
         close(fd);
-        return error_set(connect_error(e), NULL);
+        snprintf(why, size, "%s: %s", path, connect_why(path, e));
+        return connect_error(e);
     }
     *out = fd;
     return MMAPIO_OK;
@@ -569,33 +606,86 @@ static int client_hello(mmapio_client *c)
 }
 
 /* Nothing is said, not even hello, to a daemon we may not trust. */
-static int client_trust(mmapio_client *c, const char *path)
+static int client_trust(mmapio_client *c, const char *path, char *why,
+                        size_t size)
 {
-    char why[ERROR_TEXT_MAX];
-    int r = trust_socket(c->fd, path, why, sizeof(why));
+    int r = trust_socket(c->fd, path, why, size);
     if (r == MMAPIO_OK)
         c->uid = geteuid(); /* what SO_PEERCRED told the daemon */
-    return r == MMAPIO_OK ? r : error_set(r, why);
+    return r;
+}
+
+/* Connects c to path and judges who listens there: MMAPIO_OK, or an error
+ * with the reason in why[] (c->fd closed again). */
+static int client_reach(mmapio_client *c, const char *path, char *why,
+                        size_t size)
+{
+    char trust_why[ERROR_TEXT_MAX / 2];
+    int r = socket_connect(path, &c->fd, why, size);
+    if (r == MMAPIO_OK &&
+        (r = client_trust(c, path, trust_why, sizeof(trust_why))) != MMAPIO_OK) {
+        close(c->fd);
+        c->fd = -1;
+        if (strstr(trust_why, path))
+            snprintf(why, size, "%s", trust_why);
+        else /* the directory's name only: say which socket too */
+            snprintf(why, size, "%s: %s", path, trust_why);
+    }
+    return r;
+}
+
+/*
+ * The default: $MMAPIO_SOCKET; else the per-user path when a daemon we
+ * trust listens there, else the system service's socket. A failure names
+ * every path tried and why each failed; its code is the first that says
+ * more than "no daemon there" (a refusal of trust, EACCES), else
+ * DISCONNECTED.
+ */
+static int client_reach_default(mmapio_client *c, char *why, size_t size)
+{
+    const char *env = secure_getenv("MMAPIO_SOCKET");
+    char user[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = "";
+    struct error_saved saved;
+    char why_user[248], why_sys[248]; /* both fit in why[] */
+
+    if (env && *env)
+        return client_reach(c, env, why, size);
+    int r = MMAPIO_E_INVALID_ARGUMENT;
+    error_save(&saved); /* a connect that succeeds records no failure */
+    if (mmapio_default_socket_path(user, sizeof(user)) != MMAPIO_OK) {
+        error_restore(&saved);
+        snprintf(why_user, sizeof(why_user),
+                 "$XDG_RUNTIME_DIR/mmapio/mmapiod.sock: too long for a socket");
+    } else
+        r = client_reach(c, user, why_user, sizeof(why_user));
+    if (r == MMAPIO_OK || !strcmp(user, SYSTEM_SOCKET)) {
+        snprintf(why, size, "%s", why_user);
+        return r;
+    }
+    int r2 = client_reach(c, SYSTEM_SOCKET, why_sys, sizeof(why_sys));
+    if (r2 == MMAPIO_OK)
+        return r2;
+    snprintf(why, size, "tried %s; then %s", why_user, why_sys);
+    return r != MMAPIO_E_DISCONNECTED ? r : r2;
 }
 
 int mmapio_connect(const char *socket_path, mmapio_client **out)
 {
-    struct sockaddr_un addr;
+    char why[ERROR_TEXT_MAX];
     mmapio_client *c;
 
     if (!out)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
-    int r = socket_address(socket_path, &addr);
-    if (r != MMAPIO_OK)
-        return r;
-    r = client_new(&c);
+    int r = client_new(&c);
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
-    r = socket_connect(&addr, &c->fd);
-    if (r == MMAPIO_OK)
-        r = client_trust(c, addr.sun_path);
-    if (r == MMAPIO_OK)
-        r = client_hello(c);
+    r = socket_path ? client_reach(c, socket_path, why, sizeof(why))
+                    : client_reach_default(c, why, sizeof(why));
+    if (r != MMAPIO_OK) {
+        client_unref(c);
+        return error_set(r, why);
+    }
+    r = client_hello(c);
     if (r != MMAPIO_OK) {
         client_unref(c);
         return r;

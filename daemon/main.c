@@ -4,103 +4,149 @@
  * cannot start. The daemon itself is assembled in daemon.c.
  */
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "mmapio.h"
 
+#define MAX_KEYS 64
+
+/* Prints text from column `indent`, wrapped before column 79. */
+static void wrap(FILE *out, int indent, const char *text)
+{
+    int col = indent;
+    fprintf(out, "%*s", indent, "");
+    while (*text) {
+        size_t n = strcspn(text, " ");
+        if (col > indent && col + 1 + (int)n > 78) {
+            fprintf(out, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', out);
+            col++;
+        }
+        fprintf(out, "%.*s", (int)n, text);
+        col += (int)n;
+        text += n;
+        text += strspn(text, " ");
+    }
+    fputc('\n', out);
+}
+
+/* What the limits left to the fd budget come to with this process's hard
+ * fd limit (the daemon raises its soft limit to it). */
+static void usage_budget(FILE *out)
+{
+    struct config c;
+    struct rlimit rl;
+    char note[512], line[512];
+    if (config_defaults(&c) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    uint64_t nofile = rl.rlim_max == RLIM_INFINITY ? UINT64_C(1) << 20 : rl.rlim_max;
+    config_fit_fds(&c, nofile, note, sizeof(note));
+    snprintf(line, sizeof(line),
+             "The fd budget is RLIMIT_NOFILE less 64 fds for the daemon and a "
+             "quarter for fds queued toward clients; with this hard limit "
+             "(%" PRIu64 ") the defaults come to max_clients %u "
+             "(max_clients_per_uid %u, reserved_clients %u) and max_mappings %u "
+             "(max_mappings_per_uid %u, reserved_mappings %u).",
+             nofile, c.max_clients, c.max_clients_per_uid, c.reserved_clients,
+             c.max_mappings, c.max_mappings_per_uid, c.reserved_mappings);
+    wrap(out, 0, line);
+}
+
+/* Generated from config_keys: every setting, its values and default. */
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: mmapiod [--socket PATH] [--root DIR] [--config FILE] [--verbose]\n"
+            "Usage: mmapiod [--config FILE] [--SETTING VALUE]... [--verbose]\n"
             "       mmapiod --help | --version\n"
             "\n"
-            "Serves shared memory mappings to local processes.\n"
+            "Serves shared memory mappings to local processes; stays in the\n"
+            "foreground and logs to stderr.\n"
             "\n"
-            "  --socket PATH   listening socket (default: $XDG_RUNTIME_DIR/mmapio/mmapiod.sock,\n"
-            "                  /run/mmapio/mmapiod.sock for root, else /tmp/mmapio-UID/mmapiod.sock)\n"
-            "  --root DIR      data root for file mappings (default: /var/lib/mmapio for root,\n"
-            "                  else $XDG_DATA_HOME/mmapio or ~/.local/share/mmapio)\n"
-            "  --config FILE   settings, one 'key = value' a line (socket, root, max_frame,\n"
-            "                  max_clients, max_clients_per_uid, reserved_clients,\n"
-            "                  hello_timeout_ms, max_inflight, max_events, max_queued_bytes,\n"
-            "                  max_queued_bytes_per_uid, max_queued_fds, max_queued_fds_per_uid,\n"
-            "                  max_mappings, max_mappings_per_uid, reserved_mappings,\n"
-            "                  max_bytes_per_uid, max_map_size, flush_threads, verbose);\n"
-            "                  max_clients, max_mappings and their per-uid shares and\n"
-            "                  reserves default to shares of the fd limit\n"
-            "  --max-frame N, --max-clients N, --max-clients-per-uid N,\n"
-            "  --reserved-clients N, --hello-timeout-ms N, --max-inflight N,\n"
-            "  --max-events N, --max-queued-bytes N, --max-queued-bytes-per-uid N,\n"
-            "  --max-queued-fds N, --max-queued-fds-per-uid N,\n"
-            "  --max-mappings N, --max-mappings-per-uid N, --reserved-mappings N,\n"
-            "  --max-bytes-per-uid N,\n"
-            "  --max-handles-per-client N, --max-map-size N, --flush-threads N,\n"
-            "  --admin-group GROUP\n"
-            "                  the same settings as the config file, which they override\n"
-            "  --verbose       log every connection\n"
-            "  --help          this text\n"
-            "  --version       the version\n");
+            "  --config FILE\n");
+    wrap(out, 6, "Settings, one 'key = value' a line, '#' starts a comment; "
+                 "options on the command line win. Run by root with no "
+                 "--config, mmapiod reads " CONFIG_DEFAULT_FILE " if it exists.");
+    fprintf(out,
+            "  --help\n"
+            "      This text.\n"
+            "  --version\n"
+            "      The version.\n"
+            "\n"
+            "Settings: the config file's key, then the option that sets it.\n");
+    for (size_t i = 0; i < config_n_keys; i++) {
+        const struct config_key *k = &config_keys[i];
+        char opt[64], def[256], range[64], text[768];
+        config_option_name(k, opt, sizeof(opt));
+        config_default_text(k, def, sizeof(def));
+        config_range_text(k, range, sizeof(range));
+        const char *arg = config_arg_name(k);
+        fprintf(out, "  %s, %s%s%s\n", k->key, opt, *arg ? " " : "", arg);
+        snprintf(text, sizeof(text), "%s Values: %s. Default: %s.", k->what,
+                 range, def);
+        wrap(out, 6, text);
+    }
+    fputc('\n', out);
+    usage_budget(out);
+}
+
+/* The long options: --config, --help, --version and one per setting. */
+static void make_options(struct option *opts, char names[][64])
+{
+    size_t n = 0;
+    opts[n++] = (struct option){ "config", required_argument, NULL, 'c' };
+    opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+    opts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
+    for (size_t i = 0; i < config_n_keys; i++) {
+        config_option_name(&config_keys[i], names[i], 64);
+        opts[n++] = (struct option){ names[i] + 2,
+            config_keys[i].kind == CONFIG_BOOL ? no_argument : required_argument,
+            NULL, 'S' };
+    }
+    opts[n] = (struct option){ 0 };
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "socket", required_argument, NULL, 's' },
-        { "root", required_argument, NULL, 'r' },
-        { "config", required_argument, NULL, 'c' },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        /* Settings: the config file's keys, '-' for '_'. */
-        { "max-frame", required_argument, NULL, 'S' },
-        { "max-clients", required_argument, NULL, 'S' },
-        { "max-clients-per-uid", required_argument, NULL, 'S' },
-        { "reserved-clients", required_argument, NULL, 'S' },
-        { "hello-timeout-ms", required_argument, NULL, 'S' },
-        { "max-queued-bytes", required_argument, NULL, 'S' },
-        { "max-queued-bytes-per-uid", required_argument, NULL, 'S' },
-        { "reserved-mappings", required_argument, NULL, 'S' },
-        { "max-inflight", required_argument, NULL, 'S' },
-        { "max-events", required_argument, NULL, 'S' },
-        { "max-queued-fds", required_argument, NULL, 'S' },
-        { "max-queued-fds-per-uid", required_argument, NULL, 'S' },
-        { "max-mappings", required_argument, NULL, 'S' },
-        { "max-mappings-per-uid", required_argument, NULL, 'S' },
-        { "max-bytes-per-uid", required_argument, NULL, 'S' },
-        { "max-handles-per-client", required_argument, NULL, 'S' },
-        { "max-map-size", required_argument, NULL, 'S' },
-        { "flush-threads", required_argument, NULL, 'S' },
-        { "admin-group", required_argument, NULL, 'S' },
-        { 0 },
-    };
-    const char *set_key[32], *set_val[32];
+    static struct option opts[MAX_KEYS + 4];
+    static char names[MAX_KEYS][64];
+    const struct config_key *set_key[MAX_KEYS * 2];
+    const char *set_val[MAX_KEYS * 2];
     int n_set = 0, idx;
-    const char *sock = NULL, *root = NULL, *conf = NULL;
-    bool verbose = false;
+    const char *conf = NULL;
     struct daemon d;
     char err[512] = "";
     int o;
 
+    if (config_n_keys > MAX_KEYS)
+        return 1;
+    make_options(opts, names);
     while ((o = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         switch (o) {
         case 'S':
-            if (n_set < 32) {
-                set_key[n_set] = opts[idx].name;
-                set_val[n_set++] = optarg;
+            if (n_set == MAX_KEYS * 2) {
+                fprintf(stderr, "mmapiod: too many options\n");
+                return 2;
             }
+            set_key[n_set] = &config_keys[idx - 3];
+            set_val[n_set++] = optarg ? optarg : "yes";
             break;
-        case 's': sock = optarg; break;
-        case 'r': root = optarg; break;
         case 'c': conf = optarg; break;
-        case 'v': verbose = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("mmapiod %s\n", MMAPIO_VERSION); return 0;
-        default: usage(stderr); return 2;
+        default:
+            fprintf(stderr, "mmapiod: see mmapiod --help\n");
+            return 2;
         }
     }
     if (optind < argc) {
@@ -108,34 +154,33 @@ int main(int argc, char **argv)
         return 2;
     }
     memset(&d, 0, sizeof(d));
-    if (config_defaults(&d.cfg) < 0) {
-        fprintf(stderr, "mmapiod: cannot work out the default paths; use --socket and --root\n");
-        if (!sock || !root)
-            return 1;
-    }
+    (void)config_defaults(&d.cfg); /* a path it cannot work out stays "" */
+    /* The installed settings, for root's daemon started by hand. */
+    if (!conf && geteuid() == 0 && access(CONFIG_DEFAULT_FILE, F_OK) == 0)
+        conf = CONFIG_DEFAULT_FILE;
     if (conf && config_load(&d.cfg, conf, err, sizeof(err)) < 0) {
         fprintf(stderr, "mmapiod: %s\n", err);
         return 1;
     }
-    if ((sock && config_set(&d.cfg, "socket", sock, err, sizeof(err)) < 0) ||
-        (root && config_set(&d.cfg, "root", root, err, sizeof(err)) < 0)) {
-        fprintf(stderr, "mmapiod: %s\n", err);
-        return 2;
-    }
+    if (conf && !realpath(conf, d.cfg.config_file))
+        snprintf(d.cfg.config_file, sizeof(d.cfg.config_file), "%s", conf);
     for (int i = 0; i < n_set; i++) {
-        char key[64];
-        snprintf(key, sizeof(key), "%s", set_key[i]);
-        for (char *p = key; *p; p++)
-            if (*p == '-')
-                *p = '_';
-        if (config_set(&d.cfg, key, set_val[i], err, sizeof(err)) < 0) {
-            fprintf(stderr, "mmapiod: --%s: %s\n", set_key[i], err);
+        if (config_set(&d.cfg, set_key[i]->key, set_val[i], err, sizeof(err)) < 0) {
+            char opt[64];
+            config_option_name(set_key[i], opt, sizeof(opt));
+            fprintf(stderr, "mmapiod: %s: %s\n", opt, err);
             return 2;
         }
     }
-    if (verbose)
-        d.cfg.verbose = true;
+    if (!d.cfg.socket_path[0] || !d.cfg.root[0]) {
+        fprintf(stderr, "mmapiod: cannot work out the default %s; use %s\n",
+                d.cfg.socket_path[0] ? "data root" : "socket",
+                d.cfg.socket_path[0] ? "--root" : "--socket");
+        return 1;
+    }
     log_set_level(d.cfg.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    if (conf)
+        log_info("settings from %s", d.cfg.config_file);
 
     if (daemon_init(&d, err, sizeof(err)) < 0) {
         fprintf(stderr, "mmapiod: %s\n", err);

@@ -104,9 +104,11 @@ typedef void (*mmapio_watch_cb)(const mmapio_change_event *ev, void *user);
 /* ---- connection ------------------------------------------------------- */
 
 /*
- * socket_path NULL: $MMAPIO_SOCKET if set, else the daemon's default
- * ($XDG_RUNTIME_DIR/mmapio/mmapiod.sock, /run/mmapio/mmapiod.sock for root,
- * /tmp/mmapio-UID/mmapiod.sock otherwise).
+ * socket_path NULL: $MMAPIO_SOCKET if set; else the per-user path
+ * (mmapio_default_socket_path) when a daemon listens there and may be
+ * trusted; else the system service's /run/mmapio/mmapiod.sock. A failure
+ * names in mmapio_last_error every path tried and why it failed (no such
+ * socket, nobody listens, not a socket, permission denied, untrusted).
  *
  * Whatever the path, the socket must be trusted before anything is sent:
  * its directory must belong to the caller, root or the service's user
@@ -137,8 +139,10 @@ int mmapio_client_fd(const mmapio_client *c);
 int mmapio_client_dispatch(mmapio_client *c, int timeout_ms);
 int mmapio_ping(mmapio_client *c);
 
-/* Writes the default socket path into buf; MMAPIO_E_INVALID_ARGUMENT if
- * it does not fit. */
+/* Writes the per-user default socket path into buf (where mmapiod run by
+ * this user listens: $XDG_RUNTIME_DIR/mmapio/mmapiod.sock, else
+ * /run/mmapio/mmapiod.sock for root, else /tmp/mmapio-UID/mmapiod.sock);
+ * MMAPIO_E_INVALID_ARGUMENT if it does not fit. */
 int mmapio_default_socket_path(char *buf, size_t size);
 
 /* ---- opening ---------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,27 +42,123 @@ static int default_root(char *buf, size_t size)
     return -ENOENT;
 }
 
+#define F(field) offsetof(struct config, field)
+#define U32(key, min, max, def, def_text, what) \
+    { #key, CONFIG_U32, F(key), 0, min, max, def, def_text, what }
+#define U64(key, min, max, def, what) \
+    { #key, CONFIG_U64, F(key), 0, min, max, def, NULL, what }
+
+const struct config_key config_keys[] = {
+    { "socket", CONFIG_STRING, F(socket_path), sizeof(((struct config *)0)->socket_path),
+      0, 0, 0,
+      "$XDG_RUNTIME_DIR/mmapio/mmapiod.sock when XDG_RUNTIME_DIR is set, "
+      "else /run/mmapio/mmapiod.sock for root, else /tmp/mmapio-UID/mmapiod.sock",
+      "The listening socket." },
+    { "root", CONFIG_STRING, F(root), PATH_MAX, 0, 0, 0,
+      "/var/lib/mmapio for root, else $XDG_DATA_HOME/mmapio or "
+      "~/.local/share/mmapio",
+      "The data root: file paths of clients are relative to it and cannot "
+      "leave it." },
+    U32(max_frame, 1024, 16u << 20, 64 * 1024, NULL,
+        "Largest request datagram accepted, in bytes."),
+    U32(max_clients, 1, 1000000, 0,
+        "an eighth of the fd budget, from 16 to 10000",
+        "Connections at once; past it new ones are closed at accept."),
+    U32(max_clients_per_uid, 1, 1000000, 0, "a quarter of max_clients",
+        "Connections of one uid at once (root and admin_group are not counted)."),
+    U32(reserved_clients, 0, 1000000, UINT32_MAX, "a sixteenth of max_clients",
+        "The last places of max_clients, kept for root and admin_group."),
+    U32(hello_timeout_ms, 1, 3600000, 5000, NULL,
+        "A client that has not said hello by then, in milliseconds, is closed."),
+    U32(max_inflight, 1, 65536, 64, NULL,
+        "Unanswered requests one client may have."),
+    U32(max_events, 1, 1u << 20, 1024, NULL,
+        "Events queued for one client before it is told of an overflow."),
+    U32(max_queued_bytes, 1024, 1u << 30, 256 * 1024, NULL,
+        "Reply bytes queued toward one client before its requests are no "
+        "longer read."),
+    U64(max_queued_bytes_per_uid, 1024, UINT64_MAX, 16u << 20,
+        "The same over all the connections of one uid."),
+    U32(max_queued_fds, 1, 65536, 16, NULL,
+        "File descriptors queued in unread replies toward one client before "
+        "its requests are no longer read."),
+    U32(max_queued_fds_per_uid, 1, 1u << 20, 256, NULL,
+        "The same over all the clients of one uid (all clients together stay "
+        "under a quarter of the fd budget)."),
+    U32(max_mappings, 16, 1u << 24, 0,
+        "what the fd budget leaves after max_clients, at most 131072",
+        "Mappings alive at once."),
+    U32(max_mappings_per_uid, 1, UINT32_MAX, 0, "a quarter of max_mappings",
+        "Mappings one uid holds or watches at once, charged to each holder."),
+    U32(reserved_mappings, 0, 1u << 24, UINT32_MAX, "a sixteenth of max_mappings",
+        "The last of max_mappings, kept for mappings root or admin_group "
+        "create."),
+    U32(max_handles_per_client, 1, UINT32_MAX, 4096, NULL,
+        "Handles and watches one client may hold."),
+    U64(max_bytes_per_uid, 1, UINT64_MAX, UINT64_C(1) << 40,
+        "Bytes of the mappings one uid holds or watches, charged to each holder."),
+    U64(max_map_size, 1, INT64_MAX, UINT64_C(1) << 40,
+        "Largest single mapping, in bytes."),
+    U32(flush_threads, 1, 64, 2, NULL,
+        "Worker threads for requested and final flushes (one more serves "
+        "only every-millis flushes)."),
+    { "admin_group", CONFIG_GROUP, 0, 0, 0, 0, 0, "none",
+      "A group (name or gid) whose members see and change every mapping." },
+    { "verbose", CONFIG_BOOL, F(verbose), 0, 0, 1, 0, "no",
+      "Log every connection." },
+};
+const size_t config_n_keys = sizeof(config_keys) / sizeof(config_keys[0]);
+
+void config_option_name(const struct config_key *k, char *buf, size_t size)
+{
+    snprintf(buf, size, "--%s", k->key);
+    for (char *p = buf; *p; p++)
+        if (*p == '_')
+            *p = '-';
+}
+
+const char *config_arg_name(const struct config_key *k)
+{
+    switch (k->kind) {
+    case CONFIG_STRING: return strcmp(k->key, "root") ? "PATH" : "DIR";
+    case CONFIG_GROUP: return "GROUP";
+    case CONFIG_BOOL: return "";
+    default: return "N";
+    }
+}
+
+void config_default_text(const struct config_key *k, char *buf, size_t size)
+{
+    if (k->def_text)
+        snprintf(buf, size, "%s", k->def_text);
+    else
+        snprintf(buf, size, "%" PRIu64, k->def);
+}
+
+void config_range_text(const struct config_key *k, char *buf, size_t size)
+{
+    switch (k->kind) {
+    case CONFIG_STRING: snprintf(buf, size, "a path"); break;
+    case CONFIG_GROUP: snprintf(buf, size, "a group name or gid"); break;
+    case CONFIG_BOOL: snprintf(buf, size, "yes or no"); break;
+    default:
+        if (k->max >= UINT32_MAX)
+            snprintf(buf, size, "at least %" PRIu64, k->min);
+        else
+            snprintf(buf, size, "%" PRIu64 " to %" PRIu64, k->min, k->max);
+    }
+}
+
 int config_defaults(struct config *c)
 {
     memset(c, 0, sizeof(*c));
-    c->max_frame = 64 * 1024;
-    c->max_clients = 0;             /* config_fit_fds */
-    c->max_clients_per_uid = 0;
-    c->reserved_clients = UINT32_MAX;
-    c->hello_timeout_ms = 5000;
-    c->max_inflight = 64;
-    c->max_events = 1024;
-    c->max_queued_bytes = 256 * 1024;
-    c->max_queued_bytes_per_uid = 16u << 20;
-    c->max_mappings = 0;
-    c->max_mappings_per_uid = 0;
-    c->reserved_mappings = UINT32_MAX;
-    c->max_queued_fds = 16;
-    c->max_queued_fds_per_uid = 256;
-    c->max_handles_per_client = 4096;
-    c->max_bytes_per_uid = UINT64_C(1) << 40;
-    c->max_map_size = UINT64_C(1) << 40;
-    c->flush_threads = 2;
+    for (size_t i = 0; i < config_n_keys; i++) {
+        const struct config_key *k = &config_keys[i];
+        if (k->kind == CONFIG_U32)
+            *(uint32_t *)((char *)c + k->off) = (uint32_t)k->def;
+        else if (k->kind == CONFIG_U64)
+            *(uint64_t *)((char *)c + k->off) = k->def;
+    }
     int r = config_default_socket(c->socket_path, sizeof(c->socket_path));
     if (r < 0)
         return r;
@@ -107,30 +204,6 @@ static int parse_bool(const char *v, bool *out)
     return 0;
 }
 
-struct u32_key {
-    const char *key;
-    size_t off;
-    uint32_t min, max;
-};
-
-static const struct u32_key u32_keys[] = {
-    { "max_frame", offsetof(struct config, max_frame), 1024, 16u << 20 },
-    { "max_clients", offsetof(struct config, max_clients), 1, 1000000 },
-    { "max_inflight", offsetof(struct config, max_inflight), 1, 65536 },
-    { "max_clients_per_uid", offsetof(struct config, max_clients_per_uid), 1, 1000000 },
-    { "reserved_clients", offsetof(struct config, reserved_clients), 0, 1000000 },
-    { "hello_timeout_ms", offsetof(struct config, hello_timeout_ms), 1, 3600000 },
-    { "max_events", offsetof(struct config, max_events), 1, 1u << 20 },
-    { "max_queued_bytes", offsetof(struct config, max_queued_bytes), 1024, 1u << 30 },
-    { "max_queued_fds", offsetof(struct config, max_queued_fds), 1, 65536 },
-    { "max_queued_fds_per_uid", offsetof(struct config, max_queued_fds_per_uid), 1, 1u << 20 },
-    { "max_mappings", offsetof(struct config, max_mappings), 16, 1u << 24 },
-    { "reserved_mappings", offsetof(struct config, reserved_mappings), 0, 1u << 24 },
-    { "max_handles_per_client", offsetof(struct config, max_handles_per_client), 1, UINT32_MAX },
-    { "max_mappings_per_uid", offsetof(struct config, max_mappings_per_uid), 1, UINT32_MAX },
-    { "flush_threads", offsetof(struct config, flush_threads), 1, 64 },
-};
-
 static int set_string(char *dst, size_t size, const char *v)
 {
     if (!*v || strlen(v) >= size)
@@ -139,43 +212,49 @@ static int set_string(char *dst, size_t size, const char *v)
     return 0;
 }
 
+static int set_key(struct config *c, const struct config_key *k,
+                   const char *value)
+{
+    char *at = (char *)c + k->off;
+    uint64_t v;
+    int r;
+
+    switch (k->kind) {
+    case CONFIG_STRING:
+        return set_string(at, k->size, value);
+    case CONFIG_GROUP:
+        return parse_group(value, &c->admin_gid, &c->has_admin_group);
+    case CONFIG_BOOL:
+        return parse_bool(value, (bool *)at);
+    case CONFIG_U32:
+        r = parse_u64(value, k->min, k->max, &v);
+        if (r == 0)
+            *(uint32_t *)at = (uint32_t)v;
+        return r;
+    case CONFIG_U64:
+        return parse_u64(value, k->min, k->max, (uint64_t *)at);
+    }
+    return -EINVAL;
+}
+
 int config_set(struct config *c, const char *key, const char *value,
                char *err, size_t err_size)
 {
-    uint64_t v;
-    int r = -EINVAL;
-
-    if (!strcmp(key, "socket"))
-        r = set_string(c->socket_path, sizeof(c->socket_path), value);
-    else if (!strcmp(key, "root"))
-        r = set_string(c->root, sizeof(c->root), value);
-    else if (!strcmp(key, "max_bytes_per_uid"))
-        r = parse_u64(value, 1, UINT64_MAX, &c->max_bytes_per_uid);
-    else if (!strcmp(key, "max_queued_bytes_per_uid"))
-        r = parse_u64(value, 1024, UINT64_MAX, &c->max_queued_bytes_per_uid);
-    else if (!strcmp(key, "max_map_size"))
-        r = parse_u64(value, 1, INT64_MAX, &c->max_map_size);
-    else if (!strcmp(key, "admin_group"))
-        r = parse_group(value, &c->admin_gid, &c->has_admin_group);
-    else if (!strcmp(key, "verbose"))
-        r = parse_bool(value, &c->verbose);
-    else {
-        for (size_t i = 0; i < sizeof(u32_keys) / sizeof(u32_keys[0]); i++) {
-            const struct u32_key *k = &u32_keys[i];
-            if (strcmp(key, k->key))
-                continue;
-            r = parse_u64(value, k->min, k->max, &v);
-            if (r == 0)
-                *(uint32_t *)((char *)c + k->off) = (uint32_t)v;
-            goto out;
+    for (size_t i = 0; i < config_n_keys; i++) {
+        const struct config_key *k = &config_keys[i];
+        if (strcmp(key, k->key))
+            continue;
+        int r = set_key(c, k, value);
+        if (r < 0) {
+            char range[64];
+            config_range_text(k, range, sizeof(range));
+            snprintf(err, err_size, "bad value '%s' for %s (%s)", value, key,
+                     range);
         }
-        snprintf(err, err_size, "unknown setting '%s'", key);
-        return -EINVAL;
+        return r;
     }
-out:
-    if (r < 0)
-        snprintf(err, err_size, "bad value '%s' for %s", value, key);
-    return r;
+    snprintf(err, err_size, "unknown setting '%s'", key);
+    return -EINVAL;
 }
 
 /*

@@ -43,7 +43,56 @@ struct config {
     bool has_admin_group;           /* admin_group: sees and changes all */
     gid_t admin_gid;
     bool verbose;
+    char config_file[PATH_MAX];     /* the file read, "" for none */
 };
+
+/*
+ * Every setting, its default and its bounds, once: config_defaults,
+ * config_set, mmapiod --help and the option list are made from this table,
+ * and a test checks the man page against it (tests/test_docs.c). A key
+ * `max_frame` is the config file's `max_frame = N` and the option
+ * `--max-frame N`.
+ */
+enum config_kind {
+    CONFIG_STRING,  /* a path */
+    CONFIG_U32,
+    CONFIG_U64,
+    CONFIG_GROUP,   /* a group name or gid */
+    CONFIG_BOOL,    /* yes/no, true/false, 1/0 */
+};
+
+struct config_key {
+    const char *key;
+    enum config_kind kind;
+    size_t off;             /* where in struct config */
+    size_t size;            /* CONFIG_STRING: the buffer's size */
+    uint64_t min, max;      /* numbers: the accepted range */
+    uint64_t def;           /* numbers: the embedded default */
+    const char *def_text;   /* the default in words (NULL: `def`) */
+    const char *what;       /* what it is, one sentence */
+};
+
+extern const struct config_key config_keys[];
+extern const size_t config_n_keys;
+
+/* The key's option name (`--` and '-' for '_') into buf. */
+void config_option_name(const struct config_key *k, char *buf, size_t size);
+
+/* What an option takes: "N", "PATH", "DIR", "GROUP", or "" (a switch). */
+const char *config_arg_name(const struct config_key *k);
+
+/* The default as documented ("65536", or def_text) into buf. */
+void config_default_text(const struct config_key *k, char *buf, size_t size);
+
+/* The accepted values ("1024 to 16777216", "at least 1", "a path") into buf. */
+void config_range_text(const struct config_key *k, char *buf, size_t size);
+
+/* The config file read when root starts mmapiod with no --config, if it
+ * exists (SYSCONFDIR/mmapio/mmapiod.conf, as installed). */
+#ifndef MMAPIO_SYSCONFDIR
+#define MMAPIO_SYSCONFDIR "/etc"
+#endif
+#define CONFIG_DEFAULT_FILE MMAPIO_SYSCONFDIR "/mmapio/mmapiod.conf"
 
 /* Fills the embedded defaults (socket and root from the environment and
  * uid, as API.md gives them). 0, or -ENAMETOOLONG. */

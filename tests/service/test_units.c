@@ -109,6 +109,9 @@ Test(units, service_settings)
         { "RuntimeDirectory", NULL },
         { "WatchdogSec", NULL },
         { "ExecStart", "/*" },
+        { "PrivateMounts", "yes" },
+        { "ProtectProc", "invisible" },
+        { "ProcSubset", "pid" },
     };
     for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
         cr_expect(has_setting(svc, need[i][0], need[i][1]),
@@ -289,4 +292,33 @@ Test(units, socket_path_matches_execstart)
     free(sock);
     free(svc);
     free(path);
+}
+
+/* systemd-analyze security rates the service at most 1.3 (of 10). */
+Test(units, security_exposure)
+{
+    if (!svc_have("systemd-analyze"))
+        cr_skip_test("systemd-analyze is not installed");
+    const char *mmapiod = hz_build_file("MMAPIOD", "../../daemon/mmapiod");
+    cr_assert_not_null(mmapiod, "no mmapiod in the build tree ($MMAPIOD)");
+    char *svc_in = slurp(env_or("MMAPIOD_SERVICE"));
+    char *svc = point_exec_at(svc_in, mmapiod);
+    char svc_path[256];
+    snprintf(svc_path, sizeof(svc_path), "%s/mmapiod.service", dir);
+    write_text(svc_path, svc);
+
+    const char *argv[] = { "systemd-analyze", "security", "--offline=yes",
+                           "--no-pager", svc_path, NULL };
+    struct svc_out o;
+    cr_assert_eq(svc_run(argv, NULL, NULL, 30000, &o), 0);
+    const char *at = strstr(o.out, "Overall exposure level for mmapiod.service: ");
+    if (!at && strstr(o.err, "offline"))
+        cr_skip_test("this systemd-analyze has no --offline: %s", o.err);
+    cr_assert_not_null(at, "no exposure level in:\n%s%s", o.out, o.err);
+    double level = atof(at + strlen("Overall exposure level for mmapiod.service: "));
+    cr_expect_leq(level, 1.3, "exposure %.1f > 1.3:\n%s", level, o.out);
+    cr_expect_gt(level, 0.0, "no level read:\n%s", o.out);
+    svc_out_free(&o);
+    free(svc);
+    free(svc_in);
 }
