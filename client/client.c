@@ -405,7 +405,7 @@ static int last_word(mmapio_client *c, struct incoming *in)
 /* The connection broke (err): a daemon that hung up on purpose may have
  * said why first, in a datagram still queued behind the error the kernel
  * reported (ECONNRESET when it closed with our request unread). Returns
- * its error, recorded, or err. */
+ * its error or err, recorded. */
 static int hear_last_word(mmapio_client *c, int err)
 {
     for (int i = 0; i < 2; i++) {
@@ -429,7 +429,7 @@ static int hear_last_word(mmapio_client *c, int err)
         incoming_drop(&in);
         break;
     }
-    return err;
+    return error_set(err, NULL);
 }
 
 static int client_wait_reply(mmapio_client *c, uint64_t id,
@@ -450,7 +450,7 @@ static int client_wait_reply(mmapio_client *c, uint64_t id,
         if (r == READ_REPLY)
             return client_take_reply(c, id, want, &in, rep);
         if (r == MMAPIO_E_DISCONNECTED)
-            r = hear_last_word(c, r);
+            return hear_last_word(c, r);
         if (r < 0)
             return error_set(r, NULL);
         /* Someone made the socket non-blocking: wait for it here. A
@@ -478,7 +478,7 @@ int client_call_fd_locked(mmapio_client *c, Mmapio__Request *req,
     req->id = client_next_id(c);
     int r = client_send(c, req, pass_fd);
     if (r == MMAPIO_E_DISCONNECTED)
-        r = hear_last_word(c, r);
+        return hear_last_word(c, r);
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
     return client_wait_reply(c, req->id, want, rep);

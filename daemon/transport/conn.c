@@ -350,6 +350,26 @@ static void close_socket(int fd)
     closer_give(fd);
 }
 
+void conn_refuse(int fd, int code, const char *text)
+{
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
+    uint8_t buf[512];
+    r.id = 0; /* answers no request: the connection's end */
+    r.error = code;
+    r.message = (char *)text;
+    sm.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
+    sm.reply = &r;
+    size_t len = mmapio__server_message__get_packed_size(&sm);
+    /* A fresh socket's buffer is empty: this never waits, and if it
+     * cannot go at once the client sees the close alone. */
+    if (len <= sizeof(buf)) {
+        mmapio__server_message__pack(&sm, buf);
+        (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    close_socket(fd);
+}
+
 void conn_close(struct conn *c)
 {
     if (c->closed)
