@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,13 +21,16 @@
  * One connection's turn: ONE request, then the others' (the read event is
  * level-triggered, so a connection with more waiting is called again on
  * the loop's next pass, round robin). One-way notices are cheap and
- * unanswered: a turn reads on through up to NOTICES_PER_TURN of them.
+ * unanswered: a turn reads on through up to NOTICES_PER_TURN of them, while
+ * they took less than NOTICE_BUDGET_NS of the loop (one may walk many
+ * watches).
  * Nor does it read again after a request, which for a client waiting on
  * its reply is an EAGAIN wasted, except while a notice run is open
  * (ops.h): then it reads on until the socket is empty (the run ends
  * there) or up to one more request.
  */
 #define NOTICES_PER_TURN 16
+#define NOTICE_BUDGET_NS 100000
 #define REQUESTS_PER_TURN 2
 
 /* Linux 6.16; the same number on every architecture that uses
@@ -605,6 +609,13 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 
 /* Reads and handles one datagram. 1: a one-way notice, 0: a request
  * (answered now or later), -1: the socket is empty, -2: closed. */
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int read_one(struct conn *c)
 {
     struct conn_ctx *ctx = c->ctx;
@@ -655,13 +666,15 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     int notices = 0, requests = 0;
+    int64_t start = now_ns();
 
     conn_ref(c);
     while (c->reading) {
         int r = read_one(c);
         if (r < 0)
             break;
-        if (r == 1 ? ++notices >= NOTICES_PER_TURN
+        if (r == 1 ? ++notices >= NOTICES_PER_TURN ||
+                         now_ns() - start > NOTICE_BUDGET_NS
                    : ++requests >= REQUESTS_PER_TURN || c->s.notice_run == 0)
             break; /* its turn is over */
     }
