@@ -393,7 +393,15 @@ static int client_take_reply(mmapio_client *c, uint64_t id,
 
 /* A reply of id 0 with an error: the daemon's word about the connection
  * itself (a client it refused, a request it could not decode), which
- * answers no request; the connection is done. Takes over *in. */
+ * answers no request. */
+static bool is_last_word(const struct incoming *in)
+{
+    const Mmapio__Reply *r = in->msg->reply;
+    return in->msg->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY && r &&
+           r->id == 0 && r->error != 0 && in->n_fds == 0;
+}
+
+/* Takes over *in (is_last_word): the connection is done, with its error. */
 static int last_word(mmapio_client *c, struct incoming *in)
 {
     int err = error_set(reply_error(in->msg->reply), in->msg->reply->message);
@@ -419,13 +427,8 @@ static int hear_last_word(mmapio_client *c, int err)
         if (n < 0)
             break;
         in.msg = mmapio__server_message__unpack(NULL, (size_t)n, c->rxbuf);
-        if (in.msg && in.msg->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY &&
-            in.msg->reply && in.msg->reply->id == 0 &&
-            in.msg->reply->error != 0 && in.n_fds == 0) {
-            err = error_set(reply_error(in.msg->reply), in.msg->reply->message);
-            incoming_drop(&in);
-            return err;
-        }
+        if (in.msg && is_last_word(&in))
+            return last_word(c, &in);
         incoming_drop(&in);
         break;
     }
@@ -444,8 +447,7 @@ static int client_wait_reply(mmapio_client *c, uint64_t id,
         if (r == READ_REPLY && in.msg->reply->id != id &&
             client_take_async(c, &in))
             continue;
-        if (r == READ_REPLY && in.msg->reply->id == 0 &&
-            in.msg->reply->error != 0)
+        if (r == READ_REPLY && is_last_word(&in))
             return last_word(c, &in);
         if (r == READ_REPLY)
             return client_take_reply(c, id, want, &in, rep);

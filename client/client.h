@@ -10,7 +10,11 @@
  * event: the data path reads them from the control area (area.h). The
  * first fatal error (the peer gone, a broken frame, a reply that breaks
  * the protocol) is latched: the socket is shut down and every later
- * request returns MMAPIO_E_DISCONNECTED. Every failed round trip records
+ * request returns MMAPIO_E_DISCONNECTED; a daemon that hangs up on
+ * purpose may first say why (a reply of id 0 with an error: "mmapiod is
+ * full" at connect), and the call that meets it returns that error and
+ * text instead. A round trip is one send and one blocking recv on the
+ * socket (notices and dispatch never wait). Every failed round trip records
  * its text for mmapio_last_error (errors.h): the daemon's message when
  * its reply carried one.
  *
