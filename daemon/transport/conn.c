@@ -21,13 +21,12 @@
  * One connection's turn: ONE request, then the others' (the read event is
  * level-triggered, so a connection with more waiting is called again on
  * the loop's next pass, round robin). One-way notices are cheap and
- * unanswered: a turn reads on through up to NOTICES_PER_TURN of them, while
- * they took less than NOTICE_BUDGET_NS of the loop (one may walk many
- * watches).
- * Nor does it read again after a request, which for a client waiting on
- * its reply is an EAGAIN wasted, except while a notice run is open
- * (ops.h): then it reads on until the socket is empty (the run ends
- * there) or up to one more request.
+ * unanswered: a turn reads on through up to NOTICES_PER_TURN of them
+ * while they took less than NOTICE_BUDGET_NS of the loop (one may walk
+ * many watches). After a request it does not read again (for a client
+ * waiting on its reply, an EAGAIN wasted) unless a notice run is open
+ * (ops.h): then it reads on until the socket is empty, where the run
+ * ends, or through one more request at most.
  */
 #define NOTICES_PER_TURN 16
 #define NOTICE_BUDGET_NS 100000
@@ -607,8 +606,6 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         update_reading(c);
 }
 
-/* Reads and handles one datagram. 1: a one-way notice, 0: a request
- * (answered now or later), -1: the socket is empty, -2: closed. */
 static int64_t now_ns(void)
 {
     struct timespec ts;
@@ -616,6 +613,8 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Reads and handles one datagram. 1: a one-way notice, 0: a request
+ * (answered now or later), -1: the socket is empty, -2: closed. */
 static int read_one(struct conn *c)
 {
     struct conn_ctx *ctx = c->ctx;

@@ -11,7 +11,9 @@
  * connection with fds queued stops reading while any is over); events by
  * max_events (past that they are dropped and the client is sent one
  * OVERFLOW event). A client that has not said hello within
- * hello_timeout_ms is closed.
+ * hello_timeout_ms is closed. Each wake-up of a connection serves one
+ * request (and a bounded run of one-way notices), so the others' turns
+ * come between two of its requests.
  *
  * No fd a client sends is ever closed on the event loop (its close can
  * block: SO_LINGER, FUSE): where the kernel has SO_PASSRIGHTS, sockets
