@@ -14,7 +14,9 @@
  * - turns (issue 12): a connection with dozens of requests queued gets
  *   one of them served before another connection's request is, whatever
  *   the timing: the order is read from one socket (a policy change told
- *   to the busy connection among its ping replies).
+ *   to the busy connection among its ping replies); one with dozens of
+ *   notices queued, a bounded run of them (the other connection watches
+ *   what they are about: their events come before its ping's reply).
  * - idle raw writers (row 8): nobody holds 1,000 EVERY_MILLIS(1) files
  *   with writable pointers out, then does nothing; the daemon's CPU stays
  *   close to what it uses with none (polls back off while nothing moves),
@@ -662,6 +664,61 @@ Test(fairness, a_pipelining_connection_waits_its_turn)
             "connection's request\n", before, QUEUED_PINGS);
     cr_assert_leq(before, TURN_SLACK, "%d of another connection's queued "
                   "requests were served before ours", before);
+    close(busy);
+    close(other);
+}
+
+#define QUEUED_NOTICES 64
+#define NOTICES_PER_TURN 16 /* conn.c's bound */
+
+/* The same for one-way notices: a connection's turn reads a bounded run
+ * of them. The other connection watches the mapping the notices are
+ * about, so each notice served is an event on its socket, in order with
+ * the reply to its own ping. */
+Test(fairness, a_flood_of_notices_waits_its_turn)
+{
+    int busy = rb_raw_hello(hz.sock), other = rb_raw_hello(hz.sock);
+    cr_assert_geq(busy, 0);
+    cr_assert_geq(other, 0);
+    int got = -1;
+    cr_assert_eq(raw_open(busy, "flood", true, MMAPIO__MODE__MODE_READ_WRITE,
+                          true, 4096, &got), 0);
+    if (got >= 0)
+        close(got);
+    uint64_t rw = open_handle(busy, "flood", MMAPIO__MODE__MODE_READ_WRITE);
+    watch_many(other, open_handle(other, "flood", MMAPIO__MODE__MODE_READ_ONLY), 1);
+
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    wait_stopped(hz.pid);
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    req.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    req.notice = &n;
+    n.handle = rw;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
+    n.len = 1;
+    for (int i = 0; i < QUEUED_NOTICES; i++) {
+        n.offset = (uint64_t)i;
+        cr_assert_eq(raw_send(busy, &req, -1), 0);
+    }
+    cr_assert_eq(rb_send_ping(other, 5), 0);
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+
+    int before = 0;
+    for (;;) {
+        Mmapio__ServerMessage *m;
+        cr_assert_eq(rb_recv_any(other, 10000, &m), 0);
+        bool reply = m->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY;
+        if (!reply && m->event->kind == MMAPIO__EVENT_KIND__EVENT_MODIFIED)
+            before++;
+        mmapio__server_message__free_unpacked(m, NULL);
+        if (reply)
+            break;
+    }
+    fprintf(stderr, "turns: %d of %d queued notices served before another "
+            "connection's request\n", before, QUEUED_NOTICES);
+    cr_assert_leq(before, NOTICES_PER_TURN, "%d of another connection's "
+                  "queued notices were served before our request", before);
     close(busy);
     close(other);
 }
