@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <sys/eventfd.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "errors.h"
 #include "events.h"
 #include "names.h"
+#include "pbarena.h"
 #include "trust.h"
 #include "wire.h"
 
@@ -254,16 +254,24 @@ enum { READ_NONE, READ_OTHER, READ_REPLY };
 /* One received datagram that carries a reply. */
 struct incoming {
     Mmapio__ServerMessage *msg;
+    struct pbarena *arena;   /* decoded in c->arena, or NULL: malloc'ed */
     int fds[WIRE_MAX_FDS];
     size_t n_fds;
 };
+
+static void message_free(Mmapio__ServerMessage *msg, struct pbarena *arena)
+{
+    if (msg && arena)
+        pbarena_free_unpacked(arena, &msg->base);
+    else if (msg)
+        mmapio__server_message__free_unpacked(msg, NULL);
+}
 
 static void incoming_drop(struct incoming *in)
 {
     wire_close_fds(in->fds, in->n_fds);
     in->n_fds = 0;
-    if (in->msg)
-        mmapio__server_message__free_unpacked(in->msg, NULL);
+    message_free(in->msg, in->arena);
     in->msg = NULL;
 }
 
@@ -276,20 +284,31 @@ static int recv_failed(mmapio_client *c, long r)
 }
 
 /*
- * Reads at most one datagram without blocking (lock held). Events are
+ * Reads at most one datagram (lock held): waiting for it when `wait` (the
+ * socket blocks: mmapio_connect leaves it so), else not. Events are
  * applied here (READ_OTHER); a reply is handed back in *in (READ_REPLY).
- * READ_NONE: nothing waiting. Negative: fatal, latched.
+ * READ_NONE: nothing waiting. Negative: fatal, latched. `scratch`: the
+ * message is dropped before the lock is (a reply too), so it is decoded
+ * without malloc, in c->arena.
  */
-static int client_read_one(mmapio_client *c, struct incoming *in)
+static int client_read_one(mmapio_client *c, struct incoming *in, bool wait,
+                           bool scratch)
 {
     in->msg = NULL;
-    long n = wire_recv(c->fd, c->rxbuf, WIRE_DEFAULT_MAX_FRAME, in->fds,
-                       WIRE_MAX_FDS, &in->n_fds);
+    in->arena = NULL;
+    long n = (wait ? wire_recv_wait : wire_recv)(
+        c->fd, c->rxbuf, WIRE_DEFAULT_MAX_FRAME, in->fds, WIRE_MAX_FDS,
+        &in->n_fds);
     if (n == -EAGAIN)
         return READ_NONE;
     if (n < 0)
         return recv_failed(c, n);
-    in->msg = mmapio__server_message__unpack(NULL, (size_t)n, c->rxbuf);
+    if (scratch) {
+        in->arena = &c->arena;
+        pbarena_init(&c->arena, c->arena_room, sizeof(c->arena_room));
+    }
+    in->msg = mmapio__server_message__unpack(
+        in->arena ? &in->arena->alloc : NULL, (size_t)n, c->rxbuf);
     if (!in->msg) {
         incoming_drop(in);
         return client_fail(c, MMAPIO_E_PROTOCOL);
@@ -367,9 +386,54 @@ static int client_take_reply(mmapio_client *c, uint64_t id,
         return err;
     }
     rep->msg = in->msg;
+    rep->arena = in->arena;
     rep->reply = in->msg->reply;
     rep->fd = in->n_fds ? in->fds[0] : -1;
     return MMAPIO_OK;
+}
+
+/* A reply of id 0 with an error: the daemon's word about the connection
+ * itself (a client it refused, a request it could not decode), which
+ * answers no request. */
+static bool is_last_word(const struct incoming *in)
+{
+    const Mmapio__Reply *r = in->msg->reply;
+    return in->msg->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY && r &&
+           r->id == 0 && r->error != 0 && in->n_fds == 0;
+}
+
+/* Takes over *in (is_last_word): the connection is done, with its error. */
+static int last_word(mmapio_client *c, struct incoming *in)
+{
+    int err = error_set(reply_error(in->msg->reply), in->msg->reply->message);
+    incoming_drop(in);
+    client_fail(c, err);
+    return err;
+}
+
+/* The connection broke (err): a daemon that hung up on purpose may have
+ * said why first, in a datagram still queued behind the error the kernel
+ * reported (ECONNRESET when it closed with our request unread). Returns
+ * its error or err, recorded. */
+static int hear_last_word(mmapio_client *c, int err)
+{
+    for (int i = 0; i < 2; i++) {
+        struct incoming in;
+        in.msg = NULL;
+        in.arena = NULL;
+        long n = wire_recv(c->fd, c->rxbuf, WIRE_DEFAULT_MAX_FRAME, in.fds,
+                           WIRE_MAX_FDS, &in.n_fds);
+        if (n == -ECONNRESET && i == 0)
+            continue;
+        if (n < 0)
+            break;
+        in.msg = mmapio__server_message__unpack(NULL, (size_t)n, c->rxbuf);
+        if (in.msg && is_last_word(&in))
+            return last_word(c, &in);
+        incoming_drop(&in);
+        break;
+    }
+    return error_set(err, NULL);
 }
 
 static int client_wait_reply(mmapio_client *c, uint64_t id,
@@ -378,15 +442,22 @@ static int client_wait_reply(mmapio_client *c, uint64_t id,
 {
     for (;;) {
         struct incoming in;
-        int r = client_read_one(c, &in);
+        /* One blocking recv: only the lock's holder reads, and what it
+         * reads meanwhile (events, async replies) is applied here. */
+        int r = client_read_one(c, &in, true, c->scratch_reply);
         if (r == READ_REPLY && in.msg->reply->id != id &&
             client_take_async(c, &in))
             continue;
+        if (r == READ_REPLY && is_last_word(&in))
+            return last_word(c, &in);
         if (r == READ_REPLY)
             return client_take_reply(c, id, want, &in, rep);
+        if (r == MMAPIO_E_DISCONNECTED)
+            return hear_last_word(c, r);
         if (r < 0)
             return error_set(r, NULL);
-        /* A reply left unread would answer the next request: latch. */
+        /* Someone made the socket non-blocking: wait for it here. A
+         * reply left unread would answer the next request: latch. */
         if (r == READ_NONE && (r = wait_fd(c->fd, POLLIN, -1)) < 0)
             return error_set(client_fail(c, r), NULL);
     }
@@ -409,6 +480,8 @@ int client_call_fd_locked(mmapio_client *c, Mmapio__Request *req,
         return error_set(c->dead, NULL);
     req->id = client_next_id(c);
     int r = client_send(c, req, pass_fd);
+    if (r == MMAPIO_E_DISCONNECTED)
+        return hear_last_word(c, r);
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
     return client_wait_reply(c, req->id, want, rep);
@@ -446,14 +519,14 @@ int client_call(mmapio_client *c, Mmapio__Request *req,
 {
     struct client_reply tmp;
     client_lock(c);
+    c->scratch_reply = rep == NULL; /* freed before unlocking: c->arena */
     int r = client_call_locked(c, req, want, &tmp);
+    c->scratch_reply = false;
+    if (r == MMAPIO_OK && !rep)
+        client_reply_free(&tmp);
     client_unlock(c);
-    if (r == MMAPIO_OK) {
-        if (rep)
-            *rep = tmp;
-        else
-            client_reply_free(&tmp);
-    }
+    if (r == MMAPIO_OK && rep)
+        *rep = tmp;
     return r;
 }
 
@@ -462,9 +535,9 @@ void client_reply_free(struct client_reply *rep)
     if (rep->fd >= 0)
         close(rep->fd);
     rep->fd = -1;
-    if (rep->msg)
-        mmapio__server_message__free_unpacked(rep->msg, NULL);
+    message_free(rep->msg, rep->arena);
     rep->msg = NULL;
+    rep->arena = NULL;
     rep->reply = NULL;
 }
 
@@ -545,10 +618,12 @@ static const char *connect_why(const char *path, int e)
     }
 }
 
-/* Connects (blocking, so a full backlog is waited out), then switches the
- * socket to non-blocking. An AF_UNIX connect interrupted by a signal has
- * not connected, so it is simply tried again. MMAPIO_OK, or an error with
- * the path and why in why[]. */
+/* Connects (blocking, so a full backlog is waited out). The socket stays
+ * blocking: a round trip is one send and one recv, which wait in the
+ * kernel; whatever must not wait (notices, dispatch) says MSG_DONTWAIT.
+ * An AF_UNIX connect interrupted by a signal has not connected, so it is
+ * simply tried again. MMAPIO_OK, or an error with the path and why in
+ * why[]. */
 static int socket_connect(const char *path, int *out, char *why, size_t size)
 {
     struct sockaddr_un addr;
@@ -570,7 +645,7 @@ static int socket_connect(const char *path, int *out, char *why, size_t size)
     } while (r < 0 && errno == EINTR);
     if (r < 0 && errno == EISCONN)
         r = 0;
-    if (r < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+    if (r < 0) {
         int e = errno;
         close(fd);
         snprintf(why, size, "%s: %s", path, connect_why(path, e));
@@ -716,7 +791,7 @@ static int client_drain_locked(mmapio_client *c)
     int err = c->dead;
     while (!err) {
         struct incoming in;
-        int r = client_read_one(c, &in);
+        int r = client_read_one(c, &in, false, true);
         if (r == READ_NONE)
             break;
         if (r == READ_REPLY && client_take_async(c, &in))

@@ -10,7 +10,11 @@
  * event: the data path reads them from the control area (area.h). The
  * first fatal error (the peer gone, a broken frame, a reply that breaks
  * the protocol) is latched: the socket is shut down and every later
- * request returns MMAPIO_E_DISCONNECTED. Every failed round trip records
+ * request returns MMAPIO_E_DISCONNECTED; a daemon that hangs up on
+ * purpose may first say why (a reply of id 0 with an error: "mmapiod is
+ * full" at connect), and the call that meets it returns that error and
+ * text instead. A round trip is one send and one blocking recv on the
+ * socket (notices and dispatch never wait). Every failed round trip records
  * its text for mmapio_last_error (errors.h): the daemon's message when
  * its reply carried one.
  *
@@ -39,6 +43,7 @@
 #include "events.h"
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
+#include "pbarena.h"
 
 struct mmapio_client {
     atomic_uint refs;
@@ -58,6 +63,11 @@ struct mmapio_client {
     uint64_t next_id;
     size_t max_frame;        /* largest request the daemon accepts */
     uint8_t *rxbuf;          /* one received datagram */
+    struct pbarena arena;    /* decodes what is dropped under the lock
+                                without malloc (pbarena.h): events,
+                                async replies, client_call's without rep */
+    bool scratch_reply;      /* the awaited reply is one of those */
+    _Alignas(16) uint8_t arena_room[1024];
     unsigned unreported;     /* events applied since the last dispatch */
     struct events events;    /* watch events waiting for dispatch */
     struct asyncs asyncs;    /* requests whose replies nobody waits for */
@@ -66,6 +76,7 @@ struct mmapio_client {
 /* A successful reply: the decoded message and the fd it carried (or -1). */
 struct client_reply {
     Mmapio__ServerMessage *msg;
+    struct pbarena *arena;   /* msg lives in the client's arena (NULL: malloc) */
     Mmapio__Reply *reply;
     int fd;
 };

@@ -94,7 +94,8 @@ static void take_fds(struct msghdr *mh, int *fds, size_t *n_fds)
     }
 }
 
-long wire_recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds)
+static long recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds,
+                     int flags)
 {
     /* Room for SCM_MAX_FD fds: the kernel never truncates, so it never
      * drops (and closes, on this thread) an fd a peer sent. */
@@ -111,7 +112,7 @@ long wire_recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds)
 
     *n_fds = 0;
     do {
-        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
@@ -126,12 +127,17 @@ long wire_recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds)
     return n;
 }
 
-long wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
-               size_t *n_fds)
+long wire_recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds)
+{
+    return recv_all(sock, buf, cap, fds, n_fds, MSG_DONTWAIT);
+}
+
+static long recv_some(int sock, void *buf, size_t cap, int *fds,
+                      size_t max_fds, size_t *n_fds, int flags)
 {
     int all[WIRE_RECV_FDS_MAX];
     size_t n_all;
-    long n = wire_recv_all(sock, buf, cap, all, &n_all);
+    long n = recv_all(sock, buf, cap, all, &n_all, flags);
 
     *n_fds = 0;
     if (n >= 0 && n_all > max_fds)
@@ -143,4 +149,16 @@ long wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
     memcpy(fds, all, n_all * sizeof(int));
     *n_fds = n_all;
     return n;
+}
+
+long wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
+               size_t *n_fds)
+{
+    return recv_some(sock, buf, cap, fds, max_fds, n_fds, MSG_DONTWAIT);
+}
+
+long wire_recv_wait(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
+                    size_t *n_fds)
+{
+    return recv_some(sock, buf, cap, fds, max_fds, n_fds, 0);
 }

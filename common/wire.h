@@ -47,6 +47,11 @@ int wire_send_msg(int sock, const ProtobufCMessage *msg, int pass_fd,
 long wire_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
                size_t *n_fds);
 
+/* Like wire_recv, but on a blocking socket waits for a datagram (a
+ * signal's EINTR is retried). On a non-blocking one it is wire_recv. */
+long wire_recv_wait(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
+                    size_t *n_fds);
+
 /*
  * Like wire_recv, but closes nothing: every fd that arrived (at most
  * WIRE_RECV_FDS_MAX, the size fds[] must have) is in fds[] and *n_fds,

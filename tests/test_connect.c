@@ -1,16 +1,19 @@
 /*
  * test_connect: the connection as the library's user sees it: the socket
  * path from $MMAPIO_SOCKET or the default, ping, a daemon that is not
- * there or goes away (errors, never SIGPIPE; mappings stay usable), and
- * one client shared by several threads.
+ * there or goes away (errors, never SIGPIPE; mappings stay usable), one
+ * client shared by several threads, round trips (one blocking recv each)
+ * beside a dispatch sleeping on the socket and under a rain of signals.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -155,6 +158,56 @@ Test(connect, one_client_many_threads)
         cr_assert_eq(p[i].fails, 0, "thread %d: %d pings failed", i,
                      p[i].fails);
     }
+    mmapio_disconnect(c);
+}
+
+struct dispatcher {
+    mmapio_client *c;
+    atomic_bool stop;
+    int errors;
+};
+
+static void *dispatch_loop(void *arg)
+{
+    struct dispatcher *d = arg;
+    while (!atomic_load(&d->stop))
+        if (mmapio_client_dispatch(d->c, 20) < 0)
+            d->errors++;
+    return NULL;
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+Test(connect, round_trips_beside_dispatch_and_signals)
+{
+    mmapio_client *c = hz_client();
+    struct dispatcher d = { .c = c, .errors = 0 };
+    atomic_init(&d.stop, false);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, dispatch_loop, &d), 0);
+
+    /* No SA_RESTART: every signal that lands in a wait makes it EINTR. */
+    struct sigaction sa = { .sa_handler = on_alarm };
+    sigemptyset(&sa.sa_mask);
+    cr_assert_eq(sigaction(SIGALRM, &sa, NULL), 0);
+    struct itimerval it = { { 0, 200 }, { 0, 200 } };
+    cr_assert_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+    for (int i = 0; i < 3000; i++) {
+        int r = mmapio_ping(c);
+        cr_assert_eq(r, MMAPIO_OK, "ping %d: %s", i, mmapio_last_error());
+    }
+    mmapio_map *m;
+    hz_assert_ok(mmapio_anon_create(c, "rain", 4096, &m));
+    mmapio_unmap(m);
+    it = (struct itimerval){ { 0, 0 }, { 0, 0 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+
+    atomic_store(&d.stop, true);
+    pthread_join(th, NULL);
+    cr_assert_eq(d.errors, 0, "dispatch failed %d times", d.errors);
     mmapio_disconnect(c);
 }
 

@@ -20,6 +20,7 @@
 #include "fromfd.h"
 #include "names.h"
 #include "open.h"
+#include "pbarena.h"
 #include "policy.h"
 #include "quota.h"
 #include "registry.h"
@@ -435,13 +436,21 @@ static void dispatch(struct session *s, const Mmapio__Request *q)
     }
 }
 
-void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
+/* Decoding room for the common requests (ping, open, close, notices...):
+ * they cost no malloc; a bigger one spills to malloc (pbarena.h). */
+#define DECODE_ARENA 2048
+
+bool ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
 {
-    Mmapio__Request *q = mmapio__request__unpack(NULL, len, buf);
+    _Alignas(16) uint8_t room[DECODE_ARENA];
+    struct pbarena a;
+    bool one_way = false;
+    pbarena_init(&a, room, sizeof(room));
+    Mmapio__Request *q = mmapio__request__unpack(&a.alloc, len, buf);
     if (!q) {
         s->close_when_sent = !s->hello_done;
         session_reply_err(s, 0, MMAPIO_E_PROTOCOL, "malformed request");
-        return;
+        return false;
     }
     if (had_fds)
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "requests may not carry file descriptors");
@@ -450,26 +459,31 @@ void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
     else if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE) {
         s->notice_run++;
         op_notice(s, q->notice);
+        one_way = true;
     }
     else if (!s->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
         s->close_when_sent = true;
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "the first request must be hello");
     } else
         dispatch(s, q);
-    mmapio__request__free_unpacked(q, NULL);
+    pbarena_free_unpacked(&a, &q->base);
+    return one_way;
 }
 
 void ops_handle_fd(struct session *s, const uint8_t *buf, size_t len, int fd)
 {
-    Mmapio__Request *q = mmapio__request__unpack(NULL, len, buf);
+    _Alignas(16) uint8_t room[DECODE_ARENA];
+    struct pbarena a;
+    pbarena_init(&a, room, sizeof(room));
+    Mmapio__Request *q = mmapio__request__unpack(&a.alloc, len, buf);
     if (q && s->hello_done && q->op_case == MMAPIO__REQUEST__OP_FROM_FD &&
         !has_unknown(&q->base)) {
         fromfd_open(s, q->id, q->from_fd, fd);
-        mmapio__request__free_unpacked(q, NULL);
+        pbarena_free_unpacked(&a, &q->base);
         return;
     }
     if (q)
-        mmapio__request__free_unpacked(q, NULL);
+        pbarena_free_unpacked(&a, &q->base);
     closer_give(fd);
     ops_handle(s, buf, len, true);
 }

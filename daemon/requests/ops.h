@@ -15,8 +15,10 @@
 struct session;
 
 /* Handles one received datagram of `len` bytes. `had_fds`: the datagram
- * carried fds (the caller closes them): the request is refused. */
-void ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds);
+ * carried fds (the caller closes them): the request is refused. true when
+ * it was a one-way notice (nothing is answered); false for a request,
+ * answered now or later. Decoding a common request does not allocate. */
+bool ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds);
 
 /* Handles a datagram that carried exactly one fd (consumed) while the
  * session was armed for one (fromfd.h): a FromFd takes it; anything else
@@ -26,7 +28,15 @@ void ops_handle_fd(struct session *s, const uint8_t *buf, size_t len, int fd);
 /* The client's socket was read empty. After a long run of notices (as
  * many as fill a client's socket), the client may have dropped some it
  * could not send (it never waits): the mappings it holds read-write are
- * then treated as changed (watchers get an overflow, timed flushes run). */
+ * then treated as changed (watchers get an overflow, timed flushes run).
+ *
+ * A run (session.notice_run: notices read since the socket was last read
+ * empty) ends only here, never at a request: a socket that filled up may
+ * hold requests among the notices. The transport reads a connection with
+ * a run open until it is empty rather than stopping after one request
+ * (conn.c), so a client that mixes notices with round trips ends its run
+ * at its next wait; one that never lets its socket empty keeps it open
+ * and is treated as having dropped notices, which it may well have. */
 void ops_drained(struct session *s);
 
 #endif

@@ -17,18 +17,20 @@
 #include "ops.h"
 #include "wire.h"
 
-/* One connection's turn: at most this many requests, and no more once
- * its requests took TURN_BUDGET_NS of the loop; the rest wait for the
- * next wake-up (the read event is level-triggered), after the others'. */
-#define READS_PER_WAKEUP 32
-#define TURN_BUDGET_NS 500000
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+/*
+ * One connection's turn: ONE request, then the others' (the read event is
+ * level-triggered, so a connection with more waiting is called again on
+ * the loop's next pass, round robin). One-way notices are cheap and
+ * unanswered: a turn reads on through up to NOTICES_PER_TURN of them
+ * while they took less than NOTICE_BUDGET_NS of the loop (one may walk
+ * many watches). After a request it does not read again (for a client
+ * waiting on its reply, an EAGAIN wasted) unless a notice run is open
+ * (ops.h): then it reads on until the socket is empty, where the run
+ * ends, or through one more request at most.
+ */
+#define NOTICES_PER_TURN 16
+#define NOTICE_BUDGET_NS 100000
+#define REQUESTS_PER_TURN 2
 
 /* Linux 6.16; the same number on every architecture that uses
  * asm-generic/socket.h. Elsewhere setsockopt says ENOPROTOOPT and the
@@ -351,6 +353,26 @@ static void close_socket(int fd)
     closer_give(fd);
 }
 
+void conn_refuse(int fd, int code, const char *text)
+{
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
+    uint8_t buf[512];
+    r.id = 0; /* answers no request: the connection's end */
+    r.error = code;
+    r.message = (char *)text;
+    sm.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
+    sm.reply = &r;
+    size_t len = mmapio__server_message__get_packed_size(&sm);
+    /* A fresh socket's buffer is empty: this never waits, and if it
+     * cannot go at once the client sees the close alone. */
+    if (len <= sizeof(buf)) {
+        mmapio__server_message__pack(&sm, buf);
+        (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    close_socket(fd);
+}
+
 void conn_close(struct conn *c)
 {
     if (c->closed)
@@ -584,59 +606,76 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         update_reading(c);
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Reads and handles one datagram. 1: a one-way notice, 0: a request
+ * (answered now or later), -1: the socket is empty, -2: closed. */
+static int read_one(struct conn *c)
+{
+    struct conn_ctx *ctx = c->ctx;
+    int fds[WIRE_RECV_FDS_MAX];
+    size_t n_fds = 0;
+    long n = wire_recv_all(c->fd, ctx->rxbuf, ctx->cfg->max_frame, fds, &n_fds);
+    /* No request carries fds but from_fd's (disarm_fds). Never closed
+     * here: see closer.h. */
+    bool armed = c->s.fd_wanted, had = n_fds > 0, one_way = false;
+    int kept = -1;
+    if (armed && n >= 0 && n_fds == 1) {
+        kept = fds[0];
+        n_fds = 0;
+    }
+    if (closer_give_all(fds, n_fds) < 0 && n >= 0) {
+        log_warn("client %llu (pid %d): sends fds faster than they can "
+                 "be closed; closing", (unsigned long long)c->s.id,
+                 (int)c->s.cred.pid);
+        n = -EPROTO;
+    }
+    if (n >= 0 && n_fds > WIRE_MAX_FDS)
+        n = -EBADMSG;
+    if (n == -EAGAIN) {
+        ops_drained(&c->s);
+        return -1;
+    }
+    if (n < 0) {
+        if (n != -ECONNRESET && n != -EPROTO)
+            log_warn("client %llu (pid %d): %s; closing",
+                     (unsigned long long)c->s.id, (int)c->s.cred.pid,
+                     n == -EMSGSIZE ? "datagram over the frame limit"
+                                    : strerror((int)-n));
+        conn_close(c);
+        return -2;
+    }
+    if (kept >= 0)
+        ops_handle_fd(&c->s, ctx->rxbuf, (size_t)n, kept);
+    else
+        one_way = ops_handle(&c->s, ctx->rxbuf, (size_t)n, n_fds > 0);
+    if (armed && (had || !c->s.fd_wanted) && !c->closed)
+        disarm_fds(c);
+    if (c->ev_hello && c->s.hello_done)
+        disarm_hello(c);
+    return c->closed ? -2 : one_way;
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    struct conn_ctx *ctx = c->ctx;
-
+    int notices = 0, requests = 0;
     int64_t start = now_ns();
+
     conn_ref(c);
-    for (int i = 0; i < READS_PER_WAKEUP && c->reading; i++) {
-        if (i > 0 && now_ns() - start > TURN_BUDGET_NS)
+    while (c->reading) {
+        int r = read_one(c);
+        if (r < 0)
+            break;
+        if (r == 1 ? ++notices >= NOTICES_PER_TURN ||
+                         now_ns() - start > NOTICE_BUDGET_NS
+                   : ++requests >= REQUESTS_PER_TURN || c->s.notice_run == 0)
             break; /* its turn is over */
-        int fds[WIRE_RECV_FDS_MAX];
-        size_t n_fds = 0;
-        long n = wire_recv_all(c->fd, ctx->rxbuf, ctx->cfg->max_frame, fds,
-                               &n_fds);
-        /* No request carries fds but from_fd's (disarm_fds). Never
-         * closed here: see closer.h. */
-        bool armed = c->s.fd_wanted, had = n_fds > 0;
-        int kept = -1;
-        if (armed && n >= 0 && n_fds == 1) {
-            kept = fds[0];
-            n_fds = 0;
-        }
-        if (closer_give_all(fds, n_fds) < 0 && n >= 0) {
-            log_warn("client %llu (pid %d): sends fds faster than they can "
-                     "be closed; closing", (unsigned long long)c->s.id,
-                     (int)c->s.cred.pid);
-            n = -EPROTO;
-        }
-        if (n >= 0 && n_fds > WIRE_MAX_FDS)
-            n = -EBADMSG;
-        if (n == -EAGAIN) {
-            ops_drained(&c->s);
-            break;
-        }
-        if (n < 0) {
-            if (n != -ECONNRESET && n != -EPROTO)
-                log_warn("client %llu (pid %d): %s; closing",
-                         (unsigned long long)c->s.id, (int)c->s.cred.pid,
-                         n == -EMSGSIZE ? "datagram over the frame limit"
-                                        : strerror((int)-n));
-            conn_close(c);
-            break;
-        }
-        if (kept >= 0)
-            ops_handle_fd(&c->s, ctx->rxbuf, (size_t)n, kept);
-        else
-            ops_handle(&c->s, ctx->rxbuf, (size_t)n, n_fds > 0);
-        if (armed && (had || !c->s.fd_wanted) && !c->closed)
-            disarm_fds(c);
-        if (c->ev_hello && c->s.hello_done)
-            disarm_hello(c);
-        if (c->closed)
-            break;
     }
     conn_unref(c);
 }

@@ -11,7 +11,9 @@
  * connection with fds queued stops reading while any is over); events by
  * max_events (past that they are dropped and the client is sent one
  * OVERFLOW event). A client that has not said hello within
- * hello_timeout_ms is closed.
+ * hello_timeout_ms is closed. Each wake-up of a connection serves one
+ * request (and a bounded run of one-way notices), so the others' turns
+ * come between two of its requests.
  *
  * No fd a client sends is ever closed on the event loop (its close can
  * block: SO_LINGER, FUSE): where the kernel has SO_PASSRIGHTS, sockets
@@ -82,6 +84,10 @@ void conn_refuse_fds_on(int listen_fd);
 
 /* Takes a connected socket (consumed). 0 or -errno. */
 int conn_new(struct conn_ctx *ctx, int fd, struct conn **out);
+/* Turns away a connected socket it did not take (consumed): sends the
+ * client one final error reply of id 0 (code, text), without waiting,
+ * and closes it. The library's mmapio_connect returns that error. */
+void conn_refuse(int fd, int code, const char *text);
 /* Drops the client: ends its session (releasing everything it held),
  * closes the socket. Only from the connection's own callbacks; elsewhere,
  * conn_close_later. */

@@ -24,7 +24,9 @@
 #include "sockdir.h"
 #include "uids.h"
 
-#define ACCEPTS_PER_WAKEUP 64
+/* Accepts per wake-up: a connect storm takes a few requests' worth of
+ * each pass of the loop, and established clients keep their turns. */
+#define ACCEPTS_PER_WAKEUP 16
 #define LISTEN_BACKLOG 1024
 
 /* Is a daemon answering on this path? */
@@ -129,20 +131,33 @@ static void log_refusal(struct server *d, const struct peer_cred *who,
     d->refused_quiet = 0;
 }
 
-/* NULL when the peer may have a connection, else why not. */
-static const char *admit(struct server *d, const struct peer_cred *who)
+/* NULL when the peer may have a connection, else why not (for the log);
+ * msg gets the words for the client. */
+static const char *admit(struct server *d, const struct peer_cred *who,
+                         char *msg, size_t cap)
 {
     const struct config *cfg = d->cfg;
     uint32_t n = d->handlers->n_sessions;
-    if (n >= cfg->max_clients)
+    if (n >= cfg->max_clients) {
+        snprintf(msg, cap, "mmapiod is full: max_clients (%u) reached",
+                 (unsigned)cfg->max_clients);
         return "max_clients reached";
+    }
     if (access_is_admin(who, cfg->has_admin_group, cfg->admin_gid))
         return NULL;
-    if (n >= cfg->max_clients - cfg->reserved_clients)
+    if (n >= cfg->max_clients - cfg->reserved_clients) {
+        snprintf(msg, cap, "mmapiod is full: the last %u of max_clients (%u) "
+                 "places are kept for root and admin_group",
+                 (unsigned)cfg->reserved_clients, (unsigned)cfg->max_clients);
         return "the last reserved_clients places are for root and admin_group";
+    }
     const struct uid_use *e = uids_find(&d->conns.uids, who->uid);
-    if (e && e->conns >= cfg->max_clients_per_uid)
+    if (e && e->conns >= cfg->max_clients_per_uid) {
+        snprintf(msg, cap, "mmapiod is full for uid %u: max_clients_per_uid "
+                 "(%u) reached", (unsigned)who->uid,
+                 (unsigned)cfg->max_clients_per_uid);
         return "max_clients_per_uid reached";
+    }
     return NULL;
 }
 
@@ -167,13 +182,15 @@ static void take(struct server *d, int fd)
 {
     struct peer_cred who;
     const char *why = NULL;
-    if (access_peer_cred(fd, &who) < 0)
-        why = "no credentials";
-    else
-        why = admit(d, &who);
-    if (why) {
-        log_refusal(d, &who, why);
+    char msg[160];
+    if (access_peer_cred(fd, &who) < 0) {
+        log_refusal(d, NULL, "no credentials");
         close(fd);
+        return;
+    }
+    if ((why = admit(d, &who, msg, sizeof(msg)))) {
+        log_refusal(d, &who, why);
+        conn_refuse(fd, MMAPIO_E_QUOTA, msg);
         return;
     }
     struct conn *c;

@@ -10,7 +10,13 @@
  * - costly requests (row 7): nobody builds thousands of anonymous mappings
  *   and pipelines list requests from several connections; root's ping p99
  *   stays within a generous factor of its own baseline (a page of a
- *   listing costs the page, and a connection's turn is bounded).
+ *   listing costs the page, and a connection's turn is one request).
+ * - turns (issue 12): a connection with dozens of requests queued gets
+ *   one of them served before another connection's request is, whatever
+ *   the timing: the order is read from one socket (a policy change told
+ *   to the busy connection among its ping replies); one with dozens of
+ *   notices queued, a bounded run of them (the other connection watches
+ *   what they are about: their events come before its ping's reply).
  * - idle raw writers (row 8): nobody holds 1,000 EVERY_MILLIS(1) files
  *   with writable pointers out, then does nothing; the daemon's CPU stays
  *   close to what it uses with none (polls back off while nothing moves),
@@ -490,7 +496,7 @@ static void policy_storm(int ready)
 Test(fairness, ping_beside_policy_changes_over_many_holders)
 {
     /* Each change walks the holders (the requester's own) and a turn is
-     * bounded in time: a few turns, not dozens of changes, per ping. A
+     * one request: a few turns, not dozens of changes, per ping. A
      * sanitized or wrapped daemon walks several times slower: there only a
      * collapse fails. */
     ping_beside(policy_storm, "another uid's pipelined policy changes over "
@@ -581,10 +587,140 @@ static void notice_storm(int ready)
 Test(fairness, ping_beside_notices_over_many_watches)
 {
     /* As for policy changes: each notice walks the watches (the
-     * requester's own), a turn is bounded in time. */
+     * requester's own), a turn reads a bounded number of notices. */
     ping_beside(notice_storm, "another uid's flood of write notices over "
                 "its thousands of watches",
                 rb_rss_meaningful() ? 40000 : 80000);
+}
+
+/* ---- one request per turn (issue 12) ---------------------------------- */
+
+#define QUEUED_PINGS 48 /* under max_inflight (64), over the old turn (32) */
+#define TURN_SLACK 3    /* requests of the busy one served before ours */
+
+/* 'T' once the process has stopped. */
+static void wait_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 5000; i++) {
+        long n = hz_read_file(path, buf, sizeof(buf) - 1);
+        cr_assert_gt(n, 0);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't'))
+            return;
+        usleep(1000);
+    }
+    cr_assert_fail("mmapiod did not stop");
+}
+
+Test(fairness, a_pipelining_connection_waits_its_turn)
+{
+    int busy = rb_raw_hello(hz.sock), other = rb_raw_hello(hz.sock);
+    cr_assert_geq(busy, 0);
+    cr_assert_geq(other, 0);
+    int got = -1;
+    cr_assert_eq(raw_open(other, "turns", true, MMAPIO__MODE__MODE_READ_WRITE,
+                          true, 4096, &got), 0);
+    if (got >= 0)
+        close(got);
+    uint64_t rw = open_handle(other, "turns", MMAPIO__MODE__MODE_READ_WRITE);
+    open_handle(busy, "turns", MMAPIO__MODE__MODE_READ_ONLY);
+
+    /* With the daemon stopped, the busy connection queues its pings, then
+     * the other its policy change; both are ready when it goes on. */
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    wait_stopped(hz.pid);
+    for (int i = 0; i < QUEUED_PINGS; i++)
+        cr_assert_eq(rb_send_ping(busy, 100 + (uint64_t)i), 0);
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
+    Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
+    pol.kind = MMAPIO__FLUSH_KIND__FLUSH_EVERY_WRITES;
+    pol.value = 7;
+    sp.handle = rw;
+    sp.policy = &pol;
+    req.id = 9;
+    req.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
+    req.set_policy = &sp;
+    cr_assert_eq(raw_send(other, &req, -1), 0);
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+
+    /* The busy connection's stream: its replies, and the change where the
+     * other's request was served. */
+    int before = -1, replies = 0;
+    while (before < 0 || replies < QUEUED_PINGS) {
+        Mmapio__ServerMessage *m;
+        cr_assert_eq(rb_recv_any(busy, 10000, &m), 0);
+        if (m->body_case == MMAPIO__SERVER_MESSAGE__BODY_EVENT &&
+            m->event->kind == MMAPIO__EVENT_KIND__EVENT_POLICY)
+            before = replies;
+        else if (m->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY)
+            replies++;
+        mmapio__server_message__free_unpacked(m, NULL);
+    }
+    fprintf(stderr, "turns: %d of %d queued pings served before another "
+            "connection's request\n", before, QUEUED_PINGS);
+    cr_assert_leq(before, TURN_SLACK, "%d of another connection's queued "
+                  "requests were served before ours", before);
+    close(busy);
+    close(other);
+}
+
+#define QUEUED_NOTICES 64
+#define NOTICES_PER_TURN 16 /* conn.c's bound */
+
+/* The same for one-way notices: a connection's turn reads a bounded run
+ * of them. The other connection watches the mapping the notices are
+ * about, so each notice served is an event on its socket, in order with
+ * the reply to its own ping. */
+Test(fairness, a_flood_of_notices_waits_its_turn)
+{
+    int busy = rb_raw_hello(hz.sock), other = rb_raw_hello(hz.sock);
+    cr_assert_geq(busy, 0);
+    cr_assert_geq(other, 0);
+    int got = -1;
+    cr_assert_eq(raw_open(busy, "flood", true, MMAPIO__MODE__MODE_READ_WRITE,
+                          true, 4096, &got), 0);
+    if (got >= 0)
+        close(got);
+    uint64_t rw = open_handle(busy, "flood", MMAPIO__MODE__MODE_READ_WRITE);
+    watch_many(other, open_handle(other, "flood", MMAPIO__MODE__MODE_READ_ONLY), 1);
+
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    wait_stopped(hz.pid);
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    req.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    req.notice = &n;
+    n.handle = rw;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
+    n.len = 1;
+    for (int i = 0; i < QUEUED_NOTICES; i++) {
+        n.offset = (uint64_t)i;
+        cr_assert_eq(raw_send(busy, &req, -1), 0);
+    }
+    cr_assert_eq(rb_send_ping(other, 5), 0);
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+
+    int before = 0;
+    for (;;) {
+        Mmapio__ServerMessage *m;
+        cr_assert_eq(rb_recv_any(other, 10000, &m), 0);
+        bool reply = m->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY;
+        if (!reply && m->event->kind == MMAPIO__EVENT_KIND__EVENT_MODIFIED)
+            before++;
+        mmapio__server_message__free_unpacked(m, NULL);
+        if (reply)
+            break;
+    }
+    fprintf(stderr, "turns: %d of %d queued notices served before another "
+            "connection's request\n", before, QUEUED_NOTICES);
+    cr_assert_leq(before, NOTICES_PER_TURN, "%d of another connection's "
+                  "queued notices were served before our request", before);
+    close(busy);
+    close(other);
 }
 
 /* ---- row 8: idle raw writers ------------------------------------------- */

@@ -2,8 +2,10 @@
  * test_limits: the daemon's limits, set by flags and by a config file.
  *
  * Each test starts its own daemon with small limits and goes past one:
- * max_clients (the extra connection is closed, the others keep working, a
- * place freed is taken again), max_mappings_per_uid and max_bytes_per_uid
+ * max_clients (the extra connection is told MMAPIO_E_QUOTA and "mmapiod is
+ * full", then closed; the others keep working, a place freed is taken
+ * again), max_clients_per_uid and reserved_clients (the same, with their
+ * own words, while another uid still gets in), max_mappings_per_uid and max_bytes_per_uid
  * (MMAPIO_E_QUOTA with nothing created, resized or left on disk; another
  * uid is not charged for root's use), max_handles_per_client (per
  * connection), max_frame (a bigger datagram closes that connection only;
@@ -102,9 +104,11 @@ Test(limits, max_clients_closes_the_extra_connection)
         int r = mmapio_connect(hz.sock, &x);
         if (r == MMAPIO_OK)
             mmapio_disconnect(x);
-        cr_assert_eq(r, MMAPIO_E_DISCONNECTED,
+        cr_assert_eq(r, MMAPIO_E_QUOTA,
                      "connection #%d past max_clients=3: %d (%s)", 4 + k, r,
-                     mmapio_strerror(r));
+                     mmapio_last_error());
+        cr_assert_str_eq(mmapio_last_error(),
+                         "mmapiod is full: max_clients (3) reached");
         /* The same for a raw peer: accepted by the kernel, then closed. */
         int fd = raw_connect(hz.sock);
         cr_assert_geq(fd, 0);
@@ -132,6 +136,69 @@ Test(limits, max_clients_closes_the_extra_connection)
     mmapio_disconnect(c[0]);
     c[0] = connect_retry();
     hz_assert_ok(mmapio_ping(c[0]));
+    for (int i = 0; i < 3; i++)
+        mmapio_disconnect(c[i]);
+}
+
+/* ---- max_clients_per_uid, reserved_clients ---------------------------- */
+
+/* As nobody, already connected once (c): the second connection is
+ * admitted, the third is told why not. */
+static const char *per_uid_full(mmapio_client *c, void *arg)
+{
+    mmapio_client *second, *third = NULL;
+    char want[128];
+    snprintf(want, sizeof(want), "mmapiod is full for uid %u: "
+             "max_clients_per_uid (2) reached", (unsigned)RB_NOBODY);
+    EXPECT(mmapio_ping(c), MMAPIO_OK);
+    EXPECT(mmapio_connect(hz.sock, &second), MMAPIO_OK);
+    int r = mmapio_connect(hz.sock, &third);
+    if (r == MMAPIO_OK)
+        mmapio_disconnect(third);
+    EXPECT(r, MMAPIO_E_QUOTA);
+    if (strcmp(mmapio_last_error(), want))
+        return rb_fail("past max_clients_per_uid: \"%s\"", mmapio_last_error());
+    EXPECT(mmapio_ping(second), MMAPIO_OK);
+    mmapio_disconnect(second);
+    return NULL;
+}
+
+/* As nobody, while root's clients leave only the reserved places. */
+static const char *reserved_full(mmapio_client *c, void *arg)
+{
+    mmapio_client *x = NULL;
+    int r = mmapio_connect(hz.sock, &x);
+    if (r == MMAPIO_OK)
+        mmapio_disconnect(x);
+    EXPECT(r, MMAPIO_E_QUOTA);
+    if (strcmp(mmapio_last_error(), "mmapiod is full: the last 2 of "
+               "max_clients (6) places are kept for root and admin_group"))
+        return rb_fail("in the reserve: \"%s\"", mmapio_last_error());
+    return NULL;
+}
+
+Test(limits, past_the_per_uid_and_reserved_limits_a_reason)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root, to connect as another uid");
+    start((const char *[]){ "--max-clients", "6", "--max-clients-per-uid", "2",
+                            "--reserved-clients", "2", NULL });
+    char why[512];
+    cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, per_uid_full, NULL,
+                           why, sizeof(why)), 0, "%s", why);
+    expect_logged("max_clients_per_uid");
+
+    /* Root is not held to the per-uid share: 3 of its own, and one place
+     * left outside the reserve, which nobody's first connection takes. */
+    mmapio_client *c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = connect_retry();
+    cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, reserved_full, NULL,
+                           why, sizeof(why)), 0, "%s", why);
+    /* Root still gets a reserved place. */
+    mmapio_client *r = connect_retry();
+    hz_assert_ok(mmapio_ping(r));
+    mmapio_disconnect(r);
     for (int i = 0; i < 3; i++)
         mmapio_disconnect(c[i]);
 }
