@@ -117,6 +117,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mmapiod: %s\n", err);
         return 1;
     }
+    d.config_file = conf;
     if ((sock && config_set(&d.cfg, "socket", sock, err, sizeof(err)) < 0) ||
         (root && config_set(&d.cfg, "root", root, err, sizeof(err)) < 0)) {
         fprintf(stderr, "mmapiod: %s\n", err);
