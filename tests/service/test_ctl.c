@@ -890,3 +890,250 @@ Test(ctl_admin, the_admin_group_sees_and_changes_everything)
     svc_out_free(&o);
     release();
 }
+
+/* ---- create, stat, rm ------------------------------------------------- */
+
+Test(ctl, create_stat_rm_round_trip)
+{
+    struct svc_out o;
+
+    /* anon: a size with a unit, a mode and a policy. */
+    ctl_expect(&o, NULL, 0, "create", "anon:made", "64K", "--mode", "640",
+               "--policy", "every-millis:250");
+    cr_expect(has_line_with(o.out, "name", "anon:made"), "%s", o.out);
+    svc_out_free(&o);
+    ctl_expect(&o, NULL, 0, "stat", "anon:made", "--json");
+    svc_assert_json(o.out,
+        "m = d['mappings']\n"
+        "assert len(m) == 1, d\n"
+        "m = m[0]\n"
+        "assert m['name'] == 'made' and m['kind'] == 'anonymous', m\n"
+        "assert m['size'] == 64 * 1024 and m['perm'] == '0640', m\n"
+        "assert m['policy'] == 'every-millis:250', m\n"
+        "assert m['owner'] == euid and m['holders'] == 0, m\n"
+        "assert m['state'] == 'live' and m['creator_pid'] > 0, m\n");
+    svc_out_free(&o);
+    /* It is there for a program too. */
+    mmapio_client *pc = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_anon_open(pc, "made", &m));
+    cr_expect_eq(mmapio_len(m), 64 * 1024);
+    mmapio_unmap(m);
+
+    /* Again: exists, exit 6, and the first one is untouched. */
+    ctl_expect(&o, NULL, 6, "create", "anon:made", "1K");
+    cr_expect_neq(o.err[0], '\0');
+    svc_out_free(&o);
+
+    /* A file under the root, text stat: a field a line. */
+    ctl_expect(&o, NULL, 0, "create", "made.bin", "2M");
+    svc_out_free(&o);
+    struct stat st;
+    cr_assert_eq(stat(hz_path(&hz, "made.bin"), &st), 0);
+    cr_expect_eq(st.st_size, 2 * 1024 * 1024);
+    cr_expect_eq(st.st_mode & 0777, 0644);
+    ctl_expect(&o, NULL, 0, "stat", "made.bin");
+    cr_expect(has_line_with(o.out, "size", "2097152"), "%s", o.out);
+    cr_expect(has_line_with(o.out, "kind", "file"), "%s", o.out);
+    cr_expect(has_line_with(o.out, "holders", "0"), "%s", o.out);
+    svc_out_free(&o);
+    ctl_expect(&o, NULL, 6, "create", "made.bin", "1");
+    svc_out_free(&o);
+
+    /* rm, as mmapio_delete and mmapio_anon_delete. */
+    ctl_expect(&o, NULL, 0, "rm", "anon:made");
+    cr_expect_eq(o.out[0], '\0', "rm printed: %s", o.out);
+    svc_out_free(&o);
+    ctl_expect(&o, NULL, 0, "rm", "made.bin");
+    svc_out_free(&o);
+    cr_expect_neq(stat(hz_path(&hz, "made.bin"), &st), 0);
+    cr_expect_eq(mmapio_anon_open(pc, "made", &m), MMAPIO_E_NOT_FOUND);
+    mmapio_disconnect(pc);
+
+    /* Gone: not found, exit 4, from each. */
+    const char *const *const gone[] = {
+        ARGS("stat", "anon:made"), ARGS("stat", "made.bin"),
+        ARGS("rm", "anon:made"), ARGS("rm", "made.bin"),
+        ARGS("watch", "made.bin"), ARGS("flush", "made.bin"),
+        ARGS("policy", "anon:made", "always"),
+    };
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+        int code = ctl(&o, NULL, gone[i]);
+        cr_expect_eq(code, 4, "%s %s of nothing: exit %d (%s)", gone[i][0],
+                     gone[i][1], code, o.err);
+        cr_expect_neq(o.err[0], '\0');
+        svc_out_free(&o);
+    }
+}
+
+Test(ctl, create_sizes)
+{
+    struct svc_out o;
+    static const struct { const char *text; uint64_t bytes; } good[] = {
+        { "1", 1 }, { "4096", 4096 }, { "3K", 3072 }, { "1M", 1 << 20 },
+        { "1G", 1ull << 30 },
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char name[32], want[96];
+        snprintf(name, sizeof(name), "anon:size-%zu", i);
+        ctl_expect(&o, NULL, 0, "--json", "create", name, good[i].text);
+        snprintf(want, sizeof(want), "assert d['mappings'][0]['size'] == %llu, d\n",
+                 (unsigned long long)good[i].bytes);
+        svc_assert_json(o.out, want);
+        svc_out_free(&o);
+        ctl_expect(&o, NULL, 0, "rm", name);
+        svc_out_free(&o);
+    }
+    static const char *const bad[] = { "0", "", "-1", "1k", "1KB", "K", "1.5M",
+                                       "99999999999T", "0x10", " 1" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int code = ctl(&o, NULL, ARGS("create", "anon:bad", bad[i]));
+        cr_expect_eq(code, 2, "size '%s': exit %d (%s)", bad[i], code, o.err);
+        cr_expect_neq(o.err[0], '\0');
+        svc_out_free(&o);
+    }
+    ctl_expect(&o, NULL, 2, "create", "anon:bad", "1K", "--mode", "9");
+    svc_out_free(&o);
+    ctl_expect(&o, NULL, 2, "create", "anon:bad", "1K", "--policy", "often");
+    svc_out_free(&o);
+    ctl_expect(&o, NULL, 4, "stat", "anon:bad");
+    svc_out_free(&o);
+}
+
+/* ---- options anywhere, nothing extra ---------------------------------- */
+
+Test(ctl, options_follow_the_command)
+{
+    struct svc_out o;
+    hold();
+    /* --json after the command is JSON, not silently text. */
+    static const char *const cmds[] = { "status", "ls", "clients" };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        ctl_expect(&o, NULL, 0, cmds[i], "--json");
+        svc_assert_json(o.out, "assert isinstance(d, dict) and len(d) == 1, d\n");
+        svc_out_free(&o);
+    }
+    ctl_expect(&o, NULL, 0, "stat", "anon:" ANON, "--json");
+    svc_assert_json(o.out, "assert d['mappings'][0]['name'] == '" ANON "', d\n");
+    svc_out_free(&o);
+    ctl_expect(&o, NULL, 0, "stat", "-J", "anon:" ANON);
+    svc_assert_json(o.out, "assert d['mappings'][0]['size'] == 8192, d\n");
+    svc_out_free(&o);
+    /* --socket after the command. */
+    const char *args[] = { "status", "--socket", hz.sock, "--json", NULL };
+    cr_assert_eq(svc_ctl(NULL, NULL, NULL, args, &o), 0);
+    cr_expect_eq(svc_exit_code(o.status), 0, "%s", o.err);
+    svc_assert_json(o.out, "assert d['status'][0]['mappings'] == 2, d\n");
+    svc_out_free(&o);
+    /* flush --all after, and as before. */
+    ctl_expect(&o, NULL, 0, "flush", "--all", "--json");
+    svc_assert_json(o.out, "assert d['flush'][0]['failed'] == 0, d\n");
+    svc_out_free(&o);
+
+    /* --raw --noheadings: a row a line, fields split by single spaces. */
+    ctl_expect(&o, NULL, 0, "ls", "--raw", "--noheadings");
+    size_t lines = 0;
+    for (const char *l = o.out; *l; lines++) {
+        const char *nl = strchr(l, '\n');
+        cr_assert_not_null(nl);
+        size_t fields = 1;
+        for (const char *p = l; p < nl; p++)
+            fields += *p == ' ';
+        cr_expect_eq(fields, 14, "raw row of %zu fields: %.*s", fields,
+                     (int)(nl - l), l);
+        l = nl + 1;
+    }
+    cr_expect_eq(lines, 2, "ls --raw --noheadings:\n%s", o.out);
+    svc_out_free(&o);
+
+    /* Extra arguments and foreign options: bad usage, with a message. */
+    const char *const *const extra[] = {
+        ARGS("status", "now"), ARGS("ls", "anon:" ANON), ARGS("clients", "x"),
+        ARGS("stat", "anon:" ANON, FILE_NAME), ARGS("rm"),
+        ARGS("rm", "anon:a", "anon:b"), ARGS("watch", "anon:" ANON, "x"),
+        ARGS("flush", FILE_NAME, "--all"), ARGS("flush", "a", "b"),
+        ARGS("policy", "anon:" ANON, "never", "x"),
+        ARGS("create", "anon:x"), ARGS("create", "anon:x", "1K", "2K"),
+        ARGS("ls", "--mode", "600"), ARGS("stat", "anon:" ANON, "--all"),
+        ARGS("ls", "--socket"), ARGS("status", "--frobnicate"),
+    };
+    for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+        int code = ctl(&o, NULL, extra[i]);
+        cr_expect_eq(code, 2, "mmapioctl %s %s...: exit %d, expected 2 (%s)",
+                     extra[i][0], extra[i][1] ? extra[i][1] : "", code, o.err);
+        cr_expect_neq(o.err[0], '\0', "%s: no message", extra[i][0]);
+        svc_out_free(&o);
+    }
+    cr_expect_eq(mmapio_flush_policy_of(anon).kind, MMAPIO_FLUSH_NEVER);
+    release();
+}
+
+Test(ctl, command_help_explains_the_fields)
+{
+    struct svc_out o;
+    static const char *const keys[] = {
+        "holders", "owner", "owner_name", "perm", "size", "policy",
+        "pending_bytes", "last_flush", "created", "creator_pid", "state",
+    };
+    static const char *const cmds[] = { "ls", "stat" };
+    for (size_t k = 0; k < 2; k++) {
+        ctl_expect(&o, NULL, 0, cmds[k], "--help");
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+            char key[64];
+            snprintf(key, sizeof(key), "  %s ", keys[i]);
+            cr_expect(strstr(o.out, key) != NULL, "%s --help lacks %s:\n%s",
+                      cmds[k], keys[i], o.out);
+        }
+        cr_expect(strstr(o.out, "JSON") != NULL);
+        svc_out_free(&o);
+    }
+    ctl_expect(&o, NULL, 0, "--help", "status");
+    cr_expect(strstr(o.out, "  uptime_s ") && strstr(o.out, "  rss_bytes ") &&
+              strstr(o.out, "  config_file "), "%s", o.out);
+    svc_out_free(&o);
+}
+
+/* ---- status: where and how it runs ------------------------------------ */
+
+Test(ctl, status_in_full)
+{
+    struct svc_out o;
+    char checks[2048];
+    hold();
+    ctl_expect(&o, NULL, 0, "--json", "status");
+    snprintf(checks, sizeof(checks),
+        "d = d['status'][0]\n"
+        "assert d['pid'] == %d, d\n"
+        "assert d['socket'] == '%s' and d['root'] == '%s', d\n"
+        "assert d['config_file'] is None, d\n"
+        "assert d['rss_bytes'] > 0 and d['started'] > 1600000000, d\n"
+        "assert d['removed_held'] == 0, d\n"
+        "for k in ('max_frame', 'max_clients', 'max_mappings_per_uid',\n"
+        "          'max_bytes_per_uid', 'max_map_size', 'hello_timeout_ms'):\n"
+        "    assert isinstance(d[k], int), (k, d)\n",
+        (int)hz.pid, hz.sock, hz.root);
+    svc_assert_json(o.out, checks);
+    char *json = strdup(o.out);
+    svc_out_free(&o);
+
+    /* The text says the same fields by the same names, in the same order:
+     * a header FIELD VALUE MEANING, then a field a line. */
+    ctl_expect(&o, NULL, 0, "status");
+    cr_expect(strncmp(o.out, "FIELD", 5) == 0, "%s", o.out);
+    size_t len = (size_t)snprintf(checks, sizeof(checks), "names = [");
+    for (const char *l = strchr(o.out, '\n'); l && l[1]; l = strchr(l + 1, '\n')) {
+        size_t w = strcspn(l + 1, " \n");
+        len += (size_t)snprintf(checks + len, sizeof(checks) - len, "'%.*s', ",
+                                (int)w, l + 1);
+        cr_assert_lt(len, sizeof(checks) - 200);
+    }
+    snprintf(checks + len, sizeof(checks) - len,
+             "]\nkeys = list(d['status'][0])\n"
+             "assert names == keys, (names, keys)\n");
+    svc_assert_json(json, checks);
+    cr_expect(has_line_with(o.out, "uptime_s", " s"), "%s", o.out);
+    cr_expect(has_line_with(o.out, "config_file", "-"), "%s", o.out);
+    svc_out_free(&o);
+    free(json);
+    release();
+}
