@@ -1137,3 +1137,98 @@ Test(ctl, status_in_full)
     free(json);
     release();
 }
+
+/* ---- watch holds nothing; deleted but held ---------------------------- */
+
+Test(ctl, watch_does_not_hold_and_ends_after_removed)
+{
+    hold();
+    struct bg b = start_bg(ARGS("watch", "anon:" ANON));
+    char err[1024] = "", out[4096] = "";
+    size_t elen = 0, olen = 0;
+    cr_assert(svc_read_until(b.err, err, sizeof(err), &elen, "watching", 5000),
+              "mmapioctl watch did not start watching: %s", err);
+
+    /* The writer is the only holder: it may shrink, as if nobody watched
+     * (a watch through a handle made this BUSY). */
+    hz_assert_ok(mmapio_update_region(anon, 10, "abc", 3));
+    cr_assert(svc_read_until(b.out, out, sizeof(out), &olen,
+                             "modified offset=10 len=3\n", 5000),
+              "no event line; got: '%s'", out);
+    int r = mmapio_resize(anon, 4096);
+    cr_expect_eq(r, MMAPIO_OK, "shrink while watched: %d (%s)", r,
+                 mmapio_last_error());
+    cr_expect_eq(mmapio_len(anon), 4096);
+
+    /* Deleted: REMOVED, and the watch ends by itself, exit 0. */
+    hz_assert_ok(mmapio_anon_delete(c, ANON));
+    cr_assert(svc_read_until(b.out, out, sizeof(out), &olen, "removed\n", 5000),
+              "no removed line; got: '%s'", out);
+    int st = hz_wait_child(b.pid, 5000);
+    close(b.out);
+    close(b.err);
+    cr_expect(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "mmapioctl watch did not end after REMOVED (status 0x%x)",
+              (unsigned)st);
+    /* Every line starts with its time. */
+    for (const char *l = out; *l;) {
+        cr_expect(l[4] == '-' && l[7] == '-' && l[10] == 'T' && l[13] == ':' &&
+                  l[19] == '.', "an event line without its time: %s", l);
+        const char *nl = strchr(l, '\n');
+        if (!nl)
+            break;
+        l = nl + 1;
+    }
+    release();
+}
+
+Test(ctl, deleted_but_held_is_listed)
+{
+    struct svc_out o;
+    hold();
+    hz_assert_ok(mmapio_anon_delete(c, ANON));
+
+    /* ls, status and clients agree: removed, still held. */
+    ctl_expect(&o, NULL, 0, "--json", "ls");
+    svc_assert_json(o.out,
+        "a = [e for e in d['mappings'] if e['name'] == '" ANON "']\n"
+        "assert len(a) == 1, d\n"
+        "a = a[0]\n"
+        "assert a['state'] == 'removed' and a['removed'] is True, a\n"
+        "assert a['holders'] == 1 and a['size'] == 8192, a\n");
+    svc_out_free(&o);
+    ctl_expect(&o, NULL, 0, "ls");
+    cr_expect(has_line_with(o.out, "anon:" ANON, " removed"), "%s", o.out);
+    svc_out_free(&o);
+    ctl_expect(&o, NULL, 0, "--json", "status");
+    svc_assert_json(o.out,
+        "d = d['status'][0]\n"
+        "assert d['mappings'] == 2 and d['anonymous'] == 1, d\n"
+        "assert d['removed_held'] == 1, d\n"
+        "assert d['bytes_mapped'] == 8192 + 16384, d\n");
+    svc_out_free(&o);
+
+    /* The name is free again: a new one is another mapping, both listed. */
+    mmapio_map *again;
+    hz_assert_ok(mmapio_anon_create(c, ANON, 4096, &again));
+    ctl_expect(&o, NULL, 0, "--json", "ls");
+    svc_assert_json(o.out,
+        "a = sorted((e['state'], e['size']) for e in d['mappings']\n"
+        "           if e['name'] == '" ANON "')\n"
+        "assert a == [('live', 4096), ('removed', 8192)], a\n"
+        "assert len({e['id'] for e in d['mappings']}) == 3, d\n");
+    svc_out_free(&o);
+    mmapio_unmap(again);
+
+    /* Its last holder gone, it is gone. */
+    mmapio_unmap(anon);
+    anon = NULL;
+    ctl_expect(&o, NULL, 0, "--json", "ls");
+    svc_assert_json(o.out,
+        "assert not [e for e in d['mappings'] if e['state'] == 'removed'], d\n");
+    svc_out_free(&o);
+    ctl_expect(&o, NULL, 0, "--json", "status");
+    svc_assert_json(o.out, "assert d['status'][0]['removed_held'] == 0, d\n");
+    svc_out_free(&o);
+    release();
+}
