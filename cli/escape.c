@@ -100,6 +100,8 @@ void esc_json_put(FILE *f, const char *s)
         if (!n) {
             fputs("\\ufffd", f); /* a byte that is not UTF-8 */
             n = 1;
+        } else if (cp >= 0x80 && cp <= 0x9F) {
+            fputs("\\ufffd", f); /* a C1 control: as esc_utf8 */
         } else if (is_control(cp)) {
             fprintf(f, "\\u%04x", (unsigned)cp);
         } else if (cp == '"' || cp == '\\') {

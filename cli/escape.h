@@ -26,8 +26,8 @@ char *esc_text(const char *s);
  * terminals obey), become U+FFFD. malloc'd; NULL without memory. */
 char *esc_utf8(const char *s);
 
-/* s as a JSON string, quotes included: controls as \u00NN, a byte that is
- * not UTF-8 as \ufffd. */
+/* s as a JSON string, quotes included: C0 and DEL as \u00NN, a C1
+ * control and a byte that is not UTF-8 as \ufffd (as esc_utf8). */
 void esc_json_put(FILE *f, const char *s);
 
 #endif
