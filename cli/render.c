@@ -226,7 +226,7 @@ static const struct field {
     [MF_STATE] = { "state", STR, true, "live, or removed: deleted but still "
                    "held (ipcs's \"dest\"), gone with its last holder" },
     [MF_REMOVED] = { "removed", BOOL, false, "state is removed" },
-    [MF_HUGE] = { "huge_pages", STR, false, "no, thp (transparent huge pages "
+    [MF_HUGE] = { "huge_pages", STR, true, "no, thp (transparent huge pages "
                   "advised) or hugetlb" },
 };
 

@@ -1039,7 +1039,7 @@ Test(ctl, options_follow_the_command)
         size_t fields = 1;
         for (const char *p = l; p < nl; p++)
             fields += *p == ' ';
-        cr_expect_eq(fields, 14, "raw row of %zu fields: %.*s", fields,
+        cr_expect_eq(fields, 15, "raw row of %zu fields: %.*s", fields,
                      (int)(nl - l), l);
         l = nl + 1;
     }
