@@ -442,6 +442,22 @@ static void refuse_not_owner(struct session *c, uint64_t id, const char *path,
                       (unsigned)owner);
 }
 
+/* stat(2) of the file `path` under the root, looked up as `as` (NULL:
+ * as the daemon). MMAPIO_OK or the reason. */
+static int file_identity(const struct handlers *h, const char *path,
+                         const struct peer_cred *as, struct stat *st)
+{
+    int r = resolve_check_path(path);
+    int fd = r ? -1 : resolve_open(h->root_fd, path, O_PATH, 0, as);
+    if (!r && fd < 0)
+        r = fd == -EXDEV ? MMAPIO_E_PERMISSION : errmap_from_errno(fd);
+    if (!r && fstat(fd, st) < 0)
+        r = errmap_from_errno(errno);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
 /* The registered mapping a path or anonymous name names, if the caller
  * may act on it (its owner, or an admin). NULL with the error replied. */
 static struct mapping *find_named(struct session *c, uint64_t id,
@@ -463,14 +479,7 @@ static struct mapping *find_named(struct session *c, uint64_t id,
         }
     } else {
         struct stat st;
-        int r = resolve_check_path(path);
-        int fd = r ? -1 : resolve_open(h->root_fd, path, O_PATH, 0, &c->cred);
-        if (!r && fd < 0)
-            r = fd == -EXDEV ? MMAPIO_E_PERMISSION : errmap_from_errno(fd);
-        if (!r && fstat(fd, &st) < 0)
-            r = errmap_from_errno(errno);
-        if (fd >= 0)
-            close(fd);
+        int r = file_identity(h, path, &c->cred, &st);
         if (r) {
             session_reply_err(c, id, r, "%s: %s", path, errmap_text(r));
             return NULL;
@@ -557,7 +566,7 @@ void admin_policy(struct session *c, uint64_t id, const Mmapio__AdminPolicy *q)
 /*
  * The mapping `path` names, for a caller who may read it as an open
  * read-only would decide (the kernel's rules for a file, the owner and
- * mode for an anonymous one): a new reference, which the caller gives
+ * mode for an anonymous one), or an admin: a new reference, which the caller gives
  * back with put_named. A file nobody maps is set up for the time being.
  * NULL with the error replied.
  */
@@ -575,6 +584,16 @@ static struct mapping *get_readable(struct session *c, uint64_t id,
     o.anonymous = anonymous;
     o.mode = MMAPIO__MODE__MODE_READ_ONLY;
     int r = open_mapping(c->h, c, &o, &m, &why);
+    if (r == MMAPIO_E_PERMISSION && is_admin(c)) {
+        /* An admin sees every mapping (as ls shows it): one that is
+         * mapped, found as the daemon finds it. */
+        struct stat st;
+        m = anonymous ? registry_find_anon(c->h->reg, path)
+            : file_identity(c->h, path, NULL, &st) == MMAPIO_OK
+                ? registry_find_file(c->h->reg, st.st_dev, st.st_ino) : NULL;
+        if (m)
+            return mapping_ref(m);
+    }
     if (r) {
         session_reply_err(c, id, r, "%s%s: %s", anonymous ? "anon:" : "",
                           path, *why ? why : errmap_text(r));

@@ -793,6 +793,14 @@ Test(ctl, an_ordinary_user_sees_and_changes_only_their_own)
         cr_expect_neq(o.err[0], '\0');
         svc_out_free(&o);
     }
+    /* Reading is not changing: root's 0644 file is 65534's to see in
+     * full (the kernel lets it read the file), not to flush. */
+    code = ctl_as(&o, &svc_nobody, ARGS("--json", "stat", FILE_NAME));
+    cr_expect_eq(code, 0, "stat of a readable file as 65534: %d (%s)", code,
+                 o.err);
+    if (code == 0)
+        svc_assert_json(o.out, "assert d['mappings'][0]['holders'] == 2, d\n");
+    svc_out_free(&o);
     mmapio_flush_policy p = mmapio_flush_policy_of(anon);
     cr_expect(p.kind == every5.kind && p.value == every5.value,
               "65534 changed root's policy: kind %d", (int)p.kind);
@@ -876,6 +884,15 @@ Test(ctl_admin, the_admin_group_sees_and_changes_everything)
     cr_assert_eq(code, 0);
     svc_assert_json(o.out, "d = d['status'][0]\n"
                            "assert d['all'] is True and d['mappings'] == 2, d\n");
+    svc_out_free(&o);
+    /* stat and watch: an admin sees root's 0600 mapping in full. */
+    code = ctl_as(&o, &admin, ARGS("stat", "anon:" ANON, "--json"));
+    cr_expect_eq(code, 0, "stat as an admin: %d (%s)", code, o.err);
+    if (code == 0)
+        svc_assert_json(o.out, "assert d['mappings'][0]['owner'] == 0, d\n");
+    svc_out_free(&o);
+    code = ctl_as(&o, &svc_nobody, ARGS("stat", "anon:" ANON));
+    cr_expect_eq(code, 5, "stat without the group: %d (%s)", code, o.err);
     svc_out_free(&o);
     code = ctl_as(&o, &admin, ARGS("policy", "anon:" ANON, "always"));
     cr_expect_eq(code, 0, "an admin cannot set the policy: %d (%s)", code,
