@@ -452,7 +452,9 @@ void render_clients(const struct out *o, const mmapio_client_info *c, size_t n)
         for (size_t k = 0; k < c[i].n_held; k++) {
             const mmapio_held_info *h = &c[i].held[k];
             struct libscols_line *hl = tbl_line(&t, l); /* the rest: null */
-            tbl_set(&t, hl, CF_NAME, render_check(strdup(h->name)));
+            tbl_set(&t, hl, CF_NAME, o->json || !h->anonymous
+                                         ? render_check(strdup(h->name))
+                                         : fmt("anon:%s", h->name));
             tbl_set(&t, hl, CF_MODE, fmt("%s", mode_name(h->mode)));
             tbl_set(&t, hl, CF_MAP_ID, num(h->map_id));
         }

@@ -295,6 +295,7 @@ static int held_from_wire(const Mmapio__ClientInfo *w, mmapio_client_info *i)
             return MMAPIO_E_QUOTA;
         h->map_id = w->held[k]->map_id;
         h->mode = (mmapio_mode)w->held[k]->mode;
+        h->anonymous = w->held[k]->anonymous;
     }
     return MMAPIO_OK;
 }

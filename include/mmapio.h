@@ -366,6 +366,7 @@ typedef struct {
     uint64_t map_id;          /* mmapio_map_info.id of the mapping */
     char *name;
     mmapio_mode mode;
+    bool anonymous;           /* name is an anonymous mapping's */
 } mmapio_held_info;
 
 /* One connection to the daemon. */

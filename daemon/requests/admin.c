@@ -372,6 +372,7 @@ static void fill_client(const struct session *o, Mmapio__ClientInfo *ci,
         hi->map_id = h->map->id;
         hi->name = h->map->name;
         hi->mode = (Mmapio__Mode)h->mode;
+        hi->anonymous = h->map->kind == MAPPING_ANON;
         held_p[ci->n_held++] = hi;
     }
     ci->watches = o->watches.n;
