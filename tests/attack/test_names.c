@@ -562,6 +562,20 @@ static void raw_refusals(int fd, const char *name, bool anonymous)
     req.op_case = MMAPIO__REQUEST__OP_ADMIN_POLICY;
     req.admin_policy = &po;
     cr_expect_eq(raw_call(fd, &req), MMAPIO_E_INVALID_ARGUMENT, "policy");
+
+    Mmapio__AdminStat st = MMAPIO__ADMIN_STAT__INIT;
+    st.path = (char *)name;
+    st.anonymous = anonymous;
+    req.op_case = MMAPIO__REQUEST__OP_ADMIN_STAT;
+    req.admin_stat = &st;
+    cr_expect_eq(raw_call(fd, &req), MMAPIO_E_INVALID_ARGUMENT, "stat");
+
+    Mmapio__AdminWatch wa = MMAPIO__ADMIN_WATCH__INIT;
+    wa.path = (char *)name;
+    wa.anonymous = anonymous;
+    req.op_case = MMAPIO__REQUEST__OP_ADMIN_WATCH;
+    req.admin_watch = &wa;
+    cr_expect_eq(raw_call(fd, &req), MMAPIO_E_INVALID_ARGUMENT, "watch");
 }
 
 static int entries(const char *dir)
