@@ -883,7 +883,8 @@ Test(ctl_admin, the_admin_group_sees_and_changes_everything)
     code = ctl_as(&o, &admin, ARGS("--json", "status"));
     cr_assert_eq(code, 0);
     svc_assert_json(o.out, "d = d['status'][0]\n"
-                           "assert d['all'] is True and d['mappings'] == 2, d\n");
+                           "assert d['all'] is True and d['mappings'] == 2, d\n"
+                           "assert d['config_file'].endswith('/mmapiod.conf'), d\n");
     svc_out_free(&o);
     /* stat and watch: an admin sees root's 0600 mapping in full. */
     code = ctl_as(&o, &admin, ARGS("stat", "anon:" ANON, "--json"));
