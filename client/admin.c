@@ -60,6 +60,37 @@ static void status_from_wire(const Mmapio__StatusReply *w, mmapio_status *s)
     s->flush_failures = w->flush_failures;
     s->errors = w->errors;
     s->clients_total = w->clients_total;
+    s->pid = w->pid;
+    s->started = w->started;
+    s->rss_bytes = w->rss_bytes;
+    s->removed_held = w->removed_held;
+}
+
+/* The strings and limits of a status; MMAPIO_E_QUOTA without memory
+ * (what was copied stays for mmapio_status_free). */
+static int status_strings(const Mmapio__StatusReply *w, mmapio_status *s)
+{
+    s->version = text_dup(w->version);
+    s->socket = text_dup(w->socket);
+    s->root = text_dup(w->root);
+    if (w->config_file && *w->config_file)
+        s->config_file = text_dup(w->config_file);
+    if (!s->version || !s->socket || !s->root ||
+        (w->config_file && *w->config_file && !s->config_file))
+        return MMAPIO_E_QUOTA;
+    if (w->n_limits == 0)
+        return MMAPIO_OK;
+    s->limits = calloc(w->n_limits, sizeof(*s->limits));
+    if (!s->limits)
+        return MMAPIO_E_QUOTA;
+    for (; s->n_limits < w->n_limits; s->n_limits++) {
+        mmapio_limit *l = &s->limits[s->n_limits];
+        l->name = text_dup(w->limits[s->n_limits]->name);
+        if (!l->name)
+            return MMAPIO_E_QUOTA;
+        l->value = w->limits[s->n_limits]->value;
+    }
+    return MMAPIO_OK;
 }
 
 int mmapio_admin_status(mmapio_client *c, mmapio_status **out)
@@ -76,10 +107,8 @@ int mmapio_admin_status(mmapio_client *c, mmapio_status **out)
     if (r != MMAPIO_OK)
         return r;
     mmapio_status *s = calloc(1, sizeof(*s));
-    if (s)
-        s->version = text_dup(rep.reply->status->version);
-    if (!s || !s->version) {
-        free(s);
+    if (!s || status_strings(rep.reply->status, s) != MMAPIO_OK) {
+        mmapio_status_free(s);
         client_reply_free(&rep);
         return error_set(MMAPIO_E_QUOTA, NULL);
     }
@@ -94,6 +123,12 @@ void mmapio_status_free(mmapio_status *s)
     if (!s)
         return;
     free(s->version);
+    free(s->socket);
+    free(s->root);
+    free(s->config_file);
+    for (size_t i = 0; i < s->n_limits; i++)
+        free(s->limits[i].name);
+    free(s->limits);
     free(s);
 }
 
@@ -127,6 +162,9 @@ static int map_info_from_wire(const Mmapio__MapInfo *w, mmapio_map_info *i)
                         ? MMAPIO_HUGE_HUGETLB
                     : w->huge_pages == MMAPIO__HUGE_PAGES__HUGE_TRANSPARENT
                         ? MMAPIO_HUGE_TRANSPARENT : MMAPIO_HUGE_NONE;
+    i->pending_known = w->pending_known;
+    i->created = w->created;
+    i->creator_pid = w->creator_pid;
     return MMAPIO_OK;
 }
 
@@ -190,6 +228,35 @@ int mmapio_admin_list(mmapio_client *c, mmapio_map_info **maps, size_t *n)
     return MMAPIO_OK;
 }
 
+int mmapio_admin_stat(mmapio_client *c, const char *path, bool anonymous,
+                      mmapio_map_info **out)
+{
+    Mmapio__AdminStat q = MMAPIO__ADMIN_STAT__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+
+    if (!c || !path || !out)
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (!names_valid(path))
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+    q.path = (char *)path;
+    q.anonymous = anonymous;
+    req.op_case = MMAPIO__REQUEST__OP_ADMIN_STAT;
+    req.admin_stat = &q;
+    int r = client_call(c, &req, MMAPIO__REPLY__RESULT_MAP, &rep);
+    if (r != MMAPIO_OK)
+        return r;
+    mmapio_map_info *i = calloc(1, sizeof(*i));
+    r = i ? map_info_from_wire(rep.reply->map, i) : MMAPIO_E_QUOTA;
+    client_reply_free(&rep);
+    if (r != MMAPIO_OK) {
+        free(i);
+        return error_set(r, NULL);
+    }
+    *out = i;
+    return MMAPIO_OK;
+}
+
 void mmapio_map_info_free(mmapio_map_info *maps, size_t n)
 {
     if (!maps)
@@ -228,6 +295,7 @@ static int held_from_wire(const Mmapio__ClientInfo *w, mmapio_client_info *i)
             return MMAPIO_E_QUOTA;
         h->map_id = w->held[k]->map_id;
         h->mode = (mmapio_mode)w->held[k]->mode;
+        h->anonymous = w->held[k]->anonymous;
     }
     return MMAPIO_OK;
 }

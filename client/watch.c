@@ -26,6 +26,7 @@
 #include "errors.h"
 #include "events.h"
 #include "map.h"
+#include "names.h"
 
 struct mmapio_watcher {
     atomic_uint refs;               /* the client's list, and deliveries */
@@ -46,30 +47,24 @@ static void watcher_unref(mmapio_watcher *w)
     free(w);
 }
 
-int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
-                 mmapio_watcher **out)
+/* Sends req (a Watch or, by_name, an AdminWatch, whose reply names the
+ * mapping) and puts the new watcher on c's list. */
+static int watch_start(mmapio_client *c, Mmapio__Request *req, uint64_t map_id,
+                       bool by_name, mmapio_watch_cb cb, void *user,
+                       mmapio_watcher **out)
 {
-    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
     struct client_reply rep;
-
-    if (!m || !cb || !out)
-        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     mmapio_watcher *w = calloc(1, sizeof(*w));
     if (!w)
         return error_set(MMAPIO_E_QUOTA, NULL);
-    mmapio_client *c = map_client_of(m);
-    wa.handle = map_handle_of(m);
-    req.op_case = MMAPIO__REQUEST__OP_WATCH;
-    req.watch = &wa;
     client_lock(c);
-    int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT_WATCH, &rep);
+    int r = client_call_locked(c, req, MMAPIO__REPLY__RESULT_WATCH, &rep);
     if (r == MMAPIO_OK) {
         w->watch_id = rep.reply->watch->watch_id;
+        w->map_id = by_name ? rep.reply->watch->map_id : map_id;
         client_reply_free(&rep);
         atomic_init(&w->refs, 1);
         w->client = c;
-        w->map_id = map_id_of(m);
         w->cb = cb;
         w->user = user;
         w->next = c->watchers;
@@ -79,11 +74,44 @@ int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
     client_unlock(c);
     if (r != MMAPIO_OK) {
         free(w);
-        /* The text stays the daemon's reason, recorded by the round trip. */
-        return r == MMAPIO_E_DISCONNECTED ? r : MMAPIO_E_WATCH_FAILED;
+        /* The text stays the daemon's reason, recorded by the round trip;
+         * by name, the code too (NOT_FOUND, PERMISSION). */
+        return r == MMAPIO_E_DISCONNECTED || by_name ? r : MMAPIO_E_WATCH_FAILED;
     }
     *out = w;
     return MMAPIO_OK;
+}
+
+int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
+                 mmapio_watcher **out)
+{
+    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+
+    if (!m || !cb || !out)
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    wa.handle = map_handle_of(m);
+    req.op_case = MMAPIO__REQUEST__OP_WATCH;
+    req.watch = &wa;
+    return watch_start(map_client_of(m), &req, map_id_of(m), false, cb, user,
+                       out);
+}
+
+int mmapio_admin_watch(mmapio_client *c, const char *path, bool anonymous,
+                       mmapio_watch_cb cb, void *user, mmapio_watcher **out)
+{
+    Mmapio__AdminWatch wa = MMAPIO__ADMIN_WATCH__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+
+    if (!c || !path || !cb || !out)
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (!names_valid(path))
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+    wa.path = (char *)path;
+    wa.anonymous = anonymous;
+    req.op_case = MMAPIO__REQUEST__OP_ADMIN_WATCH;
+    req.admin_watch = &wa;
+    return watch_start(c, &req, 0, true, cb, user, out);
 }
 
 void mmapio_unwatch(mmapio_watcher *w)

@@ -72,6 +72,8 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
     if (r == 0)
         r = handlers_init(&d->handlers, c, d->root_fd, &d->reg, &d->quota,
                           &d->flushes, &d->watches);
+    if (r == 0)
+        d->handlers.config_file = d->config_file; /* for mmapioctl status */
     if (r == 0 && !(d->handlers.copier = copier_new(d->base)))
         r = -ENOMEM;
     if (r < 0)

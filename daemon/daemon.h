@@ -25,6 +25,7 @@ struct event_base;
 
 struct daemon {
     struct config cfg;          /* filled by the caller before daemon_init */
+    const char *config_file;    /* the file cfg was read from; NULL: none */
     uint64_t nofile;            /* the fd limit the budgets were fitted to */
     struct event_base *base;
     int root_fd;                /* O_PATH directory fd of the data root */

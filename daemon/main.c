@@ -164,6 +164,7 @@ int main(int argc, char **argv)
     }
     if (conf && !realpath(conf, d.cfg.config_file))
         snprintf(d.cfg.config_file, sizeof(d.cfg.config_file), "%s", conf);
+    d.config_file = d.cfg.config_file[0] ? d.cfg.config_file : NULL;
     for (int i = 0; i < n_set; i++) {
         if (config_set(&d.cfg, set_key[i]->key, set_val[i], err, sizeof(err)) < 0) {
             char opt[64];

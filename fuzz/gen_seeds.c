@@ -34,6 +34,8 @@ int main(int argc, char **argv)
     Mmapio__Notice nt = MMAPIO__NOTICE__INIT;
     Mmapio__Delete del = MMAPIO__DELETE__INIT;
     Mmapio__AdminList al = MMAPIO__ADMIN_LIST__INIT;
+    Mmapio__AdminStat as = MMAPIO__ADMIN_STAT__INIT;
+    Mmapio__AdminWatch aw = MMAPIO__ADMIN_WATCH__INIT;
 
     if (argc != 2)
         return 2;
@@ -85,5 +87,12 @@ int main(int argc, char **argv)
     put(argv[1], "delete", 1, &q);
     q.op_case = MMAPIO__REQUEST__OP_ADMIN_LIST, q.admin_list = &al;
     put(argv[1], "admin-list", 1, &q);
+    as.path = "a";
+    as.anonymous = 1;
+    q.op_case = MMAPIO__REQUEST__OP_ADMIN_STAT, q.admin_stat = &as;
+    put(argv[1], "admin-stat", 1, &q);
+    aw.path = "f";
+    q.op_case = MMAPIO__REQUEST__OP_ADMIN_WATCH, q.admin_watch = &aw;
+    put(argv[1], "admin-watch", 1, &q);
     return 0;
 }

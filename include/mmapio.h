@@ -271,8 +271,11 @@ void mmapio_unwatch(mmapio_watcher *w);
  * every holder, by name. The daemon answers from the caller's credentials:
  * an ordinary user sees and acts on only the mappings they own and their
  * own connections; root and members of the daemon's admin group, on
- * everything. A mapping the caller may not see is MMAPIO_E_NOT_FOUND, as
- * a missing one is.
+ * everything; stat and watch by name need read access, as an open
+ * read-only would. A refusal is the same everywhere: a mapping (or file)
+ * that exists but is not the caller's to act on is MMAPIO_E_PERMISSION;
+ * MMAPIO_E_NOT_FOUND means nothing by that name exists (or, for flush and
+ * policy, nobody maps that file).
  *
  * Results are plain structs owned by the caller, each freed by one call
  * (NULL-safe) together with the strings it points to. Lists come whole:
@@ -281,6 +284,11 @@ void mmapio_unwatch(mmapio_watcher *w);
  * A path is relative to the daemon's data root; with `anonymous` it is an
  * anonymous mapping's name instead (mmapioctl's anon:NAME).
  */
+
+typedef struct {
+    char *name;               /* the key in mmapiod.conf, e.g. "max_frame" */
+    uint64_t value;           /* in effect (0: fitted to the fd budget) */
+} mmapio_limit;
 
 typedef struct {
     char *version;            /* the daemon's version, e.g. "0.1.0" */
@@ -297,6 +305,17 @@ typedef struct {
     uint64_t flush_failures;  /* flushes that failed */
     uint64_t errors;          /* error replies sent */
     uint64_t clients_total;   /* connections accepted since the start */
+    /* Where and how it runs (0, NULL or empty from an older daemon): */
+    int32_t pid;              /* the daemon's process id */
+    int64_t started;          /* unix seconds of its start */
+    char *socket;             /* the socket it listens on */
+    char *root;               /* its data root */
+    char *config_file;        /* the file its settings came from; NULL:
+                                 built-in defaults and options only */
+    uint64_t rss_bytes;       /* its resident memory */
+    uint64_t removed_held;    /* of `mappings`: deleted, still held */
+    size_t n_limits;          /* every limit, by its configuration key */
+    mmapio_limit *limits;
 } mmapio_status;
 
 int mmapio_admin_status(mmapio_client *c, mmapio_status **out);
@@ -328,18 +347,30 @@ typedef struct {
     uint64_t flushes;         /* flushes of this mapping done by the daemon */
     bool removed;             /* deleted, still held by someone */
     mmapio_huge_pages huge_pages; /* what the daemon did for huge pages */
+    bool pending_known;       /* pending_bytes is the kernel's count (false:
+                                 anonymous, or the kernel cannot tell) */
+    int64_t created;          /* unix seconds the daemon set it up (a file:
+                                 first mapped since the daemon started);
+                                 0: unknown */
+    int32_t creator_pid;      /* the process whose open set it up; 0: unknown */
 } mmapio_map_info;
 
 /* Every mapping the caller may see, by id: *maps (NULL when *n is 0) and
  * *n; free with mmapio_map_info_free(*maps, *n). */
 int mmapio_admin_list(mmapio_client *c, mmapio_map_info **maps, size_t *n);
 void mmapio_map_info_free(mmapio_map_info *maps, size_t n);
+/* One mapping in full, by name, for a caller who may read it (a file
+ * nobody maps is shown with no holders); free with
+ * mmapio_map_info_free(*out, 1). A deleted mapping has no name to ask by. */
+int mmapio_admin_stat(mmapio_client *c, const char *path, bool anonymous,
+                      mmapio_map_info **out);
 
 /* One handle a client holds. */
 typedef struct {
     uint64_t map_id;          /* mmapio_map_info.id of the mapping */
     char *name;
     mmapio_mode mode;
+    bool anonymous;           /* name is an anonymous mapping's */
 } mmapio_held_info;
 
 /* One connection to the daemon. */
@@ -386,6 +417,13 @@ int mmapio_admin_flush_all(mmapio_client *c, mmapio_flush_report *report);
  * invalid policy is MMAPIO_E_INVALID_ARGUMENT, before anything is sent. */
 int mmapio_admin_set_flush_policy(mmapio_client *c, const char *path,
                                   bool anonymous, mmapio_flush_policy p);
+
+/* Watches a mapping by name without holding it: nothing changes for its
+ * holders (a writer may still shrink it), the watch alone keeps it alive.
+ * Needs read access, as an open read-only would. Events come as for
+ * mmapio_watch, through mmapio_client_dispatch; end with mmapio_unwatch. */
+int mmapio_admin_watch(mmapio_client *c, const char *path, bool anonymous,
+                       mmapio_watch_cb cb, void *user, mmapio_watcher **out);
 
 /* ---- the rest of mmap-io ---------------------------------------------- */
 

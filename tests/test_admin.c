@@ -383,18 +383,24 @@ static const char *nobody_sees_its_own(mmapio_client *c, void *arg)
     CHECK(find_pid(cl, nc, getpid()), "our own connection");
     mmapio_client_info_free(cl, nc);
 
-    /* Root's mappings are not found, by any call, and say so. */
-    EXPECT(mmapio_admin_flush(c, FILE_NAME, false, &rep), MMAPIO_E_NOT_FOUND);
+    /* Root's mappings exist but are not theirs: permission, by every
+     * call, in the daemon's words (never "not found" for what exists). */
+    EXPECT(mmapio_admin_flush(c, FILE_NAME, false, &rep), MMAPIO_E_PERMISSION);
     CHECK(rep.flushed == 77 && rep.failed == 77, "report written on failure");
     CHECK(strstr(mmapio_last_error(), FILE_NAME) &&
-          strcmp(mmapio_last_error(), mmapio_strerror(MMAPIO_E_NOT_FOUND)),
+          strcmp(mmapio_last_error(), mmapio_strerror(MMAPIO_E_PERMISSION)),
           "not the daemon's words: '%s'", mmapio_last_error());
-    EXPECT(mmapio_admin_flush(c, ANON, true, NULL), MMAPIO_E_NOT_FOUND);
+    EXPECT(mmapio_admin_flush(c, ANON, true, NULL), MMAPIO_E_PERMISSION);
     CHECK(strstr(mmapio_last_error(), ANON), "'%s'", mmapio_last_error());
     mmapio_flush_policy always = { MMAPIO_FLUSH_ALWAYS, 0 };
     EXPECT(mmapio_admin_set_flush_policy(c, ANON, true, always),
-           MMAPIO_E_NOT_FOUND);
+           MMAPIO_E_PERMISSION);
     EXPECT(mmapio_admin_set_flush_policy(c, FILE_NAME, false, always),
+           MMAPIO_E_PERMISSION);
+    /* Nothing by that name: not found, the same for everyone. */
+    EXPECT(mmapio_admin_flush(c, "no-such-file", false, NULL),
+           MMAPIO_E_NOT_FOUND);
+    EXPECT(mmapio_admin_set_flush_policy(c, "no-such-anon", true, always),
            MMAPIO_E_NOT_FOUND);
     /* --all flushes only what is theirs: none of root's files. */
     EXPECT(mmapio_admin_flush_all(c, &rep), MMAPIO_OK);

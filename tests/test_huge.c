@@ -184,7 +184,7 @@ Test(huge, not_asked_is_not_backed_and_listed_as_no)
     cr_assert(ls_line(out, "anon:plain", line, sizeof(line)), "%s", out);
     cr_assert(strstr(line, " no"), "ls line: %s", line);
     ctl_ls(true, out, sizeof(out));
-    cr_assert(strstr(out, "\"huge_pages\":\"no\""), "%s", out);
+    cr_assert(strstr(out, "\"huge_pages\": \"no\""), "%s", out);
     mmapio_unmap(m);
     mmapio_disconnect(c);
 }

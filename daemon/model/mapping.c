@@ -49,6 +49,7 @@ struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
     m->kind = kind;
     m->fd = fd;
     m->fd_writable = fd_writable;
+    m->created = time(NULL);
     if (kind == MAPPING_ANON)
         seal(fd);
     m->policy = (mmapio_flush_policy){ MMAPIO_FLUSH_NEVER, 0 };

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "hmap.h"
@@ -82,6 +83,8 @@ struct mapping {
     bool removed;               /* deleted/unlinked while held */
     bool huge_asked;            /* an open asked for huge pages */
     bool hugetlb;               /* its memfd is from the hugetlb pool */
+    time_t created;             /* when the daemon set it up */
+    pid_t creator_pid;          /* whose open set it up; 0: unknown */
     struct hnode key_node;      /* registry: name or dev/ino -> mapping */
     struct hnode id_node;       /* registry: id -> mapping */
     struct mapping_env *env;

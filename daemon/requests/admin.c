@@ -1,4 +1,5 @@
-/* admin: status, lists, flush and policy for mmapioctl (see admin.h). */
+/* admin: status, lists, stat, watch, flush and policy for mmapioctl
+ * (see admin.h). */
 #include "admin.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "errmap.h"
 #include "flushes.h"
 #include "names.h"
+#include "open.h"
 #include "policy.h"
 #include "registry.h"
 #include "resolve.h"
@@ -40,20 +42,120 @@ static bool may_see(const struct session *c, const struct mapping *m)
     return is_admin(c) || m->owner == c->cred.uid;
 }
 
-/* Dirty bytes of a file in the page cache (Linux 6.5 cachestat); 0 when
- * the kernel cannot tell. */
-static uint64_t dirty_bytes(const struct mapping *m)
+/* Dirty bytes of a file in the page cache (Linux 6.5 cachestat); false
+ * when the kernel cannot tell (and for anonymous memory: no disk). */
+static bool dirty_bytes(const struct mapping *m, uint64_t *out)
 {
     struct { uint64_t off, len; } range = { 0, 0 }; /* len 0: to the end */
     struct { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recent; } cs;
 
+    *out = 0;
     if (m->kind != MAPPING_FILE ||
         syscall(__NR_cachestat, m->fd, &range, &cs, 0) < 0)
+        return false;
+    *out = cs.nr_dirty * (uint64_t)sysconf(_SC_PAGESIZE);
+    return true;
+}
+
+/* ---- deleted but still held ------------------------------------------ */
+
+/*
+ * A deleted anonymous mapping leaves the registry (its name may be taken
+ * again) but lives while someone holds it, as ipcs's "dest" segments do.
+ * The listing finds those through the holders of every session: what c
+ * may see, by id, without duplicates.
+ */
+struct removed_set {
+    struct mapping **v;
+    size_t n;
+};
+
+static int by_map_id(const void *a, const void *b)
+{
+    const struct mapping *x = *(struct mapping *const *)a;
+    const struct mapping *y = *(struct mapping *const *)b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* 0, or -ENOMEM (the set is then empty). */
+static int removed_held(const struct session *c, struct removed_set *out)
+{
+    size_t cap = 0;
+    out->v = NULL;
+    out->n = 0;
+    for (const struct session *o = c->h->sessions; o; o = o->next)
+        for (const struct holder *hd = o->holders.first; hd; hd = hd->owner_next)
+            cap += !hd->map->registered && hd->map->removed;
+    if (!cap)
         return 0;
-    return cs.nr_dirty * (uint64_t)sysconf(_SC_PAGESIZE);
+    out->v = malloc(cap * sizeof(*out->v));
+    if (!out->v)
+        return -ENOMEM;
+    for (const struct session *o = c->h->sessions; o; o = o->next)
+        for (const struct holder *hd = o->holders.first; hd; hd = hd->owner_next)
+            if (!hd->map->registered && hd->map->removed &&
+                may_see(c, hd->map))
+                out->v[out->n++] = hd->map;
+    qsort(out->v, out->n, sizeof(*out->v), by_map_id);
+    size_t k = 0;
+    for (size_t i = 0; i < out->n; i++)
+        if (k == 0 || out->v[k - 1] != out->v[i])
+            out->v[k++] = out->v[i];
+    out->n = k;
+    return 0;
+}
+
+/* Resident memory of the daemon, from /proc/self/statm; 0 if unknown. */
+static uint64_t rss_bytes(void)
+{
+    unsigned long long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &size, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 /* ---- status ---------------------------------------------------------- */
+
+/* Every limit of the configuration, by its config key. */
+#define LIMITS_MAX 24
+static size_t fill_limits(const struct config *cfg, Mmapio__Limit *lim,
+                          Mmapio__Limit **p)
+{
+    const struct { const char *name; uint64_t value; } v[] = {
+        { "max_frame", cfg->max_frame },
+        { "max_clients", cfg->max_clients },
+        { "max_clients_per_uid", cfg->max_clients_per_uid },
+        { "reserved_clients", cfg->reserved_clients },
+        { "hello_timeout_ms", cfg->hello_timeout_ms },
+        { "max_inflight", cfg->max_inflight },
+        { "max_events", cfg->max_events },
+        { "max_queued_bytes", cfg->max_queued_bytes },
+        { "max_queued_bytes_per_uid", cfg->max_queued_bytes_per_uid },
+        { "max_queued_fds", cfg->max_queued_fds },
+        { "max_queued_fds_per_uid", cfg->max_queued_fds_per_uid },
+        { "max_queued_fds_total", cfg->max_queued_fds_total },
+        { "max_mappings", cfg->max_mappings },
+        { "max_mappings_per_uid", cfg->max_mappings_per_uid },
+        { "reserved_mappings", cfg->reserved_mappings },
+        { "max_handles_per_client", cfg->max_handles_per_client },
+        { "max_bytes_per_uid", cfg->max_bytes_per_uid },
+        { "max_map_size", cfg->max_map_size },
+        { "flush_threads", cfg->flush_threads },
+    };
+    size_t n = sizeof(v) / sizeof(v[0]);
+    _Static_assert(sizeof(v) / sizeof(v[0]) <= LIMITS_MAX, "LIMITS_MAX");
+    for (size_t i = 0; i < n; i++) {
+        mmapio__limit__init(&lim[i]);
+        lim[i].name = (char *)v[i].name;
+        lim[i].value = v[i].value;
+        p[i] = &lim[i];
+    }
+    return n;
+}
 
 struct tally {
     const struct session *c;
@@ -94,6 +196,11 @@ void admin_status(struct session *c, uint64_t id)
     walk_visible(c, 0, &w);
     while ((m = registry_walk_next(&w)))
         count_one(m, &t);
+    struct removed_set rs;
+    removed_held(c, &rs); /* without memory: counted as none */
+    for (size_t i = 0; i < rs.n; i++)
+        count_one(rs.v[i], &t);
+    free(rs.v);
     for (struct session *o = h->sessions; o; o = o->next)
         clients += all || o->cred.uid == c->cred.uid;
 
@@ -106,6 +213,16 @@ void admin_status(struct session *c, uint64_t id)
     s.files = t.files;
     s.bytes_mapped = t.bytes;
     s.all = all;
+    s.removed_held = rs.n;
+    s.pid = (int32_t)getpid();
+    s.socket = (char *)h->cfg->socket_path;
+    s.root = (char *)h->cfg->root;
+    s.config_file = (char *)(h->config_file ? h->config_file : "");
+    s.rss_bytes = rss_bytes();
+    s.started = (int64_t)h->started;
+    Mmapio__Limit lim[LIMITS_MAX], *limp[LIMITS_MAX];
+    s.n_limits = fill_limits(h->cfg, lim, limp);
+    s.limits = limp;
     if (all) { /* daemon-wide counters are for the admin */
         s.flushes = h->flushes->n_flushes;
         s.flush_failures = h->flushes->n_failures;
@@ -162,7 +279,9 @@ static void fill_info(struct handlers *h, struct mapping *m,
         i->rw_holders += hd->mode == MMAPIO_MODE_READ_WRITE;
     i->owner = m->owner;
     i->perm = m->perm;
-    i->pending_bytes = dirty_bytes(m);
+    i->pending_known = dirty_bytes(m, &i->pending_bytes);
+    i->created = (int64_t)m->created;
+    i->creator_pid = (int32_t)m->creator_pid;
     flushes_counts(h->flushes, m, &i->flushes, &i->last_flush);
     i->watchers = watch_count(h->watches, m);
     i->removed = m->removed;
@@ -176,8 +295,15 @@ static void fill_info(struct handlers *h, struct mapping *m,
 void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
 {
     struct registry_walk w;
+    struct removed_set rs;
     walk_visible(c, q->after_id, &w);
-    size_t cap = PAGE_MAX;
+    size_t cap = PAGE_MAX, k = 0;
+    if (removed_held(c, &rs) < 0) {
+        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+        return;
+    }
+    while (k < rs.n && rs.v[k]->id <= q->after_id)
+        k++;
     Mmapio__MapInfo *infos = calloc(cap, sizeof(*infos));
     Mmapio__MapInfo **ptrs = calloc(cap, sizeof(*ptrs));
     Mmapio__FlushPolicy *pols = calloc(cap, sizeof(*pols));
@@ -188,24 +314,31 @@ void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
 
     Mmapio__ListReply lr = MMAPIO__LIST_REPLY__INIT;
     size_t bytes = 0;
-    struct mapping *m = registry_walk_next(&w);
+    /* The registry's walk and the removed ones, merged by id. */
+    struct mapping *m = registry_walk_next(&w), *next;
     lr.maps = ptrs;
-    while (m && lr.n_maps < cap) {
+    while ((m || k < rs.n) && lr.n_maps < cap) {
+        bool removed = k < rs.n && (!m || rs.v[k]->id < m->id);
+        next = removed ? rs.v[k] : m;
         Mmapio__MapInfo *i = &infos[lr.n_maps];
-        fill_info(c->h, m, i, &pols[lr.n_maps]);
+        fill_info(c->h, next, i, &pols[lr.n_maps]);
         bytes += mmapio__map_info__get_packed_size(i) + 8;
         if (bytes > PAGE_BYTES && lr.n_maps > 0)
             break;
         ptrs[lr.n_maps++] = i;
-        m = registry_walk_next(&w);
+        if (removed)
+            k++;
+        else
+            m = registry_walk_next(&w);
     }
-    lr.more = m != NULL;
+    lr.more = m != NULL || k < rs.n;
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;
     r.result_case = MMAPIO__REPLY__RESULT_LIST;
     r.list = &lr;
     session_reply(c, &r, -1);
 out:
+    free(rs.v);
     free(infos);
     free(ptrs);
     free(pols);
@@ -239,6 +372,7 @@ static void fill_client(const struct session *o, Mmapio__ClientInfo *ci,
         hi->map_id = h->map->id;
         hi->name = h->map->name;
         hi->mode = (Mmapio__Mode)h->mode;
+        hi->anonymous = h->map->kind == MAPPING_ANON;
         held_p[ci->n_held++] = hi;
     }
     ci->watches = o->watches.n;
@@ -292,8 +426,41 @@ out:
 
 /* ---- flush and policy by name --------------------------------------- */
 
+/*
+ * The one rule for a refusal, in every admin request: a name with nothing
+ * behind it is NOT_FOUND; a mapping (or file) that exists but is not the
+ * caller's to act on is PERMISSION, never "not found". Files are judged
+ * on the file itself before the registry is asked, so the answer never
+ * tells whether someone else maps it; an anonymous name's existence is
+ * no secret (creating it again says EXISTS).
+ */
+static void refuse_not_owner(struct session *c, uint64_t id, const char *path,
+                             bool anonymous, uid_t owner)
+{
+    session_reply_err(c, id, MMAPIO_E_PERMISSION,
+                      "%s%s belongs to uid %u: only its owner or an admin "
+                      "may do that", anonymous ? "anon:" : "", path,
+                      (unsigned)owner);
+}
+
+/* stat(2) of the file `path` under the root, looked up as `as` (NULL:
+ * as the daemon). MMAPIO_OK or the reason. */
+static int file_identity(const struct handlers *h, const char *path,
+                         const struct peer_cred *as, struct stat *st)
+{
+    int r = resolve_check_path(path);
+    int fd = r ? -1 : resolve_open(h->root_fd, path, O_PATH, 0, as);
+    if (!r && fd < 0)
+        r = fd == -EXDEV ? MMAPIO_E_PERMISSION : errmap_from_errno(fd);
+    if (!r && fstat(fd, st) < 0)
+        r = errmap_from_errno(errno);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
 /* The registered mapping a path or anonymous name names, if the caller
- * may act on it. NULL with the error replied. */
+ * may act on it (its owner, or an admin). NULL with the error replied. */
 static struct mapping *find_named(struct session *c, uint64_t id,
                                   const char *path, bool anonymous)
 {
@@ -306,18 +473,31 @@ static struct mapping *find_named(struct session *c, uint64_t id,
     }
     if (anonymous) {
         m = resolve_check_name(path) ? NULL : registry_find_anon(h->reg, path);
-    } else if (resolve_check_path(path) == MMAPIO_OK) {
+        if (!m) {
+            session_reply_err(c, id, MMAPIO_E_NOT_FOUND,
+                              "no anonymous mapping '%s'", path);
+            return NULL;
+        }
+    } else {
         struct stat st;
-        int fd = resolve_open(h->root_fd, path, O_PATH, 0, &c->cred);
-        if (fd >= 0 && fstat(fd, &st) == 0)
-            m = registry_find_file(h->reg, st.st_dev, st.st_ino);
-        if (fd >= 0)
-            close(fd);
+        int r = file_identity(h, path, &c->cred, &st);
+        if (r) {
+            session_reply_err(c, id, r, "%s: %s", path, errmap_text(r));
+            return NULL;
+        }
+        if (!is_admin(c) && st.st_uid != c->cred.uid) {
+            refuse_not_owner(c, id, path, false, st.st_uid);
+            return NULL;
+        }
+        m = registry_find_file(h->reg, st.st_dev, st.st_ino);
+        if (!m) {
+            session_reply_err(c, id, MMAPIO_E_NOT_FOUND,
+                              "%s is not mapped by anyone", path);
+            return NULL;
+        }
     }
-    if (!m || !may_see(c, m)) {
-        /* Not telling others' mappings apart from missing ones. */
-        session_reply_err(c, id, MMAPIO_E_NOT_FOUND, "%s%s is not mapped",
-                      anonymous ? "anon:" : "", path);
+    if (!may_see(c, m)) {
+        refuse_not_owner(c, id, path, anonymous, m->owner);
         return NULL;
     }
     return m;
@@ -380,4 +560,92 @@ void admin_policy(struct session *c, uint64_t id, const Mmapio__AdminPolicy *q)
         return;
     mapping_set_policy(m, p, NULL);
     session_reply_ok(c, id);
+}
+
+/* ---- one mapping, and watching it, by name --------------------------- */
+
+/*
+ * The mapping `path` names, for a caller who may read it as an open
+ * read-only would decide (the kernel's rules for a file, the owner and
+ * mode for an anonymous one), or an admin: a new reference, which the caller gives
+ * back with put_named. A file nobody maps is set up for the time being.
+ * NULL with the error replied.
+ */
+static struct mapping *get_readable(struct session *c, uint64_t id,
+                                    const char *path, bool anonymous)
+{
+    if (!names_valid(path)) {
+        session_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+        return NULL;
+    }
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    struct mapping *m = NULL;
+    const char *why = "";
+    o.path = (char *)path;
+    o.anonymous = anonymous;
+    o.mode = MMAPIO__MODE__MODE_READ_ONLY;
+    int r = open_mapping(c->h, c, &o, &m, &why);
+    if (r == MMAPIO_E_PERMISSION && is_admin(c)) {
+        /* An admin sees every mapping (as ls shows it): one that is
+         * mapped, found as the daemon finds it. */
+        struct stat st;
+        m = anonymous ? registry_find_anon(c->h->reg, path)
+            : file_identity(c->h, path, NULL, &st) == MMAPIO_OK
+                ? registry_find_file(c->h->reg, st.st_dev, st.st_ino) : NULL;
+        if (m)
+            return mapping_ref(m);
+    }
+    if (r) {
+        session_reply_err(c, id, r, "%s%s: %s", anonymous ? "anon:" : "",
+                          path, *why ? why : errmap_text(r));
+        return NULL;
+    }
+    return m;
+}
+
+static void put_named(struct session *c, struct mapping *m)
+{
+    registry_retire_if_unused(c->h->reg, m);
+    mapping_unref(m);
+}
+
+void admin_stat(struct session *c, uint64_t id, const Mmapio__AdminStat *q)
+{
+    struct mapping *m = get_readable(c, id, q->path, q->anonymous);
+    if (!m)
+        return;
+    Mmapio__MapInfo info;
+    Mmapio__FlushPolicy pol;
+    fill_info(c->h, m, &info, &pol);
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_MAP;
+    r.map = &info;
+    session_reply(c, &r, -1);
+    put_named(c, m);
+}
+
+/* A watch without a holder: it keeps the mapping alive (and is charged
+ * like a holder, watch.h), but changes nothing for anyone else, so a
+ * writer may still shrink it. */
+void admin_watch(struct session *c, uint64_t id, const Mmapio__AdminWatch *q)
+{
+    uint64_t wid;
+    struct mapping *m = get_readable(c, id, q->path, q->anonymous);
+    if (!m)
+        return;
+    int r = watch_add(c->h->watches, &c->watches, m, &wid);
+    if (r) {
+        session_reply_err(c, id, r, "cannot watch: %s", errmap_text(r));
+    } else {
+        Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
+        wr.watch_id = wid;
+        wr.map_id = m->id;
+        Mmapio__Reply rep = MMAPIO__REPLY__INIT;
+        rep.id = id;
+        rep.result_case = MMAPIO__REPLY__RESULT_WATCH;
+        rep.watch = &wr;
+        session_reply(c, &rep, -1);
+    }
+    put_named(c, m);
 }

@@ -440,5 +440,7 @@ int open_mapping(struct handlers *h, struct session *c, const Mmapio__Open *req,
                            : open_file(h, c, req, out, why);
     if (r == MMAPIO_OK && req->huge_pages)
         (*out)->huge_asked = true; /* for mmapioctl ls */
+    if (r == MMAPIO_OK && !(*out)->creator_pid) /* for mmapioctl ls */
+        (*out)->creator_pid = c->cred.pid;
     return r;
 }

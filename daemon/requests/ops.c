@@ -427,6 +427,8 @@ static void dispatch(struct session *s, const Mmapio__Request *q)
     case MMAPIO__REQUEST__OP_ADMIN_CLIENTS: admin_clients(s, q->id, q->admin_clients); break;
     case MMAPIO__REQUEST__OP_ADMIN_FLUSH: admin_flush(s, q->id, q->admin_flush); break;
     case MMAPIO__REQUEST__OP_ADMIN_POLICY: admin_policy(s, q->id, q->admin_policy); break;
+    case MMAPIO__REQUEST__OP_ADMIN_STAT: admin_stat(s, q->id, q->admin_stat); break;
+    case MMAPIO__REQUEST__OP_ADMIN_WATCH: admin_watch(s, q->id, q->admin_watch); break;
     case MMAPIO__REQUEST__OP_FD_OFFER: fromfd_offer(s, q->id); break;
     case MMAPIO__REQUEST__OP_FROM_FD: fromfd_open(s, q->id, q->from_fd, -1); break;
     case MMAPIO__REQUEST__OP_COPY: copy_request(s, q->id, q->copy); break;

@@ -61,6 +61,7 @@ struct handlers {
     uint64_t next_session_id;
     uint64_t stamp;            /* de-duplicates a broadcast */
     time_t started;
+    const char *config_file;   /* the daemon's config file; NULL: none */
     struct mapping_hook hook;
     uint64_t errors;           /* error replies sent */
     uint64_t sessions_total;   /* sessions since start */

@@ -562,6 +562,20 @@ static void raw_refusals(int fd, const char *name, bool anonymous)
     req.op_case = MMAPIO__REQUEST__OP_ADMIN_POLICY;
     req.admin_policy = &po;
     cr_expect_eq(raw_call(fd, &req), MMAPIO_E_INVALID_ARGUMENT, "policy");
+
+    Mmapio__AdminStat st = MMAPIO__ADMIN_STAT__INIT;
+    st.path = (char *)name;
+    st.anonymous = anonymous;
+    req.op_case = MMAPIO__REQUEST__OP_ADMIN_STAT;
+    req.admin_stat = &st;
+    cr_expect_eq(raw_call(fd, &req), MMAPIO_E_INVALID_ARGUMENT, "stat");
+
+    Mmapio__AdminWatch wa = MMAPIO__ADMIN_WATCH__INIT;
+    wa.path = (char *)name;
+    wa.anonymous = anonymous;
+    req.op_case = MMAPIO__REQUEST__OP_ADMIN_WATCH;
+    req.admin_watch = &wa;
+    cr_expect_eq(raw_call(fd, &req), MMAPIO_E_INVALID_ARGUMENT, "watch");
 }
 
 static int entries(const char *dir)
@@ -652,18 +666,25 @@ static void expect_clean_text(const char *out)
         cr_expect(names_valid(line), "a line with odd bytes: %s", line);
         cr_expect(strncmp(line, "forged", 6) != 0, "a forged row: %s", line);
     }
-    cr_expect(strstr(out, "ev\\x1b[2J"), "the name is not shown: %s", out);
+    /* The escape as mmapioctl writes it, or the daemon's own "\x1b" (it
+     * escapes hello names) with its backslash escaped in turn, so that no
+     * name can pass for an escape. */
+    cr_expect(strstr(out, "ev\\x1b[2J") || strstr(out, "ev\\x5cx1b[2J"),
+              "the name is not shown: %s", out);
 }
 
-/* --json output: one valid UTF-8 document, no raw control characters. */
+/* --json output: one valid UTF-8 document (libsmartcols's: an object,
+ * a member a line), no raw control character but the newlines between
+ * lines. */
 static void expect_clean_json(const char *out)
 {
     size_t n = strlen(out);
-    cr_assert(n > 0 && out[n - 1] == '\n', "%s", out);
+    cr_assert(n > 1 && out[n - 1] == '\n', "%s", out);
+    cr_expect(out[0] == '{' && out[n - 2] == '}', "%s", out);
     char copy[16384];
-    snprintf(copy, sizeof(copy), "%.*s", (int)(n - 1), out);
-    cr_expect(names_valid(copy), "invalid JSON text: %s", out);
-    cr_expect(copy[0] == '[' && copy[n - 2] == ']', "%s", out);
+    snprintf(copy, sizeof(copy), "%s", out);
+    for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n"))
+        cr_expect(names_valid(line), "invalid JSON text: %s", line);
 }
 
 static int mmapioctl(const char *sock, bool json, char *out, size_t cap,

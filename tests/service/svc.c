@@ -234,7 +234,8 @@ int svc_ctl(const char *bin, const char *sock, const struct svc_as *as,
 int svc_json(const char *doc, const char *checks, char **why)
 {
     static const char head[] = "import json, sys\n"
-                               "d = json.loads(sys.stdin.read())\n"
+                               "d = json.loads(sys.stdin.buffer.read()"
+                               ".decode('utf-8'))\n" /* strict: valid UTF-8 */
                                "euid = %u\n";
     size_t len = strlen(head) + 16 + strlen(checks) + 2;
     char *prog = malloc(len);

@@ -71,7 +71,8 @@ int svc_ctl(const char *bin, const char *sock, const struct svc_as *as,
 
 /*
  * Checks a JSON document with python3: `checks` is Python run after
- * `import json, sys; d = json.loads(DOC); euid = geteuid()`; it should
+ * `import json, sys; d = json.loads(DOC); euid = geteuid()` (DOC must be
+ * valid UTF-8); it should
  * `assert` what it means. 0 when python3 exited 0; else python's stderr (or the reason)
  * in *why (malloc'ed; free it).
  */

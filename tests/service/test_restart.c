@@ -304,7 +304,7 @@ Test(restart, anonymous_mappings_survive_through_the_fd_store)
     cr_assert_eq(svc_ctl(NULL, d.sock, NULL, ls, &out), 0);
     cr_assert_eq(svc_exit_code(out.status), 0, "mmapioctl ls: %s", out.err);
     svc_assert_json(out.out,
-        "m = {e['name']: e for e in d if e['kind'] == 'anonymous'}\n"
+        "m = {e['name']: e for e in d['mappings'] if e['kind'] == 'anonymous'}\n"
         "assert m['x']['owner'] == euid and m['x']['perm'] == '0644', m['x']\n"
         "assert m['x']['size'] == 12288, m['x']\n"
         "assert m['x']['policy'] == 'every-millis:250', m['x']\n"
@@ -312,7 +312,7 @@ Test(restart, anonymous_mappings_survive_through_the_fd_store)
         "assert 'gone' not in m, m\n");
     if (root)
         svc_assert_json(out.out,
-            "m = {e['name']: e for e in d if e['kind'] == 'anonymous'}\n"
+            "m = {e['name']: e for e in d['mappings'] if e['kind'] == 'anonymous'}\n"
             "assert m['y']['owner'] == 65534, m['y']\n"
             "assert m['y']['perm'] == '0600', m['y']\n");
     svc_out_free(&out);
