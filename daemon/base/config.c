@@ -370,3 +370,19 @@ int config_load(struct config *c, const char *path, char *err,
     fclose(f);
     return r;
 }
+
+uint64_t config_number(const struct config *c, const struct config_key *k)
+{
+    const char *at = (const char *)c + k->off;
+    uint32_t v32;
+    uint64_t v64;
+    if (k->kind == CONFIG_U32) {
+        memcpy(&v32, at, sizeof(v32));
+        return v32;
+    }
+    if (k->kind == CONFIG_U64) {
+        memcpy(&v64, at, sizeof(v64));
+        return v64;
+    }
+    return 0;
+}

@@ -78,6 +78,9 @@ extern const size_t config_n_keys;
 /* The key's option name (`--` and '-' for '_') into buf. */
 void config_option_name(const struct config_key *k, char *buf, size_t size);
 
+/* A number's value in c (CONFIG_U32 and CONFIG_U64 keys; 0 for others). */
+uint64_t config_number(const struct config *c, const struct config_key *k);
+
 /* What an option takes: "N", "PATH", "DIR", "GROUP", or "" (a switch). */
 const char *config_arg_name(const struct config_key *k);
 

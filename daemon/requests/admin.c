@@ -120,39 +120,23 @@ static uint64_t rss_bytes(void)
 
 /* ---- status ---------------------------------------------------------- */
 
-/* Every limit of the configuration, by its config key. */
-#define LIMITS_MAX 24
+/* Every number of the configuration, by its config key (config_keys). */
+#define LIMITS_MAX 64
 static size_t fill_limits(const struct config *cfg, Mmapio__Limit *lim,
                           Mmapio__Limit **p)
 {
-    const struct { const char *name; uint64_t value; } v[] = {
-        { "max_frame", cfg->max_frame },
-        { "max_clients", cfg->max_clients },
-        { "max_clients_per_uid", cfg->max_clients_per_uid },
-        { "reserved_clients", cfg->reserved_clients },
-        { "hello_timeout_ms", cfg->hello_timeout_ms },
-        { "max_inflight", cfg->max_inflight },
-        { "max_events", cfg->max_events },
-        { "max_queued_bytes", cfg->max_queued_bytes },
-        { "max_queued_bytes_per_uid", cfg->max_queued_bytes_per_uid },
-        { "max_queued_fds", cfg->max_queued_fds },
-        { "max_queued_fds_per_uid", cfg->max_queued_fds_per_uid },
-        { "max_queued_fds_total", cfg->max_queued_fds_total },
-        { "max_mappings", cfg->max_mappings },
-        { "max_mappings_per_uid", cfg->max_mappings_per_uid },
-        { "reserved_mappings", cfg->reserved_mappings },
-        { "max_handles_per_client", cfg->max_handles_per_client },
-        { "max_bytes_per_uid", cfg->max_bytes_per_uid },
-        { "max_map_size", cfg->max_map_size },
-        { "flush_threads", cfg->flush_threads },
-    };
-    size_t n = sizeof(v) / sizeof(v[0]);
-    _Static_assert(sizeof(v) / sizeof(v[0]) <= LIMITS_MAX, "LIMITS_MAX");
-    for (size_t i = 0; i < n; i++) {
-        mmapio__limit__init(&lim[i]);
-        lim[i].name = (char *)v[i].name;
-        lim[i].value = v[i].value;
-        p[i] = &lim[i];
+    size_t n = 0;
+    for (size_t i = 0; i < config_n_keys; i++) {
+        const struct config_key *k = &config_keys[i];
+        if (k->kind != CONFIG_U32 && k->kind != CONFIG_U64)
+            continue;
+        if (n == LIMITS_MAX)
+            break; /* more numbers than the table has today */
+        mmapio__limit__init(&lim[n]);
+        lim[n].name = (char *)k->key;
+        lim[n].value = config_number(cfg, k);
+        p[n] = &lim[n];
+        n++;
     }
     return n;
 }
