@@ -59,6 +59,7 @@ int config_defaults(struct config *c)
     c->max_queued_fds = 16;
     c->max_queued_fds_per_uid = 256;
     c->max_handles_per_client = 4096;
+    c->open_cache = UINT32_MAX;     /* config_fit_fds */
     c->max_bytes_per_uid = UINT64_C(1) << 40;
     c->max_map_size = UINT64_C(1) << 40;
     c->flush_threads = 2;
@@ -128,6 +129,7 @@ static const struct u32_key u32_keys[] = {
     { "reserved_mappings", offsetof(struct config, reserved_mappings), 0, 1u << 24 },
     { "max_handles_per_client", offsetof(struct config, max_handles_per_client), 1, UINT32_MAX },
     { "max_mappings_per_uid", offsetof(struct config, max_mappings_per_uid), 1, UINT32_MAX },
+    { "open_cache", offsetof(struct config, open_cache), 0, 1u << 20 },
     { "flush_threads", offsetof(struct config, flush_threads), 1, 64 },
 };
 
@@ -185,9 +187,12 @@ out:
  * workers' pipes, the data root, the fds an open or a flush holds for a
  * moment, the spare fd that lets accept answer at the limit). Queued fds
  * get a quarter of the rest (max_queued_fds_total), connections an eighth
- * of what is left (at most 10000, at least 16), mappings what connections
- * leave (at most 131072); a uid a quarter of each, and a sixteenth of each
- * is kept for root and admin_group. A connection costs two fds: its socket,
+ * of what is left (at most 10000, at least 16); of what connections leave,
+ * the open cache (released file mappings kept ready) a sixteenth (at most
+ * 4096, at least 16) and the final flushes that hold a mapping a quarter
+ * of that (at least 16, at most 1024), and mappings the rest (at most
+ * 131072); a uid a quarter of each, and a sixteenth of each is kept for
+ * root and admin_group. A connection costs two fds: its socket,
  * and the one reply fd it may queue past max_queued_fds_total (a client
  * with no fd queued is always read, conn.c).
  */
@@ -228,6 +233,13 @@ void config_fit_fds(struct config *c, uint64_t nofile, char *note,
     lower(&c->max_clients, at_least(budget / 4, 1, UINT32_MAX), "max_clients",
           &note, &note_size);
     uint64_t left = budget - 2 * (uint64_t)c->max_clients;
+    if (c->open_cache == UINT32_MAX)
+        c->open_cache = at_least(left / 16, 16, 4096);
+    lower(&c->open_cache, (uint32_t)(left / 4), "open_cache", &note,
+          &note_size);
+    c->max_final_flushes = at_least(c->open_cache / 4, 16, 1024);
+    uint64_t kept = c->open_cache + (uint64_t)c->max_final_flushes;
+    left = left > kept ? left - kept : 0;
     if (c->max_mappings == 0)
         c->max_mappings = at_least(left, 16, 131072);
     lower(&c->max_mappings, at_least(left, 16, UINT32_MAX), "max_mappings",

@@ -76,6 +76,7 @@ struct mapping {
     mmapio_flush_policy policy;
     struct holder *holders;
     uint32_t n_holders;
+    uint32_t n_writers;         /* holders in MMAPIO_MODE_READ_WRITE */
     uint32_t pins;              /* keep a file registered without holders
                                  * (registry_retire_if_unused) */
     bool registered;            /* reachable by name in the registry */
@@ -83,6 +84,7 @@ struct mapping {
     bool huge_asked;            /* an open asked for huge pages */
     bool hugetlb;               /* its memfd is from the hugetlb pool */
     struct hnode key_node;      /* registry: name or dev/ino -> mapping */
+    struct hnode path_node;     /* registry: a file's name -> mapping */
     struct hnode id_node;       /* registry: id -> mapping */
     struct mapping_env *env;
     uint32_t slot;              /* the control area slot */
@@ -99,6 +101,8 @@ enum mapping_change {
     MAPPING_POLICY,     /* its flush policy was set */
     MAPPING_RESIZED,    /* its size changed */
     MAPPING_REMOVED,    /* its name was deleted or unlinked; it lives on */
+    MAPPING_IDLE,       /* a file's last holder and pin went: it leaves the
+                         * registry next, unless an observer pins it */
     MAPPING_RETIRED,    /* it left the registry */
     MAPPING_FREED,      /* last reference gone: drop what you keep on it */
 };

@@ -15,6 +15,7 @@
 #include "errmap.h"
 #include "flushes.h"
 #include "names.h"
+#include "opencache.h"
 #include "policy.h"
 #include "registry.h"
 #include "resolve.h"
@@ -35,9 +36,12 @@ static bool is_admin(const struct session *c)
                            c->h->cfg->admin_gid);
 }
 
-static bool may_see(const struct session *c, const struct mapping *m)
+/* Files in the open cache are nobody's mappings any more: not listed,
+ * counted or found by name, as before they were kept. */
+static bool may_see(const struct session *c, struct mapping *m)
 {
-    return is_admin(c) || m->owner == c->cred.uid;
+    return (is_admin(c) || m->owner == c->cred.uid) &&
+           !opencache_holds(c->h->cache, m);
 }
 
 /* Dirty bytes of a file in the page cache (Linux 6.5 cachestat); 0 when
@@ -191,6 +195,10 @@ void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
     struct mapping *m = registry_walk_next(&w);
     lr.maps = ptrs;
     while (m && lr.n_maps < cap) {
+        if (opencache_holds(c->h->cache, m)) {
+            m = registry_walk_next(&w);
+            continue;
+        }
         Mmapio__MapInfo *i = &infos[lr.n_maps];
         fill_info(c->h, m, i, &pols[lr.n_maps]);
         bytes += mmapio__map_info__get_packed_size(i) + 8;

@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "flusher.h"
@@ -27,6 +29,8 @@ struct flush_state {
     struct mapping *map;        /* not a reference: freed with it */
     struct event *timer;
     bool dirty;                 /* a holder said it wrote since the last flush */
+    bool written;               /* may hold data: a writer or a resize came
+                                 * since the last flush began (flushes_wrote) */
     bool flushing;              /* a timed flush is running */
     uint32_t raw_writers;       /* holders with a writable pointer out */
     uint64_t poll_ms;           /* the next poll's interval (0: from policy) */
@@ -51,6 +55,16 @@ struct flush_ctx {
     void *done_ctx;
     struct waiter *waiters;     /* callers that joined it */
     bool timed;
+    bool final;                 /* counted in fl->n_final */
+};
+
+/* A syncfs standing for final flushes past max_final (flushes.h). */
+struct fs_flush {
+    struct flush_job job;
+    struct flushes *fl;
+    dev_t dev;
+    int fd;                     /* its own: a dup, or -1 for sync() */
+    struct fs_flush *next;
 };
 
 static struct flush_state *state_of(struct flushes *fl, struct mapping *m,
@@ -89,6 +103,7 @@ static void done(struct flush_job *job)
     }
     if (s && s->queued == f)
         s->queued = NULL;
+    fl->n_final -= f->final;
     if (f->done)
         f->done(f->done_ctx, job->result);
     while (f->waiters) {
@@ -106,8 +121,15 @@ static void done(struct flush_job *job)
     free(f);
 }
 
+/* What a flush starting now covers: writes so far, but not those of the
+ * writers still attached. */
+static void flush_begins(struct flush_state *s, const struct mapping *m)
+{
+    s->written = m->n_writers > 0;
+}
+
 static int submit(struct flushes *fl, struct mapping *m, uid_t uid,
-                  flushes_done_fn cb, void *ctx, bool timed)
+                  flushes_done_fn cb, void *ctx, bool timed, bool final)
 {
     struct flush_state *s = state_of(fl, m, true);
     struct flush_ctx *f = calloc(1, sizeof(*f));
@@ -124,12 +146,15 @@ static int submit(struct flushes *fl, struct mapping *m, uid_t uid,
     f->done = cb;
     f->done_ctx = ctx;
     f->timed = timed;
+    f->final = final;
     if (flusher_submit(fl->flusher, &f->job) < 0) {
         mapping_unref(m);
         free(f);
         return MMAPIO_E_QUOTA;
     }
     s->queued = f;
+    fl->n_final += final;
+    flush_begins(s, m);
     return MMAPIO_OK;
 }
 
@@ -142,15 +167,16 @@ static bool join(struct flushes *fl, struct mapping *m, flushes_done_fn cb,
     struct flush_ctx *f = s ? s->queued : NULL;
     if (!f || !flusher_not_started(fl->flusher, &f->job))
         return false;
-    if (!cb)
-        return true;
-    struct waiter *w = malloc(sizeof(*w));
-    if (!w)
-        return false;
-    w->done = cb;
-    w->ctx = ctx;
-    w->next = f->waiters;
-    f->waiters = w;
+    if (cb) {
+        struct waiter *w = malloc(sizeof(*w));
+        if (!w)
+            return false;
+        w->done = cb;
+        w->ctx = ctx;
+        w->next = f->waiters;
+        f->waiters = w;
+    }
+    flush_begins(s, m);
     return true;
 }
 
@@ -159,15 +185,79 @@ int flushes_request(struct flushes *fl, struct mapping *m, uid_t uid,
 {
     if (join(fl, m, cb, ctx))
         return MMAPIO_OK;
-    return submit(fl, m, uid, cb, ctx, false);
+    return submit(fl, m, uid, cb, ctx, false, false);
+}
+
+static void fs_done(struct flush_job *job)
+{
+    struct fs_flush *x = container_of(job, struct fs_flush, job);
+    struct flushes *fl = x->fl;
+    for (struct fs_flush **p = &fl->fs; *p; p = &(*p)->next) {
+        if (*p == x) {
+            *p = x->next;
+            break;
+        }
+    }
+    fl->n_flushes++;
+    fl->n_fs_flushes++;
+    if (job->result < 0) {
+        fl->n_failures++;
+        log_warn("syncfs for final flushes failed: %s", strerror(-job->result));
+    }
+    if (x->fd >= 0)
+        close(x->fd);
+    free(x);
+}
+
+/* m's final flush as part of a syncfs of its file system (flushes.h). */
+static void flush_fs(struct flushes *fl, struct mapping *m)
+{
+    for (struct fs_flush *x = fl->fs; x; x = x->next)
+        if (x->dev == m->dev && flusher_not_started(fl->flusher, &x->job))
+            return;
+    struct fs_flush *x = calloc(1, sizeof(*x));
+    if (!x) {
+        log_err("out of memory: %s not flushed", m->name);
+        return;
+    }
+    x->fl = fl;
+    x->dev = m->dev;
+    x->fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
+    x->job.fd = x->fd;
+    x->job.whole_fs = true;
+    x->job.uid = m->owner;
+    x->job.lane = FLUSH_LANE_REQUESTED;
+    x->job.done = fs_done;
+    if (flusher_submit(fl->flusher, &x->job) < 0) {
+        if (x->fd >= 0)
+            close(x->fd);
+        free(x);
+        log_err("out of memory: %s not flushed", m->name);
+        return;
+    }
+    x->next = fl->fs;
+    fl->fs = x;
+}
+
+void flushes_wrote(struct flushes *fl, struct mapping *m)
+{
+    struct flush_state *s = state_of(fl, m, true);
+    if (s)
+        s->written = true;
+    else
+        log_err("out of memory: %s may not be flushed when released", m->name);
 }
 
 void flushes_background(struct flushes *fl, struct mapping *m)
 {
-    if (join(fl, m, NULL, NULL))
+    struct flush_state *s = state_of(fl, m, false);
+    if (!s || !s->written || join(fl, m, NULL, NULL))
         return;
-    if (submit(fl, m, m->owner, NULL, NULL, false))
-        log_err("out of memory: %s not flushed", m->name);
+    if (fl->n_final < fl->max_final &&
+        submit(fl, m, m->owner, NULL, NULL, false, true) == MMAPIO_OK)
+        return;
+    flush_fs(fl, m);
+    flush_begins(s, m);
 }
 
 static bool timed_kind(const struct mapping *m)
@@ -216,7 +306,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         s->dirty = false;
         s->flushed_mtime_ns = mt;
         s->poll_ms = 0; /* a writer is busy: poll at the policy's pace */
-        s->flushing = submit(s->fl, m, m->owner, NULL, NULL, true) == MMAPIO_OK;
+        s->flushing = submit(s->fl, m, m->owner, NULL, NULL, true, false) ==
+                      MMAPIO_OK;
         return;
     }
     if (s->raw_writers) {
@@ -310,6 +401,8 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
                       enum mapping_change what, const void *origin)
 {
     struct flushes *fl = container_of(hook, struct flushes, hook);
+    if (what == MAPPING_RESIZED && m->kind == MAPPING_FILE)
+        flushes_wrote(fl, m);
     struct flush_state *s = state_of(fl, m, false);
     if (!s)
         return;
@@ -324,10 +417,12 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
 }
 
 int flushes_init(struct flushes *fl, struct registry *r,
-                 struct event_base *base, unsigned threads)
+                 struct event_base *base, unsigned threads,
+                 uint32_t max_final)
 {
     memset(fl, 0, sizeof(*fl));
     fl->base = base;
+    fl->max_final = max_final;
     fl->hook.fn = on_change;
     int e = registry_add_hook(r, &fl->hook);
     return e < 0 ? e : flusher_new(base, threads, &fl->flusher);
