@@ -30,9 +30,9 @@ static void usage(FILE *out)
             "                  hello_timeout_ms, max_inflight, max_events, max_queued_bytes,\n"
             "                  max_queued_bytes_per_uid, max_queued_fds, max_queued_fds_per_uid,\n"
             "                  max_mappings, max_mappings_per_uid, reserved_mappings,\n"
-            "                  max_bytes_per_uid, max_map_size, flush_threads, verbose);\n"
-            "                  max_clients, max_mappings and their per-uid shares and\n"
-            "                  reserves default to shares of the fd limit\n"
+            "                  max_bytes_per_uid, max_map_size, flush_threads, open_cache,\n"
+            "                  verbose); max_clients, max_mappings, open_cache and the\n"
+            "                  per-uid shares and reserves default to shares of the fd limit\n"
             "  --max-frame N, --max-clients N, --max-clients-per-uid N,\n"
             "  --reserved-clients N, --hello-timeout-ms N, --max-inflight N,\n"
             "  --max-events N, --max-queued-bytes N, --max-queued-bytes-per-uid N,\n"
@@ -40,7 +40,7 @@ static void usage(FILE *out)
             "  --max-mappings N, --max-mappings-per-uid N, --reserved-mappings N,\n"
             "  --max-bytes-per-uid N,\n"
             "  --max-handles-per-client N, --max-map-size N, --flush-threads N,\n"
-            "  --admin-group GROUP\n"
+            "  --open-cache N, --admin-group GROUP\n"
             "                  the same settings as the config file, which they override\n"
             "  --verbose       log every connection\n"
             "  --help          this text\n"
@@ -75,6 +75,7 @@ int main(int argc, char **argv)
         { "max-handles-per-client", required_argument, NULL, 'S' },
         { "max-map-size", required_argument, NULL, 'S' },
         { "flush-threads", required_argument, NULL, 'S' },
+        { "open-cache", required_argument, NULL, 'S' },
         { "admin-group", required_argument, NULL, 'S' },
         { 0 },
     };
