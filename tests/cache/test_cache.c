@@ -13,11 +13,13 @@
  * daemon's fds within the cache's bound.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -363,5 +365,53 @@ Test(cache, the_cache_bound_is_kept, .init = start_small)
         cr_assert_eq(left, 0, "%s: %ld pages never flushed", rel, left);
     }
     write_many(c, 100);
+    mmapio_disconnect(c);
+}
+
+/* ---- out of fds ------------------------------------------------------------ */
+
+/* The daemon's soft limit (its hard one stays). */
+static void limit_fds(rlim_t n)
+{
+    struct rlimit rl;
+    cr_assert_eq(prlimit(hz.pid, RLIMIT_NOFILE, NULL, &rl), 0);
+    rl.rlim_cur = n;
+    cr_assert_eq(prlimit(hz.pid, RLIMIT_NOFILE, &rl, NULL), 0,
+                 "prlimit: %s", strerror(errno));
+}
+
+/* The daemon's fd limit lowered under it (its budgets were fitted to the
+ * old one): an open that meets EMFILE says so, in the reply and the log,
+ * the cache gives back what it keeps, and the daemon goes on serving. */
+Test(cache, running_out_of_fds_is_said)
+{
+    if (rb_wrapped())
+        cr_skip_test("valgrind keeps fds of its own in the daemon's process");
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    char rel[32];
+    for (int i = 0; i < 8; i++) {
+        snprintf(rel, sizeof(rel), "e%d", i);
+        put(rel, "kept", false);
+        expect(c, rel, "kept");
+    }
+    put("new1", "new", false);
+    put("new2", "new", false);
+    hz_assert_ok(mmapio_ping(c));
+    struct rlimit old;
+    cr_assert_eq(prlimit(hz.pid, RLIMIT_NOFILE, NULL, &old), 0);
+    /* No fd to spare: the cache's eight go back, and the open works. */
+    limit_fds((rlim_t)hz_fd_count(hz.pid));
+    expect(c, "new1", "new");
+    /* Fewer fds than the daemon holds: nothing to give back. */
+    limit_fds((rlim_t)hz_fd_count(hz.pid) - 2);
+    hz_assert_ret(mmapio_open_ro(c, "new2", &m), MMAPIO_E_QUOTA);
+    cr_assert(strstr(mmapio_last_error(), "out of file descriptors"),
+              "the reason given: %s", mmapio_last_error());
+    cr_assert(rb_log_has(&hz, "out of file descriptors", 2000),
+              "not logged: %s", rb_log_tail(&hz));
+    hz_assert_ok(mmapio_ping(c));
+    limit_fds(old.rlim_cur);
+    expect(c, "new2", "new");
     mmapio_disconnect(c);
 }
