@@ -36,6 +36,8 @@ struct flush_state {
     uint64_t poll_ms;           /* the next poll's interval (0: from policy) */
     int64_t flushed_mtime_ns;   /* mtime seen when the last timed flush began */
     struct flush_ctx *queued;   /* the last flush submitted, maybe not started */
+    bool owed;                  /* a final flush waits for its turn (fl->owed) */
+    struct flush_state *owed_prev, *owed_next;
     uint64_t flushes;
     int64_t last_flush;         /* CLOCK_REALTIME seconds, 0: never */
 };
@@ -84,6 +86,40 @@ static struct flush_state *state_of(struct flushes *fl, struct mapping *m,
 }
 
 static void arm(struct flush_state *s);
+static void submit_owed(struct flushes *fl);
+static void flush_fs(struct flushes *fl, struct mapping *m);
+
+/* Final flushes past max_final wait in order, holding nothing: the open
+ * cache (or a holder) keeps their mapping meanwhile (flushes.h). */
+static void owe(struct flushes *fl, struct flush_state *s)
+{
+    if (s->owed)
+        return;
+    s->owed = true;
+    s->owed_next = NULL;
+    s->owed_prev = fl->owed_tail;
+    if (fl->owed_tail)
+        fl->owed_tail->owed_next = s;
+    else
+        fl->owed_head = s;
+    fl->owed_tail = s;
+}
+
+static void unowe(struct flushes *fl, struct flush_state *s)
+{
+    if (!s->owed)
+        return;
+    if (s->owed_prev)
+        s->owed_prev->owed_next = s->owed_next;
+    else
+        fl->owed_head = s->owed_next;
+    if (s->owed_next)
+        s->owed_next->owed_prev = s->owed_prev;
+    else
+        fl->owed_tail = s->owed_prev;
+    s->owed = false;
+    s->owed_prev = s->owed_next = NULL;
+}
 
 static void done(struct flush_job *job)
 {
@@ -104,6 +140,8 @@ static void done(struct flush_job *job)
     if (s && s->queued == f)
         s->queued = NULL;
     fl->n_final -= f->final;
+    if (f->final)
+        submit_owed(fl);
     if (f->done)
         f->done(f->done_ctx, job->result);
     while (f->waiters) {
@@ -155,7 +193,25 @@ static int submit(struct flushes *fl, struct mapping *m, uid_t uid,
     s->queued = f;
     fl->n_final += final;
     flush_begins(s, m);
+    unowe(fl, s); /* this one covers it */
     return MMAPIO_OK;
+}
+
+/* Owed final flushes, in order, while there is room (or all: `all`). */
+static void submit_owed_all(struct flushes *fl, bool all)
+{
+    while (fl->owed_head && (all || fl->n_final < fl->max_final)) {
+        struct flush_state *s = fl->owed_head;
+        struct mapping *m = s->map;
+        unowe(fl, s);
+        if (submit(fl, m, m->owner, NULL, NULL, false, true) != MMAPIO_OK)
+            flush_fs(fl, m);
+    }
+}
+
+static void submit_owed(struct flushes *fl)
+{
+    submit_owed_all(fl, false);
 }
 
 /* Joins the flush of m that is queued and not started, if there is one:
@@ -251,13 +307,16 @@ void flushes_wrote(struct flushes *fl, struct mapping *m)
 void flushes_background(struct flushes *fl, struct mapping *m)
 {
     struct flush_state *s = state_of(fl, m, false);
-    if (!s || !s->written || join(fl, m, NULL, NULL))
+    if (!s || !s->written || s->owed || join(fl, m, NULL, NULL))
         return;
-    if (fl->n_final < fl->max_final &&
-        submit(fl, m, m->owner, NULL, NULL, false, true) == MMAPIO_OK)
+    if (fl->n_final < fl->max_final) {
+        if (submit(fl, m, m->owner, NULL, NULL, false, true) != MMAPIO_OK) {
+            flush_fs(fl, m);
+            flush_begins(s, m);
+        }
         return;
-    flush_fs(fl, m);
-    flush_begins(s, m);
+    }
+    owe(fl, s);
 }
 
 static bool timed_kind(const struct mapping *m)
@@ -409,6 +468,12 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
     if (what == MAPPING_POLICY) {
         policy_changed(s);
     } else if (what == MAPPING_FREED) {
+        /* Its turn did not come: its file system's syncfs covers it (the
+         * fd is still open here). */
+        if (s->owed) {
+            unowe(fl, s);
+            flush_fs(fl, m);
+        }
         if (s->timer)
             event_free(s->timer);
         free(s);
@@ -430,6 +495,7 @@ int flushes_init(struct flushes *fl, struct registry *r,
 
 void flushes_fini(struct flushes *fl)
 {
+    submit_owed_all(fl, true); /* the bound no longer matters */
     flusher_free(fl->flusher);
     fl->flusher = NULL;
 }

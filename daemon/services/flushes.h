@@ -33,13 +33,17 @@
  *
  * Bounded: final flushes hold their mapping (and its fd) until done, so at
  * most `max_final` of them are queued or running. Past that, a final
- * flush collapses into one syncfs of the file's file system, which keeps
- * no mapping: a syncfs queued and not started covers every file of its
- * file system written before it, so each file system has at most one
- * queued (and one per worker running), each with one fd of its own (a dup
- * of the first file's; without a spare fd, a sync() that needs none).
- * Nothing written is left unflushed; no number of releases can pin more
- * than max_final mappings. Requested flushes are bounded by their
+ * flush is owed: it waits in order, holding nothing, while the open cache
+ * keeps its mapping (or a holder does), and is queued when a final flush
+ * ends. An owed mapping that goes before its turn (evicted from a cache
+ * full of newer releases, a file nobody may cache) has its flush collapse
+ * into one syncfs of its file system, which keeps no mapping: a syncfs
+ * queued and not started covers every file of its file system written
+ * before it, so each file system has at most one queued (and one per
+ * worker running), each with one fd of its own (a dup of the file's;
+ * without a spare fd, a sync() that needs none). Nothing written is left
+ * unflushed; no number of releases can pin more than max_final mappings
+ * beyond those the cache keeps. Requested flushes are bounded by their
  * requesters (max_inflight each), timed ones by the mappings that have a
  * timer (one each).
  *
@@ -60,6 +64,7 @@ struct flusher;
 struct registry;
 
 struct fs_flush;
+struct flush_state;
 
 struct flushes {
     struct event_base *base;
@@ -68,6 +73,7 @@ struct flushes {
     uint64_t n_flushes, n_failures; /* since start */
     uint64_t n_fs_flushes;          /* of those, syncfs for final flushes */
     uint32_t n_final, max_final;    /* final flushes queued or running */
+    struct flush_state *owed_head, *owed_tail; /* final flushes waiting */
     struct fs_flush *fs;            /* syncfs jobs queued or running */
 };
 
