@@ -355,17 +355,20 @@ static bool reply_fits(const Mmapio__Reply *r, uint64_t id,
 }
 
 /* A reply to a request sent by client_send_async_locked: its callback is
- * due (true), or nobody waits for it (false). Consumes *in when true. */
+ * due or it was silent (true), or nobody waits for it (false). Consumes
+ * *in when true. */
 static bool client_take_async(mmapio_client *c, struct incoming *in)
 {
     const Mmapio__Reply *r = in->msg->reply;
     if (in->n_fds > 0)
         return false; /* no async request is answered with an fd */
-    if (!asyncs_complete(&c->asyncs, r->id,
-                         r->error ? reply_error(r) : MMAPIO_OK))
+    enum async_outcome o = asyncs_complete(&c->asyncs, r->id,
+                                           r->error ? reply_error(r) : MMAPIO_OK);
+    if (o == ASYNC_UNKNOWN)
         return false;
     incoming_drop(in);
-    client_note(c, 1);
+    if (o == ASYNC_DUE)
+        client_note(c, 1);
     return true;
 }
 

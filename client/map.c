@@ -579,8 +579,14 @@ static void map_unlink(mmapio_client *c, mmapio_map *m)
     m->prev = m->next = NULL;
 }
 
-/* Tells the daemon this holder is gone (lock held). */
-static int map_release_locked(mmapio_client *c, uint64_t handle)
+/*
+ * Tells the daemon this holder is gone (lock held). `wait`: as a round
+ * trip; else as a silent request (asyncs.h) whose reply the next read
+ * drops, and a round trip only when too many are pending. Requests on one
+ * connection are served in order, so whatever this connection asks next
+ * finds the holder released; its errors are not reported.
+ */
+static int map_release_locked(mmapio_client *c, uint64_t handle, bool wait)
 {
     Mmapio__Close cl = MMAPIO__CLOSE__INIT;
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
@@ -589,6 +595,11 @@ static int map_release_locked(mmapio_client *c, uint64_t handle)
     cl.handle = handle;
     req.op_case = MMAPIO__REQUEST__OP_CLOSE;
     req.close = &cl;
+    if (!wait) {
+        int r = client_send_async_locked(c, &req, NULL, NULL);
+        if (r != MMAPIO_E_BUSY && r != MMAPIO_E_QUOTA)
+            return r;
+    }
     int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, &rep);
     if (r == MMAPIO_OK)
         client_reply_free(&rep);
@@ -613,7 +624,7 @@ int map_take_grant(mmapio_client *c, mmapio_map *m,
     rep->fd = -1;
     client_reply_free(rep);
     if (!m->slot) {
-        map_release_locked(c, m->handle);
+        map_release_locked(c, m->handle, true);
         return error_set(MMAPIO_E_PROTOCOL, NULL);
     }
     /* Unlike any flush_gen: the first write says DIRTY when it must. */
@@ -624,7 +635,7 @@ int map_take_grant(mmapio_client *c, mmapio_map *m,
         uint8_t *base = map_mmap(m, size);
         if (!base) {
             int err = errmap_from_errno(errno);
-            map_release_locked(c, m->handle);
+            map_release_locked(c, m->handle, true);
             return error_set(err, NULL);
         }
         map_publish(m, base, size);
@@ -797,9 +808,9 @@ int mmapio_anon_open_or_create(mmapio_client *c, const char *name,
 }
 
 /*
- * Releases the holder on the daemon, then everything local, whatever the
- * daemon said. A client already disconnected is not an error: the daemon
- * released this holder with the connection.
+ * Releases the holder on the daemon without waiting for it, then
+ * everything local. A client already disconnected is not an error: the
+ * daemon released this holder with the connection.
  */
 static int map_close(mmapio_map *m)
 {
@@ -807,7 +818,7 @@ static int map_close(mmapio_map *m)
     struct error_saved before;
     error_save(&before);
     client_lock(c);
-    int r = map_release_locked(c, m->handle);
+    int r = map_release_locked(c, m->handle, false);
     map_unlink(c, m);
     client_unlock(c);
     map_free(m);

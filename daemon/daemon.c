@@ -57,7 +57,8 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
                        c->max_bytes_per_uid);
     quota_set_total(&d->quota, c->max_mappings, c->reserved_mappings);
     if (r == 0 && (r = flushes_init(&d->flushes, &d->reg, d->base,
-                                    c->flush_threads)) < 0) {
+                                    c->flush_threads,
+                                    c->max_final_flushes)) < 0) {
         snprintf(err, err_size, "cannot start flush workers: %s", strerror(-r));
         return r;
     }
@@ -65,6 +66,11 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
                                     c->max_handles_per_client,
                                     session_watch_event)) < 0) {
         snprintf(err, err_size, "cannot set up inotify: %s", strerror(-r));
+        return r;
+    }
+    if (r == 0 && (r = opencache_init(&d->cache, &d->reg, &d->quota, d->base,
+                                      c->open_cache)) < 0) {
+        snprintf(err, err_size, "cannot set up the open cache: %s", strerror(-r));
         return r;
     }
     if (r == 0)
@@ -76,6 +82,7 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
         d->handlers.config_file = d->config_file; /* for mmapioctl status */
     if (r == 0 && !(d->handlers.copier = copier_new(d->base)))
         r = -ENOMEM;
+    d->handlers.cache = &d->cache;
     if (r < 0)
         snprintf(err, err_size, "cannot set up the daemon: %s", strerror(-r));
     return r;
@@ -89,7 +96,9 @@ int daemon_init(struct daemon *d, char *err, size_t err_size)
     d->server.listen_fd = d->server.spare_fd = -1;
     signal(SIGPIPE, SIG_IGN);
     d->nofile = fit_fd_limit(&d->cfg);
-    int r = registry_init(&d->reg, d->cfg.max_mappings);
+    /* A control slot for every mapping: held, cached or finally flushing. */
+    int r = registry_init(&d->reg, d->cfg.max_mappings + d->cfg.open_cache +
+                                       d->cfg.max_final_flushes);
     if (r < 0) {
         snprintf(err, err_size, "cannot create the control area: %s", strerror(-r));
         return r;
@@ -119,11 +128,11 @@ int daemon_run(struct daemon *d)
     /* Said once serving: a daemon that cannot start says one line only. */
     log_info("fd limit %llu: max_clients %u (%u per uid, %u kept for admins), "
              "max_mappings %u (%u per uid, %u kept for admins), "
-             "max_queued_fds_total %u",
+             "max_queued_fds_total %u, open_cache %u, max_final_flushes %u",
              (unsigned long long)d->nofile, c->max_clients,
              c->max_clients_per_uid, c->reserved_clients, c->max_mappings,
              c->max_mappings_per_uid, c->reserved_mappings,
-             c->max_queued_fds_total);
+             c->max_queued_fds_total, c->open_cache, c->max_final_flushes);
     return server_run(&d->server);
 }
 
@@ -133,6 +142,7 @@ void daemon_fini(struct daemon *d)
     copier_free(d->handlers.copier); /* running copies end */
     d->handlers.copier = NULL;
     flushes_fini(&d->flushes);   /* every queued flush runs to its end */
+    opencache_fini(&d->cache);   /* cached mappings leave the registry */
     fdstore_fini(&d->store);     /* stop storing before mappings go */
     registry_fini(&d->reg);
     watches_fini(&d->watches);

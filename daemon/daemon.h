@@ -17,6 +17,7 @@
 #include "flushes.h"
 #include "quota.h"
 #include "registry.h"
+#include "opencache.h"
 #include "server.h"
 #include "session.h"
 #include "watch.h"
@@ -33,6 +34,7 @@ struct daemon {
     struct quota quota;
     struct flushes flushes;
     struct watches watches;
+    struct opencache cache;
     struct fdstore store;
     struct handlers handlers;
     struct server server;

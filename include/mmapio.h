@@ -218,8 +218,11 @@ int mmapio_anon_open_or_create(mmapio_client *c, const char *name,
                                uint64_t size, mmapio_map **out);
 int mmapio_anon_delete(mmapio_client *c, const char *name);
 int mmapio_delete(mmapio_client *c, const char *path);
-/* Releases the handle on the daemon and frees it locally, whatever the
- * daemon says; MMAPIO_OK if already disconnected, and for NULL. */
+/* Releases the handle on the daemon and frees it locally. It does not
+ * wait for the daemon: the release is sent and its answer is never
+ * reported (the next call on the same connection finds the handle
+ * released; another connection may see it held a moment longer).
+ * MMAPIO_OK, also if already disconnected, and for NULL. */
 int mmapio_unmap(mmapio_map *m);
 
 /* ---- data ------------------------------------------------------------- */

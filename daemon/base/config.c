@@ -95,6 +95,10 @@ const struct config_key config_keys[] = {
         "create."),
     U32(max_handles_per_client, 1, UINT32_MAX, 4096, NULL,
         "Handles and watches one client may hold."),
+    U32(open_cache, 0, 1u << 20, UINT32_MAX,
+        "a sixteenth of what connections leave of the fd budget, from 16 to 4096",
+        "File mappings nobody holds any more, kept open for the next open of "
+        "the same file (0: none)."),
     U64(max_bytes_per_uid, 1, UINT64_MAX, UINT64_C(1) << 40,
         "Bytes of the mappings one uid holds or watches, charged to each holder."),
     U64(max_map_size, 1, INT64_MAX, UINT64_C(1) << 40,
@@ -264,9 +268,12 @@ int config_set(struct config *c, const char *key, const char *value,
  * workers' pipes, the data root, the fds an open or a flush holds for a
  * moment, the spare fd that lets accept answer at the limit). Queued fds
  * get a quarter of the rest (max_queued_fds_total), connections an eighth
- * of what is left (at most 10000, at least 16), mappings what connections
- * leave (at most 131072); a uid a quarter of each, and a sixteenth of each
- * is kept for root and admin_group. A connection costs two fds: its socket,
+ * of what is left (at most 10000, at least 16); of what connections leave,
+ * the open cache (released file mappings kept ready) a sixteenth (at most
+ * 4096, at least 16) and the final flushes that hold a mapping a quarter
+ * of that (at least 16, at most 1024), and mappings the rest (at most
+ * 131072); a uid a quarter of each, and a sixteenth of each is kept for
+ * root and admin_group. A connection costs two fds: its socket,
  * and the one reply fd it may queue past max_queued_fds_total (a client
  * with no fd queued is always read, conn.c).
  */
@@ -307,6 +314,13 @@ void config_fit_fds(struct config *c, uint64_t nofile, char *note,
     lower(&c->max_clients, at_least(budget / 4, 1, UINT32_MAX), "max_clients",
           &note, &note_size);
     uint64_t left = budget - 2 * (uint64_t)c->max_clients;
+    if (c->open_cache == UINT32_MAX)
+        c->open_cache = at_least(left / 16, 16, 4096);
+    lower(&c->open_cache, (uint32_t)(left / 4), "open_cache", &note,
+          &note_size);
+    c->max_final_flushes = at_least(c->open_cache / 4, 16, 1024);
+    uint64_t kept = c->open_cache + (uint64_t)c->max_final_flushes;
+    left = left > kept ? left - kept : 0;
     if (c->max_mappings == 0)
         c->max_mappings = at_least(left, 16, 131072);
     lower(&c->max_mappings, at_least(left, 16, UINT32_MAX), "max_mappings",

@@ -37,6 +37,12 @@ struct config {
     uint32_t reserved_mappings;     /* of max_mappings, only for root and
                                      * admin_group; UINT32_MAX: a share */
     uint32_t max_handles_per_client; /* holders (and watches) per client */
+    uint32_t open_cache;            /* released file mappings kept ready to
+                                     * reopen; UINT32_MAX: from the fd
+                                     * budget; 0: none */
+    uint32_t max_final_flushes;     /* final flushes holding their mapping
+                                     * at once (not a setting: from
+                                     * open_cache, config_fit_fds) */
     uint64_t max_bytes_per_uid;     /* bytes of mappings a uid may own */
     uint64_t max_map_size;          /* largest single mapping */
     uint32_t flush_threads;

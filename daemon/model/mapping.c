@@ -271,6 +271,7 @@ void mapping_attach(struct mapping *m, struct holder *h,
         m->holders->map_prev = h;
     m->holders = h;
     m->n_holders++;
+    m->n_writers += h->mode == MMAPIO_MODE_READ_WRITE;
     h->owner_prev = NULL;
     h->owner_next = owner_list->first;
     if (owner_list->first)
@@ -290,6 +291,7 @@ void mapping_detach(struct holder *h, struct holder_list *owner_list)
         h->map_next->map_prev = h->map_prev;
     h->map_prev = h->map_next = NULL;
     m->n_holders--;
+    m->n_writers -= h->mode == MMAPIO_MODE_READ_WRITE;
     if (h->owner_prev)
         h->owner_prev->owner_next = h->owner_next;
     else

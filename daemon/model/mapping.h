@@ -77,6 +77,7 @@ struct mapping {
     mmapio_flush_policy policy;
     struct holder *holders;
     uint32_t n_holders;
+    uint32_t n_writers;         /* holders in MMAPIO_MODE_READ_WRITE */
     uint32_t pins;              /* keep a file registered without holders
                                  * (registry_retire_if_unused) */
     bool registered;            /* reachable by name in the registry */
@@ -86,6 +87,7 @@ struct mapping {
     time_t created;             /* when the daemon set it up */
     pid_t creator_pid;          /* whose open set it up; 0: unknown */
     struct hnode key_node;      /* registry: name or dev/ino -> mapping */
+    struct hnode path_node;     /* registry: a file's name -> mapping */
     struct hnode id_node;       /* registry: id -> mapping */
     struct mapping_env *env;
     uint32_t slot;              /* the control area slot */
@@ -102,6 +104,8 @@ enum mapping_change {
     MAPPING_POLICY,     /* its flush policy was set */
     MAPPING_RESIZED,    /* its size changed */
     MAPPING_REMOVED,    /* its name was deleted or unlinked; it lives on */
+    MAPPING_IDLE,       /* a file's last holder and pin went: it leaves the
+                         * registry next, unless an observer pins it */
     MAPPING_RETIRED,    /* it left the registry */
     MAPPING_FREED,      /* last reference gone: drop what you keep on it */
 };

@@ -100,6 +100,7 @@ int registry_init(struct registry *r, uint32_t n_slots)
 {
     memset(r, 0, sizeof(*r));
     hmap_init(&r->by_key);
+    hmap_init(&r->by_path);
     hmap_init(&r->by_id);
     hmap_init(&r->handles);
     hmap_init(&r->owners);
@@ -130,6 +131,7 @@ void registry_fini(struct registry *r)
 {
     registry_foreach(r, drop, r);
     hmap_free(&r->by_key);
+    hmap_free(&r->by_path);
     hmap_free(&r->by_id);
     hmap_free(&r->handles);
     hmap_free(&r->owners); /* empty: every mapping was removed */
@@ -161,16 +163,30 @@ struct mapping *registry_find_file(const struct registry *r, dev_t dev, ino_t in
     return NULL;
 }
 
+bool registry_has_file_path(const struct registry *r, const char *path)
+{
+    for (struct hnode *n = hmap_find(&r->by_path, hmap_hash_str(path)); n;
+         n = hmap_next_same(n))
+        if (!strcmp(container_of(n, struct mapping, path_node)->name, path))
+            return true;
+    return false;
+}
+
 int registry_add(struct registry *r, struct mapping *m)
 {
+    bool file = m->kind == MAPPING_FILE;
     if (hmap_insert(&r->by_key, &m->key_node, key_hash(m)) < 0)
         return -1;
-    if (hmap_insert(&r->by_id, &m->id_node, hmap_hash_u64(m->id)) < 0) {
+    if (file && hmap_insert(&r->by_path, &m->path_node,
+                            hmap_hash_str(m->name)) < 0) {
         hmap_remove(&r->by_key, &m->key_node);
         return -1;
     }
-    if (order_add(r, m) < 0) {
-        hmap_remove(&r->by_id, &m->id_node);
+    if (hmap_insert(&r->by_id, &m->id_node, hmap_hash_u64(m->id)) < 0 ||
+        order_add(r, m) < 0) {
+        hmap_remove(&r->by_id, &m->id_node); /* safe when not in it */
+        if (file)
+            hmap_remove(&r->by_path, &m->path_node);
         hmap_remove(&r->by_key, &m->key_node);
         return -1;
     }
@@ -189,6 +205,8 @@ void registry_remove(struct registry *r, struct mapping *m)
     if (!m->registered)
         return;
     hmap_remove(&r->by_key, &m->key_node);
+    if (m->kind == MAPPING_FILE)
+        hmap_remove(&r->by_path, &m->path_node);
     hmap_remove(&r->by_id, &m->id_node);
     order_remove(r, m);
     m->registered = false;
@@ -205,7 +223,9 @@ void registry_retire_if_unused(struct registry *r, struct mapping *m)
     if (m->kind != MAPPING_FILE || !m->registered || m->n_holders > 0 ||
         m->pins > 0)
         return;
-    registry_remove(r, m);
+    mapping_changed(m, MAPPING_IDLE, NULL);
+    if (m->registered && m->n_holders == 0 && m->pins == 0)
+        registry_remove(r, m);
 }
 
 int registry_add_holder(struct registry *r, struct holder *h)

@@ -15,6 +15,7 @@
 #ifndef MMAPIOD_REGISTRY_H
 #define MMAPIOD_REGISTRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,6 +25,7 @@
 
 struct registry {
     struct hmap by_key;     /* anon name / file dev+ino -> mapping */
+    struct hmap by_path;    /* file name (as first opened) -> mapping */
     struct hmap by_id;      /* mapping id -> mapping */
     struct hmap handles;    /* handle -> holder */
     struct idlist in_order; /* every registered mapping, by id */
@@ -45,11 +47,16 @@ int registry_add_hook(struct registry *r, struct mapping_hook *hook);
 
 struct mapping *registry_find_anon(const struct registry *r, const char *name);
 struct mapping *registry_find_file(const struct registry *r, dev_t dev, ino_t ino);
+/* Whether a registered file mapping was opened as `path`: a hint only (the
+ * file may have been renamed or replaced since), worth the open that finds
+ * out by device and inode. */
+bool registry_has_file_path(const struct registry *r, const char *path);
 /* Registers m (taking a reference) and announces it. 0 or -ENOMEM. */
 int registry_add(struct registry *r, struct mapping *m);
 /* Unregisters m, announces it retired, drops the registry's reference. */
 void registry_remove(struct registry *r, struct mapping *m);
-/* A file mapping nobody holds and nobody pinned leaves the registry; what
+/* A file mapping nobody holds and nobody pinned leaves the registry
+ * (announced MAPPING_IDLE first: an observer that pins it keeps it); what
  * still references it keeps the object alive. The caller holds a
  * reference. */
 void registry_retire_if_unused(struct registry *r, struct mapping *m);

@@ -17,6 +17,7 @@
 #include "flushes.h"
 #include "names.h"
 #include "open.h"
+#include "opencache.h"
 #include "policy.h"
 #include "registry.h"
 #include "resolve.h"
@@ -37,9 +38,12 @@ static bool is_admin(const struct session *c)
                            c->h->cfg->admin_gid);
 }
 
-static bool may_see(const struct session *c, const struct mapping *m)
+/* Files in the open cache are nobody's mappings any more: not listed,
+ * counted or found by name, as before they were kept. */
+static bool may_see(const struct session *c, struct mapping *m)
 {
-    return is_admin(c) || m->owner == c->cred.uid;
+    return (is_admin(c) || m->owner == c->cred.uid) &&
+           !opencache_holds(c->h->cache, m);
 }
 
 /* Dirty bytes of a file in the page cache (Linux 6.5 cachestat); false
@@ -302,6 +306,10 @@ void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
     struct mapping *m = registry_walk_next(&w), *next;
     lr.maps = ptrs;
     while ((m || k < rs.n) && lr.n_maps < cap) {
+        if (m && opencache_holds(c->h->cache, m)) {
+            m = registry_walk_next(&w);
+            continue;
+        }
         bool removed = k < rs.n && (!m || rs.v[k]->id < m->id);
         next = removed ? rs.v[k] : m;
         Mmapio__MapInfo *i = &infos[lr.n_maps];
@@ -474,7 +482,7 @@ static struct mapping *find_named(struct session *c, uint64_t id,
             return NULL;
         }
         m = registry_find_file(h->reg, st.st_dev, st.st_ino);
-        if (!m) {
+        if (!m || opencache_holds(h->cache, m)) {
             session_reply_err(c, id, MMAPIO_E_NOT_FOUND,
                               "%s is not mapped by anyone", path);
             return NULL;

@@ -13,7 +13,9 @@
 #include "asuser.h"
 #include "config.h"
 #include "errmap.h"
+#include "flushes.h"
 #include "hugepages.h"
+#include "opencache.h"
 #include "policy.h"
 #include "quota.h"
 #include "registry.h"
@@ -38,9 +40,17 @@ static int owner_check(const Mmapio__Open *req, uid_t owner, const char **why)
     return MMAPIO_E_PERMISSION;
 }
 
+/* An open met EMFILE or ENFILE (open_mapping_fd retries once). */
+static bool out_of_fds;
+
 static int from_errno(int e, const char **why)
 {
     e = e < 0 ? -e : e;
+    if (e == EMFILE || e == ENFILE) {
+        out_of_fds = true;
+        *why = "the daemon is out of file descriptors";
+        return MMAPIO_E_QUOTA;
+    }
     if (e == EXDEV || e == ELOOP) {
         *why = "path leads outside the data root";
         return MMAPIO_E_PERMISSION;
@@ -172,8 +182,17 @@ static int adopt_file(struct handlers *h, int fd, bool writable, bool admin,
                       struct mapping **out)
 {
     struct mapping *m = registry_find_file(h->reg, st->st_dev, st->st_ino);
+    /* A cached one that is not what a new mapping would be (its fd
+     * read-only where the daemon may now write; another owner) gives way. */
+    if (m && opencache_holds(h->cache, m) &&
+        ((writable && !m->fd_writable) || m->owner != st->st_uid ||
+         m->group != st->st_gid)) {
+        opencache_drop(h->cache, m);
+        m = NULL;
+    }
     if (m) {
         close(fd);
+        m->perm = st->st_mode & 07777;
         *out = mapping_ref(m);
         return MMAPIO_OK;
     }
@@ -228,6 +247,65 @@ static int reserve_for_writer(struct mapping *m, uint64_t max,
            : r == -EFBIG ? "holes past max_map_size cannot be reserved"
                          : strerror(-r);
     return r == -EIO ? MMAPIO_E_IO : MMAPIO_E_QUOTA;
+}
+
+/*
+ * A file the registry holds already (held, or kept by the open cache),
+ * the short way: one open of the path beneath the root, as the peer and in
+ * the mode it asks for (so the kernel decides access, as peer_may_open
+ * does), whose device and inode find the mapping. The file the path leads
+ * to now is the one served, whatever was renamed, replaced or unlinked
+ * since; its size is re-read when the holder is added (quota_hold). That
+ * open is a fresh open file description of the file in the right mode:
+ * it is the grant (*grant), so no reopen is needed either. OPEN_MISS when
+ * it does not apply or anything is amiss: open_file then decides, and
+ * words any refusal.
+ */
+#define OPEN_MISS 1
+
+static int open_known(struct handlers *h, struct session *c,
+                      const Mmapio__Open *req, struct mapping **out,
+                      int *grant, const char **why)
+{
+    if (req->truncate || req->exclusive ||
+        !registry_has_file_path(h->reg, req->path) ||
+        (c->cred.groups_unknown && c->cred.uid != 0 && asuser_works()))
+        return OPEN_MISS;
+    int want = want_of(req);
+    int flags = (want & ACCESS_WRITE) ? O_RDWR : O_RDONLY;
+    int fd = resolve_open(h->root_fd, req->path, flags | O_NONBLOCK, 0,
+                          &c->cred);
+    if (fd < 0)
+        return OPEN_MISS;
+    struct stat st;
+    struct mapping *m = NULL;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        m = registry_find_file(h->reg, st.st_dev, st.st_ino);
+    /* Without asuser the open was the daemon's, after a walk that checked
+     * the peer's search rights: the mode bits decide the rest. */
+    if (!m || m->removed || (flags == O_RDWR && !m->fd_writable) ||
+        m->owner != st.st_uid || m->group != st.st_gid ||
+        (c->cred.uid != 0 && !asuser_works() &&
+         access_check(&c->cred, st.st_uid, st.st_gid, st.st_mode, want)) ||
+        owner_check(req, st.st_uid, why)) {
+        close(fd);
+        return OPEN_MISS;
+    }
+    m->perm = st.st_mode & 07777;
+    if (req->mode == MMAPIO__MODE__MODE_READ_WRITE) {
+        int r = reserve_for_writer(m, h->cfg->max_map_size, why);
+        if (r) {
+            close(fd);
+            return r;
+        }
+    }
+    watch_track_file(h->watches, m);
+    if (grant)
+        *grant = fd;
+    else
+        close(fd);
+    *out = mapping_ref(m);
+    return MMAPIO_OK;
 }
 
 static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *req,
@@ -293,6 +371,8 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
             unlinkat(dirfd, base, 0);
         goto out;
     }
+    if (created || req->truncate) /* sized by the daemon: flush it */
+        flushes_wrote(h->flushes, m);
     if (created)
         r = quota_set_size(h->quota, m, req->size, c->cred.uid, why);
     else if (req->truncate)
@@ -428,6 +508,15 @@ static int open_anon(struct handlers *h, struct session *c, const Mmapio__Open *
 int open_mapping(struct handlers *h, struct session *c, const Mmapio__Open *req,
                  struct mapping **out, const char **why)
 {
+    return open_mapping_fd(h, c, req, out, NULL, why);
+}
+
+int open_mapping_fd(struct handlers *h, struct session *c,
+                    const Mmapio__Open *req, struct mapping **out, int *grant,
+                    const char **why)
+{
+    if (grant)
+        *grant = -1;
     if ((req->create || req->truncate) && req->size == 0) {
         *why = "size 0";
         return MMAPIO_E_RESIZE_FAILED;
@@ -436,11 +525,43 @@ int open_mapping(struct handlers *h, struct session *c, const Mmapio__Open *req,
         *why = "size over the daemon's max_map_size";
         return MMAPIO_E_QUOTA;
     }
-    int r = req->anonymous ? open_anon(h, c, req, out, why)
-                           : open_file(h, c, req, out, why);
-    if (r == MMAPIO_OK && req->huge_pages)
+    if (req->anonymous) {
+        int r = open_anon(h, c, req, out, why);
+        if (r == MMAPIO_OK && req->huge_pages)
+            (*out)->huge_asked = true; /* for mmapioctl ls */
+        if (r == MMAPIO_OK && !(*out)->creator_pid)
+            (*out)->creator_pid = c->cred.pid;
+        return r;
+    }
+    int r = open_known(h, c, req, out, grant, why);
+    if (r == OPEN_MISS) {
+        out_of_fds = false;
+        r = open_file(h, c, req, out, why);
+        /* Short of fds: the cache gives some back, once. */
+        if (out_of_fds && opencache_shrink(h->cache, 64)) {
+            out_of_fds = false;
+            r = open_file(h, c, req, out, why);
+        }
+        if (out_of_fds)
+            session_out_of_fds("open");
+    }
+    if (r)
+        return r;
+    /* Out of the cache, counted again (a holder or pin follows). */
+    r = opencache_take(h->cache, *out, by_admin(h, c));
+    if (r) {
+        *why = "over the daemon's max_mappings";
+        registry_retire_if_unused(h->reg, *out);
+        mapping_unref(*out);
+        if (grant && *grant >= 0)
+            close(*grant);
+        if (grant)
+            *grant = -1;
+        return r;
+    }
+    if (req->huge_pages)
         (*out)->huge_asked = true; /* for mmapioctl ls */
-    if (r == MMAPIO_OK && !(*out)->creator_pid) /* for mmapioctl ls */
+    if (!(*out)->creator_pid) /* for mmapioctl ls */
         (*out)->creator_pid = c->cred.pid;
-    return r;
+    return MMAPIO_OK;
 }

@@ -27,5 +27,11 @@ struct session;
  */
 int open_mapping(struct handlers *h, struct session *c, const Mmapio__Open *req,
                  struct mapping **out, const char **why);
+/* The same, and *grant: an fd to grant the caller (a fresh open file
+ * description of the file in the mode asked, taken by the caller), or -1
+ * when the mapping's own must be reopened (mapping_grant_fd). */
+int open_mapping_fd(struct handlers *h, struct session *c,
+                    const Mmapio__Open *req, struct mapping **out, int *grant,
+                    const char **why);
 
 #endif

@@ -103,6 +103,7 @@ static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
 {
     struct mapping *m;
     const char *why = "";
+    int fd;
 
     if ((unsigned)o->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE || o->perm > 0777 ||
         (o->policy && !policy_valid(policy_from_wire(o->policy)))) {
@@ -110,12 +111,12 @@ static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
                   "bad mode, permission bits or flush policy");
         return;
     }
-    int r = open_mapping(s->h, s, o, &m, &why);
+    int r = open_mapping_fd(s->h, s, o, &m, &fd, &why);
     if (r) {
         session_reply_err(s, id, r, "%s: %s", o->path, why);
         return;
     }
-    session_grant(s, id, m, (mmapio_mode)o->mode, o->path);
+    session_grant_fd(s, id, m, (mmapio_mode)o->mode, fd, o->path);
 }
 
 static void op_close(struct session *s, uint64_t id, const Mmapio__Close *m)

@@ -13,6 +13,7 @@
 #include "flushes.h"
 #include "log.h"
 #include "names.h"
+#include "opencache.h"
 #include "policy.h"
 #include "quota.h"
 #include "registry.h"
@@ -165,6 +166,11 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
                  h->cfg->max_handles_per_client);
         return MMAPIO_E_QUOTA;
     }
+    /* A mapping from the open cache counts against max_mappings again. */
+    if (opencache_take(h->cache, m, access_is_admin(&s->cred,
+                                                    h->cfg->has_admin_group,
+                                                    h->cfg->admin_gid)))
+        return MMAPIO_E_QUOTA;
     if (quota_hold(h->quota, m, s->cred.uid))
         return MMAPIO_E_QUOTA;
     struct holder *hd = calloc(1, sizeof(*hd));
@@ -176,6 +182,8 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
     hd->mode = mode;
     hd->owner = s;
     mapping_attach(m, hd, &s->holders);
+    if (mode == MMAPIO_MODE_READ_WRITE && m->kind == MAPPING_FILE)
+        flushes_wrote(h->flushes, m); /* its release flushes */
     *out = hd;
     return MMAPIO_OK;
 }
@@ -204,20 +212,49 @@ void session_release_holder(struct holder *hd, bool died)
 void session_grant(struct session *s, uint64_t id, struct mapping *m,
                    mmapio_mode mode, const char *what)
 {
+    session_grant_fd(s, id, m, mode, -1, what);
+}
+
+void session_out_of_fds(const char *what)
+{
+    static time_t last;
+    time_t now = time(NULL);
+    if (now - last < 10)
+        return;
+    last = now;
+    log_warn("out of file descriptors (%s): opens are refused until some "
+             "are closed", what);
+}
+
+void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
+                      mmapio_mode mode, int fd, const char *what)
+{
     struct holder *hd = NULL;
-    int fd = -1;
-    bool owned = false;
+    bool owned = fd >= 0;
     int r = session_add_holder(s, m, mode, &hd);
-    if (!r)
+    if (!r && fd < 0) {
         r = mapping_grant_fd(m, mode, &fd, &owned);
+        if (r == MMAPIO_E_QUOTA && opencache_shrink(s->h->cache, 64))
+            r = mapping_grant_fd(m, mode, &fd, &owned);
+    }
     if (r) {
+        if (owned)
+            close(fd);
         if (hd)
             session_release_holder(hd, false);
         else
             registry_retire_if_unused(s->h->reg, m);
-        session_reply_err(s, id, r, "%s: cannot grant: %s", what,
-                          r == MMAPIO_E_BUSY ? "a lease on the file is being "
-                          "broken; try again" : errmap_text(r));
+        if (r == MMAPIO_E_QUOTA && !hd) /* the holder's own quota */
+            session_reply_err(s, id, r, "%s: cannot grant: %s", what,
+                              errmap_text(r));
+        else if (r == MMAPIO_E_QUOTA) {
+            session_out_of_fds("grant");
+            session_reply_err(s, id, r, "%s: cannot grant: the daemon is out "
+                              "of file descriptors", what);
+        } else
+            session_reply_err(s, id, r, "%s: cannot grant: %s", what,
+                              r == MMAPIO_E_BUSY ? "a lease on the file is "
+                              "being broken; try again" : errmap_text(r));
         mapping_unref(m);
         return;
     }

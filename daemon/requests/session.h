@@ -28,6 +28,7 @@
 
 struct config;
 struct copier;
+struct opencache;
 struct flushes;
 struct pending;
 struct quota;
@@ -56,6 +57,7 @@ struct handlers {
     struct flushes *flushes;
     struct watches *watches;
     struct copier *copier;     /* mmapio_copy's threads (copy.h) */
+    struct opencache *cache;   /* released files kept ready (opencache.h) */
     struct session *sessions;  /* every live session */
     uint32_t n_sessions;
     uint64_t next_session_id;
@@ -120,6 +122,12 @@ void session_release_holder(struct holder *h, bool died);
  * mapping in it). Takes the caller's reference to m. */
 void session_grant(struct session *s, uint64_t id, struct mapping *m,
                    mmapio_mode mode, const char *what);
+/* The same with the fd to grant (taken; -1: a reopen of the mapping's,
+ * mapping_grant_fd): a fresh open file description of m's file in `mode`. */
+void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
+                      mmapio_mode mode, int fd, const char *what);
+/* Says in the log, at most every 10 s, that the daemon ran out of fds. */
+void session_out_of_fds(const char *what);
 /* s's holder of `handle`, or NULL. */
 struct holder *session_find_holder(struct session *s, uint64_t handle);
 

@@ -132,17 +132,25 @@ static void *worker(void *arg)
         job->started = true;
         pthread_mutex_unlock(&f->lock);
 
-        int r;
-        do {
-            r = fdatasync(job->fd);
-        } while (r < 0 && errno == EINTR);
+        int r = 0;
+        if (job->whole_fs && job->fd < 0)
+            sync();
+        else if (job->whole_fs)
+            r = syncfs(job->fd);
+        else
+            do {
+                r = fdatasync(job->fd);
+            } while (r < 0 && errno == EINTR);
         job->result = r < 0 ? -errno : 0;
 
         pthread_mutex_lock(&f->lock);
+        /* A list already waiting has woken the loop, which takes it all. */
+        bool wake = !f->done;
         job->next = f->done;
         f->done = job;
         uint64_t one = 1;
-        (void)!write(f->efd, &one, sizeof(one));
+        if (wake)
+            (void)!write(f->efd, &one, sizeof(one));
     }
     pthread_mutex_unlock(&f->lock);
     return NULL;

@@ -1,9 +1,10 @@
 /*
  * flusher: fdatasync off the event loop, fair between uids.
  *
- * Worker threads take jobs from queues, run fdatasync on the job's fd, and
- * hand the job back to the loop through an eventfd; the job's `done`
- * callback then runs on the loop thread. The loop never waits for a disk.
+ * Worker threads take jobs from queues, run fdatasync on the job's fd (or
+ * syncfs, for a whole file system), and hand the job back to the loop
+ * through an eventfd, written once per batch the loop has not yet taken;
+ * the job's `done` callback then runs on the loop thread. The loop never waits for a disk.
  * Whoever submits a job keeps the fd open until `done` runs (a mapping
  * reference in the job does that).
  *
@@ -32,6 +33,8 @@ enum flush_lane { FLUSH_LANE_REQUESTED, FLUSH_LANE_TIMED, FLUSH_LANES };
 struct flush_job {
     struct flush_job *next;
     int fd;                 /* borrowed */
+    bool whole_fs;          /* syncfs(fd) instead of fdatasync; fd -1:
+                             * sync(), every file system */
     uid_t uid;              /* whose turn it takes */
     enum flush_lane lane;
     bool started;           /* a worker took it (under the flusher's lock) */

@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "flusher.h"
@@ -27,11 +29,15 @@ struct flush_state {
     struct mapping *map;        /* not a reference: freed with it */
     struct event *timer;
     bool dirty;                 /* a holder said it wrote since the last flush */
+    bool written;               /* may hold data: a writer or a resize came
+                                 * since the last flush began (flushes_wrote) */
     bool flushing;              /* a timed flush is running */
     uint32_t raw_writers;       /* holders with a writable pointer out */
     uint64_t poll_ms;           /* the next poll's interval (0: from policy) */
     int64_t flushed_mtime_ns;   /* mtime seen when the last timed flush began */
     struct flush_ctx *queued;   /* the last flush submitted, maybe not started */
+    bool owed;                  /* a final flush waits for its turn (fl->owed) */
+    struct flush_state *owed_prev, *owed_next;
     uint64_t flushes;
     int64_t last_flush;         /* CLOCK_REALTIME seconds, 0: never */
 };
@@ -51,6 +57,16 @@ struct flush_ctx {
     void *done_ctx;
     struct waiter *waiters;     /* callers that joined it */
     bool timed;
+    bool final;                 /* counted in fl->n_final */
+};
+
+/* A syncfs standing for final flushes past max_final (flushes.h). */
+struct fs_flush {
+    struct flush_job job;
+    struct flushes *fl;
+    dev_t dev;
+    int fd;                     /* its own: a dup, or -1 for sync() */
+    struct fs_flush *next;
 };
 
 static struct flush_state *state_of(struct flushes *fl, struct mapping *m,
@@ -70,6 +86,40 @@ static struct flush_state *state_of(struct flushes *fl, struct mapping *m,
 }
 
 static void arm(struct flush_state *s);
+static void submit_owed(struct flushes *fl);
+static void flush_fs(struct flushes *fl, struct mapping *m);
+
+/* Final flushes past max_final wait in order, holding nothing: the open
+ * cache (or a holder) keeps their mapping meanwhile (flushes.h). */
+static void owe(struct flushes *fl, struct flush_state *s)
+{
+    if (s->owed)
+        return;
+    s->owed = true;
+    s->owed_next = NULL;
+    s->owed_prev = fl->owed_tail;
+    if (fl->owed_tail)
+        fl->owed_tail->owed_next = s;
+    else
+        fl->owed_head = s;
+    fl->owed_tail = s;
+}
+
+static void unowe(struct flushes *fl, struct flush_state *s)
+{
+    if (!s->owed)
+        return;
+    if (s->owed_prev)
+        s->owed_prev->owed_next = s->owed_next;
+    else
+        fl->owed_head = s->owed_next;
+    if (s->owed_next)
+        s->owed_next->owed_prev = s->owed_prev;
+    else
+        fl->owed_tail = s->owed_prev;
+    s->owed = false;
+    s->owed_prev = s->owed_next = NULL;
+}
 
 static void done(struct flush_job *job)
 {
@@ -89,6 +139,9 @@ static void done(struct flush_job *job)
     }
     if (s && s->queued == f)
         s->queued = NULL;
+    fl->n_final -= f->final;
+    if (f->final)
+        submit_owed(fl);
     if (f->done)
         f->done(f->done_ctx, job->result);
     while (f->waiters) {
@@ -106,8 +159,15 @@ static void done(struct flush_job *job)
     free(f);
 }
 
+/* What a flush starting now covers: writes so far, but not those of the
+ * writers still attached. */
+static void flush_begins(struct flush_state *s, const struct mapping *m)
+{
+    s->written = m->n_writers > 0;
+}
+
 static int submit(struct flushes *fl, struct mapping *m, uid_t uid,
-                  flushes_done_fn cb, void *ctx, bool timed)
+                  flushes_done_fn cb, void *ctx, bool timed, bool final)
 {
     struct flush_state *s = state_of(fl, m, true);
     struct flush_ctx *f = calloc(1, sizeof(*f));
@@ -124,13 +184,34 @@ static int submit(struct flushes *fl, struct mapping *m, uid_t uid,
     f->done = cb;
     f->done_ctx = ctx;
     f->timed = timed;
+    f->final = final;
     if (flusher_submit(fl->flusher, &f->job) < 0) {
         mapping_unref(m);
         free(f);
         return MMAPIO_E_QUOTA;
     }
     s->queued = f;
+    fl->n_final += final;
+    flush_begins(s, m);
+    unowe(fl, s); /* this one covers it */
     return MMAPIO_OK;
+}
+
+/* Owed final flushes, in order, while there is room (or all: `all`). */
+static void submit_owed_all(struct flushes *fl, bool all)
+{
+    while (fl->owed_head && (all || fl->n_final < fl->max_final)) {
+        struct flush_state *s = fl->owed_head;
+        struct mapping *m = s->map;
+        unowe(fl, s);
+        if (submit(fl, m, m->owner, NULL, NULL, false, true) != MMAPIO_OK)
+            flush_fs(fl, m);
+    }
+}
+
+static void submit_owed(struct flushes *fl)
+{
+    submit_owed_all(fl, false);
 }
 
 /* Joins the flush of m that is queued and not started, if there is one:
@@ -142,15 +223,16 @@ static bool join(struct flushes *fl, struct mapping *m, flushes_done_fn cb,
     struct flush_ctx *f = s ? s->queued : NULL;
     if (!f || !flusher_not_started(fl->flusher, &f->job))
         return false;
-    if (!cb)
-        return true;
-    struct waiter *w = malloc(sizeof(*w));
-    if (!w)
-        return false;
-    w->done = cb;
-    w->ctx = ctx;
-    w->next = f->waiters;
-    f->waiters = w;
+    if (cb) {
+        struct waiter *w = malloc(sizeof(*w));
+        if (!w)
+            return false;
+        w->done = cb;
+        w->ctx = ctx;
+        w->next = f->waiters;
+        f->waiters = w;
+    }
+    flush_begins(s, m);
     return true;
 }
 
@@ -159,15 +241,82 @@ int flushes_request(struct flushes *fl, struct mapping *m, uid_t uid,
 {
     if (join(fl, m, cb, ctx))
         return MMAPIO_OK;
-    return submit(fl, m, uid, cb, ctx, false);
+    return submit(fl, m, uid, cb, ctx, false, false);
+}
+
+static void fs_done(struct flush_job *job)
+{
+    struct fs_flush *x = container_of(job, struct fs_flush, job);
+    struct flushes *fl = x->fl;
+    for (struct fs_flush **p = &fl->fs; *p; p = &(*p)->next) {
+        if (*p == x) {
+            *p = x->next;
+            break;
+        }
+    }
+    fl->n_flushes++;
+    fl->n_fs_flushes++;
+    if (job->result < 0) {
+        fl->n_failures++;
+        log_warn("syncfs for final flushes failed: %s", strerror(-job->result));
+    }
+    if (x->fd >= 0)
+        close(x->fd);
+    free(x);
+}
+
+/* m's final flush as part of a syncfs of its file system (flushes.h). */
+static void flush_fs(struct flushes *fl, struct mapping *m)
+{
+    for (struct fs_flush *x = fl->fs; x; x = x->next)
+        if (x->dev == m->dev && flusher_not_started(fl->flusher, &x->job))
+            return;
+    struct fs_flush *x = calloc(1, sizeof(*x));
+    if (!x) {
+        log_err("out of memory: %s not flushed", m->name);
+        return;
+    }
+    x->fl = fl;
+    x->dev = m->dev;
+    x->fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 0);
+    x->job.fd = x->fd;
+    x->job.whole_fs = true;
+    x->job.uid = m->owner;
+    x->job.lane = FLUSH_LANE_REQUESTED;
+    x->job.done = fs_done;
+    if (flusher_submit(fl->flusher, &x->job) < 0) {
+        if (x->fd >= 0)
+            close(x->fd);
+        free(x);
+        log_err("out of memory: %s not flushed", m->name);
+        return;
+    }
+    x->next = fl->fs;
+    fl->fs = x;
+}
+
+void flushes_wrote(struct flushes *fl, struct mapping *m)
+{
+    struct flush_state *s = state_of(fl, m, true);
+    if (s)
+        s->written = true;
+    else
+        log_err("out of memory: %s may not be flushed when released", m->name);
 }
 
 void flushes_background(struct flushes *fl, struct mapping *m)
 {
-    if (join(fl, m, NULL, NULL))
+    struct flush_state *s = state_of(fl, m, false);
+    if (!s || !s->written || s->owed || join(fl, m, NULL, NULL))
         return;
-    if (submit(fl, m, m->owner, NULL, NULL, false))
-        log_err("out of memory: %s not flushed", m->name);
+    if (fl->n_final < fl->max_final) {
+        if (submit(fl, m, m->owner, NULL, NULL, false, true) != MMAPIO_OK) {
+            flush_fs(fl, m);
+            flush_begins(s, m);
+        }
+        return;
+    }
+    owe(fl, s);
 }
 
 static bool timed_kind(const struct mapping *m)
@@ -216,7 +365,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         s->dirty = false;
         s->flushed_mtime_ns = mt;
         s->poll_ms = 0; /* a writer is busy: poll at the policy's pace */
-        s->flushing = submit(s->fl, m, m->owner, NULL, NULL, true) == MMAPIO_OK;
+        s->flushing = submit(s->fl, m, m->owner, NULL, NULL, true, false) ==
+                      MMAPIO_OK;
         return;
     }
     if (s->raw_writers) {
@@ -310,12 +460,20 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
                       enum mapping_change what, const void *origin)
 {
     struct flushes *fl = container_of(hook, struct flushes, hook);
+    if (what == MAPPING_RESIZED && m->kind == MAPPING_FILE)
+        flushes_wrote(fl, m);
     struct flush_state *s = state_of(fl, m, false);
     if (!s)
         return;
     if (what == MAPPING_POLICY) {
         policy_changed(s);
     } else if (what == MAPPING_FREED) {
+        /* Its turn did not come: its file system's syncfs covers it (the
+         * fd is still open here). */
+        if (s->owed) {
+            unowe(fl, s);
+            flush_fs(fl, m);
+        }
         if (s->timer)
             event_free(s->timer);
         free(s);
@@ -324,10 +482,12 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
 }
 
 int flushes_init(struct flushes *fl, struct registry *r,
-                 struct event_base *base, unsigned threads)
+                 struct event_base *base, unsigned threads,
+                 uint32_t max_final)
 {
     memset(fl, 0, sizeof(*fl));
     fl->base = base;
+    fl->max_final = max_final;
     fl->hook.fn = on_change;
     int e = registry_add_hook(r, &fl->hook);
     return e < 0 ? e : flusher_new(base, threads, &fl->flusher);
@@ -335,6 +495,7 @@ int flushes_init(struct flushes *fl, struct registry *r,
 
 void flushes_fini(struct flushes *fl)
 {
+    submit_owed_all(fl, true); /* the bound no longer matters */
     flusher_free(fl->flusher);
     fl->flusher = NULL;
 }

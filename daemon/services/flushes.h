@@ -26,8 +26,30 @@
  * fdatasync covers everything written before), so repeating `flush --all`
  * cannot pile up work.
  *
- * It observes the model: a policy change re-arms or disarms the timer, and
- * a freed mapping loses its timer and counters.
+ * A file is flushed when its last holder goes only if it may hold
+ * something to write: a read-write holder was attached, or the daemon
+ * sized it, since its last flush began (flushes_wrote). Read-only and
+ * copy-on-write holders never dirty a file: their going costs no flush.
+ *
+ * Bounded: final flushes hold their mapping (and its fd) until done, so at
+ * most `max_final` of them are queued or running. Past that, a final
+ * flush is owed: it waits in order, holding nothing, while the open cache
+ * keeps its mapping (or a holder does), and is queued when a final flush
+ * ends. An owed mapping that goes before its turn (evicted from a cache
+ * full of newer releases, a file nobody may cache) has its flush collapse
+ * into one syncfs of its file system, which keeps no mapping: a syncfs
+ * queued and not started covers every file of its file system written
+ * before it, so each file system has at most one queued (and one per
+ * worker running), each with one fd of its own (a dup of the file's;
+ * without a spare fd, a sync() that needs none). Nothing written is left
+ * unflushed; no number of releases can pin more than max_final mappings
+ * beyond those the cache keeps. Requested flushes are bounded by their
+ * requesters (max_inflight each), timed ones by the mappings that have a
+ * timer (one each).
+ *
+ * It observes the model: a policy change re-arms or disarms the timer, a
+ * size change marks the file written, and a freed mapping loses its timer
+ * and counters.
  */
 #ifndef MMAPIOD_FLUSHES_H
 #define MMAPIOD_FLUSHES_H
@@ -41,16 +63,25 @@ struct event_base;
 struct flusher;
 struct registry;
 
+struct fs_flush;
+struct flush_state;
+
 struct flushes {
     struct event_base *base;
     struct flusher *flusher;
     struct mapping_hook hook;
     uint64_t n_flushes, n_failures; /* since start */
+    uint64_t n_fs_flushes;          /* of those, syncfs for final flushes */
+    uint32_t n_final, max_final;    /* final flushes queued or running */
+    struct flush_state *owed_head, *owed_tail; /* final flushes waiting */
+    struct fs_flush *fs;            /* syncfs jobs queued or running */
 };
 
-/* Starts `threads` workers. 0 or -errno. */
+/* Starts `threads` workers; at most max_final final flushes hold their
+ * mapping at once. 0 or -errno. */
 int flushes_init(struct flushes *fl, struct registry *r,
-                 struct event_base *base, unsigned threads);
+                 struct event_base *base, unsigned threads,
+                 uint32_t max_final);
 /* Runs every queued flush to its end (callbacks included), then stops the
  * workers. */
 void flushes_fini(struct flushes *fl);
@@ -63,8 +94,12 @@ typedef void (*flushes_done_fn)(void *ctx, int result);
  * (done is then never called). */
 int flushes_request(struct flushes *fl, struct mapping *m, uid_t uid,
                     flushes_done_fn done, void *ctx);
-/* Flushes m with nobody waiting (last holder gone, writer died). */
+/* Flushes m with nobody waiting (last holder gone, writer died), if it
+ * was written since its last flush began. */
 void flushes_background(struct flushes *fl, struct mapping *m);
+/* m may have data to flush: a read-write holder attached, or the daemon
+ * set its size. */
+void flushes_wrote(struct flushes *fl, struct mapping *m);
 /* A DIRTY notice for m. */
 void flushes_dirty(struct flushes *fl, struct mapping *m);
 /* A holder started (+1) or stopped (-1) having a writable pointer out. */

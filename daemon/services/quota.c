@@ -144,7 +144,10 @@ static void follow(struct quota *q, struct mapping *m, struct qstate *st)
     const char *why = "";
     if (m->size == st->size)
         return;
-    if (m->kind == MAPPING_FILE && m->fd_writable && m->size > st->size) {
+    /* Nobody maps it (a file in the open cache): nothing can fault, and a
+     * file grown by others is theirs; a writer's grant reserves anyway. */
+    if (m->kind == MAPPING_FILE && m->fd_writable && m->size > st->size &&
+        st->n > 0) {
         /* Nothing is reserved past what one uid may hold at all. */
         int r = mapping_reserve(m, st->size, m->size, q->max_bytes);
         if (r < 0) {
@@ -221,6 +224,15 @@ int quota_admit(struct quota *q, struct mapping *m, bool admin)
     st->admitted = true;
     q->total++;
     return MMAPIO_OK;
+}
+
+void quota_unadmit(struct quota *q, struct mapping *m)
+{
+    struct qstate *st = state_of(q, m, false);
+    if (!st || !st->admitted)
+        return;
+    st->admitted = false;
+    q->total--;
 }
 
 int quota_charge_mapping(struct quota *q, struct mapping *m)

@@ -67,6 +67,10 @@ void quota_set_total(struct quota *q, uint32_t max_total, uint32_t reserved);
  * MMAPIO_OK or MMAPIO_E_QUOTA (not counted). */
 int quota_admit(struct quota *q, struct mapping *m, bool admin);
 
+/* m stops counting against max_total (it parked in the open cache, whose
+ * fds are budgeted apart); quota_admit counts it again. */
+void quota_unadmit(struct quota *q, struct mapping *m);
+
 /* Charges an anonymous mapping's creator (m->owner) while its name lives.
  * MMAPIO_OK or MMAPIO_E_QUOTA (then nothing is charged). */
 int quota_charge_mapping(struct quota *q, struct mapping *m);

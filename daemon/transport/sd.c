@@ -12,6 +12,7 @@
 #include "fdstore.h"
 #include "flushes.h"
 #include "log.h"
+#include "opencache.h"
 #include "registry.h"
 #include "session.h"
 
@@ -46,7 +47,8 @@ static void send_status(struct sd_state *sd, const char *extra)
              "%sSTATUS=%u clients, %" PRIu64 " anonymous and %" PRIu64
              " file mappings, %" PRIu64 " flushes",
              extra, sd->handlers->n_sessions, sd->reg->n_anon,
-             sd->reg->n_file, sd->flushes->n_flushes);
+             sd->reg->n_file - sd->handlers->cache->n, /* held ones */
+             sd->flushes->n_flushes);
     sd_notify(0, state);
 }
 
