@@ -6,8 +6,7 @@
 int asyncs_add(struct asyncs *a, uint64_t id, mmapio_done_cb cb, void *user)
 {
     size_t max = a->max && a->max < ASYNCS_MAX ? a->max : ASYNCS_MAX;
-    if (cb ? a->n_pending - a->n_silent + a->n_done >= max
-           : a->n_silent >= max / 2)
+    if (a->n_pending + a->n_done >= max)
         return MMAPIO_E_BUSY;
     struct async_op *op = calloc(1, sizeof(*op));
     if (!op)
@@ -18,7 +17,6 @@ int asyncs_add(struct asyncs *a, uint64_t id, mmapio_done_cb cb, void *user)
     op->next = a->pending;
     a->pending = op;
     a->n_pending++;
-    a->n_silent += !cb;
     return MMAPIO_OK;
 }
 
@@ -32,7 +30,6 @@ static struct async_op *take_pending(struct asyncs *a, uint64_t id)
         *p = op->next;
         op->next = NULL;
         a->n_pending--;
-        a->n_silent -= !op->cb;
         return op;
     }
     return NULL;
@@ -55,17 +52,12 @@ static void push_done(struct asyncs *a, struct async_op *op, int result)
     a->n_done++;
 }
 
-enum async_outcome asyncs_complete(struct asyncs *a, uint64_t id, int result)
+bool asyncs_complete(struct asyncs *a, uint64_t id, int result)
 {
     struct async_op *op = take_pending(a, id);
-    if (!op)
-        return ASYNC_UNKNOWN;
-    if (!op->cb) {
-        free(op);
-        return ASYNC_DROPPED;
-    }
-    push_done(a, op, result);
-    return ASYNC_DUE;
+    if (op)
+        push_done(a, op, result);
+    return op != NULL;
 }
 
 size_t asyncs_fail_all(struct asyncs *a, int result)
@@ -74,14 +66,10 @@ size_t asyncs_fail_all(struct asyncs *a, int result)
     while (a->pending) {
         struct async_op *op = a->pending;
         a->pending = op->next;
-        if (!op->cb) {
-            free(op);
-            continue;
-        }
         push_done(a, op, result);
         n++;
     }
-    a->n_pending = a->n_silent = 0;
+    a->n_pending = 0;
     return n;
 }
 
@@ -117,5 +105,5 @@ void asyncs_fini(struct asyncs *a)
     free_list(a->pending);
     free_list(asyncs_take_done(a));
     a->pending = NULL;
-    a->n_pending = a->n_silent = 0;
+    a->n_pending = 0;
 }

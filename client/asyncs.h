@@ -9,12 +9,6 @@
  * the connection's lock guards it; nothing here locks or makes a system
  * call, and callbacks run only from asyncs_run. At most `max` (at most
  * ASYNCS_MAX) callbacks are owed at once, pending or done.
- *
- * A request may also be silent (no callback: mmapio_unmap's Close): its
- * reply is dropped by whichever read meets it, and nobody hears of it. At
- * most half of `max` are pending at once beside the callbacks, so that
- * together they stay below the daemon's max_inflight, and releases never
- * take the room of mmapio_flush_async.
  */
 #ifndef MMAPIO_CLIENT_ASYNCS_H
 #define MMAPIO_CLIENT_ASYNCS_H
@@ -42,24 +36,20 @@ struct async_op {
 struct asyncs {
     struct async_op *pending;  /* newest first */
     struct async_op *done, *done_tail; /* oldest first */
-    size_t n_pending, n_done;  /* n_pending counts the silent too */
-    size_t n_silent;           /* pending without a callback */
+    size_t n_pending, n_done;
     size_t max;                /* 0: ASYNCS_MAX */
 };
 
-/* Records request id as pending (cb NULL: silent): MMAPIO_OK,
- * MMAPIO_E_BUSY when the most allowed of its kind are owed, MMAPIO_E_QUOTA
- * out of memory. */
+/* Records request id as pending: MMAPIO_OK, MMAPIO_E_BUSY when the
+ * most allowed are owed, MMAPIO_E_QUOTA out of memory. */
 int asyncs_add(struct asyncs *a, uint64_t id, mmapio_done_cb cb, void *user);
 /* Forgets a pending request that could not be sent (no callback). */
 void asyncs_forget(struct asyncs *a, uint64_t id);
-/* The reply to id came with `result`: ASYNC_DUE when id was pending with
- * a callback (done now), ASYNC_DROPPED when it was a silent one (gone),
- * ASYNC_UNKNOWN when nobody waits for it. */
-enum async_outcome { ASYNC_UNKNOWN, ASYNC_DUE, ASYNC_DROPPED };
-enum async_outcome asyncs_complete(struct asyncs *a, uint64_t id, int result);
-/* Every pending request is done with `result` (the connection died),
- * the silent ones dropped; returns how many callbacks are due. */
+/* The reply to id came with `result`: true when id was pending (it is
+ * done now), false when nobody waits for it. */
+bool asyncs_complete(struct asyncs *a, uint64_t id, int result);
+/* Every pending request is done with `result` (the connection died);
+ * returns how many. */
 size_t asyncs_fail_all(struct asyncs *a, int result);
 /* Takes the done list, oldest first, for asyncs_run. */
 struct async_op *asyncs_take_done(struct asyncs *a);

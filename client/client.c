@@ -355,20 +355,17 @@ static bool reply_fits(const Mmapio__Reply *r, uint64_t id,
 }
 
 /* A reply to a request sent by client_send_async_locked: its callback is
- * due or it was silent (true), or nobody waits for it (false). Consumes
- * *in when true. */
+ * due (true), or nobody waits for it (false). Consumes *in when true. */
 static bool client_take_async(mmapio_client *c, struct incoming *in)
 {
     const Mmapio__Reply *r = in->msg->reply;
     if (in->n_fds > 0)
         return false; /* no async request is answered with an fd */
-    enum async_outcome o = asyncs_complete(&c->asyncs, r->id,
-                                           r->error ? reply_error(r) : MMAPIO_OK);
-    if (o == ASYNC_UNKNOWN)
+    if (!asyncs_complete(&c->asyncs, r->id,
+                         r->error ? reply_error(r) : MMAPIO_OK))
         return false;
     incoming_drop(in);
-    if (o == ASYNC_DUE)
-        client_note(c, 1);
+    client_note(c, 1);
     return true;
 }
 
@@ -488,6 +485,15 @@ int client_call_fd_locked(mmapio_client *c, Mmapio__Request *req,
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
     return client_wait_reply(c, req->id, want, rep);
+}
+
+int client_send_oneway_locked(mmapio_client *c, Mmapio__Request *req)
+{
+    if (c->dead)
+        return error_set(c->dead, NULL);
+    req->id = client_next_id(c);
+    int r = client_send(c, req, -1);
+    return r == MMAPIO_OK ? r : error_set(r, NULL);
 }
 
 int client_send_async_locked(mmapio_client *c, Mmapio__Request *req,

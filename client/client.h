@@ -114,12 +114,14 @@ bool client_take_lost_notice(mmapio_client *c, Mmapio__Request *req,
  * the reply, read later by any round trip or a dispatch, makes cb's call
  * due (asyncs.h), and client_take_done hands it to the dispatch. A
  * connection that dies makes every such call due with
- * MMAPIO_E_DISCONNECTED. cb NULL: a silent request, whose reply is
- * dropped unseen. MMAPIO_OK, or the error (no callback then; MMAPIO_E_BUSY
- * when too many of its kind are pending).
+ * MMAPIO_E_DISCONNECTED. MMAPIO_OK, or the error (no callback then;
+ * MMAPIO_E_BUSY when too many are pending).
  */
 int client_send_async_locked(mmapio_client *c, Mmapio__Request *req,
                              mmapio_done_cb cb, void *user);
+/* Sends a request the daemon never answers (Close with no_reply), lock
+ * held: MMAPIO_OK once it is in the socket. */
+int client_send_oneway_locked(mmapio_client *c, Mmapio__Request *req);
 /* The callbacks due, for asyncs_run outside the lock (takes the lock). */
 struct async_op *client_take_done(mmapio_client *c);
 

@@ -581,10 +581,9 @@ static void map_unlink(mmapio_client *c, mmapio_map *m)
 
 /*
  * Tells the daemon this holder is gone (lock held). `wait`: as a round
- * trip; else as a silent request (asyncs.h) whose reply the next read
- * drops, and a round trip only when too many are pending. Requests on one
+ * trip; else one way (Close.no_reply), never answered. Requests on one
  * connection are served in order, so whatever this connection asks next
- * finds the holder released; its errors are not reported.
+ * finds the holder released; a one-way release's errors are not reported.
  */
 static int map_release_locked(mmapio_client *c, uint64_t handle, bool wait)
 {
@@ -593,13 +592,11 @@ static int map_release_locked(mmapio_client *c, uint64_t handle, bool wait)
     struct client_reply rep;
 
     cl.handle = handle;
+    cl.no_reply = !wait;
     req.op_case = MMAPIO__REQUEST__OP_CLOSE;
     req.close = &cl;
-    if (!wait) {
-        int r = client_send_async_locked(c, &req, NULL, NULL);
-        if (r != MMAPIO_E_BUSY && r != MMAPIO_E_QUOTA)
-            return r;
-    }
+    if (!wait)
+        return client_send_oneway_locked(c, &req);
     int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, &rep);
     if (r == MMAPIO_OK)
         client_reply_free(&rep);
@@ -817,11 +814,16 @@ static int map_close(mmapio_map *m)
     mmapio_client *c = m->client;
     struct error_saved before;
     error_save(&before);
+    uint64_t handle = m->handle;
     client_lock(c);
-    int r = map_release_locked(c, m->handle, false);
     map_unlink(c, m);
     client_unlock(c);
+    /* Unmapped before the daemon hears of it: once the holder is gone, a
+     * shrink may go ahead, which must not fault a mapping still here. */
     map_free(m);
+    client_lock(c);
+    int r = map_release_locked(c, handle, false);
+    client_unlock(c);
     client_unref(c);
     if (r != MMAPIO_E_DISCONNECTED)
         return r;

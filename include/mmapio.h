@@ -219,8 +219,8 @@ int mmapio_anon_open_or_create(mmapio_client *c, const char *name,
 int mmapio_anon_delete(mmapio_client *c, const char *name);
 int mmapio_delete(mmapio_client *c, const char *path);
 /* Releases the handle on the daemon and frees it locally. It does not
- * wait for the daemon: the release is sent and its answer is never
- * reported (the next call on the same connection finds the handle
+ * wait for the daemon: the mapping goes, then the release is sent one way,
+ * never answered (the next call on the same connection finds the handle
  * released; another connection may see it held a moment longer).
  * MMAPIO_OK, also if already disconnected, and for NULL. */
 int mmapio_unmap(mmapio_map *m);

@@ -121,6 +121,12 @@ static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
 
 static void op_close(struct session *s, uint64_t id, const Mmapio__Close *m)
 {
+    if (m->no_reply) {
+        struct holder *h = session_find_holder(s, m->handle);
+        if (h)
+            session_release_holder(h, false);
+        return;
+    }
     struct holder *h = find_holder(s, id, m->handle);
     if (!h)
         return;
