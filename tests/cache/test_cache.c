@@ -244,6 +244,28 @@ Test(cache, files_nobody_holds_are_not_listed)
     mmapio_disconnect(c);
 }
 
+/* mmapio_unmap sends its release one way: it returns while the daemon is
+ * stopped, and the connection's next request finds the holder gone. */
+Test(cache, unmap_does_not_wait_for_the_daemon)
+{
+    mmapio_client *c = hz_client();
+    put("oneway.txt", "released one way", false);
+    mmapio_map *m[8];
+    for (int i = 0; i < 8; i++)
+        hz_assert_ok(mmapio_open_ro(c, "oneway.txt", &m[i]));
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    for (int i = 0; i < 8; i++)
+        hz_assert_ok(mmapio_unmap(m[i])); /* would hang on a round trip */
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+    mmapio_map_info *maps;
+    size_t n;
+    hz_assert_ok(mmapio_admin_list(c, &maps, &n));
+    cr_assert_eq(n, 0, "%zu mappings still held after 8 releases", n);
+    mmapio_map_info_free(maps, n);
+    hz_assert_ok(mmapio_ping(c)); /* no stray answer to a release */
+    mmapio_disconnect(c);
+}
+
 /* ---- flushes ------------------------------------------------------------ */
 
 static uint64_t flushes_done(mmapio_client *c)
