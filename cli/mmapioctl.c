@@ -56,13 +56,18 @@ static int exit_code(int err)
 }
 
 /* "mmapioctl: WHAT: WHY" on stderr, escaped; WHY in the daemon's words
- * when it gave some. */
+ * when it gave some (which may name WHAT already: then once). */
 static int fail(int err, const char *what)
 {
     const char *msg = mmapio_last_error();
+    if (!msg || !*msg)
+        msg = mmapio_strerror(err);
+    size_t n = strlen(what);
+    if (!strncmp(msg, what, n) && !strncmp(msg + n, ": ", 2))
+        what = "";
     char *w = render_check(esc_text(what));
-    char *m = render_check(esc_text(msg && *msg ? msg : mmapio_strerror(err)));
-    fprintf(stderr, "mmapioctl: %s: %s\n", w, m);
+    char *m = render_check(esc_text(msg));
+    fprintf(stderr, "mmapioctl: %s%s%s\n", w, *w ? ": " : "", m);
     free(w);
     free(m);
     return exit_code(err);

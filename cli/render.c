@@ -383,8 +383,7 @@ static char *status_value(const struct out *o, const mmapio_status *s,
     }
 }
 
-#define LIMIT_MEANING "limit: the mmapiod.conf key of the same name (0: fitted " \
-                      "to the daemon's fd budget)"
+#define LIMIT_MEANING "limit: the mmapiod.conf key of the same name, in effect"
 
 void render_status(const struct out *o, const mmapio_status *s)
 {
@@ -396,7 +395,8 @@ void render_status(const struct out *o, const mmapio_status *s)
                       status_fields[f].meaning);
         for (size_t i = 0; i < s->n_limits; i++)
             tbl_field(&t, s->limits[i].name, num(s->limits[i].value),
-                      LIMIT_MEANING);
+                      s->limits[i].what && *s->limits[i].what
+                          ? s->limits[i].what : LIMIT_MEANING);
         tbl_print(&t);
         return;
     }

@@ -83,12 +83,14 @@ static int status_strings(const Mmapio__StatusReply *w, mmapio_status *s)
     s->limits = calloc(w->n_limits, sizeof(*s->limits));
     if (!s->limits)
         return MMAPIO_E_QUOTA;
-    for (; s->n_limits < w->n_limits; s->n_limits++) {
-        mmapio_limit *l = &s->limits[s->n_limits];
-        l->name = text_dup(w->limits[s->n_limits]->name);
-        if (!l->name)
+    while (s->n_limits < w->n_limits) {
+        const Mmapio__Limit *wl = w->limits[s->n_limits];
+        mmapio_limit *l = &s->limits[s->n_limits++]; /* freed as it is */
+        l->name = text_dup(wl->name);
+        l->what = text_dup(wl->what);
+        if (!l->name || !l->what)
             return MMAPIO_E_QUOTA;
-        l->value = w->limits[s->n_limits]->value;
+        l->value = wl->value;
     }
     return MMAPIO_OK;
 }
@@ -126,8 +128,10 @@ void mmapio_status_free(mmapio_status *s)
     free(s->socket);
     free(s->root);
     free(s->config_file);
-    for (size_t i = 0; i < s->n_limits; i++)
+    for (size_t i = 0; i < s->n_limits; i++) {
         free(s->limits[i].name);
+        free(s->limits[i].what);
+    }
     free(s->limits);
     free(s);
 }

@@ -290,7 +290,8 @@ void mmapio_unwatch(mmapio_watcher *w);
 
 typedef struct {
     char *name;               /* the key in mmapiod.conf, e.g. "max_frame" */
-    uint64_t value;           /* in effect (0: fitted to the fd budget) */
+    uint64_t value;           /* in effect */
+    char *what;               /* what it limits, in words ("" if not said) */
 } mmapio_limit;
 
 typedef struct {

@@ -139,6 +139,7 @@ static size_t fill_limits(const struct config *cfg, Mmapio__Limit *lim,
         mmapio__limit__init(&lim[n]);
         lim[n].name = (char *)k->key;
         lim[n].value = config_number(cfg, k);
+        lim[n].what = (char *)k->what;
         p[n] = &lim[n];
         n++;
     }
