@@ -448,3 +448,78 @@ Test(timed_flush, clean_every_millis_mappings_cost_no_wakeups)
         mmapio_unmap(maps[i]);
     mmapio_disconnect(c);
 }
+
+/*
+ * The bound for raw writers (daemon/services/flushes.h, README): a store
+ * through a pointer is in a flush submitted within max(interval, 1 s).
+ * Here after a quiet spell long enough for the daemon's polls to have
+ * backed off to 1 s, and then rounds of a store right after the file was
+ * seen clean (in the same timestamp tick as the flush, often: the mtime
+ * need not move, the dirty page is there all the same). Asserted with the
+ * suite's generous SYNC_BOUND_MS for a loaded machine.
+ */
+Test(timed_flush, raw_store_after_a_quiet_spell_is_flushed)
+{
+    PC_REQUIRE_CACHESTAT();
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 10 };
+    mmapio_map *m = create_with(c, "qs.dat", 65536, em);
+    volatile char *p = mmapio_as_mut_ptr(m);
+    cr_assert_not_null(p);
+    hz_assert_ok(mmapio_ping(c)); /* the daemon knows of the pointer */
+    assert_synced_soon("qs.dat", "the first poll");
+    pc_sleep_ms(2500); /* polls back off: 10, 20, ... 640 ms, then 1 s */
+
+    p[100] = 'q';
+    cr_assert_gt(pc_unsynced(hz_path(&hz, "qs.dat")), 0,
+                 "the store left no dirty page");
+    assert_synced_soon("qs.dat", "a store after 2.5 s of quiet");
+    for (int round = 0; round < 5; round++) {
+        char step[64];
+        snprintf(step, sizeof(step), "a store right after the flush, "
+                 "round %d", round);
+        p[4096 * (round + 2)] = (char)('a' + round);
+        assert_synced_soon("qs.dat", step);
+    }
+    assert_file_bytes("qs.dat", 100, 1, 'q');
+    assert_file_bytes("qs.dat", 4096 * 6, 1, 'e');
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+/* Raw writers that took their pointers at different times cost an idle
+ * daemon about one wake-up a second in all, not one per mapping. */
+Test(timed_flush, idle_raw_writers_are_polled_together)
+{
+    PC_REQUIRE_CACHESTAT();
+    const char *wrap = getenv("MMAPIOD_WRAPPER");
+    if (wrap && *wrap)
+        cr_skip_test("wake-ups are not measurable under %s", wrap);
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 10 };
+    mmapio_map *maps[IDLE_MAPS];
+    char name[IDLE_MAPS][32];
+    for (int i = 0; i < IDLE_MAPS; i++) {
+        snprintf(name[i], sizeof(name[i]), "raw%02d.dat", i);
+        maps[i] = create_with(c, name[i], 4096, em);
+    }
+    for (int i = 0; i < IDLE_MAPS; i++) {
+        cr_assert_not_null(mmapio_as_mut_ptr(maps[i]));
+        hz_assert_ok(mmapio_ping(c));
+        pc_sleep_ms(1000 / IDLE_MAPS);
+    }
+    pc_sleep_ms(2500); /* every poll has backed off to 1 s */
+    long idle = switches_over(hz.pid, 2 * IDLE_WINDOW_MS);
+    cr_assert_leq(idle, IDLE_MAX_WAKEUPS,
+                  "%d clean EveryMillis(10) mappings with writable pointers "
+                  "out: the daemon was woken %ld times in %d ms", IDLE_MAPS,
+                  idle, 2 * IDLE_WINDOW_MS);
+    /* and the polls still look: one store to each is flushed */
+    for (int i = 0; i < IDLE_MAPS; i++)
+        ((volatile char *)mmapio_as_mut_ptr(maps[i]))[7] = 'w';
+    for (int i = 0; i < IDLE_MAPS; i++)
+        assert_synced_soon(name[i], "one store to each idle raw writer");
+    for (int i = 0; i < IDLE_MAPS; i++)
+        mmapio_unmap(maps[i]);
+    mmapio_disconnect(c);
+}
