@@ -38,7 +38,7 @@ struct flush_state {
     uint32_t raw_writers;       /* holders with a writable pointer out */
     uint64_t poll_ms;           /* the next poll's interval (0: from policy) */
     int64_t flushed_mtime_ns;   /* mtime seen when the last timed flush began
-                                 * (only without cachestat) */
+                                 * (for polls without cachestat) */
     /* On fl's poll list (raw writers out, nothing told, not flushing). */
     bool polled;
     struct flush_state *poll_prev, *poll_next;
@@ -203,12 +203,6 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The mtime a poll compares with; only the fallback needs it. */
-static int64_t poll_mark(const struct flushes *fl, const struct mapping *m)
-{
-    return fl->no_cachestat ? mtime_ns(m) : 0;
-}
-
 struct cs_range {
     uint64_t off, len;
 };
@@ -233,12 +227,13 @@ static bool looks_dirty(struct flushes *fl, struct flush_state *s)
         struct cs_stat st;
         if (syscall(__NR_cachestat, s->map->fd, &r, &st, 0) == 0)
             return st.nr_dirty + st.nr_writeback > 0;
-        if (errno != ENOSYS && errno != EPERM)
-            return true; /* cannot tell: flushing is the safe answer */
-        fl->no_cachestat = true;
-        log_info("cachestat(2) unavailable (%s): raw writers are polled by "
-                 "mtime", strerror(errno));
-        return true; /* no mtime mark was taken */
+        /* Missing or filtered: the mtime from now on. Refused for this
+         * file (hugetlbfs: EOPNOTSUPP): the mtime for it this time. */
+        if (errno == ENOSYS || errno == EPERM) {
+            fl->no_cachestat = true;
+            log_info("cachestat(2) unavailable (%s): raw writers are "
+                     "polled by mtime", strerror(errno));
+        }
     }
     return mtime_ns(s->map) != s->flushed_mtime_ns;
 }
@@ -321,7 +316,7 @@ static void start_timed(struct flush_state *s)
     /* Bump first: a write after this sends a new DIRTY notice. */
     atomic_fetch_add(&ctl_slot(&m->env->ctl, m->slot)->flush_gen, 1);
     s->dirty = false;
-    s->flushed_mtime_ns = poll_mark(s->fl, m);
+    s->flushed_mtime_ns = mtime_ns(m);
     s->poll_ms = 0; /* a writer is busy: poll at the policy's pace */
     s->flushing = submit(s->fl, m, m->owner, NULL, NULL, true) == MMAPIO_OK;
     if (!s->flushing) { /* out of memory: try again at the policy's pace */
@@ -434,7 +429,7 @@ void flushes_raw_writer(struct flushes *fl, struct mapping *m, int delta)
     if (s->raw_writers == 1) {
         /* Stores may have landed before this notice: the first tick
          * flushes regardless. */
-        s->flushed_mtime_ns = poll_mark(fl, m);
+        s->flushed_mtime_ns = mtime_ns(m);
         s->dirty = true;
     }
     if (!s->flushing)
