@@ -316,7 +316,7 @@ static void start_timed(struct flush_state *s)
     /* Bump first: a write after this sends a new DIRTY notice. */
     atomic_fetch_add(&ctl_slot(&m->env->ctl, m->slot)->flush_gen, 1);
     s->dirty = false;
-    s->flushed_mtime_ns = mtime_ns(m);
+    s->flushed_mtime_ns = s->raw_writers ? mtime_ns(m) : 0;
     s->poll_ms = 0; /* a writer is busy: poll at the policy's pace */
     s->flushing = submit(s->fl, m, m->owner, NULL, NULL, true) == MMAPIO_OK;
     if (!s->flushing) { /* out of memory: try again at the policy's pace */
