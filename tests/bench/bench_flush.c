@@ -21,10 +21,11 @@
  *     must look for), idle over --raw-secs (10 s) from /proc/PID/stat,
  *     and how soon one raw store to each is flushed.
  *  4. update_region of 4 KiB under EveryBytes(1 MiB) beside a 4 KiB
- *     memcpy into a mapping of another file of the same size whose pages
- *     are flushed just as often by another thread: each run is one pass
- *     over a 64 MiB file made clean first, so both sides pay the
- *     first-store fault on every page.
+ *     memcpy (the C library's, and the compiler's inline copy) into the
+ *     same file through the same mapping, whose pages another thread
+ *     fdatasyncs every MiB: each pass covers the 64 MiB file once, made
+ *     clean first, so every write pays the first-store fault on a clean
+ *     page. Rounds of one pass of each; median and fastest.
  *
  * Not a test: nothing is asserted. Options: --help.
  */
