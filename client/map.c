@@ -4,9 +4,11 @@
  * The handle owns the fd it was granted (kept for remapping), the local
  * mapping, and the per-handle flush counters. The data path (read_into,
  * update_region, the pointer and length accessors) takes no lock and makes
- * no system call, except the msync the mapping's flush policy asks for;
- * the counters are relaxed C11 atomics so that several threads may write
- * one handle at once. Writes through raw pointers are not counted.
+ * no system call, except what the mapping's flush policy asks for: the
+ * msync of ALWAYS, and the one datagram that hands an EveryBytes or
+ * EveryWrites threshold to the daemon (handoff.h); the counters are
+ * relaxed C11 atomics so that several threads may write one handle at
+ * once. Writes through raw pointers are not counted.
  *
  * A remap never pulls memory out from under a pointer handed out earlier:
  * growing tries mremap in place, and when that fails maps afresh and keeps
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "area.h"
@@ -32,6 +35,7 @@
 #include "errmap.h"
 #include "errors.h"
 #include "guard.h"
+#include "handoff.h"
 #include "hints.h"
 #include "names.h"
 #include "notice.h"
@@ -66,6 +70,9 @@ struct mmapio_map {
     struct notice_pace pace;        /* of WRITE notices (notice.h) */
     _Atomic uint64_t pending_bytes;
     _Atomic uint64_t pending_writes;
+    /* A hand-off found the socket full: none tried before then
+     * (CLOCK_MONOTONIC ns; 0: none waiting). */
+    _Atomic uint64_t handoff_retry_ns;
     struct map_region *retired;
     /* guard.c put zero pages in the map from this offset on (UINT64_MAX:
      * none): copies reaching it fail until a refresh remaps. */
@@ -218,50 +225,124 @@ static int map_flush_taken(mmapio_map *m, uint64_t taken)
 }
 
 /*
- * Flushes a range after taking the counters: writes that land after the
- * reset are counted again, writes before it are covered by the msync.
- * On failure the bytes taken are given back.
+ * mmapio_flush: takes both counters, then flushes the whole mapping:
+ * writes that land after the reset are counted again, writes before it
+ * are covered by the msync. On failure the bytes taken are given back.
  */
-static int map_flush_counted(mmapio_map *m, uint64_t offset, uint64_t len)
+static int map_flush_all(mmapio_map *m)
 {
     uint64_t bytes = atomic_exchange_explicit(&m->pending_bytes, 0,
                                               memory_order_relaxed);
     atomic_store_explicit(&m->pending_writes, 0, memory_order_relaxed);
-    int r = map_sync(m, offset, len);
+    int r = map_sync(m, 0, map_len(m));
     if (r != MMAPIO_OK)
         atomic_fetch_add_explicit(&m->pending_bytes, bytes,
                                   memory_order_relaxed);
     return r;
 }
 
-/* EVERY_BYTES(n): the writer that takes the counter at >= n flushes;
- * writers racing with it see the counter restarted. */
+/* mmapio_flush_range: as mmap-io, takes off the byte counter only what
+ * it flushed, min(pending, len), so one page flushed does not re-arm the
+ * whole EveryBytes threshold. The write count is left alone. */
+static int map_flush_part(mmapio_map *m, uint64_t offset, uint64_t len)
+{
+    uint64_t cur = atomic_load_explicit(&m->pending_bytes,
+                                        memory_order_relaxed);
+    uint64_t take;
+    do
+        take = cur < len ? cur : len;
+    while (!atomic_compare_exchange_weak_explicit(
+        &m->pending_bytes, &cur, cur - take, memory_order_relaxed,
+        memory_order_relaxed));
+    int r = map_sync(m, offset, len);
+    if (r != MMAPIO_OK)
+        atomic_fetch_add_explicit(&m->pending_bytes, take,
+                                  memory_order_relaxed);
+    return r;
+}
+
+/* After a hand-off found the socket full: not again before this long. */
+#define HANDOFF_RETRY_NS UINT64_C(1000000)
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A threshold crossed, but the last hand-off found the socket full and
+ * its retry is not due yet: the write only counts. */
+static bool map_handoff_waits(mmapio_map *m)
+{
+    uint64_t at = atomic_load_explicit(&m->handoff_retry_ns,
+                                       memory_order_relaxed);
+    return at && now_ns() < at;
+}
+
+/*
+ * A threshold crossed, with `bytes` and `writes` taken off the counters
+ * (the counters restart at the hand-off): the flush goes to the daemon's
+ * workers and the writer goes on. An anonymous mapping has no disk:
+ * nothing to hand over. When the socket is full (the daemon stopped or
+ * far behind) the counts are given back, so the threshold stays crossed
+ * and the first write after HANDOFF_RETRY_NS tries again: no knock on a
+ * full socket per write, and nothing forgotten. When the daemon is gone
+ * nobody else will flush: the writer msyncs, as before hand-offs.
+ */
+static int map_hand_off(mmapio_map *m, uint64_t bytes, uint64_t writes)
+{
+    if (m->anonymous)
+        return MMAPIO_OK;
+    switch (handoff_flush(m->client, m->handle)) {
+    case HANDOFF_SENT:
+        atomic_store_explicit(&m->handoff_retry_ns, 0, memory_order_relaxed);
+        return MMAPIO_OK;
+    case HANDOFF_GONE:
+        return map_flush_taken(m, bytes);
+    default:
+        atomic_store_explicit(&m->handoff_retry_ns, now_ns() + HANDOFF_RETRY_NS,
+                              memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->pending_bytes, bytes,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->pending_writes, writes,
+                                  memory_order_relaxed);
+        return MMAPIO_OK;
+    }
+}
+
+/* EVERY_BYTES(n): the writer that takes the counter at >= n hands the
+ * flush over; writers racing with it see the counter restarted. */
 static int map_count_bytes(mmapio_map *m, uint64_t len, uint64_t n)
 {
     uint64_t cur = atomic_fetch_add_explicit(&m->pending_bytes, len,
                                              memory_order_relaxed) + len;
+    if (cur < n || map_handoff_waits(m))
+        return MMAPIO_OK;
     while (cur >= n) {
         if (atomic_compare_exchange_weak_explicit(&m->pending_bytes, &cur, 0,
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
-            return map_flush_taken(m, cur);
+            return map_hand_off(m, cur, 0);
     }
     return MMAPIO_OK;
 }
 
-/* EVERY_WRITES(n): the writer that takes the write count at >= n
- * flushes, and takes the pending bytes with it. */
+/* EVERY_WRITES(n): the writer that takes the write count at >= n hands
+ * the flush over, and takes the pending bytes with it. */
 static int map_count_writes(mmapio_map *m, uint64_t len, uint64_t n)
 {
     atomic_fetch_add_explicit(&m->pending_bytes, len, memory_order_relaxed);
     uint64_t w = atomic_fetch_add_explicit(&m->pending_writes, 1,
                                            memory_order_relaxed) + 1;
+    if (w < n || map_handoff_waits(m))
+        return MMAPIO_OK;
     while (w >= n) {
         if (atomic_compare_exchange_weak_explicit(&m->pending_writes, &w, 0,
                                                   memory_order_relaxed,
                                                   memory_order_relaxed))
-            return map_flush_taken(m, atomic_exchange_explicit(
-                &m->pending_bytes, 0, memory_order_relaxed));
+            return map_hand_off(m, atomic_exchange_explicit(
+                &m->pending_bytes, 0, memory_order_relaxed), w);
     }
     return MMAPIO_OK;
 }
@@ -337,7 +418,7 @@ int mmapio_flush(mmapio_map *m)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (m->mode != MMAPIO_MODE_READ_WRITE)
         return MMAPIO_OK;
-    return map_flush_counted(m, 0, map_len(m));
+    return map_flush_all(m);
 }
 
 int mmapio_flush_range(mmapio_map *m, uint64_t offset, uint64_t len)
@@ -348,7 +429,7 @@ int mmapio_flush_range(mmapio_map *m, uint64_t offset, uint64_t len)
         return error_set(MMAPIO_E_OUT_OF_BOUNDS, NULL);
     if (m->mode != MMAPIO_MODE_READ_WRITE || len == 0)
         return MMAPIO_OK;
-    return map_flush_counted(m, offset, len);
+    return map_flush_part(m, offset, len);
 }
 
 uint64_t mmapio_len(const mmapio_map *m)

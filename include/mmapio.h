@@ -73,6 +73,39 @@ typedef enum {
     MMAPIO_MODE_COPY_ON_WRITE
 } mmapio_mode;
 
+/*
+ * Flush policies, the mapping's, obeyed by every holder. "Lost" below
+ * means not on the disk if the machine stops; a writer that dies loses
+ * nothing (the page cache keeps its writes, and the daemon flushes a dead
+ * writer's mappings).
+ *
+ * NEVER, MANUAL: nothing is flushed for you but by mmapio_flush (and the
+ *   daemon's flush when the last holder goes); everything since may be
+ *   lost (the kernel's own writeback takes pages dirty for ~30 s).
+ * ALWAYS: mmapio_update_region returns once its range is on the disk.
+ * EVERY_BYTES(n), EVERY_WRITES(n): counted by each handle with no system
+ *   call. The write that reaches n hands a flush of the whole mapping to
+ *   the daemon's flush workers (one datagram that never waits) and
+ *   returns at once; the handle's counter restarts at the hand-off. The
+ *   daemon queues the flush in the writer's turn, or joins it to one
+ *   already queued: on the disk milliseconds later on an idle machine.
+ *   May be lost: a handle's writes below the threshold (fewer than n
+ *   bytes or writes) and the handed-over flushes not yet done. If the
+ *   daemon's socket is full (it is stopped or far behind), the counts
+ *   stay (mmapio_pending_bytes shows them) and a write 1 ms or more later
+ *   hands them over; if the daemon is gone, the writer flushes itself.
+ *   An anonymous mapping has no disk: nothing is sent.
+ * EVERY_MILLIS(ms): the daemon's timer. The first update_region after
+ *   each timed flush tells it, and the flush comes ms later. Stores
+ *   through mmapio_as_mut_ptr are found by the daemon's polls within
+ *   max(ms, 1 s) of the store and flushed then. May be lost: the last ms
+ *   (stores through pointers: max(ms, 1 s)), and the flush's own time.
+ *
+ * mmapio_flush and mmapio_flush_range are synchronous whatever the
+ * policy: on the disk when they return. mmapio_flush restarts the
+ * handle's counters; mmapio_flush_range takes off the byte count only
+ * what it flushed, min(pending, len), as mmap-io does.
+ */
 typedef enum {
     MMAPIO_FLUSH_NEVER,
     MMAPIO_FLUSH_MANUAL,

@@ -18,6 +18,7 @@
 #include "copy.h"
 #include "flushes.h"
 #include "fromfd.h"
+#include "log.h"
 #include "names.h"
 #include "open.h"
 #include "pbarena.h"
@@ -381,6 +382,13 @@ static void op_notice(struct session *s, const Mmapio__Notice *n)
             h->raw_writer = true;
             flushes_raw_writer(s->h->flushes, m, +1);
         }
+        break;
+    case MMAPIO__NOTICE_KIND__NOTICE_FLUSH:
+        /* A writer's threshold, handed over: flushed in its uid's turn,
+         * or joined to the flush already queued (flushes.h). */
+        if (m->kind == MAPPING_FILE && m->fd_writable &&
+            flushes_request(s->h->flushes, m, s->cred.uid, NULL, NULL))
+            log_warn("out of memory: threshold flush of %s dropped", m->name);
         break;
     default:
         break;

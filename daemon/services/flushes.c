@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,9 +18,14 @@
 #include "registry.h"
 
 /* Polling for raw writers: from the policy's interval (at least
- * POLL_MIN_MS), doubling while the mtime stands still, up to POLL_MAX_MS. */
+ * POLL_MIN_MS), doubling while the file stays clean, up to POLL_MAX_MS
+ * (flushes.h). */
 #define POLL_MIN_MS 10
 #define POLL_MAX_MS 1000
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451 /* the same on every architecture */
+#endif
 
 struct flush_ctx;
 
@@ -34,7 +40,12 @@ struct flush_state {
     bool flushing;              /* a timed flush is running */
     uint32_t raw_writers;       /* holders with a writable pointer out */
     uint64_t poll_ms;           /* the next poll's interval (0: from policy) */
-    int64_t flushed_mtime_ns;   /* mtime seen when the last timed flush began */
+    int64_t flushed_mtime_ns;   /* mtime seen when the last timed flush began
+                                 * (for polls without cachestat) */
+    /* On fl's poll list (raw writers out, nothing told, not flushing). */
+    bool polled;
+    struct flush_state *poll_prev, *poll_next;
+    uint64_t poll_at_ms;        /* due (CLOCK_MONOTONIC ms) */
     struct flush_ctx *queued;   /* the last flush submitted, maybe not started */
     bool owed;                  /* a final flush waits for its turn (fl->owed) */
     struct flush_state *owed_prev, *owed_next;
@@ -333,6 +344,48 @@ static int64_t mtime_ns(const struct mapping *m)
     return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct cs_range {
+    uint64_t off, len;
+};
+
+struct cs_stat {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted,
+        nr_recently_evicted;
+};
+
+/*
+ * Has m's file pages not on the disk yet? cachestat(2) (Linux 6.5) counts
+ * the dirty pages and those under writeback in one call, whenever they
+ * were written; where it is missing or refused (ENOSYS, EPERM from a
+ * filter), the fallback is the mtime, which the kernel moves when a clean
+ * page is first written through a mapping but may leave alone for a store
+ * in the same timestamp tick as the last one.
+ */
+static bool looks_dirty(struct flushes *fl, struct flush_state *s)
+{
+    if (!fl->no_cachestat) {
+        struct cs_range r = { 0, 0 }; /* the whole file */
+        struct cs_stat st;
+        if (syscall(__NR_cachestat, s->map->fd, &r, &st, 0) == 0)
+            return st.nr_dirty + st.nr_writeback > 0;
+        /* Missing or filtered: the mtime from now on. Refused for this
+         * file (hugetlbfs: EOPNOTSUPP): the mtime for it this time. */
+        if (errno == ENOSYS || errno == EPERM) {
+            fl->no_cachestat = true;
+            log_info("cachestat(2) unavailable (%s): raw writers are "
+                     "polled by mtime", strerror(errno));
+        }
+    }
+    return mtime_ns(s->map) != s->flushed_mtime_ns;
+}
+
 /* The policy's pace for polling: its interval, at least POLL_MIN_MS. */
 static uint64_t base_poll(const struct mapping *m)
 {
@@ -349,47 +402,143 @@ static uint64_t next_poll(const struct mapping *m, uint64_t cur)
     return cur > cap ? cap : cur;
 }
 
+/* ---- the poll list: one timer for every raw writer ---- */
+
+/* The next multiple of `every` after now: mappings polled at the same
+ * pace are due at the same instant, so one wake-up serves them all. */
+static uint64_t poll_due(uint64_t now, uint64_t every)
+{
+    return (now / every + 1) * every;
+}
+
+static void poll_arm(struct flushes *fl, uint64_t at, uint64_t now)
+{
+    uint64_t ms = at > now ? at - now : 0;
+    struct timeval tv = {
+        .tv_sec = (time_t)(ms / 1000),
+        .tv_usec = (suseconds_t)(ms % 1000) * 1000,
+    };
+    fl->poll_due_ms = at;
+    evtimer_add(fl->poll_timer, &tv);
+}
+
+/* Puts s on the poll list, due after its current wait. */
+static void poll_enter(struct flush_state *s)
+{
+    struct flushes *fl = s->fl;
+    uint64_t now = now_ms();
+    s->poll_at_ms = poll_due(now, s->poll_ms ? s->poll_ms : base_poll(s->map));
+    if (!s->polled) {
+        s->polled = true;
+        s->poll_prev = NULL;
+        s->poll_next = fl->polled;
+        if (fl->polled)
+            fl->polled->poll_prev = s;
+        fl->polled = s;
+    }
+    if (fl->poll_timer && (!fl->poll_due_ms || s->poll_at_ms < fl->poll_due_ms))
+        poll_arm(fl, s->poll_at_ms, now);
+}
+
+static void poll_leave(struct flush_state *s)
+{
+    if (!s->polled)
+        return;
+    if (s->poll_prev)
+        s->poll_prev->poll_next = s->poll_next;
+    else
+        s->fl->polled = s->poll_next;
+    if (s->poll_next)
+        s->poll_next->poll_prev = s->poll_prev;
+    s->poll_prev = s->poll_next = NULL;
+    s->polled = false;
+}
+
+static void arm(struct flush_state *s);
+
+/* A timed flush of s's mapping begins. */
+static void start_timed(struct flush_state *s)
+{
+    struct mapping *m = s->map;
+    poll_leave(s);
+    /* Bump first: a write after this sends a new DIRTY notice. */
+    atomic_fetch_add(&ctl_slot(&m->env->ctl, m->slot)->flush_gen, 1);
+    s->dirty = false;
+    s->flushed_mtime_ns = s->raw_writers ? mtime_ns(m) : 0;
+    s->poll_ms = 0; /* a writer is busy: poll at the policy's pace */
+    s->flushing = submit(s->fl, m, m->owner, NULL, NULL, true, false) == MMAPIO_OK;
+    if (!s->flushing) { /* out of memory: try again at the policy's pace */
+        s->dirty = true;
+        arm(s);
+    }
+}
+
+/* Every due raw writer's file is looked at in one go; the timer is armed
+ * again for the earliest left. */
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct flushes *fl = arg;
+    uint64_t now = now_ms(), next = 0;
+    struct flush_state *s = fl->polled, *after;
+
+    (void)fd;
+    (void)what;
+    fl->poll_due_ms = 0;
+    for (; s; s = after) {
+        after = s->poll_next;
+        if (s->poll_at_ms > now + 1) { /* a timer may fire a little early */
+        } else if (looks_dirty(fl, s)) {
+            start_timed(s);
+            continue;
+        } else {
+            s->poll_ms = next_poll(s->map, s->poll_ms);
+            s->poll_at_ms = poll_due(now, s->poll_ms);
+        }
+        if (!next || s->poll_at_ms < next)
+            next = s->poll_at_ms;
+    }
+    if (next && (!fl->poll_due_ms || next < fl->poll_due_ms))
+        poll_arm(fl, next, now);
+}
+
+/* The per-mapping timer: a DIRTY notice's flush is due. */
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct flush_state *s = arg;
     struct mapping *m = s->map;
 
+    (void)fd;
+    (void)what;
     if (!timed_kind(m))
         return;
     if (s->flushing) /* done() re-arms */
         return;
-    int64_t mt = s->raw_writers ? mtime_ns(m) : 0;
-    if (s->dirty || (s->raw_writers && mt != s->flushed_mtime_ns)) {
-        /* Bump first: a write after this sends a new DIRTY notice. */
-        atomic_fetch_add(&ctl_slot(&m->env->ctl, m->slot)->flush_gen, 1);
-        s->dirty = false;
-        s->flushed_mtime_ns = mt;
-        s->poll_ms = 0; /* a writer is busy: poll at the policy's pace */
-        s->flushing = submit(s->fl, m, m->owner, NULL, NULL, true, false) ==
-                      MMAPIO_OK;
-        return;
-    }
-    if (s->raw_writers) {
-        s->poll_ms = next_poll(m, s->poll_ms);
-        arm(s);
-    }
+    if (s->dirty)
+        start_timed(s);
+    else if (s->raw_writers)
+        poll_enter(s);
 }
 
+/* What a timed mapping waits for next: a DIRTY notice's flush at the
+ * policy's interval on its own timer, else (raw writers out) its turn on
+ * the poll list. */
 static void arm(struct flush_state *s)
 {
     struct mapping *m = s->map;
     if (!timed_kind(m))
         return;
+    if (!s->dirty) {
+        if (s->raw_writers)
+            poll_enter(s);
+        return;
+    }
+    poll_leave(s);
     if (!s->timer)
         s->timer = evtimer_new(s->fl->base, on_timer, s);
     if (!s->timer || evtimer_pending(s->timer, NULL))
         return;
-    /* A DIRTY notice: the policy's interval. Polling for raw writers
-     * repeats: no faster than POLL_MIN_MS, slower while nothing changes. */
     uint64_t ms = m->policy.value;
-    if (s->raw_writers && !s->dirty)
-        ms = s->poll_ms ? s->poll_ms : base_poll(m);
-    else if (s->raw_writers && ms < POLL_MIN_MS)
+    if (s->raw_writers && ms < POLL_MIN_MS)
         ms = POLL_MIN_MS;
     struct timeval tv = {
         .tv_sec = (time_t)(ms / 1000),
@@ -409,9 +558,7 @@ void flushes_dirty(struct flushes *fl, struct mapping *m)
     if (s->flushing)
         return;
     /* A poll backing off may be due late: the write is due at the
-     * policy's pace. */
-    if (s->poll_ms && s->timer)
-        evtimer_del(s->timer);
+     * policy's pace, on the mapping's own timer. */
     s->poll_ms = 0;
     arm(s);
 }
@@ -422,20 +569,24 @@ void flushes_raw_writer(struct flushes *fl, struct mapping *m, int delta)
     if (!s)
         return;
     s->raw_writers += delta;
-    if (delta > 0)
-        s->poll_ms = 0; /* a new writer: back to the policy's pace */
-    if (delta > 0 && s->raw_writers == 1) {
-        /* Stores may have landed before this notice (and moved the mtime
-         * already): the first tick flushes regardless. */
+    if (delta < 0 && s->raw_writers == 0)
+        poll_leave(s);
+    if (delta <= 0)
+        return;
+    s->poll_ms = 0; /* a new writer: back to the policy's pace */
+    if (s->raw_writers == 1) {
+        /* Stores may have landed before this notice: the first tick
+         * flushes regardless. */
         s->flushed_mtime_ns = mtime_ns(m);
         s->dirty = true;
-        if (!s->flushing)
-            arm(s);
     }
+    if (!s->flushing)
+        arm(s);
 }
 
 static void policy_changed(struct flush_state *s)
 {
+    poll_leave(s);
     if (!timed_kind(s->map)) {
         if (s->timer)
             evtimer_del(s->timer);
@@ -474,6 +625,7 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
             unowe(fl, s);
             flush_fs(fl, m);
         }
+        poll_leave(s);
         if (s->timer)
             event_free(s->timer);
         free(s);
@@ -489,6 +641,9 @@ int flushes_init(struct flushes *fl, struct registry *r,
     fl->base = base;
     fl->max_final = max_final;
     fl->hook.fn = on_change;
+    fl->poll_timer = evtimer_new(base, on_poll, fl);
+    if (!fl->poll_timer)
+        return -ENOMEM;
     int e = registry_add_hook(r, &fl->hook);
     return e < 0 ? e : flusher_new(base, threads, &fl->flusher);
 }
@@ -498,4 +653,7 @@ void flushes_fini(struct flushes *fl)
     submit_owed_all(fl, true); /* the bound no longer matters */
     flusher_free(fl->flusher);
     fl->flusher = NULL;
+    if (fl->poll_timer)
+        event_free(fl->poll_timer);
+    fl->poll_timer = NULL;
 }

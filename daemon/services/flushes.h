@@ -7,17 +7,28 @@
  *
  * EveryMillis is the daemon's: a holder's first update_region after each
  * timed flush sends one DIRTY notice (the control slot's flush_gen tells
- * the library when to), which arms a one-shot timer. Writes through raw
- * pointers cannot be seen that way, so while a holder has a writable
- * pointer out, the timer polls the file's mtime, which the kernel bumps
- * when a clean page is first written through a mapping. A mapping nobody
- * writes arms no timer: an idle daemon does no periodic work. A poll that
- * finds the mtime unchanged doubles the wait before the next, from the
- * policy's interval (at least 10 ms) up to 1 s (or the policy's interval
- * when longer), and a change or a new writer resets it: an idle raw writer
- * costs one fstat a second. The price: a raw writer's first store after a
- * long quiet spell may reach the disk up to 1 s later than the policy says
- * (update_region's DIRTY notice is never delayed so).
+ * the library when to), which arms a one-shot timer of the mapping at the
+ * policy's interval. Writes through raw pointers cannot be seen that way,
+ * so while a holder has a writable pointer out the mapping is on one poll
+ * list, served by a single timer: a poll asks cachestat(2) whether the
+ * file has pages not on the disk (dirty or under writeback, however they
+ * were written), or, where the kernel lacks it, whether the mtime moved.
+ * A poll that finds the file clean doubles the mapping's wait, from the
+ * policy's interval (at least 10 ms) up to 1 s (or the interval when
+ * longer); a new writer resets it. Polls fall due on multiples of their
+ * wait, so mappings at the same pace are looked at in one wake-up: an
+ * idle daemon with N raw writers wakes about once a second and makes N
+ * cachestat calls (each in proportion to the file's cached pages). A
+ * mapping nobody writes and no pointer is out for is never looked at.
+ *
+ * The bound: a store through a raw pointer is in a flush submitted within
+ * max(interval, 1 s) of it (plus the end of a timed flush of the mapping
+ * that was running at the time); update_region's DIRTY notice is due at
+ * the interval itself. The flush then waits its turn at the workers.
+ *
+ * EveryBytes and EveryWrites thresholds come as FLUSH notices (the
+ * writer handed its flush over and goes on): flushes_request with no
+ * callback, in the writer's uid's turn, joined to a flush already queued.
  *
  * Flushes are fair between uids (flusher.h): a requested flush takes the
  * requester's turn, a final or timed one the mapping owner's, and timed
@@ -54,6 +65,7 @@
 #ifndef MMAPIOD_FLUSHES_H
 #define MMAPIOD_FLUSHES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -75,6 +87,11 @@ struct flushes {
     uint32_t n_final, max_final;    /* final flushes queued or running */
     struct flush_state *owed_head, *owed_tail; /* final flushes waiting */
     struct fs_flush *fs;            /* syncfs jobs queued or running */
+    /* Raw writers' polls: one list, one timer (see above). */
+    struct flush_state *polled;
+    struct event *poll_timer;
+    uint64_t poll_due_ms;           /* when it fires; 0: not armed */
+    bool no_cachestat;              /* polls fall back to the mtime */
 };
 
 /* Starts `threads` workers; at most max_final final flushes hold their
@@ -90,8 +107,8 @@ void flushes_fini(struct flushes *fl);
 typedef void (*flushes_done_fn)(void *ctx, int result);
 
 /* Flushes m in uid's turn (or joins its queued flush), then calls
- * done(ctx, result). MMAPIO_OK, or MMAPIO_E_QUOTA when out of memory
- * (done is then never called). */
+ * done(ctx, result) (done may be NULL: nobody waits). MMAPIO_OK, or
+ * MMAPIO_E_QUOTA when out of memory (done is then never called). */
 int flushes_request(struct flushes *fl, struct mapping *m, uid_t uid,
                     flushes_done_fn done, void *ctx);
 /* Flushes m with nobody waiting (last holder gone, writer died), if it
