@@ -408,9 +408,11 @@ static void update_reading(struct conn *c)
                 fds_allow_reading(c);
     if (want == c->reading)
         return;
-    if (want)
+    if (want) {
         event_add(c->ev_read, NULL);
-    else
+        if (c->s.notice_run > 0) /* its end is seen at an empty read */
+            event_active(c->ev_read, EV_READ, 1);
+    } else
         event_del(c->ev_read);
     c->reading = want;
 }
@@ -677,6 +679,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
                    : ++requests >= REQUESTS_PER_TURN || c->s.notice_run == 0)
             break; /* its turn is over */
     }
+    /* A run of notices ends only at a read that finds the socket empty
+     * (ops_drained). A turn cut short with a run open may have taken the
+     * last datagram: then no readiness would ever come for that read, so
+     * the connection gets one more turn after the others'. */
+    if (c->reading && !c->closed && c->s.notice_run > 0)
+        event_active(c->ev_read, EV_READ, 1);
     conn_unref(c);
 }
 
