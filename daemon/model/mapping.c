@@ -87,7 +87,29 @@ void mapping_mark_removed(struct mapping *m)
     if (m->removed)
         return;
     m->removed = true;
+    struct mapping_env *env = m->env;
+    m->removed_prev = env->removed_last;
+    if (env->removed_last)
+        env->removed_last->removed_next = m;
+    else
+        env->removed_first = m;
+    env->removed_last = m;
     mapping_changed(m, MAPPING_REMOVED, NULL);
+}
+
+static void unlink_removed(struct mapping *m)
+{
+    struct mapping_env *env = m->env;
+    if (!m->removed)
+        return;
+    if (m->removed_prev)
+        m->removed_prev->removed_next = m->removed_next;
+    else
+        env->removed_first = m->removed_next;
+    if (m->removed_next)
+        m->removed_next->removed_prev = m->removed_prev;
+    else
+        env->removed_last = m->removed_prev;
 }
 
 struct mapping *mapping_ref(struct mapping *m)
@@ -102,6 +124,7 @@ void mapping_unref(struct mapping *m)
         return;
     m->refs = 1; /* observers may look at it (and take no reference) */
     mapping_changed(m, MAPPING_FREED, NULL);
+    unlink_removed(m);
     if (m->fd >= 0)
         close(m->fd);
     ctl_free(&m->env->ctl, m->slot);

@@ -42,6 +42,10 @@ struct mapping_env {
     struct mapping_hook *hooks;
     unsigned n_hooks;
     uint64_t next_id;
+    /* Every mapping whose name is gone but which lives on (held), oldest
+     * removal first: what `mmapioctl ls` shows as removed, found without
+     * a walk over every holder. */
+    struct mapping *removed_first, *removed_last;
 };
 
 /* A holder's owner keeps its holders on a list of this kind. */
@@ -82,6 +86,7 @@ struct mapping {
                                  * (registry_retire_if_unused) */
     bool registered;            /* reachable by name in the registry */
     bool removed;               /* deleted/unlinked while held */
+    struct mapping *removed_prev, *removed_next; /* env's removed list */
     bool huge_asked;            /* an open asked for huge pages */
     bool hugetlb;               /* its memfd is from the hugetlb pool */
     time_t created;             /* when the daemon set it up */

@@ -81,31 +81,25 @@ static int by_map_id(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* 0, or -ENOMEM (the set is then empty). */
+/* The removed mappings still held that c may see, by id. 0, or -ENOMEM
+ * (the set is then empty). Work in proportion to the removed ones. */
 static int removed_held(const struct session *c, struct removed_set *out)
 {
+    const struct mapping_env *env = &c->h->reg->env;
     size_t cap = 0;
     out->v = NULL;
     out->n = 0;
-    for (const struct session *o = c->h->sessions; o; o = o->next)
-        for (const struct holder *hd = o->holders.first; hd; hd = hd->owner_next)
-            cap += !hd->map->registered && hd->map->removed;
+    for (struct mapping *m = env->removed_first; m; m = m->removed_next)
+        cap += !m->registered && m->n_holders > 0;
     if (!cap)
         return 0;
     out->v = malloc(cap * sizeof(*out->v));
     if (!out->v)
         return -ENOMEM;
-    for (const struct session *o = c->h->sessions; o; o = o->next)
-        for (const struct holder *hd = o->holders.first; hd; hd = hd->owner_next)
-            if (!hd->map->registered && hd->map->removed &&
-                may_see(c, hd->map))
-                out->v[out->n++] = hd->map;
+    for (struct mapping *m = env->removed_first; m; m = m->removed_next)
+        if (!m->registered && m->n_holders > 0 && may_see(c, m))
+            out->v[out->n++] = m;
     qsort(out->v, out->n, sizeof(*out->v), by_map_id);
-    size_t k = 0;
-    for (size_t i = 0; i < out->n; i++)
-        if (k == 0 || out->v[k - 1] != out->v[i])
-            out->v[k++] = out->v[i];
-    out->n = k;
     return 0;
 }
 
