@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "ops.h"
+#include "ringdrain.h"
 #include "wire.h"
 
 /*
@@ -378,6 +379,7 @@ void conn_close(struct conn *c)
     if (c->closed)
         return;
     c->closed = true;
+    ringdrain_end(&c->s); /* its last writes reach watchers first */
     session_end(&c->s);
     disarm_hello(c);
     if (c->ev_read)
