@@ -16,10 +16,11 @@
  * batch, and a stopped or busy daemon never blocks a writer.
  *
  * The daemon drains a ring when woken, then again every WRING_POLL_MS
- * while it keeps finding cells; only a drain that finds the ring empty
- * arms it again (store armed, full fence, look at tail once more: a cell
- * published meanwhile is seen either by the daemon or by its writer, who
- * then sees armed). It merges each drain's ranges per mapping and tells
+ * while it keeps finding cells (doubling up to WRING_POLL_MAX_MS while
+ * the ring overflows, so a writer outrunning it costs little); only a drain that finds the ring empty
+ * arms it again (store armed, full fence, look at tail and lost once more:
+ * a write claimed meanwhile is seen either by the daemon or by its writer,
+ * who then sees armed). It merges each drain's ranges per mapping and tells
  * watchers MODIFIED with the merged ranges.
  *
  * Ring full: the writer does not wait. It sets its handle's bit in `lost`
@@ -32,9 +33,9 @@
  * keeps its own head, reads tail and each cell once, validates every value
  * (a tail more than a ring ahead is an overflow of every mapping the
  * client writes; a handle must be the connection's own read-write holder;
- * a range is clipped to the mapping's size), does at most WRING_DRAIN_MAX
- * cells per turn of its loop, and stops at a cell not yet published (it
- * looks again at the next poll). A client can so only lie about mappings
+ * a range is clipped to the mapping's size), reads at most one ring of
+ * cells per drain, and stops at a cell not yet published (it looks again
+ * at the next poll). A client can so only lie about mappings
  * it may write anyway, and only stall its own ring.
  */
 #ifndef MMAPIO_WRING_H
@@ -46,8 +47,8 @@
 
 #define WRING_CELLS 4096u           /* a power of two */
 #define WRING_LOST_WORDS 16u        /* 1024 bits of "ranges dropped" */
-#define WRING_DRAIN_MAX 2048u       /* cells the daemon reads per turn */
 #define WRING_POLL_MS 1             /* the daemon's next look while busy */
+#define WRING_POLL_MAX_MS 8         /* ... while the ring overflows */
 
 struct wring_cell {
     _Atomic uint64_t seq;           /* position + 1 once published */
@@ -82,33 +83,33 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
                                          uint64_t offset, uint64_t len)
 {
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    bool room;
+    /* Each way out passes a full barrier (the CAS, or the fetch_or) after
+     * the write's data and before `armed` is read: the other half of the
+     * daemon's store armed; fence; look at tail and lost. */
     for (;;) {
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        if (pos - head >= WRING_CELLS) {
+        room = pos - head < WRING_CELLS;
+        if (!room) {
             uint32_t b = wring_lost_bit(handle);
-            atomic_fetch_or_explicit(&r->lost[b / 64], UINT64_C(1) << (b % 64),
-                                     memory_order_release);
-            pos = UINT64_MAX; /* no cell */
+            atomic_fetch_or(&r->lost[b / 64], UINT64_C(1) << (b % 64));
             break;
         }
-        if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1,
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed))
+        if (atomic_compare_exchange_weak(&r->tail, &pos, pos + 1))
             break;
     }
-    if (pos != UINT64_MAX) {
+    if (room) {
         struct wring_cell *c = &r->cells[pos % WRING_CELLS];
         c->handle = handle;
         c->offset = offset;
         c->len = len;
         atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
     }
-    /* Pairs with the daemon's fence between arming and its last look. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&r->armed, memory_order_relaxed) &&
-        atomic_exchange_explicit(&r->armed, 0, memory_order_relaxed))
+    /* A cell claimed but not yet published when the daemon wakes makes it
+     * look again a little later: it never waits for it. */
+    if (atomic_load(&r->armed) && atomic_exchange(&r->armed, 0))
         return WRING_WAKE;
-    return pos == UINT64_MAX ? WRING_DROPPED : WRING_PUSHED;
+    return room ? WRING_PUSHED : WRING_DROPPED;
 }
 
 #endif

@@ -22,6 +22,7 @@ struct wring {
     uint64_t head;             /* ours: what was read */
     struct session *s;
     struct event *poll;        /* the next look while busy */
+    uint32_t poll_ms;          /* its delay: longer while writes are dropped */
 };
 
 /* One merged range of one mapping. */
@@ -33,6 +34,8 @@ struct merged {
 struct batch {
     struct merged r[MERGE_MAX];
     size_t n;
+    uint64_t handle;           /* the last cell's, and its holder */
+    struct holder *holder;
 };
 
 static void tell_batch(struct session *s, struct batch *b)
@@ -91,7 +94,11 @@ static void tell_dropped(struct session *s, const uint64_t *lost, bool all)
 static void take_cell(struct session *s, struct batch *b, uint64_t handle,
                       uint64_t offset, uint64_t len)
 {
-    struct holder *h = session_find_holder(s, handle);
+    if (handle != b->handle) { /* runs of one handle: one look-up */
+        b->handle = handle;
+        b->holder = session_find_holder(s, handle);
+    }
+    struct holder *h = b->holder;
     if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
         return;
     uint64_t size = h->map->size;
@@ -152,7 +159,7 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
 
 static void schedule(struct wring *w)
 {
-    struct timeval tv = { 0, WRING_POLL_MS * 1000 };
+    struct timeval tv = { 0, (suseconds_t)w->poll_ms * 1000 };
     if (!event_pending(w->poll, EV_TIMEOUT, NULL))
         evtimer_add(w->poll, &tv);
 }
@@ -163,16 +170,25 @@ static void run(struct wring *w)
 {
     bool stuck, dropped;
     uint32_t n = drain(w, &stuck, &dropped);
+    /* A writer that outruns the ring gets "anything changed" anyway:
+     * looking less often then spares the daemon and the watchers. */
+    if (dropped)
+        w->poll_ms = w->poll_ms * 2 > WRING_POLL_MAX_MS ? WRING_POLL_MAX_MS
+                                                          : w->poll_ms * 2;
+    else
+        w->poll_ms = WRING_POLL_MS;
     if (n || stuck || dropped) {
         schedule(w);
         return;
     }
     struct wring_hdr *r = w->hdr;
-    atomic_store_explicit(&r->armed, 1, memory_order_relaxed);
+    atomic_store(&r->armed, 1);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&r->tail, memory_order_relaxed) != w->head &&
-        atomic_exchange_explicit(&r->armed, 0, memory_order_relaxed))
-        schedule(w); /* a cell came and nobody took the wake-up: ours */
+    bool more = atomic_load(&r->tail) != w->head;
+    for (uint32_t i = 0; i < WRING_LOST_WORDS && !more; i++)
+        more = atomic_load(&r->lost[i]) != 0;
+    if (more && atomic_exchange(&r->armed, 0))
+        schedule(w); /* a write came and nobody took the wake-up: ours */
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -236,6 +252,7 @@ void ringdrain_request(struct session *s, uint64_t id)
     }
     w->hdr = p;
     w->s = s;
+    w->poll_ms = WRING_POLL_MS;
     atomic_store(&w->hdr->armed, 1);
     s->ring = w;
 
