@@ -8,6 +8,8 @@
  * datagram, sent without the connection's lock: it never waits for a
  * reply, never reads the socket, and never waits for room in it.
  *
+ * A connection with a write ring (below; every one whose daemon grants
+ * it) sends no WRITE notices: its writes go to the ring. Without one,
  * WRITE notices are paced per handle (struct notice_pace), so that a
  * watcher, whoever it is, cannot make a writer pay a system call per
  * update_region: up to NOTICE_BURST notices go out exactly in each
