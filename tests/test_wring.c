@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "nosys.h"
 #include "wire.h"
 #include "wring.h"
 
@@ -282,6 +283,65 @@ Test(wring, slow_watcher_misses_nothing, .init = setup_small_queue)
     cr_assert_eq(left, 0, "%llu records whose last write no event covered "
                  "(%ld ranged, %ld without)", (unsigned long long)left,
                  x.cv->ranged, x.cv->rangeless);
+    unwatch(&x);
+}
+
+/* ---- no system call per write ------------------------------------------- */
+
+struct quiet {
+    mmapio_map *m;
+    long writes;
+};
+
+/* In the child, system calls allowed: connect, open, stop the daemon, and
+ * one write, which finds the daemon asleep and wakes it (a notice that
+ * stays in the socket, unread). */
+static int quiet_setup(void *arg)
+{
+    struct quiet *q = arg;
+    mmapio_client *c;
+    uint64_t zero = 0;
+    if (mmapio_connect(hz.sock, &c) || mmapio_anon_open(c, "w", &q->m))
+        return 50;
+    if (kill(hz.pid, SIGSTOP) < 0)
+        return 51;
+    if (mmapio_update_region(q->m, 0, &zero, sizeof(zero)))
+        return 52;
+    return 0;
+}
+
+/* Under seccomp: every further write goes to the ring (or, once it is
+ * full, to the lost bits) with no system call. */
+static int quiet_body(void *arg)
+{
+    struct quiet *q = arg;
+    uint8_t rec[REC];
+    memset(rec, 'q', sizeof(rec));
+    for (long s = 1; s <= q->writes; s++) {
+        memcpy(rec, &s, sizeof(s));
+        if (mmapio_update_region(q->m, (uint64_t)(s % NREC) * REC, rec, REC))
+            return 1;
+        if (mmapio_notify_range(q->m, (uint64_t)(s % NREC) * REC, REC))
+            return 2;
+    }
+    return 0;
+}
+
+Test(wring, watched_writes_make_no_system_call_once_the_daemon_was_woken)
+{
+    struct watched x = watch_w();
+    struct quiet q = { NULL, 3 * WRING_CELLS };
+    struct nosys_result r = nosys_run(quiet_setup, quiet_body, &q, 60000);
+    kill(hz.pid, SIGCONT);
+    cr_assert_eq(r.syscall_nr, -1, "a watched write made system call %ld",
+                 r.syscall_nr);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
+              "child status 0x%x", (unsigned)r.status);
+    /* Its writes, and the overflow, still reach the watcher. */
+    uint64_t left = settle(x.c, x.cv);
+    cr_assert_eq(left, 0, "%llu records whose last write no event covered",
+                 (unsigned long long)left);
+    cr_assert_gt(x.cv->rangeless, 0);
     unwatch(&x);
 }
 
