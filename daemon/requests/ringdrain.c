@@ -16,6 +16,7 @@
 #include "wring.h"
 
 #define MERGE_MAX 32  /* distinct ranges one drain keeps before telling */
+#define TELL_MAX 256  /* ranges one drain tells at most; the rest waits */
 
 struct wring {
     struct wring_hdr *hdr;     /* shared with the client: untrusted */
@@ -36,10 +37,12 @@ struct batch {
     size_t n;
     uint64_t handle;           /* the last cell's, and its holder */
     struct holder *holder;
+    uint32_t told;             /* ranges told in this drain */
 };
 
 static void tell_batch(struct session *s, struct batch *b)
 {
+    b->told += b->n;
     for (size_t i = 0; i < b->n; i++) {
         struct merged *r = &b->r[i];
         watch_notify(s->h->watches, r->map, MMAPIO__EVENT_KIND__EVENT_MODIFIED,
@@ -49,18 +52,28 @@ static void tell_batch(struct session *s, struct batch *b)
     b->n = 0;
 }
 
-/* Adds [lo, hi) of m: into a range it touches (or nearly), else as a new
- * one; a full table is told first. */
+static uint64_t gap(const struct merged *r, uint64_t lo, uint64_t hi)
+{
+    return lo > r->hi ? lo - r->hi : r->lo > hi ? r->lo - hi : 0;
+}
+
+/* Adds [lo, hi) of m: into a range of m it touches (or nearly); else as a
+ * new one; else, the table full, into m's nearest range (a wider range
+ * still covers every byte written); else the table is told first. */
 static void batch_add(struct session *s, struct batch *b, struct mapping *m,
                       uint64_t lo, uint64_t hi)
 {
+    struct merged *near = NULL;
     for (size_t i = b->n; i-- > 0;) {
         struct merged *r = &b->r[i];
-        if (r->map != m || lo > r->hi + WRING_MERGE_GAP ||
-            hi + WRING_MERGE_GAP < r->lo)
+        if (r->map != m)
             continue;
-        r->lo = lo < r->lo ? lo : r->lo;
-        r->hi = hi > r->hi ? hi : r->hi;
+        if (!near || gap(r, lo, hi) < gap(near, lo, hi))
+            near = r;
+    }
+    if (near && (gap(near, lo, hi) <= WRING_MERGE_GAP || b->n == MERGE_MAX)) {
+        near->lo = lo < near->lo ? lo : near->lo;
+        near->hi = hi > near->hi ? hi : near->hi;
         return;
     }
     if (b->n == MERGE_MAX)
@@ -109,9 +122,10 @@ static void take_cell(struct session *s, struct batch *b, uint64_t handle,
     batch_add(s, b, h->map, offset, offset + len);
 }
 
-/* Reads what was published since the last drain, at most one ring.
- * Returns the cells read; *stuck when it stopped at a cell not yet
- * published. */
+/* Reads what was published since the last drain: at most one ring, and
+ * until TELL_MAX ranges were told (cells of many mappings, or far apart);
+ * what is left waits for the next poll. Returns the cells read; *stuck
+ * when it stopped at a cell not yet published. */
 static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
 {
     struct session *s = w->s;
@@ -127,7 +141,7 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
         all = true;
         w->head = tail;
     }
-    while (w->head != tail) {
+    while (w->head != tail && b.told < TELL_MAX) {
         struct wring_cell *c = &r->cells[w->head % WRING_CELLS];
         if (atomic_load_explicit(&c->seq, memory_order_acquire) != w->head + 1) {
             *stuck = true;
@@ -273,7 +287,7 @@ void ringdrain_end(struct session *s)
         return;
     bool stuck, dropped;
     drain(w, &stuck, &dropped);
-    if (stuck) {
+    if (stuck || atomic_load(&w->hdr->tail) != w->head) {
         uint64_t none[WRING_LOST_WORDS] = { 0 };
         tell_dropped(s, none, true);
     }

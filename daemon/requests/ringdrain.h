@@ -5,10 +5,11 @@
  * A session gets at most one ring, on its WriteRing request; the ring is
  * mapped here and its memfd goes to the client (the daemon keeps no fd).
  * A drain reads at most one ring's worth of cells, merges the ranges of
- * each mapping (overlapping or closer than WRING_MERGE_GAP bytes) and
- * tells the watchers MODIFIED with each merged range, and MODIFIED without
- * a range (an overflow event) for mappings whose writers' ranges were
- * dropped. It runs on a RING notice, before every other message of the
+ * each mapping (overlapping or closer than WRING_MERGE_GAP bytes; past 32
+ * ranges in a drain, into the nearest one) and tells the watchers
+ * MODIFIED with each merged range (at most 256 per drain: the cells left
+ * wait for the next), and MODIFIED without a range (an overflow event)
+ * for mappings whose writers' ranges were dropped. It runs on a RING notice, before every other message of the
  * connection (so a CLOSE never overtakes writes made before it), when the
  * session ends, and every WRING_POLL_MS while it keeps finding work.
  */
