@@ -108,9 +108,9 @@ static long await_rangeless(mmapio_client *c, struct cover *cv)
 /* ---- the writer: another process ---------------------------------------- */
 
 /* Writes n records flat out into anon "w" (update_region, or stores and
- * mmapio_notify_range), pausing 2 ms every `burst` records (0: never).
- * Exit status 0 when every call succeeded. */
-static pid_t writer_bursts(long n, bool by_pointer, long burst)
+ * mmapio_notify_range), record s at slot s * stride, pausing 2 ms every
+ * `burst` records (0: never). Exit status 0 when every call succeeded. */
+static pid_t writer_strided(long n, bool by_pointer, long burst, long stride)
 {
     pid_t pid = hz_fork();
     cr_assert_geq(pid, 0);
@@ -124,7 +124,7 @@ static pid_t writer_bursts(long n, bool by_pointer, long burst)
     uint8_t *p = mmapio_as_mut_ptr(m);
     memset(rec, 'x', sizeof(rec));
     for (long s = 1; s <= n; s++) {
-        uint64_t off = (uint64_t)(s % NREC) * REC;
+        uint64_t off = (uint64_t)(s * stride % NREC) * REC;
         memcpy(rec, &s, sizeof(s));
         int r;
         if (by_pointer) {
@@ -145,7 +145,7 @@ static pid_t writer_bursts(long n, bool by_pointer, long burst)
 
 static pid_t writer(long n, bool by_pointer)
 {
-    return writer_bursts(n, by_pointer, 0);
+    return writer_strided(n, by_pointer, 0, 1);
 }
 
 static void wait_writer(pid_t pid)
@@ -198,6 +198,20 @@ Test(wring, flat_out_writer_without_overflow_gets_every_range)
     /* Records 1..n were written: the ranges reach both ends. */
     cr_assert_leq(x.cv->lo, (uint64_t)REC);
     cr_assert_geq(x.cv->hi, (uint64_t)n * REC + REC);
+    unwatch(&x);
+}
+
+Test(wring, scattered_writes_merged_still_cover_every_byte)
+{
+    struct watched x = watch_w();
+    /* Records 97 apart (6 KiB, beyond the gap the daemon merges): more
+     * distinct ranges in a drain than it keeps, so they merge into the
+     * nearest; no overflow (fewer writes than the ring holds). */
+    wait_writer(writer_strided(WRING_CELLS - 100, false, 0, 97));
+    uint64_t left = settle(x.c, x.cv);
+    cr_assert_eq(left, 0, "%llu records whose last write no event covered",
+                 (unsigned long long)left);
+    cr_assert_eq(x.cv->rangeless, 0);
     unwatch(&x);
 }
 
@@ -287,7 +301,7 @@ Test(wring, slow_watcher_misses_nothing, .init = setup_small_queue)
     struct watched x = watch_w();
     /* The watcher reads nothing until the writer is done: its events
      * overflow the daemon's queue for it. */
-    wait_writer(writer_bursts(400000, false, 20000));
+    wait_writer(writer_strided(400000, false, 20000, 1));
     uint64_t left = settle(x.c, x.cv);
     cr_assert_eq(left, 0, "%llu records whose last write no event covered "
                  "(%ld ranged, %ld without)", (unsigned long long)left,
