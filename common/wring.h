@@ -17,7 +17,8 @@
  *
  * The daemon drains a ring when woken, then again every WRING_POLL_MS
  * while it keeps finding cells (doubling up to WRING_POLL_MAX_MS while
- * the ring overflows, so a writer outrunning it costs little); only a drain that finds the ring empty
+ * the ring overflows or a cell stays half written, so a writer outrunning
+ * it, or one that never finishes a cell, costs little); only a drain that finds the ring empty
  * arms it again (store armed, full fence, look at tail and lost once more:
  * a write claimed meanwhile is seen either by the daemon or by its writer,
  * who then sees armed). It merges each drain's ranges per mapping and tells
@@ -48,7 +49,7 @@
 #define WRING_CELLS 4096u           /* a power of two */
 #define WRING_LOST_WORDS 16u        /* 1024 bits of "ranges dropped" */
 #define WRING_POLL_MS 1             /* the daemon's next look while busy */
-#define WRING_POLL_MAX_MS 8         /* ... while the ring overflows */
+#define WRING_POLL_MAX_MS 8         /* ... while it overflows or sticks */
 
 struct wring_cell {
     _Atomic uint64_t seq;           /* position + 1 once published */

@@ -184,9 +184,11 @@ static void run(struct wring *w)
 {
     bool stuck, dropped;
     uint32_t n = drain(w, &stuck, &dropped);
-    /* A writer that outruns the ring gets "anything changed" anyway:
-     * looking less often then spares the daemon and the watchers. */
-    if (dropped)
+    /* A writer that outruns the ring gets "anything changed" anyway, and
+     * a cell left half written (a writer preempted, or a hostile one)
+     * will not be done sooner: looking less often then spares the daemon
+     * and the watchers. */
+    if (dropped || stuck)
         w->poll_ms = w->poll_ms * 2 > WRING_POLL_MAX_MS ? WRING_POLL_MAX_MS
                                                           : w->poll_ms * 2;
     else
