@@ -4,6 +4,9 @@
  *
  * A session gets at most one ring, on its WriteRing request; the ring is
  * mapped here and its memfd goes to the client (the daemon keeps no fd).
+ * It is WRING_SIZE (about 128 KiB) of shared memory whose pages exist
+ * only once the client writes them (the daemon touches the first); one
+ * per connection, so bounded by max_clients_per_uid like connections.
  * A drain reads at most one ring's worth of cells, merges the ranges of
  * each mapping (overlapping or closer than WRING_MERGE_GAP bytes; past 32
  * ranges in a drain, into the nearest one) and tells the watchers
