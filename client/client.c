@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,8 @@ static void client_free(mmapio_client *c)
     if (c->wake_fd >= 0)
         close(c->wake_fd);
     area_detach(&c->area);
+    if (c->ring)
+        munmap(c->ring, WRING_SIZE);
     asyncs_fini(&c->asyncs);
     pthread_mutex_destroy(&c->lock);
     free(c->rxbuf);
@@ -330,11 +333,12 @@ static int reply_error(const Mmapio__Reply *r)
     return errmap_valid(r->error) ? r->error : MMAPIO_E_PROTOCOL;
 }
 
-/* The fds a successful reply must carry: an open grants one; a hello may
- * carry the control area (proto: HelloReply.ctl_slots). */
+/* The fds a successful reply must carry: an open grants one, so does a
+ * write ring; a hello may carry the control area (HelloReply.ctl_slots). */
 static bool reply_fds_ok(Mmapio__Reply__ResultCase want, size_t n_fds)
 {
-    if (want == MMAPIO__REPLY__RESULT_OPEN)
+    if (want == MMAPIO__REPLY__RESULT_OPEN ||
+        want == MMAPIO__REPLY__RESULT_WRITE_RING)
         return n_fds == 1;
     if (want == MMAPIO__REPLY__RESULT_HELLO)
         return n_fds <= 1;

@@ -44,6 +44,7 @@
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
 #include "pbarena.h"
+#include "wring.h"
 
 struct mmapio_client {
     atomic_uint refs;
@@ -55,6 +56,8 @@ struct mmapio_client {
     int dead;                /* 0, or latched: MMAPIO_E_DISCONNECTED */
     atomic_bool gone;        /* a notice found the socket dead: send no more */
     atomic_bool notices_lost; /* a notice was dropped: tell the daemon (notice.h) */
+    struct wring_hdr *_Atomic ring; /* the write ring, mapped once (notice.h);
+                                      set under the lock, read without */
     int wake_fd;             /* eventfd: events came for a waiting dispatch */
     bool waiting;            /* a dispatch waits outside the lock */
     bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */

@@ -189,7 +189,7 @@ static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
     bool told = atomic_load_explicit(&m->told_gen, memory_order_relaxed) == gen;
     bool sent = true;
     if (watched)
-        sent = notice_write(m->client, m->handle, &m->lost_notice, &m->pace,
+        sent = notice_range(m->client, m->handle, &m->lost_notice, &m->pace,
                             offset, len);
     /* A paced WRITE that did not leave now still owes the timed flusher
      * its DIRTY, once per flush. */
@@ -410,6 +410,23 @@ int mmapio_update_region(mmapio_map *m, uint64_t offset, const void *data,
     if (m->mode != MMAPIO_MODE_READ_WRITE)
         return MMAPIO_OK; /* copy-on-write: private, nothing to flush */
     return map_after_write(m, offset, len);
+}
+
+/* A write made through a pointer, told like update_region's: watchers
+ * get the range, an EveryMillis mapping is marked dirty. No system call
+ * unless the daemon sleeps (notice.h). */
+int mmapio_notify_range(mmapio_map *m, uint64_t offset, uint64_t len)
+{
+    if (!m)
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (m->mode == MMAPIO_MODE_READ_ONLY)
+        return error_set(MMAPIO_E_INVALID_MODE, NULL);
+    if (!in_bounds(offset, len, map_len(m)))
+        return error_set(MMAPIO_E_OUT_OF_BOUNDS, NULL);
+    if (len == 0 || m->mode != MMAPIO_MODE_READ_WRITE)
+        return MMAPIO_OK; /* copy-on-write: nobody else sees it */
+    map_tell_write(m, map_policy(m).kind, offset, len);
+    return MMAPIO_OK;
 }
 
 int mmapio_flush(mmapio_map *m)
@@ -720,6 +737,8 @@ int map_take_grant(mmapio_client *c, mmapio_map *m,
     }
     guard_install();
     map_link(c, m);
+    if (m->mode == MMAPIO_MODE_READ_WRITE)
+        notice_ring_attach_locked(c); /* once per connection */
     return MMAPIO_OK;
 }
 

@@ -2,7 +2,9 @@
 #include "notice.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "wire.h"
@@ -126,4 +128,50 @@ bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
      * hold (and after every write made in it), covers this write. */
     pthread_mutex_unlock(&p->lock);
     return sent;
+}
+
+void notice_ring_attach_locked(mmapio_client *c)
+{
+    Mmapio__WriteRing wr = MMAPIO__WRITE_RING__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+
+    if (atomic_load_explicit(&c->ring, memory_order_relaxed))
+        return;
+    req.op_case = MMAPIO__REQUEST__OP_WRITE_RING;
+    req.write_ring = &wr;
+    if (client_call_locked(c, &req, MMAPIO__REPLY__RESULT_WRITE_RING, &rep) !=
+        MMAPIO_OK)
+        return; /* an older daemon, or none to spare: notices it is */
+    bool fits = rep.reply->write_ring->cells == WRING_CELLS;
+    void *p = fits ? mmap(NULL, WRING_SIZE, PROT_READ | PROT_WRITE,
+                          MAP_SHARED, rep.fd, 0)
+                   : MAP_FAILED;
+    client_reply_free(&rep);
+    if (p != MAP_FAILED)
+        atomic_store_explicit(&c->ring, p, memory_order_release);
+}
+
+bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
+                  struct notice_pace *p, uint64_t offset, uint64_t len)
+{
+    struct wring_hdr *r = atomic_load_explicit(&c->ring, memory_order_acquire);
+    if (!r)
+        return notice_write(c, handle, lost, p, offset, len);
+    if (wring_push(r, handle, offset, len) != WRING_WAKE ||
+        atomic_load_explicit(&c->gone, memory_order_relaxed))
+        return true;
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    uint8_t buf[32];
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_RING;
+    req.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    req.notice = &n;
+    int e = wire_send_nowait(c->fd, buf, mmapio__request__pack(&req, buf));
+    if (e == -EAGAIN) /* the daemon reads this socket later, and the ring
+                         with it; the next write knocks again */
+        atomic_store_explicit(&r->armed, 1, memory_order_relaxed);
+    else if (e < 0)
+        atomic_store_explicit(&c->gone, true, memory_order_relaxed);
+    return true;
 }

@@ -8,6 +8,8 @@
  * datagram, sent without the connection's lock: it never waits for a
  * reply, never reads the socket, and never waits for room in it.
  *
+ * A connection with a write ring (below; every one whose daemon grants
+ * it) sends no WRITE notices: its writes go to the ring. Without one,
  * WRITE notices are paced per handle (struct notice_pace), so that a
  * watcher, whoever it is, cannot make a writer pay a system call per
  * update_region: up to NOTICE_BURST notices go out exactly in each
@@ -71,6 +73,19 @@ void notice_pace_fini(struct notice_pace *p);
  * mapping, paced by p (see above). Never waits. true when a notice with
  * its range left now. */
 bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
+                  struct notice_pace *p, uint64_t offset, uint64_t len);
+
+/*
+ * The write ring (common/wring.h) replaces WRITE notices once the
+ * connection has one: notice_ring_attach_locked asks the daemon for it
+ * (lock held; once per connection, at its first read-write grant; a
+ * daemon that refuses leaves the paced notices above in use), and
+ * notice_range records a write in the ring, with no system call but the
+ * wake-up of a daemon that sleeps. notice_range returns true when the
+ * daemon will hear of the write (its range, or that ranges were dropped).
+ */
+void notice_ring_attach_locked(mmapio_client *c);
+bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
                   struct notice_pace *p, uint64_t offset, uint64_t len);
 
 #endif

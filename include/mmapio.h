@@ -295,9 +295,26 @@ int mmapio_policy_format(mmapio_flush_policy p, char *buf, size_t size);
 
 /* ---- watching --------------------------------------------------------- */
 
+/*
+ * Writes through mmapio_update_region (and ranges given to
+ * mmapio_notify_range) reach every watcher in any process as MODIFIED with
+ * their range, possibly merged with neighbouring ranges. A writer records
+ * each write in a ring shared with the daemon, with no system call (but one
+ * wake-up per batch when the daemon sleeps) and never waiting for the
+ * daemon or a watcher; when the ring is full, or a watcher does not keep
+ * up with its events, the ranges dropped become one MODIFIED without a
+ * range ("anything may have changed"): a change is never left untold.
+ */
 int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
                  mmapio_watcher **out);
 void mmapio_unwatch(mmapio_watcher *w);
+/* Tells watchers of a change made through a pointer (mmapio_as_mut_ptr,
+ * slices, atomics) to [offset, offset+len), as update_region would; an
+ * EVERY_MILLIS mapping's timer also counts it as a write. Call it after
+ * the stores. READ_ONLY → MMAPIO_E_INVALID_MODE; a range past the end →
+ * MMAPIO_E_OUT_OF_BOUNDS; len 0, or a COPY_ON_WRITE handle (private
+ * bytes): MMAPIO_OK, nothing told. */
+int mmapio_notify_range(mmapio_map *m, uint64_t offset, uint64_t len);
 
 /* ---- asking the daemon ------------------------------------------------ */
 

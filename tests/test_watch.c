@@ -3,7 +3,8 @@
  * outside it.
  *
  * update_region writes on a watched mapping (file or anonymous) made by
- * another process reach the watcher with their exact offset and length.
+ * another process reach the watcher with their ranges, possibly merged
+ * with neighbouring ones (every written byte in a reported range).
  * File mappings are also watched with inotify: a plain write(2) gives
  * MODIFIED (no range), truncate gives MODIFIED and METADATA, chmod gives
  * METADATA, unlink or mmapio_delete gives REMOVED while still mapped.
@@ -138,6 +139,32 @@ static mmapio_map *create(mmapio_client *c, const char *name, bool anonymous,
 
 /* ---- update_region writes, with their ranges -------------------------- */
 
+struct span { uint64_t off, len; };
+
+/* How many of the writes some ranged MODIFIED event does not cover
+ * (a write may be covered by several adjacent ranges). */
+static int rec_uncovered(const struct rec *r, const struct span *w, int n)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t at = w[i].off, end = w[i].off + w[i].len;
+        bool moved = true;
+        while (at < end && moved) {
+            moved = false;
+            for (int k = 0; k < r->n; k++) {
+                const mmapio_change_event *e = &r->ev[k];
+                if (e->kind == MMAPIO_CHANGE_MODIFIED && e->has_range &&
+                    e->offset <= at && at < e->offset + e->len) {
+                    at = e->offset + e->len;
+                    moved = true;
+                }
+            }
+        }
+        bad += at < end;
+    }
+    return bad;
+}
+
 static void exact_ranges(bool anonymous)
 {
     const char *name = anonymous ? "wa" : "wa.dat";
@@ -151,7 +178,7 @@ static void exact_ranges(bool anonymous)
     cr_assert_eq(peer_start(&p), 0);
     int pm;
     hz_assert_ok(peer_open(&p, name, anonymous, MMAPIO_MODE_READ_WRITE, &pm));
-    const struct { uint64_t off, len; } writes[] = {
+    const struct span writes[] = {
         { 1234, 100 }, { 4096 + 7, 3 }, { 0, 65536 }, { 65535, 1 },
         { 30000, 4096 },
     };
@@ -160,24 +187,24 @@ static void exact_ranges(bool anonymous)
         hz_assert_ok(peer_write(&p, pm, writes[i].off, writes[i].len, 'w',
                                 NULL));
 
-    int got = wait_for(c, r, MMAPIO_CHANGE_MODIFIED, 1, n);
+    /* Ranges may arrive merged with neighbours (API.md "Watching"):
+     * every written byte must be in a ranged MODIFIED, and nothing may
+     * say "anything changed" for so few writes. */
+    int64_t end = hz_now_ms() + EVENT_BOUND_MS;
+    int uncovered = n;
+    while ((uncovered = rec_uncovered(r, writes, n)) > 0 && hz_now_ms() < end)
+        cr_assert_geq(mmapio_client_dispatch(c, 100), 0);
     drain(c, 200); /* anything extra would show now */
-    if (got != n || r->n != n)
+    if (uncovered)
         rec_dump(r);
-    cr_assert_eq(got, n, "%d ranged MODIFIED events of %d writes", got, n);
-    cr_assert_eq(r->n, n, "%d events for %d writes", r->n, n);
-    for (int i = 0; i < n; i++) {
-        const mmapio_change_event *e = &r->ev[i];
-        cr_assert(e->kind == MMAPIO_CHANGE_MODIFIED && e->has_range,
-                  "event %d: %s has_range=%d", i, kind_name(e->kind),
-                  e->has_range);
-        cr_assert(e->offset == writes[i].off && e->len == writes[i].len,
-                  "event %d: offset %llu len %llu, the write was at %llu, "
-                  "%llu bytes", i, (unsigned long long)e->offset,
-                  (unsigned long long)e->len,
-                  (unsigned long long)writes[i].off,
-                  (unsigned long long)writes[i].len);
-    }
+    cr_assert_eq(uncovered, 0, "%d of %d writes not covered by a range",
+                 uncovered, n);
+    cr_assert_eq(rec_count(r, MMAPIO_CHANGE_MODIFIED, 1), r->n,
+                 "%d events, %d of them ranged MODIFIED", r->n,
+                 rec_count(r, MMAPIO_CHANGE_MODIFIED, 1));
+    cr_assert_leq(r->n, n, "%d events for %d writes", r->n, n);
+    for (int i = 0; i < r->n; i++)
+        cr_assert_leq(r->ev[i].offset + r->ev[i].len, 65536);
     cr_assert_eq(peer_stop(&p), 0);
     mmapio_unwatch(w);
     mmapio_unmap(m);
@@ -683,6 +710,7 @@ static int raw_watcher(const char *path)
 struct wire_events {
     long events, modified_ranged, modified_unranged, overflow;
     uint64_t last_off;
+    bool covered[1000];      /* 64-byte records [0, 64000) a range covered */
 };
 
 /* Reads every message until the daemon has been quiet for quiet_ms. */
@@ -713,6 +741,9 @@ static void read_all(int fd, int quiet_ms, struct wire_events *we)
                 m->event->has_range) {
                 we->modified_ranged++;
                 we->last_off = m->event->offset;
+                for (uint64_t i = m->event->offset / 64;
+                     i < 1000 && i * 64 < m->event->offset + m->event->len; i++)
+                    we->covered[i] = true;
             }
             if (m->event->kind == MMAPIO__EVENT_KIND__EVENT_MODIFIED &&
                 !m->event->has_range)
@@ -834,12 +865,15 @@ Test(watch, silent_watcher_leaves_daemon_memory_bounded)
     cr_log_info("silent watcher: RSS %ld -> %ld KiB; then read %ld events "
                 "(%ld ranged, %ld overflow) of %d writes", rss0, rss1,
                 we.events, we.modified_ranged, we.overflow, storm);
-    /* Told it missed some: an OVERFLOW (events dropped), or a MODIFIED
-     * without range (the writer's notices paced, notice.h). */
-    cr_assert_geq(we.overflow + we.modified_unranged, 1,
-                  "neither OVERFLOW nor MODIFIED without range after %ld of "
-                  "%d writes went unreported", storm - we.modified_ranged,
-                  storm);
+    /* Told it missed some (an OVERFLOW: events dropped; or a MODIFIED
+     * without range: ranges dropped), or the ranges it got, merged as
+     * they may be, cover every record written. */
+    int uncovered = 0;
+    for (int i = 0; i < 1000; i++)
+        uncovered += !we.covered[i];
+    cr_assert(we.overflow + we.modified_unranged >= 1 || uncovered == 0,
+              "neither OVERFLOW nor MODIFIED without range, and %d of the "
+              "1000 records written no range covered", uncovered);
     cr_assert_lt(we.events, storm / 4, "%ld events were kept for a client "
                  "that did not read", we.events);
 

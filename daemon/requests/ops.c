@@ -29,6 +29,7 @@
 #include "session.h"
 #include "watch.h"
 #include "wire.h"
+#include "ringdrain.h"
 
 static void reply_flush(struct session *s, uint64_t id, uint32_t ok,
                         uint32_t failed, int error)
@@ -377,6 +378,8 @@ static void op_notice(struct session *s, const Mmapio__Notice *n)
             watch_hold(s->h->watches, m, n->hold_ms);
         flushes_dirty(s->h->flushes, m);
         break;
+    case MMAPIO__NOTICE_KIND__NOTICE_RING:
+        break; /* read by ringdrain_kick before this */
     case MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER:
         if (!h->raw_writer) {
             h->raw_writer = true;
@@ -447,6 +450,7 @@ static void dispatch(struct session *s, const Mmapio__Request *q)
     case MMAPIO__REQUEST__OP_FD_OFFER: fromfd_offer(s, q->id); break;
     case MMAPIO__REQUEST__OP_FROM_FD: fromfd_open(s, q->id, q->from_fd, -1); break;
     case MMAPIO__REQUEST__OP_COPY: copy_request(s, q->id, q->copy); break;
+    case MMAPIO__REQUEST__OP_WRITE_RING: ringdrain_request(s, q->id); break;
     default:
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "unknown operation %d", (int)q->op_case);
         break;
@@ -474,6 +478,7 @@ bool ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
     else if (has_unknown(&q->base))
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
     else if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE) {
+        ringdrain_kick(s, q);
         s->notice_run++;
         op_notice(s, q->notice);
         one_way = true;
@@ -481,8 +486,10 @@ bool ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
     else if (!s->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
         s->close_when_sent = true;
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "the first request must be hello");
-    } else
+    } else {
+        ringdrain_kick(s, q); /* writes made before this request come first */
         dispatch(s, q);
+    }
     pbarena_free_unpacked(&a, &q->base);
     return one_way;
 }

@@ -84,6 +84,7 @@ struct session {
     struct holder_list holders;
     struct watch_owner watches;
     struct pending *pending;   /* answers owed */
+    struct wring *ring;        /* its write ring, or NULL (wring.h) */
     struct session *prev, *next;
 };
 

@@ -6,9 +6,9 @@
  * mmapio (write(2), truncate, chmod, unlink): MODIFIED, METADATA, REMOVED,
  * and a size change is announced to the model (MAPPING_RESIZED). Writes
  * through a mapping are invisible to inotify, so the library reports
- * update_region writes on a watched mapping itself (a WRITE notice, passed
- * to watch_notify) and they reach every watcher with their exact offset
- * and length. A mapping's watcher count sits in its control slot, so
+ * update_region writes on a watched mapping itself (through its write
+ * ring, common/wring.h, or a WRITE notice; passed to watch_notify) and
+ * they reach every watcher with their range. A mapping's watcher count sits in its control slot, so
  * writers of unwatched mappings send nothing.
  *
  * A watch belongs to an owner (a client's session, which embeds a struct

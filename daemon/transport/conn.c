@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "ops.h"
+#include "ringdrain.h"
 #include "wire.h"
 
 /*
@@ -31,6 +32,23 @@
 #define NOTICES_PER_TURN 16
 #define NOTICE_BUDGET_NS 100000
 #define REQUESTS_PER_TURN 2
+
+/*
+ * A run of notices ends only at a read that finds the socket empty
+ * (ops_drained). A turn cut short (or reading stopped) with a run open may
+ * have taken the last datagram: no readiness would then ever come for that
+ * read. One peek, only then, says whether the socket is empty now; if not,
+ * the level-triggered read event brings the connection back in its turn.
+ */
+static void check_drained(struct conn *c)
+{
+    if (c->s.notice_run == 0)
+        return;
+    char b;
+    ssize_t n = recv(c->fd, &b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        ops_drained(&c->s);
+}
 
 /* Linux 6.16; the same number on every architecture that uses
  * asm-generic/socket.h. Elsewhere setsockopt says ENOPROTOOPT and the
@@ -378,6 +396,7 @@ void conn_close(struct conn *c)
     if (c->closed)
         return;
     c->closed = true;
+    ringdrain_end(&c->s); /* its last writes reach watchers first */
     session_end(&c->s);
     disarm_hello(c);
     if (c->ev_read)
@@ -410,8 +429,7 @@ static void update_reading(struct conn *c)
         return;
     if (want) {
         event_add(c->ev_read, NULL);
-        if (c->s.notice_run > 0) /* its end is seen at an empty read */
-            event_active(c->ev_read, EV_READ, 1);
+        check_drained(c);
     } else
         event_del(c->ev_read);
     c->reading = want;
@@ -679,12 +697,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
                    : ++requests >= REQUESTS_PER_TURN || c->s.notice_run == 0)
             break; /* its turn is over */
     }
-    /* A run of notices ends only at a read that finds the socket empty
-     * (ops_drained). A turn cut short with a run open may have taken the
-     * last datagram: then no readiness would ever come for that read, so
-     * the connection gets one more turn after the others'. */
-    if (c->reading && !c->closed && c->s.notice_run > 0)
-        event_active(c->ev_read, EV_READ, 1);
+    if (c->reading && !c->closed)
+        check_drained(c);
     conn_unref(c);
 }
 

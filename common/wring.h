@@ -1,0 +1,116 @@
+/*
+ * wring: the write ring, how a writer tells the daemon what it changed in
+ * a watched mapping without a system call per write.
+ *
+ * One ring per connection that holds a mapping read-write: a sealed memfd
+ * (size fixed, so no client can make the daemon fault on it) that the
+ * daemon creates on a WriteRing request and maps, and the client maps
+ * read-write. A write on a watched mapping claims a cell (a CAS on tail,
+ * no lock: any thread of the process may write), fills in (handle, offset,
+ * len) and publishes it by storing the cell's seq = position + 1
+ * (release). Nothing else happens on the writer's path, unless the daemon
+ * said it sleeps (armed = 1): the one writer that takes `armed` back to 0
+ * sends a one-way RING notice without waiting (MSG_DONTWAIT; if the socket
+ * is full it puts `armed` back, and the daemon drains the ring anyway when
+ * it reads that connection). So the daemon is woken at most once per
+ * batch, and a stopped or busy daemon never blocks a writer.
+ *
+ * The daemon drains a ring when woken, then again every WRING_POLL_MS
+ * while it keeps finding cells (doubling up to WRING_POLL_MAX_MS while
+ * the ring overflows or a cell stays half written, so a writer outrunning
+ * it, or one that never finishes a cell, costs little); only a drain that finds the ring empty
+ * arms it again (store armed, full fence, look at tail and lost once more:
+ * a write claimed meanwhile is seen either by the daemon or by its writer,
+ * who then sees armed). It merges each drain's ranges per mapping and tells
+ * watchers MODIFIED with the merged ranges.
+ *
+ * Ring full: the writer does not wait. It sets its handle's bit in `lost`
+ * (a bitmap hashed by handle) and the write is not in the ring; the daemon
+ * clears the bitmap on each drain and tells the watchers of every mapping
+ * whose holder's bit was set MODIFIED without a range. So every written
+ * byte is covered by a range or by "anything may have changed".
+ *
+ * Trust: the client may write anything anywhere in its ring. The daemon
+ * keeps its own head, reads tail and each cell once, validates every value
+ * (a tail more than a ring ahead is an overflow of every mapping the
+ * client writes; a handle must be the connection's own read-write holder;
+ * a range is clipped to the mapping's size), reads at most one ring of
+ * cells per drain, and stops at a cell not yet published (it looks again
+ * at the next poll). A client can so only lie about mappings
+ * it may write anyway, and only stall its own ring.
+ */
+#ifndef MMAPIO_WRING_H
+#define MMAPIO_WRING_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define WRING_CELLS 4096u           /* a power of two */
+#define WRING_LOST_WORDS 16u        /* 1024 bits of "ranges dropped" */
+#define WRING_POLL_MS 1             /* the daemon's next look while busy */
+#define WRING_POLL_MAX_MS 8         /* ... while it overflows or sticks */
+
+struct wring_cell {
+    _Atomic uint64_t seq;           /* position + 1 once published */
+    uint64_t handle;                /* the connection's holder */
+    uint64_t offset, len;
+};
+
+struct wring_hdr {
+    _Alignas(64) _Atomic uint64_t tail;  /* next position to claim (writers) */
+    _Alignas(64) _Atomic uint64_t head;  /* positions below were read (daemon) */
+    _Atomic uint32_t armed;              /* 1: the daemon waits for a notice */
+    _Alignas(64) _Atomic uint64_t lost[WRING_LOST_WORDS];
+    _Alignas(64) struct wring_cell cells[WRING_CELLS];
+};
+
+#define WRING_SIZE sizeof(struct wring_hdr)
+
+static inline uint32_t wring_lost_bit(uint64_t handle)
+{
+    return (uint32_t)((handle * UINT64_C(0x9E3779B97F4A7C15)) >> 54); /* 0..1023 */
+}
+
+enum wring_push { WRING_PUSHED, WRING_WAKE, WRING_DROPPED };
+
+/*
+ * The writer's side: records a write of [offset, offset+len) by holder
+ * `handle`. WRING_WAKE: recorded, and the caller must send the RING
+ * notice; WRING_DROPPED: the ring was full, the handle's lost bit is set
+ * (and the caller sends the notice only if it gets WRING_WAKE later).
+ */
+static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
+                                         uint64_t offset, uint64_t len)
+{
+    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    bool room;
+    /* Each way out passes a full barrier (the CAS, or the fetch_or) after
+     * the write's data and before `armed` is read: the other half of the
+     * daemon's store armed; fence; look at tail and lost. */
+    for (;;) {
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        room = pos - head < WRING_CELLS;
+        if (!room) {
+            uint32_t b = wring_lost_bit(handle);
+            atomic_fetch_or(&r->lost[b / 64], UINT64_C(1) << (b % 64));
+            break;
+        }
+        if (atomic_compare_exchange_weak(&r->tail, &pos, pos + 1))
+            break;
+    }
+    if (room) {
+        struct wring_cell *c = &r->cells[pos % WRING_CELLS];
+        c->handle = handle;
+        c->offset = offset;
+        c->len = len;
+        atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+    }
+    /* A cell claimed but not yet published when the daemon wakes makes it
+     * look again a little later: it never waits for it. */
+    if (atomic_load(&r->armed) && atomic_exchange(&r->armed, 0))
+        return WRING_WAKE;
+    return room ? WRING_PUSHED : WRING_DROPPED;
+}
+
+#endif

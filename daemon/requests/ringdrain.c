@@ -1,0 +1,300 @@
+/* ringdrain: a session's write ring, drained (see ringdrain.h, common/wring.h). */
+#include "ringdrain.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "flushes.h"
+#include "log.h"
+#include "session.h"
+#include "watch.h"
+#include "wring.h"
+
+#define MERGE_MAX 32  /* distinct ranges one drain keeps before telling */
+#define TELL_MAX 256  /* ranges one drain tells at most; the rest waits */
+
+struct wring {
+    struct wring_hdr *hdr;     /* shared with the client: untrusted */
+    uint64_t head;             /* ours: what was read */
+    struct session *s;
+    struct event *poll;        /* the next look while busy */
+    uint32_t poll_ms;          /* its delay: longer while writes are dropped */
+};
+
+/* One merged range of one mapping. */
+struct merged {
+    struct mapping *map;
+    uint64_t lo, hi;
+};
+
+struct batch {
+    struct merged r[MERGE_MAX];
+    size_t n;
+    uint64_t handle;           /* the last cell's, and its holder */
+    struct holder *holder;
+    uint32_t told;             /* ranges told in this drain */
+};
+
+static void tell_batch(struct session *s, struct batch *b)
+{
+    b->told += b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        struct merged *r = &b->r[i];
+        watch_notify(s->h->watches, r->map, MMAPIO__EVENT_KIND__EVENT_MODIFIED,
+                     true, r->lo, r->hi - r->lo);
+        flushes_dirty(s->h->flushes, r->map);
+    }
+    b->n = 0;
+}
+
+static uint64_t gap(const struct merged *r, uint64_t lo, uint64_t hi)
+{
+    return lo > r->hi ? lo - r->hi : r->lo > hi ? r->lo - hi : 0;
+}
+
+/* Adds [lo, hi) of m: into a range of m it touches (or nearly); else as a
+ * new one; else, the table full, into m's nearest range (a wider range
+ * still covers every byte written); else the table is told first. */
+static void batch_add(struct session *s, struct batch *b, struct mapping *m,
+                      uint64_t lo, uint64_t hi)
+{
+    struct merged *near = NULL;
+    for (size_t i = b->n; i-- > 0;) {
+        struct merged *r = &b->r[i];
+        if (r->map != m)
+            continue;
+        if (!near || gap(r, lo, hi) < gap(near, lo, hi))
+            near = r;
+    }
+    if (near && (gap(near, lo, hi) <= WRING_MERGE_GAP || b->n == MERGE_MAX)) {
+        near->lo = lo < near->lo ? lo : near->lo;
+        near->hi = hi > near->hi ? hi : near->hi;
+        return;
+    }
+    if (b->n == MERGE_MAX)
+        tell_batch(s, b);
+    b->r[b->n++] = (struct merged){ m, lo, hi };
+}
+
+/* Watchers of m get "anything may have changed". */
+static void tell_lost(struct session *s, struct mapping *m)
+{
+    watch_notify(s->h->watches, m, MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false,
+                 0, 0);
+    flushes_dirty(s->h->flushes, m);
+}
+
+/* Mappings of s whose writers' ranges were dropped: every read-write
+ * holder whose bit is set in lost[] (all of them when `all`). */
+static void tell_dropped(struct session *s, const uint64_t *lost, bool all)
+{
+    for (struct holder *h = s->holders.first; h; h = h->owner_next) {
+        if (h->mode != MMAPIO_MODE_READ_WRITE)
+            continue;
+        uint32_t b = wring_lost_bit(h->handle);
+        if (all || (lost[b / 64] >> (b % 64) & 1))
+            tell_lost(s, h->map);
+    }
+}
+
+/* One cell's write, checked: only s's own read-write holders count, and
+ * the range is clipped to the mapping's size. */
+static void take_cell(struct session *s, struct batch *b, uint64_t handle,
+                      uint64_t offset, uint64_t len)
+{
+    if (handle != b->handle) { /* runs of one handle: one look-up */
+        b->handle = handle;
+        b->holder = session_find_holder(s, handle);
+    }
+    struct holder *h = b->holder;
+    if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
+        return;
+    uint64_t size = h->map->size;
+    if (len == 0 || offset >= size)
+        return;
+    if (len > size - offset)
+        len = size - offset;
+    batch_add(s, b, h->map, offset, offset + len);
+}
+
+/* Reads what was published since the last drain: at most one ring, and
+ * until TELL_MAX ranges were told (cells of many mappings, or far apart);
+ * what is left waits for the next poll. Returns the cells read; *stuck
+ * when it stopped at a cell not yet published. */
+static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
+{
+    struct session *s = w->s;
+    struct wring_hdr *r = w->hdr;
+    struct batch b = { .n = 0 };
+    uint64_t lost[WRING_LOST_WORDS];
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    bool all = false;
+    uint32_t n = 0;
+
+    *stuck = false;
+    if (tail - w->head > WRING_CELLS) { /* nonsense: trust none of it */
+        all = true;
+        w->head = tail;
+    }
+    while (w->head != tail && b.told < TELL_MAX) {
+        struct wring_cell *c = &r->cells[w->head % WRING_CELLS];
+        if (atomic_load_explicit(&c->seq, memory_order_acquire) != w->head + 1) {
+            *stuck = true;
+            break;
+        }
+        /* Each field read once: the writer may change them meanwhile. */
+        uint64_t handle = *(volatile uint64_t *)&c->handle;
+        uint64_t offset = *(volatile uint64_t *)&c->offset;
+        uint64_t len = *(volatile uint64_t *)&c->len;
+        w->head++;
+        n++;
+        take_cell(s, &b, handle, offset, len);
+    }
+    atomic_store_explicit(&r->head, w->head, memory_order_release);
+    bool any = all;
+    for (uint32_t i = 0; i < WRING_LOST_WORDS; i++) {
+        lost[i] = atomic_load_explicit(&r->lost[i], memory_order_relaxed)
+                      ? atomic_exchange_explicit(&r->lost[i], 0,
+                                                 memory_order_acquire)
+                      : 0;
+        any |= lost[i] != 0;
+    }
+    tell_batch(s, &b);
+    if (any)
+        tell_dropped(s, lost, all);
+    *dropped = any;
+    return n;
+}
+
+static void schedule(struct wring *w)
+{
+    struct timeval tv = { 0, (suseconds_t)w->poll_ms * 1000 };
+    if (!event_pending(w->poll, EV_TIMEOUT, NULL))
+        evtimer_add(w->poll, &tv);
+}
+
+/* Drains, then either looks again soon (it found work, or a cell being
+ * written) or arms the ring so that the next writer wakes us. */
+static void run(struct wring *w)
+{
+    bool stuck, dropped;
+    uint32_t n = drain(w, &stuck, &dropped);
+    /* A writer that outruns the ring gets "anything changed" anyway, and
+     * a cell left half written (a writer preempted, or a hostile one)
+     * will not be done sooner: looking less often then spares the daemon
+     * and the watchers. */
+    if (dropped || stuck)
+        w->poll_ms = w->poll_ms * 2 > WRING_POLL_MAX_MS ? WRING_POLL_MAX_MS
+                                                          : w->poll_ms * 2;
+    else
+        w->poll_ms = WRING_POLL_MS;
+    if (n || stuck || dropped) {
+        schedule(w);
+        return;
+    }
+    struct wring_hdr *r = w->hdr;
+    atomic_store(&r->armed, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    bool more = atomic_load(&r->tail) != w->head;
+    for (uint32_t i = 0; i < WRING_LOST_WORDS && !more; i++)
+        more = atomic_load(&r->lost[i]) != 0;
+    if (more && atomic_exchange(&r->armed, 0))
+        schedule(w); /* a write came and nobody took the wake-up: ours */
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run(arg);
+}
+
+void ringdrain_kick(struct session *s, const Mmapio__Request *q)
+{
+    struct wring *w = s->ring;
+    if (!w)
+        return;
+    if (atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) != w->head ||
+        (q && q->op_case == MMAPIO__REQUEST__OP_NOTICE &&
+         q->notice->kind == MMAPIO__NOTICE_KIND__NOTICE_RING))
+        run(w);
+    if (q && q->op_case == MMAPIO__REQUEST__OP_CLOSE &&
+        atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) != w->head) {
+        struct holder *h = session_find_holder(s, q->close->handle);
+        if (h && h->mode == MMAPIO_MODE_READ_WRITE)
+            tell_lost(s, h->map);
+    }
+}
+
+void ringdrain_request(struct session *s, uint64_t id)
+{
+    if (s->ring) {
+        session_reply_err(s, id, MMAPIO_E_EXISTS,
+                          "this connection has its write ring");
+        return;
+    }
+    struct wring *w = calloc(1, sizeof(*w));
+    int fd = memfd_create("mmapio-wring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    void *p = MAP_FAILED;
+    int err = 0;
+    if (!w || fd < 0 || ftruncate(fd, (off_t)WRING_SIZE) < 0 ||
+        /* The client may write it, never resize it under our loads. */
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+        err = errno ? errno : ENOMEM;
+    if (!err) {
+        p = mmap(NULL, WRING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            err = errno;
+    }
+    if (!err) {
+        w->poll = evtimer_new(s->h->watches->base, on_poll, w);
+        if (!w->poll)
+            err = ENOMEM;
+    }
+    if (err) {
+        if (p != MAP_FAILED)
+            munmap(p, WRING_SIZE);
+        if (fd >= 0)
+            close(fd);
+        free(w);
+        session_reply_err(s, id, MMAPIO_E_QUOTA, "no write ring: %s",
+                          strerror(err));
+        return;
+    }
+    w->hdr = p;
+    w->s = s;
+    w->poll_ms = WRING_POLL_MS;
+    atomic_store(&w->hdr->armed, 1);
+    s->ring = w;
+
+    Mmapio__WriteRingReply wr = MMAPIO__WRITE_RING_REPLY__INIT;
+    wr.cells = WRING_CELLS;
+    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
+    rep.id = id;
+    rep.result_case = MMAPIO__REPLY__RESULT_WRITE_RING;
+    rep.write_ring = &wr;
+    session_reply(s, &rep, fd);
+    close(fd);
+}
+
+void ringdrain_end(struct session *s)
+{
+    struct wring *w = s->ring;
+    if (!w)
+        return;
+    bool stuck, dropped;
+    drain(w, &stuck, &dropped);
+    if (stuck || atomic_load(&w->hdr->tail) != w->head) {
+        uint64_t none[WRING_LOST_WORDS] = { 0 };
+        tell_dropped(s, none, true);
+    }
+    event_free(w->poll);
+    munmap(w->hdr, WRING_SIZE);
+    free(w);
+    s->ring = NULL;
+}

@@ -1,0 +1,41 @@
+/*
+ * ringdrain: the daemon's side of a connection's write ring (the layout, the
+ * writer's side and the trust argument are in common/wring.h).
+ *
+ * A session gets at most one ring, on its WriteRing request; the ring is
+ * mapped here and its memfd goes to the client (the daemon keeps no fd).
+ * It is WRING_SIZE (about 128 KiB) of shared memory whose pages exist
+ * only once the client writes them (the daemon touches the first); one
+ * per connection, so bounded by max_clients_per_uid like connections.
+ * A drain reads at most one ring's worth of cells, merges the ranges of
+ * each mapping (overlapping or closer than WRING_MERGE_GAP bytes; past 32
+ * ranges in a drain, into the nearest one) and tells the watchers
+ * MODIFIED with each merged range (at most 256 per drain: the cells left
+ * wait for the next), and MODIFIED without a range (an overflow event)
+ * for mappings whose writers' ranges were dropped. It runs on a RING notice, before every other message of the
+ * connection (so a CLOSE never overtakes writes made before it), when the
+ * session ends, and every WRING_POLL_MS while it keeps finding work.
+ */
+#ifndef MMAPIOD_RINGDRAIN_H
+#define MMAPIOD_RINGDRAIN_H
+
+#include <stdint.h>
+
+#include "mmapio.pb-c.h"
+#include "wring.h"
+
+struct session;
+
+#define WRING_MERGE_GAP 4096u
+
+/* Answers a WriteRing request: the ring's memfd, or an error. */
+void ringdrain_request(struct session *s, uint64_t id);
+/* Reads s's ring now if it has any (cheap when it is empty). A message
+ * `q` about to be handled: a CLOSE of a holder whose writes may still sit
+ * behind a cell being written gets an overflow event for its mapping. */
+void ringdrain_kick(struct session *s, const Mmapio__Request *q);
+/* The session ends: a last drain (whatever it cannot read becomes an
+ * overflow for every mapping s writes), then the ring is unmapped. */
+void ringdrain_end(struct session *s);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * test_wring_claims: the write ring's protocol (common/wring.h) on its
+ * own, in private memory: threads push flat out while a consumer drains
+ * as the daemon does (a cell counts once its seq is its position + 1).
+ * Every push arrives exactly once, in its thread's order, or was reported
+ * dropped (and its handle's lost bit set); a push after the consumer
+ * armed the ring returns WAKE, once.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wring.h"
+
+#define THREADS 4
+#define PUSHES 400000L
+
+static struct wring_hdr *ring;
+static atomic_bool producers_done;
+
+struct producer {
+    uint64_t handle;
+    long dropped, wakes;
+};
+
+static void *produce(void *p)
+{
+    struct producer *pr = p;
+    for (long i = 1; i <= PUSHES; i++) {
+        enum wring_push r = wring_push(ring, pr->handle, (uint64_t)i, 1);
+        pr->dropped += r == WRING_DROPPED;
+        pr->wakes += r == WRING_WAKE;
+    }
+    return NULL;
+}
+
+/* What the consumer saw of each handle. */
+static uint64_t last[THREADS + 1];
+static long got[THREADS + 1];
+static long out_of_order;
+
+static long bad_handles;
+static uint64_t head;
+
+static void drain_once(void)
+{
+    uint64_t tail = atomic_load(&ring->tail);
+    while (head != tail) {
+        struct wring_cell *c = &ring->cells[head % WRING_CELLS];
+        if (atomic_load_explicit(&c->seq, memory_order_acquire) != head + 1)
+            break;
+        uint64_t h = c->handle, off = c->offset;
+        if (h < 1 || h > THREADS) {
+            bad_handles++;
+        } else {
+            out_of_order += off <= last[h];
+            last[h] = off;
+            got[h]++;
+        }
+        head++;
+    }
+    atomic_store_explicit(&ring->head, head, memory_order_release);
+}
+
+/* The consumer: drains until the producers are done, then once more. */
+static void *consume(void *p)
+{
+    (void)p;
+    while (!atomic_load(&producers_done))
+        drain_once();
+    drain_once();
+    return NULL;
+}
+
+Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
+{
+    ring = aligned_alloc(64, WRING_SIZE);
+    cr_assert_not_null(ring);
+    memset(ring, 0, WRING_SIZE);
+    pthread_t t[THREADS], ct;
+    struct producer pr[THREADS];
+    cr_assert_eq(pthread_create(&ct, NULL, consume, NULL), 0);
+    for (int i = 0; i < THREADS; i++) {
+        pr[i] = (struct producer){ .handle = (uint64_t)i + 1 };
+        cr_assert_eq(pthread_create(&t[i], NULL, produce, &pr[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    atomic_store(&producers_done, true);
+    pthread_join(ct, NULL);
+
+    cr_assert_eq(bad_handles, 0, "%ld cells of no producer", bad_handles);
+    cr_assert_eq(atomic_load(&ring->tail), head, "cells left unpublished");
+    cr_assert_eq(out_of_order, 0, "%ld cells out of their thread's order",
+                 out_of_order);
+    for (int i = 0; i < THREADS; i++) {
+        uint64_t h = pr[i].handle;
+        cr_assert_eq(got[h] + pr[i].dropped, PUSHES,
+                     "handle %llu: %ld arrived, %ld dropped, of %ld",
+                     (unsigned long long)h, got[h], pr[i].dropped, PUSHES);
+        if (pr[i].dropped) {
+            uint32_t b = wring_lost_bit(h);
+            cr_assert(atomic_load(&ring->lost[b / 64]) >> (b % 64) & 1,
+                      "handle %llu dropped pushes, its lost bit is clear",
+                      (unsigned long long)h);
+        }
+        cr_assert_eq(pr[i].wakes, 0, "a wake-up while nobody was armed");
+    }
+
+    /* Armed: the next push wakes, the one after does not. */
+    atomic_store(&ring->armed, 1);
+    cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_WAKE);
+    cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_PUSHED);
+    free(ring);
+}
