@@ -25,7 +25,6 @@
  * Not a test: nothing is asserted. Options: --help.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <sched.h>
@@ -38,10 +37,9 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "benchkit.h"
 
 static struct {
     long rounds; /* part 1, per run */
@@ -49,40 +47,27 @@ static struct {
     int runs;
 } opt = { .rounds = 10000, .incs = 20000000, .runs = 31 };
 
+const char bench_name[] = "bench_atomics";
 static struct hz_daemon d;
 
-static void die(const char *what, int r)
+/* Dies with an mmapio result (or -errno) and the library's last error. */
+static void fail(const char *what, int r) __attribute__((noreturn));
+static void fail(const char *what, int r)
 {
-    fprintf(stderr, "bench_atomics: %s: %d (%s) %s\n", what, r,
-            mmapio_strerror(r), mmapio_last_error());
-    hz_cleanup(&d);
-    exit(1);
+    die("%s: %d (%s) %s", what, r, mmapio_strerror(r), mmapio_last_error());
 }
 
-#define CHECK(expr)                  \
+/* Fails on a negative result. */
+#define TRY(expr)                    \
     do {                             \
         int r_ = (expr);             \
         if (r_ < 0)                  \
-            die(#expr, r_);          \
+            fail(#expr, r_);         \
     } while (0)
 
 static double now_s(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return (double)now_ns() / 1e9;
 }
 
 /* The median of lib[i] / raw[i]. */
@@ -96,27 +81,7 @@ static double paired_ratio(const double *lib, const double *raw, int n)
 
 static void start_daemon(void)
 {
-    if (!getenv("MMAPIOD") || !*getenv("MMAPIOD"))
-        setenv("MMAPIOD", MMAPIOD_BUILD_PATH, 1);
-    if (hz_init(&d) < 0) {
-        perror("bench_atomics: mkdtemp");
-        exit(1);
-    }
-    char log[300];
-    snprintf(log, sizeof(log), "%s/mmapiod.log", d.dir);
-    int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    const char *args[] = { "--socket", d.sock, "--root", d.root, NULL };
-    pid_t pid = hz_spawn(args, -1, lfd);
-    if (lfd >= 0)
-        close(lfd);
-    if (pid < 0 || hz_wait_ready(d.sock, pid, HZ_READY_TIMEOUT_MS) < 0) {
-        fprintf(stderr, "bench_atomics: mmapiod did not come up (%s)\n", log);
-        if (pid > 0)
-            kill(pid, SIGKILL);
-        hz_cleanup(&d);
-        exit(1);
-    }
-    d.pid = pid;
+    bench_start_daemon(&d, NULL, NULL, 0);
     setenv("MMAPIO_SOCKET", d.sock, 1);
 }
 
@@ -197,14 +162,14 @@ static double pingpong_run(struct side *s, _Atomic uint32_t *raw,
     atomic_store(s->w, 0);
     pid_t pid = start_ponger(raw, anon);
     if (pid < 0)
-        die("fork", -errno);
+        fail("fork", -errno);
     double t0 = now_s();
     ping(s, opt.rounds);
     double t = now_s() - t0;
     int st;
     waitpid(pid, &st, 0);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        die("ponger", -1);
+        fail("ponger", -1);
     return t * 1e6 / (double)opt.rounds;
 }
 
@@ -235,15 +200,15 @@ static void part_pingpong(mmapio_client *c)
     mmapio_map *m;
     struct side lib = { NULL, NULL }, raw = { NULL, NULL };
 
-    CHECK(mmapio_anon_create(c, "pingpong", 4096, &m));
+    TRY(mmapio_anon_create(c, "pingpong", 4096, &m));
     lib.m = m;
-    CHECK(mmapio_atomic_u32(m, 0, &lib.w));
+    TRY(mmapio_atomic_u32(m, 0, &lib.w));
     int fd = (int)syscall(SYS_memfd_create, "pingpong-raw", 0);
     if (fd < 0 || ftruncate(fd, 4096) != 0)
-        die("memfd", -errno);
+        fail("memfd", -errno);
     void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
-        die("mmap", -errno);
+        fail("mmap", -errno);
     raw.w = p;
     printf("1. ping-pong between two processes, %ld round trips x %d runs\n",
            opt.rounds, opt.runs);
@@ -261,7 +226,7 @@ static void part_pingpong(mmapio_client *c)
     }
     munmap(p, 4096);
     close(fd);
-    CHECK(mmapio_unmap(m));
+    TRY(mmapio_unmap(m));
 }
 
 /* ---- 2. increments ----------------------------------------------------- */
@@ -291,12 +256,12 @@ static void part_increments(mmapio_client *c)
     _Atomic uint64_t *view;
     double t_view[64], t_raw[64], t_each[64];
 
-    CHECK(mmapio_anon_create(c, "incs", 4096, &m));
-    CHECK(mmapio_atomic_u64(m, 64, &view));
+    TRY(mmapio_anon_create(c, "incs", 4096, &m));
+    TRY(mmapio_atomic_u64(m, 64, &view));
     void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
-        die("mmap", -errno);
+        fail("mmap", -errno);
     _Atomic uint64_t *raw = (_Atomic uint64_t *)((char *)p + 64);
     for (int i = 0; i < opt.runs; i++) { /* which goes first alternates */
         if (i % 2)
@@ -317,7 +282,7 @@ static void part_increments(mmapio_client *c)
     printf("   (taking the view every time        %8.3f ns/increment)\n",
            median(t_each, opt.runs));
     munmap(p, 4096);
-    CHECK(mmapio_unmap(m));
+    TRY(mmapio_unmap(m));
 }
 
 static void usage(FILE *out)
@@ -333,10 +298,8 @@ static void usage(FILE *out)
 
 static long num(const char *s, long min, long max)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < min || v > max) {
+    long v;
+    if (!bench_parse_long(s, min, max, &v)) {
         usage(stderr);
         exit(2);
     }
@@ -364,7 +327,7 @@ int main(int argc, char **argv)
     }
     start_daemon();
     mmapio_client *c;
-    CHECK(mmapio_connect(NULL, &c));
+    TRY(mmapio_connect(NULL, &c));
     part_pingpong(c);
     part_increments(c);
     mmapio_disconnect(c);

@@ -34,7 +34,6 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "benchkit.h"
 
 enum { P_OPEN, P_PING, P_REDIS, P_IDLE, P_N };
 static const char *const part_names[P_N] = { "open", "ping", "redis", "idle" };
@@ -73,34 +72,9 @@ static struct {
 /* The fd limit asked for the daemon (and the idle clients' processes). */
 #define WANT_NOFILE 65536
 
+const char bench_name[] = "bench_control";
 static struct hz_daemon d;
 static char daemon_log[300];
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_control: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    hz_cleanup(&d);
-    exit(1);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* Nearest-rank percentile (p in 0..1) of v, which it sorts. */
 static double pct(double *v, size_t n, double p)
@@ -129,18 +103,6 @@ static void figure(const char *name, double v, double floor_v,
            name, prec, v, unit, prec, floor_v, unit,
            floor_v > 0 ? v / floor_v : 0,
            goal ? "goal " : "no goal of its own", goal ? goal : "");
-}
-
-static void print_load(const char *when)
-{
-    char buf[128] = "?";
-    FILE *f = fopen("/proc/loadavg", "re");
-    if (f) {
-        if (!fgets(buf, sizeof(buf), f))
-            snprintf(buf, sizeof(buf), "?\n");
-        fclose(f);
-    }
-    printf("load average %s: %s", when, buf);
 }
 
 /* ---- latency histograms ------------------------------------------------ */
@@ -280,30 +242,12 @@ static void raise_nofile(void)
 
 static void start_daemon(void)
 {
-    if (!getenv("MMAPIOD") || !*getenv("MMAPIOD"))
-        setenv("MMAPIOD", MMAPIOD_BUILD_PATH, 1);
-    if (hz_init(&d) < 0)
-        die("mkdtemp: %s", strerror(errno));
-    snprintf(daemon_log, sizeof(daemon_log), "%s/mmapiod.log", d.dir);
-    int lfd = open(daemon_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     /* Room for the idle clients, the busy ones and a few of our own. */
     char max[24];
     snprintf(max, sizeof(max), "%d", opt.idle + opt.clients + 64);
-    const char *args[] = { "--socket", d.sock, "--root", d.root,
-                           "--max-clients", max, "--max-clients-per-uid", max,
-                           "--reserved-clients", "16", NULL };
-    pid_t pid = hz_spawn(args, -1, lfd);
-    if (lfd >= 0)
-        close(lfd);
-    if (pid < 0)
-        die("cannot start %s: %s", getenv("MMAPIOD"), strerror((int)-pid));
-    int r = hz_wait_ready(d.sock, pid, HZ_READY_TIMEOUT_MS);
-    if (r < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        die("mmapiod did not come up: %s (log: %s)", strerror(-r), daemon_log);
-    }
-    d.pid = pid;
+    const char *extra[] = { "--max-clients", max, "--max-clients-per-uid", max,
+                            "--reserved-clients", "16", NULL };
+    bench_start_daemon(&d, extra, daemon_log, sizeof(daemon_log));
 }
 
 /* The daemon's log line saying it lowered max_clients, if it did. */
@@ -544,21 +488,6 @@ struct run {
     double p50_us, p99_us; /* over every request */
 };
 
-static int echo_connect(void)
-{
-    struct sockaddr_un a;
-    unix_addr(&a, echo_path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
 static int echo_once(int fd)
 {
     char msg[ECHO_LEN] = { 7 }, back[256];
@@ -637,7 +566,7 @@ static void __attribute__((noreturn)) client_main(struct board *b, int i,
     if (k == K_PING)
         r = mmapio_connect(d.sock, &c);
     else
-        r = (fd = echo_connect()) < 0 ? fd : 0;
+        r = (fd = raw_connect(echo_path)) < 0 ? fd : 0;
     s->err = r;
     char x = 'r';
     if (write(ready_wr, &x, 1) != 1 || r != 0)
@@ -1191,7 +1120,7 @@ int main(int argc, char **argv)
     start_daemon();
     printf("bench_control: mmapiod %s (pid %d), data root %s, %ld CPUs\n",
            getenv("MMAPIOD"), (int)d.pid, d.root, sysconf(_SC_NPROCESSORS_ONLN));
-    print_load("at the start");
+    bench_print_load("at the start", "?");
     fflush(stdout);
     bool (*const parts[P_N])(void) = { part_open, part_ping, part_redis, part_idle };
     bool ok = true;
@@ -1201,7 +1130,7 @@ int main(int argc, char **argv)
             ok = false;
         }
     printf("\n");
-    print_load("at the end");
+    bench_print_load("at the end", "?");
     int st = hz_stop(&d);
     hz_cleanup(&d);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {

@@ -35,7 +35,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "benchkit.h"
 #include "pagecache.h"
 #include "wire.h"
 
@@ -78,46 +77,8 @@ static struct {
     .part = { false, true, true, true, true },
 };
 
+const char bench_name[] = "bench_flush";
 static struct hz_daemon d;
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_flush: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    hz_cleanup(&d);
-    exit(1);
-}
-
-#define CHECK(expr)                                                        \
-    do {                                                                   \
-        int r_ = (expr);                                                   \
-        if (r_ != MMAPIO_OK)                                               \
-            die("%s: %s", #expr, mmapio_strerror(r_));                     \
-    } while (0)
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static mmapio_map *create_with(mmapio_client *c, const char *path,
                                uint64_t size, mmapio_flush_policy pol)
@@ -131,32 +92,6 @@ static mmapio_map *create_with(mmapio_client *c, const char *path,
     mmapio_map *m = NULL;
     CHECK(mmapio_open(c, path, &o, &m));
     return m;
-}
-
-/* ---- the daemon ------------------------------------------------------- */
-
-static void start_daemon(void)
-{
-    if (!getenv("MMAPIOD") || !*getenv("MMAPIOD"))
-        setenv("MMAPIOD", MMAPIOD_BUILD_PATH, 1);
-    if (hz_init(&d) < 0)
-        die("mkdtemp: %s", strerror(errno));
-    char log[300];
-    snprintf(log, sizeof(log), "%s/mmapiod.log", d.dir);
-    int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    const char *args[] = { "--socket", d.sock, "--root", d.root, NULL };
-    pid_t pid = hz_spawn(args, -1, lfd);
-    if (lfd >= 0)
-        close(lfd);
-    if (pid < 0)
-        die("cannot start %s: %s", getenv("MMAPIOD"), strerror((int)-pid));
-    int r = hz_wait_ready(d.sock, pid, HZ_READY_TIMEOUT_MS);
-    if (r < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        die("mmapiod did not come up: %s (log: %s)", strerror(-r), log);
-    }
-    d.pid = pid;
 }
 
 /* utime + stime of pid from /proc/PID/stat, in seconds (clock ticks). */
@@ -918,18 +853,6 @@ static void usage(FILE *f)
             opt.idle_secs, opt.raw_secs, opt.pass_runs, MMAPIOD_BUILD_PATH);
 }
 
-static long num(const char *s, long min)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < min) {
-        fprintf(stderr, "bench_flush: bad number '%s'\n", s);
-        exit(2);
-    }
-    return v;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -948,19 +871,19 @@ int main(int argc, char **argv)
     };
     const char *env = getenv("BENCH_FLUSH_MIB");
     if (env && *env)
-        opt.flush_mib = (uint64_t)num(env, 1);
+        opt.flush_mib = (uint64_t)bench_num(env, 1, LONG_MAX);
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 'i': opt.iters = num(optarg, 1); break;
-        case 'f': opt.flush_iters = num(optarg, 1); break;
-        case 'r': opt.runs = (int)num(optarg, 1); break;
-        case 'm': opt.flush_mib = (uint64_t)num(optarg, 1); break;
-        case 's': opt.samples = (int)num(optarg, 1); break;
-        case 'n': opt.maps = (int)num(optarg, 1); break;
-        case 't': opt.idle_secs = (int)num(optarg, 1); break;
-        case 'w': opt.raw_secs = (int)num(optarg, 1); break;
-        case 'p': opt.pass_runs = (int)num(optarg, 1); break;
+        case 'i': opt.iters = bench_num(optarg, 1, LONG_MAX); break;
+        case 'f': opt.flush_iters = bench_num(optarg, 1, LONG_MAX); break;
+        case 'r': opt.runs = (int)bench_num(optarg, 1, LONG_MAX); break;
+        case 'm': opt.flush_mib = (uint64_t)bench_num(optarg, 1, LONG_MAX); break;
+        case 's': opt.samples = (int)bench_num(optarg, 1, LONG_MAX); break;
+        case 'n': opt.maps = (int)bench_num(optarg, 1, LONG_MAX); break;
+        case 't': opt.idle_secs = (int)bench_num(optarg, 1, LONG_MAX); break;
+        case 'w': opt.raw_secs = (int)bench_num(optarg, 1, LONG_MAX); break;
+        case 'p': opt.pass_runs = (int)bench_num(optarg, 1, LONG_MAX); break;
         case 'o':
             opt.part[1] = opt.part[2] = opt.part[3] = opt.part[4] = false;
             for (const char *p = optarg; *p; p++)
@@ -972,7 +895,7 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
-    start_daemon();
+    bench_start_daemon(&d, NULL, NULL, 0);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     printf("bench_flush: mmapiod %s (pid %d), data root %s, %ld CPUs\n",
            getenv("MMAPIOD"), (int)d.pid, d.root, cpus);

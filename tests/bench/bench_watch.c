@@ -20,20 +20,17 @@
  * Not a test: nothing is asserted. Options: --help.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "benchkit.h"
 
 #define REC 64
 #define MAX_WATCHERS 16
@@ -59,84 +56,9 @@ struct shared {
     struct result r[MAX_WATCHERS];
 };
 
+const char bench_name[] = "bench_watch";
 static struct hz_daemon d;
 static struct shared *sh;
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_watch: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    hz_cleanup(&d);
-    exit(1);
-}
-
-#define CHECK(expr)                                                        \
-    do {                                                                   \
-        int r_ = (expr);                                                   \
-        if (r_ != MMAPIO_OK)                                               \
-            die("%s: %s", #expr, mmapio_strerror(r_));                     \
-    } while (0)
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void start_daemon(void)
-{
-    if (!getenv("MMAPIOD") || !*getenv("MMAPIOD"))
-        setenv("MMAPIOD", MMAPIOD_BUILD_PATH, 1);
-    if (hz_init(&d) < 0)
-        die("mkdtemp: %s", strerror(errno));
-    char log[300];
-    snprintf(log, sizeof(log), "%s/mmapiod.log", d.dir);
-    int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    const char *args[] = { "--socket", d.sock, "--root", d.root, NULL };
-    pid_t pid = hz_spawn(args, -1, lfd);
-    if (lfd >= 0)
-        close(lfd);
-    if (pid < 0)
-        die("cannot start %s: %s", getenv("MMAPIOD"), strerror((int)-pid));
-    int r = hz_wait_ready(d.sock, pid, HZ_READY_TIMEOUT_MS);
-    if (r < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        die("mmapiod did not come up: %s (log: %s)", strerror(-r), log);
-    }
-    d.pid = pid;
-}
-
-static void loadavg(const char *when)
-{
-    char buf[128] = "";
-    FILE *f = fopen("/proc/loadavg", "re");
-    if (f) {
-        if (!fgets(buf, sizeof(buf), f))
-            buf[0] = 0;
-        fclose(f);
-    }
-    buf[strcspn(buf, "\n")] = 0;
-    printf("load average %s: %s\n", when, buf);
-}
 
 /* ---- a watcher process -------------------------------------------------- */
 
@@ -251,18 +173,6 @@ static void usage(FILE *f)
             (unsigned long long)opt.size);
 }
 
-static long num(const char *s, long min, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < min || v > max) {
-        fprintf(stderr, "bench_watch: bad number '%s'\n", s);
-        exit(2);
-    }
-    return v;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -276,10 +186,12 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 'i': opt.iters = num(optarg, 1, 1L << 40); break;
-        case 'r': opt.runs = (int)num(optarg, 1, 1000); break;
-        case 'w': opt.watchers = (int)num(optarg, 0, MAX_WATCHERS); break;
-        case 's': opt.size = (uint64_t)num(optarg, REC, 1L << 34) / REC * REC; break;
+        case 'i': opt.iters = bench_num(optarg, 1, 1L << 40); break;
+        case 'r': opt.runs = (int)bench_num(optarg, 1, 1000); break;
+        case 'w': opt.watchers = (int)bench_num(optarg, 0, MAX_WATCHERS); break;
+        case 's':
+            opt.size = (uint64_t)bench_num(optarg, REC, 1L << 34) / REC * REC;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -289,12 +201,12 @@ int main(int argc, char **argv)
               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED)
         die("mmap: %s", strerror(errno));
-    start_daemon();
+    bench_start_daemon(&d, NULL, NULL, 0);
     printf("bench_watch: mmapiod %s (pid %d), %ld CPUs; %d watcher "
            "processes, %ld writes of %d bytes per run over %llu bytes\n",
            getenv("MMAPIOD"), (int)d.pid, sysconf(_SC_NPROCESSORS_ONLN),
            opt.watchers, opt.iters, REC, (unsigned long long)opt.size);
-    loadavg("before");
+    bench_print_load("before", "");
     fflush(stdout);
 
     mmapio_client *c;
@@ -368,7 +280,7 @@ int main(int argc, char **argv)
     }
     printf("  changes missed by any watcher: %ld (must be 0)%s\n", missed,
            all_ok ? "" : "; a watcher failed");
-    loadavg("after");
+    bench_print_load("after", "");
 
     mmapio_unmap(plain);
     mmapio_unmap(watched);
