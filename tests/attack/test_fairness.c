@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -96,6 +97,12 @@ static void attack_start(struct attacker *a, attack_fn fn)
         close(p[0]);
         if (rb_become(RB_NOBODY, RB_NOBODY) < 0)
             _exit(2);
+        /* Dies with the test, should an assertion end it before
+         * attack_stop (set after the change of uid, which clears it);
+         * else it would hold the test's output open. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+            _exit(0);
         fn(p[1]);
         _exit(0);
     }
@@ -185,8 +192,10 @@ static void flush_storm(int ready)
     if (writer < 0 || read(made[0], &b, 1) != 1)
         _exit(5);
     for (int i = 0; i < STORM_FLUSHERS; i++)
-        if (fork() == 0)
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             flush_forever();
+        }
     usleep(300 * 1000); /* the queues fill */
     say_ready(ready);
     for (;;)
@@ -331,8 +340,10 @@ static void list_storm(int ready)
     build_mappings(rb_wrapped() ? BUILT_WRAPPED : BUILT);
     /* Processes, not threads: the raw client is not thread-safe. */
     for (int i = 0; i < (rb_wrapped() ? LISTERS_WRAPPED : LISTERS); i++)
-        if (fork() == 0)
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             list_forever(NULL);
+        }
     usleep(200 * 1000);
     say_ready(ready);
     for (;;)
@@ -485,8 +496,10 @@ static void policy_storm(int ready)
         _exit(3);
     hold_many(rb_wrapped() ? HOLDERS_WRAPPED : HOLDERS);
     for (int i = 0; i < SETTERS; i++)
-        if (fork() == 0)
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             set_policies_forever();
+        }
     usleep(200 * 1000);
     say_ready(ready);
     for (;;)
@@ -576,8 +589,10 @@ static void notice_storm(int ready)
                                    MMAPIO__MODE__MODE_READ_ONLY), n);
     }
     for (int i = 0; i < NOTIFIERS; i++)
-        if (fork() == 0)
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
             notify_forever();
+        }
     usleep(200 * 1000);
     say_ready(ready);
     for (;;)
