@@ -753,7 +753,7 @@ Test(policy_flush, flush_range_takes_off_only_what_it_flushed)
     mmapio_client *c = hz_client();
     mmapio_flush_policy eb = { MMAPIO_FLUSH_EVERY_BYTES, 10000 };
     mmapio_map *m = create_with(c, "fr.dat", false, 65536, eb);
-    static char buf[8192];
+    static char buf[16384];
     memset(buf, 'f', sizeof(buf));
 
     hz_assert_ok(mmapio_update_region(m, 0, buf, 6000));
