@@ -405,22 +405,35 @@ static long switches_over(pid_t pid, int ms)
 
 enum { IDLE_MAPS = 50, IDLE_WINDOW_MS = 1000, IDLE_MAX_WAKEUPS = 20 };
 
-Test(timed_flush, clean_every_millis_mappings_cost_no_wakeups)
+/* For the wake-up tests: IDLE_MAPS clean EveryMillis(10) files
+ * PREFIXnn.dat on c. */
+static void idle_maps(mmapio_client *c, const char *prefix,
+                      mmapio_map **maps, char (*name)[32])
 {
-    PC_REQUIRE_CACHESTAT();
-    /* Context switches of a daemon under valgrind (which runs one thread
-     * at a time) say nothing about its wake-ups. */
+    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 10 };
+    for (int i = 0; i < IDLE_MAPS; i++) {
+        snprintf(name[i], sizeof(name[i]), "%s%02d.dat", prefix, i);
+        maps[i] = create_with(c, name[i], 4096, em);
+    }
+}
+
+/* Context switches of a daemon under valgrind (which runs one thread at
+ * a time) say nothing about its wake-ups. */
+static void skip_if_wrapped(void)
+{
     const char *wrap = getenv("MMAPIOD_WRAPPER");
     if (wrap && *wrap)
         cr_skip_test("wake-ups are not measurable under %s", wrap);
+}
+
+Test(timed_flush, clean_every_millis_mappings_cost_no_wakeups)
+{
+    PC_REQUIRE_CACHESTAT();
+    skip_if_wrapped();
     mmapio_client *c = hz_client();
-    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 10 };
     mmapio_map *maps[IDLE_MAPS];
     char name[IDLE_MAPS][32];
-    for (int i = 0; i < IDLE_MAPS; i++) {
-        snprintf(name[i], sizeof(name[i]), "idle%02d.dat", i);
-        maps[i] = create_with(c, name[i], 4096, em);
-    }
+    idle_maps(c, "idle", maps, name);
 
     /* The measure works: a client's pings wake the daemon. */
     long busy_a = daemon_switches(hz.pid);
@@ -496,17 +509,11 @@ Test(timed_flush, raw_store_after_a_quiet_spell_is_flushed)
 Test(timed_flush, idle_raw_writers_are_polled_together)
 {
     PC_REQUIRE_CACHESTAT();
-    const char *wrap = getenv("MMAPIOD_WRAPPER");
-    if (wrap && *wrap)
-        cr_skip_test("wake-ups are not measurable under %s", wrap);
+    skip_if_wrapped();
     mmapio_client *c = hz_client();
-    mmapio_flush_policy em = { MMAPIO_FLUSH_EVERY_MILLIS, 10 };
     mmapio_map *maps[IDLE_MAPS];
     char name[IDLE_MAPS][32];
-    for (int i = 0; i < IDLE_MAPS; i++) {
-        snprintf(name[i], sizeof(name[i]), "raw%02d.dat", i);
-        maps[i] = create_with(c, name[i], 4096, em);
-    }
+    idle_maps(c, "raw", maps, name);
     for (int i = 0; i < IDLE_MAPS; i++) {
         cr_assert_not_null(mmapio_as_mut_ptr(maps[i]));
         hz_assert_ok(mmapio_ping(c));

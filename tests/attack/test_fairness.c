@@ -129,6 +129,27 @@ static void say_ready(int ready)
     (void)!write(ready, "!", 1);
 }
 
+/*
+ * The attacker's last act: n helpers run body (each dies with the
+ * attacker), the daemon's queues fill for settle_ms, then it says ready
+ * and waits to be killed, keeping whatever it holds (its events unread).
+ */
+static void storm(int n, void (*body)(void), int settle_ms, int ready)
+    __attribute__((noreturn));
+static void storm(int n, void (*body)(void), int settle_ms, int ready)
+{
+    for (int i = 0; i < n; i++)
+        if (fork() == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            body();
+            _exit(0);
+        }
+    usleep((useconds_t)settle_ms * 1000);
+    say_ready(ready);
+    for (;;)
+        pause();
+}
+
 /* ---- row 6: flush --all storms against a timed flush ------------------- */
 
 #define STORM_FILES 300
@@ -191,15 +212,7 @@ static void flush_storm(int ready)
     close(made[1]);
     if (writer < 0 || read(made[0], &b, 1) != 1)
         _exit(5);
-    for (int i = 0; i < STORM_FLUSHERS; i++)
-        if (fork() == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            flush_forever();
-        }
-    usleep(300 * 1000); /* the queues fill */
-    say_ready(ready);
-    for (;;)
-        pause();
+    storm(STORM_FLUSHERS, flush_forever, 300, ready);
 }
 
 /* How long a 4 KiB update_region of m takes to be on disk (ms). */
@@ -309,7 +322,7 @@ static void build_mappings(int n)
 }
 
 /* Pipelines PIPELINE list requests, reads their replies, forever. */
-static void *list_forever(void *arg)
+static void list_forever(void)
 {
     int fd = rb_raw_hello(hz.sock);
     if (fd < 0)
@@ -331,7 +344,6 @@ static void *list_forever(void *arg)
             mmapio__server_message__free_unpacked(msg, NULL);
         }
     }
-    return arg;
 }
 
 static void list_storm(int ready)
@@ -339,15 +351,7 @@ static void list_storm(int ready)
     setpgid(0, 0);
     build_mappings(rb_wrapped() ? BUILT_WRAPPED : BUILT);
     /* Processes, not threads: the raw client is not thread-safe. */
-    for (int i = 0; i < (rb_wrapped() ? LISTERS_WRAPPED : LISTERS); i++)
-        if (fork() == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            list_forever(NULL);
-        }
-    usleep(200 * 1000);
-    say_ready(ready);
-    for (;;)
-        pause();
+    storm(rb_wrapped() ? LISTERS_WRAPPED : LISTERS, list_forever, 200, ready);
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -495,15 +499,7 @@ static void policy_storm(int ready)
         mmapio_anon_create(c, "evil-policy", 4096, &m) != MMAPIO_OK)
         _exit(3);
     hold_many(rb_wrapped() ? HOLDERS_WRAPPED : HOLDERS);
-    for (int i = 0; i < SETTERS; i++)
-        if (fork() == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            set_policies_forever();
-        }
-    usleep(200 * 1000);
-    say_ready(ready);
-    for (;;)
-        pause(); /* the holders stay, their events unread */
+    storm(SETTERS, set_policies_forever, 200, ready); /* holders stay */
 }
 
 Test(fairness, ping_beside_policy_changes_over_many_holders)
@@ -588,15 +584,7 @@ static void notice_storm(int ready)
         watch_many(fd, open_handle(fd, "evil-watch",
                                    MMAPIO__MODE__MODE_READ_ONLY), n);
     }
-    for (int i = 0; i < NOTIFIERS; i++)
-        if (fork() == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            notify_forever();
-        }
-    usleep(200 * 1000);
-    say_ready(ready);
-    for (;;)
-        pause(); /* the watchers stay, their events unread */
+    storm(NOTIFIERS, notify_forever, 200, ready); /* watchers stay */
 }
 
 Test(fairness, ping_beside_notices_over_many_watches)

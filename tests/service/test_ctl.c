@@ -550,14 +550,23 @@ static void stop_bg(struct bg *b, int sig)
               sig, (unsigned)st);
 }
 
+/* mmapioctl watch on the held anonymous mapping, once it says it watches. */
+static struct bg start_watch(void)
+{
+    struct bg b = start_bg(ARGS("watch", "anon:" ANON));
+    char err[1024] = "";
+    size_t elen = 0;
+    cr_assert(svc_read_until(b.err, err, sizeof(err), &elen, "watching", 5000),
+              "mmapioctl watch did not start watching: %s", err);
+    return b;
+}
+
 Test(ctl, watch_streams_events)
 {
     hold();
-    struct bg b = start_bg(ARGS("watch", "anon:" ANON));
-    char err[1024] = "", out[4096] = "";
-    size_t elen = 0, olen = 0;
-    cr_assert(svc_read_until(b.err, err, sizeof(err), &elen, "watching", 5000),
-              "mmapioctl watch did not start watching: %s", err);
+    struct bg b = start_watch();
+    char out[4096] = "";
+    size_t olen = 0;
 
     hz_assert_ok(mmapio_update_region(anon, 100, "hello", 5));
     cr_assert(svc_read_until(b.out, out, sizeof(out), &olen,
@@ -584,11 +593,7 @@ Test(ctl, watch_streams_events)
 Test(ctl, watch_ends_when_the_daemon_goes)
 {
     hold();
-    struct bg b = start_bg(ARGS("watch", "anon:" ANON));
-    char err[1024] = "";
-    size_t elen = 0;
-    cr_assert(svc_read_until(b.err, err, sizeof(err), &elen, "watching", 5000),
-              "mmapioctl watch did not start watching: %s", err);
+    struct bg b = start_watch();
     release();
     int st = hz_stop(&hz);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "mmapiod: 0x%x",
@@ -1161,11 +1166,9 @@ Test(ctl, status_in_full)
 Test(ctl, watch_does_not_hold_and_ends_after_removed)
 {
     hold();
-    struct bg b = start_bg(ARGS("watch", "anon:" ANON));
-    char err[1024] = "", out[4096] = "";
-    size_t elen = 0, olen = 0;
-    cr_assert(svc_read_until(b.err, err, sizeof(err), &elen, "watching", 5000),
-              "mmapioctl watch did not start watching: %s", err);
+    struct bg b = start_watch();
+    char out[4096] = "";
+    size_t olen = 0;
 
     /* The writer is the only holder: it may shrink, as if nobody watched
      * (a watch through a handle made this BUSY). */
