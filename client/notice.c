@@ -18,8 +18,6 @@ static bool send_notice(mmapio_client *c, uint64_t handle, atomic_bool *lost,
                         uint64_t len, uint32_t hold_ms)
 {
     Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
-    uint8_t buf[64];
 
     /* Nobody is listening any more: writes cost no syscall again. */
     if (atomic_load_explicit(&c->gone, memory_order_relaxed))
@@ -31,19 +29,11 @@ static bool send_notice(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     n.len = len;
     n.hold_ms = hold_ms;
     n.lost = atomic_exchange_explicit(lost, false, memory_order_relaxed);
-    req.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    req.notice = &n;
-    size_t size = mmapio__request__pack(&req, buf);
     /* Never waits for room: the daemon may be busy or stopped, and a
      * writer must not wait for it. */
     own_up_now(c);
-    int r = wire_send_nowait(c->fd, buf, size);
-    if (r == 0)
-        return true;
-    if (r != -EAGAIN) { /* the daemon is gone (EPIPE, ECONNRESET, ...) */
-        atomic_store_explicit(&c->gone, true, memory_order_relaxed);
-        return true;
-    }
+    if (notice_post(c, &n) != -EAGAIN)
+        return true; /* sent, or nobody listens any more */
     atomic_store_explicit(lost, true, memory_order_relaxed);
     atomic_store_explicit(&c->notices_lost, true, memory_order_relaxed);
     return false;
@@ -54,12 +44,24 @@ static void own_up_now(mmapio_client *c)
 {
     Mmapio__Notice n;
     Mmapio__Request req;
-    uint8_t buf[64];
     if (!client_take_lost_notice(c, &req, &n))
         return;
-    size_t size = mmapio__request__pack(&req, buf);
-    if (wire_send_nowait(c->fd, buf, size) == -EAGAIN)
+    if (notice_post(c, &n) == -EAGAIN)
         atomic_store_explicit(&c->notices_lost, true, memory_order_relaxed);
+}
+
+int notice_post(mmapio_client *c, const Mmapio__Notice *n)
+{
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    uint8_t buf[64];
+    req.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    req.notice = (Mmapio__Notice *)n;
+    int r = wire_send_nowait(c->fd, buf, mmapio__request__pack(&req, buf));
+    if (r == 0 || r == -EAGAIN)
+        return r;
+    /* EPIPE, ECONNRESET, ...: the daemon is gone */
+    atomic_store_explicit(&c->gone, true, memory_order_relaxed);
+    return -EPIPE;
 }
 
 bool notice_send(mmapio_client *c, uint64_t handle, atomic_bool *lost,
@@ -162,16 +164,10 @@ bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
         atomic_load_explicit(&c->gone, memory_order_relaxed))
         return true;
     Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
-    uint8_t buf[32];
     n.kind = MMAPIO__NOTICE_KIND__NOTICE_RING;
-    req.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    req.notice = &n;
-    int e = wire_send_nowait(c->fd, buf, mmapio__request__pack(&req, buf));
-    if (e == -EAGAIN) /* the daemon reads this socket later, and the ring
-                         with it; the next write knocks again */
+    if (notice_post(c, &n) == -EAGAIN) /* the daemon reads this socket
+                         later, and the ring with it; the next write knocks
+                         again */
         atomic_store_explicit(&r->armed, 1, memory_order_relaxed);
-    else if (e < 0)
-        atomic_store_explicit(&c->gone, true, memory_order_relaxed);
     return true;
 }

@@ -36,6 +36,14 @@
 #define NOTICE_RETRY_MS 1   /* after a notice found the socket full */
 
 /*
+ * Every notice leaves through here: one datagram that never waits. 0 when
+ * sent, -EAGAIN when the socket is full; any other failure means the
+ * daemon is gone: c->gone is set (writes then cost no system call again)
+ * and -EPIPE returned.
+ */
+int notice_post(mmapio_client *c, const Mmapio__Notice *n);
+
+/*
  * Sends a notice about holder `handle` of c. When the socket buffer is
  * full the notice is dropped at once and *lost set, so the next notice of
  * the handle says so (the daemon turns that into an overflow event).
