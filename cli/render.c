@@ -304,7 +304,7 @@ void render_stat(const struct out *o, const mmapio_map_info *m)
 
 enum status_field {
     SF_PID, SF_VERSION, SF_STARTED, SF_UPTIME, SF_SOCKET, SF_ROOT, SF_CONFIG,
-    SF_SCOPE, SF_CLIENTS, SF_MAPPINGS, SF_ANON, SF_FILES, SF_REMOVED,
+    SF_SCOPE, SF_CLIENTS, SF_RINGS, SF_MAPPINGS, SF_ANON, SF_FILES, SF_REMOVED,
     SF_BYTES, SF_RSS, SF_FLUSHES, SF_FLUSH_FAILURES, SF_ERRORS,
     SF_CLIENTS_TOTAL, SF_ALL, SF_COUNT
 };
@@ -321,6 +321,8 @@ static const struct field status_fields[SF_COUNT] = {
     [SF_SCOPE] = { "scope", STR, true, "what the counts cover: everyone (root "
                    "and the admin group) or your own" },
     [SF_CLIENTS] = { "clients", NUM, true, "clients connected now" },
+    [SF_RINGS] = { "write_rings", NUM, true, "of the clients, those with a "
+                   "write ring (max_write_rings_per_uid each uid)" },
     [SF_MAPPINGS] = { "mappings", NUM, true, "mappings alive, deleted ones still "
                       "held included" },
     [SF_ANON] = { "anonymous", NUM, true, "of the mappings, anonymous" },
@@ -368,6 +370,7 @@ static char *status_value(const struct out *o, const mmapio_status *s,
         return s->config_file ? render_check(strdup(s->config_file)) : NULL;
     case SF_SCOPE: return fmt("%s", s->all ? "everyone" : "your own");
     case SF_CLIENTS: return num(s->clients);
+    case SF_RINGS: return num(s->write_rings);
     case SF_MAPPINGS: return num(s->mappings);
     case SF_ANON: return num(s->anonymous);
     case SF_FILES: return num(s->files);

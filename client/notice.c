@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "errors.h"
 #include "wire.h"
 
 #define MS_NS UINT64_C(1000000)
@@ -138,13 +139,22 @@ void notice_ring_attach_locked(mmapio_client *c)
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
     struct client_reply rep;
 
-    if (atomic_load_explicit(&c->ring, memory_order_relaxed))
+    struct error_saved saved;
+
+    if (c->ring_asked)
         return;
+    c->ring_asked = true;
     req.op_case = MMAPIO__REQUEST__OP_WRITE_RING;
     req.write_ring = &wr;
+    error_save(&saved);
     if (client_call_locked(c, &req, MMAPIO__REPLY__RESULT_WRITE_RING, &rep) !=
-        MMAPIO_OK)
-        return; /* an older daemon, or none to spare: notices it is */
+        MMAPIO_OK) {
+        /* An older daemon, or the uid has max_write_rings_per_uid (the
+         * daemon logs it): this connection tells writes by notices, and
+         * the open that asked still succeeds, its error text untouched. */
+        error_restore(&saved);
+        return;
+    }
     bool fits = rep.reply->write_ring->cells == WRING_CELLS;
     void *p = fits ? mmap(NULL, WRING_SIZE, PROT_READ | PROT_WRITE,
                           MAP_SHARED, rep.fd, 0)

@@ -87,7 +87,8 @@ bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
  * The write ring (common/wring.h) replaces WRITE notices once the
  * connection has one: notice_ring_attach_locked asks the daemon for it
  * (lock held; once per connection, at its first read-write grant; a
- * daemon that refuses leaves the paced notices above in use), and
+ * daemon that refuses, e.g. past max_write_rings_per_uid, leaves the
+ * paced notices above in use for the connection's life), and
  * notice_range records a write in the ring, with no system call but the
  * wake-up of a daemon that sleeps. notice_range returns true when the
  * daemon will hear of the write (its range, or that ranges were dropped).

@@ -2,7 +2,9 @@
  * wring: the write ring, how a writer tells the daemon what it changed in
  * a watched mapping without a system call per write.
  *
- * One ring per connection that holds a mapping read-write: a sealed memfd
+ * One ring per connection that holds a mapping read-write (charged to its
+ * uid against max_write_rings_per_uid; a connection refused one tells its
+ * writes by notices, client/notice.h): a sealed memfd
  * (size fixed, so no client can make the daemon fault on it) that the
  * daemon creates on a WriteRing request and maps, and the client maps
  * read-write. A write on a watched mapping claims a cell (a CAS on tail,

@@ -56,6 +56,7 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
     int r = quota_init(&d->quota, &d->reg, c->max_mappings_per_uid,
                        c->max_bytes_per_uid);
     quota_set_total(&d->quota, c->max_mappings, c->reserved_mappings);
+    d->quota.max_rings = c->max_write_rings_per_uid;
     if (r == 0 && (r = flushes_init(&d->flushes, &d->reg, d->base,
                                     c->flush_threads,
                                     c->max_final_flushes)) < 0) {

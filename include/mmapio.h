@@ -370,6 +370,8 @@ typedef struct {
     uint64_t removed_held;    /* of `mappings`: deleted, still held */
     size_t n_limits;          /* every limit, by its configuration key */
     mmapio_limit *limits;
+    uint32_t write_rings;     /* of `clients`, those with a write ring (each
+                                 charged to its uid: max_write_rings_per_uid) */
 } mmapio_status;
 
 int mmapio_admin_status(mmapio_client *c, mmapio_status **out);

@@ -101,6 +101,10 @@ const struct config_key config_keys[] = {
         "the same file (0: none)."),
     U64(max_bytes_per_uid, 1, UINT64_MAX, UINT64_C(1) << 40,
         "Bytes of the mappings one uid holds or watches, charged to each holder."),
+    U32(max_write_rings_per_uid, 0, 1000000, 128, NULL,
+        "Write rings (about 128 KiB of the daemon's memory each, one per "
+        "connection that writes) one uid's connections have at once; past "
+        "it a connection tells its writes by notices."),
     U64(max_map_size, 1, INT64_MAX, UINT64_C(1) << 40,
         "Largest single mapping, in bytes."),
     U32(flush_threads, 1, 64, 2, NULL,

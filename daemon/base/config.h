@@ -44,6 +44,8 @@ struct config {
                                      * at once (not a setting: from
                                      * open_cache, config_fit_fds) */
     uint64_t max_bytes_per_uid;     /* bytes of mappings a uid may own */
+    uint32_t max_write_rings_per_uid; /* write rings (wring.h) of a uid's
+                                     * connections at once */
     uint64_t max_map_size;          /* largest single mapping */
     uint32_t flush_threads;
     bool has_admin_group;           /* admin_group: sees and changes all */

@@ -172,7 +172,7 @@ void admin_status(struct session *c, uint64_t id)
     struct handlers *h = c->h;
     struct tally t = { .c = c };
     bool all = is_admin(c);
-    uint32_t clients = 0;
+    uint32_t clients = 0, rings = 0;
     struct registry_walk w;
     struct mapping *m;
 
@@ -184,13 +184,17 @@ void admin_status(struct session *c, uint64_t id)
     for (size_t i = 0; i < rs.n; i++)
         count_one(rs.v[i], &t);
     free(rs.v);
-    for (struct session *o = h->sessions; o; o = o->next)
-        clients += all || o->cred.uid == c->cred.uid;
+    for (struct session *o = h->sessions; o; o = o->next) {
+        bool counted = all || o->cred.uid == c->cred.uid;
+        clients += counted;
+        rings += counted && o->ring;
+    }
 
     Mmapio__StatusReply s = MMAPIO__STATUS_REPLY__INIT;
     s.version = (char *)MMAPIO_VERSION;
     s.uptime_s = (uint64_t)(time(NULL) - h->started);
     s.clients = clients;
+    s.write_rings = rings;
     s.mappings = t.mappings;
     s.anonymous = t.anon;
     s.files = t.files;

@@ -11,6 +11,7 @@
 
 #include "flushes.h"
 #include "log.h"
+#include "quota.h"
 #include "session.h"
 #include "watch.h"
 #include "wring.h"
@@ -238,6 +239,15 @@ void ringdrain_request(struct session *s, uint64_t id)
                           "this connection has its write ring");
         return;
     }
+    /* Charged to the uid first: many connections of one uid cannot each
+     * make the daemon map a ring. The client then tells writes by notices. */
+    if (quota_charge_ring(s->h->quota, s->cred.uid) != MMAPIO_OK) {
+        session_reply_err(s, id, MMAPIO_E_QUOTA,
+                          "no write ring: uid %u has max_write_rings_per_uid "
+                          "(%u) already", (unsigned)s->cred.uid,
+                          s->h->quota->max_rings);
+        return;
+    }
     struct wring *w = calloc(1, sizeof(*w));
     int fd = memfd_create("mmapio-wring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     void *p = MAP_FAILED;
@@ -262,6 +272,7 @@ void ringdrain_request(struct session *s, uint64_t id)
         if (fd >= 0)
             close(fd);
         free(w);
+        quota_release_ring(s->h->quota, s->cred.uid);
         session_reply_err(s, id, MMAPIO_E_QUOTA, "no write ring: %s",
                           strerror(err));
         return;
@@ -297,4 +308,5 @@ void ringdrain_end(struct session *s)
     munmap(w->hdr, WRING_SIZE);
     free(w);
     s->ring = NULL;
+    quota_release_ring(s->h->quota, s->cred.uid);
 }

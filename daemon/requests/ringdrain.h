@@ -6,7 +6,9 @@
  * mapped here and its memfd goes to the client (the daemon keeps no fd).
  * It is WRING_SIZE (about 128 KiB) of shared memory whose pages exist
  * only once the client writes them (the daemon touches the first); one
- * per connection, so bounded by max_clients_per_uid like connections.
+ * per connection, charged to its uid against max_write_rings_per_uid
+ * (quota_charge_ring) until the session ends: past it the request is
+ * MMAPIO_E_QUOTA and the client tells its writes by notices.
  * A drain reads at most one ring's worth of cells, merges the ranges of
  * each mapping (overlapping or closer than WRING_MERGE_GAP bytes; past 32
  * ranges in a drain, into the nearest one) and tells the watchers

@@ -15,6 +15,7 @@ struct use {
     struct hnode node;
     uid_t uid;
     uint64_t mappings, bytes;
+    uint32_t rings;            /* write rings of its connections */
 };
 
 /* One uid charged for a mapping: its holders, plus one for the creator's
@@ -92,7 +93,7 @@ static void release(struct quota *q, uid_t uid, uint32_t mappings, uint64_t byte
         return;
     u->mappings -= mappings <= u->mappings ? mappings : u->mappings;
     u->bytes -= bytes <= u->bytes ? bytes : u->bytes;
-    if (u->mappings == 0 && u->bytes == 0) {
+    if (u->mappings == 0 && u->bytes == 0 && u->rings == 0) {
         hmap_remove(&q->uses, &u->node);
         free(u);
     }
@@ -295,6 +296,36 @@ int quota_set_size(struct quota *q, struct mapping *m, uint64_t size,
         return r;
     move_all(q, st, m->size);
     return MMAPIO_OK;
+}
+
+int quota_charge_ring(struct quota *q, uid_t uid)
+{
+    struct use *u = find(q, uid, 0);
+    if ((u ? u->rings : 0) >= q->max_rings) {
+        log_warn("uid %u refused a write ring: over max_write_rings_per_uid "
+                 "(%u); its writes are told by notices", (unsigned)uid,
+                 q->max_rings);
+        return MMAPIO_E_QUOTA;
+    }
+    if (!u && !(u = find(q, uid, 1)))
+        return MMAPIO_E_QUOTA;
+    u->rings++;
+    return MMAPIO_OK;
+}
+
+void quota_release_ring(struct quota *q, uid_t uid)
+{
+    struct use *u = find(q, uid, 0);
+    if (!u || u->rings == 0)
+        return;
+    u->rings--;
+    release(q, uid, 0, 0); /* frees u when nothing is left */
+}
+
+uint32_t quota_rings(struct quota *q, uid_t uid)
+{
+    struct use *u = find(q, uid, 0);
+    return u ? u->rings : 0;
 }
 
 /* The creator stops paying when the name goes; whatever is left goes with

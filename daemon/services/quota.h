@@ -31,6 +31,11 @@
  * reserved_mappings are only for mappings that root or a member of
  * admin_group makes exist: a crowd of ordinary uids cannot take the last
  * ones (quota_admit).
+ *
+ * And each connection's write ring (requests/ringdrain.c: WRING_SIZE of
+ * shared memory the daemon maps until the connection ends) against
+ * max_write_rings_per_uid, so that many connections of one uid cannot
+ * grow the daemon by a ring each (quota_charge_ring).
  */
 #ifndef MMAPIOD_QUOTA_H
 #define MMAPIOD_QUOTA_H
@@ -51,6 +56,7 @@ struct quota {
     uint64_t total;            /* live mappings admitted */
     uint32_t max_total;        /* 0: no daemon-wide count (quota_set_total) */
     uint32_t reserved;         /* of max_total, for admins only */
+    uint32_t max_rings;        /* write rings per uid */
     struct mapping_hook hook;
 };
 
@@ -80,6 +86,14 @@ int quota_charge_mapping(struct quota *q, struct mapping *m);
 int quota_hold(struct quota *q, struct mapping *m, uid_t uid);
 /* A holder of `uid` let go of m: its last releases the uid's charge. */
 void quota_unhold(struct quota *q, struct mapping *m, uid_t uid);
+
+/* A connection of `uid` gets a write ring: MMAPIO_OK, or MMAPIO_E_QUOTA
+ * when the uid has max_rings already (nothing charged; logged). */
+int quota_charge_ring(struct quota *q, uid_t uid);
+/* That ring is gone (its connection ended). */
+void quota_release_ring(struct quota *q, uid_t uid);
+/* Write rings charged to uid now. */
+uint32_t quota_rings(struct quota *q, uid_t uid);
 
 /* mapping_set_size on behalf of `by`, which must have room for the new
  * size (and, when not yet charged for m, for one more mapping); everyone

@@ -7,7 +7,9 @@
  * again), max_clients_per_uid and reserved_clients (the same, with their
  * own words, while another uid still gets in), max_mappings_per_uid and max_bytes_per_uid
  * (MMAPIO_E_QUOTA with nothing created, resized or left on disk; another
- * uid is not charged for root's use), max_handles_per_client (per
+ * uid is not charged for root's use), max_write_rings_per_uid (the
+ * library's writes then go by notices, every one still told to watchers;
+ * a closed connection's ring is given back), max_handles_per_client (per
  * connection), max_frame (a bigger datagram closes that connection only;
  * the library, told the limit at hello, refuses locally). Every refusal
  * leaves a log line naming the limit. Flags override the config file; a
@@ -319,6 +321,186 @@ Test(limits, max_bytes_per_uid)
     mmapio_unmap(x);
     mmapio_unmap(a);
     mmapio_disconnect(c);
+}
+
+/* ---- max_write_rings_per_uid ------------------------------------------ */
+
+#define RING_MAP (64 * KIB)
+#define RING_RECS (RING_MAP / 64)
+
+/* Write rings the daemon keeps for the clients c's status counts. */
+static uint32_t rings_now(mmapio_client *c)
+{
+    mmapio_status *s;
+    hz_assert_ok(mmapio_admin_status(c, &s));
+    uint32_t n = s->write_rings;
+    mmapio_status_free(s);
+    return n;
+}
+
+/* Polls c's count until it is `want` (a closed connection is released
+ * when the daemon reads its hangup, after the close returned). */
+static uint32_t rings_become(mmapio_client *c, uint32_t want)
+{
+    int64_t end = hz_now_ms() + 10000;
+    uint32_t n;
+    while ((n = rings_now(c)) != want && hz_now_ms() < end)
+        usleep(10000);
+    return n;
+}
+
+/* A connection whose first read-write grant (anon `name`) asks for a ring. */
+static mmapio_client *ring_writer(const char *name, mmapio_map **m)
+{
+    mmapio_client *c = hz_client();
+    hz_assert_ok(mmapio_anon_open_or_create(c, name, RING_MAP, m));
+    return c;
+}
+
+/* What a watcher saw of each 64-byte record (its first 8 bytes). */
+struct seen {
+    const uint8_t *base;
+    uint64_t v[RING_RECS];
+    long ranged, rangeless;
+};
+
+static void see_recs(struct seen *s, uint64_t first, uint64_t last)
+{
+    for (uint64_t i = first; i <= last && i < RING_RECS; i++)
+        s->v[i] = __atomic_load_n((const uint64_t *)(s->base + i * 64),
+                                  __ATOMIC_ACQUIRE);
+}
+
+static void on_rec_change(const mmapio_change_event *ev, void *user)
+{
+    struct seen *s = user;
+    if (ev->kind != MMAPIO_CHANGE_MODIFIED)
+        return;
+    if (!ev->has_range) {
+        s->rangeless++;
+        see_recs(s, 0, RING_RECS - 1);
+    } else if (ev->len) {
+        s->ranged++;
+        see_recs(s, ev->offset / 64, (ev->offset + ev->len - 1) / 64);
+    }
+}
+
+/* Records whose last write no event has covered yet. */
+static uint64_t recs_missed(const struct seen *s)
+{
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < RING_RECS; i++)
+        n += s->v[i] != __atomic_load_n((const uint64_t *)(s->base + i * 64),
+                                        __ATOMIC_ACQUIRE);
+    return n;
+}
+
+/* As uid nobody: its own connection gets a ring though root's are used up. */
+static const char *nobody_gets_a_ring(mmapio_client *c, void *arg)
+{
+    mmapio_map *m;
+    mmapio_status *s;
+    (void)arg;
+    EXPECT(mmapio_anon_create(c, "nobodys_ring", RING_MAP, &m), MMAPIO_OK);
+    EXPECT(mmapio_update_region(m, 0, "n", 1), MMAPIO_OK);
+    EXPECT(mmapio_admin_status(c, &s), MMAPIO_OK);
+    uint32_t n = s->write_rings;
+    mmapio_status_free(s);
+    if (n != 1)
+        return rb_fail("nobody's write_rings: %u, expected 1", n);
+    mmapio_unmap(m);
+    return NULL;
+}
+
+Test(limits, max_write_rings_per_uid)
+{
+    start((const char *[]){ "--config",
+                            config("max_write_rings_per_uid = 2\n"), NULL });
+    mmapio_client *adm = hz_client(), *w[4];
+    mmapio_map *m[4];
+    cr_assert_eq(rings_now(adm), 0);
+    w[0] = ring_writer("r0", &m[0]);
+    w[1] = ring_writer("r1", &m[1]);
+    cr_assert_eq(rings_now(adm), 2, "two writing connections, two rings");
+
+    /* A third connection of root's: its request is QUOTA with a reason ... */
+    int fd = raw_connect(hz.sock);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_hello(fd, WIRE_PROTOCOL), 0);
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__WriteRing wr = MMAPIO__WRITE_RING__INIT;
+    req.id = 7;
+    req.op_case = MMAPIO__REQUEST__OP_WRITE_RING;
+    req.write_ring = &wr;
+    cr_assert_eq(raw_send(fd, &req, -1), 0);
+    Mmapio__ServerMessage *sm;
+    int rfd = -1;
+    cr_assert_eq(raw_recv(fd, 5000, &sm, &rfd), 0);
+    cr_assert_eq(sm->reply->error, MMAPIO_E_QUOTA, "WriteRing past the limit: %d",
+                 sm->reply->error);
+    cr_assert_eq(rfd, -1, "a refused ring came with an fd");
+    cr_assert(strstr(sm->reply->message, "max_write_rings_per_uid"),
+              "the reason: \"%s\"", sm->reply->message);
+    mmapio__server_message__free_unpacked(sm, NULL);
+    close(fd);
+    expect_logged("max_write_rings_per_uid");
+
+    /* ... and through the library, the open works and its writes go by
+     * notices, paced (ranges, then MODIFIED without a range once it
+     * writes faster than they may go): a watcher misses none of them. */
+    w[2] = ring_writer("r2", &m[2]);
+    cr_assert_eq(rings_now(adm), 2, "a third ring past the limit");
+    mmapio_client *wc = hz_client();
+    mmapio_map *wm;
+    mmapio_watcher *wt;
+    struct seen *s = calloc(1, sizeof(*s));
+    cr_assert_not_null(s);
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.mode = MMAPIO_MODE_READ_ONLY; /* asks for no ring */
+    o.anonymous = true;
+    hz_assert_ok(mmapio_open(wc, "r2", &o, &wm));
+    s->base = mmapio_as_ptr(wm);
+    hz_assert_ok(mmapio_watch(wm, on_rec_change, s, &wt));
+    uint8_t rec[64];
+    memset(rec, 'x', sizeof(rec));
+    for (uint64_t seq = 1; seq <= 20000; seq++) {
+        memcpy(rec, &seq, sizeof(seq));
+        hz_assert_ok(mmapio_update_region(m[2], seq * 7 % RING_RECS * 64, rec,
+                                          sizeof(rec)));
+    }
+    int64_t end = hz_now_ms() + 10000;
+    uint64_t left;
+    while ((left = recs_missed(s)) > 0 && hz_now_ms() < end)
+        cr_assert_geq(mmapio_client_dispatch(wc, 50), 0);
+    cr_assert_eq(left, 0, "%llu records whose last write no event covered",
+                 (unsigned long long)left);
+    cr_assert_gt(s->ranged + s->rangeless, 0);
+
+    /* Another uid is not charged for root's rings. */
+    char why[256];
+    cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, nobody_gets_a_ring,
+                           NULL, why, sizeof(why)), 0, "%s", why);
+    cr_assert_eq(rings_become(adm, 2), 2, "nobody's ring outlived it");
+
+    /* A connection closed gives its ring back: the next one gets it. */
+    mmapio_unmap(m[0]);
+    mmapio_disconnect(w[0]);
+    cr_assert_eq(rings_become(adm, 1), 1, "a closed connection's ring stayed "
+                 "charged");
+    w[3] = ring_writer("r3", &m[3]);
+    cr_assert_eq(rings_now(adm), 2, "the ring given back was not granted again");
+
+    mmapio_unwatch(wt);
+    mmapio_unmap(wm);
+    mmapio_disconnect(wc);
+    free(s);
+    for (int i = 1; i < 4; i++) {
+        mmapio_unmap(m[i]);
+        mmapio_disconnect(w[i]);
+    }
+    cr_assert_eq(rings_become(adm, 0), 0);
+    mmapio_disconnect(adm);
 }
 
 /* ---- max_handles_per_client ------------------------------------------- */
