@@ -601,3 +601,45 @@ Test(reconnect, a_producer_and_consumer_lose_nothing_across_kill_9)
     mmapio_unmap(m);
     mmapio_disconnect(c);
 }
+
+/* ---- the state file is the daemon's alone --------------------------- */
+
+static const char *read_through_link(mmapio_client *c, void *arg)
+{
+    mmapio_map *m = (mmapio_map *)0x1;
+    EXPECT(mmapio_open_ro(c, "link", &m), MMAPIO_E_PERMISSION);
+    EXPECT(mmapio_open_ro(c, ".mmapiod/anon.state", &m), MMAPIO_E_PERMISSION);
+    EXPECT(mmapio_delete(c, ".mmapiod/anon.state"), MMAPIO_E_PERMISSION);
+    CHECK(m == (mmapio_map *)0x1);
+    return NULL;
+}
+
+Test(reconnect, the_state_file_is_out_of_clients_reach)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m = (mmapio_map *)0x1;
+    hz_assert_ok(mmapio_anon_create(c, "s", 4096, &m));
+    cr_assert(state_line("live", "s", NULL, NULL));
+    mmapio_map *n = (mmapio_map *)0x1;
+    hz_assert_ret(mmapio_open_ro(c, ".mmapiod/anon.state", &n),
+                  MMAPIO_E_PERMISSION);
+    hz_assert_ret(mmapio_create_rw(c, ".mmapiod/anon.state", 4096, &n),
+                  MMAPIO_E_PERMISSION);
+    hz_assert_ret(mmapio_delete(c, ".mmapiod/anon.state"), MMAPIO_E_PERMISSION);
+    cr_assert_eq(n, (mmapio_map *)0x1);
+    struct stat st;
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/.mmapiod", hz.root);
+    cr_assert_eq(stat(dir, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700, "mode %o", st.st_mode & 0777);
+    if (geteuid() == 0) {
+        cr_assert_eq(rb_share(&hz), 0);
+        cr_assert_eq(symlink(".mmapiod/anon.state", hz_path(&hz, "link")), 0);
+        char why[512];
+        cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY,
+                               read_through_link, NULL, why, sizeof(why)),
+                     0, "%s", why);
+    }
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
