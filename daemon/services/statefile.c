@@ -348,16 +348,18 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
 /* ---- taking a mapping back ---- */
 
 struct uses {
+    struct statefile *s;
     uint64_t dev, ino;
     bool found;
 };
 
+/* Whether a registered mapping has that memfd: by the identity recorded
+ * when it was registered, with no system call. */
 static void uses_memfd(struct mapping *m, void *arg)
 {
     struct uses *u = arg;
-    struct stat st;
-    if (!u->found && m->kind == MAPPING_ANON && fstat(m->fd, &st) == 0 &&
-        (uint64_t)st.st_dev == u->dev && (uint64_t)st.st_ino == u->ino)
+    const struct state_rec *r = m->kind == MAPPING_ANON ? rec_of(u->s, m) : NULL;
+    if (r && r->dev == u->dev && r->ino == u->ino)
         u->found = true;
 }
 
@@ -402,7 +404,7 @@ int statefile_adopt(struct statefile *s, const char *name, int fd,
     if (!rec || fd < 0 || rec->dev != dev || rec->ino != ino ||
         rec->offset != offset || offset != 0)
         return MMAPIO_E_NOT_FOUND;
-    struct uses u = { dev, ino, false };
+    struct uses u = { s, dev, ino, false };
     registry_foreach(s->reg, uses_memfd, &u);
     if (u.found || !proves(fd, rec, why))
         return MMAPIO_E_NOT_FOUND;
