@@ -643,3 +643,66 @@ Test(reconnect, the_state_file_is_out_of_clients_reach)
     mmapio_unmap(m);
     mmapio_disconnect(c);
 }
+
+/* ---- access is checked afresh --------------------------------------- */
+
+/* As RB_NOBODY: holds p.dat read-only, says 'o'; after 'g' reconnects and
+ * finds its handle detached (the file is 0600 now), its memory intact. */
+static int hold_then_lose(struct hz_chan *to_test, struct hz_chan *from_test)
+{
+    mmapio_client *c;
+    mmapio_map *m;
+    if (rb_become(RB_NOBODY, RB_NOBODY) < 0)
+        return 30;
+    if (mmapio_connect(hz.sock, &c) || mmapio_open_ro(c, "p.dat", &m))
+        return 31;
+    hz_chan_send(to_test, 'o');
+    if (hz_chan_recv(from_test, 30000) != 'g')
+        return 32;
+    int64_t end = hz_now_ms() + 30000;
+    int r;
+    while ((r = mmapio_reconnect(c)) == MMAPIO_E_DISCONNECTED &&
+           hz_now_ms() < end)
+        usleep(10000);
+    if (r != MMAPIO_OK)
+        return 33;
+    if (mmapio_refresh(m) != MMAPIO_E_NOT_FOUND)
+        return 34;
+    if (memcmp(mmapio_as_ptr(m), "public", 6))
+        return 35;
+    mmapio_map *again;
+    if (mmapio_open_ro(c, "p.dat", &again) != MMAPIO_E_PERMISSION)
+        return 36;
+    return 0;
+}
+
+Test(reconnect, access_is_checked_afresh)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to act as another uid");
+    cr_assert_eq(rb_share(&hz), 0);
+    cr_assert_eq(hz_write_file(hz_path(&hz, "p.dat"), "public", 6), 0);
+    cr_assert_eq(chmod(hz_path(&hz, "p.dat"), 0644), 0);
+    struct hz_chan up, down;
+    cr_assert_eq(hz_chan_open(&up), 0);
+    cr_assert_eq(hz_chan_open(&down), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        hz_chan_keep_write(&up);
+        hz_chan_keep_read(&down);
+        _exit(hold_then_lose(&up, &down));
+    }
+    hz_chan_keep_read(&up);
+    hz_chan_keep_write(&down);
+    cr_assert_eq(hz_chan_recv(&up, 30000), 'o', "the holder never opened");
+    kill9();
+    cr_assert_eq(chmod(hz_path(&hz, "p.dat"), 0600), 0);
+    restart();
+    hz_chan_send(&down, 'g');
+    int st = hz_wait_child(pid, 60000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "holder: status 0x%x",
+              (unsigned)st);
+    hz_chan_close(&up);
+    hz_chan_close(&down);
+}
