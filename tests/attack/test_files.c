@@ -428,7 +428,7 @@ Test(files, anon_holder_cannot_shrink_seal_or_grow_it)
 /* ---- row 17: REMOVED only with the last link -------------------------- */
 
 struct rec {
-    int n[5]; /* by mmapio_change_kind */
+    int n[3]; /* by mmapio_change_kind */
 };
 
 static void on_event(const mmapio_change_event *ev, void *user)

@@ -57,17 +57,6 @@ TestSuite(reconnect, .init = init, .fini = fini, .timeout = 110);
 
 /* ---- helpers ------------------------------------------------------- */
 
-struct rec {
-    int n[5]; /* by mmapio_change_kind */
-};
-
-static void on_rec(const mmapio_change_event *ev, void *user)
-{
-    struct rec *r = user;
-    if ((unsigned)ev->kind < 5)
-        r->n[ev->kind]++;
-}
-
 /* The state file's line for `name` of `kind` ("live", "deleted"): its
  * fields, once the daemon wrote it (polled). */
 static bool state_line(const char *kind, const char *name, uint64_t *dev,
@@ -122,14 +111,6 @@ static int dispatch_until_error(mmapio_client *c, int rounds)
     return r;
 }
 
-/* Dispatches until *count reaches want, or WAIT_MS. */
-static void pump(mmapio_client *c, const int *count, int want)
-{
-    int64_t end = hz_now_ms() + WAIT_MS;
-    while (*count < want && hz_now_ms() < end)
-        mmapio_client_dispatch(c, 50);
-}
-
 static void fill(uint8_t *p, size_t n, uint8_t seed)
 {
     for (size_t i = 0; i < n; i++)
@@ -160,10 +141,10 @@ Test(reconnect, files_and_anonymous_mappings_come_back_after_kill_9)
     hz_assert_ok(mmapio_open(c, "a", &o, &a));
     hz_assert_ok(mmapio_update_region(f, 0, want_f, sizeof(want_f)));
     hz_assert_ok(mmapio_update_region(a, 0, want_a, sizeof(want_a)));
-    struct rec rf = { { 0 } }, ra = { { 0 } };
+    struct hz_events rf = { { 0 } }, ra = { { 0 } };
     mmapio_watcher *wf, *wa;
-    hz_assert_ok(mmapio_watch(f, on_rec, &rf, &wf));
-    hz_assert_ok(mmapio_watch(a, on_rec, &ra, &wa));
+    hz_assert_ok(mmapio_watch(f, hz_count_event, &rf, &wf));
+    hz_assert_ok(mmapio_watch(a, hz_count_event, &ra, &wa));
     cr_assert(state_line("live", "a", NULL, NULL), "'a' never recorded");
 
     kill9();
@@ -222,14 +203,14 @@ Test(reconnect, files_and_anonymous_mappings_come_back_after_kill_9)
     cr_assert_arr_eq(mmapio_as_ptr(f2), want_f, sizeof(want_f));
 
     /* Watches resume: RECONNECTED first, then the new writes. */
-    pump(c, &ra.n[MMAPIO_CHANGE_RECONNECTED], 1);
+    hz_pump(c, &ra.n[MMAPIO_CHANGE_RECONNECTED], 1, WAIT_MS);
     cr_assert_eq(ra.n[MMAPIO_CHANGE_RECONNECTED], 1);
     cr_assert_eq(rf.n[MMAPIO_CHANGE_RECONNECTED], 1);
     int ma = ra.n[MMAPIO_CHANGE_MODIFIED], mf = rf.n[MMAPIO_CHANGE_MODIFIED];
     hz_assert_ok(mmapio_update_region(a2, 10, "x", 1));
     hz_assert_ok(mmapio_update_region(f2, 10, "y", 1));
-    pump(c, &ra.n[MMAPIO_CHANGE_MODIFIED], ma + 1);
-    pump(c, &rf.n[MMAPIO_CHANGE_MODIFIED], mf + 1);
+    hz_pump(c, &ra.n[MMAPIO_CHANGE_MODIFIED], ma + 1, WAIT_MS);
+    hz_pump(c, &rf.n[MMAPIO_CHANGE_MODIFIED], mf + 1, WAIT_MS);
     cr_assert_gt(ra.n[MMAPIO_CHANGE_MODIFIED], ma, "no event on 'a'");
     cr_assert_gt(rf.n[MMAPIO_CHANGE_MODIFIED], mf, "no event on f.dat");
     cr_assert_eq(((const uint8_t *)mmapio_as_ptr(a))[10], 'x');

@@ -445,24 +445,6 @@ Test(restart, a_long_meta_log_is_compacted_and_still_restores)
 
 /* ---- kill -9 under holders, who re-attach (issue 15) ------------------ */
 
-struct events_seen {
-    int n[5]; /* by mmapio_change_kind */
-};
-
-static void count_event(const mmapio_change_event *ev, void *user)
-{
-    struct events_seen *e = user;
-    if ((unsigned)ev->kind < 5)
-        e->n[ev->kind]++;
-}
-
-static void pump_until(mmapio_client *c, const int *count, int want)
-{
-    int64_t end = hz_now_ms() + 10000;
-    while (*count < want && hz_now_ms() < end)
-        mmapio_client_dispatch(c, 50);
-}
-
 Test(restart, holders_reattach_after_kill_9_through_the_fd_store)
 {
     struct svc_notify s1, s2;
@@ -487,9 +469,9 @@ Test(restart, holders_reattach_after_kill_9_through_the_fd_store)
     hz_assert_ok(mmapio_create_rw(c, "f.dat", sizeof(fin), &f));
     hz_assert_ok(mmapio_set_flush_policy(f, writes3));
     hz_assert_ok(mmapio_update_region(f, 0, fin, sizeof(fin)));
-    struct events_seen ev = { { 0 } };
+    struct hz_events ev = { { 0 } };
     mmapio_watcher *w;
-    hz_assert_ok(mmapio_watch(x, count_event, &ev, &w));
+    hz_assert_ok(mmapio_watch(x, hz_count_event, &ev, &w));
     hz_assert_ok(mmapio_ping(c)); /* everything stored by now */
 
     cr_assert_eq(kill(d.pid, SIGKILL), 0);
@@ -500,7 +482,7 @@ Test(restart, holders_reattach_after_kill_9_through_the_fd_store)
     svc_notify_close(&s1);
     cr_assert_geq(svc_fdstore_get(&store, "anon-meta"), 0,
                   "no anon-meta in the store: %s", svc_fdstore_names(&store));
-    pump_until(c, &ev.n[MMAPIO_CHANGE_DISCONNECTED], 1);
+    hz_pump(c, &ev.n[MMAPIO_CHANGE_DISCONNECTED], 1, 10000);
     cr_assert_eq(ev.n[MMAPIO_CHANGE_DISCONNECTED], 1);
     hz_assert_ret(mmapio_client_dispatch(c, 0), MMAPIO_E_DISCONNECTED);
     memcpy(xin + 50, "outage", 6);
@@ -528,11 +510,11 @@ Test(restart, holders_reattach_after_kill_9_through_the_fd_store)
     cr_assert_eq(info->holders, 2, "the re-attached holder is not counted");
     mmapio_map_info_free(info, 1);
 
-    pump_until(c, &ev.n[MMAPIO_CHANGE_RECONNECTED], 1);
+    hz_pump(c, &ev.n[MMAPIO_CHANGE_RECONNECTED], 1, 10000);
     cr_assert_eq(ev.n[MMAPIO_CHANGE_RECONNECTED], 1);
     int before = ev.n[MMAPIO_CHANGE_MODIFIED];
     hz_assert_ok(mmapio_update_region(x2, 0, "new", 3));
-    pump_until(c, &ev.n[MMAPIO_CHANGE_MODIFIED], before + 1);
+    hz_pump(c, &ev.n[MMAPIO_CHANGE_MODIFIED], before + 1, 10000);
     cr_assert_gt(ev.n[MMAPIO_CHANGE_MODIFIED], before, "the watch is dead");
 
     mmapio_unwatch(w);
