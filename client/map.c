@@ -99,6 +99,15 @@ uint64_t map_id_of(const mmapio_map *m)
     return atomic_load_explicit(&m->map_id, memory_order_relaxed);
 }
 
+int map_attached(const mmapio_map *m)
+{
+    if (map_handle_of(m) != 0)
+        return MMAPIO_OK;
+    return error_set(MMAPIO_E_NOT_FOUND, "the mapping did not come back when "
+                     "the client reconnected (deleted, replaced or no "
+                     "longer allowed)");
+}
+
 static const struct ctl_slot *map_slot(const mmapio_map *m)
 {
     return atomic_load_explicit(&m->slot, memory_order_acquire);
@@ -1001,6 +1010,8 @@ int mmapio_resize(mmapio_map *m, uint64_t new_size)
         return error_set(MMAPIO_E_INVALID_MODE, NULL);
     if (new_size == 0 || !fits_size_t(new_size))
         return error_set(MMAPIO_E_RESIZE_FAILED, NULL);
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
     rs.handle = map_handle_of(m);
     rs.size = new_size;
     req.op_case = MMAPIO__REQUEST__OP_RESIZE;
@@ -1022,6 +1033,8 @@ int mmapio_refresh(mmapio_map *m)
 
     if (!m)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
     st.handle = map_handle_of(m);
     req.op_case = MMAPIO__REQUEST__OP_STAT;
     req.stat = &st;
@@ -1048,6 +1061,8 @@ int mmapio_set_flush_policy(mmapio_map *m, mmapio_flush_policy p)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (m->mode != MMAPIO_MODE_READ_WRITE)
         return error_set(MMAPIO_E_INVALID_MODE, NULL);
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
     policy_to_wire(p, &pol);
     sp.handle = map_handle_of(m);
     sp.policy = &pol;

@@ -15,6 +15,9 @@
 #include "mmapio.h"
 
 mmapio_client *map_client_of(const mmapio_map *m);
+/* MMAPIO_OK, or MMAPIO_E_NOT_FOUND (recorded) for a handle that
+ * mmapio_reconnect left detached: its control calls go nowhere. */
+int map_attached(const mmapio_map *m);
 uint64_t map_handle_of(const mmapio_map *m);
 uint64_t map_id_of(const mmapio_map *m);
 

@@ -106,6 +106,8 @@ int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
 
     if (!m || !cb || !out)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
     wa.handle = map_handle_of(m);
     req.op_case = MMAPIO__REQUEST__OP_WATCH;
     req.watch = &wa;

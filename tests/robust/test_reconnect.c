@@ -248,6 +248,13 @@ Test(reconnect, a_file_replaced_meanwhile_is_not_found)
     hz_assert_ret(mmapio_set_flush_policy(
                       g, (mmapio_flush_policy){ MMAPIO_FLUSH_ALWAYS, 0 }),
                   MMAPIO_E_NOT_FOUND);
+    struct hz_events ev = { { 0 } };
+    mmapio_watcher *w = (mmapio_watcher *)0x1;
+    hz_assert_ret(mmapio_watch(g, hz_count_event, &ev, &w), MMAPIO_E_NOT_FOUND);
+    cr_assert_eq(w, (mmapio_watcher *)0x1);
+    cr_assert(strstr(mmapio_last_error(), "did not come back"), "%s",
+              mmapio_last_error());
+    hz_assert_ok(mmapio_flush(g)); /* its memory, msynced as ever */
     /* Its memory is the old file's, and usable. */
     cr_assert_arr_eq(mmapio_as_ptr(g), "old file", 8);
     hz_assert_ok(mmapio_update_region(g, 0, "OLD", 3));
