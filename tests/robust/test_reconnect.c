@@ -694,3 +694,82 @@ Test(reconnect, access_is_checked_afresh)
     hz_chan_close(&up);
     hz_chan_close(&down);
 }
+
+/* ---- the daemon checks every field of a Reattach ---------------------- */
+
+/* One Reattach without an fd: the reply's error. */
+static int raw_reattach_plain(int sock, const char *path, bool anonymous,
+                              int mode, uint64_t offset)
+{
+    Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__ServerMessage *msg;
+    req.id = 9;
+    ra.path = (char *)path;
+    ra.anonymous = anonymous;
+    ra.mode = (Mmapio__Mode)mode;
+    ra.offset = offset;
+    req.op_case = MMAPIO__REQUEST__OP_REATTACH;
+    req.reattach = &ra;
+    int granted = -1;
+    if (raw_send(sock, &req, -1) < 0 ||
+        raw_recv(sock, WAIT_MS, &msg, &granted) < 0)
+        return -RAW_ERRNO_BASE;
+    int err = msg->reply->error;
+    mmapio__server_message__free_unpacked(msg, NULL);
+    if (granted >= 0)
+        close(granted);
+    return err;
+}
+
+Test(reconnect, reattach_fields_are_checked)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_create_rw(c, "r.dat", 4096, &m));
+    int s = rb_raw_hello(hz.sock);
+    cr_assert_geq(s, 0);
+    hz_assert_ret(raw_reattach_plain(s, "r.dat", false, 7, 0),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ret(raw_reattach_plain(s, "r.dat", false, 0, 4096),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ret(raw_reattach_plain(s, "../r.dat", false, 0, 0),
+                  MMAPIO_E_PERMISSION);
+    hz_assert_ret(raw_reattach_plain(s, ".mmapiod/anon.state", false, 0, 0),
+                  MMAPIO_E_PERMISSION);
+    hz_assert_ret(raw_reattach_plain(s, "a/b", true, 0, 0),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ret(raw_reattach_plain(s, "", true, 0, 0),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ret(raw_reattach_plain(s, "bad\x01name", true, 0, 0),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    /* dev/ino 0: no object has them. */
+    hz_assert_ret(raw_reattach_plain(s, "r.dat", false, 0, 0),
+                  MMAPIO_E_NOT_FOUND);
+    hz_assert_ret(raw_reattach_plain(s, "nothing", true, 0, 0),
+                  MMAPIO_E_NOT_FOUND);
+    /* A file's Reattach may not carry an fd; an anonymous one's must be a
+     * memfd of the daemon's naming, or it is not looked at. */
+    int fd = open(hz_path(&hz, "r.dat"), O_RDWR | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    int s2 = rb_raw_hello(hz.sock);
+    cr_assert_geq(s2, 0);
+    hz_assert_ret(raw_reattach(s2, "r", st.st_dev, st.st_ino, fd),
+                  MMAPIO_E_NOT_FOUND);
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    hz_assert_ret(raw_reattach(s2, "r", 0, 0, p[0]), MMAPIO_E_NOT_FOUND);
+    close(p[0]);
+    close(p[1]);
+    close(fd);
+    close(s2);
+    close(s);
+    /* The daemon is fine, and made nothing. */
+    hz_assert_ok(mmapio_ping(c));
+    mmapio_map *none = (mmapio_map *)0x1;
+    hz_assert_ret(mmapio_anon_open(c, "r", &none), MMAPIO_E_NOT_FOUND);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
