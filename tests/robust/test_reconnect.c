@@ -295,34 +295,39 @@ Test(reconnect, a_deleted_mapping_is_not_resurrected)
 
 /* ---- forged memfds, over the raw protocol --------------------------- */
 
-/* FdOffer, then Reattach of anonymous `name` claiming dev/ino, carrying
- * fd: the reply's error (0: granted). */
-static int raw_reattach(int sock, const char *name, uint64_t dev,
-                        uint64_t ino, int fd)
+/* One Reattach (carrying fd when >= 0; then an FdOffer goes first): the
+ * reply's error (0: granted), or -RAW_ERRNO_BASE. */
+static int raw_reattach_as(int sock, const char *path, bool anonymous,
+                           int mode, uint64_t dev, uint64_t ino,
+                           uint64_t offset, int fd)
 {
     Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;
     Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
     Mmapio__ServerMessage *msg;
-    req.id = 7;
-    req.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
-    req.fd_offer = &offer;
-    if (raw_send(sock, &req, -1) < 0 || raw_recv(sock, WAIT_MS, &msg, NULL) < 0)
-        return -RAW_ERRNO_BASE;
-    int err = msg->reply->error;
-    mmapio__server_message__free_unpacked(msg, NULL);
-    if (err)
-        return err;
-    req = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    int err, granted = -1;
+    if (fd >= 0) {
+        req.id = 7;
+        req.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
+        req.fd_offer = &offer;
+        if (raw_send(sock, &req, -1) < 0 ||
+            raw_recv(sock, WAIT_MS, &msg, NULL) < 0)
+            return -RAW_ERRNO_BASE;
+        err = msg->reply->error;
+        mmapio__server_message__free_unpacked(msg, NULL);
+        if (err)
+            return err;
+        req = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    }
     req.id = 8;
-    ra.path = (char *)name;
-    ra.anonymous = true;
-    ra.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    ra.path = (char *)path;
+    ra.anonymous = anonymous;
+    ra.mode = (Mmapio__Mode)mode;
     ra.dev = dev;
     ra.ino = ino;
+    ra.offset = offset;
     req.op_case = MMAPIO__REQUEST__OP_REATTACH;
     req.reattach = &ra;
-    int granted = -1;
     if (raw_send(sock, &req, fd) < 0 ||
         raw_recv(sock, WAIT_MS, &msg, &granted) < 0)
         return -RAW_ERRNO_BASE;
@@ -331,6 +336,21 @@ static int raw_reattach(int sock, const char *name, uint64_t dev,
     if (granted >= 0)
         close(granted);
     return err;
+}
+
+/* A read-write Reattach of anonymous `name` claiming dev/ino, with fd. */
+static int raw_reattach(int sock, const char *name, uint64_t dev,
+                        uint64_t ino, int fd)
+{
+    return raw_reattach_as(sock, name, true, MMAPIO__MODE__MODE_READ_WRITE,
+                           dev, ino, 0, fd);
+}
+
+/* Without an fd, claiming no identity (dev/ino 0). */
+static int raw_reattach_plain(int sock, const char *path, bool anonymous,
+                              int mode, uint64_t offset)
+{
+    return raw_reattach_as(sock, path, anonymous, mode, 0, 0, offset, -1);
 }
 
 /* A memfd made to look like the daemon's: its name, its seals, bytes. */
@@ -697,31 +717,6 @@ Test(reconnect, access_is_checked_afresh)
 
 /* ---- the daemon checks every field of a Reattach ---------------------- */
 
-/* One Reattach without an fd: the reply's error. */
-static int raw_reattach_plain(int sock, const char *path, bool anonymous,
-                              int mode, uint64_t offset)
-{
-    Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
-    Mmapio__ServerMessage *msg;
-    req.id = 9;
-    ra.path = (char *)path;
-    ra.anonymous = anonymous;
-    ra.mode = (Mmapio__Mode)mode;
-    ra.offset = offset;
-    req.op_case = MMAPIO__REQUEST__OP_REATTACH;
-    req.reattach = &ra;
-    int granted = -1;
-    if (raw_send(sock, &req, -1) < 0 ||
-        raw_recv(sock, WAIT_MS, &msg, &granted) < 0)
-        return -RAW_ERRNO_BASE;
-    int err = msg->reply->error;
-    mmapio__server_message__free_unpacked(msg, NULL);
-    if (granted >= 0)
-        close(granted);
-    return err;
-}
-
 Test(reconnect, reattach_fields_are_checked)
 {
     mmapio_client *c = hz_client();
@@ -756,6 +751,10 @@ Test(reconnect, reattach_fields_are_checked)
     cr_assert_eq(fstat(fd, &st), 0);
     int s2 = rb_raw_hello(hz.sock);
     cr_assert_geq(s2, 0);
+    hz_assert_ret(raw_reattach_as(s2, "r.dat", false,
+                                  MMAPIO__MODE__MODE_READ_WRITE, st.st_dev,
+                                  st.st_ino, 0, fd),
+                  MMAPIO_E_INVALID_ARGUMENT);
     hz_assert_ret(raw_reattach(s2, "r", st.st_dev, st.st_ino, fd),
                   MMAPIO_E_NOT_FOUND);
     int p[2];
