@@ -145,7 +145,13 @@ Test(reconnect, files_and_anonymous_mappings_come_back_after_kill_9)
     mmapio_watcher *wf, *wa;
     hz_assert_ok(mmapio_watch(f, hz_count_event, &rf, &wf));
     hz_assert_ok(mmapio_watch(a, hz_count_event, &ra, &wa));
+    struct hz_events rn = { { 0 } }; /* by name, holding nothing */
+    mmapio_watcher *wn;
+    hz_assert_ok(mmapio_admin_watch(c, "f.dat", false, hz_count_event, &rn,
+                                    &wn));
     cr_assert(state_line("live", "a", NULL, NULL), "'a' never recorded");
+    hz_assert_ok(mmapio_reconnect(c)); /* connected: nothing to do */
+    hz_assert_ok(mmapio_ping(c));
 
     kill9();
 
@@ -155,6 +161,7 @@ Test(reconnect, files_and_anonymous_mappings_come_back_after_kill_9)
     hz_assert_ret(dispatch_until_error(c, 5), MMAPIO_E_DISCONNECTED);
     cr_assert_eq(rf.n[MMAPIO_CHANGE_DISCONNECTED], 1);
     cr_assert_eq(ra.n[MMAPIO_CHANGE_DISCONNECTED], 1);
+    cr_assert_eq(rn.n[MMAPIO_CHANGE_DISCONNECTED], 1);
     hz_assert_ret(mmapio_client_dispatch(c, 0), MMAPIO_E_DISCONNECTED);
     hz_assert_ret(mmapio_client_dispatch(c, 0), MMAPIO_E_DISCONNECTED);
     cr_assert_eq(ra.n[MMAPIO_CHANGE_DISCONNECTED], 1, "told twice");
@@ -206,13 +213,17 @@ Test(reconnect, files_and_anonymous_mappings_come_back_after_kill_9)
     hz_pump(c, &ra.n[MMAPIO_CHANGE_RECONNECTED], 1, WAIT_MS);
     cr_assert_eq(ra.n[MMAPIO_CHANGE_RECONNECTED], 1);
     cr_assert_eq(rf.n[MMAPIO_CHANGE_RECONNECTED], 1);
+    cr_assert_eq(rn.n[MMAPIO_CHANGE_RECONNECTED], 1);
     int ma = ra.n[MMAPIO_CHANGE_MODIFIED], mf = rf.n[MMAPIO_CHANGE_MODIFIED];
+    int mn = rn.n[MMAPIO_CHANGE_MODIFIED];
     hz_assert_ok(mmapio_update_region(a2, 10, "x", 1));
     hz_assert_ok(mmapio_update_region(f2, 10, "y", 1));
     hz_pump(c, &ra.n[MMAPIO_CHANGE_MODIFIED], ma + 1, WAIT_MS);
     hz_pump(c, &rf.n[MMAPIO_CHANGE_MODIFIED], mf + 1, WAIT_MS);
+    hz_pump(c, &rn.n[MMAPIO_CHANGE_MODIFIED], mn + 1, WAIT_MS);
     cr_assert_gt(ra.n[MMAPIO_CHANGE_MODIFIED], ma, "no event on 'a'");
     cr_assert_gt(rf.n[MMAPIO_CHANGE_MODIFIED], mf, "no event on f.dat");
+    cr_assert_gt(rn.n[MMAPIO_CHANGE_MODIFIED], mn, "no event by name");
     cr_assert_eq(((const uint8_t *)mmapio_as_ptr(a))[10], 'x');
 
     /* The daemon flushes again: every-bytes on the file. */
@@ -223,6 +234,7 @@ Test(reconnect, files_and_anonymous_mappings_come_back_after_kill_9)
 
     mmapio_unwatch(wf);
     mmapio_unwatch(wa);
+    mmapio_unwatch(wn);
     mmapio_unmap(f2);
     mmapio_unmap(a2);
     mmapio_disconnect(c2);
