@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -18,6 +20,7 @@
 
 #define STATE_MAGIC "mmapiod-anon-state 1"
 #define STATE_TMP STATEFILE_NAME ".tmp"
+#define STATE_SPACING_MS 10
 
 /* One line of the file; also what the hook keeps on a mapping. */
 struct state_rec {
@@ -241,11 +244,19 @@ static char *snapshot(struct statefile *s, size_t *len)
     return sn.buf;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void on_soon(evutil_socket_t fd, short what, void *arg)
 {
     struct statefile *s = arg;
     size_t len;
     s->armed = false;
+    s->last_snap_ms = mono_ms();
     char *buf = snapshot(s, &len);
     if (!buf) {
         log_warn("out of memory: %s not written", STATEFILE_NAME);
@@ -259,14 +270,17 @@ static void on_soon(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* A snapshot at the end of this loop turn: changes made together are
- * written together. */
+/* A snapshot soon: at the end of this loop turn, so that changes made
+ * together are written together, and at most one per STATE_SPACING_MS, so
+ * that a storm of changes costs the loop one walk of the registry per
+ * spacing, not one per turn. */
 static void dirty(struct statefile *s)
 {
     if (s->dir_fd < 0 || s->armed || !s->soon)
         return;
-    s->armed = true;
-    event_active(s->soon, EV_TIMEOUT, 0);
+    int64_t wait = s->last_snap_ms + STATE_SPACING_MS - mono_ms();
+    struct timeval tv = { 0, wait > 0 ? (suseconds_t)(wait * 1000) : 0 };
+    s->armed = event_add(s->soon, &tv) == 0;
 }
 
 /* ---- the hook ---- */

@@ -10,8 +10,9 @@
  * RESOLVE_STATE_DIR under the data root (0700, the daemon's; no client
  * path reaches it, resolve.h). It is rewritten whole, atomically (a temp
  * file, fdatasync, rename, fsync of the directory), on a thread of its own:
- * the loop only takes a snapshot, at most once per turn, after a
- * registration, policy, resize or deletion.
+ * the loop only takes a snapshot after a registration, policy, resize or
+ * deletion, at the end of that turn and at most one per 10 ms; the thread
+ * writes the latest one it has.
  *
  * At start the previous file is read: its live records wait for their
  * holders (statefile_adopt) and are written again until then, unless
@@ -45,8 +46,9 @@ struct statefile {
     struct state_rec *waiting;  /* live records of the last instance */
     struct state_rec *tombs;    /* deleted, newest first */
     size_t n_tombs;
-    struct event *soon;         /* the snapshot of this loop turn */
+    struct event *soon;         /* the next snapshot (a timer) */
     bool armed;
+    int64_t last_snap_ms;       /* CLOCK_MONOTONIC of the last one */
     /* the writer thread: the latest snapshot wins */
     pthread_t thread;
     bool thread_up;
