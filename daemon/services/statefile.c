@@ -21,6 +21,10 @@
 #define STATE_MAGIC "mmapiod-anon-state 1"
 #define STATE_TMP STATEFILE_NAME ".tmp"
 #define STATE_SPACING_MS 10
+/* A live anonymous mapping's memfd is 0600 (open.c); a deleted one's is
+ * made this at once, so its deletion is on the memfd itself before any
+ * state file says so: a daemon killed before writing it cannot be fooled. */
+#define STATE_DELETED_MODE 0400
 
 /* One line of the file; also what the hook keeps on a mapping. */
 struct state_rec {
@@ -351,6 +355,7 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
     } else if (r && (what == MAPPING_RETIRED || what == MAPPING_FREED)) {
         *mapping_ext(m, hook) = NULL;
         if (what == MAPPING_RETIRED && s->dir_fd >= 0) {
+            (void)fchmod(m->fd, STATE_DELETED_MODE);
             fill(r, m);
             tomb_add(s, r); /* deleted: never taken back */
             dirty(s);
@@ -392,6 +397,10 @@ static bool proves(int fd, const struct state_rec *rec, const char **why)
     }
     if (st.st_uid != geteuid()) {
         *why = "a memfd the daemon did not create";
+        return false;
+    }
+    if ((st.st_mode & 07777) != 0600) {
+        *why = "the memfd of a deleted mapping";
         return false;
     }
     if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_SEAL)) !=

@@ -6,7 +6,9 @@
  * identity of its memfd (device, inode; and the offset in it, 0 while
  * each mapping has a memfd of its own), owner, group, mode, policy, size
  * and id; a deleted one is kept as a tombstone (the last
- * STATEFILE_TOMBSTONES), so it is never taken back. The file lives in
+ * STATEFILE_TOMBSTONES), and its memfd made 0400 at once (a live one is
+ * 0600), so it is never taken back, even when the daemon dies before the
+ * file says so. The file lives in
  * RESOLVE_STATE_DIR under the data root (0700, the daemon's; no client
  * path reaches it, resolve.h). It is rewritten whole, atomically (a temp
  * file, fdatasync, rename, fsync of the directory), on a thread of its own:
@@ -76,8 +78,8 @@ void statefile_fini(struct statefile *s);
  * under the recorded owner, group, mode, policy and size, only if a live
  * record of that name has that identity, nothing registered uses it, and
  * fstat proves fd is that very memfd: same device and inode, owned by the
- * daemon's own uid (a memfd belongs to its creator), sealed as the daemon
- * seals, at least the recorded size. fd stays the caller's. MMAPIO_OK
+ * daemon's own uid (a memfd belongs to its creator), mode 0600 (not
+ * deleted), sealed as the daemon seals, at least the recorded size. fd stays the caller's. MMAPIO_OK
  * (*out: a reference), or MMAPIO_E_NOT_FOUND with *why.
  */
 int statefile_adopt(struct statefile *s, const char *name, int fd,

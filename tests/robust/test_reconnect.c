@@ -300,6 +300,21 @@ Test(reconnect, a_deleted_mapping_is_not_resurrected)
     restart();
     hz_assert_ok(mmapio_reconnect(c));
     hz_assert_ret(mmapio_anon_open(c, "d", &again), MMAPIO_E_NOT_FOUND);
+
+    /* Deleted, and the daemon killed before its state file may say so:
+     * the memfd itself carries the deletion. */
+    mmapio_map *e;
+    hz_assert_ok(mmapio_anon_create(c, "e", 4096, &e));
+    cr_assert(state_line("live", "e", NULL, NULL));
+    mmapio_client *c3 = hz_client();
+    hz_assert_ok(mmapio_anon_delete(c3, "e"));
+    mmapio_disconnect(c3);
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ret(mmapio_refresh(e), MMAPIO_E_NOT_FOUND);
+    hz_assert_ret(mmapio_anon_open(c, "e", &again), MMAPIO_E_NOT_FOUND);
+    mmapio_unmap(e);
     mmapio_unmap(d);
     mmapio_disconnect(c2);
     mmapio_disconnect(c);
