@@ -14,7 +14,10 @@
  * file, fdatasync, rename, fsync of the directory), on a thread of its own:
  * the loop only takes a snapshot after a registration, policy, resize or
  * deletion, at the end of that turn and at most one per 10 ms; the thread
- * writes the latest one it has.
+ * writes the latest one it has. What changed in the last of those before
+ * a kill is lost (a mapping created then cannot come back; one resized
+ * then comes back at its recorded size, the daemon's word over the
+ * holder's), but a deletion is not: see STATE_DELETED_MODE.
  *
  * At start the previous file is read: its live records wait for their
  * holders (statefile_adopt) and are written again until then, unless
