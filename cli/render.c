@@ -501,8 +501,9 @@ void render_policy(const struct out *o, const char *target,
 void render_event(const struct out *o, const char *target,
                   const mmapio_change_event *ev)
 {
-    static const char *const kinds[] = { "modified", "metadata", "removed" };
-    const char *k = (unsigned)ev->kind < 3 ? kinds[ev->kind] : "unknown";
+    static const char *const kinds[] = { "modified", "metadata", "removed",
+                                         "disconnected", "reconnected" };
+    const char *k = (unsigned)ev->kind < 5 ? kinds[ev->kind] : "unknown";
     struct timeval tv;
     struct tm tm;
     char stamp[48], zone[8];

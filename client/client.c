@@ -8,6 +8,7 @@
 #include "client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <poll.h>
@@ -46,6 +47,15 @@ static void client_free(mmapio_client *c)
     area_detach(&c->area);
     if (c->ring)
         munmap(c->ring, WRING_SIZE);
+    while (c->old) {
+        struct client_old *o = c->old;
+        c->old = o->next;
+        area_detach(&o->area);
+        if (o->ring)
+            munmap(o->ring, WRING_SIZE);
+        free(o);
+    }
+    free(c->path);
     asyncs_fini(&c->asyncs);
     pthread_mutex_destroy(&c->lock);
     free(c->rxbuf);
@@ -103,6 +113,7 @@ static int client_fail(mmapio_client *c, int err)
 {
     if (!c->dead) {
         c->dead = MMAPIO_E_DISCONNECTED;
+        c->news_down = true;
         shutdown(c->fd, SHUT_RDWR);
     }
     return err;
@@ -668,7 +679,7 @@ static int socket_connect(const char *path, int *out, char *why, size_t size)
     return MMAPIO_OK;
 }
 
-static int client_hello(mmapio_client *c)
+static int client_hello_locked(mmapio_client *c)
 {
     Mmapio__Hello hello = MMAPIO__HELLO__INIT;
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
@@ -678,7 +689,7 @@ static int client_hello(mmapio_client *c)
     hello.client_name = program_invocation_short_name;
     req.op_case = MMAPIO__REQUEST__OP_HELLO;
     req.hello = &hello;
-    int r = client_call(c, &req, MMAPIO__REPLY__RESULT_HELLO, &rep);
+    int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT_HELLO, &rep);
     if (r != MMAPIO_OK)
         return r;
     if (rep.reply->hello->max_frame > 0)
@@ -691,6 +702,14 @@ static int client_hello(mmapio_client *c)
     rep.fd = -1;
     client_reply_free(&rep);
     return r == MMAPIO_OK ? r : error_set(r, NULL);
+}
+
+static int client_hello(mmapio_client *c)
+{
+    client_lock(c);
+    int r = client_hello_locked(c);
+    client_unlock(c);
+    return r;
 }
 
 /* Nothing is said, not even hello, to a daemon we may not trust. */
@@ -718,6 +737,17 @@ static int client_reach(mmapio_client *c, const char *path, char *why,
             snprintf(why, size, "%s", trust_why);
         else /* the directory's name only: say which socket too */
             snprintf(why, size, "%s: %s", path, trust_why);
+    }
+    if (r == MMAPIO_OK && (!c->path || strcmp(c->path, path))) {
+        char *p = strdup(path); /* for mmapio_reconnect */
+        if (!p) {
+            close(c->fd);
+            c->fd = -1;
+            snprintf(why, size, "out of memory");
+            return MMAPIO_E_QUOTA;
+        }
+        free(c->path);
+        c->path = p;
     }
     return r;
 }
@@ -780,6 +810,73 @@ int mmapio_connect(const char *socket_path, mmapio_client **out)
     }
     *out = c;
     return MMAPIO_OK;
+}
+
+/* ---- a new connection after the daemon restarted ---- */
+
+bool client_is_down_locked(mmapio_client *c)
+{
+    if (!c->dead) {
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+            client_fail(c, MMAPIO_E_DISCONNECTED);
+    }
+    return c->dead != 0;
+}
+
+/* Keeps the old connection's area and ring mapped (the data path may
+ * still read them) and clears c's. false without memory. */
+static bool client_retire_old(mmapio_client *c)
+{
+    struct client_old *o = calloc(1, sizeof(*o));
+    if (!o)
+        return false;
+    o->area = c->area;
+    o->ring = atomic_exchange_explicit(&c->ring, NULL, memory_order_acq_rel);
+    o->next = c->old;
+    c->old = o;
+    c->area = (struct area){ 0 };
+    return true;
+}
+
+int client_rejoin_locked(mmapio_client *c)
+{
+    char why[ERROR_TEXT_MAX];
+    int old_fd = c->fd;
+
+    if (!c->path)
+        return error_set(MMAPIO_E_DISCONNECTED, NULL);
+    c->fd = -1;
+    int r = client_reach(c, c->path, why, sizeof(why));
+    if (r != MMAPIO_OK) {
+        c->fd = old_fd;
+        return error_set(r, why);
+    }
+    /* The new socket takes the old one's number (closing it). */
+    int fresh = c->fd;
+    c->fd = old_fd;
+    if (dup3(fresh, old_fd, O_CLOEXEC) < 0) {
+        close(fresh);
+        return error_set(MMAPIO_E_IO, "cannot keep the client's fd number");
+    }
+    close(fresh);
+    c->unreported += (unsigned)asyncs_fail_all(&c->asyncs,
+                                               MMAPIO_E_DISCONNECTED);
+    if (!client_retire_old(c)) {
+        c->dead = MMAPIO_E_DISCONNECTED;
+        shutdown(c->fd, SHUT_RDWR);
+        return error_set(MMAPIO_E_QUOTA, NULL);
+    }
+    c->dead = 0;
+    c->shutdown_seen = false;
+    c->events = (struct events){ 0 };
+    c->max_frame = WIRE_DEFAULT_MAX_FRAME;
+    atomic_store_explicit(&c->notices_lost, false, memory_order_relaxed);
+    atomic_store_explicit(&c->gone, false, memory_order_relaxed);
+    r = client_hello_locked(c);
+    if (r != MMAPIO_OK)
+        client_fail(c, r);
+    return r;
 }
 
 void mmapio_disconnect(mmapio_client *c)

@@ -73,6 +73,12 @@ struct mmapio_client {
     bool scratch_reply;      /* the awaited reply is one of those */
     _Alignas(16) uint8_t arena_room[1024];
     unsigned unreported;     /* events applied since the last dispatch */
+    bool news_down;          /* the connection died: watchers not yet told
+                                (watch.c clears it) */
+    char *path;              /* the socket reached (mmapio_reconnect's) */
+    struct client_old *old;  /* control areas and write rings of earlier
+                                connections: the data path may still
+                                read them, so they go with c */
     struct events events;    /* watch events waiting for dispatch */
     struct asyncs asyncs;    /* requests whose replies nobody waits for */
 };
@@ -83,6 +89,13 @@ struct client_reply {
     struct pbarena *arena;   /* msg lives in the client's arena (NULL: malloc) */
     Mmapio__Reply *reply;
     int fd;
+};
+
+/* What an earlier connection left mapped (client_rejoin_locked). */
+struct client_old {
+    struct area area;
+    struct wring_hdr *ring;
+    struct client_old *next;
 };
 
 void client_ref(mmapio_client *c);
@@ -145,5 +158,17 @@ void client_reply_free(struct client_reply *rep);
  */
 int client_drain(mmapio_client *c);
 int client_await(mmapio_client *c, int timeout_ms);
+
+/*
+ * mmapio_reconnect's first step (lock held): a new connection to the
+ * socket c reached before, trusted as at connect, moved onto c's fd
+ * number (mmapio_client_fd stays valid), and its hello: a new control
+ * area and no write ring yet (the old ones stay mapped until c goes).
+ * Calls whose replies were awaited from the old connection are due with
+ * MMAPIO_E_DISCONNECTED. MMAPIO_OK, or the error (c stays as it was).
+ */
+int client_rejoin_locked(mmapio_client *c);
+/* Whether c's connection is gone (lock held): latched, or hung up. */
+bool client_is_down_locked(mmapio_client *c);
 
 #endif

@@ -22,6 +22,8 @@ static int flush_async(mmapio_map *m, uint64_t offset, uint64_t len,
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
     mmapio_client *c = map_client_of(m);
 
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
     fl.handle = map_handle_of(m);
     fl.offset = offset;
     fl.len = len;

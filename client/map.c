@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,8 +52,10 @@ struct map_region {
 struct mmapio_map {
     mmapio_client *client;          /* holds a reference */
     struct mmapio_map *prev, *next; /* in client->maps, under client->lock */
-    uint64_t handle;                /* this holder, on the wire */
-    uint64_t map_id;                /* the mapping, as events name it */
+    /* This holder on the wire, and the mapping as events name it: new
+     * ones after mmapio_reconnect (0: detached), so read atomically. */
+    _Atomic uint64_t handle;
+    _Atomic uint64_t map_id;
     int fd;                         /* owned, close-on-exec */
     mmapio_mode mode;
     bool anonymous;                 /* a name, no file behind it */
@@ -63,7 +66,9 @@ struct mmapio_map {
      * sees a length larger than the mapping behind the base. */
     _Atomic(uint8_t *) base;
     _Atomic uint64_t len;
-    const struct ctl_slot *slot;    /* policy, flush_gen, watchers */
+    /* policy, flush_gen, watchers; another connection's after a
+     * reconnect (the old area stays mapped while c lives) */
+    const struct ctl_slot *_Atomic slot;
     _Atomic uint32_t told_gen;      /* flush_gen when we last said DIRTY */
     atomic_bool told_raw;           /* RAW_WRITER notice sent */
     atomic_bool lost_notice;        /* a notice could not be sent */
@@ -86,12 +91,26 @@ mmapio_client *map_client_of(const mmapio_map *m)
 
 uint64_t map_handle_of(const mmapio_map *m)
 {
-    return m->handle;
+    return atomic_load_explicit(&m->handle, memory_order_relaxed);
 }
 
 uint64_t map_id_of(const mmapio_map *m)
 {
-    return m->map_id;
+    return atomic_load_explicit(&m->map_id, memory_order_relaxed);
+}
+
+int map_attached(const mmapio_map *m)
+{
+    if (map_handle_of(m) != 0)
+        return MMAPIO_OK;
+    return error_set(MMAPIO_E_NOT_FOUND, "the mapping did not come back when "
+                     "the client reconnected (deleted, replaced or no "
+                     "longer allowed)");
+}
+
+static const struct ctl_slot *map_slot(const mmapio_map *m)
+{
+    return atomic_load_explicit(&m->slot, memory_order_acquire);
 }
 
 /* ---- helpers ---- */
@@ -163,14 +182,14 @@ static void *map_mmap(const mmapio_map *m, uint64_t size)
 /* The mapping's current policy, as the daemon keeps it in the slot. */
 static mmapio_flush_policy map_policy(const mmapio_map *m)
 {
-    return ctl_unpack_policy(atomic_load_explicit(&m->slot->policy,
+    return ctl_unpack_policy(atomic_load_explicit(&map_slot(m)->policy,
                                                   memory_order_relaxed));
 }
 
 static bool map_notice(mmapio_map *m, Mmapio__NoticeKind kind,
                        uint64_t offset, uint64_t len)
 {
-    return notice_send(m->client, m->handle, &m->lost_notice, kind, offset,
+    return notice_send(m->client, map_handle_of(m), &m->lost_notice, kind, offset,
                        len);
 }
 
@@ -180,7 +199,7 @@ static bool map_notice(mmapio_map *m, Mmapio__NoticeKind kind,
 static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
                            uint64_t offset, uint64_t len)
 {
-    const struct ctl_slot *s = m->slot;
+    const struct ctl_slot *s = map_slot(m);
     bool watched = atomic_load_explicit(&s->watchers, memory_order_relaxed) > 0;
 
     if (!watched && kind != MMAPIO_FLUSH_EVERY_MILLIS)
@@ -189,7 +208,7 @@ static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
     bool told = atomic_load_explicit(&m->told_gen, memory_order_relaxed) == gen;
     bool sent = true;
     if (watched)
-        sent = notice_range(m->client, m->handle, &m->lost_notice, &m->pace,
+        sent = notice_range(m->client, map_handle_of(m), &m->lost_notice, &m->pace,
                             offset, len);
     /* A paced WRITE that did not leave now still owes the timed flusher
      * its DIRTY, once per flush. */
@@ -294,7 +313,7 @@ static int map_hand_off(mmapio_map *m, uint64_t bytes, uint64_t writes)
 {
     if (m->anonymous)
         return MMAPIO_OK;
-    switch (handoff_flush(m->client, m->handle)) {
+    switch (handoff_flush(m->client, map_handle_of(m))) {
     case HANDOFF_SENT:
         atomic_store_explicit(&m->handoff_retry_ns, 0, memory_order_relaxed);
         return MMAPIO_OK;
@@ -712,25 +731,26 @@ int map_take_grant(mmapio_client *c, mmapio_map *m,
     const Mmapio__OpenReply *g = rep->reply->open;
     uint64_t size = g->size;
 
-    m->handle = g->handle;
-    m->map_id = g->map_id;
-    m->slot = area_slot(&c->area, g->ctl_slot);
+    const struct ctl_slot *slot = area_slot(&c->area, g->ctl_slot);
+    atomic_store_explicit(&m->handle, g->handle, memory_order_relaxed);
+    atomic_store_explicit(&m->map_id, g->map_id, memory_order_relaxed);
     m->fd = rep->fd;
     rep->fd = -1;
     client_reply_free(rep);
-    if (!m->slot) {
-        map_release_locked(c, m->handle, true);
+    if (!slot) {
+        map_release_locked(c, map_handle_of(m), true);
         return error_set(MMAPIO_E_PROTOCOL, NULL);
     }
     /* Unlike any flush_gen: the first write says DIRTY when it must. */
     atomic_store_explicit(&m->told_gen,
-                          atomic_load(&m->slot->flush_gen) - 1,
+                          atomic_load(&slot->flush_gen) - 1,
                           memory_order_relaxed);
+    atomic_store_explicit(&m->slot, slot, memory_order_release);
     if (size > 0) {
         uint8_t *base = map_mmap(m, size);
         if (!base) {
             int err = errmap_from_errno(errno);
-            map_release_locked(c, m->handle, true);
+            map_release_locked(c, map_handle_of(m), true);
             return error_set(err, NULL);
         }
         map_publish(m, base, size);
@@ -914,7 +934,7 @@ static int map_close(mmapio_map *m)
     mmapio_client *c = m->client;
     struct error_saved before;
     error_save(&before);
-    uint64_t handle = m->handle;
+    uint64_t handle = map_handle_of(m);
     client_lock(c);
     map_unlink(c, m);
     client_unlock(c);
@@ -922,7 +942,7 @@ static int map_close(mmapio_map *m)
      * shrink may go ahead, which must not fault a mapping still here. */
     map_free(m);
     client_lock(c);
-    int r = map_release_locked(c, handle, false);
+    int r = handle ? map_release_locked(c, handle, false) : MMAPIO_OK;
     client_unlock(c);
     client_unref(c);
     if (r != MMAPIO_E_DISCONNECTED)
@@ -990,7 +1010,9 @@ int mmapio_resize(mmapio_map *m, uint64_t new_size)
         return error_set(MMAPIO_E_INVALID_MODE, NULL);
     if (new_size == 0 || !fits_size_t(new_size))
         return error_set(MMAPIO_E_RESIZE_FAILED, NULL);
-    rs.handle = m->handle;
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
+    rs.handle = map_handle_of(m);
     rs.size = new_size;
     req.op_case = MMAPIO__REQUEST__OP_RESIZE;
     req.resize = &rs;
@@ -1011,7 +1033,9 @@ int mmapio_refresh(mmapio_map *m)
 
     if (!m)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
-    st.handle = m->handle;
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
+    st.handle = map_handle_of(m);
     req.op_case = MMAPIO__REQUEST__OP_STAT;
     req.stat = &st;
     client_lock(m->client);
@@ -1037,11 +1061,166 @@ int mmapio_set_flush_policy(mmapio_map *m, mmapio_flush_policy p)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     if (m->mode != MMAPIO_MODE_READ_WRITE)
         return error_set(MMAPIO_E_INVALID_MODE, NULL);
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
     policy_to_wire(p, &pol);
-    sp.handle = m->handle;
+    sp.handle = map_handle_of(m);
     sp.policy = &pol;
     req.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
     req.set_policy = &sp;
     /* The daemon writes the new policy into the slot before it answers. */
     return client_call(m->client, &req, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
+}
+
+/* ---- after a reconnect ---- */
+
+/* A handle whose object did not come back: no slot of any daemon (its
+ * policy reads NEVER, nobody watches), handle 0, which no daemon knows. */
+static const struct ctl_slot detached_slot;
+
+static void map_detach(mmapio_map *m)
+{
+    atomic_store_explicit(&m->slot, &detached_slot, memory_order_release);
+    atomic_store_explicit(&m->handle, 0, memory_order_relaxed);
+    atomic_store_explicit(&m->map_id, 0, memory_order_relaxed);
+}
+
+/* Reattach (lock held): an anonymous handle offers its memfd with it
+ * (FdOffer first), so a daemon that lost the mapping may take it back. */
+static int map_ask_reattach(mmapio_client *c, mmapio_map *m,
+                            const struct stat *st, struct client_reply *rep)
+{
+    Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
+    Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+
+    if (m->anonymous) {
+        struct client_reply first;
+        req.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
+        req.fd_offer = &offer;
+        int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET,
+                                   &first);
+        if (r != MMAPIO_OK)
+            return r;
+        client_reply_free(&first);
+        req = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    }
+    ra.path = m->path;
+    ra.anonymous = m->anonymous;
+    ra.mode = (Mmapio__Mode)m->mode;
+    ra.dev = (uint64_t)st->st_dev;
+    ra.ino = (uint64_t)st->st_ino;
+    req.op_case = MMAPIO__REQUEST__OP_REATTACH;
+    req.reattach = &ra;
+    return client_call_fd_locked(c, &req, m->anonymous ? m->fd : -1,
+                                 MMAPIO__REPLY__RESULT_OPEN, rep);
+}
+
+/* A read-write holder of a file brings back the policy it saw: the new
+ * daemon starts every file at NEVER (any read-write holder may set it). */
+static void map_restore_policy(mmapio_client *c, mmapio_map *m,
+                               mmapio_flush_policy was)
+{
+    Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
+    Mmapio__FlushPolicy pol;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+    mmapio_flush_policy now = map_policy(m);
+
+    if (m->anonymous || m->mode != MMAPIO_MODE_READ_WRITE ||
+        (now.kind == was.kind && now.value == was.value) || !policy_valid(was))
+        return;
+    policy_to_wire(was, &pol);
+    sp.handle = map_handle_of(m);
+    sp.policy = &pol;
+    req.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
+    req.set_policy = &sp;
+    if (client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, &rep) ==
+        MMAPIO_OK)
+        client_reply_free(&rep);
+}
+
+/* One handle (lock held): MMAPIO_OK re-attached, MMAPIO_E_DISCONNECTED
+ * the new daemon went too, any other error: detached for good. */
+static int map_rejoin_one(mmapio_client *c, mmapio_map *m)
+{
+    struct stat st, now;
+    struct client_reply rep;
+
+    if (map_handle_of(m) == 0 || m->fd < 0 || fstat(m->fd, &st) < 0)
+        return MMAPIO_E_NOT_FOUND;
+    mmapio_flush_policy was = map_policy(m);
+    int r = map_ask_reattach(c, m, &st, &rep);
+    if (r != MMAPIO_OK)
+        return r;
+    const Mmapio__OpenReply *g = rep.reply->open;
+    const struct ctl_slot *slot = area_slot(&c->area, g->ctl_slot);
+    /* The daemon compared; so do we, before the fd replaces ours. */
+    if (!slot || fstat(rep.fd, &now) < 0 || now.st_dev != st.st_dev ||
+        now.st_ino != st.st_ino) {
+        uint64_t h = g->handle;
+        client_reply_free(&rep);
+        map_release_locked(c, h, true);
+        return MMAPIO_E_NOT_FOUND;
+    }
+    /* The grant takes the old fd's number: remaps use m->fd unlocked. */
+    if (dup3(rep.fd, m->fd, O_CLOEXEC) < 0) {
+        uint64_t h = g->handle;
+        client_reply_free(&rep);
+        map_release_locked(c, h, true);
+        return MMAPIO_E_NOT_FOUND;
+    }
+    atomic_store_explicit(&m->handle, g->handle, memory_order_relaxed);
+    atomic_store_explicit(&m->map_id, g->map_id, memory_order_relaxed);
+    atomic_store_explicit(&m->told_gen, atomic_load(&slot->flush_gen) - 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->slot, slot, memory_order_release);
+    client_reply_free(&rep);
+    map_restore_policy(c, m, was);
+    if (m->mode == MMAPIO_MODE_READ_WRITE) {
+        notice_ring_attach_locked(c);
+        /* A pointer handed out earlier is still out: say so again. */
+        if (atomic_load_explicit(&m->told_raw, memory_order_relaxed))
+            map_notice(m, MMAPIO__NOTICE_KIND__NOTICE_RAW_WRITER, 0, 0);
+        /* Writes made while nobody listened: watchers and the timed
+         * flusher hear of the whole mapping. */
+        uint64_t len = map_len(m);
+        if (len > 0)
+            map_tell_write(m, map_policy(m).kind, 0, len);
+    }
+    return MMAPIO_OK;
+}
+
+int map_rejoin_all_locked(mmapio_client *c, struct map_rejoined **out,
+                          size_t *n_out)
+{
+    size_t n = 0, cap = 0;
+    struct map_rejoined *v = NULL;
+
+    *out = NULL;
+    *n_out = 0;
+    for (mmapio_map *m = c->maps; m; m = m->next) {
+        uint64_t old = map_handle_of(m);
+        int r = map_rejoin_one(c, m);
+        if (r == MMAPIO_E_DISCONNECTED) {
+            free(v);
+            return r;
+        }
+        if (r != MMAPIO_OK) {
+            map_detach(m);
+            continue;
+        }
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 16;
+            struct map_rejoined *p = realloc(v, nc * sizeof(*p));
+            if (!p)
+                continue; /* its watchers stay quiet; the handle works */
+            v = p;
+            cap = nc;
+        }
+        v[n++] = (struct map_rejoined){ old, map_handle_of(m), map_id_of(m) };
+    }
+    *out = v;
+    *n_out = n;
+    return MMAPIO_OK;
 }

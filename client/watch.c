@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "client.h"
 #include "errors.h"
@@ -34,6 +35,12 @@ struct mmapio_watcher {
     mmapio_client *client;          /* holds a reference */
     uint64_t map_id;
     uint64_t watch_id;
+    uint64_t handle;                /* the holder watched; 0: by name */
+    char *name;                     /* by name (mmapio_admin_watch) */
+    bool anonymous;
+    bool dark;                      /* its mapping did not come back after
+                                       a reconnect: no more events */
+    bool tell_up;                   /* re-watched: RECONNECTED is due */
     mmapio_watch_cb cb;
     void *user;
     struct mmapio_watcher *next;    /* in client->watchers, under the lock */
@@ -44,6 +51,7 @@ static void watcher_unref(mmapio_watcher *w)
     if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1)
         return;
     client_unref(w->client);
+    free(w->name);
     free(w);
 }
 
@@ -55,8 +63,15 @@ static int watch_start(mmapio_client *c, Mmapio__Request *req, uint64_t map_id,
 {
     struct client_reply rep;
     mmapio_watcher *w = calloc(1, sizeof(*w));
-    if (!w)
+    if (w && by_name) {
+        w->name = strdup(req->admin_watch->path);
+        w->anonymous = req->admin_watch->anonymous;
+    } else if (w)
+        w->handle = req->watch->handle;
+    if (!w || (by_name && !w->name)) {
+        free(w);
         return error_set(MMAPIO_E_QUOTA, NULL);
+    }
     client_lock(c);
     int r = client_call_locked(c, req, MMAPIO__REPLY__RESULT_WATCH, &rep);
     if (r == MMAPIO_OK) {
@@ -73,6 +88,7 @@ static int watch_start(mmapio_client *c, Mmapio__Request *req, uint64_t map_id,
     }
     client_unlock(c);
     if (r != MMAPIO_OK) {
+        free(w->name);
         free(w);
         /* The text stays the daemon's reason, recorded by the round trip;
          * by name, the code too (NOT_FOUND, PERMISSION). */
@@ -90,6 +106,8 @@ int mmapio_watch(mmapio_map *m, mmapio_watch_cb cb, void *user,
 
     if (!m || !cb || !out)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
     wa.handle = map_handle_of(m);
     req.op_case = MMAPIO__REQUEST__OP_WATCH;
     req.watch = &wa;
@@ -179,6 +197,23 @@ static bool to_change(const struct client_event *e, mmapio_change_event *out)
     }
 }
 
+/* Appends the call of w with ev (lock held); false without memory. */
+static bool add_call(mmapio_watcher *w, const mmapio_change_event *ev,
+                     struct call **calls, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct call *p = realloc(*calls, nc * sizeof(*p));
+        if (!p)
+            return false;
+        *calls = p;
+        *cap = nc;
+    }
+    atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+    (*calls)[(*n)++] = (struct call){ w, *ev };
+    return true;
+}
+
 /* Appends the calls one event makes (lock held); false without memory. */
 static bool collect(mmapio_client *c, const struct client_event *e,
                     struct call **calls, size_t *n, size_t *cap)
@@ -189,20 +224,82 @@ static bool collect(mmapio_client *c, const struct client_event *e,
     if (!to_change(e, &ev))
         return true;
     for (mmapio_watcher *w = c->watchers; w; w = w->next) {
-        if (!everyone && w->map_id != e->map_id)
+        if (w->dark || (!everyone && w->map_id != e->map_id))
             continue;
-        if (*n == *cap) {
-            size_t nc = *cap ? *cap * 2 : 16;
-            struct call *p = realloc(*calls, nc * sizeof(*p));
-            if (!p)
-                return false;
-            *calls = p;
-            *cap = nc;
-        }
-        atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
-        (*calls)[(*n)++] = (struct call){ w, ev };
+        if (!add_call(w, &ev, calls, n, cap))
+            return false;
     }
     return true;
+}
+
+/* The connection's own news (lock held): DISCONNECTED to every watcher
+ * once it died, RECONNECTED to each re-watched one. */
+static void collect_news(mmapio_client *c, struct call **calls, size_t *n,
+                         size_t *cap)
+{
+    mmapio_change_event down = { .kind = MMAPIO_CHANGE_DISCONNECTED };
+    mmapio_change_event up = { .kind = MMAPIO_CHANGE_RECONNECTED };
+    for (mmapio_watcher *w = c->watchers; w && c->news_down; w = w->next)
+        if (!add_call(w, &down, calls, n, cap))
+            return;
+    c->news_down = false;
+    for (mmapio_watcher *w = c->watchers; w; w = w->next) {
+        if (w->tell_up && !add_call(w, &up, calls, n, cap))
+            return;
+        w->tell_up = false;
+    }
+}
+
+/* Watches again on the new connection (lock held). */
+static int rewatch(mmapio_client *c, mmapio_watcher *w, uint64_t handle)
+{
+    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
+    Mmapio__AdminWatch aw = MMAPIO__ADMIN_WATCH__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+
+    if (w->name) {
+        aw.path = w->name;
+        aw.anonymous = w->anonymous;
+        req.op_case = MMAPIO__REQUEST__OP_ADMIN_WATCH;
+        req.admin_watch = &aw;
+    } else {
+        wa.handle = handle;
+        req.op_case = MMAPIO__REQUEST__OP_WATCH;
+        req.watch = &wa;
+    }
+    int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT_WATCH, &rep);
+    if (r != MMAPIO_OK)
+        return r;
+    w->watch_id = rep.reply->watch->watch_id;
+    if (w->name)
+        w->map_id = rep.reply->watch->map_id;
+    client_reply_free(&rep);
+    return MMAPIO_OK;
+}
+
+int watch_rejoin_locked(mmapio_client *c, const struct map_rejoined *pairs,
+                        size_t n)
+{
+    for (mmapio_watcher *w = c->watchers; w; w = w->next) {
+        uint64_t handle = 0, map_id = 0;
+        for (size_t i = 0; !w->name && i < n; i++)
+            if (pairs[i].old_handle == w->handle) {
+                handle = pairs[i].new_handle;
+                map_id = pairs[i].new_map_id;
+            }
+        int r = w->dark || (!w->name && !handle)
+                    ? MMAPIO_E_NOT_FOUND : rewatch(c, w, handle);
+        if (r == MMAPIO_E_DISCONNECTED)
+            return r;
+        w->dark = r != MMAPIO_OK;
+        w->tell_up = r == MMAPIO_OK;
+        if (r == MMAPIO_OK && !w->name) {
+            w->handle = handle;
+            w->map_id = map_id;
+        }
+    }
+    return MMAPIO_OK;
 }
 
 unsigned watch_deliver(mmapio_client *c)
@@ -222,6 +319,7 @@ unsigned watch_deliver(mmapio_client *c)
     for (size_t i = 0; i < n_queued; i++)
         if (!collect(c, &queued[i], &calls, &n, &cap))
             break;
+    collect_news(c, &calls, &n, &cap);
     client_unlock(c);
 
     for (size_t i = 0; i < n; i++) {

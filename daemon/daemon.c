@@ -77,6 +77,8 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
     if (r == 0)
         r = fdstore_init(&d->store, &d->reg, &d->quota);
     if (r == 0)
+        r = statefile_init(&d->state, &d->reg, &d->quota, d->base, d->root_fd);
+    if (r == 0)
         r = handlers_init(&d->handlers, c, d->root_fd, &d->reg, &d->quota,
                           &d->flushes, &d->watches);
     if (r == 0)
@@ -84,6 +86,7 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
     if (r == 0 && !(d->handlers.copier = copier_new(d->base)))
         r = -ENOMEM;
     d->handlers.cache = &d->cache;
+    d->handlers.state = &d->state;
     if (r < 0)
         snprintf(err, err_size, "cannot set up the daemon: %s", strerror(-r));
     return r;
@@ -94,6 +97,7 @@ int daemon_init(struct daemon *d, char *err, size_t err_size)
     d->root_fd = -1;
     d->watches.inotify_fd = -1;
     d->store.meta_fd = d->store.taken_meta = -1;
+    d->state.dir_fd = -1;
     d->server.listen_fd = d->server.spare_fd = -1;
     signal(SIGPIPE, SIG_IGN);
     d->nofile = fit_fd_limit(&d->cfg);
@@ -145,6 +149,7 @@ void daemon_fini(struct daemon *d)
     flushes_fini(&d->flushes);   /* every queued flush runs to its end */
     opencache_fini(&d->cache);   /* cached mappings leave the registry */
     fdstore_fini(&d->store);     /* stop storing before mappings go */
+    statefile_fini(&d->state);   /* the last snapshot; then no more */
     registry_fini(&d->reg);
     watches_fini(&d->watches);
     quota_fini(&d->quota);

@@ -19,6 +19,7 @@
 #include "registry.h"
 #include "opencache.h"
 #include "server.h"
+#include "statefile.h"
 #include "session.h"
 #include "watch.h"
 
@@ -36,6 +37,7 @@ struct daemon {
     struct watches watches;
     struct opencache cache;
     struct fdstore store;
+    struct statefile state;
     struct handlers handlers;
     struct server server;
 };

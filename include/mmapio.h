@@ -123,7 +123,13 @@ typedef struct {
 typedef enum {
     MMAPIO_CHANGE_MODIFIED,
     MMAPIO_CHANGE_METADATA,
-    MMAPIO_CHANGE_REMOVED
+    MMAPIO_CHANGE_REMOVED,
+    /* Every watcher of the connection, once: the daemon went away (no
+     * more events until mmapio_reconnect), and then, after a
+     * mmapio_reconnect that re-attached its mapping, RECONNECTED
+     * ("anything may have changed meanwhile: read again"). */
+    MMAPIO_CHANGE_DISCONNECTED,
+    MMAPIO_CHANGE_RECONNECTED
 } mmapio_change_kind;
 
 typedef struct {
@@ -161,16 +167,44 @@ int mmapio_connect(const char *socket_path, mmapio_client **out);
 void mmapio_disconnect(mmapio_client *c);
 /* The socket, to poll for POLLIN in the caller's own loop; then call
  * mmapio_client_dispatch(c, 0). Events may also be read by requests made
- * meanwhile, so dispatch after requests too. */
+ * meanwhile, so dispatch after requests too. It also turns readable when
+ * the daemon goes away. Its number stays the same across
+ * mmapio_reconnect. */
 int mmapio_client_fd(const mmapio_client *c);
 /*
  * Waits up to timeout_ms (< 0: no limit) until events have arrived, reads
  * all that wait and applies them. Returns how many were handled, counting
  * those read by requests since the last dispatch (then it does not wait),
- * 0 when the time passed with none, or a negative error.
+ * 0 when the time passed with none, or a negative error: once the daemon
+ * went away, MMAPIO_E_DISCONNECTED, at every call until mmapio_reconnect
+ * (its watchers first hear MMAPIO_CHANGE_DISCONNECTED, once).
  */
 int mmapio_client_dispatch(mmapio_client *c, int timeout_ms);
 int mmapio_ping(mmapio_client *c);
+/*
+ * After the daemon went away (every call needing it returns
+ * MMAPIO_E_DISCONNECTED; maps keep working in memory): connects again to
+ * the same socket, says hello, and re-attaches every handle of c to the
+ * very same object in the new daemon, with access checked afresh as an
+ * open in the handle's mode: a file by its path, only if the path still
+ * leads to the same device and inode; an anonymous mapping by its name,
+ * only if it is the same memfd. An anonymous mapping the new daemon lost
+ * (it ran without systemd's fd store) comes back from its holders: the
+ * handle offers its memfd, which the daemon takes only if it is the very
+ * object its state file recorded as live under that name. Watches resume
+ * (watchers hear MMAPIO_CHANGE_RECONNECTED), a read-write holder of a
+ * file restores the flush policy it saw, and the daemon flushes again.
+ *
+ * A handle whose object did not survive (deleted, replaced by another
+ * file of the same name, or no longer allowed) is left detached: its
+ * memory stays mapped and usable, its next control call (resize, refresh,
+ * set_flush_policy, watch, ...) returns MMAPIO_E_NOT_FOUND; never another
+ * object of the same name. MMAPIO_OK once connected (also when some
+ * handles stayed detached, and when c was connected all along: then
+ * nothing is done); MMAPIO_E_DISCONNECTED while no daemon answers (try
+ * again later), or the error that refused the connection.
+ */
+int mmapio_reconnect(mmapio_client *c);
 
 /* Writes the per-user default socket path into buf (where mmapiod run by
  * this user listens: $XDG_RUNTIME_DIR/mmapio/mmapiod.sock, else

@@ -34,6 +34,20 @@ int64_t hz_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void hz_count_event(const mmapio_change_event *ev, void *user)
+{
+    struct hz_events *e = user;
+    if ((unsigned)ev->kind < sizeof(e->n) / sizeof(e->n[0]))
+        e->n[ev->kind]++;
+}
+
+void hz_pump(mmapio_client *c, const int *count, int want, int timeout_ms)
+{
+    int64_t end = hz_now_ms() + timeout_ms;
+    while (*count < want && hz_now_ms() < end)
+        mmapio_client_dispatch(c, 50);
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };

@@ -139,6 +139,15 @@ int hz_chan_recv(struct hz_chan *ch, int timeout_ms);
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t hz_now_ms(void);
 
+/* Watch events counted by kind: hz_count_event is a mmapio_watch_cb whose
+ * user is a struct hz_events. */
+struct hz_events {
+    int n[8]; /* by mmapio_change_kind */
+};
+void hz_count_event(const mmapio_change_event *ev, void *user);
+/* Dispatches c until *count reaches want or timeout_ms passed. */
+void hz_pump(mmapio_client *c, const int *count, int want, int timeout_ms);
+
 /* ---- raw protocol client ---------------------------------------------- */
 
 /* Connected SOCK_SEQPACKET fd (close-on-exec), or -errno. */

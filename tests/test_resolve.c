@@ -44,6 +44,16 @@ Test(resolve, escapes_are_permission_errors)
         expect_path(bad[i], MMAPIO_E_PERMISSION);
 }
 
+Test(resolve, the_daemons_own_directory_is_out_of_reach)
+{
+    const char *bad[] = { ".mmapiod", ".mmapiod/anon.state",
+                          ".mmapiod/anon.state.tmp", ".mmapiod/x/y" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_path(bad[i], MMAPIO_E_PERMISSION);
+    expect_path(".mmapiodx", MMAPIO_OK);
+    expect_path("a/.mmapiod", MMAPIO_OK);
+}
+
 Test(resolve, malformed_paths_are_invalid)
 {
     const char *bad[] = { "", "a//b", "a/", "dir/b.dat/", ".", "./a",

@@ -65,6 +65,8 @@ static const char *kind_name(mmapio_change_kind k)
     case MMAPIO_CHANGE_MODIFIED: return "MODIFIED";
     case MMAPIO_CHANGE_METADATA: return "METADATA";
     case MMAPIO_CHANGE_REMOVED: return "REMOVED";
+    case MMAPIO_CHANGE_DISCONNECTED: return "DISCONNECTED";
+    case MMAPIO_CHANGE_RECONNECTED: return "RECONNECTED";
     }
     return "?";
 }

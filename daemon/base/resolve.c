@@ -25,6 +25,10 @@ int resolve_check_path(const char *path)
         return MMAPIO_E_INVALID_ARGUMENT;
     if (path[0] == '/')
         return MMAPIO_E_PERMISSION;
+    size_t own = sizeof(RESOLVE_STATE_DIR) - 1;
+    if (!strncmp(path, RESOLVE_STATE_DIR, own) &&
+        (path[own] == '\0' || path[own] == '/'))
+        return MMAPIO_E_PERMISSION; /* the daemon's own files */
 
     /* Control characters or broken UTF-8: refused, though ".." wins. */
     int bad = names_valid(path) ? MMAPIO_OK : MMAPIO_E_INVALID_ARGUMENT;

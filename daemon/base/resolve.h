@@ -15,7 +15,12 @@
 #define RESOLVE_PATH_MAX 4095
 #define RESOLVE_NAME_MAX 255
 
-/* MMAPIO_OK, MMAPIO_E_PERMISSION (absolute, ".."), or
+/* The daemon's own directory under the data root (statefile.h): no path
+ * may start with it (PERMISSION), and it is 0700, the daemon's, so no
+ * peer walks into it through a symlink either. */
+#define RESOLVE_STATE_DIR ".mmapiod"
+
+/* MMAPIO_OK, MMAPIO_E_PERMISSION (absolute, "..", RESOLVE_STATE_DIR), or
  * MMAPIO_E_INVALID_ARGUMENT (NULL, empty, "." or empty component, too long,
  * not valid UTF-8 or with control characters: common/names.h). */
 int resolve_check_path(const char *path);

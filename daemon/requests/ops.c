@@ -29,6 +29,7 @@
 #include "session.h"
 #include "watch.h"
 #include "wire.h"
+#include "reattach.h"
 #include "ringdrain.h"
 
 static void reply_flush(struct session *s, uint64_t id, uint32_t ok,
@@ -451,6 +452,7 @@ static void dispatch(struct session *s, const Mmapio__Request *q)
     case MMAPIO__REQUEST__OP_FROM_FD: fromfd_open(s, q->id, q->from_fd, -1); break;
     case MMAPIO__REQUEST__OP_COPY: copy_request(s, q->id, q->copy); break;
     case MMAPIO__REQUEST__OP_WRITE_RING: ringdrain_request(s, q->id); break;
+    case MMAPIO__REQUEST__OP_REATTACH: reattach_request(s, q->id, q->reattach, -1); break;
     default:
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "unknown operation %d", (int)q->op_case);
         break;
@@ -503,6 +505,12 @@ void ops_handle_fd(struct session *s, const uint8_t *buf, size_t len, int fd)
     if (q && s->hello_done && q->op_case == MMAPIO__REQUEST__OP_FROM_FD &&
         !has_unknown(&q->base)) {
         fromfd_open(s, q->id, q->from_fd, fd);
+        pbarena_free_unpacked(&a, &q->base);
+        return;
+    }
+    if (q && s->hello_done && q->op_case == MMAPIO__REQUEST__OP_REATTACH &&
+        !has_unknown(&q->base)) {
+        reattach_request(s, q->id, q->reattach, fd);
         pbarena_free_unpacked(&a, &q->base);
         return;
     }

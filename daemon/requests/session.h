@@ -58,6 +58,7 @@ struct handlers {
     struct watches *watches;
     struct copier *copier;     /* mmapio_copy's threads (copy.h) */
     struct opencache *cache;   /* released files kept ready (opencache.h) */
+    struct statefile *state;   /* anonymous mappings recorded (statefile.h) */
     struct session *sessions;  /* every live session */
     uint32_t n_sessions;
     uint64_t next_session_id;

@@ -442,3 +442,86 @@ Test(restart, a_long_meta_log_is_compacted_and_still_restores)
     mmapio_disconnect(c);
     stop(&s2, "notify2");
 }
+
+/* ---- kill -9 under holders, who re-attach (issue 15) ------------------ */
+
+Test(restart, holders_reattach_after_kill_9_through_the_fd_store)
+{
+    struct svc_notify s1, s2;
+    static uint8_t xin[8192], fin[4096], buf[8192];
+    fill(xin, sizeof(xin), 5);
+    fill(fin, sizeof(fin), 6);
+    mmapio_flush_policy every250 = { MMAPIO_FLUSH_EVERY_MILLIS, 250 };
+    mmapio_flush_policy writes3 = { MMAPIO_FLUSH_EVERY_WRITES, 3 };
+
+    start(&s1, "notify1", -1);
+    mmapio_client *c;
+    hz_assert_ok(mmapio_connect(d.sock, &c));
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = o.create = o.exclusive = true;
+    o.size = sizeof(xin);
+    o.perm = 0640;
+    o.flush_policy = every250;
+    mmapio_map *x, *f;
+    hz_assert_ok(mmapio_open(c, "x", &o, &x));
+    hz_assert_ok(mmapio_update_region(x, 0, xin, sizeof(xin)));
+    hz_assert_ok(mmapio_create_rw(c, "f.dat", sizeof(fin), &f));
+    hz_assert_ok(mmapio_set_flush_policy(f, writes3));
+    hz_assert_ok(mmapio_update_region(f, 0, fin, sizeof(fin)));
+    struct hz_events ev = { { 0 } };
+    mmapio_watcher *w;
+    hz_assert_ok(mmapio_watch(x, hz_count_event, &ev, &w));
+    hz_assert_ok(mmapio_ping(c)); /* everything stored by now */
+
+    cr_assert_eq(kill(d.pid, SIGKILL), 0);
+    int st;
+    cr_assert_eq(hz_wait_exit(d.pid, HZ_STOP_TIMEOUT_MS, &st), 0);
+    d.pid = -1;
+    svc_fdstore_apply(&store, &s1, 0);
+    svc_notify_close(&s1);
+    cr_assert_geq(svc_fdstore_get(&store, "anon-meta"), 0,
+                  "no anon-meta in the store: %s", svc_fdstore_names(&store));
+    hz_pump(c, &ev.n[MMAPIO_CHANGE_DISCONNECTED], 1, 10000);
+    cr_assert_eq(ev.n[MMAPIO_CHANGE_DISCONNECTED], 1);
+    hz_assert_ret(mmapio_client_dispatch(c, 0), MMAPIO_E_DISCONNECTED);
+    memcpy(xin + 50, "outage", 6);
+    hz_assert_ok(mmapio_update_region(x, 50, "outage", 6));
+
+    start(&s2, "notify2", -1);
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ok(mmapio_refresh(x));
+    hz_assert_ok(mmapio_refresh(f));
+    mmapio_flush_policy p = mmapio_flush_policy_of(x);
+    cr_assert(p.kind == every250.kind && p.value == every250.value);
+    p = mmapio_flush_policy_of(f);
+    cr_assert(p.kind == writes3.kind && p.value == writes3.value);
+
+    mmapio_client *c2;
+    hz_assert_ok(mmapio_connect(d.sock, &c2));
+    mmapio_map *x2;
+    hz_assert_ok(mmapio_anon_open(c2, "x", &x2));
+    hz_assert_ok(mmapio_read_into(x2, 0, buf, sizeof(xin)));
+    cr_assert_arr_eq(buf, xin, sizeof(xin));
+    mmapio_map_info *info;
+    hz_assert_ok(mmapio_admin_stat(c2, "x", true, &info));
+    cr_assert_eq(info->owner, geteuid());
+    cr_assert_eq(info->perm, 0640);
+    cr_assert_eq(info->holders, 2, "the re-attached holder is not counted");
+    mmapio_map_info_free(info, 1);
+
+    hz_pump(c, &ev.n[MMAPIO_CHANGE_RECONNECTED], 1, 10000);
+    cr_assert_eq(ev.n[MMAPIO_CHANGE_RECONNECTED], 1);
+    int before = ev.n[MMAPIO_CHANGE_MODIFIED];
+    hz_assert_ok(mmapio_update_region(x2, 0, "new", 3));
+    hz_pump(c, &ev.n[MMAPIO_CHANGE_MODIFIED], before + 1, 10000);
+    cr_assert_gt(ev.n[MMAPIO_CHANGE_MODIFIED], before, "the watch is dead");
+
+    mmapio_unwatch(w);
+    mmapio_unmap(x2);
+    mmapio_disconnect(c2);
+    mmapio_unmap(x);
+    mmapio_unmap(f);
+    mmapio_disconnect(c);
+    stop(&s2, "notify2");
+}

@@ -1,0 +1,109 @@
+/* reattach: holders of the previous instance come back (see reattach.h). */
+#include "reattach.h"
+
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <stdio.h>
+
+#include "closer.h"
+#include "names.h"
+#include "open.h"
+#include "registry.h"
+#include "resolve.h"
+#include "session.h"
+#include "statefile.h"
+
+/* A memfd of the daemon's naming, told by its link alone: nothing that
+ * could block (a FUSE file's getattr) is asked of an fd that is not. */
+static bool looks_like_ours(int fd)
+{
+    char proc[64], at[32];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, at, sizeof(at) - 1);
+    if (n < 0)
+        return false;
+    at[n] = '\0';
+    return !strncmp(at, "/memfd:mmapio:", 14);
+}
+
+/* The mapping is the object the holder had: device and inode. */
+static bool same_object(const struct mapping *m, const Mmapio__Reattach *q)
+{
+    struct stat st;
+    if (m->kind == MAPPING_FILE)
+        return (uint64_t)m->dev == q->dev && (uint64_t)m->ino == q->ino;
+    return fstat(m->fd, &st) == 0 && (uint64_t)st.st_dev == q->dev &&
+           (uint64_t)st.st_ino == q->ino;
+}
+
+/* The fields, each checked: MMAPIO_OK or INVALID_ARGUMENT with *why. */
+static int check(const Mmapio__Reattach *q, int fd, const char **why)
+{
+    if ((unsigned)q->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE) {
+        *why = "bad mode";
+        return MMAPIO_E_INVALID_ARGUMENT;
+    }
+    if (!q->path || !names_valid(q->path) ||
+        (q->anonymous ? resolve_check_name(q->path)
+                      : resolve_check_path(q->path))) {
+        *why = "bad path or name";
+        return resolve_check_path(q->path) == MMAPIO_E_PERMISSION &&
+                       !q->anonymous
+                   ? MMAPIO_E_PERMISSION : MMAPIO_E_INVALID_ARGUMENT;
+    }
+    if (q->offset != 0) {
+        *why = "a mapping at an offset of a shared memfd is not supported";
+        return MMAPIO_E_INVALID_ARGUMENT;
+    }
+    if (fd >= 0 && !q->anonymous) {
+        *why = "only an anonymous mapping's memfd may ride on a reattach";
+        return MMAPIO_E_INVALID_ARGUMENT;
+    }
+    return MMAPIO_OK;
+}
+
+void reattach_request(struct session *s, uint64_t id,
+                      const Mmapio__Reattach *q, int fd)
+{
+    const char *why = "";
+    struct mapping *m = NULL;
+    int grant = -1;
+    s->fd_wanted = false;
+    int r = check(q, fd, &why);
+    /* An anonymous mapping this instance lost: its holder's memfd. */
+    if (!r && q->anonymous && fd >= 0 && s->h->state &&
+        !registry_find_anon(s->h->reg, q->path) && looks_like_ours(fd)) {
+        struct mapping *back;
+        if (statefile_adopt(s->h->state, q->path, fd, q->dev, q->ino,
+                            q->offset, &back, &why) == MMAPIO_OK)
+            mapping_unref(back); /* the registry keeps it */
+    }
+    if (fd >= 0)
+        closer_give(fd);
+    if (r) {
+        session_reply_err(s, id, r, "reattach: %s", why);
+        return;
+    }
+    /* An Open without create: access, owner and budgets as for one. */
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = q->path;
+    o.anonymous = q->anonymous;
+    o.mode = q->mode;
+    r = open_mapping_fd(s->h, s, &o, &m, &grant, &why);
+    if (r) {
+        session_reply_err(s, id, r, "%s: %s", q->path, why);
+        return;
+    }
+    if (!same_object(m, q)) {
+        if (grant >= 0)
+            close(grant);
+        registry_retire_if_unused(s->h->reg, m);
+        mapping_unref(m);
+        session_reply_err(s, id, MMAPIO_E_NOT_FOUND,
+                          "%s: another object has that name now", q->path);
+        return;
+    }
+    session_grant_fd(s, id, m, (mmapio_mode)q->mode, grant, q->path);
+}

@@ -1,0 +1,92 @@
+/*
+ * statefile: what the daemon must know to take an anonymous mapping back
+ * from its holders after a restart without systemd's fd store.
+ *
+ * For every registered anonymous mapping a line records its name, the
+ * identity of its memfd (device, inode; and the offset in it, 0 while
+ * each mapping has a memfd of its own), owner, group, mode, policy, size
+ * and id; a deleted one is kept as a tombstone (the last
+ * STATEFILE_TOMBSTONES), and its memfd made 0400 at once (a live one is
+ * 0600), so it is never taken back, even when the daemon dies before the
+ * file says so. The file lives in
+ * RESOLVE_STATE_DIR under the data root (0700, the daemon's; no client
+ * path reaches it, resolve.h). It is rewritten whole, atomically (a temp
+ * file, fdatasync, rename, fsync of the directory), on a thread of its own:
+ * the loop only takes a snapshot after a registration, policy, resize or
+ * deletion, at the end of that turn and at most one per 10 ms; the thread
+ * writes the latest one it has. What changed in the last of those before
+ * a kill is lost (a mapping created then cannot come back; one resized
+ * then comes back at its recorded size, the daemon's word over the
+ * holder's), but a deletion is not: see STATE_DELETED_MODE.
+ *
+ * At start the previous file is read: its live records wait for their
+ * holders (statefile_adopt) and are written again until then, unless
+ * their name or memfd is registered anew (the fd store's restore, or a
+ * new mapping), which settles them.
+ */
+#ifndef MMAPIOD_STATEFILE_H
+#define MMAPIOD_STATEFILE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mapping.h"
+
+#define STATEFILE_NAME "anon.state"
+#define STATEFILE_TOMBSTONES 256
+
+struct event;
+struct event_base;
+struct quota;
+struct registry;
+struct state_rec;
+
+struct statefile {
+    struct registry *reg;
+    struct quota *quota;
+    int dir_fd;                 /* RESOLVE_STATE_DIR; -1: not recording */
+    struct state_rec *waiting;  /* live records of the last instance */
+    struct state_rec *tombs;    /* deleted, newest first */
+    size_t n_tombs;
+    struct event *soon;         /* the next snapshot (a timer) */
+    bool armed;
+    int64_t last_snap_ms;       /* CLOCK_MONOTONIC of the last one */
+    /* the writer thread: the latest snapshot wins */
+    pthread_t thread;
+    bool thread_up;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char *next;                 /* a snapshot to write, or NULL */
+    size_t next_len;
+    bool stop, busy;
+    uint64_t written;           /* snapshots on disk (for tests, logs) */
+    struct mapping_hook hook;
+};
+
+/* Makes RESOLVE_STATE_DIR under root_fd's directory, reads the previous
+ * file and starts recording. A state directory that cannot be made is
+ * logged and nothing is recorded (the daemon serves on). 0 or -errno. */
+int statefile_init(struct statefile *s, struct registry *r, struct quota *q,
+                   struct event_base *base, int root_fd);
+/* Writes the last snapshot and stops recording: mappings that leave the
+ * registry after this are not deletions. */
+void statefile_fini(struct statefile *s);
+
+/*
+ * A holder offers fd as the anonymous mapping `name` the daemon lost,
+ * claiming memfd identity dev/ino at `offset`. Taken back, registered
+ * under the recorded owner, group, mode, policy and size, only if a live
+ * record of that name has that identity, nothing registered uses it, and
+ * fstat proves fd is that very memfd: same device and inode, owned by the
+ * daemon's own uid (a memfd belongs to its creator), mode 0600 (not
+ * deleted), sealed as the daemon seals, at least the recorded size. fd stays the caller's. MMAPIO_OK
+ * (*out: a reference), or MMAPIO_E_NOT_FOUND with *why.
+ */
+int statefile_adopt(struct statefile *s, const char *name, int fd,
+                    uint64_t dev, uint64_t ino, uint64_t offset,
+                    struct mapping **out, const char **why);
+
+#endif

@@ -1,0 +1,801 @@
+/*
+ * test_reconnect: the daemon is killed (SIGKILL) under its clients and
+ * started again by hand, without systemd's fd store (issue 15).
+ *
+ * A client notices without a control call (its fd turns readable,
+ * dispatch returns DISCONNECTED at every call, each watcher hears
+ * DISCONNECTED once); mmapio_reconnect re-attaches its file and
+ * anonymous handles to the very same objects, with bytes (also those
+ * written during the outage), owner, mode, policy and watches back; the
+ * anonymous mapping comes back from its holder's memfd, as the daemon's
+ * state file recorded it. A forged memfd of the same name (the daemon's
+ * uid or another's) is refused, a deleted mapping stays deleted, a file
+ * replaced by another of the same name leaves its handle detached (its
+ * control calls NOT_FOUND, its memory usable). And a producer/consumer
+ * pair on an anonymous ring loses no byte across the kill and restart.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "robust.h"
+
+#define SIZE 65536
+#define WAIT_MS 10000
+
+static void init(void)
+{
+    signal(SIGPIPE, SIG_DFL);
+    int r = hz_init(&hz);
+    cr_assert_eq(r, 0, "mkdtemp: %s", strerror(-r));
+    r = rb_start(&hz, NULL);
+    cr_assert_eq(r, 0, "mmapiod did not come up: %s", strerror(-r));
+    setenv("MMAPIO_SOCKET", hz.sock, 1);
+    alarm(100);
+}
+
+static void fini(void)
+{
+    alarm(0);
+    hz_teardown();
+}
+
+TestSuite(reconnect, .init = init, .fini = fini, .timeout = 110);
+
+/* ---- helpers ------------------------------------------------------- */
+
+/* The state file's line for `name` of `kind` ("live", "deleted"): its
+ * fields, once the daemon wrote it (polled). */
+static bool state_line(const char *kind, const char *name, uint64_t *dev,
+                       uint64_t *ino)
+{
+    char path[400], line[600], tail[300];
+    snprintf(path, sizeof(path), "%s/.mmapiod/anon.state", hz.root);
+    snprintf(tail, sizeof(tail), " %s\n", name);
+    int64_t end = hz_now_ms() + WAIT_MS;
+    do {
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof(line), f)) {
+            size_t n = strlen(line), t = strlen(tail);
+            if (strncmp(line, kind, strlen(kind)) || line[strlen(kind)] != ' ' ||
+                n < t || strcmp(line + n - t, tail))
+                continue;
+            uint64_t id;
+            if (dev && ino)
+                sscanf(line + strlen(kind), " %" SCNu64 " %" SCNu64 " %" SCNu64,
+                       &id, dev, ino);
+            fclose(f);
+            return true;
+        }
+        if (f)
+            fclose(f);
+        usleep(5000);
+    } while (hz_now_ms() < end);
+    return false;
+}
+
+static void kill9(void)
+{
+    pid_t pid = hz.pid;
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    int st;
+    cr_assert_eq(hz_wait_exit(pid, WAIT_MS, &st), 0);
+    hz.pid = -1;
+}
+
+static void restart(void)
+{
+    int r = rb_start(&hz, NULL);
+    cr_assert_eq(r, 0, "mmapiod did not come up again: %s", strerror(-r));
+}
+
+/* Dispatches until a negative return (at most `rounds`): that return. */
+static int dispatch_until_error(mmapio_client *c, int rounds)
+{
+    int r = 0;
+    for (int i = 0; i < rounds && r >= 0; i++)
+        r = mmapio_client_dispatch(c, 100);
+    return r;
+}
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed + i * 7 + (i >> 9));
+}
+
+/* ---- the tests ----------------------------------------------------- */
+
+Test(reconnect, files_and_anonymous_mappings_come_back_after_kill_9)
+{
+    static uint8_t want_f[SIZE], want_a[8192];
+    fill(want_f, sizeof(want_f), 1);
+    fill(want_a, sizeof(want_a), 2);
+    mmapio_client *c = hz_client();
+    int cfd = mmapio_client_fd(c);
+
+    mmapio_map *f, *a;
+    mmapio_flush_policy every4k = { MMAPIO_FLUSH_EVERY_BYTES, 4096 };
+    mmapio_flush_policy every100 = { MMAPIO_FLUSH_EVERY_MILLIS, 100 };
+    hz_assert_ok(mmapio_create_rw(c, "f.dat", SIZE, &f));
+    hz_assert_ok(mmapio_set_flush_policy(f, every4k));
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = o.create = o.exclusive = true;
+    o.size = sizeof(want_a);
+    o.perm = 0640;
+    o.flush_policy = every100;
+    hz_assert_ok(mmapio_open(c, "a", &o, &a));
+    hz_assert_ok(mmapio_update_region(f, 0, want_f, sizeof(want_f)));
+    hz_assert_ok(mmapio_update_region(a, 0, want_a, sizeof(want_a)));
+    struct hz_events rf = { { 0 } }, ra = { { 0 } };
+    mmapio_watcher *wf, *wa;
+    hz_assert_ok(mmapio_watch(f, hz_count_event, &rf, &wf));
+    hz_assert_ok(mmapio_watch(a, hz_count_event, &ra, &wa));
+    struct hz_events rn = { { 0 } }; /* by name, holding nothing */
+    mmapio_watcher *wn;
+    hz_assert_ok(mmapio_admin_watch(c, "f.dat", false, hz_count_event, &rn,
+                                    &wn));
+    cr_assert(state_line("live", "a", NULL, NULL), "'a' never recorded");
+    hz_assert_ok(mmapio_reconnect(c)); /* connected: nothing to do */
+    hz_assert_ok(mmapio_ping(c));
+
+    kill9();
+
+    /* Noticed without a control call. */
+    struct pollfd p = { .fd = cfd, .events = POLLIN };
+    cr_assert_eq(poll(&p, 1, WAIT_MS), 1, "client fd not readable");
+    hz_assert_ret(dispatch_until_error(c, 5), MMAPIO_E_DISCONNECTED);
+    cr_assert_eq(rf.n[MMAPIO_CHANGE_DISCONNECTED], 1);
+    cr_assert_eq(ra.n[MMAPIO_CHANGE_DISCONNECTED], 1);
+    cr_assert_eq(rn.n[MMAPIO_CHANGE_DISCONNECTED], 1);
+    hz_assert_ret(mmapio_client_dispatch(c, 0), MMAPIO_E_DISCONNECTED);
+    hz_assert_ret(mmapio_client_dispatch(c, 0), MMAPIO_E_DISCONNECTED);
+    cr_assert_eq(ra.n[MMAPIO_CHANGE_DISCONNECTED], 1, "told twice");
+    hz_assert_ret(mmapio_ping(c), MMAPIO_E_DISCONNECTED);
+    hz_assert_ret(mmapio_refresh(a), MMAPIO_E_DISCONNECTED);
+    /* Nobody there yet. */
+    hz_assert_ret(mmapio_reconnect(c), MMAPIO_E_DISCONNECTED);
+
+    /* Written while no daemon runs. */
+    memcpy(want_f + 100, "outage", 6);
+    memcpy(want_a + 200, "outage", 6);
+    hz_assert_ok(mmapio_update_region(f, 100, "outage", 6));
+    hz_assert_ok(mmapio_update_region(a, 200, "outage", 6));
+
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    cr_assert_eq(mmapio_client_fd(c), cfd, "the fd number changed");
+    hz_assert_ok(mmapio_ping(c));
+    hz_assert_ok(mmapio_refresh(f));
+    hz_assert_ok(mmapio_refresh(a));
+    cr_assert_eq(mmapio_len(f), SIZE);
+    cr_assert_eq(mmapio_len(a), sizeof(want_a));
+    /* Policies: the file's from its read-write holder, the anonymous
+     * mapping's from the state file. */
+    mmapio_flush_policy pf = mmapio_flush_policy_of(f);
+    mmapio_flush_policy pa = mmapio_flush_policy_of(a);
+    cr_assert(pf.kind == every4k.kind && pf.value == every4k.value,
+              "file policy %d:%" PRIu64, pf.kind, pf.value);
+    cr_assert(pa.kind == every100.kind && pa.value == every100.value,
+              "anonymous policy %d:%" PRIu64, pa.kind, pa.value);
+    mmapio_map_info *info;
+    hz_assert_ok(mmapio_admin_stat(c, "a", true, &info));
+    cr_assert_eq(info->owner, geteuid());
+    cr_assert_eq(info->perm, 0640, "perm %o", info->perm);
+    cr_assert_eq(info->size, sizeof(want_a));
+    cr_assert_eq(info->policy.kind, every100.kind);
+    cr_assert_eq(info->holders, 1);
+    mmapio_map_info_free(info, 1);
+
+    /* Another client finds the same bytes under the same names. */
+    mmapio_client *c2 = hz_client();
+    mmapio_map *a2, *f2;
+    hz_assert_ok(mmapio_anon_open(c2, "a", &a2));
+    cr_assert_arr_eq(mmapio_as_ptr(a2), want_a, sizeof(want_a));
+    hz_assert_ok(mmapio_open_rw(c2, "f.dat", &f2));
+    cr_assert_arr_eq(mmapio_as_ptr(f2), want_f, sizeof(want_f));
+
+    /* Watches resume: RECONNECTED first, then the new writes. */
+    hz_pump(c, &ra.n[MMAPIO_CHANGE_RECONNECTED], 1, WAIT_MS);
+    cr_assert_eq(ra.n[MMAPIO_CHANGE_RECONNECTED], 1);
+    cr_assert_eq(rf.n[MMAPIO_CHANGE_RECONNECTED], 1);
+    cr_assert_eq(rn.n[MMAPIO_CHANGE_RECONNECTED], 1);
+    int ma = ra.n[MMAPIO_CHANGE_MODIFIED], mf = rf.n[MMAPIO_CHANGE_MODIFIED];
+    int mn = rn.n[MMAPIO_CHANGE_MODIFIED];
+    hz_assert_ok(mmapio_update_region(a2, 10, "x", 1));
+    hz_assert_ok(mmapio_update_region(f2, 10, "y", 1));
+    hz_pump(c, &ra.n[MMAPIO_CHANGE_MODIFIED], ma + 1, WAIT_MS);
+    hz_pump(c, &rf.n[MMAPIO_CHANGE_MODIFIED], mf + 1, WAIT_MS);
+    hz_pump(c, &rn.n[MMAPIO_CHANGE_MODIFIED], mn + 1, WAIT_MS);
+    cr_assert_gt(ra.n[MMAPIO_CHANGE_MODIFIED], ma, "no event on 'a'");
+    cr_assert_gt(rf.n[MMAPIO_CHANGE_MODIFIED], mf, "no event on f.dat");
+    cr_assert_gt(rn.n[MMAPIO_CHANGE_MODIFIED], mn, "no event by name");
+    cr_assert_eq(((const uint8_t *)mmapio_as_ptr(a))[10], 'x');
+
+    /* The daemon flushes again: every-bytes on the file. */
+    hz_assert_ok(mmapio_flush(f));
+    uint8_t disk[16];
+    cr_assert_eq(hz_read_file(hz_path(&hz, "f.dat"), disk, sizeof(disk)),
+                 (long)sizeof(disk));
+
+    mmapio_unwatch(wf);
+    mmapio_unwatch(wa);
+    mmapio_unwatch(wn);
+    mmapio_unmap(f2);
+    mmapio_unmap(a2);
+    mmapio_disconnect(c2);
+    mmapio_unmap(f);
+    mmapio_unmap(a);
+    mmapio_disconnect(c);
+}
+
+Test(reconnect, a_file_replaced_meanwhile_is_not_found)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *g;
+    hz_assert_ok(mmapio_create_rw(c, "g.dat", 4096, &g));
+    hz_assert_ok(mmapio_update_region(g, 0, "old file", 8));
+    kill9();
+    /* Another file of the same name. */
+    cr_assert_eq(unlink(hz_path(&hz, "g.dat")), 0);
+    cr_assert_eq(hz_write_file(hz_path(&hz, "g.dat"), "new file", 8), 0);
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ret(mmapio_refresh(g), MMAPIO_E_NOT_FOUND);
+    hz_assert_ret(mmapio_resize(g, 8192), MMAPIO_E_NOT_FOUND);
+    hz_assert_ret(mmapio_set_flush_policy(
+                      g, (mmapio_flush_policy){ MMAPIO_FLUSH_ALWAYS, 0 }),
+                  MMAPIO_E_NOT_FOUND);
+    struct hz_events ev = { { 0 } };
+    mmapio_watcher *w = (mmapio_watcher *)0x1;
+    hz_assert_ret(mmapio_watch(g, hz_count_event, &ev, &w), MMAPIO_E_NOT_FOUND);
+    cr_assert_eq(w, (mmapio_watcher *)0x1);
+    cr_assert(strstr(mmapio_last_error(), "did not come back"), "%s",
+              mmapio_last_error());
+    hz_assert_ok(mmapio_flush(g)); /* its memory, msynced as ever */
+    /* Its memory is the old file's, and usable. */
+    cr_assert_arr_eq(mmapio_as_ptr(g), "old file", 8);
+    hz_assert_ok(mmapio_update_region(g, 0, "OLD", 3));
+    /* The name leads to the new one. */
+    mmapio_map *g2;
+    hz_assert_ok(mmapio_open_ro(c, "g.dat", &g2));
+    cr_assert_arr_eq(mmapio_as_ptr(g2), "new file", 8);
+    mmapio_unmap(g2);
+    hz_assert_ok(mmapio_unmap(g));
+    mmapio_disconnect(c);
+}
+
+Test(reconnect, a_deleted_mapping_is_not_resurrected)
+{
+    mmapio_client *c = hz_client(), *c2 = hz_client();
+    mmapio_map *d;
+    hz_assert_ok(mmapio_anon_create(c, "d", 4096, &d));
+    hz_assert_ok(mmapio_update_region(d, 0, "doomed", 6));
+    cr_assert(state_line("live", "d", NULL, NULL));
+    hz_assert_ok(mmapio_anon_delete(c2, "d"));
+    cr_assert(state_line("deleted", "d", NULL, NULL), "deletion not recorded");
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ret(mmapio_refresh(d), MMAPIO_E_NOT_FOUND);
+    mmapio_map *again = (mmapio_map *)0x1;
+    hz_assert_ret(mmapio_anon_open(c, "d", &again), MMAPIO_E_NOT_FOUND);
+    cr_assert_arr_eq(mmapio_as_ptr(d), "doomed", 6);
+    /* A second restart does not bring it back either. */
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ret(mmapio_anon_open(c, "d", &again), MMAPIO_E_NOT_FOUND);
+
+    /* Deleted, and the daemon killed before its state file may say so:
+     * the memfd itself carries the deletion. */
+    mmapio_map *e;
+    hz_assert_ok(mmapio_anon_create(c, "e", 4096, &e));
+    cr_assert(state_line("live", "e", NULL, NULL));
+    mmapio_client *c3 = hz_client();
+    hz_assert_ok(mmapio_anon_delete(c3, "e"));
+    mmapio_disconnect(c3);
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ret(mmapio_refresh(e), MMAPIO_E_NOT_FOUND);
+    hz_assert_ret(mmapio_anon_open(c, "e", &again), MMAPIO_E_NOT_FOUND);
+    mmapio_unmap(e);
+    mmapio_unmap(d);
+    mmapio_disconnect(c2);
+    mmapio_disconnect(c);
+}
+
+/* ---- forged memfds, over the raw protocol --------------------------- */
+
+/* One Reattach (carrying fd when >= 0; then an FdOffer goes first): the
+ * reply's error (0: granted), or -RAW_ERRNO_BASE. */
+static int raw_reattach_as(int sock, const char *path, bool anonymous,
+                           int mode, uint64_t dev, uint64_t ino,
+                           uint64_t offset, int fd)
+{
+    Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;
+    Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__ServerMessage *msg;
+    int err, granted = -1;
+    if (fd >= 0) {
+        req.id = 7;
+        req.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
+        req.fd_offer = &offer;
+        if (raw_send(sock, &req, -1) < 0 ||
+            raw_recv(sock, WAIT_MS, &msg, NULL) < 0)
+            return -RAW_ERRNO_BASE;
+        err = msg->reply->error;
+        mmapio__server_message__free_unpacked(msg, NULL);
+        if (err)
+            return err;
+        req = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    }
+    req.id = 8;
+    ra.path = (char *)path;
+    ra.anonymous = anonymous;
+    ra.mode = (Mmapio__Mode)mode;
+    ra.dev = dev;
+    ra.ino = ino;
+    ra.offset = offset;
+    req.op_case = MMAPIO__REQUEST__OP_REATTACH;
+    req.reattach = &ra;
+    if (raw_send(sock, &req, fd) < 0 ||
+        raw_recv(sock, WAIT_MS, &msg, &granted) < 0)
+        return -RAW_ERRNO_BASE;
+    err = msg->reply->error;
+    mmapio__server_message__free_unpacked(msg, NULL);
+    if (granted >= 0)
+        close(granted);
+    return err;
+}
+
+/* A read-write Reattach of anonymous `name` claiming dev/ino, with fd. */
+static int raw_reattach(int sock, const char *name, uint64_t dev,
+                        uint64_t ino, int fd)
+{
+    return raw_reattach_as(sock, name, true, MMAPIO__MODE__MODE_READ_WRITE,
+                           dev, ino, 0, fd);
+}
+
+/* Without an fd, claiming no identity (dev/ino 0). */
+static int raw_reattach_plain(int sock, const char *path, bool anonymous,
+                              int mode, uint64_t offset)
+{
+    return raw_reattach_as(sock, path, anonymous, mode, 0, 0, offset, -1);
+}
+
+/* A memfd made to look like the daemon's: its name, its seals, bytes. */
+static int forge(const char *name, size_t size)
+{
+    char label[64];
+    snprintf(label, sizeof(label), "mmapio:%s", name);
+    int fd = memfd_create(label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || ftruncate(fd, (off_t)size) < 0 ||
+        pwrite(fd, "forged", 6, 0) != 6 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+        return -1;
+    return fd;
+}
+
+struct forgery {
+    const char *sock;
+    uint64_t dev, ino; /* the recorded identity */
+};
+
+/* As another uid: both ways of lying are refused. */
+static const char *forge_as_other(mmapio_client *c, void *arg)
+{
+    struct forgery *fg = arg;
+    int fd = forge("x", 4096);
+    CHECK(fd >= 0);
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0);
+    int s = rb_raw_hello(fg->sock);
+    CHECK(s >= 0);
+    EXPECT(raw_reattach(s, "x", (uint64_t)st.st_dev, (uint64_t)st.st_ino, fd),
+           MMAPIO_E_NOT_FOUND);
+    close(s);
+    s = rb_raw_hello(fg->sock);
+    CHECK(s >= 0);
+    EXPECT(raw_reattach(s, "x", fg->dev, fg->ino, fd), MMAPIO_E_NOT_FOUND);
+    close(s);
+    close(fd);
+    return NULL;
+}
+
+Test(reconnect, a_forged_memfd_is_refused)
+{
+    cr_assert_eq(rb_share(&hz), 0);
+    mmapio_client *c = hz_client();
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = o.create = o.exclusive = true;
+    o.size = 4096;
+    o.perm = 0666; /* anyone may open it: only identity keeps them out */
+    mmapio_map *x;
+    hz_assert_ok(mmapio_open(c, "x", &o, &x));
+    hz_assert_ok(mmapio_update_region(x, 0, "genuine", 7));
+    uint64_t dev = 0, ino = 0;
+    cr_assert(state_line("live", "x", &dev, &ino));
+    kill9();
+    restart();
+
+    /* The daemon's own uid (root here), a memfd of its own. */
+    int fd = forge("x", 4096);
+    cr_assert_geq(fd, 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    int s = rb_raw_hello(hz.sock);
+    cr_assert_geq(s, 0);
+    hz_assert_ret(raw_reattach(s, "x", (uint64_t)st.st_dev,
+                               (uint64_t)st.st_ino, fd), MMAPIO_E_NOT_FOUND);
+    close(s);
+    s = rb_raw_hello(hz.sock);
+    cr_assert_geq(s, 0);
+    hz_assert_ret(raw_reattach(s, "x", dev, ino, fd), MMAPIO_E_NOT_FOUND);
+    close(s);
+    close(fd);
+    /* Another uid. */
+    if (geteuid() == 0) {
+        struct forgery fg = { hz.sock, dev, ino };
+        char why[512];
+        cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, forge_as_other,
+                               &fg, why, sizeof(why)), 0, "%s", why);
+    }
+    /* None of that registered anything. */
+    mmapio_client *c3 = hz_client();
+    mmapio_map *none = (mmapio_map *)0x1;
+    hz_assert_ret(mmapio_anon_open(c3, "x", &none), MMAPIO_E_NOT_FOUND);
+    mmapio_disconnect(c3);
+
+    /* The genuine holder brings it back, with its own bytes. */
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ok(mmapio_refresh(x));
+    mmapio_client *c2 = hz_client();
+    mmapio_map *x2;
+    hz_assert_ok(mmapio_anon_open(c2, "x", &x2));
+    cr_assert_arr_eq(mmapio_as_ptr(x2), "genuine", 7);
+    mmapio_unmap(x2);
+    mmapio_disconnect(c2);
+    mmapio_unmap(x);
+    mmapio_disconnect(c);
+}
+
+/* ---- the issue's "done when": a producer and a consumer ------------ */
+
+#define RING_SLOTS 1024
+#define ITEMS 400000
+
+struct ring {
+    _Atomic uint64_t head, tail; /* items written, items read */
+    uint64_t slot[RING_SLOTS];
+};
+
+/* Where a side stands with the daemon. */
+struct side {
+    mmapio_client *c;
+    bool down;        /* its dispatch said DISCONNECTED */
+    bool back;        /* mmapio_reconnect succeeded after that */
+};
+
+/* Never waits: notices the death through dispatch, then tries to
+ * reconnect (the daemon may not be back yet). 0, or 1 on a failure. */
+static int keep_up(struct side *sd)
+{
+    if (!sd->down) {
+        sd->down = mmapio_client_dispatch(sd->c, 0) == MMAPIO_E_DISCONNECTED;
+        return 0;
+    }
+    if (sd->back)
+        return 0;
+    int r = mmapio_reconnect(sd->c);
+    sd->back = r == MMAPIO_OK;
+    return r == MMAPIO_OK || r == MMAPIO_E_DISCONNECTED ? 0 : 1;
+}
+
+/* Until it is back (bounded). */
+static int get_back(struct side *sd)
+{
+    int64_t end = hz_now_ms() + 30000;
+    while (!sd->back && hz_now_ms() < end) {
+        if (keep_up(sd))
+            return 1;
+        usleep(1000);
+    }
+    return sd->back ? 0 : 1;
+}
+
+static uint64_t item(uint64_t i)
+{
+    return i * 2654435761u + 1;
+}
+
+/*
+ * Writes ITEMS items: the first quarter with the daemon up, then says
+ * 'k' (kill it), writes up to half, waits until it noticed the death,
+ * writes up to three quarters with no daemon, says 'r' (restart it) and
+ * writes the rest, reconnecting on the way.
+ */
+static int producer(struct hz_chan *ch)
+{
+    struct side sd = { 0 };
+    mmapio_map *m;
+    if (mmapio_connect(hz.sock, &sd.c) || mmapio_anon_open(sd.c, "ring", &m))
+        return 10;
+    struct ring *r = mmapio_as_mut_ptr(m);
+    for (uint64_t i = 0; i < ITEMS; i++) {
+        while (atomic_load(&r->head) - atomic_load(&r->tail) == RING_SLOTS) {
+            if (keep_up(&sd))
+                return 11;
+            usleep(50);
+        }
+        r->slot[i % RING_SLOTS] = item(i);
+        atomic_store(&r->head, i + 1);
+        if (i + 1 == ITEMS / 4)
+            hz_chan_send(ch, 'k');
+        if (i + 1 == ITEMS / 2) {
+            int64_t end = hz_now_ms() + 30000;
+            while (!sd.down && hz_now_ms() < end)
+                sd.down = mmapio_client_dispatch(sd.c, 100) ==
+                          MMAPIO_E_DISCONNECTED;
+            if (!sd.down)
+                return 12;
+        }
+        if (i + 1 == 3 * (ITEMS / 4))
+            hz_chan_send(ch, 'r');
+        if ((i & 1023) == 0 && i > ITEMS / 2 && keep_up(&sd))
+            return 13;
+    }
+    if (get_back(&sd))
+        return 14;
+    return mmapio_refresh(m) == MMAPIO_OK ? 0 : 15;
+}
+
+/* Reads ITEMS items in order, each as written; reconnects on the way. */
+static int consumer(void)
+{
+    struct side sd = { 0 };
+    mmapio_map *m;
+    if (mmapio_connect(hz.sock, &sd.c) || mmapio_anon_open(sd.c, "ring", &m))
+        return 20;
+    struct ring *r = mmapio_as_mut_ptr(m);
+    for (uint64_t i = 0; i < ITEMS; i++) {
+        while (atomic_load(&r->head) == i) {
+            if (keep_up(&sd))
+                return 21;
+            usleep(50);
+        }
+        if (r->slot[i % RING_SLOTS] != item(i))
+            return 22; /* lost or overwritten */
+        atomic_store(&r->tail, i + 1);
+    }
+    if (get_back(&sd))
+        return 23;
+    return mmapio_refresh(m) == MMAPIO_OK ? 0 : 24;
+}
+
+Test(reconnect, a_producer_and_consumer_lose_nothing_across_kill_9)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_anon_create(c, "ring", sizeof(struct ring), &m));
+    cr_assert(state_line("live", "ring", NULL, NULL));
+    struct hz_chan ch;
+    cr_assert_eq(hz_chan_open(&ch), 0);
+    pid_t prod = hz_fork();
+    cr_assert_geq(prod, 0);
+    if (prod == 0) {
+        hz_chan_keep_write(&ch);
+        _exit(producer(&ch));
+    }
+    hz_chan_keep_read(&ch);
+    pid_t cons = hz_fork();
+    cr_assert_geq(cons, 0);
+    if (cons == 0)
+        _exit(consumer());
+    /* Only the two children hold the ring from here on. */
+    hz_assert_ok(mmapio_unmap(m));
+    mmapio_disconnect(c);
+
+    cr_assert_eq(hz_chan_recv(&ch, 30000), 'k', "the producer never got going");
+    kill9();
+    /* The pair goes on in memory meanwhile. */
+    cr_assert_eq(hz_chan_recv(&ch, 30000), 'r', "the producer stopped");
+    restart();
+
+    int st = hz_wait_child(prod, 60000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "producer: status 0x%x",
+              (unsigned)st);
+    st = hz_wait_child(cons, 60000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "consumer: status 0x%x",
+              (unsigned)st);
+    hz_chan_close(&ch);
+
+    /* The ring lives on in the new daemon, every item through. */
+    c = hz_client();
+    hz_assert_ok(mmapio_anon_open(c, "ring", &m));
+    const struct ring *r = mmapio_as_ptr(m);
+    cr_assert_eq(atomic_load(&r->head), ITEMS);
+    cr_assert_eq(atomic_load(&r->tail), ITEMS);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+/* ---- the state file is the daemon's alone --------------------------- */
+
+static const char *read_through_link(mmapio_client *c, void *arg)
+{
+    mmapio_map *m = (mmapio_map *)0x1;
+    EXPECT(mmapio_open_ro(c, "link", &m), MMAPIO_E_PERMISSION);
+    EXPECT(mmapio_open_ro(c, ".mmapiod/anon.state", &m), MMAPIO_E_PERMISSION);
+    EXPECT(mmapio_delete(c, ".mmapiod/anon.state"), MMAPIO_E_PERMISSION);
+    CHECK(m == (mmapio_map *)0x1);
+    return NULL;
+}
+
+Test(reconnect, the_state_file_is_out_of_clients_reach)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m = (mmapio_map *)0x1;
+    hz_assert_ok(mmapio_anon_create(c, "s", 4096, &m));
+    cr_assert(state_line("live", "s", NULL, NULL));
+    mmapio_map *n = (mmapio_map *)0x1;
+    hz_assert_ret(mmapio_open_ro(c, ".mmapiod/anon.state", &n),
+                  MMAPIO_E_PERMISSION);
+    hz_assert_ret(mmapio_create_rw(c, ".mmapiod/anon.state", 4096, &n),
+                  MMAPIO_E_PERMISSION);
+    hz_assert_ret(mmapio_delete(c, ".mmapiod/anon.state"), MMAPIO_E_PERMISSION);
+    cr_assert_eq(n, (mmapio_map *)0x1);
+    struct stat st;
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/.mmapiod", hz.root);
+    cr_assert_eq(stat(dir, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700, "mode %o", st.st_mode & 0777);
+    if (geteuid() == 0) {
+        cr_assert_eq(rb_share(&hz), 0);
+        cr_assert_eq(symlink(".mmapiod/anon.state", hz_path(&hz, "link")), 0);
+        char why[512];
+        cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY,
+                               read_through_link, NULL, why, sizeof(why)),
+                     0, "%s", why);
+    }
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+/* ---- access is checked afresh --------------------------------------- */
+
+/* As RB_NOBODY: holds p.dat read-only, says 'o'; after 'g' reconnects and
+ * finds its handle detached (the file is 0600 now), its memory intact. */
+static int hold_then_lose(struct hz_chan *to_test, struct hz_chan *from_test)
+{
+    mmapio_client *c;
+    mmapio_map *m;
+    if (rb_become(RB_NOBODY, RB_NOBODY) < 0)
+        return 30;
+    if (mmapio_connect(hz.sock, &c) || mmapio_open_ro(c, "p.dat", &m))
+        return 31;
+    hz_chan_send(to_test, 'o');
+    if (hz_chan_recv(from_test, 30000) != 'g')
+        return 32;
+    int64_t end = hz_now_ms() + 30000;
+    int r;
+    while ((r = mmapio_reconnect(c)) == MMAPIO_E_DISCONNECTED &&
+           hz_now_ms() < end)
+        usleep(10000);
+    if (r != MMAPIO_OK)
+        return 33;
+    if (mmapio_refresh(m) != MMAPIO_E_NOT_FOUND)
+        return 34;
+    if (memcmp(mmapio_as_ptr(m), "public", 6))
+        return 35;
+    mmapio_map *again;
+    if (mmapio_open_ro(c, "p.dat", &again) != MMAPIO_E_PERMISSION)
+        return 36;
+    return 0;
+}
+
+Test(reconnect, access_is_checked_afresh)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to act as another uid");
+    cr_assert_eq(rb_share(&hz), 0);
+    cr_assert_eq(hz_write_file(hz_path(&hz, "p.dat"), "public", 6), 0);
+    cr_assert_eq(chmod(hz_path(&hz, "p.dat"), 0644), 0);
+    struct hz_chan up, down;
+    cr_assert_eq(hz_chan_open(&up), 0);
+    cr_assert_eq(hz_chan_open(&down), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        hz_chan_keep_write(&up);
+        hz_chan_keep_read(&down);
+        _exit(hold_then_lose(&up, &down));
+    }
+    hz_chan_keep_read(&up);
+    hz_chan_keep_write(&down);
+    cr_assert_eq(hz_chan_recv(&up, 30000), 'o', "the holder never opened");
+    kill9();
+    cr_assert_eq(chmod(hz_path(&hz, "p.dat"), 0600), 0);
+    restart();
+    hz_chan_send(&down, 'g');
+    int st = hz_wait_child(pid, 60000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "holder: status 0x%x",
+              (unsigned)st);
+    hz_chan_close(&up);
+    hz_chan_close(&down);
+}
+
+/* ---- the daemon checks every field of a Reattach ---------------------- */
+
+Test(reconnect, reattach_fields_are_checked)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_create_rw(c, "r.dat", 4096, &m));
+    int s = rb_raw_hello(hz.sock);
+    cr_assert_geq(s, 0);
+    hz_assert_ret(raw_reattach_plain(s, "r.dat", false, 7, 0),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ret(raw_reattach_plain(s, "r.dat", false, 0, 4096),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ret(raw_reattach_plain(s, "../r.dat", false, 0, 0),
+                  MMAPIO_E_PERMISSION);
+    hz_assert_ret(raw_reattach_plain(s, ".mmapiod/anon.state", false, 0, 0),
+                  MMAPIO_E_PERMISSION);
+    hz_assert_ret(raw_reattach_plain(s, "a/b", true, 0, 0),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ret(raw_reattach_plain(s, "", true, 0, 0),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ret(raw_reattach_plain(s, "bad\x01name", true, 0, 0),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    /* dev/ino 0: no object has them. */
+    hz_assert_ret(raw_reattach_plain(s, "r.dat", false, 0, 0),
+                  MMAPIO_E_NOT_FOUND);
+    hz_assert_ret(raw_reattach_plain(s, "nothing", true, 0, 0),
+                  MMAPIO_E_NOT_FOUND);
+    /* A file's Reattach may not carry an fd; an anonymous one's must be a
+     * memfd of the daemon's naming, or it is not looked at. */
+    int fd = open(hz_path(&hz, "r.dat"), O_RDWR | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    struct stat st;
+    cr_assert_eq(fstat(fd, &st), 0);
+    int s2 = rb_raw_hello(hz.sock);
+    cr_assert_geq(s2, 0);
+    hz_assert_ret(raw_reattach_as(s2, "r.dat", false,
+                                  MMAPIO__MODE__MODE_READ_WRITE, st.st_dev,
+                                  st.st_ino, 0, fd),
+                  MMAPIO_E_INVALID_ARGUMENT);
+    hz_assert_ret(raw_reattach(s2, "r", st.st_dev, st.st_ino, fd),
+                  MMAPIO_E_NOT_FOUND);
+    int p[2];
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    hz_assert_ret(raw_reattach(s2, "r", 0, 0, p[0]), MMAPIO_E_NOT_FOUND);
+    close(p[0]);
+    close(p[1]);
+    close(fd);
+    close(s2);
+    close(s);
+    /* The daemon is fine, and made nothing. */
+    hz_assert_ok(mmapio_ping(c));
+    mmapio_map *none = (mmapio_map *)0x1;
+    hz_assert_ret(mmapio_anon_open(c, "r", &none), MMAPIO_E_NOT_FOUND);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
