@@ -48,6 +48,7 @@ static void client_free(mmapio_client *c)
         munmap(c->ring, WRING_SIZE);
     asyncs_fini(&c->asyncs);
     pthread_mutex_destroy(&c->lock);
+    arena_fds_fini(&c->arena_fds);
     free(c->rxbuf);
     free(c);
 }

@@ -45,6 +45,9 @@ struct config {
                                      * open_cache, config_fit_fds) */
     uint64_t max_bytes_per_uid;     /* bytes of mappings a uid may own */
     uint64_t max_map_size;          /* largest single mapping */
+    uint64_t arena_max;             /* anonymous mappings up to this size
+                                     * share memfds (model/arena.h); 0: none */
+    uint64_t arena_slots;           /* mappings one arena memfd ever holds */
     uint32_t flush_threads;
     bool has_admin_group;           /* admin_group: sees and changes all */
     gid_t admin_gid;

@@ -57,6 +57,49 @@ struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
     return m;
 }
 
+struct mapping *mapping_new_carved(struct mapping_env *env, const char *name,
+                                   uid_t owner, gid_t group, mode_t perm,
+                                   struct arena *ar, uint64_t offset)
+{
+    struct mapping *m = calloc(1, sizeof(*m));
+    if (m)
+        m->name = strdup(name);
+    if (!m || !m->name || ctl_alloc(&env->ctl, &m->slot) < 0) {
+        if (m)
+            free(m->name);
+        free(m);
+        errno = ENOMEM;
+        return NULL;
+    }
+    int r = 0;
+    if (ar)
+        ar->live++;
+    else
+        r = arenas_carve(&env->arenas, owner, group, perm, &ar, &offset);
+    if (r < 0) {
+        ctl_free(&env->ctl, m->slot);
+        free(m->name);
+        free(m);
+        errno = -r;
+        return NULL;
+    }
+    m->env = env;
+    m->id = env->next_id++;
+    m->refs = 1;
+    m->kind = MAPPING_ANON;
+    m->fd = ar->fd;
+    m->fd_writable = true;
+    m->arena = ar;
+    m->offset = offset;
+    m->owner = owner;
+    m->group = group;
+    m->perm = perm;
+    m->created = time(NULL);
+    m->policy = (mmapio_flush_policy){ MMAPIO_FLUSH_NEVER, 0 };
+    atomic_store(&ctl_slot(&env->ctl, m->slot)->policy, ctl_pack_policy(m->policy));
+    return m;
+}
+
 void mapping_changed(struct mapping *m, enum mapping_change what,
                      const void *origin)
 {
@@ -125,7 +168,9 @@ void mapping_unref(struct mapping *m)
     m->refs = 1; /* observers may look at it (and take no reference) */
     mapping_changed(m, MAPPING_FREED, NULL);
     unlink_removed(m);
-    if (m->fd >= 0)
+    if (m->arena)
+        arenas_release(&m->env->arenas, m->arena, m->offset);
+    else if (m->fd >= 0)
         close(m->fd);
     ctl_free(&m->env->ctl, m->slot);
     free(m->name);
@@ -243,6 +288,15 @@ static int set_anon_size(struct mapping *m, uint64_t size)
     return r;
 }
 
+/* A carved mapping grows and shrinks inside its slot; the bytes between
+ * the old and new sizes read as zeros either way. */
+static int set_carved_size(struct mapping *m, uint64_t size)
+{
+    uint64_t lo = size < m->size ? size : m->size;
+    uint64_t hi = size < m->size ? m->size : size;
+    return arena_punch(m->arena, m->offset + lo, m->offset + hi);
+}
+
 static int set_file_size(struct mapping *m, uint64_t size)
 {
     uint64_t old = mapping_sync_size(m);
@@ -261,8 +315,13 @@ int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
         *why = "size too large";
         return MMAPIO_E_RESIZE_FAILED;
     }
-    int r = m->kind == MAPPING_ANON ? set_anon_size(m, size)
-                                    : set_file_size(m, size);
+    if (m->arena && size > m->arena->stride) {
+        *why = "larger than its arena slot (max_map_size when it was made)";
+        return MMAPIO_E_RESIZE_FAILED;
+    }
+    int r = m->arena ? set_carved_size(m, size)
+            : m->kind == MAPPING_ANON ? set_anon_size(m, size)
+                                      : set_file_size(m, size);
     if (r < 0) {
         *why = strerror(-r);
         return r == -EFBIG || r == -ENOSPC || r == -EDQUOT
@@ -274,6 +333,8 @@ int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
 
 uint64_t mapping_sync_size(struct mapping *m)
 {
+    if (m->arena) /* the arena's size is sealed; the slot is the daemon's */
+        return m->size;
     uint64_t have = kernel_size(m->fd, m->size);
     if (m->kind == MAPPING_FILE)
         m->size = have;
