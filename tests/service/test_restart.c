@@ -29,6 +29,9 @@
 
 static struct hz_daemon d = { .pid = -1 };
 static struct svc_fdstore store;
+/* --arena-max: these tests store a memfd per mapping unless one says
+ * otherwise (the arena tests, test_arena_store.c... see arena_*). */
+static const char *arena_max = "0";
 
 static void setup(void)
 {
@@ -80,7 +83,8 @@ static void start(struct svc_notify *s, const char *name, int listen_fd)
         fds[n++] = store.fds[i];
     strncat(names, svc_fdstore_names(&store), sizeof(names) - strlen(names) - 1);
 
-    const char *args[] = { "--socket", d.sock, "--root", d.root, NULL };
+    const char *args[] = { "--socket", d.sock, "--root", d.root,
+                           "--arena-max", arena_max, NULL };
     const char *env[] = { ns, "WATCHDOG_USEC=2000000", NULL };
     struct svc_spawn sp = { .args = args, .env = env, .fds = fds,
                             .n_fds = n, .fdnames = n ? names : NULL };
