@@ -141,6 +141,8 @@ int daemon_run(struct daemon *d)
 
 void daemon_fini(struct daemon *d)
 {
+    /* Clients keep what they mapped: freed arena slots are not punched. */
+    arenas_stop(&d->reg.env.arenas);
     server_fini(&d->server);     /* clients closed: final flushes queued */
     copier_free(d->handlers.copier); /* running copies end */
     d->handlers.copier = NULL;

@@ -187,9 +187,15 @@ int arenas_carve(struct arenas *a, uid_t owner, gid_t group, mode_t perm,
     return 0;
 }
 
+void arenas_stop(struct arenas *a)
+{
+    a->stopping = true;
+}
+
 void arenas_release(struct arenas *a, struct arena *ar, uint64_t offset)
 {
-    (void)arena_punch(ar, offset, offset + ar->stride);
+    if (!a->stopping)
+        (void)arena_punch(ar, offset, offset + ar->stride);
     if (--ar->live == 0 && ar->retired)
         close_arena(a, ar);
 }

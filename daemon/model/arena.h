@@ -70,6 +70,7 @@ struct arenas {
     uint64_t max;            /* largest mapping carved out (0: no arenas) */
     uint64_t stride;
     uint64_t slots;
+    bool stopping;           /* freed slots keep their bytes (arenas_stop) */
 };
 
 void arenas_init(struct arenas *a);
@@ -78,6 +79,9 @@ void arenas_init(struct arenas *a);
  * stays under 2^62 bytes). max 0: none do. */
 void arenas_configure(struct arenas *a, uint64_t max, uint64_t stride,
                       uint64_t slots);
+/* The daemon is about to let go of every mapping while its clients keep
+ * theirs mapped: from now on a freed mapping's bytes are not punched. */
+void arenas_stop(struct arenas *a);
 /* The daemon is stopping: every arena no mapping uses closes (one still
  * used closes with its last mapping). */
 void arenas_fini(struct arenas *a);
