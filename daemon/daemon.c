@@ -103,8 +103,11 @@ int daemon_init(struct daemon *d, char *err, size_t err_size)
         snprintf(err, err_size, "cannot create the control area: %s", strerror(-r));
         return r;
     }
-    /* A slot of max_map_size each: a carved mapping grows in place. */
-    arenas_configure(&d->reg.env.arenas, d->cfg.arena_max, d->cfg.max_map_size,
+    /* A slot of max_map_size each (unless arena_stride says less): a
+     * carved mapping grows in place. */
+    arenas_configure(&d->reg.env.arenas, d->cfg.arena_max,
+                     d->cfg.arena_stride && d->cfg.arena_stride < d->cfg.max_map_size
+                         ? d->cfg.arena_stride : d->cfg.max_map_size,
                      d->cfg.arena_slots);
     d->base = event_base_new();
     if (!d->base) {

@@ -107,6 +107,12 @@ const struct config_key config_keys[] = {
         "Anonymous mappings created at most this large, in bytes, are carved "
         "out of memfds shared with mappings of the same owner, group and mode "
         "instead of having one each (0: never)."),
+    { "arena_stride", CONFIG_U64, F(arena_stride), 0, 0, INT64_MAX, 0,
+      "max_map_size",
+      "Bytes of a shared memfd's offset space each carved mapping reserves: "
+      "it grows in place up to that size and no further (0: max_map_size). "
+      "A smaller stride packs the memfd's page index densely, which costs "
+      "the kernel less memory per mapping." },
     U64(arena_slots, 1, UINT64_C(1) << 32, UINT64_C(1) << 20,
         "Mappings carved out of one shared memfd before it takes no more; "
         "freed space in it is never handed out again."),

@@ -38,7 +38,7 @@ void arenas_configure(struct arenas *a, uint64_t max, uint64_t stride,
     stride = (stride + page - 1) / page * page;
     if (slots > ARENA_SPAN / stride)
         slots = ARENA_SPAN / stride;
-    a->max = slots && max <= stride ? max : 0;
+    a->max = slots == 0 ? 0 : max < stride ? max : stride;
     a->stride = stride;
     a->slots = slots;
 }

@@ -316,7 +316,8 @@ int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
         return MMAPIO_E_RESIZE_FAILED;
     }
     if (m->arena && size > m->arena->stride) {
-        *why = "larger than its arena slot (max_map_size when it was made)";
+        *why = "an anonymous mapping created small lives in a shared memfd "
+               "and grows in place only up to arena_stride";
         return MMAPIO_E_RESIZE_FAILED;
     }
     int r = m->arena ? set_carved_size(m, size)

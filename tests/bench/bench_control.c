@@ -25,6 +25,12 @@
  *         PATH; scripts/bench installs them).
  *  idle   ping latency of the 50 clients, median and p99, with 10,000 more
  *         clients connected and idle, beside none.
+ *  held   open of a held 4 KiB anonymous mapping (anon_open by name, first
+ *         byte read, unmap; also create + unmap + delete) with 100,000
+ *         anonymous mappings held by the daemon, beside the same with 10
+ *         held (measured before and after); the daemon's memory per
+ *         mapping (VmRSS growth / mappings added) beside a bare table of
+ *         the same names in this process; the daemon's fds at both.
  *
  * Not a test: nothing is asserted about speed; the exit status says only
  * whether every part chosen printed its figures. Options: --help.
@@ -48,8 +54,9 @@
 
 #include "benchkit.h"
 
-enum { P_OPEN, P_PING, P_REDIS, P_IDLE, P_N };
-static const char *const part_names[P_N] = { "open", "ping", "redis", "idle" };
+enum { P_OPEN, P_PING, P_REDIS, P_IDLE, P_HELD, P_N };
+static const char *const part_names[P_N] = { "open", "ping", "redis", "idle",
+                                             "held" };
 
 static struct {
     long cycles;   /* open: cycles per side */
@@ -58,6 +65,8 @@ static struct {
     double secs;   /* ping, idle: length of one run */
     int runs;      /* ping, idle: runs per side (medians shown) */
     int idle;      /* idle: clients connected besides the busy ones */
+    int held;      /* held: anonymous mappings the daemon holds */
+    const char *arena_stride; /* held: the daemon's --arena-stride, or NULL */
     bool part[P_N];
 } opt = {
     .cycles = 20000,
@@ -66,7 +75,8 @@ static struct {
     .secs = 3.0,
     .runs = 3,
     .idle = 10000,
-    .part = { true, true, true, true },
+    .held = 100000,
+    .part = { true, true, true, true, true },
 };
 
 /* The fd limit asked for the daemon (and the idle clients' processes). */
@@ -245,8 +255,13 @@ static void start_daemon(void)
     /* Room for the idle clients, the busy ones and a few of our own. */
     char max[24];
     snprintf(max, sizeof(max), "%d", opt.idle + opt.clients + 64);
+    char maps[24];
+    snprintf(maps, sizeof(maps), "%d", opt.held + 1024);
     const char *extra[] = { "--max-clients", max, "--max-clients-per-uid", max,
-                            "--reserved-clients", "16", NULL };
+                            "--reserved-clients", "16", "--max-mappings", maps,
+                            "--max-mappings-per-uid", maps,
+                            opt.arena_stride ? "--arena-stride" : NULL,
+                            opt.arena_stride, NULL };
     bench_start_daemon(&d, extra, daemon_log, sizeof(daemon_log));
 }
 
@@ -1024,6 +1039,175 @@ static bool part_idle(void)
     return true;
 }
 
+/* ---- held: 100,000 anonymous mappings in the daemon --------------------- */
+
+enum { HELD_SIZE = 4096, HELD_BASE = 10 };
+
+/* VmRSS of pid in KiB (/proc/PID/status), or -1. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* Bytes of the kernel's page-index nodes (radix_tree_node in
+ * /proc/slabinfo, root only), or -1. */
+static long long index_node_bytes(void)
+{
+    char line[512];
+    long long bytes = -1;
+    FILE *f = fopen("/proc/slabinfo", "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        long objs, active, size;
+        if (sscanf(line, "radix_tree_node %ld %ld %ld", &active, &objs, &size) == 3)
+            bytes = (long long)active * size;
+    }
+    if (f)
+        fclose(f);
+    return bytes;
+}
+
+static void held_name(char *buf, size_t size, long i)
+{
+    snprintf(buf, size, "held-%ld", i);
+}
+
+/* Creates (or deletes) mappings [from, to); the daemon keeps them by name. */
+static void held_fill(mmapio_client *c, long from, long to, bool create)
+{
+    char name[32];
+    for (long i = from; i < to; i++) {
+        held_name(name, sizeof(name), i);
+        if (create) {
+            mmapio_map *m;
+            CHECK(mmapio_anon_create(c, name, HELD_SIZE, &m));
+            *(volatile uint8_t *)mmapio_as_mut_ptr(m) = (uint8_t)i;
+            CHECK(mmapio_unmap(m));
+        } else {
+            CHECK(mmapio_anon_delete(c, name));
+        }
+    }
+}
+
+/* n opens of held mappings picked at random among `held` (by name, first
+ * byte read, unmap), then n creates of a new one (first byte written,
+ * unmap, delete); microseconds of each into open[] and create[]. */
+static void held_cycles(mmapio_client *c, long held, long n, double *open,
+                        double *create)
+{
+    char name[32];
+    unsigned seed = 12345;
+    for (long i = 0; i < n; i++) {
+        mmapio_map *m;
+        held_name(name, sizeof(name), (long)(rand_r(&seed) % (unsigned)held));
+        int64_t t0 = now_ns();
+        CHECK(mmapio_anon_open(c, name, &m));
+        (void)*(const volatile uint8_t *)mmapio_as_ptr(m);
+        CHECK(mmapio_unmap(m));
+        open[i] = (double)(now_ns() - t0) / 1e3;
+        held_name(name, sizeof(name), -1 - i);
+        t0 = now_ns();
+        CHECK(mmapio_anon_create(c, name, HELD_SIZE, &m));
+        *(volatile uint8_t *)mmapio_as_mut_ptr(m) = 1;
+        CHECK(mmapio_unmap(m));
+        CHECK(mmapio_anon_delete(c, name));
+        create[i] = (double)(now_ns() - t0) / 1e3;
+    }
+}
+
+/* The floor of memory: the bytes this process's RSS grows by for a bare
+ * table of n such names (a malloc'd 32-byte record each and a pointer). */
+static double name_table_bytes(long n)
+{
+    long before = rss_kib(getpid());
+    char **v = malloc((size_t)n * sizeof(*v));
+    for (long i = 0; v && i < n; i++) {
+        v[i] = malloc(32);
+        if (v[i])
+            held_name(v[i], 32, i);
+    }
+    double per = (double)(rss_kib(getpid()) - before) * 1024.0 / (double)n;
+    for (long i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+    return per;
+}
+
+static bool part_held(void)
+{
+    long n = opt.cycles / 4 < 2000 ? opt.cycles / 4 : 2000;
+    if (n < 100)
+        n = 100;
+    printf("\n6. open of a held %d KiB anonymous mapping (anon_open by name of a "
+           "random one, first byte read, unmap) and create (+ unmap + delete), "
+           "%ld of each, with %d anonymous mappings held by the daemon, beside "
+           "%d held (before and after)\n", HELD_SIZE / 1024, n, opt.held,
+           HELD_BASE);
+    mmapio_client *c;
+    CHECK(mmapio_connect(d.sock, &c));
+    double *o1 = calloc((size_t)n, sizeof(double)), *c1 = calloc((size_t)n, sizeof(double));
+    double *o2 = calloc((size_t)n, sizeof(double)), *c2 = calloc((size_t)n, sizeof(double));
+    double *ob = calloc((size_t)n * 2, sizeof(double)), *cb = calloc((size_t)n * 2, sizeof(double));
+    if (!o1 || !c1 || !o2 || !c2 || !ob || !cb)
+        die("out of memory");
+    held_fill(c, 0, HELD_BASE, true);
+    held_cycles(c, HELD_BASE, 200, o1, c1); /* warm-up */
+    held_cycles(c, HELD_BASE, n, ob, cb);
+    CHECK(mmapio_ping(c));
+    long rss0 = rss_kib(d.pid);
+    long long nodes0 = index_node_bytes();
+    int fds0 = hz_fd_count(d.pid);
+    int64_t t0 = now_ns();
+    held_fill(c, HELD_BASE, opt.held, true);
+    double fill_s = (double)(now_ns() - t0) / 1e9;
+    CHECK(mmapio_ping(c));
+    long rss1 = rss_kib(d.pid);
+    long long nodes1 = index_node_bytes();
+    int fds1 = hz_fd_count(d.pid);
+    held_cycles(c, opt.held, n, o2, c2);
+    held_fill(c, HELD_BASE, opt.held, false);
+    held_cycles(c, HELD_BASE, n, ob + n, cb + n);
+    held_fill(c, 0, HELD_BASE, false);
+    mmapio_disconnect(c);
+
+    char label[64];
+    snprintf(label, sizeof(label), "open, %d held, median:", opt.held);
+    figure(label, pct(o2, (size_t)n, 0.5), pct(ob, (size_t)(2 * n), 0.5), "us",
+           "<= 1.2");
+    snprintf(label, sizeof(label), "open, %d held, mean:", opt.held);
+    figure(label, mean(o2, (size_t)n), mean(ob, (size_t)(2 * n)), "us", "<= 1.2");
+    snprintf(label, sizeof(label), "create, %d held, median:", opt.held);
+    figure(label, pct(c2, (size_t)n, 0.5), pct(cb, (size_t)(2 * n), 0.5), "us",
+           NULL);
+    long added = opt.held - HELD_BASE;
+    double per = (double)(rss1 - rss0) * 1024.0 / (double)added;
+    figure("daemon memory per mapping:", per, name_table_bytes(added), "B",
+           "<= 1024 B");
+    printf("   floor of the memory: this process's RSS growth for a bare table "
+           "of the same names (a 32-byte record and a pointer each); daemon "
+           "VmRSS %ld KiB with %d held, %ld KiB with %d; daemon fds %d and "
+           "%d; %d mappings made in %.1f s; arena stride %s\n", rss0,
+           HELD_BASE, rss1, opt.held, fds0, fds1, opt.held - HELD_BASE, fill_s,
+           opt.arena_stride ? opt.arena_stride : "max_map_size (default)");
+    if (nodes0 >= 0 && nodes1 >= 0)
+        printf("   kernel page-index nodes (radix_tree_node, whole machine) grew "
+               "%.0f B per mapping added\n",
+               (double)(nodes1 - nodes0) / (double)added);
+    else
+        printf("   kernel page-index nodes: /proc/slabinfo not readable\n");
+    fflush(stdout);
+    free(o1); free(c1); free(o2); free(c2); free(ob); free(cb);
+    return true;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -1032,14 +1216,16 @@ static void usage(FILE *f)
             "Usage: bench_control [OPTIONS]\n"
             "  --quick          short runs, for a smoke test\n"
             "  --only LIST      parts to run, e.g. open,ping (open, ping, redis,\n"
-            "                   idle; all by default; ping includes fairness)\n"
+            "                   idle, held; all by default; ping includes fairness)\n"
             "  --cycles N       open: cycles a side (%ld)\n"
             "  --clients N      ping, redis, idle: busy clients (%d)\n"
             "  --secs S         ping, idle: seconds per run (%.1f)\n"
             "  --runs N         ping, redis, idle: runs a side, medians shown (%d)\n"
             "  --idle N         idle: clients connected besides the busy ones (%d)\n"
+            "  --held N         held: anonymous mappings the daemon holds (%d)\n"
+            "  --arena-stride N the daemon's arena_stride (default: its own)\n"
             "The daemon is $MMAPIOD, else %s.\n",
-            opt.cycles, opt.clients, opt.secs, opt.runs, opt.idle,
+            opt.cycles, opt.clients, opt.secs, opt.runs, opt.idle, opt.held,
             MMAPIOD_BUILD_PATH);
 }
 
@@ -1085,6 +1271,8 @@ int main(int argc, char **argv)
         { "secs", required_argument, NULL, 's' },
         { "runs", required_argument, NULL, 'r' },
         { "idle", required_argument, NULL, 'i' },
+        { "held", required_argument, NULL, 'H' },
+        { "arena-stride", required_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -1096,6 +1284,7 @@ int main(int argc, char **argv)
             opt.secs = 0.5;
             opt.runs = 1;
             opt.idle = 1000;
+            opt.held = 5000;
         }
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1107,6 +1296,8 @@ int main(int argc, char **argv)
         case 's': opt.secs = num(optarg, 0.05, 3600); break;
         case 'r': opt.runs = (int)num(optarg, 1, 64); break;
         case 'i': opt.idle = (int)num(optarg, 1, 1000000); break;
+        case 'H': opt.held = (int)num(optarg, 100, 10000000); break;
+        case 'A': opt.arena_stride = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1122,7 +1313,8 @@ int main(int argc, char **argv)
            getenv("MMAPIOD"), (int)d.pid, d.root, sysconf(_SC_NPROCESSORS_ONLN));
     bench_print_load("at the start", "?");
     fflush(stdout);
-    bool (*const parts[P_N])(void) = { part_open, part_ping, part_redis, part_idle };
+    bool (*const parts[P_N])(void) = { part_open, part_ping, part_redis, part_idle,
+                                       part_held };
     bool ok = true;
     for (int p = 0; p < P_N; p++)
         if (opt.part[p] && !parts[p]()) {

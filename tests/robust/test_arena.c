@@ -397,6 +397,33 @@ Test(arena, resize_in_place_and_delete)
     mmapio_disconnect(c);
 }
 
+/* With a small arena_stride a carved mapping grows in place up to it, and
+ * past it is refused with its reason. */
+Test(arena, growth_stops_at_the_stride)
+{
+    start((const char *const[]){ "--arena-stride", "65536", NULL });
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_anon_create(c, "small", 4096, &m));
+    hz_assert_ok(mmapio_update_region(m, 0, "kept", 4));
+    hz_assert_ok(mmapio_resize(m, 65536));
+    hz_assert_ret(mmapio_resize(m, 65536 + 4096), MMAPIO_E_RESIZE_FAILED);
+    cr_assert_not_null(strstr(mmapio_last_error(), "arena_stride"), "%s",
+                       mmapio_last_error());
+    cr_assert_eq(mmapio_len(m), 65536);
+    cr_assert(!memcmp(mmapio_as_ptr(m), "kept", 4));
+    /* Made larger than the stride: a memfd of its own, grows freely. */
+    mmapio_map *big;
+    hz_assert_ok(mmapio_anon_create(c, "big", 65536 + 4096, &big));
+    hz_assert_ok(mmapio_resize(big, 1u << 20));
+    unsigned long ino;
+    uint64_t off;
+    cr_assert(!where(mmapio_as_ptr(big), &ino, &off));
+    mmapio_unmap(big);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
 /* ---- many ------------------------------------------------------------- */
 
 Test(arena, ten_thousand_mappings_cost_a_process_one_fd)
