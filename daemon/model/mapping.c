@@ -30,8 +30,11 @@ static void seal(int fd)
     (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL);
 }
 
-struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
-                            const char *name, int fd, bool fd_writable)
+/* A mapping with its name, id, control slot and the default policy, on
+ * `fd` (not consumed); NULL when out of memory or slots. */
+static struct mapping *mapping_alloc(struct mapping_env *env,
+                                     enum map_kind kind, const char *name,
+                                     int fd, bool fd_writable)
 {
     struct mapping *m = calloc(1, sizeof(*m));
     if (m)
@@ -40,7 +43,6 @@ struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
         if (m)
             free(m->name);
         free(m);
-        close(fd);
         return NULL;
     }
     m->env = env;
@@ -50,10 +52,21 @@ struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
     m->fd = fd;
     m->fd_writable = fd_writable;
     m->created = time(NULL);
-    if (kind == MAPPING_ANON)
-        seal(fd);
     m->policy = (mmapio_flush_policy){ MMAPIO_FLUSH_NEVER, 0 };
     atomic_store(&ctl_slot(&env->ctl, m->slot)->policy, ctl_pack_policy(m->policy));
+    return m;
+}
+
+struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
+                            const char *name, int fd, bool fd_writable)
+{
+    struct mapping *m = mapping_alloc(env, kind, name, fd, fd_writable);
+    if (!m) {
+        close(fd);
+        return NULL;
+    }
+    if (kind == MAPPING_ANON)
+        seal(fd);
     return m;
 }
 
@@ -61,42 +74,24 @@ struct mapping *mapping_new_carved(struct mapping_env *env, const char *name,
                                    uid_t owner, gid_t group, mode_t perm,
                                    struct arena *ar, uint64_t offset)
 {
-    struct mapping *m = calloc(1, sizeof(*m));
-    if (m)
-        m->name = strdup(name);
-    if (!m || !m->name || ctl_alloc(&env->ctl, &m->slot) < 0) {
-        if (m)
-            free(m->name);
-        free(m);
-        errno = ENOMEM;
-        return NULL;
-    }
     int r = 0;
-    if (ar)
-        ar->live++;
-    else
+    if (!ar)
         r = arenas_carve(&env->arenas, owner, group, perm, &ar, &offset);
-    if (r < 0) {
-        ctl_free(&env->ctl, m->slot);
-        free(m->name);
-        free(m);
-        errno = -r;
+    else
+        ar->live++;
+    struct mapping *m = r < 0 ? NULL
+        : mapping_alloc(env, MAPPING_ANON, name, ar->fd, true);
+    if (!m) {
+        if (r == 0) /* the slot goes back, punched, never reused */
+            arenas_release(&env->arenas, ar, offset);
+        errno = r < 0 ? -r : ENOMEM;
         return NULL;
     }
-    m->env = env;
-    m->id = env->next_id++;
-    m->refs = 1;
-    m->kind = MAPPING_ANON;
-    m->fd = ar->fd;
-    m->fd_writable = true;
     m->arena = ar;
     m->offset = offset;
     m->owner = owner;
     m->group = group;
     m->perm = perm;
-    m->created = time(NULL);
-    m->policy = (mmapio_flush_policy){ MMAPIO_FLUSH_NEVER, 0 };
-    atomic_store(&ctl_slot(&env->ctl, m->slot)->policy, ctl_pack_policy(m->policy));
     return m;
 }
 

@@ -142,7 +142,7 @@ void session_end(struct session *s)
     watch_release_owner(h->watches, &s->watches);
     while (s->holders.first)
         session_release_holder(s->holders.first, true);
-    hmap_free(&s->arena_uses); /* emptied with the holders */
+    hmap_count_free(&s->arena_uses); /* emptied with the holders */
     for (struct pending *p = s->pending; p; p = p->next)
         p->s = NULL;
     s->pending = NULL;
@@ -158,55 +158,10 @@ void session_end(struct session *s)
 
 /* ---- holders -------------------------------------------------------- */
 
-/* This session's holders in one arena, of one fd kind. */
-struct arena_use {
-    struct hnode node;
-    uint64_t key;
-    uint32_t holders;
-};
-
+/* The session's holders in one arena, of one fd kind (arena_uses). */
 static uint64_t arena_key(const struct holder *hd)
 {
     return hd->map->arena->id << 1 | (hd->mode != MMAPIO_MODE_READ_WRITE);
-}
-
-static struct arena_use *arena_use_find(struct session *s, uint64_t key)
-{
-    for (struct hnode *n = hmap_find(&s->arena_uses, hmap_hash_u64(key)); n;
-         n = hmap_next_same(n)) {
-        struct arena_use *u = container_of(n, struct arena_use, node);
-        if (u->key == key)
-            return u;
-    }
-    return NULL;
-}
-
-/* Counts hd in its arena; the number of s's holders there now, 0 when out
- * of memory. */
-static uint32_t arena_use_add(struct session *s, const struct holder *hd)
-{
-    uint64_t key = arena_key(hd);
-    struct arena_use *u = arena_use_find(s, key);
-    if (!u) {
-        u = calloc(1, sizeof(*u));
-        if (!u)
-            return 0;
-        u->key = key;
-        if (hmap_insert(&s->arena_uses, &u->node, hmap_hash_u64(key)) < 0) {
-            free(u);
-            return 0;
-        }
-    }
-    return ++u->holders;
-}
-
-static void arena_use_drop(struct session *s, const struct holder *hd)
-{
-    struct arena_use *u = arena_use_find(s, arena_key(hd));
-    if (u && --u->holders == 0) {
-        hmap_remove(&s->arena_uses, &u->node);
-        free(u);
-    }
 }
 
 int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
@@ -235,7 +190,7 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
     hd->mode = mode;
     hd->owner = s;
     mapping_attach(m, hd, &s->holders);
-    if (m->arena && arena_use_add(s, hd) == 0) {
+    if (m->arena && hmap_count_add(&s->arena_uses, arena_key(hd)) == 0) {
         session_release_holder(hd, false); /* not counted: nothing to drop */
         return MMAPIO_E_QUOTA;
     }
@@ -255,7 +210,7 @@ void session_release_holder(struct holder *hd, bool died)
     if (hd->raw_writer)
         flushes_raw_writer(h->flushes, m, -1);
     if (m->arena)
-        arena_use_drop(s, hd);
+        hmap_count_drop(&s->arena_uses, arena_key(hd));
     registry_remove_holder(h->reg, hd);
     mapping_detach(hd, &s->holders);
     free(hd);
@@ -292,7 +247,8 @@ void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
     bool owned = fd >= 0;
     int r = session_add_holder(s, m, mode, &hd);
     /* The arena's fd is already the client's unless this is its first. */
-    bool arena_fd = m->arena && !r && arena_use_find(s, arena_key(hd))->holders == 1;
+    bool arena_fd = m->arena && !r &&
+                    hmap_count_of(&s->arena_uses, arena_key(hd)) == 1;
     if (!r && fd < 0 && (!m->arena || arena_fd)) {
         r = mapping_grant_fd(m, mode, &fd, &owned);
         if (r == MMAPIO_E_QUOTA && opencache_shrink(s->h->cache, 64))

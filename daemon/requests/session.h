@@ -82,8 +82,9 @@ struct session {
     uint32_t notice_run;       /* notices read since the socket was empty */
     bool fd_wanted;            /* FdOffer answered: one fd may come (fromfd.h) */
     struct holder_list holders;
-    struct hmap arena_uses;    /* arena and fd kind -> its holders here:
-                                * the arena's fd goes with the first */
+    struct hmap arena_uses;    /* counted (hmap_count_*): arena and fd kind
+                                * -> its holders here; the arena's fd goes
+                                * with the first */
     struct watch_owner watches;
     struct pending *pending;   /* answers owed */
     struct wring *ring;        /* its write ring, or NULL (wring.h) */

@@ -159,42 +159,16 @@ static void store_notify(const char *state, const int *fds, unsigned n)
         log_warn("systemd notify '%s' failed", state);
 }
 
-/* The stored arenas: each with the number of stored mappings in it. */
-struct stored_arena {
-    struct hnode node;
-    uint64_t id;
-    uint64_t n;
-};
-
-static struct stored_arena *stored_arena_find(struct fdstore *s, uint64_t id)
-{
-    for (struct hnode *n = hmap_find(&s->arenas, hmap_hash_u64(id)); n;
-         n = hmap_next_same(n)) {
-        struct stored_arena *a = container_of(n, struct stored_arena, node);
-        if (a->id == id)
-            return a;
-    }
-    return NULL;
-}
-
 /* A mapping carved from `ar` is stored: the arena's fd goes to the store
- * with its first. */
+ * with its first (s->arenas counts them). */
 static void arena_stored(struct fdstore *s, struct arena *ar)
 {
     char state[64];
-    struct stored_arena *a = stored_arena_find(s, ar->id);
-    if (a) {
-        a->n++;
-        return;
-    }
-    a = calloc(1, sizeof(*a));
-    if (!a || hmap_insert(&s->arenas, &a->node, hmap_hash_u64(ar->id)) < 0) {
-        free(a);
+    uint64_t n = hmap_count_add(&s->arenas, ar->id);
+    if (n == 0)
         log_warn("fd store: out of memory, arena %" PRIu64 " not stored", ar->id);
+    if (n != 1)
         return;
-    }
-    a->id = ar->id;
-    a->n = 1;
     snprintf(state, sizeof(state), "FDSTORE=1\nFDNAME=arena-%" PRIu64, ar->id);
     store_notify(state, &ar->fd, 1);
 }
@@ -203,11 +177,9 @@ static void arena_stored(struct fdstore *s, struct arena *ar)
 static void arena_unstored(struct fdstore *s, struct arena *ar)
 {
     char state[64];
-    struct stored_arena *a = stored_arena_find(s, ar->id);
-    if (!a || --a->n > 0)
+    if (hmap_count_of(&s->arenas, ar->id) == 0 ||
+        hmap_count_drop(&s->arenas, ar->id) > 0)
         return;
-    hmap_remove(&s->arenas, &a->node);
-    free(a);
     snprintf(state, sizeof(state), "FDSTOREREMOVE=1\nFDNAME=arena-%" PRIu64, ar->id);
     store_notify(state, NULL, 0);
 }
@@ -580,10 +552,5 @@ void fdstore_fini(struct fdstore *s)
     free(s->taken_arenas);
     s->taken_arenas = NULL;
     s->n_taken_arenas = 0;
-    for (size_t b = 0; b < s->arenas.n_buckets; b++)
-        for (struct hnode *n = s->arenas.buckets[b], *next; n; n = next) {
-            next = n->next;
-            free(container_of(n, struct stored_arena, node));
-        }
-    hmap_free(&s->arenas);
+    hmap_count_free(&s->arenas);
 }

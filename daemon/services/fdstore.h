@@ -49,7 +49,8 @@ struct fdstore {
     size_t n_taken, cap_taken;
     struct stored_fd *taken_arenas; /* "arena-ID" fds */
     size_t n_taken_arenas, cap_taken_arenas;
-    struct hmap arenas;        /* stored arenas: id -> mappings stored in it */
+    struct hmap arenas;        /* counted (hmap_count_*): stored arena id ->
+                                * mappings stored in it */
     struct mapping_hook hook;
 };
 
