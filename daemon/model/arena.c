@@ -192,12 +192,19 @@ void arenas_stop(struct arenas *a)
     a->stopping = true;
 }
 
+/* An arena nobody uses closes: its fd is one more the daemon holds for
+ * nothing (and a uid could otherwise leave one open per mode it tried). */
+static void unuse(struct arenas *a, struct arena *ar)
+{
+    if (--ar->live == 0)
+        close_arena(a, ar);
+}
+
 void arenas_release(struct arenas *a, struct arena *ar, uint64_t offset)
 {
     if (!a->stopping)
         (void)arena_punch(ar, offset, offset + ar->stride);
-    if (--ar->live == 0 && ar->retired)
-        close_arena(a, ar);
+    unuse(a, ar);
 }
 
 struct arena *arenas_adopt(struct arenas *a, int fd, uid_t owner,
@@ -213,12 +220,13 @@ struct arena *arenas_adopt(struct arenas *a, int fd, uid_t owner,
     if (ar) {
         ar->retired = true;
         ar->next = slots;
+        ar->live = 1; /* the restore's own, until arenas_unpin */
     }
     return ar;
 }
 
-void arenas_drop_if_empty(struct arenas *a, struct arena *ar)
+void arenas_unpin(struct arenas *a, struct arena *ar)
 {
-    if (ar && ar->live == 0)
-        close_arena(a, ar);
+    if (ar)
+        unuse(a, ar);
 }

@@ -24,8 +24,10 @@
  *     freed (the memory returns at once). A freed slot is never handed out
  *     again, so a process that still holds the arena's fd (an old holder)
  *     can reach only its own class's dead bytes, never a new mapping. An
- *     arena whose slots are used up is retired: it takes no new mapping
- *     and its fd closes with its last mapping.
+ *     arena whose slots are used up is retired: it takes no new mapping.
+ *     Any arena closes with its last mapping (the next mapping of its
+ *     class starts a new one), so the daemon holds no fd that no mapping
+ *     needs.
  *  4. The memfd is sized once, to slots * stride, and sealed against
  *     growing, shrinking and further seals: no holder can change its size
  *     (SIGBUS for the others); memfd offsets are sparse, so the size
@@ -68,7 +70,8 @@ struct arena {
     uint64_t stride;         /* bytes of offset space per mapping */
     uint64_t slots;          /* mappings it can ever hold */
     uint64_t next;           /* slots [next, slots) were never handed out */
-    uint64_t live;           /* mappings carved from it, not yet freed */
+    uint64_t live;           /* mappings carved from it, not yet freed (and
+                              * a restore's pin, arenas_adopt) */
     bool retired;            /* takes no new mapping */
     struct hnode node;       /* arenas.open: class -> arena */
     struct arena *all_prev, *all_next; /* arenas.all */
@@ -106,17 +109,20 @@ bool arenas_fit(const struct arenas *a, uint64_t size, bool huge_pages);
 int arenas_carve(struct arenas *a, uid_t owner, gid_t group, mode_t perm,
                  struct arena **out, uint64_t *offset);
 /* The mapping at `offset` is freed: its slot is punched, never reused;
- * a retired arena closes with its last mapping. */
+ * the arena closes with its last mapping. */
 void arenas_release(struct arenas *a, struct arena *ar, uint64_t offset);
 /* Zeros [from, to) of an arena (bytes no mapping may show). 0 or -errno. */
 int arena_punch(const struct arena *ar, uint64_t from, uint64_t to);
 
 /* An arena that was stored (fdstore) comes back under a new id: retired
  * at once, since which of its slots were handed out before the restart is
- * not known. `fd` is consumed. NULL without memory. */
+ * not known; pinned (counted live) until arenas_unpin, so that the
+ * mappings restored into it may come and go meanwhile. `fd` is consumed.
+ * NULL without memory. */
 struct arena *arenas_adopt(struct arenas *a, int fd, uid_t owner,
                            gid_t group, mode_t perm, uint64_t stride);
-/* An adopted arena nobody took (no mapping restored in it) closes. */
-void arenas_drop_if_empty(struct arenas *a, struct arena *ar);
+/* The restore is done with ar (NULL: nothing): it closes unless a mapping
+ * uses it. */
+void arenas_unpin(struct arenas *a, struct arena *ar);
 
 #endif

@@ -401,7 +401,7 @@ static void restore_all_carved(struct fdstore *st, struct carved_log *c,
         store_notify(state, NULL, 0);
         if (arenas[i].fd >= 0)
             close(arenas[i].fd);
-        arenas_drop_if_empty(&st->reg->env.arenas, arenas[i].arena);
+        arenas_unpin(&st->reg->env.arenas, arenas[i].arena);
     }
 }
 
