@@ -27,8 +27,8 @@
  *         clients connected and idle, beside none.
  *  held   open of a held 4 KiB anonymous mapping (anon_open by name, first
  *         byte read, unmap; also create + unmap + delete) with 100,000
- *         anonymous mappings held by the daemon, beside the same with 10
- *         held (measured before and after); the daemon's memory per
+ *         anonymous mappings held by the daemon, beside a second daemon
+ *         alike holding 10 (blocks alternate); the daemon's memory per
  *         mapping (VmRSS growth / mappings added) beside a bare table of
  *         the same names in this process; the daemon's fds at both.
  *
@@ -250,7 +250,14 @@ static void raise_nofile(void)
            (unsigned long long)was.rlim_max);
 }
 
+static void start_daemon_into(struct hz_daemon *into);
+
 static void start_daemon(void)
+{
+    start_daemon_into(&d);
+}
+
+static void start_daemon_into(struct hz_daemon *into)
 {
     /* Room for the idle clients, the busy ones and a few of our own. */
     char max[24];
@@ -262,7 +269,8 @@ static void start_daemon(void)
                             "--max-mappings-per-uid", maps,
                             opt.arena_stride ? "--arena-stride" : NULL,
                             opt.arena_stride, NULL };
-    bench_start_daemon(&d, extra, daemon_log, sizeof(daemon_log));
+    bench_start_daemon(into, extra, into == &d ? daemon_log : NULL,
+                       into == &d ? sizeof(daemon_log) : 0);
 }
 
 /* The daemon's log line saying it lowered max_clients, if it did. */
@@ -1101,13 +1109,12 @@ static void held_fill(mmapio_client *c, long from, long to, bool create)
  * byte read, unmap), then n creates of a new one (first byte written,
  * unmap, delete); microseconds of each into open[] and create[]. */
 static void held_cycles(mmapio_client *c, long held, long n, double *open,
-                        double *create)
+                        double *create, unsigned *seed)
 {
     char name[32];
-    unsigned seed = 12345;
     for (long i = 0; i < n; i++) {
         mmapio_map *m;
-        held_name(name, sizeof(name), (long)(rand_r(&seed) % (unsigned)held));
+        held_name(name, sizeof(name), (long)(rand_r(seed) % (unsigned)held));
         int64_t t0 = now_ns();
         CHECK(mmapio_anon_open(c, name, &m));
         (void)*(const volatile uint8_t *)mmapio_as_ptr(m);
@@ -1141,26 +1148,44 @@ static double name_table_bytes(long n)
     return per;
 }
 
+static double *doubles(long n)
+{
+    double *v = calloc((size_t)n, sizeof(double));
+    if (!v)
+        die("out of memory");
+    return v;
+}
+
+/*
+ * Two daemons alike: `d` comes to hold opt.held mappings, a second one
+ * HELD_BASE. Blocks of cycles alternate between them (who goes first
+ * alternates too), so that a change of the machine's load reaches both
+ * sides alike.
+ */
 static bool part_held(void)
 {
-    long n = opt.cycles / 4 < 2000 ? opt.cycles / 4 : 2000;
-    if (n < 100)
-        n = 100;
+    enum { BLOCKS = 10 };
+    long per = opt.cycles / 4 / BLOCKS;
+    if (per < 20)
+        per = 20;
+    long n = per * BLOCKS;
     printf("\n6. open of a held %d KiB anonymous mapping (anon_open by name of a "
            "random one, first byte read, unmap) and create (+ unmap + delete), "
-           "%ld of each, with %d anonymous mappings held by the daemon, beside "
-           "%d held (before and after)\n", HELD_SIZE / 1024, n, opt.held,
-           HELD_BASE);
-    mmapio_client *c;
+           "%ld of each in %d alternating blocks, against a daemon holding %d "
+           "anonymous mappings and one alike holding %d\n", HELD_SIZE / 1024,
+           n, BLOCKS, opt.held, HELD_BASE);
+    static struct hz_daemon few;
+    start_daemon_into(&few);
+    mmapio_client *c, *cf;
     CHECK(mmapio_connect(d.sock, &c));
-    double *o1 = calloc((size_t)n, sizeof(double)), *c1 = calloc((size_t)n, sizeof(double));
-    double *o2 = calloc((size_t)n, sizeof(double)), *c2 = calloc((size_t)n, sizeof(double));
-    double *ob = calloc((size_t)n * 2, sizeof(double)), *cb = calloc((size_t)n * 2, sizeof(double));
-    if (!o1 || !c1 || !o2 || !c2 || !ob || !cb)
-        die("out of memory");
+    CHECK(mmapio_connect(few.sock, &cf));
+    double *o_many = doubles(n), *c_many = doubles(n);
+    double *o_few = doubles(n), *c_few = doubles(n);
+    unsigned seed_many = 1, seed_few = 1;
+    held_fill(cf, 0, HELD_BASE, true);
     held_fill(c, 0, HELD_BASE, true);
-    held_cycles(c, HELD_BASE, 200, o1, c1); /* warm-up */
-    held_cycles(c, HELD_BASE, n, ob, cb);
+    held_cycles(cf, HELD_BASE, 200, o_few, c_few, &seed_few); /* warm-up */
+    held_cycles(c, HELD_BASE, 200, o_many, c_many, &seed_many);
     CHECK(mmapio_ping(c));
     long rss0 = rss_kib(d.pid);
     long long nodes0 = index_node_bytes();
@@ -1172,30 +1197,39 @@ static bool part_held(void)
     long rss1 = rss_kib(d.pid);
     long long nodes1 = index_node_bytes();
     int fds1 = hz_fd_count(d.pid);
-    held_cycles(c, opt.held, n, o2, c2);
-    held_fill(c, HELD_BASE, opt.held, false);
-    held_cycles(c, HELD_BASE, n, ob + n, cb + n);
-    held_fill(c, 0, HELD_BASE, false);
+    for (int b = 0; b < BLOCKS; b++)
+        for (int side = 0; side < 2; side++) {
+            bool many = (side == 0) == (b % 2 == 0);
+            long at = (long)b * per;
+            if (many)
+                held_cycles(c, opt.held, per, o_many + at, c_many + at, &seed_many);
+            else
+                held_cycles(cf, HELD_BASE, per, o_few + at, c_few + at, &seed_few);
+        }
+    mmapio_disconnect(cf);
     mmapio_disconnect(c);
+    hz_stop(&few);
+    hz_cleanup(&few);
 
     char label[64];
     snprintf(label, sizeof(label), "open, %d held, median:", opt.held);
-    figure(label, pct(o2, (size_t)n, 0.5), pct(ob, (size_t)(2 * n), 0.5), "us",
+    figure(label, pct(o_many, (size_t)n, 0.5), pct(o_few, (size_t)n, 0.5), "us",
            "<= 1.2");
     snprintf(label, sizeof(label), "open, %d held, mean:", opt.held);
-    figure(label, mean(o2, (size_t)n), mean(ob, (size_t)(2 * n)), "us", "<= 1.2");
+    figure(label, mean(o_many, (size_t)n), mean(o_few, (size_t)n), "us", "<= 1.2");
     snprintf(label, sizeof(label), "create, %d held, median:", opt.held);
-    figure(label, pct(c2, (size_t)n, 0.5), pct(cb, (size_t)(2 * n), 0.5), "us",
+    figure(label, pct(c_many, (size_t)n, 0.5), pct(c_few, (size_t)n, 0.5), "us",
            NULL);
     long added = opt.held - HELD_BASE;
-    double per = (double)(rss1 - rss0) * 1024.0 / (double)added;
-    figure("daemon memory per mapping:", per, name_table_bytes(added), "B",
+    double per_map = (double)(rss1 - rss0) * 1024.0 / (double)added;
+    figure("daemon memory per mapping:", per_map, name_table_bytes(added), "B",
            "<= 1024 B");
-    printf("   floor of the memory: this process's RSS growth for a bare table "
-           "of the same names (a 32-byte record and a pointer each); daemon "
-           "VmRSS %ld KiB with %d held, %ld KiB with %d; daemon fds %d and "
-           "%d; %d mappings made in %.1f s; arena stride %s\n", rss0,
-           HELD_BASE, rss1, opt.held, fds0, fds1, opt.held - HELD_BASE, fill_s,
+    printf("   floor of the latency: the same with %d held, in a second daemon "
+           "alike; floor of the memory: this process's RSS growth for a bare "
+           "table of the same names (a 32-byte record and a pointer each); "
+           "daemon VmRSS %ld KiB with %d held, %ld KiB with %d; daemon fds %d "
+           "and %d; %ld mappings made in %.1f s; arena stride %s\n", HELD_BASE,
+           rss0, HELD_BASE, rss1, opt.held, fds0, fds1, added, fill_s,
            opt.arena_stride ? opt.arena_stride : "max_map_size (default)");
     if (nodes0 >= 0 && nodes1 >= 0)
         printf("   kernel page-index nodes (radix_tree_node, whole machine) grew "
@@ -1204,7 +1238,7 @@ static bool part_held(void)
     else
         printf("   kernel page-index nodes: /proc/slabinfo not readable\n");
     fflush(stdout);
-    free(o1); free(c1); free(o2); free(c2); free(ob); free(cb);
+    free(o_many); free(c_many); free(o_few); free(c_few);
     return true;
 }
 
