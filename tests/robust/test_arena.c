@@ -253,6 +253,13 @@ Test(arena, another_class_is_out_of_reach)
     int n = arena_fds(fds, 16);
     for (int i = 0; i < n; i++)
         cr_assert(!fd_holds(fds[i], "scribble"), "another uid's bytes in ours");
+    /* mmapioctl status: three carved mappings in three arenas (root's 0600
+     * and 0644, nobody's 0600). */
+    mmapio_status *st;
+    hz_assert_ok(mmapio_admin_status(c, &st));
+    cr_expect_eq(st->carved, 3, "carved: %llu", (unsigned long long)st->carved);
+    cr_expect_eq(st->arenas, 3, "arenas: %llu", (unsigned long long)st->arenas);
+    mmapio_status_free(st);
     mmapio_unmap(pub);
     mmapio_unmap(secret);
     mmapio_disconnect(c);
