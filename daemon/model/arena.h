@@ -50,7 +50,10 @@
  * its fd into free space of its own arena (a slot not yet made, or one
  * freed). The kernel charges those pages to the writer's memory cgroup;
  * a slot is punched again when it is made and when it is freed, and the
- * whole arena's memory goes when it closes.
+ * whole arena's memory goes when it closes. And an fd outlives the rights
+ * it was granted under, as any fd does: a process that loses its access
+ * to a class (say, taken out of the group) keeps reaching the mappings of
+ * the class in that arena, later ones included, until it closes the fd.
  */
 #ifndef MMAPIOD_ARENA_H
 #define MMAPIOD_ARENA_H
