@@ -4,13 +4,13 @@
  * The handle owns the fd it was granted (kept for remapping), the local
  * mapping, and the per-handle flush counters. A small anonymous mapping
  * carved from one of the daemon's arenas instead borrows the arena's fd
- * that the connection keeps (arenafds.h) and maps its range of it. The data path (read_into,
- * update_region, the pointer and length accessors) takes no lock and makes
- * no system call, except what the mapping's flush policy asks for: the
- * msync of ALWAYS, and the one datagram that hands an EveryBytes or
- * EveryWrites threshold to the daemon (handoff.h); the counters are
- * relaxed C11 atomics so that several threads may write one handle at
- * once. Writes through raw pointers are not counted.
+ * that the connection keeps (arenafds.h) and maps its range of it. The
+ * data path (read_into, update_region, the pointer and length accessors)
+ * takes no lock and makes no system call, except what the mapping's flush
+ * policy asks for: the msync of ALWAYS, and the one datagram that hands an
+ * EveryBytes or EveryWrites threshold to the daemon (handoff.h); the
+ * counters are relaxed C11 atomics so that several threads may write one
+ * handle at once. Writes through raw pointers are not counted.
  *
  * A remap never pulls memory out from under a pointer handed out earlier:
  * growing tries mremap in place, and when that fails maps afresh and keeps
