@@ -304,9 +304,10 @@ void render_stat(const struct out *o, const mmapio_map_info *m)
 
 enum status_field {
     SF_PID, SF_VERSION, SF_STARTED, SF_UPTIME, SF_SOCKET, SF_ROOT, SF_CONFIG,
-    SF_SCOPE, SF_CLIENTS, SF_RINGS, SF_MAPPINGS, SF_ANON, SF_FILES, SF_REMOVED,
+    SF_SCOPE, SF_CLIENTS, SF_RINGS, SF_MAPPINGS, SF_ANON, SF_CARVED, SF_FILES,
+    SF_REMOVED,
     SF_BYTES, SF_RSS, SF_FLUSHES, SF_FLUSH_FAILURES, SF_ERRORS,
-    SF_CLIENTS_TOTAL, SF_ALL, SF_COUNT
+    SF_CLIENTS_TOTAL, SF_ARENAS, SF_ALL, SF_COUNT
 };
 
 static const struct field status_fields[SF_COUNT] = {
@@ -326,6 +327,8 @@ static const struct field status_fields[SF_COUNT] = {
     [SF_MAPPINGS] = { "mappings", NUM, true, "mappings alive, deleted ones still "
                       "held included" },
     [SF_ANON] = { "anonymous", NUM, true, "of the mappings, anonymous" },
+    [SF_CARVED] = { "carved", NUM, true, "of the anonymous, small ones sharing "
+                    "memfds with their owner and mode (arenas)" },
     [SF_FILES] = { "files", NUM, true, "of the mappings, files" },
     [SF_REMOVED] = { "removed_held", NUM, true, "of the mappings, deleted but "
                      "still held" },
@@ -338,6 +341,8 @@ static const struct field status_fields[SF_COUNT] = {
     [SF_ERRORS] = { "errors", NUM, true, "error replies sent to clients" },
     [SF_CLIENTS_TOTAL] = { "clients_total", NUM, true, "connections accepted "
                            "since the start" },
+    [SF_ARENAS] = { "arenas", NUM, true, "memfds the carved mappings share "
+                    "(everyone's; null unless you see everyone)" },
     [SF_ALL] = { "all", BOOL, true, "the counts cover everyone" },
 };
 
@@ -374,6 +379,7 @@ static char *status_value(const struct out *o, const mmapio_status *s,
     case SF_MAPPINGS: return num(s->mappings);
     case SF_ANON: return num(s->anonymous);
     case SF_FILES: return num(s->files);
+    case SF_CARVED: return num(s->carved);
     case SF_REMOVED: return num(s->removed_held);
     case SF_BYTES: return num(s->bytes_mapped);
     case SF_RSS: return s->rss_bytes ? num(s->rss_bytes) : NULL;
@@ -381,6 +387,7 @@ static char *status_value(const struct out *o, const mmapio_status *s,
     case SF_FLUSH_FAILURES: return s->all ? num(s->flush_failures) : NULL;
     case SF_ERRORS: return s->all ? num(s->errors) : NULL;
     case SF_CLIENTS_TOTAL: return s->all ? num(s->clients_total) : NULL;
+    case SF_ARENAS: return s->all ? num(s->arenas) : NULL;
     case SF_ALL: return yes_no(s->all);
     default: return NULL;
     }

@@ -65,6 +65,8 @@ static void status_from_wire(const Mmapio__StatusReply *w, mmapio_status *s)
     s->rss_bytes = w->rss_bytes;
     s->removed_held = w->removed_held;
     s->write_rings = w->write_rings;
+    s->carved = w->carved;
+    s->arenas = w->arenas;
 }
 
 /* The strings and limits of a status; MMAPIO_E_QUOTA without memory

@@ -58,6 +58,7 @@ static void client_free(mmapio_client *c)
     free(c->path);
     asyncs_fini(&c->asyncs);
     pthread_mutex_destroy(&c->lock);
+    arena_fds_fini(&c->arena_fds);
     free(c->rxbuf);
     free(c);
 }
@@ -344,8 +345,8 @@ static int reply_error(const Mmapio__Reply *r)
     return errmap_valid(r->error) ? r->error : MMAPIO_E_PROTOCOL;
 }
 
-/* The fds a successful reply must carry: an open grants one, so does a
- * write ring; a hello may carry the control area (HelloReply.ctl_slots). */
+/* The fds a successful reply must carry: an open grants one (but see
+ * reply_fits), so does a write ring; a hello may carry the control area (HelloReply.ctl_slots). */
 static bool reply_fds_ok(Mmapio__Reply__ResultCase want, size_t n_fds)
 {
     if (want == MMAPIO__REPLY__RESULT_OPEN ||
@@ -366,6 +367,9 @@ static bool reply_fits(const Mmapio__Reply *r, uint64_t id,
         return n_fds == 0;
     if (want != MMAPIO__REPLY__RESULT__NOT_SET && r->result_case != want)
         return false;
+    /* A grant of an arena whose fd we keep comes without (arenafds.h). */
+    if (want == MMAPIO__REPLY__RESULT_OPEN && r->open && r->open->arena)
+        return n_fds <= 1;
     return reply_fds_ok(want, n_fds);
 }
 

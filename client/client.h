@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "arenafds.h"
 #include "area.h"
 #include "asyncs.h"
 #include "events.h"
@@ -53,6 +54,7 @@ struct mmapio_client {
     struct area area;        /* the control area, mapped read-only */
     struct mmapio_watcher *watchers; /* watch.c's list */
     struct mmapio_map *maps; /* map.c's list of handles opened from c */
+    struct arena_fds arena_fds; /* arenas' fds kept (arenafds.h) */
     int dead;                /* 0, or latched: MMAPIO_E_DISCONNECTED */
     atomic_bool gone;        /* a notice found the socket dead: send no more */
     atomic_bool notices_lost; /* a notice was dropped: tell the daemon (notice.h) */

@@ -2,13 +2,15 @@
  * map: one mapping granted by the daemon and mapped in this process.
  *
  * The handle owns the fd it was granted (kept for remapping), the local
- * mapping, and the per-handle flush counters. The data path (read_into,
- * update_region, the pointer and length accessors) takes no lock and makes
- * no system call, except what the mapping's flush policy asks for: the
- * msync of ALWAYS, and the one datagram that hands an EveryBytes or
- * EveryWrites threshold to the daemon (handoff.h); the counters are
- * relaxed C11 atomics so that several threads may write one handle at
- * once. Writes through raw pointers are not counted.
+ * mapping, and the per-handle flush counters. A small anonymous mapping
+ * carved from one of the daemon's arenas instead borrows the arena's fd
+ * that the connection keeps (arenafds.h) and maps its range of it. The
+ * data path (read_into, update_region, the pointer and length accessors)
+ * takes no lock and makes no system call, except what the mapping's flush
+ * policy asks for: the msync of ALWAYS, and the one datagram that hands an
+ * EveryBytes or EveryWrites threshold to the daemon (handoff.h); the
+ * counters are relaxed C11 atomics so that several threads may write one
+ * handle at once. Writes through raw pointers are not counted.
  *
  * A remap never pulls memory out from under a pointer handed out earlier:
  * growing tries mremap in place, and when that fails maps afresh and keeps
@@ -56,7 +58,9 @@ struct mmapio_map {
      * ones after mmapio_reconnect (0: detached), so read atomically. */
     _Atomic uint64_t handle;
     _Atomic uint64_t map_id;
-    int fd;                         /* owned, close-on-exec */
+    int fd;                         /* owned, close-on-exec; an arena's: borrowed */
+    uint64_t arena;                 /* carved from this arena (0: none) */
+    uint64_t offset;                /* where the mapping starts in fd */
     mmapio_mode mode;
     bool anonymous;                 /* a name, no file behind it */
     char *path;                     /* as the caller passed it */
@@ -165,7 +169,7 @@ static int map_flags(mmapio_mode mode)
     return mode == MMAPIO_MODE_COPY_ON_WRITE ? MAP_PRIVATE : MAP_SHARED;
 }
 
-/* mmap of the whole fd at `size`; NULL with errno set on failure. */
+/* mmap of the mapping's `size` bytes of fd; NULL with errno set on failure. */
 static void *map_mmap(const mmapio_map *m, uint64_t size)
 {
     if (!fits_size_t(size)) {
@@ -173,7 +177,7 @@ static void *map_mmap(const mmapio_map *m, uint64_t size)
         return NULL;
     }
     void *p = mmap(NULL, (size_t)size, map_prot(m->mode), map_flags(m->mode),
-                   m->fd, 0);
+                   m->fd, (off_t)m->offset);
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -594,7 +598,8 @@ static int map_replace_stand_ins(mmapio_map *m)
     if (atomic_load_explicit(&m->poisoned_from, memory_order_relaxed) == UINT64_MAX)
         return MMAPIO_OK;
     if (base && mmap(base, (size_t)map_len(m), map_prot(m->mode),
-                     map_flags(m->mode) | MAP_FIXED, m->fd, 0) == MAP_FAILED)
+                     map_flags(m->mode) | MAP_FIXED, m->fd,
+                     (off_t)m->offset) == MAP_FAILED)
         return MMAPIO_E_RESIZE_FAILED;
     atomic_store_explicit(&m->poisoned_from, UINT64_MAX, memory_order_relaxed);
     return MMAPIO_OK;
@@ -645,7 +650,7 @@ void map_free(mmapio_map *m)
         munmap(r->base, r->len);
         free(r);
     }
-    if (m->fd >= 0)
+    if (m->fd >= 0 && !m->arena)
         close(m->fd);
     notice_pace_fini(&m->pace);
     free(m->path);
@@ -720,6 +725,34 @@ static int map_release_locked(mmapio_client *c, uint64_t handle, bool wait)
     return r;
 }
 
+/* The holder goes (lock held): an arena's fd is let go first, in the
+ * order of the requests, as the daemon counts it (arenafds.h). */
+static int map_let_go_locked(mmapio_client *c, mmapio_map *m, bool wait)
+{
+    if (m->arena) {
+        arena_fds_put(&c->arena_fds, m->arena, m->mode == MMAPIO_MODE_READ_WRITE);
+        m->arena = 0;
+        m->fd = -1;
+    }
+    return map_release_locked(c, map_handle_of(m), wait);
+}
+
+/* The grant's fd: its own, or its arena's kept by the connection. */
+static int map_take_fd(mmapio_client *c, mmapio_map *m,
+                       const Mmapio__OpenReply *g, int fd)
+{
+    m->offset = g->offset;
+    if (!g->arena) {
+        m->fd = fd;
+        return fd >= 0 ? MMAPIO_OK : MMAPIO_E_PROTOCOL;
+    }
+    int r = arena_fds_take(&c->arena_fds, g->arena,
+                           m->mode == MMAPIO_MODE_READ_WRITE, fd, &m->fd);
+    if (r == MMAPIO_OK)
+        m->arena = g->arena;
+    return r;
+}
+
 /*
  * Takes the grant of an open reply into m: fd, ids, policy, the local
  * mapping (lock held, so no event for this mapping can be read before m
@@ -734,12 +767,14 @@ int map_take_grant(mmapio_client *c, mmapio_map *m,
     const struct ctl_slot *slot = area_slot(&c->area, g->ctl_slot);
     atomic_store_explicit(&m->handle, g->handle, memory_order_relaxed);
     atomic_store_explicit(&m->map_id, g->map_id, memory_order_relaxed);
-    m->fd = rep->fd;
+    int r = map_take_fd(c, m, g, rep->fd);
     rep->fd = -1;
     client_reply_free(rep);
-    if (!slot) {
-        map_release_locked(c, map_handle_of(m), true);
-        return error_set(MMAPIO_E_PROTOCOL, NULL);
+    if (r == MMAPIO_OK && !slot)
+        r = MMAPIO_E_PROTOCOL;
+    if (r != MMAPIO_OK) {
+        map_let_go_locked(c, m, true);
+        return error_set(r, NULL);
     }
     /* Unlike any flush_gen: the first write says DIRTY when it must. */
     atomic_store_explicit(&m->told_gen,
@@ -750,7 +785,7 @@ int map_take_grant(mmapio_client *c, mmapio_map *m,
         uint8_t *base = map_mmap(m, size);
         if (!base) {
             int err = errmap_from_errno(errno);
-            map_release_locked(c, map_handle_of(m), true);
+            map_let_go_locked(c, m, true);
             return error_set(err, NULL);
         }
         map_publish(m, base, size);
@@ -940,8 +975,12 @@ static int map_close(mmapio_map *m)
     client_unlock(c);
     /* Unmapped before the daemon hears of it: once the holder is gone, a
      * shrink may go ahead, which must not fault a mapping still here. */
+    uint64_t arena = m->arena;
+    bool writable = m->mode == MMAPIO_MODE_READ_WRITE;
     map_free(m);
     client_lock(c);
+    if (arena) /* with the release, as the daemon counts it */
+        arena_fds_put(&c->arena_fds, arena, writable);
     int r = handle ? map_release_locked(c, handle, false) : MMAPIO_OK;
     client_unlock(c);
     client_unref(c);

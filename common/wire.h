@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
 
-#define WIRE_PROTOCOL 1
+#define WIRE_PROTOCOL 2 /* 2: OpenReply.arena and offset */
 #define WIRE_DEFAULT_MAX_FRAME (64u * 1024u)
 #define WIRE_MAX_FDS 4 /* fds accepted in one datagram before it is rejected */
 #define WIRE_RECV_FDS_MAX 253 /* SCM_MAX_FD: the most one datagram carries */

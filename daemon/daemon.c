@@ -108,6 +108,12 @@ int daemon_init(struct daemon *d, char *err, size_t err_size)
         snprintf(err, err_size, "cannot create the control area: %s", strerror(-r));
         return r;
     }
+    /* A slot of max_map_size each (unless arena_stride says less): a
+     * carved mapping grows in place. */
+    arenas_configure(&d->reg.env.arenas, d->cfg.arena_max,
+                     d->cfg.arena_stride && d->cfg.arena_stride < d->cfg.max_map_size
+                         ? d->cfg.arena_stride : d->cfg.max_map_size,
+                     d->cfg.arena_slots);
     d->base = event_base_new();
     if (!d->base) {
         snprintf(err, err_size, "cannot set up the event loop");
@@ -143,6 +149,8 @@ int daemon_run(struct daemon *d)
 
 void daemon_fini(struct daemon *d)
 {
+    /* Clients keep what they mapped: freed arena slots are not punched. */
+    arenas_stop(&d->reg.env.arenas);
     server_fini(&d->server);     /* clients closed: final flushes queued */
     copier_free(d->handlers.copier); /* running copies end */
     d->handlers.copier = NULL;

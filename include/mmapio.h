@@ -402,6 +402,9 @@ typedef struct {
                                  built-in defaults and options only */
     uint64_t rss_bytes;       /* its resident memory */
     uint64_t removed_held;    /* of `mappings`: deleted, still held */
+    uint64_t carved;          /* of `anonymous`: small ones sharing memfds
+                                 (arenas, see mmapiod(8)) */
+    uint64_t arenas;          /* those shared memfds (0 when !all) */
     size_t n_limits;          /* every limit, by its configuration key */
     mmapio_limit *limits;
     uint32_t write_rings;     /* of `clients`, those with a write ring (each

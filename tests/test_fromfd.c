@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "wire.h"
 
 TestSuite(fromfd, .init = hz_setup, .fini = hz_teardown, .timeout = 60);
 
@@ -329,7 +330,7 @@ Test(fromfd, window_lets_no_stray_fd_in)
 {
     int s = raw_connect(hz.sock);
     cr_assert_geq(s, 0);
-    cr_assert_eq(raw_hello(s, 1), 0);
+    cr_assert_eq(raw_hello(s, WIRE_PROTOCOL), 0);
     int fd = make_file(hz_path(&hz, "stray.bin"), 4096, 's');
 
     Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;

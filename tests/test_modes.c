@@ -244,9 +244,18 @@ Test(modes, granted_fds_have_the_mode_granted)
     expect_access(granted_fd(s, "grant-anon", true,
                              MMAPIO__MODE__MODE_READ_ONLY),
                   O_RDONLY, "read-only anonymous grant");
+    close(s);
+    /* A small anonymous mapping is carved from an arena whose fd rides
+     * only on a connection's first grant of each kind: a fresh one. */
+    s = raw_connect(hz.sock);
+    cr_assert_geq(s, 0);
+    cr_assert_eq(raw_hello(s, WIRE_PROTOCOL), 0);
     expect_access(granted_fd(s, "grant-anon", true,
                              MMAPIO__MODE__MODE_COPY_ON_WRITE),
                   O_RDONLY, "copy-on-write anonymous grant");
+    expect_access(granted_fd(s, "grant-anon", true,
+                             MMAPIO__MODE__MODE_READ_WRITE),
+                  O_RDWR, "read-write anonymous grant");
     close(s);
     mmapio_unmap(anon);
     mmapio_unmap(rw);

@@ -107,6 +107,19 @@ const struct config_key config_keys[] = {
         "it a connection tells its writes by notices."),
     U64(max_map_size, 1, INT64_MAX, UINT64_C(1) << 40,
         "Largest single mapping, in bytes."),
+    U64(arena_max, 0, INT64_MAX, UINT64_C(1) << 20,
+        "Anonymous mappings created at most this large, in bytes, are carved "
+        "out of memfds shared with mappings of the same owner, group and mode "
+        "instead of having one each (0: never)."),
+    { "arena_stride", CONFIG_U64, F(arena_stride), 0, 0, INT64_MAX, 0,
+      "max_map_size",
+      "Bytes of a shared memfd's offset space each carved mapping reserves: "
+      "it grows in place up to that size and no further (0: max_map_size). "
+      "A smaller stride packs the memfd's page index densely, which costs "
+      "the kernel less memory per mapping." },
+    U64(arena_slots, 1, UINT64_C(1) << 32, UINT64_C(1) << 20,
+        "Mappings carved out of one shared memfd before it takes no more; "
+        "freed space in it is never handed out again."),
     U32(flush_threads, 1, 64, 2, NULL,
         "Worker threads for requested and final flushes (one more serves "
         "only every-millis flushes)."),
@@ -327,8 +340,11 @@ void config_fit_fds(struct config *c, uint64_t nofile, char *note,
     left = left > kept ? left - kept : 0;
     if (c->max_mappings == 0)
         c->max_mappings = at_least(left, 16, 131072);
-    lower(&c->max_mappings, at_least(left, 16, UINT32_MAX), "max_mappings",
-          &note, &note_size);
+    /* Carved anonymous mappings need no fd: with arenas, a max_mappings
+     * asked for is kept (an open past the fds left fails on its own). */
+    if (c->arena_max == 0)
+        lower(&c->max_mappings, at_least(left, 16, UINT32_MAX), "max_mappings",
+              &note, &note_size);
     if (c->max_clients_per_uid == 0)
         c->max_clients_per_uid = at_least(c->max_clients / 4, 1, UINT32_MAX);
     if (c->reserved_clients == UINT32_MAX)

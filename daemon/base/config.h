@@ -47,6 +47,11 @@ struct config {
     uint32_t max_write_rings_per_uid; /* write rings (wring.h) of a uid's
                                      * connections at once */
     uint64_t max_map_size;          /* largest single mapping */
+    uint64_t arena_max;             /* anonymous mappings up to this size
+                                     * share memfds (model/arena.h); 0: none */
+    uint64_t arena_stride;          /* offset space per carved mapping: its
+                                     * largest size (0: max_map_size) */
+    uint64_t arena_slots;           /* mappings one arena memfd ever holds */
     uint32_t flush_threads;
     bool has_admin_group;           /* admin_group: sees and changes all */
     gid_t admin_gid;

@@ -85,6 +85,68 @@ struct hnode *hmap_next_same(const struct hnode *n)
     return same_from(n->next, n->hash);
 }
 
+struct hcount {
+    struct hnode node;
+    uint64_t key;
+    uint64_t n;
+};
+
+static struct hcount *count_find(const struct hmap *m, uint64_t key)
+{
+    for (struct hnode *n = hmap_find(m, hmap_hash_u64(key)); n;
+         n = hmap_next_same(n)) {
+        struct hcount *c = container_of(n, struct hcount, node);
+        if (c->key == key)
+            return c;
+    }
+    return NULL;
+}
+
+uint64_t hmap_count_add(struct hmap *m, uint64_t key)
+{
+    struct hcount *c = count_find(m, key);
+    if (!c) {
+        c = calloc(1, sizeof(*c));
+        if (!c)
+            return 0;
+        c->key = key;
+        if (hmap_insert(m, &c->node, hmap_hash_u64(key)) < 0) {
+            free(c);
+            return 0;
+        }
+    }
+    return ++c->n;
+}
+
+uint64_t hmap_count_drop(struct hmap *m, uint64_t key)
+{
+    struct hcount *c = count_find(m, key);
+    if (!c)
+        return 0;
+    uint64_t left = --c->n;
+    if (left == 0) {
+        hmap_remove(m, &c->node);
+        free(c);
+    }
+    return left;
+}
+
+uint64_t hmap_count_of(const struct hmap *m, uint64_t key)
+{
+    const struct hcount *c = count_find(m, key);
+    return c ? c->n : 0;
+}
+
+void hmap_count_free(struct hmap *m)
+{
+    for (size_t b = 0; b < m->n_buckets; b++)
+        for (struct hnode *n = m->buckets[b], *next; n; n = next) {
+            next = n->next;
+            free(container_of(n, struct hcount, node));
+        }
+    hmap_free(m);
+}
+
 uint64_t hmap_hash_u64(uint64_t x)
 {
     /* splitmix64 finaliser: every input bit reaches every output bit */

@@ -32,6 +32,16 @@ void hmap_remove(struct hmap *m, struct hnode *n);
 struct hnode *hmap_find(const struct hmap *m, uint64_t hash);
 struct hnode *hmap_next_same(const struct hnode *n);
 
+/* Counted keys: a table of u64 keys, each with a count, whose entries
+ * the table allocates and frees. hmap_count_add returns the key's count
+ * after adding one (0 without memory: nothing counted); hmap_count_drop
+ * the count after taking one off (the entry goes at 0; 0 also for a key
+ * not counted); hmap_count_free frees every entry and the table. */
+uint64_t hmap_count_add(struct hmap *m, uint64_t key);
+uint64_t hmap_count_drop(struct hmap *m, uint64_t key);
+uint64_t hmap_count_of(const struct hmap *m, uint64_t key);
+void hmap_count_free(struct hmap *m);
+
 uint64_t hmap_hash_u64(uint64_t x);
 uint64_t hmap_hash_str(const char *s);
 

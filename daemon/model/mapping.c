@@ -30,8 +30,11 @@ static void seal(int fd)
     (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL);
 }
 
-struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
-                            const char *name, int fd, bool fd_writable)
+/* A mapping with its name, id, control slot and the default policy, on
+ * `fd` (not consumed); NULL when out of memory or slots. */
+static struct mapping *mapping_alloc(struct mapping_env *env,
+                                     enum map_kind kind, const char *name,
+                                     int fd, bool fd_writable)
 {
     struct mapping *m = calloc(1, sizeof(*m));
     if (m)
@@ -40,7 +43,6 @@ struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
         if (m)
             free(m->name);
         free(m);
-        close(fd);
         return NULL;
     }
     m->env = env;
@@ -50,10 +52,46 @@ struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
     m->fd = fd;
     m->fd_writable = fd_writable;
     m->created = time(NULL);
-    if (kind == MAPPING_ANON)
-        seal(fd);
     m->policy = (mmapio_flush_policy){ MMAPIO_FLUSH_NEVER, 0 };
     atomic_store(&ctl_slot(&env->ctl, m->slot)->policy, ctl_pack_policy(m->policy));
+    return m;
+}
+
+struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
+                            const char *name, int fd, bool fd_writable)
+{
+    struct mapping *m = mapping_alloc(env, kind, name, fd, fd_writable);
+    if (!m) {
+        close(fd);
+        return NULL;
+    }
+    if (kind == MAPPING_ANON)
+        seal(fd);
+    return m;
+}
+
+struct mapping *mapping_new_carved(struct mapping_env *env, const char *name,
+                                   uid_t owner, gid_t group, mode_t perm,
+                                   struct arena *ar, uint64_t offset)
+{
+    int r = 0;
+    if (!ar)
+        r = arenas_carve(&env->arenas, owner, group, perm, &ar, &offset);
+    else
+        ar->live++;
+    struct mapping *m = r < 0 ? NULL
+        : mapping_alloc(env, MAPPING_ANON, name, ar->fd, true);
+    if (!m) {
+        if (r == 0) /* the slot goes back, punched, never reused */
+            arenas_release(&env->arenas, ar, offset);
+        errno = r < 0 ? -r : ENOMEM;
+        return NULL;
+    }
+    m->arena = ar;
+    m->offset = offset;
+    m->owner = owner;
+    m->group = group;
+    m->perm = perm;
     return m;
 }
 
@@ -125,7 +163,9 @@ void mapping_unref(struct mapping *m)
     m->refs = 1; /* observers may look at it (and take no reference) */
     mapping_changed(m, MAPPING_FREED, NULL);
     unlink_removed(m);
-    if (m->fd >= 0)
+    if (m->arena)
+        arenas_release(&m->env->arenas, m->arena, m->offset);
+    else if (m->fd >= 0)
         close(m->fd);
     ctl_free(&m->env->ctl, m->slot);
     free(m->name);
@@ -243,6 +283,15 @@ static int set_anon_size(struct mapping *m, uint64_t size)
     return r;
 }
 
+/* A carved mapping grows and shrinks inside its slot; the bytes between
+ * the old and new sizes read as zeros either way. */
+static int set_carved_size(struct mapping *m, uint64_t size)
+{
+    uint64_t lo = size < m->size ? size : m->size;
+    uint64_t hi = size < m->size ? m->size : size;
+    return arena_punch(m->arena, m->offset + lo, m->offset + hi);
+}
+
 static int set_file_size(struct mapping *m, uint64_t size)
 {
     uint64_t old = mapping_sync_size(m);
@@ -261,8 +310,14 @@ int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
         *why = "size too large";
         return MMAPIO_E_RESIZE_FAILED;
     }
-    int r = m->kind == MAPPING_ANON ? set_anon_size(m, size)
-                                    : set_file_size(m, size);
+    if (m->arena && size > m->arena->stride) {
+        *why = "an anonymous mapping created small lives in a shared memfd "
+               "and grows in place only up to arena_stride";
+        return MMAPIO_E_RESIZE_FAILED;
+    }
+    int r = m->arena ? set_carved_size(m, size)
+            : m->kind == MAPPING_ANON ? set_anon_size(m, size)
+                                      : set_file_size(m, size);
     if (r < 0) {
         *why = strerror(-r);
         return r == -EFBIG || r == -ENOSPC || r == -EDQUOT
@@ -274,6 +329,8 @@ int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
 
 uint64_t mapping_sync_size(struct mapping *m)
 {
+    if (m->arena) /* the arena's size is sealed; the slot is the daemon's */
+        return m->size;
     uint64_t have = kernel_size(m->fd, m->size);
     if (m->kind == MAPPING_FILE)
         m->size = have;

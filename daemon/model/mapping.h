@@ -23,6 +23,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "arena.h"
 #include "ctl.h"
 #include "hmap.h"
 #include "mmapio.h"
@@ -46,6 +47,7 @@ struct mapping_env {
      * removal first: what `mmapioctl ls` shows as removed, found without
      * a walk over every holder. */
     struct mapping *removed_first, *removed_last;
+    struct arenas arenas;       /* small anonymous mappings' memfds */
 };
 
 /* A holder's owner keeps its holders on a list of this kind. */
@@ -70,8 +72,10 @@ struct mapping {
     unsigned refs;
     enum map_kind kind;
     char *name;                 /* path relative to the root, or anon name */
-    int fd;
+    int fd;                     /* its own, or its arena's (borrowed) */
     bool fd_writable;
+    struct arena *arena;        /* carved from it (arena.h), or NULL */
+    uint64_t offset;            /* where in fd its bytes start */
     uint64_t size;
     dev_t dev;                  /* files: identity in the registry */
     ino_t ino;
@@ -126,6 +130,14 @@ struct mapping_hook {
  * control area. NULL when out of memory or slots. */
 struct mapping *mapping_new(struct mapping_env *env, enum map_kind kind,
                             const char *name, int fd, bool fd_writable);
+/* A new anonymous mapping carved from the arena of its class (arena.h), at
+ * a slot never handed out before; the slot is released when it is freed.
+ * `ar` NULL: a fresh slot of the class's open arena; else the slot at
+ * `offset` of `ar`, an arena restored from the fd store (counted live).
+ * NULL with errno set. */
+struct mapping *mapping_new_carved(struct mapping_env *env, const char *name,
+                                   uid_t owner, gid_t group, mode_t perm,
+                                   struct arena *ar, uint64_t offset);
 struct mapping *mapping_ref(struct mapping *m);
 void mapping_unref(struct mapping *m);
 

@@ -106,6 +106,7 @@ int registry_init(struct registry *r, uint32_t n_slots)
     hmap_init(&r->owners);
     idlist_init(&r->in_order);
     r->env.next_id = 1;
+    arenas_init(&r->env.arenas);
     return ctl_init(&r->env.ctl, n_slots);
 }
 
@@ -137,6 +138,7 @@ void registry_fini(struct registry *r)
     hmap_free(&r->owners); /* empty: every mapping was removed */
     idlist_free(&r->in_order);
     ctl_fini(&r->env.ctl);
+    arenas_fini(&r->env.arenas);
     r->env.hooks = NULL;
     r->env.n_hooks = 0;
 }

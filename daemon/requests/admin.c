@@ -142,7 +142,7 @@ static size_t fill_limits(const struct config *cfg, Mmapio__Limit *lim,
 
 struct tally {
     const struct session *c;
-    uint64_t mappings, anon, files, bytes;
+    uint64_t mappings, anon, files, bytes, carved;
 };
 
 static void count_one(struct mapping *m, void *arg)
@@ -156,6 +156,7 @@ static void count_one(struct mapping *m, void *arg)
         t->anon++;
     else
         t->files++;
+    t->carved += m->arena != NULL;
 }
 
 /* A walk over what c may see, in id order after `after`: everything for
@@ -201,6 +202,7 @@ void admin_status(struct session *c, uint64_t id)
     s.bytes_mapped = t.bytes;
     s.all = all;
     s.removed_held = rs.n;
+    s.carved = t.carved;
     s.pid = (int32_t)getpid();
     s.socket = (char *)h->cfg->socket_path;
     s.root = (char *)h->cfg->root;
@@ -215,6 +217,7 @@ void admin_status(struct session *c, uint64_t id)
         s.flush_failures = h->flushes->n_failures;
         s.errors = h->errors;
         s.clients_total = h->sessions_total;
+        s.arenas = h->reg->env.arenas.n;
     }
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;

@@ -425,9 +425,9 @@ static int anon_memfd(const char *label, const Mmapio__Open *req,
     return memfd_create(label, flags);
 }
 
-static int create_anon(struct handlers *h, struct session *c,
-                       const Mmapio__Open *req, struct mapping **out,
-                       const char **why)
+/* A new anonymous mapping with a memfd of its own. */
+static struct mapping *own_memfd(struct handlers *h, const Mmapio__Open *req,
+                                 const char **why, int *err)
 {
     char label[RESOLVE_NAME_MAX + 16];
     snprintf(label, sizeof(label), "mmapio:%s", req->path);
@@ -440,19 +440,42 @@ static int create_anon(struct handlers *h, struct session *c,
         close(fd);
         fd = -1;
     }
-    if (fd < 0)
-        return from_errno(errno, why);
+    if (fd < 0) {
+        *err = from_errno(errno, why);
+        return NULL;
+    }
     struct mapping *m = mapping_new(&h->reg->env, MAPPING_ANON, req->path, fd, true);
+    if (m)
+        m->hugetlb = hugetlb;
+    *err = MMAPIO_E_QUOTA;
+    return m;
+}
+
+static int create_anon(struct handlers *h, struct session *c,
+                       const Mmapio__Open *req, struct mapping **out,
+                       const char **why)
+{
+    mode_t perm = req->perm ? (mode_t)req->perm : 0600;
+    struct mapping *m;
+    int r = MMAPIO_E_QUOTA;
+    /* Small ones share a memfd with their access class (model/arena.h). */
+    if (arenas_fit(&h->reg->env.arenas, req->size, req->huge_pages)) {
+        m = mapping_new_carved(&h->reg->env, req->path, c->cred.uid,
+                               c->cred.gid, perm, NULL, 0);
+        if (!m)
+            r = from_errno(errno, why);
+    } else {
+        m = own_memfd(h, req, why, &r);
+    }
     if (!m)
-        return MMAPIO_E_QUOTA;
+        return r;
     m->owner = c->cred.uid;
     m->group = c->cred.gid;
-    m->perm = req->perm ? (mode_t)req->perm : 0600;
+    m->perm = perm;
     m->huge_asked = req->huge_pages;
-    m->hugetlb = hugetlb;
     if (req->policy)
         mapping_set_policy(m, policy_from_wire(req->policy), NULL);
-    int r = quota_admit(h->quota, m, by_admin(h, c));
+    r = quota_admit(h->quota, m, by_admin(h, c));
     if (r == MMAPIO_OK)
         r = quota_charge_mapping(h->quota, m);
     if (r)

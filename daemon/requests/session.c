@@ -127,6 +127,7 @@ void session_start(struct session *s, struct handlers *h,
     s->id = ++h->next_session_id;
     s->cred = *cred;
     s->watches.uid = cred->uid;
+    hmap_init(&s->arena_uses);
     s->next = h->sessions;
     if (h->sessions)
         h->sessions->prev = s;
@@ -141,6 +142,7 @@ void session_end(struct session *s)
     watch_release_owner(h->watches, &s->watches);
     while (s->holders.first)
         session_release_holder(s->holders.first, true);
+    hmap_count_free(&s->arena_uses); /* emptied with the holders */
     for (struct pending *p = s->pending; p; p = p->next)
         p->s = NULL;
     s->pending = NULL;
@@ -155,6 +157,12 @@ void session_end(struct session *s)
 }
 
 /* ---- holders -------------------------------------------------------- */
+
+/* The session's holders in one arena, of one fd kind (arena_uses). */
+static uint64_t arena_key(const struct holder *hd)
+{
+    return hd->map->arena->id << 1 | (hd->mode != MMAPIO_MODE_READ_WRITE);
+}
 
 int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
                        struct holder **out)
@@ -182,6 +190,10 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
     hd->mode = mode;
     hd->owner = s;
     mapping_attach(m, hd, &s->holders);
+    if (m->arena && hmap_count_add(&s->arena_uses, arena_key(hd)) == 0) {
+        session_release_holder(hd, false); /* not counted: nothing to drop */
+        return MMAPIO_E_QUOTA;
+    }
     if (mode == MMAPIO_MODE_READ_WRITE && m->kind == MAPPING_FILE)
         flushes_wrote(h->flushes, m); /* its release flushes */
     *out = hd;
@@ -197,6 +209,8 @@ void session_release_holder(struct holder *hd, bool died)
 
     if (hd->raw_writer)
         flushes_raw_writer(h->flushes, m, -1);
+    if (m->arena)
+        hmap_count_drop(&s->arena_uses, arena_key(hd));
     registry_remove_holder(h->reg, hd);
     mapping_detach(hd, &s->holders);
     free(hd);
@@ -232,7 +246,10 @@ void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
     struct holder *hd = NULL;
     bool owned = fd >= 0;
     int r = session_add_holder(s, m, mode, &hd);
-    if (!r && fd < 0) {
+    /* The arena's fd is already the client's unless this is its first. */
+    bool arena_fd = m->arena && !r &&
+                    hmap_count_of(&s->arena_uses, arena_key(hd)) == 1;
+    if (!r && fd < 0 && (!m->arena || arena_fd)) {
         r = mapping_grant_fd(m, mode, &fd, &owned);
         if (r == MMAPIO_E_QUOTA && opencache_shrink(s->h->cache, 64))
             r = mapping_grant_fd(m, mode, &fd, &owned);
@@ -264,6 +281,8 @@ void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
     orep.map_id = m->id;
     orep.size = m->size;
     orep.ctl_slot = m->slot;
+    orep.arena = m->arena ? m->arena->id : 0;
+    orep.offset = m->offset;
     policy_to_wire(m->policy, &pol);
     orep.policy = &pol;
     Mmapio__Reply rep = MMAPIO__REPLY__INIT;

@@ -83,6 +83,9 @@ struct session {
     uint32_t notice_run;       /* notices read since the socket was empty */
     bool fd_wanted;            /* FdOffer answered: one fd may come (fromfd.h) */
     struct holder_list holders;
+    struct hmap arena_uses;    /* counted (hmap_count_*): arena and fd kind
+                                * -> its holders here; the arena's fd goes
+                                * with the first */
     struct watch_owner watches;
     struct pending *pending;   /* answers owed */
     struct wring *ring;        /* its write ring, or NULL (wring.h) */
@@ -121,7 +124,13 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
 void session_release_holder(struct holder *h, bool died);
 /* Makes s a holder of m in `mode` and replies to request `id` with the
  * grant and its fd, or with the reason it failed (`what` names the
- * mapping in it). Takes the caller's reference to m. */
+ * mapping in it). Takes the caller's reference to m. A mapping carved from
+ * an arena (arena.h) names the arena and its offset; the arena's fd, of
+ * the kind `mode` needs (read-write, or read-only for the other modes),
+ * goes only with the grant that makes s hold something of that arena in
+ * that kind again: the client keeps one fd per arena and kind while it
+ * holds a mapping there, and lets it go with its last (in the order of
+ * its requests, so both sides always agree). */
 void session_grant(struct session *s, uint64_t id, struct mapping *m,
                    mmapio_mode mode, const char *what);
 /* The same with the fd to grant (taken; -1: a reopen of the mapping's,

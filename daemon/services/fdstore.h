@@ -13,6 +13,10 @@
  * the live records it is rewritten into a new memfd ("anon-meta.GEN",
  * stored before the old one goes; on restore the highest generation wins).
  *
+ * A small anonymous mapping carved from an arena (arena.h) has no memfd of
+ * its own: its arena's is stored once, as "arena-ID", and its record
+ * names the arena and its offset there (see fdstore.c).
+ *
  * It observes the model: a registered, re-policied, resized or retired
  * anonymous mapping is recorded as it happens.
  */
@@ -23,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hmap.h"
 #include "mapping.h"
 
 struct quota;
@@ -42,6 +47,10 @@ struct fdstore {
     int64_t taken_meta_gen;
     struct stored_fd *taken;
     size_t n_taken, cap_taken;
+    struct stored_fd *taken_arenas; /* "arena-ID" fds */
+    size_t n_taken_arenas, cap_taken_arenas;
+    struct hmap arenas;        /* counted (hmap_count_*): stored arena id ->
+                                * mappings stored in it */
     struct mapping_hook hook;
 };
 

@@ -26,8 +26,9 @@
  * limit a request fails with MMAPIO_E_QUOTA and a log line says who and
  * why.
  *
- * It also counts every live mapping (each is an fd of the daemon's)
- * against max_mappings, the daemon's fd budget for mappings, of which
+ * It also counts every live mapping (each is an fd of the daemon's, but
+ * for those carved from a shared arena, model/arena.h) against
+ * max_mappings, the daemon's fd budget for mappings, of which
  * reserved_mappings are only for mappings that root or a member of
  * admin_group makes exist: a crowd of ordinary uids cannot take the last
  * ones (quota_admit).

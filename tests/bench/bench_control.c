@@ -25,6 +25,12 @@
  *         PATH; scripts/bench installs them).
  *  idle   ping latency of the 50 clients, median and p99, with 10,000 more
  *         clients connected and idle, beside none.
+ *  held   open of a held 4 KiB anonymous mapping (anon_open by name, first
+ *         byte read, unmap; also create + unmap + delete) with 100,000
+ *         anonymous mappings held by the daemon, beside a second daemon
+ *         alike holding 10 (blocks alternate); the daemon's memory per
+ *         mapping (VmRSS growth / mappings added) beside a bare table of
+ *         the same names in this process; the daemon's fds at both.
  *
  * Not a test: nothing is asserted about speed; the exit status says only
  * whether every part chosen printed its figures. Options: --help.
@@ -48,8 +54,9 @@
 
 #include "benchkit.h"
 
-enum { P_OPEN, P_PING, P_REDIS, P_IDLE, P_N };
-static const char *const part_names[P_N] = { "open", "ping", "redis", "idle" };
+enum { P_OPEN, P_PING, P_REDIS, P_IDLE, P_HELD, P_N };
+static const char *const part_names[P_N] = { "open", "ping", "redis", "idle",
+                                             "held" };
 
 static struct {
     long cycles;   /* open: cycles per side */
@@ -58,6 +65,8 @@ static struct {
     double secs;   /* ping, idle: length of one run */
     int runs;      /* ping, idle: runs per side (medians shown) */
     int idle;      /* idle: clients connected besides the busy ones */
+    int held;      /* held: anonymous mappings the daemon holds */
+    const char *arena_stride; /* held: the daemon's --arena-stride, or NULL */
     bool part[P_N];
 } opt = {
     .cycles = 20000,
@@ -66,7 +75,8 @@ static struct {
     .secs = 3.0,
     .runs = 3,
     .idle = 10000,
-    .part = { true, true, true, true },
+    .held = 100000,
+    .part = { true, true, true, true, true },
 };
 
 /* The fd limit asked for the daemon (and the idle clients' processes). */
@@ -240,14 +250,27 @@ static void raise_nofile(void)
            (unsigned long long)was.rlim_max);
 }
 
+static void start_daemon_into(struct hz_daemon *into);
+
 static void start_daemon(void)
+{
+    start_daemon_into(&d);
+}
+
+static void start_daemon_into(struct hz_daemon *into)
 {
     /* Room for the idle clients, the busy ones and a few of our own. */
     char max[24];
     snprintf(max, sizeof(max), "%d", opt.idle + opt.clients + 64);
+    char maps[24];
+    snprintf(maps, sizeof(maps), "%d", opt.held + 1024);
     const char *extra[] = { "--max-clients", max, "--max-clients-per-uid", max,
-                            "--reserved-clients", "16", NULL };
-    bench_start_daemon(&d, extra, daemon_log, sizeof(daemon_log));
+                            "--reserved-clients", "16", "--max-mappings", maps,
+                            "--max-mappings-per-uid", maps,
+                            opt.arena_stride ? "--arena-stride" : NULL,
+                            opt.arena_stride, NULL };
+    bench_start_daemon(into, extra, into == &d ? daemon_log : NULL,
+                       into == &d ? sizeof(daemon_log) : 0);
 }
 
 /* The daemon's log line saying it lowered max_clients, if it did. */
@@ -1024,6 +1047,201 @@ static bool part_idle(void)
     return true;
 }
 
+/* ---- held: 100,000 anonymous mappings in the daemon --------------------- */
+
+enum { HELD_SIZE = 4096, HELD_BASE = 10 };
+
+/* VmRSS of pid in KiB (/proc/PID/status), or -1. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* Bytes of the kernel's page-index nodes (radix_tree_node in
+ * /proc/slabinfo, root only), or -1. */
+static long long index_node_bytes(void)
+{
+    char line[512];
+    long long bytes = -1;
+    FILE *f = fopen("/proc/slabinfo", "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        long objs, active, size;
+        if (sscanf(line, "radix_tree_node %ld %ld %ld", &active, &objs, &size) == 3)
+            bytes = (long long)active * size;
+    }
+    if (f)
+        fclose(f);
+    return bytes;
+}
+
+static void held_name(char *buf, size_t size, long i)
+{
+    snprintf(buf, size, "held-%ld", i);
+}
+
+/* Creates (or deletes) mappings [from, to); the daemon keeps them by name. */
+static void held_fill(mmapio_client *c, long from, long to, bool create)
+{
+    char name[32];
+    for (long i = from; i < to; i++) {
+        held_name(name, sizeof(name), i);
+        if (create) {
+            mmapio_map *m;
+            CHECK(mmapio_anon_create(c, name, HELD_SIZE, &m));
+            *(volatile uint8_t *)mmapio_as_mut_ptr(m) = (uint8_t)i;
+            CHECK(mmapio_unmap(m));
+        } else {
+            CHECK(mmapio_anon_delete(c, name));
+        }
+    }
+}
+
+/* n opens of held mappings picked at random among `held` (by name, first
+ * byte read, unmap), then n creates of a new one (first byte written,
+ * unmap, delete); microseconds of each into open[] and create[]. */
+static void held_cycles(mmapio_client *c, long held, long n, double *open,
+                        double *create, unsigned *seed)
+{
+    char name[32];
+    for (long i = 0; i < n; i++) {
+        mmapio_map *m;
+        held_name(name, sizeof(name), (long)(rand_r(seed) % (unsigned)held));
+        int64_t t0 = now_ns();
+        CHECK(mmapio_anon_open(c, name, &m));
+        (void)*(const volatile uint8_t *)mmapio_as_ptr(m);
+        CHECK(mmapio_unmap(m));
+        open[i] = (double)(now_ns() - t0) / 1e3;
+        held_name(name, sizeof(name), -1 - i);
+        t0 = now_ns();
+        CHECK(mmapio_anon_create(c, name, HELD_SIZE, &m));
+        *(volatile uint8_t *)mmapio_as_mut_ptr(m) = 1;
+        CHECK(mmapio_unmap(m));
+        CHECK(mmapio_anon_delete(c, name));
+        create[i] = (double)(now_ns() - t0) / 1e3;
+    }
+}
+
+/* The floor of memory: the bytes this process's RSS grows by for a bare
+ * table of n such names (a malloc'd 32-byte record each and a pointer). */
+static double name_table_bytes(long n)
+{
+    long before = rss_kib(getpid());
+    char **v = malloc((size_t)n * sizeof(*v));
+    for (long i = 0; v && i < n; i++) {
+        v[i] = malloc(32);
+        if (v[i])
+            held_name(v[i], 32, i);
+    }
+    double per = (double)(rss_kib(getpid()) - before) * 1024.0 / (double)n;
+    for (long i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+    return per;
+}
+
+static double *doubles(long n)
+{
+    double *v = calloc((size_t)n, sizeof(double));
+    if (!v)
+        die("out of memory");
+    return v;
+}
+
+/*
+ * Two daemons alike: `d` comes to hold opt.held mappings, a second one
+ * HELD_BASE. Blocks of cycles alternate between them (who goes first
+ * alternates too), so that a change of the machine's load reaches both
+ * sides alike.
+ */
+static bool part_held(void)
+{
+    enum { BLOCKS = 10 };
+    long per = opt.cycles / 4 / BLOCKS;
+    if (per < 20)
+        per = 20;
+    long n = per * BLOCKS;
+    printf("\n6. open of a held %d KiB anonymous mapping (anon_open by name of a "
+           "random one, first byte read, unmap) and create (+ unmap + delete), "
+           "%ld of each in %d alternating blocks, against a daemon holding %d "
+           "anonymous mappings and one alike holding %d\n", HELD_SIZE / 1024,
+           n, BLOCKS, opt.held, HELD_BASE);
+    static struct hz_daemon few;
+    start_daemon_into(&few);
+    mmapio_client *c, *cf;
+    CHECK(mmapio_connect(d.sock, &c));
+    CHECK(mmapio_connect(few.sock, &cf));
+    double *o_many = doubles(n), *c_many = doubles(n);
+    double *o_few = doubles(n), *c_few = doubles(n);
+    unsigned seed_many = 1, seed_few = 1;
+    held_fill(cf, 0, HELD_BASE, true);
+    held_fill(c, 0, HELD_BASE, true);
+    held_cycles(cf, HELD_BASE, 200, o_few, c_few, &seed_few); /* warm-up */
+    held_cycles(c, HELD_BASE, 200, o_many, c_many, &seed_many);
+    CHECK(mmapio_ping(c));
+    long rss0 = rss_kib(d.pid);
+    long long nodes0 = index_node_bytes();
+    int fds0 = hz_fd_count(d.pid);
+    int64_t t0 = now_ns();
+    held_fill(c, HELD_BASE, opt.held, true);
+    double fill_s = (double)(now_ns() - t0) / 1e9;
+    CHECK(mmapio_ping(c));
+    long rss1 = rss_kib(d.pid);
+    long long nodes1 = index_node_bytes();
+    int fds1 = hz_fd_count(d.pid);
+    for (int b = 0; b < BLOCKS; b++)
+        for (int side = 0; side < 2; side++) {
+            bool many = (side == 0) == (b % 2 == 0);
+            long at = (long)b * per;
+            if (many)
+                held_cycles(c, opt.held, per, o_many + at, c_many + at, &seed_many);
+            else
+                held_cycles(cf, HELD_BASE, per, o_few + at, c_few + at, &seed_few);
+        }
+    mmapio_disconnect(cf);
+    mmapio_disconnect(c);
+    hz_stop(&few);
+    hz_cleanup(&few);
+
+    char label[64];
+    snprintf(label, sizeof(label), "open, %d held, median:", opt.held);
+    figure(label, pct(o_many, (size_t)n, 0.5), pct(o_few, (size_t)n, 0.5), "us",
+           "<= 1.2");
+    snprintf(label, sizeof(label), "open, %d held, mean:", opt.held);
+    figure(label, mean(o_many, (size_t)n), mean(o_few, (size_t)n), "us", "<= 1.2");
+    snprintf(label, sizeof(label), "create, %d held, median:", opt.held);
+    figure(label, pct(c_many, (size_t)n, 0.5), pct(c_few, (size_t)n, 0.5), "us",
+           NULL);
+    long added = opt.held - HELD_BASE;
+    double per_map = (double)(rss1 - rss0) * 1024.0 / (double)added;
+    figure("daemon memory per mapping:", per_map, name_table_bytes(added), "B",
+           "<= 1024 B");
+    printf("   floor of the latency: the same with %d held, in a second daemon "
+           "alike; floor of the memory: this process's RSS growth for a bare "
+           "table of the same names (a 32-byte record and a pointer each); "
+           "daemon VmRSS %ld KiB with %d held, %ld KiB with %d; daemon fds %d "
+           "and %d; %ld mappings made in %.1f s; arena stride %s\n", HELD_BASE,
+           rss0, HELD_BASE, rss1, opt.held, fds0, fds1, added, fill_s,
+           opt.arena_stride ? opt.arena_stride : "max_map_size (default)");
+    if (nodes0 >= 0 && nodes1 >= 0)
+        printf("   kernel page-index nodes (radix_tree_node, whole machine) grew "
+               "%.0f B per mapping added\n",
+               (double)(nodes1 - nodes0) / (double)added);
+    else
+        printf("   kernel page-index nodes: /proc/slabinfo not readable\n");
+    fflush(stdout);
+    free(o_many); free(c_many); free(o_few); free(c_few);
+    return true;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -1032,14 +1250,16 @@ static void usage(FILE *f)
             "Usage: bench_control [OPTIONS]\n"
             "  --quick          short runs, for a smoke test\n"
             "  --only LIST      parts to run, e.g. open,ping (open, ping, redis,\n"
-            "                   idle; all by default; ping includes fairness)\n"
+            "                   idle, held; all by default; ping includes fairness)\n"
             "  --cycles N       open: cycles a side (%ld)\n"
             "  --clients N      ping, redis, idle: busy clients (%d)\n"
             "  --secs S         ping, idle: seconds per run (%.1f)\n"
             "  --runs N         ping, redis, idle: runs a side, medians shown (%d)\n"
             "  --idle N         idle: clients connected besides the busy ones (%d)\n"
+            "  --held N         held: anonymous mappings the daemon holds (%d)\n"
+            "  --arena-stride N the daemon's arena_stride (default: its own)\n"
             "The daemon is $MMAPIOD, else %s.\n",
-            opt.cycles, opt.clients, opt.secs, opt.runs, opt.idle,
+            opt.cycles, opt.clients, opt.secs, opt.runs, opt.idle, opt.held,
             MMAPIOD_BUILD_PATH);
 }
 
@@ -1085,6 +1305,8 @@ int main(int argc, char **argv)
         { "secs", required_argument, NULL, 's' },
         { "runs", required_argument, NULL, 'r' },
         { "idle", required_argument, NULL, 'i' },
+        { "held", required_argument, NULL, 'H' },
+        { "arena-stride", required_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -1096,6 +1318,7 @@ int main(int argc, char **argv)
             opt.secs = 0.5;
             opt.runs = 1;
             opt.idle = 1000;
+            opt.held = 5000;
         }
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1107,6 +1330,8 @@ int main(int argc, char **argv)
         case 's': opt.secs = num(optarg, 0.05, 3600); break;
         case 'r': opt.runs = (int)num(optarg, 1, 64); break;
         case 'i': opt.idle = (int)num(optarg, 1, 1000000); break;
+        case 'H': opt.held = (int)num(optarg, 100, 10000000); break;
+        case 'A': opt.arena_stride = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1122,7 +1347,8 @@ int main(int argc, char **argv)
            getenv("MMAPIOD"), (int)d.pid, d.root, sysconf(_SC_NPROCESSORS_ONLN));
     bench_print_load("at the start", "?");
     fflush(stdout);
-    bool (*const parts[P_N])(void) = { part_open, part_ping, part_redis, part_idle };
+    bool (*const parts[P_N])(void) = { part_open, part_ping, part_redis, part_idle,
+                                       part_held };
     bool ok = true;
     for (int p = 0; p < P_N; p++)
         if (opt.part[p] && !parts[p]()) {

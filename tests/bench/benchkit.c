@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The daemon die() cleans up: set by bench_start_daemon. */
-static struct hz_daemon *daemon_of_bench;
+/* The daemons die() cleans up: set by bench_start_daemon. */
+static struct hz_daemon *daemons_of_bench[4];
 
 void die(const char *fmt, ...)
 {
@@ -23,8 +23,9 @@ void die(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
-    if (daemon_of_bench)
-        hz_cleanup(daemon_of_bench);
+    for (size_t i = 0; i < sizeof(daemons_of_bench) / sizeof(daemons_of_bench[0]); i++)
+        if (daemons_of_bench[i])
+            hz_cleanup(daemons_of_bench[i]);
     exit(1);
 }
 
@@ -54,7 +55,11 @@ void bench_start_daemon(struct hz_daemon *d, const char *const *extra,
         setenv("MMAPIOD", MMAPIOD_BUILD_PATH, 1);
     if (hz_init(d) < 0)
         die("mkdtemp: %s", strerror(errno));
-    daemon_of_bench = d;
+    for (size_t i = 0; i < sizeof(daemons_of_bench) / sizeof(daemons_of_bench[0]); i++)
+        if (!daemons_of_bench[i] || daemons_of_bench[i] == d) {
+            daemons_of_bench[i] = d;
+            break;
+        }
     char own_log[300];
     if (!log) {
         log = own_log;

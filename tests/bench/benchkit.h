@@ -41,7 +41,8 @@ double median(double *v, int n);
  * Starts mmapiod ($MMAPIOD, else MMAPIOD_BUILD_PATH) on a fresh temporary
  * directory into *d, with --socket and --root and then extra (NULL-ended,
  * may be NULL), its output in <dir>/mmapiod.log (whose path goes to log
- * when not NULL); dies if it does not come up. die() cleans up *d from then.
+ * when not NULL); dies if it does not come up. die() cleans up *d from then
+ * (up to four daemons a program).
  */
 void bench_start_daemon(struct hz_daemon *d, const char *const *extra,
                         char *log, size_t log_size);

@@ -49,7 +49,9 @@ static void start(const char *watchdog_usec)
     char ns[300], wd[64];
     snprintf(ns, sizeof(ns), "NOTIFY_SOCKET=%s", notify_path);
     snprintf(wd, sizeof(wd), "WATCHDOG_USEC=%s", watchdog_usec);
-    const char *args[] = { "--socket", d.sock, "--root", d.root, NULL };
+    /* A memfd stored per mapping (test_restart covers arenas). */
+    const char *args[] = { "--socket", d.sock, "--root", d.root,
+                           "--arena-max", "0", NULL };
     const char *env[] = { ns, watchdog_usec ? wd : NULL, NULL };
     struct svc_spawn sp = { .args = args, .env = env };
     pid_t pid = svc_spawn_daemon(&sp);

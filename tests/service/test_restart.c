@@ -7,7 +7,9 @@
  * passes it, once without. The new daemon serves each mapping under its
  * name again with its bytes, owner, mode and flush policy; what was
  * deleted stays deleted; clients of the old daemon get
- * MMAPIO_E_DISCONNECTED and keep their mapped memory.
+ * MMAPIO_E_DISCONNECTED and keep their mapped memory. The same again with
+ * small mappings carved from arenas (one stored memfd per arena, offsets
+ * in the meta log).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -29,6 +31,9 @@
 
 static struct hz_daemon d = { .pid = -1 };
 static struct svc_fdstore store;
+/* --arena-max: a memfd stored per mapping ("0"), unless a test carves
+ * them from arenas. */
+static const char *arena_max = "0";
 
 static void setup(void)
 {
@@ -80,7 +85,8 @@ static void start(struct svc_notify *s, const char *name, int listen_fd)
         fds[n++] = store.fds[i];
     strncat(names, svc_fdstore_names(&store), sizeof(names) - strlen(names) - 1);
 
-    const char *args[] = { "--socket", d.sock, "--root", d.root, NULL };
+    const char *args[] = { "--socket", d.sock, "--root", d.root,
+                           "--arena-max", arena_max, NULL };
     const char *env[] = { ns, "WATCHDOG_USEC=2000000", NULL };
     struct svc_spawn sp = { .args = args, .env = env, .fds = fds,
                             .n_fds = n, .fdnames = n ? names : NULL };
@@ -179,9 +185,12 @@ static int as_uid(uid_t uid, int op, const char *name, mmapio_mode mode,
 
 /* ---- the test ------------------------------------------------------- */
 
-Test(restart, anonymous_mappings_survive_through_the_fd_store)
+/* The whole story, with the mappings in memfds of their own or carved
+ * from arenas (arena_max). */
+static void survive(void)
 {
     bool root = geteuid() == 0;
+    bool arenas = strcmp(arena_max, "0") != 0;
     struct svc_notify s1, s2, s3;
     static uint8_t xin[12288], yin[100], zin[64], buf[12288];
     fill(xin, sizeof(xin), 1);
@@ -241,7 +250,9 @@ Test(restart, anonymous_mappings_survive_through_the_fd_store)
     hz_assert_ok(mmapio_ping(old));
 
     stop(&s1, "notify1");
-    size_t want = root ? 5 : 4; /* anon-meta, x, z, reborn (and y) */
+    /* anon-meta, x, z, reborn (and y); with arenas, anon-meta and one
+     * arena per class: x (0644), z and reborn (0600) (and y, nobody's). */
+    size_t want = arenas ? (root ? 4 : 3) : (root ? 5 : 4);
     cr_assert_eq(store.n, want, "the fd store holds %zu fds (%s), not %zu",
                  store.n, svc_fdstore_names(&store), want);
     cr_assert_geq(svc_fdstore_get(&store, "anon-meta"), 0,
@@ -366,6 +377,20 @@ Test(restart, anonymous_mappings_survive_through_the_fd_store)
     mmapio_unmap(x_old);
     mmapio_unmap(z_old);
     mmapio_disconnect(old);
+}
+
+Test(restart, anonymous_mappings_survive_through_the_fd_store)
+{
+    arena_max = "0";
+    survive();
+}
+
+/* Each arena's memfd is stored once, its mappings' offsets in the meta
+ * log; they come back at their offsets. */
+Test(restart, arena_mappings_survive_through_the_fd_store)
+{
+    arena_max = "1048576";
+    survive();
 }
 
 Test(restart, without_a_meta_log_stored_fds_are_not_served)
