@@ -58,6 +58,7 @@ struct mmapio_client {
     atomic_bool notices_lost; /* a notice was dropped: tell the daemon (notice.h) */
     struct wring_hdr *_Atomic ring; /* the write ring, mapped once (notice.h);
                                       set under the lock, read without */
+    bool ring_releases;      /* the daemon reads releases in it (notice.h) */
     int wake_fd;             /* eventfd: events came for a waiting dispatch */
     bool waiting;            /* a dispatch waits outside the lock */
     bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */

@@ -149,6 +149,8 @@ static void op_resize(struct session *s, uint64_t id, const Mmapio__Resize *m)
         return;
     }
     uint64_t old = current_size(map);
+    if (m->size < old)
+        ringdrain_settle(map, s); /* releases recorded, not yet read */
     if (m->size < old && map->n_holders > 1) {
         session_reply_err(s, id, MMAPIO_E_BUSY,
                   "%u other holders; shrinking would fault their accesses",
@@ -198,6 +200,7 @@ static void op_stat(struct session *s, uint64_t id, const Mmapio__Stat *m)
     sr.size = current_size(h->map);
     policy_to_wire(h->map->policy, &pol);
     sr.policy = &pol;
+    ringdrain_settle(h->map, s);
     sr.holders = h->map->n_holders;
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;

@@ -232,6 +232,7 @@ void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
     struct holder *hd = NULL;
     bool owned = fd >= 0;
     int r = session_add_holder(s, m, mode, &hd);
+    m->size_fresh = false; /* an open's fstat serves this grant alone */
     if (!r && fd < 0) {
         r = mapping_grant_fd(m, mode, &fd, &owned);
         if (r == MMAPIO_E_QUOTA && opencache_shrink(s->h->cache, 64))
