@@ -1,0 +1,259 @@
+/*
+ * test_release: mmapio_unmap's lazy release (common/wring.h).
+ *
+ * Right after a request the daemon has promised to sweep the connection's
+ * ring, so an unmap then sends nothing (a seccomp filter that traps every
+ * send shows it). Yet the holder is released in the daemon in bounded
+ * time: by the sweep when the client goes idle right after unmapping, by
+ * the knock of a release made after the promise ran out, when the client
+ * exits, and at once for anyone who counts the holders (another client's
+ * shrink or truncate is never refused because of a holder already let go).
+ * The daemon's count is read with mmapio_admin_stat, which does not
+ * settle rings: it sees what the daemon knows.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(release, .init = hz_setup, .fini = hz_teardown, .timeout = 120);
+
+#define SIZE 8192
+/* How long a release may take to reach the daemon before the test calls
+ * it lost: far above the sweep's WRING_LAZY_MS, for a loaded machine. */
+#define BOUND_MS 10000
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Holders of path as the daemon knows them, or -1. */
+static int holders(mmapio_client *c, const char *path)
+{
+    mmapio_map_info *i;
+    if (mmapio_admin_stat(c, path, false, &i) != MMAPIO_OK)
+        return -1;
+    int n = (int)i->holders;
+    mmapio_map_info_free(i, 1);
+    return n;
+}
+
+/* Waits until the daemon counts `want` holders of path; the last count. */
+static int holders_settle(mmapio_client *c, const char *path, int want)
+{
+    int n = -1;
+    for (int t = 0; t < BOUND_MS / 10; t++) {
+        if ((n = holders(c, path)) == want)
+            break;
+        sleep_ms(10);
+    }
+    return n;
+}
+
+static void make_file(const char *path)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    cr_assert_eq(mmapio_create_rw(c, path, SIZE, &m), MMAPIO_OK);
+    memset(mmapio_as_mut_ptr(m), 'r', SIZE);
+    cr_assert_eq(mmapio_unmap(m), MMAPIO_OK);
+    mmapio_disconnect(c);
+}
+
+/* ---- an unmap right after a request sends nothing ---------------------- */
+
+static volatile long trapped;
+
+static void on_sigsys(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig;
+    (void)ctx;
+    trapped = si->si_syscall;
+    syscall(SYS_exit_group, 99);
+}
+
+/* Every way of sending on a socket traps; the rest is allowed. */
+static int forbid_sends(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sendmsg, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sendto, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sendmmsg, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_write, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+    };
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags = SA_SIGINFO;
+    struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+    if (sigaction(SIGSYS, &sa, NULL) < 0 ||
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        return -1;
+    return 0;
+}
+
+/* A child: opens, asks something (the daemon's promise), unmaps with
+ * sends forbidden. 0 when the unmap sent nothing. */
+static int quiet_unmap_child(void)
+{
+    mmapio_client *c;
+    mmapio_map *m;
+    if (mmapio_connect(NULL, &c) || mmapio_open_ro(c, "q.dat", &m))
+        return 1;
+    if (mmapio_ping(c) || forbid_sends() < 0)
+        return 2;
+    return mmapio_unmap(m) == MMAPIO_OK ? 0 : 3;
+}
+
+Test(release, unmap_after_a_request_sends_nothing)
+{
+    make_file("q.dat");
+    /* The promise lasts WRING_LAZY_MS at least: a child descheduled for
+     * longer between its ping and its unmap knocks, rightly; so a few
+     * tries, of which one quiet unmap shows the path. */
+    int status = -1;
+    for (int i = 0; i < 20 && status != 0; i++) {
+        pid_t pid = hz_fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0)
+            _exit(quiet_unmap_child());
+        status = hz_wait_child(pid, 30000);
+        cr_assert(WIFEXITED(status), "child died: status %#x", status);
+        cr_assert(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 99,
+                  "child failed: %d", WEXITSTATUS(status));
+    }
+    cr_assert_eq(status, 0, "every unmap sent a datagram");
+    /* And those releases all reached the daemon (the children are gone). */
+    mmapio_client *c = hz_client();
+    cr_assert_eq(holders_settle(c, "q.dat", 0), 0);
+    mmapio_disconnect(c);
+}
+
+/* ---- released in bounded time ------------------------------------------ */
+
+Test(release, idle_client_release_is_swept)
+{
+    make_file("i.dat");
+    mmapio_client *a = hz_client(), *b = hz_client();
+    mmapio_map *m;
+    cr_assert_eq(mmapio_open_ro(a, "i.dat", &m), MMAPIO_OK);
+    cr_assert_eq(mmapio_ping(a), MMAPIO_OK);
+    cr_assert_eq(holders(b, "i.dat"), 1);
+    cr_assert_eq(mmapio_unmap(m), MMAPIO_OK);
+    /* a says nothing more: the sweep alone can release it. */
+    cr_assert_eq(holders_settle(b, "i.dat", 0), 0,
+                 "a released holder stayed in the daemon");
+    mmapio_disconnect(b);
+    mmapio_disconnect(a);
+}
+
+Test(release, release_after_a_quiet_spell_knocks)
+{
+    make_file("k.dat");
+    mmapio_client *a = hz_client(), *b = hz_client();
+    mmapio_map *m, *w;
+    cr_assert_eq(mmapio_open_rw(a, "k.dat", &w), MMAPIO_OK);
+    cr_assert_eq(mmapio_open_ro(a, "k.dat", &m), MMAPIO_OK);
+    sleep_ms(300); /* a's requests are long past: no promise stands */
+    cr_assert_eq(mmapio_unmap(m), MMAPIO_OK);
+    cr_assert_eq(holders_settle(b, "k.dat", 1), 1);
+    cr_assert_eq(mmapio_unmap(w), MMAPIO_OK);
+    cr_assert_eq(holders_settle(b, "k.dat", 0), 0);
+    mmapio_disconnect(b);
+    mmapio_disconnect(a);
+}
+
+Test(release, exiting_client_leaves_no_holder)
+{
+    make_file("x.dat");
+    for (int how = 0; how < 2; how++) {
+        pid_t pid = hz_fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            mmapio_client *c;
+            mmapio_map *m[8];
+            if (mmapio_connect(NULL, &c))
+                _exit(1);
+            for (int i = 0; i < 8; i++)
+                if (mmapio_open_ro(c, "x.dat", &m[i]))
+                    _exit(2);
+            if (mmapio_ping(c))
+                _exit(3);
+            for (int i = 0; i < 8; i++)
+                mmapio_unmap(m[i]);
+            if (how)
+                mmapio_disconnect(c);
+            _exit(0);
+        }
+        int status = hz_wait_child(pid, 30000);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child: status %#x", status);
+        mmapio_client *b = hz_client();
+        cr_assert_eq(holders_settle(b, "x.dat", 0), 0);
+        mmapio_disconnect(b);
+    }
+    cr_assert(hz_alive(&hz));
+}
+
+/* ---- at once for whoever counts holders -------------------------------- */
+
+Test(release, another_client_may_shrink_at_once)
+{
+    make_file("s.dat");
+    mmapio_client *a = hz_client(), *b = hz_client();
+    mmapio_map *ma, *mb;
+    cr_assert_eq(mmapio_open_rw(b, "s.dat", &mb), MMAPIO_OK);
+    for (int i = 0; i < 50; i++) {
+        cr_assert_eq(mmapio_open_ro(a, "s.dat", &ma), MMAPIO_OK);
+        cr_assert_eq(mmapio_ping(a), MMAPIO_OK);
+        cr_assert_eq(mmapio_unmap(ma), MMAPIO_OK);
+        /* b's shrink counts holders: a's release must be done by then. */
+        int r = mmapio_resize(mb, SIZE / 2);
+        cr_assert_eq(r, MMAPIO_OK, "cycle %d: shrink: %s (%s)", i,
+                     mmapio_strerror(r), mmapio_last_error());
+        cr_assert_eq(mmapio_resize(mb, SIZE), MMAPIO_OK);
+    }
+    cr_assert_eq(mmapio_unmap(mb), MMAPIO_OK);
+    mmapio_disconnect(b);
+    mmapio_disconnect(a);
+}
+
+Test(release, another_client_may_truncate_at_once)
+{
+    make_file("t.dat");
+    mmapio_client *a = hz_client(), *b = hz_client();
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.truncate = true;
+    o.size = 4096;
+    for (int i = 0; i < 50; i++) {
+        mmapio_map *ma, *mb;
+        cr_assert_eq(mmapio_open_ro(a, "t.dat", &ma), MMAPIO_OK);
+        cr_assert_eq(mmapio_ping(a), MMAPIO_OK);
+        cr_assert_eq(mmapio_unmap(ma), MMAPIO_OK);
+        o.size = 4096u * (uint64_t)(1 + i % 3);
+        int r = mmapio_open(b, "t.dat", &o, &mb);
+        cr_assert_eq(r, MMAPIO_OK, "cycle %d: truncate: %s (%s)", i,
+                     mmapio_strerror(r), mmapio_last_error());
+        cr_assert_eq(mmapio_unmap(mb), MMAPIO_OK);
+    }
+    mmapio_disconnect(b);
+    mmapio_disconnect(a);
+}
