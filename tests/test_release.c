@@ -17,6 +17,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -253,6 +254,57 @@ Test(release, another_client_may_truncate_at_once)
         cr_assert_eq(r, MMAPIO_OK, "cycle %d: truncate: %s (%s)", i,
                      mmapio_strerror(r), mmapio_last_error());
         cr_assert_eq(mmapio_unmap(mb), MMAPIO_OK);
+    }
+    mmapio_disconnect(b);
+    mmapio_disconnect(a);
+}
+
+/* ---- a uid's budget is not held by releases recorded in a ring --------- */
+
+#define BUDGET 4
+
+/* The daemon with room for BUDGET mappings per uid. */
+static void setup_budget(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    cr_assert_eq(hz_init(&hz), 0);
+    char n[16];
+    snprintf(n, sizeof(n), "%d", BUDGET);
+    const char *args[] = { "--socket", hz.sock, "--root", hz.root,
+                           "--max-mappings-per-uid", n, NULL };
+    pid_t pid = hz_spawn(args, -1, -1);
+    cr_assert_geq(pid, 0);
+    cr_assert_eq(hz_wait_ready(hz.sock, pid, 10000), 0);
+    hz.pid = pid;
+    setenv("MMAPIO_SOCKET", hz.sock, 1);
+}
+
+TestSuite(release_budget, .init = setup_budget, .fini = hz_teardown,
+          .timeout = 120);
+
+Test(release_budget, another_connection_gets_the_budget_back_at_once)
+{
+    char name[BUDGET][16];
+    for (int i = 0; i < BUDGET; i++) {
+        snprintf(name[i], sizeof(name[i]), "b%d.dat", i);
+        make_file(name[i]);
+    }
+    make_file("extra.dat");
+    mmapio_client *a = hz_client(), *b = hz_client();
+    mmapio_map *m[BUDGET], *x;
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < BUDGET; i++)
+            cr_assert_eq(mmapio_open_ro(a, name[i], &m[i]), MMAPIO_OK);
+        cr_assert_eq(mmapio_ping(a), MMAPIO_OK);
+        for (int i = 0; i < BUDGET; i++)
+            cr_assert_eq(mmapio_unmap(m[i]), MMAPIO_OK);
+        /* a's releases may sit in its ring: b's open of a fifth mapping
+         * must not find the uid's budget still spent on them. */
+        int r = mmapio_open_ro(b, "extra.dat", &x);
+        cr_assert_eq(r, MMAPIO_OK, "round %d: %s (%s)", round,
+                     mmapio_strerror(r), mmapio_last_error());
+        cr_assert_eq(mmapio_unmap(x), MMAPIO_OK);
+        cr_assert_eq(mmapio_ping(b), MMAPIO_OK); /* b's release is read */
     }
     mmapio_disconnect(b);
     mmapio_disconnect(a);

@@ -349,7 +349,10 @@ void ringdrain_settle(struct mapping *m, const struct session *asking)
 {
     static uint64_t pass;
     pass++;
+    /* Kept, and out of the open cache, for the caller even if its last
+     * holder goes now. */
     mapping_ref(m);
+    mapping_pin(m);
     /* A drain may release holders of m: walk again from the start, each
      * ring once (a ring stuck on a half-written cell is not waited for). */
     for (struct holder *h = m->holders; h;) {
@@ -365,7 +368,24 @@ void ringdrain_settle(struct mapping *m, const struct session *asking)
         run(w);
         h = m->holders;
     }
+    mapping_unpin(m);
     mapping_unref(m);
+}
+
+bool ringdrain_settle_uid(struct handlers *h, uid_t uid)
+{
+    bool any = false;
+    for (struct session *o = h->sessions; o; o = o->next) {
+        struct wring *w = o->ring;
+        if (!w || o->cred.uid != uid ||
+            atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) ==
+                w->head)
+            continue;
+        uint32_t had = o->holders.n;
+        run(w);
+        any |= o->holders.n != had;
+    }
+    return any;
 }
 
 void ringdrain_end(struct session *s)

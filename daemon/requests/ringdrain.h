@@ -21,11 +21,14 @@
 #ifndef MMAPIOD_RINGDRAIN_H
 #define MMAPIOD_RINGDRAIN_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mmapio.pb-c.h"
 #include "wring.h"
 
+struct handlers;
 struct mapping;
 struct session;
 
@@ -42,6 +45,9 @@ void ringdrain_kick(struct session *s, const Mmapio__Request *q);
  * counted. `asking`'s own ring is not (ops.c drained it before its
  * request; what came since may release the holder the request names). */
 void ringdrain_settle(struct mapping *m, const struct session *asking);
+/* Drains the rings of uid's sessions that have cells waiting, before a
+ * refusal for the uid's budget: true when that released any holder. */
+bool ringdrain_settle_uid(struct handlers *h, uid_t uid);
 /* The session ends: a last drain (whatever it cannot read becomes an
  * overflow for every mapping s writes), then the ring is unmapped. */
 void ringdrain_end(struct session *s);

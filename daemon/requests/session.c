@@ -17,6 +17,7 @@
 #include "policy.h"
 #include "quota.h"
 #include "registry.h"
+#include "ringdrain.h"
 
 /* Answers owed to a session once flushes end. */
 struct pending {
@@ -171,7 +172,16 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
                                                     h->cfg->has_admin_group,
                                                     h->cfg->admin_gid)))
         return MMAPIO_E_QUOTA;
-    if (quota_hold(h->quota, m, s->cred.uid))
+    /* The uid's budget may still be held by releases recorded in rings
+     * (m pinned meanwhile: its other holders may go, it stays ours). */
+    int r = quota_hold(h->quota, m, s->cred.uid);
+    if (r) {
+        mapping_pin(m);
+        if (ringdrain_settle_uid(h, s->cred.uid))
+            r = quota_hold(h->quota, m, s->cred.uid);
+        mapping_unpin(m);
+    }
+    if (r)
         return MMAPIO_E_QUOTA;
     struct holder *hd = calloc(1, sizeof(*hd));
     if (!hd || registry_add_holder(h->reg, hd) < 0) {
