@@ -17,7 +17,6 @@
 #include "policy.h"
 #include "quota.h"
 #include "registry.h"
-#include "ringdrain.h"
 
 /* Answers owed to a session once flushes end. */
 struct pending {
@@ -177,7 +176,7 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
     int r = quota_hold(h->quota, m, s->cred.uid);
     if (r) {
         mapping_pin(m);
-        if (ringdrain_settle_uid(h, s->cred.uid))
+        if (h->settle_uid && h->settle_uid(h, s->cred.uid))
             r = quota_hold(h->quota, m, s->cred.uid);
         mapping_unpin(m);
     }
