@@ -443,12 +443,24 @@ static void dispatch(struct session *s, const Mmapio__Request *q)
     case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(s, q->id, q->set_policy); break;
     case MMAPIO__REQUEST__OP_WATCH: op_watch(s, q->id, q->watch); break;
     case MMAPIO__REQUEST__OP_UNWATCH: op_unwatch(s, q->id, q->unwatch); break;
-    case MMAPIO__REQUEST__OP_ADMIN_STATUS: admin_status(s, q->id); break;
-    case MMAPIO__REQUEST__OP_ADMIN_LIST: admin_list(s, q->id, q->admin_list); break;
-    case MMAPIO__REQUEST__OP_ADMIN_CLIENTS: admin_clients(s, q->id, q->admin_clients); break;
+    case MMAPIO__REQUEST__OP_ADMIN_STATUS:
+        ringdrain_settle_all(s->h); /* holders released in rings: gone */
+        admin_status(s, q->id);
+        break;
+    case MMAPIO__REQUEST__OP_ADMIN_LIST:
+        ringdrain_settle_all(s->h);
+        admin_list(s, q->id, q->admin_list);
+        break;
+    case MMAPIO__REQUEST__OP_ADMIN_CLIENTS:
+        ringdrain_settle_all(s->h);
+        admin_clients(s, q->id, q->admin_clients);
+        break;
     case MMAPIO__REQUEST__OP_ADMIN_FLUSH: admin_flush(s, q->id, q->admin_flush); break;
     case MMAPIO__REQUEST__OP_ADMIN_POLICY: admin_policy(s, q->id, q->admin_policy); break;
-    case MMAPIO__REQUEST__OP_ADMIN_STAT: admin_stat(s, q->id, q->admin_stat); break;
+    case MMAPIO__REQUEST__OP_ADMIN_STAT:
+        ringdrain_settle_all(s->h);
+        admin_stat(s, q->id, q->admin_stat);
+        break;
     case MMAPIO__REQUEST__OP_ADMIN_WATCH: admin_watch(s, q->id, q->admin_watch); break;
     case MMAPIO__REQUEST__OP_FD_OFFER: fromfd_offer(s, q->id); break;
     case MMAPIO__REQUEST__OP_FROM_FD: fromfd_open(s, q->id, q->from_fd, -1); break;

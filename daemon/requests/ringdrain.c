@@ -372,6 +372,16 @@ void ringdrain_settle(struct mapping *m, const struct session *asking)
     mapping_unref(m);
 }
 
+void ringdrain_settle_all(struct handlers *h)
+{
+    for (struct session *o = h->sessions; o; o = o->next) {
+        struct wring *w = o->ring;
+        if (w && atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) !=
+                     w->head)
+            run(w);
+    }
+}
+
 bool ringdrain_settle_uid(struct handlers *h, uid_t uid)
 {
     bool any = false;

@@ -45,6 +45,9 @@ void ringdrain_kick(struct session *s, const Mmapio__Request *q);
  * counted. `asking`'s own ring is not (ops.c drained it before its
  * request; what came since may release the holder the request names). */
 void ringdrain_settle(struct mapping *m, const struct session *asking);
+/* Drains every ring that has cells waiting: before the admin requests
+ * that count holders (mmapioctl ls, status, clients, stat). */
+void ringdrain_settle_all(struct handlers *h);
 /* Drains the rings of uid's sessions that have cells waiting, before a
  * refusal for the uid's budget: true when that released any holder. */
 bool ringdrain_settle_uid(struct handlers *h, uid_t uid);
