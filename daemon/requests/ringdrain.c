@@ -142,7 +142,8 @@ static void take_release(struct session *s, struct batch *b, uint64_t handle)
 
 /* Reads what was published since the last drain: at most one ring, and
  * until TELL_MAX ranges were told (cells of many mappings, or far apart);
- * what is left waits for the next poll. Returns the cells read; *stuck
+ * what is left waits for the next poll. Returns the write cells read
+ * (releases need no quick look again: writes do, for watchers); *stuck
  * when it stopped at a cell not yet published. */
 static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
 {
@@ -170,11 +171,12 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
         uint64_t offset = *(volatile uint64_t *)&c->offset;
         uint64_t len = *(volatile uint64_t *)&c->len;
         w->head++;
-        n++;
-        if (offset == WRING_RELEASE && len == 0)
+        if (offset == WRING_RELEASE && len == 0) {
             take_release(s, &b, handle);
-        else
+        } else {
+            n++;
             take_cell(s, &b, handle, offset, len);
+        }
     }
     atomic_store_explicit(&r->head, w->head, memory_order_release);
     bool any = all;
