@@ -7,7 +7,9 @@
  * time: by the sweep when the client goes idle right after unmapping, by
  * the knock of a release made after the promise ran out, when the client
  * exits, and at once for anyone who counts the holders (another client's
- * shrink or truncate is never refused because of a holder already let go).
+ * shrink or truncate is never refused because of a holder already let go;
+ * nor a uid's next open for its budget). A hostile client's release cells
+ * release its own holders only.
  * Where no request may read the rings first, the release is seen in the
  * daemon's fd count (the memfd of a deleted anonymous mapping).
  */
@@ -25,7 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
 #include "harness.h"
+#include "wire.h"
+#include "wring.h"
 
 TestSuite(release, .init = hz_setup, .fini = hz_teardown, .timeout = 120);
 
@@ -264,6 +270,89 @@ Test(release, another_client_may_truncate_at_once)
     }
     mmapio_disconnect(b);
     mmapio_disconnect(a);
+}
+
+/* ---- a hostile ring ------------------------------------------------------ */
+
+/* One request on a raw connection, its reply: the error (0: fine), and
+ * with `handle` the open's handle. */
+static int raw_call(int fd, Mmapio__Request *req, uint64_t id, uint64_t *handle)
+{
+    req->id = id;
+    cr_assert_eq(raw_send(fd, req, -1), 0);
+    Mmapio__ServerMessage *sm;
+    int gfd = -1;
+    cr_assert_eq(raw_recv(fd, 5000, &sm, &gfd), 0);
+    cr_assert(sm->reply, "no reply");
+    int err = sm->reply->error;
+    if (handle && sm->reply->open)
+        *handle = sm->reply->open->handle;
+    mmapio__server_message__free_unpacked(sm, NULL);
+    if (gfd >= 0)
+        close(gfd);
+    return err;
+}
+
+Test(release, hostile_ring_releases_only_its_own)
+{
+    make_file("v.dat");
+    mmapio_client *vc = hz_client(), *b = hz_client();
+    mmapio_map *vm;
+    cr_assert_eq(mmapio_open_ro(vc, "v.dat", &vm), MMAPIO_OK);
+
+    int fd = raw_connect(hz.sock);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_hello(fd, WIRE_PROTOCOL), 0);
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = "v.dat";
+    o.mode = MMAPIO__MODE__MODE_READ_ONLY;
+    req.op_case = MMAPIO__REQUEST__OP_OPEN;
+    req.open = &o;
+    uint64_t mine = 0;
+    cr_assert_eq(raw_call(fd, &req, 2, &mine), 0);
+    Mmapio__WriteRing wr = MMAPIO__WRITE_RING__INIT;
+    req.op_case = MMAPIO__REQUEST__OP_WRITE_RING;
+    req.write_ring = &wr;
+    req.id = 3;
+    cr_assert_eq(raw_send(fd, &req, -1), 0);
+    Mmapio__ServerMessage *sm;
+    int rfd = -1;
+    cr_assert_eq(raw_recv(fd, 5000, &sm, &rfd), 0);
+    cr_assert(sm->reply->error == 0 && sm->reply->write_ring &&
+              sm->reply->write_ring->releases && rfd >= 0, "no ring");
+    mmapio__server_message__free_unpacked(sm, NULL);
+    struct wring_hdr *r = mmap(NULL, WRING_SIZE, PROT_READ | PROT_WRITE,
+                               MAP_SHARED, rfd, 0);
+    cr_assert_neq(r, MAP_FAILED);
+    close(rfd);
+    cr_assert_eq(holders(b, "v.dat"), 2);
+
+    /* Releases of every handle there is, its own among them, and of
+     * some that never were; each twice. */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint64_t h = 0; h < mine + 64; h++)
+            while (wring_release(r, h) == WRING_DROPPED) {
+                Mmapio__Ping ping = MMAPIO__PING__INIT;
+                req.op_case = MMAPIO__REQUEST__OP_PING;
+                req.ping = &ping;
+                cr_assert_eq(raw_call(fd, &req, 4, NULL), 0);
+            }
+    Mmapio__Ping ping = MMAPIO__PING__INIT;
+    req.op_case = MMAPIO__REQUEST__OP_PING;
+    req.ping = &ping;
+    cr_assert_eq(raw_call(fd, &req, 5, NULL), 0); /* the ring is read first */
+
+    /* Its own holder went; the victim's stayed, and still works. */
+    cr_assert_eq(holders(b, "v.dat"), 1);
+    cr_assert_eq(((const volatile char *)mmapio_as_ptr(vm))[0], 'r');
+    cr_assert_eq(mmapio_unmap(vm), MMAPIO_OK);
+    cr_assert_eq(holders(b, "v.dat"), 0);
+    munmap(r, WRING_SIZE);
+    close(fd);
+    mmapio_disconnect(b);
+    mmapio_disconnect(vc);
+    cr_assert(hz_alive(&hz));
 }
 
 /* ---- a uid's budget is not held by releases recorded in a ring --------- */
