@@ -61,6 +61,7 @@ struct mmapio_client {
     struct wring_hdr *_Atomic ring; /* the write ring, mapped once (notice.h);
                                       set under the lock, read without */
     bool ring_asked;         /* asked for it once: granted or refused */
+    bool ring_releases;      /* the daemon reads releases in it (notice.h) */
     int wake_fd;             /* eventfd: events came for a waiting dispatch */
     bool waiting;            /* a dispatch waits outside the lock */
     bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */

@@ -703,9 +703,11 @@ static void map_unlink(mmapio_client *c, mmapio_map *m)
 
 /*
  * Tells the daemon this holder is gone (lock held). `wait`: as a round
- * trip; else one way (Close.no_reply), never answered. Requests on one
- * connection are served in order, so whatever this connection asks next
- * finds the holder released; a one-way release's errors are not reported.
+ * trip; else one way: recorded in the write ring when the daemon reads
+ * releases there (no system call, wring.h), else Close.no_reply, never
+ * answered. Requests on one connection are served in order after the
+ * ring's cells, so whatever this connection asks next finds the holder
+ * released; a one-way release's errors are not reported.
  */
 static int map_release_locked(mmapio_client *c, uint64_t handle, bool wait)
 {
@@ -717,6 +719,8 @@ static int map_release_locked(mmapio_client *c, uint64_t handle, bool wait)
     cl.no_reply = !wait;
     req.op_case = MMAPIO__REQUEST__OP_CLOSE;
     req.close = &cl;
+    if (!wait && !c->dead && notice_release_locked(c, handle))
+        return MMAPIO_OK;
     if (!wait)
         return client_send_oneway_locked(c, &req);
     int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, &rep);
@@ -792,8 +796,7 @@ int map_take_grant(mmapio_client *c, mmapio_map *m,
     }
     guard_install();
     map_link(c, m);
-    if (m->mode == MMAPIO_MODE_READ_WRITE)
-        notice_ring_attach_locked(c); /* once per connection */
+    notice_ring_attach_locked(c); /* once per connection: writes, releases */
     return MMAPIO_OK;
 }
 

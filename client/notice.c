@@ -156,12 +156,30 @@ void notice_ring_attach_locked(mmapio_client *c)
         return;
     }
     bool fits = rep.reply->write_ring->cells == WRING_CELLS;
+    c->ring_releases = rep.reply->write_ring->releases;
     void *p = fits ? mmap(NULL, WRING_SIZE, PROT_READ | PROT_WRITE,
                           MAP_SHARED, rep.fd, 0)
                    : MAP_FAILED;
     client_reply_free(&rep);
     if (p != MAP_FAILED)
         atomic_store_explicit(&c->ring, p, memory_order_release);
+}
+
+bool notice_release_locked(mmapio_client *c, uint64_t handle)
+{
+    struct wring_hdr *r = atomic_load_explicit(&c->ring, memory_order_relaxed);
+    if (!r || !c->ring_releases)
+        return false;
+    enum wring_push p = wring_release(r, handle);
+    if (p == WRING_DROPPED)
+        return false;
+    if (p == WRING_WAKE && !atomic_load_explicit(&c->gone, memory_order_relaxed)) {
+        Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+        n.kind = MMAPIO__NOTICE_KIND__NOTICE_RING;
+        if (notice_post(c, &n) == -EAGAIN) /* read later, as in notice_range */
+            atomic_store_explicit(&r->armed, 1, memory_order_relaxed);
+    }
+    return true;
 }
 
 bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,

@@ -86,14 +86,19 @@ bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
 /*
  * The write ring (common/wring.h) replaces WRITE notices once the
  * connection has one: notice_ring_attach_locked asks the daemon for it
- * (lock held; once per connection, at its first read-write grant; a
- * daemon that refuses, e.g. past max_write_rings_per_uid, leaves the
- * paced notices above in use for the connection's life), and
+ * (lock held; once per connection, at its first grant; a daemon that
+ * refuses, e.g. past max_write_rings_per_uid, leaves the paced notices
+ * above in use for the connection's life), and
  * notice_range records a write in the ring, with no system call but the
  * wake-up of a daemon that sleeps. notice_range returns true when the
  * daemon will hear of the write (its range, or that ranges were dropped).
  */
 void notice_ring_attach_locked(mmapio_client *c);
+/* Records the release of holder `handle` in the ring (lock held), when
+ * the daemon reads releases there: no system call unless the daemon
+ * sleeps without having promised a look (wring.h). false: not recorded
+ * (no ring, an older daemon, the ring full); release it another way. */
+bool notice_release_locked(mmapio_client *c, uint64_t handle);
 bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
                   struct notice_pace *p, uint64_t offset, uint64_t len);
 

@@ -45,7 +45,9 @@ int wire_send(int sock, const void *buf, size_t len, int pass_fd)
         memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
     }
     for (;;) {
-        ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        /* Without an fd, send(): no message header to copy in. */
+        ssize_t n = pass_fd >= 0 ? sendmsg(sock, &mh, MSG_NOSIGNAL)
+                                 : send(sock, buf, len, MSG_NOSIGNAL);
         if (n >= 0)
             return 0;
         if (errno != EINTR)
@@ -130,6 +132,19 @@ static long recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds,
 long wire_recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds)
 {
     return recv_all(sock, buf, cap, fds, n_fds, MSG_DONTWAIT);
+}
+
+long wire_recv_nofds(int sock, void *buf, size_t cap)
+{
+    ssize_t n;
+    do /* MSG_TRUNC: the datagram's whole length, however much fit */
+        n = recv(sock, buf, cap, MSG_DONTWAIT | MSG_TRUNC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    if ((size_t)n > cap)
+        return -EMSGSIZE;
+    return n == 0 ? -ECONNRESET : n;
 }
 
 static long recv_some(int sock, void *buf, size_t cap, int *fds,

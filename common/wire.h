@@ -60,6 +60,10 @@ long wire_recv_wait(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
  */
 long wire_recv_all(int sock, void *buf, size_t cap, int *fds, size_t *n_fds);
 
+/* wire_recv_all for a socket no fd can have reached (SO_PASSRIGHTS off
+ * since before its peer could send): one recv(), no control buffer. */
+long wire_recv_nofds(int sock, void *buf, size_t cap);
+
 /* Closes fds[0..n) and sets each to -1. */
 void wire_close_fds(int *fds, size_t n);
 

@@ -32,6 +32,19 @@
  * whose holder's bit was set MODIFIED without a range. So every written
  * byte is covered by a range or by "anything may have changed".
  *
+ * Releases (mmapio_unmap), when the daemon's WriteRingReply said
+ * `releases`: a cell (handle, WRING_RELEASE, 0) releases that holder, in
+ * ring order after the writes before it. While `lazy` is 1 the daemon
+ * promises to drain the ring within WRING_LAZY_MS without being told:
+ * it sets lazy at each request of the connection and clears it at the
+ * first sweep that found no request since. A release seen with lazy set
+ * wakes nobody; else it takes `armed` as a write does. The daemon clears
+ * lazy, then (full fence) looks at tail; the releaser claims its cell (a
+ * full barrier), then looks at lazy: one of them sees the other. The
+ * daemon also drains rings before anything that counts a mapping's
+ * holders, and at the connection's end: a released holder is gone by the
+ * time anyone can tell, at most WRING_LAZY_MS after the release.
+ *
  * Trust: the client may write anything anywhere in its ring. The daemon
  * keeps its own head, reads tail and each cell once, validates every value
  * (a tail more than a ring ahead is an overflow of every mapping the
@@ -52,6 +65,8 @@
 #define WRING_LOST_WORDS 16u        /* 1024 bits of "ranges dropped" */
 #define WRING_POLL_MS 1             /* the daemon's next look while busy */
 #define WRING_POLL_MAX_MS 8         /* ... while it overflows or sticks */
+#define WRING_LAZY_MS 20            /* the daemon's sweep while lazy is 1 */
+#define WRING_RELEASE UINT64_MAX    /* a cell's offset: release the handle */
 
 struct wring_cell {
     _Atomic uint64_t seq;           /* position + 1 once published */
@@ -63,6 +78,7 @@ struct wring_hdr {
     _Alignas(64) _Atomic uint64_t tail;  /* next position to claim (writers) */
     _Alignas(64) _Atomic uint64_t head;  /* positions below were read (daemon) */
     _Atomic uint32_t armed;              /* 1: the daemon waits for a notice */
+    _Atomic uint32_t lazy;               /* 1: the daemon drains soon anyway */
     _Alignas(64) _Atomic uint64_t lost[WRING_LOST_WORDS];
     _Alignas(64) struct wring_cell cells[WRING_CELLS];
 };
@@ -113,6 +129,35 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
     if (atomic_load(&r->armed) && atomic_exchange(&r->armed, 0))
         return WRING_WAKE;
     return room ? WRING_PUSHED : WRING_DROPPED;
+}
+
+/*
+ * Records the release of holder `handle`. WRING_PUSHED: recorded, the
+ * daemon reads it in time; WRING_WAKE: recorded, the caller must send the
+ * RING notice; WRING_DROPPED: the ring is full, nothing was recorded (the
+ * caller releases another way).
+ */
+static inline enum wring_push wring_release(struct wring_hdr *r,
+                                            uint64_t handle)
+{
+    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    for (;;) {
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (pos - head >= WRING_CELLS)
+            return WRING_DROPPED;
+        if (atomic_compare_exchange_weak(&r->tail, &pos, pos + 1))
+            break;
+    }
+    struct wring_cell *c = &r->cells[pos % WRING_CELLS];
+    c->handle = handle;
+    c->offset = WRING_RELEASE;
+    c->len = 0;
+    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+    if (atomic_load(&r->lazy))
+        return WRING_PUSHED;
+    if (atomic_load(&r->armed) && atomic_exchange(&r->armed, 0))
+        return WRING_WAKE;
+    return WRING_PUSHED;
 }
 
 #endif

@@ -13,6 +13,7 @@
 #include "copier.h"
 #include "dirs.h"
 #include "log.h"
+#include "ringdrain.h"
 
 /* Every mapping and every connection is an fd: take all the fds the hard
  * limit allows, then fit the limits to them (config_fit_fds). */
@@ -87,6 +88,7 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
         r = -ENOMEM;
     d->handlers.cache = &d->cache;
     d->handlers.state = &d->state;
+    d->handlers.settle_uid = ringdrain_settle_uid;
     if (r < 0)
         snprintf(err, err_size, "cannot set up the daemon: %s", strerror(-r));
     return r;

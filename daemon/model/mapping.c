@@ -327,10 +327,23 @@ int mapping_set_size(struct mapping *m, uint64_t size, const char **why)
     return MMAPIO_OK;
 }
 
+uint64_t mapping_size_seen(struct mapping *m, uint64_t size)
+{
+    if (m->kind == MAPPING_FILE) {
+        m->size = size;
+        m->size_fresh = true;
+    }
+    return m->size;
+}
+
 uint64_t mapping_sync_size(struct mapping *m)
 {
     if (m->arena) /* the arena's size is sealed; the slot is the daemon's */
         return m->size;
+    if (m->size_fresh) {
+        m->size_fresh = false;
+        return m->size;
+    }
     uint64_t have = kernel_size(m->fd, m->size);
     if (m->kind == MAPPING_FILE)
         m->size = have;

@@ -77,6 +77,8 @@ struct mapping {
     struct arena *arena;        /* carved from it (arena.h), or NULL */
     uint64_t offset;            /* where in fd its bytes start */
     uint64_t size;
+    bool size_fresh;            /* size was just read from the kernel: the
+                                 * next mapping_sync_size keeps it */
     dev_t dev;                  /* files: identity in the registry */
     ino_t ino;
     uid_t owner;                /* anonymous: creator; files: from fstat */
@@ -192,6 +194,10 @@ int mapping_reserve(struct mapping *m, uint64_t from, uint64_t to,
  * may have truncated or grown it); an anonymous mapping keeps the daemon's
  * size and whatever a holder put past it is punched away. Returns m->size. */
 uint64_t mapping_sync_size(struct mapping *m);
+/* A file's size the caller just read from the kernel (fstat of the very
+ * file): taken as mapping_sync_size would, which then keeps it once
+ * instead of asking again. Returns m->size. */
+uint64_t mapping_size_seen(struct mapping *m, uint64_t size);
 
 /* Holders: attach takes a mapping reference for h and puts h on the
  * owner's list; detach undoes both and drops the reference. */

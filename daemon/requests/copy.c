@@ -12,6 +12,7 @@
 #include "open.h"
 #include "quota.h"
 #include "registry.h"
+#include "ringdrain.h"
 #include "session.h"
 #include "watch.h"
 
@@ -85,6 +86,8 @@ static int fit_dst(struct session *s, struct mapping *dst, uint64_t size,
     uint64_t old = mapping_sync_size(dst);
     if (old == size)
         return MMAPIO_OK;
+    if (size < old)
+        ringdrain_settle(dst, s); /* releases recorded, not yet read */
     if (size < old && dst->n_holders > 0) {
         *why = "the destination is held and larger than the source; "
                "shrinking it would fault its holders";

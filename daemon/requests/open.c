@@ -20,6 +20,7 @@
 #include "quota.h"
 #include "registry.h"
 #include "resolve.h"
+#include "ringdrain.h"
 #include "session.h"
 #include "watch.h"
 
@@ -219,6 +220,7 @@ static int adopt_file(struct handlers *h, int fd, bool writable, bool admin,
 static int truncate_held(struct handlers *h, struct mapping *m, uint64_t size,
                          uid_t by, const char **why)
 {
+    ringdrain_settle(m, NULL); /* releases recorded, not yet read */
     if (m->n_holders > 0) {
         *why = "mapping is held by others; truncating would fault them";
         return MMAPIO_E_BUSY;
@@ -292,6 +294,11 @@ static int open_known(struct handlers *h, struct session *c,
         return OPEN_MISS;
     }
     m->perm = st.st_mode & 07777;
+    /* A grant goes straight to session_grant_fd: the size its quota_hold
+     * would re-read is this fstat's. */
+    uint64_t was = m->size;
+    if (grant && mapping_size_seen(m, (uint64_t)st.st_size) != was)
+        mapping_changed(m, MAPPING_RESIZED, NULL);
     if (req->mode == MMAPIO__MODE__MODE_READ_WRITE) {
         int r = reserve_for_writer(m, h->cfg->max_map_size, why);
         if (r) {
@@ -574,6 +581,7 @@ int open_mapping_fd(struct handlers *h, struct session *c,
     r = opencache_take(h->cache, *out, by_admin(h, c));
     if (r) {
         *why = "over the daemon's max_mappings";
+        (*out)->size_fresh = false;
         registry_retire_if_unused(h->reg, *out);
         mapping_unref(*out);
         if (grant && *grant >= 0)

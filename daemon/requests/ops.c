@@ -150,6 +150,8 @@ static void op_resize(struct session *s, uint64_t id, const Mmapio__Resize *m)
         return;
     }
     uint64_t old = current_size(map);
+    if (m->size < old)
+        ringdrain_settle(map, s); /* releases recorded, not yet read */
     if (m->size < old && map->n_holders > 1) {
         session_reply_err(s, id, MMAPIO_E_BUSY,
                   "%u other holders; shrinking would fault their accesses",
@@ -199,6 +201,7 @@ static void op_stat(struct session *s, uint64_t id, const Mmapio__Stat *m)
     sr.size = current_size(h->map);
     policy_to_wire(h->map->policy, &pol);
     sr.policy = &pol;
+    ringdrain_settle(h->map, s);
     sr.holders = h->map->n_holders;
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;
@@ -441,12 +444,24 @@ static void dispatch(struct session *s, const Mmapio__Request *q)
     case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(s, q->id, q->set_policy); break;
     case MMAPIO__REQUEST__OP_WATCH: op_watch(s, q->id, q->watch); break;
     case MMAPIO__REQUEST__OP_UNWATCH: op_unwatch(s, q->id, q->unwatch); break;
-    case MMAPIO__REQUEST__OP_ADMIN_STATUS: admin_status(s, q->id); break;
-    case MMAPIO__REQUEST__OP_ADMIN_LIST: admin_list(s, q->id, q->admin_list); break;
-    case MMAPIO__REQUEST__OP_ADMIN_CLIENTS: admin_clients(s, q->id, q->admin_clients); break;
+    case MMAPIO__REQUEST__OP_ADMIN_STATUS:
+        ringdrain_settle_all(s->h); /* holders released in rings: gone */
+        admin_status(s, q->id);
+        break;
+    case MMAPIO__REQUEST__OP_ADMIN_LIST:
+        ringdrain_settle_all(s->h);
+        admin_list(s, q->id, q->admin_list);
+        break;
+    case MMAPIO__REQUEST__OP_ADMIN_CLIENTS:
+        ringdrain_settle_all(s->h);
+        admin_clients(s, q->id, q->admin_clients);
+        break;
     case MMAPIO__REQUEST__OP_ADMIN_FLUSH: admin_flush(s, q->id, q->admin_flush); break;
     case MMAPIO__REQUEST__OP_ADMIN_POLICY: admin_policy(s, q->id, q->admin_policy); break;
-    case MMAPIO__REQUEST__OP_ADMIN_STAT: admin_stat(s, q->id, q->admin_stat); break;
+    case MMAPIO__REQUEST__OP_ADMIN_STAT:
+        ringdrain_settle_all(s->h);
+        admin_stat(s, q->id, q->admin_stat);
+        break;
     case MMAPIO__REQUEST__OP_ADMIN_WATCH: admin_watch(s, q->id, q->admin_watch); break;
     case MMAPIO__REQUEST__OP_FD_OFFER: fromfd_offer(s, q->id); break;
     case MMAPIO__REQUEST__OP_FROM_FD: fromfd_open(s, q->id, q->from_fd, -1); break;

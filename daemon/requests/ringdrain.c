@@ -25,6 +25,10 @@ struct wring {
     struct session *s;
     struct event *poll;        /* the next look while busy */
     uint32_t poll_ms;          /* its delay: longer while writes are dropped */
+    struct event *sweep;       /* the look promised while lazy (wring.h) */
+    bool lazy;                 /* our word: hdr->lazy is 1 */
+    bool asked;                /* a request came since the last sweep */
+    uint64_t settled;          /* ringdrain_settle's pass that ran it */
 };
 
 /* One merged range of one mapping. */
@@ -123,9 +127,24 @@ static void take_cell(struct session *s, struct batch *b, uint64_t handle,
     batch_add(s, b, h->map, offset, offset + len);
 }
 
+/* A release cell: the ranges before it are told first (the holder may
+ * take its mapping with it), then the holder goes as by a one-way Close.
+ * Each counts as a told range, so one drain releases at most TELL_MAX. */
+static void take_release(struct session *s, struct batch *b, uint64_t handle)
+{
+    tell_batch(s, b);
+    b->told++;
+    b->handle = 0;
+    b->holder = NULL;
+    struct holder *h = session_find_holder(s, handle);
+    if (h)
+        session_release_holder(h, false);
+}
+
 /* Reads what was published since the last drain: at most one ring, and
  * until TELL_MAX ranges were told (cells of many mappings, or far apart);
- * what is left waits for the next poll. Returns the cells read; *stuck
+ * what is left waits for the next poll. Returns the write cells read
+ * (releases need no quick look again: writes do, for watchers); *stuck
  * when it stopped at a cell not yet published. */
 static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
 {
@@ -153,8 +172,12 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
         uint64_t offset = *(volatile uint64_t *)&c->offset;
         uint64_t len = *(volatile uint64_t *)&c->len;
         w->head++;
-        n++;
-        take_cell(s, &b, handle, offset, len);
+        if (offset == WRING_RELEASE && len == 0) {
+            take_release(s, &b, handle);
+        } else {
+            n++;
+            take_cell(s, &b, handle, offset, len);
+        }
     }
     atomic_store_explicit(&r->head, w->head, memory_order_release);
     bool any = all;
@@ -215,6 +238,40 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     run(arg);
 }
 
+static const struct timeval lazy_tv = { 0, WRING_LAZY_MS * 1000 };
+
+/* The promised look: the connection asked something since the last one,
+ * so releases may follow and the promise stands; else it ends (lazy
+ * cleared first, then run() looks at tail: see wring.h). */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct wring *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->asked) {
+        w->asked = false;
+        evtimer_add(w->sweep, &lazy_tv);
+    } else {
+        atomic_store(&w->hdr->lazy, 0);
+        w->lazy = false;
+    }
+    run(w);
+}
+
+/* A request of the connection: releases need not wake us for a while. */
+static void promise(struct wring *w)
+{
+    if (w->lazy) {
+        w->asked = true;
+        return;
+    }
+    if (evtimer_add(w->sweep, &lazy_tv) < 0)
+        return; /* no promise: releases knock */
+    w->lazy = true;
+    w->asked = false;
+    atomic_store(&w->hdr->lazy, 1);
+}
+
 void ringdrain_kick(struct session *s, const Mmapio__Request *q)
 {
     struct wring *w = s->ring;
@@ -224,6 +281,8 @@ void ringdrain_kick(struct session *s, const Mmapio__Request *q)
         (q && q->op_case == MMAPIO__REQUEST__OP_NOTICE &&
          q->notice->kind == MMAPIO__NOTICE_KIND__NOTICE_RING))
         run(w);
+    if (q && q->op_case != MMAPIO__REQUEST__OP_NOTICE)
+        promise(w);
     if (q && q->op_case == MMAPIO__REQUEST__OP_CLOSE &&
         atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) != w->head) {
         struct holder *h = session_find_holder(s, q->close->handle);
@@ -263,10 +322,15 @@ void ringdrain_request(struct session *s, uint64_t id)
     }
     if (!err) {
         w->poll = evtimer_new(s->h->watches->base, on_poll, w);
-        if (!w->poll)
+        w->sweep = evtimer_new(s->h->watches->base, on_sweep, w);
+        if (!w->poll || !w->sweep)
             err = ENOMEM;
     }
     if (err) {
+        if (w && w->poll)
+            event_free(w->poll);
+        if (w && w->sweep)
+            event_free(w->sweep);
         if (p != MAP_FAILED)
             munmap(p, WRING_SIZE);
         if (fd >= 0)
@@ -285,12 +349,66 @@ void ringdrain_request(struct session *s, uint64_t id)
 
     Mmapio__WriteRingReply wr = MMAPIO__WRITE_RING_REPLY__INIT;
     wr.cells = WRING_CELLS;
+    wr.releases = true;
     Mmapio__Reply rep = MMAPIO__REPLY__INIT;
     rep.id = id;
     rep.result_case = MMAPIO__REPLY__RESULT_WRITE_RING;
     rep.write_ring = &wr;
     session_reply(s, &rep, fd);
     close(fd);
+}
+
+void ringdrain_settle(struct mapping *m, const struct session *asking)
+{
+    static uint64_t pass;
+    pass++;
+    /* Kept, and out of the open cache, for the caller even if its last
+     * holder goes now. */
+    mapping_ref(m);
+    mapping_pin(m);
+    /* A drain may release holders of m: walk again from the start, each
+     * ring once (a ring stuck on a half-written cell is not waited for). */
+    for (struct holder *h = m->holders; h;) {
+        struct session *o = h->owner;
+        struct wring *w = o->ring;
+        if (!w || o == asking || w->settled == pass ||
+            atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) ==
+                w->head) {
+            h = h->map_next;
+            continue;
+        }
+        w->settled = pass;
+        run(w);
+        h = m->holders;
+    }
+    mapping_unpin(m);
+    mapping_unref(m);
+}
+
+void ringdrain_settle_all(struct handlers *h)
+{
+    for (struct session *o = h->sessions; o; o = o->next) {
+        struct wring *w = o->ring;
+        if (w && atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) !=
+                     w->head)
+            run(w);
+    }
+}
+
+bool ringdrain_settle_uid(struct handlers *h, uid_t uid)
+{
+    bool any = false;
+    for (struct session *o = h->sessions; o; o = o->next) {
+        struct wring *w = o->ring;
+        if (!w || o->cred.uid != uid ||
+            atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) ==
+                w->head)
+            continue;
+        uint32_t had = o->holders.n;
+        run(w);
+        any |= o->holders.n != had;
+    }
+    return any;
 }
 
 void ringdrain_end(struct session *s)
@@ -305,6 +423,7 @@ void ringdrain_end(struct session *s)
         tell_dropped(s, none, true);
     }
     event_free(w->poll);
+    event_free(w->sweep);
     munmap(w->hdr, WRING_SIZE);
     free(w);
     s->ring = NULL;

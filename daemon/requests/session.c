@@ -179,7 +179,16 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
                                                     h->cfg->has_admin_group,
                                                     h->cfg->admin_gid)))
         return MMAPIO_E_QUOTA;
-    if (quota_hold(h->quota, m, s->cred.uid))
+    /* The uid's budget may still be held by releases recorded in rings
+     * (m pinned meanwhile: its other holders may go, it stays ours). */
+    int r = quota_hold(h->quota, m, s->cred.uid);
+    if (r) {
+        mapping_pin(m);
+        if (h->settle_uid && h->settle_uid(h, s->cred.uid))
+            r = quota_hold(h->quota, m, s->cred.uid);
+        mapping_unpin(m);
+    }
+    if (r)
         return MMAPIO_E_QUOTA;
     struct holder *hd = calloc(1, sizeof(*hd));
     if (!hd || registry_add_holder(h->reg, hd) < 0) {
@@ -246,6 +255,7 @@ void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
     struct holder *hd = NULL;
     bool owned = fd >= 0;
     int r = session_add_holder(s, m, mode, &hd);
+    m->size_fresh = false; /* an open's fstat serves this grant alone */
     /* The arena's fd is already the client's unless this is its first. */
     bool arena_fd = m->arena && !r &&
                     hmap_count_of(&s->arena_uses, arena_key(hd)) == 1;

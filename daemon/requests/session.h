@@ -59,6 +59,9 @@ struct handlers {
     struct copier *copier;     /* mmapio_copy's threads (copy.h) */
     struct opencache *cache;   /* released files kept ready (opencache.h) */
     struct statefile *state;   /* anonymous mappings recorded (statefile.h) */
+    /* ringdrain_settle_uid, wired by the daemon (ringdrain calls session:
+     * no call back by name); NULL: no rings to settle. */
+    bool (*settle_uid)(struct handlers *h, uid_t uid);
     struct session *sessions;  /* every live session */
     uint32_t n_sessions;
     uint64_t next_session_id;

@@ -265,12 +265,25 @@ int quota_hold(struct quota *q, struct mapping *m, uid_t uid)
     return add_hold(q, m, uid);
 }
 
+/* The last hold on a file, of its only payer: that charge goes whole,
+ * and nobody is left to follow a new size (the next open reads it). */
+static bool last_of_all(const struct mapping *m, const struct qstate *st,
+                        uid_t uid)
+{
+    return m->kind == MAPPING_FILE && m->n_holders == 0 && st &&
+           !st->creator && st->n == 1 && st->v[0].uid == uid &&
+           st->v[0].holds == 1;
+}
+
 void quota_unhold(struct quota *q, struct mapping *m, uid_t uid)
 {
-    sync_size(m);
     struct qstate *st = state_of(q, m, false);
-    if (st)
-        follow(q, m, st);
+    if (!last_of_all(m, st, uid)) {
+        sync_size(m);
+        st = state_of(q, m, false);
+        if (st)
+            follow(q, m, st);
+    }
     drop_hold(q, m, uid);
 }
 

@@ -576,6 +576,7 @@ static void port_want_fd(struct session *s)
 {
     struct conn *c = container_of(s, struct conn, s);
     int on = 1;
+    c->fds_ever = true;
     if (kernel_refuses == 1 && SO_PASSRIGHTS >= 0)
         (void)setsockopt(c->fd, SOL_SOCKET, SO_PASSRIGHTS, &on, sizeof(on));
 }
@@ -640,7 +641,12 @@ static int read_one(struct conn *c)
     struct conn_ctx *ctx = c->ctx;
     int fds[WIRE_RECV_FDS_MAX];
     size_t n_fds = 0;
-    long n = wire_recv_all(c->fd, ctx->rxbuf, ctx->cfg->max_frame, fds, &n_fds);
+    /* A socket that refused fds from its birth (inherited from the
+     * listener) has none queued: the plain recv. */
+    long n = kernel_refuses == 1 && !c->fds_ever
+                 ? wire_recv_nofds(c->fd, ctx->rxbuf, ctx->cfg->max_frame)
+                 : wire_recv_all(c->fd, ctx->rxbuf, ctx->cfg->max_frame, fds,
+                                 &n_fds);
     /* No request carries fds but from_fd's (disarm_fds). Never closed
      * here: see closer.h. */
     bool armed = c->s.fd_wanted, had = n_fds > 0, one_way = false;

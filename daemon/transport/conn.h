@@ -64,6 +64,7 @@ struct conn {
     bool reading;             /* ev_read is armed */
     bool overflowed;          /* events were dropped; OVERFLOW owed */
     bool failed;              /* a send failed: close at the next turn */
+    bool fds_ever;            /* fds were let in once: some may be queued */
     struct event *ev_read, *ev_write;
     struct frame *out, **out_tail;
     uint32_t n_out;           /* frames queued */
