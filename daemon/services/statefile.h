@@ -38,7 +38,6 @@
 #define STATEFILE_NAME "anon.state"
 #define STATEFILE_TOMBSTONES 256
 
-struct event;
 struct event_base;
 struct quota;
 struct registry;
@@ -48,21 +47,27 @@ struct statefile {
     struct registry *reg;
     struct quota *quota;
     int dir_fd;                 /* RESOLVE_STATE_DIR; -1: not recording */
+    int fd;                     /* the journal, appended to; -1: none */
+    size_t records;             /* lines in it */
+    size_t retry_at;            /* no compaction before this many */
     struct state_rec *waiting;  /* live records of the last instance */
+    size_t n_waiting;
     struct state_rec *tombs;    /* deleted, newest first */
     size_t n_tombs;
-    struct event *soon;         /* the next snapshot (a timer) */
-    bool armed;
-    int64_t last_snap_ms;       /* CLOCK_MONOTONIC of the last one */
-    /* the writer thread: the latest snapshot wins */
+    size_t n_recorded;          /* registered mappings with a record */
+    /* compaction: the thread writes a generation from a copy; what is
+     * appended meanwhile goes to both journals (since) */
     pthread_t thread;
-    bool thread_up;
+    bool thread_up, stop, compacting, job_done;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    char *next;                 /* a snapshot to write, or NULL */
-    size_t next_len;
-    bool stop, busy;
-    uint64_t written;           /* snapshots on disk (for tests, logs) */
+    char *job;                  /* the copy handed over */
+    size_t job_len, job_records;
+    int job_fd;                 /* the written generation, or -errno */
+    int old_fd;                 /* a replaced journal, for the thread to close */
+    char *since;
+    size_t since_len, since_cap, since_records;
+    uint64_t compactions;       /* for tests, logs */
     struct mapping_hook hook;
 };
 
@@ -71,8 +76,8 @@ struct statefile {
  * logged and nothing is recorded (the daemon serves on). 0 or -errno. */
 int statefile_init(struct statefile *s, struct registry *r, struct quota *q,
                    struct event_base *base, int root_fd);
-/* Writes the last snapshot and stops recording: mappings that leave the
- * registry after this are not deletions. */
+/* Stops recording: mappings that leave the registry after this are not
+ * deletions. */
 void statefile_fini(struct statefile *s);
 
 /*
