@@ -485,10 +485,13 @@ static void append(struct statefile *s, const char *what, const struct state_rec
         return;
     int e = write_all(s->fd, line, (size_t)n);
     if (e < 0) {
-        log_warn("cannot append to %s/%s: %s", RESOLVE_STATE_DIR,
-                 STATEFILE_NAME, strerror(-e));
+        if (!s->failing) /* once until it works again: a full disk */
+            log_warn("cannot append to %s/%s: %s", RESOLVE_STATE_DIR,
+                     STATEFILE_NAME, strerror(-e));
+        s->failing = true;
         return;
     }
+    s->failing = false;
     s->records++;
     if (s->compacting) { /* the new generation gets it too */
         if (s->since_len + (size_t)n > s->since_cap) {

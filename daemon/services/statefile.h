@@ -7,22 +7,26 @@
  * each mapping has a memfd of its own), owner, group, mode, policy, size
  * and id; a deleted one is kept as a tombstone (the last
  * STATEFILE_TOMBSTONES), and its memfd made 0400 at once (a live one is
- * 0600), so it is never taken back, even when the daemon dies before the
- * file says so. The file lives in
- * RESOLVE_STATE_DIR under the data root (0700, the daemon's; no client
- * path reaches it, resolve.h). It is rewritten whole, atomically (a temp
- * file, fdatasync, rename, fsync of the directory), on a thread of its own:
- * the loop only takes a snapshot after a registration, policy, resize or
- * deletion, at the end of that turn and at most one per 10 ms; the thread
- * writes the latest one it has. What changed in the last of those before
- * a kill is lost (a mapping created then cannot come back; one resized
- * then comes back at its recorded size, the daemon's word over the
- * holder's), but a deletion is not: see STATE_DELETED_MODE.
+ * 0600), so it is never taken back. The file lives in RESOLVE_STATE_DIR
+ * under the data root (0700, the daemon's; no client path reaches it,
+ * resolve.h).
  *
- * At start the previous file is read: its live records wait for their
- * holders (statefile_adopt) and are written again until then, unless
- * their name or memfd is registered anew (the fd store's restore, or a
- * new mapping), which settles them.
+ * It is a journal: each registration, policy, resize or deletion appends
+ * one line (with a check, so a torn or foreign one is skipped) by one
+ * write() from the hook, before the request is answered, so a kill loses
+ * nothing. No fsync: the file must outlive the daemon, not the machine
+ * (anonymous memfds die with the machine), and the page cache outlives
+ * the daemon. Once it holds more than twice the live records (and
+ * STATE_SLACK besides), the loop copies the live records (O(live), so
+ * O(1) per change amortized) and the thread writes them as a new
+ * generation; what is appended meanwhile goes to the old journal and,
+ * once the thread is done, after the copy, which is then renamed over it
+ * (statefile.c: compact_maybe, compact_finish).
+ *
+ * At start the previous journal is replayed (per memfd its last record;
+ * per name its last live one) and rewritten: its live records wait for
+ * their holders (statefile_adopt) until their name or memfd is registered
+ * anew (the fd store's restore, or a new mapping), which settles them.
  */
 #ifndef MMAPIOD_STATEFILE_H
 #define MMAPIOD_STATEFILE_H
@@ -50,6 +54,7 @@ struct statefile {
     int fd;                     /* the journal, appended to; -1: none */
     size_t records;             /* lines in it */
     size_t retry_at;            /* no compaction before this many */
+    bool failing;               /* the last append failed (logged once) */
     struct state_rec *waiting;  /* live records of the last instance */
     size_t n_waiting;
     struct state_rec *tombs;    /* deleted, newest first */
