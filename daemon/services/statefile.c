@@ -290,7 +290,11 @@ static int write_gen(int dir_fd, const char *buf, size_t len)
     return fd;
 }
 
-/* The compaction thread: writes the generation it is handed, and closes
+struct state_copy;
+static char *copy_text(const struct state_copy *c, size_t *len);
+static void copy_free(struct state_copy *c);
+
+/* The compaction thread: formats and writes the generation it is handed, and closes
  * the old journal (the last close of an unlinked file frees its pages). */
 static void *writer(void *arg)
 {
@@ -309,11 +313,13 @@ static void *writer(void *arg)
         }
         if (!s->job)
             break;
-        char *buf = s->job;
-        size_t len = s->job_len;
+        struct state_copy *copy = s->job;
         pthread_mutex_unlock(&s->lock);
-        int r = write_gen(s->dir_fd, buf, len);
+        size_t len;
+        char *buf = copy_text(copy, &len);
+        int r = buf ? write_gen(s->dir_fd, buf, len) : -ENOMEM;
         free(buf);
+        copy_free(copy);
         pthread_mutex_lock(&s->lock);
         s->job = NULL;
         s->job_fd = r;
@@ -343,67 +349,112 @@ static void fill(struct state_rec *r, const struct mapping *m)
     r->size = m->size;
 }
 
-struct snap {
+/* A copy of the live records, taken on the loop for a new generation and
+ * formatted on the thread: plain records (the name is an offset into
+ * names, kept in seq), so the loop pays no formatting. */
+struct state_copy {
     struct statefile *s;
-    char *buf;
-    size_t len, cap, records;
+    struct state_rec *v;
+    size_t n, cap;
+    char *names;
+    size_t names_len, names_cap;
     bool ok;
 };
 
-static void snap_put(struct snap *sn, const char *what, const struct state_rec *r)
+static bool grow(void **p, size_t *cap, size_t need, size_t unit)
 {
-    if (!sn->ok)
-        return;
-    if (sn->len + STATE_LINE_MAX > sn->cap) {
-        size_t nc = (sn->cap + STATE_LINE_MAX) * 2;
-        char *p = realloc(sn->buf, nc);
-        if (!p) {
-            sn->ok = false;
-            return;
-        }
-        sn->buf = p;
-        sn->cap = nc;
-    }
-    int n = format_line(sn->buf + sn->len, what, r);
-    if (n < 0)
-        sn->ok = false;
-    else {
-        sn->len += (size_t)n;
-        sn->records++;
-    }
+    if (need <= *cap)
+        return true;
+    size_t nc = *cap ? *cap : 64;
+    while (nc < need)
+        nc *= 2;
+    void *q = realloc(*p, nc * unit);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = nc;
+    return true;
 }
 
-static void snap_live(struct mapping *m, void *arg)
+static void copy_put(struct state_copy *c, int live, const struct state_rec *r)
 {
-    struct snap *sn = arg;
-    struct state_rec *r = m->kind == MAPPING_ANON ? rec_of(sn->s, m) : NULL;
+    size_t name_len = strlen(r->name) + 1;
+    if (!c->ok || !grow((void **)&c->v, &c->cap, c->n + 1, sizeof(*c->v)) ||
+        !grow((void **)&c->names, &c->names_cap, c->names_len + name_len, 1)) {
+        c->ok = false;
+        return;
+    }
+    struct state_rec *d = &c->v[c->n++];
+    *d = *r;
+    d->name = NULL;
+    d->next = NULL;
+    d->live = live;
+    d->seq = c->names_len;
+    memcpy(c->names + c->names_len, r->name, name_len);
+    c->names_len += name_len;
+}
+
+static void copy_live(struct mapping *m, void *arg)
+{
+    struct state_copy *c = arg;
+    struct state_rec *r = m->kind == MAPPING_ANON ? rec_of(c->s, m) : NULL;
     if (r) {
         fill(r, m);
-        snap_put(sn, "live", r);
+        copy_put(c, 1, r);
     }
 }
 
-/* The live records, as a new generation's text: O(registry). */
-static char *snapshot(struct statefile *s, size_t *len, size_t *records)
+static void copy_free(struct state_copy *c)
 {
-    struct snap sn = { s, NULL, 0, 0, 0, true };
-    sn.cap = sizeof(STATE_MAGIC) + STATE_LINE_MAX;
-    sn.buf = malloc(sn.cap);
-    if (!sn.buf)
+    if (c) {
+        free(c->v);
+        free(c->names);
+    }
+    free(c);
+}
+
+/* The live records, waiting ones and tombstones: O(registry). */
+static struct state_copy *copy_take(struct statefile *s)
+{
+    struct state_copy *c = calloc(1, sizeof(*c));
+    if (!c)
         return NULL;
-    sn.len = (size_t)snprintf(sn.buf, sn.cap, "%s\n", STATE_MAGIC);
-    registry_foreach(s->reg, snap_live, &sn);
+    c->s = s;
+    c->ok = true;
+    registry_foreach(s->reg, copy_live, c);
     for (struct state_rec *r = s->waiting; r; r = r->next)
-        snap_put(&sn, "live", r);
+        copy_put(c, 1, r);
     for (struct state_rec *r = s->tombs; r; r = r->next)
-        snap_put(&sn, "deleted", r);
-    if (!sn.ok) {
-        free(sn.buf);
+        copy_put(c, 0, r);
+    if (!c->ok) {
+        copy_free(c);
         return NULL;
     }
-    *len = sn.len;
-    *records = sn.records;
-    return sn.buf;
+    return c;
+}
+
+/* A copy as a generation's text, or NULL without memory. */
+static char *copy_text(const struct state_copy *c, size_t *len)
+{
+    /* a line takes at most STATE_LINE_MAX - RESOLVE_NAME_MAX and its name */
+    size_t cap = sizeof(STATE_MAGIC) + STATE_LINE_MAX + c->names_len +
+                 c->n * (STATE_LINE_MAX - RESOLVE_NAME_MAX);
+    char *buf = malloc(cap), *at = buf;
+    if (!buf)
+        return NULL;
+    at += snprintf(at, cap, "%s\n", STATE_MAGIC);
+    for (size_t i = 0; i < c->n; i++) {
+        struct state_rec r = c->v[i];
+        r.name = c->names + r.seq;
+        int n = format_line(at, r.live ? "live" : "deleted", &r);
+        if (n < 0) {
+            free(buf);
+            return NULL;
+        }
+        at += n;
+    }
+    *len = (size_t)(at - buf);
+    return buf;
 }
 
 /* Puts a generation the thread wrote in the journal's place, once it holds
@@ -457,15 +508,14 @@ static void compact_maybe(struct statefile *s)
     if (s->compacting || !s->thread_up || s->records <= 2 * live + STATE_SLACK ||
         s->records <= s->retry_at)
         return;
-    size_t len, records;
-    char *buf = snapshot(s, &len, &records);
-    if (!buf) {
+    struct state_copy *copy = copy_take(s);
+    if (!copy) {
         s->retry_at = 2 * s->records;
         return;
     }
+    size_t records = copy->n;
     pthread_mutex_lock(&s->lock);
-    s->job = buf;
-    s->job_len = len;
+    s->job = copy;
     s->job_done = false;
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
@@ -756,8 +806,11 @@ int statefile_init(struct statefile *s, struct registry *r, struct quota *q,
     load(s);
     /* A first generation of what was read: nothing torn is appended to. */
     size_t len;
-    char *buf = snapshot(s, &len, &s->records);
+    struct state_copy *copy = copy_take(s);
+    char *buf = copy ? copy_text(copy, &len) : NULL;
     int jfd = buf ? write_gen(fd, buf, len) : -ENOMEM;
+    s->records = copy ? copy->n : 0;
+    copy_free(copy);
     free(buf);
     if (jfd >= 0 && renameat(fd, STATE_TMP, fd, STATEFILE_NAME) < 0) {
         close(jfd);
