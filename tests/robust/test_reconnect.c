@@ -13,6 +13,9 @@
  * replaced by another of the same name leaves its handle detached (its
  * control calls NOT_FOUND, its memory usable). And a producer/consumer
  * pair on an anonymous ring loses no byte across the kill and restart.
+ * The state file is a journal: a mapping made or resized just before the
+ * kill comes back, a torn or garbage tail is skipped, and create/delete
+ * churn keeps it bounded (compaction) without losing records.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
