@@ -159,7 +159,7 @@ void daemon_fini(struct daemon *d)
     flushes_fini(&d->flushes);   /* every queued flush runs to its end */
     opencache_fini(&d->cache);   /* cached mappings leave the registry */
     fdstore_fini(&d->store);     /* stop storing before mappings go */
-    statefile_fini(&d->state);   /* the last snapshot; then no more */
+    statefile_fini(&d->state);   /* no more records */
     registry_fini(&d->reg);
     watches_fini(&d->watches);
     quota_fini(&d->quota);

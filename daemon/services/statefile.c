@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -18,20 +16,27 @@
 #include "registry.h"
 #include "resolve.h"
 
-#define STATE_MAGIC "mmapiod-anon-state 1"
+#define STATE_MAGIC_V1 "mmapiod-anon-state 1"  /* whole file, no checks */
+#define STATE_MAGIC "mmapiod-anon-journal 2"
 #define STATE_TMP STATEFILE_NAME ".tmp"
-#define STATE_SPACING_MS 10
+/* The journal is rewritten once it holds more than twice the live records
+ * and this many besides. */
+#define STATE_SLACK 256
+/* A line: 11 numbers of at most 20 digits, a check, a name, a word. */
+#define STATE_LINE_MAX (RESOLVE_NAME_MAX + 320)
 /* A live anonymous mapping's memfd is 0600 (open.c); a deleted one's is
- * made this at once, so its deletion is on the memfd itself before any
- * state file says so: a daemon killed before writing it cannot be fooled. */
+ * made this at once, so its deletion is on the memfd itself: a daemon
+ * killed before its record is written cannot be fooled. */
 #define STATE_DELETED_MODE 0400
 
-/* One line of the file; also what the hook keeps on a mapping. */
+/* One record of the journal; also what the hook keeps on a mapping. */
 struct state_rec {
     uint64_t id, dev, ino, offset, size, policy_value;
     uint32_t owner, group, perm, policy_kind;
     char *name;
     struct state_rec *next;
+    uint64_t seq;               /* its place in the journal read at start */
+    int live;                   /* idem: 1 live, 0 deleted */
 };
 
 static void rec_free(struct state_rec *r)
@@ -41,60 +46,163 @@ static void rec_free(struct state_rec *r)
     free(r);
 }
 
-/* ---- the file's lines ---- */
-
-/* Appends one line to *buf (grown as needed); false without memory. */
-static bool put_line(char **buf, size_t *len, size_t *cap, const char *what,
-                     const struct state_rec *r)
+static void recs_free(struct state_rec *r)
 {
-    size_t need = strlen(r->name) + 256;
-    if (*len + need > *cap) {
-        size_t nc = (*cap + need) * 2;
-        char *p = realloc(*buf, nc);
-        if (!p)
-            return false;
-        *buf = p;
-        *cap = nc;
+    while (r) {
+        struct state_rec *next = r->next;
+        rec_free(r);
+        r = next;
     }
-    int n = snprintf(*buf + *len, *cap - *len,
-                     "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-                     " %u %u %o %u %" PRIu64 " %" PRIu64 " %s\n",
-                     what, r->id, r->dev, r->ino, r->offset, r->owner,
-                     r->group, r->perm, r->policy_kind, r->policy_value,
-                     r->size, r->name);
-    if (n < 0 || (size_t)n >= *cap - *len)
-        return false;
-    *len += (size_t)n;
-    return true;
 }
 
-/* Parses one line: 1 live, 0 deleted, -1 not a record. */
-static int parse_line(char *line, struct state_rec *r)
+/* ---- the journal's lines ---- */
+
+/* FNV-1a, 32 bits, continued from h: the check of a line, so that a torn
+ * or foreign line is not taken for a record. */
+static uint32_t fnv(uint32_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+#define FNV_START 2166136261u
+
+/* Formats one line into line (STATE_LINE_MAX bytes): "what id dev ino
+ * offset owner group perm kind value size check name\n", the check over
+ * everything before it and the name. Its length, or -1. */
+static int format_line(char *line, const char *what, const struct state_rec *r)
+{
+    int n = snprintf(line, STATE_LINE_MAX,
+                     "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
+                     " %u %u %o %u %" PRIu64 " %" PRIu64 " ",
+                     what, r->id, r->dev, r->ino, r->offset, r->owner,
+                     r->group, r->perm, r->policy_kind, r->policy_value,
+                     r->size);
+    if (n < 0 || n >= STATE_LINE_MAX)
+        return -1;
+    size_t name_len = strlen(r->name);
+    uint32_t check = fnv(fnv(FNV_START, line, (size_t)n), r->name, name_len);
+    int m = snprintf(line + n, STATE_LINE_MAX - (size_t)n, "%08" PRIx32 " %s\n",
+                     check, r->name);
+    if (m < 0 || m >= STATE_LINE_MAX - n)
+        return -1;
+    return n + m;
+}
+
+/* Parses one line (without its '\n'; v1: without a check): 1 live,
+ * 0 deleted, -1 not a record. */
+static int parse_line(char *line, bool v1, struct state_rec *r)
 {
     char what[16];
-    int name_at = -1;
+    int check_at = -1, name_at = -1;
+    uint32_t check = 0;
     if (sscanf(line, "%15s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
                      " %u %u %o %u %" SCNu64 " %" SCNu64 " %n",
                what, &r->id, &r->dev, &r->ino, &r->offset, &r->owner,
                &r->group, &r->perm, &r->policy_kind, &r->policy_value,
-               &r->size, &name_at) != 11 || name_at < 0 || !line[name_at])
+               &r->size, &check_at) != 11 || check_at < 0)
         return -1;
-    if (resolve_check_name(line + name_at) || r->perm > 0777 ||
+    name_at = check_at;
+    if (!v1) {
+        char *end;
+        unsigned long c = strtoul(line + check_at, &end, 16);
+        if (end != line + check_at + 8 || *end != ' ')
+            return -1;
+        check = (uint32_t)c;
+        name_at = check_at + 9;
+    }
+    const char *name = line + name_at;
+    if (!v1 && fnv(fnv(FNV_START, line, (size_t)check_at), name,
+                   strlen(name)) != check)
+        return -1;
+    if (!*name || resolve_check_name(name) || r->perm > 0777 ||
         r->policy_kind > MMAPIO_FLUSH_EVERY_MILLIS)
         return -1;
-    r->name = strdup(line + name_at);
-    if (!r->name)
+    int kind = !strcmp(what, "live") ? 1 : !strcmp(what, "deleted") ? 0 : -1;
+    if (kind < 0 || !(r->name = strdup(name)))
         return -1;
-    if (!strcmp(what, "live"))
-        return 1;
-    if (!strcmp(what, "deleted"))
-        return 0;
-    free(r->name);
-    return -1;
+    return kind;
 }
 
-/* Reads the previous instance's file: live records wait, deleted ones
- * stay tombstones. */
+/* ---- replay ---- */
+
+static int by_memfd(const void *a, const void *b)
+{
+    const struct state_rec *x = *(struct state_rec *const *)a;
+    const struct state_rec *y = *(struct state_rec *const *)b;
+    if (x->dev != y->dev)
+        return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino)
+        return x->ino < y->ino ? -1 : 1;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const struct state_rec *x = *(struct state_rec *const *)a;
+    const struct state_rec *y = *(struct state_rec *const *)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    const struct state_rec *x = *(struct state_rec *const *)a;
+    const struct state_rec *y = *(struct state_rec *const *)b;
+    return x->seq > y->seq ? -1 : x->seq < y->seq;
+}
+
+/* The journal's records in order (v[0..n)) come to: per memfd its last
+ * record; of live ones per name the last (an older one is dropped, as
+ * settle_waiting does); the newest STATEFILE_TOMBSTONES deleted ones.
+ * Takes the records; O(n log n). */
+static void replay(struct statefile *s, struct state_rec **v, size_t n)
+{
+    size_t k = 0;
+    qsort(v, n, sizeof(*v), by_memfd);
+    for (size_t i = 0; i < n; i++) {
+        bool superseded = i + 1 < n && v[i + 1]->dev == v[i]->dev &&
+                          v[i + 1]->ino == v[i]->ino &&
+                          v[i + 1]->offset == v[i]->offset;
+        if (superseded)
+            rec_free(v[i]);
+        else
+            v[k++] = v[i];
+    }
+    n = k;
+    qsort(v, n, sizeof(*v), by_name);
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool shadowed = v[i]->live && i + 1 < n && v[i + 1]->live &&
+                        !strcmp(v[i]->name, v[i + 1]->name);
+        if (shadowed)
+            v[i]->live = 0; /* unreachable: a tombstone */
+        if (v[i]->live) {
+            v[i]->next = s->waiting;
+            s->waiting = v[i];
+            s->n_waiting++;
+        } else
+            v[k++] = v[i];
+    }
+    n = k;
+    qsort(v, n, sizeof(*v), newest_first);
+    struct state_rec **tail = &s->tombs;
+    for (size_t i = 0; i < n; i++) {
+        if (s->n_tombs < STATEFILE_TOMBSTONES) {
+            *tail = v[i];
+            tail = &v[i]->next;
+            s->n_tombs++;
+        } else
+            rec_free(v[i]);
+    }
+    *tail = NULL;
+}
+
+/* Reads the previous instance's journal (or v1 file): live records wait,
+ * deleted ones stay tombstones. A line that is no record (torn by a kill,
+ * or garbage) is skipped and counted in the log. */
 static void load(struct statefile *s)
 {
     int fd = openat(s->dir_fd, STATEFILE_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -106,92 +214,123 @@ static void load(struct statefile *s)
         return;
     }
     char *line = NULL;
-    size_t cap = 0;
+    size_t cap = 0, n_recs = 0, n_cap = 0, bad = 0;
+    struct state_rec **v = NULL;
     ssize_t n = getline(&line, &cap, f);
-    bool ok = n > 0 && !strncmp(line, STATE_MAGIC "\n", sizeof(STATE_MAGIC));
-    struct state_rec **tail_tomb = &s->tombs;
+    bool v1 = n > 0 && !strncmp(line, STATE_MAGIC_V1 "\n", sizeof(STATE_MAGIC_V1));
+    bool ok = v1 || (n > 0 && !strncmp(line, STATE_MAGIC "\n", sizeof(STATE_MAGIC)));
+    if (n > 0 && !ok)
+        log_warn("%s/%s is no state journal: ignored", RESOLVE_STATE_DIR,
+                 STATEFILE_NAME);
     while (ok && (n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] == '\n')
-            line[n - 1] = '\0';
-        struct state_rec *r = calloc(1, sizeof(*r));
-        int kind = r ? parse_line(line, r) : -1;
-        if (kind < 0) {
-            free(r);
+        if (line[n - 1] != '\n' || strlen(line) != (size_t)n) {
+            bad++; /* torn at the end, or with a NUL */
             continue;
         }
-        if (kind == 1) {
-            r->next = s->waiting;
-            s->waiting = r;
-        } else if (s->n_tombs < STATEFILE_TOMBSTONES) {
-            *tail_tomb = r; /* the file has them newest first */
-            tail_tomb = &r->next;
-            s->n_tombs++;
-        } else
-            rec_free(r);
+        line[n - 1] = '\0';
+        if (n_recs == n_cap) {
+            size_t nc = n_cap ? 2 * n_cap : 256;
+            struct state_rec **p = realloc(v, nc * sizeof(*v));
+            if (!p)
+                break;
+            v = p;
+            n_cap = nc;
+        }
+        struct state_rec *r = calloc(1, sizeof(*r));
+        int kind = r ? parse_line(line, v1, r) : -1;
+        if (kind < 0) {
+            free(r);
+            bad++;
+            continue;
+        }
+        r->live = kind;
+        r->seq = n_recs;
+        v[n_recs++] = r;
     }
     free(line);
     fclose(f);
+    if (bad)
+        log_warn("%s/%s: %zu lines that are no record skipped (a write cut "
+                 "by a kill, or garbage)", RESOLVE_STATE_DIR, STATEFILE_NAME, bad);
+    replay(s, v, n_recs);
+    free(v);
 }
 
-/* ---- the writer thread ---- */
+/* ---- generations ---- */
 
-/* Writes buf as the state file: temp, fdatasync, rename, fsync of the
- * directory. 0 or -errno. */
-static int write_file(int dir_fd, const char *buf, size_t len)
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Writes buf as a new generation under STATE_TMP (not yet renamed): its
+ * fd, open for appending, or -errno. No fsync: the journal has to outlive
+ * the daemon, not the machine (its memfds die with the machine), and the
+ * page cache outlives the daemon. */
+static int write_gen(int dir_fd, const char *buf, size_t len)
 {
     int fd = openat(dir_fd, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC |
-                    O_CLOEXEC | O_NOFOLLOW, 0600);
+                    O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -errno;
-    size_t off = 0;
-    int r = 0;
-    while (off < len && r == 0) {
-        ssize_t n = write(fd, buf + off, len - off);
-        if (n < 0 && errno != EINTR)
-            r = -errno;
-        else if (n > 0)
-            off += (size_t)n;
+    int r = write_all(fd, buf, len);
+    if (r < 0) {
+        close(fd);
+        return r;
     }
-    if (r == 0 && fdatasync(fd) < 0)
-        r = -errno;
-    close(fd);
-    if (r == 0 && renameat(dir_fd, STATE_TMP, dir_fd, STATEFILE_NAME) < 0)
-        r = -errno;
-    if (r == 0)
-        (void)fsync(dir_fd);
-    return r;
+    return fd;
 }
 
+struct state_copy;
+static char *copy_text(const struct state_copy *c, size_t *len);
+static void copy_free(struct state_copy *c);
+
+/* The compaction thread: formats and writes the generation it is handed, and closes
+ * the old journal (the last close of an unlinked file frees its pages). */
 static void *writer(void *arg)
 {
     struct statefile *s = arg;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        while (!s->next && !s->stop)
+        while (!s->job && s->old_fd < 0 && !s->stop)
             pthread_cond_wait(&s->cond, &s->lock);
-        if (!s->next)
+        if (s->old_fd >= 0) {
+            int fd = s->old_fd;
+            s->old_fd = -1;
+            pthread_mutex_unlock(&s->lock);
+            close(fd);
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        if (!s->job)
             break;
-        char *buf = s->next;
-        size_t len = s->next_len;
-        s->next = NULL;
-        s->busy = true;
+        struct state_copy *copy = s->job;
         pthread_mutex_unlock(&s->lock);
-        int r = write_file(s->dir_fd, buf, len);
-        if (r < 0)
-            log_warn("cannot write %s/%s: %s", RESOLVE_STATE_DIR,
-                     STATEFILE_NAME, strerror(-r));
+        size_t len;
+        char *buf = copy_text(copy, &len);
+        int r = buf ? write_gen(s->dir_fd, buf, len) : -ENOMEM;
         free(buf);
+        copy_free(copy);
         pthread_mutex_lock(&s->lock);
-        s->busy = false;
-        if (r == 0)
-            s->written++;
+        s->job = NULL;
+        s->job_fd = r;
+        s->job_done = true;
         pthread_cond_broadcast(&s->cond);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
-/* ---- snapshots, on the loop ---- */
+/* ---- the live state, on the loop ---- */
 
 /* The record of a registered anonymous mapping (the hook's, on m). */
 static struct state_rec *rec_of(struct statefile *s, struct mapping *m)
@@ -210,81 +349,224 @@ static void fill(struct state_rec *r, const struct mapping *m)
     r->size = m->size;
 }
 
-struct snap {
+/* A copy of the live records, taken on the loop for a new generation and
+ * formatted on the thread: plain records (the name is an offset into
+ * names, kept in seq), so the loop pays no formatting. */
+struct state_copy {
     struct statefile *s;
-    char *buf;
-    size_t len, cap;
+    struct state_rec *v;
+    size_t n, cap;
+    char *names;
+    size_t names_len, names_cap;
     bool ok;
 };
 
-static void snap_live(struct mapping *m, void *arg)
+static bool grow(void **p, size_t *cap, size_t need, size_t unit)
 {
-    struct snap *sn = arg;
-    struct state_rec *r = m->kind == MAPPING_ANON ? rec_of(sn->s, m) : NULL;
-    if (r && sn->ok) {
+    if (need <= *cap)
+        return true;
+    size_t nc = *cap ? *cap : 64;
+    while (nc < need)
+        nc *= 2;
+    void *q = realloc(*p, nc * unit);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = nc;
+    return true;
+}
+
+static void copy_put(struct state_copy *c, int live, const struct state_rec *r)
+{
+    size_t name_len = strlen(r->name) + 1;
+    if (!c->ok || !grow((void **)&c->v, &c->cap, c->n + 1, sizeof(*c->v)) ||
+        !grow((void **)&c->names, &c->names_cap, c->names_len + name_len, 1)) {
+        c->ok = false;
+        return;
+    }
+    struct state_rec *d = &c->v[c->n++];
+    *d = *r;
+    d->name = NULL;
+    d->next = NULL;
+    d->live = live;
+    d->seq = c->names_len;
+    memcpy(c->names + c->names_len, r->name, name_len);
+    c->names_len += name_len;
+}
+
+static void copy_live(struct mapping *m, void *arg)
+{
+    struct state_copy *c = arg;
+    struct state_rec *r = m->kind == MAPPING_ANON ? rec_of(c->s, m) : NULL;
+    if (r) {
         fill(r, m);
-        sn->ok = put_line(&sn->buf, &sn->len, &sn->cap, "live", r);
+        copy_put(c, 1, r);
     }
 }
 
-static char *snapshot(struct statefile *s, size_t *len)
+static void copy_free(struct state_copy *c)
 {
-    struct snap sn = { s, NULL, 0, 0, true };
-    sn.cap = sizeof(STATE_MAGIC) + 1;
-    sn.buf = malloc(sn.cap);
-    if (!sn.buf)
+    if (c) {
+        free(c->v);
+        free(c->names);
+    }
+    free(c);
+}
+
+/* The live records, waiting ones and tombstones: O(registry). */
+static struct state_copy *copy_take(struct statefile *s)
+{
+    struct state_copy *c = calloc(1, sizeof(*c));
+    if (!c)
         return NULL;
-    sn.len = (size_t)snprintf(sn.buf, sn.cap, "%s\n", STATE_MAGIC);
-    registry_foreach(s->reg, snap_live, &sn);
-    for (struct state_rec *r = s->waiting; r && sn.ok; r = r->next)
-        sn.ok = put_line(&sn.buf, &sn.len, &sn.cap, "live", r);
-    for (struct state_rec *r = s->tombs; r && sn.ok; r = r->next)
-        sn.ok = put_line(&sn.buf, &sn.len, &sn.cap, "deleted", r);
-    if (!sn.ok) {
-        free(sn.buf);
+    c->s = s;
+    c->ok = true;
+    registry_foreach(s->reg, copy_live, c);
+    for (struct state_rec *r = s->waiting; r; r = r->next)
+        copy_put(c, 1, r);
+    for (struct state_rec *r = s->tombs; r; r = r->next)
+        copy_put(c, 0, r);
+    if (!c->ok) {
+        copy_free(c);
         return NULL;
     }
-    *len = sn.len;
-    return sn.buf;
+    return c;
 }
 
-static int64_t mono_ms(void)
+/* A copy as a generation's text, or NULL without memory. */
+static char *copy_text(const struct state_copy *c, size_t *len)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* a line takes at most STATE_LINE_MAX - RESOLVE_NAME_MAX and its name */
+    size_t cap = sizeof(STATE_MAGIC) + STATE_LINE_MAX + c->names_len +
+                 c->n * (STATE_LINE_MAX - RESOLVE_NAME_MAX);
+    char *buf = malloc(cap), *at = buf;
+    if (!buf)
+        return NULL;
+    at += snprintf(at, cap, "%s\n", STATE_MAGIC);
+    for (size_t i = 0; i < c->n; i++) {
+        struct state_rec r = c->v[i];
+        r.name = c->names + r.seq;
+        int n = format_line(at, r.live ? "live" : "deleted", &r);
+        if (n < 0) {
+            free(buf);
+            return NULL;
+        }
+        at += n;
+    }
+    *len = (size_t)(at - buf);
+    return buf;
 }
 
-static void on_soon(evutil_socket_t fd, short what, void *arg)
+/* Puts a generation the thread wrote in the journal's place, once it holds
+ * what was appended meanwhile. With `wait`, waits for the thread. */
+static void compact_finish(struct statefile *s, bool wait)
 {
-    struct statefile *s = arg;
-    size_t len;
-    s->armed = false;
-    s->last_snap_ms = mono_ms();
-    char *buf = snapshot(s, &len);
-    if (!buf) {
-        log_warn("out of memory: %s not written", STATEFILE_NAME);
+    if (!s->compacting)
+        return;
+    pthread_mutex_lock(&s->lock);
+    while (wait && !s->job_done)
+        pthread_cond_wait(&s->cond, &s->lock);
+    bool done = s->job_done;
+    int fd = s->job_fd;
+    pthread_mutex_unlock(&s->lock);
+    if (!done)
+        return;
+    s->compacting = false;
+    s->job_done = false;
+    int r = fd;
+    if (fd >= 0 && (r = write_all(fd, s->since, s->since_len)) == 0 &&
+        renameat(s->dir_fd, STATE_TMP, s->dir_fd, STATEFILE_NAME) < 0)
+        r = -errno;
+    s->since_len = 0;
+    if (r < 0) {
+        log_warn("cannot rewrite %s/%s: %s; appending on", RESOLVE_STATE_DIR,
+                 STATEFILE_NAME, strerror(-r));
+        if (fd >= 0) {
+            close(fd);
+            (void)unlinkat(s->dir_fd, STATE_TMP, 0);
+        }
+        s->retry_at = 2 * s->records; /* not again at once */
         return;
     }
     pthread_mutex_lock(&s->lock);
-    free(s->next); /* an older snapshot not yet taken: this one wins */
-    s->next = buf;
-    s->next_len = len;
+    if (s->old_fd >= 0) /* never, while one compaction runs at a time */
+        close(s->old_fd);
+    s->old_fd = s->fd;
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
+    s->fd = fd;
+    s->records = s->job_records + s->since_records;
+    s->compactions++;
 }
 
-/* A snapshot soon: at the end of this loop turn, so that changes made
- * together are written together, and at most one per STATE_SPACING_MS, so
- * that a storm of changes costs the loop one walk of the registry per
- * spacing, not one per turn. */
-static void dirty(struct statefile *s)
+/* Hands the thread a copy of the live records once the journal holds more
+ * than twice as many (and STATE_SLACK): O(live) on the loop once per
+ * O(live) appends, so O(1) per change. */
+static void compact_maybe(struct statefile *s)
 {
-    if (s->dir_fd < 0 || s->armed || !s->soon)
+    size_t live = s->n_recorded + s->n_waiting + s->n_tombs;
+    if (s->compacting || !s->thread_up || s->records <= 2 * live + STATE_SLACK ||
+        s->records <= s->retry_at)
         return;
-    int64_t wait = s->last_snap_ms + STATE_SPACING_MS - mono_ms();
-    struct timeval tv = { 0, wait > 0 ? (suseconds_t)(wait * 1000) : 0 };
-    s->armed = event_add(s->soon, &tv) == 0;
+    struct state_copy *copy = copy_take(s);
+    if (!copy) {
+        s->retry_at = 2 * s->records;
+        return;
+    }
+    size_t records = copy->n;
+    pthread_mutex_lock(&s->lock);
+    s->job = copy;
+    s->job_done = false;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    s->compacting = true;
+    s->job_records = records;
+    s->since_len = 0;
+    s->since_records = 0;
+}
+
+/* Appends one record: one write into the page cache, at once, so nothing
+ * a client was answered about is missing after a kill. */
+static void append(struct statefile *s, const char *what, const struct state_rec *r)
+{
+    char line[STATE_LINE_MAX];
+    int n = s->fd >= 0 ? format_line(line, what, r) : -1;
+    if (n < 0)
+        return;
+    int e = write_all(s->fd, line, (size_t)n);
+    if (e < 0) {
+        if (!s->failing) /* once until it works again: a full disk */
+            log_warn("cannot append to %s/%s: %s", RESOLVE_STATE_DIR,
+                     STATEFILE_NAME, strerror(-e));
+        s->failing = true;
+        return;
+    }
+    s->failing = false;
+    s->records++;
+    if (s->compacting) { /* the new generation gets it too */
+        if (s->since_len + (size_t)n > s->since_cap) {
+            size_t nc = (s->since_cap + (size_t)n) * 2;
+            char *p = realloc(s->since, nc);
+            if (!p) { /* the new generation would miss it */
+                pthread_mutex_lock(&s->lock);
+                while (!s->job_done)
+                    pthread_cond_wait(&s->cond, &s->lock);
+                if (s->job_fd >= 0)
+                    close(s->job_fd);
+                s->job_fd = -ENOMEM;
+                pthread_mutex_unlock(&s->lock);
+                compact_finish(s, true);
+                return;
+            }
+            s->since = p;
+            s->since_cap = nc;
+        }
+        memcpy(s->since + s->since_len, line, (size_t)n);
+        s->since_len += (size_t)n;
+        s->since_records++;
+        compact_finish(s, false);
+    }
+    compact_maybe(s);
 }
 
 /* ---- the hook ---- */
@@ -310,7 +592,8 @@ static void tomb_add(struct statefile *s, struct state_rec *r)
 
 /* A waiting record is settled by a registration of its name or of its
  * memfd: the same memfd (the fd store brought it back) is simply live
- * again; anything else makes it unreachable, so it becomes a tombstone. */
+ * again (now's record says so); anything else makes it unreachable, so it
+ * becomes a tombstone, and the journal says so. */
 static void settle_waiting(struct statefile *s, const struct state_rec *now)
 {
     for (struct state_rec **p = &s->waiting; *p;) {
@@ -322,10 +605,14 @@ static void settle_waiting(struct statefile *s, const struct state_rec *now)
             continue;
         }
         *p = w->next;
+        s->n_waiting--;
         if (same_mem && !strcmp(w->name, now->name))
             rec_free(w);
-        else
+        else {
+            if (!same_mem) /* same memfd: now's record supersedes it */
+                append(s, "deleted", w);
             tomb_add(s, w);
+        }
     }
 }
 
@@ -344,21 +631,24 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
             r->ino = (uint64_t)st.st_ino;
             fill(r, m);
             *mapping_ext(m, hook) = r;
+            s->n_recorded++;
             settle_waiting(s, r);
+            append(s, "live", r);
         } else {
             rec_free(r);
             log_warn("cannot record anonymous mapping '%s'", m->name);
         }
-        dirty(s);
     } else if (r && (what == MAPPING_POLICY || what == MAPPING_RESIZED)) {
-        dirty(s);
+        fill(r, m);
+        append(s, "live", r);
     } else if (r && (what == MAPPING_RETIRED || what == MAPPING_FREED)) {
         *mapping_ext(m, hook) = NULL;
+        s->n_recorded--;
         if (what == MAPPING_RETIRED && s->dir_fd >= 0) {
             (void)fchmod(m->fd, STATE_DELETED_MODE);
             fill(r, m);
             tomb_add(s, r); /* deleted: never taken back */
-            dirty(s);
+            append(s, "deleted", r);
         } else
             rec_free(r);
     }
@@ -494,10 +784,11 @@ static int open_dir(int root_fd)
 int statefile_init(struct statefile *s, struct registry *r, struct quota *q,
                    struct event_base *base, int root_fd)
 {
+    (void)base;
     memset(s, 0, sizeof(*s));
     s->reg = r;
     s->quota = q;
-    s->dir_fd = -1;
+    s->dir_fd = s->fd = s->old_fd = -1;
     s->hook.fn = on_change;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
@@ -511,21 +802,37 @@ int statefile_init(struct statefile *s, struct registry *r, struct quota *q,
                  RESOLVE_STATE_DIR, strerror(-fd));
         return 0;
     }
-    s->soon = event_new(base, -1, 0, on_soon, s);
-    if (!s->soon || pthread_create(&s->thread, NULL, writer, s) != 0) {
-        close(fd);
-        return -ENOMEM;
-    }
-    s->thread_up = true;
     s->dir_fd = fd;
     load(s);
+    /* A first generation of what was read: nothing torn is appended to. */
+    size_t len;
+    struct state_copy *copy = copy_take(s);
+    char *buf = copy ? copy_text(copy, &len) : NULL;
+    int jfd = buf ? write_gen(fd, buf, len) : -ENOMEM;
+    s->records = copy ? copy->n : 0;
+    copy_free(copy);
+    free(buf);
+    if (jfd >= 0 && renameat(fd, STATE_TMP, fd, STATEFILE_NAME) < 0) {
+        close(jfd);
+        jfd = -errno;
+    }
+    if (jfd < 0) {
+        log_warn("cannot write %s/%s: %s; anonymous mappings cannot come "
+                 "back from their holders", RESOLVE_STATE_DIR, STATEFILE_NAME,
+                 strerror(-jfd));
+        return 0; /* the waiting records can still be taken back */
+    }
+    s->fd = jfd;
+    if (pthread_create(&s->thread, NULL, writer, s) == 0)
+        s->thread_up = true;
+    else
+        log_warn("no thread to rewrite %s: it only grows", STATEFILE_NAME);
     return 0;
 }
 
 void statefile_fini(struct statefile *s)
 {
-    if (s->dir_fd >= 0 && s->armed)
-        on_soon(-1, 0, s);
+    compact_finish(s, true);
     if (s->thread_up) {
         pthread_mutex_lock(&s->lock);
         s->stop = true;
@@ -534,23 +841,18 @@ void statefile_fini(struct statefile *s)
         pthread_join(s->thread, NULL);
         s->thread_up = false;
     }
-    if (s->soon)
-        event_free(s->soon);
-    s->soon = NULL;
+    if (s->old_fd >= 0)
+        close(s->old_fd);
+    if (s->fd >= 0)
+        close(s->fd);
     if (s->dir_fd >= 0)
         close(s->dir_fd);
-    s->dir_fd = -1;
-    free(s->next);
-    s->next = NULL;
-    while (s->waiting) {
-        struct state_rec *r = s->waiting;
-        s->waiting = r->next;
-        rec_free(r);
-    }
-    while (s->tombs) {
-        struct state_rec *r = s->tombs;
-        s->tombs = r->next;
-        rec_free(r);
-    }
-    s->n_tombs = 0;
+    s->old_fd = s->fd = s->dir_fd = -1;
+    free(s->since);
+    s->since = NULL;
+    s->since_len = s->since_cap = 0;
+    recs_free(s->waiting);
+    recs_free(s->tombs);
+    s->waiting = s->tombs = NULL;
+    s->n_waiting = s->n_tombs = 0;
 }

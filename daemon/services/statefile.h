@@ -7,22 +7,27 @@
  * each mapping has a memfd of its own), owner, group, mode, policy, size
  * and id; a deleted one is kept as a tombstone (the last
  * STATEFILE_TOMBSTONES), and its memfd made 0400 at once (a live one is
- * 0600), so it is never taken back, even when the daemon dies before the
- * file says so. The file lives in
- * RESOLVE_STATE_DIR under the data root (0700, the daemon's; no client
- * path reaches it, resolve.h). It is rewritten whole, atomically (a temp
- * file, fdatasync, rename, fsync of the directory), on a thread of its own:
- * the loop only takes a snapshot after a registration, policy, resize or
- * deletion, at the end of that turn and at most one per 10 ms; the thread
- * writes the latest one it has. What changed in the last of those before
- * a kill is lost (a mapping created then cannot come back; one resized
- * then comes back at its recorded size, the daemon's word over the
- * holder's), but a deletion is not: see STATE_DELETED_MODE.
+ * 0600), so it is never taken back. The file lives in RESOLVE_STATE_DIR
+ * under the data root (0700, the daemon's; no client path reaches it,
+ * resolve.h).
  *
- * At start the previous file is read: its live records wait for their
- * holders (statefile_adopt) and are written again until then, unless
- * their name or memfd is registered anew (the fd store's restore, or a
- * new mapping), which settles them.
+ * It is a journal: each registration, policy, resize or deletion appends
+ * one line (with a check, so a torn or foreign one is skipped) by one
+ * write() from the hook, before the request is answered, so a kill loses
+ * nothing. No fsync: the file must outlive the daemon, not the machine
+ * (anonymous memfds die with the machine), and the page cache outlives
+ * the daemon. Once it holds more than twice the live records (and
+ * STATE_SLACK besides), the loop copies the live records, unformatted
+ * (O(live), ~0.2 us each: so O(1) per change amortized, and a pause of
+ * ~2 ms at 10,000 mappings), and the thread formats and writes them as a
+ * new generation; what is appended meanwhile goes to the old journal and,
+ * once the thread is done, after the copy, which is then renamed over it
+ * (statefile.c: compact_maybe, compact_finish).
+ *
+ * At start the previous journal is replayed (per memfd its last record;
+ * per name its last live one) and rewritten: its live records wait for
+ * their holders (statefile_adopt) until their name or memfd is registered
+ * anew (the fd store's restore, or a new mapping), which settles them.
  */
 #ifndef MMAPIOD_STATEFILE_H
 #define MMAPIOD_STATEFILE_H
@@ -38,31 +43,38 @@
 #define STATEFILE_NAME "anon.state"
 #define STATEFILE_TOMBSTONES 256
 
-struct event;
 struct event_base;
 struct quota;
 struct registry;
+struct state_copy;
 struct state_rec;
 
 struct statefile {
     struct registry *reg;
     struct quota *quota;
     int dir_fd;                 /* RESOLVE_STATE_DIR; -1: not recording */
+    int fd;                     /* the journal, appended to; -1: none */
+    size_t records;             /* lines in it */
+    size_t retry_at;            /* no compaction before this many */
+    bool failing;               /* the last append failed (logged once) */
     struct state_rec *waiting;  /* live records of the last instance */
+    size_t n_waiting;
     struct state_rec *tombs;    /* deleted, newest first */
     size_t n_tombs;
-    struct event *soon;         /* the next snapshot (a timer) */
-    bool armed;
-    int64_t last_snap_ms;       /* CLOCK_MONOTONIC of the last one */
-    /* the writer thread: the latest snapshot wins */
+    size_t n_recorded;          /* registered mappings with a record */
+    /* compaction: the thread writes a generation from a copy; what is
+     * appended meanwhile goes to both journals (since) */
     pthread_t thread;
-    bool thread_up;
+    bool thread_up, stop, compacting, job_done;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    char *next;                 /* a snapshot to write, or NULL */
-    size_t next_len;
-    bool stop, busy;
-    uint64_t written;           /* snapshots on disk (for tests, logs) */
+    struct state_copy *job;     /* the copy handed over */
+    size_t job_records;
+    int job_fd;                 /* the written generation, or -errno */
+    int old_fd;                 /* a replaced journal, for the thread to close */
+    char *since;
+    size_t since_len, since_cap, since_records;
+    uint64_t compactions;       /* for tests, logs */
     struct mapping_hook hook;
 };
 
@@ -71,8 +83,8 @@ struct statefile {
  * logged and nothing is recorded (the daemon serves on). 0 or -errno. */
 int statefile_init(struct statefile *s, struct registry *r, struct quota *q,
                    struct event_base *base, int root_fd);
-/* Writes the last snapshot and stops recording: mappings that leave the
- * registry after this are not deletions. */
+/* Stops recording: mappings that leave the registry after this are not
+ * deletions. */
 void statefile_fini(struct statefile *s);
 
 /*
