@@ -1,6 +1,8 @@
 /* hugepages: the hugetlb pool as the kernel says (see hugepages.h). */
 #include "hugepages.h"
 
+#include "membackend.h"
+
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -35,7 +37,7 @@ static bool pool_from_sysfs(uint64_t *page_size, uint64_t *free_pages)
     struct stat st;
     char path[128];
     unsigned long long n;
-    int fd = memfd_create("mmapiod-hugepage-size", MFD_CLOEXEC | MFD_HUGETLB);
+    int fd = mem_section_new("mmapiod-hugepage-size", 0, MEM_HUGETLB);
     if (fd < 0)
         return false;
     int r = fstat(fd, &st);

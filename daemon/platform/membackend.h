@@ -26,7 +26,8 @@ enum {
     MEM_SEAL_SEAL = 4,   /* no further seal can be added */
 };
 
-/* A new section named `label` (shown in the platform's listings), `size`
+/* A new section named `label` (shown in the platform's listings, cut to
+ * what the platform keeps: 249 bytes on Linux), `size`
  * bytes (0: left empty), mode 0600, close-on-exec: its fd or -errno. */
 int mem_section_new(const char *label, uint64_t size, unsigned flags);
 

@@ -15,7 +15,9 @@ int mem_section_new(const char *label, uint64_t size, unsigned flags)
         mfd |= MFD_ALLOW_SEALING;
     if (flags & MEM_HUGETLB)
         mfd |= MFD_HUGETLB;
-    int fd = memfd_create(label, mfd);
+    char name[250]; /* memfd names are at most 249 bytes: cut longer */
+    snprintf(name, sizeof(name), "%s", label);
+    int fd = memfd_create(name, mfd);
     if (fd < 0)
         return -errno;
     /* A memfd is born 0777: 0600 keeps a holder of a read-only reopen
