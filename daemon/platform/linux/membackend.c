@@ -46,7 +46,9 @@ int mem_reopen(int fd, int flags)
     do {
         nfd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
     } while (nfd < 0 && errno == EINTR);
-    return nfd < 0 ? -errno : nfd;
+    if (nfd < 0) /* no link in /proc: no such fd */
+        return errno == ENOENT ? -EBADF : -errno;
+    return nfd;
 }
 
 int mem_punch(int fd, uint64_t from, uint64_t to)
