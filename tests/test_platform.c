@@ -211,3 +211,24 @@ Test(platform, a_watched_file_reports_its_changes)
     close(fd);
     watchsys_close(set);
 }
+
+Test(platform, an_fd_tells_its_path_and_whether_it_is_a_section)
+{
+    char path[64], got[4096];
+    int fd = temp_file(path, sizeof(path));
+    int n = mem_fd_path(fd, got, sizeof(got));
+    cr_assert_eq(n, (int)strlen(path), "mem_fd_path: %d", n);
+    cr_assert_str_eq(got, path);
+    cr_assert_eq(mem_fd_path(fd, got, 4), -ENAMETOOLONG, "too small a buffer is refused, not cut");
+    cr_assert_eq(mem_is_section(fd), 0);
+    unlink(path);
+    close(fd);
+    cr_assert_eq(mem_fd_path(fd, got, sizeof(got)), -EBADF);
+
+    fd = mem_section_new("mmapio-test", 0, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(mem_is_section(fd), 1);
+    cr_assert_gt(mem_fd_path(fd, got, sizeof(got)), 0);
+    cr_assert_neq(got[0], '\0');
+    close(fd);
+}

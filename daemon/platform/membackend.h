@@ -11,6 +11,7 @@
 #ifndef MMAPIOD_MEMBACKEND_H
 #define MMAPIOD_MEMBACKEND_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* mem_section_new flags. */
@@ -40,6 +41,15 @@ int mem_seal(int fd, unsigned seals);
  * close-on-exec always), checked against the file's mode as an open by
  * path would be: the new fd or -errno (retried on EINTR). */
 int mem_reopen(int fd, int flags);
+
+/* The path fd was opened by, as the system knows it now (a renamed file's
+ * new name; a section's is the platform's own, never a path under any
+ * directory), NUL-terminated in buf: its length, or -errno (-ENAMETOOLONG
+ * when cap is too small). */
+int mem_fd_path(int fd, char *buf, size_t cap);
+
+/* Whether fd is a section (of anyone's making): 1, 0, or -errno. */
+int mem_is_section(int fd);
 
 /* Frees the bytes of [from, to) of fd, which read as zeros from then on;
  * the size is kept. 0 or -errno. */

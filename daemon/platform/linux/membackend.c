@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,6 +51,30 @@ int mem_reopen(int fd, int flags)
     if (nfd < 0) /* no link in /proc: no such fd */
         return errno == ENOENT ? -EBADF : -errno;
     return nfd;
+}
+
+int mem_fd_path(int fd, char *buf, size_t cap)
+{
+    char proc[64];
+    if (cap == 0)
+        return -ENAMETOOLONG;
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, buf, cap);
+    if (n < 0)
+        return errno == ENOENT ? -EBADF : -errno;
+    if ((size_t)n >= cap)
+        return -ENAMETOOLONG;
+    buf[n] = '\0';
+    return (int)n;
+}
+
+int mem_is_section(int fd)
+{
+    char at[PATH_MAX];
+    int n = mem_fd_path(fd, at, sizeof(at));
+    if (n == -ENAMETOOLONG)
+        return 0;
+    return n < 0 ? n : !strncmp(at, "/memfd:", 7);
 }
 
 int mem_punch(int fd, uint64_t from, uint64_t to)
