@@ -1,8 +1,8 @@
 /*
- * test_platform: the contracts of the daemon's platform seams
- * (the headers of daemon/platform/) against this system's implementation: anonymous
- * sections, seals, reopen, punch and reserve; a peer's identity; news of
- * changes to a watched file.
+ * test_platform: the contracts of the platform seams (the headers of
+ * daemon/platform/ and client/platform/) against this system's
+ * implementation: anonymous sections, seals, reopen, an fd's path, punch
+ * and reserve; a peer's identity; news of changes to a watched file.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -17,6 +17,7 @@
 
 #include "membackend.h"
 #include "peercred.h"
+#include "peeruid.h"
 #include "watchsys.h"
 
 TestSuite(platform, .timeout = 20);
@@ -230,5 +231,20 @@ Test(platform, an_fd_tells_its_path_and_whether_it_is_a_section)
     cr_assert_eq(mem_is_section(fd), 1);
     cr_assert_gt(mem_fd_path(fd, got, sizeof(got)), 0);
     cr_assert_neq(got[0], '\0');
+    close(fd);
+}
+
+Test(platform, the_library_learns_who_listens)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    uid_t uid = (uid_t)-1;
+    cr_assert_eq(peer_uid(sv[1], &uid), 0);
+    cr_assert_eq(uid, geteuid());
+    close(sv[0]);
+    close(sv[1]);
+    int fd = mem_section_new("mmapio-test", 0, 0);
+    cr_assert_geq(fd, 0);
+    cr_assert_lt(peer_uid(fd, &uid), 0, "a section has no peer");
     close(fd);
 }
