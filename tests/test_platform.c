@@ -2,12 +2,15 @@
  * test_platform: the contracts of the platform seams (the headers of
  * daemon/platform/ and client/platform/) against this system's
  * implementation: anonymous sections, seals, reopen, an fd's path, punch
- * and reserve; a peer's identity; news of changes to a watched file.
+ * and reserve; a peer's identity; news of changes to a watched file;
+ * waking the loop from a thread.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 #include "membackend.h"
 #include "peercred.h"
 #include "peeruid.h"
+#include "wakeup.h"
 #include "watchsys.h"
 
 TestSuite(platform, .timeout = 20);
@@ -247,4 +251,35 @@ Test(platform, the_library_learns_who_listens)
     cr_assert_geq(fd, 0);
     cr_assert_lt(peer_uid(fd, &uid), 0, "a section has no peer");
     close(fd);
+}
+
+static bool readable(int fd, int ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    return poll(&p, 1, ms) == 1;
+}
+
+static void *signal_once(void *arg)
+{
+    wakeup_signal(arg);
+    return NULL;
+}
+
+Test(platform, a_thread_wakes_the_loop_until_it_drains)
+{
+    struct wakeup w;
+    cr_assert_eq(wakeup_open(&w), 0);
+    cr_assert(fcntl(w.fd, F_GETFD) & FD_CLOEXEC);
+    cr_assert(!readable(w.fd, 0), "woken before any signal");
+    wakeup_drain(&w); /* nothing to drain: returns at once */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, signal_once, &w), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    wakeup_signal(&w); /* merges with the thread's */
+    cr_assert(readable(w.fd, 0));
+    wakeup_drain(&w);
+    cr_assert(!readable(w.fd, 0), "still woken after a drain");
+    wakeup_close(&w);
+    cr_assert_eq(w.fd, -1);
+    wakeup_close(&w);
 }
