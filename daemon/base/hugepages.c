@@ -1,12 +1,11 @@
 /* hugepages: the hugetlb pool as the kernel says (see hugepages.h). */
 #include "hugepages.h"
 
-#include "membackend.h"
-
 #include <stdio.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "membackend.h"
 
 /* /proc/meminfo: the default size and its free pages. */
 static bool pool_from_meminfo(uint64_t *page_size, uint64_t *free_pages)

@@ -1,14 +1,14 @@
 /* arena: small anonymous mappings carved out of shared memfds (see arena.h). */
 #include "arena.h"
 
-#include "membackend.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "membackend.h"
 
 /* The memfd's size stays under this (off_t, with room to spare). */
 #define ARENA_SPAN (UINT64_C(1) << 62)

@@ -1,8 +1,6 @@
 /* ctl: control-area slots (see ctl.h). */
 #include "ctl.h"
 
-#include "membackend.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +9,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "membackend.h"
 
 int ctl_init(struct ctl *c, uint32_t n_slots)
 {
