@@ -3,7 +3,7 @@
  * daemon/platform/ and client/platform/) against this system's
  * implementation: anonymous sections, seals, reopen, an fd's path, punch
  * and reserve; a peer's identity; news of changes to a watched file;
- * waking the loop from a thread.
+ * waking the loop from a thread; a file's pages not yet on the disk.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "membackend.h"
+#include "writeback.h"
 #include "peercred.h"
 #include "peeruid.h"
 #include "wakeup.h"
@@ -271,4 +272,28 @@ Test(platform, a_thread_wakes_the_loop_until_it_drains)
     wakeup_close(&w);
     cr_assert_eq(w.fd, -1);
     wakeup_close(&w);
+}
+
+Test(platform, a_file_written_has_pages_pending_until_synced)
+{
+    char path[64];
+    int fd = temp_file(path, sizeof(path));
+    unlink(path);
+    struct writeback_pending p;
+    int r = writeback_pending(fd, &p);
+    if (r == -ENOSYS || r == -EPERM || r == -EOPNOTSUPP) {
+        close(fd);
+        cr_skip_test("the page cache cannot tell here: %s", strerror(-r));
+    }
+    cr_assert_eq(r, 0, "writeback_pending: %s", strerror(-r));
+    static char block[1 << 16];
+    memset(block, 1, sizeof(block));
+    cr_assert_eq(pwrite(fd, block, sizeof(block), 0), (ssize_t)sizeof(block));
+    cr_assert_eq(writeback_pending(fd, &p), 0);
+    cr_assert_gt(p.dirty + p.writeback, 0, "nothing pending after a write");
+    cr_assert_eq(fsync(fd), 0);
+    cr_assert_eq(writeback_pending(fd, &p), 0);
+    cr_assert_eq(p.dirty + p.writeback, 0, "pending after fsync");
+    close(fd);
+    cr_assert_eq(writeback_pending(fd, &p), -EBADF);
 }
