@@ -1,16 +1,15 @@
 /* trust: judging the daemon's socket before talking (see trust.h). */
 #include "trust.h"
 
-#include <errno.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "mmapio.h"
+#include "peeruid.h"
 #include "sockdir.h"
 
 /* Is uid the service's user? Looked up each time: the account may come
@@ -31,19 +30,18 @@ static bool trusted_uid(uid_t uid)
 
 static int check_peer(int fd, const char *path, char *why, size_t size)
 {
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    uid_t uid;
+    int r = peer_uid(fd, &uid);
+    if (r < 0) {
         snprintf(why, size, "socket %s: cannot tell who listens: %s", path,
-                 strerror(errno));
+                 strerror(-r));
         return MMAPIO_E_PERMISSION;
     }
-    if (trusted_uid(cred.uid))
+    if (trusted_uid(uid))
         return MMAPIO_OK;
     snprintf(why, size,
              "socket %s: its daemon runs as uid %u, neither root, you nor "
-             "the service's user", path, (unsigned)cred.uid);
+             "the service's user", path, (unsigned)uid);
     return MMAPIO_E_PERMISSION;
 }
 

@@ -67,7 +67,7 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
     if (r == 0 && (r = watches_init(&d->watches, &d->reg, &d->quota, d->base,
                                     c->max_handles_per_client,
                                     session_watch_event)) < 0) {
-        snprintf(err, err_size, "cannot set up inotify: %s", strerror(-r));
+        snprintf(err, err_size, "cannot set up file watching: %s", strerror(-r));
         return r;
     }
     if (r == 0 && (r = opencache_init(&d->cache, &d->reg, &d->quota, d->base,
@@ -97,7 +97,7 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
 int daemon_init(struct daemon *d, char *err, size_t err_size)
 {
     d->root_fd = -1;
-    d->watches.inotify_fd = -1;
+    d->watches.sys_fd = -1;
     d->store.meta_fd = d->store.taken_meta = -1;
     d->state.dir_fd = -1;
     d->server.listen_fd = d->server.spare_fd = -1;

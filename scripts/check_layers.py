@@ -955,8 +955,8 @@ def self_test(conf):
                   '#include "flushes.h"\nint mapping_new(void) '
                   "{ return 0; }\n"}), 1,
          must=[r'^daemon/model/mapping\.c:3: includes "flushes\.h" = '
-               r"daemon/services/flushes\.h: daemon layer model \(1\) may "
-               r"not include layer services \(2\) above it$",
+               r"daemon/services/flushes\.h: daemon layer model \(2\) may "
+               r"not include layer services \(3\) above it$",
                # flushes.h includes mapping.h: a circle too
                r"^include cycle: daemon/model/mapping %s "
                r"daemon/services/flushes %s daemon/model/mapping$" % (A, A)],
@@ -965,7 +965,7 @@ def self_test(conf):
          variant({"daemon/base/hmap.h": '#include "conn.h"\n'
                   "int hmap_size(void);\n"}), 1,
          must=[r"^daemon/base/hmap\.h:1: .*daemon/transport/conn\.h: "
-               r"daemon layer base \(0\) .* transport \(4\)",
+               r"daemon layer base \(1\) .* transport \(5\)",
                r"^include cycle: daemon/base/hmap %s daemon/transport/conn "
                r"%s daemon/requests/ops %s .* daemon/base/hmap$" % (A, A, A)],
          count=2)
@@ -1045,8 +1045,8 @@ def self_test(conf):
                  int mapping_new(void) { flushes_kick(1); return hmap_size(); }
                  """}), 1, build_cc=cc,
              must=[r"^daemon/model/mapping\.c: calls flushes_kick, defined "
-                   r"in daemon/services/flushes\.c: daemon layer model \(1\) "
-                   r"may not call layer services \(2\) above it$",
+                   r"in daemon/services/flushes\.c: daemon layer model \(2\) "
+                   r"may not call layer services \(3\) above it$",
                    r"^call cycle: daemon/model/mapping %s "
                    r"daemon/services/flushes %s daemon/model/mapping$"
                    % (A, A)],

@@ -3,31 +3,8 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "mmapio.h"
-
-int access_peer_cred(int sock, struct peer_cred *out)
-{
-    struct ucred uc;
-    socklen_t len = sizeof(uc);
-
-    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
-        return -errno;
-    memset(out, 0, sizeof(*out));
-    out->pid = uc.pid;
-    out->uid = uc.uid;
-    out->gid = uc.gid;
-    /* Supplementary groups as the kernel recorded them at connect(). For a
-     * peer in more than ACCESS_MAX_GROUPS groups we cannot tell: see
-     * access_check. */
-    len = sizeof(out->groups);
-    if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, out->groups, &len) == 0)
-        out->n_groups = len / sizeof(gid_t);
-    else
-        out->groups_unknown = true;
-    return 0;
-}
 
 static int in_group(const struct peer_cred *who, gid_t group)
 {

@@ -10,21 +10,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define ACCESS_MAX_GROUPS 64
+#include "peercred.h" /* struct peer_cred, peer_identity */
 
-struct peer_cred {
-    pid_t pid;
-    uid_t uid;
-    gid_t gid;
-    size_t n_groups;
-    bool groups_unknown;       /* more groups than we could read */
-    gid_t groups[ACCESS_MAX_GROUPS];
-};
+#define ACCESS_MAX_GROUPS PEER_MAX_GROUPS
 
 enum { ACCESS_READ = 4, ACCESS_WRITE = 2, ACCESS_EXEC = 1 };
-
-/* Reads SO_PEERCRED (and SO_PEERGROUPS) of a connected socket: 0 or -errno. */
-int access_peer_cred(int sock, struct peer_cred *out);
 
 /* MMAPIO_OK or MMAPIO_E_PERMISSION, by the Unix owner/group/other rule;
  * uid 0 may do anything. */

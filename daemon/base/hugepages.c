@@ -2,9 +2,10 @@
 #include "hugepages.h"
 
 #include <stdio.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "membackend.h"
 
 /* /proc/meminfo: the default size and its free pages. */
 static bool pool_from_meminfo(uint64_t *page_size, uint64_t *free_pages)
@@ -35,7 +36,7 @@ static bool pool_from_sysfs(uint64_t *page_size, uint64_t *free_pages)
     struct stat st;
     char path[128];
     unsigned long long n;
-    int fd = memfd_create("mmapiod-hugepage-size", MFD_CLOEXEC | MFD_HUGETLB);
+    int fd = mem_section_new("mmapiod-hugepage-size", 0, MEM_HUGETLB);
     if (fd < 0)
         return false;
     int r = fstat(fd, &st);

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "membackend.h"
+
 /* The memfd's size stays under this (off_t, with room to spare). */
 #define ARENA_SPAN (UINT64_C(1) << 62)
 
@@ -113,14 +115,12 @@ static struct arena *link_arena(struct arenas *a, int fd, uid_t owner,
 static struct arena *new_arena(struct arenas *a, uid_t owner, gid_t group,
                                mode_t perm)
 {
-    int fd = memfd_create("mmapio-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return NULL;
-    if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)(a->slots * a->stride)) < 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
+    int fd = mem_section_new("mmapio-arena", a->slots * a->stride, MEM_SEALABLE);
+    int r = fd < 0 ? fd : mem_seal(fd, MEM_SEAL_SHRINK | MEM_SEAL_GROW | MEM_SEAL_SEAL);
+    if (r < 0) {
+        if (fd >= 0)
+            close(fd);
+        errno = -r;
         return NULL;
     }
     struct arena *ar = link_arena(a, fd, owner, group, perm, a->stride, a->slots);
@@ -159,14 +159,7 @@ static void retire(struct arenas *a, struct arena *ar)
 
 int arena_punch(const struct arena *ar, uint64_t from, uint64_t to)
 {
-    if (to <= from)
-        return 0;
-    int r;
-    do {
-        r = fallocate(ar->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      (off_t)from, (off_t)(to - from));
-    } while (r < 0 && errno == EINTR);
-    return r < 0 ? -errno : 0;
+    return mem_punch(ar->fd, from, to);
 }
 
 int arenas_carve(struct arenas *a, uid_t owner, gid_t group, mode_t perm,

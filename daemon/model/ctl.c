@@ -10,31 +10,35 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "membackend.h"
+
 int ctl_init(struct ctl *c, uint32_t n_slots)
 {
     size_t size = (size_t)n_slots * sizeof(struct ctl_slot);
-    char proc[64];
-
     memset(c, 0, sizeof(*c));
     c->fd = c->ro_fd = -1;
-    c->fd = memfd_create("mmapio-control", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    /* 0600: no client can reopen its read-only fd read-write through
-     * /proc (a memfd is born 0777). */
-    if (c->fd < 0 || fchmod(c->fd, 0600) < 0 || ftruncate(c->fd, (off_t)size) < 0)
-        goto fail;
+    /* 0600 (mem_section_new): no client can reopen its read-only fd
+     * read-write. */
+    int r = mem_section_new("mmapio-control", size, MEM_SEALABLE);
+    if (r >= 0)
+        c->fd = r;
     /* Nobody, not even a buggy daemon, may change the area's size. */
-    if (fcntl(c->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+    if (r >= 0)
+        r = mem_seal(c->fd, MEM_SEAL_SHRINK | MEM_SEAL_GROW | MEM_SEAL_SEAL);
+    if (r >= 0 && (r = mem_reopen(c->fd, O_RDONLY)) >= 0)
+        c->ro_fd = r;
+    if (r < 0) {
+        errno = -r;
         goto fail;
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", c->fd);
-    c->ro_fd = open(proc, O_RDONLY | O_CLOEXEC);
+    }
     c->n_slots = n_slots;
     c->slots = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
     c->free_list = malloc((size_t)n_slots * sizeof(uint32_t));
     if (c->ro_fd < 0 || c->slots == MAP_FAILED || !c->free_list)
         goto fail;
     return 0;
-fail:;
-    int r = errno ? -errno : -ENOMEM;
+fail:
+    r = errno ? -errno : -ENOMEM;
     if (c->slots == MAP_FAILED)
         c->slots = NULL;
     ctl_fini(c);

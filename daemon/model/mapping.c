@@ -2,6 +2,7 @@
 #include "mapping.h"
 
 #include "ctl.h"
+#include "membackend.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +28,7 @@
  */
 static void seal(int fd)
 {
-    (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL);
+    (void)mem_seal(fd, MEM_SEAL_SHRINK | MEM_SEAL_SEAL);
 }
 
 /* A mapping with its name, id, control slot and the default policy, on
@@ -184,7 +185,6 @@ void mapping_unref(struct mapping *m)
  */
 int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned)
 {
-    char proc[64];
     int flags = O_RDONLY;
 
     if (mode == MMAPIO_MODE_READ_WRITE) {
@@ -192,18 +192,14 @@ int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned)
             return MMAPIO_E_PERMISSION;
         flags = O_RDWR;
     }
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
-    int nfd;
-    do {
-        nfd = open(proc, flags | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    } while (nfd < 0 && errno == EINTR);
+    int nfd = mem_reopen(m->fd, flags | O_NONBLOCK);
     if (nfd < 0) {
-        if (errno == EWOULDBLOCK)
+        if (nfd == -EWOULDBLOCK)
             return MMAPIO_E_BUSY;
-        if (errno == EACCES || errno == EPERM) /* the file's mode changed */
+        if (nfd == -EACCES || nfd == -EPERM) /* the file's mode changed */
             return MMAPIO_E_PERMISSION;
-        return errno == EMFILE || errno == ENFILE ? MMAPIO_E_QUOTA
-                                                   : MMAPIO_E_IO;
+        return nfd == -EMFILE || nfd == -ENFILE ? MMAPIO_E_QUOTA
+                                                 : MMAPIO_E_IO;
     }
     *fd = nfd;
     *owned = true;
@@ -212,13 +208,8 @@ int mapping_grant_fd(struct mapping *m, mmapio_mode mode, int *fd, bool *owned)
 
 static int reserve(int fd, uint64_t from, uint64_t to)
 {
-    int r;
-    do {
-        r = fallocate(fd, 0, (off_t)from, (off_t)(to - from));
-    } while (r < 0 && errno == EINTR);
-    if (r < 0 && errno != EOPNOTSUPP && errno != ENOSYS)
-        return -errno;
-    return 0;
+    int r = mem_reserve(fd, from, to);
+    return r == -EOPNOTSUPP ? 0 : r;
 }
 
 /* Whether [from, to) of fd may have holes. Asked first because fallocate
@@ -252,11 +243,7 @@ int mapping_reserve(struct mapping *m, uint64_t from, uint64_t to,
  * (reading as zeros from then on), without touching its size. */
 static int punch_from(int fd, uint64_t from, uint64_t end)
 {
-    if (end <= from)
-        return 0;
-    int r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      (off_t)from, (off_t)(end - from));
-    return r < 0 ? -errno : 0;
+    return mem_punch(fd, from, end);
 }
 
 static uint64_t kernel_size(int fd, uint64_t fallback)

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,14 +22,11 @@
 #include "resolve.h"
 #include "session.h"
 #include "watch.h"
+#include "writeback.h"
 
 #define PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
 #define PAGE_MAX 512
 #define HELD_MAX 32            /* holdings listed per client */
-
-#ifndef __NR_cachestat
-#define __NR_cachestat 451     /* the same number on every architecture */
-#endif
 
 static bool is_admin(const struct session *c)
 {
@@ -46,18 +42,16 @@ static bool may_see(const struct session *c, struct mapping *m)
            !opencache_holds(c->h->cache, m);
 }
 
-/* Dirty bytes of a file in the page cache (Linux 6.5 cachestat); false
+/* Dirty bytes of a file in the page cache (platform/writeback.h); false
  * when the kernel cannot tell (and for anonymous memory: no disk). */
 static bool dirty_bytes(const struct mapping *m, uint64_t *out)
 {
-    struct { uint64_t off, len; } range = { 0, 0 }; /* len 0: to the end */
-    struct { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recent; } cs;
+    struct writeback_pending p;
 
     *out = 0;
-    if (m->kind != MAPPING_FILE ||
-        syscall(__NR_cachestat, m->fd, &range, &cs, 0) < 0)
+    if (m->kind != MAPPING_FILE || writeback_pending(m->fd, &p) < 0)
         return false;
-    *out = cs.nr_dirty * (uint64_t)sysconf(_SC_PAGESIZE);
+    *out = p.dirty;
     return true;
 }
 

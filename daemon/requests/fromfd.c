@@ -36,6 +36,7 @@
 #include "closer.h"
 #include "config.h"
 #include "errmap.h"
+#include "membackend.h"
 #include "names.h"
 #include "open.h"
 #include "policy.h"
@@ -70,14 +71,11 @@ static int check_access(int fd, mmapio_mode mode)
 static int path_under_root(const struct handlers *h, int fd, char *rel,
                            size_t cap)
 {
-    char proc[64], root[PATH_MAX], at[PATH_MAX];
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", h->root_fd);
-    ssize_t nr = readlink(proc, root, sizeof(root) - 1);
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    ssize_t na = readlink(proc, at, sizeof(at) - 1);
+    char root[PATH_MAX], at[PATH_MAX];
+    int nr = mem_fd_path(h->root_fd, root, sizeof(root));
+    int na = mem_fd_path(fd, at, sizeof(at));
     if (nr <= 0 || na <= 0)
         return -1;
-    root[nr] = at[na] = '\0';
     size_t lr = (size_t)nr;
     if (lr == 1) /* the root is "/" */
         lr = 0;
@@ -215,7 +213,7 @@ static int mount_local(const char *mountinfo, int id)
  */
 static bool safe_to_touch(const struct session *s, int fd)
 {
-    char proc[64], at[32];
+    char proc[64];
     int id = fd_mnt_id(fd);
     if (id < 0)
         return false;
@@ -226,9 +224,7 @@ static bool safe_to_touch(const struct session *s, int fd)
     }
     if (r >= 0)
         return r == 1;
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(proc, at, sizeof(at) - 1);
-    return n > 7 && !strncmp(at, "/memfd:", 7);
+    return mem_is_section(fd) == 1;
 }
 
 /* Checks fd (kept only when it passes: consumed either way). */

@@ -15,6 +15,7 @@
 #include "errmap.h"
 #include "flushes.h"
 #include "hugepages.h"
+#include "membackend.h"
 #include "opencache.h"
 #include "policy.h"
 #include "quota.h"
@@ -413,23 +414,22 @@ out:
  * holder's mapping) larger than the size asked, charged and reported.
  * Anything else, or a pool that refuses, gets a plain memfd: the client
  * advises transparent huge pages on its mapping. Never a failure of its
- * own. An fd, or -1 with errno set.
+ * own. An fd, or -errno.
  */
 static int anon_memfd(const char *label, const Mmapio__Open *req,
                       bool *hugetlb)
 {
-    unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
     uint64_t page, free_bytes;
     *hugetlb = false;
     if (req->huge_pages && hugepages_pool(&page, &free_bytes) &&
         req->size % page == 0 && req->size <= free_bytes) {
-        int fd = memfd_create(label, flags | MFD_HUGETLB);
+        int fd = mem_section_new(label, 0, MEM_SEALABLE | MEM_HUGETLB);
         if (fd >= 0) {
             *hugetlb = true;
             return fd;
         }
     }
-    return memfd_create(label, flags);
+    return mem_section_new(label, 0, MEM_SEALABLE);
 }
 
 /* A new anonymous mapping with a memfd of its own. */
@@ -438,17 +438,12 @@ static struct mapping *own_memfd(struct handlers *h, const Mmapio__Open *req,
 {
     char label[RESOLVE_NAME_MAX + 16];
     snprintf(label, sizeof(label), "mmapio:%s", req->path);
-    label[249] = '\0'; /* memfd names are at most 249 bytes */
     bool hugetlb = false;
     int fd = anon_memfd(label, req, &hugetlb);
-    /* A memfd is born 0777: 0600 keeps a read-only holder from reopening
-     * its fd read-write through /proc. The daemon's own checks decide. */
-    if (fd >= 0 && fchmod(fd, 0600) < 0) {
-        close(fd);
-        fd = -1;
-    }
+    /* 0600 (mem_section_new) keeps a read-only holder from reopening its
+     * fd read-write. The daemon's own checks decide. */
     if (fd < 0) {
-        *err = from_errno(errno, why);
+        *err = from_errno(-fd, why);
         return NULL;
     }
     struct mapping *m = mapping_new(&h->reg->env, MAPPING_ANON, req->path, fd, true);

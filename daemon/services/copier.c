@@ -6,8 +6,9 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
+
+#include "wakeup.h"
 
 /* A chunk small enough that a copy is interrupted often by nothing. */
 #define CHUNK (8u << 20)
@@ -16,7 +17,7 @@ struct copier {
     pthread_mutex_t lock;
     struct copy_job *finished; /* handed back, under lock */
     unsigned running;
-    int efd;
+    struct wakeup wake;       /* finished jobs wait on the loop */
     struct event *ev;
 };
 
@@ -75,21 +76,17 @@ static void *worker(void *p)
     struct copy_job *job = a->job;
     free(a);
     job->result = copy_all(job->src, job->dst, job->len);
-    uint64_t one = 1;
     pthread_mutex_lock(&cp->lock);
     job->next = cp->finished;
     cp->finished = job;
-    ssize_t w = write(cp->efd, &one, sizeof(one));
-    (void)w;
+    wakeup_signal(&cp->wake);
     pthread_mutex_unlock(&cp->lock);
     return NULL;
 }
 
 static void run_finished(struct copier *cp)
 {
-    uint64_t v;
-    ssize_t r = read(cp->efd, &v, sizeof(v));
-    (void)r;
+    wakeup_drain(&cp->wake);
     pthread_mutex_lock(&cp->lock);
     struct copy_job *list = cp->finished;
     cp->finished = NULL;
@@ -117,9 +114,8 @@ struct copier *copier_new(struct event_base *base)
     if (!cp)
         return NULL;
     pthread_mutex_init(&cp->lock, NULL);
-    cp->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (cp->efd >= 0)
-        cp->ev = event_new(base, cp->efd, EV_READ | EV_PERSIST, on_done, cp);
+    if (wakeup_open(&cp->wake) == 0)
+        cp->ev = event_new(base, cp->wake.fd, EV_READ | EV_PERSIST, on_done, cp);
     if (!cp->ev || event_add(cp->ev, NULL) < 0) {
         copier_free(cp);
         return NULL;
@@ -173,8 +169,7 @@ void copier_free(struct copier *cp)
     }
     if (cp->ev)
         event_free(cp->ev);
-    if (cp->efd >= 0)
-        close(cp->efd);
+    wakeup_close(&cp->wake);
     pthread_mutex_destroy(&cp->lock);
     free(cp);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "membackend.h"
 #include "quota.h"
 #include "registry.h"
 
@@ -129,12 +130,9 @@ static void append_live(struct mapping *m, void *arg)
 static void meta_compact(struct fdstore *s)
 {
     char state[64], name[32];
-    int fd = memfd_create("mmapio-anon-meta", MFD_CLOEXEC);
-    if (fd < 0 || fchmod(fd, 0600) < 0) {
-        if (fd >= 0)
-            close(fd);
+    int fd = mem_section_new("mmapio-anon-meta", 0, 0);
+    if (fd < 0)
         return; /* keep appending to the old log */
-    }
     int old_fd = s->meta_fd;
     uint64_t old_gen = s->meta_gen;
     s->meta_fd = fd;
@@ -512,9 +510,7 @@ void fdstore_start(struct fdstore *s)
 {
     if (!getenv("NOTIFY_SOCKET"))
         return;
-    s->meta_fd = memfd_create("mmapio-anon-meta", MFD_CLOEXEC);
-    if (s->meta_fd >= 0)
-        (void)!fchmod(s->meta_fd, 0600);
+    s->meta_fd = mem_section_new("mmapio-anon-meta", 0, 0);
     if (s->meta_fd >= 0) {
         store_notify("FDSTORE=1\nFDNAME=anon-meta", &s->meta_fd, 1);
         registry_foreach(s->reg, store_existing, s);

@@ -1,16 +1,16 @@
 /* flusher: fdatasync on worker threads, per-uid round robin in two lanes,
- * completions back on the loop through an eventfd (see flusher.h). */
+ * completions back on the loop through a wakeup (see flusher.h). */
 #include "flusher.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "wakeup.h"
 
 /* One uid's jobs in one lane, on the lane's ring while it has any. */
 struct uid_queue {
@@ -31,7 +31,7 @@ struct flusher {
     struct uid_queue *spare;                /* freed queues, reused */
     struct flush_job *done;                 /* finished, for the loop */
     bool stop;
-    int efd;
+    struct wakeup wake;
     struct event *ev;
     unsigned n_threads;
     pthread_t *threads;
@@ -148,9 +148,8 @@ static void *worker(void *arg)
         bool wake = !f->done;
         job->next = f->done;
         f->done = job;
-        uint64_t one = 1;
         if (wake)
-            (void)!write(f->efd, &one, sizeof(one));
+            wakeup_signal(&f->wake);
     }
     pthread_mutex_unlock(&f->lock);
     return NULL;
@@ -170,11 +169,11 @@ static void run_done(struct flusher *f)
     }
 }
 
-static void on_efd(evutil_socket_t fd, short what, void *arg)
+static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
-    uint64_t n;
-    (void)!read(fd, &n, sizeof(n));
-    run_done(arg);
+    struct flusher *f = arg;
+    wakeup_drain(&f->wake);
+    run_done(f);
 }
 
 static int start_worker(struct flusher *f, bool timed_only)
@@ -200,11 +199,11 @@ int flusher_new(struct event_base *base, unsigned threads,
         return -ENOMEM;
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->cond, NULL);
-    f->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int r = wakeup_open(&f->wake);
     f->threads = calloc(threads + 1, sizeof(pthread_t));
-    if (f->efd < 0 || !f->threads)
+    if (r < 0 || !f->threads)
         goto fail;
-    f->ev = event_new(base, f->efd, EV_READ | EV_PERSIST, on_efd, f);
+    f->ev = event_new(base, f->wake.fd, EV_READ | EV_PERSIST, on_wake, f);
     if (!f->ev || event_add(f->ev, NULL) < 0)
         goto fail;
     if (start_worker(f, true) < 0)
@@ -274,8 +273,7 @@ void flusher_free(struct flusher *f)
     }
     if (f->ev)
         event_free(f->ev);
-    if (f->efd >= 0)
-        close(f->efd);
+    wakeup_close(&f->wake);
     free(f->threads);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->cond);

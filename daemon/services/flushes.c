@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,16 +15,13 @@
 #include "flusher.h"
 #include "log.h"
 #include "registry.h"
+#include "writeback.h"
 
 /* Polling for raw writers: from the policy's interval (at least
  * POLL_MIN_MS), doubling while the file stays clean, up to POLL_MAX_MS
  * (flushes.h). */
 #define POLL_MIN_MS 10
 #define POLL_MAX_MS 1000
-
-#ifndef __NR_cachestat
-#define __NR_cachestat 451 /* the same on every architecture */
-#endif
 
 struct flush_ctx;
 
@@ -351,17 +347,9 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-struct cs_range {
-    uint64_t off, len;
-};
-
-struct cs_stat {
-    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted,
-        nr_recently_evicted;
-};
-
 /*
- * Has m's file pages not on the disk yet? cachestat(2) (Linux 6.5) counts
+ * Has m's file pages not on the disk yet? The page cache (cachestat(2),
+ * Linux 6.5, platform/writeback.h) counts
  * the dirty pages and those under writeback in one call, whenever they
  * were written; where it is missing or refused (ENOSYS, EPERM from a
  * filter), the fallback is the mtime, which the kernel moves when a clean
@@ -371,16 +359,16 @@ struct cs_stat {
 static bool looks_dirty(struct flushes *fl, struct flush_state *s)
 {
     if (!fl->no_cachestat) {
-        struct cs_range r = { 0, 0 }; /* the whole file */
-        struct cs_stat st;
-        if (syscall(__NR_cachestat, s->map->fd, &r, &st, 0) == 0)
-            return st.nr_dirty + st.nr_writeback > 0;
+        struct writeback_pending p;
+        int r = writeback_pending(s->map->fd, &p);
+        if (r == 0)
+            return p.dirty + p.writeback > 0;
         /* Missing or filtered: the mtime from now on. Refused for this
          * file (hugetlbfs: EOPNOTSUPP): the mtime for it this time. */
-        if (errno == ENOSYS || errno == EPERM) {
+        if (r == -ENOSYS || r == -EPERM) {
             fl->no_cachestat = true;
             log_info("cachestat(2) unavailable (%s): raw writers are "
-                     "polled by mtime", strerror(errno));
+                     "polled by mtime", strerror(-r));
         }
     }
     return mtime_ns(s->map) != s->flushed_mtime_ns;

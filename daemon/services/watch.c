@@ -1,4 +1,4 @@
-/* watch: subscriptions, inotify and change events (see watch.h). */
+/* watch: subscriptions, the system's file news and change events (see watch.h). */
 #include "watch.h"
 
 #include <errno.h>
@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,8 +13,8 @@
 #include "log.h"
 #include "quota.h"
 #include "registry.h"
+#include "watchsys.h"
 
-#define FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)
 #define HOLD_MAX_MS 1000   /* a writer's hold is capped at this */
 #define HOLD_GRACE_MS 20   /* for its merged range to arrive first */
 
@@ -33,7 +32,7 @@ struct watch_state {
     struct mapping *map;      /* not a reference: freed with it */
     struct watch *first;      /* each holds a reference to map */
     uint32_t n;
-    int wd;                   /* inotify watch of a file, or -1 */
+    int wd;                   /* watchsys token of a file, or -1 */
     struct hnode wd_node;     /* ws->wds */
     struct watches *ws;
     struct event *hold;       /* a writer's hold ends (watch_hold) */
@@ -117,19 +116,19 @@ uint32_t watch_count(struct watches *ws, struct mapping *m)
     return s ? s->n : 0;
 }
 
-static void on_file_event(struct watches *ws, struct mapping *m, uint32_t mask)
+static void on_file_event(struct watches *ws, struct mapping *m, unsigned what)
 {
     struct stat st;
     if (fstat(m->fd, &st) < 0)
         return;
-    if (mask & IN_MODIFY) {
+    if (what & WATCHSYS_MODIFIED) {
         watch_notify(ws, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, false, 0, 0);
         if ((uint64_t)st.st_size != m->size) {
             m->size = (uint64_t)st.st_size;
             mapping_changed(m, MAPPING_RESIZED, NULL);
         }
     }
-    if (mask & (IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF)) {
+    if (what & WATCHSYS_METADATA) {
         if (st.st_nlink == 0)
             mapping_mark_removed(m); /* REMOVED, once (see on_change) */
         else
@@ -137,56 +136,48 @@ static void on_file_event(struct watches *ws, struct mapping *m, uint32_t mask)
     }
 }
 
-static void on_inotify(evutil_socket_t fd, short what, void *arg)
+static void on_news(void *arg, int token, unsigned what)
 {
     struct watches *ws = arg;
-    _Alignas(struct inotify_event) char buf[16384];
+    if (what & WATCHSYS_LOST)
+        log_warn("file change queue overflowed; some file changes were not seen");
+    struct watch_state *s = token >= 0 ? find_wd(ws, token) : NULL;
+    if (s)
+        on_file_event(ws, s->map, what);
+}
 
-    for (int round = 0; round < 16; round++) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n <= 0)
-            return;
-        for (char *p = buf; p < buf + n;) {
-            struct inotify_event *ie = (struct inotify_event *)p;
-            p += sizeof(*ie) + ie->len;
-            if (ie->mask & IN_Q_OVERFLOW)
-                log_warn("inotify queue overflowed; some file changes were not seen");
-            struct watch_state *s = find_wd(ws, ie->wd);
-            if (s)
-                on_file_event(ws, s->map, ie->mask);
-        }
-    }
+static void on_watchsys(evutil_socket_t fd, short what, void *arg)
+{
+    watchsys_read(fd, on_news, arg);
 }
 
 void watch_track_file(struct watches *ws, struct mapping *m)
 {
-    char proc[64];
     struct watch_state *s = state_of(ws, m, true);
     if (!s || s->wd >= 0)
         return;
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", m->fd);
-    int wd = inotify_add_watch(ws->inotify_fd, proc, FILE_EVENTS);
+    int wd = watchsys_add(ws->sys_fd, m->fd);
     if (wd < 0) {
-        log_warn("cannot watch %s: %s", m->name, strerror(errno));
+        log_warn("cannot watch %s: %s", m->name, strerror(-wd));
         return;
     }
     /* One inode, one wd: a second mapping of it cannot exist (registry). */
     if (hmap_insert(&ws->wds, &s->wd_node, hmap_hash_u64((uint64_t)wd)) < 0) {
-        inotify_rm_watch(ws->inotify_fd, wd);
+        watchsys_remove(ws->sys_fd, wd);
         return;
     }
     s->wd = wd;
 }
 
-/* Stops inotify for a mapping that left the registry or is freed. */
+/* Stops the file watch of a mapping that left the registry or is freed. */
 static void forget(struct watches *ws, struct watch_state *s)
 {
     if (s->wd < 0)
         return;
     hmap_remove(&ws->wds, &s->wd_node);
-    /* inotify gives one inode one wd: keep it if a newer mapping uses it. */
+    /* One inode has one token: keep it if a newer mapping uses it. */
     if (!find_wd(ws, s->wd))
-        inotify_rm_watch(ws->inotify_fd, s->wd);
+        watchsys_remove(ws->sys_fd, s->wd);
     s->wd = -1;
 }
 
@@ -310,24 +301,23 @@ int watches_init(struct watches *ws, struct registry *r, struct quota *q,
     ws->max_per_owner = max_per_owner;
     ws->send = send;
     ws->hook.fn = on_change;
-    ws->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (ws->inotify_fd < 0)
-        return -errno;
-    ws->ev_inotify = event_new(base, ws->inotify_fd, EV_READ | EV_PERSIST,
-                               on_inotify, ws);
-    if (!ws->ev_inotify || event_add(ws->ev_inotify, NULL) < 0)
+    ws->sys_fd = watchsys_open();
+    if (ws->sys_fd < 0)
+        return ws->sys_fd;
+    ws->ev_sys = event_new(base, ws->sys_fd, EV_READ | EV_PERSIST,
+                               on_watchsys, ws);
+    if (!ws->ev_sys || event_add(ws->ev_sys, NULL) < 0)
         return -ENOMEM;
     return registry_add_hook(r, &ws->hook);
 }
 
 void watches_fini(struct watches *ws)
 {
-    if (ws->ev_inotify)
-        event_free(ws->ev_inotify);
-    ws->ev_inotify = NULL;
-    if (ws->inotify_fd >= 0)
-        close(ws->inotify_fd);
-    ws->inotify_fd = -1;
+    if (ws->ev_sys)
+        event_free(ws->ev_sys);
+    ws->ev_sys = NULL;
+    watchsys_close(ws->sys_fd);
+    ws->sys_fd = -1;
     hmap_free(&ws->wds);
     hmap_free(&ws->ids);
 }

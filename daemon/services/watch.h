@@ -2,7 +2,8 @@
  * watch: who is told about changes to a mapping, and how the daemon learns
  * of them.
  *
- * Two sources. inotify on every file mapping sees what is done outside
+ * Two sources. The system's file news (platform/watchsys.h; inotify on
+ * Linux) on every file mapping sees what is done outside
  * mmapio (write(2), truncate, chmod, unlink): MODIFIED, METADATA, REMOVED,
  * and a size change is announced to the model (MAPPING_RESIZED). Writes
  * through a mapping are invisible to inotify, so the library reports
@@ -50,9 +51,9 @@ struct watches {
     struct registry *reg;
     struct quota *quota;
     struct event_base *base;
-    int inotify_fd;
-    struct event *ev_inotify;
-    struct hmap wds;          /* inotify wd -> a mapping's watch state */
+    int sys_fd;               /* watchsys set (platform/watchsys.h) */
+    struct event *ev_sys;
+    struct hmap wds;          /* watchsys token -> a mapping's watch state */
     struct hmap ids;          /* watch id -> watch */
     uint64_t next_id;
     uint64_t stamp;
@@ -67,7 +68,8 @@ int watches_init(struct watches *ws, struct registry *r, struct quota *q,
                  watch_send_fn send);
 void watches_fini(struct watches *ws);
 
-/* Starts inotify on a file mapping, once (failure is logged, not fatal). */
+/* Starts watching a file mapping (watchsys), once (failure is logged,
+ * not fatal). */
 void watch_track_file(struct watches *ws, struct mapping *m);
 
 /* Subscribes o to m, charged to o->uid: MMAPIO_OK with *id, or

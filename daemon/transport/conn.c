@@ -278,7 +278,7 @@ int conn_new(struct conn_ctx *ctx, int fd, struct conn **out)
     c->out_tail = &c->out;
     if (kernel_refuses != 0)
         (void)refuse_fds(fd); /* inherited from the listener where it works */
-    int r = access_peer_cred(fd, &cred);
+    int r = peer_identity(fd, &cred);
     c->ev_read = event_new(ctx->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->ev_write = event_new(ctx->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     if (r == 0 && (r = join_uid(c, cred.uid)) == 0)

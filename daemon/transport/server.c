@@ -183,7 +183,7 @@ static void take(struct server *d, int fd)
     struct peer_cred who;
     const char *why = NULL;
     char msg[160];
-    if (access_peer_cred(fd, &who) < 0) {
+    if (peer_identity(fd, &who) < 0) {
         log_refusal(d, NULL, "no credentials");
         close(fd);
         return;
