@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "closer.h"
+#include "log.h"
 #include "names.h"
 #include "open.h"
 #include "registry.h"
@@ -78,11 +79,17 @@ void reattach_request(struct session *s, uint64_t id,
     int r = check(q, fd, &why);
     /* An arena this instance lost: its holder's fd brings back every
      * mapping recorded in it (once per arena; the others find theirs). */
-    if (!r && q->carved && fd >= 0 && s->h->state &&
-        !registry_find_anon(s->h->reg, q->path) && looks_like_ours(fd)) {
-        size_t n;
-        (void)statefile_adopt_arena(s->h->state, fd, q->dev, q->ino,
-                                    &s->h->reg->env.arenas, &n, &why);
+    if (!r && q->carved && fd >= 0) {
+        size_t n = 0;
+        why = "registered already";
+        if (s->h->state && !registry_find_anon(s->h->reg, q->path) &&
+            looks_like_ours(fd))
+            (void)statefile_adopt_arena(s->h->state, fd, q->dev, q->ino,
+                                        &s->h->reg->env.arenas, &n, &why);
+        /* One line per arena a holder offers (not per mapping). */
+        log_info("client %llu offered an arena fd with '%s': %zu mappings "
+                 "taken back%s%s", (unsigned long long)s->id, q->path, n,
+                 n ? "" : ": ", n ? "" : why);
     }
     /* An anonymous mapping this instance lost: its holder's memfd. */
     if (!r && q->anonymous && !q->carved && fd >= 0 && s->h->state &&
