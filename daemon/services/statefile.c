@@ -165,8 +165,8 @@ static int newest_first(const void *a, const void *b)
     return x->seq > y->seq ? -1 : x->seq < y->seq;
 }
 
-/* The journal's records in order (v[0..n)) come to: per memfd its last
- * record; of live ones per name the last (an older one is dropped, as
+/* The journal's records in order (v[0..n)) come to: per memfd and offset
+ * its last record; of live ones per name the last (an older one is dropped, as
  * settle_waiting does); the newest STATEFILE_TOMBSTONES deleted ones.
  * Takes the records; O(n log n). */
 static void replay(struct statefile *s, struct state_rec **v, size_t n)

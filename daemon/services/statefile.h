@@ -27,9 +27,10 @@
  * once the thread is done, after the copy, which is then renamed over it
  * (statefile.c: compact_maybe, compact_finish).
  *
- * At start the previous journal is replayed (per memfd its last record;
- * per name its last live one) and rewritten: its live records wait for
- * their holders (statefile_adopt) until their name or memfd is registered
+ * At start the previous journal is replayed (per memfd and offset its
+ * last record; per name its last live one) and rewritten: its live
+ * records wait for their holders (statefile_adopt, statefile_adopt_arena)
+ * until their name or memfd and offset is registered
  * anew (the fd store's restore, or a new mapping), which settles them.
  */
 #ifndef MMAPIOD_STATEFILE_H
