@@ -1342,3 +1342,49 @@ Test(reconnect, whole_memfds_come_back_without_arenas)
     mmapio_disconnect(c2);
     mmapio_disconnect(c);
 }
+
+/* Read-write and read-only handles of one arena: two fds kept (one per
+ * kind), both carried over to the new daemon's arena on their numbers.
+ * (The read-only handle, opened last, re-attaches first: the arena comes
+ * back from a read-only fd.) */
+Test(reconnect, read_write_and_read_only_handles_of_an_arena_come_back)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *rw = carve(c, "r1", 0644, "shared");
+    mmapio_map *rw2 = carve(c, "r2", 0644, "second");
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = true;
+    o.mode = MMAPIO_MODE_READ_ONLY;
+    mmapio_map *ro;
+    hz_assert_ok(mmapio_open(c, "r1", &o, &ro));
+    int arenas, fds = fds_here(&arenas);
+    cr_assert_eq(arenas, 2, "%d arena fds", arenas);
+    const uint8_t *ro_base = mmapio_as_ptr(ro);
+    cr_assert(state_line("live", "r2", NULL, NULL));
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ok(mmapio_refresh(rw));
+    hz_assert_ok(mmapio_refresh(rw2));
+    hz_assert_ok(mmapio_refresh(ro));
+    cr_assert_eq(mmapio_as_ptr(ro), ro_base);
+    int arenas_after, fds_after = fds_here(&arenas_after);
+    cr_assert_eq(arenas_after, 2, "%d arena fds", arenas_after);
+    cr_assert_eq(fds_after, fds);
+    hz_assert_ok(mmapio_update_region(rw, 0, "SHARED", 6));
+    cr_assert_arr_eq(ro_base, "SHARED", 6);
+    /* The counts agree with the daemon's: the last handle of a kind
+     * closes its fd, and a new grant of that kind brings one again. */
+    hz_assert_ok(mmapio_unmap(ro));
+    fds_here(&arenas);
+    cr_assert_eq(arenas, 1);
+    hz_assert_ok(mmapio_open(c, "r2", &o, &ro));
+    cr_assert_arr_eq(mmapio_as_ptr(ro), "second", 6);
+    fds_here(&arenas);
+    cr_assert_eq(arenas, 2);
+    mmapio_unmap(ro);
+    mmapio_unmap(rw);
+    mmapio_unmap(rw2);
+    mmapio_disconnect(c);
+}
