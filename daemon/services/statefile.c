@@ -172,6 +172,8 @@ static int newest_first(const void *a, const void *b)
 static void replay(struct statefile *s, struct state_rec **v, size_t n)
 {
     size_t k = 0;
+    if (n == 0)
+        return; /* v may be NULL, which qsort must not get */
     qsort(v, n, sizeof(*v), by_memfd);
     for (size_t i = 0; i < n; i++) {
         bool superseded = i + 1 < n && v[i + 1]->dev == v[i]->dev &&

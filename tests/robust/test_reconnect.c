@@ -136,7 +136,8 @@ static void kill9(void)
 static void restart(void)
 {
     int r = rb_start(&hz, NULL);
-    cr_assert_eq(r, 0, "mmapiod did not come up again: %s", strerror(-r));
+    cr_assert_eq(r, 0, "mmapiod did not come up again: %s\n%s", strerror(-r),
+                 rb_log_tail(&hz));
 }
 
 /* Dispatches until a negative return (at most `rounds`): that return. */
