@@ -1,6 +1,7 @@
 /* arenafds: the arena fds one connection keeps (see arenafds.h). */
 #include "arenafds.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -51,10 +52,22 @@ void arena_fds_put(struct arena_fds *t, uint64_t id, bool writable)
     *a = t->v[--t->n];
 }
 
+int arena_fds_carry(struct arena_fds *old, uint64_t id, bool writable, int fd)
+{
+    struct arena_fd *a = find(old, id, writable);
+    if (!a || a->fd < 0 || dup3(fd, a->fd, O_CLOEXEC) < 0)
+        return fd;
+    close(fd);
+    fd = a->fd;
+    a->fd = -1;
+    return fd;
+}
+
 void arena_fds_fini(struct arena_fds *t)
 {
     for (size_t i = 0; i < t->n; i++)
-        close(t->v[i].fd);
+        if (t->v[i].fd >= 0)
+            close(t->v[i].fd);
     free(t->v);
     t->v = NULL;
     t->n = t->cap = 0;

@@ -35,6 +35,12 @@ int arena_fds_take(struct arena_fds *t, uint64_t id, bool writable, int fd,
                    int *out);
 /* A handle of arena `id` is gone: the last closes the fd. */
 void arena_fds_put(struct arena_fds *t, uint64_t id, bool writable);
+/* After a reconnect (map.c): `fd`, the new daemon's fd of the arena that
+ * was `id` of the old connection's table `old`, takes over the number of
+ * the old fd of that kind (dup3; the old entry forgets it), so that the
+ * handles of the arena keep the fd number they map and remap with. The fd
+ * to keep: the old number, or fd itself when there is none. */
+int arena_fds_carry(struct arena_fds *old, uint64_t id, bool writable, int fd);
 /* Every fd closed (the connection is gone). */
 void arena_fds_fini(struct arena_fds *t);
 

@@ -1127,16 +1127,18 @@ static void map_detach(mmapio_map *m)
     atomic_store_explicit(&m->map_id, 0, memory_order_relaxed);
 }
 
-/* Reattach (lock held): an anonymous handle offers its memfd with it
- * (FdOffer first), so a daemon that lost the mapping may take it back. */
+/* Reattach (lock held): an anonymous handle offers its memfd (`offer`,
+ * or -1) with it (FdOffer first), so a daemon that lost the mapping may
+ * take it back; a carved one offers its arena's, once per arena. */
 static int map_ask_reattach(mmapio_client *c, mmapio_map *m,
-                            const struct stat *st, struct client_reply *rep)
+                            const struct stat *st, int offer_fd,
+                            struct client_reply *rep)
 {
     Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
     Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
 
-    if (m->anonymous) {
+    if (offer_fd >= 0) {
         struct client_reply first;
         req.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
         req.fd_offer = &offer;
@@ -1152,9 +1154,11 @@ static int map_ask_reattach(mmapio_client *c, mmapio_map *m,
     ra.mode = (Mmapio__Mode)m->mode;
     ra.dev = (uint64_t)st->st_dev;
     ra.ino = (uint64_t)st->st_ino;
+    ra.offset = m->offset;
+    ra.carved = m->arena != 0;
     req.op_case = MMAPIO__REQUEST__OP_REATTACH;
     req.reattach = &ra;
-    return client_call_fd_locked(c, &req, m->anonymous ? m->fd : -1,
+    return client_call_fd_locked(c, &req, offer_fd,
                                  MMAPIO__REPLY__RESULT_OPEN, rep);
 }
 
@@ -1182,33 +1186,110 @@ static void map_restore_policy(mmapio_client *c, mmapio_map *m,
         client_reply_free(&rep);
 }
 
+/* What a reconnect carries over for carved handles: the old
+ * connection's arena fds (keyed by the old daemon's ids) and the old
+ * arenas whose fd was offered already. */
+struct map_rejoin {
+    struct arena_fds old;
+    uint64_t *offered;
+    size_t n_offered, cap_offered;
+};
+
+/* Whether old arena `id`'s fd is yet to be offered; then it counts as
+ * offered (a client holding 10,000 mappings of it offers it once). */
+static bool map_first_offer(struct map_rejoin *j, uint64_t id)
+{
+    for (size_t i = 0; i < j->n_offered; i++)
+        if (j->offered[i] == id)
+            return false;
+    if (j->n_offered == j->cap_offered) {
+        size_t nc = j->cap_offered ? 2 * j->cap_offered : 8;
+        uint64_t *p = realloc(j->offered, nc * sizeof(*p));
+        if (!p)
+            return true; /* offered again: costs an fd, not a mapping */
+        j->offered = p;
+        j->cap_offered = nc;
+    }
+    j->offered[j->n_offered++] = id;
+    return true;
+}
+
+/* Whether fd is the object st describes. */
+static bool map_same_object(int fd, const struct stat *st)
+{
+    struct stat now;
+    return fd >= 0 && fstat(fd, &now) == 0 && now.st_dev == st->st_dev &&
+           now.st_ino == st->st_ino;
+}
+
+/* The grant of a re-attached handle takes the place of its fd (lock
+ * held): a file or memfd of its own takes the old fd's number (remaps use
+ * m->fd unlocked); a carved one's arena joins the new connection's table
+ * under the new daemon's id, on the old fd's number too. MMAPIO_OK, or an
+ * error and the grant's fd closed (the holder is the caller's to let go:
+ * *counted says whether the table counts it). */
+static int map_take_back(mmapio_client *c, mmapio_map *m, struct map_rejoin *j,
+                         const struct stat *st, const Mmapio__OpenReply *g,
+                         int fd, bool *counted)
+{
+    *counted = false;
+    if (!m->arena) {
+        /* The daemon compared; so do we, before the fd replaces ours. */
+        int r = g->arena || !map_same_object(fd, st) ||
+                dup3(fd, m->fd, O_CLOEXEC) < 0 ? MMAPIO_E_NOT_FOUND : MMAPIO_OK;
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    bool writable = m->mode == MMAPIO_MODE_READ_WRITE;
+    if (!g->arena || g->offset != m->offset ||
+        (fd >= 0 && !map_same_object(fd, st))) {
+        if (fd >= 0)
+            close(fd);
+        return MMAPIO_E_NOT_FOUND;
+    }
+    if (fd >= 0)
+        fd = arena_fds_carry(&j->old, m->arena, writable, fd);
+    int use;
+    if (arena_fds_take(&c->arena_fds, g->arena, writable, fd, &use) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
+    *counted = true;
+    if (!map_same_object(use, st))
+        return MMAPIO_E_NOT_FOUND;
+    m->arena = g->arena;
+    m->fd = use;
+    return MMAPIO_OK;
+}
+
 /* One handle (lock held): MMAPIO_OK re-attached, MMAPIO_E_DISCONNECTED
  * the new daemon went too, any other error: detached for good. */
-static int map_rejoin_one(mmapio_client *c, mmapio_map *m)
+static int map_rejoin_one(mmapio_client *c, mmapio_map *m, struct map_rejoin *j)
 {
-    struct stat st, now;
+    struct stat st;
     struct client_reply rep;
 
     if (map_handle_of(m) == 0 || m->fd < 0 || fstat(m->fd, &st) < 0)
         return MMAPIO_E_NOT_FOUND;
     mmapio_flush_policy was = map_policy(m);
-    int r = map_ask_reattach(c, m, &st, &rep);
+    int offer = !m->anonymous ? -1
+        : !m->arena || map_first_offer(j, m->arena) ? m->fd : -1;
+    int r = map_ask_reattach(c, m, &st, offer, &rep);
     if (r != MMAPIO_OK)
         return r;
     const Mmapio__OpenReply *g = rep.reply->open;
     const struct ctl_slot *slot = area_slot(&c->area, g->ctl_slot);
-    /* The daemon compared; so do we, before the fd replaces ours. */
-    if (!slot || fstat(rep.fd, &now) < 0 || now.st_dev != st.st_dev ||
-        now.st_ino != st.st_ino) {
+    bool counted;
+    int fd = rep.fd;
+    rep.fd = -1;
+    r = map_take_back(c, m, j, &st, g, fd, &counted);
+    if (r == MMAPIO_OK && !slot)
+        r = MMAPIO_E_NOT_FOUND;
+    if (r != MMAPIO_OK) {
         uint64_t h = g->handle;
         client_reply_free(&rep);
-        map_release_locked(c, h, true);
-        return MMAPIO_E_NOT_FOUND;
-    }
-    /* The grant takes the old fd's number: remaps use m->fd unlocked. */
-    if (dup3(rep.fd, m->fd, O_CLOEXEC) < 0) {
-        uint64_t h = g->handle;
-        client_reply_free(&rep);
+        if (counted) /* with the release, as the daemon counts it */
+            arena_fds_put(&c->arena_fds, g->arena,
+                          m->mode == MMAPIO_MODE_READ_WRITE);
         map_release_locked(c, h, true);
         return MMAPIO_E_NOT_FOUND;
     }
@@ -1233,23 +1314,46 @@ static int map_rejoin_one(mmapio_client *c, mmapio_map *m)
     return MMAPIO_OK;
 }
 
+/* A handle that did not come back is detached; a carved one lets go of
+ * the old connection's arena fd (closed with the old table: its id is
+ * still the old daemon's, as a handle takes the new one only once back). */
+static void map_detach_carved(mmapio_map *m)
+{
+    if (m->arena) {
+        m->arena = 0;
+        m->fd = -1;
+    }
+    map_detach(m);
+}
+
 int map_rejoin_all_locked(mmapio_client *c, struct map_rejoined **out,
                           size_t *n_out)
 {
     size_t n = 0, cap = 0;
     struct map_rejoined *v = NULL;
+    /* The old connection's arena fds are dead with it: the new daemon
+     * names its arenas afresh, and counts from none. */
+    struct map_rejoin j = { .old = c->arena_fds };
 
+    c->arena_fds = (struct arena_fds){ 0 };
     *out = NULL;
     *n_out = 0;
     for (mmapio_map *m = c->maps; m; m = m->next) {
         uint64_t old = map_handle_of(m);
-        int r = map_rejoin_one(c, m);
+        int r = map_rejoin_one(c, m, &j);
         if (r == MMAPIO_E_DISCONNECTED) {
+            /* Carved handles not yet back have only the old table, which
+             * goes: they stay detached (the others may try again). */
+            for (; m; m = m->next)
+                if (m->arena)
+                    map_detach_carved(m);
+            arena_fds_fini(&j.old);
+            free(j.offered);
             free(v);
             return r;
         }
         if (r != MMAPIO_OK) {
-            map_detach(m);
+            map_detach_carved(m);
             continue;
         }
         if (n == cap) {
@@ -1262,6 +1366,8 @@ int map_rejoin_all_locked(mmapio_client *c, struct map_rejoined **out,
         }
         v[n++] = (struct map_rejoined){ old, map_handle_of(m), map_id_of(m) };
     }
+    arena_fds_fini(&j.old);
+    free(j.offered);
     *out = v;
     *n_out = n;
     return MMAPIO_OK;

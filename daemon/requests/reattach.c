@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "closer.h"
+#include "log.h"
 #include "names.h"
 #include "open.h"
 #include "registry.h"
@@ -25,15 +26,19 @@ static bool looks_like_ours(int fd)
     if (n < 0)
         return false;
     at[n] = '\0';
-    return !strncmp(at, "/memfd:mmapio:", 14);
+    return !strncmp(at, "/memfd:mmapio:", 14) ||
+           !strncmp(at, "/memfd:mmapio-arena ", 20); /* model/arena.c */
 }
 
-/* The mapping is the object the holder had: device and inode. */
+/* The mapping is the object the holder had: device and inode, and for a
+ * carved one the slot in that arena. */
 static bool same_object(const struct mapping *m, const Mmapio__Reattach *q)
 {
     struct stat st;
     if (m->kind == MAPPING_FILE)
         return (uint64_t)m->dev == q->dev && (uint64_t)m->ino == q->ino;
+    if (q->carved != (m->arena != NULL) || m->offset != q->offset)
+        return false;
     return fstat(m->fd, &st) == 0 && (uint64_t)st.st_dev == q->dev &&
            (uint64_t)st.st_ino == q->ino;
 }
@@ -53,8 +58,8 @@ static int check(const Mmapio__Reattach *q, int fd, const char **why)
                        !q->anonymous
                    ? MMAPIO_E_PERMISSION : MMAPIO_E_INVALID_ARGUMENT;
     }
-    if (q->offset != 0) {
-        *why = "a mapping at an offset of a shared memfd is not supported";
+    if (q->carved ? !q->anonymous : q->offset != 0) {
+        *why = "only a carved anonymous mapping lies at an offset";
         return MMAPIO_E_INVALID_ARGUMENT;
     }
     if (fd >= 0 && !q->anonymous) {
@@ -72,8 +77,22 @@ void reattach_request(struct session *s, uint64_t id,
     int grant = -1;
     s->fd_wanted = false;
     int r = check(q, fd, &why);
+    /* An arena this instance lost: its holder's fd brings back every
+     * mapping recorded in it (once per arena; the others find theirs). */
+    if (!r && q->carved && fd >= 0) {
+        size_t n = 0;
+        why = "registered already";
+        if (s->h->state && !registry_find_anon(s->h->reg, q->path) &&
+            looks_like_ours(fd))
+            (void)statefile_adopt_arena(s->h->state, fd, q->dev, q->ino,
+                                        &s->h->reg->env.arenas, &n, &why);
+        /* One line per arena a holder offers (not per mapping). */
+        log_info("client %llu offered an arena fd with '%s': %zu mappings "
+                 "taken back%s%s", (unsigned long long)s->id, q->path, n,
+                 n ? "" : ": ", n ? "" : why);
+    }
     /* An anonymous mapping this instance lost: its holder's memfd. */
-    if (!r && q->anonymous && fd >= 0 && s->h->state &&
+    if (!r && q->anonymous && !q->carved && fd >= 0 && s->h->state &&
         !registry_find_anon(s->h->reg, q->path) && looks_like_ours(fd)) {
         struct mapping *back;
         if (statefile_adopt(s->h->state, q->path, fd, q->dev, q->ino,

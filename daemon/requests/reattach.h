@@ -5,7 +5,10 @@
  * every access check and budget of one, and granted only if it is that
  * very object: else NOT_FOUND, never another object of the same name. An
  * anonymous mapping this instance does not have may be taken back from
- * the memfd the holder offers with it (statefile.h decides).
+ * the memfd the holder offers with it (statefile.h decides); a carved one
+ * (Reattach.carved: identity of its arena, offset of its slot) from the
+ * arena's fd, which its holder offers once per arena and which brings
+ * back every mapping recorded in that arena (statefile_adopt_arena).
  */
 #ifndef MMAPIOD_REATTACH_H
 #define MMAPIOD_REATTACH_H

@@ -17,12 +17,13 @@
 #include "resolve.h"
 
 #define STATE_MAGIC_V1 "mmapiod-anon-state 1"  /* whole file, no checks */
-#define STATE_MAGIC "mmapiod-anon-journal 2"
+#define STATE_MAGIC_V2 "mmapiod-anon-journal 2" /* no stride */
+#define STATE_MAGIC "mmapiod-anon-journal 3"
 #define STATE_TMP STATEFILE_NAME ".tmp"
 /* The journal is rewritten once it holds more than twice the live records
  * and this many besides. */
 #define STATE_SLACK 256
-/* A line: 11 numbers of at most 20 digits, a check, a name, a word. */
+/* A line: 12 numbers of at most 20 digits, a check, a name, a word. */
 #define STATE_LINE_MAX (RESOLVE_NAME_MAX + 320)
 /* A live anonymous mapping's memfd is 0600 (open.c); a deleted one's is
  * made this at once, so its deletion is on the memfd itself: a daemon
@@ -32,6 +33,7 @@
 /* One record of the journal; also what the hook keeps on a mapping. */
 struct state_rec {
     uint64_t id, dev, ino, offset, size, policy_value;
+    uint64_t stride;            /* carved from an arena (its slot); 0: not */
     uint32_t owner, group, perm, policy_kind;
     char *name;
     struct state_rec *next;
@@ -68,16 +70,16 @@ static uint32_t fnv(uint32_t h, const char *p, size_t n)
 #define FNV_START 2166136261u
 
 /* Formats one line into line (STATE_LINE_MAX bytes): "what id dev ino
- * offset owner group perm kind value size check name\n", the check over
- * everything before it and the name. Its length, or -1. */
+ * offset owner group perm kind value size stride check name\n", the check
+ * over everything before it and the name. Its length, or -1. */
 static int format_line(char *line, const char *what, const struct state_rec *r)
 {
     int n = snprintf(line, STATE_LINE_MAX,
                      "%s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-                     " %u %u %o %u %" PRIu64 " %" PRIu64 " ",
+                     " %u %u %o %u %" PRIu64 " %" PRIu64 " %" PRIu64 " ",
                      what, r->id, r->dev, r->ino, r->offset, r->owner,
                      r->group, r->perm, r->policy_kind, r->policy_value,
-                     r->size);
+                     r->size, r->stride);
     if (n < 0 || n >= STATE_LINE_MAX)
         return -1;
     size_t name_len = strlen(r->name);
@@ -89,19 +91,27 @@ static int format_line(char *line, const char *what, const struct state_rec *r)
     return n + m;
 }
 
-/* Parses one line (without its '\n'; v1: without a check): 1 live,
- * 0 deleted, -1 not a record. */
-static int parse_line(char *line, bool v1, struct state_rec *r)
+/* Parses one line (without its '\n') of a file of `version` (1: no
+ * check, no stride; 2: no stride): 1 live, 0 deleted, -1 not a record. */
+static int parse_line(char *line, int version, struct state_rec *r)
 {
     char what[16];
     int check_at = -1, name_at = -1;
     uint32_t check = 0;
+    bool v1 = version == 1;
     if (sscanf(line, "%15s %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
                      " %u %u %o %u %" SCNu64 " %" SCNu64 " %n",
                what, &r->id, &r->dev, &r->ino, &r->offset, &r->owner,
                &r->group, &r->perm, &r->policy_kind, &r->policy_value,
                &r->size, &check_at) != 11 || check_at < 0)
         return -1;
+    if (version >= 3) {
+        int more = -1;
+        if (sscanf(line + check_at, "%" SCNu64 " %n", &r->stride, &more) != 1 ||
+            more < 0)
+            return -1;
+        check_at += more;
+    }
     name_at = check_at;
     if (!v1) {
         char *end;
@@ -116,7 +126,8 @@ static int parse_line(char *line, bool v1, struct state_rec *r)
                    strlen(name)) != check)
         return -1;
     if (!*name || resolve_check_name(name) || r->perm > 0777 ||
-        r->policy_kind > MMAPIO_FLUSH_EVERY_MILLIS)
+        r->policy_kind > MMAPIO_FLUSH_EVERY_MILLIS ||
+        (r->stride ? r->offset % r->stride || r->size > r->stride : r->offset))
         return -1;
     int kind = !strcmp(what, "live") ? 1 : !strcmp(what, "deleted") ? 0 : -1;
     if (kind < 0 || !(r->name = strdup(name)))
@@ -154,13 +165,15 @@ static int newest_first(const void *a, const void *b)
     return x->seq > y->seq ? -1 : x->seq < y->seq;
 }
 
-/* The journal's records in order (v[0..n)) come to: per memfd its last
- * record; of live ones per name the last (an older one is dropped, as
+/* The journal's records in order (v[0..n)) come to: per memfd and offset
+ * its last record; of live ones per name the last (an older one is dropped, as
  * settle_waiting does); the newest STATEFILE_TOMBSTONES deleted ones.
  * Takes the records; O(n log n). */
 static void replay(struct statefile *s, struct state_rec **v, size_t n)
 {
     size_t k = 0;
+    if (n == 0)
+        return; /* v may be NULL, which qsort must not get */
     qsort(v, n, sizeof(*v), by_memfd);
     for (size_t i = 0; i < n; i++) {
         bool superseded = i + 1 < n && v[i + 1]->dev == v[i]->dev &&
@@ -217,8 +230,11 @@ static void load(struct statefile *s)
     size_t cap = 0, n_recs = 0, n_cap = 0, bad = 0;
     struct state_rec **v = NULL;
     ssize_t n = getline(&line, &cap, f);
-    bool v1 = n > 0 && !strncmp(line, STATE_MAGIC_V1 "\n", sizeof(STATE_MAGIC_V1));
-    bool ok = v1 || (n > 0 && !strncmp(line, STATE_MAGIC "\n", sizeof(STATE_MAGIC)));
+    int version = n <= 0 ? 0
+        : !strncmp(line, STATE_MAGIC_V1 "\n", sizeof(STATE_MAGIC_V1)) ? 1
+        : !strncmp(line, STATE_MAGIC_V2 "\n", sizeof(STATE_MAGIC_V2)) ? 2
+        : !strncmp(line, STATE_MAGIC "\n", sizeof(STATE_MAGIC)) ? 3 : 0;
+    bool ok = version > 0;
     if (n > 0 && !ok)
         log_warn("%s/%s is no state journal: ignored", RESOLVE_STATE_DIR,
                  STATEFILE_NAME);
@@ -237,7 +253,7 @@ static void load(struct statefile *s)
             n_cap = nc;
         }
         struct state_rec *r = calloc(1, sizeof(*r));
-        int kind = r ? parse_line(line, v1, r) : -1;
+        int kind = r ? parse_line(line, version, r) : -1;
         if (kind < 0) {
             free(r);
             bad++;
@@ -629,6 +645,8 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
         if (r && (r->name = strdup(m->name)) && fstat(m->fd, &st) == 0) {
             r->dev = (uint64_t)st.st_dev;
             r->ino = (uint64_t)st.st_ino;
+            r->offset = m->offset; /* a carved one's slot in its arena */
+            r->stride = m->arena ? m->arena->stride : 0;
             fill(r, m);
             *mapping_ext(m, hook) = r;
             s->n_recorded++;
@@ -645,7 +663,11 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
         *mapping_ext(m, hook) = NULL;
         s->n_recorded--;
         if (what == MAPPING_RETIRED && s->dir_fd >= 0) {
-            (void)fchmod(m->fd, STATE_DELETED_MODE);
+            /* A carved one shares its memfd: its tombstone, keyed by the
+             * arena's identity and the offset, is written before the
+             * deletion is answered (append), and is what keeps it. */
+            if (!m->arena)
+                (void)fchmod(m->fd, STATE_DELETED_MODE);
             fill(r, m);
             tomb_add(s, r); /* deleted: never taken back */
             append(s, "deleted", r);
@@ -705,6 +727,44 @@ static bool proves(int fd, const struct state_rec *rec, const char **why)
     return true;
 }
 
+/* The daemon's own open file description of the memfd fd proved to be,
+ * read-write (the memfd is the daemon's, 0600), never the holder's: the
+ * fd, or -1 with *why. */
+static int reopen_own(int fd, const struct state_rec *rec, const char **why)
+{
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    int own = open(proc, O_RDWR | O_CLOEXEC);
+    if (own < 0 || !proves(own, rec, why)) {
+        if (own >= 0)
+            close(own);
+        *why = "the memfd cannot be reopened";
+        return -1;
+    }
+    return own;
+}
+
+/* A taken-back mapping m of record rec: its size, policy, charge, and
+ * its name registered (which settles rec). MMAPIO_OK or with *why. */
+static int register_back(struct statefile *s, struct mapping *m,
+                         const struct state_rec *rec, const char **why)
+{
+    m->size = rec->size;
+    if (!m->arena)
+        mapping_sync_size(m);
+    mmapio_flush_policy pol = { (mmapio_flush_kind)rec->policy_kind,
+                                rec->policy_value };
+    mapping_set_policy(m, pol, NULL);
+    /* Kept even over a limit, as the fd store's restore does. */
+    quota_admit(s->quota, m, true);
+    quota_charge_mapping(s->quota, m);
+    if (registry_add(s->reg, m) < 0) {
+        *why = "out of memory";
+        return MMAPIO_E_QUOTA;
+    }
+    return MMAPIO_OK;
+}
+
 int statefile_adopt(struct statefile *s, const char *name, int fd,
                     uint64_t dev, uint64_t ino, uint64_t offset,
                     struct mapping **out, const char **why)
@@ -715,25 +775,15 @@ int statefile_adopt(struct statefile *s, const char *name, int fd,
     struct state_rec *rec = *p;
     *why = "no anonymous mapping of that name";
     if (!rec || fd < 0 || rec->dev != dev || rec->ino != ino ||
-        rec->offset != offset || offset != 0)
+        rec->offset != offset || offset != 0 || rec->stride)
         return MMAPIO_E_NOT_FOUND;
     struct uses u = { s, dev, ino, false };
     registry_foreach(s->reg, uses_memfd, &u);
     if (u.found || !proves(fd, rec, why))
         return MMAPIO_E_NOT_FOUND;
-    /* The daemon's own open file description, read-write (the memfd is
-     * the daemon's, 0600), never the holder's. */
-    char proc[64];
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    int own = open(proc, O_RDWR | O_CLOEXEC);
-    struct stat st;
-    if (own < 0 || fstat(own, &st) < 0 || (uint64_t)st.st_ino != ino ||
-        (uint64_t)st.st_dev != dev || !proves(own, rec, why)) {
-        if (own >= 0)
-            close(own);
-        *why = "the memfd cannot be reopened";
+    int own = reopen_own(fd, rec, why);
+    if (own < 0)
         return MMAPIO_E_NOT_FOUND;
-    }
     struct mapping *m = mapping_new(&s->reg->env, MAPPING_ANON, name, own, true);
     if (!m) {
         *why = "out of memory or control slots";
@@ -742,22 +792,90 @@ int statefile_adopt(struct statefile *s, const char *name, int fd,
     m->owner = rec->owner;
     m->group = rec->group;
     m->perm = rec->perm & 0777;
-    m->size = rec->size;
-    mapping_sync_size(m);
-    mmapio_flush_policy pol = { (mmapio_flush_kind)rec->policy_kind,
-                                rec->policy_value };
-    mapping_set_policy(m, pol, NULL);
-    /* Kept even over a limit, as the fd store's restore does. */
-    quota_admit(s->quota, m, true);
-    quota_charge_mapping(s->quota, m);
-    if (registry_add(s->reg, m) < 0) { /* settles rec on success */
+    int r = register_back(s, m, rec, why); /* settles rec */
+    if (r) {
         mapping_unref(m);
-        *why = "out of memory";
-        return MMAPIO_E_QUOTA;
+        return r;
     }
     log_info("took back anonymous mapping '%s' (%" PRIu64 " bytes) from a holder",
              name, m->size);
     *out = m; /* the creation reference */
+    return MMAPIO_OK;
+}
+
+/* Whether w is a carved record of the arena `of` (dev, ino, stride) and
+ * its access class. */
+static bool same_arena(const struct state_rec *w, const struct state_rec *of)
+{
+    return w->stride && w->dev == of->dev && w->ino == of->ino &&
+           w->stride == of->stride && w->owner == of->owner &&
+           w->group == of->group && w->perm == of->perm;
+}
+
+int statefile_adopt_arena(struct statefile *s, int fd, uint64_t dev,
+                          uint64_t ino, struct arenas *arenas,
+                          size_t *n_back, const char **why)
+{
+    *n_back = 0;
+    *why = "no carved mapping recorded in that memfd";
+    const struct state_rec *first = NULL;
+    for (const struct state_rec *w = s->waiting; w && !first; w = w->next)
+        if (w->stride && w->dev == dev && w->ino == ino)
+            first = w;
+    if (!first || fd < 0)
+        return MMAPIO_E_NOT_FOUND;
+    struct uses u = { s, dev, ino, false };
+    registry_foreach(s->reg, uses_memfd, &u);
+    if (u.found) {
+        *why = "that arena is registered already";
+        return MMAPIO_E_NOT_FOUND;
+    }
+    /* Its records (one class, one stride: a differing one is not the
+     * daemon's, and stays waiting), and the size they need. */
+    struct state_rec key = *first, need = *first, **v = NULL;
+    size_t n = 0, cap = 0;
+    need.size = 0;
+    for (struct state_rec *w = s->waiting; w; w = w->next) {
+        if (!same_arena(w, &key))
+            continue;
+        if (!grow((void **)&v, &cap, n + 1, sizeof(*v))) {
+            free(v);
+            *why = "out of memory";
+            return MMAPIO_E_QUOTA;
+        }
+        v[n++] = w;
+        if (w->offset + w->stride > need.size)
+            need.size = w->offset + w->stride;
+    }
+    int own = proves(fd, &need, why) ? reopen_own(fd, &need, why) : -1;
+    struct arena *ar = own >= 0 ? arenas_adopt(arenas, own, key.owner,
+                                               key.group, key.perm & 0777,
+                                               key.stride) : NULL;
+    if (!ar) {
+        free(v);
+        if (own >= 0)
+            *why = "out of memory";
+        return own >= 0 ? MMAPIO_E_QUOTA : MMAPIO_E_NOT_FOUND;
+    }
+    /* Each at its recorded slot; registering settles (frees) its record,
+     * so what is needed is copied first. */
+    for (size_t i = 0; i < n; i++) {
+        struct state_rec rec = *v[i];
+        char *name = strdup(rec.name);
+        const char *ignored;
+        struct mapping *m = !name || registry_find_anon(s->reg, name) ? NULL
+            : mapping_new_carved(&s->reg->env, name, rec.owner, rec.group,
+                                 rec.perm & 0777, ar, rec.offset);
+        rec.name = name;
+        if (m && register_back(s, m, &rec, &ignored) == MMAPIO_OK)
+            (*n_back)++;
+        mapping_unref(m); /* the registry keeps it */
+        free(name);
+    }
+    free(v);
+    arenas_unpin(arenas, ar); /* closes with its last mapping */
+    log_info("took back an arena with %zu carved anonymous mappings from a "
+             "holder", *n_back);
     return MMAPIO_OK;
 }
 

@@ -3,11 +3,14 @@
  * from its holders after a restart without systemd's fd store.
  *
  * For every registered anonymous mapping a line records its name, the
- * identity of its memfd (device, inode; and the offset in it, 0 while
- * each mapping has a memfd of its own), owner, group, mode, policy, size
- * and id; a deleted one is kept as a tombstone (the last
- * STATEFILE_TOMBSTONES), and its memfd made 0400 at once (a live one is
- * 0600), so it is never taken back. The file lives in RESOLVE_STATE_DIR
+ * identity of its memfd (device, inode), the offset in it and the stride
+ * of its arena's slots (a carved mapping, model/arena.h; 0 and 0 for a
+ * memfd of its own), owner, group, mode, policy, size and id; a deleted
+ * one is kept as a tombstone (the last STATEFILE_TOMBSTONES), keyed by
+ * memfd and offset and written before the deletion is answered, so it is
+ * never taken back. A memfd of its own is also made 0400 at once (a live
+ * one is 0600); a shared arena cannot be, and its tombstones are what
+ * keeps a deleted slot dead. The file lives in RESOLVE_STATE_DIR
  * under the data root (0700, the daemon's; no client path reaches it,
  * resolve.h).
  *
@@ -24,9 +27,10 @@
  * once the thread is done, after the copy, which is then renamed over it
  * (statefile.c: compact_maybe, compact_finish).
  *
- * At start the previous journal is replayed (per memfd its last record;
- * per name its last live one) and rewritten: its live records wait for
- * their holders (statefile_adopt) until their name or memfd is registered
+ * At start the previous journal is replayed (per memfd and offset its
+ * last record; per name its last live one) and rewritten: its live
+ * records wait for their holders (statefile_adopt, statefile_adopt_arena)
+ * until their name or memfd and offset is registered
  * anew (the fd store's restore, or a new mapping), which settles them.
  */
 #ifndef MMAPIOD_STATEFILE_H
@@ -94,11 +98,28 @@ void statefile_fini(struct statefile *s);
  * record of that name has that identity, nothing registered uses it, and
  * fstat proves fd is that very memfd: same device and inode, owned by the
  * daemon's own uid (a memfd belongs to its creator), mode 0600 (not
- * deleted), sealed as the daemon seals, at least the recorded size. fd stays the caller's. MMAPIO_OK
- * (*out: a reference), or MMAPIO_E_NOT_FOUND with *why.
+ * deleted), sealed as the daemon seals, at least the recorded size. fd
+ * stays the caller's. MMAPIO_OK (*out: a reference), or
+ * MMAPIO_E_NOT_FOUND with *why. Not for a carved mapping (statefile_adopt_arena).
  */
 int statefile_adopt(struct statefile *s, const char *name, int fd,
                     uint64_t dev, uint64_t ino, uint64_t offset,
                     struct mapping **out, const char **why);
+
+/*
+ * A holder offers fd as the arena (memfd identity dev/ino) that carved
+ * mappings of the last instance lived in. Taken back only if live records
+ * name that identity, nothing registered uses it, and fstat proves fd is
+ * that very memfd (as statefile_adopt, at least as large as the slots
+ * recorded): then it comes back as a retired arena (no new mapping is
+ * carved from it; it closes with its last mapping) and every live record
+ * of it, of its class and stride, is registered at its recorded slot
+ * (*n_back of them); a deleted one has no live record. Access is the
+ * caller's to check per mapping. fd stays the caller's. MMAPIO_OK,
+ * MMAPIO_E_NOT_FOUND or MMAPIO_E_QUOTA with *why.
+ */
+int statefile_adopt_arena(struct statefile *s, int fd, uint64_t dev,
+                          uint64_t ino, struct arenas *arenas,
+                          size_t *n_back, const char **why);
 
 #endif

@@ -86,9 +86,10 @@ static void state_append(const void *bytes, size_t n)
 }
 
 /* The state file's line for `name` of `kind` ("live", "deleted"): its
- * fields, once the daemon wrote it (polled). */
-static bool state_line(const char *kind, const char *name, uint64_t *dev,
-                       uint64_t *ino)
+ * fields (memfd identity, and offset in it when `offset`), once the
+ * daemon wrote it (polled). */
+static bool state_line_at(const char *kind, const char *name, uint64_t *dev,
+                          uint64_t *ino, uint64_t *offset)
 {
     char path[400], line[600], tail[300];
     state_path(path, sizeof(path));
@@ -101,10 +102,12 @@ static bool state_line(const char *kind, const char *name, uint64_t *dev,
             if (strncmp(line, kind, strlen(kind)) || line[strlen(kind)] != ' ' ||
                 n < t || strcmp(line + n - t, tail))
                 continue;
-            uint64_t id;
+            uint64_t id, off = 0;
             if (dev && ino)
-                sscanf(line + strlen(kind), " %" SCNu64 " %" SCNu64 " %" SCNu64,
-                       &id, dev, ino);
+                sscanf(line + strlen(kind), " %" SCNu64 " %" SCNu64 " %" SCNu64
+                       " %" SCNu64, &id, dev, ino, &off);
+            if (offset)
+                *offset = off;
             fclose(f);
             return true;
         }
@@ -113,6 +116,12 @@ static bool state_line(const char *kind, const char *name, uint64_t *dev,
         usleep(5000);
     } while (hz_now_ms() < end);
     return false;
+}
+
+static bool state_line(const char *kind, const char *name, uint64_t *dev,
+                       uint64_t *ino)
+{
+    return state_line_at(kind, name, dev, ino, NULL);
 }
 
 static void kill9(void)
@@ -127,7 +136,8 @@ static void kill9(void)
 static void restart(void)
 {
     int r = rb_start(&hz, NULL);
-    cr_assert_eq(r, 0, "mmapiod did not come up again: %s", strerror(-r));
+    cr_assert_eq(r, 0, "mmapiod did not come up again: %s\n%s", strerror(-r),
+                 rb_log_tail(&hz));
 }
 
 /* Dispatches until a negative return (at most `rounds`): that return. */
@@ -352,9 +362,9 @@ Test(reconnect, a_deleted_mapping_is_not_resurrected)
 
 /* One Reattach (carrying fd when >= 0; then an FdOffer goes first): the
  * reply's error (0: granted), or -RAW_ERRNO_BASE. */
-static int raw_reattach_as(int sock, const char *path, bool anonymous,
-                           int mode, uint64_t dev, uint64_t ino,
-                           uint64_t offset, int fd)
+static int raw_reattach_carved(int sock, const char *path, bool anonymous,
+                               int mode, uint64_t dev, uint64_t ino,
+                               uint64_t offset, bool carved, int fd)
 {
     Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;
     Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
@@ -381,6 +391,7 @@ static int raw_reattach_as(int sock, const char *path, bool anonymous,
     ra.dev = dev;
     ra.ino = ino;
     ra.offset = offset;
+    ra.carved = carved;
     req.op_case = MMAPIO__REQUEST__OP_REATTACH;
     req.reattach = &ra;
     if (raw_send(sock, &req, fd) < 0 ||
@@ -391,6 +402,14 @@ static int raw_reattach_as(int sock, const char *path, bool anonymous,
     if (granted >= 0)
         close(granted);
     return err;
+}
+
+static int raw_reattach_as(int sock, const char *path, bool anonymous,
+                           int mode, uint64_t dev, uint64_t ino,
+                           uint64_t offset, int fd)
+{
+    return raw_reattach_carved(sock, path, anonymous, mode, dev, ino, offset,
+                               false, fd);
 }
 
 /* A read-write Reattach of anonymous `name` claiming dev/ino, with fd. */
@@ -925,10 +944,14 @@ Test(reconnect, a_torn_or_garbage_journal_tail_is_survived)
 Test(reconnect, the_journal_is_compacted_under_churn_and_keeps_its_records)
 {
     enum { CYCLES = 20000 };
-    /* A live record is ~90 bytes; the bound allows the live ones (2 and
-     * 256 tombstones) thrice over and the slack: far below the ~3.6 MB
-     * that 40,000 records would take. */
-    const long bound = 200000;
+    /* A record is ~60 bytes, ~85 for a carved mapping (its offset and
+     * stride are long numbers). Compaction keeps the journal near thrice
+     * the live ones (2 and 256 tombstones) and the slack, ~70 KB, plus
+     * what is appended while the thread writes a generation: on a loaded
+     * machine (or a sanitizer build) the thread may wait its turn for a
+     * while (531 KB was seen under the full suite), so the bound is
+     * a third of the ~3.4 MB that 40,000 records would take unbounded. */
+    const long bound = 1000000;
     mmapio_client *c = hz_client();
     mmapio_map *keep, *m;
     hz_assert_ok(mmapio_anon_create(c, "keep", 4096, &keep));
@@ -970,5 +993,403 @@ Test(reconnect, the_journal_is_compacted_under_churn_and_keeps_its_records)
     mmapio_disconnect(c2);
     mmapio_unmap(keep);
     mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+/* ---- carved mappings (arenas, model/arena.h) ------------------------ */
+
+/* Lines of the daemon's log (all its runs) that contain needle. */
+static int log_count(const char *needle)
+{
+    FILE *f = fopen(rb_log_path(&hz), "r");
+    char line[1024];
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* This process's open fds, and of them the arenas' memfds. */
+static int fds_here(int *arenas)
+{
+    int n = 0;
+    *arenas = 0;
+    for (int fd = 0; fd < 4096; fd++) {
+        char proc[64], at[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(proc, at, sizeof(at) - 1);
+        if (k < 0)
+            continue;
+        at[k] = '\0';
+        n++;
+        *arenas += !strncmp(at, "/memfd:mmapio-arena", 19);
+    }
+    return n;
+}
+
+/* This process's fd of the arena with that identity (-1: none). */
+static int arena_fd_here(uint64_t dev, uint64_t ino)
+{
+    for (int fd = 0; fd < 4096; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && (uint64_t)st.st_dev == dev &&
+            (uint64_t)st.st_ino == ino)
+            return fd;
+    }
+    return -1;
+}
+
+static mmapio_map *carve(mmapio_client *c, const char *name, uint32_t perm,
+                         const char *bytes)
+{
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = o.create = o.exclusive = true;
+    o.size = 4096;
+    o.perm = perm;
+    mmapio_map *m;
+    hz_assert_ok(mmapio_open(c, name, &o, &m));
+    hz_assert_ok(mmapio_update_region(m, 0, bytes, strlen(bytes)));
+    return m;
+}
+
+static void expect_carved(mmapio_client *c, uint64_t carved, uint64_t arenas)
+{
+    mmapio_status *st;
+    hz_assert_ok(mmapio_admin_status(c, &st));
+    cr_assert_eq(st->carved, carved, "%" PRIu64 " carved", st->carved);
+    cr_assert_eq(st->arenas, arenas, "%" PRIu64 " arenas", st->arenas);
+    mmapio_status_free(st);
+}
+
+Test(reconnect, carved_mappings_of_two_classes_come_back_as_the_same_memory)
+{
+    mmapio_client *c = hz_client();
+    const char *names[4] = { "p1", "p2", "q1", "q2" };
+    mmapio_map *m[4];
+    const uint8_t *base[4];
+    for (int i = 0; i < 4; i++) {
+        m[i] = carve(c, names[i], i < 2 ? 0600 : 0640, names[i]);
+        base[i] = mmapio_as_ptr(m[i]);
+    }
+    expect_carved(c, 4, 2);
+    int arenas, fds = fds_here(&arenas);
+    cr_assert_eq(arenas, 2, "%d arena fds", arenas);
+    for (int i = 0; i < 4; i++)
+        cr_assert(state_line("live", names[i], NULL, NULL));
+    int offered = log_count("offered an arena fd");
+    kill9();
+    hz_assert_ok(mmapio_update_region(m[3], 2, "-outage", 7));
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    /* One fd offered per arena, each bringing back its class. */
+    cr_assert_eq(log_count("offered an arena fd") - offered, 2);
+    cr_assert_eq(log_count(": 2 mappings taken back"), 2);
+    for (int i = 0; i < 4; i++) {
+        hz_assert_ok(mmapio_refresh(m[i]));
+        cr_assert_eq(mmapio_as_ptr(m[i]), base[i], "%s remapped", names[i]);
+    }
+    int arenas_after, fds_after = fds_here(&arenas_after);
+    cr_assert_eq(arenas_after, 2, "%d arena fds", arenas_after);
+    cr_assert_eq(fds_after, fds, "%d fds, %d before", fds_after, fds);
+    expect_carved(c, 4, 2);
+
+    mmapio_client *c2 = hz_client();
+    for (int i = 0; i < 4; i++) {
+        mmapio_map *o;
+        hz_assert_ok(mmapio_anon_open(c2, names[i], &o));
+        cr_assert_arr_eq(mmapio_as_ptr(o), names[i], 2);
+        if (i == 3)
+            cr_assert_arr_eq((const char *)mmapio_as_ptr(o) + 2, "-outage", 7);
+        mmapio_map_info *info;
+        hz_assert_ok(mmapio_admin_stat(c2, names[i], true, &info));
+        cr_assert_eq(info->perm, i < 2 ? 0600u : 0640u);
+        cr_assert_eq(info->holders, 2);
+        mmapio_map_info_free(info, 1);
+        /* The same memory: what the new holder writes, the old one sees. */
+        hz_assert_ok(mmapio_update_region(o, 100, "new", 3));
+        cr_assert_arr_eq(base[i] + 100, "new", 3);
+        mmapio_unmap(o);
+    }
+    mmapio_disconnect(c2);
+    for (int i = 0; i < 4; i++)
+        hz_assert_ok(mmapio_unmap(m[i]));
+    fds_here(&arenas);
+    cr_assert_eq(arenas, 0, "arena fds kept after the last unmap");
+    mmapio_disconnect(c);
+}
+
+Test(reconnect, a_deleted_carved_mapping_stays_deleted_its_neighbours_come_back)
+{
+    mmapio_client *c = hz_client(), *c2 = hz_client();
+    mmapio_map *n1 = carve(c, "n1", 0600, "one");
+    mmapio_map *n2 = carve(c, "n2", 0600, "two");
+    mmapio_map *n3 = carve(c, "n3", 0600, "three");
+    uint64_t dev, ino, off;
+    cr_assert(state_line_at("live", "n2", &dev, &ino, &off));
+    cr_assert_neq(off, 0, "n2 is not carved at an offset");
+    /* Killed right after the deletion is answered: the journal has it. */
+    hz_assert_ok(mmapio_anon_delete(c2, "n2"));
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ok(mmapio_refresh(n1));
+    hz_assert_ok(mmapio_refresh(n3));
+    hz_assert_ret(mmapio_refresh(n2), MMAPIO_E_NOT_FOUND);
+    cr_assert_arr_eq(mmapio_as_ptr(n2), "two", 3); /* its memory stays */
+    mmapio_client *c3 = hz_client();
+    mmapio_map *o, *again = NULL;
+    hz_assert_ret(mmapio_anon_open(c3, "n2", &again), MMAPIO_E_NOT_FOUND);
+    hz_assert_ok(mmapio_anon_open(c3, "n3", &o));
+    cr_assert_arr_eq(mmapio_as_ptr(o), "three", 5);
+    mmapio_unmap(o);
+    /* Nor by its very identity and offset, with the arena's fd. */
+    int s = rb_raw_hello(hz.sock);
+    cr_assert_geq(s, 0);
+    hz_assert_ret(raw_reattach_carved(s, "n2", true, MMAPIO__MODE__MODE_READ_WRITE,
+                                      dev, ino, off, true,
+                                      arena_fd_here(dev, ino)),
+                  MMAPIO_E_NOT_FOUND);
+    close(s);
+    mmapio_disconnect(c3);
+    /* A second restart does not bring it back either. */
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ok(mmapio_refresh(n1));
+    c3 = hz_client();
+    hz_assert_ret(mmapio_anon_open(c3, "n2", &again), MMAPIO_E_NOT_FOUND);
+    mmapio_disconnect(c3);
+    mmapio_unmap(n1);
+    mmapio_unmap(n2);
+    mmapio_unmap(n3);
+    mmapio_disconnect(c2);
+    mmapio_disconnect(c);
+}
+
+/* A memfd named like an arena, sealed like one, of the caller's uid. */
+static int forge_arena(size_t size)
+{
+    int fd = memfd_create("mmapio-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || ftruncate(fd, (off_t)size) < 0 ||
+        pwrite(fd, "forged", 6, 0) != 6 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+        return -1;
+    return fd;
+}
+
+struct arena_forgery {
+    const char *sock;
+    uint64_t dev, ino, offset; /* ca's recorded identity */
+};
+
+/* ca, claimed with a forged arena: its own identity, or ca's. */
+static int claim_forged(const struct arena_forgery *fg, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -1;
+    int s = rb_raw_hello(fg->sock);
+    if (s < 0)
+        return -1;
+    int a = raw_reattach_carved(s, "ca", true, MMAPIO__MODE__MODE_READ_WRITE,
+                                (uint64_t)st.st_dev, (uint64_t)st.st_ino,
+                                fg->offset, true, fd);
+    close(s);
+    s = rb_raw_hello(fg->sock);
+    if (s < 0)
+        return -1;
+    int b = raw_reattach_carved(s, "ca", true, MMAPIO__MODE__MODE_READ_WRITE,
+                                fg->dev, fg->ino, fg->offset, true, fd);
+    close(s);
+    return a == MMAPIO_E_NOT_FOUND && b == MMAPIO_E_NOT_FOUND ? 0 : -1;
+}
+
+static const char *forge_arena_as_other(mmapio_client *c, void *arg)
+{
+    (void)c;
+    int fd = forge_arena(1 << 30);
+    CHECK(fd >= 0);
+    EXPECT(claim_forged(arg, fd), 0);
+    close(fd);
+    return NULL;
+}
+
+Test(reconnect, a_forged_or_smuggled_arena_memfd_is_refused)
+{
+    cr_assert_eq(rb_share(&hz), 0);
+    mmapio_client *c = hz_client();
+    mmapio_map *ca = carve(c, "ca", 0666, "genuine a");
+    mmapio_map *cb = carve(c, "cb", 0644, "genuine b");
+    struct arena_forgery fg = { hz.sock, 0, 0, 0 };
+    uint64_t bdev, bino, boff;
+    cr_assert(state_line_at("live", "ca", &fg.dev, &fg.ino, &fg.offset));
+    cr_assert(state_line_at("live", "cb", &bdev, &bino, &boff));
+    cr_assert(fg.dev != bdev || fg.ino != bino, "one arena for two classes");
+    kill9();
+    restart();
+
+    /* The daemon's own uid (root here), a memfd of its own. */
+    int fd = forge_arena(1 << 30);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(claim_forged(&fg, fd), 0, "a forged arena was taken");
+    close(fd);
+    /* Another uid. */
+    if (geteuid() == 0) {
+        char why[512];
+        cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY,
+                               forge_arena_as_other, &fg, why, sizeof(why)),
+                     0, "%s", why);
+    }
+    /* Another class's genuine arena (the holder of cb has it), for ca:
+     * under its own identity or under ca's. */
+    int bfd = arena_fd_here(bdev, bino);
+    cr_assert_geq(bfd, 0);
+    int s = rb_raw_hello(hz.sock);
+    cr_assert_geq(s, 0);
+    hz_assert_ret(raw_reattach_carved(s, "ca", true, MMAPIO__MODE__MODE_READ_WRITE,
+                                      fg.dev, fg.ino, fg.offset, true, bfd),
+                  MMAPIO_E_NOT_FOUND);
+    close(s);
+    s = rb_raw_hello(hz.sock);
+    cr_assert_geq(s, 0);
+    hz_assert_ret(raw_reattach_carved(s, "ca", true, MMAPIO__MODE__MODE_READ_WRITE,
+                                      bdev, bino, fg.offset, true, bfd),
+                  MMAPIO_E_NOT_FOUND);
+    close(s);
+    mmapio_client *c3 = hz_client();
+    mmapio_map *none = NULL;
+    hz_assert_ret(mmapio_anon_open(c3, "ca", &none), MMAPIO_E_NOT_FOUND);
+    mmapio_disconnect(c3);
+
+    /* The genuine holder brings both back, with their own bytes. */
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ok(mmapio_refresh(ca));
+    hz_assert_ok(mmapio_refresh(cb));
+    mmapio_client *c2 = hz_client();
+    mmapio_map *a2, *b2;
+    hz_assert_ok(mmapio_anon_open(c2, "ca", &a2));
+    cr_assert_arr_eq(mmapio_as_ptr(a2), "genuine a", 9);
+    hz_assert_ok(mmapio_anon_open(c2, "cb", &b2));
+    cr_assert_arr_eq(mmapio_as_ptr(b2), "genuine b", 9);
+    mmapio_unmap(a2);
+    mmapio_unmap(b2);
+    mmapio_disconnect(c2);
+    mmapio_unmap(ca);
+    mmapio_unmap(cb);
+    mmapio_disconnect(c);
+}
+
+/* A client holding 1,000 carved mappings offers one fd per arena. */
+Test(reconnect, a_thousand_carved_mappings_come_back_for_one_fd)
+{
+    enum { N = 1000 };
+    static mmapio_map *m[N];
+    mmapio_client *c = hz_client();
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "k%d", i);
+        m[i] = carve(c, name, 0600, name);
+    }
+    expect_carved(c, N, 1);
+    int arenas, fds = fds_here(&arenas);
+    cr_assert_eq(arenas, 1);
+    cr_assert(state_line("live", "k999", NULL, NULL));
+    int offered = log_count("offered an arena fd");
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    cr_assert_eq(log_count("offered an arena fd") - offered, 1,
+                 "not one fd offered for one arena");
+    cr_assert_eq(log_count(": 1000 mappings taken back"), 1);
+    int arenas_after, fds_after = fds_here(&arenas_after);
+    cr_assert_eq(arenas_after, 1);
+    cr_assert_eq(fds_after, fds);
+    expect_carved(c, N, 1);
+    for (int i = 0; i < N; i += 97) {
+        snprintf(name, sizeof(name), "k%d", i);
+        hz_assert_ok(mmapio_refresh(m[i]));
+        cr_assert_arr_eq(mmapio_as_ptr(m[i]), name, strlen(name));
+    }
+    for (int i = 0; i < N; i++)
+        hz_assert_ok(mmapio_unmap(m[i]));
+    mmapio_disconnect(c);
+}
+
+/* Without arenas (--arena-max 0), each mapping's own memfd comes back, and
+ * a deleted one stays deleted. */
+Test(reconnect, whole_memfds_come_back_without_arenas)
+{
+    static const char *const no_arenas[] = { "--arena-max", "0", NULL };
+    kill9();
+    cr_assert_eq(rb_start(&hz, no_arenas), 0);
+    mmapio_client *c = hz_client(), *c2 = hz_client();
+    mmapio_map *w = carve(c, "w", 0640, "whole");
+    mmapio_map *v = carve(c, "v", 0600, "doomed");
+    expect_carved(c, 0, 0);
+    hz_assert_ok(mmapio_anon_delete(c2, "v"));
+    kill9();
+    cr_assert_eq(rb_start(&hz, no_arenas), 0);
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ok(mmapio_refresh(w));
+    hz_assert_ret(mmapio_refresh(v), MMAPIO_E_NOT_FOUND);
+    mmapio_client *c3 = hz_client();
+    mmapio_map *o, *again = NULL;
+    hz_assert_ok(mmapio_anon_open(c3, "w", &o));
+    cr_assert_arr_eq(mmapio_as_ptr(o), "whole", 5);
+    hz_assert_ret(mmapio_anon_open(c3, "v", &again), MMAPIO_E_NOT_FOUND);
+    mmapio_unmap(o);
+    mmapio_disconnect(c3);
+    mmapio_unmap(w);
+    mmapio_unmap(v);
+    mmapio_disconnect(c2);
+    mmapio_disconnect(c);
+}
+
+/* Read-write and read-only handles of one arena: two fds kept (one per
+ * kind), both carried over to the new daemon's arena on their numbers.
+ * (The read-only handle, opened last, re-attaches first: the arena comes
+ * back from a read-only fd.) */
+Test(reconnect, read_write_and_read_only_handles_of_an_arena_come_back)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *rw = carve(c, "r1", 0644, "shared");
+    mmapio_map *rw2 = carve(c, "r2", 0644, "second");
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = true;
+    o.mode = MMAPIO_MODE_READ_ONLY;
+    mmapio_map *ro;
+    hz_assert_ok(mmapio_open(c, "r1", &o, &ro));
+    int arenas, fds = fds_here(&arenas);
+    cr_assert_eq(arenas, 2, "%d arena fds", arenas);
+    const uint8_t *ro_base = mmapio_as_ptr(ro);
+    cr_assert(state_line("live", "r2", NULL, NULL));
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ok(mmapio_refresh(rw));
+    hz_assert_ok(mmapio_refresh(rw2));
+    hz_assert_ok(mmapio_refresh(ro));
+    cr_assert_eq(mmapio_as_ptr(ro), ro_base);
+    int arenas_after, fds_after = fds_here(&arenas_after);
+    cr_assert_eq(arenas_after, 2, "%d arena fds", arenas_after);
+    cr_assert_eq(fds_after, fds);
+    hz_assert_ok(mmapio_update_region(rw, 0, "SHARED", 6));
+    cr_assert_arr_eq(ro_base, "SHARED", 6);
+    /* The counts agree with the daemon's: the last handle of a kind
+     * closes its fd, and a new grant of that kind brings one again. */
+    hz_assert_ok(mmapio_unmap(ro));
+    fds_here(&arenas);
+    cr_assert_eq(arenas, 1);
+    hz_assert_ok(mmapio_open(c, "r2", &o, &ro));
+    cr_assert_arr_eq(mmapio_as_ptr(ro), "second", 6);
+    fds_here(&arenas);
+    cr_assert_eq(arenas, 2);
+    mmapio_unmap(ro);
+    mmapio_unmap(rw);
+    mmapio_unmap(rw2);
     mmapio_disconnect(c);
 }

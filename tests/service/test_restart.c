@@ -470,7 +470,9 @@ Test(restart, a_long_meta_log_is_compacted_and_still_restores)
 
 /* ---- kill -9 under holders, who re-attach (issue 15) ------------------ */
 
-Test(restart, holders_reattach_after_kill_9_through_the_fd_store)
+/* With the mappings in memfds of their own or carved from arenas: then
+ * the restored arena's mappings are re-attached by their offsets. */
+static void reattach_after_kill_9(void)
 {
     struct svc_notify s1, s2;
     static uint8_t xin[8192], fin[4096], buf[8192];
@@ -549,4 +551,16 @@ Test(restart, holders_reattach_after_kill_9_through_the_fd_store)
     mmapio_unmap(f);
     mmapio_disconnect(c);
     stop(&s2, "notify2");
+}
+
+Test(restart, holders_reattach_after_kill_9_through_the_fd_store)
+{
+    arena_max = "0";
+    reattach_after_kill_9();
+}
+
+Test(restart, carved_holders_reattach_after_kill_9_through_the_fd_store)
+{
+    arena_max = "1048576";
+    reattach_after_kill_9();
 }
