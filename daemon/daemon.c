@@ -102,6 +102,7 @@ int daemon_init(struct daemon *d, char *err, size_t err_size)
     d->state.dir_fd = -1;
     d->server.listen_fd = d->server.spare_fd = -1;
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write (EFBIG) */
     d->nofile = fit_fd_limit(&d->cfg);
     /* A control slot for every mapping: held, cached or finally flushing. */
     int r = registry_init(&d->reg, d->cfg.max_mappings + d->cfg.open_cache +

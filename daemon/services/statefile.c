@@ -504,6 +504,7 @@ static void compact_finish(struct statefile *s, bool wait)
         s->retry_at = 2 * s->records; /* not again at once */
         return;
     }
+    s->incomplete = false;
     pthread_mutex_lock(&s->lock);
     if (s->old_fd >= 0) /* never, while one compaction runs at a time */
         close(s->old_fd);
@@ -521,8 +522,8 @@ static void compact_finish(struct statefile *s, bool wait)
 static void compact_maybe(struct statefile *s)
 {
     size_t live = s->n_recorded + s->n_waiting + s->n_tombs;
-    if (s->compacting || !s->thread_up || s->records <= 2 * live + STATE_SLACK ||
-        s->records <= s->retry_at)
+    if (s->compacting || !s->thread_up || s->records <= s->retry_at ||
+        (!s->incomplete && s->records <= 2 * live + STATE_SLACK))
         return;
     struct state_copy *copy = copy_take(s);
     if (!copy) {
@@ -551,10 +552,19 @@ static void append(struct statefile *s, const char *what, const struct state_rec
         return;
     int e = write_all(s->fd, line, (size_t)n);
     if (e < 0) {
+        /* A journal that misses a record might bring back a mapping
+         * deleted since (a tombstone not written): it is emptied, headless,
+         * so that the next start takes nothing back, until a compaction
+         * writes it whole again. Losing the way back beats resurrecting. */
         if (!s->failing) /* once until it works again: a full disk */
-            log_warn("cannot append to %s/%s: %s", RESOLVE_STATE_DIR,
-                     STATEFILE_NAME, strerror(-e));
+            log_warn("cannot append to %s/%s: %s; emptied: anonymous "
+                     "mappings cannot come back after a restart until it is "
+                     "rewritten", RESOLVE_STATE_DIR, STATEFILE_NAME,
+                     strerror(-e));
+        if (ftruncate(s->fd, 0) < 0)
+            (void)unlinkat(s->dir_fd, STATEFILE_NAME, 0);
         s->failing = true;
+        s->incomplete = true;
         return;
     }
     s->failing = false;

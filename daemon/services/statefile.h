@@ -25,7 +25,10 @@
  * ~2 ms at 10,000 mappings), and the thread formats and writes them as a
  * new generation; what is appended meanwhile goes to the old journal and,
  * once the thread is done, after the copy, which is then renamed over it
- * (statefile.c: compact_maybe, compact_finish).
+ * (statefile.c: compact_maybe, compact_finish). An append that fails (a
+ * full disk) empties the journal, header and all, so that a restart takes
+ * nothing back rather than a mapping whose tombstone was lost; the next
+ * compaction, tried at the next append that works, writes it whole again.
  *
  * At start the previous journal is replayed (per memfd and offset its
  * last record; per name its last live one) and rewritten: its live
@@ -61,6 +64,8 @@ struct statefile {
     size_t records;             /* lines in it */
     size_t retry_at;            /* no compaction before this many */
     bool failing;               /* the last append failed (logged once) */
+    bool incomplete;            /* an append failed: emptied until the
+                                 * next compaction writes it whole */
     struct state_rec *waiting;  /* live records of the last instance */
     size_t n_waiting;
     struct state_rec *tombs;    /* deleted, newest first */

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1165,6 +1166,38 @@ Test(reconnect, a_deleted_carved_mapping_stays_deleted_its_neighbours_come_back)
     mmapio_unmap(n1);
     mmapio_unmap(n2);
     mmapio_unmap(n3);
+    mmapio_disconnect(c2);
+    mmapio_disconnect(c);
+}
+
+/* The journal cannot take the tombstone (here: a file size limit, as a
+ * full disk would): the daemon empties it rather than keep a "live" record
+ * the deletion did not cancel, so nothing comes back, least of all the
+ * deleted mapping. */
+Test(reconnect, a_deletion_the_journal_cannot_take_resurrects_nothing)
+{
+    mmapio_client *c = hz_client(), *c2 = hz_client();
+    mmapio_map *f1 = carve(c, "f1", 0600, "one");
+    mmapio_map *f2 = carve(c, "f2", 0600, "two");
+    cr_assert(state_line_at("live", "f2", NULL, NULL, NULL));
+    long size = state_size();
+    cr_assert_gt(size, 0);
+    struct rlimit lim = { (rlim_t)size, (rlim_t)size };
+    cr_assert_eq(prlimit(hz.pid, RLIMIT_FSIZE, &lim, NULL), 0, "prlimit: %s",
+                 strerror(errno));
+    hz_assert_ok(mmapio_anon_delete(c2, "f2"));
+    cr_assert_eq(state_size(), 0, "the journal kept its records");
+    kill9();
+    restart();
+    hz_assert_ok(mmapio_reconnect(c));
+    hz_assert_ret(mmapio_refresh(f2), MMAPIO_E_NOT_FOUND);
+    cr_assert_arr_eq(mmapio_as_ptr(f2), "two", 3); /* its memory stays */
+    mmapio_client *c3 = hz_client();
+    mmapio_map *again = NULL;
+    hz_assert_ret(mmapio_anon_open(c3, "f2", &again), MMAPIO_E_NOT_FOUND);
+    mmapio_disconnect(c3);
+    mmapio_unmap(f1);
+    mmapio_unmap(f2);
     mmapio_disconnect(c2);
     mmapio_disconnect(c);
 }
