@@ -29,8 +29,15 @@
  * Ring full: the writer does not wait. It sets its handle's bit in `lost`
  * (a bitmap hashed by handle) and the write is not in the ring; the daemon
  * clears the bitmap on each drain and tells the watchers of every mapping
- * whose holder's bit was set MODIFIED without a range. So every written
- * byte is covered by a range or by "anything may have changed".
+ * whose holder's bit was set MODIFIED without a range (and not the ranges
+ * of that drain too: "anything" covers them). So every written byte is
+ * covered by a range or by "anything may have changed". The first writer
+ * to overflow after a drain knocks: the daemon sets `knock` at the end of
+ * each drain, and the writer that takes it back to 0 on an overflow sends
+ * one RING notice (MSG_DONTWAIT, as for `armed`), so a writer outrunning
+ * the ring has it drained at once, not at the next poll (which backs off
+ * to WRING_POLL_MAX_MS). At most one knock per drain: a writer flat out
+ * makes one system call per ring it fills, none per write.
  *
  * Releases (mmapio_unmap), when the daemon's WriteRingReply said
  * `releases`: a cell (handle, WRING_RELEASE, 0) releases that holder, in
@@ -79,6 +86,7 @@ struct wring_hdr {
     _Alignas(64) _Atomic uint64_t head;  /* positions below were read (daemon) */
     _Atomic uint32_t armed;              /* 1: the daemon waits for a notice */
     _Atomic uint32_t lazy;               /* 1: the daemon drains soon anyway */
+    _Atomic uint32_t knock;              /* 1: an overflow wakes the daemon */
     _Alignas(64) _Atomic uint64_t lost[WRING_LOST_WORDS];
     _Alignas(64) struct wring_cell cells[WRING_CELLS];
 };
@@ -90,7 +98,7 @@ static inline uint32_t wring_lost_bit(uint64_t handle)
     return (uint32_t)((handle * UINT64_C(0x9E3779B97F4A7C15)) >> 54); /* 0..1023 */
 }
 
-enum wring_push { WRING_PUSHED, WRING_WAKE, WRING_DROPPED };
+enum wring_push { WRING_PUSHED, WRING_WAKE, WRING_DROPPED, WRING_KNOCK };
 
 /*
  * The writer's side: records a write of [offset, offset+len) by holder
@@ -128,7 +136,12 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
      * look again a little later: it never waits for it. */
     if (atomic_load(&r->armed) && atomic_exchange(&r->armed, 0))
         return WRING_WAKE;
-    return room ? WRING_PUSHED : WRING_DROPPED;
+    if (room)
+        return WRING_PUSHED;
+    if (atomic_load_explicit(&r->knock, memory_order_relaxed) &&
+        atomic_exchange(&r->knock, 0))
+        return WRING_KNOCK;
+    return WRING_DROPPED;
 }
 
 /*

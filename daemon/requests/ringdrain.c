@@ -43,6 +43,7 @@ struct batch {
     uint64_t handle;           /* the last cell's, and its holder */
     struct holder *holder;
     uint32_t told;             /* ranges told in this drain */
+    const uint64_t *lost;      /* lost bits seen before the cells */
 };
 
 static void tell_batch(struct session *s, struct batch *b)
@@ -112,6 +113,11 @@ static void tell_dropped(struct session *s, const uint64_t *lost, bool all)
 static void take_cell(struct session *s, struct batch *b, uint64_t handle,
                       uint64_t offset, uint64_t len)
 {
+    /* Its watchers hear "anything may have changed" at the end of this
+     * drain (only the daemon clears a bit): its ranges would add nothing. */
+    uint32_t bit = wring_lost_bit(handle);
+    if (b->lost[bit / 64] >> (bit % 64) & 1)
+        return;
     if (handle != b->handle) { /* runs of one handle: one look-up */
         b->handle = handle;
         b->holder = session_find_holder(s, handle);
@@ -150,8 +156,10 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
 {
     struct session *s = w->s;
     struct wring_hdr *r = w->hdr;
-    struct batch b = { .n = 0 };
-    uint64_t lost[WRING_LOST_WORDS];
+    uint64_t lost[WRING_LOST_WORDS], early[WRING_LOST_WORDS];
+    for (uint32_t i = 0; i < WRING_LOST_WORDS; i++)
+        early[i] = atomic_load_explicit(&r->lost[i], memory_order_relaxed);
+    struct batch b = { .n = 0, .lost = early };
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
     bool all = false;
     uint32_t n = 0;
@@ -188,6 +196,8 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
                       : 0;
         any |= lost[i] != 0;
     }
+    /* After the bits were cleared: the next overflow knocks (wring.h). */
+    atomic_store_explicit(&r->knock, 1, memory_order_release);
     tell_batch(s, &b);
     if (any)
         tell_dropped(s, lost, all);
