@@ -4,7 +4,8 @@
  * as the daemon does (a cell counts once its seq is its position + 1).
  * Every push arrives exactly once, in its thread's order, or was reported
  * dropped (and its handle's lost bit set); a push after the consumer
- * armed the ring returns WAKE, once.
+ * armed the ring returns WAKE, once; an overflow after a drain knocks,
+ * once per drain.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -21,7 +22,7 @@ static atomic_bool producers_done;
 
 struct producer {
     uint64_t handle;
-    long dropped, wakes;
+    long dropped, wakes, knocks;
 };
 
 static void *produce(void *p)
@@ -29,8 +30,9 @@ static void *produce(void *p)
     struct producer *pr = p;
     for (long i = 1; i <= PUSHES; i++) {
         enum wring_push r = wring_push(ring, pr->handle, (uint64_t)i, 1);
-        pr->dropped += r == WRING_DROPPED;
+        pr->dropped += r == WRING_DROPPED || r == WRING_KNOCK;
         pr->wakes += r == WRING_WAKE;
+        pr->knocks += r == WRING_KNOCK;
     }
     return NULL;
 }
@@ -42,6 +44,7 @@ static long out_of_order;
 
 static long bad_handles;
 static uint64_t head;
+static long drains;
 
 static void drain_once(void)
 {
@@ -61,6 +64,10 @@ static void drain_once(void)
         head++;
     }
     atomic_store_explicit(&ring->head, head, memory_order_release);
+    /* As the daemon does after each drain (it also clears lost[], which
+     * this test reads at the end instead). */
+    atomic_store_explicit(&ring->knock, 1, memory_order_release);
+    drains++;
 }
 
 /* The consumer: drains until the producers are done, then once more. */
@@ -90,6 +97,7 @@ Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
     atomic_store(&producers_done, true);
     pthread_join(ct, NULL);
 
+    long knocks = 0;
     cr_assert_eq(bad_handles, 0, "%ld cells of no producer", bad_handles);
     cr_assert_eq(atomic_load(&ring->tail), head, "cells left unpublished");
     cr_assert_eq(out_of_order, 0, "%ld cells out of their thread's order",
@@ -106,11 +114,54 @@ Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
                       (unsigned long long)h);
         }
         cr_assert_eq(pr[i].wakes, 0, "a wake-up while nobody was armed");
+        knocks += pr[i].knocks;
     }
+    cr_assert_leq(knocks, drains, "%ld knocks for %ld drains", knocks, drains);
 
     /* Armed: the next push wakes, the one after does not. */
     atomic_store(&ring->armed, 1);
     cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_WAKE);
     cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_PUSHED);
     free(ring);
+}
+
+/* One writer, the consumer's steps done by hand: an overflow knocks only
+ * after a drain, once, and a wake-up owed (armed) goes first. */
+Test(wring_claims, an_overflow_knocks_once_per_drain)
+{
+    struct wring_hdr *r = aligned_alloc(64, WRING_SIZE);
+    cr_assert_not_null(r);
+    memset(r, 0, WRING_SIZE);
+    for (uint32_t i = 0; i < WRING_CELLS; i++)
+        cr_assert_eq(wring_push(r, 7, i, 1), WRING_PUSHED);
+    /* Never drained: nobody asked for a knock. */
+    cr_assert_eq(wring_push(r, 7, 0, 1), WRING_DROPPED);
+
+    for (int round = 0; round < 3; round++) {
+        /* A drain: every cell read, the lost bits cleared, knock set. */
+        atomic_store(&r->head, atomic_load(&r->tail));
+        for (uint32_t i = 0; i < WRING_LOST_WORDS; i++)
+            atomic_store(&r->lost[i], 0);
+        atomic_store(&r->knock, 1);
+        for (uint32_t i = 0; i < WRING_CELLS; i++)
+            cr_assert_eq(wring_push(r, 7, i, 1), WRING_PUSHED,
+                         "round %d: push %u with room", round, i);
+        cr_assert_eq(atomic_load(&r->knock), 1, "a push with room knocked");
+        cr_assert_eq(wring_push(r, 7, 0, 1), WRING_KNOCK,
+                     "round %d: the first overflow", round);
+        uint32_t b = wring_lost_bit(7);
+        cr_assert(atomic_load(&r->lost[b / 64]) >> (b % 64) & 1);
+        for (int i = 0; i < 100; i++)
+            cr_assert_eq(wring_push(r, 7, 0, 1), WRING_DROPPED);
+    }
+    /* A knock whose notice found the socket full is put back: the next
+     * overflow knocks again. */
+    atomic_store(&r->knock, 1);
+    cr_assert_eq(wring_push(r, 7, 0, 1), WRING_KNOCK);
+    /* Armed and knock both set: the wake-up is taken, the knock stays. */
+    atomic_store(&r->armed, 1);
+    atomic_store(&r->knock, 1);
+    cr_assert_eq(wring_push(r, 7, 0, 1), WRING_WAKE);
+    cr_assert_eq(atomic_load(&r->knock), 1);
+    free(r);
 }
