@@ -189,7 +189,7 @@ bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     if (!r)
         return notice_write(c, handle, lost, p, offset, len);
     enum wring_push got = wring_push(r, handle, offset, len);
-    if ((got != WRING_WAKE && got != WRING_KNOCK) ||
+    if (got == WRING_PUSHED || got == WRING_DROPPED ||
         atomic_load_explicit(&c->gone, memory_order_relaxed))
         return true;
     Mmapio__Notice n = MMAPIO__NOTICE__INIT;

@@ -110,6 +110,13 @@ static long await_rangeless(mmapio_client *c, struct cover *cv)
 
 /* ---- the writer: another process ---------------------------------------- */
 
+/* Record s's offset, 7 records after s - 1's: no write continues the one
+ * before, so none extends a cell (wring.h) and the ring fills. */
+static uint64_t spread(long s)
+{
+    return (uint64_t)(s * 7 % NREC) * REC;
+}
+
 /* Writes n records flat out into anon "w" (update_region, or stores and
  * mmapio_notify_range), record s at slot s * stride, pausing 2 ms every
  * `burst` records (0: never). Exit status 0 when every call succeeded. */
@@ -328,7 +335,7 @@ Test(wring, overflowing_writer_knocks_once_and_misses_nothing)
          * parent stops the daemon once the watcher heard of it. */
         for (; s <= 20 * (long)WRING_CELLS + 2; s++) {
             memcpy(rec, &s, sizeof(s));
-            if (mmapio_update_region(m, (uint64_t)(s % NREC) * REC, rec, REC))
+            if (mmapio_update_region(m, spread(s), rec, REC))
                 _exit(11);
             if (s == 1 && (write(done[1], &b, 1) != 1 ||
                            read(go[0], &b, 1) != 1))
@@ -397,7 +404,7 @@ Test(wring, stopped_daemon_never_blocks_a_writer_and_overflow_is_told)
         memset(rec, 'y', sizeof(rec));
         for (long s = 1; s <= 200000; s++) {
             memcpy(rec, &s, sizeof(s));
-            if (mmapio_update_region(m, (uint64_t)(s % NREC) * REC, rec, REC))
+            if (mmapio_update_region(m, spread(s), rec, REC))
                 _exit(11);
         }
         if (write(ready[1], &b, 1) != 1)
@@ -491,9 +498,9 @@ static int quiet_body(void *arg)
     memset(rec, 'q', sizeof(rec));
     for (long s = 1; s <= q->writes; s++) {
         memcpy(rec, &s, sizeof(s));
-        if (mmapio_update_region(q->m, (uint64_t)(s % NREC) * REC, rec, REC))
+        if (mmapio_update_region(q->m, spread(s), rec, REC))
             return 1;
-        if (mmapio_notify_range(q->m, (uint64_t)(s % NREC) * REC, REC))
+        if (mmapio_notify_range(q->m, spread(s), REC))
             return 2;
     }
     return 0;

@@ -32,7 +32,7 @@ static void *produce(void *p)
         enum wring_push r = wring_push(ring, pr->handle, (uint64_t)i, 1);
         pr->dropped += r == WRING_DROPPED || r == WRING_KNOCK;
         pr->wakes += r == WRING_WAKE;
-        pr->knocks += r == WRING_KNOCK;
+        pr->knocks += r == WRING_KNOCK || r == WRING_BIG;
     }
     return NULL;
 }
@@ -51,15 +51,18 @@ static void drain_once(void)
     uint64_t tail = atomic_load(&ring->tail);
     while (head != tail) {
         struct wring_cell *c = &ring->cells[head % WRING_CELLS];
-        if (atomic_load_explicit(&c->seq, memory_order_acquire) != head + 1)
+        /* Taken as the daemon takes it: no writer extends it after. */
+        uint64_t want = head + 1;
+        if (!atomic_compare_exchange_strong(&c->seq, &want,
+                                            (head + 1) | WRING_TAKEN))
             break;
-        uint64_t h = c->handle, off = c->offset;
-        if (h < 1 || h > THREADS) {
+        uint64_t h = c->handle, off = c->offset, len = c->len;
+        if (h < 1 || h > THREADS || len == 0) {
             bad_handles++;
         } else {
             out_of_order += off <= last[h];
-            last[h] = off;
-            got[h]++;
+            last[h] = off + len - 1;
+            got[h] += (long)len;
         }
         head++;
     }
@@ -80,11 +83,19 @@ static void *consume(void *p)
     return NULL;
 }
 
-Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
+/* Pushes of offset i, length 1 (each continues its thread's last one):
+ * with `takes`, consecutive pushes of one thread extend a cell. */
+static void every_push_arrives(bool takes)
 {
     ring = aligned_alloc(64, WRING_SIZE);
     cr_assert_not_null(ring);
     memset(ring, 0, WRING_SIZE);
+    memset(last, 0, sizeof(last));
+    memset(got, 0, sizeof(got));
+    out_of_order = bad_handles = drains = 0;
+    head = 0;
+    atomic_store(&producers_done, false);
+    atomic_store(&ring->takes, takes ? 1 : 0);
     pthread_t t[THREADS], ct;
     struct producer pr[THREADS];
     cr_assert_eq(pthread_create(&ct, NULL, consume, NULL), 0);
@@ -105,7 +116,7 @@ Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
     for (int i = 0; i < THREADS; i++) {
         uint64_t h = pr[i].handle;
         cr_assert_eq(got[h] + pr[i].dropped, PUSHES,
-                     "handle %llu: %ld arrived, %ld dropped, of %ld",
+                     "handle %llu: %ld bytes arrived, %ld dropped, of %ld",
                      (unsigned long long)h, got[h], pr[i].dropped, PUSHES);
         if (pr[i].dropped) {
             uint32_t b = wring_lost_bit(h);
@@ -123,6 +134,56 @@ Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
     cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_WAKE);
     cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_PUSHED);
     free(ring);
+}
+
+Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
+{
+    every_push_arrives(false);
+}
+
+Test(wring_claims, extended_cells_cover_every_push_once)
+{
+    every_push_arrives(true);
+}
+
+/* One writer: a push continuing the last cell extends it until the
+ * consumer takes it; one that does not (another handle, a gap, a taken
+ * cell) claims a new one; growing past WRING_KNOCK_BYTES knocks. */
+Test(wring_claims, a_continuing_push_extends_the_last_cell_until_taken)
+{
+    struct wring_hdr *r = aligned_alloc(64, WRING_SIZE);
+    cr_assert_not_null(r);
+    memset(r, 0, WRING_SIZE);
+    atomic_store(&r->takes, 1);
+    cr_assert_eq(wring_push(r, 7, 0, 64), WRING_PUSHED);
+    for (uint64_t i = 1; i < 100; i++)
+        cr_assert_eq(wring_push(r, 7, i * 64, 64), WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 1, "continuing pushes claimed cells");
+    cr_assert_eq(r->cells[0].offset, 0);
+    cr_assert_eq(r->cells[0].len, 100 * 64);
+    cr_assert_eq(wring_push(r, 8, 100 * 64, 64), WRING_PUSHED); /* handle */
+    cr_assert_eq(wring_push(r, 8, 200 * 64, 64), WRING_PUSHED); /* gap */
+    cr_assert_eq(atomic_load(&r->tail), 3);
+    /* Taken: the next continuing push claims a cell of its own. */
+    uint64_t want = 3;
+    cr_assert(atomic_compare_exchange_strong(&r->cells[2].seq, &want,
+                                             3 | WRING_TAKEN));
+    cr_assert_eq(wring_push(r, 8, 201 * 64, 64), WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 4);
+    cr_assert_eq(r->cells[2].len, 64, "a taken cell grew");
+    /* A long append knocks once when its cell passes the mark. */
+    atomic_store(&r->knock, 1);
+    long knocks = 0;
+    for (uint64_t o = 202 * 64; o < 202 * 64 + 2 * WRING_KNOCK_BYTES; o += 64)
+        knocks += wring_push(r, 8, o, 64) == WRING_BIG;
+    cr_assert_eq(knocks, 1);
+    cr_assert_eq(atomic_load(&r->tail), 4);
+    /* A daemon that does not take by CAS (takes = 0): no extension. */
+    atomic_store(&r->takes, 0);
+    cr_assert_eq(wring_push(r, 8, 202 * 64 + 2 * WRING_KNOCK_BYTES, 64),
+                 WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 5);
+    free(r);
 }
 
 /* One writer, the consumer's steps done by hand: an overflow knocks only

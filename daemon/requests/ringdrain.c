@@ -147,6 +147,25 @@ static void take_release(struct session *s, struct batch *b, uint64_t handle)
         session_release_holder(h, false);
 }
 
+/* Takes a published cell: its seq from want to want | WRING_TAKEN, so a
+ * writer can no longer extend it (wring.h). A writer extending it holds
+ * it for a few instructions: we look a few times, then leave it for the
+ * next poll, as a cell not yet published. */
+static bool take_seq(struct wring_cell *c, uint64_t want)
+{
+    for (int i = 0; i < 64; i++) {
+        uint64_t s = atomic_load_explicit(&c->seq, memory_order_acquire);
+        if (s == want &&
+            atomic_compare_exchange_strong_explicit(
+                &c->seq, &s, want | WRING_TAKEN, memory_order_acquire,
+                memory_order_acquire))
+            return true;
+        if (s != (want | WRING_BUSY) && s != want)
+            return false;
+    }
+    return false;
+}
+
 /* Reads what was published since the last drain: at most one ring, and
  * until TELL_MAX ranges were told (cells of many mappings, or far apart);
  * what is left waits for the next poll. Returns the write cells read
@@ -171,7 +190,7 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
     }
     while (w->head != tail && b.told < TELL_MAX) {
         struct wring_cell *c = &r->cells[w->head % WRING_CELLS];
-        if (atomic_load_explicit(&c->seq, memory_order_acquire) != w->head + 1) {
+        if (!take_seq(c, w->head + 1)) {
             *stuck = true;
             break;
         }
@@ -354,6 +373,7 @@ void ringdrain_request(struct session *s, uint64_t id)
     w->hdr = p;
     w->s = s;
     w->poll_ms = WRING_POLL_MS;
+    atomic_store(&w->hdr->takes, 1);
     atomic_store(&w->hdr->armed, 1);
     s->ring = w;
 
