@@ -83,7 +83,7 @@
 #define WRING_RELEASE UINT64_MAX    /* a cell's offset: release the handle */
 #define WRING_BUSY (UINT64_C(1) << 63)   /* seq: a writer extends the cell */
 #define WRING_TAKEN (UINT64_C(1) << 62)  /* seq: the daemon read the cell */
-#define WRING_KNOCK_BYTES (1u << 20)     /* an extended cell this long knocks */
+#define WRING_KNOCK_BYTES (256u << 10)   /* an extended cell this long knocks */
 
 struct wring_cell {
     _Atomic uint64_t seq;           /* position + 1 once published */
