@@ -60,7 +60,9 @@
  * time anyone can tell, at most WRING_LAZY_MS after the release.
  *
  * Trust: the client may write anything anywhere in its ring. The daemon
- * keeps its own head, reads tail and each cell once, validates every value
+ * keeps its own head, reads tail and each cell once (after taking it by a
+ * CAS of its seq, its only store to a cell; a seq it cannot take is a
+ * cell not yet published), validates every value
  * (a tail more than a ring ahead is an overflow of every mapping the
  * client writes; a handle must be the connection's own read-write holder;
  * a range is clipped to the mapping's size), reads at most one ring of
