@@ -115,6 +115,20 @@ enum wring_push { WRING_PUSHED, WRING_WAKE, WRING_DROPPED, WRING_KNOCK,
                   WRING_BIG };
 
 /*
+ * A ring looks full when the tail we hold is stale: other writers claimed
+ * cells and the daemon read past it since (pos - head wraps). Reloads the
+ * tail; true when it moved, so the caller looks again.
+ */
+static inline bool wring_tail_moved(struct wring_hdr *r, uint64_t *pos)
+{
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (t == *pos)
+        return false;
+    *pos = t;
+    return true;
+}
+
+/*
  * Extends cell `last` (tail - 1) by [offset, offset+len) if it is a
  * published write of `handle` ending at `offset` that the daemon has not
  * taken: a CAS of its seq from last + 1 to last + 1 | WRING_BUSY makes it
@@ -176,6 +190,8 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
     for (;;) {
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
         room = pos - head < WRING_CELLS;
+        if (!room && wring_tail_moved(r, &pos))
+            continue;
         if (!room) {
             uint32_t b = wring_lost_bit(handle);
             atomic_fetch_or(&r->lost[b / 64], UINT64_C(1) << (b % 64));
@@ -215,8 +231,10 @@ static inline enum wring_push wring_release(struct wring_hdr *r,
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
     for (;;) {
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        if (pos - head >= WRING_CELLS)
+        if (pos - head >= WRING_CELLS && !wring_tail_moved(r, &pos))
             return WRING_DROPPED;
+        if (pos - head >= WRING_CELLS)
+            continue;
         if (atomic_compare_exchange_weak(&r->tail, &pos, pos + 1))
             break;
     }
