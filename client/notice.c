@@ -188,7 +188,8 @@ bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     struct wring_hdr *r = atomic_load_explicit(&c->ring, memory_order_acquire);
     if (!r)
         return notice_write(c, handle, lost, p, offset, len);
-    if (wring_push(r, handle, offset, len) != WRING_WAKE ||
+    enum wring_push got = wring_push(r, handle, offset, len);
+    if (got == WRING_PUSHED || got == WRING_DROPPED ||
         atomic_load_explicit(&c->gone, memory_order_relaxed))
         return true;
     Mmapio__Notice n = MMAPIO__NOTICE__INIT;
@@ -196,6 +197,7 @@ bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     if (notice_post(c, &n) == -EAGAIN) /* the daemon reads this socket
                          later, and the ring with it; the next write knocks
                          again */
-        atomic_store_explicit(&r->armed, 1, memory_order_relaxed);
+        atomic_store_explicit(got == WRING_WAKE ? &r->armed : &r->knock, 1,
+                              memory_order_relaxed);
     return true;
 }

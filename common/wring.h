@@ -26,11 +26,25 @@
  * who then sees armed). It merges each drain's ranges per mapping and tells
  * watchers MODIFIED with the merged ranges.
  *
+ * A write that continues the last cell (same handle, offset where the
+ * cell ends) extends it instead, unless the daemon took it already
+ * (wring_extend; only when the daemon set `takes`): a writer appending
+ * sequentially fills one cell per drain, however fast, and its watchers
+ * get exact ranges. Such a cell growing past WRING_KNOCK_BYTES knocks as
+ * an overflow does, so watchers hear of a long append a batch at a time.
+ *
  * Ring full: the writer does not wait. It sets its handle's bit in `lost`
  * (a bitmap hashed by handle) and the write is not in the ring; the daemon
  * clears the bitmap on each drain and tells the watchers of every mapping
- * whose holder's bit was set MODIFIED without a range. So every written
- * byte is covered by a range or by "anything may have changed".
+ * whose holder's bit was set MODIFIED without a range (and not the ranges
+ * of that drain too: "anything" covers them). So every written byte is
+ * covered by a range or by "anything may have changed". The first writer
+ * to overflow after a drain knocks: the daemon sets `knock` at the end of
+ * each drain, and the writer that takes it back to 0 on an overflow sends
+ * one RING notice (MSG_DONTWAIT, as for `armed`), so a writer outrunning
+ * the ring has it drained at once, not at the next poll (which backs off
+ * to WRING_POLL_MAX_MS). At most one knock per drain: a writer flat out
+ * makes one system call per ring it fills, none per write.
  *
  * Releases (mmapio_unmap), when the daemon's WriteRingReply said
  * `releases`: a cell (handle, WRING_RELEASE, 0) releases that holder, in
@@ -46,7 +60,9 @@
  * time anyone can tell, at most WRING_LAZY_MS after the release.
  *
  * Trust: the client may write anything anywhere in its ring. The daemon
- * keeps its own head, reads tail and each cell once, validates every value
+ * keeps its own head, reads tail and each cell once (after taking it by a
+ * CAS of its seq, its only store to a cell; a seq it cannot take is a
+ * cell not yet published), validates every value
  * (a tail more than a ring ahead is an overflow of every mapping the
  * client writes; a handle must be the connection's own read-write holder;
  * a range is clipped to the mapping's size), reads at most one ring of
@@ -67,6 +83,9 @@
 #define WRING_POLL_MAX_MS 8         /* ... while it overflows or sticks */
 #define WRING_LAZY_MS 20            /* the daemon's sweep while lazy is 1 */
 #define WRING_RELEASE UINT64_MAX    /* a cell's offset: release the handle */
+#define WRING_BUSY (UINT64_C(1) << 63)   /* seq: a writer extends the cell */
+#define WRING_TAKEN (UINT64_C(1) << 62)  /* seq: the daemon read the cell */
+#define WRING_KNOCK_BYTES (256u << 10)   /* an extended cell this long knocks */
 
 struct wring_cell {
     _Atomic uint64_t seq;           /* position + 1 once published */
@@ -79,6 +98,8 @@ struct wring_hdr {
     _Alignas(64) _Atomic uint64_t head;  /* positions below were read (daemon) */
     _Atomic uint32_t armed;              /* 1: the daemon waits for a notice */
     _Atomic uint32_t lazy;               /* 1: the daemon drains soon anyway */
+    _Atomic uint32_t knock;              /* 1: an overflow wakes the daemon */
+    _Atomic uint32_t takes;              /* 1: the daemon takes cells by CAS */
     _Alignas(64) _Atomic uint64_t lost[WRING_LOST_WORDS];
     _Alignas(64) struct wring_cell cells[WRING_CELLS];
 };
@@ -90,7 +111,57 @@ static inline uint32_t wring_lost_bit(uint64_t handle)
     return (uint32_t)((handle * UINT64_C(0x9E3779B97F4A7C15)) >> 54); /* 0..1023 */
 }
 
-enum wring_push { WRING_PUSHED, WRING_WAKE, WRING_DROPPED };
+enum wring_push { WRING_PUSHED, WRING_WAKE, WRING_DROPPED, WRING_KNOCK,
+                  WRING_BIG };
+
+/*
+ * A ring looks full when the tail we hold is stale: other writers claimed
+ * cells and the daemon read past it since (pos - head wraps). Reloads the
+ * tail; true when it moved, so the caller looks again.
+ */
+static inline bool wring_tail_moved(struct wring_hdr *r, uint64_t *pos)
+{
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (t == *pos)
+        return false;
+    *pos = t;
+    return true;
+}
+
+/*
+ * Extends cell `last` (tail - 1) by [offset, offset+len) if it is a
+ * published write of `handle` ending at `offset` that the daemon has not
+ * taken: a CAS of its seq from last + 1 to last + 1 | WRING_BUSY makes it
+ * ours (the daemon takes a cell by a CAS from last + 1 too, so one of the
+ * two wins), then len grows and seq goes back (release). *big: the cell
+ * now spans WRING_KNOCK_BYTES or more.
+ */
+static inline bool wring_extend(struct wring_hdr *r, uint64_t last,
+                                uint64_t handle, uint64_t offset,
+                                uint64_t len, bool *big)
+{
+    struct wring_cell *c = &r->cells[last % WRING_CELLS];
+    uint64_t s = last + 1;
+    if (atomic_load_explicit(&c->seq, memory_order_acquire) != s ||
+        __atomic_load_n(&c->handle, __ATOMIC_RELAXED) != handle ||
+        __atomic_load_n(&c->offset, __ATOMIC_RELAXED) +
+                __atomic_load_n(&c->len, __ATOMIC_RELAXED) != offset)
+        return false;
+    if (!atomic_compare_exchange_strong(&c->seq, &s, (last + 1) | WRING_BUSY))
+        return false;
+    /* Ours: looked at again, another thread may have extended it. */
+    uint64_t o = __atomic_load_n(&c->offset, __ATOMIC_RELAXED);
+    uint64_t l = __atomic_load_n(&c->len, __ATOMIC_RELAXED);
+    bool fits = __atomic_load_n(&c->handle, __ATOMIC_RELAXED) == handle &&
+                o != WRING_RELEASE && o + l == offset &&
+                len <= UINT64_MAX - o - l;
+    if (fits) {
+        __atomic_store_n(&c->len, l + len, __ATOMIC_RELAXED);
+        *big = l < WRING_KNOCK_BYTES && l + len >= WRING_KNOCK_BYTES;
+    }
+    atomic_store_explicit(&c->seq, last + 1, memory_order_release);
+    return fits;
+}
 
 /*
  * The writer's side: records a write of [offset, offset+len) by holder
@@ -102,13 +173,25 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
                                          uint64_t offset, uint64_t len)
 {
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    bool room;
-    /* Each way out passes a full barrier (the CAS, or the fetch_or) after
+    bool room, big = false;
+    /* Each way out passes a full barrier (a CAS, or the fetch_or) after
      * the write's data and before `armed` is read: the other half of the
-     * daemon's store armed; fence; look at tail and lost. */
+     * daemon's store armed; fence; look at tail and lost. An extended cell
+     * is one the daemon has not read yet (it will, seeing tail != head). */
+    if (pos && atomic_load_explicit(&r->takes, memory_order_relaxed) &&
+        wring_extend(r, pos - 1, handle, offset, len, &big)) {
+        if (atomic_load(&r->armed) && atomic_exchange(&r->armed, 0))
+            return WRING_WAKE;
+        if (big && atomic_load_explicit(&r->knock, memory_order_relaxed) &&
+            atomic_exchange(&r->knock, 0))
+            return WRING_BIG;
+        return WRING_PUSHED;
+    }
     for (;;) {
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
         room = pos - head < WRING_CELLS;
+        if (!room && wring_tail_moved(r, &pos))
+            continue;
         if (!room) {
             uint32_t b = wring_lost_bit(handle);
             atomic_fetch_or(&r->lost[b / 64], UINT64_C(1) << (b % 64));
@@ -128,7 +211,12 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
      * look again a little later: it never waits for it. */
     if (atomic_load(&r->armed) && atomic_exchange(&r->armed, 0))
         return WRING_WAKE;
-    return room ? WRING_PUSHED : WRING_DROPPED;
+    if (room)
+        return WRING_PUSHED;
+    if (atomic_load_explicit(&r->knock, memory_order_relaxed) &&
+        atomic_exchange(&r->knock, 0))
+        return WRING_KNOCK;
+    return WRING_DROPPED;
 }
 
 /*
@@ -143,8 +231,10 @@ static inline enum wring_push wring_release(struct wring_hdr *r,
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
     for (;;) {
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        if (pos - head >= WRING_CELLS)
+        if (pos - head >= WRING_CELLS && !wring_tail_moved(r, &pos))
             return WRING_DROPPED;
+        if (pos - head >= WRING_CELLS)
+            continue;
         if (atomic_compare_exchange_weak(&r->tail, &pos, pos + 1))
             break;
     }

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,6 +109,13 @@ static long await_rangeless(mmapio_client *c, struct cover *cv)
 }
 
 /* ---- the writer: another process ---------------------------------------- */
+
+/* Record s's offset, 7 records after s - 1's: no write continues the one
+ * before, so none extends a cell (wring.h) and the ring fills. */
+static uint64_t spread(long s)
+{
+    return (uint64_t)(s * 7 % NREC) * REC;
+}
 
 /* Writes n records flat out into anon "w" (update_region, or stores and
  * mmapio_notify_range), record s at slot s * stride, pausing 2 ms every
@@ -271,7 +280,8 @@ Test(wring, threads_of_one_writer_share_the_ring)
     uint64_t left = settle(x.c, x.cv);
     cr_assert_eq(left, 0, "%llu records whose last write no event covered",
                  (unsigned long long)left);
-    cr_assert_eq(x.cv->rangeless, 0);
+    cr_assert_eq(x.cv->rangeless, 0, "%ld MODIFIED without a range, %ld "
+                 "with, %ld other", x.cv->rangeless, x.cv->ranged, x.cv->other);
     /* Far more: ranges dropped, still nothing missed. */
     wait_writer(threaded_writer(100000));
     left = settle(x.c, x.cv);
@@ -289,6 +299,88 @@ Test(wring, flat_out_writer_with_daemon_running_misses_nothing)
                  "(%ld ranged, %ld without)", (unsigned long long)left,
                  x.cv->ranged, x.cv->rangeless);
     unwatch(&x);
+}
+
+/* Bytes the writer sent that the daemon has not read (notices). */
+static int unread_by_daemon(mmapio_client *c)
+{
+    int q = -1;
+    return ioctl(mmapio_client_fd(c), SIOCOUTQ, &q) < 0 ? -1 : q;
+}
+
+/* A writer overflows the ring while the daemon is stopped after a drain:
+ * its first overflow knocks (one RING notice waits in the socket), and 20
+ * rings more add none. Then, the daemon running again and the writer
+ * connected and silent (no request, no unmap: neither makes the daemon
+ * drain), the watcher hears every record and "anything may have
+ * changed". */
+Test(wring, overflowing_writer_knocks_once_and_misses_nothing)
+{
+    struct watched x = watch_w();
+    int done[2], go[2];
+    cr_assert_eq(pipe(done), 0);
+    cr_assert_eq(pipe(go), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        mmapio_client *c;
+        mmapio_map *m;
+        char b = 0;
+        int q[3];
+        if (mmapio_connect(hz.sock, &c) || mmapio_anon_open(c, "w", &m))
+            _exit(10);
+        uint8_t rec[REC];
+        memset(rec, 'k', sizeof(rec));
+        long s = 1;
+        /* Record 1 wakes the daemon, whose drain asks for a knock; the
+         * parent stops the daemon once the watcher heard of it. */
+        for (; s <= 20 * (long)WRING_CELLS + 2; s++) {
+            memcpy(rec, &s, sizeof(s));
+            if (mmapio_update_region(m, spread(s), rec, REC))
+                _exit(11);
+            if (s == 1 && (write(done[1], &b, 1) != 1 ||
+                           read(go[0], &b, 1) != 1))
+                _exit(12);
+            if (s == 2) /* 0, or the wake-up if the daemon slept again */
+                q[0] = unread_by_daemon(c);
+            if (s == WRING_CELLS + 2) /* past a ring: it overflowed */
+                q[1] = unread_by_daemon(c);
+        }
+        q[2] = unread_by_daemon(c);
+        if (write(done[1], q, sizeof(q)) != (ssize_t)sizeof(q) ||
+            read(go[0], &b, 1) != 1)
+            _exit(12);
+        mmapio_unmap(m);
+        mmapio_disconnect(c);
+        _exit(0);
+    }
+    char b = 0;
+    int q[3];
+    cr_assert_eq(read(done[0], &b, 1), 1);
+    uint64_t left = settle(x.c, x.cv);
+    cr_assert_eq(left, 0, "record 1 was not told");
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    cr_assert_eq(write(go[1], &b, 1), 1);
+    cr_assert_eq(read(done[0], q, sizeof(q)), (ssize_t)sizeof(q));
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+    left = settle(x.c, x.cv);
+    long rangeless = await_rangeless(x.c, x.cv);
+    cr_assert_eq(write(go[1], &b, 1), 1);
+    wait_writer(pid);
+    cr_assert(q[0] >= 0 && q[1] > q[0], "no knock on overflow (unread "
+              "bytes %d before, %d after)", q[0], q[1]);
+    cr_assert_eq(q[2], q[1], "more than one knock for one drain (unread "
+                 "bytes %d after one ring, %d after 20)", q[1], q[2]);
+    cr_assert_eq(left, 0, "%llu records whose last write no event covered "
+                 "while the writer waited (%ld ranged, %ld without)",
+                 (unsigned long long)left, x.cv->ranged, x.cv->rangeless);
+    cr_assert_gt(rangeless, 0, "the ring overflowed, yet no MODIFIED without "
+                 "a range came while the writer waited");
+    unwatch(&x);
+    close(done[0]);
+    close(done[1]);
+    close(go[0]);
+    close(go[1]);
 }
 
 Test(wring, stopped_daemon_never_blocks_a_writer_and_overflow_is_told)
@@ -313,7 +405,7 @@ Test(wring, stopped_daemon_never_blocks_a_writer_and_overflow_is_told)
         memset(rec, 'y', sizeof(rec));
         for (long s = 1; s <= 200000; s++) {
             memcpy(rec, &s, sizeof(s));
-            if (mmapio_update_region(m, (uint64_t)(s % NREC) * REC, rec, REC))
+            if (mmapio_update_region(m, spread(s), rec, REC))
                 _exit(11);
         }
         if (write(ready[1], &b, 1) != 1)
@@ -407,9 +499,9 @@ static int quiet_body(void *arg)
     memset(rec, 'q', sizeof(rec));
     for (long s = 1; s <= q->writes; s++) {
         memcpy(rec, &s, sizeof(s));
-        if (mmapio_update_region(q->m, (uint64_t)(s % NREC) * REC, rec, REC))
+        if (mmapio_update_region(q->m, spread(s), rec, REC))
             return 1;
-        if (mmapio_notify_range(q->m, (uint64_t)(s % NREC) * REC, REC))
+        if (mmapio_notify_range(q->m, spread(s), REC))
             return 2;
     }
     return 0;

@@ -4,7 +4,8 @@
  * as the daemon does (a cell counts once its seq is its position + 1).
  * Every push arrives exactly once, in its thread's order, or was reported
  * dropped (and its handle's lost bit set); a push after the consumer
- * armed the ring returns WAKE, once.
+ * armed the ring returns WAKE, once; an overflow after a drain knocks,
+ * once per drain.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -21,7 +22,7 @@ static atomic_bool producers_done;
 
 struct producer {
     uint64_t handle;
-    long dropped, wakes;
+    long dropped, wakes, knocks;
 };
 
 static void *produce(void *p)
@@ -29,8 +30,9 @@ static void *produce(void *p)
     struct producer *pr = p;
     for (long i = 1; i <= PUSHES; i++) {
         enum wring_push r = wring_push(ring, pr->handle, (uint64_t)i, 1);
-        pr->dropped += r == WRING_DROPPED;
+        pr->dropped += r == WRING_DROPPED || r == WRING_KNOCK;
         pr->wakes += r == WRING_WAKE;
+        pr->knocks += r == WRING_KNOCK || r == WRING_BIG;
     }
     return NULL;
 }
@@ -42,25 +44,33 @@ static long out_of_order;
 
 static long bad_handles;
 static uint64_t head;
+static long drains;
 
 static void drain_once(void)
 {
     uint64_t tail = atomic_load(&ring->tail);
     while (head != tail) {
         struct wring_cell *c = &ring->cells[head % WRING_CELLS];
-        if (atomic_load_explicit(&c->seq, memory_order_acquire) != head + 1)
+        /* Taken as the daemon takes it: no writer extends it after. */
+        uint64_t want = head + 1;
+        if (!atomic_compare_exchange_strong(&c->seq, &want,
+                                            (head + 1) | WRING_TAKEN))
             break;
-        uint64_t h = c->handle, off = c->offset;
-        if (h < 1 || h > THREADS) {
+        uint64_t h = c->handle, off = c->offset, len = c->len;
+        if (h < 1 || h > THREADS || len == 0) {
             bad_handles++;
         } else {
             out_of_order += off <= last[h];
-            last[h] = off;
-            got[h]++;
+            last[h] = off + len - 1;
+            got[h] += (long)len;
         }
         head++;
     }
     atomic_store_explicit(&ring->head, head, memory_order_release);
+    /* As the daemon does after each drain (it also clears lost[], which
+     * this test reads at the end instead). */
+    atomic_store_explicit(&ring->knock, 1, memory_order_release);
+    drains++;
 }
 
 /* The consumer: drains until the producers are done, then once more. */
@@ -73,11 +83,19 @@ static void *consume(void *p)
     return NULL;
 }
 
-Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
+/* Pushes of offset i, length 1 (each continues its thread's last one):
+ * with `takes`, consecutive pushes of one thread extend a cell. */
+static void every_push_arrives(bool takes)
 {
     ring = aligned_alloc(64, WRING_SIZE);
     cr_assert_not_null(ring);
     memset(ring, 0, WRING_SIZE);
+    memset(last, 0, sizeof(last));
+    memset(got, 0, sizeof(got));
+    out_of_order = bad_handles = drains = 0;
+    head = 0;
+    atomic_store(&producers_done, false);
+    atomic_store(&ring->takes, takes ? 1 : 0);
     pthread_t t[THREADS], ct;
     struct producer pr[THREADS];
     cr_assert_eq(pthread_create(&ct, NULL, consume, NULL), 0);
@@ -90,6 +108,7 @@ Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
     atomic_store(&producers_done, true);
     pthread_join(ct, NULL);
 
+    long knocks = 0;
     cr_assert_eq(bad_handles, 0, "%ld cells of no producer", bad_handles);
     cr_assert_eq(atomic_load(&ring->tail), head, "cells left unpublished");
     cr_assert_eq(out_of_order, 0, "%ld cells out of their thread's order",
@@ -97,7 +116,7 @@ Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
     for (int i = 0; i < THREADS; i++) {
         uint64_t h = pr[i].handle;
         cr_assert_eq(got[h] + pr[i].dropped, PUSHES,
-                     "handle %llu: %ld arrived, %ld dropped, of %ld",
+                     "handle %llu: %ld bytes arrived, %ld dropped, of %ld",
                      (unsigned long long)h, got[h], pr[i].dropped, PUSHES);
         if (pr[i].dropped) {
             uint32_t b = wring_lost_bit(h);
@@ -106,11 +125,104 @@ Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
                       (unsigned long long)h);
         }
         cr_assert_eq(pr[i].wakes, 0, "a wake-up while nobody was armed");
+        knocks += pr[i].knocks;
     }
+    cr_assert_leq(knocks, drains, "%ld knocks for %ld drains", knocks, drains);
 
     /* Armed: the next push wakes, the one after does not. */
     atomic_store(&ring->armed, 1);
     cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_WAKE);
     cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_PUSHED);
     free(ring);
+}
+
+Test(wring_claims, every_push_arrives_once_in_order_or_is_reported_dropped)
+{
+    every_push_arrives(false);
+}
+
+Test(wring_claims, extended_cells_cover_every_push_once)
+{
+    every_push_arrives(true);
+}
+
+/* One writer: a push continuing the last cell extends it until the
+ * consumer takes it; one that does not (another handle, a gap, a taken
+ * cell) claims a new one; growing past WRING_KNOCK_BYTES knocks. */
+Test(wring_claims, a_continuing_push_extends_the_last_cell_until_taken)
+{
+    struct wring_hdr *r = aligned_alloc(64, WRING_SIZE);
+    cr_assert_not_null(r);
+    memset(r, 0, WRING_SIZE);
+    atomic_store(&r->takes, 1);
+    cr_assert_eq(wring_push(r, 7, 0, 64), WRING_PUSHED);
+    for (uint64_t i = 1; i < 100; i++)
+        cr_assert_eq(wring_push(r, 7, i * 64, 64), WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 1, "continuing pushes claimed cells");
+    cr_assert_eq(r->cells[0].offset, 0);
+    cr_assert_eq(r->cells[0].len, 100 * 64);
+    cr_assert_eq(wring_push(r, 8, 100 * 64, 64), WRING_PUSHED); /* handle */
+    cr_assert_eq(wring_push(r, 8, 200 * 64, 64), WRING_PUSHED); /* gap */
+    cr_assert_eq(atomic_load(&r->tail), 3);
+    /* Taken: the next continuing push claims a cell of its own. */
+    uint64_t want = 3;
+    cr_assert(atomic_compare_exchange_strong(&r->cells[2].seq, &want,
+                                             3 | WRING_TAKEN));
+    cr_assert_eq(wring_push(r, 8, 201 * 64, 64), WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 4);
+    cr_assert_eq(r->cells[2].len, 64, "a taken cell grew");
+    /* A long append knocks once when its cell passes the mark. */
+    atomic_store(&r->knock, 1);
+    long knocks = 0;
+    for (uint64_t o = 202 * 64; o < 202 * 64 + 2 * WRING_KNOCK_BYTES; o += 64)
+        knocks += wring_push(r, 8, o, 64) == WRING_BIG;
+    cr_assert_eq(knocks, 1);
+    cr_assert_eq(atomic_load(&r->tail), 4);
+    /* A daemon that does not take by CAS (takes = 0): no extension. */
+    atomic_store(&r->takes, 0);
+    cr_assert_eq(wring_push(r, 8, 202 * 64 + 2 * WRING_KNOCK_BYTES, 64),
+                 WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 5);
+    free(r);
+}
+
+/* One writer, the consumer's steps done by hand: an overflow knocks only
+ * after a drain, once, and a wake-up owed (armed) goes first. */
+Test(wring_claims, an_overflow_knocks_once_per_drain)
+{
+    struct wring_hdr *r = aligned_alloc(64, WRING_SIZE);
+    cr_assert_not_null(r);
+    memset(r, 0, WRING_SIZE);
+    for (uint32_t i = 0; i < WRING_CELLS; i++)
+        cr_assert_eq(wring_push(r, 7, i, 1), WRING_PUSHED);
+    /* Never drained: nobody asked for a knock. */
+    cr_assert_eq(wring_push(r, 7, 0, 1), WRING_DROPPED);
+
+    for (int round = 0; round < 3; round++) {
+        /* A drain: every cell read, the lost bits cleared, knock set. */
+        atomic_store(&r->head, atomic_load(&r->tail));
+        for (uint32_t i = 0; i < WRING_LOST_WORDS; i++)
+            atomic_store(&r->lost[i], 0);
+        atomic_store(&r->knock, 1);
+        for (uint32_t i = 0; i < WRING_CELLS; i++)
+            cr_assert_eq(wring_push(r, 7, i, 1), WRING_PUSHED,
+                         "round %d: push %u with room", round, i);
+        cr_assert_eq(atomic_load(&r->knock), 1, "a push with room knocked");
+        cr_assert_eq(wring_push(r, 7, 0, 1), WRING_KNOCK,
+                     "round %d: the first overflow", round);
+        uint32_t b = wring_lost_bit(7);
+        cr_assert(atomic_load(&r->lost[b / 64]) >> (b % 64) & 1);
+        for (int i = 0; i < 100; i++)
+            cr_assert_eq(wring_push(r, 7, 0, 1), WRING_DROPPED);
+    }
+    /* A knock whose notice found the socket full is put back: the next
+     * overflow knocks again. */
+    atomic_store(&r->knock, 1);
+    cr_assert_eq(wring_push(r, 7, 0, 1), WRING_KNOCK);
+    /* Armed and knock both set: the wake-up is taken, the knock stays. */
+    atomic_store(&r->armed, 1);
+    atomic_store(&r->knock, 1);
+    cr_assert_eq(wring_push(r, 7, 0, 1), WRING_WAKE);
+    cr_assert_eq(atomic_load(&r->knock), 1);
+    free(r);
 }

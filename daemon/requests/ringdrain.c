@@ -43,6 +43,7 @@ struct batch {
     uint64_t handle;           /* the last cell's, and its holder */
     struct holder *holder;
     uint32_t told;             /* ranges told in this drain */
+    const uint64_t *lost;      /* lost bits seen before the cells */
 };
 
 static void tell_batch(struct session *s, struct batch *b)
@@ -112,6 +113,11 @@ static void tell_dropped(struct session *s, const uint64_t *lost, bool all)
 static void take_cell(struct session *s, struct batch *b, uint64_t handle,
                       uint64_t offset, uint64_t len)
 {
+    /* Its watchers hear "anything may have changed" at the end of this
+     * drain (only the daemon clears a bit): its ranges would add nothing. */
+    uint32_t bit = wring_lost_bit(handle);
+    if (b->lost[bit / 64] >> (bit % 64) & 1)
+        return;
     if (handle != b->handle) { /* runs of one handle: one look-up */
         b->handle = handle;
         b->holder = session_find_holder(s, handle);
@@ -141,6 +147,25 @@ static void take_release(struct session *s, struct batch *b, uint64_t handle)
         session_release_holder(h, false);
 }
 
+/* Takes a published cell: its seq from want to want | WRING_TAKEN, so a
+ * writer can no longer extend it (wring.h). A writer extending it holds
+ * it for a few instructions: we look a few times, then leave it for the
+ * next poll, as a cell not yet published. */
+static bool take_seq(struct wring_cell *c, uint64_t want)
+{
+    for (int i = 0; i < 64; i++) {
+        uint64_t s = atomic_load_explicit(&c->seq, memory_order_acquire);
+        if (s == want &&
+            atomic_compare_exchange_strong_explicit(
+                &c->seq, &s, want | WRING_TAKEN, memory_order_acquire,
+                memory_order_acquire))
+            return true;
+        if (s != (want | WRING_BUSY) && s != want)
+            return false;
+    }
+    return false;
+}
+
 /* Reads what was published since the last drain: at most one ring, and
  * until TELL_MAX ranges were told (cells of many mappings, or far apart);
  * what is left waits for the next poll. Returns the write cells read
@@ -150,8 +175,10 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
 {
     struct session *s = w->s;
     struct wring_hdr *r = w->hdr;
-    struct batch b = { .n = 0 };
-    uint64_t lost[WRING_LOST_WORDS];
+    uint64_t lost[WRING_LOST_WORDS], early[WRING_LOST_WORDS];
+    for (uint32_t i = 0; i < WRING_LOST_WORDS; i++)
+        early[i] = atomic_load_explicit(&r->lost[i], memory_order_relaxed);
+    struct batch b = { .n = 0, .lost = early };
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
     bool all = false;
     uint32_t n = 0;
@@ -163,7 +190,7 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
     }
     while (w->head != tail && b.told < TELL_MAX) {
         struct wring_cell *c = &r->cells[w->head % WRING_CELLS];
-        if (atomic_load_explicit(&c->seq, memory_order_acquire) != w->head + 1) {
+        if (!take_seq(c, w->head + 1)) {
             *stuck = true;
             break;
         }
@@ -188,6 +215,8 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
                       : 0;
         any |= lost[i] != 0;
     }
+    /* After the bits were cleared: the next overflow knocks (wring.h). */
+    atomic_store_explicit(&r->knock, 1, memory_order_release);
     tell_batch(s, &b);
     if (any)
         tell_dropped(s, lost, all);
@@ -344,6 +373,7 @@ void ringdrain_request(struct session *s, uint64_t id)
     w->hdr = p;
     w->s = s;
     w->poll_ms = WRING_POLL_MS;
+    atomic_store(&w->hdr->takes, 1);
     atomic_store(&w->hdr->armed, 1);
     s->ring = w;
 

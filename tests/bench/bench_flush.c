@@ -43,7 +43,6 @@
 #include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
-#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,92 +91,6 @@ static mmapio_map *create_with(mmapio_client *c, const char *path,
     mmapio_map *m = NULL;
     CHECK(mmapio_open(c, path, &o, &m));
     return m;
-}
-
-/* utime + stime of pid from /proc/PID/stat, in seconds (clock ticks). */
-static double proc_stat_cpu_s(pid_t pid)
-{
-    char path[64], buf[2048];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    /* after ") ": state(3) ppid pgrp session tty tpgid flags minflt cminflt
-     * majflt cmajflt utime(14) stime(15) */
-    unsigned long ut, st;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-               &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* CPU time of every thread of pid, in seconds: the sum of
- * /proc/PID/task/TID/schedstat (nanoseconds on a CPU), or utime + stime
- * from /proc/PID/stat (clock ticks) where schedstat is missing. */
-static double proc_cpu_s(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    DIR *dir = opendir(path);
-    double total = 0;
-    bool any = false;
-    struct dirent *e;
-    while (dir && (e = readdir(dir))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sp[384];
-        snprintf(sp, sizeof(sp), "%s/%s/schedstat", path, e->d_name);
-        FILE *f = fopen(sp, "re");
-        if (!f)
-            continue;
-        unsigned long long ns;
-        if (fscanf(f, "%llu", &ns) == 1) {
-            total += (double)ns / 1e9;
-            any = true;
-        }
-        fclose(f);
-    }
-    if (dir)
-        closedir(dir);
-    return any ? total : proc_stat_cpu_s(pid);
-}
-
-/* Context switches (voluntary + involuntary) of every thread of pid. */
-static long proc_switches(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    DIR *dir = opendir(path);
-    if (!dir)
-        return -1;
-    long total = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sp[384], line[256];
-        snprintf(sp, sizeof(sp), "%s/%s/status", path, e->d_name);
-        FILE *f = fopen(sp, "re");
-        if (!f)
-            continue;
-        while (fgets(line, sizeof(line), f)) {
-            long v;
-            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
-                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
-                total += v;
-        }
-        fclose(f);
-    }
-    closedir(dir);
-    return total;
 }
 
 static long proc_rss_kib(pid_t pid)

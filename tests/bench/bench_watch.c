@@ -420,6 +420,7 @@ struct producer {
     int consumers;
     uint64_t next;                      /* the next record's number */
     uint64_t room_to;                   /* records below it have a slot */
+    int64_t waited_ns;                  /* spent waiting for room */
     bool stalled;
 };
 
@@ -453,6 +454,7 @@ static double append(struct producer *p, long n, int64_t *slowest)
                 }
                 sched_yield();
             }
+            p->waited_ns += now_ns() - since;
             if (p->stalled)
                 break;
         }
@@ -514,9 +516,19 @@ static void run_ring(mmapio_client *c)
     append(&ring, (long)ring_slots(), NULL);
     double floor_ns[1000], ring_ns[1000], ratio[1000];
     int runs = 0;
+    /* The daemon's share of the watched runs (outside their timing). */
+    double d_cpu = 0, d_s = 0, waited_s = 0;
+    long d_wakes = 0;
     for (; runs < opt.runs && !ring.stalled; runs++) {
         floor_ns[runs] = append(&plain, opt.records, NULL);
+        double c0 = proc_cpu_s(d.pid);
+        long w0 = proc_switches(d.pid);
+        int64_t waited0 = ring.waited_ns;
         ring_ns[runs] = append(&ring, opt.records, NULL);
+        d_cpu += proc_cpu_s(d.pid) - c0;
+        d_wakes += proc_switches(d.pid) - w0;
+        d_s += ring_ns[runs] * (double)opt.records / 1e9;
+        waited_s += (double)(ring.waited_ns - waited0) / 1e9;
         ratio[runs] = floor_ns[runs] / ring_ns[runs];
     }
     int64_t slowest = 0, slowest_floor;
@@ -569,6 +581,19 @@ static void run_ring(mmapio_client *c)
     printf("  empty wake-ups               %7.1f%%   (floor 0%%: every event "
            "brings a record; %ld of %ld events)\n",
            evs ? 100.0 * (double)empty / (double)evs : 0.0, empty, evs);
+    long rangeless = 0;
+    for (int i = 0; i < opt.watchers; i++)
+        rangeless += rsh->r[i].rangeless;
+    double recs = (double)runs * (double)opt.records;
+    printf("  in the watched runs          producer waiting for room %.0f%% "
+           "of the time; daemon %.0f wake-ups per million records, %.0f%% of "
+           "a core; %.0f records per event a consumer got, %.0f%% of the "
+           "events without a range (ranges dropped)\n",
+           d_s > 0 ? 100.0 * waited_s / d_s : 0.0,
+           recs > 0 ? 1e6 * (double)d_wakes / recs : 0.0,
+           d_s > 0 ? 100.0 * d_cpu / d_s : 0.0,
+           evs ? (double)ring.next * opt.watchers / (double)evs : 0.0,
+           evs ? 100.0 * (double)rangeless / (double)evs : 0.0);
     mmapio_unmap(plain.m);
     mmapio_unmap(ring.m);
     if (lost || !all_ok || ring.stalled)

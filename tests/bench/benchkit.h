@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "harness.h"
 
@@ -57,5 +58,14 @@ bool bench_parse_long(const char *s, long min, long max, long *v);
 /* s as bench_parse_long reads it, else "<bench_name>: bad number 's'" and
  * exit 2. */
 long bench_num(const char *s, long min, long max);
+
+/* utime + stime of pid from /proc/PID/stat, in seconds (clock ticks). */
+double proc_stat_cpu_s(pid_t pid);
+
+/* CPU time of every thread of pid, in seconds (schedstat, else stat). */
+double proc_cpu_s(pid_t pid);
+
+/* Context switches (voluntary + involuntary) of every thread of pid. */
+long proc_switches(pid_t pid);
 
 #endif
