@@ -57,6 +57,30 @@ Test(platform, a_section_is_private_sized_and_sealable)
     close(fd);
 }
 
+Test(platform, a_section_tells_its_seals)
+{
+    int fd = mem_section_new("mmapio-test", 4096, MEM_SEALABLE);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(mem_seals(fd), 0, "a new section has no seals");
+    cr_assert_eq(mem_seal(fd, MEM_SEAL_SHRINK), 0);
+    cr_assert_eq(mem_seals(fd), MEM_SEAL_SHRINK);
+    cr_assert_eq(mem_seal(fd, MEM_SEAL_GROW | MEM_SEAL_SEAL), 0);
+    cr_assert_eq(mem_seals(fd), MEM_SEAL_SHRINK | MEM_SEAL_GROW | MEM_SEAL_SEAL);
+    int other = mem_reopen(fd, O_RDONLY);
+    cr_assert_geq(other, 0);
+    cr_assert_eq(mem_seals(other), MEM_SEAL_SHRINK | MEM_SEAL_GROW | MEM_SEAL_SEAL,
+                 "seals are the section's, seen by every holder");
+    close(other);
+    close(fd);
+
+    char path[64];
+    fd = temp_file(path, sizeof(path));
+    cr_assert_lt(mem_seals(fd), 0, "a plain file carries no seals");
+    unlink(path);
+    close(fd);
+    cr_assert_eq(mem_seals(fd), -EBADF);
+}
+
 Test(platform, a_long_label_is_cut_not_refused)
 {
     char label[1024];
@@ -231,6 +255,7 @@ Test(platform, an_fd_tells_its_path_and_whether_it_is_a_section)
     cr_assert_str_eq(got, path);
     cr_assert_eq(mem_fd_path(fd, got, 4), -ENAMETOOLONG, "too small a buffer is refused, not cut");
     cr_assert_eq(mem_is_section(fd), 0);
+    cr_assert_eq(mem_section_label(fd, got, sizeof(got)), -EINVAL);
     unlink(path);
     close(fd);
     cr_assert_eq(mem_fd_path(fd, got, sizeof(got)), -EBADF);
@@ -240,6 +265,10 @@ Test(platform, an_fd_tells_its_path_and_whether_it_is_a_section)
     cr_assert_eq(mem_is_section(fd), 1);
     cr_assert_gt(mem_fd_path(fd, got, sizeof(got)), 0);
     cr_assert_neq(got[0], '\0');
+    cr_assert_eq(mem_section_label(fd, got, sizeof(got)), 11);
+    cr_assert_str_eq(got, "mmapio-test", "the label as made, nothing added");
+    cr_assert_eq(mem_section_label(fd, got, 7), 11, "a short buffer gets the label cut");
+    cr_assert_str_eq(got, "mmapio");
     close(fd);
 }
 
