@@ -9,19 +9,16 @@
  * truncated away by another holder is MMAPIO_E_IO, not a SIGBUS): a read
  * fault maps the page of a shared mapping, and unlike a write it neither
  * dirties the page nor gives a copy-on-write handle private copies.
- * Locking is mlock/munlock of the handle's own pages (not mlockall),
- * called as raw system calls: AddressSanitizer's interceptors turn
- * mlock into a silent no-op, and a program built with it must still get
- * its pages locked (or the error).
+ * Locking is of the handle's own pages (never the whole process), through
+ * platform/vmem.h, whose lock no sanitizer's interceptor turns into a
+ * silent no-op: a program built with one still gets its pages locked (or
+ * the error).
  */
-#include <errno.h>
 #include <stdint.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "errors.h"
 #include "map.h"
+#include "vmem.h"
 
 /* The whole pages of [offset, offset+len) of m now: 1 and the span, 0
  * for an empty range, or a negative error (recorded). */
@@ -41,14 +38,14 @@ static int advice_pages(const mmapio_map *m, uint64_t offset, uint64_t len,
     return 1;
 }
 
-static int advice_to_madv(mmapio_advice advice)
+static int advice_to_vmem(mmapio_advice advice)
 {
     switch (advice) {
-    case MMAPIO_ADVICE_NORMAL: return MADV_NORMAL;
-    case MMAPIO_ADVICE_RANDOM: return MADV_RANDOM;
-    case MMAPIO_ADVICE_SEQUENTIAL: return MADV_SEQUENTIAL;
-    case MMAPIO_ADVICE_WILL_NEED: return MADV_WILLNEED;
-    case MMAPIO_ADVICE_DONT_NEED: return MADV_DONTNEED;
+    case MMAPIO_ADVICE_NORMAL: return VMEM_NORMAL;
+    case MMAPIO_ADVICE_RANDOM: return VMEM_RANDOM;
+    case MMAPIO_ADVICE_SEQUENTIAL: return VMEM_SEQUENTIAL;
+    case MMAPIO_ADVICE_WILL_NEED: return VMEM_WILL_NEED;
+    case MMAPIO_ADVICE_DONT_NEED: return VMEM_DONT_NEED;
     }
     return -1;
 }
@@ -58,14 +55,14 @@ int mmapio_advise(mmapio_map *m, uint64_t offset, uint64_t len,
 {
     void *start;
     size_t span;
-    int madv = advice_to_madv(advice);
+    int madv = advice_to_vmem(advice);
 
     if (!m || madv < 0)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
     int r = advice_pages(m, offset, len, &start, &span);
     if (r <= 0)
         return r;
-    if (madvise(start, span, madv) != 0)
+    if (vmem_advise(start, span, (enum vmem_advice)madv) != 0)
         return error_set(MMAPIO_E_ADVICE_FAILED, NULL);
     return MMAPIO_OK;
 }
@@ -110,7 +107,7 @@ int mmapio_lock(mmapio_map *m, uint64_t offset, uint64_t len)
     int r = advice_pages(m, offset, len, &start, &span);
     if (r <= 0)
         return r;
-    if (syscall(SYS_mlock, start, span) != 0)
+    if (vmem_lock(start, span) != 0)
         return error_set(MMAPIO_E_LOCK_FAILED, NULL);
     return MMAPIO_OK;
 }
@@ -125,7 +122,7 @@ int mmapio_unlock(mmapio_map *m, uint64_t offset, uint64_t len)
     int r = advice_pages(m, offset, len, &start, &span);
     if (r <= 0)
         return r;
-    if (syscall(SYS_munlock, start, span) != 0)
+    if (vmem_unlock(start, span) != 0)
         return error_set(MMAPIO_E_UNLOCK_FAILED, NULL);
     return MMAPIO_OK;
 }

@@ -1,8 +1,9 @@
 /* area: the control area, mapped read-only (see area.h). */
 #include "area.h"
 
-#include <sys/mman.h>
 #include <unistd.h>
+
+#include "vmem.h"
 
 #define AREA_MAX_SLOTS (1u << 24)
 
@@ -14,9 +15,9 @@ int area_attach(struct area *a, int fd, uint32_t slots)
         return MMAPIO_E_PROTOCOL;
     }
     size_t len = (size_t)slots * sizeof(struct ctl_slot);
-    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    void *p = vmem_map(NULL, fd, 0, len, 0);
     close(fd);
-    if (p == MAP_FAILED)
+    if (!p)
         return MMAPIO_E_PROTOCOL;
     a->slots = p;
     a->n_slots = slots;
@@ -26,7 +27,7 @@ int area_attach(struct area *a, int fd, uint32_t slots)
 void area_detach(struct area *a)
 {
     if (a->slots)
-        munmap((void *)a->slots, (size_t)a->n_slots * sizeof(struct ctl_slot));
+        vmem_unmap((void *)a->slots, (size_t)a->n_slots * sizeof(struct ctl_slot));
     a->slots = NULL;
     a->n_slots = 0;
 }

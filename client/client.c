@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 #include "names.h"
 #include "pbarena.h"
 #include "trust.h"
+#include "vmem.h"
 #include "wire.h"
 
 /* ---- lifetime ---- */
@@ -46,13 +46,13 @@ static void client_free(mmapio_client *c)
         close(c->wake_fd);
     area_detach(&c->area);
     if (c->ring)
-        munmap(c->ring, WRING_SIZE);
+        vmem_unmap(c->ring, WRING_SIZE);
     while (c->old) {
         struct client_old *o = c->old;
         c->old = o->next;
         area_detach(&o->area);
         if (o->ring)
-            munmap(o->ring, WRING_SIZE);
+            vmem_unmap(o->ring, WRING_SIZE);
         free(o);
     }
     free(c->path);

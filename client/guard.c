@@ -98,7 +98,7 @@ static bool poisoned(_Atomic uint64_t *poisoned_from, uint64_t off, size_t n)
     return off + n > atomic_load_explicit(poisoned_from, memory_order_relaxed);
 }
 
-int guard_copy(_Atomic uint64_t *poisoned_from, int prot, uint8_t *base,
+int guard_copy(_Atomic uint64_t *poisoned_from, bool writable, uint8_t *base,
                uint64_t len, uint64_t off, void *dst, const void *src,
                size_t n)
 {
@@ -106,7 +106,7 @@ int guard_copy(_Atomic uint64_t *poisoned_from, int prot, uint8_t *base,
         return MMAPIO_E_IO;
     cur.lo = (uintptr_t)base;
     cur.hi = (uintptr_t)base + len;
-    cur.prot = prot;
+    cur.prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
     cur.poisoned_from = poisoned_from;
     /* The handler runs on this thread: keep the compiler from moving or
      * dropping these stores around the copy (no instruction is emitted). */

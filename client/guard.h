@@ -11,6 +11,7 @@
 #define MMAPIO_CLIENT_GUARD_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,12 +22,12 @@ void guard_install(void);
 
 /*
  * memcpy(dst, src, n) where one side lies at offset `off` of a mapping
- * [base, base+len) mapped with protection `prot`: MMAPIO_E_IO instead of
+ * [base, base+len) mapped read-only or `writable`: MMAPIO_E_IO instead of
  * dying when the file was truncated under it (*poisoned_from is then
  * lowered to the first stand-in page), and MMAPIO_E_IO at once when the
  * range reaches *poisoned_from already. MMAPIO_OK otherwise.
  */
-int guard_copy(_Atomic uint64_t *poisoned_from, int prot, uint8_t *base,
+int guard_copy(_Atomic uint64_t *poisoned_from, bool writable, uint8_t *base,
                uint64_t len, uint64_t off, void *dst, const void *src,
                size_t n);
 

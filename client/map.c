@@ -28,7 +28,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +42,7 @@
 #include "names.h"
 #include "notice.h"
 #include "policy.h"
+#include "vmem.h"
 
 /* An old mapping left in place after a moving remap. */
 struct map_region {
@@ -159,26 +159,21 @@ static void map_publish(mmapio_map *m, uint8_t *base, uint64_t len)
     atomic_store_explicit(&m->len, len, memory_order_release);
 }
 
-static int map_prot(mmapio_mode mode)
+static unsigned map_vmode(mmapio_mode mode)
 {
-    return mode == MMAPIO_MODE_READ_ONLY ? PROT_READ : PROT_READ | PROT_WRITE;
+    if (mode == MMAPIO_MODE_READ_ONLY)
+        return 0;
+    return VMEM_WRITE | (mode == MMAPIO_MODE_COPY_ON_WRITE ? VMEM_PRIVATE : 0);
 }
 
-static int map_flags(mmapio_mode mode)
-{
-    return mode == MMAPIO_MODE_COPY_ON_WRITE ? MAP_PRIVATE : MAP_SHARED;
-}
-
-/* mmap of the mapping's `size` bytes of fd; NULL with errno set on failure. */
+/* The mapping's `size` bytes of fd mapped; NULL with errno set on failure. */
 static void *map_mmap(const mmapio_map *m, uint64_t size)
 {
     if (!fits_size_t(size)) {
         errno = ENOMEM;
         return NULL;
     }
-    void *p = mmap(NULL, (size_t)size, map_prot(m->mode), map_flags(m->mode),
-                   m->fd, (off_t)m->offset);
-    return p == MAP_FAILED ? NULL : p;
+    return vmem_map(NULL, m->fd, m->offset, (size_t)size, map_vmode(m->mode));
 }
 
 /* ---- flush policy, as the client applies it ---- */
@@ -223,7 +218,7 @@ static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
         atomic_store_explicit(&m->told_gen, gen, memory_order_relaxed);
 }
 
-/* msync(MS_SYNC) of [offset, offset+len), widened to whole pages. */
+/* A waited flush of [offset, offset+len), widened to whole pages. */
 static int map_sync(const mmapio_map *m, uint64_t offset, uint64_t len)
 {
     uint8_t *base = map_base(m);
@@ -231,13 +226,13 @@ static int map_sync(const mmapio_map *m, uint64_t offset, uint64_t len)
 
     if (len == 0 || !base)
         return MMAPIO_OK;
-    if (msync(base + start, (size_t)(offset + len - start), MS_SYNC) != 0)
+    if (vmem_flush(base + start, (size_t)(offset + len - start), true) != 0)
         return error_set(MMAPIO_E_FLUSH_FAILED, NULL);
     return MMAPIO_OK;
 }
 
-/* msync of the whole mapping for `taken` pending bytes already taken off
- * the counter; they are given back if msync fails. */
+/* A waited flush of the whole mapping for `taken` pending bytes already
+ * taken off the counter; they are given back if the flush fails. */
 static int map_flush_taken(mmapio_map *m, uint64_t taken)
 {
     int r = map_sync(m, 0, map_len(m));
@@ -398,7 +393,7 @@ static int map_after_write(mmapio_map *m, uint64_t offset, uint64_t len)
 static int map_copy(mmapio_map *m, uint8_t *base, uint64_t off, void *dst,
                     const void *src, size_t n)
 {
-    int r = guard_copy(&m->poisoned_from, map_prot(m->mode), base,
+    int r = guard_copy(&m->poisoned_from, m->mode != MMAPIO_MODE_READ_ONLY, base,
                        map_len(m), off, dst, src, n);
     return r == MMAPIO_OK ? r : error_set(r, NULL);
 }
@@ -550,7 +545,7 @@ static int map_grow_moved(mmapio_map *m, uint8_t *old_base, uint64_t old,
     if (!p)
         return MMAPIO_E_RESIZE_FAILED;
     if (!map_retire(m, old_base, old)) {
-        munmap(p, (size_t)size);
+        vmem_unmap(p, (size_t)size);
         return MMAPIO_E_RESIZE_FAILED;
     }
     if (m->mode == MMAPIO_MODE_COPY_ON_WRITE)
@@ -562,7 +557,7 @@ static int map_grow_moved(mmapio_map *m, uint8_t *old_base, uint64_t old,
 static int map_grow(mmapio_map *m, uint64_t old, uint64_t size)
 {
     uint8_t *base = map_base(m);
-    if (mremap(base, (size_t)old, (size_t)size, 0) != MAP_FAILED) {
+    if (vmem_resize(base, (size_t)old, (size_t)size) == 0) {
         map_publish(m, base, size);
         return MMAPIO_OK;
     }
@@ -574,7 +569,7 @@ static int map_shrink(mmapio_map *m, uint64_t old, uint64_t size)
 {
     uint8_t *base = map_base(m);
     atomic_store_explicit(&m->len, size, memory_order_release);
-    if (mremap(base, (size_t)old, (size_t)size, 0) == MAP_FAILED) {
+    if (vmem_resize(base, (size_t)old, (size_t)size) != 0) {
         atomic_store_explicit(&m->len, old, memory_order_release);
         return MMAPIO_E_RESIZE_FAILED;
     }
@@ -586,7 +581,7 @@ static void map_drop(mmapio_map *m, uint64_t old)
 {
     uint8_t *base = map_base(m);
     map_publish(m, NULL, 0);
-    munmap(base, (size_t)old);
+    vmem_unmap(base, (size_t)old);
 }
 
 /* After a truncation the SIGBUS guard put private zero pages in this
@@ -597,9 +592,8 @@ static int map_replace_stand_ins(mmapio_map *m)
     uint8_t *base = map_base(m);
     if (atomic_load_explicit(&m->poisoned_from, memory_order_relaxed) == UINT64_MAX)
         return MMAPIO_OK;
-    if (base && mmap(base, (size_t)map_len(m), map_prot(m->mode),
-                     map_flags(m->mode) | MAP_FIXED, m->fd,
-                     (off_t)m->offset) == MAP_FAILED)
+    if (base && !vmem_map(base, m->fd, m->offset, (size_t)map_len(m),
+                          map_vmode(m->mode)))
         return MMAPIO_E_RESIZE_FAILED;
     atomic_store_explicit(&m->poisoned_from, UINT64_MAX, memory_order_relaxed);
     return MMAPIO_OK;
@@ -643,11 +637,11 @@ void map_free(mmapio_map *m)
 {
     uint8_t *base = map_base(m);
     if (base)
-        munmap(base, (size_t)map_len(m));
+        vmem_unmap(base, (size_t)map_len(m));
     while (m->retired) {
         struct map_region *r = m->retired;
         m->retired = r->next;
-        munmap(r->base, r->len);
+        vmem_unmap(r->base, r->len);
         free(r);
     }
     if (m->fd >= 0 && !m->arena)
@@ -671,8 +665,7 @@ int map_new(const char *path, mmapio_mode mode, mmapio_map **out)
     m->mode = mode;
     notice_pace_init(&m->pace);
     atomic_init(&m->poisoned_from, UINT64_MAX);
-    long page = sysconf(_SC_PAGESIZE);
-    m->page = page > 0 ? (size_t)page : 4096;
+    m->page = vmem_page();
     *out = m;
     return MMAPIO_OK;
 }

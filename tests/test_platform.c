@@ -3,7 +3,8 @@
  * daemon/platform/ and client/platform/) against this system's
  * implementation: anonymous sections, seals, reopen, an fd's path, punch
  * and reserve; a peer's identity; news of changes to a watched file;
- * waking the loop from a thread; a file's pages not yet on the disk.
+ * waking the loop from a thread; a file's pages not yet on the disk; the
+ * library's mappings (map, resize, flush, advise, lock).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "writeback.h"
 #include "peercred.h"
 #include "peeruid.h"
+#include "vmem.h"
 #include "wakeup.h"
 #include "watchsys.h"
 
@@ -55,6 +57,30 @@ Test(platform, a_section_is_private_sized_and_sealable)
     cr_assert_geq(fd, 0);
     cr_assert_lt(mem_seal(fd, MEM_SEAL_SHRINK), 0, "sealed a section made unsealable");
     close(fd);
+}
+
+Test(platform, a_section_tells_its_seals)
+{
+    int fd = mem_section_new("mmapio-test", 4096, MEM_SEALABLE);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(mem_seals(fd), 0, "a new section has no seals");
+    cr_assert_eq(mem_seal(fd, MEM_SEAL_SHRINK), 0);
+    cr_assert_eq(mem_seals(fd), MEM_SEAL_SHRINK);
+    cr_assert_eq(mem_seal(fd, MEM_SEAL_GROW | MEM_SEAL_SEAL), 0);
+    cr_assert_eq(mem_seals(fd), MEM_SEAL_SHRINK | MEM_SEAL_GROW | MEM_SEAL_SEAL);
+    int other = mem_reopen(fd, O_RDONLY);
+    cr_assert_geq(other, 0);
+    cr_assert_eq(mem_seals(other), MEM_SEAL_SHRINK | MEM_SEAL_GROW | MEM_SEAL_SEAL,
+                 "seals are the section's, seen by every holder");
+    close(other);
+    close(fd);
+
+    char path[64];
+    fd = temp_file(path, sizeof(path));
+    cr_assert_lt(mem_seals(fd), 0, "a plain file carries no seals");
+    unlink(path);
+    close(fd);
+    cr_assert_eq(mem_seals(fd), -EBADF);
 }
 
 Test(platform, a_long_label_is_cut_not_refused)
@@ -231,6 +257,7 @@ Test(platform, an_fd_tells_its_path_and_whether_it_is_a_section)
     cr_assert_str_eq(got, path);
     cr_assert_eq(mem_fd_path(fd, got, 4), -ENAMETOOLONG, "too small a buffer is refused, not cut");
     cr_assert_eq(mem_is_section(fd), 0);
+    cr_assert_eq(mem_section_label(fd, got, sizeof(got)), -EINVAL);
     unlink(path);
     close(fd);
     cr_assert_eq(mem_fd_path(fd, got, sizeof(got)), -EBADF);
@@ -240,6 +267,10 @@ Test(platform, an_fd_tells_its_path_and_whether_it_is_a_section)
     cr_assert_eq(mem_is_section(fd), 1);
     cr_assert_gt(mem_fd_path(fd, got, sizeof(got)), 0);
     cr_assert_neq(got[0], '\0');
+    cr_assert_eq(mem_section_label(fd, got, sizeof(got)), 11);
+    cr_assert_str_eq(got, "mmapio-test", "the label as made, nothing added");
+    cr_assert_eq(mem_section_label(fd, got, 7), 11, "a short buffer gets the label cut");
+    cr_assert_str_eq(got, "mmapio");
     close(fd);
 }
 
@@ -296,4 +327,56 @@ Test(platform, a_file_written_has_pages_pending_until_synced)
     cr_assert_eq(p.dirty + p.writeback, 0, "pending after fsync");
     close(fd);
     cr_assert_eq(writeback_pending(fd, &p), -EBADF);
+}
+
+Test(platform, a_mapping_shares_resizes_flushes_and_locks)
+{
+    char path[64];
+    int fd = temp_file(path, sizeof(path));
+    size_t page = vmem_page();
+    cr_assert_geq(page, 4096);
+    cr_assert_eq(page & (page - 1), 0, "a page is a power of two");
+    cr_assert_eq(ftruncate(fd, (off_t)(4 * page)), 0);
+
+    uint8_t *w = vmem_map(NULL, fd, page, 2 * page, VMEM_WRITE);
+    cr_assert_not_null(w, "vmem_map: %s", strerror(errno));
+    uint8_t *r = vmem_map(NULL, fd, 0, 4 * page, 0);
+    cr_assert_not_null(r);
+    uint8_t *c = vmem_map(NULL, fd, page, page, VMEM_WRITE | VMEM_PRIVATE);
+    cr_assert_not_null(c);
+    w[0] = 7;
+    cr_assert_eq(r[page], 7, "a shared mapping at an offset sees the file");
+    c[0] = 9;
+    cr_assert_eq(r[page], 7, "a private write stays private");
+    cr_assert_eq(vmem_advise(c, page, VMEM_DONT_NEED), 0);
+    cr_assert_eq(c[0], 7, "dropped private pages read the file again");
+    cr_assert_eq(vmem_advise(w, 2 * page, VMEM_SEQUENTIAL), 0);
+    cr_assert_eq(vmem_advise(w, 2 * page, (enum vmem_advice)99), -EINVAL);
+
+    cr_assert_eq(vmem_flush(w, 2 * page, true), 0);
+    cr_assert_eq(vmem_flush(w, 2 * page, false), 0);
+    uint8_t b = 0;
+    cr_assert_eq(pread(fd, &b, 1, (off_t)page), 1);
+    cr_assert_eq(b, 7, "the write reached the file");
+
+    cr_assert_eq(vmem_resize(w, 2 * page, page), 0, "shrinks in place");
+    int g = vmem_resize(w, page, 2 * page);
+    cr_assert(g == 0 || g == -ENOMEM, "grows in place or says the space is taken: %d", g);
+    size_t wl = g == 0 ? 2 * page : page;
+    uint8_t *again = vmem_map(w, fd, 0, page, 0);
+    cr_assert_eq(again, w, "a fixed mapping replaces the one at that address");
+    cr_assert_eq(w[0], 0, "...now the file from offset 0, not 7 from the page after");
+    cr_assert_eq(vmem_map(NULL, -1, 0, page, 0), NULL);
+    cr_assert_eq(errno, EBADF);
+
+    int l = vmem_lock(r, page);
+    cr_assert(l == 0 || l == -ENOMEM || l == -EPERM, "vmem_lock: %d", l);
+    if (l == 0)
+        cr_assert_eq(vmem_unlock(r, page), 0);
+
+    cr_assert_eq(vmem_unmap(w, wl), 0);
+    cr_assert_eq(vmem_unmap(r, 4 * page), 0);
+    cr_assert_eq(vmem_unmap(c, page), 0);
+    unlink(path);
+    close(fd);
 }

@@ -36,6 +36,10 @@ int mem_section_new(const char *label, uint64_t size, unsigned flags);
  * (-EPERM when MEM_SEAL_SEAL was added before). */
 int mem_seal(int fd, unsigned seals);
 
+/* The seals (MEM_SEAL_*) fd carries, 0 for none, or -errno (-EINVAL when
+ * fd is not a section that can carry seals). */
+int mem_seals(int fd);
+
 /* A new open file description of the file or section fd refers to, with
  * open(2) `flags` (O_RDONLY or O_RDWR, plus O_NONBLOCK and the like;
  * close-on-exec always), checked against the file's mode as an open by
@@ -50,6 +54,12 @@ int mem_fd_path(int fd, char *buf, size_t cap);
 
 /* Whether fd is a section (of anyone's making): 1, 0, or -errno. */
 int mem_is_section(int fd);
+
+/* The label fd's section was made with (as the platform kept it), cut to
+ * cap - 1 bytes, NUL-terminated in buf: its full length, -EINVAL when fd
+ * is not a section, or -errno. Asks nothing of the file itself (a FUSE
+ * file's server is never waited on). */
+int mem_section_label(int fd, char *buf, size_t cap);
 
 /* Frees the bytes of [from, to) of fd, which read as zeros from then on;
  * the size is kept. 0 or -errno. */

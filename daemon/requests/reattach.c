@@ -9,6 +9,7 @@
 
 #include "closer.h"
 #include "log.h"
+#include "membackend.h"
 #include "names.h"
 #include "open.h"
 #include "registry.h"
@@ -16,18 +17,15 @@
 #include "session.h"
 #include "statefile.h"
 
-/* A memfd of the daemon's naming, told by its link alone: nothing that
+/* A section of the daemon's naming, told by its label alone: nothing that
  * could block (a FUSE file's getattr) is asked of an fd that is not. */
 static bool looks_like_ours(int fd)
 {
-    char proc[64], at[32];
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(proc, at, sizeof(at) - 1);
-    if (n < 0)
+    char label[32];
+    if (mem_section_label(fd, label, sizeof(label)) < 0)
         return false;
-    at[n] = '\0';
-    return !strncmp(at, "/memfd:mmapio:", 14) ||
-           !strncmp(at, "/memfd:mmapio-arena ", 20); /* model/arena.c */
+    return !strncmp(label, "mmapio:", 7) ||
+           !strcmp(label, "mmapio-arena"); /* model/arena.c */
 }
 
 /* The mapping is the object the holder had: device and inode, and for a

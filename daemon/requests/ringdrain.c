@@ -11,6 +11,7 @@
 
 #include "flushes.h"
 #include "log.h"
+#include "membackend.h"
 #include "quota.h"
 #include "session.h"
 #include "watch.h"
@@ -337,13 +338,14 @@ void ringdrain_request(struct session *s, uint64_t id)
         return;
     }
     struct wring *w = calloc(1, sizeof(*w));
-    int fd = memfd_create("mmapio-wring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int fd = mem_section_new("mmapio-wring", WRING_SIZE, MEM_SEALABLE);
     void *p = MAP_FAILED;
-    int err = 0;
-    if (!w || fd < 0 || ftruncate(fd, (off_t)WRING_SIZE) < 0 ||
-        /* The client may write it, never resize it under our loads. */
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-        err = errno ? errno : ENOMEM;
+    int err = fd < 0 ? -fd : 0;
+    /* The client may write it, never resize it under our loads. */
+    if (!err)
+        err = -mem_seal(fd, MEM_SEAL_SHRINK | MEM_SEAL_GROW | MEM_SEAL_SEAL);
+    if (!err && !w)
+        err = ENOMEM;
     if (!err) {
         p = mmap(NULL, WRING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "membackend.h"
 #include "quota.h"
 #include "registry.h"
 #include "resolve.h"
@@ -708,7 +709,7 @@ static void uses_memfd(struct mapping *m, void *arg)
 static bool proves(int fd, const struct state_rec *rec, const char **why)
 {
     struct stat st;
-    int seals = fcntl(fd, F_GET_SEALS);
+    int seals = mem_seals(fd);
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         *why = "not a memfd";
         return false;
@@ -725,8 +726,8 @@ static bool proves(int fd, const struct state_rec *rec, const char **why)
         *why = "the memfd of a deleted mapping";
         return false;
     }
-    if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_SEAL)) !=
-                         (F_SEAL_SHRINK | F_SEAL_SEAL)) {
+    if (seals < 0 || (seals & (MEM_SEAL_SHRINK | MEM_SEAL_SEAL)) !=
+                         (MEM_SEAL_SHRINK | MEM_SEAL_SEAL)) {
         *why = "not a memfd sealed by the daemon";
         return false;
     }
@@ -742,9 +743,7 @@ static bool proves(int fd, const struct state_rec *rec, const char **why)
  * fd, or -1 with *why. */
 static int reopen_own(int fd, const struct state_rec *rec, const char **why)
 {
-    char proc[64];
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    int own = open(proc, O_RDWR | O_CLOEXEC);
+    int own = mem_reopen(fd, O_RDWR);
     if (own < 0 || !proves(own, rec, why)) {
         if (own >= 0)
             close(own);

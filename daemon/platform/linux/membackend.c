@@ -40,6 +40,16 @@ int mem_seal(int fd, unsigned seals)
     return fcntl(fd, F_ADD_SEALS, s) < 0 ? -errno : 0;
 }
 
+int mem_seals(int fd)
+{
+    int s = fcntl(fd, F_GET_SEALS);
+    if (s < 0)
+        return -errno;
+    return (s & F_SEAL_SHRINK ? MEM_SEAL_SHRINK : 0) |
+           (s & F_SEAL_GROW ? MEM_SEAL_GROW : 0) |
+           (s & F_SEAL_SEAL ? MEM_SEAL_SEAL : 0);
+}
+
 int mem_reopen(int fd, int flags)
 {
     char proc[64];
@@ -68,13 +78,33 @@ int mem_fd_path(int fd, char *buf, size_t cap)
     return (int)n;
 }
 
-int mem_is_section(int fd)
+/* A memfd's link is "/memfd:<label> (deleted)": the label between. */
+int mem_section_label(int fd, char *buf, size_t cap)
 {
+    static const char pre[] = "/memfd:", post[] = " (deleted)";
     char at[PATH_MAX];
     int n = mem_fd_path(fd, at, sizeof(at));
     if (n == -ENAMETOOLONG)
-        return 0;
-    return n < 0 ? n : !strncmp(at, "/memfd:", 7);
+        return -EINVAL; /* longer than any memfd's link */
+    if (n < 0)
+        return n;
+    if (strncmp(at, pre, sizeof(pre) - 1))
+        return -EINVAL;
+    size_t len = (size_t)n - (sizeof(pre) - 1), tail = sizeof(post) - 1;
+    if (len >= tail && !strcmp(at + n - tail, post))
+        len -= tail;
+    if (cap) {
+        size_t k = len < cap - 1 ? len : cap - 1;
+        memcpy(buf, at + sizeof(pre) - 1, k);
+        buf[k] = '\0';
+    }
+    return (int)len;
+}
+
+int mem_is_section(int fd)
+{
+    int n = mem_section_label(fd, NULL, 0);
+    return n == -EINVAL ? 0 : n < 0 ? n : 1;
 }
 
 int mem_punch(int fd, uint64_t from, uint64_t to)
