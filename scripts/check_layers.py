@@ -116,12 +116,17 @@ class Rules:
         self.components = collections.OrderedDict()
         self.externals = {}         # header name -> set of component names
         self.unchecked = []         # folder prefixes
+        self.per_system = []        # regexes of folders built one per system
 
     def component_of(self, path):
         for c in self.components.values():
             if c.owns(path):
                 return c
         return None
+
+    def is_per_system(self, path):
+        folder = os.path.dirname(path)
+        return any(r.match(folder) for r in self.per_system)
 
     def is_unchecked(self, path):
         return any(path.startswith(u) for u in self.unchecked)
@@ -184,6 +189,8 @@ def parse_rules(path):
             rules.externals.setdefault(args[0], set()).update(args[1:])
         elif kw == "unchecked":
             rules.unchecked.extend(norm_folder(a) for a in args)
+        elif kw == "per-system":
+            rules.per_system.extend(glob_regex(a.rstrip("/")) for a in args)
         else:
             raise ConfError(where(n) + ": unknown directive %r" % kw)
     names = set(rules.components)
@@ -375,6 +382,8 @@ def resolve(tree, path, comp, name, quoted):
         cand = os.path.normpath(d + name).replace(os.sep, "/")
         if cand in tree.files and cand not in found:
             found.append(cand)
+    if len(found) > 1 and all(tree.rules.is_per_system(f) for f in found):
+        return "file", found[0]      # one per system: the first stands for all
     if len(found) > 1:
         return "error", "ambiguous: %s" % ", ".join(found)
     if found:
@@ -1017,6 +1026,16 @@ def self_test(conf):
                   "daemon/services/watch.c": '#include "util.h"\n'}), 1,
          must=[r'^daemon/services/watch\.c:1: includes "util\.h": ambiguous'
                r": daemon/base/util\.h, daemon/model/util\.h$"], count=1)
+    case("one header per system (per-system folders) is not ambiguous",
+         variant({"daemon/platform/linux/ptypes.h": "",
+                  "daemon/platform/windows/ptypes.h": "",
+                  "daemon/platform/wakeup.h": '#include "ptypes.h"\n'}), 0)
+    case("a per-system header and a base one of that name are ambiguous",
+         variant({"daemon/platform/linux/ptypes.h": "",
+                  "daemon/base/ptypes.h": "",
+                  "daemon/platform/wakeup.h": '#include "ptypes.h"\n'}), 1,
+         must=[r'^daemon/platform/wakeup\.h:1: includes "ptypes\.h": '
+               r"ambiguous"])
     case("own folder wins over another folder's header of that name",
          variant({"daemon/base/util.h": "", "daemon/model/util.h": "",
                   "daemon/model/mapping.c": '#include "util.h"\n'}), 0)

@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/types.h>
+#include "ptypes.h" /* pid_t, uid_t, gid_t: platform/<system>/ */
 
 #define PEER_MAX_GROUPS 64
 
