@@ -375,6 +375,7 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
     }
     r = adopt_file(h, fd, writable, by_admin(h, c), &st, req->path, &m);
     if (r) {
+        *why = quota_why(h->quota);
         if (created)
             unlinkat(dirfd, base, 0);
         goto out;

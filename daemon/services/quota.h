@@ -26,12 +26,10 @@
  * limit a request fails with MMAPIO_E_QUOTA and a log line says who and
  * why.
  *
- * It also counts every live mapping (each is an fd of the daemon's, but
- * for those carved from a shared arena, model/arena.h) against
- * max_mappings, the daemon's fd budget for mappings, of which
- * reserved_mappings are only for mappings that root or a member of
- * admin_group makes exist: a crowd of ordinary uids cannot take the last
- * ones (quota_admit).
+ * It also counts every live mapping against max_mappings (the control
+ * area's slots), of which reserved_mappings are only for mappings that
+ * root or a member of admin_group makes exist: a crowd of ordinary uids
+ * cannot take the last ones (quota_admit).
  *
  * Mappings that hold a daemon fd (all but the carved ones) are counted
  * apart as well, since carved mappings let max_mappings pass the fd

@@ -11,7 +11,7 @@
  * file mappings stop at its share of the daemon's fds, with the setting
  * named, while its carved anonymous ones go on past it and another uid
  * still opens files; by default one uid holds more carved mappings than
- * the whole fd budget), max_write_rings_per_uid (the
+ * the whole fd budget) and reserved_fd_mappings, max_write_rings_per_uid (the
  * library's writes then go by notices, every one still told to watchers;
  * a closed connection's ring is given back), max_handles_per_client (per
  * connection), max_frame (a bigger datagram closes that connection only;
@@ -328,13 +328,13 @@ Test(limits, carved_mappings_pass_the_fd_budget_by_default)
 }
 
 struct files {
-    int held;          /* files this uid opens and holds */
-    bool refused;      /* one more is then refused */
+    int held;            /* files this uid opens and holds (< 64) */
+    const char *refused; /* then one more is refused, saying this */
 };
 
 /* Opens f0.dat.. read-only and holds them; with `refused`, the next one
- * is refused naming max_fd_mappings_per_uid, while carved mappings still
- * come and a large anonymous one (its own memfd) does not. */
+ * is refused with that reason, while carved mappings still come and a
+ * large anonymous one (its own memfd) does not. */
 static const char *hold_files(mmapio_client *c, void *arg)
 {
     const struct files *f = arg;
@@ -347,7 +347,7 @@ static const char *hold_files(mmapio_client *c, void *arg)
     if (f->refused) {
         snprintf(name, sizeof(name), "f%d.dat", f->held);
         EXPECT(mmapio_open_ro(c, name, &x), MMAPIO_E_QUOTA);
-        if (!strstr(mmapio_last_error(), "max_fd_mappings_per_uid"))
+        if (!strstr(mmapio_last_error(), f->refused))
             return rb_fail("past the fd quota: \"%s\"", mmapio_last_error());
         /* Anonymous ones need no fd: still more than the fd quota. */
         for (int i = 0; i < 2 * f->held; i++) {
@@ -379,15 +379,47 @@ Test(limits, max_fd_mappings_per_uid)
         cr_assert_eq(hz_write_file(hz_path(&hz, name), "x", 1), 0);
     }
     char why[512];
-    struct files full = { 16, true };
+    struct files full = { 16, "over max_fd_mappings_per_uid (16 mappings "
+                                  "holding a daemon fd" };
     cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, hold_files, &full,
                            why, sizeof(why)), 0, "as nobody: %s", why);
     expect_logged("max_fd_mappings_per_uid (16");
     /* Its quota is its own: another uid opens files too. */
-    struct files other = { 16, false };
+    struct files other = { 16, NULL };
     cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY - 1, RB_NOBODY - 1, hold_files,
                            &other, why, sizeof(why)), 0, "as %d: %s",
                  RB_NOBODY - 1, why);
+}
+
+Test(limits, reserved_fd_mappings)
+{
+    /* 64 fd mappings in all, the last 4 for admins; no per-uid share. */
+    start((const char *[]){ "--max-fd-mappings", "64",
+                            "--max-fd-mappings-per-uid", "64",
+                            "--open-cache", "0", NULL });
+    for (int i = 0; i < 64; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%d.dat", i);
+        cr_assert_eq(hz_write_file(hz_path(&hz, name), "x", 1), 0);
+    }
+    /* Root holds 4 files meanwhile (f60..f63), which leaves nobody 56:
+     * the last 4 stay unused, for admins. */
+    mmapio_client *c = hz_client();
+    mmapio_map *m[4];
+    for (int i = 0; i < 4; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%d.dat", 60 + i);
+        hz_assert_ok(mmapio_open_ro(c, name, &m[i]));
+    }
+    char why[512];
+    struct files full = { 56, "over the daemon's max_fd_mappings less "
+                              "reserved_fd_mappings (64, 4 kept for admins)" };
+    cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, hold_files, &full,
+                           why, sizeof(why)), 0, "as nobody: %s", why);
+    expect_logged("reserved_fd_mappings (64, 4 kept for admins)");
+    for (int i = 0; i < 4; i++)
+        hz_assert_ok(mmapio_unmap(m[i]));
+    mmapio_disconnect(c);
 }
 
 /* ---- max_bytes_per_uid ------------------------------------------------ */
