@@ -57,6 +57,8 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
     int r = quota_init(&d->quota, &d->reg, c->max_mappings_per_uid,
                        c->max_bytes_per_uid);
     quota_set_total(&d->quota, c->max_mappings, c->reserved_mappings);
+    quota_set_fd_total(&d->quota, c->max_fd_mappings, c->reserved_fd_mappings,
+                       c->max_fd_mappings_per_uid);
     d->quota.max_rings = c->max_write_rings_per_uid;
     if (r == 0 && (r = flushes_init(&d->flushes, &d->reg, d->base,
                                     c->flush_threads,
@@ -142,10 +144,12 @@ int daemon_run(struct daemon *d)
     /* Said once serving: a daemon that cannot start says one line only. */
     log_info("fd limit %llu: max_clients %u (%u per uid, %u kept for admins), "
              "max_mappings %u (%u per uid, %u kept for admins), "
+             "max_fd_mappings %u (%u per uid, %u kept for admins), "
              "max_queued_fds_total %u, open_cache %u, max_final_flushes %u",
              (unsigned long long)d->nofile, c->max_clients,
              c->max_clients_per_uid, c->reserved_clients, c->max_mappings,
-             c->max_mappings_per_uid, c->reserved_mappings,
+             c->max_mappings_per_uid, c->reserved_mappings, c->max_fd_mappings,
+             c->max_fd_mappings_per_uid, c->reserved_fd_mappings,
              c->max_queued_fds_total, c->open_cache, c->max_final_flushes);
     return server_run(&d->server);
 }

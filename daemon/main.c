@@ -57,10 +57,13 @@ static void usage_budget(FILE *out)
              "quarter for fds queued toward clients; with this hard limit "
              "(%" PRIu64 ") the defaults come to max_clients %u "
              "(max_clients_per_uid %u, reserved_clients %u) and max_mappings %u "
-             "(max_mappings_per_uid %u, reserved_mappings %u), open_cache %u.",
+             "(max_mappings_per_uid %u, reserved_mappings %u), of them "
+             "holding an fd max_fd_mappings %u (max_fd_mappings_per_uid %u, "
+             "reserved_fd_mappings %u), open_cache %u.",
              nofile, c.max_clients, c.max_clients_per_uid, c.reserved_clients,
              c.max_mappings, c.max_mappings_per_uid, c.reserved_mappings,
-             c.open_cache);
+             c.max_fd_mappings, c.max_fd_mappings_per_uid,
+             c.reserved_fd_mappings, c.open_cache);
     wrap(out, 0, line);
 }
 

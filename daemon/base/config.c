@@ -86,12 +86,26 @@ const struct config_key config_keys[] = {
         "The same over all the clients of one uid (all clients together stay "
         "under a quarter of the fd budget)."),
     U32(max_mappings, 16, 1u << 24, 0,
-        "what the fd budget leaves after max_clients, at most 131072",
+        "131072 with arenas on, else max_fd_mappings' default",
         "Mappings alive at once."),
     U32(max_mappings_per_uid, 1, UINT32_MAX, 0, "a quarter of max_mappings",
         "Mappings one uid holds or watches at once, charged to each holder."),
     U32(reserved_mappings, 0, 1u << 24, UINT32_MAX, "a sixteenth of max_mappings",
         "The last of max_mappings, kept for mappings root or admin_group "
+        "create."),
+    U32(max_fd_mappings, 16, 1u << 24, 0,
+        "what the fd budget leaves after max_clients and the open cache, "
+        "at most 131072 and at most max_mappings",
+        "Of max_mappings, those that hold a daemon fd at once: file mappings "
+        "and anonymous ones not carved from an arena (huge pages, or larger "
+        "than arena_max)."),
+    U32(max_fd_mappings_per_uid, 1, UINT32_MAX, 0,
+        "a quarter of max_fd_mappings",
+        "Of max_mappings_per_uid, those that hold a daemon fd, charged to "
+        "each holder like max_mappings_per_uid."),
+    U32(reserved_fd_mappings, 0, 1u << 24, UINT32_MAX,
+        "a sixteenth of max_fd_mappings",
+        "The last of max_fd_mappings, kept for mappings root or admin_group "
         "create."),
     U32(max_handles_per_client, 1, UINT32_MAX, 4096, NULL,
         "Handles and watches one client may hold."),
@@ -279,17 +293,19 @@ int config_set(struct config *c, const char *key, const char *value,
 }
 
 /*
- * The fd budget. Every connection and every mapping holds one fd, and so
- * does every fd queued in an unsent reply (conn.h); the daemon keeps
- * CONFIG_INTERNAL_FDS for itself (stdio, the listener, the loop, inotify,
+ * The fd budget. Every connection and every mapping not carved from an
+ * arena holds one fd, and so does every fd queued in an unsent reply
+ * (conn.h); the daemon keeps CONFIG_INTERNAL_FDS for itself (stdio, the listener, the loop, inotify,
  * workers' pipes, the data root, the fds an open or a flush holds for a
  * moment, the spare fd that lets accept answer at the limit). Queued fds
  * get a quarter of the rest (max_queued_fds_total), connections an eighth
  * of what is left (at most 10000, at least 16); of what connections leave,
  * the open cache (released file mappings kept ready) a sixteenth (at most
  * 4096, at least 16) and the final flushes that hold a mapping a quarter
- * of that (at least 16, at most 1024), and mappings the rest (at most
- * 131072); a uid a quarter of each, and a sixteenth of each is kept for
+ * of that (at least 16, at most 1024), and mappings that hold an fd the
+ * rest (max_fd_mappings, at most 131072: so does max_mappings when arenas
+ * are off; with arenas it is 131072, carved mappings holding no fd); a
+ * uid a quarter of each, and a sixteenth of each is kept for
  * root and admin_group. A connection costs two fds: its socket,
  * and the one reply fd it may queue past max_queued_fds_total (a client
  * with no fd queued is always read, conn.c).
@@ -338,13 +354,19 @@ void config_fit_fds(struct config *c, uint64_t nofile, char *note,
     c->max_final_flushes = at_least(c->open_cache / 4, 16, 1024);
     uint64_t kept = c->open_cache + (uint64_t)c->max_final_flushes;
     left = left > kept ? left - kept : 0;
+    /* Carved anonymous mappings need no fd: with arenas, max_mappings is
+     * the control area's cap and the fds are budgeted by max_fd_mappings
+     * alone; without, every mapping holds one. */
     if (c->max_mappings == 0)
-        c->max_mappings = at_least(left, 16, 131072);
-    /* Carved anonymous mappings need no fd: with arenas, a max_mappings
-     * asked for is kept (an open past the fds left fails on its own). */
+        c->max_mappings = c->arena_max ? 131072 : at_least(left, 16, 131072);
     if (c->arena_max == 0)
         lower(&c->max_mappings, at_least(left, 16, UINT32_MAX), "max_mappings",
               &note, &note_size);
+    if (c->max_fd_mappings == 0)
+        c->max_fd_mappings = at_least(left, 16, c->max_mappings < 131072
+                                                    ? c->max_mappings : 131072);
+    lower(&c->max_fd_mappings, at_least(left, 16, UINT32_MAX),
+          "max_fd_mappings", &note, &note_size);
     if (c->max_clients_per_uid == 0)
         c->max_clients_per_uid = at_least(c->max_clients / 4, 1, UINT32_MAX);
     if (c->reserved_clients == UINT32_MAX)
@@ -357,6 +379,14 @@ void config_fit_fds(struct config *c, uint64_t nofile, char *note,
         c->reserved_mappings = at_least(c->max_mappings / 16, 1, UINT32_MAX);
     lower(&c->reserved_mappings, c->max_mappings / 2, "reserved_mappings",
           &note, &note_size);
+    if (c->max_fd_mappings_per_uid == 0)
+        c->max_fd_mappings_per_uid = at_least(c->max_fd_mappings / 4, 1,
+                                              UINT32_MAX);
+    if (c->reserved_fd_mappings == UINT32_MAX)
+        c->reserved_fd_mappings = at_least(c->max_fd_mappings / 16, 1,
+                                           UINT32_MAX);
+    lower(&c->reserved_fd_mappings, c->max_fd_mappings / 2,
+          "reserved_fd_mappings", &note, &note_size);
 }
 
 static char *trim(char *s)

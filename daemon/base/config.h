@@ -32,10 +32,16 @@ struct config {
                                      * the fd budget (config_fit_fds); 0:
                                      * not fitted, RLIMIT_NOFILE / 4 */
     uint32_t max_mappings;          /* mappings alive at once (control
-                                     * slots); 0: from the fd budget */
+                                     * slots); 0: 131072 with arenas, else
+                                     * from the fd budget */
     uint32_t max_mappings_per_uid;  /* mappings a uid may own; 0: a share */
     uint32_t reserved_mappings;     /* of max_mappings, only for root and
                                      * admin_group; UINT32_MAX: a share */
+    uint32_t max_fd_mappings;       /* of those, holding a daemon fd (not
+                                     * carved); 0: from the fd budget */
+    uint32_t max_fd_mappings_per_uid; /* ... a uid may hold; 0: a share */
+    uint32_t reserved_fd_mappings;  /* of max_fd_mappings, only for root
+                                     * and admin_group; UINT32_MAX: a share */
     uint32_t max_handles_per_client; /* holders (and watches) per client */
     uint32_t open_cache;            /* released file mappings kept ready to
                                      * reopen; UINT32_MAX: from the fd

@@ -375,6 +375,7 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
     }
     r = adopt_file(h, fd, writable, by_admin(h, c), &st, req->path, &m);
     if (r) {
+        *why = quota_why(h->quota);
         if (created)
             unlinkat(dirfd, base, 0);
         goto out;
@@ -481,7 +482,7 @@ static int create_anon(struct handlers *h, struct session *c,
     if (r == MMAPIO_OK)
         r = quota_charge_mapping(h->quota, m);
     if (r)
-        *why = "over the owner's max_mappings_per_uid, or the daemon's max_mappings";
+        *why = quota_why(h->quota);
     else
         r = quota_set_size(h->quota, m, req->size, c->cred.uid, why);
     if (!r && registry_add(h->reg, m) < 0)
@@ -575,7 +576,7 @@ int open_mapping_fd(struct handlers *h, struct session *c,
     /* Out of the cache, counted again (a holder or pin follows). */
     r = opencache_take(h->cache, *out, by_admin(h, c));
     if (r) {
-        *why = "over the daemon's max_mappings";
+        *why = quota_why(h->quota);
         (*out)->size_fresh = false;
         registry_retire_if_unused(h->reg, *out);
         mapping_unref(*out);

@@ -164,21 +164,25 @@ static uint64_t arena_key(const struct holder *hd)
     return hd->map->arena->id << 1 | (hd->mode != MMAPIO_MODE_READ_WRITE);
 }
 
-int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
-                       struct holder **out)
+/* session_add_holder, with the reason of an MMAPIO_E_QUOTA in *why. */
+static int add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
+                      struct holder **out, const char **why)
 {
     struct handlers *h = s->h;
     if (s->holders.n >= h->cfg->max_handles_per_client) {
         log_warn("client %llu (pid %d) refused: max_handles_per_client (%u)",
                  (unsigned long long)s->id, (int)s->cred.pid,
                  h->cfg->max_handles_per_client);
+        *why = "over max_handles_per_client";
         return MMAPIO_E_QUOTA;
     }
     /* A mapping from the open cache counts against max_mappings again. */
     if (opencache_take(h->cache, m, access_is_admin(&s->cred,
                                                     h->cfg->has_admin_group,
-                                                    h->cfg->admin_gid)))
+                                                    h->cfg->admin_gid))) {
+        *why = quota_why(h->quota);
         return MMAPIO_E_QUOTA;
+    }
     /* The uid's budget may still be held by releases recorded in rings
      * (m pinned meanwhile: its other holders may go, it stays ours). */
     int r = quota_hold(h->quota, m, s->cred.uid);
@@ -188,8 +192,10 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
             r = quota_hold(h->quota, m, s->cred.uid);
         mapping_unpin(m);
     }
+    *why = quota_why(h->quota);
     if (r)
         return MMAPIO_E_QUOTA;
+    *why = "out of memory";
     struct holder *hd = calloc(1, sizeof(*hd));
     if (!hd || registry_add_holder(h->reg, hd) < 0) {
         free(hd);
@@ -207,6 +213,13 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
         flushes_wrote(h->flushes, m); /* its release flushes */
     *out = hd;
     return MMAPIO_OK;
+}
+
+int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
+                       struct holder **out)
+{
+    const char *why;
+    return add_holder(s, m, mode, out, &why);
 }
 
 void session_release_holder(struct holder *hd, bool died)
@@ -254,7 +267,8 @@ void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
 {
     struct holder *hd = NULL;
     bool owned = fd >= 0;
-    int r = session_add_holder(s, m, mode, &hd);
+    const char *why = "";
+    int r = add_holder(s, m, mode, &hd, &why);
     m->size_fresh = false; /* an open's fstat serves this grant alone */
     /* The arena's fd is already the client's unless this is its first. */
     bool arena_fd = m->arena && !r &&
@@ -272,8 +286,8 @@ void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
         else
             registry_retire_if_unused(s->h->reg, m);
         if (r == MMAPIO_E_QUOTA && !hd) /* the holder's own quota */
-            session_reply_err(s, id, r, "%s: cannot grant: %s", what,
-                              errmap_text(r));
+            session_reply_err(s, id, r, "%s: cannot grant: %s (%s)", what,
+                              errmap_text(r), why);
         else if (r == MMAPIO_E_QUOTA) {
             session_out_of_fds("grant");
             session_reply_err(s, id, r, "%s: cannot grant: the daemon is out "

@@ -2,7 +2,9 @@
 #include "quota.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@ struct use {
     struct hnode node;
     uid_t uid;
     uint64_t mappings, bytes;
+    uint64_t fd_mappings;      /* of mappings, those holding a daemon fd */
     uint32_t rings;            /* write rings of its connections */
 };
 
@@ -56,42 +59,70 @@ static struct use *find(struct quota *q, uid_t uid, int create)
     return u;
 }
 
-/* Whether uid has room for `mappings` more mappings and `bytes` more
- * bytes; a refusal is logged. */
-static bool fits(struct quota *q, uid_t uid, uint32_t mappings, uint64_t bytes)
+/* 1 when m holds a daemon fd of its own (it is not carved), else 0. */
+static uint32_t fd_of(const struct mapping *m)
+{
+    return m->arena == NULL;
+}
+
+/* Records (for quota_why) and logs a refusal of uid. */
+__attribute__((format(printf, 3, 4)))
+static void refuse(struct quota *q, uid_t uid, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q->why, sizeof(q->why), fmt, ap);
+    va_end(ap);
+    log_warn("uid %u refused: %s", (unsigned)uid, q->why);
+}
+
+/* Whether uid has room for `mappings` more mappings (`fds` of them holding
+ * a daemon fd) and `bytes` more bytes; a refusal is logged. */
+static bool fits(struct quota *q, uid_t uid, uint32_t mappings, uint32_t fds,
+                 uint64_t bytes)
 {
     struct use *u = find(q, uid, 0);
     uint64_t have_m = u ? u->mappings : 0, have_b = u ? u->bytes : 0;
+    uint64_t have_f = u ? u->fd_mappings : 0;
     if (have_m + mappings > q->max_mappings) {
-        log_warn("uid %u refused: over max_mappings_per_uid (%u)",
-                 (unsigned)uid, q->max_mappings);
+        refuse(q, uid, "over max_mappings_per_uid (%u)", q->max_mappings);
+        return false;
+    }
+    if (have_f + fds > q->max_fd) {
+        refuse(q, uid, "over max_fd_mappings_per_uid (%u mappings holding "
+               "a daemon fd: files, and anonymous ones not carved from an "
+               "arena)", q->max_fd);
         return false;
     }
     if (have_b > q->max_bytes || bytes > q->max_bytes - have_b) {
-        log_warn("uid %u refused: over max_bytes_per_uid (%llu)", (unsigned)uid,
-                 (unsigned long long)q->max_bytes);
+        refuse(q, uid, "over max_bytes_per_uid (%llu)",
+               (unsigned long long)q->max_bytes);
         return false;
     }
     return true;
 }
 
 /* Adds to uid's count without a check. false without memory. */
-static bool add(struct quota *q, uid_t uid, uint32_t mappings, uint64_t bytes)
+static bool add(struct quota *q, uid_t uid, uint32_t mappings, uint32_t fds,
+                uint64_t bytes)
 {
     struct use *u = find(q, uid, 1);
     if (!u)
         return false;
     u->mappings += mappings;
+    u->fd_mappings += fds;
     u->bytes += bytes;
     return true;
 }
 
-static void release(struct quota *q, uid_t uid, uint32_t mappings, uint64_t bytes)
+static void release(struct quota *q, uid_t uid, uint32_t mappings,
+                    uint32_t fds, uint64_t bytes)
 {
     struct use *u = find(q, uid, 0);
     if (!u)
         return;
     u->mappings -= mappings <= u->mappings ? mappings : u->mappings;
+    u->fd_mappings -= fds <= u->fd_mappings ? fds : u->fd_mappings;
     u->bytes -= bytes <= u->bytes ? bytes : u->bytes;
     if (u->mappings == 0 && u->bytes == 0 && u->rings == 0) {
         hmap_remove(&q->uses, &u->node);
@@ -126,9 +157,9 @@ static void move_all(struct quota *q, struct qstate *st, uint64_t size)
 {
     for (uint32_t i = 0; i < st->n; i++) {
         if (size > st->size)
-            add(q, st->v[i].uid, 0, size - st->size);
+            add(q, st->v[i].uid, 0, 0, size - st->size);
         else
-            release(q, st->v[i].uid, 0, st->size - size);
+            release(q, st->v[i].uid, 0, 0, st->size - size);
     }
     st->size = size;
 }
@@ -174,7 +205,7 @@ static int add_hold(struct quota *q, struct mapping *m, uid_t uid)
         p->holds++;
         return MMAPIO_OK;
     }
-    if (!fits(q, uid, 1, st->size))
+    if (!fits(q, uid, 1, fd_of(m), st->size))
         return MMAPIO_E_QUOTA;
     if (st->n == st->cap) {
         uint32_t cap = st->cap ? st->cap * 2 : 2;
@@ -184,7 +215,7 @@ static int add_hold(struct quota *q, struct mapping *m, uid_t uid)
         st->v = v;
         st->cap = cap;
     }
-    if (!add(q, uid, 1, st->size))
+    if (!add(q, uid, 1, fd_of(m), st->size))
         return MMAPIO_E_QUOTA;
     st->v[st->n++] = (struct payer){ uid, 1 };
     return MMAPIO_OK;
@@ -196,7 +227,7 @@ static void drop_hold(struct quota *q, struct mapping *m, uid_t uid)
     struct payer *p = st ? find_payer(st, uid) : NULL;
     if (!p || --p->holds > 0)
         return;
-    release(q, uid, 1, st->size);
+    release(q, uid, 1, fd_of(m), st->size);
     *p = st->v[--st->n];
 }
 
@@ -206,6 +237,35 @@ void quota_set_total(struct quota *q, uint32_t max_total, uint32_t reserved)
     q->reserved = reserved < max_total ? reserved : 0;
 }
 
+void quota_set_fd_total(struct quota *q, uint32_t max_total, uint32_t reserved,
+                        uint32_t per_uid)
+{
+    q->max_fd_total = max_total;
+    q->fd_reserved = reserved < max_total ? reserved : 0;
+    q->max_fd = per_uid;
+}
+
+const char *quota_why(const struct quota *q)
+{
+    return q->why;
+}
+
+/* Whether one more fits under `max` (0: no limit) with `have`, of which
+ * the last `reserved` only for admins; a refusal names `key`. */
+static bool admit_one(struct quota *q, const struct mapping *m, bool admin,
+                      uint64_t have, uint32_t max, uint32_t reserved,
+                      const char *key, const char *reserve_key)
+{
+    if (!max || have < (admin ? max : (uint64_t)max - reserved))
+        return true;
+    if (admin)
+        refuse(q, m->owner, "the daemon's %s (%u) reached", key, max);
+    else
+        refuse(q, m->owner, "over the daemon's %s less %s (%u, %u kept for "
+               "admins)", key, reserve_key, max, reserved);
+    return false;
+}
+
 int quota_admit(struct quota *q, struct mapping *m, bool admin)
 {
     struct qstate *st = state_of(q, m, true);
@@ -213,17 +273,16 @@ int quota_admit(struct quota *q, struct mapping *m, bool admin)
         return MMAPIO_E_QUOTA;
     if (st->admitted)
         return MMAPIO_OK;
-    uint64_t limit = admin ? q->max_total : q->max_total - q->reserved;
-    if (q->max_total && q->total >= limit) {
-        log_warn("uid %u refused: %s (%u, %u kept for admins)",
-                 (unsigned)m->owner,
-                 admin ? "max_mappings reached"
-                       : "over max_mappings less reserved_mappings",
-                 q->max_total, q->reserved);
+    if (!admit_one(q, m, admin, q->total, q->max_total, q->reserved,
+                   "max_mappings", "reserved_mappings"))
         return MMAPIO_E_QUOTA;
-    }
+    if (fd_of(m) && !admit_one(q, m, admin, q->fd_total, q->max_fd_total,
+                               q->fd_reserved, "max_fd_mappings",
+                               "reserved_fd_mappings"))
+        return MMAPIO_E_QUOTA;
     st->admitted = true;
     q->total++;
+    q->fd_total += fd_of(m);
     return MMAPIO_OK;
 }
 
@@ -234,6 +293,7 @@ void quota_unadmit(struct quota *q, struct mapping *m)
         return;
     st->admitted = false;
     q->total--;
+    q->fd_total -= fd_of(m);
 }
 
 int quota_charge_mapping(struct quota *q, struct mapping *m)
@@ -298,9 +358,9 @@ int quota_set_size(struct quota *q, struct mapping *m, uint64_t size,
     follow(q, m, st);
     if (size <= INT64_MAX && size > st->size) {
         bool charged = find_payer(st, by) != NULL;
-        if (!fits(q, by, charged ? 0 : 1,
+        if (!fits(q, by, charged ? 0 : 1, charged ? 0 : fd_of(m),
                   charged ? size - st->size : size)) {
-            *why = "over the caller's max_bytes_per_uid or max_mappings_per_uid";
+            *why = q->why;
             return MMAPIO_E_QUOTA;
         }
     }
@@ -332,7 +392,7 @@ void quota_release_ring(struct quota *q, uid_t uid)
     if (!u || u->rings == 0)
         return;
     u->rings--;
-    release(q, uid, 0, 0); /* frees u when nothing is left */
+    release(q, uid, 0, 0, 0); /* frees u when nothing is left */
 }
 
 uint32_t quota_rings(struct quota *q, uid_t uid)
@@ -358,8 +418,9 @@ static void on_change(struct mapping_hook *hook, struct mapping *m,
         drop_hold(q, m, m->owner);
     } else if (what == MAPPING_FREED) {
         for (uint32_t i = 0; i < st->n; i++)
-            release(q, st->v[i].uid, 1, st->size);
+            release(q, st->v[i].uid, 1, fd_of(m), st->size);
         q->total -= st->admitted;
+        q->fd_total -= st->admitted && fd_of(m);
         free(st->v);
         free(st);
         *mapping_ext(m, hook) = NULL;
@@ -371,6 +432,7 @@ int quota_init(struct quota *q, struct registry *r, uint32_t max_mappings,
 {
     hmap_init(&q->uses);
     q->max_mappings = max_mappings;
+    q->max_fd = UINT32_MAX;
     q->max_bytes = max_bytes;
     q->hook.fn = on_change;
     return registry_add_hook(r, &q->hook);

@@ -26,12 +26,19 @@
  * limit a request fails with MMAPIO_E_QUOTA and a log line says who and
  * why.
  *
- * It also counts every live mapping (each is an fd of the daemon's, but
- * for those carved from a shared arena, model/arena.h) against
- * max_mappings, the daemon's fd budget for mappings, of which
- * reserved_mappings are only for mappings that root or a member of
- * admin_group makes exist: a crowd of ordinary uids cannot take the last
- * ones (quota_admit).
+ * It also counts every live mapping against max_mappings (the control
+ * area's slots), of which reserved_mappings are only for mappings that
+ * root or a member of admin_group makes exist: a crowd of ordinary uids
+ * cannot take the last ones (quota_admit).
+ *
+ * Mappings that hold a daemon fd (all but the carved ones) are counted
+ * apart as well, since carved mappings let max_mappings pass the fd
+ * budget: daemon-wide against max_fd_mappings (reserved_fd_mappings kept
+ * for admins, quota_admit), and per uid against max_fd_mappings_per_uid,
+ * charged to holders exactly as max_mappings_per_uid is. So one uid
+ * holding file mappings cannot take more than its share of the daemon's
+ * fds, however many carved mappings it may hold. A mapping in the open
+ * cache is counted in neither (its fds are budgeted apart).
  *
  * And each connection's write ring (requests/ringdrain.c: WRING_SIZE of
  * shared memory the daemon maps until the connection ends) against
@@ -58,6 +65,11 @@ struct quota {
     uint32_t max_total;        /* 0: no daemon-wide count (quota_set_total) */
     uint32_t reserved;         /* of max_total, for admins only */
     uint32_t max_rings;        /* write rings per uid */
+    uint32_t max_fd;           /* per uid: mappings holding a daemon fd */
+    uint64_t fd_total;         /* admitted mappings holding a daemon fd */
+    uint32_t max_fd_total;     /* 0: not counted (quota_set_fd_total) */
+    uint32_t fd_reserved;      /* of max_fd_total, for admins only */
+    char why[160];             /* the last refusal, naming the setting */
     struct mapping_hook hook;
 };
 
@@ -68,6 +80,16 @@ void quota_fini(struct quota *q);
 
 /* Counts live mappings against max_total, `reserved` of them for admins. */
 void quota_set_total(struct quota *q, uint32_t max_total, uint32_t reserved);
+
+/* Counts mappings holding a daemon fd: per uid against `per_uid`
+ * (UINT32_MAX until set), daemon-wide against max_total (`reserved` for
+ * admins). */
+void quota_set_fd_total(struct quota *q, uint32_t max_total, uint32_t reserved,
+                        uint32_t per_uid);
+
+/* Why the last MMAPIO_E_QUOTA of this service was given, in words that
+ * name the setting ("" before any). Valid until the next refusal. */
+const char *quota_why(const struct quota *q);
 
 /* A new mapping m is about to exist (before it is registered): counted
  * until it is freed. `admin`: whoever makes it exist may take the reserve.

@@ -3,8 +3,9 @@
  * take the daemon's fds, connections or memory away from the others:
  *
  * - it creates anonymous mappings until refused, on a daemon started with
- *   a low fd limit: it is refused at its share (max_mappings_per_uid, a
- *   share of the fd budget), and another uid can still create, a new
+ *   a low fd limit: it is refused at its share (max_fd_mappings_per_uid, a
+ *   share of the fd budget; the mappings are too large for an arena, so
+ *   each holds a daemon fd), and another uid can still create, a new
  *   connection is answered, and root has room; its mappings outlive its
  *   connection (the contract), and the others can still create after it
  *   left;
@@ -122,6 +123,11 @@ static void run_as(uid_t uid, child_fn fn, void *arg, const char *who)
 
 /* The victim: connects, pings, creates and deletes an anonymous mapping,
  * each answered (the alarm turns a hang into a failure). */
+/* Anonymous mappings that hold a daemon fd each: larger than arena_max
+ * (1 MiB by default), so not carved from a shared memfd (never touched:
+ * they cost no memory). */
+#define FD_SIZE (2u << 20)
+
 static int victim(int report, void *arg)
 {
     const char *name = arg;
@@ -133,7 +139,7 @@ static int victim(int report, void *arg)
         return say(report, "connect: %s", mmapio_strerror(r));
     if ((r = mmapio_ping(c)) != MMAPIO_OK)
         return say(report, "ping: %s", mmapio_strerror(r));
-    if ((r = mmapio_anon_create(c, name, 4096, &m)) != MMAPIO_OK)
+    if ((r = mmapio_anon_create(c, name, FD_SIZE, &m)) != MMAPIO_OK)
         return say(report, "create %s: %s (%s)", name, mmapio_strerror(r),
                    mmapio_last_error());
     mmapio_unmap(m);
@@ -153,6 +159,7 @@ struct flood {
 struct flood_how {
     int limit;
     bool hold;                 /* keep the connection until killed */
+    uint32_t size;             /* of each mapping */
 };
 
 static int create_until_refused(int report, void *arg)
@@ -168,7 +175,7 @@ static int create_until_refused(int report, void *arg)
         char name[32];
         mmapio_map *m;
         snprintf(name, sizeof(name), "x%d", f.created);
-        if ((f.last = mmapio_anon_create(c, name, 4096, &m)) != MMAPIO_OK)
+        if ((f.last = mmapio_anon_create(c, name, how->size, &m)) != MMAPIO_OK)
             break;
         mmapio_unmap(m); /* the mapping lives on in the daemon */
     }
@@ -205,7 +212,7 @@ Test(budgets, anonymous_mappings_fit_the_fd_limit)
 {
     start_with_fds(256);
 
-    struct flood_how how = { 20000, true };
+    struct flood_how how = { 20000, true, FD_SIZE };
     struct child a = spawn_as(RB_NOBODY, create_until_refused, &how);
     struct flood f = { -1, 0 };
     long n = read(a.report, &f, sizeof(f));
@@ -215,7 +222,7 @@ Test(budgets, anonymous_mappings_fit_the_fd_limit)
             "then %s; daemon fds %d of 256\n", f.created,
             mmapio_strerror(f.last), fds);
     cr_assert_eq(f.last, MMAPIO_E_QUOTA, "the attacker was never refused");
-    cr_assert(rb_log_has(&hz, "max_mappings_per_uid", 2000),
+    cr_assert(rb_log_has(&hz, "max_fd_mappings_per_uid", 2000),
               "no log line names the limit:\n%s", rb_log_tail(&hz));
     cr_assert_lt(fds, 256 - 32, "the daemon is near its fd limit: %d", fds);
 
@@ -233,7 +240,7 @@ Test(budgets, anonymous_mappings_fit_the_fd_limit)
     mmapio_map *m;
     hz_assert_ok(mmapio_anon_open(c, "x0", &m));
     hz_assert_ok(mmapio_unmap(m));
-    hz_assert_ok(mmapio_anon_create(c, "root's", 4096, &m));
+    hz_assert_ok(mmapio_anon_create(c, "root's", FD_SIZE, &m));
     hz_assert_ok(mmapio_unmap(m));
     mmapio_disconnect(c);
 }
@@ -243,7 +250,7 @@ Test(budgets, root_keeps_room_for_mappings)
 {
     start((const char *[]){ "--max-mappings", "32", "--max-mappings-per-uid",
                             "100", "--reserved-mappings", "4", NULL });
-    struct flood_how how = { 100, false };
+    struct flood_how how = { 100, false, 4096 };
     struct child a = spawn_as(RB_NOBODY, create_until_refused, &how);
     struct flood f = { -1, 0 };
     cr_assert_eq(read(a.report, &f, sizeof(f)), (long)sizeof(f));
@@ -533,7 +540,7 @@ static int fill(int report, void *arg)
         char name[32];
         mmapio_map *m;
         snprintf(name, sizeof(name), "f%u-%d", (unsigned)getuid(), f.created);
-        if ((f.last = mmapio_anon_create(c, name, 4096, &m)) != MMAPIO_OK)
+        if ((f.last = mmapio_anon_create(c, name, FD_SIZE, &m)) != MMAPIO_OK)
             break;
         mmapio_unmap(m);
     }
@@ -571,7 +578,7 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
     o.anonymous = true;
     o.create = true;
     o.exclusive = true;
-    o.size = 4096;
+    o.size = FD_SIZE;
     o.perm = 0666;
     mmapio_map *shared;
     hz_assert_ok(mmapio_open(c, "shared", &o, &shared));
@@ -581,7 +588,7 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
     kids[n_kids] = spawn_as(RB_NOBODY, deaf_opens, (void *)"shared");
     cr_assert_eq(read(kids[n_kids++].report, &conns, sizeof(conns)),
                  (long)sizeof(conns), "the deaf uid did not report");
-    for (int i = 0; i < 4; i++) { /* a quarter of max_mappings each */
+    for (int i = 0; i < 4; i++) { /* a quarter of max_fd_mappings each */
         struct flood f = { 0, 0 };
         kids[n_kids] = spawn_as(61000 + (uid_t)i, fill, NULL);
         cr_assert_eq(read(kids[n_kids++].report, &f, sizeof(f)),
@@ -605,7 +612,7 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
         char name[32];
         mmapio_map *m;
         snprintf(name, sizeof(name), "root%d", mine);
-        if ((r = mmapio_anon_create(c, name, 4096, &m)) != MMAPIO_OK)
+        if ((r = mmapio_anon_create(c, name, FD_SIZE, &m)) != MMAPIO_OK)
             break;
         hz_assert_ok(mmapio_unmap(m));
     }
@@ -615,11 +622,11 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
             "%d, then %d of 256\n", conns, created, idlers, mine,
             mmapio_strerror(r), mmapio_last_error(), fds, worst);
     /* Every mapping the daemon promised exists: root was refused only
-     * once all of max_mappings were taken. */
-    cr_assert(rb_log_has(&hz, "), max_mappings ", 2000));
-    const char *line = strstr(rb_log_tail(&hz), "), max_mappings ");
+     * once all of max_fd_mappings were taken (each of these holds an fd). */
+    cr_assert(rb_log_has(&hz, "), max_fd_mappings ", 2000));
+    const char *line = strstr(rb_log_tail(&hz), "), max_fd_mappings ");
     unsigned max = 0, clients = 0, queued = 0, limit = 0, cache = 0, final = 0;
-    cr_assert(line && sscanf(line, "), max_mappings %u", &max) == 1);
+    cr_assert(line && sscanf(line, "), max_fd_mappings %u", &max) == 1);
     /* 256, or a little less under valgrind, which keeps some fds. */
     line = strstr(rb_log_tail(&hz), "fd limit ");
     cr_assert(line && sscanf(line, "fd limit %u: max_clients %u", &limit,
@@ -634,13 +641,13 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
      * max_queued_fds_total, the mappings, the queued fds, the open cache
      * and the final flushes that hold a released mapping. */
     cr_assert_leq(64 + 2 * clients + max + queued + cache + final, limit,
-                  "max_clients %u, max_mappings %u, max_queued_fds_total %u, "
+                  "max_clients %u, max_fd_mappings %u, max_queued_fds_total %u, "
                   "open_cache %u, max_final_flushes %u promise more than %u "
                   "fds", clients, max, queued, cache, final, limit);
     cr_assert_eq(r, MMAPIO_E_QUOTA);
     cr_assert_gt(mine, 0, "nothing was kept for root");
     cr_assert_eq(1 + created + mine, (int)max,
-                 "%d of max_mappings %u exist", 1 + created + mine, max);
+                 "%d of max_fd_mappings %u exist", 1 + created + mine, max);
     cr_assert_lt(worst, 256, "the daemon ran out of fds");
     hz_assert_ok(mmapio_ping(c));
 

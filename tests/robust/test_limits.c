@@ -7,7 +7,11 @@
  * again), max_clients_per_uid and reserved_clients (the same, with their
  * own words, while another uid still gets in), max_mappings_per_uid and max_bytes_per_uid
  * (MMAPIO_E_QUOTA with nothing created, resized or left on disk; another
- * uid is not charged for root's use), max_write_rings_per_uid (the
+ * uid is not charged for root's use), max_fd_mappings_per_uid (a uid's
+ * file mappings stop at its share of the daemon's fds, with the setting
+ * named, while its carved anonymous ones go on past it and another uid
+ * still opens files; by default one uid holds more carved mappings than
+ * the whole fd budget) and reserved_fd_mappings, max_write_rings_per_uid (the
  * library's writes then go by notices, every one still told to watchers;
  * a closed connection's ring is given back), max_handles_per_client (per
  * connection), max_frame (a bigger datagram closes that connection only;
@@ -261,6 +265,160 @@ Test(limits, max_mappings_per_uid)
     hz_assert_ret(mmapio_anon_create(c, "d", 4096, &a), MMAPIO_E_QUOTA);
     mmapio_unmap(x);
     mmapio_unmap(b);
+    mmapio_disconnect(c);
+}
+
+/* ---- max_fd_mappings ------------------------------------------------ */
+
+/* A number the daemon logged at start ("KEY N"), or -1. */
+static long logged_number(const char *key)
+{
+    cr_assert(rb_log_has(&hz, key, 5000), "no %s in the log:\n%s", key,
+              rb_log_tail(&hz));
+    FILE *f = fopen(rb_log_path(&hz), "re");
+    char line[1024];
+    long v = -1;
+    size_t n = strlen(key);
+    while (f && v < 0 && fgets(line, sizeof(line), f)) {
+        const char *at = strstr(line, key);
+        if (at && at[n] == ' ')
+            v = strtol(at + n + 1, NULL, 10);
+    }
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* Creates *(int *)arg carved 4 KiB anonymous mappings and lets go of each
+ * handle: they live on by name, charged to this uid, with no fd. */
+static const char *many_carved(mmapio_client *c, void *arg)
+{
+    int n = *(int *)arg;
+    char name[32];
+    for (int i = 0; i < n; i++) {
+        mmapio_map *m;
+        snprintf(name, sizeof(name), "small-%d", i);
+        EXPECT(mmapio_anon_create(c, name, 4096, &m), MMAPIO_OK);
+        EXPECT(mmapio_unmap(m), MMAPIO_OK);
+    }
+    /* Still all there. */
+    mmapio_map *m;
+    snprintf(name, sizeof(name), "small-%d", n - 1);
+    EXPECT(mmapio_anon_open(c, name, &m), MMAPIO_OK);
+    EXPECT(mmapio_unmap(m), MMAPIO_OK);
+    return NULL;
+}
+
+Test(limits, carved_mappings_pass_the_fd_budget_by_default)
+{
+    /* The defaults, here; a small fd budget under valgrind, to be quick. */
+    int n = rb_wrapped() ? 300 : 12000;
+    start(rb_wrapped() ? (const char *[]){ "--max-fd-mappings", "64", NULL }
+                       : NULL);
+    long fd_total = logged_number("max_fd_mappings");
+    long max_mappings = logged_number("max_mappings");
+    cr_assert_gt(fd_total, 0);
+    cr_assert_lt(fd_total, n, "the fd budget (%ld) is not below %d: the "
+                 "test shows nothing", fd_total, n);
+    cr_assert_eq(max_mappings, 131072, "max_mappings %ld with arenas on",
+                 max_mappings);
+    char why[512];
+    cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, many_carved, &n,
+                           why, sizeof(why)), 0, "as nobody: %s", why);
+}
+
+struct files {
+    int held;            /* files this uid opens and holds (< 64) */
+    const char *refused; /* then one more is refused, saying this */
+};
+
+/* Opens f0.dat.. read-only and holds them; with `refused`, the next one
+ * is refused with that reason, while carved mappings still come and a
+ * large anonymous one (its own memfd) does not. */
+static const char *hold_files(mmapio_client *c, void *arg)
+{
+    const struct files *f = arg;
+    mmapio_map *m[64], *x;
+    char name[32];
+    for (int i = 0; i < f->held; i++) {
+        snprintf(name, sizeof(name), "f%d.dat", i);
+        EXPECT(mmapio_open_ro(c, name, &m[i]), MMAPIO_OK);
+    }
+    if (f->refused) {
+        snprintf(name, sizeof(name), "f%d.dat", f->held);
+        EXPECT(mmapio_open_ro(c, name, &x), MMAPIO_E_QUOTA);
+        if (!strstr(mmapio_last_error(), f->refused))
+            return rb_fail("past the fd quota: \"%s\"", mmapio_last_error());
+        /* Anonymous ones need no fd: still more than the fd quota. */
+        for (int i = 0; i < 2 * f->held; i++) {
+            snprintf(name, sizeof(name), "anon-%d", i);
+            EXPECT(mmapio_anon_create(c, name, 4096, &x), MMAPIO_OK);
+            EXPECT(mmapio_unmap(x), MMAPIO_OK);
+        }
+        /* A huge-page or large one holds an fd of its own: refused. */
+        EXPECT(mmapio_anon_create(c, "big", 4u << 20, &x), MMAPIO_E_QUOTA);
+        /* Letting go of one file makes room for another. */
+        EXPECT(mmapio_unmap(m[0]), MMAPIO_OK);
+        EXPECT(mmapio_open_ro(c, "f63.dat", &m[0]), MMAPIO_OK);
+    }
+    for (int i = 0; i < f->held; i++)
+        EXPECT(mmapio_unmap(m[i]), MMAPIO_OK);
+    return NULL;
+}
+
+Test(limits, max_fd_mappings_per_uid)
+{
+    /* 64 fd mappings in all: 16 a uid, 4 kept for admins. */
+    start((const char *[]){ "--max-fd-mappings", "64", "--open-cache", "0",
+                            NULL });
+    cr_assert_eq(logged_number("max_fd_mappings"), 64);
+    expect_logged("max_fd_mappings 64 (16 per uid, 4 kept for admins)");
+    for (int i = 0; i < 64; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%d.dat", i);
+        cr_assert_eq(hz_write_file(hz_path(&hz, name), "x", 1), 0);
+    }
+    char why[512];
+    struct files full = { 16, "over max_fd_mappings_per_uid (16 mappings "
+                                  "holding a daemon fd" };
+    cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, hold_files, &full,
+                           why, sizeof(why)), 0, "as nobody: %s", why);
+    expect_logged("max_fd_mappings_per_uid (16");
+    /* Its quota is its own: another uid opens files too. */
+    struct files other = { 16, NULL };
+    cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY - 1, RB_NOBODY - 1, hold_files,
+                           &other, why, sizeof(why)), 0, "as %d: %s",
+                 RB_NOBODY - 1, why);
+}
+
+Test(limits, reserved_fd_mappings)
+{
+    /* 64 fd mappings in all, the last 4 for admins; no per-uid share. */
+    start((const char *[]){ "--max-fd-mappings", "64",
+                            "--max-fd-mappings-per-uid", "64",
+                            "--open-cache", "0", NULL });
+    for (int i = 0; i < 64; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%d.dat", i);
+        cr_assert_eq(hz_write_file(hz_path(&hz, name), "x", 1), 0);
+    }
+    /* Root holds 4 files meanwhile (f60..f63), which leaves nobody 56:
+     * the last 4 stay unused, for admins. */
+    mmapio_client *c = hz_client();
+    mmapio_map *m[4];
+    for (int i = 0; i < 4; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "f%d.dat", 60 + i);
+        hz_assert_ok(mmapio_open_ro(c, name, &m[i]));
+    }
+    char why[512];
+    struct files full = { 56, "over the daemon's max_fd_mappings less "
+                              "reserved_fd_mappings (64, 4 kept for admins)" };
+    cr_assert_eq(rb_run_as(hz.sock, RB_NOBODY, RB_NOBODY, hold_files, &full,
+                           why, sizeof(why)), 0, "as nobody: %s", why);
+    expect_logged("reserved_fd_mappings (64, 4 kept for admins)");
+    for (int i = 0; i < 4; i++)
+        hz_assert_ok(mmapio_unmap(m[i]));
     mmapio_disconnect(c);
 }
 
