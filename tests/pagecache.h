@@ -8,7 +8,9 @@
  * Within a test (seconds), nothing else cleans a file's pages: the kernel's
  * own writeback only takes pages dirty for dirty_expire_centisecs (30 s by
  * default) or when far more than a test writes is dirty. The tests check
- * that assumption with a control (a NEVER mapping stays dirty).
+ * that assumption with a control (a NEVER mapping stays dirty), and tell a
+ * flush of the whole file system by another test's daemon (a syncfs) with
+ * a sentinel file (pc_sentinel_dirty).
  */
 #ifndef MMAPIO_TESTS_PAGECACHE_H
 #define MMAPIO_TESTS_PAGECACHE_H
@@ -69,6 +71,28 @@ static inline long pc_unsynced_range(const char *path, uint64_t off,
 static inline long pc_unsynced(const char *path)
 {
     return pc_unsynced_range(path, 0, 0);
+}
+
+/* Writes `pages` pages into a file no daemon knows, on the file system of
+ * the file under test: if a check then finds both clean, something flushed
+ * the whole file system (another test's daemon's syncfs, the kernel), not
+ * the daemon under test. 0 or -errno. */
+static inline int pc_sentinel_dirty(const char *path, int pages)
+{
+    static char page[4096];
+    for (size_t i = 0; i < sizeof(page); i++)
+        page[i] = 's';
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    for (int i = 0; i < pages; i++)
+        if (write(fd, page, sizeof(page)) != (ssize_t)sizeof(page)) {
+            int e = errno ? errno : EIO;
+            close(fd);
+            return -e;
+        }
+    close(fd);
+    return 0;
 }
 
 static inline int64_t pc_now_ms(void)

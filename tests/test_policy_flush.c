@@ -444,19 +444,6 @@ Test(policy_flush, always_is_durable_when_update_region_returns)
     mmapio_disconnect(c);
 }
 
-/* Dirties `pages` pages of a file under the root that no daemon knows. */
-static void sentinel_dirty(const char *rel, int pages)
-{
-    static char page[4096];
-    memset(page, 's', sizeof(page));
-    int fd = open(hz_path(&hz, rel), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                  0600);
-    cr_assert_geq(fd, 0, "%s: %s", rel, strerror(errno));
-    for (int i = 0; i < pages; i++)
-        cr_assert_eq(write(fd, page, sizeof(page)), (ssize_t)sizeof(page));
-    close(fd);
-}
-
 static void accumulate_until_flush(mmapio_flush_kind kind)
 {
     mmapio_client *c = hz_client();
@@ -472,7 +459,7 @@ static void accumulate_until_flush(mmapio_flush_kind kind)
      * flush of the whole file system (another test's daemon's syncfs, the
      * kernel) from one of the daemon's: then the round is tried again. */
     for (int round = 0;; round++) {
-        sentinel_dirty("sentinel.dat", 50);
+        cr_assert_eq(pc_sentinel_dirty(hz_path(&hz, "sentinel.dat"), 50), 0);
         for (int i = 0; i < 50; i++)
             peer_write_expect(&p, w, (uint64_t)i * 4096, 4096,
                               (uint64_t)(50 * round + i + 1) * 4096,
