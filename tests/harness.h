@@ -105,6 +105,10 @@ int hz_fd_baseline(struct hz_daemon *d);
 /* d->root + "/" + rel into buf (static storage if buf is NULL). */
 const char *hz_path(const struct hz_daemon *d, const char *rel);
 
+/* Context switches (voluntary and not) of every thread of pid so far: how
+ * often it was woken. -errno when pid has no /proc entry. */
+long hz_switches(pid_t pid);
+
 /* Reads a whole file with read(2) (up to cap bytes): length or -errno. */
 long hz_read_file(const char *path, void *buf, size_t cap);
 

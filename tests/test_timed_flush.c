@@ -15,7 +15,6 @@
  * threads are not woken.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
@@ -369,41 +368,11 @@ Test(timed_flush, burst_of_first_writes_all_flushed)
 
 /* ---- an idle daemon does no periodic work ----------------------------- */
 
-/* Context switches of every thread of pid: how often it was woken. */
-static long daemon_switches(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    DIR *dir = opendir(path);
-    if (!dir)
-        return -errno;
-    long total = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sp[384], line[256];
-        snprintf(sp, sizeof(sp), "%s/%s/status", path, e->d_name);
-        FILE *f = fopen(sp, "re");
-        if (!f)
-            continue; /* a thread that just left */
-        while (fgets(line, sizeof(line), f)) {
-            long v;
-            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
-                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
-                total += v;
-        }
-        fclose(f);
-    }
-    closedir(dir);
-    return total;
-}
-
 static long switches_over(pid_t pid, int ms)
 {
-    long a = daemon_switches(pid);
+    long a = hz_switches(pid);
     pc_sleep_ms(ms);
-    long b = daemon_switches(pid);
+    long b = hz_switches(pid);
     cr_assert_geq(a, 0);
     return b - a;
 }
@@ -441,10 +410,10 @@ Test(timed_flush, clean_every_millis_mappings_cost_no_wakeups)
     idle_maps(c, "idle", maps, name);
 
     /* The measure works: a client's pings wake the daemon. */
-    long busy_a = daemon_switches(hz.pid);
+    long busy_a = hz_switches(hz.pid);
     for (int i = 0; i < 200; i++)
         hz_assert_ok(mmapio_ping(c));
-    long busy = daemon_switches(hz.pid) - busy_a;
+    long busy = hz_switches(hz.pid) - busy_a;
     cr_assert_geq(busy, 100, "200 pings woke the daemon only %ld times: "
                   "the measure is broken", busy);
 

@@ -488,11 +488,11 @@ struct window {
 static struct window measure(int secs)
 {
     double c0 = proc_cpu_s(d.pid);
-    long s0 = proc_switches(d.pid);
+    long s0 = hz_switches(d.pid);
     int64_t t0 = now_ns();
     pc_sleep_ms(secs * 1000);
     double c1 = proc_cpu_s(d.pid);
-    long s1 = proc_switches(d.pid);
+    long s1 = hz_switches(d.pid);
     double el = (double)(now_ns() - t0) / 1e9;
     struct window w = { (c1 - c0) / el * 100.0, (double)(s1 - s0) / el };
     return w;
@@ -544,13 +544,13 @@ static void part_idle_raw(mmapio_map **m)
     pc_sleep_ms(3000);
     double s0 = proc_stat_cpu_s(d.pid);
     double c0 = proc_cpu_s(d.pid);
-    long w0 = proc_switches(d.pid);
+    long w0 = hz_switches(d.pid);
     int64_t t0 = now_ns();
     pc_sleep_ms(opt.raw_secs * 1000);
     double el = (double)(now_ns() - t0) / 1e9;
     double stat_pct = (proc_stat_cpu_s(d.pid) - s0) / el * 100.0;
     double sched_pct = (proc_cpu_s(d.pid) - c0) / el * 100.0;
-    double wake = (double)(proc_switches(d.pid) - w0) / el;
+    double wake = (double)(hz_switches(d.pid) - w0) / el;
 
     /* One raw store to each, then how long until every file is clean. */
     for (int i = 0; i < opt.maps; i++)

@@ -522,11 +522,11 @@ static void run_ring(mmapio_client *c)
     for (; runs < opt.runs && !ring.stalled; runs++) {
         floor_ns[runs] = append(&plain, opt.records, NULL);
         double c0 = proc_cpu_s(d.pid);
-        long w0 = proc_switches(d.pid);
+        long w0 = hz_switches(d.pid);
         int64_t waited0 = ring.waited_ns;
         ring_ns[runs] = append(&ring, opt.records, NULL);
         d_cpu += proc_cpu_s(d.pid) - c0;
-        d_wakes += proc_switches(d.pid) - w0;
+        d_wakes += hz_switches(d.pid) - w0;
         d_s += ring_ns[runs] * (double)opt.records / 1e9;
         waited_s += (double)(ring.waited_ns - waited0) / 1e9;
         ratio[runs] = floor_ns[runs] / ring_ns[runs];

@@ -177,32 +177,3 @@ double proc_cpu_s(pid_t pid)
     return any ? total : proc_stat_cpu_s(pid);
 }
 
-/* Context switches (voluntary + involuntary) of every thread of pid. */
-long proc_switches(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    DIR *dir = opendir(path);
-    if (!dir)
-        return -1;
-    long total = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sp[384], line[256];
-        snprintf(sp, sizeof(sp), "%s/%s/status", path, e->d_name);
-        FILE *f = fopen(sp, "re");
-        if (!f)
-            continue;
-        while (fgets(line, sizeof(line), f)) {
-            long v;
-            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
-                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
-                total += v;
-        }
-        fclose(f);
-    }
-    closedir(dir);
-    return total;
-}

@@ -65,7 +65,5 @@ double proc_stat_cpu_s(pid_t pid);
 /* CPU time of every thread of pid, in seconds (schedstat, else stat). */
 double proc_cpu_s(pid_t pid);
 
-/* Context switches (voluntary + involuntary) of every thread of pid. */
-long proc_switches(pid_t pid);
 
 #endif
