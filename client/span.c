@@ -135,7 +135,7 @@ bool mmapio_iter_next(mmapio_iter *it, uint64_t *offset, const void **chunk,
 int mmapio_chunks_mut(mmapio_map *m, uint64_t chunk_size, mmapio_chunk_fn fn,
                       void *user)
 {
-    mmapio_iter it;
+    mmapio_iter it = { 0 }; /* mingw's gcc cannot tell it is always set */
     uint64_t off;
     const void *chunk;
     size_t len;

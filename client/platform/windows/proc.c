@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <windows.h>
@@ -55,7 +56,7 @@ static void find_name(void)
     for (const char *p = path; *p; p++)
         if (*p == '\\' || *p == '/')
             base = p + 1;
-    strncpy(name, base, sizeof(name) - 1);
+    snprintf(name, sizeof(name), "%s", base);
     char *dot = strrchr(name, '.');
     if (dot && !_stricmp(dot, ".exe"))
         *dot = '\0';
