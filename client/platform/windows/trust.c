@@ -1,8 +1,10 @@
 /*
  * trust on Windows: the pipe's owner. The daemon creates the pipe's first
  * instance (FILE_FLAG_FIRST_PIPE_INSTANCE), so its owner is the daemon's
- * account; that is read from the pipe object itself (GetSecurityInfo),
- * never from a process id that could be reused. Trusted owners: this
+ * account; that is read from the pipe object itself (GetSecurityInfo).
+ * Where the system keeps no owner for a pipe (wine), the user of the
+ * process that serves it (GetNamedPipeServerProcessId, whose process
+ * holds the server end while we are connected) is taken instead. Trusted: this
  * process's own user, the service account (NT SERVICE\mmapio, or a local
  * user of MMAPIO_SERVICE_USER's name), LocalSystem, LocalService,
  * NetworkService and the Administrators group (which owns what an elevated
@@ -35,7 +37,9 @@ static bool is_account(PSID sid, const wchar_t *name)
            EqualSid(sid, &found);
 }
 
-static bool is_self(PSID sid)
+/* The user SID of `process` into *out (room for any SID): true, or
+ * false when it cannot be read. */
+static bool process_user(HANDLE process, PSID out, DWORD room)
 {
     HANDLE tok;
     union {
@@ -43,13 +47,23 @@ static bool is_self(PSID sid)
         char room[SECURITY_MAX_SID_SIZE + sizeof(TOKEN_USER)];
     } info;
     DWORD len;
-    bool same = false;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
+    bool ok = false;
+    if (!OpenProcessToken(process, TOKEN_QUERY, &tok))
         return false;
     if (GetTokenInformation(tok, TokenUser, &info, sizeof(info), &len))
-        same = EqualSid(sid, info.user.User.Sid);
+        ok = CopySid(room, out, info.user.User.Sid);
     CloseHandle(tok);
-    return same;
+    return ok;
+}
+
+static bool is_self(PSID sid)
+{
+    union {
+        SID sid;
+        char room[SECURITY_MAX_SID_SIZE];
+    } self;
+    return process_user(GetCurrentProcess(), &self, sizeof(self)) &&
+           EqualSid(sid, &self);
 }
 
 static bool trusted_owner(PSID sid)
@@ -72,6 +86,19 @@ int trust_socket(int fd, const char *path, char *why, size_t why_size)
     DWORD err = GetSecurityInfo((HANDLE)(intptr_t)fd, SE_KERNEL_OBJECT,
                                 OWNER_SECURITY_INFORMATION, &owner, NULL,
                                 NULL, NULL, &sd);
+    union {
+        SID sid;
+        char room[SECURITY_MAX_SID_SIZE];
+    } server;
+    ULONG pid;
+    if (err == ERROR_SUCCESS && !owner &&
+        GetNamedPipeServerProcessId((HANDLE)(intptr_t)fd, &pid)) {
+        HANDLE p = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+        if (p && process_user(p, &server, sizeof(server)))
+            owner = &server;
+        if (p)
+            CloseHandle(p);
+    }
     if (err != ERROR_SUCCESS || !owner) {
         snprintf(why, why_size, "pipe %s: cannot tell who owns it (error %lu)",
                  path, (unsigned long)err);
