@@ -30,6 +30,7 @@ static int n_sections;
 static HANDLE ctl_area;
 static uint64_t next_handle = 1;
 static volatile uintptr_t last_ro;
+static volatile uint64_t watched_map; /* the last map id granted */
 
 static BOOL CALLBACK init_lock(PINIT_ONCE once, PVOID p, PVOID *ctx)
 {
@@ -138,6 +139,23 @@ static bool send_bad(HANDLE pipe, enum fake_bad bad, uint64_t id)
     }
 }
 
+/* A MODIFIED event of bytes 8..12 of the mapping opened last, a moment
+ * later. */
+static bool send_event(HANDLE pipe)
+{
+    Mmapio__ServerMessage msg = MMAPIO__SERVER_MESSAGE__INIT;
+    Mmapio__Event ev = MMAPIO__EVENT__INIT;
+    Sleep(200);
+    ev.kind = MMAPIO__EVENT_KIND__EVENT_MODIFIED;
+    ev.map_id = watched_map;
+    ev.has_range = true;
+    ev.offset = 8;
+    ev.len = 4;
+    msg.body_case = MMAPIO__SERVER_MESSAGE__BODY_EVENT;
+    msg.event = &ev;
+    return send_frame(pipe, &msg, NULL, 0, 0);
+}
+
 /* Duplicates h into the client's process: the value there, or 0. */
 static uint64_t grant(HANDLE client, HANDLE h, DWORD access)
 {
@@ -164,6 +182,9 @@ static void open_reply(HANDLE client, ULONG pid, const Mmapio__Open *o,
         reply_error(rep, MMAPIO_E_NOT_FOUND, "no such anonymous mapping");
         return;
     }
+    /* A name starting "carved" is a mapping carved at 4096 bytes into its
+     * section, as a small anonymous mapping is from an arena. */
+    bool carved = !strncmp(o->path, "carved", 6);
     DWORD access = o->mode == MMAPIO__MODE__MODE_READ_WRITE
                        ? FILE_MAP_READ | FILE_MAP_WRITE
                        : FILE_MAP_READ;
@@ -179,8 +200,11 @@ static void open_reply(HANDLE client, ULONG pid, const Mmapio__Open *o,
     or->handle = next_handle++;
     LeaveCriticalSection(&lock);
     or->map_id = (uint64_t)(s - sections) + 1;
-    or->size = s->size;
+    or->size = carved ? s->size - 4096 : s->size;
+    or->arena = carved ? or->map_id : 0;
+    or->offset = carved ? 4096 : 0;
     or->ctl_slot = (uint32_t)(or->map_id % CTL_SLOTS);
+    watched_map = or->map_id;
     rep->result_case = MMAPIO__REPLY__RESULT_OPEN;
     rep->open = or;
 }
@@ -218,6 +242,8 @@ static DWORD WINAPI serve_conn(void *p)
         Mmapio__Reply rep = MMAPIO__REPLY__INIT;
         Mmapio__HelloReply hr = MMAPIO__HELLO_REPLY__INIT;
         Mmapio__OpenReply orep = MMAPIO__OPEN_REPLY__INIT;
+        Mmapio__WatchReply watch = MMAPIO__WATCH_REPLY__INIT;
+        bool event_after = false;
         uint64_t val = 0;
         uint32_t n = 0;
         bool answer = true, ok = true;
@@ -248,6 +274,12 @@ static DWORD WINAPI serve_conn(void *p)
         case MMAPIO__REQUEST__OP_NOTICE:
             answer = false;
             break;
+        case MMAPIO__REQUEST__OP_WATCH:
+            watch.watch_id = 1;
+            rep.result_case = MMAPIO__REPLY__RESULT_WATCH;
+            rep.watch = &watch;
+            event_after = true;
+            break;
         case MMAPIO__REQUEST__OP_WRITE_RING:
             reply_error(&rep, MMAPIO_E_INVALID_ARGUMENT,
                         "not supported on Windows");
@@ -263,6 +295,8 @@ static DWORD WINAPI serve_conn(void *p)
                 ok = send_bad(a.pipe, a.bad, req->id);
         } else if (answer)
             ok = send_frame(a.pipe, &msg, &val, n, 0);
+        if (ok && event_after) /* while the client waits in a dispatch */
+            ok = send_event(a.pipe);
         mmapio__request__free_unpacked(req, NULL);
         if (!ok)
             break;

@@ -7,8 +7,10 @@
  * slots with the area's section, read-only), Open of anonymous mappings
  * (pagefile sections with the explicit DACL of
  * daemon/platform/windows/membackend.c, read-only grants by FILE_MAP_READ),
- * Close and notices without a reply, WriteRing with a refusal, anything
- * else with an empty success. Or, by its `bad` setting, answers the
+ * (a name starting "carved" as a mapping 4096 bytes into its section, as
+ * the daemon carves small ones from an arena), Watch (and, 200 ms later,
+ * a MODIFIED event of the mapping opened last), Close and notices without
+ * a reply, WriteRing with a refusal, anything else with an empty success. Or, by its `bad` setting, answers the
  * request after Hello with a broken frame.
  */
 #ifndef FAKEIOD_H

@@ -218,6 +218,88 @@ static void test_read_only(void)
     mmapio_disconnect(c);
 }
 
+/* A mapping carved 4096 bytes into its section (an arena's slot): the
+ * view starts below it, on the allocation granularity. Copy-on-write: a
+ * private view of a read-only grant (FILE_MAP_COPY). */
+static void test_carved_and_cow(void)
+{
+    const char *pipe = pipe_name("carved");
+    mmapio_client *c = NULL;
+    mmapio_map *m = NULL, *cow = NULL;
+    mmapio_options o;
+
+    CHECK(fake_start(pipe, FAKE_GOOD) == 0);
+    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    if (!c)
+        return;
+    CHECK(mmapio_anon_create(c, "carved", SIZE, &m) == MMAPIO_OK);
+    if (m) {
+        CHECK(mmapio_len(m) == SIZE - 4096);
+        CHECK((uintptr_t)mmapio_as_ptr(m) % 65536 == 4096);
+        CHECK(mmapio_update_region(m, 0, "slot", 5) == MMAPIO_OK);
+        CHECK(mmapio_unmap(m) == MMAPIO_OK);
+    }
+    CHECK(mmapio_anon_create(c, "cow", SIZE, &m) == MMAPIO_OK);
+    mmapio_options_init(&o);
+    o.mode = MMAPIO_MODE_COPY_ON_WRITE;
+    o.anonymous = true;
+    CHECK(mmapio_open(c, "cow", &o, &cow) == MMAPIO_OK);
+    if (m && cow) {
+        char *p = mmapio_as_mut_ptr(cow);
+        CHECK(p != NULL);
+        if (p)
+            memcpy(p, "mine", 5);
+        CHECK(memcmp(mmapio_as_ptr(m), "\0\0\0\0", 4) == 0);
+        /* A page the private view has not copied still shows the section. */
+        CHECK(mmapio_update_region(m, 8192, "shared", 7) == MMAPIO_OK);
+        CHECK(memcmp((const char *)mmapio_as_ptr(cow) + 8192, "shared", 7) == 0);
+    }
+    mmapio_unmap(cow);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
+static int events_seen;
+static mmapio_change_event last_event;
+
+static void on_change(const mmapio_change_event *ev, void *user)
+{
+    events_seen++;
+    last_event = *ev;
+}
+
+/* A dispatch waiting on the pipe wakes for an event, and returns at its
+ * timeout when none comes. */
+static void test_dispatch(void)
+{
+    const char *pipe = pipe_name("events");
+    mmapio_client *c = NULL;
+    mmapio_map *m = NULL;
+    mmapio_watcher *w = NULL;
+
+    CHECK(fake_start(pipe, FAKE_GOOD) == 0);
+    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    if (!c)
+        return;
+    CHECK(mmapio_client_dispatch(c, 20) == 0);
+    CHECK(mmapio_anon_create(c, "watched", SIZE, &m) == MMAPIO_OK);
+    if (m)
+        CHECK(mmapio_watch(m, on_change, NULL, &w) == MMAPIO_OK);
+    if (w) {
+        int n = 0;
+        for (int i = 0; i < 50 && n == 0; i++)
+            n = mmapio_client_dispatch(c, 1000);
+        CHECK(n > 0);
+        CHECK(events_seen == 1);
+        CHECK(last_event.kind == MMAPIO_CHANGE_MODIFIED &&
+              last_event.has_range && last_event.offset == 8 &&
+              last_event.len == 4);
+        mmapio_unwatch(w);
+    }
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
+
 /* What Windows cannot do gives a clear error, never a hang. */
 static void test_unsupported(void)
 {
@@ -292,6 +374,8 @@ int main(int argc, char **argv)
     test_connect_ping();
     test_anon_shared();
     test_read_only();
+    test_carved_and_cow();
+    test_dispatch();
     test_unsupported();
     test_bad_frames();
     test_default_pipe();
