@@ -4,12 +4,13 @@
  * account; that is read from the pipe object itself (GetSecurityInfo).
  * Where the system keeps no owner for a pipe (wine), the user of the
  * process that serves it (GetNamedPipeServerProcessId, whose process
- * holds the server end while we are connected) is taken instead. Trusted: this
- * process's own user, the service account (NT SERVICE\mmapio, or a local
- * user of MMAPIO_SERVICE_USER's name), LocalSystem, LocalService,
- * NetworkService and the Administrators group (which owns what an elevated
- * administrator creates, and could take any handle anyway, as root can on
- * Linux). Pipe names have no directory to judge.
+ * holds the server end while we are connected) is taken instead.
+ * Trusted: this process's own user, the service's account (the virtual
+ * account of the service mmapiod, or a local user of MMAPIO_SERVICE_USER's
+ * name), LocalSystem, LocalService, NetworkService and the Administrators
+ * group (which owns what an elevated administrator creates, and could take
+ * any handle anyway, as root can on Linux). Pipe names have no directory
+ * to judge.
  */
 #include "trust.h"
 
@@ -20,6 +21,9 @@
 #include <sddl.h>
 
 #include "mmapio.h"
+
+/* The virtual account of the service mmapiod (README, "Windows"). */
+#define SERVICE_ACCOUNT L"NT SERVICE\\mmapiod"
 
 /* Whether sid is the account `name` (looked up each time: it may come and
  * go). */
@@ -75,7 +79,7 @@ static bool trusted_owner(PSID sid)
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (IsWellKnownSid(sid, known[i]))
             return true;
-    return is_self(sid) || is_account(sid, L"NT SERVICE\\" MMAPIO_SERVICE_USER) ||
+    return is_self(sid) || is_account(sid, SERVICE_ACCOUNT) ||
            is_account(sid, L"" MMAPIO_SERVICE_USER);
 }
 
