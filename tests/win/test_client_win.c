@@ -134,6 +134,17 @@ static void test_connect_ping(void)
     for (int i = 0; i < 100; i++)
         CHECK(mmapio_ping(c) == MMAPIO_OK);
     mmapio_disconnect(c);
+    /* $MMAPIO_SOCKET names the pipe when socket_path is NULL. */
+    char env[160];
+    snprintf(env, sizeof(env), "MMAPIO_SOCKET=%s", pipe);
+    _putenv(env);
+    c = NULL;
+    CHECK(mmapio_connect(NULL, &c) == MMAPIO_OK);
+    if (c) {
+        CHECK(mmapio_ping(c) == MMAPIO_OK);
+        mmapio_disconnect(c);
+    }
+    _putenv("MMAPIO_SOCKET=");
 }
 
 /* A second process, and a second grant in this one, see the bytes. */
