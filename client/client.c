@@ -134,31 +134,12 @@ static uint64_t client_next_id(mmapio_client *c)
     return id;
 }
 
-/* Packs msg and sends it as one frame: 0, -EMSGSIZE when it is longer
- * than max_frame (nothing sent), or conn_send's -errno. */
-static int send_msg(int conn, const ProtobufCMessage *msg, int pass_fd,
-                    size_t max_frame)
-{
-    uint8_t stack[4096];
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    if (len > max_frame)
-        return -EMSGSIZE;
-    uint8_t *buf = len <= sizeof(stack) ? stack : malloc(len);
-    if (!buf)
-        return -ENOMEM;
-    protobuf_c_message_pack(msg, buf);
-    int r = conn_send(conn, buf, len, pass_fd, true);
-    if (buf != stack)
-        free(buf);
-    return r;
-}
-
 /* Sends one request; a full socket buffer is waited out. */
 static int client_send_one(mmapio_client *c, const Mmapio__Request *req,
                            int pass_fd)
 {
     for (;;) {
-        int r = send_msg(c->fd, &req->base, pass_fd, c->max_frame);
+        int r = conn_send_msg(c->fd, &req->base, pass_fd, c->max_frame);
         if (r == 0)
             return MMAPIO_OK;
         if (r == -EMSGSIZE)

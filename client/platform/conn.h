@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <protobuf-c/protobuf-c.h>
 
 /* Handles accepted with one frame; more is -EBADMSG. */
 #define CONN_MAX_HANDLES 4
@@ -38,6 +39,11 @@ int conn_open(const char *path, int *out, char *why, size_t size);
 /* Sends one frame carrying pass_fd when >= 0 (borrowed). Never raises
  * SIGPIPE. !wait: -EAGAIN rather than wait for room. */
 int conn_send(int conn, const void *buf, size_t len, int pass_fd, bool wait);
+
+/* Packs msg and sends it as one frame (waiting for room): -EMSGSIZE when
+ * it is longer than max_frame (nothing sent), else as conn_send. */
+int conn_send_msg(int conn, const ProtobufCMessage *msg, int pass_fd,
+                  size_t max_frame);
 
 /* Receives one frame into buf (cap bytes): its length (> 0), or -EAGAIN
  * (nothing waiting and !wait), -ECONNRESET (the peer is gone), -EMSGSIZE

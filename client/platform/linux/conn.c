@@ -132,6 +132,12 @@ int conn_send(int conn, const void *buf, size_t len, int pass_fd, bool wait)
     return wire_send(conn, buf, len, pass_fd);
 }
 
+int conn_send_msg(int conn, const ProtobufCMessage *msg, int pass_fd,
+                  size_t max_frame)
+{
+    return wire_send_msg(conn, msg, pass_fd, max_frame);
+}
+
 long conn_recv(int conn, void *buf, size_t cap, int *fds, size_t max_fds,
                size_t *n_fds, bool wait)
 {

@@ -237,33 +237,74 @@ static uint64_t get_le(const uint8_t *p, int n)
     return v;
 }
 
-int conn_send(int conn, const void *buf, size_t len, int pass_fd, bool wait)
+/* Room for a frame of `len` bytes: `stack` when it fits, else malloc'ed
+ * (NULL without memory). */
+static uint8_t *frame_room(uint8_t *stack, size_t size, size_t len)
 {
-    size_t head = FRAME_HEADER + (pass_fd >= 0 ? 8 : 0);
-    uint8_t stack[4096];
+    return len <= size ? stack : malloc(len);
+}
 
-    if (is_shut(conn))
-        return -EPIPE;
-    if (len > UINT32_MAX - head)
-        return -EMSGSIZE;
-    uint8_t *frame = head + len <= sizeof(stack) ? stack : malloc(head + len);
-    if (!frame)
-        return -ENOMEM;
+/* Fills the header before the message at frame + head and sends it. */
+static int send_frame(int conn, uint8_t *frame, size_t head, size_t len,
+                      int pass_fd, bool wait)
+{
     put_le32(frame, pass_fd >= 0 ? 1 : 0);
     put_le32(frame + 4, 0);
     if (pass_fd >= 0) { /* a value in our process; the daemon pulls it */
         put_le32(frame + 8, (uint32_t)pass_fd);
         put_le32(frame + 12, 0);
     }
-    memcpy(frame + head, buf, len);
     DWORD done = 0;
     int r = pipe_io(handle_of(conn), true, frame, (DWORD)(head + len), &done,
                     wait);
-    if (frame != stack)
-        free(frame);
     if (r == -ECONNRESET)
         return -EPIPE;
     return r == 0 && done != head + len ? -EIO : r;
+}
+
+static size_t head_of(int pass_fd)
+{
+    return FRAME_HEADER + (pass_fd >= 0 ? 8 : 0);
+}
+
+int conn_send(int conn, const void *buf, size_t len, int pass_fd, bool wait)
+{
+    uint8_t stack[4096];
+    size_t head = head_of(pass_fd);
+
+    if (is_shut(conn))
+        return -EPIPE;
+    if (len > UINT32_MAX - head)
+        return -EMSGSIZE;
+    uint8_t *frame = frame_room(stack, sizeof(stack), head + len);
+    if (!frame)
+        return -ENOMEM;
+    memcpy(frame + head, buf, len);
+    int r = send_frame(conn, frame, head, len, pass_fd, wait);
+    if (frame != stack)
+        free(frame);
+    return r;
+}
+
+int conn_send_msg(int conn, const ProtobufCMessage *msg, int pass_fd,
+                  size_t max_frame)
+{
+    uint8_t stack[4096];
+    size_t head = head_of(pass_fd);
+    size_t len = protobuf_c_message_get_packed_size(msg);
+
+    if (len > max_frame || len > UINT32_MAX - head)
+        return -EMSGSIZE;
+    if (is_shut(conn))
+        return -EPIPE;
+    uint8_t *frame = frame_room(stack, sizeof(stack), head + len);
+    if (!frame)
+        return -ENOMEM;
+    protobuf_c_message_pack(msg, frame + head);
+    int r = send_frame(conn, frame, head, len, pass_fd, true);
+    if (frame != stack)
+        free(frame);
+    return r;
 }
 
 /* Reads what is left of a message too long for us. */
