@@ -6,12 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <windows.h>
-#include <sddl.h>
 
+#include "membackend.h"
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
 
-#define SECTION_DACL L"D:P(A;;RC;;;OW)" /* as membackend.c's */
 #define CTL_SLOTS 64
 #define CTL_SLOT_SIZE 16
 #define MAX_FRAME 65536
@@ -43,16 +42,11 @@ uintptr_t fake_last_ro_grant(void)
     return last_ro;
 }
 
+/* A section as the daemon makes one (its DACL refuses widening). */
 static HANDLE section_new(uint64_t size)
 {
-    SECURITY_ATTRIBUTES sa = { sizeof(sa), NULL, FALSE };
-    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            SECTION_DACL, SDDL_REVISION_1, &sa.lpSecurityDescriptor, NULL))
-        return NULL;
-    HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, &sa, PAGE_READWRITE,
-                                  (DWORD)(size >> 32), (DWORD)size, NULL);
-    LocalFree(sa.lpSecurityDescriptor);
-    return h;
+    int h = mem_section_new("fakeiod", size, 0);
+    return h < 0 ? NULL : (HANDLE)(intptr_t)h;
 }
 
 /* The section of anonymous mapping `name` (created when `create`), or

@@ -5,8 +5,9 @@
  * packed message; sections duplicated into the client's process. It
  * answers Hello as mmapiod does (protocol, limits, the control area's
  * slots with the area's section, read-only), Open of anonymous mappings
- * (pagefile sections with the explicit DACL of
- * daemon/platform/windows/membackend.c, read-only grants by FILE_MAP_READ),
+ * (pagefile sections made by the daemon's own
+ * daemon/platform/windows/membackend.c, with its DACL; read-only grants by
+ * FILE_MAP_READ),
  * (a name starting "carved" as a mapping 4096 bytes into its section, as
  * the daemon carves small ones from an arena), Watch (and, 200 ms later,
  * a MODIFIED event of the mapping opened last), Close and notices without
