@@ -10,10 +10,11 @@
 #include "membackend.h"
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
+#include "wire.h"
 
 #define CTL_SLOTS 64
 #define CTL_SLOT_SIZE 16
-#define MAX_FRAME 65536
+#define MAX_FRAME WIRE_DEFAULT_MAX_FRAME
 #define ROOM (8 + 32 + MAX_FRAME)
 
 struct section {
@@ -246,7 +247,11 @@ static DWORD WINAPI serve_conn(void *p)
         rep.id = req->id;
         switch (req->op_case) {
         case MMAPIO__REQUEST__OP_HELLO:
-            hr.protocol = 2;
+            if (req->hello->protocol != WIRE_PROTOCOL) {
+                reply_error(&rep, MMAPIO_E_PROTOCOL, "protocol not supported");
+                break;
+            }
+            hr.protocol = WIRE_PROTOCOL;
             hr.server_version = "fakeiod";
             hr.max_frame = MAX_FRAME;
             hr.max_inflight = 64;
