@@ -719,14 +719,16 @@ int client_rejoin_locked(mmapio_client *c)
         c->fd = old_fd;
         return error_set(r, why);
     }
-    /* The new socket takes the old one's number (closing it). */
+    /* The new socket takes the old one's number (closing it) where the
+     * system lets it (conn_take_over). */
     int fresh = c->fd;
     c->fd = old_fd;
-    if (proc_replace(fresh, old_fd) < 0) {
+    int fd = conn_take_over(old_fd, fresh);
+    if (fd < 0) {
         conn_close(fresh);
         return error_set(MMAPIO_E_IO, "cannot keep the client's fd number");
     }
-    conn_close(fresh);
+    c->fd = fd;
     c->unreported += (unsigned)asyncs_fail_all(&c->asyncs,
                                                MMAPIO_E_DISCONNECTED);
     if (!client_retire_old(c)) {

@@ -174,8 +174,9 @@ void mmapio_disconnect(mmapio_client *c);
  * mmapio_client_dispatch(c, 0). Events may also be read by requests made
  * meanwhile, so dispatch after requests too. It also turns readable when
  * the daemon goes away. Its number stays the same across
- * mmapio_reconnect. On Windows it is the pipe's HANDLE, which cannot be
- * waited on for data: call mmapio_client_dispatch with a timeout. */
+ * mmapio_reconnect (not on Windows). On Windows it is the pipe's HANDLE,
+ * which cannot be waited on for data: call mmapio_client_dispatch with a
+ * timeout. */
 int mmapio_client_fd(const mmapio_client *c);
 /*
  * Waits up to timeout_ms (< 0: no limit) until events have arrived, reads
@@ -209,8 +210,8 @@ int mmapio_ping(mmapio_client *c);
  * handles stayed detached, and when c was connected all along: then
  * nothing is done); MMAPIO_E_DISCONNECTED while no daemon answers (try
  * again later), or the error that refused the connection. On Windows
- * MMAPIO_E_IO: a new pipe cannot keep the old one's handle value; connect
- * anew.
+ * the new pipe keeps a handle value of its own, and every handle stays
+ * detached (a section has no identity to compare).
  */
 int mmapio_reconnect(mmapio_client *c);
 

@@ -65,6 +65,12 @@ bool conn_hung_up(int conn);
  * hung up). */
 void conn_shutdown(int conn);
 
+/* After a reconnect: the number under which `fresh` now serves in old's
+ * place (old closed): old's own where the system lets a handle take a
+ * number (Linux: fresh is moved there), else fresh's (Windows). -errno
+ * with nothing changed. */
+int conn_take_over(int old, int fresh);
+
 /* Closes a connection for good. */
 void conn_close(int conn);
 

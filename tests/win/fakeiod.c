@@ -219,6 +219,9 @@ static DWORD WINAPI serve_conn(void *p)
     HANDLE client = NULL;
     bool said_hello = false;
 
+    static volatile LONG restarted;
+    if (a.bad == FAKE_RESTART)
+        a.bad = InterlockedExchange(&restarted, 1) ? FAKE_GOOD : FAKE_HANG_UP;
     if (GetNamedPipeClientProcessId(a.pipe, &pid))
         client = OpenProcess(PROCESS_DUP_HANDLE, FALSE, pid);
     for (;;) {
@@ -286,7 +289,7 @@ static DWORD WINAPI serve_conn(void *p)
         default:
             break;
         }
-        if (said_hello && req->op_case != MMAPIO__REQUEST__OP_HELLO &&
+        if (said_hello && req->op_case == MMAPIO__REQUEST__OP_PING &&
             a.bad != FAKE_GOOD && a.bad != FAKE_NO_AREA) {
             if (a.bad == FAKE_HANG_UP)
                 ok = false;

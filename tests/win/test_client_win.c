@@ -311,6 +311,34 @@ static void test_dispatch(void)
     mmapio_disconnect(c);
 }
 
+/* After the daemon went away and came back, mmapio_reconnect connects
+ * anew (a new pipe handle: its value cannot be kept on Windows); a handle
+ * cannot be re-attached (a section has no identity to compare), so it
+ * stays detached, its memory still mapped. */
+static void test_reconnect(void)
+{
+    const char *pipe = pipe_name("restart");
+    mmapio_client *c = NULL;
+    mmapio_map *m = NULL;
+
+    CHECK(fake_start(pipe, FAKE_RESTART) == 0);
+    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    if (!c)
+        return;
+    CHECK(mmapio_anon_create(c, "survivor", SIZE, &m) == MMAPIO_OK);
+    CHECK(m && mmapio_update_region(m, 0, "kept", 5) == MMAPIO_OK);
+    CHECK(mmapio_ping(c) == MMAPIO_E_DISCONNECTED);
+    CHECK(mmapio_ping(c) == MMAPIO_E_DISCONNECTED);
+    CHECK(mmapio_reconnect(c) == MMAPIO_OK);
+    CHECK(mmapio_ping(c) == MMAPIO_OK);
+    if (m) {
+        CHECK(memcmp(mmapio_as_ptr(m), "kept", 5) == 0);
+        CHECK(mmapio_refresh(m) == MMAPIO_E_NOT_FOUND);
+        mmapio_unmap(m);
+    }
+    mmapio_disconnect(c);
+}
+
 /* What Windows cannot do gives a clear error, never a hang. */
 static void test_unsupported(void)
 {
@@ -387,6 +415,7 @@ int main(int argc, char **argv)
     test_read_only();
     test_carved_and_cow();
     test_dispatch();
+    test_reconnect();
     test_unsupported();
     test_bad_frames();
     test_default_pipe();

@@ -3,6 +3,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -168,6 +169,14 @@ bool conn_hung_up(int conn)
 void conn_shutdown(int conn)
 {
     shutdown(conn, SHUT_RDWR);
+}
+
+int conn_take_over(int old, int fresh)
+{
+    if (dup3(fresh, old, O_CLOEXEC) < 0)
+        return -errno;
+    close(fresh);
+    return old;
 }
 
 void conn_close(int conn)

@@ -99,6 +99,13 @@ void conn_close(int conn)
     CloseHandle(handle_of(conn));
 }
 
+/* A handle's value cannot be chosen: the new pipe keeps its own. */
+int conn_take_over(int old, int fresh)
+{
+    conn_close(old);
+    return fresh;
+}
+
 /* ---- connecting ---- */
 
 static int connect_error(DWORD err, const char **why)
