@@ -29,6 +29,7 @@
 #include <mmapio.h>
 
 #include "escape.h"
+#include "host.h"
 #include "render.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3,
@@ -278,9 +279,7 @@ static int cmd_watch(mmapio_client *c, const struct opts *o, char **argv)
     int r = mmapio_admin_watch(c, target, anonymous, on_event, &st, &w);
     if (r)
         return fail(r, argv[0]);
-    struct sigaction sa = { .sa_handler = on_interrupt };
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    host_on_stop(on_interrupt);
     char *shown = render_check(esc_text(argv[0]));
     fprintf(stderr, "watching %s until it is removed; ^C to stop\n", shown);
     free(shown);

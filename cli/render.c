@@ -1,12 +1,12 @@
-/* render: mmapioctl's tables and JSON, through libsmartcols (render.h). */
+/* render: mmapioctl's tables and JSON, through platform/table.h
+ * (render.h). */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* asprintf, localtime_r */
+#define _GNU_SOURCE /* asprintf */
 #endif
 #include "render.h"
 
 #include <ctype.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,9 +14,9 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include <libsmartcols.h>
-
 #include "escape.h"
+#include "host.h"
+#include "table.h"
 
 enum kind { STR, NUM, BOOL };
 
@@ -49,49 +49,44 @@ static char *num(uint64_t v)
 
 struct tbl {
     const struct out *o;
-    struct libscols_table *tb;
+    struct table *tb;
 };
 
 static struct tbl tbl_new(const struct out *o, const char *name)
 {
-    struct tbl t = { o, render_check(scols_new_table()) };
-    scols_table_set_stream(t.tb, o->f);
-    scols_table_set_name(t.tb, name);
-    scols_table_enable_json(t.tb, o->json);
-    scols_table_enable_raw(t.tb, o->raw);
-    scols_table_enable_noheadings(t.tb, o->noheadings);
+    struct tbl t = { o, render_check(table_new(o->f, name, o->json, o->raw,
+                                               o->noheadings)) };
     return t;
 }
 
 /* A column named `key` in JSON, KEY in text. */
-static void tbl_col(struct tbl *t, const char *key, enum kind k, int flags)
+static void tbl_col(struct tbl *t, const char *key, enum kind k, bool tree)
 {
     char head[64];
     size_t i = 0;
     for (; key[i] && i < sizeof(head) - 1; i++)
         head[i] = t->o->json ? key[i] : (char)toupper((unsigned char)key[i]);
     head[i] = '\0';
-    if (k == NUM && !t->o->json)
-        flags |= SCOLS_FL_RIGHT;
-    struct libscols_column *c =
-        render_check(scols_table_new_column(t->tb, head, 0, flags));
-    scols_column_set_json_type(c, k == NUM ? SCOLS_JSON_NUMBER
-                                  : k == BOOL ? SCOLS_JSON_BOOLEAN
-                                              : SCOLS_JSON_STRING);
+    if (!table_column(t->tb, head,
+                      k == NUM    ? TABLE_NUMBER
+                      : k == BOOL ? TABLE_BOOLEAN
+                                  : TABLE_STRING,
+                      k == NUM && !t->o->json, tree))
+        render_check(NULL);
 }
 
-static struct libscols_line *tbl_line(struct tbl *t, struct libscols_line *parent)
+static struct table_row *tbl_line(struct tbl *t, struct table_row *parent)
 {
-    return render_check(scols_table_new_line(t->tb, parent));
+    return render_check(table_row(t->tb, parent));
 }
 
 /* Sets a cell to v (taken; NULL: null in JSON, "-" in text). JSON text
  * is made valid UTF-8; the table escapes the rest for both. */
-static void tbl_set(struct tbl *t, struct libscols_line *l, size_t col, char *v)
+static void tbl_set(struct tbl *t, struct table_row *l, size_t col, char *v)
 {
     if (!v) {
         if (!t->o->json)
-            scols_line_set_data(l, col, "-");
+            table_set(l, col, render_check(strdup("-")));
         return;
     }
     if (t->o->json) {
@@ -99,13 +94,12 @@ static void tbl_set(struct tbl *t, struct libscols_line *l, size_t col, char *v)
         free(v);
         v = u;
     }
-    scols_line_refer_data(l, col, v);
+    table_set(l, col, v);
 }
 
 static void tbl_print(struct tbl *t)
 {
-    scols_print_table(t->tb);
-    scols_unref_table(t->tb);
+    table_print(t->tb);
     fflush(t->o->f);
 }
 
@@ -113,15 +107,15 @@ static void tbl_print(struct tbl *t)
 static struct tbl tbl_fields(const struct out *o, const char *name)
 {
     struct tbl t = tbl_new(o, name);
-    tbl_col(&t, "field", STR, 0);
-    tbl_col(&t, "value", STR, 0);
-    tbl_col(&t, "meaning", STR, 0);
+    tbl_col(&t, "field", STR, false);
+    tbl_col(&t, "value", STR, false);
+    tbl_col(&t, "meaning", STR, false);
     return t;
 }
 
 static void tbl_field(struct tbl *t, const char *key, char *v, const char *meaning)
 {
-    struct libscols_line *l = tbl_line(t, NULL);
+    struct table_row *l = tbl_line(t, NULL);
     tbl_set(t, l, 0, render_check(strdup(key)));
     tbl_set(t, l, 1, v);
     tbl_set(t, l, 2, render_check(strdup(meaning)));
@@ -135,7 +129,7 @@ static char *when_text(int64_t t)
     char buf[64];
     struct tm tm;
     time_t tt = (time_t)t;
-    if (!localtime_r(&tt, &tm) ||
+    if (!host_localtime(tt, &tm) ||
         !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S%z", &tm))
         return num((uint64_t)t);
     return render_check(strdup(buf));
@@ -158,11 +152,7 @@ static char *yes_no(bool v)
 
 static char *user_name(uint32_t uid)
 {
-    struct passwd pw, *res = NULL;
-    char buf[1024];
-    if (getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &res) || !res)
-        return NULL;
-    return render_check(strdup(res->pw_name));
+    return host_user_name(uid);
 }
 
 static char *policy_text(mmapio_flush_policy p)
@@ -271,11 +261,11 @@ static void maps_table(const struct out *o, const mmapio_map_info *m, size_t n)
     size_t nc = 0;
     for (int f = 0; f < MF_COUNT; f++)
         if (o->json || map_fields[f].in_ls) {
-            tbl_col(&t, map_fields[f].key, map_fields[f].kind, 0);
+            tbl_col(&t, map_fields[f].key, map_fields[f].kind, false);
             cols[nc++] = (enum map_field)f;
         }
     for (size_t i = 0; i < n; i++) {
-        struct libscols_line *l = tbl_line(&t, NULL);
+        struct table_row *l = tbl_line(&t, NULL);
         for (size_t c = 0; c < nc; c++)
             tbl_set(&t, l, c, map_value(o, &m[i], cols[c]));
     }
@@ -412,10 +402,10 @@ void render_status(const struct out *o, const mmapio_status *s)
     }
     struct tbl t = tbl_new(o, "status");
     for (int f = 0; f < SF_COUNT; f++)
-        tbl_col(&t, status_fields[f].key, status_fields[f].kind, 0);
+        tbl_col(&t, status_fields[f].key, status_fields[f].kind, false);
     for (size_t i = 0; i < s->n_limits; i++)
-        tbl_col(&t, s->limits[i].name, NUM, 0);
-    struct libscols_line *l = tbl_line(&t, NULL);
+        tbl_col(&t, s->limits[i].name, NUM, false);
+    struct table_row *l = tbl_line(&t, NULL);
     for (int f = 0; f < SF_COUNT; f++)
         tbl_set(&t, l, (size_t)f, status_value(o, s, (enum status_field)f));
     for (size_t i = 0; i < s->n_limits; i++)
@@ -448,9 +438,9 @@ void render_clients(const struct out *o, const mmapio_client_info *c, size_t n)
     struct tbl t = tbl_new(o, "clients");
     for (int f = 0; f < CF_COUNT; f++)
         tbl_col(&t, client_fields[f].key, client_fields[f].kind,
-                f == CF_NAME ? SCOLS_FL_TREE : 0);
+                f == CF_NAME);
     for (size_t i = 0; i < n; i++) {
-        struct libscols_line *l = tbl_line(&t, NULL);
+        struct table_row *l = tbl_line(&t, NULL);
         tbl_set(&t, l, CF_ID, num(c[i].id));
         tbl_set(&t, l, CF_PID, num((uint64_t)c[i].pid));
         tbl_set(&t, l, CF_UID, num(c[i].uid));
@@ -461,7 +451,7 @@ void render_clients(const struct out *o, const mmapio_client_info *c, size_t n)
         tbl_set(&t, l, CF_MAP_ID, NULL);
         for (size_t k = 0; k < c[i].n_held; k++) {
             const mmapio_held_info *h = &c[i].held[k];
-            struct libscols_line *hl = tbl_line(&t, l); /* the rest: null */
+            struct table_row *hl = tbl_line(&t, l); /* the rest: null */
             tbl_set(&t, hl, CF_NAME, o->json || !h->anonymous
                                          ? render_check(strdup(h->name))
                                          : fmt("anon:%s", h->name));
@@ -483,9 +473,9 @@ void render_flushed(const struct out *o, const mmapio_flush_report *f)
         return;
     }
     struct tbl t = tbl_new(o, "flush");
-    tbl_col(&t, "flushed", NUM, 0);
-    tbl_col(&t, "failed", NUM, 0);
-    struct libscols_line *l = tbl_line(&t, NULL);
+    tbl_col(&t, "flushed", NUM, false);
+    tbl_col(&t, "failed", NUM, false);
+    struct table_row *l = tbl_line(&t, NULL);
     tbl_set(&t, l, 0, num(f->flushed));
     tbl_set(&t, l, 1, num(f->failed));
     tbl_print(&t);
@@ -495,9 +485,9 @@ void render_policy(const struct out *o, const char *target,
                    mmapio_flush_policy p)
 {
     struct tbl t = tbl_new(o, "policy");
-    tbl_col(&t, "path", STR, 0);
-    tbl_col(&t, "policy", STR, 0);
-    struct libscols_line *l = tbl_line(&t, NULL);
+    tbl_col(&t, "path", STR, false);
+    tbl_col(&t, "policy", STR, false);
+    struct table_row *l = tbl_line(&t, NULL);
     tbl_set(&t, l, 0, render_check(strdup(target)));
     tbl_set(&t, l, 1, policy_text(p));
     tbl_print(&t);
@@ -516,7 +506,7 @@ void render_event(const struct out *o, const char *target,
     char stamp[48], zone[8];
     gettimeofday(&tv, NULL);
     time_t sec = tv.tv_sec;
-    localtime_r(&sec, &tm);
+    host_localtime(sec, &tm);
     strftime(stamp, 24, "%Y-%m-%dT%H:%M:%S", &tm);
     strftime(zone, sizeof(zone), "%z", &tm);
     snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%03d%s",

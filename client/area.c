@@ -1,8 +1,7 @@
 /* area: the control area, mapped read-only (see area.h). */
 #include "area.h"
 
-#include <unistd.h>
-
+#include "proc.h"
 #include "vmem.h"
 
 #define AREA_MAX_SLOTS (1u << 24)
@@ -10,13 +9,12 @@
 int area_attach(struct area *a, int fd, uint32_t slots)
 {
     if (fd < 0 || slots == 0 || slots > AREA_MAX_SLOTS) {
-        if (fd >= 0)
-            close(fd);
+        proc_close(fd);
         return MMAPIO_E_PROTOCOL;
     }
     size_t len = (size_t)slots * sizeof(struct ctl_slot);
     void *p = vmem_map(NULL, fd, 0, len, 0);
-    close(fd);
+    proc_close(fd);
     if (!p)
         return MMAPIO_E_PROTOCOL;
     a->slots = p;

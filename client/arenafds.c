@@ -1,11 +1,10 @@
 /* arenafds: the arena fds one connection keeps (see arenafds.h). */
 #include "arenafds.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "mmapio.h"
+#include "proc.h"
 
 static struct arena_fd *find(struct arena_fds *t, uint64_t id, bool writable)
 {
@@ -20,8 +19,7 @@ int arena_fds_take(struct arena_fds *t, uint64_t id, bool writable, int fd,
 {
     struct arena_fd *a = find(t, id, writable);
     if (a) {
-        if (fd >= 0) /* the daemon thought we had none: ours is as good */
-            close(fd);
+        proc_close(fd); /* the daemon thought we had none: ours is as good */
         a->maps++;
         *out = a->fd;
         return MMAPIO_OK;
@@ -32,7 +30,7 @@ int arena_fds_take(struct arena_fds *t, uint64_t id, bool writable, int fd,
         size_t cap = t->cap ? 2 * t->cap : 4;
         struct arena_fd *v = realloc(t->v, cap * sizeof(*v));
         if (!v) {
-            close(fd);
+            proc_close(fd);
             return MMAPIO_E_QUOTA;
         }
         t->v = v;
@@ -48,16 +46,16 @@ void arena_fds_put(struct arena_fds *t, uint64_t id, bool writable)
     struct arena_fd *a = find(t, id, writable);
     if (!a || --a->maps > 0)
         return;
-    close(a->fd);
+    proc_close(a->fd);
     *a = t->v[--t->n];
 }
 
 int arena_fds_carry(struct arena_fds *old, uint64_t id, bool writable, int fd)
 {
     struct arena_fd *a = find(old, id, writable);
-    if (!a || a->fd < 0 || dup3(fd, a->fd, O_CLOEXEC) < 0)
+    if (!a || a->fd < 0 || proc_replace(fd, a->fd) < 0)
         return fd;
-    close(fd);
+    proc_close(fd);
     fd = a->fd;
     a->fd = -1;
     return fd;
@@ -66,8 +64,7 @@ int arena_fds_carry(struct arena_fds *old, uint64_t id, bool writable, int fd)
 void arena_fds_fini(struct arena_fds *t)
 {
     for (size_t i = 0; i < t->n; i++)
-        if (t->v[i].fd >= 0)
-            close(t->v[i].fd);
+        proc_close(t->v[i].fd);
     free(t->v);
     t->v = NULL;
     t->n = t->cap = 0;

@@ -12,22 +12,23 @@
  * view too, but the page is mapped without PROT_WRITE: only atomic loads
  * may be made through it (a store or read-modify-write faults).
  *
- * Wait and wake are FUTEX_WAIT_BITSET / FUTEX_WAKE on the word, without
- * FUTEX_PRIVATE_FLAG: the kernel keys a shared mapping's futex by the
- * page behind it, so a waiter in one process is woken from another. Wait
+ * Wait and wake are the platform's futex (platform/futex.h): on Linux
+ * FUTEX_WAIT_BITSET / FUTEX_WAKE on the word, without FUTEX_PRIVATE_FLAG:
+ * the kernel keys a shared mapping's futex by the page behind it, so a
+ * waiter in one process is woken from another. Windows has no
+ * cross-process wait on an address: both calls are
+ * MMAPIO_E_INVALID_ARGUMENT there, saying so (FUTEX_UNSUPPORTED). Wait
  * sleeps against one absolute CLOCK_MONOTONIC deadline, so a signal
  * (EINTR) is retried for the time that remains, never longer.
  */
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "errors.h"
+#include "futex.h"
 #include "map.h"
 
 /* A pointer to `count` aligned words of `size` bytes at offset of m now. */
@@ -104,15 +105,6 @@ static struct timespec atomics_deadline(int ms)
     return t;
 }
 
-/* One FUTEX_WAIT_BITSET (shared) until *deadline (NULL: none): 0 or -errno. */
-static int atomics_futex_wait(_Atomic uint32_t *w, uint32_t expected,
-                              const struct timespec *deadline)
-{
-    long r = syscall(SYS_futex, (uint32_t *)(void *)w, FUTEX_WAIT_BITSET,
-                     expected, deadline, NULL, FUTEX_BITSET_MATCH_ANY);
-    return r == 0 ? 0 : -errno;
-}
-
 /*
  * MMAPIO_OK when the word is not `expected` (EAGAIN: it changed before we
  * slept) or when a wake reached us (0, even if the value came back to
@@ -132,12 +124,13 @@ int mmapio_wait_u32(mmapio_map *m, uint64_t offset, uint32_t expected,
     for (;;) {
         if (atomic_load_explicit(w, memory_order_acquire) != expected)
             return MMAPIO_OK;
-        r = atomics_futex_wait(w, expected,
-                               timeout_ms >= 0 ? &deadline : NULL);
+        r = futex_wait(w, expected, timeout_ms >= 0 ? &deadline : NULL);
         if (r == 0 || r == -EAGAIN)
             return MMAPIO_OK;
         if (r == -ETIMEDOUT)
             return error_set(MMAPIO_E_TIMED_OUT, NULL);
+        if (r == -ENOTSUP)
+            return error_set(MMAPIO_E_INVALID_ARGUMENT, FUTEX_UNSUPPORTED);
         if (r != -EINTR)
             return error_set(MMAPIO_E_IO, NULL);
     }
@@ -152,8 +145,9 @@ int mmapio_wake_u32(mmapio_map *m, uint64_t offset, int count)
     int r = atomics_word(m, offset, &w);
     if (r != MMAPIO_OK)
         return r;
-    long n = syscall(SYS_futex, (uint32_t *)(void *)w, FUTEX_WAKE, count,
-                     NULL, NULL, 0);
+    long n = futex_wake(w, count);
+    if (n == -ENOTSUP)
+        return error_set(MMAPIO_E_INVALID_ARGUMENT, FUTEX_UNSUPPORTED);
     if (n < 0)
         return error_set(MMAPIO_E_IO, NULL);
     return n > INT_MAX ? INT_MAX : (int)n;

@@ -1,32 +1,26 @@
 /*
  * client: one connection to mmapiod and its round trips (see client.h).
  *
- * Nothing here raises SIGPIPE (wire_send uses MSG_NOSIGNAL), logs or
+ * Nothing here raises SIGPIPE (conn_send never does), logs or
  * aborts because of what the daemon sent. Maps already made are left
  * alone when the connection dies and keep working in memory.
  */
 #include "client.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/eventfd.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "area.h"
 #include "asyncs.h"
+#include "conn.h"
 #include "errmap.h"
 #include "errors.h"
 #include "events.h"
 #include "names.h"
 #include "pbarena.h"
+#include "proc.h"
 #include "trust.h"
 #include "vmem.h"
 #include "wire.h"
@@ -40,10 +34,8 @@ void client_ref(mmapio_client *c)
 
 static void client_free(mmapio_client *c)
 {
-    if (c->fd >= 0)
-        close(c->fd);
-    if (c->wake_fd >= 0)
-        close(c->wake_fd);
+    conn_close(c->fd);
+    proc_close(c->wake_fd);
     area_detach(&c->area);
     if (c->ring)
         vmem_unmap(c->ring, WRING_SIZE);
@@ -92,7 +84,7 @@ static int client_new(mmapio_client **out)
     }
     atomic_init(&c->refs, 1);
     c->fd = -1;
-    c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    c->wake_fd = conn_wake_new();
     if (c->wake_fd < 0) {
         pthread_mutex_destroy(&c->lock);
         free(c->rxbuf);
@@ -108,48 +100,28 @@ static int client_new(mmapio_client **out)
 /* ---- failure latch ---- */
 
 /* Latches the connection as dead and returns err for the current call.
- * shutdown() rather than close(): the fd number stays valid for a caller
+ * Shut down rather than closed: the fd number stays valid for a caller
  * polling mmapio_client_fd, and now reports POLLHUP. */
 static int client_fail(mmapio_client *c, int err)
 {
     if (!c->dead) {
         c->dead = MMAPIO_E_DISCONNECTED;
         c->news_down = true;
-        shutdown(c->fd, SHUT_RDWR);
+        conn_shutdown(c->fd);
     }
     return err;
 }
 
 /* ---- waiting ---- */
 
-static int64_t now_ms(void)
+/* Waits until the connection can be read (or written: out): MMAPIO_OK,
+ * or MMAPIO_E_IO when waiting itself fails. */
+static int wait_conn(int conn, bool out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Waits until fd is ready for `events` or timeout_ms passed (< 0: no
- * limit), restarting after signals. Returns 1 ready, 0 timed out,
- * MMAPIO_E_IO if poll itself fails.
- */
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-    struct pollfd p = { .fd = fd, .events = events };
-    for (;;) {
-        int left = -1;
-        if (deadline >= 0) {
-            int64_t d = deadline - now_ms();
-            left = d > 0 ? (int)d : 0;
-        }
-        int n = poll(&p, 1, left);
-        if (n >= 0)
-            return n > 0;
-        if (errno != EINTR)
-            return MMAPIO_E_IO;
-    }
+    int r;
+    while ((r = conn_wait(conn, out, -1, -1)) == -EINTR)
+        ;
+    return r < 0 ? MMAPIO_E_IO : MMAPIO_OK;
 }
 
 /* ---- sending ---- */
@@ -167,7 +139,7 @@ static int client_send_one(mmapio_client *c, const Mmapio__Request *req,
                            int pass_fd)
 {
     for (;;) {
-        int r = wire_send_msg(c->fd, &req->base, pass_fd, c->max_frame);
+        int r = conn_send_msg(c->fd, &req->base, pass_fd, c->max_frame);
         if (r == 0)
             return MMAPIO_OK;
         if (r == -EMSGSIZE)
@@ -180,7 +152,7 @@ static int client_send_one(mmapio_client *c, const Mmapio__Request *req,
             return MMAPIO_E_QUOTA;
         if (r != -EAGAIN)
             return client_fail(c, MMAPIO_E_DISCONNECTED);
-        r = wait_fd(c->fd, POLLOUT, -1);
+        r = wait_conn(c->fd, true);
         if (r < 0)
             return r;
     }
@@ -229,8 +201,7 @@ static void client_note(mmapio_client *c, unsigned n)
     if (n == 0)
         return;
     if (c->waiting && c->unreported == 0) {
-        uint64_t one = 1;
-        (void)!write(c->wake_fd, &one, sizeof(one));
+        conn_wake_signal(c->wake_fd);
     }
     c->unreported += n;
 }
@@ -270,7 +241,7 @@ enum { READ_NONE, READ_OTHER, READ_REPLY };
 struct incoming {
     Mmapio__ServerMessage *msg;
     struct pbarena *arena;   /* decoded in c->arena, or NULL: malloc'ed */
-    int fds[WIRE_MAX_FDS];
+    int fds[CONN_MAX_HANDLES];
     size_t n_fds;
 };
 
@@ -284,13 +255,14 @@ static void message_free(Mmapio__ServerMessage *msg, struct pbarena *arena)
 
 static void incoming_drop(struct incoming *in)
 {
-    wire_close_fds(in->fds, in->n_fds);
+    for (size_t i = 0; i < in->n_fds; i++)
+        proc_close(in->fds[i]);
     in->n_fds = 0;
     message_free(in->msg, in->arena);
     in->msg = NULL;
 }
 
-/* Maps a wire_recv failure to an error and latches the connection. */
+/* Maps a conn_recv failure to an error and latches the connection. */
 static int recv_failed(mmapio_client *c, long r)
 {
     if (r == -EMSGSIZE || r == -EBADMSG)
@@ -311,9 +283,8 @@ static int client_read_one(mmapio_client *c, struct incoming *in, bool wait,
 {
     in->msg = NULL;
     in->arena = NULL;
-    long n = (wait ? wire_recv_wait : wire_recv)(
-        c->fd, c->rxbuf, WIRE_DEFAULT_MAX_FRAME, in->fds, WIRE_MAX_FDS,
-        &in->n_fds);
+    long n = conn_recv(c->fd, c->rxbuf, WIRE_DEFAULT_MAX_FRAME, in->fds,
+                       CONN_MAX_HANDLES, &in->n_fds, wait);
     if (n == -EAGAIN)
         return READ_NONE;
     if (n < 0)
@@ -440,8 +411,8 @@ static int hear_last_word(mmapio_client *c, int err)
         struct incoming in;
         in.msg = NULL;
         in.arena = NULL;
-        long n = wire_recv(c->fd, c->rxbuf, WIRE_DEFAULT_MAX_FRAME, in.fds,
-                           WIRE_MAX_FDS, &in.n_fds);
+        long n = conn_recv(c->fd, c->rxbuf, WIRE_DEFAULT_MAX_FRAME, in.fds,
+                           CONN_MAX_HANDLES, &in.n_fds, false);
         if (n == -ECONNRESET && i == 0)
             continue;
         if (n < 0)
@@ -477,7 +448,7 @@ static int client_wait_reply(mmapio_client *c, uint64_t id,
             return error_set(r, NULL);
         /* Someone made the socket non-blocking: wait for it here. A
          * reply left unread would answer the next request: latch. */
-        if (r == READ_NONE && (r = wait_fd(c->fd, POLLIN, -1)) < 0)
+        if (r == READ_NONE && (r = wait_conn(c->fd, false)) < 0)
             return error_set(client_fail(c, r), NULL);
     }
 }
@@ -560,8 +531,7 @@ int client_call(mmapio_client *c, Mmapio__Request *req,
 
 void client_reply_free(struct client_reply *rep)
 {
-    if (rep->fd >= 0)
-        close(rep->fd);
+    proc_close(rep->fd);
     rep->fd = -1;
     message_free(rep->msg, rep->arena);
     rep->msg = NULL;
@@ -573,114 +543,10 @@ void client_reply_free(struct client_reply *rep)
 
 int mmapio_default_socket_path(char *buf, size_t size)
 {
-    const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
-    int n;
-
     if (!buf || size == 0)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
-    if (xdg && *xdg)
-        n = snprintf(buf, size, "%s/mmapio/mmapiod.sock", xdg);
-    else if (geteuid() == 0)
-        n = snprintf(buf, size, "/run/mmapio/mmapiod.sock");
-    else
-        n = snprintf(buf, size, "/tmp/mmapio-%u/mmapiod.sock",
-                     (unsigned)geteuid());
-    if (n < 0 || (size_t)n >= size)
-        return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
-    return MMAPIO_OK;
-}
-
-/* The system service's socket (mmapiod.socket), tried when no daemon of
- * the caller's own listens on the per-user path. */
-#define SYSTEM_SOCKET "/run/mmapio/mmapiod.sock"
-
-/* Fills addr for path: 0, or -1 when it is empty or too long. */
-static int socket_address(const char *path, struct sockaddr_un *addr)
-{
-    memset(addr, 0, sizeof(*addr));
-    addr->sun_family = AF_UNIX;
-    if (!*path || strlen(path) >= sizeof(addr->sun_path))
-        return -1;
-    memcpy(addr->sun_path, path, strlen(path));
-    return 0;
-}
-
-/* connect() errors: a daemon that is not there is DISCONNECTED. */
-static int connect_error(int e)
-{
-    switch (e) {
-    case ENOENT:
-    case ENOTDIR:
-    case ECONNREFUSED:
-    case ECONNRESET:
-    case EPROTOTYPE:
-    case EAGAIN:
-        return MMAPIO_E_DISCONNECTED;
-    default:
-        return errmap_from_errno(e);
-    }
-}
-
-/* Why connect() to path failed, in plain words. */
-static const char *connect_why(const char *path, int e)
-{
-    struct stat st;
-    switch (e) {
-    case ENOENT:
-        return "no such socket (is mmapiod running?)";
-    case ENOTDIR:
-        return "a directory on its way is not a directory";
-    case EACCES:
-        return "permission denied (no search access to its directory, or no "
-               "write access to the socket)";
-    case EPROTOTYPE:
-        return "a socket of another type, not mmapiod's";
-    case EAGAIN:
-        return "mmapiod's queue of new connections is full";
-    case ECONNREFUSED:
-        if (stat(path, &st) < 0 || S_ISSOCK(st.st_mode))
-            return "nobody listens (mmapiod stopped?)";
-        return S_ISDIR(st.st_mode) ? "a directory, not a socket" : "not a socket";
-    default:
-        return strerror(e);
-    }
-}
-
-/* Connects (blocking, so a full backlog is waited out). The socket stays
- * blocking: a round trip is one send and one recv, which wait in the
- * kernel; whatever must not wait (notices, dispatch) says MSG_DONTWAIT.
- * An AF_UNIX connect interrupted by a signal has not connected, so it is
- * simply tried again. MMAPIO_OK, or an error with the path and why in
- * why[]. */
-static int socket_connect(const char *path, int *out, char *why, size_t size)
-{
-    struct sockaddr_un addr;
-    int r, fd;
-
-    if (socket_address(path, &addr) < 0) {
-        snprintf(why, size, "socket path '%.*s%s': empty or longer than %zu bytes",
-                 64, path, strlen(path) > 64 ? "..." : "",
-                 sizeof(addr.sun_path) - 1);
-        return MMAPIO_E_INVALID_ARGUMENT;
-    }
-    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(why, size, "socket: %s", strerror(errno));
-        return errmap_from_errno(errno);
-    }
-    do {
-        r = connect(fd, (const struct sockaddr *)&addr, sizeof(addr));
-    } while (r < 0 && errno == EINTR);
-    if (r < 0 && errno == EISCONN)
-        r = 0;
-    if (r < 0) {
-        int e = errno;
-        close(fd);
-        snprintf(why, size, "%s: %s", path, connect_why(path, e));
-        return connect_error(e);
-    }
-    *out = fd;
-    return MMAPIO_OK;
+    int r = conn_default_path(buf, size);
+    return r == MMAPIO_OK ? r : error_set(r, NULL);
 }
 
 static int client_hello_locked(mmapio_client *c)
@@ -690,7 +556,7 @@ static int client_hello_locked(mmapio_client *c)
     struct client_reply rep;
 
     hello.protocol = WIRE_PROTOCOL;
-    hello.client_name = program_invocation_short_name;
+    hello.client_name = (char *)proc_name();
     req.op_case = MMAPIO__REQUEST__OP_HELLO;
     req.hello = &hello;
     int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT_HELLO, &rep);
@@ -722,7 +588,7 @@ static int client_trust(mmapio_client *c, const char *path, char *why,
 {
     int r = trust_socket(c->fd, path, why, size);
     if (r == MMAPIO_OK)
-        c->uid = geteuid(); /* what SO_PEERCRED told the daemon */
+        c->uid = proc_uid(); /* what SO_PEERCRED told the daemon */
     return r;
 }
 
@@ -732,10 +598,10 @@ static int client_reach(mmapio_client *c, const char *path, char *why,
                         size_t size)
 {
     char trust_why[ERROR_TEXT_MAX / 2];
-    int r = socket_connect(path, &c->fd, why, size);
+    int r = conn_open(path, &c->fd, why, size);
     if (r == MMAPIO_OK &&
         (r = client_trust(c, path, trust_why, sizeof(trust_why))) != MMAPIO_OK) {
-        close(c->fd);
+        conn_close(c->fd);
         c->fd = -1;
         if (strstr(trust_why, path))
             snprintf(why, size, "%s", trust_why);
@@ -745,7 +611,7 @@ static int client_reach(mmapio_client *c, const char *path, char *why,
     if (r == MMAPIO_OK && (!c->path || strcmp(c->path, path))) {
         char *p = strdup(path); /* for mmapio_reconnect */
         if (!p) {
-            close(c->fd);
+            conn_close(c->fd);
             c->fd = -1;
             snprintf(why, size, "out of memory");
             return MMAPIO_E_QUOTA;
@@ -765,8 +631,8 @@ static int client_reach(mmapio_client *c, const char *path, char *why,
  */
 static int client_reach_default(mmapio_client *c, char *why, size_t size)
 {
-    const char *env = secure_getenv("MMAPIO_SOCKET");
-    char user[sizeof(((struct sockaddr_un *)0)->sun_path) + 1] = "";
+    const char *env = proc_getenv("MMAPIO_SOCKET");
+    char user[CONN_NAME_MAX + 1] = "";
     struct error_saved saved;
     char why_user[248], why_sys[248]; /* both fit in why[] */
 
@@ -780,11 +646,11 @@ static int client_reach_default(mmapio_client *c, char *why, size_t size)
                  "$XDG_RUNTIME_DIR/mmapio/mmapiod.sock: too long for a socket");
     } else
         r = client_reach(c, user, why_user, sizeof(why_user));
-    if (r == MMAPIO_OK || !strcmp(user, SYSTEM_SOCKET)) {
+    if (r == MMAPIO_OK || !strcmp(user, conn_system_path)) {
         snprintf(why, size, "%s", why_user);
         return r;
     }
-    int r2 = client_reach(c, SYSTEM_SOCKET, why_sys, sizeof(why_sys));
+    int r2 = client_reach(c, conn_system_path, why_sys, sizeof(why_sys));
     if (r2 == MMAPIO_OK)
         return r2;
     snprintf(why, size, "tried %s; then %s", why_user, why_sys);
@@ -820,11 +686,8 @@ int mmapio_connect(const char *socket_path, mmapio_client **out)
 
 bool client_is_down_locked(mmapio_client *c)
 {
-    if (!c->dead) {
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
-            client_fail(c, MMAPIO_E_DISCONNECTED);
-    }
+    if (!c->dead && conn_hung_up(c->fd))
+        client_fail(c, MMAPIO_E_DISCONNECTED);
     return c->dead != 0;
 }
 
@@ -856,19 +719,21 @@ int client_rejoin_locked(mmapio_client *c)
         c->fd = old_fd;
         return error_set(r, why);
     }
-    /* The new socket takes the old one's number (closing it). */
+    /* The new socket takes the old one's number (closing it) where the
+     * system lets it (conn_take_over). */
     int fresh = c->fd;
     c->fd = old_fd;
-    if (dup3(fresh, old_fd, O_CLOEXEC) < 0) {
-        close(fresh);
+    int fd = conn_take_over(old_fd, fresh);
+    if (fd < 0) {
+        conn_close(fresh);
         return error_set(MMAPIO_E_IO, "cannot keep the client's fd number");
     }
-    close(fresh);
+    c->fd = fd;
     c->unreported += (unsigned)asyncs_fail_all(&c->asyncs,
                                                MMAPIO_E_DISCONNECTED);
     if (!client_retire_old(c)) {
         c->dead = MMAPIO_E_DISCONNECTED;
-        shutdown(c->fd, SHUT_RDWR);
+        conn_shutdown(c->fd);
         return error_set(MMAPIO_E_QUOTA, NULL);
     }
     c->dead = 0;
@@ -940,17 +805,11 @@ int client_await(mmapio_client *c, int timeout_ms)
 {
     /* Unlocked: a request in another thread may read what would have
      * woken us; it then wakes us through wake_fd instead. */
-    struct pollfd pfd[2] = { { .fd = c->fd, .events = POLLIN },
-                             { .fd = c->wake_fd, .events = POLLIN } };
-    int n = poll(pfd, 2, timeout_ms);
-    int e = errno;
+    int n = conn_wait(c->fd, false, c->wake_fd, timeout_ms);
     client_lock(c);
     c->waiting = false;
     client_unlock(c);
-    uint64_t drained;
-    if (n > 0 && (pfd[1].revents & POLLIN))
-        (void)!read(c->wake_fd, &drained, sizeof(drained));
-    if (n < 0 && e != EINTR)
+    if (n < 0 && n != -EINTR)
         return MMAPIO_E_IO;
     return MMAPIO_OK;
 }

@@ -36,7 +36,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "arenafds.h"
 #include "area.h"
@@ -65,7 +64,7 @@ struct mmapio_client {
     int wake_fd;             /* eventfd: events came for a waiting dispatch */
     bool waiting;            /* a dispatch waits outside the lock */
     bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */
-    uid_t uid;               /* our effective uid at connect: the daemon's
+    uint32_t uid;            /* our effective uid at connect: the daemon's
                                 view of us (MMAPIO_OWNER_SELF) */
     uint64_t next_id;
     size_t max_frame;        /* largest request the daemon accepts */

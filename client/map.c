@@ -23,14 +23,11 @@
 #include "map.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "area.h"
 #include "client.h"
@@ -42,6 +39,7 @@
 #include "names.h"
 #include "notice.h"
 #include "policy.h"
+#include "proc.h"
 #include "vmem.h"
 
 /* An old mapping left in place after a moving remap. */
@@ -645,7 +643,7 @@ void map_free(mmapio_map *m)
         free(r);
     }
     if (m->fd >= 0 && !m->arena)
-        close(m->fd);
+        proc_close(m->fd);
     notice_pace_fini(&m->pace);
     free(m->path);
     free(m);
@@ -1009,12 +1007,10 @@ int mmapio_unmap_to_fd(mmapio_map *m, int *fd_out)
     m->fd = -1;
     /* Granted non-blocking (the daemon never waits on a lease); the
      * caller gets an ordinary descriptor. */
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    proc_make_blocking(fd);
     int r = map_close(m);
     if (r != MMAPIO_OK) {
-        close(fd);
+        proc_close(fd);
         return r;
     }
     *fd_out = fd;
@@ -1124,7 +1120,7 @@ static void map_detach(mmapio_map *m)
  * or -1) with it (FdOffer first), so a daemon that lost the mapping may
  * take it back; a carved one offers its arena's, once per arena. */
 static int map_ask_reattach(mmapio_client *c, mmapio_map *m,
-                            const struct stat *st, int offer_fd,
+                            const struct proc_object *st, int offer_fd,
                             struct client_reply *rep)
 {
     Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
@@ -1145,8 +1141,8 @@ static int map_ask_reattach(mmapio_client *c, mmapio_map *m,
     ra.path = m->path;
     ra.anonymous = m->anonymous;
     ra.mode = (Mmapio__Mode)m->mode;
-    ra.dev = (uint64_t)st->st_dev;
-    ra.ino = (uint64_t)st->st_ino;
+    ra.dev = st->dev;
+    ra.ino = st->ino;
     ra.offset = m->offset;
     ra.carved = m->arena != 0;
     req.op_case = MMAPIO__REQUEST__OP_REATTACH;
@@ -1208,11 +1204,11 @@ static bool map_first_offer(struct map_rejoin *j, uint64_t id)
 }
 
 /* Whether fd is the object st describes. */
-static bool map_same_object(int fd, const struct stat *st)
+static bool map_same_object(int fd, const struct proc_object *st)
 {
-    struct stat now;
-    return fd >= 0 && fstat(fd, &now) == 0 && now.st_dev == st->st_dev &&
-           now.st_ino == st->st_ino;
+    struct proc_object now;
+    return fd >= 0 && proc_identify(fd, &now) == 0 && now.dev == st->dev &&
+           now.ino == st->ino;
 }
 
 /* The grant of a re-attached handle takes the place of its fd (lock
@@ -1222,23 +1218,21 @@ static bool map_same_object(int fd, const struct stat *st)
  * error and the grant's fd closed (the holder is the caller's to let go:
  * *counted says whether the table counts it). */
 static int map_take_back(mmapio_client *c, mmapio_map *m, struct map_rejoin *j,
-                         const struct stat *st, const Mmapio__OpenReply *g,
+                         const struct proc_object *st, const Mmapio__OpenReply *g,
                          int fd, bool *counted)
 {
     *counted = false;
     if (!m->arena) {
         /* The daemon compared; so do we, before the fd replaces ours. */
         int r = g->arena || !map_same_object(fd, st) ||
-                dup3(fd, m->fd, O_CLOEXEC) < 0 ? MMAPIO_E_NOT_FOUND : MMAPIO_OK;
-        if (fd >= 0)
-            close(fd);
+                proc_replace(fd, m->fd) < 0 ? MMAPIO_E_NOT_FOUND : MMAPIO_OK;
+        proc_close(fd);
         return r;
     }
     bool writable = m->mode == MMAPIO_MODE_READ_WRITE;
     if (!g->arena || g->offset != m->offset ||
         (fd >= 0 && !map_same_object(fd, st))) {
-        if (fd >= 0)
-            close(fd);
+        proc_close(fd);
         return MMAPIO_E_NOT_FOUND;
     }
     if (fd >= 0)
@@ -1258,10 +1252,10 @@ static int map_take_back(mmapio_client *c, mmapio_map *m, struct map_rejoin *j,
  * the new daemon went too, any other error: detached for good. */
 static int map_rejoin_one(mmapio_client *c, mmapio_map *m, struct map_rejoin *j)
 {
-    struct stat st;
+    struct proc_object st;
     struct client_reply rep;
 
-    if (map_handle_of(m) == 0 || m->fd < 0 || fstat(m->fd, &st) < 0)
+    if (map_handle_of(m) == 0 || m->fd < 0 || proc_identify(m->fd, &st) < 0)
         return MMAPIO_E_NOT_FOUND;
     mmapio_flush_policy was = map_policy(m);
     int offer = !m->anonymous ? -1

@@ -2,13 +2,12 @@
 #include "notice.h"
 
 #include <errno.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "client.h"
+#include "conn.h"
 #include "errors.h"
-#include "wire.h"
+#include "vmem.h"
 
 #define MS_NS UINT64_C(1000000)
 
@@ -57,7 +56,7 @@ int notice_post(mmapio_client *c, const Mmapio__Notice *n)
     uint8_t buf[64];
     req.op_case = MMAPIO__REQUEST__OP_NOTICE;
     req.notice = (Mmapio__Notice *)n;
-    int r = wire_send_nowait(c->fd, buf, mmapio__request__pack(&req, buf));
+    int r = conn_send(c->fd, buf, mmapio__request__pack(&req, buf), -1, false);
     if (r == 0 || r == -EAGAIN)
         return r;
     /* EPIPE, ECONNRESET, ...: the daemon is gone */
@@ -157,11 +156,9 @@ void notice_ring_attach_locked(mmapio_client *c)
     }
     bool fits = rep.reply->write_ring->cells == WRING_CELLS;
     c->ring_releases = rep.reply->write_ring->releases;
-    void *p = fits ? mmap(NULL, WRING_SIZE, PROT_READ | PROT_WRITE,
-                          MAP_SHARED, rep.fd, 0)
-                   : MAP_FAILED;
+    void *p = fits ? vmem_map(NULL, rep.fd, 0, WRING_SIZE, VMEM_WRITE) : NULL;
     client_reply_free(&rep);
-    if (p != MAP_FAILED)
+    if (p)
         atomic_store_explicit(&c->ring, p, memory_order_release);
 }
 

@@ -15,10 +15,10 @@
  * map.c), but only the bytes within the current length are the file's.
  */
 #include <stdint.h>
-#include <unistd.h>
 
 #include "errors.h"
 #include "map.h"
+#include "vmem.h"
 
 /* [offset, offset+len) lies within [0, total), without overflow. */
 static bool span_fits(uint64_t offset, uint64_t len, uint64_t total)
@@ -28,8 +28,7 @@ static bool span_fits(uint64_t offset, uint64_t len, uint64_t total)
 
 size_t mmapio_page_size(void)
 {
-    long page = sysconf(_SC_PAGESIZE); /* from the auxv: no system call */
-    return page > 0 ? (size_t)page : 4096;
+    return vmem_page();
 }
 
 /* The smallest multiple of alignment >= value; 0 when none fits in 64
@@ -136,7 +135,7 @@ bool mmapio_iter_next(mmapio_iter *it, uint64_t *offset, const void **chunk,
 int mmapio_chunks_mut(mmapio_map *m, uint64_t chunk_size, mmapio_chunk_fn fn,
                       void *user)
 {
-    mmapio_iter it;
+    mmapio_iter it = { 0 }; /* mingw's gcc cannot tell it is always set */
     uint64_t off;
     const void *chunk;
     size_t len;

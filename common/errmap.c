@@ -5,6 +5,15 @@
 #include <limits.h>
 #include <stdlib.h>
 
+/* mingw's errno.h has neither (Windows never reports them): values of
+ * their own, so the cases below stay apart. */
+#ifndef EDQUOT
+#define EDQUOT 2001
+#endif
+#ifndef ESHUTDOWN
+#define ESHUTDOWN 2002
+#endif
+
 int errmap_from_errno(int e)
 {
     if (e == INT_MIN)

@@ -157,6 +157,11 @@ typedef void (*mmapio_watch_cb)(const mmapio_change_event *ev, void *user);
  * user. Otherwise MMAPIO_E_PERMISSION, with the path and the reason in
  * mmapio_last_error: someone else may have put a socket where yours
  * should be.
+ *
+ * On Windows the path is a named pipe's name (\\.\pipe\NAME, else
+ * MMAPIO_E_INVALID_ARGUMENT), by default \\.\pipe\mmapio, and the pipe's
+ * owner must be the caller, the system, administrators or the service's
+ * account (README, "Windows").
  */
 int mmapio_connect(const char *socket_path, mmapio_client **out);
 /*
@@ -169,7 +174,9 @@ void mmapio_disconnect(mmapio_client *c);
  * mmapio_client_dispatch(c, 0). Events may also be read by requests made
  * meanwhile, so dispatch after requests too. It also turns readable when
  * the daemon goes away. Its number stays the same across
- * mmapio_reconnect. */
+ * mmapio_reconnect (not on Windows). On Windows it is the pipe's HANDLE,
+ * which cannot be waited on for data: call mmapio_client_dispatch with a
+ * timeout. */
 int mmapio_client_fd(const mmapio_client *c);
 /*
  * Waits up to timeout_ms (< 0: no limit) until events have arrived, reads
@@ -202,7 +209,9 @@ int mmapio_ping(mmapio_client *c);
  * object of the same name. MMAPIO_OK once connected (also when some
  * handles stayed detached, and when c was connected all along: then
  * nothing is done); MMAPIO_E_DISCONNECTED while no daemon answers (try
- * again later), or the error that refused the connection.
+ * again later), or the error that refused the connection. On Windows
+ * the new pipe keeps a handle value of its own, and every handle stays
+ * detached (a section has no identity to compare).
  */
 int mmapio_reconnect(mmapio_client *c);
 
@@ -569,7 +578,8 @@ int mmapio_atomic_u64_slice(mmapio_map *m, uint64_t offset, size_t count,
 /* Cross-process wait/wake on a u32 in the mapping (a futex on shared
  * memory). wait: MMAPIO_OK when woken or when the value is not `expected`,
  * MMAPIO_E_TIMED_OUT after timeout_ms (< 0: no limit). wake: how many it
- * woke, or a negative error. */
+ * woke, or a negative error. On Windows both are MMAPIO_E_INVALID_ARGUMENT
+ * (no wait on an address across processes); the atomic views work. */
 int mmapio_wait_u32(mmapio_map *m, uint64_t offset, uint32_t expected,
                     int timeout_ms);
 int mmapio_wake_u32(mmapio_map *m, uint64_t offset, int count);
@@ -611,7 +621,8 @@ int mmapio_segment_write(mmapio_segment *s, uint64_t offset, const void *data,
 /* stdio streams over a mapping: fread/fseek/ftell work; fclose frees the
  * stream, not the mapping. NULL with errno on failure. The writer writes
  * in place, never past the end (a write past it is short, errno ENOSPC),
- * READ_WRITE handles only. */
+ * READ_WRITE handles only. On Windows NULL with ENOSYS (no such streams
+ * in its C runtime). */
 FILE *mmapio_reader(mmapio_map *m);
 FILE *mmapio_writer(mmapio_map *m);
 

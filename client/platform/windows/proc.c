@@ -1,0 +1,91 @@
+/* proc on Windows: handles, the process's token, its image name. A
+ * handle's value cannot be chosen (proc_replace is -ENOTSUP) and a
+ * section has no file identity (proc_identify is -ENOTSUP): a daemon's
+ * restart detaches Windows handles rather than re-attaching them. */
+#include "proc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <windows.h>
+
+void proc_close(int h)
+{
+    if (h > 0)
+        CloseHandle((HANDLE)(intptr_t)h);
+}
+
+int proc_replace(int fresh, int at)
+{
+    return -ENOTSUP;
+}
+
+int proc_identify(int h, struct proc_object *obj)
+{
+    BY_HANDLE_FILE_INFORMATION fi;
+    if (!GetFileInformationByHandle((HANDLE)(intptr_t)h, &fi))
+        return -ENOTSUP;
+    obj->dev = fi.dwVolumeSerialNumber;
+    obj->ino = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
+    return 0;
+}
+
+void proc_make_blocking(int h)
+{
+}
+
+const char *proc_getenv(const char *name)
+{
+    return getenv(name);
+}
+
+static char name[MAX_PATH];
+static pthread_once_t name_once = PTHREAD_ONCE_INIT;
+
+static void find_name(void)
+{
+    char path[MAX_PATH];
+    DWORD n = GetModuleFileNameA(NULL, path, sizeof(path));
+    if (n == 0 || n >= sizeof(path)) {
+        strcpy(name, "?");
+        return;
+    }
+    const char *base = path;
+    for (const char *p = path; *p; p++)
+        if (*p == '\\' || *p == '/')
+            base = p + 1;
+    snprintf(name, sizeof(name), "%s", base);
+    char *dot = strrchr(name, '.');
+    if (dot && !_stricmp(dot, ".exe"))
+        *dot = '\0';
+}
+
+const char *proc_name(void)
+{
+    pthread_once(&name_once, find_name);
+    return name;
+}
+
+uint32_t proc_uid(void)
+{
+    HANDLE tok;
+    union {
+        TOKEN_USER user;
+        char room[SECURITY_MAX_SID_SIZE + sizeof(TOKEN_USER)];
+    } info;
+    DWORD len;
+    uint32_t uid = UINT32_MAX;
+
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
+        return uid;
+    if (GetTokenInformation(tok, TokenUser, &info, sizeof(info), &len)) {
+        PSID sid = info.user.User.Sid;
+        UCHAR n = *GetSidSubAuthorityCount(sid);
+        if (n > 0)
+            uid = *GetSidSubAuthority(sid, n - 1);
+    }
+    CloseHandle(tok);
+    return uid;
+}
