@@ -1,8 +1,8 @@
 /*
  * mmapiod.exe: the Windows daemon's command line and wiring (README,
  * "Windows"). The named-pipe server (transport/windows/pipeserver) is the
- * loop; the requests are winops'. Stops on Ctrl-C, Ctrl-Break or the
- * console closing.
+ * loop; the requests are winops'. Stops on Ctrl-C, Ctrl-Break, the
+ * console closing, or its stop event (stop_event).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <windows.h>
+#include <sddl.h>
 
 #include "log.h"
 #include "mmapio.h"
@@ -20,6 +21,43 @@
 #define DEFAULT_PIPE "\\\\.\\pipe\\mmapio"
 
 static struct pipeserver *server;
+
+/* "Local\mmapiod-stop-NAME" for \\.\pipe\NAME ('\\' in NAME as '_'): set, it
+ * stops the daemon, as SIGTERM does on Linux. Only the daemon's account,
+ * SYSTEM and administrators may open it. */
+#define STOP_SDDL L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;OW)"
+
+static void CALLBACK on_stop_event(void *arg, BOOLEAN timed_out)
+{
+    (void)arg;
+    (void)timed_out;
+    if (server)
+        ps_stop(server);
+}
+
+/* The stop event, or NULL when it cannot be made (or someone has it). */
+static HANDLE stop_event(const char *pipe)
+{
+    char name[300];
+    int n = snprintf(name, sizeof(name), "Local\\mmapiod-stop-%s", pipe + 9);
+    if (n < 0 || (size_t)n >= sizeof(name))
+        return NULL;
+    for (char *p = name + 6; *p; p++)
+        if (*p == '\\')
+            *p = '_';
+    SECURITY_ATTRIBUTES sa = {.nLength = sizeof(sa), .bInheritHandle = FALSE};
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(STOP_SDDL, SDDL_REVISION_1,
+            &sa.lpSecurityDescriptor, NULL))
+        return NULL;
+    HANDLE ev = CreateEventA(&sa, TRUE, FALSE, name);
+    DWORD err = GetLastError();
+    LocalFree(sa.lpSecurityDescriptor);
+    if (ev && err == ERROR_ALREADY_EXISTS) {
+        CloseHandle(ev); /* made by someone else: not ours to trust */
+        return NULL;
+    }
+    return ev;
+}
 
 static BOOL WINAPI on_console(DWORD what)
 {
@@ -71,7 +109,8 @@ static void usage(FILE *out)
         "Serves shared memory mappings to local processes over a named pipe\n"
         "(default " DEFAULT_PIPE "); file paths are beneath the data root\n"
         "(default %%LOCALAPPDATA%%\\mmapio). Stays in the foreground, logs to\n"
-        "stderr, stops on Ctrl-C or Ctrl-Break. The Windows daemon serves hello,\n"
+        "stderr, stops on Ctrl-C, Ctrl-Break or its event Local\\mmapiod-stop-NAME\n"
+        "being set. The Windows daemon serves hello,\n"
         "ping, open, close, delete, stat, flush and the never/manual policies\n"
         "(README, \"Windows\").\n");
 }
@@ -173,10 +212,20 @@ int main(int argc, char **argv)
         return 1;
     }
     SetConsoleCtrlHandler(on_console, TRUE);
+    HANDLE stop = stop_event(pipe), wait = NULL;
+    if (!stop || !RegisterWaitForSingleObject(&wait, stop, on_stop_event, NULL, INFINITE,
+                                              WT_EXECUTEONLYONCE)) {
+        fprintf(stderr, "mmapiod: cannot make the stop event of %s\n", pipe);
+        ps_free(server);
+        winops_free(w);
+        return 1;
+    }
     log_info("serving %s, data root %s", pipe, root);
     fflush(stderr);
     ps_run(server);
     log_info("stopping");
+    UnregisterWaitEx(wait, INVALID_HANDLE_VALUE);
+    CloseHandle(stop);
     struct pipeserver *ps = server;
     server = NULL;
     ps_free(ps);

@@ -89,6 +89,8 @@ static int errno_of_status(NTSTATUS st)
 static HANDLE open_at(HANDLE dir, const char *name, size_t n, ACCESS_MASK access,
                       ULONG disposition, ULONG options, ULONG_PTR *info, int *err)
 {
+    bool want_dir = options & FILE_DIRECTORY_FILE;
+    options &= ~(ULONG)FILE_DIRECTORY_FILE; /* a link to a folder must open, to be refused */
     WCHAR wname[BENEATH_NAME_MAX + 1];
     int wn = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, (int)n,
                                  wname, BENEATH_NAME_MAX);
@@ -127,6 +129,11 @@ static HANDLE open_at(HANDLE dir, const char *name, size_t n, ACCESS_MASK access
     if (bi.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) {
         CloseHandle(h); /* a junction or link: it could lead anywhere */
         *err = -ELOOP;
+        return NULL;
+    }
+    if (want_dir && !(bi.FileAttributes & FILE_ATTRIBUTE_DIRECTORY)) {
+        CloseHandle(h);
+        *err = -ENOTDIR;
         return NULL;
     }
     *info = io.Information;

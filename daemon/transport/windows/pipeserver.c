@@ -179,8 +179,9 @@ static void conn_kill(struct ps_conn *c)
             c->next->prev = c->prev;
         ps->n_conns--;
     }
+    /* No DisconnectNamedPipe: it would discard what the client has not
+     * read yet (the last word to a client turned away). */
     CancelIoEx(c->pipe, NULL);
-    DisconnectNamedPipe(c->pipe);
     CloseHandle(c->pipe);
     c->pipe = NULL;
     if (c->proc)

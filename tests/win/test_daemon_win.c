@@ -1,0 +1,589 @@
+/*
+ * mmapiod.exe end to end, run under wine by meson: the daemon is started
+ * on a fresh data root and a pipe name of its own, and spoken to in the
+ * frames of the Windows wire (README, "Windows") with requests packed by
+ * protobuf-c. A plain program: each CHECK that fails is printed and the
+ * exit status is 1.
+ *
+ *   test_daemon_win DAEMON.exe
+ *   test_daemon_win child PIPE writer|reader anon|file NAME   (the sharing tests' other processes)
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <windows.h>
+
+#include "mmapio.pb-c.h"
+
+static int failures;
+
+#define CHECK(cond)                                                       \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (GetLastError %lu)\n", \
+                __FILE__, __LINE__, #cond, (unsigned long)GetLastError()); \
+            failures++;                                                   \
+        }                                                                 \
+    } while (0)
+
+#define MAP_SIZE 4096u
+#define E_INVALID_ARGUMENT (-11)
+#define E_NOT_FOUND (-12)
+#define E_PERMISSION (-14)
+static const char message[] = "written through mmapiod.exe";
+
+static bool under_wine(void)
+{
+    HMODULE nt = GetModuleHandleA("ntdll.dll");
+    return nt && GetProcAddress(nt, "wine_get_version") != NULL;
+}
+
+/* ---- the wire ------------------------------------------------------------ */
+
+static HANDLE connect_pipe(const char *name)
+{
+    HANDLE h = CreateFileA(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
+                           0, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return NULL;
+    DWORD mode = PIPE_READMODE_MESSAGE;
+    if (!SetNamedPipeHandleState(h, &mode, NULL, NULL)) {
+        CloseHandle(h);
+        return NULL;
+    }
+    return h;
+}
+
+static bool send_raw(HANDLE h, const void *buf, size_t len)
+{
+    DWORD put = 0;
+    return WriteFile(h, buf, (DWORD)len, &put, NULL) && put == len;
+}
+
+static uint64_t next_id = 1;
+
+/* Sends one request (no handles); its id is set here and returned. */
+static uint64_t send_req(HANDLE h, Mmapio__Request *q)
+{
+    q->id = next_id++;
+    size_t n = mmapio__request__get_packed_size(q);
+    uint8_t *buf = calloc(1, 8 + n);
+    mmapio__request__pack(q, buf + 8);
+    bool ok = send_raw(h, buf, 8 + n);
+    free(buf);
+    return ok ? q->id : 0;
+}
+
+/* Reads one ServerMessage and its handles; NULL when the pipe closed. */
+static Mmapio__ServerMessage *recv_msg(HANDLE h, HANDLE *handles, unsigned *n_handles)
+{
+    static uint8_t buf[1 << 17];
+    DWORD got = 0;
+    if (!ReadFile(h, buf, sizeof(buf), &got, NULL) || got < 8)
+        return NULL;
+    uint32_t n;
+    memcpy(&n, buf, 4);
+    if (n > 4 || got < 8 + 8 * n)
+        return NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, buf + 8 + 8 * i, 8);
+        handles[i] = (HANDLE)(uintptr_t)v;
+    }
+    *n_handles = n;
+    return mmapio__server_message__unpack(NULL, got - 8 - 8 * n, buf + 8 + 8 * n);
+}
+
+/* A round trip: the reply to `q` (its error in *err), its handle if any. */
+static Mmapio__Reply *call(HANDLE h, Mmapio__Request *q, int *err, HANDLE *handle)
+{
+    HANDLE hs[4];
+    unsigned n = 0;
+    uint64_t id = send_req(h, q);
+    Mmapio__ServerMessage *m = id ? recv_msg(h, hs, &n) : NULL;
+    *err = 1;
+    if (handle)
+        *handle = NULL;
+    if (!m || m->body_case != MMAPIO__SERVER_MESSAGE__BODY_REPLY || m->reply->id != id)
+        return NULL;
+    *err = m->reply->error;
+    if (m->reply->error)
+        fprintf(stderr, "  (reply %d: %s)\n", m->reply->error, m->reply->message);
+    if (n && handle)
+        *handle = hs[0];
+    else
+        for (unsigned i = 0; i < n; i++)
+            CloseHandle(hs[i]);
+    Mmapio__Reply *r = m->reply;
+    m->reply = NULL; /* kept; the envelope goes */
+    mmapio__server_message__free_unpacked(m, NULL);
+    return r;
+}
+
+static void reply_free(Mmapio__Reply *r)
+{
+    if (r)
+        mmapio__reply__free_unpacked(r, NULL);
+}
+
+static int hello(HANDLE h)
+{
+    Mmapio__Hello he = MMAPIO__HELLO__INIT;
+    he.protocol = 2;
+    he.client_name = "test_daemon_win";
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_HELLO;
+    q.hello = &he;
+    int err;
+    HANDLE ctl;
+    Mmapio__Reply *r = call(h, &q, &err, &ctl);
+    if (r && !err) {
+        CHECK(r->result_case == MMAPIO__REPLY__RESULT_HELLO && r->hello->ctl_slots > 0);
+        CHECK(ctl != NULL); /* the control area, read-only */
+        if (ctl) {
+            void *p = MapViewOfFile(ctl, FILE_MAP_READ, 0, 0, 0);
+            CHECK(p != NULL);
+            if (p)
+                UnmapViewOfFile(p);
+            CHECK(MapViewOfFile(ctl, FILE_MAP_WRITE, 0, 0, 0) == NULL);
+            CloseHandle(ctl);
+        }
+    }
+    reply_free(r);
+    return r ? err : 1;
+}
+
+/* Open: the error, *section the grant's handle and *handle the holder. */
+static int open_map(HANDLE h, const char *path, bool anonymous, int mode, bool create,
+                    HANDLE *section, uint64_t *handle)
+{
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = (char *)path;
+    o.anonymous = anonymous;
+    o.mode = (Mmapio__Mode)mode;
+    o.create = create;
+    o.size = MAP_SIZE;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    int err;
+    HANDLE sec = NULL;
+    Mmapio__Reply *r = call(h, &q, &err, &sec);
+    if (r && !err) {
+        CHECK(r->result_case == MMAPIO__REPLY__RESULT_OPEN && r->open->size == MAP_SIZE);
+        CHECK(sec != NULL);
+        if (handle)
+            *handle = r->open->handle;
+    }
+    if (section)
+        *section = sec;
+    else if (sec)
+        CloseHandle(sec);
+    reply_free(r);
+    return err;
+}
+
+static HANDLE connect_hello(const char *pipe)
+{
+    HANDLE h = connect_pipe(pipe);
+    if (h && hello(h) != 0) {
+        CloseHandle(h);
+        h = NULL;
+    }
+    return h;
+}
+
+/* ---- the other processes ------------------------------------------------- */
+
+static int child(const char *pipe, const char *role, const char *kind, const char *name)
+{
+    bool writer = !strcmp(role, "writer");
+    HANDLE h = connect_hello(pipe);
+    HANDLE sec = NULL;
+    if (!h || open_map(h, name, !strcmp(kind, "anon"), writer ? 1 : 0, writer, &sec, NULL) ||
+        !sec)
+        return 2;
+    char *p = MapViewOfFile(sec, writer ? FILE_MAP_WRITE : FILE_MAP_READ, 0, 0, MAP_SIZE);
+    if (!p)
+        return 3;
+    int rc = 0;
+    if (writer)
+        memcpy(p, message, sizeof(message));
+    else
+        rc = memcmp(p, message, sizeof(message)) ? 4 : 0;
+    UnmapViewOfFile(p);
+    CloseHandle(sec);
+    CloseHandle(h);
+    return rc;
+}
+
+static int run_child(const char *pipe, const char *role, const char *kind, const char *name)
+{
+    char self[MAX_PATH], cmd[2 * MAX_PATH];
+    GetModuleFileNameA(NULL, self, sizeof(self));
+    snprintf(cmd, sizeof(cmd), "\"%s\" child %s %s %s %s", self, pipe, role, kind, name);
+    STARTUPINFOA si = {.cb = sizeof(si)};
+    PROCESS_INFORMATION pi;
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+        return -1;
+    WaitForSingleObject(pi.hProcess, INFINITE);
+    DWORD status = 99;
+    GetExitCodeProcess(pi.hProcess, &status);
+    CloseHandle(pi.hProcess);
+    CloseHandle(pi.hThread);
+    return (int)status;
+}
+
+/* ---- the checks ------------------------------------------------------------ */
+
+static void check_hello_ping(const char *pipe)
+{
+    HANDLE h = connect_pipe(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_PING;
+    int err;
+    /* Ping before hello: refused, and the connection closed. */
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == -18);
+    CloseHandle(h);
+
+    h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_PING;
+    Mmapio__Ping ping = MMAPIO__PING__INIT;
+    q.ping = &ping;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    CloseHandle(h);
+}
+
+static void check_sharing(const char *pipe, const char *root)
+{
+    /* Anonymous: made by the writer, read by the reader. */
+    CHECK(run_child(pipe, "writer", "anon", "shared") == 0);
+    CHECK(run_child(pipe, "reader", "anon", "shared") == 0);
+    /* A file beneath the root, in a folder. */
+    CHECK(run_child(pipe, "writer", "file", "sub/shared.dat") == 0);
+    CHECK(run_child(pipe, "reader", "file", "sub/shared.dat") == 0);
+    /* The file holds it too. */
+    char path[MAX_PATH], buf[sizeof(message)] = "";
+    snprintf(path, sizeof(path), "%s\\sub\\shared.dat", root);
+    HANDLE f = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                           OPEN_EXISTING, 0, NULL);
+    DWORD got = 0;
+    CHECK(f != INVALID_HANDLE_VALUE && ReadFile(f, buf, sizeof(buf), &got, NULL) &&
+          got == sizeof(buf) && !memcmp(buf, message, sizeof(message)));
+    if (f != INVALID_HANDLE_VALUE)
+        CloseHandle(f);
+}
+
+static bool can_map(HANDLE h, DWORD access)
+{
+    void *p = MapViewOfFile(h, access, 0, 0, MAP_SIZE);
+    if (p)
+        UnmapViewOfFile(p);
+    return p != NULL;
+}
+
+static bool can_dup(HANDLE h, DWORD access)
+{
+    HANDLE out = NULL;
+    if (!DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &out, access,
+                         FALSE, 0))
+        return false;
+    CloseHandle(out);
+    return true;
+}
+
+static void check_read_only(const char *pipe)
+{
+    HANDLE h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    const char *names[] = {"shared", "sub/shared.dat"};
+    for (int i = 0; i < 2; i++) {
+        HANDLE ro = NULL, cow = NULL;
+        CHECK(open_map(h, names[i], i == 0, 0, false, &ro, NULL) == 0 && ro);
+        if (ro) {
+            CHECK(can_map(ro, FILE_MAP_READ));
+            CHECK(!can_map(ro, FILE_MAP_WRITE));
+            CHECK(!can_dup(ro, FILE_MAP_WRITE));
+            CHECK(!can_dup(ro, FILE_MAP_ALL_ACCESS));
+            CloseHandle(ro);
+        }
+        /* Copy-on-write: a private copy; the mapping keeps its bytes. */
+        CHECK(open_map(h, names[i], i == 0, 2, false, &cow, NULL) == 0 && cow);
+        if (cow) {
+            char *p = MapViewOfFile(cow, FILE_MAP_COPY, 0, 0, MAP_SIZE);
+            CHECK(p != NULL);
+            if (p) {
+                p[0] = 'X';
+                UnmapViewOfFile(p);
+            }
+            CHECK(!can_map(cow, FILE_MAP_WRITE));
+            CloseHandle(cow);
+        }
+        HANDLE rw = NULL;
+        CHECK(open_map(h, names[i], i == 0, 1, false, &rw, NULL) == 0 && rw);
+        if (rw) {
+            char *p = MapViewOfFile(rw, FILE_MAP_READ, 0, 0, MAP_SIZE);
+            CHECK(p && !memcmp(p, message, sizeof(message)));
+            if (p)
+                UnmapViewOfFile(p);
+            CloseHandle(rw);
+        }
+    }
+    CloseHandle(h);
+}
+
+static void check_confinement(const char *pipe, const char *root)
+{
+    HANDLE h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    CHECK(open_map(h, "../outside.dat", false, 1, true, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "sub/../../outside.dat", false, 1, true, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "/etc/passwd", false, 0, false, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "C:\\windows\\win.ini", false, 0, false, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "sub\\..\\..\\outside.dat", false, 1, true, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "sub/shared.dat:stream", false, 1, true, NULL, NULL) ==
+          E_INVALID_ARGUMENT);
+    CHECK(open_map(h, "missing.dat", false, 0, false, NULL, NULL) == E_NOT_FOUND);
+
+    /* A junction inside the root to a folder outside it: refused. */
+    char outside[MAX_PATH], junction[MAX_PATH];
+    snprintf(outside, sizeof(outside), "%s-outside", root);
+    snprintf(junction, sizeof(junction), "%s\\link", root);
+    CreateDirectoryA(outside, NULL);
+    /* wine 8 says yes to CreateSymbolicLink and makes nothing: looked at. */
+    if (CreateSymbolicLinkA(junction, outside, SYMBOLIC_LINK_FLAG_DIRECTORY) &&
+        GetFileAttributesA(junction) != INVALID_FILE_ATTRIBUTES) {
+        CHECK(open_map(h, "link/escaped.dat", false, 1, true, NULL, NULL) == E_PERMISSION);
+        char escaped[MAX_PATH];
+        snprintf(escaped, sizeof(escaped), "%s\\escaped.dat", outside);
+        CHECK(GetFileAttributesA(escaped) == INVALID_FILE_ATTRIBUTES);
+        RemoveDirectoryA(junction);
+    } else {
+        printf("skip: no symbolic link to a folder could be made here (%lu)\n",
+               (unsigned long)GetLastError());
+    }
+    RemoveDirectoryA(outside);
+    CloseHandle(h);
+}
+
+static void check_requests(const char *pipe)
+{
+    HANDLE h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    HANDLE sec = NULL;
+    uint64_t handle = 0;
+    int err;
+    CHECK(open_map(h, "shared", true, 1, false, &sec, &handle) == 0);
+    if (sec)
+        CloseHandle(sec);
+
+    Mmapio__Stat st = MMAPIO__STAT__INIT;
+    st.handle = handle;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_STAT;
+    q.stat = &st;
+    Mmapio__Reply *r = call(h, &q, &err, NULL);
+    CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_STAT &&
+          r->stat->size == MAP_SIZE && r->stat->holders == 1);
+    reply_free(r);
+
+    /* Not served on Windows: a clear error, the connection kept. */
+    Mmapio__AdminStatus as = MMAPIO__ADMIN_STATUS__INIT;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_ADMIN_STATUS;
+    q.admin_status = &as;
+    r = call(h, &q, &err, NULL);
+    CHECK(r && err == E_INVALID_ARGUMENT && r->message &&
+          strstr(r->message, "not supported on Windows"));
+    reply_free(r);
+
+    Mmapio__FromFd ff = MMAPIO__FROM_FD__INIT;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_FROM_FD;
+    q.from_fd = &ff;
+    r = call(h, &q, &err, NULL);
+    CHECK(r && err == E_INVALID_ARGUMENT);
+    reply_free(r);
+
+    Mmapio__Close cl = MMAPIO__CLOSE__INIT;
+    cl.handle = handle;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_CLOSE;
+    q.close = &cl;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == E_NOT_FOUND);
+
+    /* Deleted: the name is gone. */
+    Mmapio__Delete del = MMAPIO__DELETE__INIT;
+    del.path = "shared";
+    del.anonymous = true;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;
+    q.delete_map = &del;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    CHECK(open_map(h, "shared", true, 0, false, NULL, NULL) == E_NOT_FOUND);
+    CloseHandle(h);
+}
+
+static void check_malformed(const char *pipe)
+{
+    /* Too many handles: the connection is closed. */
+    HANDLE h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (h) {
+        uint8_t bad[8] = {99, 0, 0, 0, 0, 0, 0, 0};
+        CHECK(send_raw(h, bad, sizeof(bad)));
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    /* Flags set, and a frame shorter than its header. */
+    h = connect_pipe(pipe);
+    if (h) {
+        uint8_t bad[8] = {0, 0, 0, 0, 1, 0, 0, 0};
+        CHECK(send_raw(h, bad, sizeof(bad)));
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    h = connect_pipe(pipe);
+    if (h) {
+        CHECK(send_raw(h, "abc", 3));
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    /* Not protobuf, before hello: an error, then closed. */
+    h = connect_pipe(pipe);
+    if (h) {
+        uint8_t bad[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+        CHECK(send_raw(h, bad, sizeof(bad)));
+        HANDLE hs[4];
+        unsigned n;
+        Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
+        CHECK(m && m->reply && m->reply->error == -18);
+        if (m)
+            mmapio__server_message__free_unpacked(m, NULL);
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    /* The daemon still serves. */
+    h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (h)
+        CloseHandle(h);
+}
+
+/* "/a/b" (a path as meson gives it under wine) as "Z:\a\b". */
+static void windows_path(const char *in, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s%s", in[0] == '/' ? "Z:" : "", in);
+    for (char *p = out; *p; p++)
+        if (*p == '/')
+            *p = '\\';
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc == 6 && !strcmp(argv[1], "child"))
+        return child(argv[2], argv[3], argv[4], argv[5]);
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_daemon_win DAEMON.exe\n");
+        return 2;
+    }
+    char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], pipe[128], cmd[3 * MAX_PATH];
+    windows_path(argv[1], daemon, sizeof(daemon));
+    GetTempPathA(sizeof(tmp), tmp);
+    DWORD pid = GetCurrentProcessId(), tick = GetTickCount();
+    snprintf(root, sizeof(root), "%smmapio-test-%lu-%lu", tmp, (unsigned long)pid,
+             (unsigned long)tick);
+    snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-test-%lu-%lu", (unsigned long)pid,
+             (unsigned long)tick);
+    CHECK(CreateDirectoryA(root, NULL));
+    char sub[MAX_PATH];
+    snprintf(sub, sizeof(sub), "%s\\sub", root);
+    CHECK(CreateDirectoryA(sub, NULL));
+
+    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\"", daemon, pipe, root);
+    STARTUPINFOA si = {.cb = sizeof(si)};
+    PROCESS_INFORMATION pi;
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, CREATE_NEW_PROCESS_GROUP, NULL, NULL,
+                        &si, &pi)) {
+        fprintf(stderr, "cannot start %s (%lu)\n", daemon, (unsigned long)GetLastError());
+        return 1;
+    }
+    /* Its pipe, once it is up (or it died). */
+    bool up = false;
+    while (!up && WaitForSingleObject(pi.hProcess, 50) == WAIT_TIMEOUT)
+        up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
+    CHECK(up);
+    if (up) {
+        printf("hello, ping\n");
+        check_hello_ping(pipe);
+        printf("two processes share an anonymous and a file mapping\n");
+        check_sharing(pipe, root);
+        printf("read-only and copy-on-write grants\n");
+        check_read_only(pipe);
+        printf("confinement beneath the root\n");
+        check_confinement(pipe, root);
+        printf("stat, close, delete, requests not served\n");
+        check_requests(pipe);
+        printf("malformed frames\n");
+        check_malformed(pipe);
+    }
+
+    /* Stopped by its stop event (wine has no console here for Ctrl-Break):
+     * a clean exit. */
+    printf("stop\n");
+    char ev_name[200];
+    snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
+    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
+    CHECK(ev != NULL && SetEvent(ev));
+    if (ev)
+        CloseHandle(ev);
+    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
+        fprintf(stderr, "the daemon did not stop on its event%s\n",
+                under_wine() ? " (under wine)" : "");
+        failures++;
+        TerminateProcess(pi.hProcess, 1);
+        WaitForSingleObject(pi.hProcess, INFINITE);
+    } else {
+        DWORD status = 99;
+        GetExitCodeProcess(pi.hProcess, &status);
+        CHECK(status == 0);
+    }
+    CloseHandle(pi.hProcess);
+    CloseHandle(pi.hThread);
+
+    char f[MAX_PATH];
+    snprintf(f, sizeof(f), "%s\\shared.dat", sub);
+    DeleteFileA(f);
+    RemoveDirectoryA(sub);
+    RemoveDirectoryA(root);
+    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
+    return failures ? 1 : 0;
+}
