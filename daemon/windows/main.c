@@ -82,6 +82,11 @@ static void port_close(void *conn)
     ps_close_when_sent(conn);
 }
 
+static void port_admitted(void *conn)
+{
+    ps_admit(conn);
+}
+
 static void *on_open(void *arg, struct ps_conn *c)
 {
     return winops_session_new(arg, c, ps_pipe(c));
@@ -103,7 +108,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
         "Usage: mmapiod [--socket \\\\.\\pipe\\NAME] [--root DIR] [--max_frame N]\n"
-        "               [--max_map_size N] [--max_mappings N] [--verbose]\n"
+        "               [--max_map_size N] [--max_mappings N] [--max_clients_per_uid N]\n"
+        "               [--hello_timeout_ms N] [--verbose]\n"
         "       mmapiod --help | --version\n"
         "\n"
         "Serves shared memory mappings to local processes over a named pipe\n"
@@ -130,6 +136,7 @@ int main(int argc, char **argv)
 {
     const char *pipe = DEFAULT_PIPE, *root = NULL;
     char root_buf[MAX_PATH];
+    unsigned hello_ms = 5000;
     struct winops_config cfg = {
         .max_frame = WIRE_DEFAULT_MAX_FRAME,
         .max_inflight = 64,
@@ -139,6 +146,7 @@ int main(int argc, char **argv)
         .max_mappings_per_uid = 16384,
         .max_bytes_per_uid = UINT64_C(1) << 40,
         .max_holders_per_client = 65536,
+        .max_clients_per_uid = 1024,
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -165,6 +173,10 @@ int main(int argc, char **argv)
             cfg.max_map_size = n;
         } else if (!strcmp(a, "--max_mappings") && !parse_u64(v, 1, 65536, &n)) {
             cfg.max_mappings = (uint32_t)n;
+        } else if (!strcmp(a, "--max_clients_per_uid") && !parse_u64(v, 1, 4096, &n)) {
+            cfg.max_clients_per_uid = (uint32_t)n;
+        } else if (!strcmp(a, "--hello_timeout_ms") && !parse_u64(v, 100, 600000, &n)) {
+            hello_ms = (unsigned)n;
         } else {
             fprintf(stderr, "mmapiod: %s %s: unknown, out of range, or not served on "
                     "Windows yet (--help)\n", a, v);
@@ -191,7 +203,7 @@ int main(int argc, char **argv)
     }
 
     struct winops *w;
-    static const struct winops_port port = {port_send, port_close};
+    static const struct winops_port port = {port_send, port_close, port_admitted};
     int r = winops_new(&w, &cfg, &port);
     if (r < 0) {
         fprintf(stderr, "mmapiod: cannot start: %s\n", strerror(-r));
@@ -201,6 +213,7 @@ int main(int argc, char **argv)
         .max_frame = cfg.max_frame,
         .max_clients = 4096,
         .max_queued = (size_t)cfg.max_frame * (cfg.max_inflight + 16),
+        .hello_ms = hello_ms,
     };
     static const struct ps_callbacks cb = {on_open, on_message, on_close};
     r = ps_new(&server, pipe, &lim, &cb, w);

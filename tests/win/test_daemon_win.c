@@ -490,6 +490,15 @@ static void check_malformed(const char *pipe)
         CHECK(recv_msg(h, hs, &n) == NULL);
         CloseHandle(h);
     }
+    /* Connected and silent: closed at the hello deadline. */
+    h = connect_pipe(pipe);
+    CHECK(h != NULL);
+    if (h) {
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
     /* The daemon still serves. */
     h = connect_hello(pipe);
     CHECK(h != NULL);
@@ -528,7 +537,7 @@ int main(int argc, char **argv)
     snprintf(sub, sizeof(sub), "%s\\sub", root);
     CHECK(CreateDirectoryA(sub, NULL));
 
-    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\"", daemon, pipe, root);
+    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --hello_timeout_ms 1000", daemon, pipe, root);
     STARTUPINFOA si = {.cb = sizeof(si)};
     PROCESS_INFORMATION pi;
     if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, CREATE_NEW_PROCESS_GROUP, NULL, NULL,

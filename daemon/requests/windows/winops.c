@@ -61,6 +61,7 @@ struct uidq {
     uint32_t uid;
     uint64_t bytes;
     uint32_t maps;
+    uint32_t clients; /* sessions past hello */
 };
 
 struct winops {
@@ -366,7 +367,16 @@ static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
         reply_err(s, id, MMAPIO_E_PERMISSION, "who you are cannot be told (%d)", r);
         return;
     }
+    struct uidq *q = uidq_of(s->w, s->cred.uid, true);
+    if (!q || q->clients >= s->w->cfg.max_clients_per_uid) {
+        s->w->port.close_when_sent(s->conn);
+        reply_err(s, id, MMAPIO_E_QUOTA, "max_clients_per_uid (%u) reached",
+                  s->w->cfg.max_clients_per_uid);
+        return;
+    }
+    q->clients++;
     s->hello_done = true;
+    s->w->port.admitted(s->conn);
     Mmapio__HelloReply hr = MMAPIO__HELLO_REPLY__INIT;
     hr.protocol = WIRE_PROTOCOL;
     hr.server_version = (char *)MMAPIO_VERSION;
@@ -763,6 +773,9 @@ void winops_session_end(struct wsession *s)
 {
     while (s->holders)
         release(s, s->holders);
+    struct uidq *q = s->hello_done ? uidq_of(s->w, s->cred.uid, false) : NULL;
+    if (q)
+        q->clients--;
     free(s);
 }
 

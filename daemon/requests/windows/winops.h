@@ -29,6 +29,8 @@ struct winops_port {
                 const DWORD *access, unsigned n);
     /* Closes the connection once its replies are written. */
     void (*close_when_sent)(void *conn);
+    /* The client said hello (the hello deadline is over for it). */
+    void (*admitted)(void *conn);
 };
 
 struct winops_config {
@@ -41,6 +43,7 @@ struct winops_config {
     uint32_t max_mappings_per_uid;
     uint64_t max_bytes_per_uid; /* anonymous mappings' bytes */
     uint32_t max_holders_per_client;
+    uint32_t max_clients_per_uid;
 };
 
 struct winops;

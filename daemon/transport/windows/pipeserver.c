@@ -44,7 +44,8 @@ struct ps_conn {
     HANDLE proc; /* the client's process, PROCESS_DUP_HANDLE only */
     struct op cn, rd, wr;
     int pending;
-    bool connected, dead, broken, close_when_sent, writing;
+    bool connected, dead, broken, close_when_sent, writing, admitted;
+    ULONGLONG since; /* connected at (GetTickCount64) */
     struct frame *q_head, *q_tail;
     size_t queued;
     void *session;
@@ -257,6 +258,7 @@ static void connected(struct pipeserver *ps, struct ps_conn *c)
         log_warn("a client turned away: its process cannot be opened to give it handles");
     } else {
         c->connected = true;
+        c->since = GetTickCount64();
         c->next = ps->conns;
         if (ps->conns)
             ps->conns->prev = c;
@@ -364,6 +366,24 @@ int ps_send(struct ps_conn *c, const uint8_t *pb, size_t len,
     return 0;
 }
 
+void ps_admit(struct ps_conn *c)
+{
+    c->admitted = true;
+}
+
+/* Connections past the hello deadline: closed. */
+static void sweep(struct pipeserver *ps)
+{
+    ULONGLONG now = GetTickCount64();
+    for (struct ps_conn *c = ps->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->admitted && !c->dead && now - c->since >= ps->lim.hello_ms) {
+            log_info("a client closed: no hello within %u ms", ps->lim.hello_ms);
+            conn_kill(c);
+        }
+    }
+}
+
 void ps_close_when_sent(struct ps_conn *c)
 {
     c->close_when_sent = true;
@@ -410,18 +430,27 @@ fail:
 
 void ps_run(struct pipeserver *ps)
 {
+    ULONGLONG swept = GetTickCount64();
     for (;;) {
         DWORD n = 0;
         ULONG_PTR key = 0;
         OVERLAPPED *ov = NULL;
-        BOOL ok = GetQueuedCompletionStatus(ps->iocp, &n, &key, &ov, INFINITE);
+        /* Awake once a second while anyone may miss the hello deadline. */
+        bool waiting = false;
+        for (struct ps_conn *c = ps->conns; c && !waiting; c = c->next)
+            waiting = !c->admitted;
+        BOOL ok = GetQueuedCompletionStatus(ps->iocp, &n, &key, &ov,
+                                            waiting ? 1000 : INFINITE);
         if (key == KEY_STOP && !ov)
             break;
-        if (!ov)
-            continue; /* the port itself failed: nothing of ours */
-        complete(ps, (struct op *)ov, ok, n);
+        if (ov)
+            complete(ps, (struct op *)ov, ok, n);
         if (!ps->listening)
             listen_again(ps);
+        if (GetTickCount64() - swept >= 1000) {
+            sweep(ps);
+            swept = GetTickCount64();
+        }
     }
     /* Stopping: every connection ends, then their I/O drains. */
     while (ps->conns)

@@ -42,6 +42,7 @@ struct ps_limits {
     size_t max_frame;       /* the protobuf part */
     unsigned max_clients;   /* connections at once */
     size_t max_queued;      /* bytes queued toward one client before it is dropped */
+    unsigned hello_ms;      /* a connection not admitted (ps_admit) by then is closed */
 };
 
 /* Creates the first instance of `name` (\\.\pipe\...; -EADDRINUSE when
@@ -60,6 +61,8 @@ void ps_free(struct pipeserver *ps);
  * slow to read is dropped: -ENOBUFS). */
 int ps_send(struct ps_conn *c, const uint8_t *pb, size_t len,
             const HANDLE *handles, const DWORD *access, unsigned n);
+/* The client said hello: the hello deadline no longer applies. */
+void ps_admit(struct ps_conn *c);
 /* Closes the connection once what is queued has been written. */
 void ps_close_when_sent(struct ps_conn *c);
 /* The server end of the pipe (for the peer's identity, impersonation). */
