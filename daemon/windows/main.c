@@ -87,6 +87,12 @@ static void port_admitted(void *conn)
     ps_admit(conn);
 }
 
+static void port_post(void (*fn)(void *), void *arg)
+{
+    if (server) /* else stopping: the result is dropped with the process */
+        ps_post(server, fn, arg);
+}
+
 static void *on_open(void *arg, struct ps_conn *c)
 {
     return winops_session_new(arg, c, ps_pipe(c));
@@ -203,7 +209,7 @@ int main(int argc, char **argv)
     }
 
     struct winops *w;
-    static const struct winops_port port = {port_send, port_close, port_admitted};
+    static const struct winops_port port = {port_send, port_close, port_admitted, port_post};
     int r = winops_new(&w, &cfg, &port);
     if (r < 0) {
         fprintf(stderr, "mmapiod: cannot start: %s\n", strerror(-r));

@@ -432,6 +432,29 @@ static void check_requests(const char *pipe)
     reply_free(call(h, &q, &err, NULL));
     CHECK(err == E_NOT_FOUND);
 
+    /* Flushes of a file: done on a worker thread, answered. */
+    uint64_t fh = 0, roh = 0;
+    CHECK(open_map(h, "sub/shared.dat", false, 1, false, NULL, &fh) == 0);
+    CHECK(open_map(h, "sub/shared.dat", false, 0, false, NULL, &roh) == 0);
+    Mmapio__Flush fl = MMAPIO__FLUSH__INIT;
+    fl.handle = fh;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_FLUSH;
+    q.flush = &fl;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    fl.offset = 100;
+    fl.len = 10;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    fl.len = MAP_SIZE;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == -3); /* OUT_OF_BOUNDS */
+    fl.handle = roh;
+    fl.offset = fl.len = 0;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == -2); /* INVALID_MODE: not a writer's */
+
     /* Deleted: the name is gone. */
     Mmapio__Delete del = MMAPIO__DELETE__INIT;
     del.path = "shared";

@@ -85,6 +85,8 @@ struct wsession {
     struct wholder *holders;
     uint32_t n_holders;
     uint64_t next_handle;
+    uint32_t flushes; /* on worker threads */
+    bool gone;        /* the connection ended; freed after its flushes */
 };
 
 /* ---- replies ----------------------------------------------------------- */
@@ -662,10 +664,55 @@ static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPoli
     }
 }
 
-/* A file's bytes to the disk. The client flushed its view first
- * (FlushViewOfFile); this writes the file's metadata and the device's
- * cache. The daemon's handle must be writable: else the flush is asked of
- * a handle opened for it as the caller. */
+/* A flush on a worker thread (the disk's time is not the loop's): the
+ * file's pages in [off, off + len) through a view of its own, then the
+ * file's metadata and the device's cache. The result goes back to the
+ * loop (winops_port.post); a session gone by then gets no reply. */
+struct wflush {
+    struct wsession *s;
+    uint64_t id;
+    HANDLE file;    /* writable, opened as the caller */
+    uint64_t off, len;
+    bool ok;
+    DWORD err;
+};
+
+#define MAX_FLUSHES_PER_CLIENT 16
+
+static void flush_done(void *arg)
+{
+    struct wflush *f = arg;
+    struct wsession *s = f->s;
+    CloseHandle(f->file);
+    s->flushes--;
+    if (s->gone) {
+        if (s->flushes == 0)
+            free(s);
+    } else if (f->ok) {
+        reply_ok(s, f->id);
+    } else {
+        reply_err(s, f->id, MMAPIO_E_FLUSH_FAILED, "the flush failed (%lu)",
+                  (unsigned long)f->err);
+    }
+    free(f);
+}
+
+static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
+{
+    (void)inst;
+    struct wflush *f = arg;
+    HANDLE sec = mem_file_section(f->file, false);
+    char *view = sec ? MapViewOfFile(sec, FILE_MAP_READ, 0, 0, 0) : NULL;
+    f->ok = view && (f->len == 0 || FlushViewOfFile(view + f->off, (SIZE_T)f->len)) &&
+            FlushFileBuffers(f->file);
+    f->err = f->ok ? 0 : GetLastError();
+    if (view)
+        UnmapViewOfFile(view);
+    if (sec)
+        CloseHandle(sec);
+    f->s->w->port.post(flush_done, f);
+}
+
 static void op_flush(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
 {
     struct wholder *h = find_holder(s, id, fl->handle);
@@ -679,17 +726,42 @@ static void op_flush(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
         reply_err(s, id, MMAPIO_E_INVALID_MODE, "the handle is not read-write");
         return;
     }
+    LARGE_INTEGER size;
+    if (!GetFileSizeEx(h->m->file, &size)) {
+        reply_err(s, id, MMAPIO_E_IO, "%s: its size cannot be read", h->m->name);
+        return;
+    }
+    uint64_t total = (uint64_t)size.QuadPart;
+    if (fl->offset > total || fl->len > total - fl->offset) {
+        reply_err(s, id, MMAPIO_E_OUT_OF_BOUNDS, "beyond the file's %llu bytes",
+                  (unsigned long long)total);
+        return;
+    }
+    if (s->flushes >= MAX_FLUSHES_PER_CLIENT) {
+        reply_err(s, id, MMAPIO_E_BUSY, "%d flushes of this client under way",
+                  MAX_FLUSHES_PER_CLIENT);
+        return;
+    }
+    struct wflush *f = calloc(1, sizeof(*f));
     bool created;
     int err = 0;
-    HANDLE f = open_as_caller(s, h->m->name, GENERIC_WRITE, BENEATH_OPEN, &created, &err);
-    BOOL ok = f && FlushFileBuffers(f);
-    if (f)
-        CloseHandle(f);
-    if (ok)
-        reply_ok(s, id);
-    else
+    /* Writable, as the caller: the daemon's own handle may be read-only. */
+    HANDLE file = f ? open_as_caller(s, h->m->name, GENERIC_READ | GENERIC_WRITE,
+                                     BENEATH_OPEN, &created, &err) : NULL;
+    if (!file) {
+        free(f);
         reply_err(s, id, MMAPIO_E_FLUSH_FAILED, "%s: %s", h->m->name,
-                  f ? "FlushFileBuffers failed" : errno_text(err));
+                  f ? errno_text(err) : "out of memory");
+        return;
+    }
+    *f = (struct wflush){.s = s, .id = id, .file = file, .off = fl->offset,
+                         .len = fl->len ? fl->len : total - fl->offset};
+    s->flushes++;
+    if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
+        f->ok = false;
+        f->err = GetLastError();
+        flush_done(f);
+    }
 }
 
 /* Unknown fields in the request or its operation: refused, so that no
@@ -776,7 +848,9 @@ void winops_session_end(struct wsession *s)
     struct uidq *q = s->hello_done ? uidq_of(s->w, s->cred.uid, false) : NULL;
     if (q)
         q->clients--;
-    free(s);
+    s->gone = true;
+    if (s->flushes == 0)
+        free(s);
 }
 
 int winops_new(struct winops **out, const struct winops_config *cfg,

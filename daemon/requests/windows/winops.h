@@ -31,6 +31,8 @@ struct winops_port {
     void (*close_when_sent)(void *conn);
     /* The client said hello (the hello deadline is over for it). */
     void (*admitted)(void *conn);
+    /* From any thread: fn(arg) is called on the loop. */
+    void (*post)(void (*fn)(void *), void *arg);
 };
 
 struct winops_config {

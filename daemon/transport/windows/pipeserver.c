@@ -443,7 +443,9 @@ void ps_run(struct pipeserver *ps)
                                             waiting ? 1000 : INFINITE);
         if (key == KEY_STOP && !ov)
             break;
-        if (ov)
+        if (key > KEY_STOP)
+            ((void (*)(void *))key)(ov); /* ps_post */
+        else if (ov)
             complete(ps, (struct op *)ov, ok, n);
         if (!ps->listening)
             listen_again(ps);
@@ -465,6 +467,10 @@ void ps_run(struct pipeserver *ps)
         ULONG_PTR key = 0;
         OVERLAPPED *ov = NULL;
         BOOL ok = GetQueuedCompletionStatus(ps->iocp, &n, &key, &ov, 1000);
+        if (key > KEY_STOP) {
+            ((void (*)(void *))key)(ov);
+            continue;
+        }
         if (!ov)
             break; /* nothing left within a second: all cancelled ones came */
         struct op *op = (struct op *)ov;
@@ -472,6 +478,11 @@ void ps_run(struct pipeserver *ps)
         if (--op->c->pending == 0)
             conn_free(op->c);
     }
+}
+
+void ps_post(struct pipeserver *ps, void (*fn)(void *), void *arg)
+{
+    PostQueuedCompletionStatus(ps->iocp, 0, (ULONG_PTR)fn, arg);
 }
 
 void ps_stop(struct pipeserver *ps)

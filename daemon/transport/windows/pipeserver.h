@@ -54,6 +54,9 @@ void ps_run(struct pipeserver *ps);
 /* From any thread (a console control handler): ps_run returns soon. */
 void ps_stop(struct pipeserver *ps);
 void ps_free(struct pipeserver *ps);
+/* From any thread: fn(arg) runs on the loop (before ps_run returns, if
+ * posted before ps_stop). */
+void ps_post(struct pipeserver *ps, void (*fn)(void *), void *arg);
 
 /* Queues a frame: the protobuf bytes and up to PS_MAX_HANDLES of the
  * daemon's handles, each duplicated into the client with access[i] (0:
