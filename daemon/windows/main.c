@@ -234,7 +234,8 @@ int main(int argc, char **argv)
     HANDLE stop = stop_event(pipe), wait = NULL;
     if (!stop || !RegisterWaitForSingleObject(&wait, stop, on_stop_event, NULL, INFINITE,
                                               WT_EXECUTEONLYONCE)) {
-        fprintf(stderr, "mmapiod: cannot make the stop event of %s\n", pipe);
+        fprintf(stderr, "mmapiod: cannot make the stop event of %s (another daemon "
+                "serves it?)\n", pipe);
         ps_free(server);
         winops_free(w);
         return 1;
