@@ -15,6 +15,7 @@
 #include <string.h>
 #include <windows.h>
 
+#include "ctlarea.h"
 #include "mmapio.pb-c.h"
 
 static int failures;
@@ -183,6 +184,23 @@ static int open_map(HANDLE h, const char *path, bool anonymous, int mode, bool c
         CloseHandle(sec);
     reply_free(r);
     return err;
+}
+
+/* A hello that keeps the control area: its view, read-only, or NULL. */
+static const struct ctl_slot *hello_ctl(HANDLE h)
+{
+    Mmapio__Hello he = MMAPIO__HELLO__INIT;
+    he.protocol = 2;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_HELLO;
+    q.hello = &he;
+    int err;
+    HANDLE ctl = NULL;
+    reply_free(call(h, &q, &err, &ctl));
+    const struct ctl_slot *slots = ctl ? MapViewOfFile(ctl, FILE_MAP_READ, 0, 0, 0) : NULL;
+    if (ctl)
+        CloseHandle(ctl);
+    return err ? NULL : slots;
 }
 
 static HANDLE connect_hello(const char *pipe)
@@ -468,6 +486,89 @@ static void check_requests(const char *pipe)
     CloseHandle(h);
 }
 
+static int set_policy(HANDLE h, uint64_t handle, Mmapio__FlushKind kind, uint64_t value)
+{
+    Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
+    pol.kind = kind;
+    pol.value = value;
+    Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
+    sp.handle = handle;
+    sp.policy = &pol;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
+    q.set_policy = &sp;
+    int err;
+    reply_free(call(h, &q, &err, NULL));
+    return err;
+}
+
+/* Sends a notice (one-way) and waits until the slot's flush generation
+ * moves (the daemon's flush began); a ping after it must be answered
+ * next, so the notice got no reply. */
+static bool notice_flushes(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind,
+                           const struct ctl_slot *slot)
+{
+    uint32_t gen = atomic_load(&slot->flush_gen);
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = handle;
+    n.kind = kind;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    q.notice = &n;
+    if (!send_req(h, &q))
+        return false;
+    Mmapio__Ping ping = MMAPIO__PING__INIT;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_PING;
+    q.ping = &ping;
+    int err;
+    Mmapio__Reply *r = call(h, &q, &err, NULL);
+    reply_free(r);
+    if (!r || err)
+        return false;
+    /* A hang guard, not a measure: the flush is due within milliseconds. */
+    for (int i = 0; i < 6000 && atomic_load(&slot->flush_gen) == gen; i++)
+        Sleep(10);
+    return atomic_load(&slot->flush_gen) != gen;
+}
+
+static void check_policies(const char *pipe)
+{
+    HANDLE h = connect_pipe(pipe);
+    const struct ctl_slot *slots = h ? hello_ctl(h) : NULL;
+    CHECK(slots != NULL);
+    if (!slots)
+        return;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = "sub/shared.dat";
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    int err;
+    HANDLE sec = NULL;
+    Mmapio__Reply *r = call(h, &q, &err, &sec);
+    CHECK(r && err == 0 && sec);
+    if (r && !err) {
+        uint64_t handle = r->open->handle;
+        const struct ctl_slot *slot = &slots[r->open->ctl_slot];
+        CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_MILLIS, 20) == 0);
+        mmapio_flush_policy p = ctl_unpack_policy(atomic_load(&slot->policy));
+        CHECK(p.kind == MMAPIO_FLUSH_EVERY_MILLIS && p.value == 20);
+        /* The first write's DIRTY notice: a timed flush follows. */
+        CHECK(notice_flushes(h, handle, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, slot));
+        /* A writer's threshold (every_bytes): flushed when it says so. */
+        CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_BYTES, 100) == 0);
+        CHECK(notice_flushes(h, handle, MMAPIO__NOTICE_KIND__NOTICE_FLUSH, slot));
+        CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_NEVER, 0) == 0);
+    }
+    reply_free(r);
+    if (sec)
+        CloseHandle(sec);
+    UnmapViewOfFile((void *)slots);
+    CloseHandle(h);
+}
+
 static void check_malformed(const char *pipe)
 {
     /* Too many handles: the connection is closed. */
@@ -584,6 +685,8 @@ int main(int argc, char **argv)
         check_confinement(pipe, root);
         printf("stat, close, delete, requests not served\n");
         check_requests(pipe);
+        printf("flush policies\n");
+        check_policies(pipe);
         printf("malformed frames\n");
         check_malformed(pipe);
     }

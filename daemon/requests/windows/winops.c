@@ -40,6 +40,10 @@ struct wmap {
     char *name;           /* the anonymous name, or the path it was opened by */
     HANDLE section;       /* anonymous: the section, read-write */
     HANDLE file;          /* files: the first opener's handle */
+    HANDLE wfile;         /* files: a writer's handle, for the daemon's own flushes */
+    PTP_TIMER timer;      /* EVERY_MILLIS: the next timed flush */
+    struct wtimer *tctx;
+    bool armed, flushing, dirty_again;
     uint64_t vol, index;  /* files: which file */
     uint64_t size;
     uint32_t owner, group; /* anonymous: its creator's; files: charged to the first opener */
@@ -47,6 +51,12 @@ struct wmap {
     unsigned holders;
     uint32_t slot;
     mmapio_flush_policy policy;
+};
+
+/* A timer's context: the mapping by id, which the loop looks up again. */
+struct wtimer {
+    struct winops *w;
+    uint64_t map_id;
 };
 
 struct wholder {
@@ -88,6 +98,8 @@ struct wsession {
     uint32_t flushes; /* on worker threads */
     bool gone;        /* the connection ended; freed after its flushes */
 };
+
+static void timed_flush(struct winops *w, struct wmap *m);
 
 /* ---- replies ----------------------------------------------------------- */
 
@@ -187,6 +199,14 @@ static struct wmap *find_file(struct winops *w, uint64_t vol, uint64_t index)
     return NULL;
 }
 
+static struct wmap *find_id(struct winops *w, uint64_t id)
+{
+    for (struct wmap *m = w->maps; m; m = m->next)
+        if (m->id == id)
+            return m;
+    return NULL;
+}
+
 /* A new entry charged to `uid` (anonymous bytes, mappings): NULL with
  * *err and *why when a budget says no. */
 static struct wmap *map_new(struct winops *w, uint32_t uid, bool anonymous,
@@ -247,6 +267,14 @@ static void map_maybe_free(struct winops *w, struct wmap *m)
         if (m->anonymous)
             q->bytes -= m->size;
     }
+    if (m->timer) {
+        SetThreadpoolTimer(m->timer, NULL, 0, 0);
+        WaitForThreadpoolTimerCallbacks(m->timer, TRUE);
+        CloseThreadpoolTimer(m->timer);
+        free(m->tctx);
+    }
+    if (m->wfile)
+        CloseHandle(m->wfile);
     atomic_store(&w->slots[m->slot].policy, 0);
     w->free_slots[w->n_free++] = m->slot;
     if (m->section)
@@ -534,16 +562,21 @@ static void open_file(struct wsession *s, uint64_t id, const Mmapio__Open *o,
             reply_err(s, id, err, "%s: %s", o->path, why);
             return;
         }
-        m->file = f; /* kept for stat and flush */
+        m->file = f; /* kept for stat */
         m->vol = fi.dwVolumeSerialNumber;
         m->index = index;
         if (o->policy)
             m->policy = policy_from_wire(o->policy);
         atomic_store(&w->slots[m->slot].policy, ctl_pack_policy(m->policy));
     } else {
-        CloseHandle(f);
         m->size = (uint64_t)size.QuadPart;
     }
+    if (mode == MMAPIO_MODE_READ_WRITE && !m->wfile &&
+        !DuplicateHandle(GetCurrentProcess(), f, GetCurrentProcess(), &m->wfile, 0,
+                         FALSE, DUPLICATE_SAME_ACCESS))
+        m->wfile = NULL; /* then timed flushes of it are skipped */
+    if (m->file != f)
+        CloseHandle(f);
     grant(s, id, m, mode, sec);
     CloseHandle(sec); /* the client's duplicate keeps it */
 }
@@ -643,7 +676,8 @@ static void op_stat(struct wsession *s, uint64_t id, const Mmapio__Stat *st)
     send_reply(s, &r, NULL, 0);
 }
 
-/* Policies that need no timer or write counting: never, manual. */
+/* Every policy: the timed one flushes on the thread pool's timers, the
+ * counted ones when a writer's NOTICE_FLUSH says its threshold passed. */
 static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPolicy *p)
 {
     struct wholder *h = find_holder(s, id, p->handle);
@@ -654,12 +688,17 @@ static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPoli
         reply_err(s, id, MMAPIO_E_INVALID_MODE, "the handle is not read-write");
     } else if (!p->policy || !policy_valid(pol)) {
         reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
-    } else if (pol.kind != MMAPIO_FLUSH_NEVER && pol.kind != MMAPIO_FLUSH_MANUAL) {
-        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,
-                  "only the never and manual policies are %s yet", "served on Windows");
     } else {
-        h->m->policy = pol;
-        atomic_store(&s->w->slots[h->m->slot].policy, ctl_pack_policy(pol));
+        struct wmap *m = h->m;
+        m->policy = pol;
+        atomic_store(&s->w->slots[m->slot].policy, ctl_pack_policy(pol));
+        if (m->armed && pol.kind != MMAPIO_FLUSH_EVERY_MILLIS) {
+            SetThreadpoolTimer(m->timer, NULL, 0, 0);
+            m->armed = false;
+        } else if (m->armed) { /* a new pace from now */
+            m->armed = false;
+            timed_flush(s->w, m);
+        }
         reply_ok(s, id);
     }
 }
@@ -669,7 +708,9 @@ static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPoli
  * file's metadata and the device's cache. The result goes back to the
  * loop (winops_port.post); a session gone by then gets no reply. */
 struct wflush {
-    struct wsession *s;
+    struct wsession *s;   /* NULL: the daemon's own flush, of map_id */
+    struct winops *w;
+    uint64_t map_id;
     uint64_t id;
     HANDLE file;    /* writable, opened as the caller */
     uint64_t off, len;
@@ -684,6 +725,19 @@ static void flush_done(void *arg)
     struct wflush *f = arg;
     struct wsession *s = f->s;
     CloseHandle(f->file);
+    if (!s) { /* the daemon's own: a policy's */
+        struct wmap *m = find_id(f->w, f->map_id);
+        if (!f->ok)
+            log_warn("%s: a policy's flush failed (%lu)", m ? m->name : "?",
+                     (unsigned long)f->err);
+        if (m) {
+            m->flushing = false;
+            if (m->dirty_again) /* written during the flush: once more at its pace */
+                timed_flush(f->w, m);
+        }
+        free(f);
+        return;
+    }
     s->flushes--;
     if (s->gone) {
         if (s->flushes == 0)
@@ -710,7 +764,7 @@ static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
         UnmapViewOfFile(view);
     if (sec)
         CloseHandle(sec);
-    f->s->w->port.post(flush_done, f);
+    f->w->port.post(flush_done, f);
 }
 
 static void op_flush(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
@@ -754,7 +808,7 @@ static void op_flush(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
                   f ? errno_text(err) : "out of memory");
         return;
     }
-    *f = (struct wflush){.s = s, .id = id, .file = file, .off = fl->offset,
+    *f = (struct wflush){.s = s, .w = s->w, .id = id, .file = file, .off = fl->offset,
                          .len = fl->len ? fl->len : total - fl->offset};
     s->flushes++;
     if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
@@ -762,6 +816,104 @@ static void op_flush(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
         f->err = GetLastError();
         flush_done(f);
     }
+}
+
+/* ---- flush policies ------------------------------------------------------ */
+
+/* The daemon's own flush of m, now: the flush generation moves first (a
+ * write after it sends a new DIRTY notice), then the file's bytes go to
+ * the disk on a worker thread. Anonymous mappings have no disk. */
+static void policy_flush(struct winops *w, struct wmap *m)
+{
+    atomic_fetch_add(&w->slots[m->slot].flush_gen, 1);
+    if (m->anonymous || !m->wfile)
+        return;
+    if (m->flushing) {
+        m->dirty_again = true;
+        return;
+    }
+    struct wflush *f = calloc(1, sizeof(*f));
+    HANDLE dup = NULL;
+    if (!f || !DuplicateHandle(GetCurrentProcess(), m->wfile, GetCurrentProcess(), &dup,
+                               0, FALSE, DUPLICATE_SAME_ACCESS)) {
+        free(f);
+        log_warn("%s: a policy's flush could not start", m->name);
+        return;
+    }
+    *f = (struct wflush){.w = w, .map_id = m->id, .file = dup, .len = m->size};
+    m->flushing = true;
+    m->dirty_again = false;
+    if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
+        f->err = GetLastError();
+        flush_done(f);
+    }
+}
+
+/* On the loop: m's timer came due. */
+static void timer_due(void *arg)
+{
+    struct wtimer *t = arg;
+    struct wmap *m = find_id(t->w, t->map_id);
+    if (m) {
+        m->armed = false;
+        policy_flush(t->w, m);
+    }
+    free(t);
+}
+
+/* On a pool thread: hands the mapping's id to the loop (the mapping may
+ * be gone by the time the loop looks). */
+static void CALLBACK timer_fired(PTP_CALLBACK_INSTANCE inst, void *arg, PTP_TIMER timer)
+{
+    (void)inst;
+    (void)timer;
+    const struct wtimer *t = arg;
+    struct wtimer *copy = malloc(sizeof(*copy));
+    if (copy) {
+        *copy = *t;
+        t->w->port.post(timer_due, copy);
+    }
+}
+
+/* EVERY_MILLIS: a flush at the policy's pace after the first write. */
+static void timed_flush(struct winops *w, struct wmap *m)
+{
+    if (m->armed || m->policy.kind != MMAPIO_FLUSH_EVERY_MILLIS)
+        return;
+    if (!m->timer) {
+        m->tctx = malloc(sizeof(*m->tctx));
+        if (m->tctx) {
+            *m->tctx = (struct wtimer){w, m->id};
+            m->timer = CreateThreadpoolTimer(timer_fired, m->tctx, NULL);
+        }
+        if (!m->timer) {
+            free(m->tctx);
+            m->tctx = NULL;
+            log_warn("%s: no timer for its policy", m->name);
+            return;
+        }
+    }
+    ULARGE_INTEGER due; /* relative, in 100 ns units */
+    due.QuadPart = (ULONGLONG)-(LONGLONG)(m->policy.value * 10000u);
+    FILETIME ft = {due.LowPart, due.HighPart};
+    SetThreadpoolTimer(m->timer, &ft, 0, 0);
+    m->armed = true;
+}
+
+/* One-way, never answered: a notice that does not fit is dropped. */
+static void op_notice(struct wsession *s, const Mmapio__Notice *n)
+{
+    struct wholder *h = s->holders;
+    while (h && h->handle != n->handle)
+        h = h->next;
+    if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
+        return;
+    if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_DIRTY)
+        timed_flush(s->w, h->m);
+    else if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_FLUSH &&
+             (h->m->policy.kind == MMAPIO_FLUSH_EVERY_BYTES ||
+              h->m->policy.kind == MMAPIO_FLUSH_EVERY_WRITES))
+        policy_flush(s->w, h->m); /* a writer's threshold, handed over */
 }
 
 /* Unknown fields in the request or its operation: refused, so that no
@@ -789,7 +941,10 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len, unsigned 
         return;
     }
     uint64_t id = q->id;
-    if (unknown_fields(q)) {
+    if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE) {
+        if (!unknown_fields(q) && !n_handles)
+            op_notice(s, q->notice); /* one-way: never answered */
+    } else if (unknown_fields(q)) {
         reply_err(s, id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
     } else if (!s->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
         s->w->port.close_when_sent(s->conn);
@@ -815,7 +970,6 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len, unsigned 
         case MMAPIO__REQUEST__OP_STAT: op_stat(s, id, q->stat); break;
         case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(s, id, q->set_policy); break;
         case MMAPIO__REQUEST__OP_FLUSH: op_flush(s, id, q->flush); break;
-        case MMAPIO__REQUEST__OP_NOTICE: break; /* one-way; no watchers yet */
         case MMAPIO__REQUEST__OP__NOT_SET:
             reply_err(s, id, MMAPIO_E_PROTOCOL, "no operation");
             break;
