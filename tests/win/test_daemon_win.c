@@ -600,6 +600,18 @@ static void check_malformed(const char *pipe)
         CHECK(recv_msg(h, hs, &n) == NULL);
         CloseHandle(h);
     }
+    /* Longer than the frame limit (64 KiB of protobuf): closed. */
+    h = connect_hello(pipe);
+    if (h) {
+        size_t big = 8 + 64 * 1024 + 100;
+        uint8_t *buf = calloc(1, big);
+        CHECK(buf && send_raw(h, buf, big));
+        free(buf);
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
     /* Not protobuf, before hello: an error, then closed. */
     h = connect_pipe(pipe);
     if (h) {

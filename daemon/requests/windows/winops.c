@@ -757,7 +757,10 @@ static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
     struct wflush *f = arg;
     HANDLE sec = mem_file_section(f->file, false);
     char *view = sec ? MapViewOfFile(sec, FILE_MAP_READ, 0, 0, 0) : NULL;
-    f->ok = view && (f->len == 0 || FlushViewOfFile(view + f->off, (SIZE_T)f->len)) &&
+    /* len 0 from 0: the whole view (the daemon's own flushes); at the
+     * end of the file: no bytes, the metadata only. */
+    bool none = f->len == 0 && f->off != 0;
+    f->ok = view && (none || FlushViewOfFile(view + f->off, (SIZE_T)f->len)) &&
             FlushFileBuffers(f->file);
     f->err = f->ok ? 0 : GetLastError();
     if (view)
@@ -840,7 +843,7 @@ static void policy_flush(struct winops *w, struct wmap *m)
         log_warn("%s: a policy's flush could not start", m->name);
         return;
     }
-    *f = (struct wflush){.w = w, .map_id = m->id, .file = dup, .len = m->size};
+    *f = (struct wflush){.w = w, .map_id = m->id, .file = dup}; /* the whole file */
     m->flushing = true;
     m->dirty_again = false;
     if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
