@@ -569,6 +569,105 @@ static void check_policies(const char *pipe)
     CloseHandle(h);
 }
 
+/* The next message on h, which must be an event: its kind, or -1. */
+static int next_event(HANDLE h, Mmapio__Event *out)
+{
+    HANDLE hs[4];
+    unsigned n = 0;
+    Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
+    int kind = -1;
+    if (m && m->body_case == MMAPIO__SERVER_MESSAGE__BODY_EVENT) {
+        kind = (int)m->event->kind;
+        *out = *m->event;
+        out->policy = NULL;
+    }
+    if (m)
+        mmapio__server_message__free_unpacked(m, NULL);
+    return kind;
+}
+
+static void check_watches(const char *pipe)
+{
+    HANDLE w = connect_pipe(pipe);
+    const struct ctl_slot *slots = w ? hello_ctl(w) : NULL;
+    HANDLE wr = connect_hello(pipe);
+    CHECK(slots && wr);
+    if (!slots || !wr)
+        return;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = "watched";
+    o.anonymous = true;
+    o.create = true;
+    o.size = MAP_SIZE;
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    int err;
+    Mmapio__Reply *r = call(w, &q, &err, NULL);
+    CHECK(r && err == 0);
+    uint64_t map_id = r && !err ? r->open->map_id : 0;
+    uint32_t slot = r && !err ? r->open->ctl_slot : 0;
+    uint64_t handle = r && !err ? r->open->handle : 0;
+    reply_free(r);
+
+    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
+    wa.handle = handle;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_WATCH;
+    q.watch = &wa;
+    r = call(w, &q, &err, NULL);
+    CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_WATCH);
+    uint64_t watch_id = r && !err ? r->watch->watch_id : 0;
+    reply_free(r);
+    CHECK(atomic_load(&slots[slot].watchers) == 1); /* writers notice now */
+
+    /* Another client writes and says so; then changes the policy; then
+     * deletes the name. The watcher hears each, in order. */
+    uint64_t wh = 0;
+    CHECK(open_map(wr, "watched", true, 1, false, NULL, &wh) == 0);
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = wh;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
+    n.offset = 10;
+    n.len = 20;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    q.notice = &n;
+    CHECK(send_req(wr, &q) != 0);
+    n.offset = MAP_SIZE; /* out of bounds: dropped, no event */
+    CHECK(send_req(wr, &q) != 0);
+    CHECK(set_policy(wr, wh, MMAPIO__FLUSH_KIND__FLUSH_MANUAL, 0) == 0);
+    Mmapio__Delete del = MMAPIO__DELETE__INIT;
+    del.path = "watched";
+    del.anonymous = true;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;
+    q.delete_map = &del;
+    reply_free(call(wr, &q, &err, NULL));
+    CHECK(err == 0);
+
+    Mmapio__Event ev;
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.map_id == map_id &&
+          ev.has_range && ev.offset == 10 && ev.len == 20);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_POLICY && ev.map_id == map_id);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_REMOVED && ev.map_id == map_id);
+
+    Mmapio__Unwatch un = MMAPIO__UNWATCH__INIT;
+    un.watch_id = watch_id;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_UNWATCH;
+    q.unwatch = &un;
+    reply_free(call(w, &q, &err, NULL));
+    CHECK(err == 0);
+    CHECK(atomic_load(&slots[slot].watchers) == 0);
+    reply_free(call(w, &q, &err, NULL));
+    CHECK(err == E_NOT_FOUND);
+    UnmapViewOfFile((void *)slots);
+    CloseHandle(wr);
+    CloseHandle(w);
+}
+
 static void check_malformed(const char *pipe)
 {
     /* Too many handles: the connection is closed. */
@@ -699,6 +798,8 @@ int main(int argc, char **argv)
         check_requests(pipe);
         printf("flush policies\n");
         check_policies(pipe);
+        printf("watches\n");
+        check_watches(pipe);
         printf("malformed frames\n");
         check_malformed(pipe);
     }

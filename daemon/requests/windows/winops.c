@@ -49,6 +49,7 @@ struct wmap {
     uint32_t owner, group; /* anonymous: its creator's; files: charged to the first opener */
     uint32_t perm;        /* anonymous: permission bits, as on Linux */
     unsigned holders;
+    unsigned watchers;    /* watches keep the entry too */
     uint32_t slot;
     mmapio_flush_policy policy;
 };
@@ -66,6 +67,17 @@ struct wholder {
     mmapio_mode mode;
 };
 
+/* A client's watch of a mapping: its events (MODIFIED from writers'
+ * notices, POLICY, REMOVED) go to that client. */
+struct wwatch {
+    struct wwatch *next;
+    uint64_t id;
+    struct wsession *s;
+    struct wmap *m;
+};
+
+#define MAX_WATCHES_PER_CLIENT 256
+
 struct uidq {
     struct uidq *next;
     uint32_t uid;
@@ -81,6 +93,8 @@ struct winops {
     uint32_t n_maps;
     uint64_t next_id;
     struct uidq *uids;
+    struct wwatch *watches; /* every client's */
+    uint64_t next_watch;
     HANDLE ctl;                 /* the control area, read-write */
     struct ctl_slot *slots;
     uint32_t *free_slots, n_free;
@@ -96,6 +110,7 @@ struct wsession {
     uint32_t n_holders;
     uint64_t next_handle;
     uint32_t flushes; /* on worker threads */
+    uint32_t n_watches;
     bool gone;        /* the connection ended; freed after its flushes */
 };
 
@@ -253,7 +268,7 @@ static struct wmap *map_new(struct winops *w, uint32_t uid, bool anonymous,
 /* Gone from the table once it has no holder and no name (files: no holder). */
 static void map_maybe_free(struct winops *w, struct wmap *m)
 {
-    if (m->holders || (m->anonymous && m->named))
+    if (m->holders || m->watchers || (m->anonymous && m->named))
         return;
     for (struct wmap **p = &w->maps; *p; p = &(*p)->next)
         if (*p == m) {
@@ -339,6 +354,51 @@ static void release(struct wsession *s, struct wholder *h)
     h->m->holders--;
     map_maybe_free(s->w, h->m);
     free(h);
+}
+
+/* ---- watches --------------------------------------------------------- */
+
+/* An event to every watcher of m. A watcher that does not read its
+ * events is dropped with the connection (the bytes queued toward it are
+ * bounded), not told OVERFLOW. */
+static void notify(struct winops *w, struct wmap *m, Mmapio__EventKind kind, bool range,
+                   uint64_t off, uint64_t len)
+{
+    Mmapio__Event ev = MMAPIO__EVENT__INIT;
+    Mmapio__FlushPolicy pol;
+    ev.kind = kind;
+    ev.map_id = m->id;
+    ev.size = m->size;
+    policy_to_wire(m->policy, &pol);
+    ev.policy = &pol;
+    ev.has_range = range;
+    ev.offset = off;
+    ev.len = len;
+    Mmapio__ServerMessage msg = MMAPIO__SERVER_MESSAGE__INIT;
+    msg.body_case = MMAPIO__SERVER_MESSAGE__BODY_EVENT;
+    msg.event = &ev;
+    uint8_t buf[128]; /* an Event packs to well under this */
+    size_t n = mmapio__server_message__get_packed_size(&msg);
+    if (n > sizeof(buf))
+        return;
+    mmapio__server_message__pack(&msg, buf);
+    for (struct wwatch *x = w->watches; x; x = x->next)
+        if (x->m == m && w->port.send(x->s->conn, buf, n, NULL, NULL, 0) < 0)
+            w->port.close_when_sent(x->s->conn);
+}
+
+static void watch_drop(struct winops *w, struct wwatch *x)
+{
+    for (struct wwatch **p = &w->watches; *p; p = &(*p)->next)
+        if (*p == x) {
+            *p = x->next;
+            break;
+        }
+    x->s->n_watches--;
+    x->m->watchers--;
+    atomic_fetch_sub(&w->slots[x->m->slot].watchers, 1);
+    map_maybe_free(w, x->m);
+    free(x);
 }
 
 /* ---- acting as the caller --------------------------------------------- */
@@ -627,6 +687,7 @@ static void op_delete(struct wsession *s, uint64_t id, const Mmapio__Delete *d)
             reply_err(s, id, MMAPIO_E_PERMISSION, "%s: not yours", d->path);
         } else {
             m->named = false; /* its holders keep it; then it is freed */
+            notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
             map_maybe_free(s->w, m);
             reply_ok(s, id);
         }
@@ -646,8 +707,15 @@ static void op_delete(struct wsession *s, uint64_t id, const Mmapio__Delete *d)
         reply_err(s, id, public_err(err), "cannot delete %s: %s", d->path, errno_text(err));
         return;
     }
+    BY_HANDLE_FILE_INFORMATION fi;
+    struct wmap *m = GetFileInformationByHandle(f, &fi)
+        ? find_file(s->w, fi.dwVolumeSerialNumber,
+                    (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow)
+        : NULL;
     BOOL ok = SetFileInformationByHandle(f, FileDispositionInfo, &del, sizeof(del));
     CloseHandle(f);
+    if (ok && m && fi.nNumberOfLinks <= 1) /* its last name */
+        notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
     if (ok)
         reply_ok(s, id);
     else
@@ -692,6 +760,7 @@ static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPoli
         struct wmap *m = h->m;
         m->policy = pol;
         atomic_store(&s->w->slots[m->slot].policy, ctl_pack_policy(pol));
+        notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_POLICY, false, 0, 0);
         if (m->armed && pol.kind != MMAPIO_FLUSH_EVERY_MILLIS) {
             SetThreadpoolTimer(m->timer, NULL, 0, 0);
             m->armed = false;
@@ -821,6 +890,47 @@ static void op_flush(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
     }
 }
 
+static void op_watch(struct wsession *s, uint64_t id, const Mmapio__Watch *wa)
+{
+    struct wholder *h = find_holder(s, id, wa->handle);
+    if (!h)
+        return;
+    struct wwatch *x = s->n_watches < MAX_WATCHES_PER_CLIENT ? calloc(1, sizeof(*x)) : NULL;
+    if (!x) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "cannot watch: %d watches per client at most",
+                  MAX_WATCHES_PER_CLIENT);
+        return;
+    }
+    *x = (struct wwatch){.next = s->w->watches, .id = ++s->w->next_watch, .s = s,
+                         .m = h->m};
+    s->w->watches = x;
+    s->n_watches++;
+    h->m->watchers++;
+    atomic_fetch_add(&s->w->slots[h->m->slot].watchers, 1); /* writers notice now */
+    Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
+    wr.watch_id = x->id;
+    wr.map_id = h->m->id;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_WATCH;
+    r.watch = &wr;
+    send_reply(s, &r, NULL, 0);
+}
+
+static void op_unwatch(struct wsession *s, uint64_t id, const Mmapio__Unwatch *u)
+{
+    struct wwatch *x = s->w->watches;
+    while (x && !(x->s == s && x->id == u->watch_id))
+        x = x->next;
+    if (!x) {
+        reply_err(s, id, MMAPIO_E_NOT_FOUND, "no watch %llu on this connection",
+                  (unsigned long long)u->watch_id);
+        return;
+    }
+    watch_drop(s->w, x);
+    reply_ok(s, id);
+}
+
 /* ---- flush policies ------------------------------------------------------ */
 
 /* The daemon's own flush of m, now: the flush generation moves first (a
@@ -911,8 +1021,15 @@ static void op_notice(struct wsession *s, const Mmapio__Notice *n)
         h = h->next;
     if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
         return;
-    if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_DIRTY)
+    if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_DIRTY) {
         timed_flush(s->w, h->m);
+    } else if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_WRITE) {
+        struct wmap *m = h->m;
+        if (n->offset > m->size || n->len > m->size - n->offset)
+            return;
+        notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true, n->offset, n->len);
+        timed_flush(s->w, m);
+    }
     else if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_FLUSH &&
              (h->m->policy.kind == MMAPIO_FLUSH_EVERY_BYTES ||
               h->m->policy.kind == MMAPIO_FLUSH_EVERY_WRITES))
@@ -973,6 +1090,8 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len, unsigned 
         case MMAPIO__REQUEST__OP_STAT: op_stat(s, id, q->stat); break;
         case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(s, id, q->set_policy); break;
         case MMAPIO__REQUEST__OP_FLUSH: op_flush(s, id, q->flush); break;
+        case MMAPIO__REQUEST__OP_WATCH: op_watch(s, id, q->watch); break;
+        case MMAPIO__REQUEST__OP_UNWATCH: op_unwatch(s, id, q->unwatch); break;
         case MMAPIO__REQUEST__OP__NOT_SET:
             reply_err(s, id, MMAPIO_E_PROTOCOL, "no operation");
             break;
@@ -1000,6 +1119,11 @@ struct wsession *winops_session_new(struct winops *w, void *conn, HANDLE pipe)
 
 void winops_session_end(struct wsession *s)
 {
+    for (struct wwatch *x = s->w->watches, *next; x && s->n_watches; x = next) {
+        next = x->next;
+        if (x->s == s)
+            watch_drop(s->w, x);
+    }
     while (s->holders)
         release(s, s->holders);
     struct uidq *q = s->hello_done ? uidq_of(s->w, s->cred.uid, false) : NULL;
@@ -1042,9 +1166,15 @@ void winops_free(struct winops *w)
 {
     if (!w)
         return;
+    while (w->watches) {
+        struct wwatch *x = w->watches;
+        w->watches = x->next;
+        free(x);
+    }
     while (w->maps) {
         struct wmap *m = w->maps;
         m->holders = 0;
+        m->watchers = 0;
         m->named = false;
         map_maybe_free(w, m);
     }
