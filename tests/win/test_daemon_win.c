@@ -734,6 +734,66 @@ static void check_malformed(const char *pipe)
         CHECK(recv_msg(h, hs, &n) == NULL);
         CloseHandle(h);
     }
+    /* Valid requests with bytes flipped, after hello: whatever they
+     * decode to is answered or refused; the daemon serves on. */
+    h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (h) {
+        uint32_t seed = 12345;
+        Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
+        pol.kind = MMAPIO__FLUSH_KIND__FLUSH_EVERY_MILLIS;
+        pol.value = 5;
+        Mmapio__Open o = MMAPIO__OPEN__INIT;
+        o.path = "fuzz/f";
+        o.create = true;
+        o.size = 64;
+        o.policy = &pol;
+        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        q.id = 7;
+        q.op_case = MMAPIO__REQUEST__OP_OPEN;
+        q.open = &o;
+        uint8_t buf[8 + 64];
+        size_t n = mmapio__request__get_packed_size(&q);
+        memset(buf, 0, 8);
+        mmapio__request__pack(&q, buf + 8);
+        int sent = 0;
+        for (int i = 0; i < 500; i++) {
+            uint8_t frame[sizeof(buf)];
+            memcpy(frame, buf, sizeof(buf));
+            for (int k = 0; k < 1 + i % 3; k++) {
+                seed = seed * 1103515245u + 12345u;
+                frame[8 + (seed >> 16) % n] ^= (uint8_t)(1u << ((seed >> 8) % 8));
+            }
+            if (send_raw(h, frame, 8 + n))
+                sent++;
+        }
+        CHECK(sent > 0);
+        /* All of them handled before the ping's reply (or the connection
+         * closed, which a bad one may do). */
+        Mmapio__Ping ping = MMAPIO__PING__INIT;
+        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+        q.op_case = MMAPIO__REQUEST__OP_PING;
+        q.ping = &ping;
+        uint64_t id = send_req(h, &q);
+        int replies = 0;
+        for (;;) {
+            HANDLE hs[4];
+            unsigned k = 0;
+            Mmapio__ServerMessage *m = recv_msg(h, hs, &k);
+            if (!m)
+                break;
+            for (unsigned j = 0; j < k; j++)
+                CloseHandle(hs[j]);
+            bool last = m->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY &&
+                        m->reply->id == id;
+            replies++;
+            mmapio__server_message__free_unpacked(m, NULL);
+            if (last)
+                break;
+        }
+        printf("  %d of 500 flipped requests sent, %d messages back\n", sent, replies);
+        CloseHandle(h);
+    }
     /* The daemon still serves. */
     h = connect_hello(pipe);
     CHECK(h != NULL);
