@@ -801,6 +801,31 @@ static void check_malformed(const char *pipe)
         CloseHandle(h);
 }
 
+/* The test's data root and everything in it (the flipped requests made
+ * files of odd names). */
+static void remove_tree(const char *dir)
+{
+    char pat[MAX_PATH], path[MAX_PATH];
+    snprintf(pat, sizeof(pat), "%s\\*", dir);
+    WIN32_FIND_DATAA fd;
+    HANDLE it = FindFirstFileA(pat, &fd);
+    if (it != INVALID_HANDLE_VALUE) {
+        do {
+            if (!strcmp(fd.cFileName, ".") || !strcmp(fd.cFileName, ".."))
+                continue;
+            snprintf(path, sizeof(path), "%s\\%s", dir, fd.cFileName);
+            if (fd.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)
+                RemoveDirectoryA(path); /* a link: never followed */
+            else if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
+                remove_tree(path);
+            else
+                DeleteFileA(path);
+        } while (FindNextFileA(it, &fd));
+        FindClose(it);
+    }
+    RemoveDirectoryA(dir);
+}
+
 /* "/a/b" (a path as meson gives it under wine) as "Z:\a\b". */
 static void windows_path(const char *in, char *out, size_t cap)
 {
@@ -887,11 +912,7 @@ int main(int argc, char **argv)
     CloseHandle(pi.hProcess);
     CloseHandle(pi.hThread);
 
-    char f[MAX_PATH];
-    snprintf(f, sizeof(f), "%s\\shared.dat", sub);
-    DeleteFileA(f);
-    RemoveDirectoryA(sub);
-    RemoveDirectoryA(root);
+    remove_tree(root);
     printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;
 }
