@@ -5,7 +5,8 @@
  * protobuf-c. A plain program: each CHECK that fails is printed and the
  * exit status is 1.
  *
- *   test_daemon_win DAEMON.exe
+ *   test_daemon_win DAEMON.exe [ROOT]    (ROOT: an empty data root, or one
+ *                                         holding only `link`, a link out of it)
  *   test_daemon_win child PIPE writer|reader anon|file NAME   (the sharing tests' other processes)
  */
 #include <stdarg.h>
@@ -378,24 +379,57 @@ static void check_confinement(const char *pipe, const char *root)
           E_INVALID_ARGUMENT);
     CHECK(open_map(h, "missing.dat", false, 0, false, NULL, NULL) == E_NOT_FOUND);
 
-    /* A junction inside the root to a folder outside it: refused. */
-    char outside[MAX_PATH], junction[MAX_PATH];
+    /* A link inside the root to a folder outside it: refused. Under wine
+     * the link is a Unix one that tests/win/daemon_win.sh made (wine shows
+     * it as a reparse point; its CreateSymbolicLink says yes and makes
+     * nothing); on Windows the test makes it. */
+    char outside[MAX_PATH], link[MAX_PATH], escaped[MAX_PATH];
     snprintf(outside, sizeof(outside), "%s-outside", root);
-    snprintf(junction, sizeof(junction), "%s\\link", root);
-    CreateDirectoryA(outside, NULL);
-    /* wine 8 says yes to CreateSymbolicLink and makes nothing: looked at. */
-    if (CreateSymbolicLinkA(junction, outside, SYMBOLIC_LINK_FLAG_DIRECTORY) &&
-        GetFileAttributesA(junction) != INVALID_FILE_ATTRIBUTES) {
+    snprintf(link, sizeof(link), "%s\\link", root);
+    snprintf(escaped, sizeof(escaped), "%s\\escaped.dat", link);
+    bool made = false, ours = false;
+    if (GetFileAttributesA(link) == INVALID_FILE_ATTRIBUTES) {
+        CreateDirectoryA(outside, NULL);
+        ours = made = CreateSymbolicLinkA(link, outside, SYMBOLIC_LINK_FLAG_DIRECTORY) &&
+                      GetFileAttributesA(link) != INVALID_FILE_ATTRIBUTES;
+    } else {
+        made = true;
+    }
+    if (made) {
+        CHECK(GetFileAttributesA(link) & FILE_ATTRIBUTE_REPARSE_POINT);
         CHECK(open_map(h, "link/escaped.dat", false, 1, true, NULL, NULL) == E_PERMISSION);
-        char escaped[MAX_PATH];
-        snprintf(escaped, sizeof(escaped), "%s\\escaped.dat", outside);
+        /* The link itself: refused (a folder under wine, which follows it). */
+        CHECK(open_map(h, "link", false, 0, false, NULL, NULL) != 0);
         CHECK(GetFileAttributesA(escaped) == INVALID_FILE_ATTRIBUTES);
-        RemoveDirectoryA(junction);
+        if (ours)
+            RemoveDirectoryA(link);
     } else {
         printf("skip: no symbolic link to a folder could be made here (%lu)\n",
                (unsigned long)GetLastError());
     }
-    RemoveDirectoryA(outside);
+    if (ours || !made)
+        RemoveDirectoryA(outside);
+    /* Links to files (made by daemon_win.sh under wine): one to a file
+     * outside, one to a file outside that does not exist yet. */
+    snprintf(link, sizeof(link), "%s\\flink", root);
+    if (GetFileAttributesA(link) != INVALID_FILE_ATTRIBUTES) {
+        CHECK(open_map(h, "flink", false, 0, false, NULL, NULL) == E_PERMISSION);
+        CHECK(open_map(h, "flink", false, 1, true, NULL, NULL) == E_PERMISSION);
+        CHECK(open_map(h, "dlink", false, 1, true, NULL, NULL) != 0);
+        Mmapio__Open o = MMAPIO__OPEN__INIT; /* truncating through it */
+        o.path = "flink";
+        o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+        o.truncate = true;
+        o.size = 1;
+        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        q.op_case = MMAPIO__REQUEST__OP_OPEN;
+        q.open = &o;
+        int err;
+        reply_free(call(h, &q, &err, NULL));
+        CHECK(err == E_PERMISSION);
+    } else {
+        printf("skip: no links to files here\n");
+    }
     CloseHandle(h);
 }
 
@@ -840,19 +874,24 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc == 6 && !strcmp(argv[1], "child"))
         return child(argv[2], argv[3], argv[4], argv[5]);
-    if (argc != 2) {
-        fprintf(stderr, "usage: test_daemon_win DAEMON.exe\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: test_daemon_win DAEMON.exe [ROOT]\n");
         return 2;
     }
     char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], pipe[128], cmd[3 * MAX_PATH];
     windows_path(argv[1], daemon, sizeof(daemon));
     GetTempPathA(sizeof(tmp), tmp);
     DWORD pid = GetCurrentProcessId(), tick = GetTickCount();
-    snprintf(root, sizeof(root), "%smmapio-test-%lu-%lu", tmp, (unsigned long)pid,
-             (unsigned long)tick);
+    /* The data root: the one given (its owner removes it), else a new one. */
+    bool own_root = argc < 3;
+    if (own_root)
+        snprintf(root, sizeof(root), "%smmapio-test-%lu-%lu", tmp, (unsigned long)pid,
+                 (unsigned long)tick);
+    else
+        windows_path(argv[2], root, sizeof(root));
     snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-test-%lu-%lu", (unsigned long)pid,
              (unsigned long)tick);
-    CHECK(CreateDirectoryA(root, NULL));
+    CHECK(!own_root || CreateDirectoryA(root, NULL));
     char sub[MAX_PATH];
     snprintf(sub, sizeof(sub), "%s\\sub", root);
     CHECK(CreateDirectoryA(sub, NULL));
@@ -912,7 +951,8 @@ int main(int argc, char **argv)
     CloseHandle(pi.hProcess);
     CloseHandle(pi.hThread);
 
-    remove_tree(root);
+    if (own_root)
+        remove_tree(root);
     printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;
 }

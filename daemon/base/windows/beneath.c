@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 #include <winternl.h>
 
+#include "log.h"
 #include "mmapio.h"
 #include "names.h"
 
@@ -140,6 +142,31 @@ static HANDLE open_at(HANDLE dir, const char *name, size_t n, ACCESS_MASK access
     return h;
 }
 
+/* h's final path (as the system resolved it), malloc'd, or NULL. */
+static WCHAR *final_path(HANDLE h)
+{
+    DWORD n = GetFinalPathNameByHandleW(h, NULL, 0, FILE_NAME_NORMALIZED);
+    WCHAR *buf = n ? malloc((n + 1) * sizeof(WCHAR)) : NULL;
+    if (buf && GetFinalPathNameByHandleW(h, buf, n + 1, FILE_NAME_NORMALIZED) - 1u >= n) {
+        free(buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
+/* Whether h's final path lies beneath `top` (the root's). The third fence:
+ * a link the walk did not see as a reparse point (wine shows a Unix
+ * symbolic link as one to a query by name, but its opens follow it) is
+ * caught on the handle itself, before anything is opened beneath it. */
+static bool beneath(const WCHAR *top, HANDLE h)
+{
+    WCHAR *at = final_path(h);
+    size_t n = wcslen(top);
+    bool ok = at && wcslen(at) > n + 1 && !_wcsnicmp(at, top, n) && at[n] == L'\\';
+    free(at);
+    return ok;
+}
+
 HANDLE beneath_open(HANDLE root, const char *path, ACCESS_MASK access,
                     enum beneath_how how, bool *created, int *err)
 {
@@ -147,6 +174,11 @@ HANDLE beneath_open(HANDLE root, const char *path, ACCESS_MASK access,
     *created = false;
     if (beneath_check_path(path, &why) != MMAPIO_OK) {
         *err = -EINVAL;
+        return NULL;
+    }
+    WCHAR *top = final_path(root);
+    if (!top) {
+        *err = -EIO;
         return NULL;
     }
     HANDLE dir = root;
@@ -158,18 +190,37 @@ HANDLE beneath_open(HANDLE root, const char *path, ACCESS_MASK access,
             next = open_at(dir, p, n, FILE_TRAVERSE, FILE_OPEN,
                            FILE_DIRECTORY_FILE, &info, err);
         } else {
-            ULONG disp = how == BENEATH_EXCLUSIVE ? FILE_CREATE
-                       : how == BENEATH_CREATE ? FILE_OPEN_IF : FILE_OPEN;
-            next = open_at(dir, p, n, access, disp, FILE_NON_DIRECTORY_FILE,
+            /* Made only by an exclusive create, which never follows a
+             * link (a dangling one included): an existing file is opened
+             * first, and a create that loses a race opens again. */
+            next = how == BENEATH_EXCLUSIVE ? NULL
+                 : open_at(dir, p, n, access, FILE_OPEN, FILE_NON_DIRECTORY_FILE,
                            &info, err);
-            *created = next && info == FILE_CREATED;
+            for (int tries = 0; !next && how != BENEATH_OPEN && tries < 2 &&
+                                (how == BENEATH_EXCLUSIVE || *err == -ENOENT); tries++) {
+                next = open_at(dir, p, n, access, FILE_CREATE, FILE_NON_DIRECTORY_FILE,
+                               &info, err);
+                *created = next != NULL;
+                if (next || how == BENEATH_EXCLUSIVE || *err != -EEXIST)
+                    break;
+                next = open_at(dir, p, n, access, FILE_OPEN, FILE_NON_DIRECTORY_FILE,
+                               &info, err);
+            }
         }
         if (dir != root)
             CloseHandle(dir);
-        if (!next)
-            return NULL;
-        if (!p[n])
+        if (next && !beneath(top, next)) {
+            if (*created)
+                log_err("a file was made outside the data root through a link: %s", path);
+            CloseHandle(next);
+            next = NULL;
+            *created = false;
+            *err = -ELOOP;
+        }
+        if (!next || !p[n]) {
+            free(top);
             return next;
+        }
         dir = next;
         p += n + 1;
     }
