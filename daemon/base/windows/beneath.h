@@ -3,12 +3,14 @@
  * data root, and never anywhere else; Windows' stand-in for
  * base/resolve.c's openat2(RESOLVE_BENEATH).
  *
- * Two fences, as on Linux: a lexical check (the same rules as
- * resolve_check_path, plus no '\\' and no ':' — no other separator, no
- * drive, no alternate data stream), then a walk that opens each component
- * with NtCreateFile relative to its parent's handle, never by a whole
- * path, and refuses every reparse point (junction, symbolic link, mount
- * point) it meets, the last component included.
+ * Three fences: a lexical check (the same rules as resolve_check_path,
+ * plus no '\\' and no ':' — no other separator, no drive, no alternate
+ * data stream); a walk that opens each component with NtCreateFile
+ * relative to its parent's handle, never by a whole path, and refuses
+ * every reparse point (junction, symbolic link, mount point) it meets,
+ * the last component included; and each handle's final path must lie
+ * beneath the root's before anything is opened beneath it (what a link
+ * the walk did not see would break: wine follows Unix symbolic links).
  */
 #ifndef MMAPIOD_BENEATH_H
 #define MMAPIOD_BENEATH_H
@@ -45,8 +47,9 @@ enum beneath_how {
  * walk's directories are opened for traversal only), shared for read,
  * write and delete, by the calling thread's token: a caller that
  * impersonates a client opens as that client. *created tells whether
- * this call made it. An opportunistic lock held by anyone is never waited
- * for (-EBUSY). The file's handle or -errno: -ELOOP for a reparse point,
+ * this call made it (only ever by an exclusive create, which follows no
+ * link). An opportunistic lock held by anyone is never waited for
+ * (-EBUSY). The file's handle or NULL and *err: -ELOOP for a link,
  * -ENOENT, -EEXIST, -EACCES, -EISDIR, -ENOTDIR.
  */
 HANDLE beneath_open(HANDLE root, const char *path, ACCESS_MASK access,
