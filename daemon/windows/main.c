@@ -114,16 +114,16 @@ static void usage(FILE *out)
 {
     fprintf(out,
         "Usage: mmapiod [--socket \\\\.\\pipe\\NAME] [--root DIR] [--max_frame N]\n"
-        "               [--max_map_size N] [--max_mappings N] [--max_clients_per_uid N]\n"
-        "               [--hello_timeout_ms N] [--verbose]\n"
+        "               [--max_map_size N] [--max_mappings N] [--max_clients N]\n"
+        "               [--max_clients_per_uid N] [--hello_timeout_ms N] [--verbose]\n"
         "       mmapiod --help | --version\n"
         "\n"
         "Serves shared memory mappings to local processes over a named pipe\n"
         "(default " DEFAULT_PIPE "); file paths are beneath the data root\n"
         "(default %%LOCALAPPDATA%%\\mmapio). Stays in the foreground, logs to\n"
-        "stderr, stops on Ctrl-C, Ctrl-Break or its event Local\\mmapiod-stop-NAME\n"
-        "being set. The Windows daemon serves hello,\n"
-        "ping, open, close, delete, stat, flush and the never/manual policies\n"
+        "stderr, stops on Ctrl-C, Ctrl-Break or when its event\n"
+        "Local\\mmapiod-stop-NAME is set. Served so far: hello, ping, open,\n"
+        "close, delete, stat, flush, flush policies, watch and unwatch\n"
         "(README, \"Windows\").\n");
 }
 
@@ -143,6 +143,7 @@ int main(int argc, char **argv)
     const char *pipe = DEFAULT_PIPE, *root = NULL;
     char root_buf[MAX_PATH];
     unsigned hello_ms = 5000;
+    unsigned max_clients = 1024; /* each holds a read buffer of a frame */
     struct winops_config cfg = {
         .max_frame = WIRE_DEFAULT_MAX_FRAME,
         .max_inflight = 64,
@@ -152,7 +153,7 @@ int main(int argc, char **argv)
         .max_mappings_per_uid = 16384,
         .max_bytes_per_uid = UINT64_C(1) << 40,
         .max_holders_per_client = 65536,
-        .max_clients_per_uid = 1024,
+        .max_clients_per_uid = 256, /* a quarter of max_clients, as on Linux */
     };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -179,7 +180,9 @@ int main(int argc, char **argv)
             cfg.max_map_size = n;
         } else if (!strcmp(a, "--max_mappings") && !parse_u64(v, 1, 65536, &n)) {
             cfg.max_mappings = (uint32_t)n;
-        } else if (!strcmp(a, "--max_clients_per_uid") && !parse_u64(v, 1, 4096, &n)) {
+        } else if (!strcmp(a, "--max_clients") && !parse_u64(v, 1, 65536, &n)) {
+            max_clients = (unsigned)n;
+        } else if (!strcmp(a, "--max_clients_per_uid") && !parse_u64(v, 1, 65536, &n)) {
             cfg.max_clients_per_uid = (uint32_t)n;
         } else if (!strcmp(a, "--hello_timeout_ms") && !parse_u64(v, 100, 600000, &n)) {
             hello_ms = (unsigned)n;
@@ -217,7 +220,7 @@ int main(int argc, char **argv)
     }
     struct ps_limits lim = {
         .max_frame = cfg.max_frame,
-        .max_clients = 4096,
+        .max_clients = max_clients,
         .max_queued = (size_t)cfg.max_frame * (cfg.max_inflight + 16),
         .hello_ms = hello_ms,
     };
