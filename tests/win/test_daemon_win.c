@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <windows.h>
+#include <aclapi.h>
 
 #include "ctlarea.h"
 #include "mmapio.pb-c.h"
@@ -44,10 +45,13 @@ static bool under_wine(void)
 
 /* ---- the wire ------------------------------------------------------------ */
 
+/* Opened for what the pipe's DACL gives clients: GENERIC_WRITE would ask
+ * for FILE_CREATE_PIPE_INSTANCE too, which it refuses. */
 static HANDLE connect_pipe(const char *name)
 {
-    HANDLE h = CreateFileA(name, GENERIC_READ | GENERIC_WRITE, 0, NULL, OPEN_EXISTING,
-                           0, NULL);
+    HANDLE h = CreateFileA(name, GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES,
+                           0, NULL, OPEN_EXISTING, SECURITY_SQOS_PRESENT |
+                           SECURITY_IMPERSONATION, NULL);
     if (h == INVALID_HANDLE_VALUE)
         return NULL;
     DWORD mode = PIPE_READMODE_MESSAGE;
@@ -257,12 +261,37 @@ static int run_child(const char *pipe, const char *role, const char *kind, const
 
 /* ---- the checks ------------------------------------------------------------ */
 
+/* Whether the pipe's owner is this process's user (the daemon runs as
+ * it here): clients judge the daemon by the pipe's owner. */
+static bool owned_by_me(HANDLE pipe)
+{
+    PSID owner = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    union {
+        TOKEN_USER user;
+        char room[SECURITY_MAX_SID_SIZE + sizeof(TOKEN_USER)];
+    } me;
+    HANDLE tok;
+    DWORD len;
+    bool ok = GetSecurityInfo(pipe, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner,
+                              NULL, NULL, NULL, &sd) == ERROR_SUCCESS && owner &&
+              OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok);
+    if (ok) {
+        ok = GetTokenInformation(tok, TokenUser, &me, sizeof(me), &len) &&
+             EqualSid(owner, me.user.User.Sid);
+        CloseHandle(tok);
+    }
+    LocalFree(sd);
+    return ok;
+}
+
 static void check_hello_ping(const char *pipe)
 {
     HANDLE h = connect_pipe(pipe);
     CHECK(h != NULL);
     if (!h)
         return;
+    CHECK(owned_by_me(h));
     Mmapio__Request q = MMAPIO__REQUEST__INIT;
     q.op_case = MMAPIO__REQUEST__OP_PING;
     int err;

@@ -9,15 +9,18 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 #include <sddl.h>
 
 #include "log.h"
 
 /* SYSTEM, administrators and the daemon's own account: everything;
- * authenticated users: read, write, attributes (for PIPE_READMODE_MESSAGE)
- * and synchronize, but not FILE_CREATE_PIPE_INSTANCE (0x4), so no client
- * can serve the name itself. */
-#define PIPE_SDDL L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;OW)(A;;0x00100183;;;AU)"
+ * authenticated users: FILE_GENERIC_READ and FILE_GENERIC_WRITE but for
+ * FILE_APPEND_DATA, which on a pipe is FILE_CREATE_PIPE_INSTANCE (0x4),
+ * so no client can add a server instance of the name and impersonate the
+ * daemon. A client must therefore open with GENERIC_READ |
+ * FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES, not GENERIC_WRITE. */
+#define PIPE_DACL L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;OW)(A;;0x0012019b;;;AU)"
 #define PIPE_BUFFER (64u * 1024u)
 #define KEY_STOP ((ULONG_PTR)1)
 
@@ -394,6 +397,36 @@ HANDLE ps_pipe(const struct ps_conn *c)
     return c->pipe;
 }
 
+/* The pipe's security descriptor: PIPE_DACL, and the daemon's own user
+ * as the owner, named explicitly (clients judge the pipe by its owner;
+ * wine would otherwise make the primary group the owner). */
+static bool pipe_security(PSECURITY_DESCRIPTOR *out)
+{
+    union {
+        TOKEN_USER user;
+        char room[SECURITY_MAX_SID_SIZE + sizeof(TOKEN_USER)];
+    } info;
+    HANDLE tok;
+    DWORD len;
+    WCHAR *sid = NULL, sddl[512];
+    bool ok = OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok);
+    if (ok) {
+        ok = GetTokenInformation(tok, TokenUser, &info, sizeof(info), &len) &&
+             ConvertSidToStringSidW(info.user.User.Sid, &sid);
+        CloseHandle(tok);
+    }
+    ok = ok && wcslen(sid) + wcslen(PIPE_DACL) + 3 <= sizeof(sddl) / sizeof(sddl[0]);
+    if (ok) {
+        wcscpy(sddl, L"O:");
+        wcscat(sddl, sid);
+        wcscat(sddl, PIPE_DACL);
+    }
+    ok = ok && ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1,
+                                                                      out, NULL);
+    LocalFree(sid);
+    return ok;
+}
+
 int ps_new(struct pipeserver **out, const char *name, const struct ps_limits *lim,
            const struct ps_callbacks *cb, void *arg)
 {
@@ -413,8 +446,7 @@ int ps_new(struct pipeserver **out, const char *name, const struct ps_limits *li
     MultiByteToWideChar(CP_UTF8, 0, name, -1, ps->wname, wn);
     ps->sa = (SECURITY_ATTRIBUTES){.nLength = sizeof(ps->sa), .bInheritHandle = FALSE};
     err = -ENOMEM;
-    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(PIPE_SDDL,
-            SDDL_REVISION_1, &ps->sa.lpSecurityDescriptor, NULL))
+    if (!pipe_security(&ps->sa.lpSecurityDescriptor))
         goto fail;
     err = -EIO;
     if (!(ps->iocp = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1)))
