@@ -225,21 +225,27 @@ int main(int argc, char **argv)
         .hello_ms = hello_ms,
     };
     static const struct ps_callbacks cb = {on_open, on_message, on_close};
-    r = ps_new(&server, pipe, &lim, &cb, w);
+    /* The stop event first: made only if nobody has it, it also keeps a
+     * second daemon off the name where FILE_FLAG_FIRST_PIPE_INSTANCE is
+     * not enforced (wine). */
+    HANDLE stop = strncmp(pipe, DEFAULT_PIPE, 9) ? NULL : stop_event(pipe), wait = NULL;
+    r = stop ? ps_new(&server, pipe, &lim, &cb, w) : -EADDRINUSE;
     if (r < 0) {
         fprintf(stderr, "mmapiod: cannot serve %s: %s\n", pipe,
-                r == -EINVAL ? "a pipe name starts with \\\\.\\pipe\\"
-                : r == -EADDRINUSE ? "another server has that pipe" : strerror(-r));
+                strncmp(pipe, DEFAULT_PIPE, 9) || r == -EINVAL
+                    ? "a pipe name starts with \\\\.\\pipe\\"
+                : r == -EADDRINUSE ? "another daemon serves it" : strerror(-r));
+        if (stop)
+            CloseHandle(stop);
         winops_free(w);
         return 1;
     }
     SetConsoleCtrlHandler(on_console, TRUE);
-    HANDLE stop = stop_event(pipe), wait = NULL;
-    if (!stop || !RegisterWaitForSingleObject(&wait, stop, on_stop_event, NULL, INFINITE,
-                                              WT_EXECUTEONLYONCE)) {
-        fprintf(stderr, "mmapiod: cannot make the stop event of %s (another daemon "
-                "serves it?)\n", pipe);
+    if (!RegisterWaitForSingleObject(&wait, stop, on_stop_event, NULL, INFINITE,
+                                     WT_EXECUTEONLYONCE)) {
+        fprintf(stderr, "mmapiod: cannot wait for the stop event\n");
         ps_free(server);
+        CloseHandle(stop);
         winops_free(w);
         return 1;
     }

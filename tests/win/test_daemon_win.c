@@ -939,6 +939,17 @@ int main(int argc, char **argv)
         up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
     CHECK(up);
     if (up) {
+        printf("a second daemon on the same pipe\n");
+        PROCESS_INFORMATION pi2 = {0};
+        STARTUPINFOA si2 = {.cb = sizeof(si2)};
+        CHECK(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si2, &pi2));
+        if (pi2.hProcess) {
+            DWORD status = 0;
+            CHECK(WaitForSingleObject(pi2.hProcess, 60000) == WAIT_OBJECT_0 &&
+                  GetExitCodeProcess(pi2.hProcess, &status) && status == 1);
+            CloseHandle(pi2.hProcess);
+            CloseHandle(pi2.hThread);
+        }
         printf("hello, ping\n");
         check_hello_ping(pipe);
         printf("two processes share an anonymous and a file mapping\n");
