@@ -623,7 +623,25 @@ static void check_policies(const char *pipe)
         /* A writer's threshold (every_bytes): flushed when it says so. */
         CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_BYTES, 100) == 0);
         CHECK(notice_flushes(h, handle, MMAPIO__NOTICE_KIND__NOTICE_FLUSH, slot));
-        CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_NEVER, 0) == 0);
+        /* A writer leaves with a write not yet flushed (the policy's
+         * pace is an hour): flushed as it goes. */
+        CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_MILLIS, 3600000) == 0);
+        Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+        n.handle = handle;
+        n.kind = MMAPIO__NOTICE_KIND__NOTICE_DIRTY;
+        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+        q.op_case = MMAPIO__REQUEST__OP_NOTICE;
+        q.notice = &n;
+        CHECK(send_req(h, &q) != 0);
+        uint32_t gen = atomic_load(&slot->flush_gen);
+        Mmapio__Close cl = MMAPIO__CLOSE__INIT;
+        cl.handle = handle;
+        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+        q.op_case = MMAPIO__REQUEST__OP_CLOSE;
+        q.close = &cl;
+        reply_free(call(h, &q, &err, NULL));
+        CHECK(err == 0);
+        CHECK(atomic_load(&slot->flush_gen) != gen);
     }
     reply_free(r);
     if (sec)

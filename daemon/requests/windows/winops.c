@@ -44,6 +44,7 @@ struct wmap {
     PTP_TIMER timer;      /* EVERY_MILLIS: the next timed flush */
     struct wtimer *tctx;
     bool armed, flushing, dirty_again;
+    bool dirty;           /* a writer's notice since the last policy flush */
     uint64_t vol, index;  /* files: which file */
     uint64_t size;
     uint32_t owner, group; /* anonymous: its creator's; files: charged to the first opener */
@@ -115,6 +116,7 @@ struct wsession {
 };
 
 static void timed_flush(struct winops *w, struct wmap *m);
+static void policy_flush(struct winops *w, struct wmap *m);
 
 /* ---- replies ----------------------------------------------------------- */
 
@@ -351,8 +353,14 @@ static void release(struct wsession *s, struct wholder *h)
             break;
         }
     s->n_holders--;
-    h->m->holders--;
-    map_maybe_free(s->w, h->m);
+    struct wmap *m = h->m;
+    m->holders--;
+    /* A writer leaves a file written under a policy that flushes: its
+     * final flush, now, not at the policy's pace. */
+    if (h->mode == MMAPIO_MODE_READ_WRITE && !m->anonymous && m->dirty &&
+        m->policy.kind != MMAPIO_FLUSH_NEVER && m->policy.kind != MMAPIO_FLUSH_MANUAL)
+        policy_flush(s->w, m);
+    map_maybe_free(s->w, m);
     free(h);
 }
 
@@ -939,6 +947,7 @@ static void op_unwatch(struct wsession *s, uint64_t id, const Mmapio__Unwatch *u
 static void policy_flush(struct winops *w, struct wmap *m)
 {
     atomic_fetch_add(&w->slots[m->slot].flush_gen, 1);
+    m->dirty = false;
     if (m->anonymous || !m->wfile)
         return;
     if (m->flushing) {
@@ -1006,8 +1015,9 @@ static void timed_flush(struct winops *w, struct wmap *m)
             return;
         }
     }
-    ULARGE_INTEGER due; /* relative, in 100 ns units */
-    due.QuadPart = (ULONGLONG)-(LONGLONG)(m->policy.value * 10000u);
+    ULARGE_INTEGER due; /* relative, in 100 ns units (at most ~29,000 years) */
+    uint64_t ms = m->policy.value < INT64_MAX / 10000 ? m->policy.value : INT64_MAX / 10000;
+    due.QuadPart = (ULONGLONG)-(LONGLONG)(ms * 10000u);
     FILETIME ft = {due.LowPart, due.HighPart};
     SetThreadpoolTimer(m->timer, &ft, 0, 0);
     m->armed = true;
@@ -1021,6 +1031,9 @@ static void op_notice(struct wsession *s, const Mmapio__Notice *n)
         h = h->next;
     if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
         return;
+    if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_DIRTY ||
+        n->kind == MMAPIO__NOTICE_KIND__NOTICE_WRITE)
+        h->m->dirty = true;
     if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_DIRTY) {
         timed_flush(s->w, h->m);
     } else if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_WRITE) {
