@@ -165,13 +165,14 @@ static void conn_kill(struct ps_conn *c)
     if (c->session)
         ps->cb.on_close(c->session);
     c->session = NULL;
+    struct frame *inflight = c->writing ? c->q_head : NULL;
     while (c->q_head) {
         struct frame *f = c->q_head;
         c->q_head = f->next;
-        if (!(c->writing && f == c->q_head)) /* the one in flight is the client's */
-            frame_drop(c, f);
+        if (f == inflight)
+            free(f); /* it may have reached the client: its handles are the client's */
         else
-            free(f);
+            frame_drop(c, f);
     }
     c->q_tail = NULL;
     if (c->connected) {
