@@ -151,6 +151,11 @@ static void frame_drop(struct ps_conn *c, struct frame *f)
 
 static void conn_free(struct ps_conn *c)
 {
+    while (c->q_head) { /* a dead connection's frame whose write ended */
+        struct frame *f = c->q_head;
+        c->q_head = f->next;
+        free(f);
+    }
     free(c->rbuf);
     free(c);
 }
@@ -165,16 +170,19 @@ static void conn_kill(struct ps_conn *c)
     if (c->session)
         ps->cb.on_close(c->session);
     c->session = NULL;
+    /* The frame in flight stays until its write completes (the system may
+     * still read its bytes); it may reach the client, so its handles are
+     * the client's. The others never will: their handles are closed there. */
     struct frame *inflight = c->writing ? c->q_head : NULL;
-    while (c->q_head) {
-        struct frame *f = c->q_head;
-        c->q_head = f->next;
-        if (f == inflight)
-            free(f); /* it may have reached the client: its handles are the client's */
-        else
-            frame_drop(c, f);
+    struct frame *f = inflight ? inflight->next : c->q_head;
+    while (f) {
+        struct frame *next = f->next;
+        frame_drop(c, f);
+        f = next;
     }
-    c->q_tail = NULL;
+    if (inflight)
+        inflight->next = NULL;
+    c->q_head = c->q_tail = inflight;
     if (c->connected) {
         if (c->prev)
             c->prev->next = c->next;
