@@ -485,6 +485,17 @@ static void check_requests(const char *pipe)
           r->stat->size == MAP_SIZE && r->stat->holders == 1);
     reply_free(r);
 
+    /* Resize: refused with the reason (a section's size is fixed). */
+    Mmapio__Resize rz = MMAPIO__RESIZE__INIT;
+    rz.handle = handle;
+    rz.size = 2 * MAP_SIZE;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_RESIZE;
+    q.resize = &rz;
+    r = call(h, &q, &err, NULL);
+    CHECK(r && err == -5 && strstr(r->message, "fixed on Windows")); /* RESIZE_FAILED */
+    reply_free(r);
+
     /* Not served on Windows: a clear error, the connection kept. */
     Mmapio__AdminStatus as = MMAPIO__ADMIN_STATUS__INIT;
     q = (Mmapio__Request)MMAPIO__REQUEST__INIT;

@@ -752,6 +752,23 @@ static void op_stat(struct wsession *s, uint64_t id, const Mmapio__Stat *st)
     send_reply(s, &r, NULL, 0);
 }
 
+/* A section's size is fixed on Windows, and a mapped file's cannot
+ * change: only the size it has is granted. */
+static void op_resize(struct wsession *s, uint64_t id, const Mmapio__Resize *rz)
+{
+    struct wholder *h = find_holder(s, id, rz->handle);
+    if (!h)
+        return;
+    if (h->mode != MMAPIO_MODE_READ_WRITE)
+        reply_err(s, id, MMAPIO_E_INVALID_MODE, "the handle is not read-write");
+    else if (rz->size != h->m->size)
+        reply_err(s, id, MMAPIO_E_RESIZE_FAILED, "%s: %s", h->m->name,
+                  h->m->anonymous ? "a section's size is fixed on Windows"
+                                  : "a mapped file's size cannot change on Windows");
+    else
+        reply_ok(s, id);
+}
+
 /* Every policy: the timed one flushes on the thread pool's timers, the
  * counted ones when a writer's NOTICE_FLUSH says its threshold passed. */
 static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPolicy *p)
@@ -1101,6 +1118,7 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len, unsigned 
         case MMAPIO__REQUEST__OP_CLOSE: op_close(s, id, q->close); break;
         case MMAPIO__REQUEST__OP_DELETE_MAP: op_delete(s, id, q->delete_map); break;
         case MMAPIO__REQUEST__OP_STAT: op_stat(s, id, q->stat); break;
+        case MMAPIO__REQUEST__OP_RESIZE: op_resize(s, id, q->resize); break;
         case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(s, id, q->set_policy); break;
         case MMAPIO__REQUEST__OP_FLUSH: op_flush(s, id, q->flush); break;
         case MMAPIO__REQUEST__OP_WATCH: op_watch(s, id, q->watch); break;
