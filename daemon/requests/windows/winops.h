@@ -2,9 +2,10 @@
  * winops (Windows): the requests the Windows daemon serves so far, and
  * its mappings (README, "Windows"): hello, ping, open of an anonymous
  * mapping (a pagefile section) or of a file beneath the data root (a
- * section of the file), close, delete, stat, flush, set_policy and the
- * notices that drive the policies, watch and unwatch. Every other request
- * is answered MMAPIO_E_INVALID_ARGUMENT, "not supported on Windows".
+ * section of the file), close, delete, stat, resize (refused but to the
+ * same size), flush, set_policy and the notices that drive the policies,
+ * watch and unwatch. Every other request is answered
+ * MMAPIO_E_INVALID_ARGUMENT, "not supported on Windows".
  *
  * The Linux daemon's model and services hold POSIX fds (fstat, ftruncate,
  * mmap on them); until they sit behind seams, this file keeps its own
