@@ -1,12 +1,15 @@
 /*
- * winops (Windows): sessions, the mappings' table and the requests served
- * (winops.h). Runs on the daemon's one loop thread.
+ * winops (Windows): sessions and the requests served (winops.h): hello,
+ * open, close, delete, stat, resize, set_policy, notices, and the
+ * dispatch to winflush and winwatch. Runs on the daemon's one loop thread.
  */
 #include "winops.h"
+#include "winflush.h"
+#include "winstate.h"
+#include "winwatch.h"
 
 #include <aclapi.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,283 +27,6 @@
 #include "wire.h"
 
 #define UNSUPPORTED "not supported on Windows"
-#define CTL_SLOTS 65536u
-
-/* What the client may do with a grant's section handle. SECTION_QUERY
- * lets it learn the size; a read-only or copy-on-write grant has no
- * FILE_MAP_WRITE and the section's DACL refuses it to any duplicate. */
-#define GRANT_RW (SECTION_QUERY | FILE_MAP_READ | FILE_MAP_WRITE)
-#define GRANT_RO (SECTION_QUERY | FILE_MAP_READ)
-
-struct wmap {
-    struct wmap *next;
-    uint64_t id;
-    bool anonymous;
-    bool named;           /* still found by its name (not deleted) */
-    char *name;           /* the anonymous name, or the path it was opened by */
-    HANDLE section;       /* anonymous: the section, read-write */
-    HANDLE file;          /* files: the first opener's handle */
-    HANDLE wfile;         /* files: a writer's handle, for the daemon's own flushes */
-    PTP_TIMER timer;      /* EVERY_MILLIS: the next timed flush */
-    struct wtimer *tctx;
-    bool armed, flushing, dirty_again;
-    bool dirty;           /* a writer's notice since the last policy flush */
-    uint64_t vol, index;  /* files: which file */
-    uint64_t size;
-    uint32_t owner, group; /* anonymous: its creator's; files: charged to the first opener */
-    uint32_t perm;        /* anonymous: permission bits, as on Linux */
-    unsigned holders;
-    unsigned watchers;    /* watches keep the entry too */
-    uint32_t slot;
-    mmapio_flush_policy policy;
-};
-
-/* A timer's context: the mapping by id, which the loop looks up again. */
-struct wtimer {
-    struct winops *w;
-    uint64_t map_id;
-};
-
-struct wholder {
-    struct wholder *next;
-    uint64_t handle;
-    struct wmap *m;
-    mmapio_mode mode;
-};
-
-/* A client's watch of a mapping: its events (MODIFIED from writers'
- * notices, POLICY, REMOVED) go to that client. */
-struct wwatch {
-    struct wwatch *next;
-    uint64_t id;
-    struct wsession *s;
-    struct wmap *m;
-};
-
-#define MAX_WATCHES_PER_CLIENT 256
-
-struct uidq {
-    struct uidq *next;
-    uint32_t uid;
-    uint64_t bytes;
-    uint32_t maps;
-    uint32_t clients; /* sessions past hello */
-};
-
-struct winops {
-    struct winops_config cfg;
-    struct winops_port port;
-    struct wmap *maps;
-    uint32_t n_maps;
-    uint64_t next_id;
-    struct uidq *uids;
-    struct wwatch *watches; /* every client's */
-    uint64_t next_watch;
-    HANDLE ctl;                 /* the control area, read-write */
-    struct ctl_slot *slots;
-    uint32_t *free_slots, n_free;
-};
-
-struct wsession {
-    struct winops *w;
-    void *conn;
-    HANDLE pipe;
-    bool hello_done;
-    struct peer_cred cred;
-    struct wholder *holders;
-    uint32_t n_holders;
-    uint64_t next_handle;
-    uint32_t flushes; /* on worker threads */
-    uint32_t n_watches;
-    bool gone;        /* the connection ended; freed after its flushes */
-};
-
-static void timed_flush(struct winops *w, struct wmap *m);
-static void policy_flush(struct winops *w, struct wmap *m);
-
-/* ---- replies ----------------------------------------------------------- */
-
-static void send_reply(struct wsession *s, Mmapio__Reply *r, HANDLE h, DWORD access)
-{
-    Mmapio__ServerMessage msg = MMAPIO__SERVER_MESSAGE__INIT;
-    msg.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
-    msg.reply = r;
-    size_t n = mmapio__server_message__get_packed_size(&msg);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        s->w->port.close_when_sent(s->conn);
-        return;
-    }
-    mmapio__server_message__pack(&msg, buf);
-    if (s->w->port.send(s->conn, buf, n, &h, &access, h ? 1 : 0) < 0)
-        s->w->port.close_when_sent(s->conn);
-    free(buf);
-}
-
-static void reply_ok(struct wsession *s, uint64_t id)
-{
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    send_reply(s, &r, NULL, 0);
-}
-
-static void reply_err(struct wsession *s, uint64_t id, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void reply_err(struct wsession *s, uint64_t id, int err, const char *fmt, ...)
-{
-    char text[512], safe[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.error = err;
-    r.message = names_escape(text, safe, sizeof(safe)); /* a client's path may be in it */
-    send_reply(s, &r, NULL, 0);
-}
-
-/* -errno from the seams and the walk, as the public error codes. */
-static int public_err(int e)
-{
-    switch (e) {
-    case -ENOENT: case -ENOTDIR: return MMAPIO_E_NOT_FOUND;
-    case -EEXIST: return MMAPIO_E_EXISTS;
-    case -EACCES: case -EPERM: case -ELOOP: case -EXDEV: return MMAPIO_E_PERMISSION;
-    case -EBUSY: return MMAPIO_E_BUSY;
-    case -ENOMEM: case -ENOSPC: return MMAPIO_E_QUOTA;
-    case -EINVAL: case -EISDIR: case -EOPNOTSUPP: return MMAPIO_E_INVALID_ARGUMENT;
-    default: return MMAPIO_E_IO;
-    }
-}
-
-static const char *errno_text(int e)
-{
-    switch (e) {
-    case -ELOOP: return "a junction or link on the way (refused beneath the root)";
-    case -EBUSY: return "someone holds an opportunistic lock on it";
-    case -EISDIR: return "a directory";
-    default: return strerror(-e);
-    }
-}
-
-/* ---- the table --------------------------------------------------------- */
-
-static struct uidq *uidq_of(struct winops *w, uint32_t uid, bool make)
-{
-    for (struct uidq *q = w->uids; q; q = q->next)
-        if (q->uid == uid)
-            return q;
-    struct uidq *q = make ? calloc(1, sizeof(*q)) : NULL;
-    if (q) {
-        q->uid = uid;
-        q->next = w->uids;
-        w->uids = q;
-    }
-    return q;
-}
-
-static struct wmap *find_anon(struct winops *w, const char *name)
-{
-    for (struct wmap *m = w->maps; m; m = m->next)
-        if (m->anonymous && m->named && !strcmp(m->name, name))
-            return m;
-    return NULL;
-}
-
-static struct wmap *find_file(struct winops *w, uint64_t vol, uint64_t index)
-{
-    for (struct wmap *m = w->maps; m; m = m->next)
-        if (!m->anonymous && m->vol == vol && m->index == index)
-            return m;
-    return NULL;
-}
-
-static struct wmap *find_id(struct winops *w, uint64_t id)
-{
-    for (struct wmap *m = w->maps; m; m = m->next)
-        if (m->id == id)
-            return m;
-    return NULL;
-}
-
-/* A new entry charged to `uid` (anonymous bytes, mappings): NULL with
- * *err and *why when a budget says no. */
-static struct wmap *map_new(struct winops *w, uint32_t uid, bool anonymous,
-                            uint64_t size, const char *name, int *err, const char **why)
-{
-    struct uidq *q = uidq_of(w, uid, true);
-    *err = MMAPIO_E_QUOTA;
-    if (!q || w->n_free == 0 || w->n_maps >= w->cfg.max_mappings) {
-        *why = "max_mappings reached";
-        return NULL;
-    }
-    if (q->maps >= w->cfg.max_mappings_per_uid) {
-        *why = "max_mappings_per_uid reached";
-        return NULL;
-    }
-    if (anonymous && q->bytes + size > w->cfg.max_bytes_per_uid) {
-        *why = "max_bytes_per_uid reached";
-        return NULL;
-    }
-    struct wmap *m = calloc(1, sizeof(*m));
-    if (!m || !(m->name = strdup(name))) {
-        free(m);
-        *why = "out of memory";
-        return NULL;
-    }
-    m->id = ++w->next_id;
-    m->anonymous = anonymous;
-    m->named = true;
-    m->owner = uid;
-    m->size = size;
-    m->slot = w->free_slots[--w->n_free];
-    m->policy = (mmapio_flush_policy){MMAPIO_FLUSH_NEVER, 0};
-    atomic_store(&w->slots[m->slot].policy, ctl_pack_policy(m->policy));
-    atomic_store(&w->slots[m->slot].watchers, 0);
-    q->maps++;
-    if (anonymous)
-        q->bytes += size;
-    m->next = w->maps;
-    w->maps = m;
-    w->n_maps++;
-    return m;
-}
-
-/* Gone from the table once it has no holder and no name (files: no holder). */
-static void map_maybe_free(struct winops *w, struct wmap *m)
-{
-    if (m->holders || m->watchers || (m->anonymous && m->named))
-        return;
-    for (struct wmap **p = &w->maps; *p; p = &(*p)->next)
-        if (*p == m) {
-            *p = m->next;
-            break;
-        }
-    w->n_maps--;
-    struct uidq *q = uidq_of(w, m->owner, false);
-    if (q) {
-        q->maps--;
-        if (m->anonymous)
-            q->bytes -= m->size;
-    }
-    if (m->timer) {
-        SetThreadpoolTimer(m->timer, NULL, 0, 0);
-        WaitForThreadpoolTimerCallbacks(m->timer, TRUE);
-        CloseThreadpoolTimer(m->timer);
-        free(m->tctx);
-    }
-    if (m->wfile)
-        CloseHandle(m->wfile);
-    atomic_store(&w->slots[m->slot].policy, 0);
-    w->free_slots[w->n_free++] = m->slot;
-    if (m->section)
-        CloseHandle(m->section);
-    if (m->file)
-        CloseHandle(m->file);
-    free(m->name);
-    free(m);
-}
 
 /* A new holder and the OpenReply with the section duplicated into the
  * client; `section` stays the caller's. */
@@ -336,15 +62,6 @@ static void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode m
     send_reply(s, &r, section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
 }
 
-static struct wholder *find_holder(struct wsession *s, uint64_t id, uint64_t handle)
-{
-    for (struct wholder *h = s->holders; h; h = h->next)
-        if (h->handle == handle)
-            return h;
-    reply_err(s, id, MMAPIO_E_NOT_FOUND, "no such handle");
-    return NULL;
-}
-
 static void release(struct wsession *s, struct wholder *h)
 {
     for (struct wholder **p = &s->holders; *p; p = &(*p)->next)
@@ -359,70 +76,9 @@ static void release(struct wsession *s, struct wholder *h)
      * final flush, now, not at the policy's pace. */
     if (h->mode == MMAPIO_MODE_READ_WRITE && !m->anonymous && m->dirty &&
         m->policy.kind != MMAPIO_FLUSH_NEVER && m->policy.kind != MMAPIO_FLUSH_MANUAL)
-        policy_flush(s->w, m);
+        winflush_policy(s->w, m);
     map_maybe_free(s->w, m);
     free(h);
-}
-
-/* ---- watches --------------------------------------------------------- */
-
-/* An event to every watcher of m. A watcher that does not read its
- * events is dropped with the connection (the bytes queued toward it are
- * bounded), not told OVERFLOW. */
-static void notify(struct winops *w, struct wmap *m, Mmapio__EventKind kind, bool range,
-                   uint64_t off, uint64_t len)
-{
-    Mmapio__Event ev = MMAPIO__EVENT__INIT;
-    Mmapio__FlushPolicy pol;
-    ev.kind = kind;
-    ev.map_id = m->id;
-    ev.size = m->size;
-    policy_to_wire(m->policy, &pol);
-    ev.policy = &pol;
-    ev.has_range = range;
-    ev.offset = off;
-    ev.len = len;
-    Mmapio__ServerMessage msg = MMAPIO__SERVER_MESSAGE__INIT;
-    msg.body_case = MMAPIO__SERVER_MESSAGE__BODY_EVENT;
-    msg.event = &ev;
-    uint8_t buf[128]; /* an Event packs to well under this */
-    size_t n = mmapio__server_message__get_packed_size(&msg);
-    if (n > sizeof(buf))
-        return;
-    mmapio__server_message__pack(&msg, buf);
-    for (struct wwatch *x = w->watches; x; x = x->next)
-        if (x->m == m && w->port.send(x->s->conn, buf, n, NULL, NULL, 0) < 0)
-            w->port.close_when_sent(x->s->conn);
-}
-
-static void watch_drop(struct winops *w, struct wwatch *x)
-{
-    for (struct wwatch **p = &w->watches; *p; p = &(*p)->next)
-        if (*p == x) {
-            *p = x->next;
-            break;
-        }
-    x->s->n_watches--;
-    x->m->watchers--;
-    atomic_fetch_sub(&w->slots[x->m->slot].watchers, 1);
-    map_maybe_free(w, x->m);
-    free(x);
-}
-
-/* ---- acting as the caller --------------------------------------------- */
-
-/* beneath_open as the client (its token decides every access). */
-static HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
-                             enum beneath_how how, bool *created, int *err)
-{
-    if (!ImpersonateNamedPipeClient(s->pipe)) {
-        *err = -EACCES;
-        return NULL;
-    }
-    HANDLE h = beneath_open(s->w->cfg.root, path, access, how, created, err);
-    if (!RevertToSelf())
-        abort(); /* still the client: nothing after this may run */
-    return h;
 }
 
 /* The RID of a file's owner, or UINT32_MAX. */
@@ -695,7 +351,7 @@ static void op_delete(struct wsession *s, uint64_t id, const Mmapio__Delete *d)
             reply_err(s, id, MMAPIO_E_PERMISSION, "%s: not yours", d->path);
         } else {
             m->named = false; /* its holders keep it; then it is freed */
-            notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
+            winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
             map_maybe_free(s->w, m);
             reply_ok(s, id);
         }
@@ -723,7 +379,7 @@ static void op_delete(struct wsession *s, uint64_t id, const Mmapio__Delete *d)
     BOOL ok = SetFileInformationByHandle(f, FileDispositionInfo, &del, sizeof(del));
     CloseHandle(f);
     if (ok && m && fi.nNumberOfLinks <= 1) /* its last name */
-        notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
+        winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
     if (ok)
         reply_ok(s, id);
     else
@@ -785,259 +441,16 @@ static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPoli
         struct wmap *m = h->m;
         m->policy = pol;
         atomic_store(&s->w->slots[m->slot].policy, ctl_pack_policy(pol));
-        notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_POLICY, false, 0, 0);
+        winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_POLICY, false, 0, 0);
         if (m->armed && pol.kind != MMAPIO_FLUSH_EVERY_MILLIS) {
             SetThreadpoolTimer(m->timer, NULL, 0, 0);
             m->armed = false;
         } else if (m->armed) { /* a new pace from now */
             m->armed = false;
-            timed_flush(s->w, m);
+            winflush_timed(s->w, m);
         }
         reply_ok(s, id);
     }
-}
-
-/* A flush on a worker thread (the disk's time is not the loop's): the
- * file's pages in [off, off + len) through a view of its own, then the
- * file's metadata and the device's cache. The result goes back to the
- * loop (winops_port.post); a session gone by then gets no reply. */
-struct wflush {
-    struct wsession *s;   /* NULL: the daemon's own flush, of map_id */
-    struct winops *w;
-    uint64_t map_id;
-    uint64_t id;
-    HANDLE file;    /* writable, opened as the caller */
-    uint64_t off, len;
-    bool ok;
-    DWORD err;
-};
-
-#define MAX_FLUSHES_PER_CLIENT 16
-
-static void flush_done(void *arg)
-{
-    struct wflush *f = arg;
-    struct wsession *s = f->s;
-    CloseHandle(f->file);
-    if (!s) { /* the daemon's own: a policy's */
-        struct wmap *m = find_id(f->w, f->map_id);
-        if (!f->ok)
-            log_warn("%s: a policy's flush failed (%lu)", m ? m->name : "?",
-                     (unsigned long)f->err);
-        if (m) {
-            m->flushing = false;
-            if (m->dirty_again) /* written during the flush: once more at its pace */
-                timed_flush(f->w, m);
-        }
-        free(f);
-        return;
-    }
-    s->flushes--;
-    if (s->gone) {
-        if (s->flushes == 0)
-            free(s);
-    } else if (f->ok) {
-        reply_ok(s, f->id);
-    } else {
-        reply_err(s, f->id, MMAPIO_E_FLUSH_FAILED, "the flush failed (%lu)",
-                  (unsigned long)f->err);
-    }
-    free(f);
-}
-
-static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
-{
-    (void)inst;
-    struct wflush *f = arg;
-    HANDLE sec = mem_file_section(f->file, false);
-    char *view = sec ? MapViewOfFile(sec, FILE_MAP_READ, 0, 0, 0) : NULL;
-    /* len 0 from 0: the whole view (the daemon's own flushes); at the
-     * end of the file: no bytes, the metadata only. */
-    bool none = f->len == 0 && f->off != 0;
-    f->ok = view && (none || FlushViewOfFile(view + f->off, (SIZE_T)f->len)) &&
-            FlushFileBuffers(f->file);
-    f->err = f->ok ? 0 : GetLastError();
-    if (view)
-        UnmapViewOfFile(view);
-    if (sec)
-        CloseHandle(sec);
-    f->w->port.post(flush_done, f);
-}
-
-static void op_flush(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
-{
-    struct wholder *h = find_holder(s, id, fl->handle);
-    if (!h)
-        return;
-    if (h->m->anonymous) {
-        reply_ok(s, id); /* nothing on a disk */
-        return;
-    }
-    if (h->mode != MMAPIO_MODE_READ_WRITE) {
-        reply_err(s, id, MMAPIO_E_INVALID_MODE, "the handle is not read-write");
-        return;
-    }
-    LARGE_INTEGER size;
-    if (!GetFileSizeEx(h->m->file, &size)) {
-        reply_err(s, id, MMAPIO_E_IO, "%s: its size cannot be read", h->m->name);
-        return;
-    }
-    uint64_t total = (uint64_t)size.QuadPart;
-    if (fl->offset > total || fl->len > total - fl->offset) {
-        reply_err(s, id, MMAPIO_E_OUT_OF_BOUNDS, "beyond the file's %llu bytes",
-                  (unsigned long long)total);
-        return;
-    }
-    if (s->flushes >= MAX_FLUSHES_PER_CLIENT) {
-        reply_err(s, id, MMAPIO_E_BUSY, "%d flushes of this client under way",
-                  MAX_FLUSHES_PER_CLIENT);
-        return;
-    }
-    struct wflush *f = calloc(1, sizeof(*f));
-    bool created;
-    int err = 0;
-    /* Writable, as the caller: the daemon's own handle may be read-only. */
-    HANDLE file = f ? open_as_caller(s, h->m->name, GENERIC_READ | GENERIC_WRITE,
-                                     BENEATH_OPEN, &created, &err) : NULL;
-    if (!file) {
-        free(f);
-        reply_err(s, id, MMAPIO_E_FLUSH_FAILED, "%s: %s", h->m->name,
-                  f ? errno_text(err) : "out of memory");
-        return;
-    }
-    *f = (struct wflush){.s = s, .w = s->w, .id = id, .file = file, .off = fl->offset,
-                         .len = fl->len ? fl->len : total - fl->offset};
-    s->flushes++;
-    if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
-        f->ok = false;
-        f->err = GetLastError();
-        flush_done(f);
-    }
-}
-
-static void op_watch(struct wsession *s, uint64_t id, const Mmapio__Watch *wa)
-{
-    struct wholder *h = find_holder(s, id, wa->handle);
-    if (!h)
-        return;
-    struct wwatch *x = s->n_watches < MAX_WATCHES_PER_CLIENT ? calloc(1, sizeof(*x)) : NULL;
-    if (!x) {
-        reply_err(s, id, MMAPIO_E_QUOTA, "cannot watch: %d watches per client at most",
-                  MAX_WATCHES_PER_CLIENT);
-        return;
-    }
-    *x = (struct wwatch){.next = s->w->watches, .id = ++s->w->next_watch, .s = s,
-                         .m = h->m};
-    s->w->watches = x;
-    s->n_watches++;
-    h->m->watchers++;
-    atomic_fetch_add(&s->w->slots[h->m->slot].watchers, 1); /* writers notice now */
-    Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
-    wr.watch_id = x->id;
-    wr.map_id = h->m->id;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_WATCH;
-    r.watch = &wr;
-    send_reply(s, &r, NULL, 0);
-}
-
-static void op_unwatch(struct wsession *s, uint64_t id, const Mmapio__Unwatch *u)
-{
-    struct wwatch *x = s->w->watches;
-    while (x && !(x->s == s && x->id == u->watch_id))
-        x = x->next;
-    if (!x) {
-        reply_err(s, id, MMAPIO_E_NOT_FOUND, "no watch %llu on this connection",
-                  (unsigned long long)u->watch_id);
-        return;
-    }
-    watch_drop(s->w, x);
-    reply_ok(s, id);
-}
-
-/* ---- flush policies ------------------------------------------------------ */
-
-/* The daemon's own flush of m, now: the flush generation moves first (a
- * write after it sends a new DIRTY notice), then the file's bytes go to
- * the disk on a worker thread. Anonymous mappings have no disk. */
-static void policy_flush(struct winops *w, struct wmap *m)
-{
-    atomic_fetch_add(&w->slots[m->slot].flush_gen, 1);
-    m->dirty = false;
-    if (m->anonymous || !m->wfile)
-        return;
-    if (m->flushing) {
-        m->dirty_again = true;
-        return;
-    }
-    struct wflush *f = calloc(1, sizeof(*f));
-    HANDLE dup = NULL;
-    if (!f || !DuplicateHandle(GetCurrentProcess(), m->wfile, GetCurrentProcess(), &dup,
-                               0, FALSE, DUPLICATE_SAME_ACCESS)) {
-        free(f);
-        log_warn("%s: a policy's flush could not start", m->name);
-        return;
-    }
-    *f = (struct wflush){.w = w, .map_id = m->id, .file = dup}; /* the whole file */
-    m->flushing = true;
-    m->dirty_again = false;
-    if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
-        f->err = GetLastError();
-        flush_done(f);
-    }
-}
-
-/* On the loop: m's timer came due. */
-static void timer_due(void *arg)
-{
-    struct wtimer *t = arg;
-    struct wmap *m = find_id(t->w, t->map_id);
-    if (m) {
-        m->armed = false;
-        policy_flush(t->w, m);
-    }
-    free(t);
-}
-
-/* On a pool thread: hands the mapping's id to the loop (the mapping may
- * be gone by the time the loop looks). */
-static void CALLBACK timer_fired(PTP_CALLBACK_INSTANCE inst, void *arg, PTP_TIMER timer)
-{
-    (void)inst;
-    (void)timer;
-    const struct wtimer *t = arg;
-    struct wtimer *copy = malloc(sizeof(*copy));
-    if (copy) {
-        *copy = *t;
-        t->w->port.post(timer_due, copy);
-    }
-}
-
-/* EVERY_MILLIS: a flush at the policy's pace after the first write. */
-static void timed_flush(struct winops *w, struct wmap *m)
-{
-    if (m->armed || m->policy.kind != MMAPIO_FLUSH_EVERY_MILLIS)
-        return;
-    if (!m->timer) {
-        m->tctx = malloc(sizeof(*m->tctx));
-        if (m->tctx) {
-            *m->tctx = (struct wtimer){w, m->id};
-            m->timer = CreateThreadpoolTimer(timer_fired, m->tctx, NULL);
-        }
-        if (!m->timer) {
-            free(m->tctx);
-            m->tctx = NULL;
-            log_warn("%s: no timer for its policy", m->name);
-            return;
-        }
-    }
-    ULARGE_INTEGER due; /* relative, in 100 ns units (at most ~29,000 years) */
-    uint64_t ms = m->policy.value < INT64_MAX / 10000 ? m->policy.value : INT64_MAX / 10000;
-    due.QuadPart = (ULONGLONG)-(LONGLONG)(ms * 10000u);
-    FILETIME ft = {due.LowPart, due.HighPart};
-    SetThreadpoolTimer(m->timer, &ft, 0, 0);
-    m->armed = true;
 }
 
 /* One-way, never answered: a notice that does not fit is dropped. */
@@ -1052,18 +465,18 @@ static void op_notice(struct wsession *s, const Mmapio__Notice *n)
         n->kind == MMAPIO__NOTICE_KIND__NOTICE_WRITE)
         h->m->dirty = true;
     if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_DIRTY) {
-        timed_flush(s->w, h->m);
+        winflush_timed(s->w, h->m);
     } else if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_WRITE) {
         struct wmap *m = h->m;
         if (n->offset > m->size || n->len > m->size - n->offset)
             return;
-        notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true, n->offset, n->len);
-        timed_flush(s->w, m);
+        winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true, n->offset, n->len);
+        winflush_timed(s->w, m);
     }
     else if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_FLUSH &&
              (h->m->policy.kind == MMAPIO_FLUSH_EVERY_BYTES ||
               h->m->policy.kind == MMAPIO_FLUSH_EVERY_WRITES))
-        policy_flush(s->w, h->m); /* a writer's threshold, handed over */
+        winflush_policy(s->w, h->m); /* a writer's threshold, handed over */
 }
 
 /* Unknown fields in the request or its operation: refused, so that no
@@ -1120,9 +533,9 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len, unsigned 
         case MMAPIO__REQUEST__OP_STAT: op_stat(s, id, q->stat); break;
         case MMAPIO__REQUEST__OP_RESIZE: op_resize(s, id, q->resize); break;
         case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(s, id, q->set_policy); break;
-        case MMAPIO__REQUEST__OP_FLUSH: op_flush(s, id, q->flush); break;
-        case MMAPIO__REQUEST__OP_WATCH: op_watch(s, id, q->watch); break;
-        case MMAPIO__REQUEST__OP_UNWATCH: op_unwatch(s, id, q->unwatch); break;
+        case MMAPIO__REQUEST__OP_FLUSH: winflush_request(s, id, q->flush); break;
+        case MMAPIO__REQUEST__OP_WATCH: winwatch_request(s, id, q->watch); break;
+        case MMAPIO__REQUEST__OP_UNWATCH: winwatch_unwatch(s, id, q->unwatch); break;
         case MMAPIO__REQUEST__OP__NOT_SET:
             reply_err(s, id, MMAPIO_E_PROTOCOL, "no operation");
             break;
@@ -1153,7 +566,7 @@ void winops_session_end(struct wsession *s)
     for (struct wwatch *x = s->w->watches, *next; x && s->n_watches; x = next) {
         next = x->next;
         if (x->s == s)
-            watch_drop(s->w, x);
+            winwatch_drop(s->w, x);
     }
     while (s->holders)
         release(s, s->holders);
