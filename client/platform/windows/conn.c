@@ -149,8 +149,13 @@ int conn_open(const char *path, int *out, char *why, size_t size)
     }
     for (DWORD waited = 0;;) {
         /* Impersonation is what the daemon needs to act as us (opening
-         * files as the peer); nothing is sent before trust_socket. */
-        HANDLE h = CreateFileW(name, GENERIC_READ | GENERIC_WRITE, 0, NULL,
+         * files as the peer); nothing is sent before trust_socket. Not
+         * GENERIC_WRITE: on a pipe it asks for FILE_CREATE_PIPE_INSTANCE
+         * too, which the daemon's pipe refuses its clients. */
+        HANDLE h = CreateFileW(name,
+                               GENERIC_READ | FILE_WRITE_DATA |
+                                   FILE_WRITE_ATTRIBUTES,
+                               0, NULL,
                                OPEN_EXISTING,
                                FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT |
                                    SECURITY_IMPERSONATION,

@@ -27,6 +27,7 @@
  *   size and cannot grow it (-EFBIG).
  */
 #include "membackend.h"
+#include "filesection.h"
 #include "ptypes.h"
 
 #include <errno.h>
@@ -220,4 +221,18 @@ int mem_reserve(int fd, uint64_t from, uint64_t to)
              20 /* FileEndOfFileInformation */)) < 0)
         return errno_of(RtlNtStatusToDosError(st));
     return 0;
+}
+
+HANDLE mem_file_section(HANDLE file, bool writable)
+{
+    SECURITY_ATTRIBUTES sa = {.nLength = sizeof(sa), .bInheritHandle = FALSE};
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(SECTION_DACL,
+            SDDL_REVISION_1, &sa.lpSecurityDescriptor, NULL))
+        return NULL;
+    HANDLE h = CreateFileMappingW(file, &sa, writable ? PAGE_READWRITE : PAGE_READONLY,
+        0, 0, NULL);
+    DWORD err = GetLastError();
+    LocalFree(sa.lpSecurityDescriptor);
+    SetLastError(err);
+    return h;
 }

@@ -1,0 +1,19 @@
+/*
+ * winflush (Windows): flushes of files on the thread pool, their results
+ * posted back to the loop, and the flush policies: every_millis on
+ * thread-pool timers, every_bytes and every_writes at a writer's
+ * NOTICE_FLUSH, a final flush when a writer leaves (README, "Windows").
+ */
+#ifndef MMAPIOD_WINFLUSH_H
+#define MMAPIOD_WINFLUSH_H
+
+#include "winstate.h"
+
+/* A client's Flush: answered once the disk has the range. */
+void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl);
+/* The daemon's own flush of m, now (the flush generation moves first). */
+void winflush_policy(struct winops *w, struct wmap *m);
+/* every_millis: a flush at the policy's pace, armed unless it is. */
+void winflush_timed(struct winops *w, struct wmap *m);
+
+#endif

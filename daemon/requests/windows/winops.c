@@ -1,0 +1,636 @@
+/*
+ * winops (Windows): sessions and the requests served (winops.h): hello,
+ * open, close, delete, stat, resize, set_policy, notices, and the
+ * dispatch to winflush and winwatch. Runs on the daemon's one loop thread.
+ */
+#include "winops.h"
+#include "winflush.h"
+#include "winstate.h"
+#include "winwatch.h"
+
+#include <aclapi.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "beneath.h"
+#include "ctlarea.h"
+#include "filesection.h"
+#include "log.h"
+#include "membackend.h"
+#include "mmapio.h"
+#include "mmapio.pb-c.h"
+#include "names.h"
+#include "peercred.h"
+#include "policy.h"
+#include "wire.h"
+
+#define UNSUPPORTED "not supported on Windows"
+
+/* A new holder and the OpenReply with the section duplicated into the
+ * client; `section` stays the caller's. */
+static void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode mode,
+                  HANDLE section)
+{
+    struct wholder *h = calloc(1, sizeof(*h));
+    if (!h) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        map_maybe_free(s->w, m);
+        return;
+    }
+    h->handle = ++s->next_handle;
+    h->m = m;
+    h->mode = mode;
+    h->next = s->holders;
+    s->holders = h;
+    s->n_holders++;
+    m->holders++;
+
+    Mmapio__OpenReply orep = MMAPIO__OPEN_REPLY__INIT;
+    Mmapio__FlushPolicy pol;
+    orep.handle = h->handle;
+    orep.map_id = m->id;
+    orep.size = m->size;
+    orep.ctl_slot = m->slot;
+    policy_to_wire(m->policy, &pol);
+    orep.policy = &pol;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_OPEN;
+    r.open = &orep;
+    send_reply(s, &r, section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
+}
+
+static void release(struct wsession *s, struct wholder *h)
+{
+    for (struct wholder **p = &s->holders; *p; p = &(*p)->next)
+        if (*p == h) {
+            *p = h->next;
+            break;
+        }
+    s->n_holders--;
+    struct wmap *m = h->m;
+    m->holders--;
+    /* A writer leaves a file written under a policy that flushes: its
+     * final flush, now, not at the policy's pace. */
+    if (h->mode == MMAPIO_MODE_READ_WRITE && !m->anonymous && m->dirty &&
+        m->policy.kind != MMAPIO_FLUSH_NEVER && m->policy.kind != MMAPIO_FLUSH_MANUAL)
+        winflush_policy(s->w, m);
+    map_maybe_free(s->w, m);
+    free(h);
+}
+
+/* The RID of a file's owner, or UINT32_MAX. */
+static uint32_t file_owner(HANDLE f)
+{
+    PSID sid = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    uint32_t rid = UINT32_MAX;
+    if (GetSecurityInfo(f, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION, &sid,
+                        NULL, NULL, NULL, &sd) == ERROR_SUCCESS && sid &&
+        IsValidSid(sid) && *GetSidSubAuthorityCount(sid) > 0)
+        rid = (uint32_t)*GetSidSubAuthority(sid, *GetSidSubAuthorityCount(sid) - 1u);
+    LocalFree(sd);
+    return rid;
+}
+
+/* An anonymous mapping's permission bits for this caller, as on Linux. */
+static bool anon_allows(const struct wsession *s, const struct wmap *m, mmapio_mode mode)
+{
+    unsigned shift = s->cred.uid == m->owner ? 6 : s->cred.gid == m->group ? 3 : 0;
+    unsigned bits = (m->perm >> shift) & 7u;
+    return mode == MMAPIO_MODE_READ_WRITE ? (bits & 6u) == 6u : (bits & 4u) != 0;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
+{
+    if (m->protocol != WIRE_PROTOCOL) {
+        s->w->port.close_when_sent(s->conn);
+        reply_err(s, id, MMAPIO_E_PROTOCOL,
+                  "protocol version %u not supported (this daemon speaks %u)",
+                  m->protocol, WIRE_PROTOCOL);
+        return;
+    }
+    /* Impersonation works once the pipe was read from: now. */
+    int r = peer_identity(PLATFORM_FD(s->pipe), &s->cred);
+    if (r < 0) {
+        s->w->port.close_when_sent(s->conn);
+        reply_err(s, id, MMAPIO_E_PERMISSION, "who you are cannot be told (%d)", r);
+        return;
+    }
+    struct uidq *q = uidq_of(s->w, s->cred.uid, true);
+    if (!q || q->clients >= s->w->cfg.max_clients_per_uid) {
+        s->w->port.close_when_sent(s->conn);
+        reply_err(s, id, MMAPIO_E_QUOTA, "max_clients_per_uid (%u) reached",
+                  s->w->cfg.max_clients_per_uid);
+        return;
+    }
+    q->clients++;
+    s->hello_done = true;
+    s->w->port.admitted(s->conn);
+    Mmapio__HelloReply hr = MMAPIO__HELLO_REPLY__INIT;
+    hr.protocol = WIRE_PROTOCOL;
+    hr.server_version = (char *)MMAPIO_VERSION;
+    hr.max_frame = s->w->cfg.max_frame;
+    hr.max_inflight = s->w->cfg.max_inflight;
+    hr.max_events = s->w->cfg.max_events;
+    hr.ctl_slots = CTL_SLOTS;
+    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
+    rep.id = id;
+    rep.result_case = MMAPIO__REPLY__RESULT_HELLO;
+    rep.hello = &hr;
+    send_reply(s, &rep, s->w->ctl, GRANT_RO);
+}
+
+static void open_anon(struct wsession *s, uint64_t id, const Mmapio__Open *o,
+                      mmapio_mode mode)
+{
+    struct winops *w = s->w;
+    int err;
+    const char *why;
+    if (beneath_check_name(o->path) != MMAPIO_OK) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "%s: not a valid anonymous name",
+                  o->path);
+        return;
+    }
+    struct wmap *m = find_anon(w, o->path);
+    if (m) {
+        if (o->exclusive) {
+            reply_err(s, id, MMAPIO_E_EXISTS, "%s: exists", o->path);
+        } else if ((o->owner && o->owner->uid != m->owner) || !anon_allows(s, m, mode)) {
+            reply_err(s, id, MMAPIO_E_PERMISSION, "%s: not yours to open so", o->path);
+        } else if (o->truncate && o->size != m->size) {
+            reply_err(s, id, MMAPIO_E_RESIZE_FAILED,
+                      "%s: a section's size is fixed on Windows", o->path);
+        } else if (s->n_holders >= w->cfg.max_holders_per_client) {
+            reply_err(s, id, MMAPIO_E_QUOTA, "max_holders_per_client reached");
+        } else {
+            grant(s, id, m, mode, m->section);
+        }
+        return;
+    }
+    if (!o->create) {
+        reply_err(s, id, MMAPIO_E_NOT_FOUND, "%s: no such anonymous mapping", o->path);
+        return;
+    }
+    if (o->size == 0 || o->size > w->cfg.max_map_size) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,
+                  "%s: size must be 1..max_map_size (%llu) (a section cannot be "
+                  "empty nor grow on Windows)", o->path,
+                  (unsigned long long)w->cfg.max_map_size);
+        return;
+    }
+    if (s->n_holders >= w->cfg.max_holders_per_client) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "max_holders_per_client reached");
+        return;
+    }
+    m = map_new(w, s->cred.uid, true, o->size, o->path, &err, &why);
+    if (!m) {
+        reply_err(s, id, err, "%s: %s", o->path, why);
+        return;
+    }
+    m->group = s->cred.gid;
+    m->perm = o->perm ? o->perm : 0600;
+    if (o->policy)
+        m->policy = policy_from_wire(o->policy);
+    atomic_store(&w->slots[m->slot].policy, ctl_pack_policy(m->policy));
+    int fd = mem_section_new(o->path, o->size, 0);
+    if (fd < 0) {
+        m->named = false;
+        map_maybe_free(w, m);
+        reply_err(s, id, public_err(fd), "%s: cannot make the section: %s", o->path,
+                  errno_text(fd));
+        return;
+    }
+    m->section = PLATFORM_HANDLE(fd);
+    grant(s, id, m, mode, m->section);
+}
+
+static void open_file(struct wsession *s, uint64_t id, const Mmapio__Open *o,
+                      mmapio_mode mode)
+{
+    struct winops *w = s->w;
+    const char *why;
+    int r = beneath_check_path(o->path, &why);
+    if (r != MMAPIO_OK) {
+        reply_err(s, id, r, "%s: %s", o->path, why);
+        return;
+    }
+    if (s->n_holders >= w->cfg.max_holders_per_client) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "max_holders_per_client reached");
+        return;
+    }
+    bool sizing = o->create || o->truncate;
+    bool writer = mode == MMAPIO_MODE_READ_WRITE || sizing;
+    ACCESS_MASK access = GENERIC_READ | (writer ? GENERIC_WRITE : 0);
+    enum beneath_how how = o->exclusive ? BENEATH_EXCLUSIVE
+                         : o->create ? BENEATH_CREATE : BENEATH_OPEN;
+    bool created;
+    int err = 0;
+    HANDLE f = open_as_caller(s, o->path, access, how, &created, &err);
+    if (!f) {
+        reply_err(s, id, public_err(err), "%s: %s", o->path, errno_text(err));
+        return;
+    }
+    BY_HANDLE_FILE_INFORMATION fi;
+    LARGE_INTEGER size;
+    if (!GetFileInformationByHandle(f, &fi) || !GetFileSizeEx(f, &size)) {
+        CloseHandle(f);
+        reply_err(s, id, MMAPIO_E_IO, "%s: cannot read its attributes", o->path);
+        return;
+    }
+    uint64_t index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
+    struct wmap *m = find_file(w, fi.dwVolumeSerialNumber, index);
+    if (o->owner && o->owner->uid != file_owner(f)) {
+        CloseHandle(f);
+        reply_err(s, id, MMAPIO_E_PERMISSION, "%s: belongs to another account", o->path);
+        return;
+    }
+    if ((created || o->truncate) && (uint64_t)size.QuadPart != o->size) {
+        if (o->size > w->cfg.max_map_size || (m && !created)) {
+            CloseHandle(f);
+            reply_err(s, id, m ? MMAPIO_E_BUSY : MMAPIO_E_INVALID_ARGUMENT,
+                      "%s: %s", o->path, m ? "mapped: its size cannot change on Windows"
+                                           : "bigger than max_map_size");
+            return;
+        }
+        FILE_END_OF_FILE_INFO eof = {.EndOfFile.QuadPart = (LONGLONG)o->size};
+        if (!SetFileInformationByHandle(f, FileEndOfFileInfo, &eof, sizeof(eof))) {
+            CloseHandle(f);
+            reply_err(s, id, MMAPIO_E_IO, "%s: cannot set its size", o->path);
+            return;
+        }
+        size.QuadPart = (LONGLONG)o->size;
+    }
+    if (size.QuadPart == 0) {
+        CloseHandle(f);
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,
+                  "%s: an empty file cannot be mapped on Windows", o->path);
+        return;
+    }
+    HANDLE sec = mem_file_section(f, mode == MMAPIO_MODE_READ_WRITE);
+    if (!sec) {
+        CloseHandle(f);
+        reply_err(s, id, MMAPIO_E_IO, "%s: cannot make its section (%lu)", o->path,
+                  (unsigned long)GetLastError());
+        return;
+    }
+    if (!m) {
+        m = map_new(w, s->cred.uid, false, (uint64_t)size.QuadPart, o->path, &err, &why);
+        if (!m) {
+            CloseHandle(sec);
+            CloseHandle(f);
+            reply_err(s, id, err, "%s: %s", o->path, why);
+            return;
+        }
+        m->file = f; /* kept for stat */
+        m->vol = fi.dwVolumeSerialNumber;
+        m->index = index;
+        if (o->policy)
+            m->policy = policy_from_wire(o->policy);
+        atomic_store(&w->slots[m->slot].policy, ctl_pack_policy(m->policy));
+    } else {
+        m->size = (uint64_t)size.QuadPart;
+    }
+    if (mode == MMAPIO_MODE_READ_WRITE && !m->wfile &&
+        !DuplicateHandle(GetCurrentProcess(), f, GetCurrentProcess(), &m->wfile, 0,
+                         FALSE, DUPLICATE_SAME_ACCESS))
+        m->wfile = NULL; /* then timed flushes of it are skipped */
+    if (m->file != f)
+        CloseHandle(f);
+    grant(s, id, m, mode, sec);
+    CloseHandle(sec); /* the client's duplicate keeps it */
+}
+
+static void op_open(struct wsession *s, uint64_t id, const Mmapio__Open *o)
+{
+    if ((unsigned)o->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE || o->perm > 0777 ||
+        (o->policy && !policy_valid(policy_from_wire(o->policy)))) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "bad mode, permission bits or flush policy");
+        return;
+    }
+    if (!names_valid(o->path)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+        return;
+    }
+    if (o->anonymous)
+        open_anon(s, id, o, (mmapio_mode)o->mode);
+    else
+        open_file(s, id, o, (mmapio_mode)o->mode);
+}
+
+static void op_close(struct wsession *s, uint64_t id, const Mmapio__Close *c)
+{
+    struct wholder *h = NULL;
+    for (h = s->holders; h && h->handle != c->handle; h = h->next)
+        ;
+    if (h)
+        release(s, h);
+    if (!c->no_reply) {
+        if (h)
+            reply_ok(s, id);
+        else
+            reply_err(s, id, MMAPIO_E_NOT_FOUND, "no such handle");
+    }
+}
+
+static void op_delete(struct wsession *s, uint64_t id, const Mmapio__Delete *d)
+{
+    if (!names_valid(d->path)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+        return;
+    }
+    if (d->anonymous) {
+        struct wmap *m = find_anon(s->w, d->path);
+        if (!m) {
+            reply_err(s, id, MMAPIO_E_NOT_FOUND, "%s: no such anonymous mapping", d->path);
+        } else if (m->owner != s->cred.uid) {
+            reply_err(s, id, MMAPIO_E_PERMISSION, "%s: not yours", d->path);
+        } else {
+            m->named = false; /* its holders keep it; then it is freed */
+            winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
+            map_maybe_free(s->w, m);
+            reply_ok(s, id);
+        }
+        return;
+    }
+    const char *why;
+    int r = beneath_check_path(d->path, &why);
+    if (r != MMAPIO_OK) {
+        reply_err(s, id, r, "%s: %s", d->path, why);
+        return;
+    }
+    bool created;
+    int err = 0;
+    HANDLE f = open_as_caller(s, d->path, DELETE, BENEATH_OPEN, &created, &err);
+    FILE_DISPOSITION_INFO del = {.DeleteFile = TRUE};
+    if (!f) {
+        reply_err(s, id, public_err(err), "cannot delete %s: %s", d->path, errno_text(err));
+        return;
+    }
+    BY_HANDLE_FILE_INFORMATION fi;
+    struct wmap *m = GetFileInformationByHandle(f, &fi)
+        ? find_file(s->w, fi.dwVolumeSerialNumber,
+                    (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow)
+        : NULL;
+    BOOL ok = SetFileInformationByHandle(f, FileDispositionInfo, &del, sizeof(del));
+    CloseHandle(f);
+    if (ok && m && fi.nNumberOfLinks <= 1) /* its last name */
+        winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
+    if (ok)
+        reply_ok(s, id);
+    else
+        reply_err(s, id, MMAPIO_E_IO, "cannot delete %s (%lu)", d->path,
+                  (unsigned long)GetLastError());
+}
+
+static void op_stat(struct wsession *s, uint64_t id, const Mmapio__Stat *st)
+{
+    struct wholder *h = find_holder(s, id, st->handle);
+    if (!h)
+        return;
+    LARGE_INTEGER size;
+    if (h->m->file && GetFileSizeEx(h->m->file, &size))
+        h->m->size = (uint64_t)size.QuadPart;
+    Mmapio__StatReply sr = MMAPIO__STAT_REPLY__INIT;
+    Mmapio__FlushPolicy pol;
+    sr.size = h->m->size;
+    sr.holders = h->m->holders;
+    policy_to_wire(h->m->policy, &pol);
+    sr.policy = &pol;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_STAT;
+    r.stat = &sr;
+    send_reply(s, &r, NULL, 0);
+}
+
+/* A section's size is fixed on Windows, and a mapped file's cannot
+ * change: only the size it has is granted. */
+static void op_resize(struct wsession *s, uint64_t id, const Mmapio__Resize *rz)
+{
+    struct wholder *h = find_holder(s, id, rz->handle);
+    if (!h)
+        return;
+    if (h->mode != MMAPIO_MODE_READ_WRITE)
+        reply_err(s, id, MMAPIO_E_INVALID_MODE, "the handle is not read-write");
+    else if (rz->size != h->m->size)
+        reply_err(s, id, MMAPIO_E_RESIZE_FAILED, "%s: %s", h->m->name,
+                  h->m->anonymous ? "a section's size is fixed on Windows"
+                                  : "a mapped file's size cannot change on Windows");
+    else
+        reply_ok(s, id);
+}
+
+/* Every policy: the timed one flushes on the thread pool's timers, the
+ * counted ones when a writer's NOTICE_FLUSH says its threshold passed. */
+static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPolicy *p)
+{
+    struct wholder *h = find_holder(s, id, p->handle);
+    if (!h)
+        return;
+    mmapio_flush_policy pol = policy_from_wire(p->policy);
+    if (h->mode != MMAPIO_MODE_READ_WRITE) {
+        reply_err(s, id, MMAPIO_E_INVALID_MODE, "the handle is not read-write");
+    } else if (!p->policy || !policy_valid(pol)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+    } else {
+        struct wmap *m = h->m;
+        m->policy = pol;
+        atomic_store(&s->w->slots[m->slot].policy, ctl_pack_policy(pol));
+        winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_POLICY, false, 0, 0);
+        if (m->armed && pol.kind != MMAPIO_FLUSH_EVERY_MILLIS) {
+            SetThreadpoolTimer(m->timer, NULL, 0, 0);
+            m->armed = false;
+        } else if (m->armed) { /* a new pace from now */
+            m->armed = false;
+            winflush_timed(s->w, m);
+        }
+        reply_ok(s, id);
+    }
+}
+
+/* One-way, never answered: a notice that does not fit is dropped. */
+static void op_notice(struct wsession *s, const Mmapio__Notice *n)
+{
+    struct wholder *h = s->holders;
+    while (h && h->handle != n->handle)
+        h = h->next;
+    if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
+        return;
+    if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_DIRTY ||
+        n->kind == MMAPIO__NOTICE_KIND__NOTICE_WRITE)
+        h->m->dirty = true;
+    if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_DIRTY) {
+        winflush_timed(s->w, h->m);
+    } else if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_WRITE) {
+        struct wmap *m = h->m;
+        if (n->offset > m->size || n->len > m->size - n->offset)
+            return;
+        winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true, n->offset, n->len);
+        winflush_timed(s->w, m);
+    }
+    else if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_FLUSH &&
+             (h->m->policy.kind == MMAPIO_FLUSH_EVERY_BYTES ||
+              h->m->policy.kind == MMAPIO_FLUSH_EVERY_WRITES))
+        winflush_policy(s->w, h->m); /* a writer's threshold, handed over */
+}
+
+/* Unknown fields in the request or its operation: refused, so that no
+ * check a newer client asks for is skipped. */
+static bool unknown_fields(const Mmapio__Request *q)
+{
+    if (q->base.n_unknown_fields)
+        return true;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(q->base.descriptor, (unsigned)q->op_case);
+    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return false;
+    const ProtobufCMessage *op;
+    memcpy(&op, (const char *)q + f->offset, sizeof(op));
+    return op && op->n_unknown_fields;
+}
+
+void winops_request(struct wsession *s, const uint8_t *pb, size_t len, unsigned n_handles)
+{
+    Mmapio__Request *q = mmapio__request__unpack(NULL, len, pb);
+    if (!q) {
+        if (!s->hello_done)
+            s->w->port.close_when_sent(s->conn);
+        reply_err(s, 0, MMAPIO_E_PROTOCOL, "malformed request");
+        return;
+    }
+    uint64_t id = q->id;
+    if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE) {
+        if (!unknown_fields(q) && !n_handles)
+            op_notice(s, q->notice); /* one-way: never answered */
+    } else if (unknown_fields(q)) {
+        reply_err(s, id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
+    } else if (!s->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
+        s->w->port.close_when_sent(s->conn);
+        reply_err(s, id, MMAPIO_E_PROTOCOL, "the first request must be hello");
+    } else if (q->op_case == MMAPIO__REQUEST__OP_FROM_FD ||
+               q->op_case == MMAPIO__REQUEST__OP_REATTACH ||
+               q->op_case == MMAPIO__REQUEST__OP_FD_OFFER) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, UNSUPPORTED);
+    } else if (n_handles) {
+        reply_err(s, id, MMAPIO_E_PROTOCOL, "requests may not carry handles");
+    } else {
+        switch (q->op_case) {
+        case MMAPIO__REQUEST__OP_HELLO:
+            if (s->hello_done)
+                reply_err(s, id, MMAPIO_E_PROTOCOL, "hello again");
+            else
+                op_hello(s, id, q->hello);
+            break;
+        case MMAPIO__REQUEST__OP_PING: reply_ok(s, id); break;
+        case MMAPIO__REQUEST__OP_OPEN: op_open(s, id, q->open); break;
+        case MMAPIO__REQUEST__OP_CLOSE: op_close(s, id, q->close); break;
+        case MMAPIO__REQUEST__OP_DELETE_MAP: op_delete(s, id, q->delete_map); break;
+        case MMAPIO__REQUEST__OP_STAT: op_stat(s, id, q->stat); break;
+        case MMAPIO__REQUEST__OP_RESIZE: op_resize(s, id, q->resize); break;
+        case MMAPIO__REQUEST__OP_SET_POLICY: op_set_policy(s, id, q->set_policy); break;
+        case MMAPIO__REQUEST__OP_FLUSH: winflush_request(s, id, q->flush); break;
+        case MMAPIO__REQUEST__OP_WATCH: winwatch_request(s, id, q->watch); break;
+        case MMAPIO__REQUEST__OP_UNWATCH: winwatch_unwatch(s, id, q->unwatch); break;
+        case MMAPIO__REQUEST__OP__NOT_SET:
+            reply_err(s, id, MMAPIO_E_PROTOCOL, "no operation");
+            break;
+        default:
+            reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "%s (operation %d)", UNSUPPORTED,
+                      (int)q->op_case);
+            break;
+        }
+    }
+    mmapio__request__free_unpacked(q, NULL);
+}
+
+/* ---- sessions and the whole ------------------------------------------- */
+
+struct wsession *winops_session_new(struct winops *w, void *conn, HANDLE pipe)
+{
+    struct wsession *s = calloc(1, sizeof(*s));
+    if (s) {
+        s->w = w;
+        s->conn = conn;
+        s->pipe = pipe;
+    }
+    return s;
+}
+
+void winops_session_end(struct wsession *s)
+{
+    for (struct wwatch *x = s->w->watches, *next; x && s->n_watches; x = next) {
+        next = x->next;
+        if (x->s == s)
+            winwatch_drop(s->w, x);
+    }
+    while (s->holders)
+        release(s, s->holders);
+    struct uidq *q = s->hello_done ? uidq_of(s->w, s->cred.uid, false) : NULL;
+    if (q)
+        q->clients--;
+    s->gone = true;
+    if (s->flushes == 0)
+        free(s);
+}
+
+int winops_new(struct winops **out, const struct winops_config *cfg,
+               const struct winops_port *port)
+{
+    struct winops *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->cfg = *cfg;
+    w->port = *port;
+    if (w->cfg.max_mappings > CTL_SLOTS)
+        w->cfg.max_mappings = CTL_SLOTS;
+    int fd = mem_section_new("mmapio-ctl", (uint64_t)CTL_SLOTS * sizeof(struct ctl_slot), 0);
+    if (fd < 0) {
+        free(w);
+        return fd;
+    }
+    w->ctl = PLATFORM_HANDLE(fd);
+    w->slots = MapViewOfFile(w->ctl, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
+    w->free_slots = malloc(CTL_SLOTS * sizeof(uint32_t));
+    if (!w->slots || !w->free_slots) {
+        winops_free(w);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < CTL_SLOTS; i++)
+        w->free_slots[w->n_free++] = CTL_SLOTS - 1 - i; /* slot 0 first */
+    *out = w;
+    return 0;
+}
+
+void winops_free(struct winops *w)
+{
+    if (!w)
+        return;
+    while (w->watches) {
+        struct wwatch *x = w->watches;
+        w->watches = x->next;
+        free(x);
+    }
+    while (w->maps) {
+        struct wmap *m = w->maps;
+        m->holders = 0;
+        m->watchers = 0;
+        m->named = false;
+        map_maybe_free(w, m);
+    }
+    while (w->uids) {
+        struct uidq *q = w->uids;
+        w->uids = q->next;
+        free(q);
+    }
+    if (w->slots)
+        UnmapViewOfFile(w->slots);
+    if (w->ctl)
+        CloseHandle(w->ctl);
+    free(w->free_slots);
+    free(w);
+}

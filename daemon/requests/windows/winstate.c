@@ -1,0 +1,213 @@
+/*
+ * winstate (Windows): the table, budgets and replies (winstate.h).
+ */
+#include "winstate.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "names.h"
+
+void send_reply(struct wsession *s, Mmapio__Reply *r, HANDLE h, DWORD access)
+{
+    Mmapio__ServerMessage msg = MMAPIO__SERVER_MESSAGE__INIT;
+    msg.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
+    msg.reply = r;
+    size_t n = mmapio__server_message__get_packed_size(&msg);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        s->w->port.close_when_sent(s->conn);
+        return;
+    }
+    mmapio__server_message__pack(&msg, buf);
+    if (s->w->port.send(s->conn, buf, n, &h, &access, h ? 1 : 0) < 0)
+        s->w->port.close_when_sent(s->conn);
+    free(buf);
+}
+
+void reply_ok(struct wsession *s, uint64_t id)
+{
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    send_reply(s, &r, NULL, 0);
+}
+
+void reply_err(struct wsession *s, uint64_t id, int err, const char *fmt, ...)
+{
+    char text[512], safe[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.error = err;
+    r.message = names_escape(text, safe, sizeof(safe)); /* a client's path may be in it */
+    send_reply(s, &r, NULL, 0);
+}
+
+/* -errno from the seams and the walk, as the public error codes. */
+int public_err(int e)
+{
+    switch (e) {
+    case -ENOENT: case -ENOTDIR: return MMAPIO_E_NOT_FOUND;
+    case -EEXIST: return MMAPIO_E_EXISTS;
+    case -EACCES: case -EPERM: case -ELOOP: case -EXDEV: return MMAPIO_E_PERMISSION;
+    case -EBUSY: return MMAPIO_E_BUSY;
+    case -ENOMEM: case -ENOSPC: return MMAPIO_E_QUOTA;
+    case -EINVAL: case -EISDIR: case -EOPNOTSUPP: return MMAPIO_E_INVALID_ARGUMENT;
+    default: return MMAPIO_E_IO;
+    }
+}
+
+const char *errno_text(int e)
+{
+    switch (e) {
+    case -ELOOP: return "a junction or link on the way (refused beneath the root)";
+    case -EBUSY: return "someone holds an opportunistic lock on it";
+    case -EISDIR: return "a directory";
+    default: return strerror(-e);
+    }
+}
+
+struct uidq *uidq_of(struct winops *w, uint32_t uid, bool make)
+{
+    for (struct uidq *q = w->uids; q; q = q->next)
+        if (q->uid == uid)
+            return q;
+    struct uidq *q = make ? calloc(1, sizeof(*q)) : NULL;
+    if (q) {
+        q->uid = uid;
+        q->next = w->uids;
+        w->uids = q;
+    }
+    return q;
+}
+
+struct wmap *find_anon(struct winops *w, const char *name)
+{
+    for (struct wmap *m = w->maps; m; m = m->next)
+        if (m->anonymous && m->named && !strcmp(m->name, name))
+            return m;
+    return NULL;
+}
+
+struct wmap *find_file(struct winops *w, uint64_t vol, uint64_t index)
+{
+    for (struct wmap *m = w->maps; m; m = m->next)
+        if (!m->anonymous && m->vol == vol && m->index == index)
+            return m;
+    return NULL;
+}
+
+struct wmap *find_id(struct winops *w, uint64_t id)
+{
+    for (struct wmap *m = w->maps; m; m = m->next)
+        if (m->id == id)
+            return m;
+    return NULL;
+}
+
+/* A new entry charged to `uid` (anonymous bytes, mappings): NULL with
+ * *err and *why when a budget says no. */
+struct wmap *map_new(struct winops *w, uint32_t uid, bool anonymous,
+                            uint64_t size, const char *name, int *err, const char **why)
+{
+    struct uidq *q = uidq_of(w, uid, true);
+    *err = MMAPIO_E_QUOTA;
+    if (!q || w->n_free == 0 || w->n_maps >= w->cfg.max_mappings) {
+        *why = "max_mappings reached";
+        return NULL;
+    }
+    if (q->maps >= w->cfg.max_mappings_per_uid) {
+        *why = "max_mappings_per_uid reached";
+        return NULL;
+    }
+    if (anonymous && q->bytes + size > w->cfg.max_bytes_per_uid) {
+        *why = "max_bytes_per_uid reached";
+        return NULL;
+    }
+    struct wmap *m = calloc(1, sizeof(*m));
+    if (!m || !(m->name = strdup(name))) {
+        free(m);
+        *why = "out of memory";
+        return NULL;
+    }
+    m->id = ++w->next_id;
+    m->anonymous = anonymous;
+    m->named = true;
+    m->owner = uid;
+    m->size = size;
+    m->slot = w->free_slots[--w->n_free];
+    m->policy = (mmapio_flush_policy){MMAPIO_FLUSH_NEVER, 0};
+    atomic_store(&w->slots[m->slot].policy, ctl_pack_policy(m->policy));
+    atomic_store(&w->slots[m->slot].watchers, 0);
+    q->maps++;
+    if (anonymous)
+        q->bytes += size;
+    m->next = w->maps;
+    w->maps = m;
+    w->n_maps++;
+    return m;
+}
+
+/* Gone from the table once it has no holder and no name (files: no holder). */
+void map_maybe_free(struct winops *w, struct wmap *m)
+{
+    if (m->holders || m->watchers || (m->anonymous && m->named))
+        return;
+    for (struct wmap **p = &w->maps; *p; p = &(*p)->next)
+        if (*p == m) {
+            *p = m->next;
+            break;
+        }
+    w->n_maps--;
+    struct uidq *q = uidq_of(w, m->owner, false);
+    if (q) {
+        q->maps--;
+        if (m->anonymous)
+            q->bytes -= m->size;
+    }
+    if (m->timer) {
+        SetThreadpoolTimer(m->timer, NULL, 0, 0);
+        WaitForThreadpoolTimerCallbacks(m->timer, TRUE);
+        CloseThreadpoolTimer(m->timer);
+        free(m->tctx);
+    }
+    if (m->wfile)
+        CloseHandle(m->wfile);
+    atomic_store(&w->slots[m->slot].policy, 0);
+    w->free_slots[w->n_free++] = m->slot;
+    if (m->section)
+        CloseHandle(m->section);
+    if (m->file)
+        CloseHandle(m->file);
+    free(m->name);
+    free(m);
+}
+
+struct wholder *find_holder(struct wsession *s, uint64_t id, uint64_t handle)
+{
+    for (struct wholder *h = s->holders; h; h = h->next)
+        if (h->handle == handle)
+            return h;
+    reply_err(s, id, MMAPIO_E_NOT_FOUND, "no such handle");
+    return NULL;
+}
+
+/* beneath_open as the client (its token decides every access). */
+HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
+                             enum beneath_how how, bool *created, int *err)
+{
+    if (!ImpersonateNamedPipeClient(s->pipe)) {
+        *err = -EACCES;
+        return NULL;
+    }
+    HANDLE h = beneath_open(s->w->cfg.root, path, access, how, created, err);
+    if (!RevertToSelf())
+        abort(); /* still the client: nothing after this may run */
+    return h;
+}

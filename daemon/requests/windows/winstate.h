@@ -1,0 +1,136 @@
+/*
+ * winstate (Windows): the Windows daemon's state — the mappings' table
+ * (an entry per anonymous name or file, with its holders, watchers,
+ * policy and control-area slot), per-uid budgets, sessions — and the
+ * replies to a session. Shared by winops (the requests), winflush
+ * (flushes and policies) and winwatch (watches); runs on the loop.
+ */
+#ifndef MMAPIOD_WINSTATE_H
+#define MMAPIOD_WINSTATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <windows.h>
+
+#include "beneath.h"
+#include "ctlarea.h"
+#include "mmapio.h"
+#include "mmapio.pb-c.h"
+#include "peercred.h"
+#include "winport.h"
+
+#define CTL_SLOTS 65536u
+
+/* What the client may do with a grant's section handle. SECTION_QUERY
+ * lets it learn the size; a read-only or copy-on-write grant has no
+ * FILE_MAP_WRITE and the section's DACL refuses it to any duplicate. */
+#define GRANT_RW (SECTION_QUERY | FILE_MAP_READ | FILE_MAP_WRITE)
+#define GRANT_RO (SECTION_QUERY | FILE_MAP_READ)
+
+struct wmap {
+    struct wmap *next;
+    uint64_t id;
+    bool anonymous;
+    bool named;           /* still found by its name (not deleted) */
+    char *name;           /* the anonymous name, or the path it was opened by */
+    HANDLE section;       /* anonymous: the section, read-write */
+    HANDLE file;          /* files: the first opener's handle */
+    HANDLE wfile;         /* files: a writer's handle, for the daemon's own flushes */
+    PTP_TIMER timer;      /* EVERY_MILLIS: the next timed flush */
+    struct wtimer *tctx;
+    bool armed, flushing, dirty_again;
+    bool dirty;           /* a writer's notice since the last policy flush */
+    uint64_t vol, index;  /* files: which file */
+    uint64_t size;
+    uint32_t owner, group; /* anonymous: its creator's; files: charged to the first opener */
+    uint32_t perm;        /* anonymous: permission bits, as on Linux */
+    unsigned holders;
+    unsigned watchers;    /* watches keep the entry too */
+    uint32_t slot;
+    mmapio_flush_policy policy;
+};
+
+/* A timer's context: the mapping by id, which the loop looks up again. */
+struct wtimer {
+    struct winops *w;
+    uint64_t map_id;
+};
+
+struct wholder {
+    struct wholder *next;
+    uint64_t handle;
+    struct wmap *m;
+    mmapio_mode mode;
+};
+
+/* A client's watch of a mapping: its events (MODIFIED from writers'
+ * notices, POLICY, REMOVED) go to that client. */
+struct wwatch {
+    struct wwatch *next;
+    uint64_t id;
+    struct wsession *s;
+    struct wmap *m;
+};
+
+struct uidq {
+    struct uidq *next;
+    uint32_t uid;
+    uint64_t bytes;
+    uint32_t maps;
+    uint32_t clients; /* sessions past hello */
+};
+
+struct winops {
+    struct winops_config cfg;
+    struct winops_port port;
+    struct wmap *maps;
+    uint32_t n_maps;
+    uint64_t next_id;
+    struct uidq *uids;
+    struct wwatch *watches; /* every client's */
+    uint64_t next_watch;
+    HANDLE ctl;                 /* the control area, read-write */
+    struct ctl_slot *slots;
+    uint32_t *free_slots, n_free;
+};
+
+struct wsession {
+    struct winops *w;
+    void *conn;
+    HANDLE pipe;
+    bool hello_done;
+    struct peer_cred cred;
+    struct wholder *holders;
+    uint32_t n_holders;
+    uint64_t next_handle;
+    uint32_t flushes; /* on worker threads */
+    uint32_t n_watches;
+    bool gone;        /* the connection ended; freed after its flushes */
+};
+
+/* Replies: a packed ServerMessage with at most one handle (duplicated
+ * into the client with `access`); a failure to queue closes the
+ * connection. */
+void send_reply(struct wsession *s, Mmapio__Reply *r, HANDLE h, DWORD access);
+void reply_ok(struct wsession *s, uint64_t id);
+void reply_err(struct wsession *s, uint64_t id, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* -errno from the seams and the walk, as a public error code, and in words. */
+int public_err(int e);
+const char *errno_text(int e);
+
+/* The table. */
+struct uidq *uidq_of(struct winops *w, uint32_t uid, bool make);
+struct wmap *find_anon(struct winops *w, const char *name);
+struct wmap *find_file(struct winops *w, uint64_t vol, uint64_t index);
+struct wmap *find_id(struct winops *w, uint64_t id);
+struct wmap *map_new(struct winops *w, uint32_t uid, bool anonymous, uint64_t size,
+                     const char *name, int *err, const char **why);
+void map_maybe_free(struct winops *w, struct wmap *m);
+/* s's holder `handle`, or NULL after replying NOT_FOUND to request id. */
+struct wholder *find_holder(struct wsession *s, uint64_t id, uint64_t handle);
+/* beneath_open as the client (its token decides every access). */
+HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
+                      enum beneath_how how, bool *created, int *err);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * winwatch (Windows): watches of mappings and their events — MODIFIED
+ * from writers' notices, POLICY, REMOVED (README, "Windows"). A watch
+ * keeps its mapping's entry in the table, and the control area's slot
+ * counts it so that writers announce their writes.
+ */
+#ifndef MMAPIOD_WINWATCH_H
+#define MMAPIOD_WINWATCH_H
+
+#include "winstate.h"
+
+/* An event to every watcher of m. */
+void winwatch_notify(struct winops *w, struct wmap *m, Mmapio__EventKind kind, bool range,
+                     uint64_t off, uint64_t len);
+void winwatch_drop(struct winops *w, struct wwatch *x);
+void winwatch_request(struct wsession *s, uint64_t id, const Mmapio__Watch *wa);
+void winwatch_unwatch(struct wsession *s, uint64_t id, const Mmapio__Unwatch *u);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * mmapiod.exe: the Windows daemon's command line and wiring (README,
+ * "Windows"). The named-pipe server (transport/windows/pipeserver) is the
+ * loop; the requests are winops'. Stops on Ctrl-C, Ctrl-Break, the
+ * console closing, or its stop event (stop_event).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <windows.h>
+#include <sddl.h>
+
+#include "log.h"
+#include "mmapio.h"
+#include "pipeserver.h"
+#include "winops.h"
+#include "wire.h"
+
+#define DEFAULT_PIPE "\\\\.\\pipe\\mmapio"
+
+static struct pipeserver *server;
+
+/* "Local\mmapiod-stop-NAME" for \\.\pipe\NAME ('\\' in NAME as '_'): set, it
+ * stops the daemon, as SIGTERM does on Linux. Only the daemon's account,
+ * SYSTEM and administrators may open it. */
+#define STOP_SDDL L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;OW)"
+
+static void CALLBACK on_stop_event(void *arg, BOOLEAN timed_out)
+{
+    (void)arg;
+    (void)timed_out;
+    if (server)
+        ps_stop(server);
+}
+
+/* The stop event, or NULL when it cannot be made (or someone has it). */
+static HANDLE stop_event(const char *pipe)
+{
+    char name[300];
+    int n = snprintf(name, sizeof(name), "Local\\mmapiod-stop-%s", pipe + 9);
+    if (n < 0 || (size_t)n >= sizeof(name))
+        return NULL;
+    for (char *p = name + 6; *p; p++)
+        if (*p == '\\')
+            *p = '_';
+    SECURITY_ATTRIBUTES sa = {.nLength = sizeof(sa), .bInheritHandle = FALSE};
+    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(STOP_SDDL, SDDL_REVISION_1,
+            &sa.lpSecurityDescriptor, NULL))
+        return NULL;
+    HANDLE ev = CreateEventA(&sa, TRUE, FALSE, name);
+    DWORD err = GetLastError();
+    LocalFree(sa.lpSecurityDescriptor);
+    if (ev && err == ERROR_ALREADY_EXISTS) {
+        CloseHandle(ev); /* made by someone else: not ours to trust */
+        return NULL;
+    }
+    return ev;
+}
+
+static BOOL WINAPI on_console(DWORD what)
+{
+    if (what == CTRL_C_EVENT || what == CTRL_BREAK_EVENT || what == CTRL_CLOSE_EVENT ||
+        what == CTRL_SHUTDOWN_EVENT) {
+        if (server)
+            ps_stop(server);
+        return TRUE;
+    }
+    return FALSE;
+}
+
+/* The transport's side of winops_port. */
+static int port_send(void *conn, const uint8_t *pb, size_t len, const HANDLE *h,
+                     const DWORD *access, unsigned n)
+{
+    return ps_send(conn, pb, len, h, access, n);
+}
+
+static void port_close(void *conn)
+{
+    ps_close_when_sent(conn);
+}
+
+static void port_admitted(void *conn)
+{
+    ps_admit(conn);
+}
+
+static void port_post(void (*fn)(void *), void *arg)
+{
+    if (server) /* else stopping: the result is dropped with the process */
+        ps_post(server, fn, arg);
+}
+
+static void *on_open(void *arg, struct ps_conn *c)
+{
+    return winops_session_new(arg, c, ps_pipe(c));
+}
+
+static void on_message(void *session, const uint8_t *pb, size_t len,
+                       const uint64_t *handles, unsigned n_handles)
+{
+    (void)handles; /* the client's own values: nothing is taken from them yet */
+    winops_request(session, pb, len, n_handles);
+}
+
+static void on_close(void *session)
+{
+    winops_session_end(session);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "Usage: mmapiod [--socket \\\\.\\pipe\\NAME] [--root DIR] [--max_frame N]\n"
+        "               [--max_map_size N] [--max_mappings N] [--max_clients N]\n"
+        "               [--max_clients_per_uid N] [--hello_timeout_ms N] [--verbose]\n"
+        "       mmapiod --help | --version\n"
+        "\n"
+        "Serves shared memory mappings to local processes over a named pipe\n"
+        "(default " DEFAULT_PIPE "); file paths are beneath the data root\n"
+        "(default %%LOCALAPPDATA%%\\mmapio). Stays in the foreground, logs to\n"
+        "stderr, stops on Ctrl-C, Ctrl-Break or when its event\n"
+        "Local\\mmapiod-stop-NAME is set. Served so far: hello, ping, open,\n"
+        "close, delete, stat, flush, flush policies, watch and unwatch\n"
+        "(README, \"Windows\").\n");
+}
+
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *pipe = DEFAULT_PIPE, *root = NULL;
+    char root_buf[MAX_PATH];
+    unsigned hello_ms = 5000;
+    unsigned max_clients = 1024; /* each holds a read buffer of a frame */
+    struct winops_config cfg = {
+        .max_frame = WIRE_DEFAULT_MAX_FRAME,
+        .max_inflight = 64,
+        .max_events = 1024,
+        .max_map_size = UINT64_C(1) << 40,
+        .max_mappings = 65536,
+        .max_mappings_per_uid = 16384,
+        .max_bytes_per_uid = UINT64_C(1) << 40,
+        .max_holders_per_client = 65536,
+        .max_clients_per_uid = 256, /* a quarter of max_clients, as on Linux */
+    };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t n;
+        if (!strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("mmapiod %s (Windows)\n", MMAPIO_VERSION);
+            return 0;
+        } else if (!strcmp(a, "--verbose")) {
+            log_set_level(LOG_LVL_DEBUG);
+            continue;
+        } else if (!v) {
+            fprintf(stderr, "mmapiod: %s: needs a value or is unknown (--help)\n", a);
+            return 2;
+        } else if (!strcmp(a, "--socket")) {
+            pipe = v;
+        } else if (!strcmp(a, "--root")) {
+            root = v;
+        } else if (!strcmp(a, "--max_frame") && !parse_u64(v, 1024, 16u << 20, &n)) {
+            cfg.max_frame = (uint32_t)n;
+        } else if (!strcmp(a, "--max_map_size") && !parse_u64(v, 1, INT64_MAX, &n)) {
+            cfg.max_map_size = n;
+        } else if (!strcmp(a, "--max_mappings") && !parse_u64(v, 1, 65536, &n)) {
+            cfg.max_mappings = (uint32_t)n;
+        } else if (!strcmp(a, "--max_clients") && !parse_u64(v, 1, 65536, &n)) {
+            max_clients = (unsigned)n;
+        } else if (!strcmp(a, "--max_clients_per_uid") && !parse_u64(v, 1, 65536, &n)) {
+            cfg.max_clients_per_uid = (uint32_t)n;
+        } else if (!strcmp(a, "--hello_timeout_ms") && !parse_u64(v, 100, 600000, &n)) {
+            hello_ms = (unsigned)n;
+        } else {
+            fprintf(stderr, "mmapiod: %s %s: unknown, out of range, or not served on "
+                    "Windows yet (--help)\n", a, v);
+            return 2;
+        }
+        i++;
+    }
+    if (!root) {
+        const char *base = getenv("LOCALAPPDATA");
+        if (!base || snprintf(root_buf, sizeof(root_buf), "%s\\mmapio", base) >= MAX_PATH) {
+            fprintf(stderr, "mmapiod: no --root and no %%LOCALAPPDATA%%\n");
+            return 1;
+        }
+        CreateDirectoryA(root_buf, NULL);
+        root = root_buf;
+    }
+    cfg.root = CreateFileA(root, FILE_TRAVERSE | FILE_LIST_DIRECTORY | SYNCHRONIZE,
+        FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
+        FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    if (cfg.root == INVALID_HANDLE_VALUE) {
+        fprintf(stderr, "mmapiod: the data root %s cannot be opened (%lu)\n", root,
+                (unsigned long)GetLastError());
+        return 1;
+    }
+
+    struct winops *w;
+    static const struct winops_port port = {port_send, port_close, port_admitted, port_post};
+    int r = winops_new(&w, &cfg, &port);
+    if (r < 0) {
+        fprintf(stderr, "mmapiod: cannot start: %s\n", strerror(-r));
+        return 1;
+    }
+    struct ps_limits lim = {
+        .max_frame = cfg.max_frame,
+        .max_clients = max_clients,
+        .max_queued = (size_t)cfg.max_frame * (cfg.max_inflight + 16),
+        .hello_ms = hello_ms,
+    };
+    static const struct ps_callbacks cb = {on_open, on_message, on_close};
+    /* The stop event first: made only if nobody has it, it also keeps a
+     * second daemon off the name where FILE_FLAG_FIRST_PIPE_INSTANCE is
+     * not enforced (wine). */
+    HANDLE stop = strncmp(pipe, DEFAULT_PIPE, 9) ? NULL : stop_event(pipe), wait = NULL;
+    r = stop ? ps_new(&server, pipe, &lim, &cb, w) : -EADDRINUSE;
+    if (r < 0) {
+        fprintf(stderr, "mmapiod: cannot serve %s: %s\n", pipe,
+                strncmp(pipe, DEFAULT_PIPE, 9) || r == -EINVAL
+                    ? "a pipe name starts with \\\\.\\pipe\\"
+                : r == -EADDRINUSE ? "another daemon serves it" : strerror(-r));
+        if (stop)
+            CloseHandle(stop);
+        winops_free(w);
+        return 1;
+    }
+    SetConsoleCtrlHandler(on_console, TRUE);
+    if (!RegisterWaitForSingleObject(&wait, stop, on_stop_event, NULL, INFINITE,
+                                     WT_EXECUTEONLYONCE)) {
+        fprintf(stderr, "mmapiod: cannot wait for the stop event\n");
+        ps_free(server);
+        CloseHandle(stop);
+        winops_free(w);
+        return 1;
+    }
+    log_info("serving %s, data root %s", pipe, root);
+    fflush(stderr);
+    ps_run(server);
+    log_info("stopping");
+    UnregisterWaitEx(wait, INVALID_HANDLE_VALUE);
+    CloseHandle(stop);
+    struct pipeserver *ps = server;
+    server = NULL;
+    ps_free(ps);
+    winops_free(w);
+    CloseHandle(cfg.root);
+    return 0;
+}

@@ -1,0 +1,1027 @@
+/*
+ * mmapiod.exe end to end, run under wine by meson: the daemon is started
+ * on a fresh data root and a pipe name of its own, and spoken to in the
+ * frames of the Windows wire (README, "Windows") with requests packed by
+ * protobuf-c. A plain program: each CHECK that fails is printed and the
+ * exit status is 1.
+ *
+ *   test_daemon_win DAEMON.exe [ROOT]    (ROOT: an empty data root, or one
+ *                                         holding only `link`, a link out of it)
+ *   test_daemon_win child PIPE writer|reader anon|file NAME   (the sharing tests' other processes)
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <windows.h>
+#include <aclapi.h>
+
+#include "ctlarea.h"
+#include "mmapio.pb-c.h"
+
+static int failures;
+
+#define CHECK(cond)                                                       \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (GetLastError %lu)\n", \
+                __FILE__, __LINE__, #cond, (unsigned long)GetLastError()); \
+            failures++;                                                   \
+        }                                                                 \
+    } while (0)
+
+#define MAP_SIZE 4096u
+#define E_INVALID_ARGUMENT (-11)
+#define E_NOT_FOUND (-12)
+#define E_PERMISSION (-14)
+static const char message[] = "written through mmapiod.exe";
+
+static bool under_wine(void)
+{
+    HMODULE nt = GetModuleHandleA("ntdll.dll");
+    return nt && GetProcAddress(nt, "wine_get_version") != NULL;
+}
+
+/* ---- the wire ------------------------------------------------------------ */
+
+/* Opened for what the pipe's DACL gives clients: GENERIC_WRITE would ask
+ * for FILE_CREATE_PIPE_INSTANCE too, which it refuses. */
+static HANDLE connect_pipe(const char *name)
+{
+    HANDLE h = CreateFileA(name, GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES,
+                           0, NULL, OPEN_EXISTING, SECURITY_SQOS_PRESENT |
+                           SECURITY_IMPERSONATION, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return NULL;
+    DWORD mode = PIPE_READMODE_MESSAGE;
+    if (!SetNamedPipeHandleState(h, &mode, NULL, NULL)) {
+        CloseHandle(h);
+        return NULL;
+    }
+    return h;
+}
+
+static bool send_raw(HANDLE h, const void *buf, size_t len)
+{
+    DWORD put = 0;
+    return WriteFile(h, buf, (DWORD)len, &put, NULL) && put == len;
+}
+
+static uint64_t next_id = 1;
+
+/* Sends one request (no handles); its id is set here and returned. */
+static uint64_t send_req(HANDLE h, Mmapio__Request *q)
+{
+    q->id = next_id++;
+    size_t n = mmapio__request__get_packed_size(q);
+    uint8_t *buf = calloc(1, 8 + n);
+    mmapio__request__pack(q, buf + 8);
+    bool ok = send_raw(h, buf, 8 + n);
+    free(buf);
+    return ok ? q->id : 0;
+}
+
+/* Reads one ServerMessage and its handles; NULL when the pipe closed. */
+static Mmapio__ServerMessage *recv_msg(HANDLE h, HANDLE *handles, unsigned *n_handles)
+{
+    static uint8_t buf[1 << 17];
+    DWORD got = 0;
+    if (!ReadFile(h, buf, sizeof(buf), &got, NULL) || got < 8)
+        return NULL;
+    uint32_t n;
+    memcpy(&n, buf, 4);
+    if (n > 4 || got < 8 + 8 * n)
+        return NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, buf + 8 + 8 * i, 8);
+        handles[i] = (HANDLE)(uintptr_t)v;
+    }
+    *n_handles = n;
+    return mmapio__server_message__unpack(NULL, got - 8 - 8 * n, buf + 8 + 8 * n);
+}
+
+/* A round trip: the reply to `q` (its error in *err), its handle if any. */
+static Mmapio__Reply *call(HANDLE h, Mmapio__Request *q, int *err, HANDLE *handle)
+{
+    HANDLE hs[4];
+    unsigned n = 0;
+    uint64_t id = send_req(h, q);
+    Mmapio__ServerMessage *m = id ? recv_msg(h, hs, &n) : NULL;
+    *err = 1;
+    if (handle)
+        *handle = NULL;
+    if (!m || m->body_case != MMAPIO__SERVER_MESSAGE__BODY_REPLY || m->reply->id != id)
+        return NULL;
+    *err = m->reply->error;
+    if (m->reply->error)
+        fprintf(stderr, "  (reply %d: %s)\n", m->reply->error, m->reply->message);
+    if (n && handle)
+        *handle = hs[0];
+    else
+        for (unsigned i = 0; i < n; i++)
+            CloseHandle(hs[i]);
+    Mmapio__Reply *r = m->reply;
+    m->reply = NULL; /* kept; the envelope goes */
+    mmapio__server_message__free_unpacked(m, NULL);
+    return r;
+}
+
+static void reply_free(Mmapio__Reply *r)
+{
+    if (r)
+        mmapio__reply__free_unpacked(r, NULL);
+}
+
+static int hello(HANDLE h)
+{
+    Mmapio__Hello he = MMAPIO__HELLO__INIT;
+    he.protocol = 2;
+    he.client_name = "test_daemon_win";
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_HELLO;
+    q.hello = &he;
+    int err;
+    HANDLE ctl;
+    Mmapio__Reply *r = call(h, &q, &err, &ctl);
+    if (r && !err) {
+        CHECK(r->result_case == MMAPIO__REPLY__RESULT_HELLO && r->hello->ctl_slots > 0);
+        CHECK(ctl != NULL); /* the control area, read-only */
+        if (ctl) {
+            void *p = MapViewOfFile(ctl, FILE_MAP_READ, 0, 0, 0);
+            CHECK(p != NULL);
+            if (p)
+                UnmapViewOfFile(p);
+            CHECK(MapViewOfFile(ctl, FILE_MAP_WRITE, 0, 0, 0) == NULL);
+            CloseHandle(ctl);
+        }
+    }
+    reply_free(r);
+    return r ? err : 1;
+}
+
+/* Open: the error, *section the grant's handle and *handle the holder. */
+static int open_map(HANDLE h, const char *path, bool anonymous, int mode, bool create,
+                    HANDLE *section, uint64_t *handle)
+{
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = (char *)path;
+    o.anonymous = anonymous;
+    o.mode = (Mmapio__Mode)mode;
+    o.create = create;
+    o.size = MAP_SIZE;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    int err;
+    HANDLE sec = NULL;
+    Mmapio__Reply *r = call(h, &q, &err, &sec);
+    if (r && !err) {
+        CHECK(r->result_case == MMAPIO__REPLY__RESULT_OPEN && r->open->size == MAP_SIZE);
+        CHECK(sec != NULL);
+        if (handle)
+            *handle = r->open->handle;
+    }
+    if (section)
+        *section = sec;
+    else if (sec)
+        CloseHandle(sec);
+    reply_free(r);
+    return err;
+}
+
+/* A hello that keeps the control area: its view, read-only, or NULL. */
+static const struct ctl_slot *hello_ctl(HANDLE h)
+{
+    Mmapio__Hello he = MMAPIO__HELLO__INIT;
+    he.protocol = 2;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_HELLO;
+    q.hello = &he;
+    int err;
+    HANDLE ctl = NULL;
+    reply_free(call(h, &q, &err, &ctl));
+    const struct ctl_slot *slots = ctl ? MapViewOfFile(ctl, FILE_MAP_READ, 0, 0, 0) : NULL;
+    if (ctl)
+        CloseHandle(ctl);
+    return err ? NULL : slots;
+}
+
+static HANDLE connect_hello(const char *pipe)
+{
+    HANDLE h = connect_pipe(pipe);
+    if (h && hello(h) != 0) {
+        CloseHandle(h);
+        h = NULL;
+    }
+    return h;
+}
+
+/* ---- the other processes ------------------------------------------------- */
+
+static int child(const char *pipe, const char *role, const char *kind, const char *name)
+{
+    bool writer = !strcmp(role, "writer");
+    HANDLE h = connect_hello(pipe);
+    HANDLE sec = NULL;
+    if (!h || open_map(h, name, !strcmp(kind, "anon"), writer ? 1 : 0, writer, &sec, NULL) ||
+        !sec)
+        return 2;
+    char *p = MapViewOfFile(sec, writer ? FILE_MAP_WRITE : FILE_MAP_READ, 0, 0, MAP_SIZE);
+    if (!p)
+        return 3;
+    int rc = 0;
+    if (writer)
+        memcpy(p, message, sizeof(message));
+    else
+        rc = memcmp(p, message, sizeof(message)) ? 4 : 0;
+    UnmapViewOfFile(p);
+    CloseHandle(sec);
+    CloseHandle(h);
+    return rc;
+}
+
+static int run_child(const char *pipe, const char *role, const char *kind, const char *name)
+{
+    char self[MAX_PATH], cmd[2 * MAX_PATH];
+    GetModuleFileNameA(NULL, self, sizeof(self));
+    snprintf(cmd, sizeof(cmd), "\"%s\" child %s %s %s %s", self, pipe, role, kind, name);
+    STARTUPINFOA si = {.cb = sizeof(si)};
+    PROCESS_INFORMATION pi;
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+        return -1;
+    WaitForSingleObject(pi.hProcess, INFINITE);
+    DWORD status = 99;
+    GetExitCodeProcess(pi.hProcess, &status);
+    CloseHandle(pi.hProcess);
+    CloseHandle(pi.hThread);
+    return (int)status;
+}
+
+/* ---- the checks ------------------------------------------------------------ */
+
+/* Whether the pipe's owner is this process's user (the daemon runs as
+ * it here): clients judge the daemon by the pipe's owner. */
+static bool owned_by_me(HANDLE pipe)
+{
+    PSID owner = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    union {
+        TOKEN_USER user;
+        char room[SECURITY_MAX_SID_SIZE + sizeof(TOKEN_USER)];
+    } me;
+    HANDLE tok;
+    DWORD len;
+    bool ok = GetSecurityInfo(pipe, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner,
+                              NULL, NULL, NULL, &sd) == ERROR_SUCCESS && owner &&
+              OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok);
+    if (ok) {
+        ok = GetTokenInformation(tok, TokenUser, &me, sizeof(me), &len) &&
+             EqualSid(owner, me.user.User.Sid);
+        CloseHandle(tok);
+    }
+    LocalFree(sd);
+    return ok;
+}
+
+static void check_hello_ping(const char *pipe)
+{
+    HANDLE h = connect_pipe(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    CHECK(owned_by_me(h));
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_PING;
+    int err;
+    /* Ping before hello: refused, and the connection closed. */
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == -18);
+    CloseHandle(h);
+
+    h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_PING;
+    Mmapio__Ping ping = MMAPIO__PING__INIT;
+    q.ping = &ping;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    CloseHandle(h);
+}
+
+static void check_sharing(const char *pipe, const char *root)
+{
+    /* Anonymous: made by the writer, read by the reader. */
+    CHECK(run_child(pipe, "writer", "anon", "shared") == 0);
+    CHECK(run_child(pipe, "reader", "anon", "shared") == 0);
+    /* A file beneath the root, in a folder. */
+    CHECK(run_child(pipe, "writer", "file", "sub/shared.dat") == 0);
+    CHECK(run_child(pipe, "reader", "file", "sub/shared.dat") == 0);
+    /* The file holds it too. */
+    char path[MAX_PATH], buf[sizeof(message)] = "";
+    snprintf(path, sizeof(path), "%s\\sub\\shared.dat", root);
+    HANDLE f = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                           OPEN_EXISTING, 0, NULL);
+    DWORD got = 0;
+    CHECK(f != INVALID_HANDLE_VALUE && ReadFile(f, buf, sizeof(buf), &got, NULL) &&
+          got == sizeof(buf) && !memcmp(buf, message, sizeof(message)));
+    if (f != INVALID_HANDLE_VALUE)
+        CloseHandle(f);
+}
+
+static bool can_map(HANDLE h, DWORD access)
+{
+    void *p = MapViewOfFile(h, access, 0, 0, MAP_SIZE);
+    if (p)
+        UnmapViewOfFile(p);
+    return p != NULL;
+}
+
+static bool can_dup(HANDLE h, DWORD access)
+{
+    HANDLE out = NULL;
+    if (!DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &out, access,
+                         FALSE, 0))
+        return false;
+    CloseHandle(out);
+    return true;
+}
+
+static void check_read_only(const char *pipe)
+{
+    HANDLE h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    const char *names[] = {"shared", "sub/shared.dat"};
+    for (int i = 0; i < 2; i++) {
+        HANDLE ro = NULL, cow = NULL;
+        CHECK(open_map(h, names[i], i == 0, 0, false, &ro, NULL) == 0 && ro);
+        if (ro) {
+            CHECK(can_map(ro, FILE_MAP_READ));
+            CHECK(!can_map(ro, FILE_MAP_WRITE));
+            CHECK(!can_dup(ro, FILE_MAP_WRITE));
+            CHECK(!can_dup(ro, FILE_MAP_ALL_ACCESS));
+            CloseHandle(ro);
+        }
+        /* Copy-on-write: a private copy; the mapping keeps its bytes. */
+        CHECK(open_map(h, names[i], i == 0, 2, false, &cow, NULL) == 0 && cow);
+        if (cow) {
+            char *p = MapViewOfFile(cow, FILE_MAP_COPY, 0, 0, MAP_SIZE);
+            CHECK(p != NULL);
+            if (p) {
+                p[0] = 'X';
+                UnmapViewOfFile(p);
+            }
+            CHECK(!can_map(cow, FILE_MAP_WRITE));
+            CloseHandle(cow);
+        }
+        HANDLE rw = NULL;
+        CHECK(open_map(h, names[i], i == 0, 1, false, &rw, NULL) == 0 && rw);
+        if (rw) {
+            char *p = MapViewOfFile(rw, FILE_MAP_READ, 0, 0, MAP_SIZE);
+            CHECK(p && !memcmp(p, message, sizeof(message)));
+            if (p)
+                UnmapViewOfFile(p);
+            CloseHandle(rw);
+        }
+    }
+    CloseHandle(h);
+}
+
+static void check_confinement(const char *pipe, const char *root)
+{
+    HANDLE h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    CHECK(open_map(h, "../outside.dat", false, 1, true, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "sub/../../outside.dat", false, 1, true, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "/etc/passwd", false, 0, false, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "C:\\windows\\win.ini", false, 0, false, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "sub\\..\\..\\outside.dat", false, 1, true, NULL, NULL) == E_PERMISSION);
+    CHECK(open_map(h, "sub/shared.dat:stream", false, 1, true, NULL, NULL) ==
+          E_INVALID_ARGUMENT);
+    CHECK(open_map(h, "missing.dat", false, 0, false, NULL, NULL) == E_NOT_FOUND);
+
+    /* A link inside the root to a folder outside it: refused. Under wine
+     * the link is a Unix one that tests/win/daemon_win.sh made (wine shows
+     * it as a reparse point; its CreateSymbolicLink says yes and makes
+     * nothing); on Windows the test makes it. */
+    char outside[MAX_PATH], link[MAX_PATH], escaped[MAX_PATH];
+    snprintf(outside, sizeof(outside), "%s-outside", root);
+    snprintf(link, sizeof(link), "%s\\link", root);
+    snprintf(escaped, sizeof(escaped), "%s\\escaped.dat", link);
+    bool made = false, ours = false;
+    if (GetFileAttributesA(link) == INVALID_FILE_ATTRIBUTES) {
+        CreateDirectoryA(outside, NULL);
+        ours = made = CreateSymbolicLinkA(link, outside, SYMBOLIC_LINK_FLAG_DIRECTORY) &&
+                      GetFileAttributesA(link) != INVALID_FILE_ATTRIBUTES;
+    } else {
+        made = true;
+    }
+    if (made) {
+        CHECK(GetFileAttributesA(link) & FILE_ATTRIBUTE_REPARSE_POINT);
+        CHECK(open_map(h, "link/escaped.dat", false, 1, true, NULL, NULL) == E_PERMISSION);
+        /* The link itself: refused (a folder under wine, which follows it). */
+        CHECK(open_map(h, "link", false, 0, false, NULL, NULL) != 0);
+        CHECK(GetFileAttributesA(escaped) == INVALID_FILE_ATTRIBUTES);
+        if (ours)
+            RemoveDirectoryA(link);
+    } else {
+        printf("skip: no symbolic link to a folder could be made here (%lu)\n",
+               (unsigned long)GetLastError());
+    }
+    if (ours || !made)
+        RemoveDirectoryA(outside);
+    /* Links to files (made by daemon_win.sh under wine): one to a file
+     * outside, one to a file outside that does not exist yet. */
+    snprintf(link, sizeof(link), "%s\\flink", root);
+    if (GetFileAttributesA(link) != INVALID_FILE_ATTRIBUTES) {
+        CHECK(open_map(h, "flink", false, 0, false, NULL, NULL) == E_PERMISSION);
+        CHECK(open_map(h, "flink", false, 1, true, NULL, NULL) == E_PERMISSION);
+        CHECK(open_map(h, "dlink", false, 1, true, NULL, NULL) != 0);
+        Mmapio__Open o = MMAPIO__OPEN__INIT; /* truncating through it */
+        o.path = "flink";
+        o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+        o.truncate = true;
+        o.size = 1;
+        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        q.op_case = MMAPIO__REQUEST__OP_OPEN;
+        q.open = &o;
+        int err;
+        reply_free(call(h, &q, &err, NULL));
+        CHECK(err == E_PERMISSION);
+    } else {
+        printf("skip: no links to files here\n");
+    }
+    CloseHandle(h);
+}
+
+static void check_requests(const char *pipe)
+{
+    HANDLE h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    HANDLE sec = NULL;
+    uint64_t handle = 0;
+    int err;
+    CHECK(open_map(h, "shared", true, 1, false, &sec, &handle) == 0);
+    if (sec)
+        CloseHandle(sec);
+
+    Mmapio__Stat st = MMAPIO__STAT__INIT;
+    st.handle = handle;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_STAT;
+    q.stat = &st;
+    Mmapio__Reply *r = call(h, &q, &err, NULL);
+    CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_STAT &&
+          r->stat->size == MAP_SIZE && r->stat->holders == 1);
+    reply_free(r);
+
+    /* Resize: refused with the reason (a section's size is fixed). */
+    Mmapio__Resize rz = MMAPIO__RESIZE__INIT;
+    rz.handle = handle;
+    rz.size = 2 * MAP_SIZE;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_RESIZE;
+    q.resize = &rz;
+    r = call(h, &q, &err, NULL);
+    CHECK(r && err == -5 && strstr(r->message, "fixed on Windows")); /* RESIZE_FAILED */
+    reply_free(r);
+
+    /* Not served on Windows: a clear error, the connection kept. */
+    Mmapio__AdminStatus as = MMAPIO__ADMIN_STATUS__INIT;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_ADMIN_STATUS;
+    q.admin_status = &as;
+    r = call(h, &q, &err, NULL);
+    CHECK(r && err == E_INVALID_ARGUMENT && r->message &&
+          strstr(r->message, "not supported on Windows"));
+    reply_free(r);
+
+    Mmapio__FromFd ff = MMAPIO__FROM_FD__INIT;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_FROM_FD;
+    q.from_fd = &ff;
+    r = call(h, &q, &err, NULL);
+    CHECK(r && err == E_INVALID_ARGUMENT);
+    reply_free(r);
+
+    Mmapio__Close cl = MMAPIO__CLOSE__INIT;
+    cl.handle = handle;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_CLOSE;
+    q.close = &cl;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == E_NOT_FOUND);
+
+    /* Flushes of a file: done on a worker thread, answered. */
+    uint64_t fh = 0, roh = 0;
+    CHECK(open_map(h, "sub/shared.dat", false, 1, false, NULL, &fh) == 0);
+    CHECK(open_map(h, "sub/shared.dat", false, 0, false, NULL, &roh) == 0);
+    Mmapio__Flush fl = MMAPIO__FLUSH__INIT;
+    fl.handle = fh;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_FLUSH;
+    q.flush = &fl;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    fl.offset = 100;
+    fl.len = 10;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    fl.len = MAP_SIZE;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == -3); /* OUT_OF_BOUNDS */
+    fl.handle = roh;
+    fl.offset = fl.len = 0;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == -2); /* INVALID_MODE: not a writer's */
+
+    /* Deleted: the name is gone. */
+    Mmapio__Delete del = MMAPIO__DELETE__INIT;
+    del.path = "shared";
+    del.anonymous = true;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;
+    q.delete_map = &del;
+    reply_free(call(h, &q, &err, NULL));
+    CHECK(err == 0);
+    CHECK(open_map(h, "shared", true, 0, false, NULL, NULL) == E_NOT_FOUND);
+    CloseHandle(h);
+}
+
+static int set_policy(HANDLE h, uint64_t handle, Mmapio__FlushKind kind, uint64_t value)
+{
+    Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
+    pol.kind = kind;
+    pol.value = value;
+    Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
+    sp.handle = handle;
+    sp.policy = &pol;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
+    q.set_policy = &sp;
+    int err;
+    reply_free(call(h, &q, &err, NULL));
+    return err;
+}
+
+/* Sends a notice (one-way) and waits until the slot's flush generation
+ * moves (the daemon's flush began); a ping after it must be answered
+ * next, so the notice got no reply. */
+static bool notice_flushes(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind,
+                           const struct ctl_slot *slot)
+{
+    uint32_t gen = atomic_load(&slot->flush_gen);
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = handle;
+    n.kind = kind;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    q.notice = &n;
+    if (!send_req(h, &q))
+        return false;
+    Mmapio__Ping ping = MMAPIO__PING__INIT;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_PING;
+    q.ping = &ping;
+    int err;
+    Mmapio__Reply *r = call(h, &q, &err, NULL);
+    reply_free(r);
+    if (!r || err)
+        return false;
+    /* A hang guard, not a measure: the flush is due within milliseconds. */
+    for (int i = 0; i < 6000 && atomic_load(&slot->flush_gen) == gen; i++)
+        Sleep(10);
+    return atomic_load(&slot->flush_gen) != gen;
+}
+
+static void check_policies(const char *pipe)
+{
+    HANDLE h = connect_pipe(pipe);
+    const struct ctl_slot *slots = h ? hello_ctl(h) : NULL;
+    CHECK(slots != NULL);
+    if (!slots)
+        return;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = "sub/shared.dat";
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    int err;
+    HANDLE sec = NULL;
+    Mmapio__Reply *r = call(h, &q, &err, &sec);
+    CHECK(r && err == 0 && sec);
+    if (r && !err) {
+        uint64_t handle = r->open->handle;
+        const struct ctl_slot *slot = &slots[r->open->ctl_slot];
+        CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_MILLIS, 20) == 0);
+        mmapio_flush_policy p = ctl_unpack_policy(atomic_load(&slot->policy));
+        CHECK(p.kind == MMAPIO_FLUSH_EVERY_MILLIS && p.value == 20);
+        /* The first write's DIRTY notice: a timed flush follows. */
+        CHECK(notice_flushes(h, handle, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, slot));
+        /* A writer's threshold (every_bytes): flushed when it says so. */
+        CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_BYTES, 100) == 0);
+        CHECK(notice_flushes(h, handle, MMAPIO__NOTICE_KIND__NOTICE_FLUSH, slot));
+        /* A writer leaves with a write not yet flushed (the policy's
+         * pace is an hour): flushed as it goes. */
+        CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_MILLIS, 3600000) == 0);
+        Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+        n.handle = handle;
+        n.kind = MMAPIO__NOTICE_KIND__NOTICE_DIRTY;
+        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+        q.op_case = MMAPIO__REQUEST__OP_NOTICE;
+        q.notice = &n;
+        CHECK(send_req(h, &q) != 0);
+        uint32_t gen = atomic_load(&slot->flush_gen);
+        Mmapio__Close cl = MMAPIO__CLOSE__INIT;
+        cl.handle = handle;
+        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+        q.op_case = MMAPIO__REQUEST__OP_CLOSE;
+        q.close = &cl;
+        reply_free(call(h, &q, &err, NULL));
+        CHECK(err == 0);
+        CHECK(atomic_load(&slot->flush_gen) != gen);
+    }
+    reply_free(r);
+    if (sec)
+        CloseHandle(sec);
+    UnmapViewOfFile((void *)slots);
+    CloseHandle(h);
+}
+
+/* The next message on h, which must be an event: its kind, or -1. */
+static int next_event(HANDLE h, Mmapio__Event *out)
+{
+    HANDLE hs[4];
+    unsigned n = 0;
+    Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
+    int kind = -1;
+    if (m && m->body_case == MMAPIO__SERVER_MESSAGE__BODY_EVENT) {
+        kind = (int)m->event->kind;
+        *out = *m->event;
+        out->policy = NULL;
+    }
+    if (m)
+        mmapio__server_message__free_unpacked(m, NULL);
+    return kind;
+}
+
+static void check_watches(const char *pipe)
+{
+    HANDLE w = connect_pipe(pipe);
+    const struct ctl_slot *slots = w ? hello_ctl(w) : NULL;
+    HANDLE wr = connect_hello(pipe);
+    CHECK(slots && wr);
+    if (!slots || !wr)
+        return;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = "watched";
+    o.anonymous = true;
+    o.create = true;
+    o.size = MAP_SIZE;
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    int err;
+    Mmapio__Reply *r = call(w, &q, &err, NULL);
+    CHECK(r && err == 0);
+    uint64_t map_id = r && !err ? r->open->map_id : 0;
+    uint32_t slot = r && !err ? r->open->ctl_slot : 0;
+    uint64_t handle = r && !err ? r->open->handle : 0;
+    reply_free(r);
+
+    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
+    wa.handle = handle;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_WATCH;
+    q.watch = &wa;
+    r = call(w, &q, &err, NULL);
+    CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_WATCH);
+    uint64_t watch_id = r && !err ? r->watch->watch_id : 0;
+    reply_free(r);
+    CHECK(atomic_load(&slots[slot].watchers) == 1); /* writers notice now */
+
+    /* Another client writes and says so; then changes the policy; then
+     * deletes the name. The watcher hears each, in order. */
+    uint64_t wh = 0;
+    CHECK(open_map(wr, "watched", true, 1, false, NULL, &wh) == 0);
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = wh;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
+    n.offset = 10;
+    n.len = 20;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    q.notice = &n;
+    CHECK(send_req(wr, &q) != 0);
+    n.offset = MAP_SIZE; /* out of bounds: dropped, no event */
+    CHECK(send_req(wr, &q) != 0);
+    CHECK(set_policy(wr, wh, MMAPIO__FLUSH_KIND__FLUSH_MANUAL, 0) == 0);
+    Mmapio__Delete del = MMAPIO__DELETE__INIT;
+    del.path = "watched";
+    del.anonymous = true;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;
+    q.delete_map = &del;
+    reply_free(call(wr, &q, &err, NULL));
+    CHECK(err == 0);
+
+    Mmapio__Event ev;
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.map_id == map_id &&
+          ev.has_range && ev.offset == 10 && ev.len == 20);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_POLICY && ev.map_id == map_id);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_REMOVED && ev.map_id == map_id);
+
+    Mmapio__Unwatch un = MMAPIO__UNWATCH__INIT;
+    un.watch_id = watch_id;
+    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_UNWATCH;
+    q.unwatch = &un;
+    reply_free(call(w, &q, &err, NULL));
+    CHECK(err == 0);
+    CHECK(atomic_load(&slots[slot].watchers) == 0);
+    reply_free(call(w, &q, &err, NULL));
+    CHECK(err == E_NOT_FOUND);
+    UnmapViewOfFile((void *)slots);
+    CloseHandle(wr);
+    CloseHandle(w);
+}
+
+static void check_malformed(const char *pipe)
+{
+    /* Too many handles: the connection is closed. */
+    HANDLE h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (h) {
+        uint8_t bad[8] = {99, 0, 0, 0, 0, 0, 0, 0};
+        CHECK(send_raw(h, bad, sizeof(bad)));
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    /* Flags set, and a frame shorter than its header. */
+    h = connect_pipe(pipe);
+    if (h) {
+        uint8_t bad[8] = {0, 0, 0, 0, 1, 0, 0, 0};
+        CHECK(send_raw(h, bad, sizeof(bad)));
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    h = connect_pipe(pipe);
+    if (h) {
+        CHECK(send_raw(h, "abc", 3));
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    /* Longer than the frame limit (64 KiB of protobuf): closed. */
+    h = connect_hello(pipe);
+    if (h) {
+        size_t big = 8 + 64 * 1024 + 100;
+        uint8_t *buf = calloc(1, big);
+        CHECK(buf && send_raw(h, buf, big));
+        free(buf);
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    /* Not protobuf, before hello: an error, then closed. */
+    h = connect_pipe(pipe);
+    if (h) {
+        uint8_t bad[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+        CHECK(send_raw(h, bad, sizeof(bad)));
+        HANDLE hs[4];
+        unsigned n;
+        Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
+        CHECK(m && m->reply && m->reply->error == -18);
+        if (m)
+            mmapio__server_message__free_unpacked(m, NULL);
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    /* Connected and silent: closed at the hello deadline. */
+    h = connect_pipe(pipe);
+    CHECK(h != NULL);
+    if (h) {
+        HANDLE hs[4];
+        unsigned n;
+        CHECK(recv_msg(h, hs, &n) == NULL);
+        CloseHandle(h);
+    }
+    /* Valid requests with bytes flipped, after hello: whatever they
+     * decode to is answered or refused; the daemon serves on. */
+    h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (h) {
+        uint32_t seed = 12345;
+        Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
+        pol.kind = MMAPIO__FLUSH_KIND__FLUSH_EVERY_MILLIS;
+        pol.value = 5;
+        Mmapio__Open o = MMAPIO__OPEN__INIT;
+        o.path = "fuzz/f";
+        o.create = true;
+        o.size = 64;
+        o.policy = &pol;
+        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        q.id = 7;
+        q.op_case = MMAPIO__REQUEST__OP_OPEN;
+        q.open = &o;
+        uint8_t buf[8 + 64];
+        size_t n = mmapio__request__get_packed_size(&q);
+        memset(buf, 0, 8);
+        mmapio__request__pack(&q, buf + 8);
+        int sent = 0;
+        for (int i = 0; i < 500; i++) {
+            uint8_t frame[sizeof(buf)];
+            memcpy(frame, buf, sizeof(buf));
+            for (int k = 0; k < 1 + i % 3; k++) {
+                seed = seed * 1103515245u + 12345u;
+                frame[8 + (seed >> 16) % n] ^= (uint8_t)(1u << ((seed >> 8) % 8));
+            }
+            if (send_raw(h, frame, 8 + n))
+                sent++;
+        }
+        CHECK(sent > 0);
+        /* All of them handled before the ping's reply (or the connection
+         * closed, which a bad one may do). */
+        Mmapio__Ping ping = MMAPIO__PING__INIT;
+        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
+        q.op_case = MMAPIO__REQUEST__OP_PING;
+        q.ping = &ping;
+        uint64_t id = send_req(h, &q);
+        int replies = 0;
+        for (;;) {
+            HANDLE hs[4];
+            unsigned k = 0;
+            Mmapio__ServerMessage *m = recv_msg(h, hs, &k);
+            if (!m)
+                break;
+            for (unsigned j = 0; j < k; j++)
+                CloseHandle(hs[j]);
+            bool last = m->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY &&
+                        m->reply->id == id;
+            replies++;
+            mmapio__server_message__free_unpacked(m, NULL);
+            if (last)
+                break;
+        }
+        printf("  %d of 500 flipped requests sent, %d messages back\n", sent, replies);
+        CloseHandle(h);
+    }
+    /* The daemon still serves. */
+    h = connect_hello(pipe);
+    CHECK(h != NULL);
+    if (h)
+        CloseHandle(h);
+}
+
+/* The test's data root and everything in it (the flipped requests made
+ * files of odd names). */
+static void remove_tree(const char *dir)
+{
+    char pat[MAX_PATH], path[MAX_PATH];
+    snprintf(pat, sizeof(pat), "%s\\*", dir);
+    WIN32_FIND_DATAA fd;
+    HANDLE it = FindFirstFileA(pat, &fd);
+    if (it != INVALID_HANDLE_VALUE) {
+        do {
+            if (!strcmp(fd.cFileName, ".") || !strcmp(fd.cFileName, ".."))
+                continue;
+            snprintf(path, sizeof(path), "%s\\%s", dir, fd.cFileName);
+            if (fd.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)
+                RemoveDirectoryA(path); /* a link: never followed */
+            else if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
+                remove_tree(path);
+            else
+                DeleteFileA(path);
+        } while (FindNextFileA(it, &fd));
+        FindClose(it);
+    }
+    RemoveDirectoryA(dir);
+}
+
+/* "/a/b" (a path as meson gives it under wine) as "Z:\a\b". */
+static void windows_path(const char *in, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s%s", in[0] == '/' ? "Z:" : "", in);
+    for (char *p = out; *p; p++)
+        if (*p == '/')
+            *p = '\\';
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc == 6 && !strcmp(argv[1], "child"))
+        return child(argv[2], argv[3], argv[4], argv[5]);
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: test_daemon_win DAEMON.exe [ROOT]\n");
+        return 2;
+    }
+    char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], pipe[128], cmd[3 * MAX_PATH];
+    windows_path(argv[1], daemon, sizeof(daemon));
+    GetTempPathA(sizeof(tmp), tmp);
+    DWORD pid = GetCurrentProcessId(), tick = GetTickCount();
+    /* The data root: the one given (its owner removes it), else a new one. */
+    bool own_root = argc < 3;
+    if (own_root)
+        snprintf(root, sizeof(root), "%smmapio-test-%lu-%lu", tmp, (unsigned long)pid,
+                 (unsigned long)tick);
+    else
+        windows_path(argv[2], root, sizeof(root));
+    snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-test-%lu-%lu", (unsigned long)pid,
+             (unsigned long)tick);
+    CHECK(!own_root || CreateDirectoryA(root, NULL));
+    char sub[MAX_PATH];
+    snprintf(sub, sizeof(sub), "%s\\sub", root);
+    CHECK(CreateDirectoryA(sub, NULL));
+
+    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --hello_timeout_ms 1000", daemon, pipe, root);
+    STARTUPINFOA si = {.cb = sizeof(si)};
+    PROCESS_INFORMATION pi;
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, CREATE_NEW_PROCESS_GROUP, NULL, NULL,
+                        &si, &pi)) {
+        fprintf(stderr, "cannot start %s (%lu)\n", daemon, (unsigned long)GetLastError());
+        return 1;
+    }
+    /* Its pipe, once it is up (or it died). */
+    bool up = false;
+    while (!up && WaitForSingleObject(pi.hProcess, 50) == WAIT_TIMEOUT)
+        up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
+    CHECK(up);
+    if (up) {
+        printf("a second daemon on the same pipe\n");
+        PROCESS_INFORMATION pi2 = {0};
+        STARTUPINFOA si2 = {.cb = sizeof(si2)};
+        CHECK(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si2, &pi2));
+        if (pi2.hProcess) {
+            DWORD status = 0;
+            CHECK(WaitForSingleObject(pi2.hProcess, 60000) == WAIT_OBJECT_0 &&
+                  GetExitCodeProcess(pi2.hProcess, &status) && status == 1);
+            CloseHandle(pi2.hProcess);
+            CloseHandle(pi2.hThread);
+        }
+        printf("hello, ping\n");
+        check_hello_ping(pipe);
+        printf("two processes share an anonymous and a file mapping\n");
+        check_sharing(pipe, root);
+        printf("read-only and copy-on-write grants\n");
+        check_read_only(pipe);
+        printf("confinement beneath the root\n");
+        check_confinement(pipe, root);
+        printf("stat, close, delete, requests not served\n");
+        check_requests(pipe);
+        printf("flush policies\n");
+        check_policies(pipe);
+        printf("watches\n");
+        check_watches(pipe);
+        printf("malformed frames\n");
+        check_malformed(pipe);
+    }
+
+    /* Stopped by its stop event (wine has no console here for Ctrl-Break):
+     * a clean exit. */
+    printf("stop\n");
+    char ev_name[200];
+    snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
+    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
+    CHECK(ev != NULL && SetEvent(ev));
+    if (ev)
+        CloseHandle(ev);
+    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
+        fprintf(stderr, "the daemon did not stop on its event%s\n",
+                under_wine() ? " (under wine)" : "");
+        failures++;
+        TerminateProcess(pi.hProcess, 1);
+        WaitForSingleObject(pi.hProcess, INFINITE);
+    } else {
+        DWORD status = 99;
+        GetExitCodeProcess(pi.hProcess, &status);
+        CHECK(status == 0);
+    }
+    CloseHandle(pi.hProcess);
+    CloseHandle(pi.hThread);
+
+    if (own_root)
+        remove_tree(root);
+    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
+    return failures ? 1 : 0;
+}
