@@ -523,7 +523,15 @@ static void send_reply(struct conn *c, Mmapio__Reply *reply, int fd)
     Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
     sm.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
     sm.reply = reply;
-    send_message(c, &sm, fd, false);
+    if (fd < 0 && reply->error == 0 &&
+        (!reply->message || !*reply->message) && reply->result_case == MMAPIO__REPLY__RESULT__NOT_SET &&
+        reply->base.n_unknown_fields == 0) {
+        /* A bare "done" (ping, close...): packed by hand (wire.h). */
+        uint8_t buf[WIRE_QUICK_MAX];
+        send_frame(c, buf, wire_pack_ok(reply->id, buf), -1, false);
+    } else {
+        send_message(c, &sm, fd, false);
+    }
     if (!c->closed)
         update_reading(c);
 }
