@@ -3,9 +3,11 @@
  * path from $MMAPIO_SOCKET or the default, ping, a daemon that is not
  * there or goes away (errors, never SIGPIPE; mappings stay usable), one
  * client shared by several threads, round trips (one blocking recv each)
- * beside a dispatch sleeping on the socket and under a rain of signals.
+ * beside a dispatch sleeping on the socket and under a rain of signals;
+ * a ping's system calls, counted under ptrace: one send and one recv.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -259,4 +264,85 @@ Test(connect, library_fds_are_cloexec)
     open_fds(after);
     for (int fd = 0; fd < 1024; fd++)
         cr_assert(!after[fd] || before[fd], "fd %d left open", fd);
+}
+
+/* A ping is one send and one blocking recv, nothing else (no poll, no
+ * second recv): a child pings PINGS times between two SIGSTOPs while we
+ * count its system calls under ptrace (PTRACE_GET_SYSCALL_INFO). */
+enum { PINGS = 1000 };
+
+/* The head of the kernel's struct ptrace_syscall_info (glibc 2.36 has
+ * the request, not the struct); op 1 is a system call's entry. */
+struct syscall_entry {
+    uint8_t op;
+    uint8_t pad[3];
+    uint32_t arch;
+    uint64_t ip, sp;
+    uint64_t nr, args[6];
+};
+#define SYSCALL_INFO_ENTRY 1
+
+static void __attribute__((noreturn)) pinger(void)
+{
+    mmapio_client *c = NULL;
+    if (mmapio_connect(hz.sock, &c) != MMAPIO_OK || mmapio_ping(c))
+        _exit(50);
+    if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) < 0)
+        _exit(51);
+    raise(SIGSTOP);
+    int bad = 0;
+    for (int i = 0; i < PINGS; i++)
+        bad |= mmapio_ping(c) != MMAPIO_OK;
+    raise(SIGSTOP);
+    _exit(bad ? 52 : 0);
+}
+
+Test(connect, ping_is_one_send_one_recv)
+{
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        pinger();
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 51)
+        cr_skip_test("ptrace is not allowed here");
+    cr_assert(WIFSTOPPED(st), "pinger: status 0x%x", (unsigned)st);
+    cr_assert_eq(ptrace(PTRACE_SETOPTIONS, pid, NULL,
+                        (void *)(long)PTRACE_O_TRACESYSGOOD), 0);
+    long sends = 0, recvs = 0, others = 0, first_other = -1;
+    for (;;) {
+        cr_assert_eq(ptrace(PTRACE_SYSCALL, pid, NULL, NULL), 0);
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        if (WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP)
+            break; /* the second stop: the pings are done */
+        cr_assert(WIFSTOPPED(st) && WSTOPSIG(st) == (SIGTRAP | 0x80),
+                  "pinger: status 0x%x", (unsigned)st);
+        struct syscall_entry si;
+        long n = ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(si), &si);
+        if (n < 0 && errno == EIO) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            cr_skip_test("no PTRACE_GET_SYSCALL_INFO (Linux < 5.3)");
+        }
+        cr_assert_gt(n, 0);
+        if (si.op != SYSCALL_INFO_ENTRY)
+            continue;
+        long nr = (long)si.nr;
+        if (nr == SYS_sendto || nr == SYS_sendmsg)
+            sends++;
+        else if (nr == SYS_recvfrom || nr == SYS_recvmsg)
+            recvs++;
+        else if (others++ == 0)
+            first_other = nr;
+    }
+    cr_assert_eq(ptrace(PTRACE_CONT, pid, NULL, NULL), 0);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pinger: status 0x%x",
+              (unsigned)st);
+    cr_assert_eq(sends, PINGS, "%ld sends for %d pings", sends, PINGS);
+    cr_assert_eq(recvs, PINGS, "%ld recvs for %d pings", recvs, PINGS);
+    /* raise() on the way to the second stop: a few, not one a ping */
+    cr_assert_lt(others, 8, "%ld other system calls (the first: %ld)", others,
+                 first_other);
 }
