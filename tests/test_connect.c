@@ -346,3 +346,82 @@ Test(connect, ping_is_one_send_one_recv)
     cr_assert_lt(others, 8, "%ld other system calls (the first: %ld)", others,
                  first_other);
 }
+
+/* The daemon's side of it: while a client pings PINGS times, the loop's
+ * thread (traced) reads each request once (no read that finds nothing)
+ * and sends each reply once, with at most one epoll_wait a ping between. */
+Test(connect, ping_costs_the_daemon_one_recv_one_send)
+{
+    if (getenv("MMAPIOD_WRAPPER"))
+        cr_skip_test("the daemon runs under a wrapper (its calls count too)");
+    int go[2], ready[2];
+    cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        mmapio_client *c = NULL;
+        char x = 0;
+        if (mmapio_connect(hz.sock, &c) != MMAPIO_OK || mmapio_ping(c) ||
+            write(ready[1], &x, 1) != 1 || read(go[0], &x, 1) != 1)
+            _exit(50);
+        for (int i = 0; i < PINGS; i++)
+            if (mmapio_ping(c) != MMAPIO_OK)
+                _exit(52);
+        _exit(0);
+    }
+    char x;
+    cr_assert_eq(read(ready[0], &x, 1), 1);
+    pid_t d = hz.pid;
+    if (ptrace(PTRACE_SEIZE, d, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD) < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        cr_skip_test("ptrace is not allowed here");
+    }
+    int st;
+    cr_assert_eq(ptrace(PTRACE_INTERRUPT, d, NULL, NULL), 0);
+    cr_assert_eq(waitpid(d, &st, __WALL), d);
+    cr_assert_eq(write(go[1], &x, 1), 1);
+    long sends = 0, recvs = 0, waits = 0, others = 0, first_other = -1;
+    for (;;) {
+        cr_assert_eq(ptrace(PTRACE_SYSCALL, d, NULL, NULL), 0);
+        pid_t w = waitpid(-1, &st, __WALL);
+        if (w == pid)
+            break; /* the client is done */
+        cr_assert_eq(w, d);
+        if (!WIFSTOPPED(st) || WSTOPSIG(st) != (SIGTRAP | 0x80))
+            continue; /* a group stop or a signal: not a system call */
+        struct syscall_entry si;
+        cr_assert_gt(ptrace(PTRACE_GET_SYSCALL_INFO, d, (void *)sizeof(si), &si),
+                     0);
+        if (si.op != SYSCALL_INFO_ENTRY)
+            continue;
+        long nr = (long)si.nr;
+        if (nr == SYS_sendto || nr == SYS_sendmsg)
+            sends++;
+        else if (nr == SYS_recvfrom || nr == SYS_recvmsg)
+            recvs++;
+        else if (nr == SYS_epoll_wait || nr == SYS_epoll_pwait)
+            waits++;
+        else if (others++ == 0)
+            first_other = nr;
+    }
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client: status 0x%x",
+              (unsigned)st);
+    cr_assert_eq(ptrace(PTRACE_INTERRUPT, d, NULL, NULL), 0);
+    cr_assert_eq(waitpid(d, &st, __WALL), d);
+    cr_assert_eq(ptrace(PTRACE_DETACH, d, NULL, NULL), 0);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+    /* the client's hang-up may be read before we heard it exit */
+    cr_assert(sends == PINGS, "%ld sends for %d pings", sends, PINGS);
+    cr_assert(recvs >= PINGS && recvs <= PINGS + 1, "%ld recvs for %d pings",
+              recvs, PINGS);
+    cr_assert_leq(waits, PINGS + 2, "%ld epoll_waits for %d pings", waits,
+                  PINGS);
+    cr_assert_lt(others, 20, "%ld other system calls (the first: %ld)",
+                 others, first_other);
+    cr_assert(hz_alive(&hz), "the daemon died");
+}
