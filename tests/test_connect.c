@@ -282,6 +282,14 @@ struct syscall_entry {
 };
 #define SYSCALL_INFO_ENTRY 1
 
+/* Under valgrind (scripts/test's pass, which sets MMAPIOD_WRAPPER too)
+ * its own system calls would be counted. */
+static bool under_a_wrapper(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    return getenv("MMAPIOD_WRAPPER") || (pre && strstr(pre, "vgpreload"));
+}
+
 static void __attribute__((noreturn)) pinger(void)
 {
     mmapio_client *c = NULL;
@@ -299,6 +307,8 @@ static void __attribute__((noreturn)) pinger(void)
 
 Test(connect, ping_is_one_send_one_recv)
 {
+    if (under_a_wrapper())
+        cr_skip_test("run under a wrapper (its system calls count too)");
     pid_t pid = hz_fork();
     cr_assert_geq(pid, 0);
     if (pid == 0)
@@ -349,11 +359,12 @@ Test(connect, ping_is_one_send_one_recv)
 
 /* The daemon's side of it: while a client pings PINGS times, the loop's
  * thread (traced) reads each request once (no read that finds nothing)
- * and sends each reply once, with at most one epoll_wait a ping between. */
+ * and sends each reply once, with one epoll_wait a ping between (and a
+ * few to spare: a timer may wake the loop). */
 Test(connect, ping_costs_the_daemon_one_recv_one_send)
 {
-    if (getenv("MMAPIOD_WRAPPER"))
-        cr_skip_test("the daemon runs under a wrapper (its calls count too)");
+    if (under_a_wrapper())
+        cr_skip_test("run under a wrapper (its system calls count too)");
     int go[2], ready[2];
     cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
     cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
@@ -419,7 +430,7 @@ Test(connect, ping_costs_the_daemon_one_recv_one_send)
     cr_assert(sends == PINGS, "%ld sends for %d pings", sends, PINGS);
     cr_assert(recvs >= PINGS && recvs <= PINGS + 1, "%ld recvs for %d pings",
               recvs, PINGS);
-    cr_assert_leq(waits, PINGS + 2, "%ld epoll_waits for %d pings", waits,
+    cr_assert_leq(waits, PINGS + 10, "%ld epoll_waits for %d pings", waits,
                   PINGS);
     cr_assert_lt(others, 20, "%ld other system calls (the first: %ld)",
                  others, first_other);
