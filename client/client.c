@@ -134,12 +134,15 @@ static uint64_t client_next_id(mmapio_client *c)
     return id;
 }
 
-/* Sends one request; a full socket buffer is waited out. */
+/* Sends one request, packed by protobuf-c or, when req is NULL, the
+ * bytes quick[0..quick_len) (wire.h); a full socket buffer is waited out. */
 static int client_send_one(mmapio_client *c, const Mmapio__Request *req,
-                           int pass_fd)
+                           int pass_fd, const uint8_t *quick,
+                           size_t quick_len)
 {
     for (;;) {
-        int r = conn_send_msg(c->fd, &req->base, pass_fd, c->max_frame);
+        int r = req ? conn_send_msg(c->fd, &req->base, pass_fd, c->max_frame)
+                    : conn_send(c->fd, quick, quick_len, -1, true);
         if (r == 0)
             return MMAPIO_OK;
         if (r == -EMSGSIZE)
@@ -158,21 +161,27 @@ static int client_send_one(mmapio_client *c, const Mmapio__Request *req,
     }
 }
 
-/* Sends one request, owning up first to notices dropped since the last
- * one (notice.h). */
-static int client_send(mmapio_client *c, const Mmapio__Request *req,
-                       int pass_fd)
+/* Sends one request (as client_send_one), owning up first to notices
+ * dropped since the last one (notice.h). */
+static int client_send_as(mmapio_client *c, const Mmapio__Request *req,
+                          int pass_fd, const uint8_t *quick, size_t quick_len)
 {
     Mmapio__Request lreq;
     Mmapio__Notice n;
     if (client_take_lost_notice(c, &lreq, &n)) {
-        int r = client_send_one(c, &lreq, -1);
+        int r = client_send_one(c, &lreq, -1, NULL, 0);
         if (r != MMAPIO_OK) {
             atomic_store_explicit(&c->notices_lost, true, memory_order_relaxed);
             return r;
         }
     }
-    return client_send_one(c, req, pass_fd);
+    return client_send_one(c, req, pass_fd, quick, quick_len);
+}
+
+static int client_send(mmapio_client *c, const Mmapio__Request *req,
+                       int pass_fd)
+{
+    return client_send_as(c, req, pass_fd, NULL, 0);
 }
 
 bool client_take_lost_notice(mmapio_client *c, Mmapio__Request *req,
@@ -235,7 +244,7 @@ static void client_apply_event(mmapio_client *c, const Mmapio__Event *ev)
 
 /* ---- receiving ---- */
 
-enum { READ_NONE, READ_OTHER, READ_REPLY };
+enum { READ_NONE, READ_OTHER, READ_REPLY, READ_QUICK_OK };
 
 /* One received datagram that carries a reply. */
 struct incoming {
@@ -276,10 +285,12 @@ static int recv_failed(mmapio_client *c, long r)
  * applied here (READ_OTHER); a reply is handed back in *in (READ_REPLY).
  * READ_NONE: nothing waiting. Negative: fatal, latched. `scratch`: the
  * message is dropped before the lock is (a reply too), so it is decoded
- * without malloc, in c->arena.
+ * without malloc, in c->arena. `quick_id` (0: none): a bare success
+ * reply to that request, in the bytes protobuf-c packs it in (wire.h), is
+ * READ_QUICK_OK, not decoded.
  */
 static int client_read_one(mmapio_client *c, struct incoming *in, bool wait,
-                           bool scratch)
+                           bool scratch, uint64_t quick_id)
 {
     in->msg = NULL;
     in->arena = NULL;
@@ -289,6 +300,10 @@ static int client_read_one(mmapio_client *c, struct incoming *in, bool wait,
         return READ_NONE;
     if (n < 0)
         return recv_failed(c, n);
+    uint64_t got;
+    if (quick_id && in->n_fds == 0 && wire_is_ok(c->rxbuf, (size_t)n, &got) &&
+        got == quick_id)
+        return READ_QUICK_OK;
     if (scratch) {
         in->arena = &c->arena;
         pbarena_init(&c->arena, c->arena_room, sizeof(c->arena_room));
@@ -426,15 +441,22 @@ static int hear_last_word(mmapio_client *c, int err)
     return error_set(err, NULL);
 }
 
+/* The reply to request id. `quick`: the caller wants only whether it
+ * succeeded (rep then holds no message). */
 static int client_wait_reply(mmapio_client *c, uint64_t id,
-                             Mmapio__Reply__ResultCase want,
+                             Mmapio__Reply__ResultCase want, bool quick,
                              struct client_reply *rep)
 {
     for (;;) {
         struct incoming in;
         /* One blocking recv: only the lock's holder reads, and what it
          * reads meanwhile (events, async replies) is applied here. */
-        int r = client_read_one(c, &in, true, c->scratch_reply);
+        int r = client_read_one(c, &in, true, c->scratch_reply,
+                                quick ? id : 0);
+        if (r == READ_QUICK_OK) {
+            *rep = (struct client_reply){ .fd = -1 };
+            return MMAPIO_OK;
+        }
         if (r == READ_REPLY && in.msg->reply->id != id &&
             client_take_async(c, &in))
             continue;
@@ -466,15 +488,21 @@ int client_call_fd_locked(mmapio_client *c, Mmapio__Request *req,
                           int pass_fd, Mmapio__Reply__ResultCase want,
                           struct client_reply *rep)
 {
+    uint8_t quick[WIRE_QUICK_MAX];
+    size_t quick_len = 0;
     if (c->dead)
         return error_set(c->dead, NULL);
-    req->id = client_next_id(c);
-    int r = client_send(c, req, pass_fd);
+    uint64_t id = client_next_id(c);
+    if (req)
+        req->id = id;
+    else
+        quick_len = wire_pack_ping(id, quick);
+    int r = client_send_as(c, req, pass_fd, quick, quick_len);
     if (r == MMAPIO_E_DISCONNECTED)
         return hear_last_word(c, r);
     if (r != MMAPIO_OK)
         return error_set(r, NULL);
-    return client_wait_reply(c, req->id, want, rep);
+    return client_wait_reply(c, id, want, !req, rep);
 }
 
 int client_send_oneway_locked(mmapio_client *c, Mmapio__Request *req)
@@ -770,7 +798,7 @@ static int client_drain_locked(mmapio_client *c)
     int err = c->dead;
     while (!err) {
         struct incoming in;
-        int r = client_read_one(c, &in, false, true);
+        int r = client_read_one(c, &in, false, true, 0);
         if (r == READ_NONE)
             break;
         if (r == READ_REPLY && client_take_async(c, &in))
@@ -816,16 +844,13 @@ int client_await(mmapio_client *c, int timeout_ms)
 
 /* ---- simple requests ---- */
 
+/* One send and one blocking recv of a few bytes packed and read by hand
+ * (wire.h); any other answer (an error, an event first) is decoded. */
 int mmapio_ping(mmapio_client *c)
 {
-    Mmapio__Ping ping = MMAPIO__PING__INIT;
-    Mmapio__Request req = MMAPIO__REQUEST__INIT;
-
     if (!c)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
-    req.op_case = MMAPIO__REQUEST__OP_PING;
-    req.ping = &ping;
-    return client_call(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
+    return client_call(c, NULL, MMAPIO__REPLY__RESULT__NOT_SET, NULL);
 }
 
 static int client_delete(mmapio_client *c, const char *path, bool anonymous)

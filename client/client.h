@@ -112,7 +112,8 @@ void client_unlock(mmapio_client *c);
  * one fd, a HELLO result at most one (the control area), any other reply
  * none. Returns MMAPIO_OK with *rep filled (free it with
  * client_reply_free) or the error, with *rep untouched and the error's
- * text recorded (errors.h).
+ * text recorded (errors.h). req NULL: a ping, packed by hand (wire.h);
+ * its success comes back as a *rep with no message.
  */
 int client_call_locked(mmapio_client *c, Mmapio__Request *req,
                        Mmapio__Reply__ResultCase want,

@@ -16,6 +16,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* One send() (no fd, so no message header), restarted after signals. */
+static int send_plain(int sock, const void *buf, size_t len, int flags)
+{
+    for (;;) {
+        if (send(sock, buf, len, MSG_NOSIGNAL | flags) >= 0)
+            return 0;
+        if (errno != EINTR)
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
 void wire_close_fds(int *fds, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -27,6 +38,8 @@ void wire_close_fds(int *fds, size_t n)
 
 int wire_send(int sock, const void *buf, size_t len, int pass_fd)
 {
+    if (pass_fd < 0)
+        return send_plain(sock, buf, len, 0);
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
@@ -34,21 +47,16 @@ int wire_send(int sock, const void *buf, size_t len, int pass_fd)
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-    if (pass_fd >= 0) {
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof(ctl.buf);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-    }
+    memset(&ctl, 0, sizeof(ctl));
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
     for (;;) {
-        /* Without an fd, send(): no message header to copy in. */
-        ssize_t n = pass_fd >= 0 ? sendmsg(sock, &mh, MSG_NOSIGNAL)
-                                 : send(sock, buf, len, MSG_NOSIGNAL);
-        if (n >= 0)
+        if (sendmsg(sock, &mh, MSG_NOSIGNAL) >= 0)
             return 0;
         if (errno != EINTR)
             return -errno;
@@ -57,12 +65,7 @@ int wire_send(int sock, const void *buf, size_t len, int pass_fd)
 
 int wire_send_nowait(int sock, const void *buf, size_t len)
 {
-    for (;;) {
-        if (send(sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
-            return 0;
-        if (errno != EINTR)
-            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    }
+    return send_plain(sock, buf, len, MSG_DONTWAIT);
 }
 
 int wire_send_msg(int sock, const ProtobufCMessage *msg, int pass_fd,
@@ -177,3 +180,4 @@ long wire_recv_wait(int sock, void *buf, size_t cap, int *fds, size_t max_fds,
 {
     return recv_some(sock, buf, cap, fds, max_fds, n_fds, 0);
 }
+

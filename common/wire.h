@@ -9,9 +9,12 @@
 #ifndef MMAPIO_WIRE_H
 #define MMAPIO_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
+
+#include "quickmsg.h" /* wire_pack_ping and its kin */
 
 #define WIRE_PROTOCOL 2 /* 2: OpenReply.arena and offset */
 #define WIRE_DEFAULT_MAX_FRAME (64u * 1024u)

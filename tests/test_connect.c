@@ -3,9 +3,11 @@
  * path from $MMAPIO_SOCKET or the default, ping, a daemon that is not
  * there or goes away (errors, never SIGPIPE; mappings stay usable), one
  * client shared by several threads, round trips (one blocking recv each)
- * beside a dispatch sleeping on the socket and under a rain of signals.
+ * beside a dispatch sleeping on the socket and under a rain of signals;
+ * a ping's system calls, counted under ptrace: one send and one recv.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -259,4 +264,175 @@ Test(connect, library_fds_are_cloexec)
     open_fds(after);
     for (int fd = 0; fd < 1024; fd++)
         cr_assert(!after[fd] || before[fd], "fd %d left open", fd);
+}
+
+/* A ping is one send and one blocking recv, nothing else (no poll, no
+ * second recv): a child pings PINGS times between two SIGSTOPs while we
+ * count its system calls under ptrace (PTRACE_GET_SYSCALL_INFO). */
+enum { PINGS = 1000 };
+
+/* The head of the kernel's struct ptrace_syscall_info (glibc 2.36 has
+ * the request, not the struct); op 1 is a system call's entry. */
+struct syscall_entry {
+    uint8_t op;
+    uint8_t pad[3];
+    uint32_t arch;
+    uint64_t ip, sp;
+    uint64_t nr, args[6];
+};
+#define SYSCALL_INFO_ENTRY 1
+
+/* Under valgrind (scripts/test's pass, which sets MMAPIOD_WRAPPER too)
+ * its own system calls would be counted. */
+static bool under_a_wrapper(void)
+{
+    const char *pre = getenv("LD_PRELOAD");
+    return getenv("MMAPIOD_WRAPPER") || (pre && strstr(pre, "vgpreload"));
+}
+
+static void __attribute__((noreturn)) pinger(void)
+{
+    mmapio_client *c = NULL;
+    if (mmapio_connect(hz.sock, &c) != MMAPIO_OK || mmapio_ping(c))
+        _exit(50);
+    if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) < 0)
+        _exit(51);
+    raise(SIGSTOP);
+    int bad = 0;
+    for (int i = 0; i < PINGS; i++)
+        bad |= mmapio_ping(c) != MMAPIO_OK;
+    raise(SIGSTOP);
+    _exit(bad ? 52 : 0);
+}
+
+Test(connect, ping_is_one_send_one_recv)
+{
+    if (under_a_wrapper())
+        cr_skip_test("run under a wrapper (its system calls count too)");
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        pinger();
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 51)
+        cr_skip_test("ptrace is not allowed here");
+    cr_assert(WIFSTOPPED(st), "pinger: status 0x%x", (unsigned)st);
+    cr_assert_eq(ptrace(PTRACE_SETOPTIONS, pid, NULL,
+                        (void *)(long)PTRACE_O_TRACESYSGOOD), 0);
+    long sends = 0, recvs = 0, others = 0, first_other = -1;
+    for (;;) {
+        cr_assert_eq(ptrace(PTRACE_SYSCALL, pid, NULL, NULL), 0);
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        if (WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP)
+            break; /* the second stop: the pings are done */
+        cr_assert(WIFSTOPPED(st) && WSTOPSIG(st) == (SIGTRAP | 0x80),
+                  "pinger: status 0x%x", (unsigned)st);
+        struct syscall_entry si;
+        long n = ptrace(PTRACE_GET_SYSCALL_INFO, pid, (void *)sizeof(si), &si);
+        if (n < 0 && errno == EIO) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            cr_skip_test("no PTRACE_GET_SYSCALL_INFO (Linux < 5.3)");
+        }
+        cr_assert_gt(n, 0);
+        if (si.op != SYSCALL_INFO_ENTRY)
+            continue;
+        long nr = (long)si.nr;
+        if (nr == SYS_sendto || nr == SYS_sendmsg)
+            sends++;
+        else if (nr == SYS_recvfrom || nr == SYS_recvmsg)
+            recvs++;
+        else if (others++ == 0)
+            first_other = nr;
+    }
+    cr_assert_eq(ptrace(PTRACE_CONT, pid, NULL, NULL), 0);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pinger: status 0x%x",
+              (unsigned)st);
+    cr_assert_eq(sends, PINGS, "%ld sends for %d pings", sends, PINGS);
+    cr_assert_eq(recvs, PINGS, "%ld recvs for %d pings", recvs, PINGS);
+    /* raise() on the way to the second stop: a few, not one a ping */
+    cr_assert_lt(others, 8, "%ld other system calls (the first: %ld)", others,
+                 first_other);
+}
+
+/* The daemon's side of it: while a client pings PINGS times, the loop's
+ * thread (traced) reads each request once (no read that finds nothing)
+ * and sends each reply once, with one epoll_wait a ping between (and a
+ * few to spare: a timer may wake the loop). */
+Test(connect, ping_costs_the_daemon_one_recv_one_send)
+{
+    if (under_a_wrapper())
+        cr_skip_test("run under a wrapper (its system calls count too)");
+    int go[2], ready[2];
+    cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        mmapio_client *c = NULL;
+        char x = 0;
+        if (mmapio_connect(hz.sock, &c) != MMAPIO_OK || mmapio_ping(c) ||
+            write(ready[1], &x, 1) != 1 || read(go[0], &x, 1) != 1)
+            _exit(50);
+        for (int i = 0; i < PINGS; i++)
+            if (mmapio_ping(c) != MMAPIO_OK)
+                _exit(52);
+        _exit(0);
+    }
+    char x;
+    cr_assert_eq(read(ready[0], &x, 1), 1);
+    pid_t d = hz.pid;
+    if (ptrace(PTRACE_SEIZE, d, NULL, (void *)(long)PTRACE_O_TRACESYSGOOD) < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        cr_skip_test("ptrace is not allowed here");
+    }
+    int st;
+    cr_assert_eq(ptrace(PTRACE_INTERRUPT, d, NULL, NULL), 0);
+    cr_assert_eq(waitpid(d, &st, __WALL), d);
+    cr_assert_eq(write(go[1], &x, 1), 1);
+    long sends = 0, recvs = 0, waits = 0, others = 0, first_other = -1;
+    for (;;) {
+        cr_assert_eq(ptrace(PTRACE_SYSCALL, d, NULL, NULL), 0);
+        pid_t w = waitpid(-1, &st, __WALL);
+        if (w == pid)
+            break; /* the client is done */
+        cr_assert_eq(w, d);
+        if (!WIFSTOPPED(st) || WSTOPSIG(st) != (SIGTRAP | 0x80))
+            continue; /* a group stop or a signal: not a system call */
+        struct syscall_entry si;
+        cr_assert_gt(ptrace(PTRACE_GET_SYSCALL_INFO, d, (void *)sizeof(si), &si),
+                     0);
+        if (si.op != SYSCALL_INFO_ENTRY)
+            continue;
+        long nr = (long)si.nr;
+        if (nr == SYS_sendto || nr == SYS_sendmsg)
+            sends++;
+        else if (nr == SYS_recvfrom || nr == SYS_recvmsg)
+            recvs++;
+        else if (nr == SYS_epoll_wait || nr == SYS_epoll_pwait)
+            waits++;
+        else if (others++ == 0)
+            first_other = nr;
+    }
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client: status 0x%x",
+              (unsigned)st);
+    cr_assert_eq(ptrace(PTRACE_INTERRUPT, d, NULL, NULL), 0);
+    cr_assert_eq(waitpid(d, &st, __WALL), d);
+    cr_assert_eq(ptrace(PTRACE_DETACH, d, NULL, NULL), 0);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+    /* the client's hang-up may be read before we heard it exit */
+    cr_assert(sends == PINGS, "%ld sends for %d pings", sends, PINGS);
+    cr_assert(recvs >= PINGS && recvs <= PINGS + 1, "%ld recvs for %d pings",
+              recvs, PINGS);
+    cr_assert_leq(waits, PINGS + 10, "%ld epoll_waits for %d pings", waits,
+                  PINGS);
+    cr_assert_lt(others, 20, "%ld other system calls (the first: %ld)",
+                 others, first_other);
+    cr_assert(hz_alive(&hz), "the daemon died");
 }

@@ -120,6 +120,41 @@ Test(hostile, request_before_hello)
     expect_serving();
 }
 
+/* The daemon answers a ping in protobuf-c's own bytes without decoding
+ * it (wire.h); a ping in any other bytes is decoded as before: the same
+ * answers, and an unknown field is still refused. */
+Test(hostile, pings_beside_the_quick_form)
+{
+    static const struct {
+        uint8_t b[8];
+        size_t len;
+        uint64_t id;
+        int error;
+    } pings[] = {
+        { { 0x08, 0x05, 0x1a, 0x00 }, 4, 5, 0 },            /* the quick form */
+        { { 0x08, 0x86, 0x00, 0x1a, 0x00 }, 5, 6, 0 },      /* long varint */
+        { { 0x1a, 0x00, 0x08, 0x07 }, 4, 7, 0 },            /* id last */
+        { { 0x08, 0x09, 0x08, 0x08, 0x1a, 0x00 }, 6, 8, 0 }, /* id twice */
+        { { 0x08, 0x0a, 0x1a, 0x02, 0x20, 0x01 }, 6, 10, MMAPIO_E_PROTOCOL },
+        { { 0x08, 0x0b, 0x1a, 0x00, 0xf8, 0x06, 0x01 }, 7, 11,
+          MMAPIO_E_PROTOCOL },                               /* unknown field */
+        { { 0x1a, 0x00 }, 2, 0, 0 },                          /* id 0 */
+    };
+    int fd = hello_conn();
+    for (size_t i = 0; i < sizeof(pings) / sizeof(pings[0]); i++) {
+        cr_assert_eq(raw_send_bytes(fd, pings[i].b, pings[i].len, -1), 0);
+        Mmapio__ServerMessage *m;
+        int r = raw_recv(fd, 5000, &m, NULL);
+        cr_assert_eq(r, 0, "ping #%zu: %s", i, strerror(-r));
+        cr_assert_eq(m->reply->id, pings[i].id, "ping #%zu", i);
+        cr_assert_eq(m->reply->error, pings[i].error, "ping #%zu", i);
+        mmapio__server_message__free_unpacked(m, NULL);
+    }
+    cr_assert_eq(raw_ping(fd, 12), 0);
+    close(fd);
+    expect_serving();
+}
+
 Test(hostile, wrong_protocol_version)
 {
     int fd = raw_connect(hz.sock);

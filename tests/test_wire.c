@@ -3,7 +3,9 @@
  * socketpair(AF_UNIX, SOCK_SEQPACKET): round trips, fds that arrive,
  * and every way a datagram is refused — with every fd it carried closed;
  * wire_recv_wait waits for a datagram; a request decoded in a pbarena
- * costs no malloc when it fits and frees what spilled when it does not.
+ * costs no malloc when it fits and frees what spilled when it does not;
+ * the ping and its reply packed by hand are protobuf-c's bytes, and what
+ * their recognisers accept protobuf-c reads as the same message.
  *
  * "Closed" is proven, not assumed: we send the write end of a pipe and
  * close our own copy; the read end reaches EOF only once the receiver's
@@ -401,4 +403,108 @@ Test(wire, arena_decodes_without_malloc)
     /* Cut short: NULL, whatever it had spilled freed. */
     pbarena_init(&a, room, sizeof(room));
     cr_assert_null(mmapio__request__unpack(&a.alloc, len - 3000, buf));
+}
+
+/* ---- the ping round trip by hand (wire_pack_ping, wire_is_ok...) ---- */
+
+static const uint64_t quick_ids[] = {
+    0, 1, 2, 127, 128, 300, 16383, 16384, 0xffffffffull, 0x100000000ull,
+    (1ull << 56) - 1, 1ull << 56, (1ull << 63) - 1, 1ull << 63, UINT64_MAX,
+};
+
+/* Packs exactly what protobuf-c packs; recognised back for every id of
+ * 63 bits (a longer one is left to the decoder). */
+Test(wire, quick_ping_packs_as_protobuf)
+{
+    for (size_t i = 0; i < sizeof(quick_ids) / sizeof(quick_ids[0]); i++) {
+        uint64_t id = quick_ids[i], got;
+        Mmapio__Ping ping = MMAPIO__PING__INIT;
+        Mmapio__Request req = MMAPIO__REQUEST__INIT;
+        req.id = id;
+        req.op_case = MMAPIO__REQUEST__OP_PING;
+        req.ping = &ping;
+        uint8_t pb[64], quick[WIRE_QUICK_MAX];
+        size_t n = mmapio__request__pack(&req, pb);
+        cr_assert_eq(wire_pack_ping(id, quick), n, "id %llu",
+                     (unsigned long long)id);
+        cr_assert_arr_eq(quick, pb, n);
+        cr_assert_eq(wire_is_ping(pb, n, &got), id < (1ull << 63));
+        if (id < (1ull << 63))
+            cr_assert_eq(got, id);
+        cr_assert_not(wire_is_ok(pb, n, &got));
+
+        Mmapio__Reply r = MMAPIO__REPLY__INIT;
+        Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
+        r.id = id;
+        sm.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
+        sm.reply = &r;
+        n = mmapio__server_message__pack(&sm, pb);
+        cr_assert_eq(wire_pack_ok(id, quick), n);
+        cr_assert_arr_eq(quick, pb, n);
+        cr_assert_eq(wire_is_ok(pb, n, &got), id < (1ull << 63));
+        if (id < (1ull << 63))
+            cr_assert_eq(got, id);
+        cr_assert_not(wire_is_ping(pb, n, &got));
+    }
+}
+
+/* What the recognisers accept, protobuf-c decodes to the same message
+ * with nothing else in it: every byte string of up to 4 bytes over an
+ * alphabet of the bytes that matter, and random ones up to 14. */
+static void check_quick(const uint8_t *b, size_t n)
+{
+    uint64_t id;
+    if (wire_is_ping(b, n, &id)) {
+        Mmapio__Request *q = mmapio__request__unpack(NULL, n, b);
+        cr_assert_not_null(q);
+        cr_assert_eq(q->op_case, MMAPIO__REQUEST__OP_PING);
+        cr_assert_eq(q->id, id);
+        cr_assert_eq(q->base.n_unknown_fields, 0);
+        cr_assert_eq(q->ping->base.n_unknown_fields, 0);
+        mmapio__request__free_unpacked(q, NULL);
+    }
+    if (wire_is_ok(b, n, &id)) {
+        Mmapio__ServerMessage *m = mmapio__server_message__unpack(NULL, n, b);
+        cr_assert_not_null(m);
+        cr_assert_eq(m->body_case, MMAPIO__SERVER_MESSAGE__BODY_REPLY);
+        const Mmapio__Reply *r = m->reply;
+        cr_assert_eq(r->id, id);
+        cr_assert(r->error == 0 && (!r->message || !*r->message) &&
+                  r->result_case == MMAPIO__REPLY__RESULT__NOT_SET);
+        cr_assert_eq(m->base.n_unknown_fields + r->base.n_unknown_fields, 0);
+        mmapio__server_message__free_unpacked(m, NULL);
+    }
+}
+
+Test(wire, quick_recognisers_accept_only_the_message)
+{
+    static const uint8_t alpha[] = { 0x00, 0x01, 0x02, 0x03, 0x08, 0x0a,
+                                     0x10, 0x1a, 0x22, 0x7f, 0x80, 0x81, 0xff };
+    const size_t k = sizeof(alpha);
+    uint8_t b[16];
+    size_t accepted = 0;
+    for (size_t len = 0; len <= 4; len++) {
+        size_t total = 1;
+        for (size_t i = 0; i < len; i++)
+            total *= k;
+        for (size_t x = 0; x < total; x++) {
+            size_t y = x;
+            for (size_t i = 0; i < len; i++, y /= k)
+                b[i] = alpha[y % k];
+            uint64_t id;
+            accepted += wire_is_ping(b, len, &id) + wire_is_ok(b, len, &id);
+            check_quick(b, len);
+        }
+    }
+    cr_assert_gt(accepted, 0);
+    srand(12);
+    for (int t = 0; t < 200000; t++) {
+        size_t len = (size_t)(rand() % 15);
+        for (size_t i = 0; i < len; i++)
+            b[i] = (uint8_t)(rand() % 4 ? alpha[rand() % (int)k] : rand());
+        /* often a valid start, so the checks reach the id's varint */
+        if (len > 0 && rand() % 2)
+            b[0] = rand() % 2 ? 0x08 : 0x0a;
+        check_quick(b, len);
+    }
 }

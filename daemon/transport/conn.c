@@ -520,10 +520,18 @@ static void send_message(struct conn *c, Mmapio__ServerMessage *sm, int fd,
 
 static void send_reply(struct conn *c, Mmapio__Reply *reply, int fd)
 {
-    Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
-    sm.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
-    sm.reply = reply;
-    send_message(c, &sm, fd, false);
+    if (fd < 0 && reply->error == 0 &&
+        (!reply->message || !*reply->message) && reply->result_case == MMAPIO__REPLY__RESULT__NOT_SET &&
+        reply->base.n_unknown_fields == 0) {
+        /* A bare "done" (ping, close...): packed by hand (wire.h). */
+        uint8_t buf[WIRE_QUICK_MAX];
+        send_frame(c, buf, wire_pack_ok(reply->id, buf), -1, false);
+    } else {
+        Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
+        sm.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
+        sm.reply = reply;
+        send_message(c, &sm, fd, false);
+    }
     if (!c->closed)
         update_reading(c);
 }
@@ -655,7 +663,7 @@ static int read_one(struct conn *c)
         kept = fds[0];
         n_fds = 0;
     }
-    if (closer_give_all(fds, n_fds) < 0 && n >= 0) {
+    if (n_fds > 0 && closer_give_all(fds, n_fds) < 0 && n >= 0) {
         log_warn("client %llu (pid %d): sends fds faster than they can "
                  "be closed; closing", (unsigned long long)c->s.id,
                  (int)c->s.cred.pid);
