@@ -211,6 +211,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    cfg.pipe_name = pipe;
+    cfg.root_path = root;
+    cfg.max_clients = max_clients;
+    cfg.hello_timeout_ms = hello_ms;
     struct winops *w;
     static const struct winops_port port = {port_send, port_close, port_admitted, port_post};
     int r = winops_new(&w, &cfg, &port);
