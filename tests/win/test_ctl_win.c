@@ -135,6 +135,33 @@ int main(int argc, char **argv)
         mmapio_map_info_free(info, 1);
     CHECK(run(out, sizeof(out), "policy held.dat sometimes") == 2);
 
+    /* Pages: more mappings than a page holds (512), each listed once, by id. */
+    enum { MANY = 700 };
+    bool made = true;
+    for (int i = 0; made && c && i < MANY; i++) {
+        char name[32];
+        mmapio_map *m = NULL;
+        snprintf(name, sizeof(name), "page%d", i);
+        made = mmapio_anon_create(c, name, 4096, &m) == MMAPIO_OK && !mmapio_unmap(m);
+    }
+    CHECK(made);
+    mmapio_map_info *all = NULL;
+    size_t n_all = 0, n_page = 0;
+    CHECK(c && mmapio_admin_list(c, &all, &n_all) == MMAPIO_OK);
+    bool ascending = true;
+    for (size_t i = 0; i < n_all; i++) {
+        ascending &= i == 0 || all[i].id > all[i - 1].id;
+        n_page += !strncmp(all[i].name, "page", 4);
+    }
+    printf("listed %zu, %zu of them page*\n", n_all, n_page);
+    CHECK(ascending && n_page == MANY && n_all == MANY + 2); /* and a1, held.dat */
+    mmapio_map_info_free(all, n_all);
+    for (int i = 0; made && i < MANY; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "page%d", i);
+        CHECK(mmapio_anon_delete(c, name) == MMAPIO_OK);
+    }
+
     /* Errors: readable, non-zero. */
     CHECK(run(out, sizeof(out), "rm anon:nope") != 0 &&
           strstr(out, "no such anonymous mapping"));
