@@ -255,7 +255,6 @@ static int serve(int argc, char **argv, void (*on_up)(void))
         return 1;
     }
     SetConsoleCtrlHandler(on_console, TRUE);
-    stop_handle = stop;
     if (!RegisterWaitForSingleObject(&wait, stop, on_stop_event, NULL, INFINITE,
                                      WT_EXECUTEONLYONCE)) {
         fprintf(stderr, "mmapiod: cannot wait for the stop event\n");
@@ -264,6 +263,9 @@ static int serve(int argc, char **argv, void (*on_up)(void))
         winops_free(w);
         return 1;
     }
+    AcquireSRWLockExclusive(&stop_lock);
+    stop_handle = stop;
+    ReleaseSRWLockExclusive(&stop_lock);
     log_info("serving %s, data root %s", pipe, root);
     fflush(stderr);
     if (on_up)
@@ -301,8 +303,11 @@ static SERVICE_STATUS svc_status = {
 static int svc_argc;
 static char **svc_argv;
 
+static SRWLOCK svc_lock = SRWLOCK_INIT; /* the control handler's thread and main's */
+
 static void svc_report(DWORD state, DWORD wait_hint)
 {
+    AcquireSRWLockExclusive(&svc_lock);
     svc_status.dwCurrentState = state;
     svc_status.dwControlsAccepted =
         state == SERVICE_RUNNING ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN : 0;
@@ -310,6 +315,7 @@ static void svc_report(DWORD state, DWORD wait_hint)
     svc_status.dwCheckPoint = state == SERVICE_RUNNING || state == SERVICE_STOPPED
                                   ? 0 : svc_status.dwCheckPoint + 1;
     SetServiceStatus(svc_handle, &svc_status);
+    ReleaseSRWLockExclusive(&svc_lock);
 }
 
 static DWORD WINAPI svc_control(DWORD control, DWORD type, void *data, void *ctx)
@@ -354,8 +360,10 @@ static void WINAPI svc_main(DWORD argc, LPWSTR *argv)
         return;
     svc_report(SERVICE_START_PENDING, 10000);
     int rc = serve(svc_argc, svc_argv, svc_up);
+    AcquireSRWLockExclusive(&svc_lock);
     svc_status.dwWin32ExitCode = rc ? ERROR_SERVICE_SPECIFIC_ERROR : NO_ERROR;
     svc_status.dwServiceSpecificExitCode = (DWORD)rc;
+    ReleaseSRWLockExclusive(&svc_lock);
     svc_report(SERVICE_STOPPED, 0);
 }
 
