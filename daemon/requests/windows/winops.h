@@ -5,8 +5,8 @@
  * section of the file), close, delete, stat, resize (refused but to the
  * same size), flush, set_policy and the notices that drive the policies,
  * watch and unwatch, and the admin requests (winadmin). Every other
- * request is answered
- * MMAPIO_E_INVALID_ARGUMENT, "not supported on Windows".
+ * request is answered MMAPIO_E_INVALID_ARGUMENT, "not supported on
+ * Windows".
  *
  * The Linux daemon's model and services hold POSIX fds (fstat, ftruncate,
  * mmap on them); until they sit behind seams, winstate keeps a small
