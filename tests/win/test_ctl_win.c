@@ -75,6 +75,58 @@ static int run(char *out, size_t size, const char *fmt, ...)
     return (int)code;
 }
 
+/* `mmapioctl watch TARGET` in the background, to a file, until the
+ * daemon counts its watch; then `rm TARGET` must end it (exit 0) with a
+ * "removed" line. */
+static void watch_until_removed(mmapio_client *c, const char *root, const char *target,
+                                const char *name, bool anonymous)
+{
+    static char out[65536];
+    char wout[MAX_PATH], cmd[2 * MAX_PATH];
+    mmapio_map_info *info;
+    snprintf(wout, sizeof(wout), "%s\\watch.txt", root);
+    SECURITY_ATTRIBUTES sa = {.nLength = sizeof(sa), .bInheritHandle = TRUE};
+    HANDLE wf = CreateFileA(wout, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE, &sa,
+                            CREATE_ALWAYS, FILE_ATTRIBUTE_TEMPORARY, NULL);
+    CHECK(wf != INVALID_HANDLE_VALUE);
+    snprintf(cmd, sizeof(cmd), "\"%s\" watch %s", ctl, target);
+    STARTUPINFOA wsi = {.cb = sizeof(wsi), .dwFlags = STARTF_USESTDHANDLES,
+                        .hStdInput = GetStdHandle(STD_INPUT_HANDLE),
+                        .hStdOutput = wf, .hStdError = wf};
+    PROCESS_INFORMATION wpi;
+    BOOL watching = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &wsi, &wpi);
+    CloseHandle(wf);
+    CHECK(watching);
+    /* Until the daemon counts the watch (or the watcher is gone). */
+    bool counted = false;
+    while (watching && !counted &&
+           WaitForSingleObject(wpi.hProcess, 20) == WAIT_TIMEOUT) {
+        info = NULL;
+        counted = mmapio_admin_stat(c, name, anonymous, &info) == MMAPIO_OK &&
+                  info->watchers == 1;
+        if (info)
+            mmapio_map_info_free(info, 1);
+    }
+    CHECK(counted);
+    CHECK(run(out, sizeof(out), "rm %s", target) == 0 && out[0] == '\0');
+    DWORD code = 1;
+    CHECK(watching && WaitForSingleObject(wpi.hProcess, 60000) == WAIT_OBJECT_0 &&
+          GetExitCodeProcess(wpi.hProcess, &code) && code == 0);
+    if (watching) {
+        TerminateProcess(wpi.hProcess, 1); /* if it was still waiting */
+        CloseHandle(wpi.hProcess);
+        CloseHandle(wpi.hThread);
+    }
+    FILE *f = fopen(wout, "r");
+    size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
+    out[n] = '\0';
+    if (f)
+        fclose(f);
+    printf("watch %s said:\n%s", target, out);
+    CHECK(strstr(out, "removed") != NULL);
+    DeleteFileA(wout);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3)
@@ -170,51 +222,9 @@ int main(int argc, char **argv)
     CHECK(run(out, sizeof(out), "--socket \\\\.\\pipe\\mmapio-nobody-%lu status",
               (unsigned long)id) != 0);
 
-    /* watch until removed: in the background, to a file. */
-    char wout[MAX_PATH];
-    snprintf(wout, sizeof(wout), "%s\\watch.txt", root);
-    SECURITY_ATTRIBUTES sa = {.nLength = sizeof(sa), .bInheritHandle = TRUE};
-    HANDLE wf = CreateFileA(wout, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE, &sa,
-                            CREATE_ALWAYS, FILE_ATTRIBUTE_TEMPORARY, NULL);
-    CHECK(wf != INVALID_HANDLE_VALUE);
-    snprintf(cmd, sizeof(cmd), "\"%s\" watch anon:a1", ctl);
-    STARTUPINFOA wsi = {.cb = sizeof(wsi), .dwFlags = STARTF_USESTDHANDLES,
-                        .hStdInput = GetStdHandle(STD_INPUT_HANDLE),
-                        .hStdOutput = wf, .hStdError = wf};
-    PROCESS_INFORMATION wpi;
-    BOOL watching = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &wsi, &wpi);
-    CloseHandle(wf);
-    CHECK(watching);
-    /* Until the daemon counts the watch (or the watcher is gone). */
-    bool counted = false;
-    while (watching && !counted &&
-           WaitForSingleObject(wpi.hProcess, 20) == WAIT_TIMEOUT) {
-        info = NULL;
-        counted = mmapio_admin_stat(c, "a1", true, &info) == MMAPIO_OK &&
-                  info->watchers == 1;
-        if (info)
-            mmapio_map_info_free(info, 1);
-    }
-    CHECK(counted);
-    CHECK(run(out, sizeof(out), "rm anon:a1") == 0 && out[0] == '\0');
-    DWORD code = 1;
-    CHECK(watching && WaitForSingleObject(wpi.hProcess, 60000) == WAIT_OBJECT_0 &&
-          GetExitCodeProcess(wpi.hProcess, &code) && code == 0);
-    if (watching) {
-        TerminateProcess(wpi.hProcess, 1); /* if it was still waiting */
-        CloseHandle(wpi.hProcess);
-        CloseHandle(wpi.hThread);
-    }
-    FILE *f = fopen(wout, "r");
-    size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
-    out[n] = '\0';
-    if (f)
-        fclose(f);
-    printf("watch anon:a1 said:\n%s", out);
-    CHECK(strstr(out, "removed") != NULL);
-    DeleteFileA(wout);
+    watch_until_removed(c, root, "anon:a1", "a1", true);
+    watch_until_removed(c, root, "f1.dat", "f1.dat", false); /* nobody maps it */
 
-    CHECK(run(out, sizeof(out), "rm f1.dat") == 0);
     CHECK(run(out, sizeof(out), "stat f1.dat") != 0);
     CHECK(run(out, sizeof(out), "stat anon:a1") != 0);
 
