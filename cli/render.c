@@ -126,12 +126,14 @@ static void tbl_field(struct tbl *t, const char *key, char *v, const char *meani
 /* Local time, ISO 8601 with the offset. */
 static char *when_text(int64_t t)
 {
-    char buf[64];
+    char buf[64], zone[8];
     struct tm tm;
     time_t tt = (time_t)t;
     if (!host_localtime(tt, &tm) ||
-        !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S%z", &tm))
+        !strftime(buf, sizeof(buf) - sizeof(zone), "%Y-%m-%dT%H:%M:%S", &tm))
         return num((uint64_t)t);
+    host_zone(tt, &tm, zone, sizeof(zone));
+    strcat(buf, zone);
     return render_check(strdup(buf));
 }
 
@@ -508,7 +510,7 @@ void render_event(const struct out *o, const char *target,
     time_t sec = tv.tv_sec;
     host_localtime(sec, &tm);
     strftime(stamp, 24, "%Y-%m-%dT%H:%M:%S", &tm);
-    strftime(zone, sizeof(zone), "%z", &tm);
+    host_zone(sec, &tm, zone, sizeof(zone));
     snprintf(stamp + strlen(stamp), sizeof(stamp) - strlen(stamp), ".%03d%s",
              (int)(tv.tv_usec / 1000), zone);
     if (o->json) {

@@ -5,6 +5,7 @@
  * console closing, or its stop event (stop_event).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,11 @@
 #define DEFAULT_PIPE "\\\\.\\pipe\\mmapio"
 
 static struct pipeserver *server;
+/* The stop event while serving: the service's STOP and SHUTDOWN set it,
+ * so they stop the daemon by the path its event does. */
+static HANDLE stop_handle;
+static SRWLOCK stop_lock = SRWLOCK_INIT;
+static volatile LONG stop_early; /* asked before the event was made */
 
 /* "Local\mmapiod-stop-NAME" for \\.\pipe\NAME ('\\' in NAME as '_'): set, it
  * stops the daemon, as SIGTERM does on Linux. Only the daemon's account,
@@ -116,15 +122,15 @@ static void usage(FILE *out)
         "Usage: mmapiod [--socket \\\\.\\pipe\\NAME] [--root DIR] [--max_frame N]\n"
         "               [--max_map_size N] [--max_mappings N] [--max_clients N]\n"
         "               [--max_clients_per_uid N] [--hello_timeout_ms N] [--verbose]\n"
+        "               [--service]\n"
         "       mmapiod --help | --version\n"
         "\n"
         "Serves shared memory mappings to local processes over a named pipe\n"
         "(default " DEFAULT_PIPE "); file paths are beneath the data root\n"
         "(default %%LOCALAPPDATA%%\\mmapio). Stays in the foreground, logs to\n"
         "stderr, stops on Ctrl-C, Ctrl-Break or when its event\n"
-        "Local\\mmapiod-stop-NAME is set. Served so far: hello, ping, open,\n"
-        "close, delete, stat, flush, flush policies, watch and unwatch\n"
-        "(README, \"Windows\").\n");
+        "Local\\mmapiod-stop-NAME is set. --service: run by the service\n"
+        "control manager (the service's binPath carries it; README, \"Windows\").\n");
 }
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -138,7 +144,9 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* The daemon: parses argv, serves until stopped. Exit status; `on_up`
+ * (when not NULL) is called once the pipe is served. */
+static int serve(int argc, char **argv, void (*on_up)(void))
 {
     const char *pipe = DEFAULT_PIPE, *root = NULL;
     char root_buf[MAX_PATH];
@@ -167,6 +175,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--verbose")) {
             log_set_level(LOG_LVL_DEBUG);
             continue;
+        } else if (!strcmp(a, "--service")) {
+            continue; /* main's */
         } else if (!v) {
             fprintf(stderr, "mmapiod: %s: needs a value or is unknown (--help)\n", a);
             return 2;
@@ -211,6 +221,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    cfg.pipe_name = pipe;
+    cfg.root_path = root;
+    cfg.max_clients = max_clients;
+    cfg.hello_timeout_ms = hello_ms;
     struct winops *w;
     static const struct winops_port port = {port_send, port_close, port_admitted, port_post};
     int r = winops_new(&w, &cfg, &port);
@@ -249,11 +263,19 @@ int main(int argc, char **argv)
         winops_free(w);
         return 1;
     }
+    AcquireSRWLockExclusive(&stop_lock);
+    stop_handle = stop;
+    ReleaseSRWLockExclusive(&stop_lock);
     log_info("serving %s, data root %s", pipe, root);
     fflush(stderr);
+    if (on_up)
+        on_up();
     ps_run(server);
     log_info("stopping");
     UnregisterWaitEx(wait, INVALID_HANDLE_VALUE);
+    AcquireSRWLockExclusive(&stop_lock);
+    stop_handle = NULL;
+    ReleaseSRWLockExclusive(&stop_lock);
     CloseHandle(stop);
     struct pipeserver *ps = server;
     server = NULL;
@@ -261,4 +283,109 @@ int main(int argc, char **argv)
     winops_free(w);
     CloseHandle(cfg.root);
     return 0;
+}
+
+/* ---- as a Windows service ------------------------------------------------ */
+
+/*
+ * `--service` (what the service's binPath carries, README "Windows"):
+ * the service control manager starts the process, which hands its main
+ * thread to StartServiceCtrlDispatcherW; service_main serves with the
+ * process's own command line. STOP and SHUTDOWN set the stop event.
+ */
+#define SERVICE_NAME L"mmapiod"
+
+static SERVICE_STATUS_HANDLE svc_handle;
+static SERVICE_STATUS svc_status = {
+    .dwServiceType = SERVICE_WIN32_OWN_PROCESS,
+    .dwCurrentState = SERVICE_START_PENDING,
+};
+static int svc_argc;
+static char **svc_argv;
+
+static SRWLOCK svc_lock = SRWLOCK_INIT; /* the control handler's thread and main's */
+
+static void svc_report(DWORD state, DWORD wait_hint)
+{
+    AcquireSRWLockExclusive(&svc_lock);
+    svc_status.dwCurrentState = state;
+    svc_status.dwControlsAccepted =
+        state == SERVICE_RUNNING ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN : 0;
+    svc_status.dwWaitHint = wait_hint;
+    svc_status.dwCheckPoint = state == SERVICE_RUNNING || state == SERVICE_STOPPED
+                                  ? 0 : svc_status.dwCheckPoint + 1;
+    SetServiceStatus(svc_handle, &svc_status);
+    ReleaseSRWLockExclusive(&svc_lock);
+}
+
+static DWORD WINAPI svc_control(DWORD control, DWORD type, void *data, void *ctx)
+{
+    (void)type;
+    (void)data;
+    (void)ctx;
+    switch (control) {
+    case SERVICE_CONTROL_STOP:
+    case SERVICE_CONTROL_SHUTDOWN:
+        svc_report(SERVICE_STOP_PENDING, 30000);
+        AcquireSRWLockExclusive(&stop_lock);
+        if (stop_handle)
+            SetEvent(stop_handle);
+        else
+            InterlockedExchange(&stop_early, 1);
+        ReleaseSRWLockExclusive(&stop_lock);
+        return NO_ERROR;
+    case SERVICE_CONTROL_INTERROGATE:
+        return NO_ERROR;
+    default:
+        return ERROR_CALL_NOT_IMPLEMENTED;
+    }
+}
+
+static void svc_up(void)
+{
+    if (InterlockedCompareExchange(&stop_early, 0, 0)) {
+        SetEvent(stop_handle); /* stopped while starting */
+        return;
+    }
+    svc_report(SERVICE_RUNNING, 0);
+}
+
+static void WINAPI svc_main(DWORD argc, LPWSTR *argv)
+{
+    /* argv[0]: the name it was installed by; the start's own arguments
+     * are not used (the binPath's are). */
+    svc_handle = RegisterServiceCtrlHandlerExW(argc > 0 ? argv[0] : SERVICE_NAME,
+                                               svc_control, NULL);
+    if (!svc_handle)
+        return;
+    svc_report(SERVICE_START_PENDING, 10000);
+    int rc = serve(svc_argc, svc_argv, svc_up);
+    AcquireSRWLockExclusive(&svc_lock);
+    svc_status.dwWin32ExitCode = rc ? ERROR_SERVICE_SPECIFIC_ERROR : NO_ERROR;
+    svc_status.dwServiceSpecificExitCode = (DWORD)rc;
+    ReleaseSRWLockExclusive(&svc_lock);
+    svc_report(SERVICE_STOPPED, 0);
+}
+
+int main(int argc, char **argv)
+{
+    bool service = false;
+    for (int i = 1; i < argc; i++)
+        service |= !strcmp(argv[i], "--service");
+    if (!service)
+        return serve(argc, argv, NULL);
+    svc_argc = argc;
+    svc_argv = argv;
+    static SERVICE_TABLE_ENTRYW table[] = {{(LPWSTR)SERVICE_NAME, svc_main}, {NULL, NULL}};
+    if (StartServiceCtrlDispatcherW(table))
+        return 0;
+    DWORD err = GetLastError();
+    if (err == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT)
+        fprintf(stderr, "mmapiod: --service: not started by the service control "
+                "manager; install it with sc.exe create (README, \"Windows\"), "
+                "or run mmapiod without --service in a console\n");
+    else
+        fprintf(stderr, "mmapiod: --service: cannot reach the service control "
+                "manager (%lu)\n", (unsigned long)err);
+    return 1;
 }

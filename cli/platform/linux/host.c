@@ -20,6 +20,13 @@ bool host_localtime(time_t t, struct tm *tm)
     return localtime_r(&t, tm) != NULL;
 }
 
+void host_zone(time_t t, const struct tm *tm, char *out, size_t size)
+{
+    (void)t;
+    if (!strftime(out, size, "%z", tm) && size)
+        out[0] = '\0';
+}
+
 /* Without SA_RESTART: the dispatch's wait ends at the signal. */
 void host_on_stop(void (*on_stop)(int))
 {

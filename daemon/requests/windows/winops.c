@@ -4,6 +4,7 @@
  * dispatch to winflush and winwatch. Runs on the daemon's one loop thread.
  */
 #include "winops.h"
+#include "winadmin.h"
 #include "winflush.h"
 #include "winstate.h"
 #include "winwatch.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "beneath.h"
 #include "ctlarea.h"
@@ -81,28 +83,6 @@ static void release(struct wsession *s, struct wholder *h)
     free(h);
 }
 
-/* The RID of a file's owner, or UINT32_MAX. */
-static uint32_t file_owner(HANDLE f)
-{
-    PSID sid = NULL;
-    PSECURITY_DESCRIPTOR sd = NULL;
-    uint32_t rid = UINT32_MAX;
-    if (GetSecurityInfo(f, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION, &sid,
-                        NULL, NULL, NULL, &sd) == ERROR_SUCCESS && sid &&
-        IsValidSid(sid) && *GetSidSubAuthorityCount(sid) > 0)
-        rid = (uint32_t)*GetSidSubAuthority(sid, *GetSidSubAuthorityCount(sid) - 1u);
-    LocalFree(sd);
-    return rid;
-}
-
-/* An anonymous mapping's permission bits for this caller, as on Linux. */
-static bool anon_allows(const struct wsession *s, const struct wmap *m, mmapio_mode mode)
-{
-    unsigned shift = s->cred.uid == m->owner ? 6 : s->cred.gid == m->group ? 3 : 0;
-    unsigned bits = (m->perm >> shift) & 7u;
-    return mode == MMAPIO_MODE_READ_WRITE ? (bits & 6u) == 6u : (bits & 4u) != 0;
-}
-
 /* ---- requests ---------------------------------------------------------- */
 
 static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
@@ -129,6 +109,7 @@ static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
         return;
     }
     q->clients++;
+    names_escape(m->client_name, s->name, sizeof(s->name));
     s->hello_done = true;
     s->w->port.admitted(s->conn);
     Mmapio__HelloReply hr = MMAPIO__HELLO_REPLY__INIT;
@@ -193,6 +174,7 @@ static void open_anon(struct wsession *s, uint64_t id, const Mmapio__Open *o,
         return;
     }
     m->group = s->cred.gid;
+    m->creator_pid = (int32_t)s->cred.pid;
     m->perm = o->perm ? o->perm : 0600;
     if (o->policy)
         m->policy = policy_from_wire(o->policy);
@@ -287,6 +269,7 @@ static void open_file(struct wsession *s, uint64_t id, const Mmapio__Open *o,
             return;
         }
         m->file = f; /* kept for stat */
+        m->creator_pid = (int32_t)s->cred.pid;
         m->vol = fi.dwVolumeSerialNumber;
         m->index = index;
         if (o->policy)
@@ -438,17 +421,7 @@ static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPoli
     } else if (!p->policy || !policy_valid(pol)) {
         reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
     } else {
-        struct wmap *m = h->m;
-        m->policy = pol;
-        atomic_store(&s->w->slots[m->slot].policy, ctl_pack_policy(pol));
-        winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_POLICY, false, 0, 0);
-        if (m->armed && pol.kind != MMAPIO_FLUSH_EVERY_MILLIS) {
-            SetThreadpoolTimer(m->timer, NULL, 0, 0);
-            m->armed = false;
-        } else if (m->armed) { /* a new pace from now */
-            m->armed = false;
-            winflush_timed(s->w, m);
-        }
+        winadmin_set_policy(s->w, h->m, pol);
         reply_ok(s, id);
     }
 }
@@ -536,6 +509,12 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len, unsigned 
         case MMAPIO__REQUEST__OP_FLUSH: winflush_request(s, id, q->flush); break;
         case MMAPIO__REQUEST__OP_WATCH: winwatch_request(s, id, q->watch); break;
         case MMAPIO__REQUEST__OP_UNWATCH: winwatch_unwatch(s, id, q->unwatch); break;
+        case MMAPIO__REQUEST__OP_ADMIN_STATUS: case MMAPIO__REQUEST__OP_ADMIN_LIST:
+        case MMAPIO__REQUEST__OP_ADMIN_CLIENTS: case MMAPIO__REQUEST__OP_ADMIN_FLUSH:
+        case MMAPIO__REQUEST__OP_ADMIN_POLICY: case MMAPIO__REQUEST__OP_ADMIN_STAT:
+        case MMAPIO__REQUEST__OP_ADMIN_WATCH:
+            winadmin_request(s, id, q);
+            break;
         case MMAPIO__REQUEST__OP__NOT_SET:
             reply_err(s, id, MMAPIO_E_PROTOCOL, "no operation");
             break;
@@ -557,6 +536,7 @@ struct wsession *winops_session_new(struct winops *w, void *conn, HANDLE pipe)
         s->w = w;
         s->conn = conn;
         s->pipe = pipe;
+        winadmin_session_add(w, s);
     }
     return s;
 }
@@ -573,6 +553,7 @@ void winops_session_end(struct wsession *s)
     struct uidq *q = s->hello_done ? uidq_of(s->w, s->cred.uid, false) : NULL;
     if (q)
         q->clients--;
+    winadmin_session_remove(s->w, s);
     s->gone = true;
     if (s->flushes == 0)
         free(s);
@@ -586,6 +567,7 @@ int winops_new(struct winops **out, const struct winops_config *cfg,
         return -ENOMEM;
     w->cfg = *cfg;
     w->port = *port;
+    w->started = (int64_t)time(NULL);
     if (w->cfg.max_mappings > CTL_SLOTS)
         w->cfg.max_mappings = CTL_SLOTS;
     int fd = mem_section_new("mmapio-ctl", (uint64_t)CTL_SLOTS * sizeof(struct ctl_slot), 0);

@@ -34,6 +34,11 @@ struct winops_config {
     uint64_t max_bytes_per_uid; /* anonymous mappings' bytes */
     uint32_t max_holders_per_client;
     uint32_t max_clients_per_uid;
+    /* For AdminStatus only (the transport's and main's settings). */
+    const char *pipe_name;
+    const char *root_path;
+    uint32_t max_clients;
+    uint32_t hello_timeout_ms;
 };
 
 #endif

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <aclapi.h>
 
 #include "names.h"
 
@@ -45,6 +48,7 @@ void reply_err(struct wsession *s, uint64_t id, int err, const char *fmt, ...)
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;
     r.error = err;
+    s->w->errors++;
     r.message = names_escape(text, safe, sizeof(safe)); /* a client's path may be in it */
     send_reply(s, &r, NULL, 0);
 }
@@ -137,6 +141,7 @@ struct wmap *map_new(struct winops *w, uint32_t uid, bool anonymous,
         return NULL;
     }
     m->id = ++w->next_id;
+    m->created = (int64_t)time(NULL);
     m->anonymous = anonymous;
     m->named = true;
     m->owner = uid;
@@ -211,3 +216,26 @@ HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
         abort(); /* still the client: nothing after this may run */
     return h;
 }
+
+/* The RID of a file's owner, or UINT32_MAX. */
+uint32_t file_owner(HANDLE f)
+{
+    PSID sid = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    uint32_t rid = UINT32_MAX;
+    if (GetSecurityInfo(f, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION, &sid,
+                        NULL, NULL, NULL, &sd) == ERROR_SUCCESS && sid &&
+        IsValidSid(sid) && *GetSidSubAuthorityCount(sid) > 0)
+        rid = (uint32_t)*GetSidSubAuthority(sid, *GetSidSubAuthorityCount(sid) - 1u);
+    LocalFree(sd);
+    return rid;
+}
+
+/* An anonymous mapping's permission bits for this caller, as on Linux. */
+bool anon_allows(const struct wsession *s, const struct wmap *m, mmapio_mode mode)
+{
+    unsigned shift = s->cred.uid == m->owner ? 6 : s->cred.gid == m->group ? 3 : 0;
+    unsigned bits = (m->perm >> shift) & 7u;
+    return mode == MMAPIO_MODE_READ_WRITE ? (bits & 6u) == 6u : (bits & 4u) != 0;
+}
+

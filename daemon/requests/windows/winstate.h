@@ -48,6 +48,8 @@ struct wmap {
     unsigned watchers;    /* watches keep the entry too */
     uint32_t slot;
     mmapio_flush_policy policy;
+    int64_t created;      /* unix seconds the entry was made */
+    int32_t creator_pid;  /* the process whose open made it; 0: unknown */
 };
 
 /* A timer's context: the mapping by id, which the loop looks up again. */
@@ -92,6 +94,11 @@ struct winops {
     HANDLE ctl;                 /* the control area, read-write */
     struct ctl_slot *slots;
     uint32_t *free_slots, n_free;
+    struct wsession *sessions;  /* every connection's (winadmin lists them) */
+    uint32_t n_sessions;
+    uint64_t sessions_total;    /* connections since start; a session's id */
+    uint64_t errors;            /* error replies sent */
+    int64_t started;            /* unix seconds */
 };
 
 struct wsession {
@@ -106,6 +113,9 @@ struct wsession {
     uint32_t flushes; /* on worker threads */
     uint32_t n_watches;
     bool gone;        /* the connection ended; freed after its flushes */
+    struct wsession *next; /* in winops.sessions while connected */
+    uint64_t id;
+    char name[64];    /* what it calls itself at hello, escaped */
 };
 
 /* Replies: a packed ServerMessage with at most one handle (duplicated
@@ -129,6 +139,10 @@ struct wmap *map_new(struct winops *w, uint32_t uid, bool anonymous, uint64_t si
 void map_maybe_free(struct winops *w, struct wmap *m);
 /* s's holder `handle`, or NULL after replying NOT_FOUND to request id. */
 struct wholder *find_holder(struct wsession *s, uint64_t id, uint64_t handle);
+/* The RID of a file's owner, or UINT32_MAX. */
+uint32_t file_owner(HANDLE f);
+/* An anonymous mapping's permission bits allow this caller `mode`, as on Linux. */
+bool anon_allows(const struct wsession *s, const struct wmap *m, mmapio_mode mode);
 /* beneath_open as the client (its token decides every access). */
 HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
                       enum beneath_how how, bool *created, int *err);

@@ -1,0 +1,667 @@
+/*
+ * winadmin (Windows): the admin requests (winadmin.h), as
+ * daemon/requests/admin.c answers them on Linux.
+ */
+#include "winadmin.h"
+#include "winflush.h"
+#include "winwatch.h"
+
+#include <errno.h>
+#include <psapi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "filesection.h"
+#include "names.h"
+#include "policy.h"
+
+#define PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
+#define PAGE_MAX 512
+#define HELD_MAX 32            /* holdings listed per client */
+#define ADMIN_WATCHES_MAX 256  /* watches by name per client, as winwatch's */
+#define ADMIN_FLUSHES_MAX 16   /* flushes under way per client, as winflush's */
+
+/* ---- who may see what --------------------------------------------------- */
+
+static PSID user_sid(HANDLE tok, TOKEN_USER **buf)
+{
+    DWORD len = 0;
+    GetTokenInformation(tok, TokenUser, NULL, 0, &len);
+    *buf = len ? malloc(len) : NULL;
+    if (*buf && GetTokenInformation(tok, TokenUser, *buf, len, &len))
+        return (*buf)->User.Sid;
+    return NULL;
+}
+
+/* An admin is a member of Administrators (an elevated token: a filtered
+ * one has the group for deny only) or the daemon's own account — root's
+ * and the daemon's user's place on Linux. Asked of the caller's token by
+ * impersonation (the pipe was read from: the request). */
+static bool is_admin(const struct wsession *s)
+{
+    HANDLE tok = NULL, self = NULL;
+    if (!ImpersonateNamedPipeClient(s->pipe))
+        return false;
+    BOOL got = OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, TRUE, &tok);
+    if (!RevertToSelf())
+        abort(); /* still the client: nothing after this may run */
+    if (!got)
+        return false;
+    BOOL member = FALSE;
+    BYTE admins[SECURITY_MAX_SID_SIZE];
+    DWORD n = sizeof(admins);
+    if (CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &n) &&
+        !CheckTokenMembership(tok, admins, &member))
+        member = FALSE;
+    if (!member && OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &self)) {
+        TOKEN_USER *a = NULL, *b = NULL;
+        PSID them = user_sid(tok, &a), us = user_sid(self, &b);
+        member = them && us && EqualSid(them, us);
+        free(a);
+        free(b);
+        CloseHandle(self);
+    }
+    CloseHandle(tok);
+    return member;
+}
+
+static bool may_see(const struct wsession *s, bool admin, const struct wmap *m)
+{
+    return admin || m->owner == s->cred.uid;
+}
+
+/* ---- the sessions' list ------------------------------------------------- */
+
+void winadmin_session_add(struct winops *w, struct wsession *s)
+{
+    s->id = ++w->sessions_total;
+    s->next = w->sessions;
+    w->sessions = s;
+    w->n_sessions++;
+}
+
+void winadmin_session_remove(struct winops *w, struct wsession *s)
+{
+    for (struct wsession **p = &w->sessions; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            w->n_sessions--;
+            return;
+        }
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+/* The settings the Windows daemon has, by their mmapiod.conf keys. */
+static size_t fill_limits(const struct winops_config *c, Mmapio__Limit *lim,
+                          Mmapio__Limit **p)
+{
+    const struct { const char *name; uint64_t value; const char *what; } v[] = {
+        {"max_frame", c->max_frame, "largest frame (message) in bytes"},
+        {"max_inflight", c->max_inflight, "requests a client may have unanswered"},
+        {"max_events", c->max_events, "events queued for a client"},
+        {"max_map_size", c->max_map_size, "largest mapping in bytes"},
+        {"max_mappings", c->max_mappings, "mappings in the daemon"},
+        {"max_mappings_per_uid", c->max_mappings_per_uid, "mappings per account"},
+        {"max_bytes_per_uid", c->max_bytes_per_uid, "anonymous bytes per account"},
+        {"max_holders_per_client", c->max_holders_per_client, "handles per connection"},
+        {"max_clients", c->max_clients, "connections in the daemon"},
+        {"max_clients_per_uid", c->max_clients_per_uid, "connections per account"},
+        {"hello_timeout_ms", c->hello_timeout_ms, "time to say hello, in ms"},
+    };
+    size_t n = sizeof(v) / sizeof(v[0]);
+    for (size_t i = 0; i < n; i++) {
+        mmapio__limit__init(&lim[i]);
+        lim[i].name = (char *)v[i].name;
+        lim[i].value = v[i].value;
+        lim[i].what = (char *)v[i].what;
+        p[i] = &lim[i];
+    }
+    return n;
+}
+
+static void op_status(struct wsession *s, uint64_t id, bool admin)
+{
+    struct winops *w = s->w;
+    Mmapio__StatusReply st = MMAPIO__STATUS_REPLY__INIT;
+    for (const struct wmap *m = w->maps; m; m = m->next) {
+        if (!may_see(s, admin, m))
+            continue;
+        st.mappings++;
+        st.bytes_mapped += m->size;
+        st.anonymous += m->anonymous;
+        st.files += !m->anonymous;
+        st.removed_held += m->anonymous && !m->named;
+    }
+    for (const struct wsession *o = w->sessions; o; o = o->next)
+        st.clients += o->hello_done && (admin || o->cred.uid == s->cred.uid);
+    PROCESS_MEMORY_COUNTERS pmc = {.cb = sizeof(pmc)};
+    st.version = (char *)MMAPIO_VERSION;
+    st.uptime_s = (uint64_t)((int64_t)time(NULL) - w->started);
+    st.all = admin;
+    st.pid = (int32_t)GetCurrentProcessId();
+    st.socket = (char *)(w->cfg.pipe_name ? w->cfg.pipe_name : "");
+    st.root = (char *)(w->cfg.root_path ? w->cfg.root_path : "");
+    st.config_file = (char *)""; /* no configuration file on Windows */
+    st.rss_bytes = K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc))
+                       ? pmc.WorkingSetSize : 0;
+    st.started = w->started;
+    Mmapio__Limit lim[16], *limp[16];
+    st.n_limits = fill_limits(&w->cfg, lim, limp);
+    st.limits = limp;
+    if (admin) { /* daemon-wide counters are for the admin */
+        st.errors = w->errors;
+        st.clients_total = w->sessions_total;
+    }
+    /* write_rings, carved, arenas: none on Windows; flushes and
+     * flush_failures: not counted yet (README, "Windows"). */
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_STATUS;
+    r.status = &st;
+    send_reply(s, &r, NULL, 0);
+}
+
+/* ---- list and stat ------------------------------------------------------ */
+
+static void fill_info(const struct winops *w, struct wmap *m, Mmapio__MapInfo *i,
+                      Mmapio__FlushPolicy *pol)
+{
+    LARGE_INTEGER size;
+    if (m->file && GetFileSizeEx(m->file, &size))
+        m->size = (uint64_t)size.QuadPart;
+    mmapio__map_info__init(i);
+    i->id = m->id;
+    i->name = m->name;
+    i->anonymous = m->anonymous;
+    i->size = m->size;
+    policy_to_wire(m->policy, pol);
+    i->policy = pol;
+    i->holders = m->holders;
+    for (const struct wsession *o = w->sessions; o && m->holders; o = o->next)
+        for (const struct wholder *h = o->holders; h; h = h->next)
+            i->rw_holders += h->m == m && h->mode == MMAPIO_MODE_READ_WRITE;
+    i->owner = m->owner;
+    i->perm = m->anonymous ? m->perm : 0; /* a file has an ACL, no mode bits */
+    i->created = m->created;
+    i->creator_pid = m->creator_pid;
+    i->watchers = m->watchers;
+    i->removed = m->anonymous && !m->named;
+    /* pending_bytes (unknown: pending_known false), flushes, last_flush:
+     * not known on Windows; huge_pages: never used. */
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const struct wmap *x = *(struct wmap *const *)a, *y = *(struct wmap *const *)b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void op_list(struct wsession *s, uint64_t id, bool admin,
+                    const Mmapio__AdminList *q)
+{
+    struct winops *w = s->w;
+    size_t n = 0;
+    struct wmap **v = malloc((w->n_maps ? w->n_maps : 1) * sizeof(*v));
+    Mmapio__MapInfo *infos = calloc(PAGE_MAX, sizeof(*infos));
+    Mmapio__MapInfo **ptrs = calloc(PAGE_MAX, sizeof(*ptrs));
+    Mmapio__FlushPolicy *pols = calloc(PAGE_MAX, sizeof(*pols));
+    if (!v || !infos || !ptrs || !pols) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        goto out;
+    }
+    for (struct wmap *m = w->maps; m; m = m->next)
+        if (m->id > q->after_id && may_see(s, admin, m))
+            v[n++] = m;
+    qsort(v, n, sizeof(*v), by_id);
+    Mmapio__ListReply lr = MMAPIO__LIST_REPLY__INIT;
+    size_t bytes = 0;
+    lr.maps = ptrs;
+    while (lr.n_maps < n && lr.n_maps < PAGE_MAX) {
+        Mmapio__MapInfo *i = &infos[lr.n_maps];
+        fill_info(w, v[lr.n_maps], i, &pols[lr.n_maps]);
+        bytes += mmapio__map_info__get_packed_size(i) + 8;
+        if (bytes > PAGE_BYTES && lr.n_maps > 0)
+            break;
+        ptrs[lr.n_maps] = i;
+        lr.n_maps++;
+    }
+    lr.more = lr.n_maps < n;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_LIST;
+    r.list = &lr;
+    send_reply(s, &r, NULL, 0);
+out:
+    free(v);
+    free(infos);
+    free(ptrs);
+    free(pols);
+}
+
+/* ---- clients ------------------------------------------------------------ */
+
+static int session_by_id(const void *a, const void *b)
+{
+    const struct wsession *x = *(struct wsession *const *)a;
+    const struct wsession *y = *(struct wsession *const *)b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void fill_client(const struct wsession *o, Mmapio__ClientInfo *ci,
+                        Mmapio__HeldInfo *held, Mmapio__HeldInfo **held_p)
+{
+    mmapio__client_info__init(ci);
+    ci->id = o->id;
+    ci->pid = (int32_t)o->cred.pid;
+    ci->uid = o->cred.uid;
+    ci->gid = o->cred.gid;
+    ci->name = (char *)o->name;
+    ci->held = held_p;
+    ci->held_total = o->n_holders;
+    for (const struct wholder *h = o->holders; h && ci->n_held < HELD_MAX; h = h->next) {
+        Mmapio__HeldInfo *hi = &held[ci->n_held];
+        mmapio__held_info__init(hi);
+        hi->map_id = h->m->id;
+        hi->name = h->m->name;
+        hi->mode = (Mmapio__Mode)h->mode;
+        hi->anonymous = h->m->anonymous;
+        held_p[ci->n_held++] = hi;
+    }
+    ci->watches = o->n_watches;
+}
+
+static void op_clients(struct wsession *s, uint64_t id, bool admin,
+                       const Mmapio__AdminClients *q)
+{
+    struct winops *w = s->w;
+    size_t n = 0, cap = w->n_sessions < PAGE_MAX ? w->n_sessions : PAGE_MAX;
+    cap = cap ? cap : 1;
+    struct wsession **v = calloc(w->n_sessions ? w->n_sessions : 1, sizeof(*v));
+    Mmapio__ClientInfo *infos = calloc(cap, sizeof(*infos));
+    Mmapio__ClientInfo **ptrs = calloc(cap, sizeof(*ptrs));
+    Mmapio__HeldInfo *held = calloc(cap * HELD_MAX, sizeof(*held));
+    Mmapio__HeldInfo **held_p = calloc(cap * HELD_MAX, sizeof(*held_p));
+    if (!v || !infos || !ptrs || !held || !held_p) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        goto out;
+    }
+    /* Past hello only: before it nobody knows whose a connection is. */
+    for (struct wsession *o = w->sessions; o; o = o->next)
+        if (o->hello_done && o->id > q->after_id && (admin || o->cred.uid == s->cred.uid))
+            v[n++] = o;
+    qsort(v, n, sizeof(*v), session_by_id);
+    Mmapio__ClientsReply cr = MMAPIO__CLIENTS_REPLY__INIT;
+    size_t bytes = 0;
+    cr.clients = ptrs;
+    while (cr.n_clients < cap && cr.n_clients < n) {
+        size_t k = cr.n_clients;
+        fill_client(v[k], &infos[k], &held[k * HELD_MAX], &held_p[k * HELD_MAX]);
+        bytes += mmapio__client_info__get_packed_size(&infos[k]) + 8;
+        if (bytes > PAGE_BYTES && k > 0)
+            break;
+        ptrs[cr.n_clients++] = &infos[k];
+    }
+    cr.more = cr.n_clients < n;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
+    r.clients = &cr;
+    send_reply(s, &r, NULL, 0);
+out:
+    free(v);
+    free(infos);
+    free(ptrs);
+    free(held);
+    free(held_p);
+}
+
+/* ---- by name ------------------------------------------------------------ */
+
+static void refuse_not_owner(struct wsession *s, uint64_t id, const char *path,
+                             bool anonymous, uint32_t owner)
+{
+    reply_err(s, id, MMAPIO_E_PERMISSION,
+              "%s%s belongs to uid %u: only its owner or an admin may do that",
+              anonymous ? "anon:" : "", path, (unsigned)owner);
+}
+
+/* The file `path` beneath the root opened as the caller with `access`
+ * (an admin refused by the file's ACL: as the daemon, attributes only).
+ * NULL with the error replied. */
+static HANDLE open_named_file(struct wsession *s, uint64_t id, const char *path,
+                              ACCESS_MASK access, bool admin)
+{
+    const char *why;
+    int r = beneath_check_path(path, &why);
+    if (r != MMAPIO_OK) {
+        reply_err(s, id, r, "%s: %s", path, why);
+        return NULL;
+    }
+    bool created;
+    int err = 0;
+    HANDLE f = open_as_caller(s, path, access, BENEATH_OPEN, &created, &err);
+    if (!f && admin && public_err(err) == MMAPIO_E_PERMISSION && err != -ELOOP &&
+        err != -EXDEV)
+        f = beneath_open(s->w->cfg.root, path, FILE_READ_ATTRIBUTES | READ_CONTROL,
+                         BENEATH_OPEN, &created, &err);
+    if (!f)
+        reply_err(s, id, public_err(err), "%s: %s", path, errno_text(err));
+    return f;
+}
+
+static bool file_id(HANDLE f, uint64_t *vol, uint64_t *index, uint64_t *size)
+{
+    BY_HANDLE_FILE_INFORMATION fi;
+    LARGE_INTEGER sz;
+    if (!GetFileInformationByHandle(f, &fi) || !GetFileSizeEx(f, &sz))
+        return false;
+    *vol = fi.dwVolumeSerialNumber;
+    *index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
+    *size = (uint64_t)sz.QuadPart;
+    return true;
+}
+
+/*
+ * The mapping a path or anonymous name names, if the caller may act on
+ * it (its owner, or an admin): AdminFlush and AdminPolicy. As on Linux,
+ * a name with nothing behind it is NOT_FOUND, one that is not the
+ * caller's PERMISSION; a file is judged by its own owner before the
+ * table is asked. NULL with the error replied.
+ */
+static struct wmap *find_named(struct wsession *s, uint64_t id, const char *path,
+                               bool anonymous, bool admin)
+{
+    if (!names_valid(path)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+        return NULL;
+    }
+    if (anonymous) {
+        struct wmap *m = beneath_check_name(path) == MMAPIO_OK ? find_anon(s->w, path) : NULL;
+        if (!m)
+            reply_err(s, id, MMAPIO_E_NOT_FOUND, "no anonymous mapping '%s'", path);
+        else if (!may_see(s, admin, m))
+            refuse_not_owner(s, id, path, true, m->owner);
+        return m && may_see(s, admin, m) ? m : NULL;
+    }
+    HANDLE f = open_named_file(s, id, path, FILE_READ_ATTRIBUTES | READ_CONTROL, admin);
+    if (!f)
+        return NULL;
+    uint32_t owner = file_owner(f);
+    uint64_t vol, index, size;
+    bool known = file_id(f, &vol, &index, &size);
+    CloseHandle(f);
+    if (!admin && owner != s->cred.uid) {
+        refuse_not_owner(s, id, path, false, owner);
+        return NULL;
+    }
+    struct wmap *m = known ? find_file(s->w, vol, index) : NULL;
+    if (!m)
+        reply_err(s, id, MMAPIO_E_NOT_FOUND, "%s is not mapped by anyone", path);
+    return m;
+}
+
+/*
+ * The mapping `path` names for a caller who may read it as an open
+ * read-only would decide (the file's ACL, an anonymous mapping's owner
+ * and bits), or an admin: AdminStat and AdminWatch. A file nobody maps
+ * gets an entry when `keep` (a watch holds it), else *tmp describes it.
+ * NULL with the error replied.
+ */
+static struct wmap *get_readable(struct wsession *s, uint64_t id, const char *path,
+                                 bool anonymous, bool admin, bool keep, struct wmap *tmp)
+{
+    if (!names_valid(path)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+        return NULL;
+    }
+    if (anonymous) {
+        struct wmap *m = beneath_check_name(path) == MMAPIO_OK ? find_anon(s->w, path) : NULL;
+        if (!m)
+            reply_err(s, id, MMAPIO_E_NOT_FOUND, "anon:%s: no such anonymous mapping", path);
+        else if (!admin && !anon_allows(s, m, MMAPIO_MODE_READ_ONLY))
+            reply_err(s, id, MMAPIO_E_PERMISSION, "anon:%s: not yours to read", path);
+        else
+            return m;
+        return NULL;
+    }
+    HANDLE f = open_named_file(s, id, path, GENERIC_READ, admin);
+    if (!f)
+        return NULL;
+    uint64_t vol, index, size;
+    if (!file_id(f, &vol, &index, &size)) {
+        CloseHandle(f);
+        reply_err(s, id, MMAPIO_E_IO, "%s: cannot read its attributes", path);
+        return NULL;
+    }
+    struct wmap *m = find_file(s->w, vol, index);
+    if (m) {
+        CloseHandle(f);
+        return m;
+    }
+    if (!keep) {
+        *tmp = (struct wmap){.name = (char *)path, .size = size, .owner = file_owner(f),
+                             .policy = {MMAPIO_FLUSH_NEVER, 0}};
+        CloseHandle(f);
+        return tmp;
+    }
+    int err;
+    const char *why;
+    m = map_new(s->w, s->cred.uid, false, size, path, &err, &why);
+    if (!m) {
+        CloseHandle(f);
+        reply_err(s, id, err, "%s: %s", path, why);
+        return NULL;
+    }
+    m->file = f; /* kept for stat, as an open's */
+    m->vol = vol;
+    m->index = index;
+    m->creator_pid = (int32_t)s->cred.pid;
+    return m;
+}
+
+static void op_stat(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminStat *q)
+{
+    struct wmap tmp;
+    struct wmap *m = get_readable(s, id, q->path, q->anonymous, admin, false, &tmp);
+    if (!m)
+        return;
+    Mmapio__MapInfo info;
+    Mmapio__FlushPolicy pol;
+    fill_info(s->w, m, &info, &pol);
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_MAP;
+    r.map = &info;
+    send_reply(s, &r, NULL, 0);
+}
+
+/* A watch without a holder: it keeps the entry (map_maybe_free counts
+ * watchers) and changes nothing for anyone else. Events and unwatch are
+ * winwatch's, as for a watch by handle. */
+static void op_watch(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminWatch *q)
+{
+    struct winops *w = s->w;
+    struct wmap *m = get_readable(s, id, q->path, q->anonymous, admin, true, NULL);
+    if (!m)
+        return;
+    struct wwatch *x = s->n_watches < ADMIN_WATCHES_MAX ? calloc(1, sizeof(*x)) : NULL;
+    if (!x) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "cannot watch: %d watches per client at most",
+                  ADMIN_WATCHES_MAX);
+        map_maybe_free(w, m); /* an entry made for the watch goes again */
+        return;
+    }
+    *x = (struct wwatch){.next = w->watches, .id = ++w->next_watch, .s = s, .m = m};
+    w->watches = x;
+    s->n_watches++;
+    m->watchers++;
+    atomic_fetch_add(&w->slots[m->slot].watchers, 1); /* writers notice now */
+    Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
+    wr.watch_id = x->id;
+    wr.map_id = m->id;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = id;
+    r.result_case = MMAPIO__REPLY__RESULT_WATCH;
+    r.watch = &wr;
+    send_reply(s, &r, NULL, 0);
+}
+
+/* ---- flush and policy by name ------------------------------------------- */
+
+/* One AdminFlush: answered when its last file is on the disk. */
+struct abatch {
+    struct wsession *s;
+    uint64_t id;
+    unsigned pending;
+    uint32_t flushed, failed;
+};
+
+struct aflush {
+    struct abatch *b;
+    struct winops *w;
+    HANDLE file; /* a duplicate of the mapping's writer handle */
+    bool ok;
+};
+
+static void batch_reply(struct abatch *b)
+{
+    Mmapio__AdminFlushReply fr = MMAPIO__ADMIN_FLUSH_REPLY__INIT;
+    fr.flushed = b->flushed;
+    fr.failed = b->failed;
+    Mmapio__Reply r = MMAPIO__REPLY__INIT;
+    r.id = b->id;
+    r.result_case = MMAPIO__REPLY__RESULT_FLUSHED;
+    r.flushed = &fr;
+    send_reply(b->s, &r, NULL, 0);
+}
+
+/* One reference to b less; the last answers (or frees a session that
+ * went meanwhile, as winflush does). */
+static void batch_put(struct abatch *b)
+{
+    if (--b->pending)
+        return;
+    struct wsession *s = b->s;
+    s->flushes--;
+    if (!s->gone)
+        batch_reply(b);
+    else if (s->flushes == 0)
+        free(s);
+    free(b);
+}
+
+/* On the loop: one file done. */
+static void aflush_done(void *arg)
+{
+    struct aflush *f = arg;
+    struct abatch *b = f->b;
+    CloseHandle(f->file);
+    if (f->ok)
+        b->flushed++;
+    else
+        b->failed++;
+    free(f);
+    batch_put(b);
+}
+
+/* On a pool thread: the whole file's pages, then its metadata and the
+ * device's cache. */
+static void CALLBACK aflush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
+{
+    (void)inst;
+    struct aflush *f = arg;
+    HANDLE sec = mem_file_section(f->file, false);
+    void *view = sec ? MapViewOfFile(sec, FILE_MAP_READ, 0, 0, 0) : NULL;
+    f->ok = view && FlushViewOfFile(view, 0) && FlushFileBuffers(f->file);
+    if (view)
+        UnmapViewOfFile(view);
+    if (sec)
+        CloseHandle(sec);
+    f->w->port.post(aflush_done, f);
+}
+
+/* Files with a writer's handle only: an anonymous mapping has no disk,
+ * and one never mapped writable has nothing to write (Linux: the same). */
+static void op_flush(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminFlush *q)
+{
+    struct winops *w = s->w;
+    struct wmap *one = NULL;
+    if (!q->all && !(one = find_named(s, id, q->path, q->anonymous, admin)))
+        return;
+    if (s->flushes >= ADMIN_FLUSHES_MAX) {
+        reply_err(s, id, MMAPIO_E_BUSY, "%d flushes of this client under way",
+                  ADMIN_FLUSHES_MAX);
+        return;
+    }
+    struct abatch *b = calloc(1, sizeof(*b));
+    if (!b) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        return;
+    }
+    *b = (struct abatch){.s = s, .id = id, .pending = 1}; /* 1: until all are out */
+    s->flushes++;
+    for (struct wmap *m = one ? one : w->maps; m; m = one ? NULL : m->next) {
+        if (m->anonymous || !m->wfile || !may_see(s, admin || one, m))
+            continue;
+        struct aflush *f = calloc(1, sizeof(*f));
+        if (!f || !DuplicateHandle(GetCurrentProcess(), m->wfile, GetCurrentProcess(),
+                                   &f->file, 0, FALSE, DUPLICATE_SAME_ACCESS)) {
+            free(f);
+            b->failed++;
+            continue;
+        }
+        f->b = b;
+        f->w = w;
+        b->pending++;
+        if (!TrySubmitThreadpoolCallback(aflush_work, f, NULL)) {
+            f->ok = false;
+            aflush_done(f);
+        }
+    }
+    batch_put(b); /* all are out */
+}
+
+void winadmin_set_policy(struct winops *w, struct wmap *m, mmapio_flush_policy p)
+{
+    m->policy = p;
+    atomic_store(&w->slots[m->slot].policy, ctl_pack_policy(p));
+    winwatch_notify(w, m, MMAPIO__EVENT_KIND__EVENT_POLICY, false, 0, 0);
+    if (m->armed && p.kind != MMAPIO_FLUSH_EVERY_MILLIS) {
+        SetThreadpoolTimer(m->timer, NULL, 0, 0);
+        m->armed = false;
+    } else if (m->armed) { /* a new pace from now */
+        m->armed = false;
+        winflush_timed(w, m);
+    }
+}
+
+static void op_policy(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminPolicy *q)
+{
+    mmapio_flush_policy p = policy_from_wire(q->policy);
+    if (!q->policy || !policy_valid(p)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+        return;
+    }
+    struct wmap *m = find_named(s, id, q->path, q->anonymous, admin);
+    if (!m)
+        return;
+    winadmin_set_policy(s->w, m, p);
+    reply_ok(s, id);
+}
+
+void winadmin_request(struct wsession *s, uint64_t id, const Mmapio__Request *q)
+{
+    bool admin = is_admin(s);
+    switch (q->op_case) {
+    case MMAPIO__REQUEST__OP_ADMIN_STATUS: op_status(s, id, admin); break;
+    case MMAPIO__REQUEST__OP_ADMIN_LIST: op_list(s, id, admin, q->admin_list); break;
+    case MMAPIO__REQUEST__OP_ADMIN_CLIENTS: op_clients(s, id, admin, q->admin_clients); break;
+    case MMAPIO__REQUEST__OP_ADMIN_STAT: op_stat(s, id, admin, q->admin_stat); break;
+    case MMAPIO__REQUEST__OP_ADMIN_WATCH: op_watch(s, id, admin, q->admin_watch); break;
+    case MMAPIO__REQUEST__OP_ADMIN_FLUSH: op_flush(s, id, admin, q->admin_flush); break;
+    case MMAPIO__REQUEST__OP_ADMIN_POLICY: op_policy(s, id, admin, q->admin_policy); break;
+    default: reply_err(s, id, MMAPIO_E_PROTOCOL, "not an admin request"); break;
+    }
+}
