@@ -48,6 +48,9 @@ struct wmap {
     unsigned watchers;    /* watches keep the entry too */
     uint32_t slot;
     mmapio_flush_policy policy;
+    bool tracked;         /* files: watched by watchsys as `wtoken` */
+    int wtoken;
+    bool removed;         /* REMOVED was told */
 };
 
 /* A timer's context: the mapping by id, which the loop looks up again. */
@@ -92,6 +95,8 @@ struct winops {
     HANDLE ctl;                 /* the control area, read-write */
     struct ctl_slot *slots;
     uint32_t *free_slots, n_free;
+    int watchsys;               /* news of files changed outside (winwatch) */
+    HANDLE watchsys_wait;
 };
 
 struct wsession {
