@@ -202,7 +202,23 @@ int main(int argc, char **argv)
         CHECK(mmapio_anon_open(c, "interop", &g) == MMAPIO_E_NOT_FOUND);
         CHECK(mmapio_delete(c, "interop.dat") == MMAPIO_OK);
         watch_outside(c, root);
-        mmapio_disconnect(c);
+    }
+    /* A final flush: written through the mapping under an hour's pace,
+     * and the daemon stopped right after (the ping has the notice read
+     * first); the bytes are in the file after the daemon exits. Under
+     * wine a view is the host's shared mapping of the file, so ReadFile
+     * sees the bytes anyway; on Windows only the flush puts them there
+     * before the view goes. */
+    mmapio_map *fin = NULL;
+    if (c) {
+        mmapio_options o;
+        mmapio_options_init(&o);
+        o.create = true;
+        o.size = 4096;
+        o.flush_policy = (mmapio_flush_policy){MMAPIO_FLUSH_EVERY_MILLIS, 3600000};
+        CHECK(mmapio_open(c, "final.dat", &o, &fin) == MMAPIO_OK);
+        CHECK(fin && mmapio_update_region(fin, 100, "final!", 6) == MMAPIO_OK);
+        CHECK(mmapio_ping(c) == MMAPIO_OK);
     }
 
     char ev_name[200];
@@ -217,6 +233,21 @@ int main(int argc, char **argv)
     }
     CloseHandle(pi.hProcess);
     CloseHandle(pi.hThread);
+    char path[MAX_PATH + 16], buf[8] = "";
+    snprintf(path, sizeof(path), "%s\\final.dat", root);
+    HANDLE f = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE |
+                           FILE_SHARE_DELETE, NULL, OPEN_EXISTING, 0, NULL);
+    DWORD got = 0;
+    OVERLAPPED at = {.Offset = 100};
+    CHECK(f != INVALID_HANDLE_VALUE && ReadFile(f, buf, 6, &got, &at) && got == 6 &&
+          !memcmp(buf, "final!", 6));
+    if (f != INVALID_HANDLE_VALUE)
+        CloseHandle(f);
+    if (fin)
+        mmapio_unmap(fin);
+    if (c)
+        mmapio_disconnect(c);
+    DeleteFileA(path);
     RemoveDirectoryA(root);
     printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;

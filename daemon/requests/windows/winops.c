@@ -614,6 +614,7 @@ void winops_free(struct winops *w)
 {
     if (!w)
         return;
+    winflush_final(w);
     winwatch_stop(w);
     while (w->watches) {
         struct wwatch *x = w->watches;

@@ -95,6 +95,7 @@ struct winops {
     HANDLE ctl;                 /* the control area, read-write */
     struct ctl_slot *slots;
     uint32_t *free_slots, n_free;
+    struct wlanes *lanes;       /* flushes waiting and running (winflush) */
     int watchsys;               /* news of files changed outside (winwatch) */
     HANDLE watchsys_wait;
 };
