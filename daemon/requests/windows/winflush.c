@@ -7,15 +7,15 @@
 
 #include "filesection.h"
 #include "log.h"
+#include "winlanes.h"
 
 /* A flush on a worker thread (the disk's time is not the loop's), after
  * its turn in the lanes below. The result goes back to the loop
  * (winops_port.post); a session gone by then gets no reply. */
 struct wflush {
-    struct wflush *next;  /* its uid's queue */
+    struct wlane_item item; /* first: its place in its lane, by uid */
     struct wsession *s;   /* NULL: the daemon's own flush, of map_id */
     struct winops *w;
-    uint32_t uid;         /* whose lane turn it takes */
     int lane;
     void (*post)(void (*fn)(void *), void *arg); /* w's, copied: w may be gone */
     uint64_t map_id;
@@ -37,14 +37,8 @@ struct wflush {
 enum { LANE_REQUESTED, LANE_TIMED, LANES };
 #define FLUSH_WORKERS 4
 
-struct flushq {
-    uint32_t uid;
-    struct wflush *head, **tail;
-    struct flushq *next; /* the lane's ring */
-};
-
 struct wlanes {
-    struct flushq *turn[LANES]; /* served next */
+    struct wlane lane[LANES];
     unsigned running;           /* started, not yet back on the loop */
     volatile LONG in_pool;      /* on a worker thread now */
 };
@@ -52,29 +46,9 @@ struct wlanes {
 static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg);
 static void flush_done(void *arg);
 
-/* Takes the head flush of the uid whose turn it is; the turn passes on. */
 static struct wflush *lane_take(struct wlanes *l, int lane)
 {
-    struct flushq *q = l->turn[lane];
-    if (!q)
-        return NULL;
-    struct wflush *f = q->head;
-    q->head = f->next;
-    if (q->head) {
-        l->turn[lane] = q->next;
-        return f;
-    }
-    if (q->next == q) {
-        l->turn[lane] = NULL;
-    } else {
-        struct flushq *prev = q;
-        while (prev->next != q)
-            prev = prev->next;
-        prev->next = q->next;
-        l->turn[lane] = q->next;
-    }
-    free(q);
-    return f;
+    return (struct wflush *)wlane_take(&l->lane[lane]);
 }
 
 /* Starts waiting flushes while there is room. */
@@ -104,36 +78,9 @@ static bool submit(struct winops *w, struct wflush *f)
 {
     if (!w->lanes && !(w->lanes = calloc(1, sizeof(*w->lanes))))
         return false;
-    struct wlanes *l = w->lanes;
-    struct flushq *q = l->turn[f->lane];
-    if (q) {
-        struct flushq *first = q;
-        while (q->uid != f->uid && (q = q->next) != first)
-            ;
-        if (q->uid != f->uid)
-            q = NULL;
-    }
-    if (!q) {
-        if (!(q = calloc(1, sizeof(*q))))
-            return false;
-        q->uid = f->uid;
-        q->tail = &q->head;
-        struct flushq *turn = l->turn[f->lane];
-        if (!turn) {
-            q->next = q;
-            l->turn[f->lane] = q;
-        } else { /* last: just before the one whose turn it is */
-            struct flushq *prev = turn;
-            while (prev->next != turn)
-                prev = prev->next;
-            prev->next = q;
-            q->next = turn;
-        }
-    }
-    f->next = NULL;
     f->post = w->port.post;
-    *q->tail = f;
-    q->tail = &f->next;
+    if (!wlane_put(&w->lanes->lane[f->lane], &f->item))
+        return false;
     pump(w);
     return true;
 }
@@ -244,7 +191,7 @@ void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
                   f ? errno_text(err) : "out of memory");
         return;
     }
-    *f = (struct wflush){.s = s, .w = s->w, .uid = s->cred.uid, .lane = LANE_REQUESTED,
+    *f = (struct wflush){.s = s, .w = s->w, .item.uid = s->cred.uid, .lane = LANE_REQUESTED,
                          .id = id, .file = file, .off = fl->offset,
                          .len = fl->len ? fl->len : total - fl->offset};
     if (!submit(s->w, f)) {
@@ -278,7 +225,7 @@ void winflush_policy(struct winops *w, struct wmap *m)
         return;
     }
     /* The whole file, in the lane of the uid it is charged to. */
-    *f = (struct wflush){.w = w, .uid = m->owner, .lane = LANE_TIMED, .map_id = m->id,
+    *f = (struct wflush){.w = w, .item.uid = m->owner, .lane = LANE_TIMED, .map_id = m->id,
                          .file = dup};
     if (!submit(w, f)) {
         CloseHandle(dup);
@@ -300,8 +247,7 @@ void winflush_final(struct winops *w)
     unsigned n = 0, failed = 0;
     struct wlanes *l = w->lanes;
     for (int lane = 0; l && lane < LANES; lane++)
-        while (l->turn[lane]) {
-            struct wflush *f = lane_take(l, lane);
+        for (struct wflush *f; (f = lane_take(l, lane));) {
             failed += flush_file(f->file, f->off, f->len) != 0;
             n++;
             CloseHandle(f->file);
