@@ -6,6 +6,12 @@
  *
  *   test_interop_win DAEMON.exe
  *   test_interop_win child PIPE      (the second process)
+ *   test_interop_win outside OP PATH [NEW]   (a program without mmapio:
+ *                                   write, rename or delete a file)
+ *
+ * A watcher of a file hears what a program without mmapio does to it:
+ * a plain WriteFile (MODIFIED), a rename (METADATA) and a delete
+ * (REMOVED), from the daemon's directory watch (watchsys).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -42,11 +48,31 @@ static int child(const char *pipe)
     return failures ? 3 : 0;
 }
 
-static int run_child(const char *pipe)
+/* What another program does to a file, without mmapio. */
+static int outside(const char *op, const char *path, const char *to)
 {
-    char self[MAX_PATH], cmd[2 * MAX_PATH];
+    if (!strcmp(op, "write")) {
+        HANDLE f = CreateFileA(path, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE |
+                               FILE_SHARE_DELETE, NULL, OPEN_EXISTING, 0, NULL);
+        DWORD n = 0;
+        bool ok = f != INVALID_HANDLE_VALUE && WriteFile(f, "plain", 5, &n, NULL) && n == 5;
+        if (f != INVALID_HANDLE_VALUE)
+            CloseHandle(f);
+        return ok ? 0 : 4;
+    }
+    if (!strcmp(op, "rename"))
+        return to && MoveFileA(path, to) ? 0 : 5;
+    if (!strcmp(op, "delete"))
+        return DeleteFileA(path) ? 0 : 6;
+    return 7;
+}
+
+/* Runs this program again with `args`: its exit status, or -1. */
+static int run_self(const char *args)
+{
+    char self[MAX_PATH], cmd[3 * MAX_PATH];
     GetModuleFileNameA(NULL, self, sizeof(self));
-    snprintf(cmd, sizeof(cmd), "\"%s\" child %s", self, pipe);
+    snprintf(cmd, sizeof(cmd), "\"%s\" %s", self, args);
     STARTUPINFOA si = {.cb = sizeof(si)};
     PROCESS_INFORMATION pi;
     if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
@@ -59,10 +85,84 @@ static int run_child(const char *pipe)
     return (int)status;
 }
 
+static int run_child(const char *pipe)
+{
+    char args[MAX_PATH];
+    snprintf(args, sizeof(args), "child %s", pipe);
+    return run_self(args);
+}
+
+static int run_outside(const char *op, const char *path, const char *to)
+{
+    char args[3 * MAX_PATH];
+    snprintf(args, sizeof(args), "outside %s \"%s\" \"%s\"", op, path, to ? to : "");
+    return run_self(args);
+}
+
+struct heard {
+    int n[3]; /* MODIFIED, METADATA, REMOVED */
+};
+
+static void on_change(const mmapio_change_event *ev, void *user)
+{
+    struct heard *h = user;
+    if (ev->kind <= MMAPIO_CHANGE_REMOVED)
+        h->n[ev->kind]++;
+}
+
+/* Dispatches until `kind` is heard (or a minute passed: a failure). */
+static bool hear(mmapio_client *c, struct heard *h, mmapio_change_kind kind)
+{
+    int before = h->n[kind];
+    for (int i = 0; i < 600 && h->n[kind] == before; i++)
+        mmapio_client_dispatch(c, 100);
+    return h->n[kind] > before;
+}
+
+/* A watcher hears a program without mmapio write, rename and delete the
+ * file it watches. */
+static void watch_outside(mmapio_client *c, const char *root)
+{
+    char path[MAX_PATH], moved[MAX_PATH];
+    snprintf(path, sizeof(path), "%s\\watched.dat", root);
+    snprintf(moved, sizeof(moved), "%s\\watched-moved.dat", root);
+    mmapio_map *f = NULL;
+    mmapio_watcher *wa = NULL;
+    struct heard h = {0};
+    CHECK(mmapio_create_rw(c, "watched.dat", 4096, &f) == MMAPIO_OK);
+    CHECK(f && mmapio_watch(f, on_change, &h, &wa) == MMAPIO_OK);
+    if (!wa)
+        return;
+    CHECK(run_outside("write", path, NULL) == 0);
+    CHECK(hear(c, &h, MMAPIO_CHANGE_MODIFIED));
+    char buf[8] = "";
+    CHECK(mmapio_read_into(f, 0, buf, 5) == MMAPIO_OK && !memcmp(buf, "plain", 5));
+    CHECK(run_outside("rename", path, moved) == 0);
+    CHECK(hear(c, &h, MMAPIO_CHANGE_METADATA));
+    CHECK(h.n[MMAPIO_CHANGE_REMOVED] == 0);
+    /* Followed to its new name: a write there is heard too. */
+    CHECK(run_outside("write", moved, NULL) == 0);
+    CHECK(hear(c, &h, MMAPIO_CHANGE_MODIFIED));
+    CHECK(run_outside("delete", moved, NULL) == 0);
+    /* Wine unlinks a deleted file when its last handle closes (the
+     * daemon holds one): until then its name stays, the folder hears
+     * nothing, and the delete cannot be told. Windows' delete with POSIX
+     * semantics removes the name at once, and the folder tells it. */
+    if (GetFileAttributesA(moved) == INVALID_FILE_ATTRIBUTES)
+        CHECK(hear(c, &h, MMAPIO_CHANGE_REMOVED));
+    else
+        printf("the deleted name stays while the daemon holds the file: "
+               "REMOVED not checked\n");
+    mmapio_unwatch(wa);
+    CHECK(mmapio_unmap(f) == MMAPIO_OK);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "child"))
         return child(argv[2]);
+    if (argc >= 4 && !strcmp(argv[1], "outside"))
+        return outside(argv[2], argv[3], argc > 4 && argv[4][0] ? argv[4] : NULL);
     if (argc != 2)
         return 2;
     char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], pipe[128], cmd[3 * MAX_PATH];
@@ -101,7 +201,24 @@ int main(int argc, char **argv)
         CHECK(mmapio_anon_delete(c, "interop") == MMAPIO_OK);
         CHECK(mmapio_anon_open(c, "interop", &g) == MMAPIO_E_NOT_FOUND);
         CHECK(mmapio_delete(c, "interop.dat") == MMAPIO_OK);
-        mmapio_disconnect(c);
+        watch_outside(c, root);
+    }
+    /* A final flush: written through the mapping under an hour's pace,
+     * and the daemon stopped right after (the ping has the notice read
+     * first); the bytes are in the file after the daemon exits. Under
+     * wine a view is the host's shared mapping of the file, so ReadFile
+     * sees the bytes anyway; on Windows only the flush puts them there
+     * before the view goes. */
+    mmapio_map *fin = NULL;
+    if (c) {
+        mmapio_options o;
+        mmapio_options_init(&o);
+        o.create = true;
+        o.size = 4096;
+        o.flush_policy = (mmapio_flush_policy){MMAPIO_FLUSH_EVERY_MILLIS, 3600000};
+        CHECK(mmapio_open(c, "final.dat", &o, &fin) == MMAPIO_OK);
+        CHECK(fin && mmapio_update_region(fin, 100, "final!", 6) == MMAPIO_OK);
+        CHECK(mmapio_ping(c) == MMAPIO_OK);
     }
 
     char ev_name[200];
@@ -116,6 +233,21 @@ int main(int argc, char **argv)
     }
     CloseHandle(pi.hProcess);
     CloseHandle(pi.hThread);
+    char path[MAX_PATH + 16], buf[8] = "";
+    snprintf(path, sizeof(path), "%s\\final.dat", root);
+    HANDLE f = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE |
+                           FILE_SHARE_DELETE, NULL, OPEN_EXISTING, 0, NULL);
+    DWORD got = 0;
+    OVERLAPPED at = {.Offset = 100};
+    CHECK(f != INVALID_HANDLE_VALUE && ReadFile(f, buf, 6, &got, &at) && got == 6 &&
+          !memcmp(buf, "final!", 6));
+    if (f != INVALID_HANDLE_VALUE)
+        CloseHandle(f);
+    if (fin)
+        mmapio_unmap(fin);
+    if (c)
+        mmapio_disconnect(c);
+    DeleteFileA(path);
     RemoveDirectoryA(root);
     printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
     return failures ? 1 : 0;

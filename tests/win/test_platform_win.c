@@ -328,9 +328,63 @@ static void test_peer_identity(void)
     CloseHandle(srv);
 }
 
+struct news {
+    int token;
+    unsigned what;
+};
+
+static void on_news(void *arg, int token, unsigned what)
+{
+    struct news *n = arg;
+    if (token == n->token)
+        n->what |= what;
+}
+
+/* Waits for the set's news of n->token (a minute at most: a failure). */
+static unsigned news_of(int set, struct news *n)
+{
+    n->what = 0;
+    for (int i = 0; i < 60 && !n->what; i++)
+        if (WaitForSingleObject((HANDLE)(intptr_t)set, 1000) == WAIT_OBJECT_0)
+            watchsys_read(set, on_news, n);
+    return n->what;
+}
+
+/* A file's folder watched: a write through another handle is MODIFIED,
+ * a rename METADATA, and the file is followed to its new name. */
+static void test_watchsys(void)
+{
+    char dir[MAX_PATH], name[MAX_PATH], moved[MAX_PATH + 8];
+    GetTempPathA(sizeof(dir), dir);
+    CHECK(GetTempFileNameA(dir, "mmw", 0, name) != 0);
+    snprintf(moved, sizeof(moved), "%s.moved", name);
+    DWORD share = FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, put;
+    HANDLE f = CreateFileA(name, GENERIC_READ, share, NULL, OPEN_EXISTING, 0, NULL);
+    int set = watchsys_open();
+    CHECK(set >= 0 && f != INVALID_HANDLE_VALUE);
+    CHECK(watchsys_open() == -EBUSY); /* one set per process */
+    struct news n = {.token = set >= 0 ? watchsys_add(set, (int)(intptr_t)f) : -1};
+    CHECK(n.token >= 0);
+    CHECK(n.token == watchsys_add(set, (int)(intptr_t)f)); /* the same file */
+    CHECK(watchsys_add(set, 12345) == -EBADF);
+    HANDLE wr = CreateFileA(name, GENERIC_WRITE, share, NULL, OPEN_EXISTING, 0, NULL);
+    CHECK(WriteFile(wr, "news", 4, &put, NULL) && put == 4);
+    CloseHandle(wr);
+    CHECK(n.token >= 0 && (news_of(set, &n) & WATCHSYS_MODIFIED));
+    CHECK(MoveFileA(name, moved));
+    CHECK(n.token >= 0 && (news_of(set, &n) & WATCHSYS_METADATA));
+    wr = CreateFileA(moved, GENERIC_WRITE, share, NULL, OPEN_EXISTING, 0, NULL);
+    CHECK(WriteFile(wr, "more", 4, &put, NULL) && put == 4);
+    CloseHandle(wr);
+    CHECK(n.token >= 0 && (news_of(set, &n) & WATCHSYS_MODIFIED));
+    watchsys_remove(set, n.token);
+    CloseHandle(f);
+    DeleteFileA(moved);
+    watchsys_close(set);
+}
+
 static void test_not_yet(void)
 {
-    CHECK(watchsys_open() == -ENOSYS);
     struct writeback_pending wp;
     CHECK(writeback_pending(0, &wp) == -ENOSYS);
 }
@@ -347,6 +401,7 @@ int main(int argc, char **argv)
     test_files();
     test_wakeup();
     test_peer_identity();
+    test_watchsys();
     test_not_yet();
     printf("%s: %d failed checks\n", argv[0], failures);
     return failures ? 1 : 0;

@@ -7,14 +7,17 @@
 
 #include "filesection.h"
 #include "log.h"
+#include "winlanes.h"
 
-/* A flush on a worker thread (the disk's time is not the loop's): the
- * file's pages in [off, off + len) through a view of its own, then the
- * file's metadata and the device's cache. The result goes back to the
- * loop (winops_port.post); a session gone by then gets no reply. */
+/* A flush on a worker thread (the disk's time is not the loop's), after
+ * its turn in the lanes below. The result goes back to the loop
+ * (winops_port.post); a session gone by then gets no reply. */
 struct wflush {
+    struct wlane_item item; /* first: its place in its lane, by uid */
     struct wsession *s;   /* NULL: the daemon's own flush, of map_id */
     struct winops *w;
+    int lane;
+    void (*post)(void (*fn)(void *), void *arg); /* w's, copied: w may be gone */
     uint64_t map_id;
     uint64_t id;
     HANDLE file;    /* writable, opened as the caller */
@@ -25,10 +28,69 @@ struct wflush {
 
 #define MAX_FLUSHES_PER_CLIENT 16
 
+/* Per-uid lanes, as the Linux daemon's flusher: flushes wait in their
+ * uid's queue, and the uids with flushes waiting take turns (round
+ * robin), so one uid's flood cannot delay another's flushes. Requested
+ * flushes (a client's Flush) and the daemon's own (policies) have a lane
+ * each; at most FLUSH_WORKERS run on the thread pool at once, and one
+ * more for the daemon's own lane alone. Kept on the loop: no lock. */
+enum { LANE_REQUESTED, LANE_TIMED, LANES };
+#define FLUSH_WORKERS 4
+
+struct wlanes {
+    struct wlane lane[LANES];
+    unsigned running;           /* started, not yet back on the loop */
+    volatile LONG in_pool;      /* on a worker thread now */
+};
+
+static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg);
+static void flush_done(void *arg);
+
+static struct wflush *lane_take(struct wlanes *l, int lane)
+{
+    return (struct wflush *)wlane_take(&l->lane[lane]);
+}
+
+/* Starts waiting flushes while there is room. */
+static void pump(struct winops *w)
+{
+    struct wlanes *l = w->lanes;
+    for (;;) {
+        struct wflush *f = l->running <= FLUSH_WORKERS ? lane_take(l, LANE_TIMED) : NULL;
+        if (!f && l->running < FLUSH_WORKERS)
+            f = lane_take(l, LANE_REQUESTED);
+        if (!f)
+            return;
+        l->running++;
+        InterlockedIncrement(&l->in_pool);
+        if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
+            InterlockedDecrement(&l->in_pool);
+            f->ok = false;
+            f->err = GetLastError();
+            flush_done(f);
+            return; /* flush_done pumped */
+        }
+    }
+}
+
+/* Queues f in its uid's queue of its lane: false without memory. */
+static bool submit(struct winops *w, struct wflush *f)
+{
+    if (!w->lanes && !(w->lanes = calloc(1, sizeof(*w->lanes))))
+        return false;
+    f->post = w->port.post;
+    if (!wlane_put(&w->lanes->lane[f->lane], &f->item))
+        return false;
+    pump(w);
+    return true;
+}
+
 static void flush_done(void *arg)
 {
     struct wflush *f = arg;
     struct wsession *s = f->s;
+    struct winops *w = f->w;
+    w->lanes->running--;
     CloseHandle(f->file);
     if (!s) { /* the daemon's own: a policy's */
         struct wmap *m = find_id(f->w, f->map_id);
@@ -41,6 +103,7 @@ static void flush_done(void *arg)
                 winflush_timed(f->w, m);
         }
         free(f);
+        pump(w);
         return;
     }
     s->flushes--;
@@ -54,25 +117,37 @@ static void flush_done(void *arg)
                   (unsigned long)f->err);
     }
     free(f);
+    pump(w);
+}
+
+/* The file's pages in [off, off + len) through a view of its own, then
+ * its metadata and the device's cache: 0 or the system's error. */
+static DWORD flush_file(HANDLE file, uint64_t off, uint64_t len)
+{
+    HANDLE sec = mem_file_section(file, false);
+    char *view = sec ? MapViewOfFile(sec, FILE_MAP_READ, 0, 0, 0) : NULL;
+    /* len 0 from 0: the whole view (the daemon's own flushes); at the
+     * end of the file: no bytes, the metadata only. */
+    bool none = len == 0 && off != 0;
+    bool ok = view && (none || FlushViewOfFile(view + off, (SIZE_T)len)) &&
+              FlushFileBuffers(file);
+    DWORD err = ok ? 0 : GetLastError();
+    if (view)
+        UnmapViewOfFile(view);
+    if (sec)
+        CloseHandle(sec);
+    return ok ? 0 : err ? err : ERROR_GEN_FAILURE;
 }
 
 static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
 {
     (void)inst;
     struct wflush *f = arg;
-    HANDLE sec = mem_file_section(f->file, false);
-    char *view = sec ? MapViewOfFile(sec, FILE_MAP_READ, 0, 0, 0) : NULL;
-    /* len 0 from 0: the whole view (the daemon's own flushes); at the
-     * end of the file: no bytes, the metadata only. */
-    bool none = f->len == 0 && f->off != 0;
-    f->ok = view && (none || FlushViewOfFile(view + f->off, (SIZE_T)f->len)) &&
-            FlushFileBuffers(f->file);
-    f->err = f->ok ? 0 : GetLastError();
-    if (view)
-        UnmapViewOfFile(view);
-    if (sec)
-        CloseHandle(sec);
-    f->w->port.post(flush_done, f);
+    f->err = flush_file(f->file, f->off, f->len);
+    f->ok = f->err == 0;
+    void (*post)(void (*)(void *), void *) = f->post;
+    InterlockedDecrement(&f->w->lanes->in_pool); /* w may go after this */
+    post(flush_done, f);
 }
 
 void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
@@ -116,14 +191,16 @@ void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
                   f ? errno_text(err) : "out of memory");
         return;
     }
-    *f = (struct wflush){.s = s, .w = s->w, .id = id, .file = file, .off = fl->offset,
+    *f = (struct wflush){.s = s, .w = s->w, .item.uid = s->cred.uid, .lane = LANE_REQUESTED,
+                         .id = id, .file = file, .off = fl->offset,
                          .len = fl->len ? fl->len : total - fl->offset};
-    s->flushes++;
-    if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
-        f->ok = false;
-        f->err = GetLastError();
-        flush_done(f);
+    if (!submit(s->w, f)) {
+        CloseHandle(file);
+        free(f);
+        reply_err(s, id, MMAPIO_E_FLUSH_FAILED, "out of memory");
+        return;
     }
+    s->flushes++;
 }
 
 /* The daemon's own flush of m, now: the flush generation moves first (a
@@ -147,13 +224,52 @@ void winflush_policy(struct winops *w, struct wmap *m)
         log_warn("%s: a policy's flush could not start", m->name);
         return;
     }
-    *f = (struct wflush){.w = w, .map_id = m->id, .file = dup}; /* the whole file */
+    /* The whole file, in the lane of the uid it is charged to. */
+    *f = (struct wflush){.w = w, .item.uid = m->owner, .lane = LANE_TIMED, .map_id = m->id,
+                         .file = dup};
+    if (!submit(w, f)) {
+        CloseHandle(dup);
+        free(f);
+        log_warn("%s: a policy's flush could not start", m->name);
+        return;
+    }
     m->flushing = true;
     m->dirty_again = false;
-    if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
-        f->err = GetLastError();
-        flush_done(f);
+}
+
+/* The daemon stops (its loop has ended): every flush still waiting in
+ * the lanes (a leaving writer's final flush among them) and every file
+ * written since its last flush under a policy that flushes is flushed
+ * now, here, and those on worker threads are waited for, before the
+ * table goes. No reply is sent: the connections are gone. */
+void winflush_final(struct winops *w)
+{
+    unsigned n = 0, failed = 0;
+    struct wlanes *l = w->lanes;
+    for (int lane = 0; l && lane < LANES; lane++)
+        for (struct wflush *f; (f = lane_take(l, lane));) {
+            failed += flush_file(f->file, f->off, f->len) != 0;
+            n++;
+            CloseHandle(f->file);
+            free(f); /* its session, if any, stays unfreed: the process ends */
+        }
+    for (struct wmap *m = w->maps; m; m = m->next) {
+        if (m->anonymous || !m->wfile || !(m->dirty || m->dirty_again || m->flushing) ||
+            m->policy.kind == MMAPIO_FLUSH_NEVER || m->policy.kind == MMAPIO_FLUSH_MANUAL)
+            continue;
+        DWORD err = flush_file(m->wfile, 0, 0);
+        n++;
+        if (err) {
+            failed++;
+            log_warn("%s: its final flush failed (%lu)", m->name, (unsigned long)err);
+        }
     }
+    while (l && l->in_pool) /* their results are not read: the loop is over */
+        Sleep(5);
+    if (n)
+        log_info("final flushes: %u, %u failed", n, failed);
+    free(l);
+    w->lanes = NULL;
 }
 
 /* On the loop: m's timer came due. */

@@ -361,8 +361,10 @@ static void op_delete(struct wsession *s, uint64_t id, const Mmapio__Delete *d)
         : NULL;
     BOOL ok = SetFileInformationByHandle(f, FileDispositionInfo, &del, sizeof(del));
     CloseHandle(f);
-    if (ok && m && fi.nNumberOfLinks <= 1) /* its last name */
+    if (ok && m && fi.nNumberOfLinks <= 1 && !m->removed) { /* its last name */
+        m->removed = true; /* not told again from the folder's news */
         winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
+    }
     if (ok)
         reply_ok(s, id);
     else
@@ -568,6 +570,7 @@ int winops_new(struct winops **out, const struct winops_config *cfg,
     w->cfg = *cfg;
     w->port = *port;
     w->started = (int64_t)time(NULL);
+    w->watchsys = -1;
     if (w->cfg.max_mappings > CTL_SLOTS)
         w->cfg.max_mappings = CTL_SLOTS;
     int fd = mem_section_new("mmapio-ctl", (uint64_t)CTL_SLOTS * sizeof(struct ctl_slot), 0);
@@ -584,6 +587,7 @@ int winops_new(struct winops **out, const struct winops_config *cfg,
     }
     for (uint32_t i = 0; i < CTL_SLOTS; i++)
         w->free_slots[w->n_free++] = CTL_SLOTS - 1 - i; /* slot 0 first */
+    winwatch_start(w);
     *out = w;
     return 0;
 }
@@ -592,6 +596,8 @@ void winops_free(struct winops *w)
 {
     if (!w)
         return;
+    winflush_final(w);
+    winwatch_stop(w);
     while (w->watches) {
         struct wwatch *x = w->watches;
         w->watches = x->next;

@@ -50,6 +50,9 @@ struct wmap {
     mmapio_flush_policy policy;
     int64_t created;      /* unix seconds the entry was made */
     int32_t creator_pid;  /* the process whose open made it; 0: unknown */
+    bool tracked;         /* files: watched by watchsys as `wtoken` */
+    int wtoken;
+    bool removed;         /* REMOVED was told */
 };
 
 /* A timer's context: the mapping by id, which the loop looks up again. */
@@ -99,6 +102,9 @@ struct winops {
     uint64_t sessions_total;    /* connections since start; a session's id */
     uint64_t errors;            /* error replies sent */
     int64_t started;            /* unix seconds */
+    struct wlanes *lanes;       /* flushes waiting and running (winflush) */
+    int watchsys;               /* news of files changed outside (winwatch) */
+    HANDLE watchsys_wait;
 };
 
 struct wsession {

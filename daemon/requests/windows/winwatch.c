@@ -3,9 +3,13 @@
  */
 #include "winwatch.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "log.h"
 #include "policy.h"
+#include "watchsys.h"
 
 #define MAX_WATCHES_PER_CLIENT 256
 
@@ -47,6 +51,10 @@ void winwatch_drop(struct winops *w, struct wwatch *x)
         }
     x->s->n_watches--;
     x->m->watchers--;
+    if (x->m->watchers == 0 && x->m->tracked) { /* nobody hears the folder now */
+        watchsys_remove(w->watchsys, x->m->wtoken);
+        x->m->tracked = false;
+    }
     atomic_fetch_sub(&w->slots[x->m->slot].watchers, 1);
     map_maybe_free(w, x->m);
     free(x);
@@ -67,6 +75,14 @@ void winwatch_request(struct wsession *s, uint64_t id, const Mmapio__Watch *wa)
                          .m = h->m};
     s->w->watches = x;
     s->n_watches++;
+    if (!h->m->anonymous && !h->m->tracked && s->w->watchsys >= 0) {
+        int t = watchsys_add(s->w->watchsys, PLATFORM_FD(h->m->file));
+        if (t >= 0)
+            h->m->tracked = true, h->m->wtoken = t;
+        else /* the watch hears the daemon's clients only */
+            log_warn("%s: changes outside mmapio will not be told: %s", h->m->name,
+                     strerror(-t));
+    }
     h->m->watchers++;
     atomic_fetch_add(&s->w->slots[h->m->slot].watchers, 1); /* writers notice now */
     Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
@@ -91,4 +107,68 @@ void winwatch_unwatch(struct wsession *s, uint64_t id, const Mmapio__Unwatch *u)
     }
     winwatch_drop(s->w, x);
     reply_ok(s, id);
+}
+
+/* On the loop: news of a watched file, told to its watchers as on Linux —
+ * a write as MODIFIED, its last name gone as REMOVED (once), a rename or
+ * an attribute as METADATA. */
+static void on_news(void *arg, int token, unsigned what)
+{
+    struct winops *w = arg;
+    if (what & WATCHSYS_LOST)
+        log_warn("a folder's news overflowed; some file changes were not seen");
+    struct wmap *m = w->maps;
+    while (m && !(m->tracked && m->wtoken == token))
+        m = m->next;
+    if (!m || m->removed)
+        return;
+    if (what & WATCHSYS_MODIFIED)
+        winwatch_notify(w, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, false, 0, 0);
+    if (!(what & WATCHSYS_METADATA))
+        return;
+    FILE_STANDARD_INFO si;
+    if (!GetFileInformationByHandleEx(m->file, FileStandardInfo, &si, sizeof(si)) ||
+        si.DeletePending || si.NumberOfLinks == 0) {
+        m->removed = true;
+        winwatch_notify(w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
+    } else {
+        winwatch_notify(w, m, MMAPIO__EVENT_KIND__EVENT_METADATA, false, 0, 0);
+    }
+}
+
+static void news_due(void *arg)
+{
+    struct winops *w = arg;
+    watchsys_read(w->watchsys, on_news, w);
+}
+
+/* On a pool thread: the watch set's event is set; the loop reads it. */
+static void CALLBACK news_waiting(void *arg, BOOLEAN timed_out)
+{
+    (void)timed_out;
+    struct winops *w = arg;
+    w->port.post(news_due, w);
+}
+
+void winwatch_start(struct winops *w)
+{
+    w->watchsys = watchsys_open();
+    if (w->watchsys >= 0 &&
+        !RegisterWaitForSingleObject(&w->watchsys_wait, PLATFORM_HANDLE(w->watchsys),
+                                     news_waiting, w, INFINITE, WT_EXECUTEDEFAULT)) {
+        watchsys_close(w->watchsys);
+        w->watchsys = -ENOMEM;
+    }
+    if (w->watchsys < 0)
+        log_warn("changes to files outside mmapio will not be told: %s",
+                 strerror(-w->watchsys));
+}
+
+void winwatch_stop(struct winops *w)
+{
+    if (w->watchsys < 0)
+        return;
+    UnregisterWaitEx(w->watchsys_wait, INVALID_HANDLE_VALUE);
+    watchsys_close(w->watchsys);
+    w->watchsys = -1;
 }

@@ -2,7 +2,9 @@
  * winwatch (Windows): watches of mappings and their events — MODIFIED
  * from writers' notices, POLICY, REMOVED (README, "Windows"). A watch
  * keeps its mapping's entry in the table, and the control area's slot
- * counts it so that writers announce their writes.
+ * counts it so that writers announce their writes. A watched file's
+ * folder is watched too (watchsys): another program's write, delete or
+ * rename is told as MODIFIED, REMOVED or METADATA, as on Linux.
  */
 #ifndef MMAPIOD_WINWATCH_H
 #define MMAPIOD_WINWATCH_H
@@ -15,5 +17,9 @@ void winwatch_notify(struct winops *w, struct wmap *m, Mmapio__EventKind kind, b
 void winwatch_drop(struct winops *w, struct wwatch *x);
 void winwatch_request(struct wsession *s, uint64_t id, const Mmapio__Watch *wa);
 void winwatch_unwatch(struct wsession *s, uint64_t id, const Mmapio__Unwatch *u);
+/* News of watched files changed outside the daemon (watchsys): started
+ * with the daemon, stopped before it frees its table. */
+void winwatch_start(struct winops *w);
+void winwatch_stop(struct winops *w);
 
 #endif
