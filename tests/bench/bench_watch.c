@@ -314,6 +314,57 @@ struct ring_shared {
 };
 
 static struct ring_shared *rsh;
+
+/* Where the time of a set of processes went: CPU run, time runnable but
+ * waiting for a CPU, context switches (all threads; /proc schedstat). */
+struct cost {
+    double run_s, wait_s;
+    long switches;
+};
+
+static void cost_add(struct cost *c, pid_t pid, int sign)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "re");
+    unsigned long long run = 0, wait = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+            run = wait = 0;
+        fclose(f);
+    }
+    c->run_s += sign * (double)run / 1e9;
+    c->wait_s += sign * (double)wait / 1e9;
+    long sw = hz_switches(pid);
+    c->switches += sw > 0 ? sign * sw : 0;
+}
+
+/* 0: the producer, 1: the daemon, 2: the consumers (summed). */
+struct costs {
+    struct cost c[3];
+};
+
+static void costs_add(struct costs *cs, const pid_t *kids, int sign)
+{
+    cost_add(&cs->c[0], getpid(), sign);
+    cost_add(&cs->c[1], d.pid, sign);
+    for (int i = 0; i < opt.watchers; i++)
+        cost_add(&cs->c[2], kids[i], sign);
+}
+
+static void costs_print(const char *what, const struct costs *cs,
+                        double records)
+{
+    static const char *const who[3] = { "producer", "daemon", "consumers" };
+    printf("  %-28s", what);
+    for (int i = 0; i < 3; i++)
+        printf(" %s %.1f ns CPU + %.1f ns waiting for one, %.0f switches;",
+               who[i], 1e9 * cs->c[i].run_s / records,
+               1e9 * cs->c[i].wait_s / records,
+               1e6 * (double)cs->c[i].switches / records);
+    printf(" (per record; switches per million)\n");
+}
+
 static uint64_t ring_slots(void) { return (opt.ring_size - RING_HDR) / REC; }
 
 struct consumer {
@@ -519,12 +570,17 @@ static void run_ring(mmapio_client *c)
     /* The daemon's share of the watched runs (outside their timing). */
     double d_cpu = 0, d_s = 0, waited_s = 0;
     long d_wakes = 0;
+    struct costs cost_floor = { 0 }, cost_ring = { 0 };
     for (; runs < opt.runs && !ring.stalled; runs++) {
+        costs_add(&cost_floor, kids, -1);
         floor_ns[runs] = append(&plain, opt.records, NULL);
+        costs_add(&cost_floor, kids, 1);
+        costs_add(&cost_ring, kids, -1);
         double c0 = proc_cpu_s(d.pid);
         long w0 = hz_switches(d.pid);
         int64_t waited0 = ring.waited_ns;
         ring_ns[runs] = append(&ring, opt.records, NULL);
+        costs_add(&cost_ring, kids, 1);
         d_cpu += proc_cpu_s(d.pid) - c0;
         d_wakes += hz_switches(d.pid) - w0;
         d_s += ring_ns[runs] * (double)opt.records / 1e9;
@@ -594,6 +650,8 @@ static void run_ring(mmapio_client *c)
            d_s > 0 ? 100.0 * d_cpu / d_s : 0.0,
            evs ? (double)ring.next * opt.watchers / (double)evs : 0.0,
            evs ? 100.0 * (double)rangeless / (double)evs : 0.0);
+    costs_print("nobody watching:", &cost_floor, recs);
+    costs_print("watched:", &cost_ring, recs);
     mmapio_unmap(plain.m);
     mmapio_unmap(ring.m);
     if (lost || !all_ok || ring.stalled)
