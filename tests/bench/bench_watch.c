@@ -377,36 +377,44 @@ struct consumer {
     int64_t last_ns;
 };
 
-/* Reads record c->tail if whole; false when it is not there (yet). */
-static bool take(struct consumer *c)
-{
-    const uint8_t *p = c->slots + (c->tail % c->n) * REC;
-    uint8_t rec[REC];
-    uint64_t first = __atomic_load_n((const uint64_t *)p, __ATOMIC_ACQUIRE);
-    if (first != c->tail + 1)
-        return false;
-    memcpy(rec, p, REC);
-    uint64_t last;
-    memcpy(&last, rec + REC - 8, 8);
-    if (last != c->tail + 1)
-        return false;
-    c->tail++;
-    c->r->read++;
-    return true;
-}
+/* Records a consumer copies out at once (64 KiB: stays in its cache). */
+#define CHUNK 1024
 
 /* Reads on while the slot of the next record is in [lo, hi] (slots; all
- * of them when lo > hi) and the record is whole. */
+ * of them when lo > hi) and the record is whole (its first and last 8
+ * bytes hold its number + 1). As an application would: the records a
+ * range covers are copied out in bulk, a chunk at a time, then checked. */
 static uint64_t read_on(struct consumer *c, uint64_t lo, uint64_t hi)
 {
-    uint64_t got = 0;
-    for (;;) {
-        uint64_t slot = c->tail % c->n;
-        if (lo <= hi && (slot < lo || slot > hi))
-            break;
-        if (!take(c) || ++got == c->n)
-            break;
+    static uint8_t buf[CHUNK * REC];
+    uint64_t got = 0, slot = c->tail % c->n;
+    bool whole = true;
+    while (whole && got < c->n) {
+        uint64_t end = c->n - 1; /* the last slot of this run */
+        if (lo <= hi) {
+            if (slot < lo || slot > hi)
+                break;
+            end = hi < end ? hi : end;
+        }
+        uint64_t k = end - slot + 1;
+        k = k < CHUNK ? k : CHUNK;
+        k = k < c->n - got ? k : c->n - got;
+        memcpy(buf, c->slots + slot * REC, k * REC);
+        uint64_t i = 0;
+        for (; i < k; i++) {
+            uint64_t first, last, want = c->tail + i + 1;
+            memcpy(&first, buf + i * REC, 8);
+            memcpy(&last, buf + i * REC + REC - 8, 8);
+            if (first != want || last != want) {
+                whole = false;
+                break;
+            }
+        }
+        c->tail += i;
+        got += i;
+        slot = slot + i == c->n ? 0 : slot + i;
     }
+    c->r->read += got;
     if (got)
         atomic_store_explicit(c->tail_at, c->tail, memory_order_release);
     return got;
