@@ -195,6 +195,56 @@ static void usage(FILE *f)
             (unsigned long long)opt.ring_size);
 }
 
+/* Where the time of a set of processes went: CPU run, time runnable but
+ * waiting for a CPU, context switches (all threads; /proc schedstat). */
+struct cost {
+    double run_s, wait_s;
+    long switches;
+};
+
+static void cost_add(struct cost *c, pid_t pid, int sign)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "re");
+    unsigned long long run = 0, wait = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+            run = wait = 0;
+        fclose(f);
+    }
+    c->run_s += sign * (double)run / 1e9;
+    c->wait_s += sign * (double)wait / 1e9;
+    long sw = hz_switches(pid);
+    c->switches += sw > 0 ? sign * sw : 0;
+}
+
+/* 0: the producer, 1: the daemon, 2: the watchers (summed). */
+struct costs {
+    struct cost c[3];
+};
+
+static void costs_add(struct costs *cs, const pid_t *kids, int sign)
+{
+    cost_add(&cs->c[0], getpid(), sign);
+    cost_add(&cs->c[1], d.pid, sign);
+    for (int i = 0; i < opt.watchers; i++)
+        cost_add(&cs->c[2], kids[i], sign);
+}
+
+static void costs_print(const char *what, const struct costs *cs,
+                        double records, const char *per, const char *them)
+{
+    const char *const who[3] = { "producer", "daemon", them };
+    printf("  %-28s", what);
+    for (int i = 0; i < 3; i++)
+        printf(" %s %.1f ns CPU + %.1f ns waiting for one, %.0f switches;",
+               who[i], 1e9 * cs->c[i].run_s / records,
+               1e9 * cs->c[i].wait_s / records,
+               1e6 * (double)cs->c[i].switches / records);
+    printf(" (per %s; switches per million)\n", per);
+}
+
 /* The flat-out part: true when a watcher missed a change or failed. */
 static bool run_flat(mmapio_client *c)
 {
@@ -220,9 +270,14 @@ static bool run_flat(mmapio_client *c)
     }
 
     double floor_ns[1000], watched_ns[1000];
+    struct costs cost_floor = { 0 }, cost_watched = { 0 };
     for (int r = 0; r < opt.runs; r++) {
+        costs_add(&cost_floor, kids, -1);
         floor_ns[r] = produce(plain, NULL);
+        costs_add(&cost_floor, kids, 1);
+        costs_add(&cost_watched, kids, -1);
         watched_ns[r] = produce(watched, NULL);
+        costs_add(&cost_watched, kids, 1);
     }
     int64_t slowest, slowest_floor;
     double timed_floor = produce(plain, &slowest_floor);
@@ -271,6 +326,9 @@ static bool run_flat(mmapio_client *c)
     }
     printf("  changes missed by any watcher: %ld (must be 0)%s\n", missed,
            all_ok ? "" : "; a watcher failed");
+    double writes = (double)opt.runs * (double)opt.iters;
+    costs_print("nobody watching:", &cost_floor, writes, "write", "watchers");
+    costs_print("watched:", &cost_watched, writes, "write", "watchers");
     mmapio_unmap(plain);
     mmapio_unmap(watched);
     return missed || !all_ok;
@@ -314,56 +372,6 @@ struct ring_shared {
 };
 
 static struct ring_shared *rsh;
-
-/* Where the time of a set of processes went: CPU run, time runnable but
- * waiting for a CPU, context switches (all threads; /proc schedstat). */
-struct cost {
-    double run_s, wait_s;
-    long switches;
-};
-
-static void cost_add(struct cost *c, pid_t pid, int sign)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
-    FILE *f = fopen(path, "re");
-    unsigned long long run = 0, wait = 0;
-    if (f) {
-        if (fscanf(f, "%llu %llu", &run, &wait) != 2)
-            run = wait = 0;
-        fclose(f);
-    }
-    c->run_s += sign * (double)run / 1e9;
-    c->wait_s += sign * (double)wait / 1e9;
-    long sw = hz_switches(pid);
-    c->switches += sw > 0 ? sign * sw : 0;
-}
-
-/* 0: the producer, 1: the daemon, 2: the consumers (summed). */
-struct costs {
-    struct cost c[3];
-};
-
-static void costs_add(struct costs *cs, const pid_t *kids, int sign)
-{
-    cost_add(&cs->c[0], getpid(), sign);
-    cost_add(&cs->c[1], d.pid, sign);
-    for (int i = 0; i < opt.watchers; i++)
-        cost_add(&cs->c[2], kids[i], sign);
-}
-
-static void costs_print(const char *what, const struct costs *cs,
-                        double records)
-{
-    static const char *const who[3] = { "producer", "daemon", "consumers" };
-    printf("  %-28s", what);
-    for (int i = 0; i < 3; i++)
-        printf(" %s %.1f ns CPU + %.1f ns waiting for one, %.0f switches;",
-               who[i], 1e9 * cs->c[i].run_s / records,
-               1e9 * cs->c[i].wait_s / records,
-               1e6 * (double)cs->c[i].switches / records);
-    printf(" (per record; switches per million)\n");
-}
 
 static uint64_t ring_slots(void) { return (opt.ring_size - RING_HDR) / REC; }
 
@@ -658,8 +666,8 @@ static void run_ring(mmapio_client *c)
            d_s > 0 ? 100.0 * d_cpu / d_s : 0.0,
            evs ? (double)ring.next * opt.watchers / (double)evs : 0.0,
            evs ? 100.0 * (double)rangeless / (double)evs : 0.0);
-    costs_print("nobody watching:", &cost_floor, recs);
-    costs_print("watched:", &cost_ring, recs);
+    costs_print("nobody watching:", &cost_floor, recs, "record", "consumers");
+    costs_print("watched:", &cost_ring, recs, "record", "consumers");
     mmapio_unmap(plain.m);
     mmapio_unmap(ring.m);
     if (lost || !all_ok || ring.stalled)
