@@ -17,6 +17,7 @@
 
 #define HOLD_MAX_MS 1000   /* a writer's hold is capped at this */
 #define HOLD_GRACE_MS 20   /* for its merged range to arrive first */
+#define WATCH_HELD_MS 1    /* a held MODIFIED's next look at its owner */
 
 struct watch {
     uint64_t id;
@@ -25,6 +26,11 @@ struct watch {
     struct watch *map_prev, *map_next;
     struct watch *owner_prev, *owner_next;
     struct hnode node;        /* ws->ids: id -> watch */
+    /* A MODIFIED waiting for the owner to read (watches.backlog): the
+     * union of the ranges since, or none (anything may have changed). */
+    bool held, held_range;
+    uint64_t lo, hi;
+    struct watch *held_next;  /* in ws->held */
 };
 
 /* What this service keeps on a mapping (its mapping_ext slot). */
@@ -66,12 +72,100 @@ static struct watch_state *find_wd(struct watches *ws, int wd)
     return NULL;
 }
 
+static void held_arm(struct watches *ws);
+
+/* Takes w off ws->held. */
+static void unhold(struct watches *ws, struct watch *w)
+{
+    if (!w->held)
+        return;
+    w->held = false;
+    for (struct watch **p = &ws->held; *p; p = &(*p)->held_next) {
+        if (*p == w) {
+            *p = w->held_next;
+            break;
+        }
+    }
+}
+
+/* Merges a MODIFIED into w's held one. */
+static void hold(struct watches *ws, struct watch *w, bool has_range,
+                 uint64_t offset, uint64_t len)
+{
+    uint64_t hi = offset + len;
+    if (!w->held) {
+        w->held = true;
+        w->held_range = has_range;
+        w->lo = offset;
+        w->hi = hi;
+        w->held_next = ws->held;
+        ws->held = w;
+        held_arm(ws);
+        return;
+    }
+    if (!has_range)
+        w->held_range = false;
+    w->lo = offset < w->lo ? offset : w->lo;
+    w->hi = hi > w->hi ? hi : w->hi;
+}
+
+static void send_held(struct watches *ws, struct watch *w)
+{
+    struct mapping *m = w->st->map;
+    Mmapio__Event ev = MMAPIO__EVENT__INIT;
+    ev.kind = MMAPIO__EVENT_KIND__EVENT_MODIFIED;
+    ev.map_id = m->id;
+    ev.size = m->size;
+    ev.has_range = w->held_range;
+    ev.offset = w->held_range ? w->lo : 0;
+    ev.len = w->held_range ? w->hi - w->lo : 0;
+    unhold(ws, w);
+    ws->send(w->owner, &ev);
+}
+
+static bool busy(struct watches *ws, struct watch *w)
+{
+    return ws->backlog && ws->backlog(w->owner);
+}
+
+static void on_held(evutil_socket_t fd, short what, void *arg)
+{
+    struct watches *ws = arg;
+    (void)fd;
+    (void)what;
+    for (struct watch *w = ws->held, *next; w; w = next) {
+        next = w->held_next;
+        if (!busy(ws, w))
+            send_held(ws, w);
+    }
+    if (ws->held)
+        held_arm(ws);
+}
+
+static void held_arm(struct watches *ws)
+{
+    static const struct timeval tv = { 0, WATCH_HELD_MS * 1000 };
+    if (!ws->held_timer)
+        ws->held_timer = evtimer_new(ws->base, on_held, ws);
+    if (!ws->held_timer || evtimer_add(ws->held_timer, &tv) < 0) {
+        /* No timer: nothing may wait. */
+        while (ws->held)
+            send_held(ws, ws->held);
+    }
+}
+
 void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
                   bool has_range, uint64_t offset, uint64_t len)
 {
     struct watch_state *s = state_of(ws, m, false);
     if (!s || !s->first)
         return;
+    bool modified = kind == MMAPIO__EVENT_KIND__EVENT_MODIFIED;
+    /* Any other news comes after the MODIFIED held before it. */
+    for (struct watch *w = s->first; w && !modified; w = w->map_next) {
+        if (w->held)
+            send_held(ws, w);
+    }
     uint64_t stamp = ++ws->stamp;
     Mmapio__Event ev = MMAPIO__EVENT__INIT;
     ev.kind = kind;
@@ -84,6 +178,13 @@ void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
         if (w->owner->mark == stamp)
             continue;
         w->owner->mark = stamp;
+        bool b = modified && busy(ws, w);
+        if (modified && (w->held || b)) {
+            hold(ws, w, has_range, offset, len);
+            if (!b && w->held)
+                send_held(ws, w);
+            continue;
+        }
         ws->send(w->owner, &ev);
     }
 }
@@ -240,6 +341,7 @@ static void drop(struct watches *ws, struct watch *w)
         w->owner_next->owner_prev = w->owner_prev;
     o->n--;
     s->n--;
+    unhold(ws, w);
     atomic_store(&ctl_slot(&m->env->ctl, m->slot)->watchers, s->n);
     hmap_remove(&ws->ids, &w->node);
     free(w);
@@ -313,6 +415,9 @@ int watches_init(struct watches *ws, struct registry *r, struct quota *q,
 
 void watches_fini(struct watches *ws)
 {
+    if (ws->held_timer)
+        event_free(ws->held_timer);
+    ws->held_timer = NULL;
     if (ws->ev_sys)
         event_free(ws->ev_sys);
     ws->ev_sys = NULL;
