@@ -361,6 +361,7 @@ static bool run_flat(mmapio_client *c)
 struct ring_result {
     long ranged, rangeless, empty;      /* events; those that gave nothing */
     uint64_t read;                      /* records read */
+    uint64_t bytes;                     /* bytes copied out of the ring */
     uint64_t lost;                      /* published, never read */
     int ok;
 };
@@ -408,6 +409,7 @@ static uint64_t read_on(struct consumer *c, uint64_t lo, uint64_t hi)
         k = k < CHUNK ? k : CHUNK;
         k = k < c->n - got ? k : c->n - got;
         memcpy(buf, c->slots + slot * REC, k * REC);
+        c->r->bytes += k * REC;
         uint64_t i = 0;
         for (; i < k; i++) {
             uint64_t first, last, want = c->tail + i + 1;
@@ -634,10 +636,12 @@ static void run_ring(mmapio_client *c)
     bool all_ok = true;
     for (int i = 0; i < opt.watchers; i++) {
         struct ring_result *r = &rsh->r[i];
-        printf("  consumer %d: %llu records read; %ld MODIFIED with a range, "
+        printf("  consumer %d: %llu records read (%.1f bytes copied out a "
+               "record); %ld MODIFIED with a range, "
                "%ld without; %ld wake-ups found no new record; lost %llu%s\n",
-               i, (unsigned long long)r->read, r->ranged, r->rangeless,
-               r->empty, (unsigned long long)r->lost,
+               i, (unsigned long long)r->read,
+               r->read ? (double)r->bytes / (double)r->read : 0.0, r->ranged,
+               r->rangeless, r->empty, (unsigned long long)r->lost,
                r->ok ? "" : " (did not finish)");
         lost += r->lost;
         evs += r->ranged + r->rangeless;
