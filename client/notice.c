@@ -5,6 +5,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#endif
 
 #include "client.h"
 #include "errors.h"
@@ -133,6 +137,32 @@ bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     return sent;
 }
 
+/* Rings mapped in this process, numbered: a thread's own cell is of one. */
+static atomic_uint_fast64_t ring_epochs;
+
+/* This thread's last claimed cell (wring_push's `mine`) and its ring. */
+static _Thread_local __attribute__((tls_model("initial-exec"))) struct {
+    const struct wring_hdr *ring;
+    uint64_t epoch, pos;
+} own;
+
+/* The process is registered for the daemon's membarrier, once. */
+static bool fence_registered(void)
+{
+#if defined(__linux__) && defined(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)
+    static atomic_int state; /* 0: not asked, 1: registered, -1: refused */
+    int st = atomic_load(&state);
+    if (st == 0) {
+        st = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+                     0) == 0 ? 1 : -1;
+        atomic_store(&state, st);
+    }
+    return st == 1;
+#else
+    return false;
+#endif
+}
+
 void notice_ring_attach_locked(mmapio_client *c)
 {
     Mmapio__WriteRing wr = MMAPIO__WRITE_RING__INIT;
@@ -161,8 +191,14 @@ void notice_ring_attach_locked(mmapio_client *c)
                           MAP_SHARED, rep.fd, 0)
                    : MAP_FAILED;
     client_reply_free(&rep);
-    if (p != MAP_FAILED)
-        atomic_store_explicit(&c->ring, p, memory_order_release);
+    if (p == MAP_FAILED)
+        return;
+    struct wring_hdr *r = p;
+    if (atomic_load(&r->takes) == WRING_TAKES_FENCED && fence_registered()) {
+        c->ring_fenced = true;
+        c->ring_epoch = atomic_fetch_add(&ring_epochs, 1) + 1;
+    }
+    atomic_store_explicit(&c->ring, r, memory_order_release);
 }
 
 bool notice_release_locked(mmapio_client *c, uint64_t handle)
@@ -188,7 +224,16 @@ bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     struct wring_hdr *r = atomic_load_explicit(&c->ring, memory_order_acquire);
     if (!r)
         return notice_write(c, handle, lost, p, offset, len);
-    enum wring_push got = wring_push(r, handle, offset, len);
+    uint64_t *mine = NULL;
+    if (c->ring_fenced) {
+        if (own.ring != r || own.epoch != c->ring_epoch) {
+            own.ring = r;
+            own.epoch = c->ring_epoch;
+            own.pos = 0;
+        }
+        mine = &own.pos;
+    }
+    enum wring_push got = wring_push(r, handle, offset, len, mine);
     if (got == WRING_PUSHED || got == WRING_DROPPED ||
         atomic_load_explicit(&c->gone, memory_order_relaxed))
         return true;

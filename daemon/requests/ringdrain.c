@@ -8,6 +8,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#endif
 
 #include "flushes.h"
 #include "log.h"
@@ -30,6 +34,7 @@ struct wring {
     bool lazy;                 /* our word: hdr->lazy is 1 */
     bool asked;                /* a request came since the last sweep */
     uint64_t settled;          /* ringdrain_settle's pass that ran it */
+    bool fenced;               /* takes = WRING_TAKES_FENCED (wring.h) */
 };
 
 /* One merged range of one mapping. */
@@ -167,9 +172,37 @@ static bool take_seq(struct wring_cell *c, uint64_t want)
     return false;
 }
 
+/* Whether this system has the barrier a fenced ring needs (asked once). */
+static bool fence_works(void)
+{
+#if defined(__linux__) && defined(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+    static int state; /* 0: not asked, 1: yes, -1: no */
+    if (state == 0) {
+        long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0);
+        state = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ? 1 : -1;
+    }
+    return state == 1;
+#else
+    return false;
+#endif
+}
+
+/* The fence between taking cells and reading them (wring.h): every thread
+ * of a registered process running now passes a full barrier. */
+static bool fence(void)
+{
+#if defined(__linux__) && defined(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0) == 0;
+#else
+    return false;
+#endif
+}
+
 /* Reads what was published since the last drain: at most one ring, and
  * until TELL_MAX ranges were told (cells of many mappings, or far apart);
- * what is left waits for the next poll. Returns the write cells read
+ * what is left waits for the next poll. A fenced ring's cells are all
+ * taken first, then fenced, then read: past TELL_MAX their writes count
+ * as dropped (MODIFIED without a range). Returns the write cells read
  * (releases need no quick look again: writes do, for watchers); *stuck
  * when it stopped at a cell not yet published. */
 static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
@@ -177,6 +210,7 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
     struct session *s = w->s;
     struct wring_hdr *r = w->hdr;
     uint64_t lost[WRING_LOST_WORDS], early[WRING_LOST_WORDS];
+    uint64_t over[WRING_LOST_WORDS] = { 0 };
     for (uint32_t i = 0; i < WRING_LOST_WORDS; i++)
         early[i] = atomic_load_explicit(&r->lost[i], memory_order_relaxed);
     struct batch b = { .n = 0, .lost = early };
@@ -189,10 +223,23 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
         all = true;
         w->head = tail;
     }
-    while (w->head != tail && b.told < TELL_MAX) {
+    uint64_t taken = w->head; /* cells below it are ours to read */
+    if (w->fenced) {
+        while (taken != tail &&
+               take_seq(&r->cells[taken % WRING_CELLS], taken + 1))
+            taken++;
+        *stuck = taken != tail;
+        if (taken != w->head && !fence()) {
+            /* Not fenced: lengths may be short. Their writers' watchers
+             * hear "anything may have changed". */
+            all = true;
+            w->head = taken;
+        }
+    }
+    while (w->head != tail && (w->fenced || b.told < TELL_MAX)) {
         struct wring_cell *c = &r->cells[w->head % WRING_CELLS];
-        if (!take_seq(c, w->head + 1)) {
-            *stuck = true;
+        if (w->fenced ? w->head == taken : !take_seq(c, w->head + 1)) {
+            *stuck |= !w->fenced;
             break;
         }
         /* Each field read once: the writer may change them meanwhile. */
@@ -202,6 +249,9 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
         w->head++;
         if (offset == WRING_RELEASE && len == 0) {
             take_release(s, &b, handle);
+        } else if (b.told >= TELL_MAX) {
+            uint32_t bit = wring_lost_bit(handle);
+            over[bit / 64] |= UINT64_C(1) << (bit % 64);
         } else {
             n++;
             take_cell(s, &b, handle, offset, len);
@@ -214,6 +264,7 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
                       ? atomic_exchange_explicit(&r->lost[i], 0,
                                                  memory_order_acquire)
                       : 0;
+        lost[i] |= over[i];
         any |= lost[i] != 0;
     }
     /* After the bits were cleared: the next overflow knocks (wring.h). */
@@ -375,7 +426,8 @@ void ringdrain_request(struct session *s, uint64_t id)
     w->hdr = p;
     w->s = s;
     w->poll_ms = WRING_POLL_MS;
-    atomic_store(&w->hdr->takes, 1);
+    w->fenced = fence_works();
+    atomic_store(&w->hdr->takes, w->fenced ? WRING_TAKES_FENCED : 1);
     atomic_store(&w->hdr->armed, 1);
     s->ring = w;
 
