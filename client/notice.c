@@ -149,7 +149,7 @@ static _Thread_local __attribute__((tls_model("initial-exec"))) struct {
 /* The process is registered for the daemon's membarrier, once. */
 static bool fence_registered(void)
 {
-#if defined(__linux__) && defined(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)
+#ifdef __linux__
     static atomic_int state; /* 0: not asked, 1: registered, -1: refused */
     int st = atomic_load(&state);
     if (st == 0) {

@@ -175,7 +175,7 @@ static bool take_seq(struct wring_cell *c, uint64_t want)
 /* Whether this system has the barrier a fenced ring needs (asked once). */
 static bool fence_works(void)
 {
-#if defined(__linux__) && defined(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+#ifdef __linux__
     static int state; /* 0: not asked, 1: yes, -1: no */
     if (state == 0) {
         long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0);
@@ -191,7 +191,7 @@ static bool fence_works(void)
  * of a registered process running now passes a full barrier. */
 static bool fence(void)
 {
-#if defined(__linux__) && defined(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+#ifdef __linux__
     return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0) == 0;
 #else
     return false;
