@@ -194,10 +194,10 @@ void notice_ring_attach_locked(mmapio_client *c)
     if (p == MAP_FAILED)
         return;
     struct wring_hdr *r = p;
-    if (atomic_load(&r->takes) == WRING_TAKES_FENCED && fence_registered()) {
-        c->ring_fenced = true;
-        c->ring_epoch = atomic_fetch_add(&ring_epochs, 1) + 1;
-    }
+    /* (wring_push also looks at takes in the ring it writes.) */
+    c->ring_fenced = atomic_load(&r->takes) == WRING_TAKES_FENCED &&
+                     fence_registered();
+    c->ring_epoch = atomic_fetch_add(&ring_epochs, 1) + 1;
     atomic_store_explicit(&c->ring, r, memory_order_release);
 }
 
