@@ -18,6 +18,7 @@
 #define HOLD_MAX_MS 1000   /* a writer's hold is capped at this */
 #define HOLD_GRACE_MS 20   /* for its merged range to arrive first */
 #define WATCH_HELD_MS 1    /* a held MODIFIED's next look at its owner */
+#define WATCH_HELD_MAX_MS 32 /* ... backing off while nobody reads */
 
 struct watch {
     uint64_t id;
@@ -72,7 +73,7 @@ static struct watch_state *find_wd(struct watches *ws, int wd)
     return NULL;
 }
 
-static void held_arm(struct watches *ws);
+static void held_arm(struct watches *ws, uint32_t ms);
 
 /* Takes w off ws->held. */
 static void unhold(struct watches *ws, struct watch *w)
@@ -100,7 +101,7 @@ static void hold(struct watches *ws, struct watch *w, bool has_range,
         w->hi = hi;
         w->held_next = ws->held;
         ws->held = w;
-        held_arm(ws);
+        held_arm(ws, WATCH_HELD_MS);
         return;
     }
     if (!has_range)
@@ -131,27 +132,39 @@ static bool busy(struct watches *ws, struct watch *w)
 static void on_held(evutil_socket_t fd, short what, void *arg)
 {
     struct watches *ws = arg;
+    bool sent = false;
     (void)fd;
     (void)what;
     for (struct watch *w = ws->held, *next; w; w = next) {
         next = w->held_next;
-        if (!busy(ws, w))
+        if (!busy(ws, w)) {
             send_held(ws, w);
+            sent = true;
+        }
     }
+    uint32_t ms = ws->held_ms * 2;
+    ws->held_ms = 0;
     if (ws->held)
-        held_arm(ws);
+        held_arm(ws, sent ? WATCH_HELD_MS
+                          : ms < WATCH_HELD_MAX_MS ? ms : WATCH_HELD_MAX_MS);
 }
 
-static void held_arm(struct watches *ws)
+/* The next look at the held ones in `ms`, unless one is due sooner. */
+static void held_arm(struct watches *ws, uint32_t ms)
 {
-    static const struct timeval tv = { 0, WATCH_HELD_MS * 1000 };
     if (!ws->held_timer)
         ws->held_timer = evtimer_new(ws->base, on_held, ws);
+    if (ws->held_timer && ws->held_ms && ws->held_ms <= ms)
+        return;
+    struct timeval tv = { 0, (suseconds_t)ms * 1000 };
     if (!ws->held_timer || evtimer_add(ws->held_timer, &tv) < 0) {
         /* No timer: nothing may wait. */
+        ws->held_ms = 0;
         while (ws->held)
             send_held(ws, ws->held);
+        return;
     }
+    ws->held_ms = ms;
 }
 
 void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,

@@ -69,11 +69,13 @@ struct watches {
     watch_send_fn send;
     /* Optional (set after watches_init): a MODIFIED for an owner that has
      * not read what it was sent waits, merged with those after it, until
-     * it has (looked at again every WATCH_HELD_MS): a watcher busy
-     * reading gets one wider range instead of many. */
+     * it has (looked at again after 1 ms, backing off to 32 ms while
+     * none has read; any MODIFIED of the mapping looks at once): a
+     * watcher busy reading gets one wider range instead of many. */
     watch_backlog_fn backlog;
     struct watch *held;       /* watches with a MODIFIED waiting */
     struct event *held_timer;
+    uint32_t held_ms;         /* its delay while pending, else 0 */
     struct mapping_hook hook;
 };
 
