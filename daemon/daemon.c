@@ -72,7 +72,6 @@ static int setup_services(struct daemon *d, char *err, size_t err_size)
         snprintf(err, err_size, "cannot set up file watching: %s", strerror(-r));
         return r;
     }
-    d->watches.backlog = session_watch_backlog;
     if (r == 0 && (r = opencache_init(&d->cache, &d->reg, &d->quota, d->base,
                                       c->open_cache)) < 0) {
         snprintf(err, err_size, "cannot set up the open cache: %s", strerror(-r));

@@ -10,7 +10,6 @@
  * range; with a stopped daemon (which also shows a writer never waits for
  * it) or a watcher that does not read, ranges are dropped and a MODIFIED
  * without a range covers them. mmapio_notify_range reaches watchers. A
- * watcher that has not read its last event gets what follows merged. A
  * hostile client scribbling over its ring cannot crash the daemon, resize
  * the ring, or make a watcher of a mapping it may not write hear anything.
  */
@@ -464,24 +463,6 @@ Test(wring, slow_watcher_misses_nothing, .init = setup_small_queue)
     cr_assert_eq(left, 0, "%llu records whose last write no event covered "
                  "(%ld ranged, %ld without)", (unsigned long long)left,
                  x.cv->ranged, x.cv->rangeless);
-    unwatch(&x);
-}
-
-/* A watcher that has not read its last event gets the ranges after it
- * merged into one MODIFIED, sent once it has read (watch.h, `backlog`):
- * 20 bursts, each drained apart and each many scattered ranges, reach a
- * watcher that reads nothing meanwhile as a few events, covering all. */
-Test(wring, busy_watcher_gets_later_ranges_merged_and_misses_nothing)
-{
-    struct watched x = watch_w();
-    wait_writer(writer_strided(2000, false, 100, 7));
-    uint64_t left = settle(x.c, x.cv);
-    cr_assert_eq(left, 0, "%llu records whose last write no event covered "
-                 "(%ld ranged, %ld without)", (unsigned long long)left,
-                 x.cv->ranged, x.cv->rangeless);
-    cr_assert_eq(x.cv->rangeless, 0, "no range was dropped");
-    cr_assert_leq(x.cv->ranged, 4, "%ld events: the ranges told while the "
-                  "watcher had one unread were not merged", x.cv->ranged);
     unwatch(&x);
 }
 

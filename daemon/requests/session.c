@@ -67,12 +67,6 @@ void session_watch_event(struct watch_owner *o, Mmapio__Event *ev)
     s->port->event(s, ev);
 }
 
-bool session_watch_backlog(struct watch_owner *o)
-{
-    struct session *s = container_of(o, struct session, watches);
-    return s->port->backlog && s->port->backlog(s);
-}
-
 /* Sends every session holding m, but `skip`, one event of `kind` with the
  * mapping's size and policy. */
 static void tell_holders(struct handlers *h, struct mapping *m,

@@ -46,8 +46,6 @@ struct session_port {
     /* s->fd_wanted was set: the next datagram may carry one fd
      * (mmapio_from_fd; the transport disarms after it, fromfd.h). */
     void (*want_fd)(struct session *s);
-    /* true while the client has not read all that was sent to it. */
-    bool (*backlog)(struct session *s);
 };
 
 /* What every handler works with. */
@@ -104,8 +102,6 @@ int handlers_init(struct handlers *h, const struct config *cfg, int root_fd,
 
 /* The watch service's way out (watch_send_fn) for watches of sessions. */
 void session_watch_event(struct watch_owner *o, Mmapio__Event *ev);
-/* ... and its watch_backlog_fn. */
-bool session_watch_backlog(struct watch_owner *o);
 
 void session_start(struct session *s, struct handlers *h,
                    const struct session_port *port,

@@ -17,8 +17,6 @@
 
 #define HOLD_MAX_MS 1000   /* a writer's hold is capped at this */
 #define HOLD_GRACE_MS 20   /* for its merged range to arrive first */
-#define WATCH_HELD_MS 1    /* a held MODIFIED's next look at its owner */
-#define WATCH_HELD_MAX_MS 32 /* ... backing off while nobody reads */
 
 struct watch {
     uint64_t id;
@@ -27,11 +25,6 @@ struct watch {
     struct watch *map_prev, *map_next;
     struct watch *owner_prev, *owner_next;
     struct hnode node;        /* ws->ids: id -> watch */
-    /* A MODIFIED waiting for the owner to read (watches.backlog): the
-     * union of the ranges since, or none (anything may have changed). */
-    bool held, held_range;
-    uint64_t lo, hi;
-    struct watch *held_next;  /* in ws->held */
 };
 
 /* What this service keeps on a mapping (its mapping_ext slot). */
@@ -73,112 +66,12 @@ static struct watch_state *find_wd(struct watches *ws, int wd)
     return NULL;
 }
 
-static void held_arm(struct watches *ws, uint32_t ms);
-
-/* Takes w off ws->held. */
-static void unhold(struct watches *ws, struct watch *w)
-{
-    if (!w->held)
-        return;
-    w->held = false;
-    for (struct watch **p = &ws->held; *p; p = &(*p)->held_next) {
-        if (*p == w) {
-            *p = w->held_next;
-            break;
-        }
-    }
-}
-
-/* Merges a MODIFIED into w's held one. */
-static void hold(struct watches *ws, struct watch *w, bool has_range,
-                 uint64_t offset, uint64_t len)
-{
-    uint64_t hi = offset + len;
-    if (!w->held) {
-        w->held = true;
-        w->held_range = has_range;
-        w->lo = offset;
-        w->hi = hi;
-        w->held_next = ws->held;
-        ws->held = w;
-        held_arm(ws, WATCH_HELD_MS);
-        return;
-    }
-    if (!has_range)
-        w->held_range = false;
-    w->lo = offset < w->lo ? offset : w->lo;
-    w->hi = hi > w->hi ? hi : w->hi;
-}
-
-static void send_held(struct watches *ws, struct watch *w)
-{
-    struct mapping *m = w->st->map;
-    Mmapio__Event ev = MMAPIO__EVENT__INIT;
-    ev.kind = MMAPIO__EVENT_KIND__EVENT_MODIFIED;
-    ev.map_id = m->id;
-    ev.size = m->size;
-    ev.has_range = w->held_range;
-    ev.offset = w->held_range ? w->lo : 0;
-    ev.len = w->held_range ? w->hi - w->lo : 0;
-    unhold(ws, w);
-    ws->send(w->owner, &ev);
-}
-
-static bool busy(struct watches *ws, struct watch *w)
-{
-    return ws->backlog && ws->backlog(w->owner);
-}
-
-static void on_held(evutil_socket_t fd, short what, void *arg)
-{
-    struct watches *ws = arg;
-    bool sent = false;
-    (void)fd;
-    (void)what;
-    for (struct watch *w = ws->held, *next; w; w = next) {
-        next = w->held_next;
-        if (!busy(ws, w)) {
-            send_held(ws, w);
-            sent = true;
-        }
-    }
-    uint32_t ms = ws->held_ms * 2;
-    ws->held_ms = 0;
-    if (ws->held)
-        held_arm(ws, sent ? WATCH_HELD_MS
-                          : ms < WATCH_HELD_MAX_MS ? ms : WATCH_HELD_MAX_MS);
-}
-
-/* The next look at the held ones in `ms`, unless one is due sooner. */
-static void held_arm(struct watches *ws, uint32_t ms)
-{
-    if (!ws->held_timer)
-        ws->held_timer = evtimer_new(ws->base, on_held, ws);
-    if (ws->held_timer && ws->held_ms && ws->held_ms <= ms)
-        return;
-    struct timeval tv = { 0, (suseconds_t)ms * 1000 };
-    if (!ws->held_timer || evtimer_add(ws->held_timer, &tv) < 0) {
-        /* No timer: nothing may wait. */
-        ws->held_ms = 0;
-        while (ws->held)
-            send_held(ws, ws->held);
-        return;
-    }
-    ws->held_ms = ms;
-}
-
 void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
                   bool has_range, uint64_t offset, uint64_t len)
 {
     struct watch_state *s = state_of(ws, m, false);
     if (!s || !s->first)
         return;
-    bool modified = kind == MMAPIO__EVENT_KIND__EVENT_MODIFIED;
-    /* Any other news comes after the MODIFIED held before it. */
-    for (struct watch *w = s->first; w && !modified; w = w->map_next) {
-        if (w->held)
-            send_held(ws, w);
-    }
     uint64_t stamp = ++ws->stamp;
     Mmapio__Event ev = MMAPIO__EVENT__INIT;
     ev.kind = kind;
@@ -191,13 +84,6 @@ void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
         if (w->owner->mark == stamp)
             continue;
         w->owner->mark = stamp;
-        bool b = modified && busy(ws, w);
-        if (modified && (w->held || b)) {
-            hold(ws, w, has_range, offset, len);
-            if (!b && w->held)
-                send_held(ws, w);
-            continue;
-        }
         ws->send(w->owner, &ev);
     }
 }
@@ -354,7 +240,6 @@ static void drop(struct watches *ws, struct watch *w)
         w->owner_next->owner_prev = w->owner_prev;
     o->n--;
     s->n--;
-    unhold(ws, w);
     atomic_store(&ctl_slot(&m->env->ctl, m->slot)->watchers, s->n);
     hmap_remove(&ws->ids, &w->node);
     free(w);
@@ -428,9 +313,6 @@ int watches_init(struct watches *ws, struct registry *r, struct quota *q,
 
 void watches_fini(struct watches *ws)
 {
-    if (ws->held_timer)
-        event_free(ws->held_timer);
-    ws->held_timer = NULL;
     if (ws->ev_sys)
         event_free(ws->ev_sys);
     ws->ev_sys = NULL;

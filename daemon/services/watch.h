@@ -14,13 +14,7 @@
  *
  * A watch belongs to an owner (a client's session, which embeds a struct
  * watch_owner); events go out through the `send` function given at start,
- * once per owner however many of its watches match. A MODIFIED for an
- * owner that has not read what it was sent yet (`backlog`) waits, and the
- * ones after it merge into it (the union of their ranges), until the
- * owner has read: a watcher busy reading, or descheduled, gets one wider
- * range instead of a queue of small ones (and its queue does not
- * overflow into "anything may have changed"). Any other event of the
- * mapping sends the waiting one first, so their order holds. A watch pins its file
+ * once per owner however many of its watches match. A watch pins its file
  * mapping in the registry, and so keeps one of the daemon's fds: it is
  * charged to the owner's uid like a holder (quota_hold), so a uid cannot
  * keep mappings alive past max_mappings_per_uid by watching what it no
@@ -52,8 +46,6 @@ struct watch_owner {
 };
 
 typedef void (*watch_send_fn)(struct watch_owner *o, Mmapio__Event *ev);
-/* true while o has not yet read all that was sent to it. */
-typedef bool (*watch_backlog_fn)(struct watch_owner *o);
 
 struct watches {
     struct registry *reg;
@@ -67,15 +59,6 @@ struct watches {
     uint64_t stamp;
     uint32_t max_per_owner;
     watch_send_fn send;
-    /* Optional (set after watches_init): a MODIFIED for an owner that has
-     * not read what it was sent waits, merged with those after it, until
-     * it has (looked at again after 1 ms, backing off to 32 ms while
-     * none has read; any MODIFIED of the mapping looks at once): a
-     * watcher busy reading gets one wider range instead of many. */
-    watch_backlog_fn backlog;
-    struct watch *held;       /* watches with a MODIFIED waiting */
-    struct event *held_timer;
-    uint32_t held_ms;         /* its delay while pending, else 0 */
     struct mapping_hook hook;
 };
 

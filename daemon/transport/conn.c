@@ -7,10 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#ifdef __linux__
-#include <linux/sockios.h>
-#endif
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -569,28 +565,11 @@ static void port_busy_changed(struct session *s)
         update_reading(c);
 }
 
-/* Frames queued here, or datagrams the client has not read yet. */
-static bool port_backlog(struct session *s)
-{
-    struct conn *c = container_of(s, struct conn, s);
-    if (c->closed || c->failed)
-        return false;
-    if (c->out)
-        return true;
-#ifdef SIOCOUTQ
-    int n = 0;
-    return ioctl(c->fd, SIOCOUTQ, &n) == 0 && n > 0;
-#else
-    return false;
-#endif
-}
-
 static const struct session_port port = {
     .reply = port_reply,
     .event = port_event,
     .busy_changed = port_busy_changed,
     .want_fd = port_want_fd,
-    .backlog = port_backlog,
 };
 
 static void port_want_fd(struct session *s)
