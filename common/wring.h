@@ -43,7 +43,12 @@
  * fence would, so either the daemon reads the new len or the writer sees
  * the cell taken and claims a new one for its range (told twice, never
  * missed). Only the thread that claimed a cell extends it then (others
- * claim their own), so writers never race on len.
+ * claim their own), so writers never race on len. While the daemon is
+ * busy it leaves the last cell untaken (live): it reads how far it grew
+ * and tells that much, and sets knock_at to that length plus
+ * WRING_KNOCK_BYTES; it takes the cell (and fences) once it stopped
+ * growing, or is no longer the last, before it sleeps. So a sequential
+ * writer costs the daemon no barrier while it writes.
  *
  * Ring full: the writer does not wait. It sets its handle's bit in `lost`
  * (a bitmap hashed by handle) and the write is not in the ring; the daemon
@@ -114,6 +119,8 @@ struct wring_hdr {
     _Atomic uint32_t knock;              /* 1: an overflow wakes the daemon */
     _Atomic uint32_t takes;              /* 1: the daemon takes cells by CAS;
                                             2: and fences (membarrier) */
+    _Atomic uint64_t knock_at;           /* fenced: the live cell's length
+                                            that knocks (set by the daemon) */
     _Alignas(64) _Atomic uint64_t lost[WRING_LOST_WORDS];
     _Alignas(64) struct wring_cell cells[WRING_CELLS];
 };
@@ -203,7 +210,9 @@ static inline bool wring_extend_own(struct wring_hdr *r, uint64_t last,
     atomic_signal_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&c->seq, memory_order_relaxed) != s)
         return false;
-    *big = l < WRING_KNOCK_BYTES && l + len >= WRING_KNOCK_BYTES;
+    uint64_t mark = atomic_load_explicit(&r->knock_at, memory_order_relaxed);
+    *big = (l < WRING_KNOCK_BYTES && l + len >= WRING_KNOCK_BYTES) ||
+           (l < mark && l + len >= mark);
     return true;
 }
 

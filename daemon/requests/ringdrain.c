@@ -35,6 +35,9 @@ struct wring {
     bool asked;                /* a request came since the last sweep */
     uint64_t settled;          /* ringdrain_settle's pass that ran it */
     bool fenced;               /* takes = WRING_TAKES_FENCED (wring.h) */
+    uint64_t live;             /* fenced: the untaken last cell's position
+                                * + 1 (0: none), and the length told */
+    uint64_t live_len;
 };
 
 /* One merged range of one mapping. */
@@ -205,7 +208,8 @@ static bool fence(void)
  * as dropped (MODIFIED without a range). Returns the write cells read
  * (releases need no quick look again: writes do, for watchers); *stuck
  * when it stopped at a cell not yet published. */
-static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
+static uint32_t drain(struct wring *w, bool final, bool *stuck,
+                      bool *dropped)
 {
     struct session *s = w->s;
     struct wring_hdr *r = w->hdr;
@@ -224,11 +228,30 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
         w->head = tail;
     }
     uint64_t taken = w->head; /* cells below it are ours to read */
-    if (w->fenced) {
-        while (taken != tail &&
+    uint64_t live_len = 0;
+    bool keep = false;        /* the last cell stays live, untaken */
+    if (w->fenced && tail != w->head) {
+        uint64_t last = tail - 1;
+        while (taken != last &&
                take_seq(&r->cells[taken % WRING_CELLS], taken + 1))
             taken++;
-        *stuck = taken != tail;
+        *stuck = taken != last;
+        if (!*stuck) {
+            struct wring_cell *c = &r->cells[last % WRING_CELLS];
+            bool published = atomic_load_explicit(&c->seq,
+                                                  memory_order_acquire) ==
+                             last + 1;
+            live_len = __atomic_load_n(&c->len, __ATOMIC_ACQUIRE);
+            /* A release is never kept: it goes at once, in order. */
+            keep = !final && published &&
+                   __atomic_load_n(&c->offset, __ATOMIC_RELAXED) !=
+                       WRING_RELEASE &&
+                   !(w->live == last + 1 && live_len == w->live_len);
+            if (!keep && take_seq(c, last + 1))
+                taken++;
+            else if (!keep)
+                *stuck = true;
+        }
         if (taken != w->head && !fence()) {
             /* Not fenced: lengths may be short. Their writers' watchers
              * hear "anything may have changed". */
@@ -246,6 +269,16 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
         uint64_t handle = *(volatile uint64_t *)&c->handle;
         uint64_t offset = *(volatile uint64_t *)&c->offset;
         uint64_t len = *(volatile uint64_t *)&c->len;
+        if (w->live == w->head + 1 && offset != WRING_RELEASE) {
+            /* Once live: told up to live_len already. */
+            w->live = 0;
+            if (len <= w->live_len) {
+                w->head++;
+                continue;
+            }
+            offset += w->live_len;
+            len -= w->live_len;
+        }
         w->head++;
         if (offset == WRING_RELEASE && len == 0) {
             take_release(s, &b, handle);
@@ -256,6 +289,25 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
             n++;
             take_cell(s, &b, handle, offset, len);
         }
+    }
+    if (keep) {
+        /* What the live cell grew by; it is read again next time. */
+        struct wring_cell *c = &r->cells[(tail - 1) % WRING_CELLS];
+        uint64_t handle = *(volatile uint64_t *)&c->handle;
+        uint64_t offset = *(volatile uint64_t *)&c->offset;
+        uint64_t from = w->live == tail ? w->live_len : 0;
+        bool told = b.told < TELL_MAX; /* else next time */
+        if (told && live_len > from && offset != WRING_RELEASE &&
+            offset <= UINT64_MAX - live_len)
+            take_cell(s, &b, handle, offset + from, live_len - from);
+        w->live = tail;
+        w->live_len = told ? live_len : from;
+        atomic_store_explicit(&r->knock_at,
+                              live_len <= UINT64_MAX - WRING_KNOCK_BYTES
+                                  ? live_len + WRING_KNOCK_BYTES
+                                  : UINT64_MAX,
+                              memory_order_relaxed);
+        n++; /* not asleep while a cell is live */
     }
     atomic_store_explicit(&r->head, w->head, memory_order_release);
     bool any = all;
@@ -288,7 +340,7 @@ static void schedule(struct wring *w)
 static void run(struct wring *w)
 {
     bool stuck, dropped;
-    uint32_t n = drain(w, &stuck, &dropped);
+    uint32_t n = drain(w, false, &stuck, &dropped);
     /* A writer that outruns the ring gets "anything changed" anyway, and
      * a cell left half written (a writer preempted, or a hostile one)
      * will not be done sooner: looking less often then spares the daemon
@@ -501,7 +553,7 @@ void ringdrain_end(struct session *s)
     if (!w)
         return;
     bool stuck, dropped;
-    drain(w, &stuck, &dropped);
+    drain(w, true, &stuck, &dropped);
     if (stuck || atomic_load(&w->hdr->tail) != w->head) {
         uint64_t none[WRING_LOST_WORDS] = { 0 };
         tell_dropped(s, none, true);
