@@ -61,6 +61,9 @@ struct mmapio_client {
                                       set under the lock, read without */
     bool ring_asked;         /* asked for it once: granted or refused */
     bool ring_releases;      /* the daemon reads releases in it (notice.h) */
+    bool ring_fenced;        /* a thread extends its own cell by plain
+                                stores (wring_extend_own) */
+    uint64_t ring_epoch;     /* this ring among the process's (notice.c) */
     int wake_fd;             /* eventfd: events came for a waiting dispatch */
     bool waiting;            /* a dispatch waits outside the lock */
     bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */

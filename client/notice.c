@@ -7,6 +7,7 @@
 #include "client.h"
 #include "conn.h"
 #include "errors.h"
+#include "proc.h"
 #include "vmem.h"
 
 #define MS_NS UINT64_C(1000000)
@@ -132,6 +133,15 @@ bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     return sent;
 }
 
+/* Rings mapped in this process, numbered: a thread's own cell is of one. */
+static atomic_uint_fast64_t ring_epochs;
+
+/* This thread's last claimed cell (wring_push's `mine`) and its ring. */
+static _Thread_local __attribute__((tls_model("initial-exec"))) struct {
+    const struct wring_hdr *ring;
+    uint64_t epoch, pos;
+} own;
+
 void notice_ring_attach_locked(mmapio_client *c)
 {
     Mmapio__WriteRing wr = MMAPIO__WRITE_RING__INIT;
@@ -158,8 +168,14 @@ void notice_ring_attach_locked(mmapio_client *c)
     c->ring_releases = rep.reply->write_ring->releases;
     void *p = fits ? vmem_map(NULL, rep.fd, 0, WRING_SIZE, VMEM_WRITE) : NULL;
     client_reply_free(&rep);
-    if (p)
-        atomic_store_explicit(&c->ring, p, memory_order_release);
+    if (!p)
+        return;
+    struct wring_hdr *r = p;
+    /* (wring_push also looks at takes in the ring it writes.) */
+    c->ring_fenced = atomic_load(&r->takes) == WRING_TAKES_FENCED &&
+                     proc_fence_register();
+    c->ring_epoch = atomic_fetch_add(&ring_epochs, 1) + 1;
+    atomic_store_explicit(&c->ring, r, memory_order_release);
 }
 
 bool notice_release_locked(mmapio_client *c, uint64_t handle)
@@ -185,7 +201,16 @@ bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     struct wring_hdr *r = atomic_load_explicit(&c->ring, memory_order_acquire);
     if (!r)
         return notice_write(c, handle, lost, p, offset, len);
-    enum wring_push got = wring_push(r, handle, offset, len);
+    uint64_t *mine = NULL;
+    if (c->ring_fenced) {
+        if (own.ring != r || own.epoch != c->ring_epoch) {
+            own.ring = r;
+            own.epoch = c->ring_epoch;
+            own.pos = 0;
+        }
+        mine = &own.pos;
+    }
+    enum wring_push got = wring_push(r, handle, offset, len, mine);
     if (got == WRING_PUSHED || got == WRING_DROPPED ||
         atomic_load_explicit(&c->gone, memory_order_relaxed))
         return true;

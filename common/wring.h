@@ -33,6 +33,23 @@
  * get exact ranges. Such a cell growing past WRING_KNOCK_BYTES knocks as
  * an overflow does, so watchers hear of a long append a batch at a time.
  *
+ * Extending by a CAS costs a locked instruction a write. When the daemon
+ * set takes = WRING_TAKES_FENCED it puts a membarrier(2)
+ * (GLOBAL_EXPEDITED) between taking cells and reading them, and a process
+ * that registered for it (the library does, mapping the ring) extends
+ * the cell its thread claimed last with plain stores (wring_extend_own):
+ * store len, then look at seq again; the daemon CASes seq, membarrier,
+ * then reads len. The barrier orders the writer's two accesses as a
+ * fence would, so either the daemon reads the new len or the writer sees
+ * the cell taken and claims a new one for its range (told twice, never
+ * missed). Only the thread that claimed a cell extends it then (others
+ * claim their own), so writers never race on len. While the daemon is
+ * busy it leaves the last cell untaken (live): it reads how far it grew
+ * and tells that much, and sets knock_at to that length plus
+ * WRING_KNOCK_BYTES; it takes the cell (and fences) once it stopped
+ * growing, or is no longer the last, before it sleeps. So a sequential
+ * writer costs the daemon no barrier while it writes.
+ *
  * Ring full: the writer does not wait. It sets its handle's bit in `lost`
  * (a bitmap hashed by handle) and the write is not in the ring; the daemon
  * clears the bitmap on each drain and tells the watchers of every mapping
@@ -86,6 +103,7 @@
 #define WRING_BUSY (UINT64_C(1) << 63)   /* seq: a writer extends the cell */
 #define WRING_TAKEN (UINT64_C(1) << 62)  /* seq: the daemon read the cell */
 #define WRING_KNOCK_BYTES (256u << 10)   /* an extended cell this long knocks */
+#define WRING_TAKES_FENCED 2u       /* takes: ... and fences before reading */
 
 struct wring_cell {
     _Atomic uint64_t seq;           /* position + 1 once published */
@@ -99,7 +117,10 @@ struct wring_hdr {
     _Atomic uint32_t armed;              /* 1: the daemon waits for a notice */
     _Atomic uint32_t lazy;               /* 1: the daemon drains soon anyway */
     _Atomic uint32_t knock;              /* 1: an overflow wakes the daemon */
-    _Atomic uint32_t takes;              /* 1: the daemon takes cells by CAS */
+    _Atomic uint32_t takes;              /* 1: the daemon takes cells by CAS;
+                                            2: and fences (membarrier) */
+    _Atomic uint64_t knock_at;           /* fenced: the live cell's length
+                                            that knocks (set by the daemon) */
     _Alignas(64) _Atomic uint64_t lost[WRING_LOST_WORDS];
     _Alignas(64) struct wring_cell cells[WRING_CELLS];
 };
@@ -164,21 +185,69 @@ static inline bool wring_extend(struct wring_hdr *r, uint64_t last,
 }
 
 /*
+ * Extends cell `last`, which this thread claimed, by plain stores (only
+ * with takes = WRING_TAKES_FENCED and the process registered for the
+ * daemon's membarrier; see above): true when the daemon will read the new
+ * length; false when the cell is not a continuation, or was taken before
+ * or meanwhile (then the write needs a cell of its own).
+ */
+static inline bool wring_extend_own(struct wring_hdr *r, uint64_t last,
+                                    uint64_t handle, uint64_t offset,
+                                    uint64_t len, bool *big)
+{
+    struct wring_cell *c = &r->cells[last % WRING_CELLS];
+    uint64_t s = last + 1;
+    if (atomic_load_explicit(&c->seq, memory_order_relaxed) != s)
+        return false;
+    uint64_t o = __atomic_load_n(&c->offset, __ATOMIC_RELAXED);
+    uint64_t l = __atomic_load_n(&c->len, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&c->handle, __ATOMIC_RELAXED) != handle ||
+        o == WRING_RELEASE || o + l != offset || len > UINT64_MAX - o - l)
+        return false;
+    /* Release: the write's data before its length. */
+    __atomic_store_n(&c->len, l + len, __ATOMIC_RELEASE);
+    /* The daemon's membarrier is the fence between these two. */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&c->seq, memory_order_relaxed) != s)
+        return false;
+    uint64_t mark = atomic_load_explicit(&r->knock_at, memory_order_relaxed);
+    *big = (l < WRING_KNOCK_BYTES && l + len >= WRING_KNOCK_BYTES) ||
+           (l < mark && l + len >= mark);
+    return true;
+}
+
+/*
  * The writer's side: records a write of [offset, offset+len) by holder
  * `handle`. WRING_WAKE: recorded, and the caller must send the RING
  * notice; WRING_DROPPED: the ring was full, the handle's lost bit is set
  * (and the caller sends the notice only if it gets WRING_WAKE later).
+ * `mine` (NULL: none) is this thread's position + 1 of the last cell it
+ * claimed in this ring, when it may extend that cell by plain stores
+ * (wring_extend_own); a claim updates it.
  */
 static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
-                                         uint64_t offset, uint64_t len)
+                                         uint64_t offset, uint64_t len,
+                                         uint64_t *mine)
 {
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
     bool room, big = false;
+    uint32_t takes = pos ? atomic_load_explicit(&r->takes,
+                                                memory_order_relaxed) : 0;
+    /* A cell the daemon has not taken is one it will read (it sees tail
+     * != head before it sleeps): extending it needs no wake-up. */
+    if (mine && *mine == pos && takes == WRING_TAKES_FENCED &&
+        wring_extend_own(r, pos - 1, handle, offset, len, &big)) {
+        if (big && atomic_load_explicit(&r->knock, memory_order_relaxed) &&
+            atomic_exchange(&r->knock, 0))
+            return WRING_BIG;
+        return WRING_PUSHED;
+    }
     /* Each way out passes a full barrier (a CAS, or the fetch_or) after
      * the write's data and before `armed` is read: the other half of the
      * daemon's store armed; fence; look at tail and lost. An extended cell
-     * is one the daemon has not read yet (it will, seeing tail != head). */
-    if (pos && atomic_load_explicit(&r->takes, memory_order_relaxed) &&
+     * is one the daemon has not read yet (it will, seeing tail != head).
+     * With `mine`, only a cell's claimer extends it. */
+    if (!mine && takes &&
         wring_extend(r, pos - 1, handle, offset, len, &big)) {
         if (atomic_load(&r->armed) && atomic_exchange(&r->armed, 0))
             return WRING_WAKE;
@@ -202,6 +271,8 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
     }
     if (room) {
         struct wring_cell *c = &r->cells[pos % WRING_CELLS];
+        if (mine)
+            *mine = pos + 1;
         c->handle = handle;
         c->offset = offset;
         c->len = len;

@@ -5,10 +5,15 @@
  * Every push arrives exactly once, in its thread's order, or was reported
  * dropped (and its handle's lost bit set); a push after the consumer
  * armed the ring returns WAKE, once; an overflow after a drain knocks,
- * once per drain.
+ * once per drain. Fenced (takes = WRING_TAKES_FENCED): each thread
+ * extends its own cell by plain stores, the consumer takes cells, fences
+ * (membarrier) and reads them, and every push is covered, at least once.
  */
 #include <criterion/criterion.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +34,7 @@ static void *produce(void *p)
 {
     struct producer *pr = p;
     for (long i = 1; i <= PUSHES; i++) {
-        enum wring_push r = wring_push(ring, pr->handle, (uint64_t)i, 1);
+        enum wring_push r = wring_push(ring, pr->handle, (uint64_t)i, 1, NULL);
         pr->dropped += r == WRING_DROPPED || r == WRING_KNOCK;
         pr->wakes += r == WRING_WAKE;
         pr->knocks += r == WRING_KNOCK || r == WRING_BIG;
@@ -131,8 +136,8 @@ static void every_push_arrives(bool takes)
 
     /* Armed: the next push wakes, the one after does not. */
     atomic_store(&ring->armed, 1);
-    cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_WAKE);
-    cr_assert_eq(wring_push(ring, 1, 0, 1), WRING_PUSHED);
+    cr_assert_eq(wring_push(ring, 1, 0, 1, NULL), WRING_WAKE);
+    cr_assert_eq(wring_push(ring, 1, 0, 1, NULL), WRING_PUSHED);
     free(ring);
 }
 
@@ -155,32 +160,32 @@ Test(wring_claims, a_continuing_push_extends_the_last_cell_until_taken)
     cr_assert_not_null(r);
     memset(r, 0, WRING_SIZE);
     atomic_store(&r->takes, 1);
-    cr_assert_eq(wring_push(r, 7, 0, 64), WRING_PUSHED);
+    cr_assert_eq(wring_push(r, 7, 0, 64, NULL), WRING_PUSHED);
     for (uint64_t i = 1; i < 100; i++)
-        cr_assert_eq(wring_push(r, 7, i * 64, 64), WRING_PUSHED);
+        cr_assert_eq(wring_push(r, 7, i * 64, 64, NULL), WRING_PUSHED);
     cr_assert_eq(atomic_load(&r->tail), 1, "continuing pushes claimed cells");
     cr_assert_eq(r->cells[0].offset, 0);
     cr_assert_eq(r->cells[0].len, 100 * 64);
-    cr_assert_eq(wring_push(r, 8, 100 * 64, 64), WRING_PUSHED); /* handle */
-    cr_assert_eq(wring_push(r, 8, 200 * 64, 64), WRING_PUSHED); /* gap */
+    cr_assert_eq(wring_push(r, 8, 100 * 64, 64, NULL), WRING_PUSHED); /* handle */
+    cr_assert_eq(wring_push(r, 8, 200 * 64, 64, NULL), WRING_PUSHED); /* gap */
     cr_assert_eq(atomic_load(&r->tail), 3);
     /* Taken: the next continuing push claims a cell of its own. */
     uint64_t want = 3;
     cr_assert(atomic_compare_exchange_strong(&r->cells[2].seq, &want,
                                              3 | WRING_TAKEN));
-    cr_assert_eq(wring_push(r, 8, 201 * 64, 64), WRING_PUSHED);
+    cr_assert_eq(wring_push(r, 8, 201 * 64, 64, NULL), WRING_PUSHED);
     cr_assert_eq(atomic_load(&r->tail), 4);
     cr_assert_eq(r->cells[2].len, 64, "a taken cell grew");
     /* A long append knocks once when its cell passes the mark. */
     atomic_store(&r->knock, 1);
     long knocks = 0;
     for (uint64_t o = 202 * 64; o < 202 * 64 + 2 * WRING_KNOCK_BYTES; o += 64)
-        knocks += wring_push(r, 8, o, 64) == WRING_BIG;
+        knocks += wring_push(r, 8, o, 64, NULL) == WRING_BIG;
     cr_assert_eq(knocks, 1);
     cr_assert_eq(atomic_load(&r->tail), 4);
     /* A daemon that does not take by CAS (takes = 0): no extension. */
     atomic_store(&r->takes, 0);
-    cr_assert_eq(wring_push(r, 8, 202 * 64 + 2 * WRING_KNOCK_BYTES, 64),
+    cr_assert_eq(wring_push(r, 8, 202 * 64 + 2 * WRING_KNOCK_BYTES, 64, NULL),
                  WRING_PUSHED);
     cr_assert_eq(atomic_load(&r->tail), 5);
     free(r);
@@ -194,9 +199,9 @@ Test(wring_claims, an_overflow_knocks_once_per_drain)
     cr_assert_not_null(r);
     memset(r, 0, WRING_SIZE);
     for (uint32_t i = 0; i < WRING_CELLS; i++)
-        cr_assert_eq(wring_push(r, 7, i, 1), WRING_PUSHED);
+        cr_assert_eq(wring_push(r, 7, i, 1, NULL), WRING_PUSHED);
     /* Never drained: nobody asked for a knock. */
-    cr_assert_eq(wring_push(r, 7, 0, 1), WRING_DROPPED);
+    cr_assert_eq(wring_push(r, 7, 0, 1, NULL), WRING_DROPPED);
 
     for (int round = 0; round < 3; round++) {
         /* A drain: every cell read, the lost bits cleared, knock set. */
@@ -205,24 +210,158 @@ Test(wring_claims, an_overflow_knocks_once_per_drain)
             atomic_store(&r->lost[i], 0);
         atomic_store(&r->knock, 1);
         for (uint32_t i = 0; i < WRING_CELLS; i++)
-            cr_assert_eq(wring_push(r, 7, i, 1), WRING_PUSHED,
+            cr_assert_eq(wring_push(r, 7, i, 1, NULL), WRING_PUSHED,
                          "round %d: push %u with room", round, i);
         cr_assert_eq(atomic_load(&r->knock), 1, "a push with room knocked");
-        cr_assert_eq(wring_push(r, 7, 0, 1), WRING_KNOCK,
+        cr_assert_eq(wring_push(r, 7, 0, 1, NULL), WRING_KNOCK,
                      "round %d: the first overflow", round);
         uint32_t b = wring_lost_bit(7);
         cr_assert(atomic_load(&r->lost[b / 64]) >> (b % 64) & 1);
         for (int i = 0; i < 100; i++)
-            cr_assert_eq(wring_push(r, 7, 0, 1), WRING_DROPPED);
+            cr_assert_eq(wring_push(r, 7, 0, 1, NULL), WRING_DROPPED);
     }
     /* A knock whose notice found the socket full is put back: the next
      * overflow knocks again. */
     atomic_store(&r->knock, 1);
-    cr_assert_eq(wring_push(r, 7, 0, 1), WRING_KNOCK);
+    cr_assert_eq(wring_push(r, 7, 0, 1, NULL), WRING_KNOCK);
     /* Armed and knock both set: the wake-up is taken, the knock stays. */
     atomic_store(&r->armed, 1);
     atomic_store(&r->knock, 1);
-    cr_assert_eq(wring_push(r, 7, 0, 1), WRING_WAKE);
+    cr_assert_eq(wring_push(r, 7, 0, 1, NULL), WRING_WAKE);
     cr_assert_eq(atomic_load(&r->knock), 1);
+    free(r);
+}
+
+/* ---- fenced: plain extension by a cell's claimer ------------------------ */
+
+#define FPUSHES 200000L
+static uint8_t fcovered[THREADS + 1][FPUSHES + 1];
+static long fdrains;
+
+/* Each producer thread: offsets 1..FPUSHES of its handle, each one
+ * continuing the last, with its own `mine`. */
+static void *fproduce(void *p)
+{
+    struct producer *pr = p;
+    uint64_t mine = 0;
+    for (long i = 1; i <= FPUSHES; i++) {
+        enum wring_push r = wring_push(ring, pr->handle, (uint64_t)i, 1,
+                                       &mine);
+        pr->dropped += r == WRING_DROPPED || r == WRING_KNOCK;
+    }
+    return NULL;
+}
+
+/* As the daemon drains a fenced ring: take, fence, read. */
+static void fdrain_once(void)
+{
+    uint64_t tail = atomic_load(&ring->tail), taken = head;
+    while (taken != tail) {
+        uint64_t want = taken + 1;
+        if (!atomic_compare_exchange_strong(
+                &ring->cells[taken % WRING_CELLS].seq, &want,
+                (taken + 1) | WRING_TAKEN))
+            break;
+        taken++;
+    }
+    if (taken != head)
+        cr_assert_eq(syscall(SYS_membarrier,
+                             MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0), 0);
+    for (; head != taken; head++) {
+        struct wring_cell *c = &ring->cells[head % WRING_CELLS];
+        uint64_t h = *(volatile uint64_t *)&c->handle;
+        uint64_t off = *(volatile uint64_t *)&c->offset;
+        uint64_t len = *(volatile uint64_t *)&c->len;
+        if (h < 1 || h > THREADS || off < 1 || len > FPUSHES + 1 - off) {
+            bad_handles++;
+            continue;
+        }
+        memset(&fcovered[h][off], 1, len);
+    }
+    atomic_store_explicit(&ring->head, head, memory_order_release);
+    atomic_store_explicit(&ring->knock, 1, memory_order_release);
+    fdrains++;
+}
+
+static void *fconsume(void *p)
+{
+    (void)p;
+    while (!atomic_load(&producers_done))
+        fdrain_once();
+    fdrain_once();
+    return NULL;
+}
+
+Test(wring_claims, fenced_own_extension_covers_every_push)
+{
+    /* In one process the private barrier stands for the daemon's global
+     * one: both run a full barrier on every thread of ours running. */
+    cr_assert_eq(syscall(SYS_membarrier,
+                         MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0), 0);
+    ring = aligned_alloc(64, WRING_SIZE);
+    cr_assert_not_null(ring);
+    memset(ring, 0, WRING_SIZE);
+    memset(fcovered, 0, sizeof(fcovered));
+    bad_handles = fdrains = 0;
+    head = 0;
+    atomic_store(&producers_done, false);
+    atomic_store(&ring->takes, WRING_TAKES_FENCED);
+    pthread_t t[THREADS], ct;
+    struct producer pr[THREADS];
+    cr_assert_eq(pthread_create(&ct, NULL, fconsume, NULL), 0);
+    for (int i = 0; i < THREADS; i++) {
+        pr[i] = (struct producer){ .handle = (uint64_t)i + 1 };
+        cr_assert_eq(pthread_create(&t[i], NULL, fproduce, &pr[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    atomic_store(&producers_done, true);
+    pthread_join(ct, NULL);
+
+    cr_assert_eq(bad_handles, 0, "%ld cells of no producer", bad_handles);
+    cr_assert_eq(atomic_load(&ring->tail), head, "cells left unpublished");
+    for (int i = 0; i < THREADS; i++) {
+        uint64_t h = pr[i].handle;
+        long missing = 0;
+        for (long o = 1; o <= FPUSHES; o++)
+            missing += !fcovered[h][o];
+        cr_assert_leq(missing, pr[i].dropped,
+                      "handle %llu: %ld pushes covered by no cell, %ld "
+                      "dropped", (unsigned long long)h, missing,
+                      pr[i].dropped);
+        if (missing) {
+            uint32_t b = wring_lost_bit(h);
+            cr_assert(atomic_load(&ring->lost[b / 64]) >> (b % 64) & 1,
+                      "handle %llu dropped pushes, its lost bit is clear",
+                      (unsigned long long)h);
+        }
+    }
+    cr_log_info("%ld drains", fdrains);
+    free(ring);
+}
+
+/* One thread extends only the cell it claimed; another's continuing push
+ * claims its own; a taken cell is not extended. */
+Test(wring_claims, fenced_only_the_claimer_extends)
+{
+    struct wring_hdr *r = aligned_alloc(64, WRING_SIZE);
+    cr_assert_not_null(r);
+    memset(r, 0, WRING_SIZE);
+    atomic_store(&r->takes, WRING_TAKES_FENCED);
+    uint64_t a = 0, b = 0;
+    for (uint64_t i = 0; i < 100; i++)
+        cr_assert_eq(wring_push(r, 7, i * 64, 64, &a), WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 1, "the claimer claimed cells");
+    cr_assert_eq(r->cells[0].len, 100 * 64);
+    cr_assert_eq(wring_push(r, 7, 100 * 64, 64, &b), WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 2, "another thread extended a cell");
+    cr_assert_eq(wring_push(r, 7, 101 * 64, 64, &a), WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 3, "a cell not the last was grown");
+    uint64_t want = 3;
+    cr_assert(atomic_compare_exchange_strong(&r->cells[2].seq, &want,
+                                             3 | WRING_TAKEN));
+    cr_assert_eq(wring_push(r, 7, 102 * 64, 64, &a), WRING_PUSHED);
+    cr_assert_eq(atomic_load(&r->tail), 4);
+    cr_assert_eq(r->cells[2].len, 64, "a taken cell grew");
     free(r);
 }

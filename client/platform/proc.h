@@ -7,6 +7,7 @@
 #ifndef MMAPIO_PROC_H
 #define MMAPIO_PROC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Which object a handle refers to (a file's device and inode). */
@@ -37,5 +38,10 @@ const char *proc_name(void);
 /* The user the daemon sees us as (the effective uid; on Windows the RID
  * of the token's user SID, as the daemon's peercred gives it). */
 uint32_t proc_uid(void);
+
+/* Registers this process, once, for the daemon's process-wide barrier
+ * (Linux: membarrier's global expedited command), which lets the write
+ * ring's extensions be plain stores (wring.h): true if registered. */
+bool proc_fence_register(void);
 
 #endif

@@ -8,7 +8,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#ifdef __linux__
+#endif
 
+#include "fence.h"
 #include "flushes.h"
 #include "log.h"
 #include "membackend.h"
@@ -30,6 +33,10 @@ struct wring {
     bool lazy;                 /* our word: hdr->lazy is 1 */
     bool asked;                /* a request came since the last sweep */
     uint64_t settled;          /* ringdrain_settle's pass that ran it */
+    bool fenced;               /* takes = WRING_TAKES_FENCED (wring.h) */
+    uint64_t live;             /* fenced: the untaken last cell's position
+                                * + 1 (0: none), and the length told */
+    uint64_t live_len;
 };
 
 /* One merged range of one mapping. */
@@ -169,14 +176,18 @@ static bool take_seq(struct wring_cell *c, uint64_t want)
 
 /* Reads what was published since the last drain: at most one ring, and
  * until TELL_MAX ranges were told (cells of many mappings, or far apart);
- * what is left waits for the next poll. Returns the write cells read
+ * what is left waits for the next poll. A fenced ring's cells are all
+ * taken first, then fenced, then read: past TELL_MAX their writes count
+ * as dropped (MODIFIED without a range). Returns the write cells read
  * (releases need no quick look again: writes do, for watchers); *stuck
  * when it stopped at a cell not yet published. */
-static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
+static uint32_t drain(struct wring *w, bool final, bool *stuck,
+                      bool *dropped)
 {
     struct session *s = w->s;
     struct wring_hdr *r = w->hdr;
     uint64_t lost[WRING_LOST_WORDS], early[WRING_LOST_WORDS];
+    uint64_t over[WRING_LOST_WORDS] = { 0 };
     for (uint32_t i = 0; i < WRING_LOST_WORDS; i++)
         early[i] = atomic_load_explicit(&r->lost[i], memory_order_relaxed);
     struct batch b = { .n = 0, .lost = early };
@@ -189,23 +200,87 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
         all = true;
         w->head = tail;
     }
-    while (w->head != tail && b.told < TELL_MAX) {
+    uint64_t taken = w->head; /* cells below it are ours to read */
+    uint64_t live_len = 0;
+    bool keep = false;        /* the last cell stays live, untaken */
+    if (w->fenced && tail != w->head) {
+        uint64_t last = tail - 1;
+        while (taken != last &&
+               take_seq(&r->cells[taken % WRING_CELLS], taken + 1))
+            taken++;
+        *stuck = taken != last;
+        if (!*stuck) {
+            struct wring_cell *c = &r->cells[last % WRING_CELLS];
+            bool published = atomic_load_explicit(&c->seq,
+                                                  memory_order_acquire) ==
+                             last + 1;
+            live_len = __atomic_load_n(&c->len, __ATOMIC_ACQUIRE);
+            /* A release is never kept: it goes at once, in order. */
+            keep = !final && published &&
+                   __atomic_load_n(&c->offset, __ATOMIC_RELAXED) !=
+                       WRING_RELEASE &&
+                   !(w->live == last + 1 && live_len == w->live_len);
+            if (!keep && take_seq(c, last + 1))
+                taken++;
+            else if (!keep)
+                *stuck = true;
+        }
+        if (taken != w->head && !fence_all()) {
+            /* Not fenced: lengths may be short. Their writers' watchers
+             * hear "anything may have changed". */
+            all = true;
+            w->head = taken;
+        }
+    }
+    while (w->head != tail && (w->fenced || b.told < TELL_MAX)) {
         struct wring_cell *c = &r->cells[w->head % WRING_CELLS];
-        if (!take_seq(c, w->head + 1)) {
-            *stuck = true;
+        if (w->fenced ? w->head == taken : !take_seq(c, w->head + 1)) {
+            *stuck |= !w->fenced;
             break;
         }
         /* Each field read once: the writer may change them meanwhile. */
         uint64_t handle = *(volatile uint64_t *)&c->handle;
         uint64_t offset = *(volatile uint64_t *)&c->offset;
         uint64_t len = *(volatile uint64_t *)&c->len;
+        if (w->live == w->head + 1 && offset != WRING_RELEASE) {
+            /* Once live: told up to live_len already. */
+            w->live = 0;
+            if (len <= w->live_len) {
+                w->head++;
+                continue;
+            }
+            offset += w->live_len;
+            len -= w->live_len;
+        }
         w->head++;
         if (offset == WRING_RELEASE && len == 0) {
             take_release(s, &b, handle);
+        } else if (b.told >= TELL_MAX) {
+            uint32_t bit = wring_lost_bit(handle);
+            over[bit / 64] |= UINT64_C(1) << (bit % 64);
         } else {
             n++;
             take_cell(s, &b, handle, offset, len);
         }
+    }
+    if (keep) {
+        /* What the live cell grew by; it is read again next time. */
+        struct wring_cell *c = &r->cells[(tail - 1) % WRING_CELLS];
+        uint64_t handle = *(volatile uint64_t *)&c->handle;
+        uint64_t offset = *(volatile uint64_t *)&c->offset;
+        uint64_t from = w->live == tail ? w->live_len : 0;
+        bool told = b.told < TELL_MAX; /* else next time */
+        if (told && live_len > from && offset != WRING_RELEASE &&
+            offset <= UINT64_MAX - live_len)
+            take_cell(s, &b, handle, offset + from, live_len - from);
+        w->live = tail;
+        w->live_len = told ? live_len : from;
+        atomic_store_explicit(&r->knock_at,
+                              live_len <= UINT64_MAX - WRING_KNOCK_BYTES
+                                  ? live_len + WRING_KNOCK_BYTES
+                                  : UINT64_MAX,
+                              memory_order_relaxed);
+        n++; /* not asleep while a cell is live */
     }
     atomic_store_explicit(&r->head, w->head, memory_order_release);
     bool any = all;
@@ -214,6 +289,7 @@ static uint32_t drain(struct wring *w, bool *stuck, bool *dropped)
                       ? atomic_exchange_explicit(&r->lost[i], 0,
                                                  memory_order_acquire)
                       : 0;
+        lost[i] |= over[i];
         any |= lost[i] != 0;
     }
     /* After the bits were cleared: the next overflow knocks (wring.h). */
@@ -237,7 +313,7 @@ static void schedule(struct wring *w)
 static void run(struct wring *w)
 {
     bool stuck, dropped;
-    uint32_t n = drain(w, &stuck, &dropped);
+    uint32_t n = drain(w, false, &stuck, &dropped);
     /* A writer that outruns the ring gets "anything changed" anyway, and
      * a cell left half written (a writer preempted, or a hostile one)
      * will not be done sooner: looking less often then spares the daemon
@@ -375,7 +451,8 @@ void ringdrain_request(struct session *s, uint64_t id)
     w->hdr = p;
     w->s = s;
     w->poll_ms = WRING_POLL_MS;
-    atomic_store(&w->hdr->takes, 1);
+    w->fenced = fence_available();
+    atomic_store(&w->hdr->takes, w->fenced ? WRING_TAKES_FENCED : 1);
     atomic_store(&w->hdr->armed, 1);
     s->ring = w;
 
@@ -449,7 +526,7 @@ void ringdrain_end(struct session *s)
     if (!w)
         return;
     bool stuck, dropped;
-    drain(w, &stuck, &dropped);
+    drain(w, true, &stuck, &dropped);
     if (stuck || atomic_load(&w->hdr->tail) != w->head) {
         uint64_t none[WRING_LOST_WORDS] = { 0 };
         tell_dropped(s, none, true);

@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "benchkit.h"
@@ -53,7 +54,7 @@ static struct {
     uint64_t size;
     long records;      /* the ring application: records per run */
     uint64_t ring_size;
-    bool flat, ring;   /* the parts to run (--only) */
+    bool flat, ring, alone; /* the parts to run (--only) */
 } opt = { .iters = 2000000, .runs = 9, .watchers = 3, .size = 1 << 20,
           .records = 2000000, .ring_size = (4 << 20) + 4096,
           .flat = true, .ring = true };
@@ -150,6 +151,12 @@ static int watcher_main(int idx)
 
 /* ---- the producer ------------------------------------------------------- */
 
+static void count_event(const mmapio_change_event *ev, void *user)
+{
+    (void)ev;
+    (*(long *)user)++;
+}
+
 static uint64_t seq;
 
 /* ns per write of opt.iters records; *slowest: the longest call, when
@@ -189,10 +196,61 @@ static void usage(FILE *f)
             "  --records N   ring application: records appended per run (%ld)\n"
             "  --ring-size N ring application: bytes of its mapping, 4 KiB\n"
             "                of indexes then the slots (%llu)\n"
-            "  --only LIST   flat, ring or flat,ring: the parts to run (both)\n",
+            "  --only LIST   flat, ring, alone, comma-separated: the parts to\n"
+            "                run (flat,ring)\n",
             opt.iters, opt.runs, MAX_WATCHERS, opt.watchers,
             (unsigned long long)opt.size, opt.records,
             (unsigned long long)opt.ring_size);
+}
+
+/* Where the time of a set of processes went: CPU run, time runnable but
+ * waiting for a CPU, context switches (all threads; /proc schedstat). */
+struct cost {
+    double run_s, wait_s;
+    long switches;
+};
+
+static void cost_add(struct cost *c, pid_t pid, int sign)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "re");
+    unsigned long long run = 0, wait = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+            run = wait = 0;
+        fclose(f);
+    }
+    c->run_s += sign * (double)run / 1e9;
+    c->wait_s += sign * (double)wait / 1e9;
+    long sw = hz_switches(pid);
+    c->switches += sw > 0 ? sign * sw : 0;
+}
+
+/* 0: the producer, 1: the daemon, 2: the watchers (summed). */
+struct costs {
+    struct cost c[3];
+};
+
+static void costs_add(struct costs *cs, const pid_t *kids, int sign)
+{
+    cost_add(&cs->c[0], getpid(), sign);
+    cost_add(&cs->c[1], d.pid, sign);
+    for (int i = 0; i < opt.watchers; i++)
+        cost_add(&cs->c[2], kids[i], sign);
+}
+
+static void costs_print(const char *what, const struct costs *cs,
+                        double records, const char *per, const char *them)
+{
+    const char *const who[3] = { "producer", "daemon", them };
+    printf("  %-28s", what);
+    for (int i = 0; i < 3; i++)
+        printf(" %s %.1f ns CPU + %.1f ns waiting for one, %.0f switches;",
+               who[i], 1e9 * cs->c[i].run_s / records,
+               1e9 * cs->c[i].wait_s / records,
+               1e6 * (double)cs->c[i].switches / records);
+    printf(" (per %s; switches per million)\n", per);
 }
 
 /* The flat-out part: true when a watcher missed a change or failed. */
@@ -220,9 +278,14 @@ static bool run_flat(mmapio_client *c)
     }
 
     double floor_ns[1000], watched_ns[1000];
+    struct costs cost_floor = { 0 }, cost_watched = { 0 };
     for (int r = 0; r < opt.runs; r++) {
+        costs_add(&cost_floor, kids, -1);
         floor_ns[r] = produce(plain, NULL);
+        costs_add(&cost_floor, kids, 1);
+        costs_add(&cost_watched, kids, -1);
         watched_ns[r] = produce(watched, NULL);
+        costs_add(&cost_watched, kids, 1);
     }
     int64_t slowest, slowest_floor;
     double timed_floor = produce(plain, &slowest_floor);
@@ -271,6 +334,9 @@ static bool run_flat(mmapio_client *c)
     }
     printf("  changes missed by any watcher: %ld (must be 0)%s\n", missed,
            all_ok ? "" : "; a watcher failed");
+    double writes = (double)opt.runs * (double)opt.iters;
+    costs_print("nobody watching:", &cost_floor, writes, "write", "watchers");
+    costs_print("watched:", &cost_watched, writes, "write", "watchers");
     mmapio_unmap(plain);
     mmapio_unmap(watched);
     return missed || !all_ok;
@@ -303,6 +369,7 @@ static bool run_flat(mmapio_client *c)
 struct ring_result {
     long ranged, rangeless, empty;      /* events; those that gave nothing */
     uint64_t read;                      /* records read */
+    uint64_t bytes;                     /* bytes copied out of the ring */
     uint64_t lost;                      /* published, never read */
     int ok;
 };
@@ -314,6 +381,7 @@ struct ring_shared {
 };
 
 static struct ring_shared *rsh;
+
 static uint64_t ring_slots(void) { return (opt.ring_size - RING_HDR) / REC; }
 
 struct consumer {
@@ -326,36 +394,45 @@ struct consumer {
     int64_t last_ns;
 };
 
-/* Reads record c->tail if whole; false when it is not there (yet). */
-static bool take(struct consumer *c)
-{
-    const uint8_t *p = c->slots + (c->tail % c->n) * REC;
-    uint8_t rec[REC];
-    uint64_t first = __atomic_load_n((const uint64_t *)p, __ATOMIC_ACQUIRE);
-    if (first != c->tail + 1)
-        return false;
-    memcpy(rec, p, REC);
-    uint64_t last;
-    memcpy(&last, rec + REC - 8, 8);
-    if (last != c->tail + 1)
-        return false;
-    c->tail++;
-    c->r->read++;
-    return true;
-}
+/* Records a consumer copies out at once (64 KiB: stays in its cache). */
+#define CHUNK 1024
 
 /* Reads on while the slot of the next record is in [lo, hi] (slots; all
- * of them when lo > hi) and the record is whole. */
+ * of them when lo > hi) and the record is whole (its first and last 8
+ * bytes hold its number + 1). As an application would: the records a
+ * range covers are copied out in bulk, a chunk at a time, then checked. */
 static uint64_t read_on(struct consumer *c, uint64_t lo, uint64_t hi)
 {
-    uint64_t got = 0;
-    for (;;) {
-        uint64_t slot = c->tail % c->n;
-        if (lo <= hi && (slot < lo || slot > hi))
-            break;
-        if (!take(c) || ++got == c->n)
-            break;
+    static uint8_t buf[CHUNK * REC];
+    uint64_t got = 0, slot = c->tail % c->n;
+    bool whole = true;
+    while (whole && got < c->n) {
+        uint64_t end = c->n - 1; /* the last slot of this run */
+        if (lo <= hi) {
+            if (slot < lo || slot > hi)
+                break;
+            end = hi < end ? hi : end;
+        }
+        uint64_t k = end - slot + 1;
+        k = k < CHUNK ? k : CHUNK;
+        k = k < c->n - got ? k : c->n - got;
+        memcpy(buf, c->slots + slot * REC, k * REC);
+        c->r->bytes += k * REC;
+        uint64_t i = 0;
+        for (; i < k; i++) {
+            uint64_t first, last, want = c->tail + i + 1;
+            memcpy(&first, buf + i * REC, 8);
+            memcpy(&last, buf + i * REC + REC - 8, 8);
+            if (first != want || last != want) {
+                whole = false;
+                break;
+            }
+        }
+        c->tail += i;
+        got += i;
+        slot = slot + i == c->n ? 0 : slot + i;
     }
+    c->r->read += got;
     if (got)
         atomic_store_explicit(c->tail_at, c->tail, memory_order_release);
     return got;
@@ -519,12 +596,17 @@ static void run_ring(mmapio_client *c)
     /* The daemon's share of the watched runs (outside their timing). */
     double d_cpu = 0, d_s = 0, waited_s = 0;
     long d_wakes = 0;
+    struct costs cost_floor = { 0 }, cost_ring = { 0 };
     for (; runs < opt.runs && !ring.stalled; runs++) {
+        costs_add(&cost_floor, kids, -1);
         floor_ns[runs] = append(&plain, opt.records, NULL);
+        costs_add(&cost_floor, kids, 1);
+        costs_add(&cost_ring, kids, -1);
         double c0 = proc_cpu_s(d.pid);
         long w0 = hz_switches(d.pid);
         int64_t waited0 = ring.waited_ns;
         ring_ns[runs] = append(&ring, opt.records, NULL);
+        costs_add(&cost_ring, kids, 1);
         d_cpu += proc_cpu_s(d.pid) - c0;
         d_wakes += hz_switches(d.pid) - w0;
         d_s += ring_ns[runs] * (double)opt.records / 1e9;
@@ -562,10 +644,12 @@ static void run_ring(mmapio_client *c)
     bool all_ok = true;
     for (int i = 0; i < opt.watchers; i++) {
         struct ring_result *r = &rsh->r[i];
-        printf("  consumer %d: %llu records read; %ld MODIFIED with a range, "
+        printf("  consumer %d: %llu records read (%.1f bytes copied out a "
+               "record); %ld MODIFIED with a range, "
                "%ld without; %ld wake-ups found no new record; lost %llu%s\n",
-               i, (unsigned long long)r->read, r->ranged, r->rangeless,
-               r->empty, (unsigned long long)r->lost,
+               i, (unsigned long long)r->read,
+               r->read ? (double)r->bytes / (double)r->read : 0.0, r->ranged,
+               r->rangeless, r->empty, (unsigned long long)r->lost,
                r->ok ? "" : " (did not finish)");
         lost += r->lost;
         evs += r->ranged + r->rangeless;
@@ -594,16 +678,73 @@ static void run_ring(mmapio_client *c)
            d_s > 0 ? 100.0 * d_cpu / d_s : 0.0,
            evs ? (double)ring.next * opt.watchers / (double)evs : 0.0,
            evs ? 100.0 * (double)rangeless / (double)evs : 0.0);
+    costs_print("nobody watching:", &cost_floor, recs, "record", "consumers");
+    costs_print("watched:", &cost_ring, recs, "record", "consumers");
     mmapio_unmap(plain.m);
     mmapio_unmap(ring.m);
     if (lost || !all_ok || ring.stalled)
         ring_failed = true;
 }
 
+/* ---- the watched path alone ------------------------------------------- */
+
+static double thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* What being watched costs the producer's own CPU, apart from what the
+ * watchers' reading does to it: the flat-out writes into a mapping nobody
+ * watches and into one a watcher of this process watches but does not
+ * read until the end (the daemon drains the ring and merges what it
+ * tells), in CPU time of this thread (preemption left out). */
+static void run_alone(mmapio_client *c)
+{
+    mmapio_client *wc;
+    mmapio_map *plain, *watched, *seen;
+    mmapio_watcher *wt;
+    long events = 0;
+    CHECK(mmapio_anon_create(c, "alone_plain", opt.size, &plain));
+    CHECK(mmapio_anon_create(c, "alone_watched", opt.size, &watched));
+    CHECK(mmapio_connect(d.sock, &wc));
+    CHECK(mmapio_anon_open(wc, "alone_watched", &seen));
+    CHECK(mmapio_watch(seen, count_event, &events, &wt));
+    produce(plain, NULL);
+    produce(watched, NULL);
+    double f[1000], w[1000], diff[1000];
+    for (int r = 0; r < opt.runs; r++) {
+        double t0 = thread_cpu_ns();
+        produce(plain, NULL);
+        double t1 = thread_cpu_ns();
+        produce(watched, NULL);
+        double t2 = thread_cpu_ns();
+        f[r] = (t1 - t0) / (double)opt.iters;
+        w[r] = (t2 - t1) / (double)opt.iters;
+        diff[r] = w[r] - f[r];
+    }
+    while (mmapio_client_dispatch(wc, 50) > 0)
+        ;
+    printf("\nthe watched path alone: update_region of %d bytes flat out, "
+           "CPU time of the producer's thread (median of %d runs)\n", REC,
+           opt.runs);
+    printf("  nobody watching              %8.1f ns/write\n",
+           median(f, opt.runs));
+    printf("  watched, the watcher not reading %4.1f ns/write  (%.1f more; "
+           "%ld events)\n", median(w, opt.runs), median(diff, opt.runs),
+           events);
+    mmapio_unwatch(wt);
+    mmapio_unmap(seen);
+    mmapio_disconnect(wc);
+    mmapio_unmap(plain);
+    mmapio_unmap(watched);
+}
+
 /* --only's list into opt.flat and opt.ring; false if it names others. */
 static bool parse_only(const char *list)
 {
-    opt.flat = opt.ring = false;
+    opt.flat = opt.ring = opt.alone = false;
     char buf[64];
     snprintf(buf, sizeof(buf), "%s", list);
     for (char *save, *t = strtok_r(buf, ",", &save); t;
@@ -612,10 +753,12 @@ static bool parse_only(const char *list)
             opt.flat = true;
         else if (strcmp(t, "ring") == 0)
             opt.ring = true;
+        else if (strcmp(t, "alone") == 0)
+            opt.alone = true;
         else
             return false;
     }
-    return opt.flat || opt.ring;
+    return opt.flat || opt.ring || opt.alone;
 }
 
 int main(int argc, char **argv)
@@ -647,8 +790,7 @@ int main(int argc, char **argv)
             break;
         case 'o':
             if (!parse_only(optarg)) {
-                fprintf(stderr, "bench_watch: --only takes flat, ring or "
-                                "flat,ring\n");
+                fprintf(stderr, "bench_watch: --only takes flat, ring, alone\n");
                 return 2;
             }
             break;
@@ -673,6 +815,8 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (opt.ring)
         run_ring(c);
+    if (opt.alone)
+        run_alone(c);
     bench_print_load("after", "");
 
     mmapio_disconnect(c);

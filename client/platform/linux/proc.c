@@ -3,8 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 void proc_close(int h)
@@ -48,4 +51,16 @@ const char *proc_name(void)
 uint32_t proc_uid(void)
 {
     return (uint32_t)geteuid();
+}
+
+bool proc_fence_register(void)
+{
+    static atomic_int state; /* 0: not asked, 1: registered, -1: refused */
+    int st = atomic_load(&state);
+    if (st == 0) {
+        st = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+                     0) == 0 ? 1 : -1;
+        atomic_store(&state, st);
+    }
+    return st == 1;
 }
