@@ -14,8 +14,8 @@
 #define MAX_WATCHES_PER_CLIENT 256
 
 /* An event to every watcher of m. A watcher that does not read its
- * events is dropped with the connection (the bytes queued toward it are
- * bounded), not told OVERFLOW. */
+ * events loses them and is told OVERFLOW later (port.send_event), as on
+ * Linux; the writer never waits. */
 void winwatch_notify(struct winops *w, struct wmap *m, Mmapio__EventKind kind, bool range,
                    uint64_t off, uint64_t len)
 {
@@ -38,8 +38,21 @@ void winwatch_notify(struct winops *w, struct wmap *m, Mmapio__EventKind kind, b
         return;
     mmapio__server_message__pack(&msg, buf);
     for (struct wwatch *x = w->watches; x; x = x->next)
-        if (x->m == m && w->port.send(x->s->conn, buf, n, NULL, NULL, 0) < 0)
-            w->port.close_when_sent(x->s->conn);
+        if (x->m == m)
+            w->port.send_event(x->s->conn, buf, n);
+}
+
+size_t winwatch_overflow(uint8_t *buf, size_t cap)
+{
+    Mmapio__Event ev = MMAPIO__EVENT__INIT;
+    ev.kind = MMAPIO__EVENT_KIND__EVENT_OVERFLOW;
+    Mmapio__ServerMessage msg = MMAPIO__SERVER_MESSAGE__INIT;
+    msg.body_case = MMAPIO__SERVER_MESSAGE__BODY_EVENT;
+    msg.event = &ev;
+    size_t n = mmapio__server_message__get_packed_size(&msg);
+    if (n > cap)
+        return 0;
+    return mmapio__server_message__pack(&msg, buf);
 }
 
 void winwatch_drop(struct winops *w, struct wwatch *x)
