@@ -4,6 +4,7 @@
 #include "winflush.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "filesection.h"
 #include "log.h"
@@ -85,12 +86,24 @@ static bool submit(struct winops *w, struct wflush *f)
     return true;
 }
 
+void winflush_count(struct winops *w, uint64_t map_id, bool ok)
+{
+    w->flushes++;
+    w->flush_failures += !ok;
+    struct wmap *m = find_id(w, map_id);
+    if (m) {
+        m->flushes++;
+        m->last_flush = (int64_t)time(NULL);
+    }
+}
+
 static void flush_done(void *arg)
 {
     struct wflush *f = arg;
     struct wsession *s = f->s;
     struct winops *w = f->w;
     w->lanes->running--;
+    winflush_count(w, f->map_id, f->ok);
     CloseHandle(f->file);
     if (!s) { /* the daemon's own: a policy's */
         struct wmap *m = find_id(f->w, f->map_id);
@@ -192,7 +205,7 @@ void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
         return;
     }
     *f = (struct wflush){.s = s, .w = s->w, .item.uid = s->cred.uid, .lane = LANE_REQUESTED,
-                         .id = id, .file = file, .off = fl->offset,
+                         .map_id = h->m->id, .id = id, .file = file, .off = fl->offset,
                          .len = fl->len ? fl->len : total - fl->offset};
     if (!submit(s->w, f)) {
         CloseHandle(file);

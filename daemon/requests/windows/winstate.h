@@ -53,6 +53,8 @@ struct wmap {
     bool tracked;         /* files: watched by watchsys as `wtoken` */
     int wtoken;
     bool removed;         /* REMOVED was told */
+    uint64_t flushes;     /* flushes of it finished (winflush_count) */
+    int64_t last_flush;   /* unix seconds the last one finished; 0: never */
 };
 
 /* A timer's context: the mapping by id, which the loop looks up again. */
@@ -101,6 +103,7 @@ struct winops {
     uint32_t n_sessions;
     uint64_t sessions_total;    /* connections since start; a session's id */
     uint64_t errors;            /* error replies sent */
+    uint64_t flushes, flush_failures; /* finished since start (winflush_count) */
     int64_t started;            /* unix seconds */
     struct wlanes *lanes;       /* flushes waiting and running (winflush) */
     int watchsys;               /* news of files changed outside (winwatch) */
