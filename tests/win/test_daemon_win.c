@@ -886,6 +886,47 @@ static void check_overflow(const char *pipe)
     CloseHandle(w);
 }
 
+/* A writer's hold (a WRITE notice's hold_ms): the ranged MODIFIED now,
+ * and MODIFIED without a range once the hold has passed. A writer that
+ * lost notices (`lost`) gets its watchers OVERFLOW: of one holder, or of
+ * all it holds read-write (handle 0). */
+static void check_hold_lost(const char *pipe)
+{
+    HANDLE w = connect_hello(pipe), wr = connect_hello(pipe);
+    uint64_t wh = 0;
+    CHECK(w && wr && watch_pair(w, wr, "held", &wh) == 0);
+    if (!w || !wr || !wh)
+        return;
+    Mmapio__Event ev;
+    CHECK(notice_write(wr, wh, 0, 8, 50));
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
+          ev.offset == 0 && ev.len == 8);
+    /* readable: a hang guard (it is due after 70 ms) */
+    CHECK(readable(w, 10000) &&
+          next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && !ev.has_range);
+
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = 0;
+    n.lost = true;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    q.notice = &n;
+    CHECK(send_req(wr, &q) != 0);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_OVERFLOW && ev.map_id != 0);
+    n.handle = wh;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
+    n.offset = 1;
+    n.len = 2;
+    CHECK(send_req(wr, &q) != 0);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_OVERFLOW);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
+          ev.offset == 1 && ev.len == 2);
+    /* Nothing more: no hold was asked. */
+    CHECK(ping(w));
+    CloseHandle(wr);
+    CloseHandle(w);
+}
+
 static void check_malformed(const char *pipe)
 {
     /* Too many handles: the connection is closed. */
@@ -1121,6 +1162,8 @@ int main(int argc, char **argv)
         check_watches(pipe);
         printf("a watcher that does not read: OVERFLOW\n");
         check_overflow(pipe);
+        printf("a writer's hold, lost notices\n");
+        check_hold_lost(pipe);
         printf("malformed frames\n");
         check_malformed(pipe);
     }

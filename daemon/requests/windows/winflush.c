@@ -303,12 +303,7 @@ static void CALLBACK timer_fired(PTP_CALLBACK_INSTANCE inst, void *arg, PTP_TIME
 {
     (void)inst;
     (void)timer;
-    const struct wtimer *t = arg;
-    struct wtimer *copy = malloc(sizeof(*copy));
-    if (copy) {
-        *copy = *t;
-        t->w->port.post(timer_due, copy);
-    }
+    wtimer_post(arg, timer_due);
 }
 
 /* EVERY_MILLIS: a flush at the policy's pace after the first write. */
@@ -316,23 +311,11 @@ void winflush_timed(struct winops *w, struct wmap *m)
 {
     if (m->armed || m->policy.kind != MMAPIO_FLUSH_EVERY_MILLIS)
         return;
-    if (!m->timer) {
-        m->tctx = malloc(sizeof(*m->tctx));
-        if (m->tctx) {
-            *m->tctx = (struct wtimer){w, m->id};
-            m->timer = CreateThreadpoolTimer(timer_fired, m->tctx, NULL);
-        }
-        if (!m->timer) {
-            free(m->tctx);
-            m->tctx = NULL;
-            log_warn("%s: no timer for its policy", m->name);
-            return;
-        }
+    if (!m->timer && !(m->timer = map_timer(w, m, timer_fired))) {
+        log_warn("%s: no timer for its policy", m->name);
+        return;
     }
-    ULARGE_INTEGER due; /* relative, in 100 ns units (at most ~29,000 years) */
-    uint64_t ms = m->policy.value < INT64_MAX / 10000 ? m->policy.value : INT64_MAX / 10000;
-    due.QuadPart = (ULONGLONG)-(LONGLONG)(ms * 10000u);
-    FILETIME ft = {due.LowPart, due.HighPart};
+    FILETIME ft = due_in_ms(m->policy.value);
     SetThreadpoolTimer(m->timer, &ft, 0, 0);
     m->armed = true;
 }
