@@ -349,10 +349,8 @@ static void complete(struct pipeserver *ps, struct op *op, BOOL ok, DWORD n)
         c->queued -= f->len;
         c->n_events -= f->event;
         free(f); /* its handles are the client's now */
-        if (!c->q_head && c->overflowed) {
-            c->overflowed = false;
-            queue_event(c, c->ps->lim.overflow, c->ps->lim.overflow_len);
-        }
+        if (!c->q_head && c->overflowed) /* without memory: at the next drain */
+            c->overflowed = !queue_event(c, c->ps->lim.overflow, c->ps->lim.overflow_len);
         start_write(c);
         break;
     }
