@@ -17,6 +17,7 @@
 #include "mmapio.h"
 #include "pipeserver.h"
 #include "winops.h"
+#include "winwatch.h"
 #include "wire.h"
 
 #define DEFAULT_PIPE "\\\\.\\pipe\\mmapio"
@@ -83,6 +84,11 @@ static int port_send(void *conn, const uint8_t *pb, size_t len, const HANDLE *h,
     return ps_send(conn, pb, len, h, access, n);
 }
 
+static void port_send_event(void *conn, const uint8_t *pb, size_t len)
+{
+    (void)ps_send_event(conn, pb, len); /* a gone connection hears nothing */
+}
+
 static void port_close(void *conn)
 {
     ps_close_when_sent(conn);
@@ -121,7 +127,8 @@ static void usage(FILE *out)
     fprintf(out,
         "Usage: mmapiod [--socket \\\\.\\pipe\\NAME] [--root DIR] [--max_frame N]\n"
         "               [--max_map_size N] [--max_mappings N] [--max_clients N]\n"
-        "               [--max_clients_per_uid N] [--hello_timeout_ms N] [--verbose]\n"
+        "               [--max_clients_per_uid N] [--max_events N]\n"
+        "               [--hello_timeout_ms N] [--verbose]\n"
         "               [--service]\n"
         "       mmapiod --help | --version\n"
         "\n"
@@ -194,6 +201,8 @@ static int serve(int argc, char **argv, void (*on_up)(void))
             max_clients = (unsigned)n;
         } else if (!strcmp(a, "--max_clients_per_uid") && !parse_u64(v, 1, 65536, &n)) {
             cfg.max_clients_per_uid = (uint32_t)n;
+        } else if (!strcmp(a, "--max_events") && !parse_u64(v, 1, 1u << 20, &n)) {
+            cfg.max_events = (uint32_t)n;
         } else if (!strcmp(a, "--hello_timeout_ms") && !parse_u64(v, 100, 600000, &n)) {
             hello_ms = (unsigned)n;
         } else {
@@ -226,7 +235,8 @@ static int serve(int argc, char **argv, void (*on_up)(void))
     cfg.max_clients = max_clients;
     cfg.hello_timeout_ms = hello_ms;
     struct winops *w;
-    static const struct winops_port port = {port_send, port_close, port_admitted, port_post};
+    static const struct winops_port port = {port_send, port_send_event, port_close,
+                                             port_admitted, port_post};
     int r = winops_new(&w, &cfg, &port);
     if (r < 0) {
         fprintf(stderr, "mmapiod: cannot start: %s\n", strerror(-r));
@@ -237,7 +247,11 @@ static int serve(int argc, char **argv, void (*on_up)(void))
         .max_clients = max_clients,
         .max_queued = (size_t)cfg.max_frame * (cfg.max_inflight + 16),
         .hello_ms = hello_ms,
+        .max_events = cfg.max_events,
     };
+    static uint8_t overflow[32];
+    lim.overflow = overflow;
+    lim.overflow_len = winwatch_overflow(overflow, sizeof(overflow));
     static const struct ps_callbacks cb = {on_open, on_message, on_close};
     /* The stop event first: made only if nobody has it, it also keeps a
      * second daemon off the name where FILE_FLAG_FIRST_PIPE_INSTANCE is

@@ -176,6 +176,20 @@ int main(int argc, char **argv)
     CHECK(run(out, sizeof(out), "flush held.dat") == 0 && strstr(out, "flushed 1"));
     CHECK(run(out, sizeof(out), "flush --all") == 0 && strstr(out, "flushed 1"));
     CHECK(run(out, sizeof(out), "flush anon:a1") == 0 && strstr(out, "flushed 0"));
+    /* Both flushes counted, for the file and the daemon (a policy's may
+     * add to them, never take away). */
+    mmapio_map_info *fi = NULL;
+    mmapio_status *st = NULL;
+    CHECK(c && mmapio_admin_stat(c, "held.dat", false, &fi) == MMAPIO_OK && fi &&
+          fi->flushes >= 2 && fi->last_flush > 0);
+    CHECK(c && mmapio_admin_status(c, &st) == MMAPIO_OK && st && st->flushes >= 2 &&
+          st->flush_failures == 0);
+    if (fi)
+        mmapio_map_info_free(fi, 1);
+    if (st)
+        mmapio_status_free(st);
+    CHECK(run(out, sizeof(out), "--json status") == 0 && strstr(out, "\"flushes\": ") &&
+          !strstr(out, "\"flushes\": 0"));
     CHECK(run(out, sizeof(out), "policy anon:a1 every-millis:100") == 0);
     CHECK(run(out, sizeof(out), "--json stat anon:a1") == 0 &&
           strstr(out, "\"policy\": \"every-millis:100\""));

@@ -773,6 +773,160 @@ static void check_watches(const char *pipe)
     CloseHandle(w);
 }
 
+/* A message waits on h within about ms (a hang guard, not a measure). */
+static bool readable(HANDLE h, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        DWORD avail = 0;
+        if (!PeekNamedPipe(h, NULL, 0, NULL, &avail, NULL))
+            return false;
+        if (avail)
+            return true;
+        Sleep(10);
+    }
+    return false;
+}
+
+static bool ping(HANDLE h)
+{
+    Mmapio__Ping p = MMAPIO__PING__INIT;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_PING;
+    q.ping = &p;
+    int err;
+    Mmapio__Reply *r = call(h, &q, &err, NULL);
+    reply_free(r);
+    return r && err == 0;
+}
+
+/* A write notice of [off, off+len) from holder `wh` on wr. */
+static bool notice_write(HANDLE wr, uint64_t wh, uint64_t off, uint64_t len, uint32_t hold_ms)
+{
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = wh;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
+    n.offset = off;
+    n.len = len;
+    n.hold_ms = hold_ms;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    q.notice = &n;
+    return send_req(wr, &q) != 0;
+}
+
+/* A watch of a new anonymous mapping `name` on w, and a writer's holder
+ * of it on wr: 0 or the failure. */
+static int watch_pair(HANDLE w, HANDLE wr, const char *name, uint64_t *wh)
+{
+    uint64_t handle = 0;
+    if (open_map(w, name, true, 1, true, NULL, &handle) != 0 ||
+        open_map(wr, name, true, 1, false, NULL, wh) != 0)
+        return 1;
+    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
+    wa.handle = handle;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_WATCH;
+    q.watch = &wa;
+    int err;
+    reply_free(call(w, &q, &err, NULL));
+    return err;
+}
+
+/* A watcher that stops reading while a writer says 4000 writes: the
+ * writer and a third client are served on; the watcher's events beyond
+ * its bound are dropped and it is told OVERFLOW once it reads again, its
+ * connection alive; then it hears ranged writes again. (The daemon runs
+ * with --max_events 16; the pipe's own buffer holds some hundreds.) */
+static void check_overflow(const char *pipe)
+{
+    enum { NOTICES = 4000 };
+    HANDLE w = connect_hello(pipe), wr = connect_hello(pipe);
+    uint64_t wh = 0;
+    CHECK(w && wr && watch_pair(w, wr, "flood", &wh) == 0);
+    if (!w || !wr || !wh)
+        return;
+    bool sent = true;
+    for (int i = 0; i < NOTICES && sent; i++)
+        sent = notice_write(wr, wh, (uint64_t)i % MAP_SIZE, 1, 0);
+    CHECK(sent);
+    CHECK(ping(wr)); /* every notice handled, the writer never held up */
+    HANDLE other = connect_hello(pipe);
+    CHECK(other && ping(other));
+    if (other)
+        CloseHandle(other);
+
+    int modified = 0, overflow = 0, other_msgs = 0;
+    while (readable(w, 5000)) {
+        HANDLE hs[4];
+        unsigned n = 0;
+        Mmapio__ServerMessage *m = recv_msg(w, hs, &n);
+        if (!m)
+            break;
+        if (m->body_case == MMAPIO__SERVER_MESSAGE__BODY_EVENT &&
+            m->event->kind == MMAPIO__EVENT_KIND__EVENT_MODIFIED)
+            modified++;
+        else if (m->body_case == MMAPIO__SERVER_MESSAGE__BODY_EVENT &&
+                 m->event->kind == MMAPIO__EVENT_KIND__EVENT_OVERFLOW)
+            overflow++;
+        else
+            other_msgs++;
+        mmapio__server_message__free_unpacked(m, NULL);
+        if (overflow && !readable(w, 100))
+            break;
+    }
+    printf("  %d of %d MODIFIED, %d OVERFLOW\n", modified, NOTICES, overflow);
+    CHECK(overflow == 1 && modified < NOTICES && other_msgs == 0);
+    /* Alive, and hearing writes again. */
+    CHECK(ping(w));
+    CHECK(notice_write(wr, wh, 5, 6, 0));
+    Mmapio__Event ev;
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
+          ev.offset == 5 && ev.len == 6);
+    CloseHandle(wr);
+    CloseHandle(w);
+}
+
+/* A writer's hold (a WRITE notice's hold_ms): the ranged MODIFIED now,
+ * and MODIFIED without a range once the hold has passed. A writer that
+ * lost notices (`lost`) gets its watchers OVERFLOW: of one holder, or of
+ * all it holds read-write (handle 0). */
+static void check_hold_lost(const char *pipe)
+{
+    HANDLE w = connect_hello(pipe), wr = connect_hello(pipe);
+    uint64_t wh = 0;
+    CHECK(w && wr && watch_pair(w, wr, "held", &wh) == 0);
+    if (!w || !wr || !wh)
+        return;
+    Mmapio__Event ev;
+    CHECK(notice_write(wr, wh, 0, 8, 50));
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
+          ev.offset == 0 && ev.len == 8);
+    /* readable: a hang guard (it is due after 70 ms) */
+    CHECK(readable(w, 10000) &&
+          next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && !ev.has_range);
+
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = 0;
+    n.lost = true;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    q.notice = &n;
+    CHECK(send_req(wr, &q) != 0);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_OVERFLOW && ev.map_id != 0);
+    n.handle = wh;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
+    n.offset = 1;
+    n.len = 2;
+    CHECK(send_req(wr, &q) != 0);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_OVERFLOW);
+    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
+          ev.offset == 1 && ev.len == 2);
+    /* Nothing more: no hold was asked. */
+    CHECK(ping(w));
+    CloseHandle(wr);
+    CloseHandle(w);
+}
+
 static void check_malformed(const char *pipe)
 {
     /* Too many handles: the connection is closed. */
@@ -967,7 +1121,7 @@ int main(int argc, char **argv)
     snprintf(sub, sizeof(sub), "%s\\sub", root);
     CHECK(CreateDirectoryA(sub, NULL));
 
-    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --hello_timeout_ms 1000", daemon, pipe, root);
+    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --hello_timeout_ms 1000 --max_events 16", daemon, pipe, root);
     STARTUPINFOA si = {.cb = sizeof(si)};
     PROCESS_INFORMATION pi;
     if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, CREATE_NEW_PROCESS_GROUP, NULL, NULL,
@@ -1006,6 +1160,10 @@ int main(int argc, char **argv)
         check_policies(pipe);
         printf("watches\n");
         check_watches(pipe);
+        printf("a watcher that does not read: OVERFLOW\n");
+        check_overflow(pipe);
+        printf("a writer's hold, lost notices\n");
+        check_hold_lost(pipe);
         printf("malformed frames\n");
         check_malformed(pipe);
     }

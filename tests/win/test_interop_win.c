@@ -157,6 +157,55 @@ static void watch_outside(mmapio_client *c, const char *root)
     CHECK(mmapio_unmap(f) == MMAPIO_OK);
 }
 
+struct last_heard {
+    uint64_t end;   /* the end of the furthest range heard */
+    bool unranged;  /* a MODIFIED without a range */
+};
+
+static void on_write(const mmapio_change_event *ev, void *user)
+{
+    struct last_heard *l = user;
+    if (ev->kind != MMAPIO_CHANGE_MODIFIED)
+        return;
+    if (!ev->has_range)
+        l->unranged = true;
+    else if (ev->offset + ev->len > l->end)
+        l->end = ev->offset + ev->len;
+}
+
+/* A writer's flood through the library: its notices are paced (a burst,
+ * then a hold in which writes go unannounced), and its last write is
+ * still heard, by its range or by the daemon's MODIFIED without a range
+ * once the hold is over. */
+static void watch_flood(mmapio_client *c, const char *pipe)
+{
+    enum { WRITES = 2000 };
+    mmapio_client *wc = NULL;
+    mmapio_map *m = NULL, *wm = NULL;
+    mmapio_watcher *wa = NULL;
+    struct last_heard l = {0};
+    CHECK(mmapio_anon_create(c, "flood", WRITES + 8, &m) == MMAPIO_OK);
+    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    CHECK(mmapio_connect(pipe, &wc) == MMAPIO_OK);
+    CHECK(wc && mmapio_anon_open(wc, "flood", &wm) == MMAPIO_OK);
+    if (!wa || !wm)
+        return;
+    for (int i = 0; i < WRITES; i++)
+        CHECK(mmapio_update_region(wm, (uint64_t)i, "x", 1) == MMAPIO_OK);
+    CHECK(mmapio_ping(wc) == MMAPIO_OK); /* the notices have been read */
+    /* A hang guard, not a measure: the hold ends within milliseconds. */
+    for (int i = 0; i < 600 && !l.unranged && l.end < WRITES; i++)
+        mmapio_client_dispatch(c, 100);
+    printf("  flood: ranges heard to %llu of %d, %s\n", (unsigned long long)l.end, WRITES,
+           l.unranged ? "and a MODIFIED without a range" : "no unranged MODIFIED");
+    CHECK(l.unranged || l.end >= WRITES);
+    mmapio_unwatch(wa);
+    CHECK(mmapio_unmap(wm) == MMAPIO_OK);
+    CHECK(mmapio_unmap(m) == MMAPIO_OK);
+    CHECK(mmapio_anon_delete(c, "flood") == MMAPIO_OK);
+    mmapio_disconnect(wc);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "child"))
@@ -202,6 +251,7 @@ int main(int argc, char **argv)
         CHECK(mmapio_anon_open(c, "interop", &g) == MMAPIO_E_NOT_FOUND);
         CHECK(mmapio_delete(c, "interop.dat") == MMAPIO_OK);
         watch_outside(c, root);
+        watch_flood(c, pipe);
     }
     /* A final flush: written through the mapping under an hour's pace,
      * and the daemon stopped right after (the ping has the notice read

@@ -153,9 +153,10 @@ static void op_status(struct wsession *s, uint64_t id, bool admin)
     if (admin) { /* daemon-wide counters are for the admin */
         st.errors = w->errors;
         st.clients_total = w->sessions_total;
+        st.flushes = w->flushes;
+        st.flush_failures = w->flush_failures;
     }
-    /* write_rings, carved, arenas: none on Windows; flushes and
-     * flush_failures: not counted yet (README, "Windows"). */
+    /* write_rings, carved, arenas: none on Windows. */
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     r.id = id;
     r.result_case = MMAPIO__REPLY__RESULT_STATUS;
@@ -188,8 +189,10 @@ static void fill_info(const struct winops *w, struct wmap *m, Mmapio__MapInfo *i
     i->creator_pid = m->creator_pid;
     i->watchers = m->watchers;
     i->removed = m->anonymous && !m->named;
-    /* pending_bytes (unknown: pending_known false), flushes, last_flush:
-     * not known on Windows; huge_pages: never used. */
+    i->flushes = m->flushes;
+    i->last_flush = m->last_flush;
+    /* pending_bytes (unknown: pending_known false): not known on Windows;
+     * huge_pages: never used. */
 }
 
 static int by_id(const void *a, const void *b)
@@ -521,6 +524,7 @@ struct abatch {
 struct aflush {
     struct abatch *b;
     struct winops *w;
+    uint64_t map_id;
     HANDLE file; /* a duplicate of the mapping's writer handle */
     bool ok;
 };
@@ -558,6 +562,7 @@ static void aflush_done(void *arg)
     struct aflush *f = arg;
     struct abatch *b = f->b;
     CloseHandle(f->file);
+    winflush_count(f->w, f->map_id, f->ok);
     if (f->ok)
         b->flushed++;
     else
@@ -614,6 +619,7 @@ static void op_flush(struct wsession *s, uint64_t id, bool admin, const Mmapio__
         }
         f->b = b;
         f->w = w;
+        f->map_id = m->id;
         b->pending++;
         if (!TrySubmitThreadpoolCallback(aflush_work, f, NULL)) {
             f->ok = false;

@@ -4,6 +4,7 @@
 #include "winflush.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "filesection.h"
 #include "log.h"
@@ -85,12 +86,24 @@ static bool submit(struct winops *w, struct wflush *f)
     return true;
 }
 
+void winflush_count(struct winops *w, uint64_t map_id, bool ok)
+{
+    w->flushes++;
+    w->flush_failures += !ok;
+    struct wmap *m = find_id(w, map_id);
+    if (m) {
+        m->flushes++;
+        m->last_flush = (int64_t)time(NULL);
+    }
+}
+
 static void flush_done(void *arg)
 {
     struct wflush *f = arg;
     struct wsession *s = f->s;
     struct winops *w = f->w;
     w->lanes->running--;
+    winflush_count(w, f->map_id, f->ok);
     CloseHandle(f->file);
     if (!s) { /* the daemon's own: a policy's */
         struct wmap *m = find_id(f->w, f->map_id);
@@ -192,7 +205,7 @@ void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
         return;
     }
     *f = (struct wflush){.s = s, .w = s->w, .item.uid = s->cred.uid, .lane = LANE_REQUESTED,
-                         .id = id, .file = file, .off = fl->offset,
+                         .map_id = h->m->id, .id = id, .file = file, .off = fl->offset,
                          .len = fl->len ? fl->len : total - fl->offset};
     if (!submit(s->w, f)) {
         CloseHandle(file);
@@ -290,12 +303,7 @@ static void CALLBACK timer_fired(PTP_CALLBACK_INSTANCE inst, void *arg, PTP_TIME
 {
     (void)inst;
     (void)timer;
-    const struct wtimer *t = arg;
-    struct wtimer *copy = malloc(sizeof(*copy));
-    if (copy) {
-        *copy = *t;
-        t->w->port.post(timer_due, copy);
-    }
+    wtimer_post(arg, timer_due);
 }
 
 /* EVERY_MILLIS: a flush at the policy's pace after the first write. */
@@ -303,23 +311,11 @@ void winflush_timed(struct winops *w, struct wmap *m)
 {
     if (m->armed || m->policy.kind != MMAPIO_FLUSH_EVERY_MILLIS)
         return;
-    if (!m->timer) {
-        m->tctx = malloc(sizeof(*m->tctx));
-        if (m->tctx) {
-            *m->tctx = (struct wtimer){w, m->id};
-            m->timer = CreateThreadpoolTimer(timer_fired, m->tctx, NULL);
-        }
-        if (!m->timer) {
-            free(m->tctx);
-            m->tctx = NULL;
-            log_warn("%s: no timer for its policy", m->name);
-            return;
-        }
+    if (!m->timer && !(m->timer = map_timer(w, m, timer_fired))) {
+        log_warn("%s: no timer for its policy", m->name);
+        return;
     }
-    ULARGE_INTEGER due; /* relative, in 100 ns units (at most ~29,000 years) */
-    uint64_t ms = m->policy.value < INT64_MAX / 10000 ? m->policy.value : INT64_MAX / 10000;
-    due.QuadPart = (ULONGLONG)-(LONGLONG)(ms * 10000u);
-    FILETIME ft = {due.LowPart, due.HighPart};
+    FILETIME ft = due_in_ms(m->policy.value);
     SetThreadpoolTimer(m->timer, &ft, 0, 0);
     m->armed = true;
 }

@@ -16,6 +16,9 @@ void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl);
 void winflush_policy(struct winops *w, struct wmap *m);
 /* every_millis: a flush at the policy's pace, armed unless it is. */
 void winflush_timed(struct winops *w, struct wmap *m);
+/* A flush of map_id finished (a client's, the admin's or the daemon's
+ * own): counted for the admin requests, as on Linux. */
+void winflush_count(struct winops *w, uint64_t map_id, bool ok);
 /* The daemon stops: final flushes of the files written since their last
  * flush, now and here; the lanes are emptied. */
 void winflush_final(struct winops *w);

@@ -428,14 +428,34 @@ static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPoli
     }
 }
 
+/* The client dropped notices and cannot say of which holders (a notice
+ * of handle 0 with `lost`): every mapping it holds read-write may have
+ * changed, so their watchers get OVERFLOW and their timed flush is due,
+ * as on Linux. */
+static void notices_lost(struct wsession *s)
+{
+    for (struct wholder *h = s->holders; h; h = h->next)
+        if (h->mode == MMAPIO_MODE_READ_WRITE) {
+            winwatch_notify(s->w, h->m, MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false, 0, 0);
+            h->m->dirty = true;
+            winflush_timed(s->w, h->m);
+        }
+}
+
 /* One-way, never answered: a notice that does not fit is dropped. */
 static void op_notice(struct wsession *s, const Mmapio__Notice *n)
 {
+    if (n->handle == 0 && n->lost) {
+        notices_lost(s);
+        return;
+    }
     struct wholder *h = s->holders;
     while (h && h->handle != n->handle)
         h = h->next;
     if (!h || h->mode != MMAPIO_MODE_READ_WRITE)
         return;
+    if (n->lost) /* this holder's notices before this one were dropped */
+        winwatch_notify(s->w, h->m, MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false, 0, 0);
     if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_DIRTY ||
         n->kind == MMAPIO__NOTICE_KIND__NOTICE_WRITE)
         h->m->dirty = true;
@@ -446,6 +466,8 @@ static void op_notice(struct wsession *s, const Mmapio__Notice *n)
         if (n->offset > m->size || n->len > m->size - n->offset)
             return;
         winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true, n->offset, n->len);
+        if (n->hold_ms)
+            winwatch_hold(s->w, m, n->hold_ms);
         winflush_timed(s->w, m);
     }
     else if (n->kind == MMAPIO__NOTICE_KIND__NOTICE_FLUSH &&

@@ -15,6 +15,10 @@ struct winops_port {
      * the client with access[i]: 0 or -errno. */
     int (*send)(void *conn, const uint8_t *pb, size_t len, const HANDLE *handles,
                 const DWORD *access, unsigned n);
+    /* Queues the packed ServerMessage of an event: never waits and never
+     * fails the connection; a client too slow to read loses events and is
+     * told OVERFLOW once it has read the rest. */
+    void (*send_event)(void *conn, const uint8_t *pb, size_t len);
     /* Closes the connection once its replies are written. */
     void (*close_when_sent)(void *conn);
     /* The client said hello (the hello deadline is over for it). */

@@ -176,12 +176,14 @@ void map_maybe_free(struct winops *w, struct wmap *m)
         if (m->anonymous)
             q->bytes -= m->size;
     }
-    if (m->timer) {
-        SetThreadpoolTimer(m->timer, NULL, 0, 0);
-        WaitForThreadpoolTimerCallbacks(m->timer, TRUE);
-        CloseThreadpoolTimer(m->timer);
-        free(m->tctx);
-    }
+    PTP_TIMER timers[] = {m->timer, m->hold};
+    for (int i = 0; i < 2; i++)
+        if (timers[i]) {
+            SetThreadpoolTimer(timers[i], NULL, 0, 0);
+            WaitForThreadpoolTimerCallbacks(timers[i], TRUE);
+            CloseThreadpoolTimer(timers[i]);
+        }
+    free(m->tctx);
     if (m->wfile)
         CloseHandle(m->wfile);
     atomic_store(&w->slots[m->slot].policy, 0);
@@ -239,3 +241,27 @@ bool anon_allows(const struct wsession *s, const struct wmap *m, mmapio_mode mod
     return mode == MMAPIO_MODE_READ_WRITE ? (bits & 6u) == 6u : (bits & 4u) != 0;
 }
 
+
+PTP_TIMER map_timer(struct winops *w, struct wmap *m, PTP_TIMER_CALLBACK fn)
+{
+    if (!m->tctx && (m->tctx = malloc(sizeof(*m->tctx))))
+        *m->tctx = (struct wtimer){w, m->id};
+    return m->tctx ? CreateThreadpoolTimer(fn, m->tctx, NULL) : NULL;
+}
+
+void wtimer_post(const struct wtimer *t, void (*fn)(void *))
+{
+    struct wtimer *copy = malloc(sizeof(*copy));
+    if (copy) {
+        *copy = *t;
+        t->w->port.post(fn, copy);
+    }
+}
+
+FILETIME due_in_ms(uint64_t ms)
+{
+    ULARGE_INTEGER due; /* relative, in 100 ns units (at most ~29,000 years) */
+    ms = ms < INT64_MAX / 10000 ? ms : INT64_MAX / 10000;
+    due.QuadPart = (ULONGLONG)-(LONGLONG)(ms * 10000u);
+    return (FILETIME){due.LowPart, due.HighPart};
+}

@@ -37,7 +37,8 @@ struct wmap {
     HANDLE file;          /* files: the first opener's handle */
     HANDLE wfile;         /* files: a writer's handle, for the daemon's own flushes */
     PTP_TIMER timer;      /* EVERY_MILLIS: the next timed flush */
-    struct wtimer *tctx;
+    PTP_TIMER hold;       /* a writer's hold ends (winwatch_hold) */
+    struct wtimer *tctx;  /* both timers' context (map_timer) */
     bool armed, flushing, dirty_again;
     bool dirty;           /* a writer's notice since the last policy flush */
     uint64_t vol, index;  /* files: which file */
@@ -53,6 +54,8 @@ struct wmap {
     bool tracked;         /* files: watched by watchsys as `wtoken` */
     int wtoken;
     bool removed;         /* REMOVED was told */
+    uint64_t flushes;     /* flushes of it finished (winflush_count) */
+    int64_t last_flush;   /* unix seconds the last one finished; 0: never */
 };
 
 /* A timer's context: the mapping by id, which the loop looks up again. */
@@ -101,6 +104,7 @@ struct winops {
     uint32_t n_sessions;
     uint64_t sessions_total;    /* connections since start; a session's id */
     uint64_t errors;            /* error replies sent */
+    uint64_t flushes, flush_failures; /* finished since start (winflush_count) */
     int64_t started;            /* unix seconds */
     struct wlanes *lanes;       /* flushes waiting and running (winflush) */
     int watchsys;               /* news of files changed outside (winwatch) */
@@ -143,6 +147,14 @@ struct wmap *find_id(struct winops *w, uint64_t id);
 struct wmap *map_new(struct winops *w, uint32_t uid, bool anonymous, uint64_t size,
                      const char *name, int *err, const char **why);
 void map_maybe_free(struct winops *w, struct wmap *m);
+/* A thread-pool timer of m calling fn(ctx) with m's wtimer (kept with m,
+ * freed with it), or NULL. */
+PTP_TIMER map_timer(struct winops *w, struct wmap *m, PTP_TIMER_CALLBACK fn);
+/* In a timer's callback, on a pool thread: fn(a copy of t) on the loop,
+ * which looks the mapping up again by id (it may be gone by then). */
+void wtimer_post(const struct wtimer *t, void (*fn)(void *));
+/* A due time `ms` from now, for SetThreadpoolTimer. */
+FILETIME due_in_ms(uint64_t ms);
 /* s's holder `handle`, or NULL after replying NOT_FOUND to request id. */
 struct wholder *find_holder(struct wsession *s, uint64_t id, uint64_t handle);
 /* The RID of a file's owner, or UINT32_MAX. */

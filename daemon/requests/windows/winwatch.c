@@ -12,10 +12,12 @@
 #include "watchsys.h"
 
 #define MAX_WATCHES_PER_CLIENT 256
+#define HOLD_MAX_MS 1000 /* a writer's hold is capped at this, as on Linux */
+#define HOLD_GRACE_MS 20 /* for its merged range to arrive first */
 
 /* An event to every watcher of m. A watcher that does not read its
- * events is dropped with the connection (the bytes queued toward it are
- * bounded), not told OVERFLOW. */
+ * events loses them and is told OVERFLOW later (port.send_event), as on
+ * Linux; the writer never waits. */
 void winwatch_notify(struct winops *w, struct wmap *m, Mmapio__EventKind kind, bool range,
                    uint64_t off, uint64_t len)
 {
@@ -38,8 +40,51 @@ void winwatch_notify(struct winops *w, struct wmap *m, Mmapio__EventKind kind, b
         return;
     mmapio__server_message__pack(&msg, buf);
     for (struct wwatch *x = w->watches; x; x = x->next)
-        if (x->m == m && w->port.send(x->s->conn, buf, n, NULL, NULL, 0) < 0)
-            w->port.close_when_sent(x->s->conn);
+        if (x->m == m)
+            w->port.send_event(x->s->conn, buf, n);
+}
+
+size_t winwatch_overflow(uint8_t *buf, size_t cap)
+{
+    Mmapio__Event ev = MMAPIO__EVENT__INIT;
+    ev.kind = MMAPIO__EVENT_KIND__EVENT_OVERFLOW;
+    Mmapio__ServerMessage msg = MMAPIO__SERVER_MESSAGE__INIT;
+    msg.body_case = MMAPIO__SERVER_MESSAGE__BODY_EVENT;
+    msg.event = &ev;
+    size_t n = mmapio__server_message__get_packed_size(&msg);
+    if (n > cap)
+        return 0;
+    return mmapio__server_message__pack(&msg, buf);
+}
+
+/* On the loop: a hold ended with no newer one. */
+static void hold_due(void *arg)
+{
+    struct wtimer *t = arg;
+    struct wmap *m = find_id(t->w, t->map_id);
+    if (m)
+        winwatch_notify(t->w, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, false, 0, 0);
+    free(t);
+}
+
+static void CALLBACK hold_fired(PTP_CALLBACK_INSTANCE inst, void *arg, PTP_TIMER timer)
+{
+    (void)inst;
+    (void)timer;
+    wtimer_post(arg, hold_due);
+}
+
+void winwatch_hold(struct winops *w, struct wmap *m, uint32_t ms)
+{
+    if (!m->watchers)
+        return;
+    if (!m->hold && !(m->hold = map_timer(w, m, hold_fired))) {
+        /* Cannot wait: say it now (a later write notices again). */
+        winwatch_notify(w, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, false, 0, 0);
+        return;
+    }
+    FILETIME ft = due_in_ms((ms < HOLD_MAX_MS ? ms : HOLD_MAX_MS) + HOLD_GRACE_MS);
+    SetThreadpoolTimer(m->hold, &ft, 0, 0); /* a newer hold moves the end later */
 }
 
 void winwatch_drop(struct winops *w, struct wwatch *x)

@@ -14,6 +14,14 @@
 /* An event to every watcher of m. */
 void winwatch_notify(struct winops *w, struct wmap *m, Mmapio__EventKind kind, bool range,
                      uint64_t off, uint64_t len);
+/* The packed ServerMessage of an OVERFLOW event (no mapping: every
+ * watch of the client may have missed events) into buf: its length, or
+ * 0 if it does not fit. */
+size_t winwatch_overflow(uint8_t *buf, size_t cap);
+/* A writer's next writes to m go unannounced for ms (a WRITE notice's
+ * hold_ms): once that time (at most 1 s) and a grace have passed with no
+ * newer hold, m's watchers get MODIFIED without a range, as on Linux. */
+void winwatch_hold(struct winops *w, struct wmap *m, uint32_t ms);
 void winwatch_drop(struct winops *w, struct wwatch *x);
 void winwatch_request(struct wsession *s, uint64_t id, const Mmapio__Watch *wa);
 void winwatch_unwatch(struct wsession *s, uint64_t id, const Mmapio__Unwatch *u);

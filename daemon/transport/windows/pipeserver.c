@@ -35,6 +35,7 @@ struct op {
 struct frame {
     struct frame *next;
     size_t len;
+    bool event;      /* counted in n_events */
     unsigned n_dup;
     uint64_t dup[PS_MAX_HANDLES]; /* the client's values, closed there if never sent */
     uint8_t bytes[];
@@ -51,6 +52,8 @@ struct ps_conn {
     ULONGLONG since; /* connected at (GetTickCount64) */
     struct frame *q_head, *q_tail;
     size_t queued;
+    unsigned n_events; /* events among the queued frames */
+    bool overflowed;   /* an event was dropped: tell the client once drained */
     void *session;
     uint8_t *rbuf;
     size_t rcap;
@@ -285,6 +288,25 @@ static void connected(struct pipeserver *ps, struct ps_conn *c)
     c->broken = true;
 }
 
+/* An event's frame at the queue's tail (no handles); false without memory. */
+static bool queue_event(struct ps_conn *c, const uint8_t *pb, size_t len)
+{
+    struct frame *f = malloc(sizeof(*f) + PS_HEADER + len);
+    if (!f)
+        return false;
+    *f = (struct frame){.len = PS_HEADER + len, .event = true};
+    memset(f->bytes, 0, PS_HEADER);
+    memcpy(f->bytes + PS_HEADER, pb, len);
+    if (c->q_tail)
+        c->q_tail->next = f;
+    else
+        c->q_head = f;
+    c->q_tail = f;
+    c->queued += f->len;
+    c->n_events++;
+    return true;
+}
+
 static void complete(struct pipeserver *ps, struct op *op, BOOL ok, DWORD n)
 {
     struct ps_conn *c = op->c;
@@ -325,7 +347,10 @@ static void complete(struct pipeserver *ps, struct op *op, BOOL ok, DWORD n)
         if (!c->q_head)
             c->q_tail = NULL;
         c->queued -= f->len;
+        c->n_events -= f->event;
         free(f); /* its handles are the client's now */
+        if (!c->q_head && c->overflowed) /* without memory: at the next drain */
+            c->overflowed = !queue_event(c, c->ps->lim.overflow, c->ps->lim.overflow_len);
         start_write(c);
         break;
     }
@@ -351,6 +376,7 @@ int ps_send(struct ps_conn *c, const uint8_t *pb, size_t len,
         return -ENOMEM;
     f->next = NULL;
     f->len = total;
+    f->event = false;
     f->n_dup = 0;
     uint8_t *p = f->bytes;
     memset(p, 0, PS_HEADER);
@@ -374,6 +400,22 @@ int ps_send(struct ps_conn *c, const uint8_t *pb, size_t len,
         c->q_head = f;
     c->q_tail = f;
     c->queued += total;
+    start_write(c);
+    return 0;
+}
+
+int ps_send_event(struct ps_conn *c, const uint8_t *pb, size_t len)
+{
+    if (c->dead || c->broken)
+        return -EPIPE;
+    /* A slow reader's events are dropped, not its connection: the bound
+     * leaves room for its replies (max_queued is far above). */
+    if (c->n_events >= c->ps->lim.max_events ||
+        c->queued + PS_HEADER + len > c->ps->lim.max_queued ||
+        !queue_event(c, pb, len)) {
+        c->overflowed = true;
+        return 0;
+    }
     start_write(c);
     return 0;
 }

@@ -42,6 +42,11 @@ struct ps_limits {
     size_t max_frame;       /* the protobuf part */
     unsigned max_clients;   /* connections at once */
     size_t max_queued;      /* bytes queued toward one client before it is dropped */
+    unsigned max_events;    /* events queued toward one client before overflow */
+    /* The packed ServerMessage telling a client events were dropped,
+     * queued once its queue has drained (ps_send_event). */
+    const uint8_t *overflow;
+    size_t overflow_len;
     unsigned hello_ms;      /* a connection not admitted (ps_admit) by then is closed */
 };
 
@@ -64,6 +69,11 @@ void ps_post(struct pipeserver *ps, void (*fn)(void *), void *arg);
  * slow to read is dropped: -ENOBUFS). */
 int ps_send(struct ps_conn *c, const uint8_t *pb, size_t len,
             const HANDLE *handles, const DWORD *access, unsigned n);
+/* Queues an event (no handles). One that finds max_events events, or
+ * max_queued bytes, queued toward the client is dropped, never waited
+ * for; once the queue has drained the client gets `overflow`. 0, or
+ * -EPIPE (the connection is gone). */
+int ps_send_event(struct ps_conn *c, const uint8_t *pb, size_t len);
 /* The client said hello: the hello deadline no longer applies. */
 void ps_admit(struct ps_conn *c);
 /* Closes the connection once what is queued has been written. */
