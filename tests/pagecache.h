@@ -76,7 +76,9 @@ static inline long pc_unsynced(const char *path)
 /* Writes `pages` pages into a file no daemon knows, on the file system of
  * the file under test: if a check then finds both clean, something flushed
  * the whole file system (another test's daemon's syncfs, the kernel), not
- * the daemon under test. 0 or -errno. */
+ * the daemon under test. The kernel's writeback takes the oldest dirty
+ * inode first: dirty the sentinel before the file under test first gets
+ * dirty, so that writeback reaches the sentinel first. 0 or -errno. */
 static inline int pc_sentinel_dirty(const char *path, int pages)
 {
     static char page[4096];
