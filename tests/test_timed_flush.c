@@ -56,10 +56,16 @@ static void assert_synced_soon(const char *rel, const char *step)
                  (long long)waited);
 }
 
+/* Call before the file under test gets dirty (see pc_sentinel_dirty). */
+static void dirty_sentinel(void)
+{
+    cr_assert_eq(pc_sentinel_dirty(hz_path(&hz, "sentinel.dat"), 1), 0);
+}
+
+/* The file is still dirty for_ms later; dirty_sentinel() came first. */
 static void assert_still_dirty(const char *rel, int for_ms, const char *step)
 {
     const char *sentinel = hz_path(&hz, "sentinel.dat");
-    cr_assert_eq(pc_sentinel_dirty(sentinel, 1), 0);
     pc_sleep_ms(for_ms);
     long n = pc_unsynced(hz_path(&hz, rel));
     if (n == 0 && pc_unsynced(sentinel) == 0)
@@ -267,6 +273,7 @@ Test(timed_flush, never_is_not_flushed_by_the_daemon)
     /* The control: the same writes under NEVER, every holder alive. */
     mmapio_client *c = hz_client();
     mmapio_flush_policy never = { MMAPIO_FLUSH_NEVER, 0 };
+    dirty_sentinel();
     mmapio_map *m = create_with(c, "nv.dat", 65536, never);
     struct peer p;
     cr_assert_eq(peer_start(&p), 0);
@@ -309,6 +316,7 @@ Test(timed_flush, policy_changed_later_is_obeyed)
 
     /* EveryMillis -> NEVER: the timer is off. */
     hz_assert_ok(mmapio_set_flush_policy(m, never));
+    dirty_sentinel();
     hz_assert_ok(peer_write(&p, w, 12288, 100, 'w', NULL));
     assert_still_dirty("ch.dat", 1500, "after EveryMillis -> NEVER");
 
