@@ -26,6 +26,7 @@
 #include "names.h"
 #include "peercred.h"
 #include "policy.h"
+#include "sidmap.h"
 #include "wire.h"
 
 #define UNSUPPORTED "not supported on Windows"
@@ -98,7 +99,11 @@ static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
     int r = peer_identity(PLATFORM_FD(s->pipe), &s->cred);
     if (r < 0) {
         s->w->port.close_when_sent(s->conn);
-        reply_err(s, id, MMAPIO_E_PERMISSION, "who you are cannot be told (%d)", r);
+        if (r == -ENOSPC)
+            reply_err(s, id, MMAPIO_E_QUOTA, "your account has no uid: the daemon numbers "
+                      "at most %u accounts and groups outside this machine's", SIDMAP_CAP);
+        else
+            reply_err(s, id, MMAPIO_E_PERMISSION, "who you are cannot be told (%d)", r);
         return;
     }
     struct uidq *q = uidq_of(s->w, s->cred.uid, true);
@@ -119,6 +124,8 @@ static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
     hr.max_inflight = s->w->cfg.max_inflight;
     hr.max_events = s->w->cfg.max_events;
     hr.ctl_slots = CTL_SLOTS;
+    hr.uid_known = true; /* a SID's number: the client cannot work it out */
+    hr.uid = s->cred.uid;
     Mmapio__Reply rep = MMAPIO__REPLY__INIT;
     rep.id = id;
     rep.result_case = MMAPIO__REPLY__RESULT_HELLO;
@@ -226,7 +233,8 @@ static void open_file(struct wsession *s, uint64_t id, const Mmapio__Open *o,
     }
     uint64_t index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
     struct wmap *m = find_file(w, fi.dwVolumeSerialNumber, index);
-    if (o->owner && o->owner->uid != file_owner(f)) {
+    uint32_t owner = o->owner ? file_owner(f) : SIDMAP_NONE;
+    if (o->owner && (owner == SIDMAP_NONE || o->owner->uid != owner)) {
         CloseHandle(f);
         reply_err(s, id, MMAPIO_E_PERMISSION, "%s: belongs to another account", o->path);
         return;
