@@ -19,29 +19,13 @@
 
 #include "ctlarea.h"
 #include "mmapio.pb-c.h"
-
-static int failures;
-
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (GetLastError %lu)\n", \
-                __FILE__, __LINE__, #cond, (unsigned long)GetLastError()); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
+#include "wintest.h"
 
 #define MAP_SIZE 4096u
 #define E_INVALID_ARGUMENT (-11)
 #define E_NOT_FOUND (-12)
 #define E_PERMISSION (-14)
 static const char message[] = "written through mmapiod.exe";
-
-static bool under_wine(void)
-{
-    HMODULE nt = GetModuleHandleA("ntdll.dll");
-    return nt && GetProcAddress(nt, "wine_get_version") != NULL;
-}
 
 /* ---- the wire ------------------------------------------------------------ */
 
@@ -134,25 +118,6 @@ static void reply_free(Mmapio__Reply *r)
         mmapio__reply__free_unpacked(r, NULL);
 }
 
-/* The last sub-authority of this process's user SID. */
-static uint32_t my_rid(void)
-{
-    HANDLE tok;
-    union {
-        TOKEN_USER user;
-        char bytes[256];
-    } u;
-    DWORD len;
-    uint32_t rid = UINT32_MAX;
-    if (OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) {
-        if (GetTokenInformation(tok, TokenUser, &u, sizeof(u), &len))
-            rid = *GetSidSubAuthority(u.user.User.Sid,
-                                      *GetSidSubAuthorityCount(u.user.User.Sid) - 1u);
-        CloseHandle(tok);
-    }
-    return rid;
-}
-
 static int hello(HANDLE h)
 {
     Mmapio__Hello he = MMAPIO__HELLO__INIT;
@@ -168,7 +133,7 @@ static int hello(HANDLE h)
         CHECK(r->result_case == MMAPIO__REPLY__RESULT_HELLO && r->hello->ctl_slots > 0);
         /* Our uid, as the daemon numbers SIDs: the RID of a local account
          * (wine's user is one), else from 0x80000000. */
-        uint32_t rid = my_rid();
+        uint32_t rid = wt_my_rid();
         CHECK(r->hello && r->hello->uid_known);
         CHECK(r->hello && (r->hello->uid == rid || r->hello->uid >= 0x80000000u) &&
               r->hello->uid != UINT32_MAX);
@@ -269,19 +234,7 @@ static int child(const char *pipe, const char *role, const char *kind, const cha
 
 static int run_child(const char *pipe, const char *role, const char *kind, const char *name)
 {
-    char self[MAX_PATH], cmd[2 * MAX_PATH];
-    GetModuleFileNameA(NULL, self, sizeof(self));
-    snprintf(cmd, sizeof(cmd), "\"%s\" child %s %s %s %s", self, pipe, role, kind, name);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        return -1;
-    WaitForSingleObject(pi.hProcess, INFINITE);
-    DWORD status = 99;
-    GetExitCodeProcess(pi.hProcess, &status);
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-    return (int)status;
+    return wt_run_self("child %s %s %s %s", pipe, role, kind, name);
 }
 
 /* ---- the checks ------------------------------------------------------------ */
@@ -290,22 +243,11 @@ static int run_child(const char *pipe, const char *role, const char *kind, const
  * it here): clients judge the daemon by the pipe's owner. */
 static bool owned_by_me(HANDLE pipe)
 {
-    PSID owner = NULL;
+    PSID owner = NULL, me = wt_my_sid();
     PSECURITY_DESCRIPTOR sd = NULL;
-    union {
-        TOKEN_USER user;
-        char room[SECURITY_MAX_SID_SIZE + sizeof(TOKEN_USER)];
-    } me;
-    HANDLE tok;
-    DWORD len;
     bool ok = GetSecurityInfo(pipe, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner,
-                              NULL, NULL, NULL, &sd) == ERROR_SUCCESS && owner &&
-              OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok);
-    if (ok) {
-        ok = GetTokenInformation(tok, TokenUser, &me, sizeof(me), &len) &&
-             EqualSid(owner, me.user.User.Sid);
-        CloseHandle(tok);
-    }
+                              NULL, NULL, NULL, &sd) == ERROR_SUCCESS && owner && me &&
+              EqualSid(owner, me);
     LocalFree(sd);
     return ok;
 }
@@ -358,24 +300,6 @@ static void check_sharing(const char *pipe, const char *root)
         CloseHandle(f);
 }
 
-static bool can_map(HANDLE h, DWORD access)
-{
-    void *p = MapViewOfFile(h, access, 0, 0, MAP_SIZE);
-    if (p)
-        UnmapViewOfFile(p);
-    return p != NULL;
-}
-
-static bool can_dup(HANDLE h, DWORD access)
-{
-    HANDLE out = NULL;
-    if (!DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &out, access,
-                         FALSE, 0))
-        return false;
-    CloseHandle(out);
-    return true;
-}
-
 static void check_read_only(const char *pipe)
 {
     HANDLE h = connect_hello(pipe);
@@ -387,10 +311,10 @@ static void check_read_only(const char *pipe)
         HANDLE ro = NULL, cow = NULL;
         CHECK(open_map(h, names[i], i == 0, 0, false, &ro, NULL) == 0 && ro);
         if (ro) {
-            CHECK(can_map(ro, FILE_MAP_READ));
-            CHECK(!can_map(ro, FILE_MAP_WRITE));
-            CHECK(!can_dup(ro, FILE_MAP_WRITE));
-            CHECK(!can_dup(ro, FILE_MAP_ALL_ACCESS));
+            CHECK(wt_can_map(ro, FILE_MAP_READ, MAP_SIZE));
+            CHECK(!wt_can_map(ro, FILE_MAP_WRITE, MAP_SIZE));
+            CHECK(!wt_can_dup(ro, FILE_MAP_WRITE));
+            CHECK(!wt_can_dup(ro, FILE_MAP_ALL_ACCESS));
             CloseHandle(ro);
         }
         /* Copy-on-write: a private copy; the mapping keeps its bytes. */
@@ -402,7 +326,7 @@ static void check_read_only(const char *pipe)
                 p[0] = 'X';
                 UnmapViewOfFile(p);
             }
-            CHECK(!can_map(cow, FILE_MAP_WRITE));
+            CHECK(!wt_can_map(cow, FILE_MAP_WRITE, MAP_SIZE));
             CloseHandle(cow);
         }
         HANDLE rw = NULL;
@@ -1085,40 +1009,6 @@ static void check_malformed(const char *pipe)
         CloseHandle(h);
 }
 
-/* The test's data root and everything in it (the flipped requests made
- * files of odd names). */
-static void remove_tree(const char *dir)
-{
-    char pat[MAX_PATH], path[MAX_PATH];
-    snprintf(pat, sizeof(pat), "%s\\*", dir);
-    WIN32_FIND_DATAA fd;
-    HANDLE it = FindFirstFileA(pat, &fd);
-    if (it != INVALID_HANDLE_VALUE) {
-        do {
-            if (!strcmp(fd.cFileName, ".") || !strcmp(fd.cFileName, ".."))
-                continue;
-            snprintf(path, sizeof(path), "%s\\%s", dir, fd.cFileName);
-            if (fd.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)
-                RemoveDirectoryA(path); /* a link: never followed */
-            else if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
-                remove_tree(path);
-            else
-                DeleteFileA(path);
-        } while (FindNextFileA(it, &fd));
-        FindClose(it);
-    }
-    RemoveDirectoryA(dir);
-}
-
-/* "/a/b" (a path as meson gives it under wine) as "Z:\a\b". */
-static void windows_path(const char *in, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s%s", in[0] == '/' ? "Z:" : "", in);
-    for (char *p = out; *p; p++)
-        if (*p == '/')
-            *p = '\\';
-}
-
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -1128,49 +1018,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_daemon_win DAEMON.exe [ROOT]\n");
         return 2;
     }
-    char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], pipe[128], cmd[3 * MAX_PATH];
-    windows_path(argv[1], daemon, sizeof(daemon));
-    GetTempPathA(sizeof(tmp), tmp);
-    DWORD pid = GetCurrentProcessId(), tick = GetTickCount();
     /* The data root: the one given (its owner removes it), else a new one. */
     bool own_root = argc < 3;
-    if (own_root)
-        snprintf(root, sizeof(root), "%smmapio-test-%lu-%lu", tmp, (unsigned long)pid,
-                 (unsigned long)tick);
-    else
-        windows_path(argv[2], root, sizeof(root));
-    snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-test-%lu-%lu", (unsigned long)pid,
-             (unsigned long)tick);
-    CHECK(!own_root || CreateDirectoryA(root, NULL));
+    struct wt_daemon d;
+    bool up = wt_daemon_start(&d, argv[1], "test", own_root ? NULL : argv[2],
+                              "--hello_timeout_ms 1000 --max_events 16");
+    CHECK(up);
+    const char *pipe = d.pipe, *root = d.root;
     char sub[MAX_PATH];
     snprintf(sub, sizeof(sub), "%s\\sub", root);
     CHECK(CreateDirectoryA(sub, NULL));
-
-    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --hello_timeout_ms 1000 --max_events 16", daemon, pipe, root);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, CREATE_NEW_PROCESS_GROUP, NULL, NULL,
-                        &si, &pi)) {
-        fprintf(stderr, "cannot start %s (%lu)\n", daemon, (unsigned long)GetLastError());
-        return 1;
-    }
-    /* Its pipe, once it is up (or it died). */
-    bool up = false;
-    while (!up && WaitForSingleObject(pi.hProcess, 50) == WAIT_TIMEOUT)
-        up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
-    CHECK(up);
     if (up) {
         printf("a second daemon on the same pipe\n");
-        PROCESS_INFORMATION pi2 = {0};
-        STARTUPINFOA si2 = {.cb = sizeof(si2)};
-        CHECK(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si2, &pi2));
-        if (pi2.hProcess) {
-            DWORD status = 0;
-            CHECK(WaitForSingleObject(pi2.hProcess, 60000) == WAIT_OBJECT_0 &&
-                  GetExitCodeProcess(pi2.hProcess, &status) && status == 1);
-            CloseHandle(pi2.hProcess);
-            CloseHandle(pi2.hThread);
-        }
+        PROCESS_INFORMATION pi2;
+        bool started = wt_spawn(d.cmd, NULL, NULL, 0, &pi2);
+        CHECK(started);
+        if (started)
+            CHECK(wt_wait(&pi2, 60000) == 1); /* refused: the pipe is taken */
         printf("hello, ping\n");
         check_hello_ping(pipe);
         printf("two processes share an anonymous and a file mapping\n");
@@ -1196,28 +1060,8 @@ int main(int argc, char **argv)
     /* Stopped by its stop event (wine has no console here for Ctrl-Break):
      * a clean exit. */
     printf("stop\n");
-    char ev_name[200];
-    snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
-    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
-    CHECK(ev != NULL && SetEvent(ev));
-    if (ev)
-        CloseHandle(ev);
-    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
-        fprintf(stderr, "the daemon did not stop on its event%s\n",
-                under_wine() ? " (under wine)" : "");
-        failures++;
-        TerminateProcess(pi.hProcess, 1);
-        WaitForSingleObject(pi.hProcess, INFINITE);
-    } else {
-        DWORD status = 99;
-        GetExitCodeProcess(pi.hProcess, &status);
-        CHECK(status == 0);
-    }
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-
+    CHECK(wt_daemon_stop(&d) == 0);
     if (own_root)
-        remove_tree(root);
-    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+        wt_remove_tree(root); /* and the odd names the flipped requests made */
+    return wt_report(argv[0]);
 }

@@ -19,16 +19,7 @@
 #include <windows.h>
 
 #include "mmapio.h"
-
-static int failures;
-
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
+#include "wintest.h"
 
 static int child(const char *pipe)
 {
@@ -45,7 +36,7 @@ static int child(const char *pipe)
     mmapio_unmap(a);
     mmapio_unmap(f);
     mmapio_disconnect(c);
-    return failures ? 3 : 0;
+    return wt_failures ? 3 : 0;
 }
 
 /* The owner checks against our uid, which only the daemon can tell on
@@ -91,36 +82,10 @@ static int outside(const char *op, const char *path, const char *to)
     return 7;
 }
 
-/* Runs this program again with `args`: its exit status, or -1. */
-static int run_self(const char *args)
-{
-    char self[MAX_PATH], cmd[3 * MAX_PATH];
-    GetModuleFileNameA(NULL, self, sizeof(self));
-    snprintf(cmd, sizeof(cmd), "\"%s\" %s", self, args);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        return -1;
-    WaitForSingleObject(pi.hProcess, INFINITE);
-    DWORD status = 99;
-    GetExitCodeProcess(pi.hProcess, &status);
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-    return (int)status;
-}
-
-static int run_child(const char *pipe)
-{
-    char args[MAX_PATH];
-    snprintf(args, sizeof(args), "child %s", pipe);
-    return run_self(args);
-}
-
+/* Runs outside() as another process: its exit status. */
 static int run_outside(const char *op, const char *path, const char *to)
 {
-    char args[3 * MAX_PATH];
-    snprintf(args, sizeof(args), "outside %s \"%s\" \"%s\"", op, path, to ? to : "");
-    return run_self(args);
+    return wt_run_self("outside %s \"%s\" \"%s\"", op, path, to ? to : "");
 }
 
 struct heard {
@@ -238,25 +203,10 @@ int main(int argc, char **argv)
         return outside(argv[2], argv[3], argc > 4 && argv[4][0] ? argv[4] : NULL);
     if (argc != 2)
         return 2;
-    char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], pipe[128], cmd[3 * MAX_PATH];
-    snprintf(daemon, sizeof(daemon), "%s%s", argv[1][0] == '/' ? "Z:" : "", argv[1]);
-    for (char *p = daemon; *p; p++)
-        if (*p == '/')
-            *p = '\\';
-    GetTempPathA(sizeof(tmp), tmp);
-    DWORD id = GetCurrentProcessId() ^ GetTickCount();
-    snprintf(root, sizeof(root), "%smmapio-interop-%lu", tmp, (unsigned long)id);
-    snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-interop-%lu", (unsigned long)id);
-    CHECK(CreateDirectoryA(root, NULL));
-    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\"", daemon, pipe, root);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        return 1;
-    bool up = false;
-    while (!up && WaitForSingleObject(pi.hProcess, 50) == WAIT_TIMEOUT)
-        up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
+    struct wt_daemon d;
+    bool up = wt_daemon_start(&d, argv[1], "interop", NULL, NULL);
     CHECK(up);
+    const char *pipe = d.pipe, *root = d.root;
 
     mmapio_client *c = NULL;
     CHECK(up && mmapio_connect(pipe, &c) == MMAPIO_OK);
@@ -268,7 +218,7 @@ int main(int argc, char **argv)
         CHECK(mmapio_create_rw(c, "interop.dat", 4096, &f) == MMAPIO_OK);
         CHECK(f && mmapio_update_region(f, 0, "file!", 6) == MMAPIO_OK);
         CHECK(f && mmapio_flush(f) == MMAPIO_OK);
-        CHECK(run_child(pipe) == 0);
+        CHECK(wt_run_self("child %s", pipe) == 0);
         check_owner(c);
         CHECK(mmapio_unmap(a) == MMAPIO_OK);
         CHECK(mmapio_unmap(f) == MMAPIO_OK);
@@ -296,18 +246,7 @@ int main(int argc, char **argv)
         CHECK(mmapio_ping(c) == MMAPIO_OK);
     }
 
-    char ev_name[200];
-    snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
-    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
-    CHECK(ev && SetEvent(ev));
-    if (ev)
-        CloseHandle(ev);
-    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
-        TerminateProcess(pi.hProcess, 1);
-        failures++;
-    }
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
+    CHECK(wt_daemon_stop(&d) == 0);
     char path[MAX_PATH + 16], buf[8] = "";
     snprintf(path, sizeof(path), "%s\\final.dat", root);
     HANDLE f = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE |
@@ -322,8 +261,6 @@ int main(int argc, char **argv)
         mmapio_unmap(fin);
     if (c)
         mmapio_disconnect(c);
-    DeleteFileA(path);
-    RemoveDirectoryA(root);
-    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+    wt_remove_tree(root);
+    return wt_report(argv[0]);
 }
