@@ -118,17 +118,124 @@ static void reply_free(Mmapio__Reply *r)
         mmapio__reply__free_unpacked(r, NULL);
 }
 
-static int hello(HANDLE h)
+/* A request of OP, its body in the oneof's `member`:
+ * REQUEST(CLOSE, close, &cl). */
+#define REQUEST(OP, member, body)                                                        \
+    ((Mmapio__Request){.base = PROTOBUF_C_MESSAGE_INIT(&mmapio__request__descriptor),   \
+                       .op_case = MMAPIO__REQUEST__OP_##OP, .member = (body)})
+
+/* A round trip whose reply is dropped: its error (1: no reply). */
+static int ask(HANDLE h, Mmapio__Request q)
+{
+    int err;
+    reply_free(call(h, &q, &err, NULL));
+    return err;
+}
+
+/* A one-way request (a notice): whether it was sent. */
+static bool tell(HANDLE h, Mmapio__Request q)
+{
+    return send_req(h, &q) != 0;
+}
+
+static bool ping(HANDLE h)
+{
+    Mmapio__Ping p = MMAPIO__PING__INIT;
+    return ask(h, REQUEST(PING, ping, &p)) == 0;
+}
+
+/* A notice of `kind` from holder `handle`: whether it was sent. */
+static bool notice(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind)
+{
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = handle;
+    n.kind = kind;
+    return tell(h, REQUEST(NOTICE, notice, &n));
+}
+
+/* A write notice of [off, off+len) from holder `wh` on wr. */
+static bool notice_write(HANDLE wr, uint64_t wh, uint64_t off, uint64_t len, uint32_t hold_ms)
+{
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = wh;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
+    n.offset = off;
+    n.len = len;
+    n.hold_ms = hold_ms;
+    return tell(wr, REQUEST(NOTICE, notice, &n));
+}
+
+/* SetPolicy, Close, Flush, Delete and Watch (its id in *watch_id): the
+ * error. */
+static int set_policy(HANDLE h, uint64_t handle, Mmapio__FlushKind kind, uint64_t value)
+{
+    Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
+    pol.kind = kind;
+    pol.value = value;
+    Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
+    sp.handle = handle;
+    sp.policy = &pol;
+    return ask(h, REQUEST(SET_POLICY, set_policy, &sp));
+}
+
+static int close_holder(HANDLE h, uint64_t handle)
+{
+    Mmapio__Close cl = MMAPIO__CLOSE__INIT;
+    cl.handle = handle;
+    return ask(h, REQUEST(CLOSE, close, &cl));
+}
+
+static int flush(HANDLE h, uint64_t handle, uint64_t offset, uint64_t len)
+{
+    Mmapio__Flush fl = MMAPIO__FLUSH__INIT;
+    fl.handle = handle;
+    fl.offset = offset;
+    fl.len = len;
+    return ask(h, REQUEST(FLUSH, flush, &fl));
+}
+
+static int delete_map(HANDLE h, const char *path, bool anonymous)
+{
+    Mmapio__Delete del = MMAPIO__DELETE__INIT;
+    del.path = (char *)path;
+    del.anonymous = anonymous;
+    return ask(h, REQUEST(DELETE_MAP, delete_map, &del));
+}
+
+static int watch(HANDLE h, uint64_t handle, uint64_t *watch_id)
+{
+    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
+    wa.handle = handle;
+    Mmapio__Request q = REQUEST(WATCH, watch, &wa);
+    int err;
+    Mmapio__Reply *r = call(h, &q, &err, NULL);
+    if (r && !err) {
+        CHECK(r->result_case == MMAPIO__REPLY__RESULT_WATCH);
+        if (watch_id)
+            *watch_id = r->watch->watch_id;
+    }
+    reply_free(r);
+    return err;
+}
+
+/* A hello as this test: the reply (its error in *err), the control
+ * area's section in *ctl. */
+static Mmapio__Reply *say_hello(HANDLE h, int *err, HANDLE *ctl)
 {
     Mmapio__Hello he = MMAPIO__HELLO__INIT;
     he.protocol = 2;
     he.client_name = "test_daemon_win";
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_HELLO;
-    q.hello = &he;
+    Mmapio__Request q = REQUEST(HELLO, hello, &he);
+    return call(h, &q, err, ctl);
+}
+
+/* A hello, its reply checked (our uid, the control area read-only):
+ * 0 or the error. */
+static int hello(HANDLE h)
+{
     int err;
     HANDLE ctl;
-    Mmapio__Reply *r = call(h, &q, &err, &ctl);
+    Mmapio__Reply *r = say_hello(h, &err, &ctl);
     if (r && !err) {
         CHECK(r->result_case == MMAPIO__REPLY__RESULT_HELLO && r->hello->ctl_slots > 0);
         /* Our uid, as the daemon numbers SIDs: the RID of a local account
@@ -161,9 +268,7 @@ static int open_map(HANDLE h, const char *path, bool anonymous, int mode, bool c
     o.mode = (Mmapio__Mode)mode;
     o.create = create;
     o.size = MAP_SIZE;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_OPEN;
-    q.open = &o;
+    Mmapio__Request q = REQUEST(OPEN, open, &o);
     int err;
     HANDLE sec = NULL;
     Mmapio__Reply *r = call(h, &q, &err, &sec);
@@ -184,14 +289,9 @@ static int open_map(HANDLE h, const char *path, bool anonymous, int mode, bool c
 /* A hello that keeps the control area: its view, read-only, or NULL. */
 static const struct ctl_slot *hello_ctl(HANDLE h)
 {
-    Mmapio__Hello he = MMAPIO__HELLO__INIT;
-    he.protocol = 2;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_HELLO;
-    q.hello = &he;
     int err;
     HANDLE ctl = NULL;
-    reply_free(call(h, &q, &err, &ctl));
+    reply_free(say_hello(h, &err, &ctl));
     const struct ctl_slot *slots = ctl ? MapViewOfFile(ctl, FILE_MAP_READ, 0, 0, 0) : NULL;
     if (ctl)
         CloseHandle(ctl);
@@ -259,24 +359,15 @@ static void check_hello_ping(const char *pipe)
     if (!h)
         return;
     CHECK(owned_by_me(h));
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_PING;
-    int err;
-    /* Ping before hello: refused, and the connection closed. */
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == -18);
+    /* Ping (with no body) before hello: refused, and the connection closed. */
+    CHECK(ask(h, REQUEST(PING, ping, NULL)) == -18);
     CloseHandle(h);
 
     h = connect_hello(pipe);
     CHECK(h != NULL);
     if (!h)
         return;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_PING;
-    Mmapio__Ping ping = MMAPIO__PING__INIT;
-    q.ping = &ping;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
+    CHECK(ping(h));
     CloseHandle(h);
 }
 
@@ -399,12 +490,7 @@ static void check_confinement(const char *pipe, const char *root)
         o.mode = MMAPIO__MODE__MODE_READ_WRITE;
         o.truncate = true;
         o.size = 1;
-        Mmapio__Request q = MMAPIO__REQUEST__INIT;
-        q.op_case = MMAPIO__REQUEST__OP_OPEN;
-        q.open = &o;
-        int err;
-        reply_free(call(h, &q, &err, NULL));
-        CHECK(err == E_PERMISSION);
+        CHECK(ask(h, REQUEST(OPEN, open, &o)) == E_PERMISSION);
     } else {
         printf("skip: no links to files here\n");
     }
@@ -426,9 +512,7 @@ static void check_requests(const char *pipe)
 
     Mmapio__Stat st = MMAPIO__STAT__INIT;
     st.handle = handle;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_STAT;
-    q.stat = &st;
+    Mmapio__Request q = REQUEST(STAT, stat, &st);
     Mmapio__Reply *r = call(h, &q, &err, NULL);
     CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_STAT &&
           r->stat->size == MAP_SIZE && r->stat->holders == 1);
@@ -438,9 +522,7 @@ static void check_requests(const char *pipe)
     Mmapio__Resize rz = MMAPIO__RESIZE__INIT;
     rz.handle = handle;
     rz.size = 2 * MAP_SIZE;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_RESIZE;
-    q.resize = &rz;
+    q = REQUEST(RESIZE, resize, &rz);
     r = call(h, &q, &err, NULL);
     CHECK(r && err == -5 && strstr(r->message, "fixed on Windows")); /* RESIZE_FAILED */
     reply_free(r);
@@ -448,9 +530,7 @@ static void check_requests(const char *pipe)
     /* Admin requests are served (winadmin; their end-to-end test is
      * ctl_win): a status that counts the mappings made above. */
     Mmapio__AdminStatus as = MMAPIO__ADMIN_STATUS__INIT;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_ADMIN_STATUS;
-    q.admin_status = &as;
+    q = REQUEST(ADMIN_STATUS, admin_status, &as);
     r = call(h, &q, &err, NULL);
     CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_STATUS &&
           r->status->pid > 0 && r->status->clients >= 1 && r->status->all);
@@ -460,82 +540,30 @@ static void check_requests(const char *pipe)
     Mmapio__Copy cp = MMAPIO__COPY__INIT;
     cp.src = (char *)"a";
     cp.dst = (char *)"b";
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_COPY;
-    q.copy = &cp;
+    q = REQUEST(COPY, copy, &cp);
     r = call(h, &q, &err, NULL);
     CHECK(r && err == E_INVALID_ARGUMENT && r->message &&
           strstr(r->message, "not supported on Windows"));
     reply_free(r);
-
     Mmapio__FromFd ff = MMAPIO__FROM_FD__INIT;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_FROM_FD;
-    q.from_fd = &ff;
-    r = call(h, &q, &err, NULL);
-    CHECK(r && err == E_INVALID_ARGUMENT);
-    reply_free(r);
+    CHECK(ask(h, REQUEST(FROM_FD, from_fd, &ff)) == E_INVALID_ARGUMENT);
 
-    Mmapio__Close cl = MMAPIO__CLOSE__INIT;
-    cl.handle = handle;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_CLOSE;
-    q.close = &cl;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == E_NOT_FOUND);
+    CHECK(close_holder(h, handle) == 0);
+    CHECK(close_holder(h, handle) == E_NOT_FOUND);
 
     /* Flushes of a file: done on a worker thread, answered. */
     uint64_t fh = 0, roh = 0;
     CHECK(open_map(h, "sub/shared.dat", false, 1, false, NULL, &fh) == 0);
     CHECK(open_map(h, "sub/shared.dat", false, 0, false, NULL, &roh) == 0);
-    Mmapio__Flush fl = MMAPIO__FLUSH__INIT;
-    fl.handle = fh;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_FLUSH;
-    q.flush = &fl;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
-    fl.offset = 100;
-    fl.len = 10;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
-    fl.len = MAP_SIZE;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == -3); /* OUT_OF_BOUNDS */
-    fl.handle = roh;
-    fl.offset = fl.len = 0;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == -2); /* INVALID_MODE: not a writer's */
+    CHECK(flush(h, fh, 0, 0) == 0); /* all of it */
+    CHECK(flush(h, fh, 100, 10) == 0);
+    CHECK(flush(h, fh, 100, MAP_SIZE) == -3); /* OUT_OF_BOUNDS */
+    CHECK(flush(h, roh, 0, 0) == -2);         /* INVALID_MODE: not a writer's */
 
     /* Deleted: the name is gone. */
-    Mmapio__Delete del = MMAPIO__DELETE__INIT;
-    del.path = "shared";
-    del.anonymous = true;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;
-    q.delete_map = &del;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
+    CHECK(delete_map(h, "shared", true) == 0);
     CHECK(open_map(h, "shared", true, 0, false, NULL, NULL) == E_NOT_FOUND);
     CloseHandle(h);
-}
-
-static int set_policy(HANDLE h, uint64_t handle, Mmapio__FlushKind kind, uint64_t value)
-{
-    Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
-    pol.kind = kind;
-    pol.value = value;
-    Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
-    sp.handle = handle;
-    sp.policy = &pol;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
-    q.set_policy = &sp;
-    int err;
-    reply_free(call(h, &q, &err, NULL));
-    return err;
 }
 
 /* Sends a notice (one-way) and waits until the slot's flush generation
@@ -545,22 +573,7 @@ static bool notice_flushes(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind,
                            const struct ctl_slot *slot)
 {
     uint32_t gen = atomic_load(&slot->flush_gen);
-    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    n.handle = handle;
-    n.kind = kind;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    q.notice = &n;
-    if (!send_req(h, &q))
-        return false;
-    Mmapio__Ping ping = MMAPIO__PING__INIT;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_PING;
-    q.ping = &ping;
-    int err;
-    Mmapio__Reply *r = call(h, &q, &err, NULL);
-    reply_free(r);
-    if (!r || err)
+    if (!notice(h, handle, kind) || !ping(h))
         return false;
     /* A hang guard, not a measure: the flush is due within milliseconds. */
     for (int i = 0; i < 6000 && atomic_load(&slot->flush_gen) == gen; i++)
@@ -578,9 +591,7 @@ static void check_policies(const char *pipe)
     Mmapio__Open o = MMAPIO__OPEN__INIT;
     o.path = "sub/shared.dat";
     o.mode = MMAPIO__MODE__MODE_READ_WRITE;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_OPEN;
-    q.open = &o;
+    Mmapio__Request q = REQUEST(OPEN, open, &o);
     int err;
     HANDLE sec = NULL;
     Mmapio__Reply *r = call(h, &q, &err, &sec);
@@ -599,21 +610,9 @@ static void check_policies(const char *pipe)
         /* A writer leaves with a write not yet flushed (the policy's
          * pace is an hour): flushed as it goes. */
         CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_MILLIS, 3600000) == 0);
-        Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-        n.handle = handle;
-        n.kind = MMAPIO__NOTICE_KIND__NOTICE_DIRTY;
-        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-        q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-        q.notice = &n;
-        CHECK(send_req(h, &q) != 0);
+        CHECK(notice(h, handle, MMAPIO__NOTICE_KIND__NOTICE_DIRTY));
         uint32_t gen = atomic_load(&slot->flush_gen);
-        Mmapio__Close cl = MMAPIO__CLOSE__INIT;
-        cl.handle = handle;
-        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-        q.op_case = MMAPIO__REQUEST__OP_CLOSE;
-        q.close = &cl;
-        reply_free(call(h, &q, &err, NULL));
-        CHECK(err == 0);
+        CHECK(close_holder(h, handle) == 0);
         CHECK(atomic_load(&slot->flush_gen) != gen);
     }
     reply_free(r);
@@ -640,6 +639,14 @@ static int next_event(HANDLE h, Mmapio__Event *out)
     return kind;
 }
 
+/* Whether the next message on h is a MODIFIED of [off, off+len). */
+static bool next_modified(HANDLE h, uint64_t off, uint64_t len)
+{
+    Mmapio__Event ev;
+    return next_event(h, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
+           ev.offset == off && ev.len == len;
+}
+
 static void check_watches(const char *pipe)
 {
     HANDLE w = connect_pipe(pipe);
@@ -654,9 +661,7 @@ static void check_watches(const char *pipe)
     o.create = true;
     o.size = MAP_SIZE;
     o.mode = MMAPIO__MODE__MODE_READ_WRITE;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_OPEN;
-    q.open = &o;
+    Mmapio__Request q = REQUEST(OPEN, open, &o);
     int err;
     Mmapio__Reply *r = call(w, &q, &err, NULL);
     CHECK(r && err == 0);
@@ -665,41 +670,18 @@ static void check_watches(const char *pipe)
     uint64_t handle = r && !err ? r->open->handle : 0;
     reply_free(r);
 
-    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
-    wa.handle = handle;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_WATCH;
-    q.watch = &wa;
-    r = call(w, &q, &err, NULL);
-    CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_WATCH);
-    uint64_t watch_id = r && !err ? r->watch->watch_id : 0;
-    reply_free(r);
+    uint64_t watch_id = 0;
+    CHECK(watch(w, handle, &watch_id) == 0);
     CHECK(atomic_load(&slots[slot].watchers) == 1); /* writers notice now */
 
     /* Another client writes and says so; then changes the policy; then
      * deletes the name. The watcher hears each, in order. */
     uint64_t wh = 0;
     CHECK(open_map(wr, "watched", true, 1, false, NULL, &wh) == 0);
-    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    n.handle = wh;
-    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
-    n.offset = 10;
-    n.len = 20;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    q.notice = &n;
-    CHECK(send_req(wr, &q) != 0);
-    n.offset = MAP_SIZE; /* out of bounds: dropped, no event */
-    CHECK(send_req(wr, &q) != 0);
+    CHECK(notice_write(wr, wh, 10, 20, 0));
+    CHECK(notice_write(wr, wh, MAP_SIZE, 20, 0)); /* out of bounds: dropped, no event */
     CHECK(set_policy(wr, wh, MMAPIO__FLUSH_KIND__FLUSH_MANUAL, 0) == 0);
-    Mmapio__Delete del = MMAPIO__DELETE__INIT;
-    del.path = "watched";
-    del.anonymous = true;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;
-    q.delete_map = &del;
-    reply_free(call(wr, &q, &err, NULL));
-    CHECK(err == 0);
+    CHECK(delete_map(wr, "watched", true) == 0);
 
     Mmapio__Event ev;
     CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.map_id == map_id &&
@@ -709,14 +691,9 @@ static void check_watches(const char *pipe)
 
     Mmapio__Unwatch un = MMAPIO__UNWATCH__INIT;
     un.watch_id = watch_id;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_UNWATCH;
-    q.unwatch = &un;
-    reply_free(call(w, &q, &err, NULL));
-    CHECK(err == 0);
+    CHECK(ask(w, REQUEST(UNWATCH, unwatch, &un)) == 0);
     CHECK(atomic_load(&slots[slot].watchers) == 0);
-    reply_free(call(w, &q, &err, NULL));
-    CHECK(err == E_NOT_FOUND);
+    CHECK(ask(w, REQUEST(UNWATCH, unwatch, &un)) == E_NOT_FOUND);
     UnmapViewOfFile((void *)slots);
     CloseHandle(wr);
     CloseHandle(w);
@@ -736,33 +713,6 @@ static bool readable(HANDLE h, int ms)
     return false;
 }
 
-static bool ping(HANDLE h)
-{
-    Mmapio__Ping p = MMAPIO__PING__INIT;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_PING;
-    q.ping = &p;
-    int err;
-    Mmapio__Reply *r = call(h, &q, &err, NULL);
-    reply_free(r);
-    return r && err == 0;
-}
-
-/* A write notice of [off, off+len) from holder `wh` on wr. */
-static bool notice_write(HANDLE wr, uint64_t wh, uint64_t off, uint64_t len, uint32_t hold_ms)
-{
-    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    n.handle = wh;
-    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
-    n.offset = off;
-    n.len = len;
-    n.hold_ms = hold_ms;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    q.notice = &n;
-    return send_req(wr, &q) != 0;
-}
-
 /* A watch of a new anonymous mapping `name` on w, and a writer's holder
  * of it on wr: 0 or the failure. */
 static int watch_pair(HANDLE w, HANDLE wr, const char *name, uint64_t *wh)
@@ -771,14 +721,7 @@ static int watch_pair(HANDLE w, HANDLE wr, const char *name, uint64_t *wh)
     if (open_map(w, name, true, 1, true, NULL, &handle) != 0 ||
         open_map(wr, name, true, 1, false, NULL, wh) != 0)
         return 1;
-    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
-    wa.handle = handle;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_WATCH;
-    q.watch = &wa;
-    int err;
-    reply_free(call(w, &q, &err, NULL));
-    return err;
+    return watch(w, handle, NULL);
 }
 
 /* A watcher that stops reading while a writer says 4000 writes: the
@@ -828,9 +771,7 @@ static void check_overflow(const char *pipe)
     /* Alive, and hearing writes again. */
     CHECK(ping(w));
     CHECK(notice_write(wr, wh, 5, 6, 0));
-    Mmapio__Event ev;
-    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
-          ev.offset == 5 && ev.len == 6);
+    CHECK(next_modified(w, 5, 6));
     CloseHandle(wr);
     CloseHandle(w);
 }
@@ -848,8 +789,7 @@ static void check_hold_lost(const char *pipe)
         return;
     Mmapio__Event ev;
     CHECK(notice_write(wr, wh, 0, 8, 50));
-    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
-          ev.offset == 0 && ev.len == 8);
+    CHECK(next_modified(w, 0, 8));
     /* readable: a hang guard (it is due after 70 ms) */
     CHECK(readable(w, 10000) &&
           next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && !ev.has_range);
@@ -857,94 +797,69 @@ static void check_hold_lost(const char *pipe)
     Mmapio__Notice n = MMAPIO__NOTICE__INIT;
     n.handle = 0;
     n.lost = true;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    q.notice = &n;
-    CHECK(send_req(wr, &q) != 0);
+    CHECK(tell(wr, REQUEST(NOTICE, notice, &n)));
     CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_OVERFLOW && ev.map_id != 0);
     n.handle = wh;
     n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
     n.offset = 1;
     n.len = 2;
-    CHECK(send_req(wr, &q) != 0);
+    CHECK(tell(wr, REQUEST(NOTICE, notice, &n)));
     CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_OVERFLOW);
-    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
-          ev.offset == 1 && ev.len == 2);
+    CHECK(next_modified(w, 1, 2));
     /* Nothing more: no hold was asked. */
     CHECK(ping(w));
     CloseHandle(wr);
     CloseHandle(w);
 }
 
+/* Frames the daemon closes the connection on (after an error reply,
+ * where `error` is set), each sent on a connection of its own. */
+static const struct {
+    const char *what;
+    bool after_hello; /* sent after a hello, else first */
+    size_t len;       /* bytes sent: `bytes`, zeros after them */
+    uint8_t bytes[12];
+    int error;
+} bad_frames[] = {
+    {"too many handles", true, 8, {99, 0, 0, 0, 0, 0, 0, 0}},
+    {"flags set", false, 8, {0, 0, 0, 0, 1, 0, 0, 0}},
+    {"shorter than its header", false, 3, "abc"},
+    {"longer than the frame limit (64 KiB of protobuf)", true, 8 + 64 * 1024 + 100, {0}},
+    {"not protobuf, before hello", false, 12, {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff},
+     -18},
+    {"nothing: closed at the hello deadline", false, 0, {0}},
+};
+
 static void check_malformed(const char *pipe)
 {
-    /* Too many handles: the connection is closed. */
-    HANDLE h = connect_hello(pipe);
-    CHECK(h != NULL);
-    if (h) {
-        uint8_t bad[8] = {99, 0, 0, 0, 0, 0, 0, 0};
-        CHECK(send_raw(h, bad, sizeof(bad)));
-        HANDLE hs[4];
-        unsigned n;
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    /* Flags set, and a frame shorter than its header. */
-    h = connect_pipe(pipe);
-    if (h) {
-        uint8_t bad[8] = {0, 0, 0, 0, 1, 0, 0, 0};
-        CHECK(send_raw(h, bad, sizeof(bad)));
-        HANDLE hs[4];
-        unsigned n;
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    h = connect_pipe(pipe);
-    if (h) {
-        CHECK(send_raw(h, "abc", 3));
-        HANDLE hs[4];
-        unsigned n;
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    /* Longer than the frame limit (64 KiB of protobuf): closed. */
-    h = connect_hello(pipe);
-    if (h) {
-        size_t big = 8 + 64 * 1024 + 100;
-        uint8_t *buf = calloc(1, big);
-        CHECK(buf && send_raw(h, buf, big));
+    for (size_t i = 0; i < sizeof(bad_frames) / sizeof(bad_frames[0]); i++) {
+        printf("  %s\n", bad_frames[i].what);
+        HANDLE h = bad_frames[i].after_hello ? connect_hello(pipe) : connect_pipe(pipe);
+        CHECK(h != NULL);
+        if (!h)
+            continue;
+        size_t len = bad_frames[i].len;
+        uint8_t *buf = calloc(1, len + sizeof(bad_frames[i].bytes));
+        CHECK(buf != NULL);
+        if (buf && len) {
+            memcpy(buf, bad_frames[i].bytes, sizeof(bad_frames[i].bytes));
+            CHECK(send_raw(h, buf, len));
+        }
         free(buf);
         HANDLE hs[4];
         unsigned n;
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    /* Not protobuf, before hello: an error, then closed. */
-    h = connect_pipe(pipe);
-    if (h) {
-        uint8_t bad[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
-        CHECK(send_raw(h, bad, sizeof(bad)));
-        HANDLE hs[4];
-        unsigned n;
-        Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
-        CHECK(m && m->reply && m->reply->error == -18);
-        if (m)
-            mmapio__server_message__free_unpacked(m, NULL);
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    /* Connected and silent: closed at the hello deadline. */
-    h = connect_pipe(pipe);
-    CHECK(h != NULL);
-    if (h) {
-        HANDLE hs[4];
-        unsigned n;
+        if (bad_frames[i].error) {
+            Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
+            CHECK(m && m->reply && m->reply->error == bad_frames[i].error);
+            if (m)
+                mmapio__server_message__free_unpacked(m, NULL);
+        }
         CHECK(recv_msg(h, hs, &n) == NULL);
         CloseHandle(h);
     }
     /* Valid requests with bytes flipped, after hello: whatever they
      * decode to is answered or refused; the daemon serves on. */
-    h = connect_hello(pipe);
+    HANDLE h = connect_hello(pipe);
     CHECK(h != NULL);
     if (h) {
         uint32_t seed = 12345;
@@ -956,10 +871,8 @@ static void check_malformed(const char *pipe)
         o.create = true;
         o.size = 64;
         o.policy = &pol;
-        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        Mmapio__Request q = REQUEST(OPEN, open, &o);
         q.id = 7;
-        q.op_case = MMAPIO__REQUEST__OP_OPEN;
-        q.open = &o;
         uint8_t buf[8 + 64];
         size_t n = mmapio__request__get_packed_size(&q);
         memset(buf, 0, 8);
@@ -978,10 +891,8 @@ static void check_malformed(const char *pipe)
         CHECK(sent > 0);
         /* All of them handled before the ping's reply (or the connection
          * closed, which a bad one may do). */
-        Mmapio__Ping ping = MMAPIO__PING__INIT;
-        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-        q.op_case = MMAPIO__REQUEST__OP_PING;
-        q.ping = &ping;
+        Mmapio__Ping p = MMAPIO__PING__INIT;
+        q = REQUEST(PING, ping, &p);
         uint64_t id = send_req(h, &q);
         int replies = 0;
         for (;;) {
