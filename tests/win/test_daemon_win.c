@@ -144,25 +144,24 @@ static bool ping(HANDLE h)
     return ask(h, REQUEST(PING, ping, &p)) == 0;
 }
 
-/* A notice of `kind` from holder `handle`: whether it was sent. */
-static bool notice(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind)
+/* A notice of `kind` from holder `handle` (a WRITE one: of [off,
+ * off+len), and the hold it asks): whether it was sent. */
+static bool notice(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind, uint64_t off,
+                   uint64_t len, uint32_t hold_ms)
 {
     Mmapio__Notice n = MMAPIO__NOTICE__INIT;
     n.handle = handle;
     n.kind = kind;
+    n.offset = off;
+    n.len = len;
+    n.hold_ms = hold_ms;
     return tell(h, REQUEST(NOTICE, notice, &n));
 }
 
 /* A write notice of [off, off+len) from holder `wh` on wr. */
 static bool notice_write(HANDLE wr, uint64_t wh, uint64_t off, uint64_t len, uint32_t hold_ms)
 {
-    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    n.handle = wh;
-    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
-    n.offset = off;
-    n.len = len;
-    n.hold_ms = hold_ms;
-    return tell(wr, REQUEST(NOTICE, notice, &n));
+    return notice(wr, wh, MMAPIO__NOTICE_KIND__NOTICE_WRITE, off, len, hold_ms);
 }
 
 /* SetPolicy, Close, Flush, Delete and Watch (its id in *watch_id): the
@@ -573,7 +572,7 @@ static bool notice_flushes(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind,
                            const struct ctl_slot *slot)
 {
     uint32_t gen = atomic_load(&slot->flush_gen);
-    if (!notice(h, handle, kind) || !ping(h))
+    if (!notice(h, handle, kind, 0, 0, 0) || !ping(h))
         return false;
     /* A hang guard, not a measure: the flush is due within milliseconds. */
     for (int i = 0; i < 6000 && atomic_load(&slot->flush_gen) == gen; i++)
@@ -610,7 +609,7 @@ static void check_policies(const char *pipe)
         /* A writer leaves with a write not yet flushed (the policy's
          * pace is an hour): flushed as it goes. */
         CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_MILLIS, 3600000) == 0);
-        CHECK(notice(h, handle, MMAPIO__NOTICE_KIND__NOTICE_DIRTY));
+        CHECK(notice(h, handle, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, 0, 0, 0));
         uint32_t gen = atomic_load(&slot->flush_gen);
         CHECK(close_holder(h, handle) == 0);
         CHECK(atomic_load(&slot->flush_gen) != gen);
