@@ -9,13 +9,15 @@
  *
  *   test_log_win DAEMON.exe
  *   test_log_win check-log FILE WORD...   (service_win.sh: FILE's lines
- *                                          are well formed and hold each WORD)
+ *                                          are well formed and hold each WORD,
+ *                                          and its folder's DACL is the daemon's)
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <windows.h>
+#include <aclapi.h>
 
 #include "mmapio.h"
 
@@ -70,6 +72,56 @@ static int lines_ok(const char *text)
     return n;
 }
 
+/* Only this account and SYSTEM may write `path` (Administrators may
+ * read); on Windows its DACL also inherits nothing from above. Wine
+ * keeps no DACL of its own but shows one made from the file's mode bits
+ * (the daemon's made those owner-only writable), so there the writers
+ * are checked, not the protection. */
+static bool only_we_write(const char *path)
+{
+    PACL dacl = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    if (GetNamedSecurityInfoA(path, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL,
+                              &dacl, NULL, &sd) != ERROR_SUCCESS)
+        return false;
+    SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+    DWORD rev;
+    GetSecurityDescriptorControl(sd, &ctl, &rev);
+    bool wine = GetProcAddress(GetModuleHandleA("ntdll.dll"), "wine_get_version") != NULL;
+    HANDLE tok;
+    union {
+        TOKEN_USER tu;
+        BYTE room[256];
+    } me;
+    DWORD n;
+    OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok);
+    GetTokenInformation(tok, TokenUser, &me, sizeof(me), &n);
+    CloseHandle(tok);
+    BYTE sys[SECURITY_MAX_SID_SIZE];
+    DWORD ns = sizeof(sys);
+    CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &ns);
+    bool ok = dacl && (wine || (ctl & SE_DACL_PROTECTED));
+    for (DWORD i = 0; ok && i < dacl->AceCount; i++) {
+        ACCESS_ALLOWED_ACE *ace;
+        if (!GetAce(dacl, i, (void **)&ace)) {
+            ok = false;
+            break;
+        }
+        if (ace->Header.AceType != ACCESS_ALLOWED_ACE_TYPE)
+            continue;
+        PSID who = &ace->SidStart;
+        bool writes = ace->Mask & (FILE_WRITE_DATA | FILE_APPEND_DATA | WRITE_DAC |
+                                   WRITE_OWNER | DELETE | GENERIC_WRITE | GENERIC_ALL);
+        if (writes && !EqualSid(who, me.tu.User.Sid) && !EqualSid(who, sys)) {
+            fprintf(stderr, "%s: ace %lu lets someone else write (0x%lx)\n", path,
+                    (unsigned long)i, (unsigned long)ace->Mask);
+            ok = false;
+        }
+    }
+    LocalFree(sd);
+    return ok;
+}
+
 static int check_log(int argc, char **argv)
 {
     size_t n = 0;
@@ -84,7 +136,18 @@ static int check_log(int argc, char **argv)
             fprintf(stderr, "no line with \"%s\" in:\n%s", argv[i], text);
             failures++;
         }
-    printf("%s: %d lines, %zu bytes\n", argv[2], lines, n);
+    char dir[MAX_PATH];
+    snprintf(dir, sizeof(dir), "%s", argv[2]);
+    char *sep = NULL;
+    for (char *p = dir; *p; p++)
+        if (*p == '/' || *p == '\\')
+            sep = p;
+    if (sep)
+        *sep = 0;
+    CHECK(sep && only_we_write(dir));
+    CHECK(only_we_write(argv[2]));
+    printf("%s: %d lines, %zu bytes; it and its folder writable by the daemon only\n",
+           argv[2], lines, n);
     free(text);
     return failures ? 1 : 0;
 }
