@@ -9,12 +9,19 @@
  *   test_interop_win outside OP PATH [NEW]   (a program without mmapio:
  *                                   write, rename or delete a file)
  *
+ * A watcher blocked in mmapio_client_dispatch costs nothing while idle
+ * (the library waits on its pipe's read, no polling: the process's CPU
+ * time and, under wine, the waiting thread's context switches over a
+ * 1 s idle dispatch), wakes with an event another process caused, and
+ * with MMAPIO_E_DISCONNECTED when the daemon stops.
+ *
  * A watcher of a file hears what a program without mmapio does to it:
  * a plain WriteFile (MODIFIED), a rename (METADATA) and a delete
  * (REMOVED), from the daemon's directory watch (watchsys).
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <windows.h>
 
@@ -206,8 +213,120 @@ static void watch_flood(mmapio_client *c, const char *pipe)
     mmapio_disconnect(wc);
 }
 
+/* The process's CPU time (user + kernel), in ms. */
+static double cpu_ms(void)
+{
+    FILETIME made, ended, kernel, user;
+    if (!GetProcessTimes(GetCurrentProcess(), &made, &ended, &kernel, &user))
+        return -1;
+    ULARGE_INTEGER k = {.LowPart = kernel.dwLowDateTime, .HighPart = kernel.dwHighDateTime};
+    ULARGE_INTEGER u = {.LowPart = user.dwLowDateTime, .HighPart = user.dwHighDateTime};
+    return (double)(k.QuadPart + u.QuadPart) / 1e4;
+}
+
+/* Under wine, the calling thread's voluntary context switches (each time
+ * it slept: a poll's every round), from Linux's /proc; -1 elsewhere. */
+static long thread_switches(void)
+{
+    FILE *f = fopen("Z:\\proc\\thread-self\\status", "r");
+    char line[256];
+    long n = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "voluntary_ctxt_switches:", 24))
+            n = strtol(line + 24, NULL, 10);
+    if (f)
+        fclose(f);
+    return n;
+}
+
+struct poke {
+    const char *pipe;
+    int status;
+};
+
+/* Another process writes the watched mapping, a moment after the
+ * watcher blocked (a thread here only starts it). */
+static DWORD WINAPI poke(void *arg)
+{
+    struct poke *pk = arg;
+    Sleep(200);
+    char args[MAX_PATH];
+    snprintf(args, sizeof(args), "poke %s", pk->pipe);
+    pk->status = run_self(args);
+    return 0;
+}
+
+static int poke_child(const char *pipe)
+{
+    mmapio_client *c = NULL;
+    mmapio_map *m = NULL;
+    if (mmapio_connect(pipe, &c) || mmapio_anon_open(c, "idle", &m))
+        return 2;
+    int r = mmapio_update_region(m, 0, "poke", 4) || mmapio_ping(c);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+    return r ? 3 : 0;
+}
+
+/* A watcher idle in dispatch for 1 s costs next to nothing, and one
+ * blocked with a long timeout returns with the event another process
+ * caused. */
+static void watch_idle(mmapio_client *c, const char *pipe)
+{
+    mmapio_map *m = NULL;
+    mmapio_watcher *wa = NULL;
+    struct last_heard l = {0};
+    CHECK(mmapio_anon_create(c, "idle", 4096, &m) == MMAPIO_OK);
+    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    if (!wa)
+        return;
+    /* The floor: a plain 1 s wait on an event nobody sets (wine's own
+     * wait wakes the thread some 65 times a second here). */
+    HANDLE never = CreateEventW(NULL, TRUE, FALSE, NULL);
+    long floor0 = thread_switches();
+    WaitForSingleObject(never, 1000);
+    long floor = floor0 < 0 ? -1 : thread_switches() - floor0;
+    CloseHandle(never);
+    long sw0 = thread_switches();
+    double cpu0 = cpu_ms();
+    int n = mmapio_client_dispatch(c, 1000);
+    double cpu = cpu_ms() - cpu0;
+    long sw = sw0 < 0 ? -1 : thread_switches() - sw0;
+    printf("  idle dispatch of 1000 ms: %d events, %.1f ms of CPU, %ld context switches "
+           "of the waiting thread (a plain 1 s wait: %ld)\n", n, cpu, sw, floor);
+    CHECK(n == 0);
+    /* Resource bounds, not speed: polling every 5 ms sleeps ~200 times
+     * more (each a switch, and under wine a server round trip or two). */
+    CHECK(cpu0 >= 0 && cpu < 100);
+    CHECK(sw <= floor + 40);
+
+    struct poke pk = {.pipe = pipe, .status = -1};
+    HANDLE t = CreateThread(NULL, 0, poke, &pk, 0, NULL);
+    CHECK(t != NULL);
+    n = mmapio_client_dispatch(c, 60000); /* returns with the first event */
+    printf("  blocked dispatch: %d events, heard to %llu\n", n, (unsigned long long)l.end);
+    CHECK(n >= 1);
+    CHECK(l.end >= 4 || l.unranged);
+    if (t) {
+        WaitForSingleObject(t, INFINITE);
+        CloseHandle(t);
+    }
+    CHECK(pk.status == 0);
+    mmapio_unwatch(wa);
+    CHECK(mmapio_unmap(m) == MMAPIO_OK);
+    CHECK(mmapio_anon_delete(c, "idle") == MMAPIO_OK);
+}
+
+static DWORD WINAPI stop_later(void *arg)
+{
+    Sleep(200);
+    return SetEvent(arg) ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "poke"))
+        return poke_child(argv[2]);
     if (argc == 3 && !strcmp(argv[1], "child"))
         return child(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "outside"))
@@ -252,6 +371,7 @@ int main(int argc, char **argv)
         CHECK(mmapio_delete(c, "interop.dat") == MMAPIO_OK);
         watch_outside(c, root);
         watch_flood(c, pipe);
+        watch_idle(c, pipe);
     }
     /* A final flush: written through the mapping under an hour's pace,
      * and the daemon stopped right after (the ping has the notice read
@@ -274,7 +394,16 @@ int main(int argc, char **argv)
     char ev_name[200];
     snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
     HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
-    CHECK(ev && SetEvent(ev));
+    CHECK(ev != NULL);
+    /* Stopped while a dispatch is blocked: it returns disconnected. */
+    HANDLE stopper = ev ? CreateThread(NULL, 0, stop_later, ev, 0, NULL) : NULL;
+    CHECK(stopper != NULL);
+    if (c && stopper)
+        CHECK(mmapio_client_dispatch(c, 60000) == MMAPIO_E_DISCONNECTED);
+    if (stopper) {
+        WaitForSingleObject(stopper, INFINITE);
+        CloseHandle(stopper);
+    }
     if (ev)
         CloseHandle(ev);
     if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
