@@ -27,5 +27,5 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    logsink_line(lvl, names[lvl], line);
+    logsink_line((int)lvl, names[lvl], line);
 }

@@ -7,10 +7,9 @@
 #ifndef MMAPIOD_LOGSINK_H
 #define MMAPIOD_LOGSINK_H
 
-#include "log.h"
-
-/* One formatted message (no newline) of level lvl, named `level`
- * ("error", "warning", "info", "debug"). Any thread. */
-void logsink_line(enum log_level lvl, const char *level, const char *msg);
+/* One formatted message (no newline) of syslog priority `prio` (log.h's
+ * LOG_LVL_*), named `level` ("error", "warning", "info", "debug"). Any
+ * thread. */
+void logsink_line(int prio, const char *level, const char *msg);
 
 #endif

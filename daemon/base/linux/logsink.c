@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-void logsink_line(enum log_level lvl, const char *level, const char *msg)
+void logsink_line(int prio, const char *level, const char *msg)
 {
     if (getenv("JOURNAL_STREAM"))
-        fprintf(stderr, "<%d>%s\n", (int)lvl, msg);
+        fprintf(stderr, "<%d>%s\n", prio, msg);
     else
         fprintf(stderr, "mmapiod: %s: %s\n", level, msg);
 }

@@ -195,9 +195,9 @@ static void rotate(void)
     }
 }
 
-void logsink_line(enum log_level lvl, const char *level, const char *msg)
+void logsink_line(int prio, const char *level, const char *msg)
 {
-    (void)lvl;
+    (void)prio;
     AcquireSRWLockExclusive(&lock);
     if (!file) {
         ReleaseSRWLockExclusive(&lock);
