@@ -433,6 +433,7 @@ static void start_read(struct pipe *p)
 {
     HANDLE h = handle_of(p->conn);
     p->got = 0;
+    ResetEvent(p->ov.hEvent); /* the last read's, until this one ends */
     BOOL ok = ReadFile(h, p->buf, READ_ROOM, NULL, &p->ov);
     DWORD err = ok ? 0 : GetLastError();
     if (err == ERROR_IO_PENDING) {
