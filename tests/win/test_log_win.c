@@ -4,8 +4,9 @@
  * (connections with broken frames, one without hello), stopped by its
  * stop event; then every line has a UTC timestamp and a level, the lines
  * clients caused are there, the file was moved once to FILE.1 and
- * neither is past the limit. Also: the daemon's own folder (.mmapiod,
- * where a service logs) is no client path, in any case.
+ * neither is past the limit. A log that is a hard link to another file
+ * is refused. Also: the daemon's own folder (.mmapiod, where a service
+ * logs) is no client path, in any case.
  *
  *   test_log_win DAEMON.exe
  *   test_log_win check-log FILE WORD...   (service_win.sh: FILE's lines
@@ -197,6 +198,35 @@ int main(int argc, char **argv)
     CHECK(sf != INVALID_HANDLE_VALUE && WriteFile(sf, "secret", 6, &wrote, NULL));
     if (sf != INVALID_HANDLE_VALUE)
         CloseHandle(sf);
+
+    /* A log that is a hard link to another file: refused (the daemon
+     * does not start), the file untouched. */
+    char target[MAX_PATH + 16], linked[MAX_PATH + 16];
+    snprintf(target, sizeof(target), "%s\\target.txt", root);
+    snprintf(linked, sizeof(linked), "%s\\linked.log", root);
+    HANDLE tf = CreateFileA(target, GENERIC_WRITE, 0, NULL, CREATE_NEW, 0, NULL);
+    CHECK(tf != INVALID_HANDLE_VALUE && WriteFile(tf, "keep", 4, &wrote, NULL));
+    if (tf != INVALID_HANDLE_VALUE)
+        CloseHandle(tf);
+    CHECK(CreateHardLinkA(linked, target, NULL));
+    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --log \"%s\"", daemon, pipe,
+             root, linked);
+    STARTUPINFOA lsi = {.cb = sizeof(lsi)};
+    PROCESS_INFORMATION lpi;
+    CHECK(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &lsi, &lpi));
+    DWORD lstatus = 99;
+    if (WaitForSingleObject(lpi.hProcess, 60000) != WAIT_OBJECT_0)
+        TerminateProcess(lpi.hProcess, 99);
+    GetExitCodeProcess(lpi.hProcess, &lstatus);
+    CloseHandle(lpi.hProcess);
+    CloseHandle(lpi.hThread);
+    CHECK(lstatus == 1);
+    size_t tn = 0;
+    char *kept = slurp(target, &tn);
+    CHECK(kept && tn == 4 && !memcmp(kept, "keep", 4));
+    free(kept);
+    DeleteFileA(linked);
+    DeleteFileA(target);
 
     snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --log \"%s\" "
              "--log_max_bytes %d --verbose --hello_timeout_ms 100", daemon, pipe, root, log,

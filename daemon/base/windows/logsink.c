@@ -27,21 +27,28 @@ static uint64_t file_size, file_max;
 /* The DACL of what logfile makes: the process's account (its user SID)
  * and SYSTEM full control, Administrators read; no inheritance from
  * above (P); a folder's inherited by what is made inside (OICI). */
-static PSECURITY_DESCRIPTOR own_sd(bool folder)
+union user {
+    TOKEN_USER tu;
+    BYTE room[256];
+};
+
+/* The process's account: its TOKEN_USER in *u. */
+static bool own_user(union user *u)
 {
     HANDLE tok;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
-        return NULL;
-    union {
-        TOKEN_USER tu;
-        BYTE room[256];
-    } u;
     DWORD n = 0;
-    LPWSTR sid = NULL;
-    BOOL ok = GetTokenInformation(tok, TokenUser, &u, sizeof(u), &n) &&
-              ConvertSidToStringSidW(u.tu.User.Sid, &sid);
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
+        return false;
+    BOOL ok = GetTokenInformation(tok, TokenUser, u, sizeof(*u), &n);
     CloseHandle(tok);
-    if (!ok)
+    return ok;
+}
+
+static PSECURITY_DESCRIPTOR own_sd(bool folder)
+{
+    union user u;
+    LPWSTR sid = NULL;
+    if (!own_user(&u) || !ConvertSidToStringSidW(u.tu.User.Sid, &sid))
         return NULL;
     WCHAR sddl[256];
     PSECURITY_DESCRIPTOR sd = NULL;
@@ -67,7 +74,31 @@ static WCHAR *wide(const char *s, const WCHAR *suffix)
     return NULL;
 }
 
-/* The log's folder, made or its DACL reset to sd's; refused if a link. */
+/* Whether h's owner is this process's account, SYSTEM or Administrators:
+ * anyone else (a user who made the folder first, where users may make
+ * folders in the root) could change its DACL back, and plant a link
+ * there for the daemon to write through. */
+static bool owned_by_us(HANDLE h)
+{
+    PSID owner = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    union user u;
+    if (!own_user(&u) || GetSecurityInfo(h, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION, &owner,
+                                         NULL, NULL, NULL, &sd) != ERROR_SUCCESS)
+        return false;
+    BYTE sys[SECURITY_MAX_SID_SIZE], adm[SECURITY_MAX_SID_SIZE];
+    DWORD ns = sizeof(sys), na = sizeof(adm);
+    bool ok = owner && (EqualSid(owner, u.tu.User.Sid) ||
+                        (CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &ns) &&
+                         EqualSid(owner, sys)) ||
+                        (CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, adm, &na) &&
+                         EqualSid(owner, adm)));
+    LocalFree(sd);
+    return ok;
+}
+
+/* The log's folder, made or its DACL reset to sd's; refused if a link or
+ * someone else's. */
 static int private_folder(const WCHAR *path, PSECURITY_DESCRIPTOR sd)
 {
     WCHAR *dir = _wcsdup(path), *sep = dir ? wcsrchr(dir, L'\\') : NULL;
@@ -91,6 +122,8 @@ static int private_folder(const WCHAR *path, PSECURITY_DESCRIPTOR sd)
     else if (!r && (bi.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT ||
                     !(bi.FileAttributes & FILE_ATTRIBUTE_DIRECTORY)))
         r = -ELOOP;
+    else if (!r && !owned_by_us(h))
+        r = -EPERM;
     BOOL present = FALSE, defaulted = FALSE;
     PACL dacl = NULL;
     if (!r && (!GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted) ||
@@ -109,13 +142,22 @@ static HANDLE open_log(PSECURITY_DESCRIPTOR sd, uint64_t *size)
 {
     SECURITY_ATTRIBUTES sa = {.nLength = sizeof(sa), .lpSecurityDescriptor = sd};
     /* Readers welcome (and a rotation by rename); no other writer. */
-    HANDLE h = CreateFileW(file_path, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE,
+    HANDLE h = CreateFileW(file_path, GENERIC_WRITE | FILE_READ_ATTRIBUTES,
+                           FILE_SHARE_READ | FILE_SHARE_DELETE,
                            &sa, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT,
                            NULL);
     LARGE_INTEGER end = {0};
     if (h == INVALID_HANDLE_VALUE)
         return NULL;
-    if (!SetFilePointerEx(h, end, &end, FILE_END)) {
+    /* A regular file of one name: not a link, not a hard link to a file
+     * elsewhere that the log would write into. */
+    FILE_STANDARD_INFO si;
+    FILE_BASIC_INFO bi;
+    if (!GetFileInformationByHandleEx(h, FileStandardInfo, &si, sizeof(si)) ||
+        !GetFileInformationByHandleEx(h, FileBasicInfo, &bi, sizeof(bi)) ||
+        si.NumberOfLinks != 1 || si.Directory ||
+        (bi.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) ||
+        !SetFilePointerEx(h, end, &end, FILE_END)) {
         CloseHandle(h);
         return NULL;
     }
