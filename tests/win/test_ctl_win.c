@@ -95,6 +95,7 @@ static void watch_until_removed(mmapio_client *c, const char *root, const char *
 
 int main(int argc, char **argv)
 {
+    wt_detail = mmapio_last_error;
     if (argc != 3)
         return 2;
     static char out[65536];

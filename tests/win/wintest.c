@@ -120,24 +120,29 @@ int wt_run_self(const char *fmt, ...)
     return wt_spawn(cmd, NULL, NULL, 0, &pi) ? wt_wait(&pi, INFINITE) : -1;
 }
 
+bool wt_temp_dir(char *out, size_t size, const char *tag)
+{
+    char tmp[MAX_PATH];
+    GetTempPathA(sizeof(tmp), tmp);
+    snprintf(out, size, "%smmapio-%s-%lu-%lu", tmp, tag, (unsigned long)GetCurrentProcessId(),
+             (unsigned long)GetTickCount());
+    if (CreateDirectoryA(out, NULL))
+        return true;
+    fprintf(stderr, "cannot make %s (%lu)\n", out, (unsigned long)GetLastError());
+    return false;
+}
+
 bool wt_daemon_start(struct wt_daemon *d, const char *exe, const char *tag, const char *root,
                      const char *args)
 {
-    char daemon[MAX_PATH], tmp[MAX_PATH];
+    char daemon[MAX_PATH];
     unsigned long pid = GetCurrentProcessId(), tick = GetTickCount();
     memset(d, 0, sizeof(*d));
     wt_windows_path(daemon, sizeof(daemon), exe);
-    if (root) {
+    if (root)
         wt_windows_path(d->root, sizeof(d->root), root);
-    } else {
-        GetTempPathA(sizeof(tmp), tmp);
-        snprintf(d->root, sizeof(d->root), "%smmapio-%s-%lu-%lu", tmp, tag, pid, tick);
-        if (!CreateDirectoryA(d->root, NULL)) {
-            fprintf(stderr, "cannot make the root %s (%lu)\n", d->root,
-                    (unsigned long)GetLastError());
-            return false;
-        }
-    }
+    else if (!wt_temp_dir(d->root, sizeof(d->root), tag))
+        return false;
     snprintf(d->pipe, sizeof(d->pipe), "\\\\.\\pipe\\mmapio-%s-%lu-%lu", tag, pid, tick);
     snprintf(d->cmd, sizeof(d->cmd), "\"%s\" --socket %s --root \"%s\"%s%s", daemon, d->pipe,
              d->root, args ? " " : "", args ? args : "");
@@ -154,22 +159,32 @@ bool wt_daemon_start(struct wt_daemon *d, const char *exe, const char *tag, cons
     return up;
 }
 
-int wt_daemon_stop(struct wt_daemon *d)
+bool wt_daemon_signal(const struct wt_daemon *d)
 {
-    if (!d->pi.hProcess)
-        return -1;
-    /* Its stop event (wine has no console here for Ctrl-Break). */
     char ev_name[200];
     snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", d->pipe + 9);
     HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
-    CHECK(ev != NULL && SetEvent(ev));
+    bool set = ev != NULL && SetEvent(ev);
     if (ev)
         CloseHandle(ev);
+    return set;
+}
+
+int wt_daemon_wait(struct wt_daemon *d)
+{
+    if (!d->pi.hProcess)
+        return -1;
     int status = wt_wait(&d->pi, 60000);
     if (status == -1)
         fprintf(stderr, "the daemon did not stop on its event%s\n",
                 wt_under_wine() ? " (under wine)" : "");
     return status;
+}
+
+int wt_daemon_stop(struct wt_daemon *d)
+{
+    CHECK(wt_daemon_signal(d));
+    return wt_daemon_wait(d);
 }
 
 void wt_remove_tree(const char *dir)

@@ -68,6 +68,10 @@ int wt_wait(PROCESS_INFORMATION *pi, DWORD ms);
  * its exit status, or -1. */
 int wt_run_self(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Makes a new empty folder %TEMP%\mmapio-TAG-PID-TICK, its path in out:
+ * false (and why, on stderr) when it cannot. */
+bool wt_temp_dir(char *out, size_t size, const char *tag);
+
 /* mmapiod.exe under test. */
 struct wt_daemon {
     char root[MAX_PATH];    /* its data root */
@@ -77,15 +81,22 @@ struct wt_daemon {
 };
 
 /* Starts daemon `exe` (a Unix or Windows path) on a pipe of its own,
- * named for `tag`, with data root `root` (NULL: a new empty folder in
- * %TEMP%) and `args` after --socket and --root (or NULL); waits until
- * its pipe is up. False (and why, on stderr) when it could not start
- * or died first. */
+ * named for `tag`, with data root `root` (NULL: a new one by
+ * wt_temp_dir) and `args` after --socket and --root (or NULL); waits
+ * until its pipe is up. False (and why, on stderr) when it could not
+ * start or died first. */
 bool wt_daemon_start(struct wt_daemon *d, const char *exe, const char *tag, const char *root,
                      const char *args);
 
-/* Stops the daemon by its stop event (CHECKed to be there) and waits a
- * minute for it: its exit status, or -1 (it is killed). */
+/* Sets the daemon's stop event (wine has no console here for
+ * Ctrl-Break): whether it was there. */
+bool wt_daemon_signal(const struct wt_daemon *d);
+
+/* Waits a minute for the daemon to end: its exit status, or -1 (it is
+ * killed). */
+int wt_daemon_wait(struct wt_daemon *d);
+
+/* Both: the stop event CHECKed to be there, then the exit status. */
 int wt_daemon_stop(struct wt_daemon *d);
 
 /* Removes folder `dir` and everything in it; links are removed, never
