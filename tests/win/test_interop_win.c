@@ -169,6 +169,25 @@ static void on_write(const mmapio_change_event *ev, void *user)
         l->end = ev->offset + ev->len;
 }
 
+/* A new anonymous mapping `name` (*m) whose writes on_write gathers in
+ * l: its watcher, or NULL (CHECKed). */
+static mmapio_watcher *watch_new(mmapio_client *c, const char *name, size_t size,
+                                 struct last_heard *l, mmapio_map **m)
+{
+    mmapio_watcher *wa = NULL;
+    CHECK(mmapio_anon_create(c, name, size, m) == MMAPIO_OK);
+    CHECK(*m && mmapio_watch(*m, on_write, l, &wa) == MMAPIO_OK);
+    return wa;
+}
+
+/* The watch, the mapping and its name gone again. */
+static void watch_end(mmapio_client *c, const char *name, mmapio_watcher *wa, mmapio_map *m)
+{
+    mmapio_unwatch(wa);
+    CHECK(mmapio_unmap(m) == MMAPIO_OK);
+    CHECK(mmapio_anon_delete(c, name) == MMAPIO_OK);
+}
+
 /* A writer's flood through the library: its notices are paced (a burst,
  * then a hold in which writes go unannounced), and its last write is
  * still heard, by its range or by the daemon's MODIFIED without a range
@@ -178,10 +197,8 @@ static void watch_flood(mmapio_client *c, const char *pipe)
     enum { WRITES = 2000 };
     mmapio_client *wc = NULL;
     mmapio_map *m = NULL, *wm = NULL;
-    mmapio_watcher *wa = NULL;
     struct last_heard l = {0};
-    CHECK(mmapio_anon_create(c, "flood", WRITES + 8, &m) == MMAPIO_OK);
-    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    mmapio_watcher *wa = watch_new(c, "flood", WRITES + 8, &l, &m);
     CHECK(mmapio_connect(pipe, &wc) == MMAPIO_OK);
     CHECK(wc && mmapio_anon_open(wc, "flood", &wm) == MMAPIO_OK);
     if (!wa || !wm)
@@ -195,10 +212,8 @@ static void watch_flood(mmapio_client *c, const char *pipe)
     printf("  flood: ranges heard to %llu of %d, %s\n", (unsigned long long)l.end, WRITES,
            l.unranged ? "and a MODIFIED without a range" : "no unranged MODIFIED");
     CHECK(l.unranged || l.end >= WRITES);
-    mmapio_unwatch(wa);
     CHECK(mmapio_unmap(wm) == MMAPIO_OK);
-    CHECK(mmapio_unmap(m) == MMAPIO_OK);
-    CHECK(mmapio_anon_delete(c, "flood") == MMAPIO_OK);
+    watch_end(c, "flood", wa, m);
     mmapio_disconnect(wc);
 }
 
@@ -357,10 +372,8 @@ static int poke_child(const char *pipe, const char *name)
 static void watch_idle(mmapio_client *c, const char *pipe)
 {
     mmapio_map *m = NULL;
-    mmapio_watcher *wa = NULL;
     struct last_heard l = {0};
-    CHECK(mmapio_anon_create(c, "idle", 4096, &m) == MMAPIO_OK);
-    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    mmapio_watcher *wa = watch_new(c, "idle", 4096, &l, &m);
     if (!wa)
         return;
     /* The floor: a plain 1 s wait on an event nobody sets (wine's own
@@ -402,9 +415,7 @@ static void watch_idle(mmapio_client *c, const char *pipe)
         CloseHandle(t);
     }
     CHECK(pk.status == 0);
-    mmapio_unwatch(wa);
-    CHECK(mmapio_unmap(m) == MMAPIO_OK);
-    CHECK(mmapio_anon_delete(c, "idle") == MMAPIO_OK);
+    watch_end(c, "idle", wa, m);
 }
 
 struct blocked {
@@ -425,10 +436,8 @@ static DWORD WINAPI dispatch_long(void *arg)
 static void watch_beside_requests(mmapio_client *c, const char *pipe)
 {
     mmapio_map *m = NULL;
-    mmapio_watcher *wa = NULL;
     struct last_heard l = {0};
-    CHECK(mmapio_anon_create(c, "beside", 4096, &m) == MMAPIO_OK);
-    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    mmapio_watcher *wa = watch_new(c, "beside", 4096, &l, &m);
     if (!wa)
         return;
     struct blocked b = {.c = c, .n = -100};
@@ -448,9 +457,7 @@ static void watch_beside_requests(mmapio_client *c, const char *pipe)
            (unsigned long long)l.end);
     CHECK(b.n >= 1);
     CHECK(l.end >= 4 || l.unranged);
-    mmapio_unwatch(wa);
-    CHECK(mmapio_unmap(m) == MMAPIO_OK);
-    CHECK(mmapio_anon_delete(c, "beside") == MMAPIO_OK);
+    watch_end(c, "beside", wa, m);
 }
 
 /* Stops daemon `arg` 200 ms later: 0, or 1 when its stop event was
