@@ -60,6 +60,8 @@ static mmapio_client *fake_client(const char *what, enum fake_bad bad)
     mmapio_client *c = NULL;
     CHECK(fake_start(pipe, bad) == 0);
     CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    if (!c)
+        fprintf(stderr, "  (no client of the fake daemon on %s)\n", pipe);
     return c;
 }
 

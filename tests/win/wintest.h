@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* __MINGW_PRINTF_FORMAT */
 #include <windows.h>
 
 /* The CHECKs that failed so far. */
@@ -66,7 +67,7 @@ int wt_wait(PROCESS_INFORMATION *pi, DWORD ms);
 
 /* Runs this program again with the arguments `fmt` makes, to its end:
  * its exit status, or -1. */
-int wt_run_self(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int wt_run_self(const char *fmt, ...) __attribute__((format(__MINGW_PRINTF_FORMAT, 1, 2)));
 
 /* Makes a new empty folder %TEMP%\mmapio-TAG-PID-TICK, its path in out:
  * false (and why, on stderr) when it cannot. */
