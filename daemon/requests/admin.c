@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "adminview.h"
 #include "config.h"
 #include "errmap.h"
 #include "flushes.h"
@@ -24,10 +25,6 @@
 #include "watch.h"
 #include "writeback.h"
 
-#define PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
-#define PAGE_MAX 512
-#define HELD_MAX 32            /* holdings listed per client */
-
 static bool is_admin(const struct session *c)
 {
     return access_is_admin(&c->cred, c->h->cfg->has_admin_group,
@@ -38,7 +35,7 @@ static bool is_admin(const struct session *c)
  * counted or found by name, as before they were kept. */
 static bool may_see(const struct session *c, struct mapping *m)
 {
-    return (is_admin(c) || m->owner == c->cred.uid) &&
+    return adminview_sees(is_admin(c), c->cred.uid, m->owner) &&
            !opencache_holds(c->h->cache, m);
 }
 
@@ -180,7 +177,7 @@ void admin_status(struct session *c, uint64_t id)
         count_one(rs.v[i], &t);
     free(rs.v);
     for (struct session *o = h->sessions; o; o = o->next) {
-        bool counted = all || o->cred.uid == c->cred.uid;
+        bool counted = adminview_sees(all, c->cred.uid, o->cred.uid);
         clients += counted;
         rings += counted && o->ring;
     }
@@ -274,62 +271,54 @@ static void fill_info(struct handlers *h, struct mapping *m,
                                     : MMAPIO__HUGE_PAGES__HUGE_NONE;
 }
 
+/* AdminList's source (adminview_map_fn): the registry's walk and the
+ * removed ones still held, merged by id; files in the open cache are
+ * passed over. */
+struct list_src {
+    struct session *c;
+    struct registry_walk w;
+    struct mapping *m; /* the walk's next */
+    struct removed_set rs;
+    size_t k;          /* rs's next */
+};
+
+static bool list_next(void *arg, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
+{
+    struct list_src *l = arg;
+    while (l->m && opencache_holds(l->c->h->cache, l->m))
+        l->m = registry_walk_next(&l->w);
+    if (!l->m && l->k == l->rs.n)
+        return false;
+    bool removed = l->k < l->rs.n && (!l->m || l->rs.v[l->k]->id < l->m->id);
+    fill_info(l->c->h, removed ? l->rs.v[l->k] : l->m, i, pol);
+    if (removed)
+        l->k++;
+    else
+        l->m = registry_walk_next(&l->w);
+    return true;
+}
+
 /* A page costs the page: the walk starts at after_id by binary search
  * in the caller's own mappings (an admin's: all), and stops when full. */
 void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
 {
-    struct registry_walk w;
-    struct removed_set rs;
-    walk_visible(c, q->after_id, &w);
-    size_t cap = PAGE_MAX, k = 0;
-    if (removed_held(c, &rs) < 0) {
+    struct list_src l = { .c = c };
+    struct adminview_page page;
+    if (removed_held(c, &l.rs) < 0) {
         session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
         return;
     }
-    while (k < rs.n && rs.v[k]->id <= q->after_id)
-        k++;
-    Mmapio__MapInfo *infos = calloc(cap, sizeof(*infos));
-    Mmapio__MapInfo **ptrs = calloc(cap, sizeof(*ptrs));
-    Mmapio__FlushPolicy *pols = calloc(cap, sizeof(*pols));
-    if (!infos || !ptrs || !pols) {
+    while (l.k < l.rs.n && l.rs.v[l.k]->id <= q->after_id)
+        l.k++;
+    walk_visible(c, q->after_id, &l.w);
+    l.m = registry_walk_next(&l.w);
+    if (adminview_list(&page, id, SIZE_MAX, list_next, &l) < 0) {
         session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
-        goto out;
+    } else {
+        session_reply(c, &page.reply, -1);
+        adminview_free(&page);
     }
-
-    Mmapio__ListReply lr = MMAPIO__LIST_REPLY__INIT;
-    size_t bytes = 0;
-    /* The registry's walk and the removed ones, merged by id. */
-    struct mapping *m = registry_walk_next(&w), *next;
-    lr.maps = ptrs;
-    while ((m || k < rs.n) && lr.n_maps < cap) {
-        if (m && opencache_holds(c->h->cache, m)) {
-            m = registry_walk_next(&w);
-            continue;
-        }
-        bool removed = k < rs.n && (!m || rs.v[k]->id < m->id);
-        next = removed ? rs.v[k] : m;
-        Mmapio__MapInfo *i = &infos[lr.n_maps];
-        fill_info(c->h, next, i, &pols[lr.n_maps]);
-        bytes += mmapio__map_info__get_packed_size(i) + 8;
-        if (bytes > PAGE_BYTES && lr.n_maps > 0)
-            break;
-        ptrs[lr.n_maps++] = i;
-        if (removed)
-            k++;
-        else
-            m = registry_walk_next(&w);
-    }
-    lr.more = m != NULL || k < rs.n;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_LIST;
-    r.list = &lr;
-    session_reply(c, &r, -1);
-out:
-    free(rs.v);
-    free(infos);
-    free(ptrs);
-    free(pols);
+    free(l.rs.v);
 }
 
 /* ---- clients --------------------------------------------------------- */
@@ -341,75 +330,55 @@ static int session_by_id(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Fills one ClientInfo; its held[] points into `held` (HELD_MAX slots). */
-static void fill_client(const struct session *o, Mmapio__ClientInfo *ci,
-                        Mmapio__HeldInfo *held, Mmapio__HeldInfo **held_p)
+/* AdminClients' source (adminview_client_fn): the sessions in v, in order. */
+struct clients_src {
+    struct session **v;
+    size_t n, k;
+};
+
+static bool client_next(void *arg, Mmapio__ClientInfo *ci)
 {
-    mmapio__client_info__init(ci);
+    struct clients_src *cs = arg;
+    if (cs->k == cs->n)
+        return false;
+    const struct session *o = cs->v[cs->k++];
     ci->id = o->id;
     ci->pid = o->cred.pid;
     ci->uid = o->cred.uid;
     ci->gid = o->cred.gid;
     ci->name = (char *)o->name;
-    ci->held = held_p;
     ci->held_total = o->holders.n;
-    for (const struct holder *h = o->holders.first; h && ci->n_held < HELD_MAX;
-         h = h->owner_next) {
-        Mmapio__HeldInfo *hi = &held[ci->n_held];
-        mmapio__held_info__init(hi);
-        hi->map_id = h->map->id;
-        hi->name = h->map->name;
-        hi->mode = (Mmapio__Mode)h->mode;
-        hi->anonymous = h->map->kind == MAPPING_ANON;
-        held_p[ci->n_held++] = hi;
-    }
+    for (const struct holder *h = o->holders.first; h; h = h->owner_next)
+        if (!adminview_held(ci, h->map->id, h->map->name, h->mode,
+                            h->map->kind == MAPPING_ANON))
+            break;
     ci->watches = o->watches.n;
+    return true;
 }
 
 void admin_clients(struct session *c, uint64_t id, const Mmapio__AdminClients *q)
 {
     struct handlers *hs = c->h;
     bool all = is_admin(c);
-    size_t n = 0;
-    struct session **v = calloc(hs->n_sessions ? hs->n_sessions : 1, sizeof(*v));
-    size_t cap = hs->n_sessions < PAGE_MAX ? hs->n_sessions : PAGE_MAX;
-    Mmapio__ClientInfo *infos = calloc(cap ? cap : 1, sizeof(*infos));
-    Mmapio__ClientInfo **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
-    Mmapio__HeldInfo *held = calloc((cap ? cap : 1) * HELD_MAX, sizeof(*held));
-    Mmapio__HeldInfo **held_p = calloc((cap ? cap : 1) * HELD_MAX, sizeof(*held_p));
-    if (!v || !infos || !ptrs || !held || !held_p) {
+    struct clients_src cs = { 0 };
+    struct adminview_page page;
+    cs.v = calloc(hs->n_sessions ? hs->n_sessions : 1, sizeof(*cs.v));
+    if (!cs.v) {
         session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
-        goto out;
+        return;
     }
     for (struct session *o = hs->sessions; o; o = o->next)
-        if (o->id > q->after_id && (all || o->cred.uid == c->cred.uid))
-            v[n++] = o;
-    if (n)
-        qsort(v, n, sizeof(*v), session_by_id);
-
-    Mmapio__ClientsReply cr = MMAPIO__CLIENTS_REPLY__INIT;
-    size_t bytes = 0;
-    cr.clients = ptrs;
-    while (cr.n_clients < cap && cr.n_clients < n) {
-        size_t k = cr.n_clients;
-        fill_client(v[k], &infos[k], &held[k * HELD_MAX], &held_p[k * HELD_MAX]);
-        bytes += mmapio__client_info__get_packed_size(&infos[k]) + 8;
-        if (bytes > PAGE_BYTES && k > 0)
-            break;
-        ptrs[cr.n_clients++] = &infos[k];
+        if (o->id > q->after_id && adminview_sees(all, c->cred.uid, o->cred.uid))
+            cs.v[cs.n++] = o;
+    if (cs.n)
+        qsort(cs.v, cs.n, sizeof(*cs.v), session_by_id);
+    if (adminview_clients(&page, id, cs.n, client_next, &cs) < 0) {
+        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+    } else {
+        session_reply(c, &page.reply, -1);
+        adminview_free(&page);
     }
-    cr.more = cr.n_clients < n;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
-    r.clients = &cr;
-    session_reply(c, &r, -1);
-out:
-    free(v);
-    free(infos);
-    free(ptrs);
-    free(held);
-    free(held_p);
+    free(cs.v);
 }
 
 /* ---- flush and policy by name --------------------------------------- */
@@ -425,10 +394,8 @@ out:
 static void refuse_not_owner(struct session *c, uint64_t id, const char *path,
                              bool anonymous, uid_t owner)
 {
-    session_reply_err(c, id, MMAPIO_E_PERMISSION,
-                      "%s%s belongs to uid %u: only its owner or an admin "
-                      "may do that", anonymous ? "anon:" : "", path,
-                      (unsigned)owner);
+    session_reply_err(c, id, MMAPIO_E_PERMISSION, ADMINVIEW_NOT_OWNER,
+                      anonymous ? "anon:" : "", path, (unsigned)owner);
 }
 
 /* stat(2) of the file `path` under the root, looked up as `as` (NULL:

@@ -12,13 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "adminview.h"
 #include "filesection.h"
 #include "names.h"
 #include "policy.h"
 
-#define PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
-#define PAGE_MAX 512
-#define HELD_MAX 32            /* holdings listed per client */
 #define ADMIN_WATCHES_MAX 256  /* watches by name per client, as winwatch's */
 #define ADMIN_FLUSHES_MAX 16   /* flushes under way per client, as winflush's */
 
@@ -68,7 +66,7 @@ static bool is_admin(const struct wsession *s)
 
 static bool may_see(const struct wsession *s, bool admin, const struct wmap *m)
 {
-    return admin || m->owner == s->cred.uid;
+    return adminview_sees(admin, s->cred.uid, m->owner);
 }
 
 /* ---- the sessions' list ------------------------------------------------- */
@@ -135,7 +133,7 @@ static void op_status(struct wsession *s, uint64_t id, bool admin)
         st.removed_held += m->anonymous && !m->named;
     }
     for (const struct wsession *o = w->sessions; o; o = o->next)
-        st.clients += o->hello_done && (admin || o->cred.uid == s->cred.uid);
+        st.clients += o->hello_done && adminview_sees(admin, s->cred.uid, o->cred.uid);
     PROCESS_MEMORY_COUNTERS pmc = {.cb = sizeof(pmc)};
     st.version = (char *)MMAPIO_VERSION;
     st.uptime_s = (uint64_t)((int64_t)time(NULL) - w->started);
@@ -201,46 +199,46 @@ static int by_id(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* AdminList's and AdminClients' source (adminview_*_fn): maps or
+ * sessions, in order. */
+struct array_src {
+    struct winops *w;
+    struct wmap **maps;
+    struct wsession **sessions;
+    size_t n, k;
+};
+
+static bool list_next(void *arg, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
+{
+    struct array_src *a = arg;
+    if (a->k == a->n)
+        return false;
+    fill_info(a->w, a->maps[a->k++], i, pol);
+    return true;
+}
+
 static void op_list(struct wsession *s, uint64_t id, bool admin,
                     const Mmapio__AdminList *q)
 {
     struct winops *w = s->w;
-    size_t n = 0;
     struct wmap **v = malloc((w->n_maps ? w->n_maps : 1) * sizeof(*v));
-    Mmapio__MapInfo *infos = calloc(PAGE_MAX, sizeof(*infos));
-    Mmapio__MapInfo **ptrs = calloc(PAGE_MAX, sizeof(*ptrs));
-    Mmapio__FlushPolicy *pols = calloc(PAGE_MAX, sizeof(*pols));
-    if (!v || !infos || !ptrs || !pols) {
+    struct array_src a = { .w = w, .maps = v };
+    struct adminview_page page;
+    if (!v) {
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
-        goto out;
+        return;
     }
     for (struct wmap *m = w->maps; m; m = m->next)
         if (m->id > q->after_id && may_see(s, admin, m))
-            v[n++] = m;
-    qsort(v, n, sizeof(*v), by_id);
-    Mmapio__ListReply lr = MMAPIO__LIST_REPLY__INIT;
-    size_t bytes = 0;
-    lr.maps = ptrs;
-    while (lr.n_maps < n && lr.n_maps < PAGE_MAX) {
-        Mmapio__MapInfo *i = &infos[lr.n_maps];
-        fill_info(w, v[lr.n_maps], i, &pols[lr.n_maps]);
-        bytes += mmapio__map_info__get_packed_size(i) + 8;
-        if (bytes > PAGE_BYTES && lr.n_maps > 0)
-            break;
-        ptrs[lr.n_maps] = i;
-        lr.n_maps++;
+            v[a.n++] = m;
+    qsort(v, a.n, sizeof(*v), by_id);
+    if (adminview_list(&page, id, a.n, list_next, &a) < 0) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+    } else {
+        send_reply(s, &page.reply, NULL, 0);
+        adminview_free(&page);
     }
-    lr.more = lr.n_maps < n;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_LIST;
-    r.list = &lr;
-    send_reply(s, &r, NULL, 0);
-out:
     free(v);
-    free(infos);
-    free(ptrs);
-    free(pols);
 }
 
 /* ---- clients ------------------------------------------------------------ */
@@ -252,72 +250,49 @@ static int session_by_id(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static void fill_client(const struct wsession *o, Mmapio__ClientInfo *ci,
-                        Mmapio__HeldInfo *held, Mmapio__HeldInfo **held_p)
+static bool client_next(void *arg, Mmapio__ClientInfo *ci)
 {
-    mmapio__client_info__init(ci);
+    struct array_src *a = arg;
+    if (a->k == a->n)
+        return false;
+    const struct wsession *o = a->sessions[a->k++];
     ci->id = o->id;
     ci->pid = (int32_t)o->cred.pid;
     ci->uid = o->cred.uid;
     ci->gid = o->cred.gid;
     ci->name = (char *)o->name;
-    ci->held = held_p;
     ci->held_total = o->n_holders;
-    for (const struct wholder *h = o->holders; h && ci->n_held < HELD_MAX; h = h->next) {
-        Mmapio__HeldInfo *hi = &held[ci->n_held];
-        mmapio__held_info__init(hi);
-        hi->map_id = h->m->id;
-        hi->name = h->m->name;
-        hi->mode = (Mmapio__Mode)h->mode;
-        hi->anonymous = h->m->anonymous;
-        held_p[ci->n_held++] = hi;
-    }
+    for (const struct wholder *h = o->holders; h; h = h->next)
+        if (!adminview_held(ci, h->m->id, h->m->name, h->mode, h->m->anonymous))
+            break;
     ci->watches = o->n_watches;
+    return true;
 }
 
 static void op_clients(struct wsession *s, uint64_t id, bool admin,
                        const Mmapio__AdminClients *q)
 {
     struct winops *w = s->w;
-    size_t n = 0, cap = w->n_sessions < PAGE_MAX ? w->n_sessions : PAGE_MAX;
-    cap = cap ? cap : 1;
     struct wsession **v = calloc(w->n_sessions ? w->n_sessions : 1, sizeof(*v));
-    Mmapio__ClientInfo *infos = calloc(cap, sizeof(*infos));
-    Mmapio__ClientInfo **ptrs = calloc(cap, sizeof(*ptrs));
-    Mmapio__HeldInfo *held = calloc(cap * HELD_MAX, sizeof(*held));
-    Mmapio__HeldInfo **held_p = calloc(cap * HELD_MAX, sizeof(*held_p));
-    if (!v || !infos || !ptrs || !held || !held_p) {
+    struct array_src a = { .w = w, .sessions = v };
+    struct adminview_page page;
+    if (!v) {
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
-        goto out;
+        return;
     }
     /* Past hello only: before it nobody knows whose a connection is. */
     for (struct wsession *o = w->sessions; o; o = o->next)
-        if (o->hello_done && o->id > q->after_id && (admin || o->cred.uid == s->cred.uid))
-            v[n++] = o;
-    qsort(v, n, sizeof(*v), session_by_id);
-    Mmapio__ClientsReply cr = MMAPIO__CLIENTS_REPLY__INIT;
-    size_t bytes = 0;
-    cr.clients = ptrs;
-    while (cr.n_clients < cap && cr.n_clients < n) {
-        size_t k = cr.n_clients;
-        fill_client(v[k], &infos[k], &held[k * HELD_MAX], &held_p[k * HELD_MAX]);
-        bytes += mmapio__client_info__get_packed_size(&infos[k]) + 8;
-        if (bytes > PAGE_BYTES && k > 0)
-            break;
-        ptrs[cr.n_clients++] = &infos[k];
+        if (o->hello_done && o->id > q->after_id &&
+            adminview_sees(admin, s->cred.uid, o->cred.uid))
+            v[a.n++] = o;
+    qsort(v, a.n, sizeof(*v), session_by_id);
+    if (adminview_clients(&page, id, a.n, client_next, &a) < 0) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+    } else {
+        send_reply(s, &page.reply, NULL, 0);
+        adminview_free(&page);
     }
-    cr.more = cr.n_clients < n;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
-    r.clients = &cr;
-    send_reply(s, &r, NULL, 0);
-out:
     free(v);
-    free(infos);
-    free(ptrs);
-    free(held);
-    free(held_p);
 }
 
 /* ---- by name ------------------------------------------------------------ */
@@ -325,8 +300,7 @@ out:
 static void refuse_not_owner(struct wsession *s, uint64_t id, const char *path,
                              bool anonymous, uint32_t owner)
 {
-    reply_err(s, id, MMAPIO_E_PERMISSION,
-              "%s%s belongs to uid %u: only its owner or an admin may do that",
+    reply_err(s, id, MMAPIO_E_PERMISSION, ADMINVIEW_NOT_OWNER,
               anonymous ? "anon:" : "", path, (unsigned)owner);
 }
 

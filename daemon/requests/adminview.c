@@ -1,0 +1,156 @@
+/* adminview: the admin requests' visibility and paging, for both daemons
+ * (see adminview.h). */
+#include "adminview.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENTRY_FRAMING 8 /* a repeated field's tag and length, at most */
+
+/* The source being paged, as the page's loop reads it. */
+struct source {
+    struct adminview_page *p;
+    adminview_map_fn *map;
+    adminview_client_fn *client;
+    void *src;
+};
+
+/* Slots for a page of at most `hint` items, and one more: the item read
+ * to tell whether the page is the last. */
+static size_t page_slots(size_t hint)
+{
+    return (hint < ADMINVIEW_PAGE_MAX ? hint : ADMINVIEW_PAGE_MAX) + 1;
+}
+
+/* The source's next mapping in slot k (its pointer too), and its packed
+ * size; false at the end. */
+static bool fill_map(struct source *s, size_t k, size_t *packed)
+{
+    Mmapio__MapInfo *i = &s->p->maps[k];
+    if (!s->map(s->src, i, &s->p->pols[k]))
+        return false;
+    s->p->map_p[k] = i;
+    *packed = mmapio__map_info__get_packed_size(i);
+    return true;
+}
+
+static bool fill_client(struct source *s, size_t k, size_t *packed)
+{
+    Mmapio__ClientInfo *ci = &s->p->cls[k];
+    Mmapio__HeldInfo **held_p = &s->p->held_p[k * ADMINVIEW_HELD_MAX];
+    mmapio__client_info__init(ci);
+    for (size_t j = 0; j < ADMINVIEW_HELD_MAX; j++)
+        held_p[j] = &s->p->held[k * ADMINVIEW_HELD_MAX + j];
+    ci->held = held_p;
+    if (!s->client(s->src, ci))
+        return false;
+    s->p->cl_p[k] = ci;
+    *packed = mmapio__client_info__get_packed_size(ci);
+    return true;
+}
+
+/* The page's loop over `slots` slots: the entries taken, and *more when
+ * an item read was left off (the page was full). */
+static size_t take(struct source *s, size_t slots,
+                   bool (*fill)(struct source *, size_t, size_t *), bool *more)
+{
+    size_t n = 0, bytes = 0, packed;
+    *more = false;
+    while (fill(s, n, &packed)) {
+        bytes += packed + ENTRY_FRAMING;
+        if (n + 1 == slots || (bytes > ADMINVIEW_PAGE_BYTES && n > 0)) {
+            *more = true;
+            break;
+        }
+        n++;
+    }
+    return n;
+}
+
+static void page_init(struct adminview_page *p, uint64_t id)
+{
+    memset(p, 0, sizeof(*p));
+    mmapio__reply__init(&p->reply);
+    mmapio__list_reply__init(&p->list);
+    mmapio__clients_reply__init(&p->clients);
+    p->reply.id = id;
+}
+
+int adminview_list(struct adminview_page *p, uint64_t id, size_t hint,
+                   adminview_map_fn *next, void *src)
+{
+    size_t slots = page_slots(hint);
+    page_init(p, id);
+    p->maps = calloc(slots, sizeof(*p->maps));
+    p->map_p = calloc(slots, sizeof(*p->map_p));
+    p->pols = calloc(slots, sizeof(*p->pols));
+    if (!p->maps || !p->map_p || !p->pols) {
+        adminview_free(p);
+        return -ENOMEM;
+    }
+    struct source s = { .p = p, .map = next, .src = src };
+    bool more;
+    p->list.maps = p->map_p;
+    p->list.n_maps = take(&s, slots, fill_map, &more);
+    p->list.more = more;
+    p->reply.result_case = MMAPIO__REPLY__RESULT_LIST;
+    p->reply.list = &p->list;
+    return 0;
+}
+
+int adminview_clients(struct adminview_page *p, uint64_t id, size_t hint,
+                      adminview_client_fn *next, void *src)
+{
+    size_t slots = page_slots(hint);
+    page_init(p, id);
+    p->cls = calloc(slots, sizeof(*p->cls));
+    p->cl_p = calloc(slots, sizeof(*p->cl_p));
+    p->held = calloc(slots * ADMINVIEW_HELD_MAX, sizeof(*p->held));
+    p->held_p = calloc(slots * ADMINVIEW_HELD_MAX, sizeof(*p->held_p));
+    if (!p->cls || !p->cl_p || !p->held || !p->held_p) {
+        adminview_free(p);
+        return -ENOMEM;
+    }
+    struct source s = { .p = p, .client = next, .src = src };
+    bool more;
+    p->clients.clients = p->cl_p;
+    p->clients.n_clients = take(&s, slots, fill_client, &more);
+    p->clients.more = more;
+    p->reply.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
+    p->reply.clients = &p->clients;
+    return 0;
+}
+
+void adminview_free(struct adminview_page *p)
+{
+    free(p->maps);
+    free(p->map_p);
+    free(p->pols);
+    free(p->cls);
+    free(p->cl_p);
+    free(p->held);
+    free(p->held_p);
+    p->maps = NULL;
+    p->map_p = NULL;
+    p->pols = NULL;
+    p->cls = NULL;
+    p->cl_p = NULL;
+    p->held = NULL;
+    p->held_p = NULL;
+}
+
+bool adminview_held(Mmapio__ClientInfo *ci, uint64_t map_id, const char *name,
+                    mmapio_mode mode, bool anonymous)
+{
+    if (ci->n_held >= ADMINVIEW_HELD_MAX)
+        return false;
+    Mmapio__HeldInfo *hi = ci->held[ci->n_held];
+    mmapio__held_info__init(hi);
+    hi->map_id = map_id;
+    hi->name = (char *)name;
+    hi->mode = (Mmapio__Mode)mode;
+    hi->anonymous = anonymous;
+    ci->n_held++;
+    return true;
+}

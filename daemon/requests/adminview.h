@@ -1,0 +1,73 @@
+/*
+ * adminview: what the admin requests show, for both daemons (Linux's
+ * admin.c, Windows' winadmin.c): who may see whose mappings and
+ * connections, the words of a refusal, and the paging of AdminList and
+ * AdminClients replies (after after_id, in id order, at most
+ * ADMINVIEW_PAGE_MAX entries and about ADMINVIEW_PAGE_BYTES packed, the
+ * first entry always, and `more` when one was left off). Portable: the
+ * protocol's messages and the C library only.
+ */
+#ifndef MMAPIOD_ADMINVIEW_H
+#define MMAPIOD_ADMINVIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mmapio.h"
+#include "mmapio.pb-c.h"
+
+#define ADMINVIEW_PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
+#define ADMINVIEW_PAGE_MAX 512
+#define ADMINVIEW_HELD_MAX 32            /* holdings listed per client */
+
+/* May a caller (uid `caller`, an admin or not) see and act on what `owner`
+ * owns: a mapping, a connection? An admin: everything; anyone else: their
+ * own. */
+static inline bool adminview_sees(bool admin, uint32_t caller, uint32_t owner)
+{
+    return admin || owner == caller;
+}
+
+/* The refusal of an act on what is someone else's: printf's format for
+ * ("anon:" or "", the name, the owner's uid). */
+#define ADMINVIEW_NOT_OWNER \
+    "%s%s belongs to uid %u: only its owner or an admin may do that"
+
+/* The next mapping of a listing, in id order: fills *i (initialised by
+ * the callee) and its policy *pol; false when none is left. */
+typedef bool adminview_map_fn(void *src, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol);
+/* The next client of a listing, in id order: fills *ci, which comes
+ * initialised with room for ADMINVIEW_HELD_MAX holdings (adminview_held);
+ * false when none is left. */
+typedef bool adminview_client_fn(void *src, Mmapio__ClientInfo *ci);
+
+/* One page of a listing: the reply to send (reply), and what it points to. */
+struct adminview_page {
+    Mmapio__Reply reply;
+    Mmapio__ListReply list;
+    Mmapio__ClientsReply clients;
+    Mmapio__MapInfo *maps, **map_p;
+    Mmapio__FlushPolicy *pols;
+    Mmapio__ClientInfo *cls, **cl_p;
+    Mmapio__HeldInfo *held, **held_p;
+};
+
+/*
+ * The page of request `id` from a source of mappings (next(src, ...)) or
+ * clients, of at most `hint` items (a bound; SIZE_MAX if unknown: the
+ * page's memory is sized by it). Reads the source up to one item past the
+ * page, to tell `more`. 0, or -ENOMEM (nothing to free then).
+ */
+int adminview_list(struct adminview_page *p, uint64_t id, size_t hint,
+                   adminview_map_fn *next, void *src);
+int adminview_clients(struct adminview_page *p, uint64_t id, size_t hint,
+                      adminview_client_fn *next, void *src);
+void adminview_free(struct adminview_page *p);
+
+/* Adds a holding to a client's entry; false (nothing added) when it has
+ * ADMINVIEW_HELD_MAX already. */
+bool adminview_held(Mmapio__ClientInfo *ci, uint64_t map_id, const char *name,
+                    mmapio_mode mode, bool anonymous);
+
+#endif
