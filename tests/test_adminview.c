@@ -1,0 +1,166 @@
+/*
+ * test_adminview: the admin listings' paging and visibility shared by the
+ * Linux and Windows daemons (daemon/requests/adminview.c), on made-up
+ * sources: page bounds by count and by bytes, `more`, holdings per client.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "adminview.h"
+
+TestSuite(adminview, .timeout = 10);
+
+/* n mappings with ids 1..n, each named with `name_len` bytes. */
+struct maps {
+    size_t n, read;
+    size_t name_len;
+    char name[64 * 1024];
+};
+
+static bool maps_next(void *arg, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
+{
+    struct maps *m = arg;
+    if (m->read == m->n)
+        return false;
+    m->read++;
+    mmapio__map_info__init(i);
+    mmapio__flush_policy__init(pol);
+    i->id = m->read;
+    i->name = m->name;
+    i->policy = pol;
+    return true;
+}
+
+static struct maps *maps_of(size_t n, size_t name_len)
+{
+    static struct maps m;
+    memset(&m, 0, sizeof(m));
+    m.n = n;
+    m.name_len = name_len;
+    memset(m.name, 'a', name_len);
+    return &m;
+}
+
+static void list_page(struct maps *m, size_t hint, size_t want_n, bool want_more)
+{
+    struct adminview_page p;
+    cr_assert_eq(adminview_list(&p, 77, hint, maps_next, m), 0);
+    cr_assert_eq(p.reply.id, 77);
+    cr_assert_eq(p.reply.result_case, MMAPIO__REPLY__RESULT_LIST);
+    cr_assert_eq(p.reply.list, &p.list);
+    cr_assert_eq(p.list.n_maps, want_n, "%zu mappings of %zu on the page, not %zu",
+                 p.list.n_maps, m->n, want_n);
+    cr_assert_eq(!!p.list.more, want_more, "more for %zu of %zu", want_n, m->n);
+    for (size_t k = 0; k < p.list.n_maps; k++) {
+        cr_assert_eq(p.list.maps[k]->id, k + 1, "in order");
+        cr_assert_not_null(p.list.maps[k]->policy);
+    }
+    cr_assert_leq(m->read, want_n + 1, "read %zu for a page of %zu", m->read, want_n);
+    size_t packed = mmapio__reply__get_packed_size(&p.reply);
+    cr_assert(p.list.n_maps < 2 || packed <= ADMINVIEW_PAGE_BYTES + 64,
+              "a page of %zu packs to %zu bytes", p.list.n_maps, packed);
+    adminview_free(&p);
+}
+
+Test(adminview, empty_and_small)
+{
+    list_page(maps_of(0, 1), SIZE_MAX, 0, false);
+    list_page(maps_of(0, 1), 0, 0, false);
+    list_page(maps_of(10, 8), SIZE_MAX, 10, false);
+    list_page(maps_of(10, 8), 10, 10, false);
+}
+
+Test(adminview, bounded_by_count)
+{
+    list_page(maps_of(ADMINVIEW_PAGE_MAX, 4), SIZE_MAX, ADMINVIEW_PAGE_MAX, false);
+    list_page(maps_of(ADMINVIEW_PAGE_MAX + 1, 4), SIZE_MAX, ADMINVIEW_PAGE_MAX, true);
+    list_page(maps_of(700, 4), 700, ADMINVIEW_PAGE_MAX, true);
+}
+
+Test(adminview, bounded_by_bytes)
+{
+    /* 2000-byte names: about 24 fit in 48 KiB. */
+    struct maps *m = maps_of(100, 2000);
+    struct adminview_page p;
+    cr_assert_eq(adminview_list(&p, 1, SIZE_MAX, maps_next, m), 0);
+    size_t n = p.list.n_maps;
+    cr_assert(n > 10 && n < 30, "%zu entries of 2000 bytes on a page", n);
+    cr_assert(p.list.more);
+    cr_assert_leq(mmapio__reply__get_packed_size(&p.reply), ADMINVIEW_PAGE_BYTES);
+    adminview_free(&p);
+    /* Exactly as many as fit: the page is the last. */
+    list_page(maps_of(n, 2000), SIZE_MAX, n, false);
+}
+
+Test(adminview, first_entry_always)
+{
+    /* One entry larger than a page still goes, alone. */
+    list_page(maps_of(1, 60 * 1024), SIZE_MAX, 1, false);
+    list_page(maps_of(3, 60 * 1024), SIZE_MAX, 1, true);
+}
+
+/* n clients with ids 1..n, each holding `held` mappings. */
+struct clients {
+    size_t n, read, held;
+};
+
+static bool clients_next(void *arg, Mmapio__ClientInfo *ci)
+{
+    struct clients *c = arg;
+    if (c->read == c->n)
+        return false;
+    c->read++;
+    ci->id = c->read;
+    ci->held_total = (uint32_t)c->held;
+    for (size_t j = 0; j < c->held; j++)
+        if (!adminview_held(ci, 1000 + j, "x", j % 2 ? MMAPIO_MODE_READ_WRITE
+                                                     : MMAPIO_MODE_READ_ONLY, j % 3 == 0))
+            break;
+    return true;
+}
+
+Test(adminview, clients_and_holdings)
+{
+    struct clients c = { .n = 5, .held = ADMINVIEW_HELD_MAX + 10 };
+    struct adminview_page p;
+    cr_assert_eq(adminview_clients(&p, 9, c.n, clients_next, &c), 0);
+    cr_assert_eq(p.reply.result_case, MMAPIO__REPLY__RESULT_CLIENTS);
+    cr_assert_eq(p.reply.clients, &p.clients);
+    cr_assert_eq(p.clients.n_clients, 5);
+    cr_assert(!p.clients.more);
+    for (size_t k = 0; k < 5; k++) {
+        const Mmapio__ClientInfo *ci = p.clients.clients[k];
+        cr_assert_eq(ci->id, k + 1);
+        cr_assert_eq(ci->n_held, ADMINVIEW_HELD_MAX, "holdings listed at most");
+        cr_assert_eq(ci->held_total, ADMINVIEW_HELD_MAX + 10);
+        for (size_t j = 0; j < ci->n_held; j++) {
+            cr_assert_eq(ci->held[j]->map_id, 1000 + j);
+            cr_assert_eq(ci->held[j]->mode, j % 2 ? MMAPIO__MODE__MODE_READ_WRITE
+                                                   : MMAPIO__MODE__MODE_READ_ONLY);
+            cr_assert_eq(!!ci->held[j]->anonymous, j % 3 == 0);
+        }
+        /* Every client's holdings are its own. */
+        if (k)
+            cr_assert_neq(ci->held[0], p.clients.clients[k - 1]->held[0]);
+    }
+    adminview_free(&p);
+
+    struct clients many = { .n = ADMINVIEW_PAGE_MAX + 3, .held = 1 };
+    cr_assert_eq(adminview_clients(&p, 9, many.n, clients_next, &many), 0);
+    cr_assert_eq(p.clients.n_clients, ADMINVIEW_PAGE_MAX);
+    cr_assert(p.clients.more);
+    adminview_free(&p);
+}
+
+Test(adminview, who_sees_what)
+{
+    cr_assert(adminview_sees(false, 1000, 1000));
+    cr_assert(!adminview_sees(false, 1000, 1001));
+    cr_assert(adminview_sees(true, 1000, 1001));
+    cr_assert(adminview_sees(true, 0, 0));
+    char out[128];
+    snprintf(out, sizeof(out), ADMINVIEW_NOT_OWNER, "anon:", "n", 7u);
+    cr_assert_str_eq(out, "anon:n belongs to uid 7: only its owner or an admin may do that");
+}
