@@ -20,6 +20,7 @@
 #include "opencache.h"
 #include "policy.h"
 #include "registry.h"
+#include "reqmsg.h"
 #include "resolve.h"
 #include "session.h"
 #include "watch.h"
@@ -461,14 +462,8 @@ static struct mapping *find_named(struct session *c, uint64_t id,
 static void flushed_reply(struct session *c, uint64_t id, uint32_t ok,
                           uint32_t failed, int error)
 {
-    Mmapio__AdminFlushReply fr = MMAPIO__ADMIN_FLUSH_REPLY__INIT;
-    fr.flushed = ok;
-    fr.failed = failed;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_FLUSHED;
-    r.flushed = &fr;
-    session_reply(c, &r, -1);
+    struct reqmsg b;
+    session_reply(c, reqmsg_flushed(&b, id, ok, failed), -1);
 }
 
 void admin_flush(struct session *c, uint64_t id, const Mmapio__AdminFlush *q)
@@ -505,9 +500,9 @@ void admin_flush(struct session *c, uint64_t id, const Mmapio__AdminFlush *q)
 
 void admin_policy(struct session *c, uint64_t id, const Mmapio__AdminPolicy *q)
 {
-    mmapio_flush_policy p = policy_from_wire(q->policy);
-    if (!q->policy || !policy_valid(p)) {
-        session_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+    mmapio_flush_policy p;
+    if (!reqmsg_policy(q->policy, &p)) {
+        session_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, REQMSG_BAD_POLICY);
         return;
     }
     struct mapping *m = find_named(c, id, q->path, q->anonymous);
@@ -571,12 +566,9 @@ void admin_stat(struct session *c, uint64_t id, const Mmapio__AdminStat *q)
         return;
     Mmapio__MapInfo info;
     Mmapio__FlushPolicy pol;
+    struct reqmsg b;
     fill_info(c->h, m, &info, &pol);
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_MAP;
-    r.map = &info;
-    session_reply(c, &r, -1);
+    session_reply(c, reqmsg_map(&b, id, &info), -1);
     put_named(c, m);
 }
 
@@ -593,14 +585,8 @@ void admin_watch(struct session *c, uint64_t id, const Mmapio__AdminWatch *q)
     if (r) {
         session_reply_err(c, id, r, "cannot watch: %s", errmap_text(r));
     } else {
-        Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
-        wr.watch_id = wid;
-        wr.map_id = m->id;
-        Mmapio__Reply rep = MMAPIO__REPLY__INIT;
-        rep.id = id;
-        rep.result_case = MMAPIO__REPLY__RESULT_WATCH;
-        rep.watch = &wr;
-        session_reply(c, &rep, -1);
+        struct reqmsg b;
+        session_reply(c, reqmsg_watch(&b, id, wid, m->id), -1);
     }
     put_named(c, m);
 }

@@ -16,6 +16,7 @@
 #include "filesection.h"
 #include "names.h"
 #include "policy.h"
+#include "reqmsg.h"
 
 #define ADMIN_WATCHES_MAX 256  /* watches by name per client, as winwatch's */
 #define ADMIN_FLUSHES_MAX 16   /* flushes under way per client, as winflush's */
@@ -446,12 +447,9 @@ static void op_stat(struct wsession *s, uint64_t id, bool admin, const Mmapio__A
         return;
     Mmapio__MapInfo info;
     Mmapio__FlushPolicy pol;
+    struct reqmsg b;
     fill_info(s->w, m, &info, &pol);
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_MAP;
-    r.map = &info;
-    send_reply(s, &r, NULL, 0);
+    send_reply(s, reqmsg_map(&b, id, &info), NULL, 0);
 }
 
 /* A watch without a holder: it keeps the entry (map_maybe_free counts
@@ -475,14 +473,8 @@ static void op_watch(struct wsession *s, uint64_t id, bool admin, const Mmapio__
     s->n_watches++;
     m->watchers++;
     atomic_fetch_add(&w->slots[m->slot].watchers, 1); /* writers notice now */
-    Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
-    wr.watch_id = x->id;
-    wr.map_id = m->id;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_WATCH;
-    r.watch = &wr;
-    send_reply(s, &r, NULL, 0);
+    struct reqmsg b;
+    send_reply(s, reqmsg_watch(&b, id, x->id, m->id), NULL, 0);
 }
 
 /* ---- flush and policy by name ------------------------------------------- */
@@ -505,14 +497,8 @@ struct aflush {
 
 static void batch_reply(struct abatch *b)
 {
-    Mmapio__AdminFlushReply fr = MMAPIO__ADMIN_FLUSH_REPLY__INIT;
-    fr.flushed = b->flushed;
-    fr.failed = b->failed;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = b->id;
-    r.result_case = MMAPIO__REPLY__RESULT_FLUSHED;
-    r.flushed = &fr;
-    send_reply(b->s, &r, NULL, 0);
+    struct reqmsg m;
+    send_reply(b->s, reqmsg_flushed(&m, b->id, b->flushed, b->failed), NULL, 0);
 }
 
 /* One reference to b less; the last answers (or frees a session that
@@ -619,9 +605,9 @@ void winadmin_set_policy(struct winops *w, struct wmap *m, mmapio_flush_policy p
 
 static void op_policy(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminPolicy *q)
 {
-    mmapio_flush_policy p = policy_from_wire(q->policy);
-    if (!q->policy || !policy_valid(p)) {
-        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+    mmapio_flush_policy p;
+    if (!reqmsg_policy(q->policy, &p)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, REQMSG_BAD_POLICY);
         return;
     }
     struct wmap *m = find_named(s, id, q->path, q->anonymous, admin);
