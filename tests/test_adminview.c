@@ -164,3 +164,31 @@ Test(adminview, who_sees_what)
     snprintf(out, sizeof(out), ADMINVIEW_NOT_OWNER, "anon:", "n", 7u);
     cr_assert_str_eq(out, "anon:n belongs to uid 7: only its owner or an admin may do that");
 }
+
+Test(adminview, picks_by_id_after)
+{
+    struct adminview_picks p;
+    int items[6];
+    const uint64_t ids[6] = { 9, 2, 7, 4, 12, 3 };
+    cr_assert_eq(adminview_picks_init(&p, 5, 3), 0);
+    for (size_t i = 0; i < 6; i++)
+        adminview_pick(&p, ids[i], &items[i]);
+    /* 2 and 3 are not after 3: 9, 7, 4 and 12 are picked. */
+    cr_assert_eq(p.n, 4);
+    adminview_sort(&p);
+    cr_assert_eq(adminview_next(&p), &items[3]); /* 4 */
+    cr_assert_eq(adminview_next(&p), &items[2]); /* 7 */
+    cr_assert_eq(adminview_next(&p), &items[0]); /* 9 */
+    cr_assert_eq(adminview_next(&p), &items[4]); /* 12 */
+    cr_assert_null(adminview_next(&p));
+    adminview_picks_free(&p);
+
+    cr_assert_eq(adminview_picks_init(&p, 2, 0), 0);
+    for (size_t i = 0; i < 6; i++)
+        adminview_pick(&p, ids[i], &items[i]);
+    cr_assert_eq(p.n, 2, "never more than the room");
+    adminview_sort(&p);
+    cr_assert_eq(adminview_next(&p), &items[1]); /* 2 */
+    cr_assert_eq(adminview_next(&p), &items[0]); /* 9 */
+    adminview_picks_free(&p);
+}

@@ -61,38 +61,22 @@ static bool dirty_bytes(const struct mapping *m, uint64_t *out)
  * The listing finds those through the holders of every session: what c
  * may see, by id, without duplicates.
  */
-struct removed_set {
-    struct mapping **v;
-    size_t n;
-};
-
-static int by_map_id(const void *a, const void *b)
-{
-    const struct mapping *x = *(struct mapping *const *)a;
-    const struct mapping *y = *(struct mapping *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* The removed mappings still held that c may see, by id. 0, or -ENOMEM
- * (the set is then empty). Work in proportion to the removed ones. */
-static int removed_held(const struct session *c, struct removed_set *out)
+/* The removed mappings still held that c may see, of ids after `after`,
+ * by id. 0, or -ENOMEM (the set is then empty). Work in proportion to the
+ * removed ones. */
+static int removed_held(const struct session *c, uint64_t after,
+                        struct adminview_picks *out)
 {
     const struct mapping_env *env = &c->h->reg->env;
     size_t cap = 0;
-    out->v = NULL;
-    out->n = 0;
     for (struct mapping *m = env->removed_first; m; m = m->removed_next)
         cap += !m->registered && m->n_holders > 0;
-    if (!cap)
-        return 0;
-    out->v = malloc(cap * sizeof(*out->v));
-    if (!out->v)
-        return -ENOMEM;
+    int r = adminview_picks_init(out, cap, after);
     for (struct mapping *m = env->removed_first; m; m = m->removed_next)
         if (!m->registered && m->n_holders > 0 && may_see(c, m))
-            out->v[out->n++] = m;
-    qsort(out->v, out->n, sizeof(*out->v), by_map_id);
-    return 0;
+            adminview_pick(out, m->id, m);
+    adminview_sort(out);
+    return r;
 }
 
 /* Resident memory of the daemon, from /proc/self/statm; 0 if unknown. */
@@ -172,11 +156,12 @@ void admin_status(struct session *c, uint64_t id)
     walk_visible(c, 0, &w);
     while ((m = registry_walk_next(&w)))
         count_one(m, &t);
-    struct removed_set rs;
-    removed_held(c, &rs); /* without memory: counted as none */
-    for (size_t i = 0; i < rs.n; i++)
-        count_one(rs.v[i], &t);
-    free(rs.v);
+    struct adminview_picks rs;
+    removed_held(c, 0, &rs); /* without memory: counted as none */
+    while ((m = adminview_next(&rs)))
+        count_one(m, &t);
+    size_t n_removed = rs.n;
+    adminview_picks_free(&rs);
     for (struct session *o = h->sessions; o; o = o->next) {
         bool counted = adminview_sees(all, c->cred.uid, o->cred.uid);
         clients += counted;
@@ -193,7 +178,7 @@ void admin_status(struct session *c, uint64_t id)
     s.files = t.files;
     s.bytes_mapped = t.bytes;
     s.all = all;
-    s.removed_held = rs.n;
+    s.removed_held = n_removed;
     s.carved = t.carved;
     s.pid = (int32_t)getpid();
     s.socket = (char *)h->cfg->socket_path;
@@ -279,8 +264,8 @@ struct list_src {
     struct session *c;
     struct registry_walk w;
     struct mapping *m; /* the walk's next */
-    struct removed_set rs;
-    size_t k;          /* rs's next */
+    struct adminview_picks rs;
+    struct mapping *r; /* rs's next */
 };
 
 static bool list_next(void *arg, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
@@ -288,12 +273,12 @@ static bool list_next(void *arg, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
     struct list_src *l = arg;
     while (l->m && opencache_holds(l->c->h->cache, l->m))
         l->m = registry_walk_next(&l->w);
-    if (!l->m && l->k == l->rs.n)
+    if (!l->m && !l->r)
         return false;
-    bool removed = l->k < l->rs.n && (!l->m || l->rs.v[l->k]->id < l->m->id);
-    fill_info(l->c->h, removed ? l->rs.v[l->k] : l->m, i, pol);
+    bool removed = l->r && (!l->m || l->r->id < l->m->id);
+    fill_info(l->c->h, removed ? l->r : l->m, i, pol);
     if (removed)
-        l->k++;
+        l->r = adminview_next(&l->rs);
     else
         l->m = registry_walk_next(&l->w);
     return true;
@@ -305,12 +290,11 @@ void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
 {
     struct list_src l = { .c = c };
     struct adminview_page page;
-    if (removed_held(c, &l.rs) < 0) {
+    if (removed_held(c, q->after_id, &l.rs) < 0) {
         session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
         return;
     }
-    while (l.k < l.rs.n && l.rs.v[l.k]->id <= q->after_id)
-        l.k++;
+    l.r = adminview_next(&l.rs);
     walk_visible(c, q->after_id, &l.w);
     l.m = registry_walk_next(&l.w);
     if (adminview_list(&page, id, SIZE_MAX, list_next, &l) < 0) {
@@ -319,30 +303,16 @@ void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
         session_reply(c, &page.reply, -1);
         adminview_free(&page);
     }
-    free(l.rs.v);
+    adminview_picks_free(&l.rs);
 }
 
 /* ---- clients --------------------------------------------------------- */
 
-static int session_by_id(const void *a, const void *b)
-{
-    const struct session *x = *(struct session *const *)a;
-    const struct session *y = *(struct session *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* AdminClients' source (adminview_client_fn): the sessions in v, in order. */
-struct clients_src {
-    struct session **v;
-    size_t n, k;
-};
-
 static bool client_next(void *arg, Mmapio__ClientInfo *ci)
 {
-    struct clients_src *cs = arg;
-    if (cs->k == cs->n)
+    const struct session *o = adminview_next(arg);
+    if (!o)
         return false;
-    const struct session *o = cs->v[cs->k++];
     ci->id = o->id;
     ci->pid = o->cred.pid;
     ci->uid = o->cred.uid;
@@ -361,25 +331,23 @@ void admin_clients(struct session *c, uint64_t id, const Mmapio__AdminClients *q
 {
     struct handlers *hs = c->h;
     bool all = is_admin(c);
-    struct clients_src cs = { 0 };
+    struct adminview_picks picks;
     struct adminview_page page;
-    cs.v = calloc(hs->n_sessions ? hs->n_sessions : 1, sizeof(*cs.v));
-    if (!cs.v) {
+    if (adminview_picks_init(&picks, hs->n_sessions, q->after_id) < 0) {
         session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
         return;
     }
     for (struct session *o = hs->sessions; o; o = o->next)
-        if (o->id > q->after_id && adminview_sees(all, c->cred.uid, o->cred.uid))
-            cs.v[cs.n++] = o;
-    if (cs.n)
-        qsort(cs.v, cs.n, sizeof(*cs.v), session_by_id);
-    if (adminview_clients(&page, id, cs.n, client_next, &cs) < 0) {
+        if (adminview_sees(all, c->cred.uid, o->cred.uid))
+            adminview_pick(&picks, o->id, o);
+    adminview_sort(&picks);
+    if (adminview_clients(&page, id, picks.n, client_next, &picks) < 0) {
         session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
     } else {
         session_reply(c, &page.reply, -1);
         adminview_free(&page);
     }
-    free(cs.v);
+    adminview_picks_free(&picks);
 }
 
 /* ---- flush and policy by name --------------------------------------- */

@@ -154,3 +154,43 @@ bool adminview_held(Mmapio__ClientInfo *ci, uint64_t map_id, const char *name,
     ci->n_held++;
     return true;
 }
+
+int adminview_picks_init(struct adminview_picks *p, size_t cap, uint64_t after)
+{
+    *p = (struct adminview_picks){ .cap = cap, .after = after };
+    p->v = malloc((cap ? cap : 1) * sizeof(*p->v));
+    if (!p->v)
+        p->cap = 0; /* picks nothing */
+    return p->v ? 0 : -ENOMEM;
+}
+
+void adminview_pick(struct adminview_picks *p, uint64_t id, void *item)
+{
+    if (id > p->after && p->n < p->cap)
+        p->v[p->n++] = (struct adminview_pick){ id, item };
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const struct adminview_pick *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+void adminview_sort(struct adminview_picks *p)
+{
+    if (p->n)
+        qsort(p->v, p->n, sizeof(*p->v), by_id);
+    p->k = 0;
+}
+
+void *adminview_next(struct adminview_picks *p)
+{
+    return p->k < p->n ? p->v[p->k++].item : NULL;
+}
+
+void adminview_picks_free(struct adminview_picks *p)
+{
+    free(p->v);
+    p->v = NULL;
+    p->n = p->cap = p->k = 0;
+}

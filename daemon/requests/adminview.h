@@ -34,6 +34,28 @@ static inline bool adminview_sees(bool admin, uint32_t caller, uint32_t owner)
 #define ADMINVIEW_NOT_OWNER \
     "%s%s belongs to uid %u: only its owner or an admin may do that"
 
+/* What a listing shows, picked in any order and read back by id: the
+ * items (mappings, connections) of ids after `after`. */
+struct adminview_picks {
+    struct adminview_pick {
+        uint64_t id;
+        void *item;
+    } *v;
+    size_t n, cap, k;
+    uint64_t after;
+};
+
+/* Room for `cap` picks after id `after`. 0, or -ENOMEM (then it picks
+ * nothing). */
+int adminview_picks_init(struct adminview_picks *p, size_t cap, uint64_t after);
+/* Picks `item` of id `id` unless the id is not after p's (or p is full). */
+void adminview_pick(struct adminview_picks *p, uint64_t id, void *item);
+/* The picks sorted by id, to be read by adminview_next from the first. */
+void adminview_sort(struct adminview_picks *p);
+/* The next item by id, or NULL after the last. */
+void *adminview_next(struct adminview_picks *p);
+void adminview_picks_free(struct adminview_picks *p);
+
 /* The next mapping of a listing, in id order: fills *i (initialised by
  * the callee) and its policy *pol; false when none is left. */
 typedef bool adminview_map_fn(void *src, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol);

@@ -194,69 +194,52 @@ static void fill_info(const struct winops *w, struct wmap *m, Mmapio__MapInfo *i
      * huge_pages: never used. */
 }
 
-static int by_id(const void *a, const void *b)
-{
-    const struct wmap *x = *(struct wmap *const *)a, *y = *(struct wmap *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* AdminList's and AdminClients' source (adminview_*_fn): maps or
- * sessions, in order. */
-struct array_src {
+/* AdminList's and AdminClients' source (adminview_*_fn): the picks, by id. */
+struct picked {
     struct winops *w;
-    struct wmap **maps;
-    struct wsession **sessions;
-    size_t n, k;
+    struct adminview_picks picks;
 };
 
 static bool list_next(void *arg, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
 {
-    struct array_src *a = arg;
-    if (a->k == a->n)
-        return false;
-    fill_info(a->w, a->maps[a->k++], i, pol);
-    return true;
+    struct picked *a = arg;
+    struct wmap *m = adminview_next(&a->picks);
+    if (m)
+        fill_info(a->w, m, i, pol);
+    return m != NULL;
 }
 
 static void op_list(struct wsession *s, uint64_t id, bool admin,
                     const Mmapio__AdminList *q)
 {
     struct winops *w = s->w;
-    struct wmap **v = malloc((w->n_maps ? w->n_maps : 1) * sizeof(*v));
-    struct array_src a = { .w = w, .maps = v };
+    struct picked a = { .w = w };
     struct adminview_page page;
-    if (!v) {
+    if (adminview_picks_init(&a.picks, w->n_maps, q->after_id) < 0) {
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
         return;
     }
     for (struct wmap *m = w->maps; m; m = m->next)
-        if (m->id > q->after_id && may_see(s, admin, m))
-            v[a.n++] = m;
-    qsort(v, a.n, sizeof(*v), by_id);
-    if (adminview_list(&page, id, a.n, list_next, &a) < 0) {
+        if (may_see(s, admin, m))
+            adminview_pick(&a.picks, m->id, m);
+    adminview_sort(&a.picks);
+    if (adminview_list(&page, id, a.picks.n, list_next, &a) < 0) {
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
     } else {
         send_reply(s, &page.reply, NULL, 0);
         adminview_free(&page);
     }
-    free(v);
+    adminview_picks_free(&a.picks);
 }
 
 /* ---- clients ------------------------------------------------------------ */
 
-static int session_by_id(const void *a, const void *b)
-{
-    const struct wsession *x = *(struct wsession *const *)a;
-    const struct wsession *y = *(struct wsession *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
 static bool client_next(void *arg, Mmapio__ClientInfo *ci)
 {
-    struct array_src *a = arg;
-    if (a->k == a->n)
+    struct picked *a = arg;
+    const struct wsession *o = adminview_next(&a->picks);
+    if (!o)
         return false;
-    const struct wsession *o = a->sessions[a->k++];
     ci->id = o->id;
     ci->pid = (int32_t)o->cred.pid;
     ci->uid = o->cred.uid;
@@ -274,26 +257,24 @@ static void op_clients(struct wsession *s, uint64_t id, bool admin,
                        const Mmapio__AdminClients *q)
 {
     struct winops *w = s->w;
-    struct wsession **v = calloc(w->n_sessions ? w->n_sessions : 1, sizeof(*v));
-    struct array_src a = { .w = w, .sessions = v };
+    struct picked a = { .w = w };
     struct adminview_page page;
-    if (!v) {
+    if (adminview_picks_init(&a.picks, w->n_sessions, q->after_id) < 0) {
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
         return;
     }
     /* Past hello only: before it nobody knows whose a connection is. */
     for (struct wsession *o = w->sessions; o; o = o->next)
-        if (o->hello_done && o->id > q->after_id &&
-            adminview_sees(admin, s->cred.uid, o->cred.uid))
-            v[a.n++] = o;
-    qsort(v, a.n, sizeof(*v), session_by_id);
-    if (adminview_clients(&page, id, a.n, client_next, &a) < 0) {
+        if (o->hello_done && adminview_sees(admin, s->cred.uid, o->cred.uid))
+            adminview_pick(&a.picks, o->id, o);
+    adminview_sort(&a.picks);
+    if (adminview_clients(&page, id, a.picks.n, client_next, &a) < 0) {
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
     } else {
         send_reply(s, &page.reply, NULL, 0);
         adminview_free(&page);
     }
-    free(v);
+    adminview_picks_free(&a.picks);
 }
 
 /* ---- by name ------------------------------------------------------------ */
