@@ -112,8 +112,8 @@ static bool clients_next(void *arg, Mmapio__ClientInfo *ci)
     if (c->read == c->n)
         return false;
     c->read++;
-    ci->id = c->read;
-    ci->held_total = (uint32_t)c->held;
+    struct peer_cred cred = { .pid = 4000 + (pid_t)c->read, .uid = 1000, .gid = 100 };
+    adminview_client(ci, c->read, &cred, "cl", (uint32_t)c->held, 5);
     for (size_t j = 0; j < c->held; j++)
         if (!adminview_held(ci, 1000 + j, "x", j % 2 ? MMAPIO_MODE_READ_WRITE
                                                      : MMAPIO_MODE_READ_ONLY, j % 3 == 0))
@@ -133,6 +133,11 @@ Test(adminview, clients_and_holdings)
     for (size_t k = 0; k < 5; k++) {
         const Mmapio__ClientInfo *ci = p.clients.clients[k];
         cr_assert_eq(ci->id, k + 1);
+        cr_assert_eq(ci->pid, 4000 + (int32_t)(k + 1));
+        cr_assert_eq(ci->uid, 1000);
+        cr_assert_eq(ci->gid, 100);
+        cr_assert_str_eq(ci->name, "cl");
+        cr_assert_eq(ci->watches, 5);
         cr_assert_eq(ci->n_held, ADMINVIEW_HELD_MAX, "holdings listed at most");
         cr_assert_eq(ci->held_total, ADMINVIEW_HELD_MAX + 10);
         for (size_t j = 0; j < ci->n_held; j++) {

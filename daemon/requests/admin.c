@@ -313,17 +313,11 @@ static bool client_next(void *arg, Mmapio__ClientInfo *ci)
     const struct session *o = adminview_next(arg);
     if (!o)
         return false;
-    ci->id = o->id;
-    ci->pid = o->cred.pid;
-    ci->uid = o->cred.uid;
-    ci->gid = o->cred.gid;
-    ci->name = (char *)o->name;
-    ci->held_total = o->holders.n;
+    adminview_client(ci, o->id, &o->cred, o->name, o->holders.n, o->watches.n);
     for (const struct holder *h = o->holders.first; h; h = h->owner_next)
         if (!adminview_held(ci, h->map->id, h->map->name, h->mode,
                             h->map->kind == MAPPING_ANON))
             break;
-    ci->watches = o->watches.n;
     return true;
 }
 

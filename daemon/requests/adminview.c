@@ -140,6 +140,18 @@ void adminview_free(struct adminview_page *p)
     p->held_p = NULL;
 }
 
+void adminview_client(Mmapio__ClientInfo *ci, uint64_t id, const struct peer_cred *cred,
+                      const char *name, uint32_t held_total, uint32_t watches)
+{
+    ci->id = id;
+    ci->pid = (int32_t)cred->pid;
+    ci->uid = cred->uid;
+    ci->gid = cred->gid;
+    ci->name = (char *)name;
+    ci->held_total = held_total;
+    ci->watches = watches;
+}
+
 bool adminview_held(Mmapio__ClientInfo *ci, uint64_t map_id, const char *name,
                     mmapio_mode mode, bool anonymous)
 {

@@ -16,6 +16,7 @@
 
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
+#include "peercred.h"
 
 #define ADMINVIEW_PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
 #define ADMINVIEW_PAGE_MAX 512
@@ -87,6 +88,10 @@ int adminview_clients(struct adminview_page *p, uint64_t id, size_t hint,
                       adminview_client_fn *next, void *src);
 void adminview_free(struct adminview_page *p);
 
+/* A client's entry: its id, who it is, what it calls itself, how many
+ * holders and watches it has (its holdings go through adminview_held). */
+void adminview_client(Mmapio__ClientInfo *ci, uint64_t id, const struct peer_cred *cred,
+                      const char *name, uint32_t held_total, uint32_t watches);
 /* Adds a holding to a client's entry; false (nothing added) when it has
  * ADMINVIEW_HELD_MAX already. */
 bool adminview_held(Mmapio__ClientInfo *ci, uint64_t map_id, const char *name,

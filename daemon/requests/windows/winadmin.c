@@ -240,16 +240,10 @@ static bool client_next(void *arg, Mmapio__ClientInfo *ci)
     const struct wsession *o = adminview_next(&a->picks);
     if (!o)
         return false;
-    ci->id = o->id;
-    ci->pid = (int32_t)o->cred.pid;
-    ci->uid = o->cred.uid;
-    ci->gid = o->cred.gid;
-    ci->name = (char *)o->name;
-    ci->held_total = o->n_holders;
+    adminview_client(ci, o->id, &o->cred, o->name, o->n_holders, o->n_watches);
     for (const struct wholder *h = o->holders; h; h = h->next)
         if (!adminview_held(ci, h->m->id, h->m->name, h->mode, h->m->anonymous))
             break;
-    ci->watches = o->n_watches;
     return true;
 }
 
