@@ -197,3 +197,18 @@ Test(adminview, picks_by_id_after)
     cr_assert_eq(adminview_next(&p), &items[0]); /* 9 */
     adminview_picks_free(&p);
 }
+
+Test(adminview, limits_up_to_the_room)
+{
+    Mmapio__Limit lim[2], *p[2];
+    size_t n = 0;
+    adminview_limit(lim, p, &n, 2, "a", 1, "first");
+    adminview_limit(lim, p, &n, 2, "b", 2, "second");
+    adminview_limit(lim, p, &n, 2, "c", 3, "no room");
+    cr_assert_eq(n, 2);
+    cr_assert_eq(p[0], &lim[0]);
+    cr_assert_eq(p[1], &lim[1]);
+    cr_assert_str_eq(lim[1].name, "b");
+    cr_assert_eq(lim[1].value, 2);
+    cr_assert_str_eq(lim[1].what, "second");
+}

@@ -104,14 +104,9 @@ static size_t fill_limits(const struct config *cfg, Mmapio__Limit *lim,
         const struct config_key *k = &config_keys[i];
         if (k->kind != CONFIG_U32 && k->kind != CONFIG_U64)
             continue;
-        if (n == LIMITS_MAX)
-            break; /* more numbers than the table has today */
-        mmapio__limit__init(&lim[n]);
-        lim[n].name = (char *)k->key;
-        lim[n].value = config_number(cfg, k);
-        lim[n].what = (char *)k->what;
-        p[n] = &lim[n];
-        n++;
+        /* More numbers than LIMITS_MAX: the first of them. */
+        adminview_limit(lim, p, &n, LIMITS_MAX, k->key, config_number(cfg, k),
+                        k->what);
     }
     return n;
 }
@@ -393,7 +388,7 @@ static struct mapping *find_named(struct session *c, uint64_t id,
         m = resolve_check_name(path) ? NULL : registry_find_anon(h->reg, path);
         if (!m) {
             session_reply_err(c, id, MMAPIO_E_NOT_FOUND,
-                              "no anonymous mapping '%s'", path);
+                              REQMSG_NO_ANON, path);
             return NULL;
         }
     } else {
@@ -410,7 +405,7 @@ static struct mapping *find_named(struct session *c, uint64_t id,
         m = registry_find_file(h->reg, st.st_dev, st.st_ino);
         if (!m || opencache_holds(h->cache, m)) {
             session_reply_err(c, id, MMAPIO_E_NOT_FOUND,
-                              "%s is not mapped by anyone", path);
+                              REQMSG_UNMAPPED, path);
             return NULL;
         }
     }

@@ -140,6 +140,19 @@ void adminview_free(struct adminview_page *p)
     p->held_p = NULL;
 }
 
+void adminview_limit(Mmapio__Limit *lim, Mmapio__Limit **p, size_t *n, size_t max,
+                     const char *name, uint64_t value, const char *what)
+{
+    if (*n == max)
+        return;
+    mmapio__limit__init(&lim[*n]);
+    lim[*n].name = (char *)name;
+    lim[*n].value = value;
+    lim[*n].what = (char *)what;
+    p[*n] = &lim[*n];
+    ++*n;
+}
+
 void adminview_client(Mmapio__ClientInfo *ci, uint64_t id, const struct peer_cred *cred,
                       const char *name, uint32_t held_total, uint32_t watches)
 {

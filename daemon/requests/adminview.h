@@ -57,6 +57,11 @@ void adminview_sort(struct adminview_picks *p);
 void *adminview_next(struct adminview_picks *p);
 void adminview_picks_free(struct adminview_picks *p);
 
+/* One number of AdminStatus' limits in lim[*n] (p[*n] pointing to it),
+ * *n counted; nothing when *n is `max` already. */
+void adminview_limit(Mmapio__Limit *lim, Mmapio__Limit **p, size_t *n, size_t max,
+                     const char *name, uint64_t value, const char *what);
+
 /* The next mapping of a listing, in id order: fills *i (initialised by
  * the callee) and its policy *pol; false when none is left. */
 typedef bool adminview_map_fn(void *src, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol);

@@ -198,7 +198,7 @@ static void delete_anon(struct session *s, uint64_t id, const char *name)
     struct mapping *m = resolve_check_name(name) ? NULL
                         : registry_find_anon(s->h->reg, name);
     if (!m) {
-        session_reply_err(s, id, MMAPIO_E_NOT_FOUND, "no anonymous mapping '%s'", name);
+        session_reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_NO_ANON, name);
         return;
     }
     if (access_is_owner(&s->cred, m->owner)) {

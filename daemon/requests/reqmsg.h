@@ -18,6 +18,9 @@
 #define REQMSG_BAD_PROTOCOL "protocol version %u not supported (this daemon speaks %u)"
 #define REQMSG_BAD_OPEN "bad mode, permission bits or flush policy"
 #define REQMSG_BAD_POLICY "invalid flush policy"
+/* NOT_FOUND of a name: (the anonymous name) and (the file's path). */
+#define REQMSG_NO_ANON "no anonymous mapping '%s'"
+#define REQMSG_UNMAPPED "%s is not mapped by anyone"
 
 /* Open's fields every open must have right: its mode, permission bits
  * and (when given) flush policy (REQMSG_BAD_OPEN when not). */

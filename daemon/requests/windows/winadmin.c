@@ -18,6 +18,7 @@
 #include "policy.h"
 #include "reqmsg.h"
 
+#define LIMITS_MAX 16          /* numbers in the status (fill_limits) */
 #define ADMIN_WATCHES_MAX 256  /* watches by name per client, as winwatch's */
 #define ADMIN_FLUSHES_MAX 16   /* flushes under way per client, as winflush's */
 
@@ -109,14 +110,9 @@ static size_t fill_limits(const struct winops_config *c, Mmapio__Limit *lim,
         {"max_clients_per_uid", c->max_clients_per_uid, "connections per account"},
         {"hello_timeout_ms", c->hello_timeout_ms, "time to say hello, in ms"},
     };
-    size_t n = sizeof(v) / sizeof(v[0]);
-    for (size_t i = 0; i < n; i++) {
-        mmapio__limit__init(&lim[i]);
-        lim[i].name = (char *)v[i].name;
-        lim[i].value = v[i].value;
-        lim[i].what = (char *)v[i].what;
-        p[i] = &lim[i];
-    }
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        adminview_limit(lim, p, &n, LIMITS_MAX, v[i].name, v[i].value, v[i].what);
     return n;
 }
 
@@ -146,7 +142,7 @@ static void op_status(struct wsession *s, uint64_t id, bool admin)
     st.rss_bytes = K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc))
                        ? pmc.WorkingSetSize : 0;
     st.started = w->started;
-    Mmapio__Limit lim[16], *limp[16];
+    Mmapio__Limit lim[LIMITS_MAX], *limp[LIMITS_MAX];
     st.n_limits = fill_limits(&w->cfg, lim, limp);
     st.limits = limp;
     if (admin) { /* daemon-wide counters are for the admin */
@@ -333,7 +329,7 @@ static struct wmap *find_named(struct wsession *s, uint64_t id, const char *path
     if (anonymous) {
         struct wmap *m = beneath_check_name(path) == MMAPIO_OK ? find_anon(s->w, path) : NULL;
         if (!m)
-            reply_err(s, id, MMAPIO_E_NOT_FOUND, "no anonymous mapping '%s'", path);
+            reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_NO_ANON, path);
         else if (!may_see(s, admin, m))
             refuse_not_owner(s, id, path, true, m->owner);
         return m && may_see(s, admin, m) ? m : NULL;
@@ -351,7 +347,7 @@ static struct wmap *find_named(struct wsession *s, uint64_t id, const char *path
     }
     struct wmap *m = known ? find_file(s->w, vol, index) : NULL;
     if (!m)
-        reply_err(s, id, MMAPIO_E_NOT_FOUND, "%s is not mapped by anyone", path);
+        reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_UNMAPPED, path);
     return m;
 }
 
