@@ -252,6 +252,17 @@ static void fill_info(struct handlers *h, struct mapping *m,
                                     : MMAPIO__HUGE_PAGES__HUGE_NONE;
 }
 
+/* A page built (r 0) sent and freed, or the want of memory told. */
+static void send_page(struct session *c, uint64_t id, int r, struct adminview_page *page)
+{
+    if (r < 0) {
+        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+        return;
+    }
+    session_reply(c, &page->reply, -1);
+    adminview_free(page);
+}
+
 /* AdminList's source (adminview_map_fn): the registry's walk and the
  * removed ones still held, merged by id; files in the open cache are
  * passed over. */
@@ -292,12 +303,7 @@ void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
     l.r = adminview_next(&l.rs);
     walk_visible(c, q->after_id, &l.w);
     l.m = registry_walk_next(&l.w);
-    if (adminview_list(&page, id, SIZE_MAX, list_next, &l) < 0) {
-        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
-    } else {
-        session_reply(c, &page.reply, -1);
-        adminview_free(&page);
-    }
+    send_page(c, id, adminview_list(&page, id, SIZE_MAX, list_next, &l), &page);
     adminview_picks_free(&l.rs);
 }
 
@@ -330,12 +336,7 @@ void admin_clients(struct session *c, uint64_t id, const Mmapio__AdminClients *q
         if (adminview_sees(all, c->cred.uid, o->cred.uid))
             adminview_pick(&picks, o->id, o);
     adminview_sort(&picks);
-    if (adminview_clients(&page, id, picks.n, client_next, &picks) < 0) {
-        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
-    } else {
-        session_reply(c, &page.reply, -1);
-        adminview_free(&page);
-    }
+    send_page(c, id, adminview_clients(&page, id, picks.n, client_next, &picks), &page);
     adminview_picks_free(&picks);
 }
 

@@ -68,58 +68,60 @@ static size_t take(struct source *s, size_t slots,
     return n;
 }
 
-static void page_init(struct adminview_page *p, uint64_t id)
+/* The page of a source of mappings (s->map) or clients. */
+static int build(struct adminview_page *p, uint64_t id, size_t hint, struct source *s)
 {
+    size_t slots = page_slots(hint), n;
+    bool maps = s->map != NULL, more;
     memset(p, 0, sizeof(*p));
     mmapio__reply__init(&p->reply);
-    mmapio__list_reply__init(&p->list);
-    mmapio__clients_reply__init(&p->clients);
     p->reply.id = id;
+    if (maps) {
+        p->maps = calloc(slots, sizeof(*p->maps));
+        p->map_p = calloc(slots, sizeof(*p->map_p));
+        p->pols = calloc(slots, sizeof(*p->pols));
+    } else {
+        p->cls = calloc(slots, sizeof(*p->cls));
+        p->cl_p = calloc(slots, sizeof(*p->cl_p));
+        p->held = calloc(slots * ADMINVIEW_HELD_MAX, sizeof(*p->held));
+        p->held_p = calloc(slots * ADMINVIEW_HELD_MAX, sizeof(*p->held_p));
+    }
+    if (maps ? !p->maps || !p->map_p || !p->pols
+             : !p->cls || !p->cl_p || !p->held || !p->held_p) {
+        adminview_free(p);
+        return -ENOMEM;
+    }
+    n = take(s, slots, maps ? fill_map : fill_client, &more);
+    if (maps) {
+        mmapio__list_reply__init(&p->list);
+        p->list.maps = p->map_p;
+        p->list.n_maps = n;
+        p->list.more = more;
+        p->reply.result_case = MMAPIO__REPLY__RESULT_LIST;
+        p->reply.list = &p->list;
+    } else {
+        mmapio__clients_reply__init(&p->clients);
+        p->clients.clients = p->cl_p;
+        p->clients.n_clients = n;
+        p->clients.more = more;
+        p->reply.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
+        p->reply.clients = &p->clients;
+    }
+    return 0;
 }
 
 int adminview_list(struct adminview_page *p, uint64_t id, size_t hint,
                    adminview_map_fn *next, void *src)
 {
-    size_t slots = page_slots(hint);
-    page_init(p, id);
-    p->maps = calloc(slots, sizeof(*p->maps));
-    p->map_p = calloc(slots, sizeof(*p->map_p));
-    p->pols = calloc(slots, sizeof(*p->pols));
-    if (!p->maps || !p->map_p || !p->pols) {
-        adminview_free(p);
-        return -ENOMEM;
-    }
     struct source s = { .p = p, .map = next, .src = src };
-    bool more;
-    p->list.maps = p->map_p;
-    p->list.n_maps = take(&s, slots, fill_map, &more);
-    p->list.more = more;
-    p->reply.result_case = MMAPIO__REPLY__RESULT_LIST;
-    p->reply.list = &p->list;
-    return 0;
+    return build(p, id, hint, &s);
 }
 
 int adminview_clients(struct adminview_page *p, uint64_t id, size_t hint,
                       adminview_client_fn *next, void *src)
 {
-    size_t slots = page_slots(hint);
-    page_init(p, id);
-    p->cls = calloc(slots, sizeof(*p->cls));
-    p->cl_p = calloc(slots, sizeof(*p->cl_p));
-    p->held = calloc(slots * ADMINVIEW_HELD_MAX, sizeof(*p->held));
-    p->held_p = calloc(slots * ADMINVIEW_HELD_MAX, sizeof(*p->held_p));
-    if (!p->cls || !p->cl_p || !p->held || !p->held_p) {
-        adminview_free(p);
-        return -ENOMEM;
-    }
     struct source s = { .p = p, .client = next, .src = src };
-    bool more;
-    p->clients.clients = p->cl_p;
-    p->clients.n_clients = take(&s, slots, fill_client, &more);
-    p->clients.more = more;
-    p->reply.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
-    p->reply.clients = &p->clients;
-    return 0;
+    return build(p, id, hint, &s);
 }
 
 void adminview_free(struct adminview_page *p)
@@ -131,13 +133,6 @@ void adminview_free(struct adminview_page *p)
     free(p->cl_p);
     free(p->held);
     free(p->held_p);
-    p->maps = NULL;
-    p->map_p = NULL;
-    p->pols = NULL;
-    p->cls = NULL;
-    p->cl_p = NULL;
-    p->held = NULL;
-    p->held_p = NULL;
 }
 
 void adminview_limit(Mmapio__Limit *lim, Mmapio__Limit **p, size_t *n, size_t max,

@@ -190,6 +190,17 @@ static void fill_info(const struct winops *w, struct wmap *m, Mmapio__MapInfo *i
      * huge_pages: never used. */
 }
 
+/* A page built (r 0) sent and freed, or the want of memory told. */
+static void send_page(struct wsession *s, uint64_t id, int r, struct adminview_page *page)
+{
+    if (r < 0) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        return;
+    }
+    send_reply(s, &page->reply, NULL, 0);
+    adminview_free(page);
+}
+
 /* AdminList's and AdminClients' source (adminview_*_fn): the picks, by id. */
 struct picked {
     struct winops *w;
@@ -219,12 +230,7 @@ static void op_list(struct wsession *s, uint64_t id, bool admin,
         if (may_see(s, admin, m))
             adminview_pick(&a.picks, m->id, m);
     adminview_sort(&a.picks);
-    if (adminview_list(&page, id, a.picks.n, list_next, &a) < 0) {
-        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
-    } else {
-        send_reply(s, &page.reply, NULL, 0);
-        adminview_free(&page);
-    }
+    send_page(s, id, adminview_list(&page, id, a.picks.n, list_next, &a), &page);
     adminview_picks_free(&a.picks);
 }
 
@@ -258,12 +264,7 @@ static void op_clients(struct wsession *s, uint64_t id, bool admin,
         if (o->hello_done && adminview_sees(admin, s->cred.uid, o->cred.uid))
             adminview_pick(&a.picks, o->id, o);
     adminview_sort(&a.picks);
-    if (adminview_clients(&page, id, a.picks.n, client_next, &a) < 0) {
-        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
-    } else {
-        send_reply(s, &page.reply, NULL, 0);
-        adminview_free(&page);
-    }
+    send_page(s, id, adminview_clients(&page, id, a.picks.n, client_next, &a), &page);
     adminview_picks_free(&a.picks);
 }
 
