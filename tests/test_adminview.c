@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "adminview.h"
 
@@ -211,4 +212,41 @@ Test(adminview, limits_up_to_the_room)
     cr_assert_str_eq(lim[1].name, "b");
     cr_assert_eq(lim[1].value, 2);
     cr_assert_str_eq(lim[1].what, "second");
+}
+
+Test(adminview, status_counts_and_daemon_wide_for_admins)
+{
+    struct adminview_daemon d = {
+        .started = (int64_t)time(NULL) - 5, .pid = 42, .socket = "/run/s",
+        .root = NULL, .config_file = NULL, .rss_bytes = 4096,
+        .flushes = 7, .flush_failures = 1, .errors = 2, .clients_total = 9, .arenas = 3,
+    };
+    for (int admin = 0; admin < 2; admin++) {
+        Mmapio__StatusReply st = MMAPIO__STATUS_REPLY__INIT;
+        Mmapio__Reply r;
+        adminview_count(&st, true, 100);
+        adminview_count(&st, false, 20);
+        adminview_count(&st, true, 3);
+        cr_assert_eq(adminview_status(&r, 11, &st, admin, &d), &r);
+        cr_assert_eq(r.id, 11);
+        cr_assert_eq(r.result_case, MMAPIO__REPLY__RESULT_STATUS);
+        cr_assert_eq(r.status, &st);
+        cr_assert_eq(st.mappings, 3);
+        cr_assert_eq(st.anonymous, 2);
+        cr_assert_eq(st.files, 1);
+        cr_assert_eq(st.bytes_mapped, 123);
+        cr_assert_str_eq(st.version, MMAPIO_VERSION);
+        cr_assert_geq(st.uptime_s, 5);
+        cr_assert_eq(st.pid, 42);
+        cr_assert_str_eq(st.socket, "/run/s");
+        cr_assert_str_eq(st.root, "", "none is empty");
+        cr_assert_str_eq(st.config_file, "");
+        cr_assert_eq(!!st.all, admin);
+        /* Daemon-wide counters: an admin's only. */
+        cr_assert_eq(st.flushes, admin ? 7 : 0);
+        cr_assert_eq(st.flush_failures, admin ? 1 : 0);
+        cr_assert_eq(st.errors, admin ? 2 : 0);
+        cr_assert_eq(st.clients_total, admin ? 9 : 0);
+        cr_assert_eq(st.arenas, admin ? 3 : 0);
+    }
 }

@@ -111,23 +111,14 @@ static size_t fill_limits(const struct config *cfg, Mmapio__Limit *lim,
     return n;
 }
 
-struct tally {
-    const struct session *c;
-    uint64_t mappings, anon, files, bytes, carved;
-};
-
-static void count_one(struct mapping *m, void *arg)
+/* One mapping in c's status, if c may see it. */
+static void count_one(const struct session *c, struct mapping *m,
+                      Mmapio__StatusReply *s)
 {
-    struct tally *t = arg;
-    if (!may_see(t->c, m))
+    if (!may_see(c, m))
         return;
-    t->mappings++;
-    t->bytes += m->size;
-    if (m->kind == MAPPING_ANON)
-        t->anon++;
-    else
-        t->files++;
-    t->carved += m->arena != NULL;
+    adminview_count(s, m->kind == MAPPING_ANON, m->size);
+    s->carved += m->arena != NULL;
 }
 
 /* A walk over what c may see, in id order after `after`: everything for
@@ -142,60 +133,38 @@ static void walk_visible(const struct session *c, uint64_t after,
 void admin_status(struct session *c, uint64_t id)
 {
     struct handlers *h = c->h;
-    struct tally t = { .c = c };
     bool all = is_admin(c);
-    uint32_t clients = 0, rings = 0;
+    Mmapio__StatusReply s = MMAPIO__STATUS_REPLY__INIT;
     struct registry_walk w;
     struct mapping *m;
 
     walk_visible(c, 0, &w);
     while ((m = registry_walk_next(&w)))
-        count_one(m, &t);
+        count_one(c, m, &s);
     struct adminview_picks rs;
     removed_held(c, 0, &rs); /* without memory: counted as none */
     while ((m = adminview_next(&rs)))
-        count_one(m, &t);
-    size_t n_removed = rs.n;
+        count_one(c, m, &s);
+    s.removed_held = rs.n;
     adminview_picks_free(&rs);
-    for (struct session *o = h->sessions; o; o = o->next) {
-        bool counted = adminview_sees(all, c->cred.uid, o->cred.uid);
-        clients += counted;
-        rings += counted && o->ring;
-    }
-
-    Mmapio__StatusReply s = MMAPIO__STATUS_REPLY__INIT;
-    s.version = (char *)MMAPIO_VERSION;
-    s.uptime_s = (uint64_t)(time(NULL) - h->started);
-    s.clients = clients;
-    s.write_rings = rings;
-    s.mappings = t.mappings;
-    s.anonymous = t.anon;
-    s.files = t.files;
-    s.bytes_mapped = t.bytes;
-    s.all = all;
-    s.removed_held = n_removed;
-    s.carved = t.carved;
-    s.pid = (int32_t)getpid();
-    s.socket = (char *)h->cfg->socket_path;
-    s.root = (char *)h->cfg->root;
-    s.config_file = (char *)(h->config_file ? h->config_file : "");
-    s.rss_bytes = rss_bytes();
-    s.started = (int64_t)h->started;
+    for (struct session *o = h->sessions; o; o = o->next)
+        if (adminview_sees(all, c->cred.uid, o->cred.uid)) {
+            s.clients++;
+            s.write_rings += o->ring != NULL;
+        }
     Mmapio__Limit lim[LIMITS_MAX], *limp[LIMITS_MAX];
     s.n_limits = fill_limits(h->cfg, lim, limp);
     s.limits = limp;
-    if (all) { /* daemon-wide counters are for the admin */
-        s.flushes = h->flushes->n_flushes;
-        s.flush_failures = h->flushes->n_failures;
-        s.errors = h->errors;
-        s.clients_total = h->sessions_total;
-        s.arenas = h->reg->env.arenas.n;
-    }
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_STATUS;
-    r.status = &s;
-    session_reply(c, &r, -1);
+    struct adminview_daemon d = {
+        .started = (int64_t)h->started, .pid = (int32_t)getpid(),
+        .socket = h->cfg->socket_path, .root = h->cfg->root,
+        .config_file = h->config_file, .rss_bytes = rss_bytes(),
+        .flushes = h->flushes->n_flushes, .flush_failures = h->flushes->n_failures,
+        .errors = h->errors, .clients_total = h->sessions_total,
+        .arenas = h->reg->env.arenas.n,
+    };
+    Mmapio__Reply r;
+    session_reply(c, adminview_status(&r, id, &s, all, &d), -1);
 }
 
 /* ---- list ------------------------------------------------------------ */

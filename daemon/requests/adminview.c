@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ENTRY_FRAMING 8 /* a repeated field's tag and length, at most */
 
@@ -133,6 +134,40 @@ void adminview_free(struct adminview_page *p)
     free(p->cl_p);
     free(p->held);
     free(p->held_p);
+}
+
+void adminview_count(Mmapio__StatusReply *st, bool anonymous, uint64_t size)
+{
+    st->mappings++;
+    st->bytes_mapped += size;
+    st->anonymous += anonymous;
+    st->files += !anonymous;
+}
+
+Mmapio__Reply *adminview_status(Mmapio__Reply *r, uint64_t id, Mmapio__StatusReply *st,
+                                bool admin, const struct adminview_daemon *d)
+{
+    st->version = (char *)MMAPIO_VERSION;
+    st->uptime_s = (uint64_t)((int64_t)time(NULL) - d->started);
+    st->started = d->started;
+    st->all = admin;
+    st->pid = d->pid;
+    st->socket = (char *)(d->socket ? d->socket : "");
+    st->root = (char *)(d->root ? d->root : "");
+    st->config_file = (char *)(d->config_file ? d->config_file : "");
+    st->rss_bytes = d->rss_bytes;
+    if (admin) { /* daemon-wide counters are for the admin */
+        st->flushes = d->flushes;
+        st->flush_failures = d->flush_failures;
+        st->errors = d->errors;
+        st->clients_total = d->clients_total;
+        st->arenas = d->arenas;
+    }
+    mmapio__reply__init(r);
+    r->id = id;
+    r->result_case = MMAPIO__REPLY__RESULT_STATUS;
+    r->status = st;
+    return r;
 }
 
 void adminview_limit(Mmapio__Limit *lim, Mmapio__Limit **p, size_t *n, size_t max,

@@ -57,6 +57,23 @@ void adminview_sort(struct adminview_picks *p);
 void *adminview_next(struct adminview_picks *p);
 void adminview_picks_free(struct adminview_picks *p);
 
+/* AdminStatus: what a daemon says of itself, and its daemon-wide
+ * counters (told to an admin only). */
+struct adminview_daemon {
+    int64_t started;                   /* unix seconds */
+    int32_t pid;
+    const char *socket, *root, *config_file; /* NULL: none */
+    uint64_t rss_bytes;
+    uint64_t flushes, flush_failures, errors, clients_total, arenas;
+};
+
+/* Counts in st one mapping the caller may see. */
+void adminview_count(Mmapio__StatusReply *st, bool anonymous, uint64_t size);
+/* st, counted, completed with d for a caller (an admin or not): *r, the
+ * reply of `id` that carries it. */
+Mmapio__Reply *adminview_status(Mmapio__Reply *r, uint64_t id, Mmapio__StatusReply *st,
+                                bool admin, const struct adminview_daemon *d);
+
 /* One number of AdminStatus' limits in lim[*n] (p[*n] pointing to it),
  * *n counted; nothing when *n is `max` already. */
 void adminview_limit(Mmapio__Limit *lim, Mmapio__Limit **p, size_t *n, size_t max,

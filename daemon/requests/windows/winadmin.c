@@ -123,40 +123,26 @@ static void op_status(struct wsession *s, uint64_t id, bool admin)
     for (const struct wmap *m = w->maps; m; m = m->next) {
         if (!may_see(s, admin, m))
             continue;
-        st.mappings++;
-        st.bytes_mapped += m->size;
-        st.anonymous += m->anonymous;
-        st.files += !m->anonymous;
+        adminview_count(&st, m->anonymous, m->size);
         st.removed_held += m->anonymous && !m->named;
     }
     for (const struct wsession *o = w->sessions; o; o = o->next)
         st.clients += o->hello_done && adminview_sees(admin, s->cred.uid, o->cred.uid);
     PROCESS_MEMORY_COUNTERS pmc = {.cb = sizeof(pmc)};
-    st.version = (char *)MMAPIO_VERSION;
-    st.uptime_s = (uint64_t)((int64_t)time(NULL) - w->started);
-    st.all = admin;
-    st.pid = (int32_t)GetCurrentProcessId();
-    st.socket = (char *)(w->cfg.pipe_name ? w->cfg.pipe_name : "");
-    st.root = (char *)(w->cfg.root_path ? w->cfg.root_path : "");
-    st.config_file = (char *)""; /* no configuration file on Windows */
-    st.rss_bytes = K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc))
-                       ? pmc.WorkingSetSize : 0;
-    st.started = w->started;
     Mmapio__Limit lim[LIMITS_MAX], *limp[LIMITS_MAX];
     st.n_limits = fill_limits(&w->cfg, lim, limp);
     st.limits = limp;
-    if (admin) { /* daemon-wide counters are for the admin */
-        st.errors = w->errors;
-        st.clients_total = w->sessions_total;
-        st.flushes = w->flushes;
-        st.flush_failures = w->flush_failures;
-    }
-    /* write_rings, carved, arenas: none on Windows. */
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_STATUS;
-    r.status = &st;
-    send_reply(s, &r, NULL, 0);
+    /* No configuration file on Windows; write_rings, carved, arenas: none. */
+    struct adminview_daemon d = {
+        .started = w->started, .pid = (int32_t)GetCurrentProcessId(),
+        .socket = w->cfg.pipe_name, .root = w->cfg.root_path,
+        .rss_bytes = K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc))
+                         ? pmc.WorkingSetSize : 0,
+        .flushes = w->flushes, .flush_failures = w->flush_failures,
+        .errors = w->errors, .clients_total = w->sessions_total,
+    };
+    Mmapio__Reply r;
+    send_reply(s, adminview_status(&r, id, &st, admin, &d), NULL, 0);
 }
 
 /* ---- list and stat ------------------------------------------------------ */
