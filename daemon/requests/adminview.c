@@ -1,5 +1,5 @@
-/* adminview: the admin requests' visibility and paging, for both daemons
- * (see adminview.h). */
+/* adminview: what the admin requests show and how they page, for both
+ * daemons (see adminview.h). */
 #include "adminview.h"
 
 #include <errno.h>

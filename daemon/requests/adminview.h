@@ -1,11 +1,12 @@
 /*
  * adminview: what the admin requests show, for both daemons (Linux's
  * admin.c, Windows' winadmin.c): who may see whose mappings and
- * connections, the words of a refusal, and the paging of AdminList and
- * AdminClients replies (after after_id, in id order, at most
- * ADMINVIEW_PAGE_MAX entries and about ADMINVIEW_PAGE_BYTES packed, the
- * first entry always, and `more` when one was left off). Portable: the
- * protocol's messages and the C library only.
+ * connections, the words of a refusal, AdminStatus' common part, a
+ * client's entry, and the paging of AdminList and AdminClients replies
+ * (after after_id, in id order, at most ADMINVIEW_PAGE_MAX entries and
+ * about ADMINVIEW_PAGE_BYTES packed, the first entry always, and `more`
+ * when one was left off). Portable: the protocol's messages and the C
+ * library only (gcc on Linux, mingw).
  */
 #ifndef MMAPIOD_ADMINVIEW_H
 #define MMAPIOD_ADMINVIEW_H
