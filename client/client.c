@@ -592,6 +592,8 @@ static int client_hello_locked(mmapio_client *c)
         return r;
     if (rep.reply->hello->max_frame > 0)
         c->max_frame = rep.reply->hello->max_frame;
+    if (rep.reply->hello->uid_known)
+        c->uid = rep.reply->hello->uid; /* the daemon's view of us, said */
     /* Half of what the daemon reads unanswered: room for round trips. */
     c->asyncs.max = rep.reply->hello->max_inflight / 2;
     if (c->asyncs.max == 0)

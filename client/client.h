@@ -67,8 +67,9 @@ struct mmapio_client {
     int wake_fd;             /* eventfd: events came for a waiting dispatch */
     bool waiting;            /* a dispatch waits outside the lock */
     bool shutdown_seen;      /* EVENT_SHUTDOWN arrived */
-    uint32_t uid;            /* our effective uid at connect: the daemon's
-                                view of us (MMAPIO_OWNER_SELF) */
+    uint32_t uid;            /* the daemon's view of us (MMAPIO_OWNER_SELF):
+                                our effective uid at connect, or the uid
+                                its hello reply says */
     uint64_t next_id;
     size_t max_frame;        /* largest request the daemon accepts */
     uint8_t *rxbuf;          /* one received datagram */

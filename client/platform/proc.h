@@ -35,8 +35,8 @@ const char *proc_getenv(const char *name);
 /* The program's short name, for the daemon's logs. */
 const char *proc_name(void);
 
-/* The user the daemon sees us as (the effective uid; on Windows the RID
- * of the token's user SID, as the daemon's peercred gives it). */
+/* The user the daemon sees us as (the effective uid), or UINT32_MAX when
+ * only the daemon can tell (Windows: its hello reply says). */
 uint32_t proc_uid(void);
 
 /* Registers this process, once, for the daemon's process-wide barrier

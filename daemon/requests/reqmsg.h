@@ -42,7 +42,8 @@ struct reqmsg {
     } u;
 };
 
-/* HelloReply of this daemon's WIRE_PROTOCOL and version, with its limits. */
+/* HelloReply of this daemon's WIRE_PROTOCOL and version, with its limits
+ * (uid_known and uid unset: the Windows daemon sets them after). */
 Mmapio__Reply *reqmsg_hello(struct reqmsg *b, uint64_t id, uint32_t max_frame,
                             uint32_t max_inflight, uint32_t max_events,
                             uint32_t ctl_slots);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mmapio.h"
 #include "pipeserver.h"
+#include "sidmap.h"
 #include "winops.h"
 #include "winwatch.h"
 #include "wire.h"
@@ -281,6 +282,13 @@ static int serve(int argc, char **argv, void (*on_up)(void))
     stop_handle = stop;
     ReleaseSRWLockExclusive(&stop_lock);
     log_info("serving %s, data root %s", pipe, root);
+    char domain[256];
+    if (sid_domain(domain, sizeof(domain)))
+        log_info("uids: RIDs of the account domain %s, other SIDs numbered from %#x",
+                 domain, SIDMAP_FOREIGN);
+    else
+        log_info("uids: the account domain is not known, every SID numbered from %#x",
+                 SIDMAP_FOREIGN);
     fflush(stderr);
     if (on_up)
         on_up();

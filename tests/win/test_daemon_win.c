@@ -134,6 +134,25 @@ static void reply_free(Mmapio__Reply *r)
         mmapio__reply__free_unpacked(r, NULL);
 }
 
+/* The last sub-authority of this process's user SID. */
+static uint32_t my_rid(void)
+{
+    HANDLE tok;
+    union {
+        TOKEN_USER user;
+        char bytes[256];
+    } u;
+    DWORD len;
+    uint32_t rid = UINT32_MAX;
+    if (OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) {
+        if (GetTokenInformation(tok, TokenUser, &u, sizeof(u), &len))
+            rid = *GetSidSubAuthority(u.user.User.Sid,
+                                      *GetSidSubAuthorityCount(u.user.User.Sid) - 1u);
+        CloseHandle(tok);
+    }
+    return rid;
+}
+
 static int hello(HANDLE h)
 {
     Mmapio__Hello he = MMAPIO__HELLO__INIT;
@@ -147,6 +166,12 @@ static int hello(HANDLE h)
     Mmapio__Reply *r = call(h, &q, &err, &ctl);
     if (r && !err) {
         CHECK(r->result_case == MMAPIO__REPLY__RESULT_HELLO && r->hello->ctl_slots > 0);
+        /* Our uid, as the daemon numbers SIDs: the RID of a local account
+         * (wine's user is one), else from 0x80000000. */
+        uint32_t rid = my_rid();
+        CHECK(r->hello && r->hello->uid_known);
+        CHECK(r->hello && (r->hello->uid == rid || r->hello->uid >= 0x80000000u) &&
+              r->hello->uid != UINT32_MAX);
         CHECK(ctl != NULL); /* the control area, read-only */
         if (ctl) {
             void *p = MapViewOfFile(ctl, FILE_MAP_READ, 0, 0, 0);

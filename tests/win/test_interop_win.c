@@ -48,6 +48,30 @@ static int child(const char *pipe)
     return failures ? 3 : 0;
 }
 
+/* The owner checks against our uid, which only the daemon can tell on
+ * Windows (its hello reply: README, "Windows", uids): our own anonymous
+ * mapping and file pass MMAPIO_OWNER_SELF, a numbered SID's uid (not
+ * ours: wine's user is a local account, its RID) does not. */
+static void check_owner(mmapio_client *c)
+{
+    mmapio_map *m = NULL;
+    CHECK(mmapio_anon_open_or_create(c, "interop", 4096, &m) == MMAPIO_OK);
+    mmapio_unmap(m);
+    m = NULL;
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.owner = MMAPIO_OWNER_SELF;
+    CHECK(mmapio_open(c, "interop.dat", &o, &m) == MMAPIO_OK);
+    mmapio_unmap(m);
+    m = NULL;
+    o.anonymous = true;
+    o.owner = MMAPIO_OWNER_UID;
+    o.owner_uid = 0x80000000u;
+    CHECK(mmapio_open(c, "interop", &o, &m) == MMAPIO_E_PERMISSION && !m);
+    o.anonymous = false;
+    CHECK(mmapio_open(c, "interop.dat", &o, &m) == MMAPIO_E_PERMISSION && !m);
+}
+
 /* What another program does to a file, without mmapio. */
 static int outside(const char *op, const char *path, const char *to)
 {
@@ -245,6 +269,7 @@ int main(int argc, char **argv)
         CHECK(f && mmapio_update_region(f, 0, "file!", 6) == MMAPIO_OK);
         CHECK(f && mmapio_flush(f) == MMAPIO_OK);
         CHECK(run_child(pipe) == 0);
+        check_owner(c);
         CHECK(mmapio_unmap(a) == MMAPIO_OK);
         CHECK(mmapio_unmap(f) == MMAPIO_OK);
         CHECK(mmapio_anon_delete(c, "interop") == MMAPIO_OK);

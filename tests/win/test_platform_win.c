@@ -7,6 +7,7 @@
  */
 #include "membackend.h"
 #include "peercred.h"
+#include "sidmap.h"
 #include "wakeup.h"
 #include "watchsys.h"
 #include "writeback.h"
@@ -316,8 +317,14 @@ static void test_peer_identity(void)
     DWORD len;
     CHECK(GetTokenInformation(tok, TokenUser, &u, sizeof(u), &len));
     PSID sid = u.user.User.Sid;
-    uid_t mine = *GetSidSubAuthority(sid, *GetSidSubAuthorityCount(sid) - 1u);
-    CHECK(pc.uid == mine);
+    uid_t mine = sid_id(sid); /* the whole SID's number (sidmap.h) */
+    CHECK(mine != SIDMAP_NONE && pc.uid == mine);
+    union {
+        TOKEN_PRIMARY_GROUP group;
+        char bytes[256];
+    } g;
+    CHECK(GetTokenInformation(tok, TokenPrimaryGroup, &g, sizeof(g), &len));
+    CHECK(pc.gid == sid_id(g.group.PrimaryGroup));
     CHECK(pc.groups_unknown || pc.n_groups <= PEER_MAX_GROUPS);
     CloseHandle(tok);
     /* Still this process's own identity after the call (reverted). */

@@ -1,4 +1,4 @@
-/* proc on Windows: handles, the process's token, its image name. A
+/* proc on Windows: handles, its image name (its uid is the daemon's to say). A
  * handle's value cannot be chosen (proc_replace is -ENOTSUP) and a
  * section has no file identity (proc_identify is -ENOTSUP): a daemon's
  * restart detaches Windows handles rather than re-attaching them. */
@@ -68,26 +68,13 @@ const char *proc_name(void)
     return name;
 }
 
+/* The Windows daemon numbers SIDs in the order it meets them (a local
+ * account's RID, any other SID from 0x80000000: daemon/platform/windows/
+ * sidmap.h), so the number is learned from its hello reply; until then
+ * none, which matches no owner. */
 uint32_t proc_uid(void)
 {
-    HANDLE tok;
-    union {
-        TOKEN_USER user;
-        char room[SECURITY_MAX_SID_SIZE + sizeof(TOKEN_USER)];
-    } info;
-    DWORD len;
-    uint32_t uid = UINT32_MAX;
-
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
-        return uid;
-    if (GetTokenInformation(tok, TokenUser, &info, sizeof(info), &len)) {
-        PSID sid = info.user.User.Sid;
-        UCHAR n = *GetSidSubAuthorityCount(sid);
-        if (n > 0)
-            uid = *GetSidSubAuthority(sid, n - 1);
-    }
-    CloseHandle(tok);
-    return uid;
+    return UINT32_MAX;
 }
 
 /* No process-wide barrier the daemon could issue: the write ring's cells

@@ -7,25 +7,21 @@
  * server impersonate only after it has read from the pipe: call this
  * after the first message.
  *
- * uid and gids are the last sub-authority (RID) of the token's user,
- * primary group and group SIDs. RIDs are unique among one machine's
- * accounts; a domain account can share one with a local account, so a
- * Windows daemon that admits domain accounts must compare whole SIDs
- * (not done yet: the daemon does not run on Windows so far).
+ * uid and gids stand for the token's user, primary group and group SIDs
+ * by sidmap.h: a local account's RID, any other SID a number of its own
+ * (from 0x80000000) for the daemon's life, so that equal ids are equal
+ * SIDs (a domain account may share a local account's RID). A user or
+ * primary group that cannot be numbered (the table full) is -ENOSPC; a
+ * group that cannot makes the groups unknown. Logon-session SIDs
+ * (S-1-5-5-X-Y, new at every logon) are left out of the groups, so that
+ * logons do not fill the table.
  */
 #include "peercred.h"
+#include "sidmap.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <windows.h>
-
-static uint32_t rid_of(PSID sid)
-{
-    if (!sid || !IsValidSid(sid))
-        return UINT32_MAX;
-    UCHAR n = *GetSidSubAuthorityCount(sid);
-    return n ? (uint32_t)*GetSidSubAuthority(sid, n - 1u) : UINT32_MAX;
-}
 
 /* GetTokenInformation into a malloc'd buffer, or NULL. */
 static void *token_info(HANDLE tok, TOKEN_INFORMATION_CLASS what)
@@ -60,14 +56,26 @@ int peer_identity(int sock, struct peer_cred *out)
     TOKEN_GROUPS *groups = token_info(tok, TokenGroups);
     CloseHandle(tok);
     int rc = user && group ? 0 : -ENOMEM;
+    uid_t uid = rc ? SIDMAP_NONE : sid_id(user->User.Sid);
+    gid_t gid = rc ? SIDMAP_NONE : sid_id(group->PrimaryGroup);
+    if (rc == 0 && (uid == SIDMAP_NONE || gid == SIDMAP_NONE))
+        rc = -ENOSPC;
     if (rc == 0) {
         out->pid = (pid_t)pid;
-        out->uid = rid_of(user->User.Sid);
-        out->gid = rid_of(group->PrimaryGroup);
+        out->uid = uid;
+        out->gid = gid;
         out->n_groups = 0;
-        out->groups_unknown = !groups || groups->GroupCount > PEER_MAX_GROUPS;
-        for (DWORD i = 0; !out->groups_unknown && i < groups->GroupCount; i++)
-            out->groups[out->n_groups++] = rid_of(groups->Groups[i].Sid);
+        out->groups_unknown = !groups;
+        for (DWORD i = 0; !out->groups_unknown && i < groups->GroupCount; i++) {
+            if (groups->Groups[i].Attributes & SE_GROUP_LOGON_ID)
+                continue;
+            gid_t g = sid_id(groups->Groups[i].Sid);
+            out->groups_unknown = g == SIDMAP_NONE || out->n_groups == PEER_MAX_GROUPS;
+            if (!out->groups_unknown)
+                out->groups[out->n_groups++] = g;
+        }
+        if (out->groups_unknown)
+            out->n_groups = 0;
     }
     free(user);
     free(group);

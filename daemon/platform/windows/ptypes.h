@@ -1,7 +1,8 @@
 /*
  * The system types the seam headers use, on Windows. mingw has pid_t but
- * no uid_t/gid_t: here they hold the last sub-authority (RID) of an
- * account's or group's SID (platform/windows/peercred.c).
+ * no uid_t/gid_t: here they hold the number the daemon gives an
+ * account's or group's SID, one per whole SID (platform/windows/sidmap.h:
+ * a local account's RID, any other SID from 0x80000000).
  *
  * Where a seam takes an `int fd`, Windows passes a kernel HANDLE: Windows
  * keeps handle values within 32 bits (so 32- and 64-bit processes can

@@ -27,6 +27,7 @@
 #include "peercred.h"
 #include "policy.h"
 #include "reqmsg.h"
+#include "sidmap.h"
 #include "wire.h"
 
 #define UNSUPPORTED "not supported on Windows"
@@ -88,7 +89,11 @@ static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
     int r = peer_identity(PLATFORM_FD(s->pipe), &s->cred);
     if (r < 0) {
         s->w->port.close_when_sent(s->conn);
-        reply_err(s, id, MMAPIO_E_PERMISSION, "who you are cannot be told (%d)", r);
+        if (r == -ENOSPC)
+            reply_err(s, id, MMAPIO_E_QUOTA, "your account has no uid: the daemon numbers "
+                      "at most %u accounts and groups outside this machine's", SIDMAP_CAP);
+        else
+            reply_err(s, id, MMAPIO_E_PERMISSION, "who you are cannot be told (%d)", r);
         return;
     }
     struct uidq *q = uidq_of(s->w, s->cred.uid, true);
@@ -103,9 +108,11 @@ static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
     s->hello_done = true;
     s->w->port.admitted(s->conn);
     struct reqmsg b;
-    send_reply(s, reqmsg_hello(&b, id, s->w->cfg.max_frame, s->w->cfg.max_inflight,
-                               s->w->cfg.max_events, CTL_SLOTS),
-               s->w->ctl, GRANT_RO);
+    Mmapio__Reply *rep = reqmsg_hello(&b, id, s->w->cfg.max_frame, s->w->cfg.max_inflight,
+                                      s->w->cfg.max_events, CTL_SLOTS);
+    b.u.hello.uid_known = true; /* a SID's number: the client cannot work it out */
+    b.u.hello.uid = s->cred.uid;
+    send_reply(s, rep, s->w->ctl, GRANT_RO);
 }
 
 static void open_anon(struct wsession *s, uint64_t id, const Mmapio__Open *o,
@@ -208,7 +215,8 @@ static void open_file(struct wsession *s, uint64_t id, const Mmapio__Open *o,
     }
     uint64_t index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
     struct wmap *m = find_file(w, fi.dwVolumeSerialNumber, index);
-    if (o->owner && o->owner->uid != file_owner(f)) {
+    uint32_t owner = o->owner ? file_owner(f) : SIDMAP_NONE;
+    if (o->owner && (owner == SIDMAP_NONE || o->owner->uid != owner)) {
         CloseHandle(f);
         reply_err(s, id, MMAPIO_E_PERMISSION, "%s: belongs to another account", o->path);
         return;

@@ -13,6 +13,7 @@
 #include <aclapi.h>
 
 #include "names.h"
+#include "sidmap.h"
 
 void send_reply(struct wsession *s, Mmapio__Reply *r, HANDLE h, DWORD access)
 {
@@ -219,18 +220,17 @@ HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
     return h;
 }
 
-/* The RID of a file's owner, or UINT32_MAX. */
+/* The uid of a file's owner (sidmap.h, as a client's), or SIDMAP_NONE. */
 uint32_t file_owner(HANDLE f)
 {
     PSID sid = NULL;
     PSECURITY_DESCRIPTOR sd = NULL;
-    uint32_t rid = UINT32_MAX;
+    uint32_t uid = SIDMAP_NONE;
     if (GetSecurityInfo(f, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION, &sid,
-                        NULL, NULL, NULL, &sd) == ERROR_SUCCESS && sid &&
-        IsValidSid(sid) && *GetSidSubAuthorityCount(sid) > 0)
-        rid = (uint32_t)*GetSidSubAuthority(sid, *GetSidSubAuthorityCount(sid) - 1u);
+                        NULL, NULL, NULL, &sd) == ERROR_SUCCESS)
+        uid = sid_id(sid);
     LocalFree(sd);
-    return rid;
+    return uid;
 }
 
 /* An anonymous mapping's permission bits for this caller, as on Linux. */

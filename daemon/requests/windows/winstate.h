@@ -157,7 +157,8 @@ void wtimer_post(const struct wtimer *t, void (*fn)(void *));
 FILETIME due_in_ms(uint64_t ms);
 /* s's holder `handle`, or NULL after replying NOT_FOUND to request id. */
 struct wholder *find_holder(struct wsession *s, uint64_t id, uint64_t handle);
-/* The RID of a file's owner, or UINT32_MAX. */
+/* The uid of a file's owner (sidmap.h, as a client's), or SIDMAP_NONE
+ * (UINT32_MAX) when it cannot be read or numbered. */
 uint32_t file_owner(HANDLE f);
 /* An anonymous mapping's permission bits allow this caller `mode`, as on Linux. */
 bool anon_allows(const struct wsession *s, const struct wmap *m, mmapio_mode mode);
