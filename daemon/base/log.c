@@ -1,9 +1,10 @@
-/* log: leveled one-line messages to stderr (see log.h). */
+/* log: leveled one-line messages, handed to the system's sink (see log.h). */
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
+
+#include "logsink.h"
 
 static enum log_level max_level = LOG_LVL_INFO;
 
@@ -26,8 +27,5 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    if (getenv("JOURNAL_STREAM"))
-        fprintf(stderr, "<%d>%s\n", (int)lvl, line);
-    else
-        fprintf(stderr, "mmapiod: %s: %s\n", names[lvl], line);
+    logsink_line((int)lvl, names[lvl], line);
 }

@@ -1,7 +1,10 @@
 /*
- * log: one-line messages to stderr, prefixed "mmapiod: " and a level.
- * Under systemd, stderr goes to the journal; the <N> prefix gives the
- * journal the priority when $JOURNAL_STREAM is set.
+ * log: one-line messages with a level, written by the system's sink
+ * (logsink.h). Linux: stderr, prefixed "mmapiod: " and the level; under
+ * systemd stderr goes to the journal, and the <N> prefix gives the
+ * journal the priority when $JOURNAL_STREAM is set. Windows: the same on
+ * stderr, or a log file with a UTC timestamp on each line
+ * (base/windows/logfile.h).
  */
 #ifndef MMAPIOD_LOG_H
 #define MMAPIOD_LOG_H

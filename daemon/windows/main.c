@@ -14,9 +14,11 @@
 #include <sddl.h>
 
 #include "log.h"
+#include "logfile.h"
 #include "mmapio.h"
 #include "pipeserver.h"
 #include "sidmap.h"
+#include "beneath.h"
 #include "winops.h"
 #include "winwatch.h"
 #include "wire.h"
@@ -130,15 +132,18 @@ static void usage(FILE *out)
         "               [--max_map_size N] [--max_mappings N] [--max_clients N]\n"
         "               [--max_clients_per_uid N] [--max_events N]\n"
         "               [--hello_timeout_ms N] [--verbose]\n"
-        "               [--service]\n"
+        "               [--log FILE] [--log_max_bytes N] [--service]\n"
         "       mmapiod --help | --version\n"
         "\n"
         "Serves shared memory mappings to local processes over a named pipe\n"
         "(default " DEFAULT_PIPE "); file paths are beneath the data root\n"
         "(default %%LOCALAPPDATA%%\\mmapio). Stays in the foreground, logs to\n"
-        "stderr, stops on Ctrl-C, Ctrl-Break or when its event\n"
+        "stderr (or to --log FILE, moved to FILE.1 at --log_max_bytes, default\n"
+        "%u), stops on Ctrl-C, Ctrl-Break or when its event\n"
         "Local\\mmapiod-stop-NAME is set. --service: run by the service\n"
-        "control manager (the service's binPath carries it; README, \"Windows\").\n");
+        "control manager (the service's binPath carries it; README, \"Windows\");\n"
+        "it logs to --log FILE, or to ROOT\\.mmapiod\\" LOGFILE_NAME ".\n",
+        LOGFILE_DEFAULT_BYTES);
 }
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -152,11 +157,33 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
+/* Where the log goes: --log FILE, or as a service ROOT\.mmapiod\mmapiod.log
+ * in a folder only the daemon's account can write (which no client path
+ * reaches: beneath.h). Exit status: 0, or 1 with why on stderr. */
+static int start_log(const char *log, uint64_t max_bytes, bool service, const char *root)
+{
+    char buf[MAX_PATH];
+    if (!log && !service)
+        return 0;
+    if (!log && snprintf(buf, sizeof(buf), "%s\\%s\\%s", root, BENEATH_STATE_DIR,
+                         LOGFILE_NAME) >= (int)sizeof(buf)) {
+        fprintf(stderr, "mmapiod: the data root's name is too long for the log's\n");
+        return 1;
+    }
+    int r = logfile_open(log ? log : buf, max_bytes, !log);
+    if (r < 0) {
+        fprintf(stderr, "mmapiod: cannot log to %s: %s\n", log ? log : buf, strerror(-r));
+        return 1;
+    }
+    return 0;
+}
+
 /* The daemon: parses argv, serves until stopped. Exit status; `on_up`
  * (when not NULL) is called once the pipe is served. */
-static int serve(int argc, char **argv, void (*on_up)(void))
+static int serve(int argc, char **argv, bool service, void (*on_up)(void))
 {
-    const char *pipe = DEFAULT_PIPE, *root = NULL;
+    const char *pipe = DEFAULT_PIPE, *root = NULL, *log = NULL;
+    uint64_t log_max = LOGFILE_DEFAULT_BYTES;
     char root_buf[MAX_PATH];
     unsigned hello_ms = 5000;
     unsigned max_clients = 1024; /* each holds a read buffer of a frame */
@@ -192,6 +219,11 @@ static int serve(int argc, char **argv, void (*on_up)(void))
             pipe = v;
         } else if (!strcmp(a, "--root")) {
             root = v;
+        } else if (!strcmp(a, "--log") && *v) {
+            log = v;
+        } else if (!strcmp(a, "--log_max_bytes") &&
+                   !parse_u64(v, LOGFILE_MIN_BYTES, UINT64_C(1) << 40, &n)) {
+            log_max = n;
         } else if (!strcmp(a, "--max_frame") && !parse_u64(v, 1024, 16u << 20, &n)) {
             cfg.max_frame = (uint32_t)n;
         } else if (!strcmp(a, "--max_map_size") && !parse_u64(v, 1, INT64_MAX, &n)) {
@@ -230,6 +262,10 @@ static int serve(int argc, char **argv, void (*on_up)(void))
                 (unsigned long)GetLastError());
         return 1;
     }
+    if (start_log(log, log_max, service, root)) {
+        CloseHandle(cfg.root);
+        return 1;
+    }
 
     cfg.pipe_name = pipe;
     cfg.root_path = root;
@@ -240,7 +276,9 @@ static int serve(int argc, char **argv, void (*on_up)(void))
                                              port_admitted, port_post};
     int r = winops_new(&w, &cfg, &port);
     if (r < 0) {
-        fprintf(stderr, "mmapiod: cannot start: %s\n", strerror(-r));
+        log_err("cannot start: %s", strerror(-r));
+        logfile_close();
+        CloseHandle(cfg.root);
         return 1;
     }
     struct ps_limits lim = {
@@ -260,22 +298,26 @@ static int serve(int argc, char **argv, void (*on_up)(void))
     HANDLE stop = strncmp(pipe, DEFAULT_PIPE, 9) ? NULL : stop_event(pipe), wait = NULL;
     r = stop ? ps_new(&server, pipe, &lim, &cb, w) : -EADDRINUSE;
     if (r < 0) {
-        fprintf(stderr, "mmapiod: cannot serve %s: %s\n", pipe,
+        log_err("cannot serve %s: %s", pipe,
                 strncmp(pipe, DEFAULT_PIPE, 9) || r == -EINVAL
                     ? "a pipe name starts with \\\\.\\pipe\\"
                 : r == -EADDRINUSE ? "another daemon serves it" : strerror(-r));
         if (stop)
             CloseHandle(stop);
         winops_free(w);
+        logfile_close();
+        CloseHandle(cfg.root);
         return 1;
     }
     SetConsoleCtrlHandler(on_console, TRUE);
     if (!RegisterWaitForSingleObject(&wait, stop, on_stop_event, NULL, INFINITE,
                                      WT_EXECUTEONLYONCE)) {
-        fprintf(stderr, "mmapiod: cannot wait for the stop event\n");
+        log_err("cannot wait for the stop event");
         ps_free(server);
         CloseHandle(stop);
         winops_free(w);
+        logfile_close();
+        CloseHandle(cfg.root);
         return 1;
     }
     AcquireSRWLockExclusive(&stop_lock);
@@ -303,6 +345,8 @@ static int serve(int argc, char **argv, void (*on_up)(void))
     server = NULL;
     ps_free(ps);
     winops_free(w);
+    log_info("stopped");
+    logfile_close();
     CloseHandle(cfg.root);
     return 0;
 }
@@ -381,7 +425,7 @@ static void WINAPI svc_main(DWORD argc, LPWSTR *argv)
     if (!svc_handle)
         return;
     svc_report(SERVICE_START_PENDING, 10000);
-    int rc = serve(svc_argc, svc_argv, svc_up);
+    int rc = serve(svc_argc, svc_argv, true, svc_up);
     AcquireSRWLockExclusive(&svc_lock);
     svc_status.dwWin32ExitCode = rc ? ERROR_SERVICE_SPECIFIC_ERROR : NO_ERROR;
     svc_status.dwServiceSpecificExitCode = (DWORD)rc;
@@ -395,7 +439,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         service |= !strcmp(argv[i], "--service");
     if (!service)
-        return serve(argc, argv, NULL);
+        return serve(argc, argv, false, NULL);
     svc_argc = argc;
     svc_argv = argv;
     static SERVICE_TABLE_ENTRYW table[] = {{(LPWSTR)SERVICE_NAME, svc_main}, {NULL, NULL}};

@@ -3,12 +3,15 @@
 # installed with `sc create` (binPath with --service), started, asked for
 # its status through the library (mmapioctl.exe), stopped with `sc stop`
 # (SERVICE_CONTROL_STOP: the stop event's path) and deleted. Also: --service
-# outside the service control manager refuses with a clear message.
+# outside the service control manager refuses with a clear message. The
+# service logs to ROOT\.mmapiod\mmapiod.log (no --log given): after the
+# stop it holds its start, the clients' connections and its stop, each
+# line timestamped (checked by test_log_win.exe check-log).
 # (Wine runs every service as the one user: obj= "NT SERVICE\..." is
 # accepted and not applied, so the account itself is not tested here.)
-#   service_win.sh WINE DAEMON.exe MMAPIOCTL.exe
+#   service_win.sh WINE DAEMON.exe MMAPIOCTL.exe TEST_LOG.exe
 set -eu
-wine=$1 daemon=$2 ctl=$3
+wine=$1 daemon=$2 ctl=$3 checker=$4
 name=mmapiod-test-$$
 pipe='\\.\pipe\'$name
 d=$(mktemp -d)
@@ -29,7 +32,7 @@ grep -q "not started by the service control manager" "$d/err" ||
 mkdir "$d/root"
 bin="$("$wine" winepath -w "$daemon" 2>/dev/null | tr -d '\r')"
 root="$("$wine" winepath -w "$d/root" 2>/dev/null | tr -d '\r')"
-"$wine" sc create "$name" binPath= "$bin --service --socket $pipe --root $root" \
+"$wine" sc create "$name" binPath= "$bin --service --verbose --socket $pipe --root $root" \
     obj= "NT SERVICE\\$name" >/dev/null || fail "sc create"
 "$wine" sc start "$name" >/dev/null || fail "sc start"
 # Running once it answers (sc start returns at START_PENDING).
@@ -53,4 +56,9 @@ done
 if "$wine" "$ctl" --socket "$pipe" status >/dev/null 2>&1; then
     fail "the pipe is still served after sc stop"
 fi
-echo "ok: installed, started, answered, stopped"
+log="$d/root/.mmapiod/mmapiod.log"
+[ -f "$log" ] || fail "no log at $log: $(ls -la "$d/root" "$d/root/.mmapiod" 2>&1)"
+# The checker links libmmapio.dll, which lies beside mmapioctl.exe.
+WINEPATH="Z:$(cd "$(dirname "$ctl")" && pwd)" "$wine" "$checker" check-log "Z:$log" "info: serving $pipe" "debug: process " \
+    "info: stopping" "info: stopped" || { cat "$log" >&2; fail "the service's log, above"; }
+echo "ok: installed, started, answered, stopped, logged"

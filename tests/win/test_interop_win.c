@@ -9,12 +9,19 @@
  *   test_interop_win outside OP PATH [NEW]   (a program without mmapio:
  *                                   write, rename or delete a file)
  *
+ * A watcher blocked in mmapio_client_dispatch costs nothing while idle
+ * (the library waits on its pipe's read, no polling: the process's CPU
+ * time and, under wine, the waiting thread's context switches over a
+ * 1 s idle dispatch), wakes with an event another process caused, and
+ * with MMAPIO_E_DISCONNECTED when the daemon stops.
+ *
  * A watcher of a file hears what a program without mmapio does to it:
  * a plain WriteFile (MODIFIED), a rename (METADATA) and a delete
  * (REMOVED), from the daemon's directory watch (watchsys).
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <windows.h>
 
@@ -230,8 +237,271 @@ static void watch_flood(mmapio_client *c, const char *pipe)
     mmapio_disconnect(wc);
 }
 
+/* The process's CPU time (user + kernel), in ms. */
+static double cpu_ms(void)
+{
+    FILETIME made, ended, kernel, user;
+    if (!GetProcessTimes(GetCurrentProcess(), &made, &ended, &kernel, &user))
+        return -1;
+    ULARGE_INTEGER k = {.LowPart = kernel.dwLowDateTime, .HighPart = kernel.dwHighDateTime};
+    ULARGE_INTEGER u = {.LowPart = user.dwLowDateTime, .HighPart = user.dwHighDateTime};
+    return (double)(k.QuadPart + u.QuadPart) / 1e4;
+}
+
+/* ---- counting the library's calls to the system while it waits ---- */
+
+/* The calls by which a wait can look or sleep, made by libmmapio.dll,
+ * counted through its import table (patched here): a load-proof count of
+ * how often an idle dispatch looks at its pipe. */
+static volatile LONG sys_calls;
+static DWORD(WINAPI *real_wfso)(HANDLE, DWORD);
+static DWORD(WINAPI *real_wfmo)(DWORD, const HANDLE *, BOOL, DWORD);
+static void(WINAPI *real_sleep)(DWORD);
+static BOOL(WINAPI *real_peek)(HANDLE, void *, DWORD, DWORD *, DWORD *, DWORD *);
+static BOOL(WINAPI *real_read)(HANDLE, void *, DWORD, DWORD *, OVERLAPPED *);
+static BOOL(WINAPI *real_result)(HANDLE, OVERLAPPED *, DWORD *, BOOL);
+
+static DWORD WINAPI count_wfso(HANDLE h, DWORD ms)
+{
+    InterlockedIncrement(&sys_calls);
+    return real_wfso(h, ms);
+}
+
+static DWORD WINAPI count_wfmo(DWORD n, const HANDLE *h, BOOL all, DWORD ms)
+{
+    InterlockedIncrement(&sys_calls);
+    return real_wfmo(n, h, all, ms);
+}
+
+static void WINAPI count_sleep(DWORD ms)
+{
+    InterlockedIncrement(&sys_calls);
+    real_sleep(ms);
+}
+
+static BOOL WINAPI count_peek(HANDLE h, void *b, DWORD n, DWORD *r, DWORD *a, DWORD *l)
+{
+    InterlockedIncrement(&sys_calls);
+    return real_peek(h, b, n, r, a, l);
+}
+
+static BOOL WINAPI count_read(HANDLE h, void *b, DWORD n, DWORD *r, OVERLAPPED *ov)
+{
+    InterlockedIncrement(&sys_calls);
+    return real_read(h, b, n, r, ov);
+}
+
+static BOOL WINAPI count_result(HANDLE h, OVERLAPPED *ov, DWORD *n, BOOL wait)
+{
+    InterlockedIncrement(&sys_calls);
+    return real_result(h, ov, n, wait);
+}
+
+/* Points mod's import of kernel32's `name` at fn (the real one in
+ * *real): whether it imports it. */
+static bool hook(HMODULE mod, const char *name, void *fn, void **real)
+{
+    BYTE *base = (BYTE *)mod;
+    IMAGE_NT_HEADERS *nt = (void *)(base + ((IMAGE_DOS_HEADER *)base)->e_lfanew);
+    IMAGE_DATA_DIRECTORY d = nt->OptionalHeader.DataDirectory[IMAGE_DIRECTORY_ENTRY_IMPORT];
+    for (IMAGE_IMPORT_DESCRIPTOR *imp = (void *)(base + d.VirtualAddress);
+         d.VirtualAddress && imp->Name; imp++) {
+        if (_stricmp((char *)base + imp->Name, "kernel32.dll"))
+            continue;
+        IMAGE_THUNK_DATA *names = (void *)(base + (imp->OriginalFirstThunk
+                                                       ? imp->OriginalFirstThunk
+                                                       : imp->FirstThunk));
+        IMAGE_THUNK_DATA *iat = (void *)(base + imp->FirstThunk);
+        for (; names->u1.AddressOfData; names++, iat++) {
+            if (IMAGE_SNAP_BY_ORDINAL(names->u1.Ordinal))
+                continue;
+            IMAGE_IMPORT_BY_NAME *by = (void *)(base + names->u1.AddressOfData);
+            if (strcmp((char *)by->Name, name))
+                continue;
+            DWORD was;
+            if (!VirtualProtect(&iat->u1.Function, sizeof(void *), PAGE_READWRITE, &was))
+                return false;
+            *real = (void *)iat->u1.Function;
+            iat->u1.Function = (ULONG_PTR)fn;
+            VirtualProtect(&iat->u1.Function, sizeof(void *), was, &was);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Hooks what the library imports of the calls above: how many. */
+static int hook_library(void)
+{
+    HMODULE lib = GetModuleHandleA("libmmapio.dll");
+    if (!lib)
+        return 0;
+    return hook(lib, "WaitForSingleObject", (void *)count_wfso, (void **)&real_wfso) +
+           hook(lib, "WaitForMultipleObjects", (void *)count_wfmo, (void **)&real_wfmo) +
+           hook(lib, "Sleep", (void *)count_sleep, (void **)&real_sleep) +
+           hook(lib, "PeekNamedPipe", (void *)count_peek, (void **)&real_peek) +
+           hook(lib, "ReadFile", (void *)count_read, (void **)&real_read) +
+           hook(lib, "GetOverlappedResult", (void *)count_result, (void **)&real_result);
+}
+
+/* Under wine, the calling thread's voluntary context switches (each time
+ * it slept: a poll's every round), from Linux's /proc; -1 elsewhere. */
+static long thread_switches(void)
+{
+    FILE *f = fopen("Z:\\proc\\thread-self\\status", "r");
+    char line[256];
+    long n = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, "voluntary_ctxt_switches:", 24))
+            n = strtol(line + 24, NULL, 10);
+    if (f)
+        fclose(f);
+    return n;
+}
+
+struct poke {
+    const char *pipe, *name;
+    int status;
+};
+
+/* Another process writes the watched mapping, a moment after the
+ * watcher blocked (a thread here only starts it). */
+static DWORD WINAPI poke(void *arg)
+{
+    struct poke *pk = arg;
+    Sleep(200);
+    char args[MAX_PATH];
+    snprintf(args, sizeof(args), "poke %s %s", pk->pipe, pk->name);
+    pk->status = run_self(args);
+    return 0;
+}
+
+static int poke_child(const char *pipe, const char *name)
+{
+    mmapio_client *c = NULL;
+    mmapio_map *m = NULL;
+    if (mmapio_connect(pipe, &c) || mmapio_anon_open(c, name, &m))
+        return 2;
+    int r = mmapio_update_region(m, 0, "poke", 4) || mmapio_ping(c);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+    return r ? 3 : 0;
+}
+
+/* A watcher idle in dispatch for 1 s costs next to nothing, and one
+ * blocked with a long timeout returns with the event another process
+ * caused. */
+static void watch_idle(mmapio_client *c, const char *pipe)
+{
+    mmapio_map *m = NULL;
+    mmapio_watcher *wa = NULL;
+    struct last_heard l = {0};
+    CHECK(mmapio_anon_create(c, "idle", 4096, &m) == MMAPIO_OK);
+    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    if (!wa)
+        return;
+    /* The floor: a plain 1 s wait on an event nobody sets (wine's own
+     * wait wakes the thread some 65 times a second here). */
+    HANDLE never = CreateEventW(NULL, TRUE, FALSE, NULL);
+    long floor0 = thread_switches();
+    WaitForSingleObject(never, 1000);
+    long floor = floor0 < 0 ? -1 : thread_switches() - floor0;
+    CloseHandle(never);
+    int hooked = hook_library();
+    CHECK(hooked >= 2); /* a wait and a look, whichever the library uses */
+    long sw0 = thread_switches();
+    double cpu0 = cpu_ms();
+    LONG calls0 = sys_calls;
+    int n = mmapio_client_dispatch(c, 1000);
+    LONG calls = sys_calls - calls0;
+    double cpu = cpu_ms() - cpu0;
+    long sw = sw0 < 0 ? -1 : thread_switches() - sw0;
+    printf("  idle dispatch of 1000 ms: %d events, %ld calls to wait or look (%d hooked), "
+           "%.1f ms of CPU, %ld context switches of the waiting thread (a plain 1 s wait: "
+           "%ld)\n", n, (long)calls, hooked, cpu, sw, floor);
+    CHECK(n == 0);
+    /* Resource bounds, not speed: polling every 5 ms makes ~400 such
+     * calls a second (a look and a sleep each round); waiting on the
+     * pipe's read, a handful. The context switches are only shown: under
+     * wine they vary with the other wine processes' load. */
+    CHECK(calls <= 20);
+    CHECK(cpu0 >= 0 && cpu < 100);
+
+    struct poke pk = {.pipe = pipe, .name = "idle", .status = -1};
+    HANDLE t = CreateThread(NULL, 0, poke, &pk, 0, NULL);
+    CHECK(t != NULL);
+    n = mmapio_client_dispatch(c, 60000); /* returns with the first event */
+    printf("  blocked dispatch: %d events, heard to %llu\n", n, (unsigned long long)l.end);
+    CHECK(n >= 1);
+    CHECK(l.end >= 4 || l.unranged);
+    if (t) {
+        WaitForSingleObject(t, INFINITE);
+        CloseHandle(t);
+    }
+    CHECK(pk.status == 0);
+    mmapio_unwatch(wa);
+    CHECK(mmapio_unmap(m) == MMAPIO_OK);
+    CHECK(mmapio_anon_delete(c, "idle") == MMAPIO_OK);
+}
+
+struct blocked {
+    mmapio_client *c;
+    int n;
+};
+
+static DWORD WINAPI dispatch_long(void *arg)
+{
+    struct blocked *b = arg;
+    b->n = mmapio_client_dispatch(b->c, 30000);
+    return 0;
+}
+
+/* A dispatch blocked in one thread while another thread's requests read
+ * their replies on the same connection: it still wakes with the event
+ * that comes after them (whoever reads it). */
+static void watch_beside_requests(mmapio_client *c, const char *pipe)
+{
+    mmapio_map *m = NULL;
+    mmapio_watcher *wa = NULL;
+    struct last_heard l = {0};
+    CHECK(mmapio_anon_create(c, "beside", 4096, &m) == MMAPIO_OK);
+    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    if (!wa)
+        return;
+    struct blocked b = {.c = c, .n = -100};
+    HANDLE t = CreateThread(NULL, 0, dispatch_long, &b, 0, NULL);
+    CHECK(t != NULL);
+    Sleep(100); /* a moment for it to block; the checks hold either way */
+    int pings = 0;
+    for (int i = 0; i < 200; i++)
+        pings += mmapio_ping(c) == MMAPIO_OK;
+    CHECK(pings == 200);
+    char args[MAX_PATH];
+    snprintf(args, sizeof(args), "poke %s beside", pipe);
+    CHECK(run_self(args) == 0);
+    if (t) {
+        WaitForSingleObject(t, INFINITE);
+        CloseHandle(t);
+    }
+    printf("  dispatch beside 200 pings: %d events, heard to %llu\n", b.n,
+           (unsigned long long)l.end);
+    CHECK(b.n >= 1);
+    CHECK(l.end >= 4 || l.unranged);
+    mmapio_unwatch(wa);
+    CHECK(mmapio_unmap(m) == MMAPIO_OK);
+    CHECK(mmapio_anon_delete(c, "beside") == MMAPIO_OK);
+}
+
+static DWORD WINAPI stop_later(void *arg)
+{
+    Sleep(200);
+    return SetEvent(arg) ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[1], "poke"))
+        return poke_child(argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "child"))
         return child(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "outside"))
@@ -277,6 +547,8 @@ int main(int argc, char **argv)
         CHECK(mmapio_delete(c, "interop.dat") == MMAPIO_OK);
         watch_outside(c, root);
         watch_flood(c, pipe);
+        watch_idle(c, pipe);
+        watch_beside_requests(c, pipe);
     }
     /* A final flush: written through the mapping under an hour's pace,
      * and the daemon stopped right after (the ping has the notice read
@@ -299,7 +571,16 @@ int main(int argc, char **argv)
     char ev_name[200];
     snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
     HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
-    CHECK(ev && SetEvent(ev));
+    CHECK(ev != NULL);
+    /* Stopped while a dispatch is blocked: it returns disconnected. */
+    HANDLE stopper = ev ? CreateThread(NULL, 0, stop_later, ev, 0, NULL) : NULL;
+    CHECK(stopper != NULL);
+    if (c && stopper)
+        CHECK(mmapio_client_dispatch(c, 60000) == MMAPIO_E_DISCONNECTED);
+    if (stopper) {
+        WaitForSingleObject(stopper, INFINITE);
+        CloseHandle(stopper);
+    }
     if (ev)
         CloseHandle(ev);
     if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {

@@ -12,12 +12,18 @@
  *
  * The pipe is opened overlapped, so that a send that must not wait can be
  * taken back (CancelIoEx) and reads of two threads never block each
- * other's writes. conn_wait cannot wait on a pipe's readability, which
- * Windows does not signal: it looks (PeekNamedPipe) every few
- * milliseconds while it waits on the wake-up event.
+ * other's writes. Windows does not signal a pipe's readability, so the
+ * read itself is what is waited for: each connection has one overlapped
+ * read of a whole frame, started by whoever needs it (conn_wait, or
+ * conn_recv finding none) and left in flight when nothing has come yet;
+ * its event is set when a message (or the hang-up) arrives, so conn_wait
+ * sleeps in WaitForMultipleObjects on it and the wake-up, no polling.
+ * The frame it read is taken by the next conn_recv, which starts another
+ * read at once if someone is waiting in conn_wait. A read taken back by
+ * the system (its thread exited) is started again.
  *
  * A pipe cannot be shut down and stay open; conn_shutdown cancels its
- * I/O and records its value, and every later call on it answers as for a
+ * I/O and records it, and every later call on it answers as for a
  * peer that hung up, until conn_close.
  */
 #include "conn.h"
@@ -36,7 +42,10 @@
 #define PIPE_PREFIX "\\\\.\\pipe\\"
 #define PIPE_NAME_MAX 256 /* characters, the prefix included */
 #define FRAME_HEADER 8
-#define WAIT_SLICE_MS 5 /* conn_wait looks at the pipe this often */
+/* A read's room: a whole frame of the protocol's size, its header and
+ * handle values (conn_recv's callers pass that cap; a longer message is
+ * -EMSGSIZE as it was). */
+#define READ_ROOM (FRAME_HEADER + 8 * CONN_MAX_HANDLES + 64 * 1024)
 #define BUSY_WAIT_MS 10000 /* every instance busy: wait this long at most */
 
 const char conn_system_path[] = PIPE_PREFIX "mmapio";
@@ -52,51 +61,117 @@ static HANDLE handle_of(int conn)
     return (HANDLE)(intptr_t)conn;
 }
 
-/* ---- shut down connections ---- */
+/* ---- connections: the read in flight, shut down or not ---- */
 
-static pthread_mutex_t shut_lock = PTHREAD_MUTEX_INITIALIZER;
-static int *shut;
-static size_t n_shut, cap_shut;
+enum rd_state {
+    RD_IDLE,    /* no read in flight */
+    RD_PENDING, /* a read in flight; ov.hEvent set when it ends */
+    RD_DONE,    /* ended: got bytes, err (0, ERROR_MORE_DATA or a failure) */
+};
+
+struct pipe {
+    int conn;
+    bool shut;
+    SRWLOCK lock; /* the read's state (rd, got, err, buf, waiters) */
+    OVERLAPPED ov;
+    enum rd_state rd;
+    DWORD got, err;
+    unsigned waiters; /* threads in conn_wait */
+    uint8_t buf[READ_ROOM];
+};
+
+/* Every open connection; an entry lives until conn_close. */
+static pthread_mutex_t pipes_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pipe **pipes;
+static size_t n_pipes, cap_pipes;
+
+static struct pipe *find(int conn)
+{
+    struct pipe *p = NULL;
+    pthread_mutex_lock(&pipes_lock);
+    for (size_t i = 0; i < n_pipes && !p; i++)
+        if (pipes[i]->conn == conn)
+            p = pipes[i];
+    pthread_mutex_unlock(&pipes_lock);
+    return p;
+}
 
 static bool is_shut(int conn)
 {
-    bool found = false;
-    pthread_mutex_lock(&shut_lock);
-    for (size_t i = 0; i < n_shut && !found; i++)
-        found = shut[i] == conn;
-    pthread_mutex_unlock(&shut_lock);
-    return found;
+    struct pipe *p = find(conn);
+    if (!p)
+        return true;
+    AcquireSRWLockShared(&p->lock);
+    bool shut = p->shut;
+    ReleaseSRWLockShared(&p->lock);
+    return shut;
+}
+
+/* Records the pipe h: 0, or -ENOMEM. */
+static int add_pipe(HANDLE h)
+{
+    struct pipe *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->conn = (int)(intptr_t)h;
+    InitializeSRWLock(&p->lock);
+    p->ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    pthread_mutex_lock(&pipes_lock);
+    if (p->ov.hEvent && n_pipes == cap_pipes) {
+        size_t cap = cap_pipes ? 2 * cap_pipes : 8;
+        struct pipe **v = realloc(pipes, cap * sizeof(*v));
+        if (v) {
+            pipes = v;
+            cap_pipes = cap;
+        }
+    }
+    bool ok = p->ov.hEvent && n_pipes < cap_pipes;
+    if (ok)
+        pipes[n_pipes++] = p;
+    pthread_mutex_unlock(&pipes_lock);
+    if (!ok) {
+        if (p->ov.hEvent)
+            CloseHandle(p->ov.hEvent);
+        free(p);
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 void conn_shutdown(int conn)
 {
-    CancelIoEx(handle_of(conn), NULL);
-    if (is_shut(conn))
+    struct pipe *p = find(conn);
+    if (!p)
         return;
-    pthread_mutex_lock(&shut_lock);
-    if (n_shut == cap_shut) {
-        size_t cap = cap_shut ? 2 * cap_shut : 8;
-        int *v = realloc(shut, cap * sizeof(*v));
-        if (v) {
-            shut = v;
-            cap_shut = cap;
-        }
-    }
-    if (n_shut < cap_shut)
-        shut[n_shut++] = conn;
-    pthread_mutex_unlock(&shut_lock);
+    AcquireSRWLockExclusive(&p->lock);
+    p->shut = true;
+    ReleaseSRWLockExclusive(&p->lock);
+    CancelIoEx(handle_of(conn), NULL);
 }
 
 void conn_close(int conn)
 {
     if (conn < 0)
         return;
-    pthread_mutex_lock(&shut_lock);
-    for (size_t i = 0; i < n_shut; i++)
-        if (shut[i] == conn)
-            shut[i] = shut[--n_shut];
-    pthread_mutex_unlock(&shut_lock);
-    CloseHandle(handle_of(conn));
+    struct pipe *p = NULL;
+    pthread_mutex_lock(&pipes_lock);
+    for (size_t i = 0; i < n_pipes && !p; i++)
+        if (pipes[i]->conn == conn) {
+            p = pipes[i];
+            pipes[i] = pipes[--n_pipes];
+        }
+    pthread_mutex_unlock(&pipes_lock);
+    HANDLE h = handle_of(conn);
+    if (p && p->rd == RD_PENDING) { /* the system writes into p until it ends */
+        DWORD got;
+        CancelIoEx(h, &p->ov);
+        GetOverlappedResult(h, &p->ov, &got, TRUE);
+    }
+    CloseHandle(h);
+    if (p) {
+        CloseHandle(p->ov.hEvent);
+        free(p);
+    }
 }
 
 /* A handle's value cannot be chosen: the new pipe keeps its own. */
@@ -167,6 +242,11 @@ int conn_open(const char *path, int *out, char *why, size_t size)
                 CloseHandle(h);
                 snprintf(why, size, "%s: not a message-mode pipe", path);
                 return MMAPIO_E_PROTOCOL;
+            }
+            if (add_pipe(h) < 0) {
+                CloseHandle(h);
+                snprintf(why, size, "%s: out of memory", path);
+                return MMAPIO_E_IO;
             }
             *out = (int)(intptr_t)h;
             return MMAPIO_OK;
@@ -346,54 +426,118 @@ static long frame_handles(const uint8_t *f, size_t n, int *vals)
     return (long)count;
 }
 
-long conn_recv(int conn, void *buf, size_t cap, int *fds, size_t max_fds,
-               size_t *n_fds, bool wait)
-{
-    HANDLE h = handle_of(conn);
-    size_t room = FRAME_HEADER + 8 * CONN_MAX_HANDLES + cap;
-    int vals[CONN_MAX_HANDLES];
-    DWORD avail = 0, done = 0;
+/* ---- the read in flight (p->lock held) ---- */
 
-    *n_fds = 0;
-    if (is_shut(conn))
-        return -ECONNRESET;
-    if (!wait) {
-        if (!PeekNamedPipe(h, NULL, 0, NULL, &avail, NULL))
-            return io_errno(GetLastError());
-        if (avail == 0)
-            return -EAGAIN;
+/* Starts p's read: RD_PENDING, or RD_DONE when it ended at once. */
+static void start_read(struct pipe *p)
+{
+    HANDLE h = handle_of(p->conn);
+    p->got = 0;
+    ResetEvent(p->ov.hEvent); /* the last read's, until this one ends */
+    BOOL ok = ReadFile(h, p->buf, READ_ROOM, NULL, &p->ov);
+    DWORD err = ok ? 0 : GetLastError();
+    if (err == ERROR_IO_PENDING) {
+        p->rd = RD_PENDING;
+        return;
     }
-    if (room > UINT32_MAX)
-        return -EINVAL;
-    uint8_t *frame = malloc(room);
-    if (!frame)
-        return -ENOMEM;
-    int r = pipe_io(h, false, frame, (DWORD)room, &done, true);
+    p->rd = RD_DONE;
+    p->err = err;
+    if (!ok && err != ERROR_MORE_DATA)
+        return;
+    if (!GetOverlappedResult(h, &p->ov, &p->got, FALSE))
+        p->err = GetLastError();
+}
+
+/* Whether p's read has ended (RD_DONE), or still runs (RD_PENDING). */
+static void check_read(struct pipe *p)
+{
+    if (p->rd != RD_PENDING)
+        return;
+    if (GetOverlappedResult(handle_of(p->conn), &p->ov, &p->got, FALSE)) {
+        p->rd = RD_DONE;
+        p->err = 0;
+        return;
+    }
+    DWORD err = GetLastError();
+    if (err != ERROR_IO_INCOMPLETE) {
+        p->rd = RD_DONE;
+        p->err = err;
+    }
+}
+
+/* A read that ended with nothing to say (taken back because the thread
+ * that started it exited, not by conn_shutdown) is started again. */
+static void settle_read(struct pipe *p)
+{
+    check_read(p);
+    if (p->rd == RD_DONE && p->err == ERROR_OPERATION_ABORTED && !p->shut)
+        p->rd = RD_IDLE;
+    if (p->rd == RD_IDLE && !p->shut)
+        start_read(p);
+}
+
+/* The frame in p->buf (`got` bytes, `r` 0 or -EMSGSIZE) to the caller. */
+static long take_frame(struct pipe *p, DWORD got, int r, void *buf, size_t cap, int *fds,
+                       size_t max_fds, size_t *n_fds)
+{
+    int vals[CONN_MAX_HANDLES];
     if (r == -EMSGSIZE)
-        drain_message(h);
-    if (r < 0 && r != -EMSGSIZE) {
-        free(frame);
-        return r;
-    }
-    long count = frame_handles(frame, done, vals);
-    if (count < 0) {
-        free(frame);
+        drain_message(handle_of(p->conn));
+    long count = frame_handles(p->buf, got, vals);
+    if (count < 0)
         return r == -EMSGSIZE ? r : count;
-    }
-    size_t pb = done - FRAME_HEADER - 8 * (size_t)count;
+    size_t pb = got - FRAME_HEADER - 8 * (size_t)count;
     long n = r == -EMSGSIZE || pb > cap ? -EMSGSIZE
              : (size_t)count > max_fds  ? -EBADMSG
              : pb == 0                  ? -EBADMSG
                                         : (long)pb;
     if (n > 0) {
-        memcpy(buf, frame + done - pb, pb);
+        memcpy(buf, p->buf + got - pb, pb);
         memcpy(fds, vals, (size_t)count * sizeof(int));
         *n_fds = (size_t)count;
     } else {
         for (long i = 0; i < count; i++)
             CloseHandle(handle_of(vals[i]));
     }
-    free(frame);
+    return n;
+}
+
+long conn_recv(int conn, void *buf, size_t cap, int *fds, size_t max_fds,
+               size_t *n_fds, bool wait)
+{
+    struct pipe *p = find(conn);
+
+    *n_fds = 0;
+    if (!p)
+        return -EBADF;
+    AcquireSRWLockExclusive(&p->lock);
+    for (;;) {
+        if (p->shut) {
+            ReleaseSRWLockExclusive(&p->lock);
+            return -ECONNRESET;
+        }
+        settle_read(p);
+        if (p->rd == RD_DONE)
+            break;
+        if (!wait) {
+            ReleaseSRWLockExclusive(&p->lock);
+            return -EAGAIN;
+        }
+        /* Only the client's lock holder reads, so the read stays ours. */
+        ReleaseSRWLockExclusive(&p->lock);
+        WaitForSingleObject(p->ov.hEvent, INFINITE);
+        AcquireSRWLockExclusive(&p->lock);
+    }
+    DWORD got = p->got, err = p->err;
+    long n;
+    if (err && err != ERROR_MORE_DATA)
+        n = io_errno(err);
+    else
+        n = take_frame(p, got, err ? -EMSGSIZE : 0, buf, cap, fds, max_fds, n_fds);
+    p->rd = RD_IDLE;
+    if (p->waiters > 0 && !p->shut)
+        start_read(p); /* a conn_wait sleeps on the next one */
+    ReleaseSRWLockExclusive(&p->lock);
     return n;
 }
 
@@ -401,28 +545,28 @@ long conn_recv(int conn, void *buf, size_t cap, int *fds, size_t max_fds,
 
 int conn_wait(int conn, bool out, int wake, int timeout_ms)
 {
-    ULONGLONG deadline = timeout_ms < 0 ? 0 : GetTickCount64() + timeout_ms;
     if (out)
         return 1; /* a write on the pipe waits for room itself */
-    for (;;) {
-        DWORD avail = 0;
-        if (is_shut(conn) ||
-            !PeekNamedPipe(handle_of(conn), NULL, 0, NULL, &avail, NULL) ||
-            avail > 0)
-            return 1; /* readable, or hung up: a read says which */
-        DWORD slice = WAIT_SLICE_MS;
-        if (timeout_ms >= 0) {
-            ULONGLONG now = GetTickCount64();
-            if (now >= deadline)
-                return 0;
-            if (deadline - now < slice)
-                slice = (DWORD)(deadline - now);
-        }
-        if (wake < 0)
-            Sleep(slice);
-        else if (WaitForSingleObject(handle_of(wake), slice) == WAIT_OBJECT_0)
-            return 1;
-    }
+    struct pipe *p = find(conn);
+    if (!p)
+        return 1; /* a read says what is wrong */
+    AcquireSRWLockExclusive(&p->lock);
+    settle_read(p);
+    bool ready = p->shut || p->rd == RD_DONE; /* a frame, or hung up */
+    if (!ready)
+        p->waiters++;
+    ReleaseSRWLockExclusive(&p->lock);
+    if (ready)
+        return 1;
+    HANDLE ev[2] = {p->ov.hEvent, wake >= 0 ? handle_of(wake) : NULL};
+    DWORD r = WaitForMultipleObjects(wake >= 0 ? 2 : 1, ev, FALSE,
+                                     timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+    AcquireSRWLockExclusive(&p->lock);
+    p->waiters--;
+    ReleaseSRWLockExclusive(&p->lock);
+    if (r == WAIT_OBJECT_0 || r == WAIT_OBJECT_0 + 1)
+        return 1;
+    return r == WAIT_TIMEOUT ? 0 : -EIO;
 }
 
 bool conn_hung_up(int conn)

@@ -42,7 +42,10 @@ int beneath_check_path(const char *path, const char **why)
             *why = "\"..\" is refused";
             return MMAPIO_E_PERMISSION; /* wins over any other fault */
         }
-        if (p == path && n == own && !strncmp(p, BENEATH_STATE_DIR, own)) {
+        /* Any case: the file system ignores it (a short 8.3 name, or a
+         * trailing dot the Win32 layer strips, is caught on the handle:
+         * beneath()). */
+        if (p == path && n == own && !_strnicmp(p, BENEATH_STATE_DIR, own)) {
             *why = "the daemon's own directory";
             return MMAPIO_E_PERMISSION;
         }
@@ -157,12 +160,18 @@ static WCHAR *final_path(HANDLE h)
 /* Whether h's final path lies beneath `top` (the root's). The third fence:
  * a link the walk did not see as a reparse point (wine shows a Unix
  * symbolic link as one to a query by name, but its opens follow it) is
- * caught on the handle itself, before anything is opened beneath it. */
+ * caught on the handle itself, before anything is opened beneath it.
+ * The daemon's own folder is refused here too, by the name the system
+ * gives it, whatever name (a short one, another case) opened it. */
 static bool beneath(const WCHAR *top, HANDLE h)
 {
     WCHAR *at = final_path(h);
     size_t n = wcslen(top);
     bool ok = at && wcslen(at) > n + 1 && !_wcsnicmp(at, top, n) && at[n] == L'\\';
+    static const WCHAR own[] = L"" BENEATH_STATE_DIR;
+    size_t k = sizeof(own) / sizeof(own[0]) - 1;
+    if (ok && !_wcsnicmp(at + n + 1, own, k) && (!at[n + 1 + k] || at[n + 1 + k] == L'\\'))
+        ok = false;
     free(at);
     return ok;
 }

@@ -50,6 +50,7 @@ struct ps_conn {
     int pending;
     bool connected, dead, broken, close_when_sent, writing, admitted;
     ULONGLONG since; /* connected at (GetTickCount64) */
+    unsigned long pid; /* the client's process id, for the log */
     struct frame *q_head, *q_tail;
     size_t queued;
     unsigned n_events; /* events among the queued frames */
@@ -243,6 +244,7 @@ static uint32_t le32(const uint8_t *p)
 static void got_frame(struct ps_conn *c, size_t n)
 {
     if (n < PS_HEADER) {
+        log_info("process %lu sent a broken frame: its connection closed", c->pid);
         c->broken = true;
         return;
     }
@@ -250,6 +252,7 @@ static void got_frame(struct ps_conn *c, size_t n)
     size_t head = PS_HEADER + 8 * (size_t)n_handles;
     if (n_handles > PS_MAX_HANDLES || flags != 0 || n < head ||
         n - head > c->ps->lim.max_frame) {
+        log_info("process %lu sent a broken frame: its connection closed", c->pid);
         c->broken = true;
         return;
     }
@@ -273,7 +276,9 @@ static void connected(struct pipeserver *ps, struct ps_conn *c)
         log_warn("a client turned away: its process cannot be opened to give it handles");
     } else {
         c->connected = true;
+        c->pid = pid;
         c->since = GetTickCount64();
+        log_debug("process %lu connected", c->pid);
         c->next = ps->conns;
         if (ps->conns)
             ps->conns->prev = c;
@@ -432,7 +437,7 @@ static void sweep(struct pipeserver *ps)
     for (struct ps_conn *c = ps->conns, *next; c; c = next) {
         next = c->next;
         if (!c->admitted && !c->dead && now - c->since >= ps->lim.hello_ms) {
-            log_info("a client closed: no hello within %u ms", ps->lim.hello_ms);
+            log_info("process %lu closed: no hello within %u ms", c->pid, ps->lim.hello_ms);
             conn_kill(c);
         }
     }

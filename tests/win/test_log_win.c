@@ -1,0 +1,329 @@
+/*
+ * mmapiod.exe's log file (base/windows/logfile.h), under wine: started
+ * with --log FILE and a small --log_max_bytes, made to log by clients
+ * (connections with broken frames, one without hello), stopped by its
+ * stop event; then every line has a UTC timestamp and a level, the lines
+ * clients caused are there, the file was moved once to FILE.1 and
+ * neither is past the limit. A log that is a hard link to another file
+ * is refused. Also: the daemon's own folder (.mmapiod, where a service
+ * logs) is no client path, in any case.
+ *
+ *   test_log_win DAEMON.exe
+ *   test_log_win check-log FILE WORD...   (service_win.sh: FILE's lines
+ *                                          are well formed and hold each WORD,
+ *                                          and its folder's DACL is the daemon's)
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <windows.h>
+#include <aclapi.h>
+
+#include "mmapio.h"
+
+static int failures;
+
+#define CHECK(cond)                                                       \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                   \
+        }                                                                 \
+    } while (0)
+
+#define LIMIT 4096
+
+/* The whole file, NUL-ended (NULL if missing); its size in *n. */
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc(1 << 20);
+    *n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (buf)
+        buf[*n] = 0;
+    return buf;
+}
+
+/* Every line: "YYYY-MM-DDTHH:MM:SS.mmmZ LEVEL: text\r\n". The count of
+ * lines, or -1 at the first that is not. */
+static int lines_ok(const char *text)
+{
+    static const char *const levels[] = {"error: ", "warning: ", "info: ", "debug: "};
+    int n = 0;
+    for (const char *p = text; *p; n++) {
+        const char *end = strstr(p, "\r\n");
+        if (!end)
+            return -1;
+        const char *shape = "dddd-dd-ddTdd:dd:dd.dddZ ";
+        for (size_t i = 0; shape[i]; i++)
+            if (p + i >= end || (shape[i] == 'd' ? p[i] < '0' || p[i] > '9' : p[i] != shape[i]))
+                return -1;
+        const char *lv = p + strlen(shape);
+        bool known = false;
+        for (int i = 0; i < 4; i++)
+            known |= !strncmp(lv, levels[i], strlen(levels[i]));
+        if (!known)
+            return -1;
+        p = end + 2;
+    }
+    return n;
+}
+
+/* Only this account and SYSTEM may write `path` (Administrators may
+ * read); on Windows its DACL also inherits nothing from above. Wine
+ * keeps no DACL of its own but shows one made from the file's mode bits
+ * (the daemon's made those owner-only writable), so there the writers
+ * are checked, not the protection. */
+static bool only_we_write(const char *path)
+{
+    PACL dacl = NULL;
+    PSECURITY_DESCRIPTOR sd = NULL;
+    if (GetNamedSecurityInfoA(path, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL,
+                              &dacl, NULL, &sd) != ERROR_SUCCESS)
+        return false;
+    SECURITY_DESCRIPTOR_CONTROL ctl = 0;
+    DWORD rev;
+    GetSecurityDescriptorControl(sd, &ctl, &rev);
+    bool wine = GetProcAddress(GetModuleHandleA("ntdll.dll"), "wine_get_version") != NULL;
+    HANDLE tok;
+    union {
+        TOKEN_USER tu;
+        BYTE room[256];
+    } me;
+    DWORD n;
+    OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok);
+    GetTokenInformation(tok, TokenUser, &me, sizeof(me), &n);
+    CloseHandle(tok);
+    BYTE sys[SECURITY_MAX_SID_SIZE];
+    DWORD ns = sizeof(sys);
+    CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &ns);
+    bool ok = dacl && (wine || (ctl & SE_DACL_PROTECTED));
+    for (DWORD i = 0; ok && i < dacl->AceCount; i++) {
+        ACCESS_ALLOWED_ACE *ace;
+        if (!GetAce(dacl, i, (void **)&ace)) {
+            ok = false;
+            break;
+        }
+        if (ace->Header.AceType != ACCESS_ALLOWED_ACE_TYPE)
+            continue;
+        PSID who = &ace->SidStart;
+        bool writes = ace->Mask & (FILE_WRITE_DATA | FILE_APPEND_DATA | WRITE_DAC |
+                                   WRITE_OWNER | DELETE | GENERIC_WRITE | GENERIC_ALL);
+        if (writes && !EqualSid(who, me.tu.User.Sid) && !EqualSid(who, sys)) {
+            fprintf(stderr, "%s: ace %lu lets someone else write (0x%lx)\n", path,
+                    (unsigned long)i, (unsigned long)ace->Mask);
+            ok = false;
+        }
+    }
+    LocalFree(sd);
+    return ok;
+}
+
+static int check_log(int argc, char **argv)
+{
+    size_t n = 0;
+    char *text = slurp(argv[2], &n);
+    CHECK(text != NULL);
+    if (!text)
+        return 1;
+    int lines = lines_ok(text);
+    CHECK(lines > 0);
+    for (int i = 3; i < argc; i++)
+        if (!strstr(text, argv[i])) {
+            fprintf(stderr, "no line with \"%s\" in:\n%s", argv[i], text);
+            failures++;
+        }
+    char dir[MAX_PATH];
+    snprintf(dir, sizeof(dir), "%s", argv[2]);
+    char *sep = NULL;
+    for (char *p = dir; *p; p++)
+        if (*p == '/' || *p == '\\')
+            sep = p;
+    if (sep)
+        *sep = 0;
+    CHECK(sep && only_we_write(dir));
+    CHECK(only_we_write(argv[2]));
+    printf("%s: %d lines, %zu bytes; it and its folder writable by the daemon only\n",
+           argv[2], lines, n);
+    free(text);
+    return failures ? 1 : 0;
+}
+
+/* A client that connects and sends a frame shorter than its header. */
+static bool broken_client(const char *pipe)
+{
+    HANDLE h = CreateFileA(pipe, GENERIC_READ | FILE_WRITE_DATA, 0, NULL, OPEN_EXISTING, 0,
+                           NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return false;
+    DWORD done = 0, mode = PIPE_READMODE_MESSAGE;
+    SetNamedPipeHandleState(h, &mode, NULL, NULL);
+    bool ok = WriteFile(h, "bad", 3, &done, NULL) && done == 3;
+    char buf[64];
+    ReadFile(h, buf, sizeof(buf), &done, NULL); /* until the daemon closes it */
+    CloseHandle(h);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3 && !strcmp(argv[1], "check-log"))
+        return check_log(argc, argv);
+    if (argc != 2)
+        return 2;
+    char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], log[MAX_PATH + 16],
+        old[MAX_PATH + 16], pipe[128], cmd[4 * MAX_PATH];
+    snprintf(daemon, sizeof(daemon), "%s%s", argv[1][0] == '/' ? "Z:" : "", argv[1]);
+    for (char *p = daemon; *p; p++)
+        if (*p == '/')
+            *p = '\\';
+    GetTempPathA(sizeof(tmp), tmp);
+    DWORD id = GetCurrentProcessId() ^ GetTickCount();
+    snprintf(root, sizeof(root), "%smmapio-log-%lu", tmp, (unsigned long)id);
+    snprintf(log, sizeof(log), "%s\\d.log", root);
+    snprintf(old, sizeof(old), "%s\\d.log.1", root);
+    snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-log-%lu", (unsigned long)id);
+    CHECK(CreateDirectoryA(root, NULL));
+    /* The daemon's own folder, as a service makes it, with a file in it. */
+    char own[MAX_PATH + 32];
+    snprintf(own, sizeof(own), "%s\\.mmapiod", root);
+    CHECK(CreateDirectoryA(own, NULL));
+    snprintf(own, sizeof(own), "%s\\.mmapiod\\secret.dat", root);
+    HANDLE sf = CreateFileA(own, GENERIC_WRITE, 0, NULL, CREATE_NEW, 0, NULL);
+    DWORD wrote = 0;
+    CHECK(sf != INVALID_HANDLE_VALUE && WriteFile(sf, "secret", 6, &wrote, NULL));
+    if (sf != INVALID_HANDLE_VALUE)
+        CloseHandle(sf);
+
+    /* A log that is a hard link to another file: refused (the daemon
+     * does not start), the file untouched. */
+    char target[MAX_PATH + 16], linked[MAX_PATH + 16];
+    snprintf(target, sizeof(target), "%s\\target.txt", root);
+    snprintf(linked, sizeof(linked), "%s\\linked.log", root);
+    HANDLE tf = CreateFileA(target, GENERIC_WRITE, 0, NULL, CREATE_NEW, 0, NULL);
+    CHECK(tf != INVALID_HANDLE_VALUE && WriteFile(tf, "keep", 4, &wrote, NULL));
+    if (tf != INVALID_HANDLE_VALUE)
+        CloseHandle(tf);
+    CHECK(CreateHardLinkA(linked, target, NULL));
+    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --log \"%s\"", daemon, pipe,
+             root, linked);
+    STARTUPINFOA lsi = {.cb = sizeof(lsi)};
+    PROCESS_INFORMATION lpi;
+    CHECK(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &lsi, &lpi));
+    DWORD lstatus = 99;
+    if (WaitForSingleObject(lpi.hProcess, 60000) != WAIT_OBJECT_0)
+        TerminateProcess(lpi.hProcess, 99);
+    GetExitCodeProcess(lpi.hProcess, &lstatus);
+    CloseHandle(lpi.hProcess);
+    CloseHandle(lpi.hThread);
+    CHECK(lstatus == 1);
+    size_t tn = 0;
+    char *kept = slurp(target, &tn);
+    CHECK(kept && tn == 4 && !memcmp(kept, "keep", 4));
+    free(kept);
+    DeleteFileA(linked);
+    DeleteFileA(target);
+
+    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --log \"%s\" "
+             "--log_max_bytes %d --verbose --hello_timeout_ms 100", daemon, pipe, root, log,
+             LIMIT);
+    STARTUPINFOA si = {.cb = sizeof(si)};
+    PROCESS_INFORMATION pi;
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+        return 1;
+    bool up = false;
+    while (!up && WaitForSingleObject(pi.hProcess, 50) == WAIT_TIMEOUT)
+        up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
+    CHECK(up);
+
+    /* .mmapiod is no client path, in any case. */
+    mmapio_client *c = NULL;
+    CHECK(up && mmapio_connect(pipe, &c) == MMAPIO_OK);
+    static const char *const hidden[] = {".mmapiod/secret.dat", ".MMAPIOD/secret.dat",
+                                         ".Mmapiod/secret.dat"};
+    for (size_t i = 0; c && i < sizeof(hidden) / sizeof(hidden[0]); i++) {
+        mmapio_map *m = NULL;
+        int r = mmapio_open_ro(c, hidden[i], &m);
+        if (r != MMAPIO_E_PERMISSION)
+            fprintf(stderr, "%s: %d\n", hidden[i], r);
+        CHECK(r == MMAPIO_E_PERMISSION);
+        if (m)
+            mmapio_unmap(m);
+    }
+    /* Names the lexical check lets by that a file system might take for
+     * it (a trailing dot or space): refused wherever they open it, by the
+     * final-path fence (under wine they open nothing; a short 8.3 name,
+     * the alias Windows does have, cannot be made here). */
+    static const char *const alias[] = {".mmapiod./secret.dat", ".mmapiod /secret.dat"};
+    for (size_t i = 0; c && i < sizeof(alias) / sizeof(alias[0]); i++) {
+        mmapio_map *m = NULL;
+        int r = mmapio_open_ro(c, alias[i], &m);
+        printf("  %s: %s\n", alias[i], mmapio_strerror(r));
+        CHECK(r != MMAPIO_OK);
+        if (m)
+            mmapio_unmap(m);
+    }
+    if (c)
+        mmapio_disconnect(c);
+
+    /* A client that never says hello: dropped after 100 ms, logged. */
+    HANDLE mute = CreateFileA(pipe, GENERIC_READ | FILE_WRITE_DATA, 0, NULL, OPEN_EXISTING,
+                              0, NULL);
+    CHECK(mute != INVALID_HANDLE_VALUE);
+    if (mute != INVALID_HANDLE_VALUE) {
+        char buf[64];
+        DWORD done;
+        ReadFile(mute, buf, sizeof(buf), &done, NULL); /* returns once dropped */
+        CloseHandle(mute);
+    }
+    /* Enough broken frames (two lines each, with --verbose) to pass the
+     * limit a few times. */
+    int sent = 0;
+    for (int i = 0; i < 120; i++)
+        sent += broken_client(pipe);
+    CHECK(sent == 120);
+
+    char ev_name[200];
+    snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
+    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
+    CHECK(ev && SetEvent(ev));
+    if (ev)
+        CloseHandle(ev);
+    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
+        TerminateProcess(pi.hProcess, 1);
+        failures++;
+    }
+    DWORD status = 99;
+    GetExitCodeProcess(pi.hProcess, &status);
+    CHECK(status == 0);
+    CloseHandle(pi.hProcess);
+    CloseHandle(pi.hThread);
+
+    size_t n = 0, n_old = 0;
+    char *text = slurp(log, &n), *text_old = slurp(old, &n_old);
+    CHECK(text && text_old); /* rotated once at least */
+    if (text && text_old) {
+        printf("  %s: %zu bytes, %d lines; .1: %zu bytes, %d lines (limit %d)\n", log, n,
+               lines_ok(text), n_old, lines_ok(text_old), LIMIT);
+        CHECK(n <= LIMIT && n_old <= LIMIT);
+        CHECK(n_old > LIMIT / 2); /* moved when full, not early */
+        CHECK(lines_ok(text) > 0 && lines_ok(text_old) > 0);
+        CHECK(strstr(text, "info: stopped\r\n"));
+        CHECK(strstr(text, "broken frame") || strstr(text_old, "broken frame"));
+        CHECK(strstr(text, "debug: process ") || strstr(text_old, "debug: process "));
+    }
+    free(text);
+    free(text_old);
+    DeleteFileA(log);
+    DeleteFileA(old);
+    DeleteFileA(own);
+    snprintf(own, sizeof(own), "%s\\.mmapiod", root);
+    RemoveDirectoryA(own);
+    RemoveDirectoryA(root);
+    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
+    return failures ? 1 : 0;
+}
