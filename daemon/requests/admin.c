@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "adminview.h"
 #include "config.h"
 #include "errmap.h"
 #include "flushes.h"
@@ -19,14 +20,11 @@
 #include "opencache.h"
 #include "policy.h"
 #include "registry.h"
+#include "reqmsg.h"
 #include "resolve.h"
 #include "session.h"
 #include "watch.h"
 #include "writeback.h"
-
-#define PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
-#define PAGE_MAX 512
-#define HELD_MAX 32            /* holdings listed per client */
 
 static bool is_admin(const struct session *c)
 {
@@ -38,7 +36,7 @@ static bool is_admin(const struct session *c)
  * counted or found by name, as before they were kept. */
 static bool may_see(const struct session *c, struct mapping *m)
 {
-    return (is_admin(c) || m->owner == c->cred.uid) &&
+    return adminview_sees(is_admin(c), c->cred.uid, m->owner) &&
            !opencache_holds(c->h->cache, m);
 }
 
@@ -63,38 +61,22 @@ static bool dirty_bytes(const struct mapping *m, uint64_t *out)
  * The listing finds those through the holders of every session: what c
  * may see, by id, without duplicates.
  */
-struct removed_set {
-    struct mapping **v;
-    size_t n;
-};
-
-static int by_map_id(const void *a, const void *b)
-{
-    const struct mapping *x = *(struct mapping *const *)a;
-    const struct mapping *y = *(struct mapping *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* The removed mappings still held that c may see, by id. 0, or -ENOMEM
- * (the set is then empty). Work in proportion to the removed ones. */
-static int removed_held(const struct session *c, struct removed_set *out)
+/* The removed mappings still held that c may see, of ids after `after`,
+ * by id. 0, or -ENOMEM (the set is then empty). Work in proportion to the
+ * removed ones. */
+static int removed_held(const struct session *c, uint64_t after,
+                        struct adminview_picks *out)
 {
     const struct mapping_env *env = &c->h->reg->env;
     size_t cap = 0;
-    out->v = NULL;
-    out->n = 0;
     for (struct mapping *m = env->removed_first; m; m = m->removed_next)
         cap += !m->registered && m->n_holders > 0;
-    if (!cap)
-        return 0;
-    out->v = malloc(cap * sizeof(*out->v));
-    if (!out->v)
-        return -ENOMEM;
+    int r = adminview_picks_init(out, cap, after);
     for (struct mapping *m = env->removed_first; m; m = m->removed_next)
         if (!m->registered && m->n_holders > 0 && may_see(c, m))
-            out->v[out->n++] = m;
-    qsort(out->v, out->n, sizeof(*out->v), by_map_id);
-    return 0;
+            adminview_pick(out, m->id, m);
+    adminview_sort(out);
+    return r;
 }
 
 /* Resident memory of the daemon, from /proc/self/statm; 0 if unknown. */
@@ -122,35 +104,21 @@ static size_t fill_limits(const struct config *cfg, Mmapio__Limit *lim,
         const struct config_key *k = &config_keys[i];
         if (k->kind != CONFIG_U32 && k->kind != CONFIG_U64)
             continue;
-        if (n == LIMITS_MAX)
-            break; /* more numbers than the table has today */
-        mmapio__limit__init(&lim[n]);
-        lim[n].name = (char *)k->key;
-        lim[n].value = config_number(cfg, k);
-        lim[n].what = (char *)k->what;
-        p[n] = &lim[n];
-        n++;
+        /* More numbers than LIMITS_MAX: the first of them. */
+        adminview_limit(lim, p, &n, LIMITS_MAX, k->key, config_number(cfg, k),
+                        k->what);
     }
     return n;
 }
 
-struct tally {
-    const struct session *c;
-    uint64_t mappings, anon, files, bytes, carved;
-};
-
-static void count_one(struct mapping *m, void *arg)
+/* One mapping in c's status, if c may see it. */
+static void count_one(const struct session *c, struct mapping *m,
+                      Mmapio__StatusReply *s)
 {
-    struct tally *t = arg;
-    if (!may_see(t->c, m))
+    if (!may_see(c, m))
         return;
-    t->mappings++;
-    t->bytes += m->size;
-    if (m->kind == MAPPING_ANON)
-        t->anon++;
-    else
-        t->files++;
-    t->carved += m->arena != NULL;
+    adminview_count(s, m->kind == MAPPING_ANON, m->size);
+    s->carved += m->arena != NULL;
 }
 
 /* A walk over what c may see, in id order after `after`: everything for
@@ -165,59 +133,38 @@ static void walk_visible(const struct session *c, uint64_t after,
 void admin_status(struct session *c, uint64_t id)
 {
     struct handlers *h = c->h;
-    struct tally t = { .c = c };
     bool all = is_admin(c);
-    uint32_t clients = 0, rings = 0;
+    Mmapio__StatusReply s = MMAPIO__STATUS_REPLY__INIT;
     struct registry_walk w;
     struct mapping *m;
 
     walk_visible(c, 0, &w);
     while ((m = registry_walk_next(&w)))
-        count_one(m, &t);
-    struct removed_set rs;
-    removed_held(c, &rs); /* without memory: counted as none */
-    for (size_t i = 0; i < rs.n; i++)
-        count_one(rs.v[i], &t);
-    free(rs.v);
-    for (struct session *o = h->sessions; o; o = o->next) {
-        bool counted = all || o->cred.uid == c->cred.uid;
-        clients += counted;
-        rings += counted && o->ring;
-    }
-
-    Mmapio__StatusReply s = MMAPIO__STATUS_REPLY__INIT;
-    s.version = (char *)MMAPIO_VERSION;
-    s.uptime_s = (uint64_t)(time(NULL) - h->started);
-    s.clients = clients;
-    s.write_rings = rings;
-    s.mappings = t.mappings;
-    s.anonymous = t.anon;
-    s.files = t.files;
-    s.bytes_mapped = t.bytes;
-    s.all = all;
+        count_one(c, m, &s);
+    struct adminview_picks rs;
+    removed_held(c, 0, &rs); /* without memory: counted as none */
+    while ((m = adminview_next(&rs)))
+        count_one(c, m, &s);
     s.removed_held = rs.n;
-    s.carved = t.carved;
-    s.pid = (int32_t)getpid();
-    s.socket = (char *)h->cfg->socket_path;
-    s.root = (char *)h->cfg->root;
-    s.config_file = (char *)(h->config_file ? h->config_file : "");
-    s.rss_bytes = rss_bytes();
-    s.started = (int64_t)h->started;
+    adminview_picks_free(&rs);
+    for (struct session *o = h->sessions; o; o = o->next)
+        if (adminview_sees(all, c->cred.uid, o->cred.uid)) {
+            s.clients++;
+            s.write_rings += o->ring != NULL;
+        }
     Mmapio__Limit lim[LIMITS_MAX], *limp[LIMITS_MAX];
     s.n_limits = fill_limits(h->cfg, lim, limp);
     s.limits = limp;
-    if (all) { /* daemon-wide counters are for the admin */
-        s.flushes = h->flushes->n_flushes;
-        s.flush_failures = h->flushes->n_failures;
-        s.errors = h->errors;
-        s.clients_total = h->sessions_total;
-        s.arenas = h->reg->env.arenas.n;
-    }
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_STATUS;
-    r.status = &s;
-    session_reply(c, &r, -1);
+    struct adminview_daemon d = {
+        .started = (int64_t)h->started, .pid = (int32_t)getpid(),
+        .socket = h->cfg->socket_path, .root = h->cfg->root,
+        .config_file = h->config_file, .rss_bytes = rss_bytes(),
+        .flushes = h->flushes->n_flushes, .flush_failures = h->flushes->n_failures,
+        .errors = h->errors, .clients_total = h->sessions_total,
+        .arenas = h->reg->env.arenas.n,
+    };
+    Mmapio__Reply r;
+    session_reply(c, adminview_status(&r, id, &s, all, &d), -1);
 }
 
 /* ---- list ------------------------------------------------------------ */
@@ -274,142 +221,92 @@ static void fill_info(struct handlers *h, struct mapping *m,
                                     : MMAPIO__HUGE_PAGES__HUGE_NONE;
 }
 
+/* A page built (r 0) sent and freed, or the want of memory told. */
+static void send_page(struct session *c, uint64_t id, int r, struct adminview_page *page)
+{
+    if (r < 0) {
+        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
+        return;
+    }
+    session_reply(c, &page->reply, -1);
+    adminview_free(page);
+}
+
+/* AdminList's source (adminview_map_fn): the registry's walk and the
+ * removed ones still held, merged by id; files in the open cache are
+ * passed over. */
+struct list_src {
+    struct session *c;
+    struct registry_walk w;
+    struct mapping *m; /* the walk's next */
+    struct adminview_picks rs;
+    struct mapping *r; /* rs's next */
+};
+
+static bool list_next(void *arg, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
+{
+    struct list_src *l = arg;
+    while (l->m && opencache_holds(l->c->h->cache, l->m))
+        l->m = registry_walk_next(&l->w);
+    if (!l->m && !l->r)
+        return false;
+    bool removed = l->r && (!l->m || l->r->id < l->m->id);
+    fill_info(l->c->h, removed ? l->r : l->m, i, pol);
+    if (removed)
+        l->r = adminview_next(&l->rs);
+    else
+        l->m = registry_walk_next(&l->w);
+    return true;
+}
+
 /* A page costs the page: the walk starts at after_id by binary search
  * in the caller's own mappings (an admin's: all), and stops when full. */
 void admin_list(struct session *c, uint64_t id, const Mmapio__AdminList *q)
 {
-    struct registry_walk w;
-    struct removed_set rs;
-    walk_visible(c, q->after_id, &w);
-    size_t cap = PAGE_MAX, k = 0;
-    if (removed_held(c, &rs) < 0) {
+    struct list_src l = { .c = c };
+    struct adminview_page page;
+    if (removed_held(c, q->after_id, &l.rs) < 0) {
         session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
         return;
     }
-    while (k < rs.n && rs.v[k]->id <= q->after_id)
-        k++;
-    Mmapio__MapInfo *infos = calloc(cap, sizeof(*infos));
-    Mmapio__MapInfo **ptrs = calloc(cap, sizeof(*ptrs));
-    Mmapio__FlushPolicy *pols = calloc(cap, sizeof(*pols));
-    if (!infos || !ptrs || !pols) {
-        session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
-        goto out;
-    }
-
-    Mmapio__ListReply lr = MMAPIO__LIST_REPLY__INIT;
-    size_t bytes = 0;
-    /* The registry's walk and the removed ones, merged by id. */
-    struct mapping *m = registry_walk_next(&w), *next;
-    lr.maps = ptrs;
-    while ((m || k < rs.n) && lr.n_maps < cap) {
-        if (m && opencache_holds(c->h->cache, m)) {
-            m = registry_walk_next(&w);
-            continue;
-        }
-        bool removed = k < rs.n && (!m || rs.v[k]->id < m->id);
-        next = removed ? rs.v[k] : m;
-        Mmapio__MapInfo *i = &infos[lr.n_maps];
-        fill_info(c->h, next, i, &pols[lr.n_maps]);
-        bytes += mmapio__map_info__get_packed_size(i) + 8;
-        if (bytes > PAGE_BYTES && lr.n_maps > 0)
-            break;
-        ptrs[lr.n_maps++] = i;
-        if (removed)
-            k++;
-        else
-            m = registry_walk_next(&w);
-    }
-    lr.more = m != NULL || k < rs.n;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_LIST;
-    r.list = &lr;
-    session_reply(c, &r, -1);
-out:
-    free(rs.v);
-    free(infos);
-    free(ptrs);
-    free(pols);
+    l.r = adminview_next(&l.rs);
+    walk_visible(c, q->after_id, &l.w);
+    l.m = registry_walk_next(&l.w);
+    send_page(c, id, adminview_list(&page, id, SIZE_MAX, list_next, &l), &page);
+    adminview_picks_free(&l.rs);
 }
 
 /* ---- clients --------------------------------------------------------- */
 
-static int session_by_id(const void *a, const void *b)
+static bool client_next(void *arg, Mmapio__ClientInfo *ci)
 {
-    const struct session *x = *(struct session *const *)a;
-    const struct session *y = *(struct session *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* Fills one ClientInfo; its held[] points into `held` (HELD_MAX slots). */
-static void fill_client(const struct session *o, Mmapio__ClientInfo *ci,
-                        Mmapio__HeldInfo *held, Mmapio__HeldInfo **held_p)
-{
-    mmapio__client_info__init(ci);
-    ci->id = o->id;
-    ci->pid = o->cred.pid;
-    ci->uid = o->cred.uid;
-    ci->gid = o->cred.gid;
-    ci->name = (char *)o->name;
-    ci->held = held_p;
-    ci->held_total = o->holders.n;
-    for (const struct holder *h = o->holders.first; h && ci->n_held < HELD_MAX;
-         h = h->owner_next) {
-        Mmapio__HeldInfo *hi = &held[ci->n_held];
-        mmapio__held_info__init(hi);
-        hi->map_id = h->map->id;
-        hi->name = h->map->name;
-        hi->mode = (Mmapio__Mode)h->mode;
-        hi->anonymous = h->map->kind == MAPPING_ANON;
-        held_p[ci->n_held++] = hi;
-    }
-    ci->watches = o->watches.n;
+    const struct session *o = adminview_next(arg);
+    if (!o)
+        return false;
+    adminview_client(ci, o->id, &o->cred, o->name, o->holders.n, o->watches.n);
+    for (const struct holder *h = o->holders.first; h; h = h->owner_next)
+        if (!adminview_held(ci, h->map->id, h->map->name, h->mode,
+                            h->map->kind == MAPPING_ANON))
+            break;
+    return true;
 }
 
 void admin_clients(struct session *c, uint64_t id, const Mmapio__AdminClients *q)
 {
     struct handlers *hs = c->h;
     bool all = is_admin(c);
-    size_t n = 0;
-    struct session **v = calloc(hs->n_sessions ? hs->n_sessions : 1, sizeof(*v));
-    size_t cap = hs->n_sessions < PAGE_MAX ? hs->n_sessions : PAGE_MAX;
-    Mmapio__ClientInfo *infos = calloc(cap ? cap : 1, sizeof(*infos));
-    Mmapio__ClientInfo **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
-    Mmapio__HeldInfo *held = calloc((cap ? cap : 1) * HELD_MAX, sizeof(*held));
-    Mmapio__HeldInfo **held_p = calloc((cap ? cap : 1) * HELD_MAX, sizeof(*held_p));
-    if (!v || !infos || !ptrs || !held || !held_p) {
+    struct adminview_picks picks;
+    struct adminview_page page;
+    if (adminview_picks_init(&picks, hs->n_sessions, q->after_id) < 0) {
         session_reply_err(c, id, MMAPIO_E_QUOTA, "out of memory");
-        goto out;
+        return;
     }
     for (struct session *o = hs->sessions; o; o = o->next)
-        if (o->id > q->after_id && (all || o->cred.uid == c->cred.uid))
-            v[n++] = o;
-    if (n)
-        qsort(v, n, sizeof(*v), session_by_id);
-
-    Mmapio__ClientsReply cr = MMAPIO__CLIENTS_REPLY__INIT;
-    size_t bytes = 0;
-    cr.clients = ptrs;
-    while (cr.n_clients < cap && cr.n_clients < n) {
-        size_t k = cr.n_clients;
-        fill_client(v[k], &infos[k], &held[k * HELD_MAX], &held_p[k * HELD_MAX]);
-        bytes += mmapio__client_info__get_packed_size(&infos[k]) + 8;
-        if (bytes > PAGE_BYTES && k > 0)
-            break;
-        ptrs[cr.n_clients++] = &infos[k];
-    }
-    cr.more = cr.n_clients < n;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
-    r.clients = &cr;
-    session_reply(c, &r, -1);
-out:
-    free(v);
-    free(infos);
-    free(ptrs);
-    free(held);
-    free(held_p);
+        if (adminview_sees(all, c->cred.uid, o->cred.uid))
+            adminview_pick(&picks, o->id, o);
+    adminview_sort(&picks);
+    send_page(c, id, adminview_clients(&page, id, picks.n, client_next, &picks), &page);
+    adminview_picks_free(&picks);
 }
 
 /* ---- flush and policy by name --------------------------------------- */
@@ -425,10 +322,8 @@ out:
 static void refuse_not_owner(struct session *c, uint64_t id, const char *path,
                              bool anonymous, uid_t owner)
 {
-    session_reply_err(c, id, MMAPIO_E_PERMISSION,
-                      "%s%s belongs to uid %u: only its owner or an admin "
-                      "may do that", anonymous ? "anon:" : "", path,
-                      (unsigned)owner);
+    session_reply_err(c, id, MMAPIO_E_PERMISSION, ADMINVIEW_NOT_OWNER,
+                      anonymous ? "anon:" : "", path, (unsigned)owner);
 }
 
 /* stat(2) of the file `path` under the root, looked up as `as` (NULL:
@@ -463,7 +358,7 @@ static struct mapping *find_named(struct session *c, uint64_t id,
         m = resolve_check_name(path) ? NULL : registry_find_anon(h->reg, path);
         if (!m) {
             session_reply_err(c, id, MMAPIO_E_NOT_FOUND,
-                              "no anonymous mapping '%s'", path);
+                              REQMSG_NO_ANON, path);
             return NULL;
         }
     } else {
@@ -480,7 +375,7 @@ static struct mapping *find_named(struct session *c, uint64_t id,
         m = registry_find_file(h->reg, st.st_dev, st.st_ino);
         if (!m || opencache_holds(h->cache, m)) {
             session_reply_err(c, id, MMAPIO_E_NOT_FOUND,
-                              "%s is not mapped by anyone", path);
+                              REQMSG_UNMAPPED, path);
             return NULL;
         }
     }
@@ -494,14 +389,8 @@ static struct mapping *find_named(struct session *c, uint64_t id,
 static void flushed_reply(struct session *c, uint64_t id, uint32_t ok,
                           uint32_t failed, int error)
 {
-    Mmapio__AdminFlushReply fr = MMAPIO__ADMIN_FLUSH_REPLY__INIT;
-    fr.flushed = ok;
-    fr.failed = failed;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_FLUSHED;
-    r.flushed = &fr;
-    session_reply(c, &r, -1);
+    struct reqmsg b;
+    session_reply(c, reqmsg_flushed(&b, id, ok, failed), -1);
 }
 
 void admin_flush(struct session *c, uint64_t id, const Mmapio__AdminFlush *q)
@@ -538,9 +427,9 @@ void admin_flush(struct session *c, uint64_t id, const Mmapio__AdminFlush *q)
 
 void admin_policy(struct session *c, uint64_t id, const Mmapio__AdminPolicy *q)
 {
-    mmapio_flush_policy p = policy_from_wire(q->policy);
-    if (!q->policy || !policy_valid(p)) {
-        session_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+    mmapio_flush_policy p;
+    if (!reqmsg_policy(q->policy, &p)) {
+        session_reply_err(c, id, MMAPIO_E_INVALID_ARGUMENT, REQMSG_BAD_POLICY);
         return;
     }
     struct mapping *m = find_named(c, id, q->path, q->anonymous);
@@ -604,12 +493,9 @@ void admin_stat(struct session *c, uint64_t id, const Mmapio__AdminStat *q)
         return;
     Mmapio__MapInfo info;
     Mmapio__FlushPolicy pol;
+    struct reqmsg b;
     fill_info(c->h, m, &info, &pol);
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_MAP;
-    r.map = &info;
-    session_reply(c, &r, -1);
+    session_reply(c, reqmsg_map(&b, id, &info), -1);
     put_named(c, m);
 }
 
@@ -626,14 +512,8 @@ void admin_watch(struct session *c, uint64_t id, const Mmapio__AdminWatch *q)
     if (r) {
         session_reply_err(c, id, r, "cannot watch: %s", errmap_text(r));
     } else {
-        Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
-        wr.watch_id = wid;
-        wr.map_id = m->id;
-        Mmapio__Reply rep = MMAPIO__REPLY__INIT;
-        rep.id = id;
-        rep.result_case = MMAPIO__REPLY__RESULT_WATCH;
-        rep.watch = &wr;
-        session_reply(c, &rep, -1);
+        struct reqmsg b;
+        session_reply(c, reqmsg_watch(&b, id, wid, m->id), -1);
     }
     put_named(c, m);
 }

@@ -25,6 +25,7 @@
 #include "policy.h"
 #include "quota.h"
 #include "registry.h"
+#include "reqmsg.h"
 #include "resolve.h"
 #include "session.h"
 #include "watch.h"
@@ -78,8 +79,7 @@ static void op_hello(struct session *s, uint64_t id, const Mmapio__Hello *m)
 {
     if (m->protocol != WIRE_PROTOCOL) {
         s->close_when_sent = true;
-        session_reply_err(s, id, MMAPIO_E_PROTOCOL,
-                  "protocol version %u not supported (this daemon speaks %u)",
+        session_reply_err(s, id, MMAPIO_E_PROTOCOL, REQMSG_BAD_PROTOCOL,
                   m->protocol, WIRE_PROTOCOL);
         return;
     }
@@ -88,18 +88,11 @@ static void op_hello(struct session *s, uint64_t id, const Mmapio__Hello *m)
         names_escape(m->client_name, s->name, sizeof(s->name));
     s->hello_done = true;
 
-    Mmapio__HelloReply hr = MMAPIO__HELLO_REPLY__INIT;
-    hr.protocol = WIRE_PROTOCOL;
-    hr.server_version = (char *)MMAPIO_VERSION;
-    hr.max_frame = s->h->cfg->max_frame;
-    hr.max_inflight = s->h->cfg->max_inflight;
-    hr.max_events = s->h->cfg->max_events;
-    hr.ctl_slots = s->h->reg->env.ctl.n_slots;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_HELLO;
-    r.hello = &hr;
-    session_reply(s, &r, s->h->reg->env.ctl.ro_fd);
+    struct reqmsg b;
+    session_reply(s, reqmsg_hello(&b, id, s->h->cfg->max_frame,
+                                  s->h->cfg->max_inflight, s->h->cfg->max_events,
+                                  s->h->reg->env.ctl.n_slots),
+                  s->h->reg->env.ctl.ro_fd);
 }
 
 static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
@@ -108,10 +101,8 @@ static void op_open(struct session *s, uint64_t id, const Mmapio__Open *o)
     const char *why = "";
     int fd;
 
-    if ((unsigned)o->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE || o->perm > 0777 ||
-        (o->policy && !policy_valid(policy_from_wire(o->policy)))) {
-        session_reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,
-                  "bad mode, permission bits or flush policy");
+    if (!reqmsg_open_valid(o)) {
+        session_reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, REQMSG_BAD_OPEN);
         return;
     }
     int r = open_mapping_fd(s->h, s, o, &m, &fd, &why);
@@ -196,18 +187,10 @@ static void op_stat(struct session *s, uint64_t id, const Mmapio__Stat *m)
     struct holder *h = find_holder(s, id, m->handle);
     if (!h)
         return;
-    Mmapio__StatReply sr = MMAPIO__STAT_REPLY__INIT;
-    Mmapio__FlushPolicy pol;
-    sr.size = current_size(h->map);
-    policy_to_wire(h->map->policy, &pol);
-    sr.policy = &pol;
-    ringdrain_settle(h->map, s);
-    sr.holders = h->map->n_holders;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_STAT;
-    r.stat = &sr;
-    session_reply(s, &r, -1);
+    struct reqmsg b;
+    uint64_t size = current_size(h->map);
+    ringdrain_settle(h->map, s); /* releases recorded: holders counted right */
+    session_reply(s, reqmsg_stat(&b, id, size, h->map->n_holders, h->map->policy), -1);
 }
 
 static void delete_anon(struct session *s, uint64_t id, const char *name)
@@ -215,7 +198,7 @@ static void delete_anon(struct session *s, uint64_t id, const char *name)
     struct mapping *m = resolve_check_name(name) ? NULL
                         : registry_find_anon(s->h->reg, name);
     if (!m) {
-        session_reply_err(s, id, MMAPIO_E_NOT_FOUND, "no anonymous mapping '%s'", name);
+        session_reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_NO_ANON, name);
         return;
     }
     if (access_is_owner(&s->cred, m->owner)) {
@@ -289,9 +272,9 @@ static void op_set_policy(struct session *s, uint64_t id, const Mmapio__SetPolic
     struct holder *h = find_holder(s, id, m->handle);
     if (!h || !check_writer(s, id, h))
         return;
-    mmapio_flush_policy p = policy_from_wire(m->policy);
-    if (!m->policy || !policy_valid(p)) {
-        session_reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+    mmapio_flush_policy p;
+    if (!reqmsg_policy(m->policy, &p)) {
+        session_reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, REQMSG_BAD_POLICY);
         return;
     }
     mapping_set_policy(h->map, p, s);
@@ -309,13 +292,8 @@ static void op_watch(struct session *s, uint64_t id, const Mmapio__Watch *m)
         session_reply_err(s, id, r, "cannot watch: %s", errmap_text(r));
         return;
     }
-    Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
-    wr.watch_id = wid;
-    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
-    rep.id = id;
-    rep.result_case = MMAPIO__REPLY__RESULT_WATCH;
-    rep.watch = &wr;
-    session_reply(s, &rep, -1);
+    struct reqmsg b;
+    session_reply(s, reqmsg_watch(&b, id, wid, 0), -1);
 }
 
 static void op_unwatch(struct session *s, uint64_t id, const Mmapio__Unwatch *m)

@@ -17,6 +17,7 @@
 #include "policy.h"
 #include "quota.h"
 #include "registry.h"
+#include "reqmsg.h"
 
 /* Answers owed to a session once flushes end. */
 struct pending {
@@ -299,21 +300,12 @@ void session_grant_fd(struct session *s, uint64_t id, struct mapping *m,
         mapping_unref(m);
         return;
     }
-    Mmapio__OpenReply orep = MMAPIO__OPEN_REPLY__INIT;
-    Mmapio__FlushPolicy pol;
-    orep.handle = hd->handle;
-    orep.map_id = m->id;
-    orep.size = m->size;
-    orep.ctl_slot = m->slot;
-    orep.arena = m->arena ? m->arena->id : 0;
-    orep.offset = m->offset;
-    policy_to_wire(m->policy, &pol);
-    orep.policy = &pol;
-    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
-    rep.id = id;
-    rep.result_case = MMAPIO__REPLY__RESULT_OPEN;
-    rep.open = &orep;
-    session_reply(s, &rep, fd);
+    struct reqmsg b;
+    Mmapio__Reply *rep = reqmsg_open(&b, id, hd->handle, m->id, m->size, m->slot,
+                                     m->policy);
+    b.u.open.arena = m->arena ? m->arena->id : 0;
+    b.u.open.offset = m->offset;
+    session_reply(s, rep, fd);
     if (owned)
         close(fd);
     mapping_unref(m);

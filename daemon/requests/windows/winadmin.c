@@ -12,13 +12,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "adminview.h"
 #include "filesection.h"
 #include "names.h"
 #include "policy.h"
+#include "reqmsg.h"
 
-#define PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
-#define PAGE_MAX 512
-#define HELD_MAX 32            /* holdings listed per client */
+#define LIMITS_MAX 16          /* numbers in the status (fill_limits) */
 #define ADMIN_WATCHES_MAX 256  /* watches by name per client, as winwatch's */
 #define ADMIN_FLUSHES_MAX 16   /* flushes under way per client, as winflush's */
 
@@ -68,7 +68,7 @@ static bool is_admin(const struct wsession *s)
 
 static bool may_see(const struct wsession *s, bool admin, const struct wmap *m)
 {
-    return admin || m->owner == s->cred.uid;
+    return adminview_sees(admin, s->cred.uid, m->owner);
 }
 
 /* ---- the sessions' list ------------------------------------------------- */
@@ -110,14 +110,9 @@ static size_t fill_limits(const struct winops_config *c, Mmapio__Limit *lim,
         {"max_clients_per_uid", c->max_clients_per_uid, "connections per account"},
         {"hello_timeout_ms", c->hello_timeout_ms, "time to say hello, in ms"},
     };
-    size_t n = sizeof(v) / sizeof(v[0]);
-    for (size_t i = 0; i < n; i++) {
-        mmapio__limit__init(&lim[i]);
-        lim[i].name = (char *)v[i].name;
-        lim[i].value = v[i].value;
-        lim[i].what = (char *)v[i].what;
-        p[i] = &lim[i];
-    }
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        adminview_limit(lim, p, &n, LIMITS_MAX, v[i].name, v[i].value, v[i].what);
     return n;
 }
 
@@ -128,40 +123,26 @@ static void op_status(struct wsession *s, uint64_t id, bool admin)
     for (const struct wmap *m = w->maps; m; m = m->next) {
         if (!may_see(s, admin, m))
             continue;
-        st.mappings++;
-        st.bytes_mapped += m->size;
-        st.anonymous += m->anonymous;
-        st.files += !m->anonymous;
+        adminview_count(&st, m->anonymous, m->size);
         st.removed_held += m->anonymous && !m->named;
     }
     for (const struct wsession *o = w->sessions; o; o = o->next)
-        st.clients += o->hello_done && (admin || o->cred.uid == s->cred.uid);
+        st.clients += o->hello_done && adminview_sees(admin, s->cred.uid, o->cred.uid);
     PROCESS_MEMORY_COUNTERS pmc = {.cb = sizeof(pmc)};
-    st.version = (char *)MMAPIO_VERSION;
-    st.uptime_s = (uint64_t)((int64_t)time(NULL) - w->started);
-    st.all = admin;
-    st.pid = (int32_t)GetCurrentProcessId();
-    st.socket = (char *)(w->cfg.pipe_name ? w->cfg.pipe_name : "");
-    st.root = (char *)(w->cfg.root_path ? w->cfg.root_path : "");
-    st.config_file = (char *)""; /* no configuration file on Windows */
-    st.rss_bytes = K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc))
-                       ? pmc.WorkingSetSize : 0;
-    st.started = w->started;
-    Mmapio__Limit lim[16], *limp[16];
+    Mmapio__Limit lim[LIMITS_MAX], *limp[LIMITS_MAX];
     st.n_limits = fill_limits(&w->cfg, lim, limp);
     st.limits = limp;
-    if (admin) { /* daemon-wide counters are for the admin */
-        st.errors = w->errors;
-        st.clients_total = w->sessions_total;
-        st.flushes = w->flushes;
-        st.flush_failures = w->flush_failures;
-    }
-    /* write_rings, carved, arenas: none on Windows. */
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_STATUS;
-    r.status = &st;
-    send_reply(s, &r, NULL, 0);
+    /* No configuration file on Windows; write_rings, carved, arenas: none. */
+    struct adminview_daemon d = {
+        .started = w->started, .pid = (int32_t)GetCurrentProcessId(),
+        .socket = w->cfg.pipe_name, .root = w->cfg.root_path,
+        .rss_bytes = K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc))
+                         ? pmc.WorkingSetSize : 0,
+        .flushes = w->flushes, .flush_failures = w->flush_failures,
+        .errors = w->errors, .clients_total = w->sessions_total,
+    };
+    Mmapio__Reply r;
+    send_reply(s, adminview_status(&r, id, &st, admin, &d), NULL, 0);
 }
 
 /* ---- list and stat ------------------------------------------------------ */
@@ -195,129 +176,82 @@ static void fill_info(const struct winops *w, struct wmap *m, Mmapio__MapInfo *i
      * huge_pages: never used. */
 }
 
-static int by_id(const void *a, const void *b)
+/* A page built (r 0) sent and freed, or the want of memory told. */
+static void send_page(struct wsession *s, uint64_t id, int r, struct adminview_page *page)
 {
-    const struct wmap *x = *(struct wmap *const *)a, *y = *(struct wmap *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
+    if (r < 0) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        return;
+    }
+    send_reply(s, &page->reply, NULL, 0);
+    adminview_free(page);
+}
+
+/* AdminList's and AdminClients' source (adminview_*_fn): the picks, by id. */
+struct picked {
+    struct winops *w;
+    struct adminview_picks picks;
+};
+
+static bool list_next(void *arg, Mmapio__MapInfo *i, Mmapio__FlushPolicy *pol)
+{
+    struct picked *a = arg;
+    struct wmap *m = adminview_next(&a->picks);
+    if (m)
+        fill_info(a->w, m, i, pol);
+    return m != NULL;
 }
 
 static void op_list(struct wsession *s, uint64_t id, bool admin,
                     const Mmapio__AdminList *q)
 {
     struct winops *w = s->w;
-    size_t n = 0;
-    struct wmap **v = malloc((w->n_maps ? w->n_maps : 1) * sizeof(*v));
-    Mmapio__MapInfo *infos = calloc(PAGE_MAX, sizeof(*infos));
-    Mmapio__MapInfo **ptrs = calloc(PAGE_MAX, sizeof(*ptrs));
-    Mmapio__FlushPolicy *pols = calloc(PAGE_MAX, sizeof(*pols));
-    if (!v || !infos || !ptrs || !pols) {
+    struct picked a = { .w = w };
+    struct adminview_page page;
+    if (adminview_picks_init(&a.picks, w->n_maps, q->after_id) < 0) {
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
-        goto out;
+        return;
     }
     for (struct wmap *m = w->maps; m; m = m->next)
-        if (m->id > q->after_id && may_see(s, admin, m))
-            v[n++] = m;
-    qsort(v, n, sizeof(*v), by_id);
-    Mmapio__ListReply lr = MMAPIO__LIST_REPLY__INIT;
-    size_t bytes = 0;
-    lr.maps = ptrs;
-    while (lr.n_maps < n && lr.n_maps < PAGE_MAX) {
-        Mmapio__MapInfo *i = &infos[lr.n_maps];
-        fill_info(w, v[lr.n_maps], i, &pols[lr.n_maps]);
-        bytes += mmapio__map_info__get_packed_size(i) + 8;
-        if (bytes > PAGE_BYTES && lr.n_maps > 0)
-            break;
-        ptrs[lr.n_maps] = i;
-        lr.n_maps++;
-    }
-    lr.more = lr.n_maps < n;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_LIST;
-    r.list = &lr;
-    send_reply(s, &r, NULL, 0);
-out:
-    free(v);
-    free(infos);
-    free(ptrs);
-    free(pols);
+        if (may_see(s, admin, m))
+            adminview_pick(&a.picks, m->id, m);
+    adminview_sort(&a.picks);
+    send_page(s, id, adminview_list(&page, id, a.picks.n, list_next, &a), &page);
+    adminview_picks_free(&a.picks);
 }
 
 /* ---- clients ------------------------------------------------------------ */
 
-static int session_by_id(const void *a, const void *b)
+static bool client_next(void *arg, Mmapio__ClientInfo *ci)
 {
-    const struct wsession *x = *(struct wsession *const *)a;
-    const struct wsession *y = *(struct wsession *const *)b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static void fill_client(const struct wsession *o, Mmapio__ClientInfo *ci,
-                        Mmapio__HeldInfo *held, Mmapio__HeldInfo **held_p)
-{
-    mmapio__client_info__init(ci);
-    ci->id = o->id;
-    ci->pid = (int32_t)o->cred.pid;
-    ci->uid = o->cred.uid;
-    ci->gid = o->cred.gid;
-    ci->name = (char *)o->name;
-    ci->held = held_p;
-    ci->held_total = o->n_holders;
-    for (const struct wholder *h = o->holders; h && ci->n_held < HELD_MAX; h = h->next) {
-        Mmapio__HeldInfo *hi = &held[ci->n_held];
-        mmapio__held_info__init(hi);
-        hi->map_id = h->m->id;
-        hi->name = h->m->name;
-        hi->mode = (Mmapio__Mode)h->mode;
-        hi->anonymous = h->m->anonymous;
-        held_p[ci->n_held++] = hi;
-    }
-    ci->watches = o->n_watches;
+    struct picked *a = arg;
+    const struct wsession *o = adminview_next(&a->picks);
+    if (!o)
+        return false;
+    adminview_client(ci, o->id, &o->cred, o->name, o->n_holders, o->n_watches);
+    for (const struct wholder *h = o->holders; h; h = h->next)
+        if (!adminview_held(ci, h->m->id, h->m->name, h->mode, h->m->anonymous))
+            break;
+    return true;
 }
 
 static void op_clients(struct wsession *s, uint64_t id, bool admin,
                        const Mmapio__AdminClients *q)
 {
     struct winops *w = s->w;
-    size_t n = 0, cap = w->n_sessions < PAGE_MAX ? w->n_sessions : PAGE_MAX;
-    cap = cap ? cap : 1;
-    struct wsession **v = calloc(w->n_sessions ? w->n_sessions : 1, sizeof(*v));
-    Mmapio__ClientInfo *infos = calloc(cap, sizeof(*infos));
-    Mmapio__ClientInfo **ptrs = calloc(cap, sizeof(*ptrs));
-    Mmapio__HeldInfo *held = calloc(cap * HELD_MAX, sizeof(*held));
-    Mmapio__HeldInfo **held_p = calloc(cap * HELD_MAX, sizeof(*held_p));
-    if (!v || !infos || !ptrs || !held || !held_p) {
+    struct picked a = { .w = w };
+    struct adminview_page page;
+    if (adminview_picks_init(&a.picks, w->n_sessions, q->after_id) < 0) {
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
-        goto out;
+        return;
     }
     /* Past hello only: before it nobody knows whose a connection is. */
     for (struct wsession *o = w->sessions; o; o = o->next)
-        if (o->hello_done && o->id > q->after_id && (admin || o->cred.uid == s->cred.uid))
-            v[n++] = o;
-    qsort(v, n, sizeof(*v), session_by_id);
-    Mmapio__ClientsReply cr = MMAPIO__CLIENTS_REPLY__INIT;
-    size_t bytes = 0;
-    cr.clients = ptrs;
-    while (cr.n_clients < cap && cr.n_clients < n) {
-        size_t k = cr.n_clients;
-        fill_client(v[k], &infos[k], &held[k * HELD_MAX], &held_p[k * HELD_MAX]);
-        bytes += mmapio__client_info__get_packed_size(&infos[k]) + 8;
-        if (bytes > PAGE_BYTES && k > 0)
-            break;
-        ptrs[cr.n_clients++] = &infos[k];
-    }
-    cr.more = cr.n_clients < n;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_CLIENTS;
-    r.clients = &cr;
-    send_reply(s, &r, NULL, 0);
-out:
-    free(v);
-    free(infos);
-    free(ptrs);
-    free(held);
-    free(held_p);
+        if (o->hello_done && adminview_sees(admin, s->cred.uid, o->cred.uid))
+            adminview_pick(&a.picks, o->id, o);
+    adminview_sort(&a.picks);
+    send_page(s, id, adminview_clients(&page, id, a.picks.n, client_next, &a), &page);
+    adminview_picks_free(&a.picks);
 }
 
 /* ---- by name ------------------------------------------------------------ */
@@ -325,8 +259,7 @@ out:
 static void refuse_not_owner(struct wsession *s, uint64_t id, const char *path,
                              bool anonymous, uint32_t owner)
 {
-    reply_err(s, id, MMAPIO_E_PERMISSION,
-              "%s%s belongs to uid %u: only its owner or an admin may do that",
+    reply_err(s, id, MMAPIO_E_PERMISSION, ADMINVIEW_NOT_OWNER,
               anonymous ? "anon:" : "", path, (unsigned)owner);
 }
 
@@ -383,7 +316,7 @@ static struct wmap *find_named(struct wsession *s, uint64_t id, const char *path
     if (anonymous) {
         struct wmap *m = beneath_check_name(path) == MMAPIO_OK ? find_anon(s->w, path) : NULL;
         if (!m)
-            reply_err(s, id, MMAPIO_E_NOT_FOUND, "no anonymous mapping '%s'", path);
+            reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_NO_ANON, path);
         else if (!may_see(s, admin, m))
             refuse_not_owner(s, id, path, true, m->owner);
         return m && may_see(s, admin, m) ? m : NULL;
@@ -401,7 +334,7 @@ static struct wmap *find_named(struct wsession *s, uint64_t id, const char *path
     }
     struct wmap *m = known ? find_file(s->w, vol, index) : NULL;
     if (!m)
-        reply_err(s, id, MMAPIO_E_NOT_FOUND, "%s is not mapped by anyone", path);
+        reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_UNMAPPED, path);
     return m;
 }
 
@@ -472,12 +405,9 @@ static void op_stat(struct wsession *s, uint64_t id, bool admin, const Mmapio__A
         return;
     Mmapio__MapInfo info;
     Mmapio__FlushPolicy pol;
+    struct reqmsg b;
     fill_info(s->w, m, &info, &pol);
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_MAP;
-    r.map = &info;
-    send_reply(s, &r, NULL, 0);
+    send_reply(s, reqmsg_map(&b, id, &info), NULL, 0);
 }
 
 /* A watch without a holder: it keeps the entry (map_maybe_free counts
@@ -501,14 +431,8 @@ static void op_watch(struct wsession *s, uint64_t id, bool admin, const Mmapio__
     s->n_watches++;
     m->watchers++;
     atomic_fetch_add(&w->slots[m->slot].watchers, 1); /* writers notice now */
-    Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
-    wr.watch_id = x->id;
-    wr.map_id = m->id;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_WATCH;
-    r.watch = &wr;
-    send_reply(s, &r, NULL, 0);
+    struct reqmsg b;
+    send_reply(s, reqmsg_watch(&b, id, x->id, m->id), NULL, 0);
 }
 
 /* ---- flush and policy by name ------------------------------------------- */
@@ -531,14 +455,8 @@ struct aflush {
 
 static void batch_reply(struct abatch *b)
 {
-    Mmapio__AdminFlushReply fr = MMAPIO__ADMIN_FLUSH_REPLY__INIT;
-    fr.flushed = b->flushed;
-    fr.failed = b->failed;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = b->id;
-    r.result_case = MMAPIO__REPLY__RESULT_FLUSHED;
-    r.flushed = &fr;
-    send_reply(b->s, &r, NULL, 0);
+    struct reqmsg m;
+    send_reply(b->s, reqmsg_flushed(&m, b->id, b->flushed, b->failed), NULL, 0);
 }
 
 /* One reference to b less; the last answers (or frees a session that
@@ -645,9 +563,9 @@ void winadmin_set_policy(struct winops *w, struct wmap *m, mmapio_flush_policy p
 
 static void op_policy(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminPolicy *q)
 {
-    mmapio_flush_policy p = policy_from_wire(q->policy);
-    if (!q->policy || !policy_valid(p)) {
-        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+    mmapio_flush_policy p;
+    if (!reqmsg_policy(q->policy, &p)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, REQMSG_BAD_POLICY);
         return;
     }
     struct wmap *m = find_named(s, id, q->path, q->anonymous, admin);

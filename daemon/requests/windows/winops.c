@@ -26,6 +26,7 @@
 #include "names.h"
 #include "peercred.h"
 #include "policy.h"
+#include "reqmsg.h"
 #include "sidmap.h"
 #include "wire.h"
 
@@ -50,19 +51,9 @@ static void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode m
     s->n_holders++;
     m->holders++;
 
-    Mmapio__OpenReply orep = MMAPIO__OPEN_REPLY__INIT;
-    Mmapio__FlushPolicy pol;
-    orep.handle = h->handle;
-    orep.map_id = m->id;
-    orep.size = m->size;
-    orep.ctl_slot = m->slot;
-    policy_to_wire(m->policy, &pol);
-    orep.policy = &pol;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_OPEN;
-    r.open = &orep;
-    send_reply(s, &r, section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
+    struct reqmsg b;
+    send_reply(s, reqmsg_open(&b, id, h->handle, m->id, m->size, m->slot, m->policy),
+               section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
 }
 
 static void release(struct wsession *s, struct wholder *h)
@@ -90,9 +81,8 @@ static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
 {
     if (m->protocol != WIRE_PROTOCOL) {
         s->w->port.close_when_sent(s->conn);
-        reply_err(s, id, MMAPIO_E_PROTOCOL,
-                  "protocol version %u not supported (this daemon speaks %u)",
-                  m->protocol, WIRE_PROTOCOL);
+        reply_err(s, id, MMAPIO_E_PROTOCOL, REQMSG_BAD_PROTOCOL, m->protocol,
+                  WIRE_PROTOCOL);
         return;
     }
     /* Impersonation works once the pipe was read from: now. */
@@ -117,20 +107,12 @@ static void op_hello(struct wsession *s, uint64_t id, const Mmapio__Hello *m)
     names_escape(m->client_name, s->name, sizeof(s->name));
     s->hello_done = true;
     s->w->port.admitted(s->conn);
-    Mmapio__HelloReply hr = MMAPIO__HELLO_REPLY__INIT;
-    hr.protocol = WIRE_PROTOCOL;
-    hr.server_version = (char *)MMAPIO_VERSION;
-    hr.max_frame = s->w->cfg.max_frame;
-    hr.max_inflight = s->w->cfg.max_inflight;
-    hr.max_events = s->w->cfg.max_events;
-    hr.ctl_slots = CTL_SLOTS;
-    hr.uid_known = true; /* a SID's number: the client cannot work it out */
-    hr.uid = s->cred.uid;
-    Mmapio__Reply rep = MMAPIO__REPLY__INIT;
-    rep.id = id;
-    rep.result_case = MMAPIO__REPLY__RESULT_HELLO;
-    rep.hello = &hr;
-    send_reply(s, &rep, s->w->ctl, GRANT_RO);
+    struct reqmsg b;
+    Mmapio__Reply *rep = reqmsg_hello(&b, id, s->w->cfg.max_frame, s->w->cfg.max_inflight,
+                                      s->w->cfg.max_events, CTL_SLOTS);
+    b.u.hello.uid_known = true; /* a SID's number: the client cannot work it out */
+    b.u.hello.uid = s->cred.uid;
+    send_reply(s, rep, s->w->ctl, GRANT_RO);
 }
 
 static void open_anon(struct wsession *s, uint64_t id, const Mmapio__Open *o,
@@ -298,9 +280,8 @@ static void open_file(struct wsession *s, uint64_t id, const Mmapio__Open *o,
 
 static void op_open(struct wsession *s, uint64_t id, const Mmapio__Open *o)
 {
-    if ((unsigned)o->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE || o->perm > 0777 ||
-        (o->policy && !policy_valid(policy_from_wire(o->policy)))) {
-        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "bad mode, permission bits or flush policy");
+    if (!reqmsg_open_valid(o)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, REQMSG_BAD_OPEN);
         return;
     }
     if (!names_valid(o->path)) {
@@ -388,17 +369,8 @@ static void op_stat(struct wsession *s, uint64_t id, const Mmapio__Stat *st)
     LARGE_INTEGER size;
     if (h->m->file && GetFileSizeEx(h->m->file, &size))
         h->m->size = (uint64_t)size.QuadPart;
-    Mmapio__StatReply sr = MMAPIO__STAT_REPLY__INIT;
-    Mmapio__FlushPolicy pol;
-    sr.size = h->m->size;
-    sr.holders = h->m->holders;
-    policy_to_wire(h->m->policy, &pol);
-    sr.policy = &pol;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_STAT;
-    r.stat = &sr;
-    send_reply(s, &r, NULL, 0);
+    struct reqmsg b;
+    send_reply(s, reqmsg_stat(&b, id, h->m->size, h->m->holders, h->m->policy), NULL, 0);
 }
 
 /* A section's size is fixed on Windows, and a mapped file's cannot
@@ -425,11 +397,11 @@ static void op_set_policy(struct wsession *s, uint64_t id, const Mmapio__SetPoli
     struct wholder *h = find_holder(s, id, p->handle);
     if (!h)
         return;
-    mmapio_flush_policy pol = policy_from_wire(p->policy);
+    mmapio_flush_policy pol;
     if (h->mode != MMAPIO_MODE_READ_WRITE) {
         reply_err(s, id, MMAPIO_E_INVALID_MODE, "the handle is not read-write");
-    } else if (!p->policy || !policy_valid(pol)) {
-        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "invalid flush policy");
+    } else if (!reqmsg_policy(p->policy, &pol)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, REQMSG_BAD_POLICY);
     } else {
         winadmin_set_policy(s->w, h->m, pol);
         reply_ok(s, id);

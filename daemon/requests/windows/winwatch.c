@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "reqmsg.h"
 #include "watchsys.h"
 
 #define MAX_WATCHES_PER_CLIENT 256
@@ -130,14 +131,8 @@ void winwatch_request(struct wsession *s, uint64_t id, const Mmapio__Watch *wa)
     }
     h->m->watchers++;
     atomic_fetch_add(&s->w->slots[h->m->slot].watchers, 1); /* writers notice now */
-    Mmapio__WatchReply wr = MMAPIO__WATCH_REPLY__INIT;
-    wr.watch_id = x->id;
-    wr.map_id = h->m->id;
-    Mmapio__Reply r = MMAPIO__REPLY__INIT;
-    r.id = id;
-    r.result_case = MMAPIO__REPLY__RESULT_WATCH;
-    r.watch = &wr;
-    send_reply(s, &r, NULL, 0);
+    struct reqmsg b;
+    send_reply(s, reqmsg_watch(&b, id, x->id, h->m->id), NULL, 0);
 }
 
 void winwatch_unwatch(struct wsession *s, uint64_t id, const Mmapio__Unwatch *u)
