@@ -12,6 +12,8 @@ void wt_fail(const char *file, int line, const char *cond)
 {
     DWORD err = GetLastError(); /* before anything here sets it */
     const char *more = wt_detail ? wt_detail() : NULL;
+    if (more && !*more)
+        more = NULL;
     fprintf(stderr, "%s:%d: CHECK failed: %s (GetLastError %lu%s%s)\n", file, line, cond,
             (unsigned long)err, more ? "; " : "", more ? more : "");
     wt_failures++;
