@@ -15,17 +15,7 @@
 
 #include "fakeiod.h"
 #include "mmapio.h"
-
-static int failures;
-
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n",  \
-                    __FILE__, __LINE__, #cond, mmapio_last_error());       \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
+#include "wintest.h"
 
 #define SIZE 65536u
 static const char parent_text[] = "written by the parent";
@@ -62,23 +52,17 @@ static int child(const char *pipe, const char *name)
     return 0;
 }
 
-/* Runs this program as "child PIPE NAME": its exit status, or -1. */
-static int run_child(const char *pipe, const char *name)
+/* A fake daemon (`bad`) started on this process's pipe `what`, and a
+ * client of it: NULL when either failed (both CHECKed). */
+static mmapio_client *fake_client(const char *what, enum fake_bad bad)
 {
-    char exe[MAX_PATH], cmd[3 * MAX_PATH];
-    STARTUPINFOA si = { .cb = sizeof(si) };
-    PROCESS_INFORMATION pi;
-    DWORD status = (DWORD)-1;
-
-    GetModuleFileNameA(NULL, exe, sizeof(exe));
-    snprintf(cmd, sizeof(cmd), "\"%s\" child %s %s", exe, pipe, name);
-    if (!CreateProcessA(exe, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        return -1;
-    WaitForSingleObject(pi.hProcess, INFINITE);
-    GetExitCodeProcess(pi.hProcess, &status);
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-    return (int)status;
+    const char *pipe = pipe_name(what);
+    mmapio_client *c = NULL;
+    CHECK(fake_start(pipe, bad) == 0);
+    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    if (!c)
+        fprintf(stderr, "  (no client of the fake daemon on %s)\n", pipe);
+    return c;
 }
 
 static void test_names(void)
@@ -124,10 +108,7 @@ static void test_default_pipe(void)
 
 static void test_connect_ping(void)
 {
-    const char *pipe = pipe_name("ping");
-    mmapio_client *c = NULL;
-    CHECK(fake_start(pipe, FAKE_GOOD) == 0);
-    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    mmapio_client *c = fake_client("ping", FAKE_GOOD);
     if (!c)
         return;
     CHECK(mmapio_client_fd(c) > 0);
@@ -136,7 +117,7 @@ static void test_connect_ping(void)
     mmapio_disconnect(c);
     /* $MMAPIO_SOCKET names the pipe when socket_path is NULL. */
     char env[160];
-    snprintf(env, sizeof(env), "MMAPIO_SOCKET=%s", pipe);
+    snprintf(env, sizeof(env), "MMAPIO_SOCKET=%s", pipe_name("ping"));
     _putenv(env);
     c = NULL;
     CHECK(mmapio_connect(NULL, &c) == MMAPIO_OK);
@@ -150,13 +131,9 @@ static void test_connect_ping(void)
 /* A second process, and a second grant in this one, see the bytes. */
 static void test_anon_shared(void)
 {
-    const char *pipe = pipe_name("anon");
-    mmapio_client *c = NULL;
     mmapio_map *m = NULL, *m2 = NULL;
     char buf[sizeof(child_text)];
-
-    CHECK(fake_start(pipe, FAKE_GOOD) == 0);
-    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    mmapio_client *c = fake_client("anon", FAKE_GOOD);
     if (!c)
         return;
     CHECK(mmapio_anon_open(c, "shared", &m) == MMAPIO_E_NOT_FOUND);
@@ -181,7 +158,7 @@ static void test_anon_shared(void)
         mmapio_unmap(m2);
     }
     /* Another process. */
-    CHECK(run_child(pipe, "shared") == 0);
+    CHECK(wt_run_self("child %s shared", pipe_name("anon")) == 0);
     CHECK(mmapio_read_into(m, 4096, buf, sizeof(buf)) == MMAPIO_OK);
     CHECK(memcmp(buf, child_text, sizeof(buf)) == 0);
     CHECK(mmapio_unmap(m) == MMAPIO_OK);
@@ -192,15 +169,11 @@ static void test_anon_shared(void)
  * handle can be made writable. */
 static void test_read_only(void)
 {
-    const char *pipe = pipe_name("ro");
-    mmapio_client *c = NULL;
     mmapio_map *rw = NULL, *ro = NULL;
     mmapio_options o;
     MEMORY_BASIC_INFORMATION mi;
     DWORD old;
-
-    CHECK(fake_start(pipe, FAKE_GOOD) == 0);
-    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    mmapio_client *c = fake_client("ro", FAKE_GOOD);
     if (!c)
         return;
     CHECK(mmapio_anon_create(c, "ro", SIZE, &rw) == MMAPIO_OK);
@@ -234,13 +207,9 @@ static void test_read_only(void)
  * private view of a read-only grant (FILE_MAP_COPY). */
 static void test_carved_and_cow(void)
 {
-    const char *pipe = pipe_name("carved");
-    mmapio_client *c = NULL;
     mmapio_map *m = NULL, *cow = NULL;
     mmapio_options o;
-
-    CHECK(fake_start(pipe, FAKE_GOOD) == 0);
-    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    mmapio_client *c = fake_client("carved", FAKE_GOOD);
     if (!c)
         return;
     CHECK(mmapio_anon_create(c, "carved", SIZE, &m) == MMAPIO_OK);
@@ -283,13 +252,9 @@ static void on_change(const mmapio_change_event *ev, void *user)
  * timeout when none comes. */
 static void test_dispatch(void)
 {
-    const char *pipe = pipe_name("events");
-    mmapio_client *c = NULL;
     mmapio_map *m = NULL;
     mmapio_watcher *w = NULL;
-
-    CHECK(fake_start(pipe, FAKE_GOOD) == 0);
-    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    mmapio_client *c = fake_client("events", FAKE_GOOD);
     if (!c)
         return;
     CHECK(mmapio_client_dispatch(c, 20) == 0);
@@ -317,12 +282,8 @@ static void test_dispatch(void)
  * stays detached, its memory still mapped. */
 static void test_reconnect(void)
 {
-    const char *pipe = pipe_name("restart");
-    mmapio_client *c = NULL;
     mmapio_map *m = NULL;
-
-    CHECK(fake_start(pipe, FAKE_RESTART) == 0);
-    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    mmapio_client *c = fake_client("restart", FAKE_RESTART);
     if (!c)
         return;
     CHECK(mmapio_anon_create(c, "survivor", SIZE, &m) == MMAPIO_OK);
@@ -342,12 +303,8 @@ static void test_reconnect(void)
 /* What Windows cannot do gives a clear error, never a hang. */
 static void test_unsupported(void)
 {
-    const char *pipe = pipe_name("unsupported");
-    mmapio_client *c = NULL;
     mmapio_map *m = NULL;
-
-    CHECK(fake_start(pipe, FAKE_GOOD) == 0);
-    CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+    mmapio_client *c = fake_client("unsupported", FAKE_GOOD);
     if (!c)
         return;
     CHECK(mmapio_anon_create(c, "words", SIZE, &m) == MMAPIO_OK);
@@ -381,10 +338,7 @@ static void test_bad_frames(void)
         { FAKE_HANG_UP, "hangup" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *pipe = pipe_name(cases[i].what);
-        mmapio_client *c = NULL;
-        CHECK(fake_start(pipe, cases[i].bad) == 0);
-        CHECK(mmapio_connect(pipe, &c) == MMAPIO_OK);
+        mmapio_client *c = fake_client(cases[i].what, cases[i].bad);
         if (!c)
             continue;
         int r = mmapio_ping(c);
@@ -405,6 +359,7 @@ static void test_bad_frames(void)
 
 int main(int argc, char **argv)
 {
+    wt_detail = mmapio_last_error;
     if (argc == 4 && strcmp(argv[1], "child") == 0)
         return child(argv[2], argv[3]);
     snprintf(pipe_prefix, sizeof(pipe_prefix), "\\\\.\\pipe\\mmapio-test-%lu-",
@@ -419,6 +374,5 @@ int main(int argc, char **argv)
     test_unsupported();
     test_bad_frames();
     test_default_pipe();
-    printf("%s: %d failed checks\n", argv[0], failures);
-    return failures ? 1 : 0;
+    return wt_report(argv[0]);
 }

@@ -15,26 +15,9 @@
 #include <windows.h>
 
 #include "mmapio.h"
+#include "wintest.h"
 
-static int failures;
 static char ctl[MAX_PATH];
-
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
-
-/* A Unix path as wine's Z: drive sees it. */
-static void win_path(char *out, size_t size, const char *path)
-{
-    snprintf(out, size, "%s%s", path[0] == '/' ? "Z:" : "", path);
-    for (char *p = out; *p; p++)
-        if (*p == '/')
-            *p = '\\';
-}
 
 /* Runs mmapioctl with `args`; its stdout and stderr together in out.
  * Returns its exit code, or -1. */
@@ -51,11 +34,8 @@ static int run(char *out, size_t size, const char *fmt, ...)
     if (!CreatePipe(&rd, &wr, &sa, 0))
         return -1;
     SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
-    STARTUPINFOA si = {.cb = sizeof(si), .dwFlags = STARTF_USESTDHANDLES,
-                       .hStdInput = GetStdHandle(STD_INPUT_HANDLE),
-                       .hStdOutput = wr, .hStdError = wr};
     PROCESS_INFORMATION pi;
-    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    bool ok = wt_spawn(cmd, NULL, wr, 0, &pi);
     CloseHandle(wr);
     size_t n = 0;
     DWORD got;
@@ -66,13 +46,9 @@ static int run(char *out, size_t size, const char *fmt, ...)
     CloseHandle(rd);
     if (!ok)
         return -1;
-    DWORD code = 1;
-    WaitForSingleObject(pi.hProcess, INFINITE);
-    GetExitCodeProcess(pi.hProcess, &code);
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-    printf("$ mmapioctl %s -> %lu\n%s", args, (unsigned long)code, out);
-    return (int)code;
+    int code = wt_wait(&pi, INFINITE);
+    printf("$ mmapioctl %s -> %d\n%s", args, code, out);
+    return code;
 }
 
 /* `mmapioctl watch TARGET` in the background, to a file, until the
@@ -90,11 +66,8 @@ static void watch_until_removed(mmapio_client *c, const char *root, const char *
                             CREATE_ALWAYS, FILE_ATTRIBUTE_TEMPORARY, NULL);
     CHECK(wf != INVALID_HANDLE_VALUE);
     snprintf(cmd, sizeof(cmd), "\"%s\" watch %s", ctl, target);
-    STARTUPINFOA wsi = {.cb = sizeof(wsi), .dwFlags = STARTF_USESTDHANDLES,
-                        .hStdInput = GetStdHandle(STD_INPUT_HANDLE),
-                        .hStdOutput = wf, .hStdError = wf};
     PROCESS_INFORMATION wpi;
-    BOOL watching = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &wsi, &wpi);
+    bool watching = wt_spawn(cmd, NULL, wf, 0, &wpi);
     CloseHandle(wf);
     CHECK(watching);
     /* Until the daemon counts the watch (or the watcher is gone). */
@@ -109,14 +82,7 @@ static void watch_until_removed(mmapio_client *c, const char *root, const char *
     }
     CHECK(counted);
     CHECK(run(out, sizeof(out), "rm %s", target) == 0 && out[0] == '\0');
-    DWORD code = 1;
-    CHECK(watching && WaitForSingleObject(wpi.hProcess, 60000) == WAIT_OBJECT_0 &&
-          GetExitCodeProcess(wpi.hProcess, &code) && code == 0);
-    if (watching) {
-        TerminateProcess(wpi.hProcess, 1); /* if it was still waiting */
-        CloseHandle(wpi.hProcess);
-        CloseHandle(wpi.hThread);
-    }
+    CHECK(watching && wt_wait(&wpi, 60000) == 0); /* killed if still waiting */
     FILE *f = fopen(wout, "r");
     size_t n = f ? fread(out, 1, sizeof(out) - 1, f) : 0;
     out[n] = '\0';
@@ -129,26 +95,15 @@ static void watch_until_removed(mmapio_client *c, const char *root, const char *
 
 int main(int argc, char **argv)
 {
+    wt_detail = mmapio_last_error;
     if (argc != 3)
         return 2;
-    char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], pipe[128], cmd[3 * MAX_PATH];
     static char out[65536];
-    win_path(daemon, sizeof(daemon), argv[1]);
-    win_path(ctl, sizeof(ctl), argv[2]);
-    GetTempPathA(sizeof(tmp), tmp);
-    DWORD id = GetCurrentProcessId() ^ GetTickCount();
-    snprintf(root, sizeof(root), "%smmapio-ctl-%lu", tmp, (unsigned long)id);
-    snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-ctl-%lu", (unsigned long)id);
-    CHECK(CreateDirectoryA(root, NULL));
-    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\"", daemon, pipe, root);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        return 1;
-    bool up = false;
-    while (!up && WaitForSingleObject(pi.hProcess, 50) == WAIT_TIMEOUT)
-        up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
+    wt_windows_path(ctl, sizeof(ctl), argv[2]);
+    struct wt_daemon d;
+    bool up = wt_daemon_start(&d, argv[1], "ctl", NULL, NULL);
     CHECK(up);
+    const char *pipe = d.pipe, *root = d.root;
     SetEnvironmentVariableA("MMAPIO_SOCKET", pipe); /* the children's default */
 
     /* A writer of held.dat, through the library. */
@@ -234,7 +189,7 @@ int main(int argc, char **argv)
     CHECK(run(out, sizeof(out), "stat nope.dat") != 0 && strstr(out, "nope.dat"));
     CHECK(run(out, sizeof(out), "flush f1.dat") != 0 && strstr(out, "not mapped"));
     CHECK(run(out, sizeof(out), "--socket \\\\.\\pipe\\mmapio-nobody-%lu status",
-              (unsigned long)id) != 0);
+              (unsigned long)GetCurrentProcessId()) != 0);
 
     watch_until_removed(c, root, "anon:a1", "a1", true);
     watch_until_removed(c, root, "f1.dat", "f1.dat", false); /* nobody maps it */
@@ -247,19 +202,7 @@ int main(int argc, char **argv)
     CHECK(c && mmapio_delete(c, "held.dat") == MMAPIO_OK);
     if (c)
         mmapio_disconnect(c);
-    char ev_name[200];
-    snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
-    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
-    CHECK(ev && SetEvent(ev));
-    if (ev)
-        CloseHandle(ev);
-    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
-        TerminateProcess(pi.hProcess, 1);
-        failures++;
-    }
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-    RemoveDirectoryA(root);
-    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+    CHECK(wt_daemon_stop(&d) == 0);
+    wt_remove_tree(root);
+    return wt_report(argv[0]);
 }

@@ -19,29 +19,13 @@
 
 #include "ctlarea.h"
 #include "mmapio.pb-c.h"
-
-static int failures;
-
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (GetLastError %lu)\n", \
-                __FILE__, __LINE__, #cond, (unsigned long)GetLastError()); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
+#include "wintest.h"
 
 #define MAP_SIZE 4096u
 #define E_INVALID_ARGUMENT (-11)
 #define E_NOT_FOUND (-12)
 #define E_PERMISSION (-14)
 static const char message[] = "written through mmapiod.exe";
-
-static bool under_wine(void)
-{
-    HMODULE nt = GetModuleHandleA("ntdll.dll");
-    return nt && GetProcAddress(nt, "wine_get_version") != NULL;
-}
 
 /* ---- the wire ------------------------------------------------------------ */
 
@@ -134,41 +118,128 @@ static void reply_free(Mmapio__Reply *r)
         mmapio__reply__free_unpacked(r, NULL);
 }
 
-/* The last sub-authority of this process's user SID. */
-static uint32_t my_rid(void)
+/* A request of OP, its body in the oneof's `member`:
+ * REQUEST(CLOSE, close, &cl). */
+#define REQUEST(OP, member, body)                                                        \
+    ((Mmapio__Request){.base = PROTOBUF_C_MESSAGE_INIT(&mmapio__request__descriptor),   \
+                       .op_case = MMAPIO__REQUEST__OP_##OP, .member = (body)})
+
+/* A round trip whose reply is dropped: its error (1: no reply). */
+static int ask(HANDLE h, Mmapio__Request q)
 {
-    HANDLE tok;
-    union {
-        TOKEN_USER user;
-        char bytes[256];
-    } u;
-    DWORD len;
-    uint32_t rid = UINT32_MAX;
-    if (OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok)) {
-        if (GetTokenInformation(tok, TokenUser, &u, sizeof(u), &len))
-            rid = *GetSidSubAuthority(u.user.User.Sid,
-                                      *GetSidSubAuthorityCount(u.user.User.Sid) - 1u);
-        CloseHandle(tok);
-    }
-    return rid;
+    int err;
+    reply_free(call(h, &q, &err, NULL));
+    return err;
 }
 
-static int hello(HANDLE h)
+/* A one-way request (a notice): whether it was sent. */
+static bool tell(HANDLE h, Mmapio__Request q)
+{
+    return send_req(h, &q) != 0;
+}
+
+static bool ping(HANDLE h)
+{
+    Mmapio__Ping p = MMAPIO__PING__INIT;
+    return ask(h, REQUEST(PING, ping, &p)) == 0;
+}
+
+/* A notice of `kind` from holder `handle` (a WRITE one: of [off,
+ * off+len), and the hold it asks): whether it was sent. */
+static bool notice(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind, uint64_t off,
+                   uint64_t len, uint32_t hold_ms)
+{
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.handle = handle;
+    n.kind = kind;
+    n.offset = off;
+    n.len = len;
+    n.hold_ms = hold_ms;
+    return tell(h, REQUEST(NOTICE, notice, &n));
+}
+
+/* A write notice of [off, off+len) from holder `wh` on wr. */
+static bool notice_write(HANDLE wr, uint64_t wh, uint64_t off, uint64_t len, uint32_t hold_ms)
+{
+    return notice(wr, wh, MMAPIO__NOTICE_KIND__NOTICE_WRITE, off, len, hold_ms);
+}
+
+/* SetPolicy, Close, Flush, Delete and Watch (its id in *watch_id): the
+ * error. */
+static int set_policy(HANDLE h, uint64_t handle, Mmapio__FlushKind kind, uint64_t value)
+{
+    Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
+    pol.kind = kind;
+    pol.value = value;
+    Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
+    sp.handle = handle;
+    sp.policy = &pol;
+    return ask(h, REQUEST(SET_POLICY, set_policy, &sp));
+}
+
+static int close_holder(HANDLE h, uint64_t handle)
+{
+    Mmapio__Close cl = MMAPIO__CLOSE__INIT;
+    cl.handle = handle;
+    return ask(h, REQUEST(CLOSE, close, &cl));
+}
+
+static int flush(HANDLE h, uint64_t handle, uint64_t offset, uint64_t len)
+{
+    Mmapio__Flush fl = MMAPIO__FLUSH__INIT;
+    fl.handle = handle;
+    fl.offset = offset;
+    fl.len = len;
+    return ask(h, REQUEST(FLUSH, flush, &fl));
+}
+
+static int delete_map(HANDLE h, const char *path, bool anonymous)
+{
+    Mmapio__Delete del = MMAPIO__DELETE__INIT;
+    del.path = (char *)path;
+    del.anonymous = anonymous;
+    return ask(h, REQUEST(DELETE_MAP, delete_map, &del));
+}
+
+static int watch(HANDLE h, uint64_t handle, uint64_t *watch_id)
+{
+    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
+    wa.handle = handle;
+    Mmapio__Request q = REQUEST(WATCH, watch, &wa);
+    int err;
+    Mmapio__Reply *r = call(h, &q, &err, NULL);
+    if (r && !err) {
+        CHECK(r->result_case == MMAPIO__REPLY__RESULT_WATCH);
+        if (watch_id)
+            *watch_id = r->watch->watch_id;
+    }
+    reply_free(r);
+    return err;
+}
+
+/* A hello as this test: the reply (its error in *err), the control
+ * area's section in *ctl. */
+static Mmapio__Reply *say_hello(HANDLE h, int *err, HANDLE *ctl)
 {
     Mmapio__Hello he = MMAPIO__HELLO__INIT;
     he.protocol = 2;
     he.client_name = "test_daemon_win";
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_HELLO;
-    q.hello = &he;
+    Mmapio__Request q = REQUEST(HELLO, hello, &he);
+    return call(h, &q, err, ctl);
+}
+
+/* A hello, its reply checked (our uid, the control area read-only):
+ * 0 or the error. */
+static int hello(HANDLE h)
+{
     int err;
     HANDLE ctl;
-    Mmapio__Reply *r = call(h, &q, &err, &ctl);
+    Mmapio__Reply *r = say_hello(h, &err, &ctl);
     if (r && !err) {
         CHECK(r->result_case == MMAPIO__REPLY__RESULT_HELLO && r->hello->ctl_slots > 0);
         /* Our uid, as the daemon numbers SIDs: the RID of a local account
          * (wine's user is one), else from 0x80000000. */
-        uint32_t rid = my_rid();
+        uint32_t rid = wt_my_rid();
         CHECK(r->hello && r->hello->uid_known);
         CHECK(r->hello && (r->hello->uid == rid || r->hello->uid >= 0x80000000u) &&
               r->hello->uid != UINT32_MAX);
@@ -196,9 +267,7 @@ static int open_map(HANDLE h, const char *path, bool anonymous, int mode, bool c
     o.mode = (Mmapio__Mode)mode;
     o.create = create;
     o.size = MAP_SIZE;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_OPEN;
-    q.open = &o;
+    Mmapio__Request q = REQUEST(OPEN, open, &o);
     int err;
     HANDLE sec = NULL;
     Mmapio__Reply *r = call(h, &q, &err, &sec);
@@ -219,14 +288,9 @@ static int open_map(HANDLE h, const char *path, bool anonymous, int mode, bool c
 /* A hello that keeps the control area: its view, read-only, or NULL. */
 static const struct ctl_slot *hello_ctl(HANDLE h)
 {
-    Mmapio__Hello he = MMAPIO__HELLO__INIT;
-    he.protocol = 2;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_HELLO;
-    q.hello = &he;
     int err;
     HANDLE ctl = NULL;
-    reply_free(call(h, &q, &err, &ctl));
+    reply_free(say_hello(h, &err, &ctl));
     const struct ctl_slot *slots = ctl ? MapViewOfFile(ctl, FILE_MAP_READ, 0, 0, 0) : NULL;
     if (ctl)
         CloseHandle(ctl);
@@ -269,19 +333,7 @@ static int child(const char *pipe, const char *role, const char *kind, const cha
 
 static int run_child(const char *pipe, const char *role, const char *kind, const char *name)
 {
-    char self[MAX_PATH], cmd[2 * MAX_PATH];
-    GetModuleFileNameA(NULL, self, sizeof(self));
-    snprintf(cmd, sizeof(cmd), "\"%s\" child %s %s %s %s", self, pipe, role, kind, name);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        return -1;
-    WaitForSingleObject(pi.hProcess, INFINITE);
-    DWORD status = 99;
-    GetExitCodeProcess(pi.hProcess, &status);
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-    return (int)status;
+    return wt_run_self("child %s %s %s %s", pipe, role, kind, name);
 }
 
 /* ---- the checks ------------------------------------------------------------ */
@@ -290,22 +342,11 @@ static int run_child(const char *pipe, const char *role, const char *kind, const
  * it here): clients judge the daemon by the pipe's owner. */
 static bool owned_by_me(HANDLE pipe)
 {
-    PSID owner = NULL;
+    PSID owner = NULL, me = wt_my_sid();
     PSECURITY_DESCRIPTOR sd = NULL;
-    union {
-        TOKEN_USER user;
-        char room[SECURITY_MAX_SID_SIZE + sizeof(TOKEN_USER)];
-    } me;
-    HANDLE tok;
-    DWORD len;
     bool ok = GetSecurityInfo(pipe, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner,
-                              NULL, NULL, NULL, &sd) == ERROR_SUCCESS && owner &&
-              OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok);
-    if (ok) {
-        ok = GetTokenInformation(tok, TokenUser, &me, sizeof(me), &len) &&
-             EqualSid(owner, me.user.User.Sid);
-        CloseHandle(tok);
-    }
+                              NULL, NULL, NULL, &sd) == ERROR_SUCCESS && owner && me &&
+              EqualSid(owner, me);
     LocalFree(sd);
     return ok;
 }
@@ -317,24 +358,15 @@ static void check_hello_ping(const char *pipe)
     if (!h)
         return;
     CHECK(owned_by_me(h));
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_PING;
-    int err;
-    /* Ping before hello: refused, and the connection closed. */
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == -18);
+    /* Ping (with no body) before hello: refused, and the connection closed. */
+    CHECK(ask(h, REQUEST(PING, ping, NULL)) == -18);
     CloseHandle(h);
 
     h = connect_hello(pipe);
     CHECK(h != NULL);
     if (!h)
         return;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_PING;
-    Mmapio__Ping ping = MMAPIO__PING__INIT;
-    q.ping = &ping;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
+    CHECK(ping(h));
     CloseHandle(h);
 }
 
@@ -358,24 +390,6 @@ static void check_sharing(const char *pipe, const char *root)
         CloseHandle(f);
 }
 
-static bool can_map(HANDLE h, DWORD access)
-{
-    void *p = MapViewOfFile(h, access, 0, 0, MAP_SIZE);
-    if (p)
-        UnmapViewOfFile(p);
-    return p != NULL;
-}
-
-static bool can_dup(HANDLE h, DWORD access)
-{
-    HANDLE out = NULL;
-    if (!DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &out, access,
-                         FALSE, 0))
-        return false;
-    CloseHandle(out);
-    return true;
-}
-
 static void check_read_only(const char *pipe)
 {
     HANDLE h = connect_hello(pipe);
@@ -387,10 +401,10 @@ static void check_read_only(const char *pipe)
         HANDLE ro = NULL, cow = NULL;
         CHECK(open_map(h, names[i], i == 0, 0, false, &ro, NULL) == 0 && ro);
         if (ro) {
-            CHECK(can_map(ro, FILE_MAP_READ));
-            CHECK(!can_map(ro, FILE_MAP_WRITE));
-            CHECK(!can_dup(ro, FILE_MAP_WRITE));
-            CHECK(!can_dup(ro, FILE_MAP_ALL_ACCESS));
+            CHECK(wt_can_map(ro, FILE_MAP_READ, MAP_SIZE));
+            CHECK(!wt_can_map(ro, FILE_MAP_WRITE, MAP_SIZE));
+            CHECK(!wt_can_dup(ro, FILE_MAP_WRITE));
+            CHECK(!wt_can_dup(ro, FILE_MAP_ALL_ACCESS));
             CloseHandle(ro);
         }
         /* Copy-on-write: a private copy; the mapping keeps its bytes. */
@@ -402,7 +416,7 @@ static void check_read_only(const char *pipe)
                 p[0] = 'X';
                 UnmapViewOfFile(p);
             }
-            CHECK(!can_map(cow, FILE_MAP_WRITE));
+            CHECK(!wt_can_map(cow, FILE_MAP_WRITE, MAP_SIZE));
             CloseHandle(cow);
         }
         HANDLE rw = NULL;
@@ -475,12 +489,7 @@ static void check_confinement(const char *pipe, const char *root)
         o.mode = MMAPIO__MODE__MODE_READ_WRITE;
         o.truncate = true;
         o.size = 1;
-        Mmapio__Request q = MMAPIO__REQUEST__INIT;
-        q.op_case = MMAPIO__REQUEST__OP_OPEN;
-        q.open = &o;
-        int err;
-        reply_free(call(h, &q, &err, NULL));
-        CHECK(err == E_PERMISSION);
+        CHECK(ask(h, REQUEST(OPEN, open, &o)) == E_PERMISSION);
     } else {
         printf("skip: no links to files here\n");
     }
@@ -502,9 +511,7 @@ static void check_requests(const char *pipe)
 
     Mmapio__Stat st = MMAPIO__STAT__INIT;
     st.handle = handle;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_STAT;
-    q.stat = &st;
+    Mmapio__Request q = REQUEST(STAT, stat, &st);
     Mmapio__Reply *r = call(h, &q, &err, NULL);
     CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_STAT &&
           r->stat->size == MAP_SIZE && r->stat->holders == 1);
@@ -514,9 +521,7 @@ static void check_requests(const char *pipe)
     Mmapio__Resize rz = MMAPIO__RESIZE__INIT;
     rz.handle = handle;
     rz.size = 2 * MAP_SIZE;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_RESIZE;
-    q.resize = &rz;
+    q = REQUEST(RESIZE, resize, &rz);
     r = call(h, &q, &err, NULL);
     CHECK(r && err == -5 && strstr(r->message, "fixed on Windows")); /* RESIZE_FAILED */
     reply_free(r);
@@ -524,9 +529,7 @@ static void check_requests(const char *pipe)
     /* Admin requests are served (winadmin; their end-to-end test is
      * ctl_win): a status that counts the mappings made above. */
     Mmapio__AdminStatus as = MMAPIO__ADMIN_STATUS__INIT;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_ADMIN_STATUS;
-    q.admin_status = &as;
+    q = REQUEST(ADMIN_STATUS, admin_status, &as);
     r = call(h, &q, &err, NULL);
     CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_STATUS &&
           r->status->pid > 0 && r->status->clients >= 1 && r->status->all);
@@ -536,82 +539,30 @@ static void check_requests(const char *pipe)
     Mmapio__Copy cp = MMAPIO__COPY__INIT;
     cp.src = (char *)"a";
     cp.dst = (char *)"b";
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_COPY;
-    q.copy = &cp;
+    q = REQUEST(COPY, copy, &cp);
     r = call(h, &q, &err, NULL);
     CHECK(r && err == E_INVALID_ARGUMENT && r->message &&
           strstr(r->message, "not supported on Windows"));
     reply_free(r);
-
     Mmapio__FromFd ff = MMAPIO__FROM_FD__INIT;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_FROM_FD;
-    q.from_fd = &ff;
-    r = call(h, &q, &err, NULL);
-    CHECK(r && err == E_INVALID_ARGUMENT);
-    reply_free(r);
+    CHECK(ask(h, REQUEST(FROM_FD, from_fd, &ff)) == E_INVALID_ARGUMENT);
 
-    Mmapio__Close cl = MMAPIO__CLOSE__INIT;
-    cl.handle = handle;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_CLOSE;
-    q.close = &cl;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == E_NOT_FOUND);
+    CHECK(close_holder(h, handle) == 0);
+    CHECK(close_holder(h, handle) == E_NOT_FOUND);
 
     /* Flushes of a file: done on a worker thread, answered. */
     uint64_t fh = 0, roh = 0;
     CHECK(open_map(h, "sub/shared.dat", false, 1, false, NULL, &fh) == 0);
     CHECK(open_map(h, "sub/shared.dat", false, 0, false, NULL, &roh) == 0);
-    Mmapio__Flush fl = MMAPIO__FLUSH__INIT;
-    fl.handle = fh;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_FLUSH;
-    q.flush = &fl;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
-    fl.offset = 100;
-    fl.len = 10;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
-    fl.len = MAP_SIZE;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == -3); /* OUT_OF_BOUNDS */
-    fl.handle = roh;
-    fl.offset = fl.len = 0;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == -2); /* INVALID_MODE: not a writer's */
+    CHECK(flush(h, fh, 0, 0) == 0); /* all of it */
+    CHECK(flush(h, fh, 100, 10) == 0);
+    CHECK(flush(h, fh, 100, MAP_SIZE) == -3); /* OUT_OF_BOUNDS */
+    CHECK(flush(h, roh, 0, 0) == -2);         /* INVALID_MODE: not a writer's */
 
     /* Deleted: the name is gone. */
-    Mmapio__Delete del = MMAPIO__DELETE__INIT;
-    del.path = "shared";
-    del.anonymous = true;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;
-    q.delete_map = &del;
-    reply_free(call(h, &q, &err, NULL));
-    CHECK(err == 0);
+    CHECK(delete_map(h, "shared", true) == 0);
     CHECK(open_map(h, "shared", true, 0, false, NULL, NULL) == E_NOT_FOUND);
     CloseHandle(h);
-}
-
-static int set_policy(HANDLE h, uint64_t handle, Mmapio__FlushKind kind, uint64_t value)
-{
-    Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
-    pol.kind = kind;
-    pol.value = value;
-    Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
-    sp.handle = handle;
-    sp.policy = &pol;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
-    q.set_policy = &sp;
-    int err;
-    reply_free(call(h, &q, &err, NULL));
-    return err;
 }
 
 /* Sends a notice (one-way) and waits until the slot's flush generation
@@ -621,22 +572,7 @@ static bool notice_flushes(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind,
                            const struct ctl_slot *slot)
 {
     uint32_t gen = atomic_load(&slot->flush_gen);
-    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    n.handle = handle;
-    n.kind = kind;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    q.notice = &n;
-    if (!send_req(h, &q))
-        return false;
-    Mmapio__Ping ping = MMAPIO__PING__INIT;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_PING;
-    q.ping = &ping;
-    int err;
-    Mmapio__Reply *r = call(h, &q, &err, NULL);
-    reply_free(r);
-    if (!r || err)
+    if (!notice(h, handle, kind, 0, 0, 0) || !ping(h))
         return false;
     /* A hang guard, not a measure: the flush is due within milliseconds. */
     for (int i = 0; i < 6000 && atomic_load(&slot->flush_gen) == gen; i++)
@@ -654,9 +590,7 @@ static void check_policies(const char *pipe)
     Mmapio__Open o = MMAPIO__OPEN__INIT;
     o.path = "sub/shared.dat";
     o.mode = MMAPIO__MODE__MODE_READ_WRITE;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_OPEN;
-    q.open = &o;
+    Mmapio__Request q = REQUEST(OPEN, open, &o);
     int err;
     HANDLE sec = NULL;
     Mmapio__Reply *r = call(h, &q, &err, &sec);
@@ -675,21 +609,9 @@ static void check_policies(const char *pipe)
         /* A writer leaves with a write not yet flushed (the policy's
          * pace is an hour): flushed as it goes. */
         CHECK(set_policy(h, handle, MMAPIO__FLUSH_KIND__FLUSH_EVERY_MILLIS, 3600000) == 0);
-        Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-        n.handle = handle;
-        n.kind = MMAPIO__NOTICE_KIND__NOTICE_DIRTY;
-        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-        q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-        q.notice = &n;
-        CHECK(send_req(h, &q) != 0);
+        CHECK(notice(h, handle, MMAPIO__NOTICE_KIND__NOTICE_DIRTY, 0, 0, 0));
         uint32_t gen = atomic_load(&slot->flush_gen);
-        Mmapio__Close cl = MMAPIO__CLOSE__INIT;
-        cl.handle = handle;
-        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-        q.op_case = MMAPIO__REQUEST__OP_CLOSE;
-        q.close = &cl;
-        reply_free(call(h, &q, &err, NULL));
-        CHECK(err == 0);
+        CHECK(close_holder(h, handle) == 0);
         CHECK(atomic_load(&slot->flush_gen) != gen);
     }
     reply_free(r);
@@ -716,6 +638,14 @@ static int next_event(HANDLE h, Mmapio__Event *out)
     return kind;
 }
 
+/* Whether the next message on h is a MODIFIED of [off, off+len). */
+static bool next_modified(HANDLE h, uint64_t off, uint64_t len)
+{
+    Mmapio__Event ev;
+    return next_event(h, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
+           ev.offset == off && ev.len == len;
+}
+
 static void check_watches(const char *pipe)
 {
     HANDLE w = connect_pipe(pipe);
@@ -730,9 +660,7 @@ static void check_watches(const char *pipe)
     o.create = true;
     o.size = MAP_SIZE;
     o.mode = MMAPIO__MODE__MODE_READ_WRITE;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_OPEN;
-    q.open = &o;
+    Mmapio__Request q = REQUEST(OPEN, open, &o);
     int err;
     Mmapio__Reply *r = call(w, &q, &err, NULL);
     CHECK(r && err == 0);
@@ -741,41 +669,18 @@ static void check_watches(const char *pipe)
     uint64_t handle = r && !err ? r->open->handle : 0;
     reply_free(r);
 
-    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
-    wa.handle = handle;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_WATCH;
-    q.watch = &wa;
-    r = call(w, &q, &err, NULL);
-    CHECK(r && err == 0 && r->result_case == MMAPIO__REPLY__RESULT_WATCH);
-    uint64_t watch_id = r && !err ? r->watch->watch_id : 0;
-    reply_free(r);
+    uint64_t watch_id = 0;
+    CHECK(watch(w, handle, &watch_id) == 0);
     CHECK(atomic_load(&slots[slot].watchers) == 1); /* writers notice now */
 
     /* Another client writes and says so; then changes the policy; then
      * deletes the name. The watcher hears each, in order. */
     uint64_t wh = 0;
     CHECK(open_map(wr, "watched", true, 1, false, NULL, &wh) == 0);
-    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    n.handle = wh;
-    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
-    n.offset = 10;
-    n.len = 20;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    q.notice = &n;
-    CHECK(send_req(wr, &q) != 0);
-    n.offset = MAP_SIZE; /* out of bounds: dropped, no event */
-    CHECK(send_req(wr, &q) != 0);
+    CHECK(notice_write(wr, wh, 10, 20, 0));
+    CHECK(notice_write(wr, wh, MAP_SIZE, 20, 0)); /* out of bounds: dropped, no event */
     CHECK(set_policy(wr, wh, MMAPIO__FLUSH_KIND__FLUSH_MANUAL, 0) == 0);
-    Mmapio__Delete del = MMAPIO__DELETE__INIT;
-    del.path = "watched";
-    del.anonymous = true;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_DELETE_MAP;
-    q.delete_map = &del;
-    reply_free(call(wr, &q, &err, NULL));
-    CHECK(err == 0);
+    CHECK(delete_map(wr, "watched", true) == 0);
 
     Mmapio__Event ev;
     CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.map_id == map_id &&
@@ -785,14 +690,9 @@ static void check_watches(const char *pipe)
 
     Mmapio__Unwatch un = MMAPIO__UNWATCH__INIT;
     un.watch_id = watch_id;
-    q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_UNWATCH;
-    q.unwatch = &un;
-    reply_free(call(w, &q, &err, NULL));
-    CHECK(err == 0);
+    CHECK(ask(w, REQUEST(UNWATCH, unwatch, &un)) == 0);
     CHECK(atomic_load(&slots[slot].watchers) == 0);
-    reply_free(call(w, &q, &err, NULL));
-    CHECK(err == E_NOT_FOUND);
+    CHECK(ask(w, REQUEST(UNWATCH, unwatch, &un)) == E_NOT_FOUND);
     UnmapViewOfFile((void *)slots);
     CloseHandle(wr);
     CloseHandle(w);
@@ -812,33 +712,6 @@ static bool readable(HANDLE h, int ms)
     return false;
 }
 
-static bool ping(HANDLE h)
-{
-    Mmapio__Ping p = MMAPIO__PING__INIT;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_PING;
-    q.ping = &p;
-    int err;
-    Mmapio__Reply *r = call(h, &q, &err, NULL);
-    reply_free(r);
-    return r && err == 0;
-}
-
-/* A write notice of [off, off+len) from holder `wh` on wr. */
-static bool notice_write(HANDLE wr, uint64_t wh, uint64_t off, uint64_t len, uint32_t hold_ms)
-{
-    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    n.handle = wh;
-    n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
-    n.offset = off;
-    n.len = len;
-    n.hold_ms = hold_ms;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    q.notice = &n;
-    return send_req(wr, &q) != 0;
-}
-
 /* A watch of a new anonymous mapping `name` on w, and a writer's holder
  * of it on wr: 0 or the failure. */
 static int watch_pair(HANDLE w, HANDLE wr, const char *name, uint64_t *wh)
@@ -847,14 +720,7 @@ static int watch_pair(HANDLE w, HANDLE wr, const char *name, uint64_t *wh)
     if (open_map(w, name, true, 1, true, NULL, &handle) != 0 ||
         open_map(wr, name, true, 1, false, NULL, wh) != 0)
         return 1;
-    Mmapio__Watch wa = MMAPIO__WATCH__INIT;
-    wa.handle = handle;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_WATCH;
-    q.watch = &wa;
-    int err;
-    reply_free(call(w, &q, &err, NULL));
-    return err;
+    return watch(w, handle, NULL);
 }
 
 /* A watcher that stops reading while a writer says 4000 writes: the
@@ -904,9 +770,7 @@ static void check_overflow(const char *pipe)
     /* Alive, and hearing writes again. */
     CHECK(ping(w));
     CHECK(notice_write(wr, wh, 5, 6, 0));
-    Mmapio__Event ev;
-    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
-          ev.offset == 5 && ev.len == 6);
+    CHECK(next_modified(w, 5, 6));
     CloseHandle(wr);
     CloseHandle(w);
 }
@@ -924,8 +788,7 @@ static void check_hold_lost(const char *pipe)
         return;
     Mmapio__Event ev;
     CHECK(notice_write(wr, wh, 0, 8, 50));
-    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
-          ev.offset == 0 && ev.len == 8);
+    CHECK(next_modified(w, 0, 8));
     /* readable: a hang guard (it is due after 70 ms) */
     CHECK(readable(w, 10000) &&
           next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && !ev.has_range);
@@ -933,94 +796,69 @@ static void check_hold_lost(const char *pipe)
     Mmapio__Notice n = MMAPIO__NOTICE__INIT;
     n.handle = 0;
     n.lost = true;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_NOTICE;
-    q.notice = &n;
-    CHECK(send_req(wr, &q) != 0);
+    CHECK(tell(wr, REQUEST(NOTICE, notice, &n)));
     CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_OVERFLOW && ev.map_id != 0);
     n.handle = wh;
     n.kind = MMAPIO__NOTICE_KIND__NOTICE_WRITE;
     n.offset = 1;
     n.len = 2;
-    CHECK(send_req(wr, &q) != 0);
+    CHECK(tell(wr, REQUEST(NOTICE, notice, &n)));
     CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_OVERFLOW);
-    CHECK(next_event(w, &ev) == MMAPIO__EVENT_KIND__EVENT_MODIFIED && ev.has_range &&
-          ev.offset == 1 && ev.len == 2);
+    CHECK(next_modified(w, 1, 2));
     /* Nothing more: no hold was asked. */
     CHECK(ping(w));
     CloseHandle(wr);
     CloseHandle(w);
 }
 
+/* Frames the daemon closes the connection on (after an error reply,
+ * where `error` is set), each sent on a connection of its own. */
+static const struct {
+    const char *what;
+    bool after_hello; /* sent after a hello, else first */
+    size_t len;       /* bytes sent: `bytes`, zeros after them */
+    uint8_t bytes[12];
+    int error;
+} bad_frames[] = {
+    {"too many handles", true, 8, {99, 0, 0, 0, 0, 0, 0, 0}},
+    {"flags set", false, 8, {0, 0, 0, 0, 1, 0, 0, 0}},
+    {"shorter than its header", false, 3, "abc"},
+    {"longer than the frame limit (64 KiB of protobuf)", true, 8 + 64 * 1024 + 100, {0}},
+    {"not protobuf, before hello", false, 12, {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff},
+     -18},
+    {"nothing: closed at the hello deadline", false, 0, {0}},
+};
+
 static void check_malformed(const char *pipe)
 {
-    /* Too many handles: the connection is closed. */
-    HANDLE h = connect_hello(pipe);
-    CHECK(h != NULL);
-    if (h) {
-        uint8_t bad[8] = {99, 0, 0, 0, 0, 0, 0, 0};
-        CHECK(send_raw(h, bad, sizeof(bad)));
-        HANDLE hs[4];
-        unsigned n;
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    /* Flags set, and a frame shorter than its header. */
-    h = connect_pipe(pipe);
-    if (h) {
-        uint8_t bad[8] = {0, 0, 0, 0, 1, 0, 0, 0};
-        CHECK(send_raw(h, bad, sizeof(bad)));
-        HANDLE hs[4];
-        unsigned n;
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    h = connect_pipe(pipe);
-    if (h) {
-        CHECK(send_raw(h, "abc", 3));
-        HANDLE hs[4];
-        unsigned n;
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    /* Longer than the frame limit (64 KiB of protobuf): closed. */
-    h = connect_hello(pipe);
-    if (h) {
-        size_t big = 8 + 64 * 1024 + 100;
-        uint8_t *buf = calloc(1, big);
-        CHECK(buf && send_raw(h, buf, big));
+    for (size_t i = 0; i < sizeof(bad_frames) / sizeof(bad_frames[0]); i++) {
+        printf("  %s\n", bad_frames[i].what);
+        HANDLE h = bad_frames[i].after_hello ? connect_hello(pipe) : connect_pipe(pipe);
+        CHECK(h != NULL);
+        if (!h)
+            continue;
+        size_t len = bad_frames[i].len;
+        uint8_t *buf = calloc(1, len + sizeof(bad_frames[i].bytes));
+        CHECK(buf != NULL);
+        if (buf && len) {
+            memcpy(buf, bad_frames[i].bytes, sizeof(bad_frames[i].bytes));
+            CHECK(send_raw(h, buf, len));
+        }
         free(buf);
         HANDLE hs[4];
         unsigned n;
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    /* Not protobuf, before hello: an error, then closed. */
-    h = connect_pipe(pipe);
-    if (h) {
-        uint8_t bad[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
-        CHECK(send_raw(h, bad, sizeof(bad)));
-        HANDLE hs[4];
-        unsigned n;
-        Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
-        CHECK(m && m->reply && m->reply->error == -18);
-        if (m)
-            mmapio__server_message__free_unpacked(m, NULL);
-        CHECK(recv_msg(h, hs, &n) == NULL);
-        CloseHandle(h);
-    }
-    /* Connected and silent: closed at the hello deadline. */
-    h = connect_pipe(pipe);
-    CHECK(h != NULL);
-    if (h) {
-        HANDLE hs[4];
-        unsigned n;
+        if (bad_frames[i].error) {
+            Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
+            CHECK(m && m->reply && m->reply->error == bad_frames[i].error);
+            if (m)
+                mmapio__server_message__free_unpacked(m, NULL);
+        }
         CHECK(recv_msg(h, hs, &n) == NULL);
         CloseHandle(h);
     }
     /* Valid requests with bytes flipped, after hello: whatever they
      * decode to is answered or refused; the daemon serves on. */
-    h = connect_hello(pipe);
+    HANDLE h = connect_hello(pipe);
     CHECK(h != NULL);
     if (h) {
         uint32_t seed = 12345;
@@ -1032,10 +870,8 @@ static void check_malformed(const char *pipe)
         o.create = true;
         o.size = 64;
         o.policy = &pol;
-        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        Mmapio__Request q = REQUEST(OPEN, open, &o);
         q.id = 7;
-        q.op_case = MMAPIO__REQUEST__OP_OPEN;
-        q.open = &o;
         uint8_t buf[8 + 64];
         size_t n = mmapio__request__get_packed_size(&q);
         memset(buf, 0, 8);
@@ -1054,10 +890,8 @@ static void check_malformed(const char *pipe)
         CHECK(sent > 0);
         /* All of them handled before the ping's reply (or the connection
          * closed, which a bad one may do). */
-        Mmapio__Ping ping = MMAPIO__PING__INIT;
-        q = (Mmapio__Request)MMAPIO__REQUEST__INIT;
-        q.op_case = MMAPIO__REQUEST__OP_PING;
-        q.ping = &ping;
+        Mmapio__Ping p = MMAPIO__PING__INIT;
+        q = REQUEST(PING, ping, &p);
         uint64_t id = send_req(h, &q);
         int replies = 0;
         for (;;) {
@@ -1085,40 +919,6 @@ static void check_malformed(const char *pipe)
         CloseHandle(h);
 }
 
-/* The test's data root and everything in it (the flipped requests made
- * files of odd names). */
-static void remove_tree(const char *dir)
-{
-    char pat[MAX_PATH], path[MAX_PATH];
-    snprintf(pat, sizeof(pat), "%s\\*", dir);
-    WIN32_FIND_DATAA fd;
-    HANDLE it = FindFirstFileA(pat, &fd);
-    if (it != INVALID_HANDLE_VALUE) {
-        do {
-            if (!strcmp(fd.cFileName, ".") || !strcmp(fd.cFileName, ".."))
-                continue;
-            snprintf(path, sizeof(path), "%s\\%s", dir, fd.cFileName);
-            if (fd.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)
-                RemoveDirectoryA(path); /* a link: never followed */
-            else if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
-                remove_tree(path);
-            else
-                DeleteFileA(path);
-        } while (FindNextFileA(it, &fd));
-        FindClose(it);
-    }
-    RemoveDirectoryA(dir);
-}
-
-/* "/a/b" (a path as meson gives it under wine) as "Z:\a\b". */
-static void windows_path(const char *in, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s%s", in[0] == '/' ? "Z:" : "", in);
-    for (char *p = out; *p; p++)
-        if (*p == '/')
-            *p = '\\';
-}
-
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -1128,49 +928,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_daemon_win DAEMON.exe [ROOT]\n");
         return 2;
     }
-    char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], pipe[128], cmd[3 * MAX_PATH];
-    windows_path(argv[1], daemon, sizeof(daemon));
-    GetTempPathA(sizeof(tmp), tmp);
-    DWORD pid = GetCurrentProcessId(), tick = GetTickCount();
     /* The data root: the one given (its owner removes it), else a new one. */
     bool own_root = argc < 3;
-    if (own_root)
-        snprintf(root, sizeof(root), "%smmapio-test-%lu-%lu", tmp, (unsigned long)pid,
-                 (unsigned long)tick);
-    else
-        windows_path(argv[2], root, sizeof(root));
-    snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-test-%lu-%lu", (unsigned long)pid,
-             (unsigned long)tick);
-    CHECK(!own_root || CreateDirectoryA(root, NULL));
+    struct wt_daemon d;
+    bool up = wt_daemon_start(&d, argv[1], "test", own_root ? NULL : argv[2],
+                              "--hello_timeout_ms 1000 --max_events 16");
+    CHECK(up);
+    const char *pipe = d.pipe, *root = d.root;
     char sub[MAX_PATH];
     snprintf(sub, sizeof(sub), "%s\\sub", root);
     CHECK(CreateDirectoryA(sub, NULL));
-
-    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --hello_timeout_ms 1000 --max_events 16", daemon, pipe, root);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, CREATE_NEW_PROCESS_GROUP, NULL, NULL,
-                        &si, &pi)) {
-        fprintf(stderr, "cannot start %s (%lu)\n", daemon, (unsigned long)GetLastError());
-        return 1;
-    }
-    /* Its pipe, once it is up (or it died). */
-    bool up = false;
-    while (!up && WaitForSingleObject(pi.hProcess, 50) == WAIT_TIMEOUT)
-        up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
-    CHECK(up);
     if (up) {
         printf("a second daemon on the same pipe\n");
-        PROCESS_INFORMATION pi2 = {0};
-        STARTUPINFOA si2 = {.cb = sizeof(si2)};
-        CHECK(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si2, &pi2));
-        if (pi2.hProcess) {
-            DWORD status = 0;
-            CHECK(WaitForSingleObject(pi2.hProcess, 60000) == WAIT_OBJECT_0 &&
-                  GetExitCodeProcess(pi2.hProcess, &status) && status == 1);
-            CloseHandle(pi2.hProcess);
-            CloseHandle(pi2.hThread);
-        }
+        PROCESS_INFORMATION pi2;
+        bool started = wt_spawn(d.cmd, NULL, NULL, 0, &pi2);
+        CHECK(started);
+        if (started)
+            CHECK(wt_wait(&pi2, 60000) == 1); /* refused: the pipe is taken */
         printf("hello, ping\n");
         check_hello_ping(pipe);
         printf("two processes share an anonymous and a file mapping\n");
@@ -1196,28 +970,8 @@ int main(int argc, char **argv)
     /* Stopped by its stop event (wine has no console here for Ctrl-Break):
      * a clean exit. */
     printf("stop\n");
-    char ev_name[200];
-    snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
-    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
-    CHECK(ev != NULL && SetEvent(ev));
-    if (ev)
-        CloseHandle(ev);
-    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
-        fprintf(stderr, "the daemon did not stop on its event%s\n",
-                under_wine() ? " (under wine)" : "");
-        failures++;
-        TerminateProcess(pi.hProcess, 1);
-        WaitForSingleObject(pi.hProcess, INFINITE);
-    } else {
-        DWORD status = 99;
-        GetExitCodeProcess(pi.hProcess, &status);
-        CHECK(status == 0);
-    }
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-
+    CHECK(wt_daemon_stop(&d) == 0);
     if (own_root)
-        remove_tree(root);
-    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+        wt_remove_tree(root); /* and the odd names the flipped requests made */
+    return wt_report(argv[0]);
 }

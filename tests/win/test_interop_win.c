@@ -26,16 +26,7 @@
 #include <windows.h>
 
 #include "mmapio.h"
-
-static int failures;
-
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
+#include "wintest.h"
 
 static int child(const char *pipe)
 {
@@ -52,7 +43,7 @@ static int child(const char *pipe)
     mmapio_unmap(a);
     mmapio_unmap(f);
     mmapio_disconnect(c);
-    return failures ? 3 : 0;
+    return wt_failures ? 3 : 0;
 }
 
 /* The owner checks against our uid, which only the daemon can tell on
@@ -98,36 +89,10 @@ static int outside(const char *op, const char *path, const char *to)
     return 7;
 }
 
-/* Runs this program again with `args`: its exit status, or -1. */
-static int run_self(const char *args)
-{
-    char self[MAX_PATH], cmd[3 * MAX_PATH];
-    GetModuleFileNameA(NULL, self, sizeof(self));
-    snprintf(cmd, sizeof(cmd), "\"%s\" %s", self, args);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        return -1;
-    WaitForSingleObject(pi.hProcess, INFINITE);
-    DWORD status = 99;
-    GetExitCodeProcess(pi.hProcess, &status);
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-    return (int)status;
-}
-
-static int run_child(const char *pipe)
-{
-    char args[MAX_PATH];
-    snprintf(args, sizeof(args), "child %s", pipe);
-    return run_self(args);
-}
-
+/* Runs outside() as another process: its exit status. */
 static int run_outside(const char *op, const char *path, const char *to)
 {
-    char args[3 * MAX_PATH];
-    snprintf(args, sizeof(args), "outside %s \"%s\" \"%s\"", op, path, to ? to : "");
-    return run_self(args);
+    return wt_run_self("outside %s \"%s\" \"%s\"", op, path, to ? to : "");
 }
 
 struct heard {
@@ -204,6 +169,25 @@ static void on_write(const mmapio_change_event *ev, void *user)
         l->end = ev->offset + ev->len;
 }
 
+/* A new anonymous mapping `name` (*m) whose writes on_write gathers in
+ * l: its watcher, or NULL (CHECKed). */
+static mmapio_watcher *watch_new(mmapio_client *c, const char *name, size_t size,
+                                 struct last_heard *l, mmapio_map **m)
+{
+    mmapio_watcher *wa = NULL;
+    CHECK(mmapio_anon_create(c, name, size, m) == MMAPIO_OK);
+    CHECK(*m && mmapio_watch(*m, on_write, l, &wa) == MMAPIO_OK);
+    return wa;
+}
+
+/* The watch, the mapping and its name gone again. */
+static void watch_end(mmapio_client *c, const char *name, mmapio_watcher *wa, mmapio_map *m)
+{
+    mmapio_unwatch(wa);
+    CHECK(mmapio_unmap(m) == MMAPIO_OK);
+    CHECK(mmapio_anon_delete(c, name) == MMAPIO_OK);
+}
+
 /* A writer's flood through the library: its notices are paced (a burst,
  * then a hold in which writes go unannounced), and its last write is
  * still heard, by its range or by the daemon's MODIFIED without a range
@@ -213,10 +197,8 @@ static void watch_flood(mmapio_client *c, const char *pipe)
     enum { WRITES = 2000 };
     mmapio_client *wc = NULL;
     mmapio_map *m = NULL, *wm = NULL;
-    mmapio_watcher *wa = NULL;
     struct last_heard l = {0};
-    CHECK(mmapio_anon_create(c, "flood", WRITES + 8, &m) == MMAPIO_OK);
-    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    mmapio_watcher *wa = watch_new(c, "flood", WRITES + 8, &l, &m);
     CHECK(mmapio_connect(pipe, &wc) == MMAPIO_OK);
     CHECK(wc && mmapio_anon_open(wc, "flood", &wm) == MMAPIO_OK);
     if (!wa || !wm)
@@ -230,10 +212,8 @@ static void watch_flood(mmapio_client *c, const char *pipe)
     printf("  flood: ranges heard to %llu of %d, %s\n", (unsigned long long)l.end, WRITES,
            l.unranged ? "and a MODIFIED without a range" : "no unranged MODIFIED");
     CHECK(l.unranged || l.end >= WRITES);
-    mmapio_unwatch(wa);
     CHECK(mmapio_unmap(wm) == MMAPIO_OK);
-    CHECK(mmapio_unmap(m) == MMAPIO_OK);
-    CHECK(mmapio_anon_delete(c, "flood") == MMAPIO_OK);
+    watch_end(c, "flood", wa, m);
     mmapio_disconnect(wc);
 }
 
@@ -370,9 +350,7 @@ static DWORD WINAPI poke(void *arg)
 {
     struct poke *pk = arg;
     Sleep(200);
-    char args[MAX_PATH];
-    snprintf(args, sizeof(args), "poke %s %s", pk->pipe, pk->name);
-    pk->status = run_self(args);
+    pk->status = wt_run_self("poke %s %s", pk->pipe, pk->name);
     return 0;
 }
 
@@ -394,10 +372,8 @@ static int poke_child(const char *pipe, const char *name)
 static void watch_idle(mmapio_client *c, const char *pipe)
 {
     mmapio_map *m = NULL;
-    mmapio_watcher *wa = NULL;
     struct last_heard l = {0};
-    CHECK(mmapio_anon_create(c, "idle", 4096, &m) == MMAPIO_OK);
-    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    mmapio_watcher *wa = watch_new(c, "idle", 4096, &l, &m);
     if (!wa)
         return;
     /* The floor: a plain 1 s wait on an event nobody sets (wine's own
@@ -439,9 +415,7 @@ static void watch_idle(mmapio_client *c, const char *pipe)
         CloseHandle(t);
     }
     CHECK(pk.status == 0);
-    mmapio_unwatch(wa);
-    CHECK(mmapio_unmap(m) == MMAPIO_OK);
-    CHECK(mmapio_anon_delete(c, "idle") == MMAPIO_OK);
+    watch_end(c, "idle", wa, m);
 }
 
 struct blocked {
@@ -462,10 +436,8 @@ static DWORD WINAPI dispatch_long(void *arg)
 static void watch_beside_requests(mmapio_client *c, const char *pipe)
 {
     mmapio_map *m = NULL;
-    mmapio_watcher *wa = NULL;
     struct last_heard l = {0};
-    CHECK(mmapio_anon_create(c, "beside", 4096, &m) == MMAPIO_OK);
-    CHECK(m && mmapio_watch(m, on_write, &l, &wa) == MMAPIO_OK);
+    mmapio_watcher *wa = watch_new(c, "beside", 4096, &l, &m);
     if (!wa)
         return;
     struct blocked b = {.c = c, .n = -100};
@@ -476,9 +448,7 @@ static void watch_beside_requests(mmapio_client *c, const char *pipe)
     for (int i = 0; i < 200; i++)
         pings += mmapio_ping(c) == MMAPIO_OK;
     CHECK(pings == 200);
-    char args[MAX_PATH];
-    snprintf(args, sizeof(args), "poke %s beside", pipe);
-    CHECK(run_self(args) == 0);
+    CHECK(wt_run_self("poke %s beside", pipe) == 0);
     if (t) {
         WaitForSingleObject(t, INFINITE);
         CloseHandle(t);
@@ -487,19 +457,20 @@ static void watch_beside_requests(mmapio_client *c, const char *pipe)
            (unsigned long long)l.end);
     CHECK(b.n >= 1);
     CHECK(l.end >= 4 || l.unranged);
-    mmapio_unwatch(wa);
-    CHECK(mmapio_unmap(m) == MMAPIO_OK);
-    CHECK(mmapio_anon_delete(c, "beside") == MMAPIO_OK);
+    watch_end(c, "beside", wa, m);
 }
 
+/* Stops daemon `arg` 200 ms later: 0, or 1 when its stop event was
+ * not there. */
 static DWORD WINAPI stop_later(void *arg)
 {
     Sleep(200);
-    return SetEvent(arg) ? 0 : 1;
+    return wt_daemon_signal(arg) ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
+    wt_detail = mmapio_last_error;
     if (argc == 4 && !strcmp(argv[1], "poke"))
         return poke_child(argv[2], argv[3]);
     if (argc == 3 && !strcmp(argv[1], "child"))
@@ -508,25 +479,10 @@ int main(int argc, char **argv)
         return outside(argv[2], argv[3], argc > 4 && argv[4][0] ? argv[4] : NULL);
     if (argc != 2)
         return 2;
-    char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], pipe[128], cmd[3 * MAX_PATH];
-    snprintf(daemon, sizeof(daemon), "%s%s", argv[1][0] == '/' ? "Z:" : "", argv[1]);
-    for (char *p = daemon; *p; p++)
-        if (*p == '/')
-            *p = '\\';
-    GetTempPathA(sizeof(tmp), tmp);
-    DWORD id = GetCurrentProcessId() ^ GetTickCount();
-    snprintf(root, sizeof(root), "%smmapio-interop-%lu", tmp, (unsigned long)id);
-    snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-interop-%lu", (unsigned long)id);
-    CHECK(CreateDirectoryA(root, NULL));
-    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\"", daemon, pipe, root);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        return 1;
-    bool up = false;
-    while (!up && WaitForSingleObject(pi.hProcess, 50) == WAIT_TIMEOUT)
-        up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
+    struct wt_daemon d;
+    bool up = wt_daemon_start(&d, argv[1], "interop", NULL, NULL);
     CHECK(up);
+    const char *pipe = d.pipe, *root = d.root;
 
     mmapio_client *c = NULL;
     CHECK(up && mmapio_connect(pipe, &c) == MMAPIO_OK);
@@ -538,7 +494,7 @@ int main(int argc, char **argv)
         CHECK(mmapio_create_rw(c, "interop.dat", 4096, &f) == MMAPIO_OK);
         CHECK(f && mmapio_update_region(f, 0, "file!", 6) == MMAPIO_OK);
         CHECK(f && mmapio_flush(f) == MMAPIO_OK);
-        CHECK(run_child(pipe) == 0);
+        CHECK(wt_run_self("child %s", pipe) == 0);
         check_owner(c);
         CHECK(mmapio_unmap(a) == MMAPIO_OK);
         CHECK(mmapio_unmap(f) == MMAPIO_OK);
@@ -568,27 +524,19 @@ int main(int argc, char **argv)
         CHECK(mmapio_ping(c) == MMAPIO_OK);
     }
 
-    char ev_name[200];
-    snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
-    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
-    CHECK(ev != NULL);
     /* Stopped while a dispatch is blocked: it returns disconnected. */
-    HANDLE stopper = ev ? CreateThread(NULL, 0, stop_later, ev, 0, NULL) : NULL;
+    HANDLE stopper = CreateThread(NULL, 0, stop_later, &d, 0, NULL);
     CHECK(stopper != NULL);
     if (c && stopper)
         CHECK(mmapio_client_dispatch(c, 60000) == MMAPIO_E_DISCONNECTED);
+    DWORD signalled = 1;
     if (stopper) {
         WaitForSingleObject(stopper, INFINITE);
+        GetExitCodeThread(stopper, &signalled);
         CloseHandle(stopper);
     }
-    if (ev)
-        CloseHandle(ev);
-    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
-        TerminateProcess(pi.hProcess, 1);
-        failures++;
-    }
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
+    CHECK(signalled == 0); /* its stop event was there, and set */
+    CHECK(wt_daemon_wait(&d) == 0);
     char path[MAX_PATH + 16], buf[8] = "";
     snprintf(path, sizeof(path), "%s\\final.dat", root);
     HANDLE f = CreateFileA(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE |
@@ -603,8 +551,6 @@ int main(int argc, char **argv)
         mmapio_unmap(fin);
     if (c)
         mmapio_disconnect(c);
-    DeleteFileA(path);
-    RemoveDirectoryA(root);
-    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+    wt_remove_tree(root);
+    return wt_report(argv[0]);
 }

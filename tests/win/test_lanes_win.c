@@ -8,16 +8,7 @@
 #include <stdio.h>
 
 #include "winlanes.h"
-
-static int failures;
-
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
+#include "wintest.h"
 
 struct job {
     struct wlane_item item; /* first */
@@ -29,7 +20,7 @@ static struct job *take(struct wlane *l)
     return (struct job *)wlane_take(l);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     struct wlane l = {0};
     static struct job flood[1000], other = {.item.uid = 2, .seq = -1};
@@ -61,6 +52,5 @@ int main(void)
             CHECK(j && j->item.uid == u && j->seq == round);
         }
     CHECK(take(&l) == NULL);
-    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+    return wt_report(argv[0]);
 }

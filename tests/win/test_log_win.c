@@ -21,16 +21,7 @@
 #include <aclapi.h>
 
 #include "mmapio.h"
-
-static int failures;
-
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
+#include "wintest.h"
 
 #define LIMIT 4096
 
@@ -88,20 +79,12 @@ static bool only_we_write(const char *path)
     SECURITY_DESCRIPTOR_CONTROL ctl = 0;
     DWORD rev;
     GetSecurityDescriptorControl(sd, &ctl, &rev);
-    bool wine = GetProcAddress(GetModuleHandleA("ntdll.dll"), "wine_get_version") != NULL;
-    HANDLE tok;
-    union {
-        TOKEN_USER tu;
-        BYTE room[256];
-    } me;
-    DWORD n;
-    OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok);
-    GetTokenInformation(tok, TokenUser, &me, sizeof(me), &n);
-    CloseHandle(tok);
+    bool wine = wt_under_wine();
+    PSID me = wt_my_sid();
     BYTE sys[SECURITY_MAX_SID_SIZE];
     DWORD ns = sizeof(sys);
     CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &ns);
-    bool ok = dacl && (wine || (ctl & SE_DACL_PROTECTED));
+    bool ok = dacl && me && (wine || (ctl & SE_DACL_PROTECTED));
     for (DWORD i = 0; ok && i < dacl->AceCount; i++) {
         ACCESS_ALLOWED_ACE *ace;
         if (!GetAce(dacl, i, (void **)&ace)) {
@@ -113,7 +96,7 @@ static bool only_we_write(const char *path)
         PSID who = &ace->SidStart;
         bool writes = ace->Mask & (FILE_WRITE_DATA | FILE_APPEND_DATA | WRITE_DAC |
                                    WRITE_OWNER | DELETE | GENERIC_WRITE | GENERIC_ALL);
-        if (writes && !EqualSid(who, me.tu.User.Sid) && !EqualSid(who, sys)) {
+        if (writes && !EqualSid(who, me) && !EqualSid(who, sys)) {
             fprintf(stderr, "%s: ace %lu lets someone else write (0x%lx)\n", path,
                     (unsigned long)i, (unsigned long)ace->Mask);
             ok = false;
@@ -135,7 +118,7 @@ static int check_log(int argc, char **argv)
     for (int i = 3; i < argc; i++)
         if (!strstr(text, argv[i])) {
             fprintf(stderr, "no line with \"%s\" in:\n%s", argv[i], text);
-            failures++;
+            wt_failures++;
         }
     char dir[MAX_PATH];
     snprintf(dir, sizeof(dir), "%s", argv[2]);
@@ -150,7 +133,7 @@ static int check_log(int argc, char **argv)
     printf("%s: %d lines, %zu bytes; it and its folder writable by the daemon only\n",
            argv[2], lines, n);
     free(text);
-    return failures ? 1 : 0;
+    return wt_failures ? 1 : 0;
 }
 
 /* A client that connects and sends a frame shorter than its header. */
@@ -171,23 +154,17 @@ static bool broken_client(const char *pipe)
 
 int main(int argc, char **argv)
 {
+    wt_detail = mmapio_last_error;
     if (argc >= 3 && !strcmp(argv[1], "check-log"))
         return check_log(argc, argv);
     if (argc != 2)
         return 2;
-    char daemon[MAX_PATH], tmp[MAX_PATH], root[MAX_PATH], log[MAX_PATH + 16],
-        old[MAX_PATH + 16], pipe[128], cmd[4 * MAX_PATH];
-    snprintf(daemon, sizeof(daemon), "%s%s", argv[1][0] == '/' ? "Z:" : "", argv[1]);
-    for (char *p = daemon; *p; p++)
-        if (*p == '/')
-            *p = '\\';
-    GetTempPathA(sizeof(tmp), tmp);
-    DWORD id = GetCurrentProcessId() ^ GetTickCount();
-    snprintf(root, sizeof(root), "%smmapio-log-%lu", tmp, (unsigned long)id);
+    char daemon[MAX_PATH], root[MAX_PATH], log[MAX_PATH + 16], old[MAX_PATH + 16],
+        cmd[4 * MAX_PATH];
+    wt_windows_path(daemon, sizeof(daemon), argv[1]);
+    CHECK(wt_temp_dir(root, sizeof(root), "log"));
     snprintf(log, sizeof(log), "%s\\d.log", root);
     snprintf(old, sizeof(old), "%s\\d.log.1", root);
-    snprintf(pipe, sizeof(pipe), "\\\\.\\pipe\\mmapio-log-%lu", (unsigned long)id);
-    CHECK(CreateDirectoryA(root, NULL));
     /* The daemon's own folder, as a service makes it, with a file in it. */
     char own[MAX_PATH + 32];
     snprintf(own, sizeof(own), "%s\\.mmapiod", root);
@@ -209,18 +186,12 @@ int main(int argc, char **argv)
     if (tf != INVALID_HANDLE_VALUE)
         CloseHandle(tf);
     CHECK(CreateHardLinkA(linked, target, NULL));
-    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --log \"%s\"", daemon, pipe,
-             root, linked);
-    STARTUPINFOA lsi = {.cb = sizeof(lsi)};
+    snprintf(cmd, sizeof(cmd), "\"%s\" --socket \\\\.\\pipe\\mmapio-log-link-%lu --root \"%s\" "
+             "--log \"%s\"", daemon, (unsigned long)GetCurrentProcessId(), root, linked);
     PROCESS_INFORMATION lpi;
-    CHECK(CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &lsi, &lpi));
-    DWORD lstatus = 99;
-    if (WaitForSingleObject(lpi.hProcess, 60000) != WAIT_OBJECT_0)
-        TerminateProcess(lpi.hProcess, 99);
-    GetExitCodeProcess(lpi.hProcess, &lstatus);
-    CloseHandle(lpi.hProcess);
-    CloseHandle(lpi.hThread);
-    CHECK(lstatus == 1);
+    bool started = wt_spawn(cmd, NULL, NULL, 0, &lpi);
+    CHECK(started);
+    CHECK(started && wt_wait(&lpi, 60000) == 1);
     size_t tn = 0;
     char *kept = slurp(target, &tn);
     CHECK(kept && tn == 4 && !memcmp(kept, "keep", 4));
@@ -228,17 +199,13 @@ int main(int argc, char **argv)
     DeleteFileA(linked);
     DeleteFileA(target);
 
-    snprintf(cmd, sizeof(cmd), "\"%s\" --socket %s --root \"%s\" --log \"%s\" "
-             "--log_max_bytes %d --verbose --hello_timeout_ms 100", daemon, pipe, root, log,
-             LIMIT);
-    STARTUPINFOA si = {.cb = sizeof(si)};
-    PROCESS_INFORMATION pi;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-        return 1;
-    bool up = false;
-    while (!up && WaitForSingleObject(pi.hProcess, 50) == WAIT_TIMEOUT)
-        up = WaitNamedPipeA(pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
+    char args[MAX_PATH + 100];
+    snprintf(args, sizeof(args), "--log \"%s\" --log_max_bytes %d --verbose "
+             "--hello_timeout_ms 100", log, LIMIT);
+    struct wt_daemon d;
+    bool up = wt_daemon_start(&d, argv[1], "log", root, args);
     CHECK(up);
+    const char *pipe = d.pipe;
 
     /* .mmapiod is no client path, in any case. */
     mmapio_client *c = NULL;
@@ -287,21 +254,7 @@ int main(int argc, char **argv)
         sent += broken_client(pipe);
     CHECK(sent == 120);
 
-    char ev_name[200];
-    snprintf(ev_name, sizeof(ev_name), "Local\\mmapiod-stop-%s", pipe + 9);
-    HANDLE ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, ev_name);
-    CHECK(ev && SetEvent(ev));
-    if (ev)
-        CloseHandle(ev);
-    if (WaitForSingleObject(pi.hProcess, 60000) != WAIT_OBJECT_0) {
-        TerminateProcess(pi.hProcess, 1);
-        failures++;
-    }
-    DWORD status = 99;
-    GetExitCodeProcess(pi.hProcess, &status);
-    CHECK(status == 0);
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
+    CHECK(wt_daemon_stop(&d) == 0);
 
     size_t n = 0, n_old = 0;
     char *text = slurp(log, &n), *text_old = slurp(old, &n_old);
@@ -318,12 +271,6 @@ int main(int argc, char **argv)
     }
     free(text);
     free(text_old);
-    DeleteFileA(log);
-    DeleteFileA(old);
-    DeleteFileA(own);
-    snprintf(own, sizeof(own), "%s\\.mmapiod", root);
-    RemoveDirectoryA(own);
-    RemoveDirectoryA(root);
-    printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
-    return failures ? 1 : 0;
+    wt_remove_tree(root);
+    return wt_report(argv[0]);
 }

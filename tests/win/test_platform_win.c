@@ -11,6 +11,7 @@
 #include "wakeup.h"
 #include "watchsys.h"
 #include "writeback.h"
+#include "wintest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,46 +20,8 @@
 #include <string.h>
 #include <windows.h>
 
-static int failures;
-
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (GetLastError %lu)\n", \
-                __FILE__, __LINE__, #cond, (unsigned long)GetLastError()); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
-
 #define SIZE 65536u
 static const char pattern[] = "written by the child";
-
-/* Whether this runs under wine rather than Windows. */
-static int under_wine(void)
-{
-    HMODULE nt = GetModuleHandleA("ntdll.dll");
-    return nt && GetProcAddress(nt, "wine_get_version") != NULL;
-}
-
-/* Whether a view of h with `access` can be made (and unmaps it). */
-static int can_map(HANDLE h, DWORD access)
-{
-    void *p = MapViewOfFile(h, access, 0, 0, SIZE);
-    if (p)
-        UnmapViewOfFile(p);
-    return p != NULL;
-}
-
-/* Whether h can be duplicated with `access` (and closes the copy). */
-static int can_dup(HANDLE h, DWORD access)
-{
-    HANDLE out = NULL;
-    if (!DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &out,
-            access, FALSE, 0))
-        return 0;
-    CloseHandle(out);
-    return 1;
-}
 
 /* The child: maps the handle it was given and checks what it may do. */
 static int child(int writable)
@@ -80,11 +43,11 @@ static int child(int writable)
         CHECK(p && strcmp(p, "from the parent") == 0);
         if (p)
             UnmapViewOfFile(p);
-        CHECK(!can_map(h, FILE_MAP_WRITE));
-        CHECK(!can_dup(h, FILE_MAP_WRITE));
-        CHECK(!can_dup(h, FILE_MAP_ALL_ACCESS));
+        CHECK(!wt_can_map(h, FILE_MAP_WRITE, SIZE));
+        CHECK(!wt_can_dup(h, FILE_MAP_WRITE));
+        CHECK(!wt_can_dup(h, FILE_MAP_ALL_ACCESS));
     }
-    return failures ? 1 : 0;
+    return wt_failures ? 1 : 0;
 }
 
 /* Runs this program as "child-rw"/"child-ro" and hands it `section`
@@ -100,12 +63,8 @@ static int run_child(HANDLE section, DWORD access, const char *mode)
     char self[MAX_PATH], cmd[MAX_PATH + 32];
     GetModuleFileNameA(NULL, self, sizeof(self));
     snprintf(cmd, sizeof(cmd), "\"%s\" %s", self, mode);
-    STARTUPINFOA si = {.cb = sizeof(si), .dwFlags = STARTF_USESTDHANDLES};
-    si.hStdInput = rd;
-    si.hStdOutput = GetStdHandle(STD_OUTPUT_HANDLE);
-    si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
     PROCESS_INFORMATION pi;
-    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    bool ok = wt_spawn(cmd, rd, NULL, 0, &pi);
     CloseHandle(rd);
     if (!ok) {
         CloseHandle(wr);
@@ -113,7 +72,6 @@ static int run_child(HANDLE section, DWORD access, const char *mode)
     }
     /* What the daemon will do: duplicate into the client's process. */
     HANDLE theirs = NULL;
-    int rc = -1;
     if (DuplicateHandle(GetCurrentProcess(), section, pi.hProcess, &theirs,
             access, FALSE, 0)) {
         char line[32];
@@ -123,13 +81,7 @@ static int run_child(HANDLE section, DWORD access, const char *mode)
         WriteFile(wr, line, (DWORD)n, &put, NULL);
     }
     CloseHandle(wr);
-    DWORD status;
-    if (WaitForSingleObject(pi.hProcess, 60000) == WAIT_OBJECT_0 &&
-        GetExitCodeProcess(pi.hProcess, &status))
-        rc = (int)status;
-    CloseHandle(pi.hProcess);
-    CloseHandle(pi.hThread);
-    return rc;
+    return wt_wait(&pi, 60000);
 }
 
 static void test_section_read_only(void)
@@ -151,21 +103,21 @@ static void test_section_read_only(void)
     if (p)
         UnmapViewOfFile(p);
     /* The key property: read-only stays read-only. */
-    CHECK(!can_map(r, FILE_MAP_WRITE));
-    CHECK(!can_map(r, FILE_MAP_ALL_ACCESS));
-    CHECK(!can_dup(r, FILE_MAP_WRITE));
-    CHECK(!can_dup(r, FILE_MAP_ALL_ACCESS));
-    CHECK(!can_dup(r, GENERIC_WRITE));
+    CHECK(!wt_can_map(r, FILE_MAP_WRITE, SIZE));
+    CHECK(!wt_can_map(r, FILE_MAP_ALL_ACCESS, SIZE));
+    CHECK(!wt_can_dup(r, FILE_MAP_WRITE));
+    CHECK(!wt_can_dup(r, FILE_MAP_ALL_ACCESS));
+    CHECK(!wt_can_dup(r, GENERIC_WRITE));
     /* Windows takes the owner's implicit WRITE_DAC away when an OWNER
      * RIGHTS ace is there; wine keeps it (and every process is the owner
      * under wine): only checked on Windows. */
-    CHECK(under_wine() || !can_dup(r, WRITE_DAC));
+    CHECK(wt_under_wine() || !wt_can_dup(r, WRITE_DAC));
     CHECK(mem_reopen(ro, O_RDWR) == -EACCES);
-    CHECK(can_dup(r, FILE_MAP_READ));
+    CHECK(wt_can_dup(r, FILE_MAP_READ));
     /* The read-write handle may give a read-write copy. */
     int rw = mem_reopen(fd, O_RDWR);
     CHECK(rw > 0);
-    CHECK(rw > 0 && can_map((HANDLE)(intptr_t)rw, FILE_MAP_WRITE));
+    CHECK(rw > 0 && wt_can_map((HANDLE)(intptr_t)rw, FILE_MAP_WRITE, SIZE));
 
     /* Another process: read-only handed over, writes refused there too. */
     CHECK(run_child(h, FILE_MAP_READ, "child-ro") == 0);
@@ -293,7 +245,7 @@ static void test_peer_identity(void)
     struct peer_cred pc;
     /* Nobody connected yet (wine reports a client pid before any
      * connect: only checked on Windows). */
-    CHECK(under_wine() || peer_identity((int)(intptr_t)srv, &pc) < 0);
+    CHECK(wt_under_wine() || peer_identity((int)(intptr_t)srv, &pc) < 0);
     HANDLE cli = CreateFileA(name, GENERIC_READ | GENERIC_WRITE, 0, NULL,
         OPEN_EXISTING, SECURITY_IDENTIFICATION, NULL);
     CHECK(cli != INVALID_HANDLE_VALUE);
@@ -410,6 +362,5 @@ int main(int argc, char **argv)
     test_peer_identity();
     test_watchsys();
     test_not_yet();
-    printf("%s: %d failed checks\n", argv[0], failures);
-    return failures ? 1 : 0;
+    return wt_report(argv[0]);
 }

@@ -4,23 +4,13 @@
  * Linux client sends; truncated and garbage input refused, not crashed on.
  */
 #include "mmapio.pb-c.h"
+#include "wintest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond)                                                   \
-    do {                                                              \
-        if (!(cond)) {                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,    \
-                __LINE__, #cond);                                     \
-            failures++;                                               \
-        }                                                             \
-    } while (0)
-
-int main(void)
+int main(int argc, char **argv)
 {
     Mmapio__FlushPolicy policy = MMAPIO__FLUSH_POLICY__INIT;
     policy.kind = MMAPIO__FLUSH_KIND__FLUSH_EVERY_BYTES;
@@ -61,6 +51,5 @@ int main(void)
     static const unsigned char junk[] = {0x22, 0xff, 0xff, 0xff, 0xff, 0x0f};
     CHECK(mmapio__request__unpack(NULL, sizeof(junk), junk) == NULL);
     free(buf);
-    printf("test_proto_win: %d failed checks\n", failures);
-    return failures ? 1 : 0;
+    return wt_report(argv[0]);
 }

@@ -6,22 +6,13 @@
  * made up for it.
  */
 #include "sidmap.h"
+#include "wintest.h"
 
 #include <sddl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <windows.h>
-
-static int failures;
-
-#define CHECK(cond)                                                       \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                   \
-        }                                                                 \
-    } while (0)
 
 /* S-1-5-21-a-b-c-rid (c == 0: S-1-5-21-a-b), freed by FreeSid. */
 static PSID nt_sid(DWORD a, DWORD b, DWORD c, DWORD rid)
@@ -148,17 +139,11 @@ static void test_daemon_table(void)
     char domain[SECURITY_MAX_SID_SIZE * 4];
     bool known = sid_domain(domain, sizeof(domain));
     printf("account domain: %s\n", known ? domain : "(not known)");
-    HANDLE tok;
-    union {
-        TOKEN_USER user;
-        char bytes[256];
-    } u;
-    DWORD len;
-    CHECK(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok));
-    CHECK(GetTokenInformation(tok, TokenUser, &u, sizeof(u), &len));
-    CloseHandle(tok);
-    PSID me = u.user.User.Sid;
-    DWORD rid = *GetSidSubAuthority(me, *GetSidSubAuthorityCount(me) - 1u);
+    PSID me = wt_my_sid(); /* from this process's token */
+    CHECK(me != NULL);
+    if (!me)
+        return;
+    DWORD rid = wt_my_rid();
     uint32_t mine = sid_id(me);
     CHECK(mine != SIDMAP_NONE);
     CHECK(sid_id(me) == mine);
@@ -184,6 +169,5 @@ int main(int argc, char **argv)
     test_no_domain();
     test_many();
     test_daemon_table();
-    printf("%s: %d failed checks\n", argv[0], failures);
-    return failures ? 1 : 0;
+    return wt_report(argv[0]);
 }

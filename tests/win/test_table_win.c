@@ -9,17 +9,7 @@
 #include <string.h>
 
 #include "table.h"
-
-static int failures;
-
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                 \
-            failures++;                                                     \
-        }                                                                   \
-    } while (0)
+#include "wintest.h"
 
 /* The clients table in small: an id, a name (the tree), a boolean. */
 static char *render(bool json, bool raw, bool noheadings)
@@ -78,11 +68,10 @@ int main(int argc, char **argv)
         "         ]\n"
         "      }\n"
         "   ]\n}\n"));
-    if (failures)
+    if (wt_failures)
         fprintf(stderr, "text:\n%s\nraw:\n%s\njson:\n%s\n", text, raw, json);
     free(text);
     free(raw);
     free(json);
-    printf("%s: %d failed checks\n", argv[0], failures);
-    return failures ? 1 : 0;
+    return wt_report(argv[0]);
 }
