@@ -54,6 +54,8 @@ struct wmap {
     bool tracked;         /* files: watched by watchsys as `wtoken` */
     int wtoken;
     bool removed;         /* REMOVED was told */
+    bool private_map;     /* files: a caller's handle outside the root (winfromfd):
+                           * found by no path or identity, listed nowhere */
     uint64_t flushes;     /* flushes of it finished (winflush_count) */
     int64_t last_flush;   /* unix seconds the last one finished; 0: never */
 };
