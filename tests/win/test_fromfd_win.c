@@ -10,7 +10,8 @@
  *     entry listed nowhere; a CRT fd's handle (_get_osfhandle) likewise;
  *   - a read-only handle asked READ_WRITE: PERMISSION; asked READ_ONLY: a
  *     grant whose section (mmapio_unmap_to_fd) can be neither mapped nor
- *     duplicated writable; a write-only handle: PERMISSION;
+ *     duplicated writable, and is no file from_fd takes; copy-on-write
+ *     from it keeps our writes; a write-only handle: PERMISSION;
  *   - a value naming no handle, an event, a pipe, a directory: a clear
  *     INVALID_ARGUMENT each, and the daemon answers on;
  *   - an empty file READ_WRITE: RESIZE_FAILED.
@@ -170,6 +171,9 @@ static void access_kept(mmapio_client *c, const char *root)
         CHECK(!wt_can_map(s, FILE_MAP_WRITE, SIZE));
         CHECK(!wt_can_dup(s, FILE_MAP_WRITE));
         CHECK(!wt_can_dup(s, FILE_MAP_ALL_ACCESS));
+        mmapio_map *again = NULL; /* a section, not a file */
+        CHECK(mmapio_from_fd(c, sec, MMAPIO_MODE_READ_ONLY, "", &again) ==
+              MMAPIO_E_INVALID_ARGUMENT && !again);
         CloseHandle(s);
     }
     /* Copy-on-write from a read-only handle: our writes stay ours. */
