@@ -4,6 +4,7 @@
  */
 #include "winfromfd.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <winternl.h>
 
@@ -11,6 +12,10 @@
 #include "filesection.h"
 #include "mmapio.h"
 #include "names.h"
+
+/* from_fd checks on worker threads at once, in the whole daemon: each may
+ * wait as long as a caller's I/O through its handle lasts. */
+#define FROMFD_RUNNING_MAX 64
 
 /* What validate() learnt of the handle. */
 struct facts {
@@ -57,8 +62,8 @@ static bool remote(HANDLE h)
 }
 
 /* The handle against the request: MMAPIO_OK with *fa, or an error and *why. */
-static int validate(const struct wsession *s, HANDLE f, mmapio_mode mode,
-                    struct facts *fa, const char **why)
+static int validate(HANDLE f, mmapio_mode mode, uint64_t max_size, struct facts *fa,
+                    const char **why)
 {
     ACCESS_MASK need = FILE_READ_DATA | FILE_READ_ATTRIBUTES, has = 0;
     if (mode == MMAPIO_MODE_READ_WRITE)
@@ -95,7 +100,7 @@ static int validate(const struct wsession *s, HANDLE f, mmapio_mode mode,
         return mode != MMAPIO_MODE_READ_ONLY ? MMAPIO_E_RESIZE_FAILED
                                              : MMAPIO_E_INVALID_ARGUMENT;
     }
-    if ((uint64_t)size.QuadPart > s->w->cfg.max_map_size) {
+    if ((uint64_t)size.QuadPart > max_size) {
         *why = "size over the daemon's max_map_size";
         return MMAPIO_E_QUOTA;
     }
@@ -105,114 +110,237 @@ static int validate(const struct wsession *s, HANDLE f, mmapio_mode mode,
     return MMAPIO_OK;
 }
 
+/* The daemon's own handle of the caller's file, opened again from it as
+ * the caller (its token) with the mode's access: a file object of the
+ * daemon's, so that no later query on it waits on the caller's I/O.
+ * NULL and *r, *why when it cannot be. */
+static HANDLE reopen_as(HANDLE token, HANDLE f, mmapio_mode mode, int *r, const char **why)
+{
+    if (!SetThreadToken(NULL, token)) {
+        *r = MMAPIO_E_PERMISSION;
+        *why = "who you are cannot be taken on";
+        return NULL;
+    }
+    HANDLE h = ReOpenFile(f, GENERIC_READ | (mode == MMAPIO_MODE_READ_WRITE ? GENERIC_WRITE : 0),
+                          FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, 0);
+    DWORD err = GetLastError();
+    if (!SetThreadToken(NULL, NULL))
+        abort(); /* still the client: nothing after this may run */
+    if (h == INVALID_HANDLE_VALUE) {
+        *r = err == ERROR_SHARING_VIOLATION ? MMAPIO_E_BUSY : MMAPIO_E_PERMISSION;
+        *why = err == ERROR_SHARING_VIOLATION
+                   ? "the file is open without sharing (reading, writing and deleting)"
+                   : "you cannot open the file again with this mode";
+        return NULL;
+    }
+    return h;
+}
+
+/* One from_fd: checked on a worker thread (a caller's handle may make
+ * any query on it wait: a synchronous file object is locked while one of
+ * the caller's threads does I/O through it), then joined to its entry on
+ * the loop. */
+struct job {
+    struct wsession *s;
+    uint64_t id;
+    mmapio_mode mode;
+    char *path;                 /* the caller's, informational */
+    HANDLE f;                   /* the caller's handle, pulled; closed by the worker */
+    HANDLE token;               /* the caller's impersonation token */
+    HANDLE root;                /* a duplicate of the data root's */
+    uint64_t max_size;
+    void (*post)(void (*fn)(void *), void *arg);
+    winfromfd_grant_fn grant;
+    /* The worker's results. */
+    int r;
+    const char *why;
+    struct facts fa;
+    HANDLE own, sec;            /* the daemon's handle of the file, the section */
+    bool beneath;
+    char rel[BENEATH_PATH_MAX + 1];
+};
+
+static void job_free(struct job *j)
+{
+    HANDLE hs[] = {j->f, j->token, j->root, j->own, j->sec};
+    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+        if (hs[i])
+            CloseHandle(hs[i]);
+    free(j->path);
+    free(j);
+}
+
+static void job_done(void *arg);
+
+static void CALLBACK job_work(PTP_CALLBACK_INSTANCE inst, void *arg)
+{
+    struct job *j = arg;
+    (void)inst;
+    j->r = validate(j->f, j->mode, j->max_size, &j->fa, &j->why);
+    if (!j->r)
+        j->own = reopen_as(j->token, j->f, j->mode, &j->r, &j->why);
+    if (!j->r && !(j->sec = mem_file_section(j->f, j->mode == MMAPIO_MODE_READ_WRITE))) {
+        j->why = "its section cannot be made";
+        j->r = MMAPIO_E_IO;
+    }
+    if (!j->r)
+        j->beneath = beneath_relative(j->root, j->own, j->rel, sizeof(j->rel)) == 0;
+    CloseHandle(j->f); /* the caller's file object is never kept */
+    j->f = NULL;
+    j->post(job_done, j);
+}
+
 /* The same file beneath the root, opened by its path as the caller with
- * the mode: that handle, and the path in rel[]; else NULL (private). */
-static HANDLE reopen_beneath(struct wsession *s, HANDLE f, mmapio_mode mode,
-                             const struct facts *fa, char *rel, size_t cap)
+ * the mode, or NULL (then the entry is private). */
+static HANDLE reopen_beneath(struct wsession *s, const struct job *j)
 {
     bool created;
     int err = 0;
     BY_HANDLE_FILE_INFORMATION fi;
-    if (beneath_relative(s->w->cfg.root, f, rel, cap) < 0)
-        return NULL;
-    HANDLE p = open_as_caller(s, rel, GENERIC_READ |
-                              (mode == MMAPIO_MODE_READ_WRITE ? GENERIC_WRITE : 0),
+    HANDLE p = open_as_caller(s, j->rel, GENERIC_READ |
+                              (j->mode == MMAPIO_MODE_READ_WRITE ? GENERIC_WRITE : 0),
                               BENEATH_OPEN, &created, &err);
-    if (p && (!GetFileInformationByHandle(p, &fi) || fi.dwVolumeSerialNumber != fa->vol ||
-              ((uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow) != fa->index)) {
+    if (p && (!GetFileInformationByHandle(p, &fi) || fi.dwVolumeSerialNumber != j->fa.vol ||
+              ((uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow) != j->fa.index)) {
         CloseHandle(p); /* renamed or replaced meanwhile */
         p = NULL;
     }
     return p;
 }
 
-/* The entry f stands for, made when there is none: MMAPIO_OK with *out
- * (f is then kept by a private entry, *kept), or an error and *why. */
-static int entry_of(struct wsession *s, HANDLE f, mmapio_mode mode, const char *path,
-                    const struct facts *fa, struct wmap **out, bool *kept,
-                    const char **why)
+/* The entry j's file stands for, made when there is none: MMAPIO_OK with
+ * *out, or an error and *why. A private entry takes j->own. */
+static int entry_of(struct wsession *s, struct job *j, struct wmap **out, const char **why)
 {
     struct winops *w = s->w;
-    char rel[BENEATH_PATH_MAX + 1], name[128];
+    char name[128];
     int err;
-    *kept = false;
-    struct wmap *m = find_file(w, fa->vol, fa->index);
+    struct wmap *m = find_file(w, j->fa.vol, j->fa.index);
     if (m) {
-        m->size = fa->size;
+        m->size = j->fa.size;
         *out = m;
         return MMAPIO_OK;
     }
-    HANDLE p = reopen_beneath(s, f, mode, fa, rel, sizeof(rel));
+    HANDLE p = j->beneath ? reopen_beneath(s, j) : NULL;
     if (!p)
-        names_escape(path && *path ? path : "(handle)", name, sizeof(name));
-    m = map_new(w, s->cred.uid, false, fa->size, p ? rel : name, &err, why);
+        names_escape(j->path && *j->path ? j->path : "(handle)", name, sizeof(name));
+    m = map_new(w, s->cred.uid, false, j->fa.size, p ? j->rel : name, &err, why);
     if (!m) {
         if (p)
             CloseHandle(p);
         return err;
     }
-    m->file = p ? p : f; /* kept for stat and watches */
+    m->file = p ? p : j->own; /* kept for stat and watches */
+    if (!p)
+        j->own = NULL;
     m->private_map = !p;
-    *kept = !p;
     m->creator_pid = (int32_t)s->cred.pid;
-    m->vol = fa->vol;
-    m->index = fa->index;
+    m->vol = j->fa.vol;
+    m->index = j->fa.index;
     *out = m;
     return MMAPIO_OK;
 }
 
-struct wmap *winfromfd_open(struct wsession *s, uint64_t id, const Mmapio__FromFd *q,
-                            const uint64_t *handles, unsigned n_handles,
-                            HANDLE *section)
+/* On the loop: the checks' verdict, the entry and the grant. */
+static void job_done(void *arg)
 {
-    const char *why = "";
-    struct facts fa;
+    struct job *j = arg;
+    struct wsession *s = j->s;
     struct wmap *m = NULL;
-    bool kept = false;
+    s->w->fromfd_running--;
+    s->fromfd_busy = false;
+    s->flushes--;
+    if (s->gone) {
+        if (s->flushes == 0)
+            free(s);
+        job_free(j);
+        return;
+    }
+    if (!j->r && s->n_holders >= s->w->cfg.max_holders_per_client) {
+        j->r = MMAPIO_E_QUOTA;
+        j->why = "max_holders_per_client reached";
+    }
+    if (!j->r)
+        j->r = entry_of(s, j, &m, &j->why);
+    if (j->r) {
+        reply_err(s, j->id, j->r, "from_fd: %s", j->why);
+        job_free(j);
+        return;
+    }
+    /* A writer's handle for the daemon's own flushes: the daemon's own
+     * reopening, whose write access the caller's handle had. */
+    HANDLE wsrc = m->file == j->own || !j->own ? m->file : j->own;
+    if (j->mode == MMAPIO_MODE_READ_WRITE && !m->wfile &&
+        !DuplicateHandle(GetCurrentProcess(), wsrc, GetCurrentProcess(), &m->wfile, 0, FALSE,
+                         DUPLICATE_SAME_ACCESS))
+        m->wfile = NULL; /* then timed flushes of it are skipped */
+    j->grant(s, j->id, m, j->mode, j->sec);
+    job_free(j);
+}
+
+/* The caller's impersonation token, taken on the loop from its pipe. */
+static HANDLE caller_token(struct wsession *s)
+{
+    HANDLE t = NULL;
+    if (!ImpersonateNamedPipeClient(s->pipe))
+        return NULL;
+    if (!OpenThreadToken(GetCurrentThread(), TOKEN_IMPERSONATE | TOKEN_QUERY, TRUE, &t))
+        t = NULL;
+    if (!RevertToSelf())
+        abort(); /* still the client: nothing after this may run */
+    return t;
+}
+
+void winfromfd_open(struct wsession *s, uint64_t id, const Mmapio__FromFd *q,
+                    const uint64_t *handles, unsigned n_handles, winfromfd_grant_fn grant)
+{
+    struct winops *w = s->w;
     if (n_handles != 1) {
         reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,
                   "from_fd carries exactly one handle (%u here)", n_handles);
-        return NULL;
+        return;
     }
     if ((unsigned)q->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE || !names_valid(q->path)) {
         reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "bad mode or path");
-        return NULL;
+        return;
     }
-    if (s->n_holders >= s->w->cfg.max_holders_per_client) {
+    if (s->n_holders >= w->cfg.max_holders_per_client) {
         reply_err(s, id, MMAPIO_E_QUOTA, "max_holders_per_client reached");
-        return NULL;
+        return;
     }
-    mmapio_mode mode = (mmapio_mode)q->mode;
-    HANDLE f = s->w->port.pull(s->conn, handles[0]);
-    if (!f) {
+    if (s->fromfd_busy || w->fromfd_running >= FROMFD_RUNNING_MAX) {
+        reply_err(s, id, MMAPIO_E_BUSY, "%s", s->fromfd_busy
+                  ? "your from_fd before this one is still being checked"
+                  : "too many from_fd under way in the daemon");
+        return;
+    }
+    struct job *j = calloc(1, sizeof(*j));
+    if (!j || (q->path && !(j->path = strdup(q->path)))) {
+        free(j);
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        return;
+    }
+    *j = (struct job){.s = s, .id = id, .mode = (mmapio_mode)q->mode, .path = j->path,
+                      .max_size = w->cfg.max_map_size, .post = w->port.post,
+                      .grant = grant};
+    j->f = w->port.pull(s->conn, handles[0]);
+    if (!j->f) {
         reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,
                   "from_fd: %llu names no handle of your process (%lu)",
                   (unsigned long long)handles[0], (unsigned long)GetLastError());
-        return NULL;
+        job_free(j);
+        return;
     }
-    int r = validate(s, f, mode, &fa, &why);
-    HANDLE sec = NULL;
-    if (!r && !(sec = mem_file_section(f, mode == MMAPIO_MODE_READ_WRITE))) {
-        why = "its section cannot be made";
-        r = MMAPIO_E_IO;
+    if (!(j->token = caller_token(s)) ||
+        !DuplicateHandle(GetCurrentProcess(), w->cfg.root, GetCurrentProcess(), &j->root, 0,
+                         FALSE, DUPLICATE_SAME_ACCESS) ||
+        !TrySubmitThreadpoolCallback(job_work, j, NULL)) {
+        reply_err(s, id, MMAPIO_E_IO, "from_fd: its checks cannot start (%lu)",
+                  (unsigned long)GetLastError());
+        job_free(j);
+        return;
     }
-    if (!r)
-        r = entry_of(s, f, mode, q->path, &fa, &m, &kept, &why);
-    if (r) {
-        if (sec)
-            CloseHandle(sec);
-        CloseHandle(f);
-        reply_err(s, id, r, "from_fd: %s", why);
-        return NULL;
-    }
-    /* A writer's handle for the daemon's own flushes: the caller's, whose
-     * write access was checked. */
-    if (mode == MMAPIO_MODE_READ_WRITE && !m->wfile &&
-        !DuplicateHandle(GetCurrentProcess(), f, GetCurrentProcess(), &m->wfile, 0, FALSE,
-                         DUPLICATE_SAME_ACCESS))
-        m->wfile = NULL; /* then timed flushes of it are skipped */
-    if (!kept)
-        CloseHandle(f);
-    *section = sec;
-    return m;
+    s->fromfd_busy = true;
+    s->flushes++; /* keeps s until job_done */
+    w->fromfd_running++;
 }

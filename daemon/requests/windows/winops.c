@@ -472,18 +472,6 @@ static bool unknown_fields(const Mmapio__Request *q)
     return op && op->n_unknown_fields;
 }
 
-/* A caller's own file handle (winfromfd), granted as an open's. */
-static void op_from_fd(struct wsession *s, uint64_t id, const Mmapio__FromFd *q,
-                       const uint64_t *handles, unsigned n_handles)
-{
-    HANDLE sec = NULL;
-    struct wmap *m = winfromfd_open(s, id, q, handles, n_handles, &sec);
-    if (m) {
-        grant(s, id, m, (mmapio_mode)q->mode, sec);
-        CloseHandle(sec); /* the client's duplicate keeps it */
-    }
-}
-
 void winops_request(struct wsession *s, const uint8_t *pb, size_t len,
                     const uint64_t *handles, unsigned n_handles)
 {
@@ -504,7 +492,7 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len,
         s->w->port.close_when_sent(s->conn);
         reply_err(s, id, MMAPIO_E_PROTOCOL, "the first request must be hello");
     } else if (q->op_case == MMAPIO__REQUEST__OP_FROM_FD) {
-        op_from_fd(s, id, q->from_fd, handles, n_handles);
+        winfromfd_open(s, id, q->from_fd, handles, n_handles, grant); /* a caller's own file */
     } else if (q->op_case == MMAPIO__REQUEST__OP_FD_OFFER) {
         reply_ok(s, id); /* the pipe takes handle values in any frame */
     } else if (q->op_case == MMAPIO__REQUEST__OP_REATTACH) {
