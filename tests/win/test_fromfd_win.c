@@ -8,6 +8,7 @@
  *     sees the bytes and the one entry has both holders (admin_stat);
  *   - a file outside the root: the same through the map and ReadFile, an
  *     entry listed nowhere; a CRT fd's handle (_get_osfhandle) likewise;
+ *     one opened without sharing: BUSY (the daemon opens it again);
  *   - a read-only handle asked READ_WRITE: PERMISSION; asked READ_ONLY: a
  *     grant whose section (mmapio_unmap_to_fd) can be neither mapped nor
  *     duplicated writable, and is no file from_fd takes; copy-on-write
@@ -143,6 +144,16 @@ static void outside_root(mmapio_client *c, const char *dir)
     if (crt >= 0)
         _close(crt);
     CHECK(mmapio_unmap(m) == MMAPIO_OK);
+    CloseHandle(h);
+    /* Opened without sharing: the daemon cannot open it again beside it. */
+    snprintf(path, sizeof(path), "%s\\alone.dat", dir);
+    WCHAR w[MAX_PATH];
+    MultiByteToWideChar(CP_UTF8, 0, path, -1, w, MAX_PATH);
+    h = CreateFileW(w, GENERIC_READ | GENERIC_WRITE, 0, NULL, CREATE_NEW, 0, NULL);
+    DWORD put = 0;
+    CHECK(h != INVALID_HANDLE_VALUE && WriteFile(h, "alone", 5, &put, NULL) && put == 5);
+    m = NULL;
+    CHECK(mmapio_from_fd(c, as_fd(h), MMAPIO_MODE_READ_ONLY, "", &m) == MMAPIO_E_BUSY && !m);
     CloseHandle(h);
 }
 
