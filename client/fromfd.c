@@ -4,19 +4,23 @@
  *
  * The daemon's sockets refuse fds (SO_PASSRIGHTS off), so from_fd is two
  * round trips under the client's lock: FdOffer, after whose answer the
- * connection accepts one fd, then FromFd carrying it. The daemon decides
+ * connection accepts one fd, then FromFd carrying it. On Windows
+ * (conn_offer_first false) FromFd alone, its frame naming the handle's
+ * value, which the daemon pulls from this process. The daemon decides
  * everything about the fd (kind, access, which mapping it becomes); the
  * caller keeps its fd.
  */
 #include <stddef.h>
 
 #include "client.h"
+#include "conn.h"
 #include "errors.h"
 #include "map.h"
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
 
-/* FdOffer, then FromFd with fd (lock held). */
+/* FdOffer where the connection needs it, then FromFd with fd (lock
+ * held). */
 static int ask(mmapio_client *c, int fd, mmapio_mode mode, const char *path,
                struct client_reply *rep)
 {
@@ -25,12 +29,14 @@ static int ask(mmapio_client *c, int fd, mmapio_mode mode, const char *path,
     Mmapio__Request req = MMAPIO__REQUEST__INIT;
     struct client_reply first;
 
-    req.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
-    req.fd_offer = &offer;
-    int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, &first);
-    if (r != MMAPIO_OK)
-        return r;
-    client_reply_free(&first);
+    if (conn_offer_first) {
+        req.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
+        req.fd_offer = &offer;
+        int r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT__NOT_SET, &first);
+        if (r != MMAPIO_OK)
+            return r;
+        client_reply_free(&first);
+    }
     ff.mode = (Mmapio__Mode)mode;
     ff.path = (char *)path;
     req = (Mmapio__Request)MMAPIO__REQUEST__INIT;

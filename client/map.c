@@ -992,7 +992,8 @@ int mmapio_unmap(mmapio_map *m)
 /*
  * The handle's own fd is the grant: read-only for READ_ONLY and
  * COPY_ON_WRITE (the daemon never hands those a writable one), a fresh
- * open file description of the file for READ_WRITE. It leaves with the
+ * open file description of the file for READ_WRITE; on Windows the
+ * grant's section handle, as the daemon gave it. It leaves with the
  * caller instead of being closed; the holder is released as by unmap.
  * An anonymous mapping's memfd stays the daemon's to give.
  */

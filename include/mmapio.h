@@ -634,12 +634,22 @@ int mmapio_is_hugepage_backed(const mmapio_map *m);
  * (policies, watches, other holders); the caller keeps its fd. A mode the
  * fd's access does not allow: MMAPIO_E_PERMISSION; an empty file with
  * READ_WRITE or COPY_ON_WRITE: MMAPIO_E_RESIZE_FAILED; not a regular file
- * or memfd: MMAPIO_E_INVALID_ARGUMENT. path is informational. */
+ * or memfd: MMAPIO_E_INVALID_ARGUMENT. path is informational.
+ * On Windows fd is a file HANDLE of the calling process, in an int:
+ * (int)(intptr_t)hFile, or (int)_get_osfhandle(crt_fd) for a C runtime
+ * descriptor (not the CRT descriptor itself). It must be a file of a
+ * local disk (else MMAPIO_E_INVALID_ARGUMENT, as for a value naming no
+ * handle) opened with FILE_READ_DATA and FILE_READ_ATTRIBUTES (GENERIC_READ),
+ * and for READ_WRITE also FILE_WRITE_DATA (GENERIC_WRITE); an empty file
+ * cannot be mapped READ_ONLY either (MMAPIO_E_INVALID_ARGUMENT). */
 int mmapio_from_fd(mmapio_client *c, int fd, mmapio_mode mode,
                    const char *path, mmapio_map **out);
 /* Like mmapio_unmap, but hands the caller the file's descriptor
  * (close-on-exec; read-only for READ_ONLY and COPY_ON_WRITE handles);
- * anonymous mappings: MMAPIO_E_INVALID_MODE. */
+ * anonymous mappings: MMAPIO_E_INVALID_MODE. On Windows the library holds
+ * no file handle: *fd_out is the grant's section HANDLE (map it with
+ * MapViewOfFile; FILE_MAP_READ only for READ_ONLY and COPY_ON_WRITE, and it
+ * cannot be widened), which mmapio_from_fd does not take. */
 int mmapio_unmap_to_fd(mmapio_map *m, int *fd_out);
 
 /* A copy of a file inside the data root: read access to src, create or

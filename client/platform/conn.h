@@ -36,6 +36,11 @@ extern const char conn_system_path[];
  * why in why[]. */
 int conn_open(const char *path, int *out, char *why, size_t size);
 
+/* Whether a connection takes a handle only after FdOffer was answered:
+ * Linux's socket refuses fds until the daemon lets them in (FdOffer);
+ * a Windows frame carries handle values at any time. */
+extern const bool conn_offer_first;
+
 /* Sends one frame carrying pass_fd when >= 0 (borrowed). Never raises
  * SIGPIPE. !wait: -EAGAIN rather than wait for room. */
 int conn_send(int conn, const void *buf, size_t len, int pass_fd, bool wait);

@@ -102,6 +102,11 @@ static void port_admitted(void *conn)
     ps_admit(conn);
 }
 
+static HANDLE port_pull(void *conn, uint64_t value)
+{
+    return ps_pull(conn, value);
+}
+
 static void port_post(void (*fn)(void *), void *arg)
 {
     if (server) /* else stopping: the result is dropped with the process */
@@ -116,8 +121,7 @@ static void *on_open(void *arg, struct ps_conn *c)
 static void on_message(void *session, const uint8_t *pb, size_t len,
                        const uint64_t *handles, unsigned n_handles)
 {
-    (void)handles; /* the client's own values: nothing is taken from them yet */
-    winops_request(session, pb, len, n_handles);
+    winops_request(session, pb, len, handles, n_handles);
 }
 
 static void on_close(void *session)
@@ -273,7 +277,7 @@ static int serve(int argc, char **argv, bool service, void (*on_up)(void))
     cfg.hello_timeout_ms = hello_ms;
     struct winops *w;
     static const struct winops_port port = {port_send, port_send_event, port_close,
-                                             port_admitted, port_post};
+                                             port_admitted, port_pull, port_post};
     int r = winops_new(&w, &cfg, &port);
     if (r < 0) {
         log_err("cannot start: %s", strerror(-r));

@@ -132,6 +132,62 @@ static int ask(HANDLE h, Mmapio__Request q)
     return err;
 }
 
+/* A round trip of `q` whose frame names n handle values (in our
+ * process): the reply's error (1: no reply). */
+static int ask_with(HANDLE h, Mmapio__Request q, const uint64_t *vals, uint32_t n)
+{
+    HANDLE hs[4];
+    unsigned got = 0;
+    q.id = next_id++;
+    size_t len = mmapio__request__get_packed_size(&q), head = 8 + 8 * (size_t)n;
+    uint8_t *buf = calloc(1, head + len);
+    if (!buf)
+        return 1;
+    memcpy(buf, &n, 4);
+    memcpy(buf + 8, vals, 8 * (size_t)n);
+    mmapio__request__pack(&q, buf + head);
+    bool ok = send_raw(h, buf, head + len);
+    free(buf);
+    Mmapio__ServerMessage *m = ok ? recv_msg(h, hs, &got) : NULL;
+    int err = m && m->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY && m->reply->id == q.id
+                  ? m->reply->error : 1;
+    for (unsigned i = 0; i < got; i++)
+        CloseHandle(hs[i]);
+    if (m)
+        mmapio__server_message__free_unpacked(m, NULL);
+    return err;
+}
+
+/* from_fd's frames: FdOffer answered OK (it means nothing on Windows);
+ * FromFd naming no value, two, a pseudo handle's, one past 32 bits or
+ * 0 refused; a handle on any other request is a protocol error; a file
+ * of ours named alone is granted. */
+static void check_from_fd_frames(HANDLE h, const char *root)
+{
+    Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;
+    CHECK(ask(h, REQUEST(FD_OFFER, fd_offer, &offer)) == 0);
+    char path[MAX_PATH];
+    snprintf(path, sizeof(path), "%s\\frames.dat", root);
+    HANDLE f = CreateFileA(path, GENERIC_READ | GENERIC_WRITE,
+                           FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                           CREATE_NEW, 0, NULL);
+    DWORD put = 0;
+    CHECK(f != INVALID_HANDLE_VALUE && WriteFile(f, "frames", 6, &put, NULL) && put == 6);
+    Mmapio__FromFd ff = MMAPIO__FROM_FD__INIT;
+    ff.mode = MMAPIO__MODE__MODE_READ_ONLY;
+    uint64_t v = (uint64_t)(uintptr_t)f, two[2] = {v, v};
+    const uint64_t bad[] = {0, 0xffffffffu, 0xfffffffau, (uint64_t)1 << 32 | v};
+    CHECK(ask_with(h, REQUEST(FROM_FD, from_fd, &ff), NULL, 0) == E_INVALID_ARGUMENT);
+    CHECK(ask_with(h, REQUEST(FROM_FD, from_fd, &ff), two, 2) == E_INVALID_ARGUMENT);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(ask_with(h, REQUEST(FROM_FD, from_fd, &ff), &bad[i], 1) == E_INVALID_ARGUMENT);
+    Mmapio__Ping pg = MMAPIO__PING__INIT;
+    CHECK(ask_with(h, REQUEST(PING, ping, &pg), &v, 1) == -18); /* PROTOCOL */
+    CHECK(ask_with(h, REQUEST(FROM_FD, from_fd, &ff), &v, 1) == 0);
+    CHECK(ask(h, REQUEST(PING, ping, &pg)) == 0);
+    CloseHandle(f);
+}
+
 /* A one-way request (a notice): whether it was sent. */
 static bool tell(HANDLE h, Mmapio__Request q)
 {
@@ -496,7 +552,7 @@ static void check_confinement(const char *pipe, const char *root)
     CloseHandle(h);
 }
 
-static void check_requests(const char *pipe)
+static void check_requests(const char *pipe, const char *root)
 {
     HANDLE h = connect_hello(pipe);
     CHECK(h != NULL);
@@ -544,8 +600,7 @@ static void check_requests(const char *pipe)
     CHECK(r && err == E_INVALID_ARGUMENT && r->message &&
           strstr(r->message, "not supported on Windows"));
     reply_free(r);
-    Mmapio__FromFd ff = MMAPIO__FROM_FD__INIT;
-    CHECK(ask(h, REQUEST(FROM_FD, from_fd, &ff)) == E_INVALID_ARGUMENT);
+    check_from_fd_frames(h, root);
 
     CHECK(close_holder(h, handle) == 0);
     CHECK(close_holder(h, handle) == E_NOT_FOUND);
@@ -954,7 +1009,7 @@ int main(int argc, char **argv)
         printf("confinement beneath the root\n");
         check_confinement(pipe, root);
         printf("stat, close, delete, requests not served\n");
-        check_requests(pipe);
+        check_requests(pipe, root);
         printf("flush policies\n");
         check_policies(pipe);
         printf("watches\n");

@@ -19,6 +19,7 @@
 #include "proc.h"
 #include "wire.h"
 
+const bool conn_offer_first = true; /* fds pass only once the daemon let them in */
 const char conn_system_path[] = "/run/mmapio/mmapiod.sock";
 
 int conn_default_path(char *buf, size_t size)

@@ -48,6 +48,7 @@
 #define READ_ROOM (FRAME_HEADER + 8 * CONN_MAX_HANDLES + 64 * 1024)
 #define BUSY_WAIT_MS 10000 /* every instance busy: wait this long at most */
 
+const bool conn_offer_first = false; /* a frame names handle values at any time */
 const char conn_system_path[] = PIPE_PREFIX "mmapio";
 
 int conn_default_path(char *buf, size_t size)

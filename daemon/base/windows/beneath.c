@@ -5,6 +5,7 @@
 #include "beneath.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
@@ -174,6 +175,26 @@ static bool beneath(const WCHAR *top, HANDLE h)
         ok = false;
     free(at);
     return ok;
+}
+
+int beneath_relative(HANDLE root, HANDLE f, char *rel, size_t cap)
+{
+    WCHAR *top = final_path(root), *at = top && beneath(top, f) ? final_path(f) : NULL;
+    int r = -1;
+    if (at) {
+        WCHAR *p = at + wcslen(top) + 1;
+        for (WCHAR *c = p; *c; c++)
+            if (*c == L'\\')
+                *c = L'/';
+        const char *why;
+        int n = cap <= INT_MAX ? WideCharToMultiByte(CP_UTF8, WC_ERR_INVALID_CHARS, p, -1,
+                                                     rel, (int)cap, NULL, NULL) : 0;
+        if (n > 0 && beneath_check_path(rel, &why) == MMAPIO_OK)
+            r = 0;
+    }
+    free(at);
+    free(top);
+    return r;
 }
 
 HANDLE beneath_open(HANDLE root, const char *path, ACCESS_MASK access,

@@ -55,4 +55,14 @@ enum beneath_how {
 HANDLE beneath_open(HANDLE root, const char *path, ACCESS_MASK access,
                     enum beneath_how how, bool *created, int *err);
 
+/*
+ * Where an open file `f` lies beneath the directory handle `root`, by
+ * both handles' final paths: its path relative to the root in UTF-8 with
+ * '/' separators (passing beneath_check_path, the daemon's own folder
+ * excluded) in rel[cap]: 0, or -1 when it is not beneath the root or
+ * cannot be told. Only a hint: a caller reopens the path and compares
+ * the file's identity before trusting it.
+ */
+int beneath_relative(HANDLE root, HANDLE f, char *rel, size_t cap);
+
 #endif

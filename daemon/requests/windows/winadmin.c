@@ -68,7 +68,7 @@ static bool is_admin(const struct wsession *s)
 
 static bool may_see(const struct wsession *s, bool admin, const struct wmap *m)
 {
-    return adminview_sees(admin, s->cred.uid, m->owner);
+    return !m->private_map && adminview_sees(admin, s->cred.uid, m->owner);
 }
 
 /* ---- the sessions' list ------------------------------------------------- */

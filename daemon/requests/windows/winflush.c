@@ -3,6 +3,7 @@
  */
 #include "winflush.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -163,6 +164,18 @@ static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
     post(flush_done, f);
 }
 
+/* A duplicate of h with its access, or NULL and *err. */
+static HANDLE dup_same(HANDLE h, int *err)
+{
+    HANDLE d = NULL;
+    if (!h || !DuplicateHandle(GetCurrentProcess(), h, GetCurrentProcess(), &d, 0, FALSE,
+                               DUPLICATE_SAME_ACCESS)) {
+        *err = -EACCES;
+        return NULL;
+    }
+    return d;
+}
+
 void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
 {
     struct wholder *h = find_holder(s, id, fl->handle);
@@ -195,9 +208,15 @@ void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
     struct wflush *f = calloc(1, sizeof(*f));
     bool created;
     int err = 0;
-    /* Writable, as the caller: the daemon's own handle may be read-only. */
-    HANDLE file = f ? open_as_caller(s, h->m->name, GENERIC_READ | GENERIC_WRITE,
-                                     BENEATH_OPEN, &created, &err) : NULL;
+    /* Writable, as the caller: the daemon's own handle may be read-only.
+     * A private entry has no path beneath the root: its writer's own
+     * handle (the caller's, pulled by winfromfd). */
+    HANDLE file = NULL;
+    if (f && h->m->private_map)
+        file = dup_same(h->m->wfile, &err);
+    else if (f)
+        file = open_as_caller(s, h->m->name, GENERIC_READ | GENERIC_WRITE,
+                              BENEATH_OPEN, &created, &err);
     if (!file) {
         free(f);
         reply_err(s, id, MMAPIO_E_FLUSH_FAILED, "%s: %s", h->m->name,

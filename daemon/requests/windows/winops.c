@@ -6,6 +6,7 @@
 #include "winops.h"
 #include "winadmin.h"
 #include "winflush.h"
+#include "winfromfd.h"
 #include "winstate.h"
 #include "winwatch.h"
 
@@ -471,7 +472,8 @@ static bool unknown_fields(const Mmapio__Request *q)
     return op && op->n_unknown_fields;
 }
 
-void winops_request(struct wsession *s, const uint8_t *pb, size_t len, unsigned n_handles)
+void winops_request(struct wsession *s, const uint8_t *pb, size_t len,
+                    const uint64_t *handles, unsigned n_handles)
 {
     Mmapio__Request *q = mmapio__request__unpack(NULL, len, pb);
     if (!q) {
@@ -489,9 +491,11 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len, unsigned 
     } else if (!s->hello_done && q->op_case != MMAPIO__REQUEST__OP_HELLO) {
         s->w->port.close_when_sent(s->conn);
         reply_err(s, id, MMAPIO_E_PROTOCOL, "the first request must be hello");
-    } else if (q->op_case == MMAPIO__REQUEST__OP_FROM_FD ||
-               q->op_case == MMAPIO__REQUEST__OP_REATTACH ||
-               q->op_case == MMAPIO__REQUEST__OP_FD_OFFER) {
+    } else if (q->op_case == MMAPIO__REQUEST__OP_FROM_FD) {
+        winfromfd_open(s, id, q->from_fd, handles, n_handles, grant); /* a caller's own file */
+    } else if (q->op_case == MMAPIO__REQUEST__OP_FD_OFFER) {
+        reply_ok(s, id); /* the pipe takes handle values in any frame */
+    } else if (q->op_case == MMAPIO__REQUEST__OP_REATTACH) {
         reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, UNSUPPORTED);
     } else if (n_handles) {
         reply_err(s, id, MMAPIO_E_PROTOCOL, "requests may not carry handles");

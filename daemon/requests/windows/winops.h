@@ -4,7 +4,8 @@
  * mapping (a pagefile section) or of a file beneath the data root (a
  * section of the file), close, delete, stat, resize (refused but to the
  * same size), flush, set_policy and the notices that drive the policies,
- * watch and unwatch, and the admin requests (winadmin). Every other
+ * watch and unwatch, from_fd (winfromfd; fd_offer is answered OK), and
+ * the admin requests (winadmin). Every other
  * request is answered MMAPIO_E_INVALID_ARGUMENT, "not supported on
  * Windows".
  *
@@ -37,9 +38,10 @@ void winops_free(struct winops *w);
  * the server end (the peer's identity, impersonation). NULL when out of
  * memory. */
 struct wsession *winops_session_new(struct winops *w, void *conn, HANDLE pipe);
-/* One request's bytes; n_handles the handles the client named with it. */
+/* One request's bytes; handles[n_handles] the values the client named
+ * with it, in its own process (only from_fd takes one). */
 void winops_request(struct wsession *s, const uint8_t *pb, size_t len,
-                    unsigned n_handles);
+                    const uint64_t *handles, unsigned n_handles);
 /* The connection is gone: its holders are released. */
 void winops_session_end(struct wsession *s);
 

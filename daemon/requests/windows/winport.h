@@ -23,6 +23,10 @@ struct winops_port {
     void (*close_when_sent)(void *conn);
     /* The client said hello (the hello deadline is over for it). */
     void (*admitted)(void *conn);
+    /* A handle the client named (a value in its own process) duplicated
+     * into the daemon with the access it has there, or NULL with
+     * GetLastError (from_fd: winfromfd). */
+    HANDLE (*pull)(void *conn, uint64_t value);
     /* From any thread: fn(arg) is called on the loop. */
     void (*post)(void (*fn)(void *), void *arg);
 };

@@ -103,7 +103,7 @@ struct wmap *find_anon(struct winops *w, const char *name)
 struct wmap *find_file(struct winops *w, uint64_t vol, uint64_t index)
 {
     for (struct wmap *m = w->maps; m; m = m->next)
-        if (!m->anonymous && m->vol == vol && m->index == index)
+        if (!m->anonymous && !m->private_map && m->vol == vol && m->index == index)
             return m;
     return NULL;
 }

@@ -54,6 +54,8 @@ struct wmap {
     bool tracked;         /* files: watched by watchsys as `wtoken` */
     int wtoken;
     bool removed;         /* REMOVED was told */
+    bool private_map;     /* files: a caller's handle outside the root (winfromfd):
+                           * found by no path or identity, listed nowhere */
     uint64_t flushes;     /* flushes of it finished (winflush_count) */
     int64_t last_flush;   /* unix seconds the last one finished; 0: never */
 };
@@ -107,6 +109,7 @@ struct winops {
     uint64_t flushes, flush_failures; /* finished since start (winflush_count) */
     int64_t started;            /* unix seconds */
     struct wlanes *lanes;       /* flushes waiting and running (winflush) */
+    uint32_t fromfd_running;    /* from_fd checks on worker threads (winfromfd) */
     int watchsys;               /* news of files changed outside (winwatch) */
     HANDLE watchsys_wait;
 };
@@ -120,7 +123,8 @@ struct wsession {
     struct wholder *holders;
     uint32_t n_holders;
     uint64_t next_handle;
-    uint32_t flushes; /* on worker threads */
+    uint32_t flushes; /* on worker threads (from_fd's checks too) */
+    bool fromfd_busy; /* its from_fd's checks are under way (one at a time) */
     uint32_t n_watches;
     bool gone;        /* the connection ended; freed after its flushes */
     struct wsession *next; /* in winops.sessions while connected */

@@ -364,6 +364,22 @@ static void complete(struct pipeserver *ps, struct op *op, BOOL ok, DWORD n)
         conn_kill(c);
 }
 
+HANDLE ps_pull(struct ps_conn *c, uint64_t value)
+{
+    /* Handle values fit in 32 bits; the negative ones are pseudo handles
+     * (the current process, thread, token), which would name the
+     * daemon's own. */
+    if (c->dead || c->broken || value == 0 || value > INT32_MAX) {
+        SetLastError(ERROR_INVALID_HANDLE);
+        return NULL;
+    }
+    HANDLE v = NULL;
+    if (!DuplicateHandle(c->proc, (HANDLE)(uintptr_t)value, GetCurrentProcess(), &v, 0,
+                         FALSE, DUPLICATE_SAME_ACCESS))
+        return NULL;
+    return v;
+}
+
 int ps_send(struct ps_conn *c, const uint8_t *pb, size_t len,
             const HANDLE *handles, const DWORD *access, unsigned n)
 {

@@ -80,5 +80,11 @@ void ps_admit(struct ps_conn *c);
 void ps_close_when_sent(struct ps_conn *c);
 /* The server end of the pipe (for the peer's identity, impersonation). */
 HANDLE ps_pipe(const struct ps_conn *c);
+/* Pulls handle `value` as the client named it, a value in the client's
+ * own process (the one that connected), into the daemon with the access
+ * it has there: the daemon's duplicate, or NULL with GetLastError (a
+ * value that is no 32-bit handle, or a pseudo handle: ERROR_INVALID_HANDLE).
+ * Never more than the client's handle grants. */
+HANDLE ps_pull(struct ps_conn *c, uint64_t value);
 
 #endif
