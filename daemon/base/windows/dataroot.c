@@ -56,8 +56,8 @@ static PSECURITY_DESCRIPTOR shared_sd(void)
     return sd;
 }
 
-/* Whether h's final path is `path` itself (made absolute): a link or
- * junction on the way (wine follows a Unix link even when asked not to)
+/* Whether h's final path is `path` itself (made absolute, long names): a
+ * link or junction on the way (wine follows a Unix link even when asked not to)
  * gives another. */
 static bool final_is(HANDLE h, const WCHAR *path)
 {
@@ -65,6 +65,9 @@ static bool final_is(HANDLE h, const WCHAR *path)
     DWORD n = GetFullPathNameW(path, MAX_PATH, full, NULL);
     DWORD m = GetFinalPathNameByHandleW(h, fin, MAX_PATH + 8, VOLUME_NAME_DOS);
     if (!n || n >= MAX_PATH || !m || m >= MAX_PATH + 8)
+        return false;
+    n = GetLongPathNameW(full, full, MAX_PATH); /* a short 8.3 name is no link */
+    if (!n || n >= MAX_PATH)
         return false;
     while (n > 3 && full[n - 1] == L'\\')
         full[--n] = 0;
