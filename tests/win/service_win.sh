@@ -35,6 +35,16 @@ cleanup() {
 link=
 trap cleanup EXIT
 fail() { echo "service_win.sh: $*" >&2; exit 1; }
+# Waits until the service answers on $pipe (sc start returns at
+# START_PENDING); its status in $out.
+answers() {
+    i=0
+    until out=$("$wine" "$ctl" --socket "$pipe" --json status 2>&1); do
+        i=$((i + 1))
+        [ $i -lt 300 ] || fail "the service never answered: $out"
+        sleep 0.1
+    done
+}
 # Waits for service $1 to stop with service-specific exit code $2 (0:
 # stopped without an error).
 stopped_with() {
@@ -63,13 +73,7 @@ root="$("$wine" winepath -w "$d/root" 2>/dev/null | tr -d '\r')"
 "$wine" sc create "$name" binPath= "$bin --service --verbose --socket $pipe --root $root" \
     obj= "NT SERVICE\\$name" >/dev/null || fail "sc create"
 "$wine" sc start "$name" >/dev/null || fail "sc start"
-# Running once it answers (sc start returns at START_PENDING).
-i=0
-until out=$("$wine" "$ctl" --socket "$pipe" --json status 2>&1); do
-    i=$((i + 1))
-    [ $i -lt 300 ] || fail "the service never answered: $out"
-    sleep 0.1
-done
+answers
 echo "$out" | grep -q '"root"' || fail "status: $out"
 "$wine" sc query "$name" | grep -q RUNNING || fail "not RUNNING: $("$wine" sc query "$name")"
 "$wine" "$ctl" --socket "$pipe" create anon:svc 4K >/dev/null || fail "create through the service"
@@ -107,12 +111,7 @@ rm -rf "$pd"
 "$wine" sc create "$name-def" binPath= "$bin --service --socket $pipe" >/dev/null ||
     fail "sc create (default root)"
 "$wine" sc start "$name-def" >/dev/null || fail "sc start (default root)"
-i=0
-until out=$("$wine" "$ctl" --socket "$pipe" --json status 2>&1); do
-    i=$((i + 1))
-    [ $i -lt 300 ] || fail "the default root's service never answered: $out"
-    sleep 0.1
-done
+answers
 echo "$out" | grep -Eq '"root": *"C:(\\){1,2}ProgramData(\\){1,2}mmapio"' ||
     fail "not served from C:\\ProgramData\\mmapio: $out"
 [ -d "$pd" ] || fail "$pd not made"

@@ -39,16 +39,15 @@ bool dataroot_owned_by_us(HANDLE h)
     return ok;
 }
 
-/* DATAROOT_SHARED_SDDL for this account, or NULL. */
-static PSECURITY_DESCRIPTOR shared_sd(void)
+PSECURITY_DESCRIPTOR dataroot_sd(const WCHAR *fmt)
 {
     union dataroot_user u;
     LPWSTR sid = NULL;
     if (!dataroot_own_user(&u) || !ConvertSidToStringSidW(u.tu.User.Sid, &sid))
         return NULL;
-    WCHAR sddl[256];
+    WCHAR sddl[512];
     PSECURITY_DESCRIPTOR sd = NULL;
-    if (_snwprintf(sddl, 256, DATAROOT_SHARED_SDDL, sid) < 0 ||
+    if (_snwprintf(sddl, 512, fmt, sid) < 0 ||
         !ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd,
                                                               NULL))
         sd = NULL;
@@ -84,7 +83,7 @@ HANDLE dataroot_open(const char *path, enum dataroot_kind kind, char *why, size_
         return INVALID_HANDLE_VALUE;
     }
     if (kind != DATAROOT_GIVEN) {
-        PSECURITY_DESCRIPTOR sd = kind == DATAROOT_SHARED ? shared_sd() : NULL;
+        PSECURITY_DESCRIPTOR sd = kind == DATAROOT_SHARED ? dataroot_sd(DATAROOT_SHARED_SDDL) : NULL;
         SECURITY_ATTRIBUTES sa = {.nLength = sizeof(sa), .lpSecurityDescriptor = sd};
         DWORD err = ERROR_NOT_ENOUGH_MEMORY;
         if ((sd || kind == DATAROOT_PRIVATE) && !CreateDirectoryW(w, sd ? &sa : NULL))

@@ -20,6 +20,10 @@ union dataroot_user {
 /* This process's account in *u: false when it cannot be asked. */
 bool dataroot_own_user(union dataroot_user *u);
 
+/* A security descriptor from SDDL `fmt`, whose one %ls is this
+ * process's account's SID (LocalFree it), or NULL. */
+PSECURITY_DESCRIPTOR dataroot_sd(const WCHAR *fmt);
+
 /* Whether h's owner is this process's account, SYSTEM or Administrators,
  * the only owners the daemon trusts for a folder of its own: any other
  * could change its DACL back and plant a link in it. */

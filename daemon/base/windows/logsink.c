@@ -17,7 +17,6 @@
 #include <string.h>
 #include <windows.h>
 #include <aclapi.h>
-#include <sddl.h>
 
 static SRWLOCK lock = SRWLOCK_INIT;
 static HANDLE file;        /* NULL: stderr */
@@ -30,20 +29,8 @@ static uint64_t file_size, file_max;
  * above (P); a folder's inherited by what is made inside (OICI). */
 static PSECURITY_DESCRIPTOR own_sd(bool folder)
 {
-    union dataroot_user u;
-    LPWSTR sid = NULL;
-    if (!dataroot_own_user(&u) || !ConvertSidToStringSidW(u.tu.User.Sid, &sid))
-        return NULL;
-    WCHAR sddl[256];
-    PSECURITY_DESCRIPTOR sd = NULL;
-    const WCHAR *in = folder ? L"OICI" : L"";
-    if (_snwprintf(sddl, 256, L"D:P(A;%ls;FA;;;%ls)(A;%ls;FA;;;SY)(A;%ls;FR;;;BA)", in, sid,
-                   in, in) < 0 ||
-        !ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1,
-                                                              &sd, NULL))
-        sd = NULL;
-    LocalFree(sid);
-    return sd;
+    return dataroot_sd(folder ? L"D:P(A;OICI;FA;;;%ls)(A;OICI;FA;;;SY)(A;OICI;FR;;;BA)"
+                              : L"D:P(A;;FA;;;%ls)(A;;FA;;;SY)(A;;FR;;;BA)");
 }
 
 static WCHAR *wide(const char *s, const WCHAR *suffix)
