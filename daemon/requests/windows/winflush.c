@@ -121,7 +121,7 @@ static void flush_done(void *arg)
     }
     s->flushes--;
     if (s->gone) {
-        if (s->flushes == 0)
+        if (s->flushes == 0 && s->opens == 0)
             free(s);
     } else if (f->ok) {
         reply_ok(s, f->id);

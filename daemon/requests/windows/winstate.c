@@ -13,6 +13,7 @@
 #include <aclapi.h>
 
 #include "names.h"
+#include "reqmsg.h"
 #include "sidmap.h"
 
 void send_reply(struct wsession *s, Mmapio__Reply *r, HANDLE h, DWORD access)
@@ -218,6 +219,28 @@ HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
     if (!RevertToSelf())
         abort(); /* still the client: nothing after this may run */
     return h;
+}
+
+/* A new holder and its OpenReply (winstate.h). */
+void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode mode, HANDLE section)
+{
+    struct wholder *h = calloc(1, sizeof(*h));
+    if (!h) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        map_maybe_free(s->w, m);
+        return;
+    }
+    h->handle = ++s->next_handle;
+    h->m = m;
+    h->mode = mode;
+    h->next = s->holders;
+    s->holders = h;
+    s->n_holders++;
+    m->holders++;
+
+    struct reqmsg b;
+    send_reply(s, reqmsg_open(&b, id, h->handle, m->id, m->size, m->slot, m->policy),
+               section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
 }
 
 /* The uid of a file's owner (sidmap.h, as a client's), or SIDMAP_NONE. */

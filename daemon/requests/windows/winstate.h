@@ -107,6 +107,7 @@ struct winops {
     uint64_t flushes, flush_failures; /* finished since start (winflush_count) */
     int64_t started;            /* unix seconds */
     struct wlanes *lanes;       /* flushes waiting and running (winflush) */
+    struct wopens *opens;       /* file opens waiting and running (winopen) */
     int watchsys;               /* news of files changed outside (winwatch) */
     HANDLE watchsys_wait;
 };
@@ -121,8 +122,10 @@ struct wsession {
     uint32_t n_holders;
     uint64_t next_handle;
     uint32_t flushes; /* on worker threads */
+    uint32_t opens;   /* file opens waiting or on worker threads (winopen) */
+    HANDLE token;     /* its impersonation token, for workers (winopen) */
     uint32_t n_watches;
-    bool gone;        /* the connection ended; freed after its flushes */
+    bool gone;        /* the connection ended; freed after its flushes and opens */
     struct wsession *next; /* in winops.sessions while connected */
     uint64_t id;
     char name[64];    /* what it calls itself at hello, escaped */
@@ -135,6 +138,10 @@ void send_reply(struct wsession *s, Mmapio__Reply *r, HANDLE h, DWORD access);
 void reply_ok(struct wsession *s, uint64_t id);
 void reply_err(struct wsession *s, uint64_t id, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A new holder of m and the OpenReply with `section` duplicated into the
+ * client; `section` stays the caller's. */
+void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode mode,
+           HANDLE section);
 /* -errno from the seams and the walk, as a public error code, and in words. */
 int public_err(int e);
 const char *errno_text(int e);
