@@ -80,8 +80,9 @@ static void CALLBACK open_work(PTP_CALLBACK_INSTANCE inst, void *arg);
 
 #ifdef MMAPIOD_TEST_HOOKS
 /* Tests only (tests/win/meson.build builds mmapiod-hooks.exe): an open of
- * the path in $MMAPIOD_TEST_SLOW_OPEN sets Local\mmapiod-test-entered-PATH
- * and waits (at most a minute) for Local\mmapiod-test-release-PATH. */
+ * the path in $MMAPIOD_TEST_SLOW_OPEN counts one up on the semaphore
+ * Local\mmapiod-test-entered-PATH and waits (at most a minute) for the
+ * event Local\mmapiod-test-release-PATH. */
 static void test_slow_open(const char *path)
 {
     char want[128], name[192];
@@ -91,9 +92,9 @@ static void test_slow_open(const char *path)
     snprintf(name, sizeof(name), "Local\\mmapiod-test-release-%s", path);
     HANDLE rel = OpenEventA(SYNCHRONIZE, FALSE, name);
     snprintf(name, sizeof(name), "Local\\mmapiod-test-entered-%s", path);
-    HANDLE ent = OpenEventA(EVENT_MODIFY_STATE, FALSE, name);
+    HANDLE ent = OpenSemaphoreA(SEMAPHORE_MODIFY_STATE, FALSE, name);
     if (ent)
-        SetEvent(ent);
+        ReleaseSemaphore(ent, 1, NULL);
     if (rel)
         WaitForSingleObject(rel, 60000);
     if (ent)
