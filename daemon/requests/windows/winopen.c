@@ -24,6 +24,7 @@
 #include "membackend.h"
 #include "policy.h"
 #include "sidmap.h"
+#include "winwatch.h"
 
 /* Workers of the opens' own pool; at most half of them for one uid, so
  * that one uid's slow opens never hold them all. */
@@ -44,6 +45,7 @@ struct wopen {
     uint64_t id;
     char *path;
     mmapio_mode mode;
+    bool del;              /* a delete of the file, not an open */
     bool create, truncate, exclusive, has_owner, has_policy;
     uint32_t want_owner;
     uint64_t want_size;
@@ -57,6 +59,7 @@ struct wopen {
     bool created, set_size;
     uint64_t vol, index, size;
     uint32_t owner;
+    DWORD links;           /* a delete's: the file's names before it */
 };
 
 /* A uid's opens waiting, and how many of its run. */
@@ -148,6 +151,36 @@ static void open_step(struct wopen *o)
     o->index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
     o->size = (uint64_t)size.QuadPart;
     o->owner = o->has_owner ? file_owner(o->f) : SIDMAP_NONE;
+}
+
+/* A delete, on a worker: opened as the client for DELETE, its identity,
+ * then its disposition. */
+static void delete_step(struct wopen *o)
+{
+    test_slow_open(o->path);
+    if (!SetThreadToken(NULL, o->token)) {
+        fail(o, MMAPIO_E_PERMISSION, "the daemon cannot act as you (%lu)",
+             (unsigned long)GetLastError());
+        return;
+    }
+    int err = 0;
+    bool created;
+    o->f = beneath_open(o->ops->root, o->path, DELETE, BENEATH_OPEN, &created, &err);
+    if (!SetThreadToken(NULL, NULL))
+        abort(); /* still the client: nothing after this may run */
+    if (!o->f) {
+        fail(o, public_err(err), "cannot delete: %s", errno_text(err));
+        return;
+    }
+    BY_HANDLE_FILE_INFORMATION fi;
+    if (GetFileInformationByHandle(o->f, &fi)) {
+        o->vol = fi.dwVolumeSerialNumber;
+        o->index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
+        o->links = fi.nNumberOfLinks;
+    }
+    FILE_DISPOSITION_INFO del = {.DeleteFile = TRUE};
+    if (!SetFileInformationByHandle(o->f, FileDispositionInfo, &del, sizeof(del)))
+        fail(o, MMAPIO_E_IO, "cannot delete it (%lu)", (unsigned long)GetLastError());
 }
 
 /* Step 2, on a worker: the size the loop allowed, and the section. */
@@ -342,6 +375,19 @@ static void sectioned(struct wopen *o)
     job_end(o);
 }
 
+/* On the loop, after a delete: REMOVED told if that was the file's last
+ * name and the table has it. */
+static void deleted(struct wopen *o)
+{
+    struct wmap *m = o->links ? find_file(o->w, o->vol, o->index) : NULL;
+    if (m && o->links <= 1 && !m->removed) {
+        m->removed = true; /* not told again from the folder's news */
+        winwatch_notify(o->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
+    }
+    reply_ok(o->s, o->id);
+    job_end(o);
+}
+
 static void open_done(void *arg)
 {
     struct wopen *o = arg;
@@ -349,6 +395,8 @@ static void open_done(void *arg)
         job_end(o);
     else if (o->code != MMAPIO_OK)
         reply_fail(o);
+    else if (o->del)
+        deleted(o);
     else if (o->step == 1)
         opened(o);
     else
@@ -359,7 +407,9 @@ static void CALLBACK open_work(PTP_CALLBACK_INSTANCE inst, void *arg)
 {
     (void)inst;
     struct wopen *o = arg;
-    if (o->step == 1)
+    if (o->del)
+        delete_step(o);
+    else if (o->step == 1)
         open_step(o);
     else
         section_step(o);
@@ -410,57 +460,90 @@ static HANDLE session_token(struct wsession *s)
     return s->token = tok;
 }
 
-void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *req)
+/* A job for `path` (checked here) with a copy of the client's token, or
+ * NULL after replying. */
+static struct wopen *job_new(struct wsession *s, uint64_t id, const char *path)
 {
     struct winops *w = s->w;
     const char *why;
-    int r = beneath_check_path(req->path, &why);
+    int r = beneath_check_path(path, &why);
     if (r != MMAPIO_OK) {
-        reply_err(s, id, r, "%s: %s", req->path, why);
-        return;
-    }
-    if (s->n_holders >= w->cfg.max_holders_per_client) {
-        reply_err(s, id, MMAPIO_E_QUOTA, "max_holders_per_client reached");
-        return;
+        reply_err(s, id, r, "%s: %s", path, why);
+        return NULL;
     }
     if (s->opens >= MAX_OPENS_PER_CLIENT) {
-        reply_err(s, id, MMAPIO_E_BUSY, "%s: %d opens of this client under way", req->path,
+        reply_err(s, id, MMAPIO_E_BUSY, "%s: %d opens of this client under way", path,
                   MAX_OPENS_PER_CLIENT);
-        return;
+        return NULL;
     }
     struct wopens *ops = opens_of(w);
     HANDLE tok = session_token(s), dup = NULL;
     if (!tok || !DuplicateHandle(GetCurrentProcess(), tok, GetCurrentProcess(), &dup, 0,
                                  FALSE, DUPLICATE_SAME_ACCESS)) {
-        reply_err(s, id, MMAPIO_E_PERMISSION, "%s: the daemon cannot act as you", req->path);
-        return;
+        reply_err(s, id, MMAPIO_E_PERMISSION, "%s: the daemon cannot act as you", path);
+        return NULL;
     }
     struct wopen *o = ops ? calloc(1, sizeof(*o)) : NULL;
-    char *path = o ? strdup(req->path) : NULL;
-    struct oqueue *q = path ? queue_of(ops, s->cred.uid, true) : NULL;
-    if (!q) {
+    char *copy = o ? strdup(path) : NULL;
+    if (!copy) {
         CloseHandle(dup);
-        free(path);
         free(o);
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
-        return;
+        return NULL;
     }
     *o = (struct wopen){.s = s, .w = w, .ops = ops, .post = w->port.post, .uid = s->cred.uid,
-                        .id = id, .path = path, .mode = (mmapio_mode)req->mode,
-                        .create = req->create, .truncate = req->truncate,
-                        .exclusive = req->exclusive, .has_owner = req->owner != NULL,
-                        .want_owner = req->owner ? req->owner->uid : 0,
-                        .want_size = req->size, .has_policy = req->policy != NULL,
-                        .token = dup, .step = 1};
-    if (req->policy)
-        o->policy = policy_from_wire(req->policy);
+                        .id = id, .path = copy, .token = dup, .step = 1};
+    return o;
+}
+
+/* Into its uid's queue, then started when its turn comes. */
+static void job_queue(struct wopen *o)
+{
+    struct oqueue *q = queue_of(o->ops, o->uid, true);
+    if (!q) {
+        reply_err(o->s, o->id, MMAPIO_E_QUOTA, "out of memory");
+        o->s->opens++;
+        job_free(o);
+        return;
+    }
     if (q->tail)
         q->tail->next = o;
     else
         q->head = o;
     q->tail = o;
-    s->opens++;
-    pump(ops);
+    o->s->opens++;
+    pump(o->ops);
+}
+
+void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *req)
+{
+    if (s->n_holders >= s->w->cfg.max_holders_per_client) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "max_holders_per_client reached");
+        return;
+    }
+    struct wopen *o = job_new(s, id, req->path);
+    if (!o)
+        return;
+    o->mode = (mmapio_mode)req->mode;
+    o->create = req->create;
+    o->truncate = req->truncate;
+    o->exclusive = req->exclusive;
+    o->has_owner = req->owner != NULL;
+    o->want_owner = req->owner ? req->owner->uid : 0;
+    o->want_size = req->size;
+    o->has_policy = req->policy != NULL;
+    if (req->policy)
+        o->policy = policy_from_wire(req->policy);
+    job_queue(o);
+}
+
+void winopen_delete(struct wsession *s, uint64_t id, const char *path)
+{
+    struct wopen *o = job_new(s, id, path);
+    if (o) {
+        o->del = true;
+        job_queue(o);
+    }
 }
 
 void winopen_session_end(struct wsession *s)

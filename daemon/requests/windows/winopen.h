@@ -5,7 +5,7 @@
  * and its section are made off the loop; the loop checks the table
  * between the two steps and, at the end, makes or finds the file's entry
  * and grants the section. Per-client and per-uid bounds, a round robin of
- * uids for the workers.
+ * uids for the workers. Deletes of files go the same way.
  */
 #ifndef MMAPIOD_WINOPEN_H
 #define MMAPIOD_WINOPEN_H
@@ -14,6 +14,9 @@
 
 /* A checked Open of a file (not anonymous): answered when its work is done. */
 void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *o);
+/* A checked Delete of a file: on a worker too (the walk as the client,
+ * then the file's disposition); answered when done. */
+void winopen_delete(struct wsession *s, uint64_t id, const char *path);
 /* The session ends: what it queued is dropped, what runs is dropped when
  * it comes back. */
 void winopen_session_end(struct wsession *s);

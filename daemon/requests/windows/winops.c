@@ -208,36 +208,7 @@ static void op_delete(struct wsession *s, uint64_t id, const Mmapio__Delete *d)
         }
         return;
     }
-    const char *why;
-    int r = beneath_check_path(d->path, &why);
-    if (r != MMAPIO_OK) {
-        reply_err(s, id, r, "%s: %s", d->path, why);
-        return;
-    }
-    bool created;
-    int err = 0;
-    HANDLE f = open_as_caller(s, d->path, DELETE, BENEATH_OPEN, &created, &err);
-    FILE_DISPOSITION_INFO del = {.DeleteFile = TRUE};
-    if (!f) {
-        reply_err(s, id, public_err(err), "cannot delete %s: %s", d->path, errno_text(err));
-        return;
-    }
-    BY_HANDLE_FILE_INFORMATION fi;
-    struct wmap *m = GetFileInformationByHandle(f, &fi)
-        ? find_file(s->w, fi.dwVolumeSerialNumber,
-                    (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow)
-        : NULL;
-    BOOL ok = SetFileInformationByHandle(f, FileDispositionInfo, &del, sizeof(del));
-    CloseHandle(f);
-    if (ok && m && fi.nNumberOfLinks <= 1 && !m->removed) { /* its last name */
-        m->removed = true; /* not told again from the folder's news */
-        winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
-    }
-    if (ok)
-        reply_ok(s, id);
-    else
-        reply_err(s, id, MMAPIO_E_IO, "cannot delete %s (%lu)", d->path,
-                  (unsigned long)GetLastError());
+    winopen_delete(s, id, d->path); /* on a worker thread */
 }
 
 static void op_stat(struct wsession *s, uint64_t id, const Mmapio__Stat *st)
