@@ -14,6 +14,7 @@
  *   daemon's handle count comes back (where the system counts another
  *   process's handles: not wine), the file has no holder.
  * - One client's opens are bounded: past 16 under way, MMAPIO_E_BUSY.
+ * - A delete is held on a worker as an open is, others served meanwhile.
  * - A daemon stopped with an open held stops all the same.
  *
  *   test_open_win DAEMON-HOOKS.exe
@@ -333,6 +334,39 @@ static void bounded(const char *pipe)
     CloseHandle(h);
 }
 
+static DWORD WINAPI delete_thread(void *arg)
+{
+    struct opener *o = arg;
+    o->rc = mmapio_delete(o->c, o->path);
+    return 0;
+}
+
+/* A delete is held on a worker too: another client is served meanwhile,
+ * and the file is gone once it is released. */
+static void slow_delete(const char *pipe, const char *root)
+{
+    mmapio_client *a = NULL, *b = NULL;
+    CHECK(mmapio_connect(pipe, &a) == MMAPIO_OK);
+    CHECK(mmapio_connect(pipe, &b) == MMAPIO_OK);
+    if (a && b) {
+        struct opener o = {.c = a, .path = SLOW, .rc = -1};
+        o.thread = CreateThread(NULL, 0, delete_thread, &o, 0, NULL);
+        CHECK(o.thread != NULL);
+        CHECK(held());
+        CHECK(mmapio_ping(b) == MMAPIO_OK);
+        CHECK(WaitForSingleObject(o.thread, 0) == WAIT_TIMEOUT); /* still held */
+        SetEvent(release);
+        CHECK(open_end(&o) == MMAPIO_OK);
+        mmapio_map *m = NULL;
+        CHECK(mmapio_open_ro(b, SLOW, &m) == MMAPIO_E_NOT_FOUND);
+        CHECK(held()); /* that open's, let through */
+        ResetEvent(release);
+        CHECK(make_file(root, SLOW));
+    }
+    mmapio_disconnect(a);
+    mmapio_disconnect(b);
+}
+
 /* The daemon stops with an open held: it stops, the open fails. */
 static void stop_mid_open(struct wt_daemon *d)
 {
@@ -379,6 +413,7 @@ int main(int argc, char **argv)
         two_at_once(d.pipe);
         gone_mid_open(&d);
         bounded(d.pipe);
+        slow_delete(d.pipe, d.root);
         stop_mid_open(&d);
         wt_remove_tree(d.root);
     }
