@@ -128,15 +128,8 @@ static void open_step(struct wopen *o)
     enum beneath_how how = o->exclusive ? BENEATH_EXCLUSIVE
                          : o->create ? BENEATH_CREATE : BENEATH_OPEN;
     test_slow_open(o->path);
-    if (!SetThreadToken(NULL, o->token)) {
-        fail(o, MMAPIO_E_PERMISSION, "the daemon cannot act as you (%lu)",
-             (unsigned long)GetLastError());
-        return;
-    }
     int err = 0;
-    o->f = beneath_open(o->ops->root, o->path, access, how, &o->created, &err);
-    if (!SetThreadToken(NULL, NULL))
-        abort(); /* still the client: nothing after this may run */
+    o->f = beneath_as(o->token, o->ops->root, o->path, access, how, &o->created, &err);
     if (!o->f) {
         fail(o, public_err(err), "%s", errno_text(err));
         return;
@@ -158,16 +151,9 @@ static void open_step(struct wopen *o)
 static void delete_step(struct wopen *o)
 {
     test_slow_open(o->path);
-    if (!SetThreadToken(NULL, o->token)) {
-        fail(o, MMAPIO_E_PERMISSION, "the daemon cannot act as you (%lu)",
-             (unsigned long)GetLastError());
-        return;
-    }
     int err = 0;
     bool created;
-    o->f = beneath_open(o->ops->root, o->path, DELETE, BENEATH_OPEN, &created, &err);
-    if (!SetThreadToken(NULL, NULL))
-        abort(); /* still the client: nothing after this may run */
+    o->f = beneath_as(o->token, o->ops->root, o->path, DELETE, BENEATH_OPEN, &created, &err);
     if (!o->f) {
         fail(o, public_err(err), "cannot delete: %s", errno_text(err));
         return;
@@ -444,22 +430,6 @@ static struct wopens *opens_of(struct winops *w)
     return w->opens = ops;
 }
 
-/* The client's impersonation token, taken once (impersonating through the
- * pipe works only on the loop, which owns the pipe). */
-static HANDLE session_token(struct wsession *s)
-{
-    if (s->token)
-        return s->token;
-    if (!ImpersonateNamedPipeClient(s->pipe))
-        return NULL;
-    HANDLE tok = NULL;
-    if (!OpenThreadToken(GetCurrentThread(), TOKEN_IMPERSONATE | TOKEN_QUERY, TRUE, &tok))
-        tok = NULL;
-    if (!RevertToSelf())
-        abort(); /* still the client: nothing after this may run */
-    return s->token = tok;
-}
-
 /* A job for `path` (checked here) with a copy of the client's token, or
  * NULL after replying. */
 static struct wopen *job_new(struct wsession *s, uint64_t id, const char *path)
@@ -477,9 +447,8 @@ static struct wopen *job_new(struct wsession *s, uint64_t id, const char *path)
         return NULL;
     }
     struct wopens *ops = opens_of(w);
-    HANDLE tok = session_token(s), dup = NULL;
-    if (!tok || !DuplicateHandle(GetCurrentProcess(), tok, GetCurrentProcess(), &dup, 0,
-                                 FALSE, DUPLICATE_SAME_ACCESS)) {
+    HANDLE dup = caller_token(s);
+    if (!dup) {
         reply_err(s, id, MMAPIO_E_PERMISSION, "%s: the daemon cannot act as you", path);
         return NULL;
     }
@@ -544,15 +513,6 @@ void winopen_delete(struct wsession *s, uint64_t id, const char *path)
         o->del = true;
         job_queue(o);
     }
-}
-
-void winopen_session_end(struct wsession *s)
-{
-    if (s->token) {
-        CloseHandle(s->token);
-        s->token = NULL;
-    }
-    /* Its waiting opens are dropped when their turn comes (pump). */
 }
 
 void winopen_final(struct winops *w)

@@ -17,9 +17,6 @@ void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *o);
 /* A checked Delete of a file: on a worker too (the walk as the client,
  * then the file's disposition); answered when done. */
 void winopen_delete(struct wsession *s, uint64_t id, const char *path);
-/* The session ends: what it queued is dropped, what runs is dropped when
- * it comes back. */
-void winopen_session_end(struct wsession *s);
 /* The daemon stops: opens on workers are waited for a moment, then
  * abandoned to the process's end; waiting ones are dropped. */
 void winopen_final(struct winops *w);

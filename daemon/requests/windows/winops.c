@@ -408,7 +408,9 @@ void winops_session_end(struct wsession *s)
     if (q)
         q->clients--;
     winadmin_session_remove(s->w, s);
-    winopen_session_end(s);
+    if (s->token) /* workers have copies */
+        CloseHandle(s->token);
+    s->token = NULL;
     s->gone = true;
     if (s->flushes == 0 && s->opens == 0)
         free(s);

@@ -243,6 +243,39 @@ void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode mode, HA
                section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
 }
 
+HANDLE caller_token(struct wsession *s)
+{
+    if (!s->token) {
+        /* Impersonating through the pipe works only on the loop, which
+         * owns the pipe: the token is taken once, here. */
+        if (!ImpersonateNamedPipeClient(s->pipe))
+            return NULL;
+        if (!OpenThreadToken(GetCurrentThread(), TOKEN_IMPERSONATE | TOKEN_QUERY, TRUE,
+                             &s->token))
+            s->token = NULL;
+        if (!RevertToSelf())
+            abort(); /* still the client: nothing after this may run */
+    }
+    HANDLE dup = NULL;
+    if (s->token && !DuplicateHandle(GetCurrentProcess(), s->token, GetCurrentProcess(), &dup,
+                                     0, FALSE, DUPLICATE_SAME_ACCESS))
+        dup = NULL;
+    return dup;
+}
+
+HANDLE beneath_as(HANDLE token, HANDLE root, const char *path, ACCESS_MASK access,
+                  enum beneath_how how, bool *created, int *err)
+{
+    if (!SetThreadToken(NULL, token)) {
+        *err = -EACCES;
+        return NULL;
+    }
+    HANDLE h = beneath_open(root, path, access, how, created, err);
+    if (!SetThreadToken(NULL, NULL))
+        abort(); /* still the client: nothing after this may run */
+    return h;
+}
+
 /* The uid of a file's owner (sidmap.h, as a client's), or SIDMAP_NONE. */
 uint32_t file_owner(HANDLE f)
 {

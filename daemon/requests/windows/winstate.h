@@ -173,4 +173,13 @@ bool anon_allows(const struct wsession *s, const struct wmap *m, mmapio_mode mod
 HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
                       enum beneath_how how, bool *created, int *err);
 
+/* A copy of the client's impersonation token (taken at the first call,
+ * on the loop), for a worker; the caller closes it. NULL when it cannot
+ * be had. */
+HANDLE caller_token(struct wsession *s);
+/* On a worker: beneath_open as `token`'s client (set on this thread for
+ * the walk only). */
+HANDLE beneath_as(HANDLE token, HANDLE root, const char *path, ACCESS_MASK access,
+                  enum beneath_how how, bool *created, int *err);
+
 #endif
