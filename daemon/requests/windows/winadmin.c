@@ -469,7 +469,7 @@ static void batch_put(struct abatch *b)
     s->flushes--;
     if (!s->gone)
         batch_reply(b);
-    else if (s->flushes == 0)
+    else if (s->flushes == 0 && s->opens == 0)
         free(s);
     free(b);
 }
