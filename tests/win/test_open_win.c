@@ -14,7 +14,8 @@
  *   daemon's handle count comes back (where the system counts another
  *   process's handles: not wine), the file has no holder.
  * - One client's opens are bounded: past 16 under way, MMAPIO_E_BUSY.
- * - A delete is held on a worker as an open is, others served meanwhile.
+ * - A delete, and an AdminStat of a file, are held on a worker as an open
+ *   is, others served meanwhile.
  * - A daemon stopped with an open held stops all the same.
  *
  *   test_open_win DAEMON-HOOKS.exe
@@ -75,6 +76,15 @@ static int open_end(struct opener *o)
 static bool held(void)
 {
     return WaitForSingleObject(entered, 30000) == WAIT_OBJECT_0;
+}
+
+/* The hook holds again; what went through it meanwhile (an AdminStat
+ * of SLOW, released ones) is forgotten. */
+static void hold_again(void)
+{
+    ResetEvent(release);
+    while (WaitForSingleObject(entered, 0) == WAIT_OBJECT_0)
+        ;
 }
 
 static bool make_file(const char *root, const char *name)
@@ -148,7 +158,7 @@ static void slow_beside_others(const char *pipe)
         CHECK(WaitForSingleObject(slow.thread, 0) == WAIT_TIMEOUT); /* still held */
         SetEvent(release);
         CHECK(open_end(&slow) == MMAPIO_OK);
-        ResetEvent(release);
+        hold_again();
         if (other)
             mmapio_unmap(other);
         CHECK(mappings(b) == 0);
@@ -177,7 +187,7 @@ static void two_at_once(const char *pipe)
         CHECK(mappings(a) == 1);
         open_end(&x);
         open_end(&y);
-        ResetEvent(release);
+        hold_again();
     }
     mmapio_disconnect(a);
     mmapio_disconnect(b);
@@ -230,7 +240,7 @@ static void gone_mid_open(struct wt_daemon *d)
                 (unsigned long)before, (unsigned long)after);
     CHECK(holders(a, SLOW) == 0);
     CHECK(mappings(a) == 0);
-    ResetEvent(release);
+    hold_again();
     mmapio_disconnect(a);
 }
 
@@ -328,9 +338,7 @@ static void bounded(const char *pipe)
     for (int i = 0; i < OPENERS - 1; i++)
         ok += raw_reply(h, &id, &err) && id >= 100 && id < 100 + OPENERS - 1 && err == 0;
     CHECK(ok == OPENERS - 1);
-    ResetEvent(release);
-    while (WaitForSingleObject(entered, 0) == WAIT_OBJECT_0)
-        ; /* the released ones' */
+    hold_again();
     CloseHandle(h);
 }
 
@@ -339,6 +347,38 @@ static DWORD WINAPI delete_thread(void *arg)
     struct opener *o = arg;
     o->rc = mmapio_delete(o->c, o->path);
     return 0;
+}
+
+static DWORD WINAPI stat_thread(void *arg)
+{
+    struct opener *o = arg;
+    mmapio_map_info *i = NULL;
+    o->rc = mmapio_admin_stat(o->c, o->path, false, &i);
+    if (i)
+        mmapio_map_info_free(i, 1);
+    return 0;
+}
+
+/* An AdminStat of a file looks at it on a worker too: held, another
+ * client is served meanwhile. */
+static void slow_admin_stat(const char *pipe)
+{
+    mmapio_client *a = NULL, *b = NULL;
+    CHECK(mmapio_connect(pipe, &a) == MMAPIO_OK);
+    CHECK(mmapio_connect(pipe, &b) == MMAPIO_OK);
+    if (a && b) {
+        struct opener o = {.c = a, .path = SLOW, .rc = -1};
+        o.thread = CreateThread(NULL, 0, stat_thread, &o, 0, NULL);
+        CHECK(o.thread != NULL);
+        CHECK(held());
+        CHECK(mmapio_ping(b) == MMAPIO_OK);
+        CHECK(WaitForSingleObject(o.thread, 0) == WAIT_TIMEOUT); /* still held */
+        SetEvent(release);
+        CHECK(open_end(&o) == MMAPIO_OK);
+        hold_again();
+    }
+    mmapio_disconnect(a);
+    mmapio_disconnect(b);
 }
 
 /* A delete is held on a worker too: another client is served meanwhile,
@@ -360,7 +400,7 @@ static void slow_delete(const char *pipe, const char *root)
         mmapio_map *m = NULL;
         CHECK(mmapio_open_ro(b, SLOW, &m) == MMAPIO_E_NOT_FOUND);
         CHECK(held()); /* that open's, let through */
-        ResetEvent(release);
+        hold_again();
         CHECK(make_file(root, SLOW));
     }
     mmapio_disconnect(a);
@@ -413,6 +453,7 @@ int main(int argc, char **argv)
         two_at_once(d.pipe);
         gone_mid_open(&d);
         bounded(d.pipe);
+        slow_admin_stat(d.pipe);
         slow_delete(d.pipe, d.root);
         stop_mid_open(&d);
         wt_remove_tree(d.root);

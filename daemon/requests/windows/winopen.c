@@ -46,6 +46,10 @@ struct wopen {
     char *path;
     mmapio_mode mode;
     bool del;              /* a delete of the file, not an open */
+    wlookup_fn look;       /* a lookup (winopen_lookup), not an open */
+    void *look_ctx;
+    ACCESS_MASK look_access;
+    bool admin;
     bool create, truncate, exclusive, has_owner, has_policy;
     uint32_t want_owner;
     uint64_t want_size;
@@ -169,6 +173,34 @@ static void delete_step(struct wopen *o)
         fail(o, MMAPIO_E_IO, "cannot delete it (%lu)", (unsigned long)GetLastError());
 }
 
+/* A lookup, on a worker: the open as the client (an admin refused by the
+ * ACL: as the daemon, attributes only), identity, size, owner. */
+static void lookup_step(struct wopen *o)
+{
+    test_slow_open(o->path);
+    int err = 0;
+    bool created;
+    o->f = beneath_as(o->token, o->ops->root, o->path, o->look_access, BENEATH_OPEN,
+                      &created, &err);
+    if (!o->f && o->admin && public_err(err) == MMAPIO_E_PERMISSION && err != -ELOOP &&
+        err != -EXDEV)
+        o->f = beneath_open(o->ops->root, o->path, FILE_READ_ATTRIBUTES | READ_CONTROL,
+                            BENEATH_OPEN, &created, &err);
+    if (!o->f) {
+        fail(o, public_err(err), "%s", errno_text(err));
+        return;
+    }
+    BY_HANDLE_FILE_INFORMATION fi;
+    LARGE_INTEGER size;
+    o->created = GetFileInformationByHandle(o->f, &fi) && GetFileSizeEx(o->f, &size);
+    if (o->created) { /* `created` stands for "known" here */
+        o->vol = fi.dwVolumeSerialNumber;
+        o->index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
+        o->size = (uint64_t)size.QuadPart;
+    }
+    o->owner = file_owner(o->f);
+}
+
 /* Step 2, on a worker: the size the loop allowed, and the section. */
 static void section_step(struct wopen *o)
 {
@@ -217,6 +249,7 @@ static void job_free(struct wopen *o)
     if (o->token)
         CloseHandle(o->token);
     free(o->path);
+    free(o->look_ctx);
     free(o);
     s->opens--;
     if (s->gone && s->opens == 0 && s->flushes == 0)
@@ -374,11 +407,24 @@ static void deleted(struct wopen *o)
     job_end(o);
 }
 
+/* On the loop, after a lookup: the caller's callback has the result. */
+static void looked(struct wopen *o)
+{
+    struct wlookup r = {.path = o->path, .code = o->code, .why = o->why, .f = o->f,
+                        .known = o->created, .vol = o->vol, .index = o->index,
+                        .size = o->size, .owner = o->owner};
+    o->f = NULL; /* the callback's */
+    o->look(o->s, o->id, o->look_ctx, &r);
+    job_end(o);
+}
+
 static void open_done(void *arg)
 {
     struct wopen *o = arg;
     if (o->s->gone)
         job_end(o);
+    else if (o->look)
+        looked(o);
     else if (o->code != MMAPIO_OK)
         reply_fail(o);
     else if (o->del)
@@ -393,7 +439,9 @@ static void CALLBACK open_work(PTP_CALLBACK_INSTANCE inst, void *arg)
 {
     (void)inst;
     struct wopen *o = arg;
-    if (o->del)
+    if (o->look)
+        lookup_step(o);
+    else if (o->del)
         delete_step(o);
     else if (o->step == 1)
         open_step(o);
@@ -513,6 +561,21 @@ void winopen_delete(struct wsession *s, uint64_t id, const char *path)
         o->del = true;
         job_queue(o);
     }
+}
+
+void winopen_lookup(struct wsession *s, uint64_t id, const char *path, ACCESS_MASK access,
+                    bool admin, wlookup_fn fn, void *ctx)
+{
+    struct wopen *o = job_new(s, id, path);
+    if (!o) {
+        free(ctx);
+        return;
+    }
+    o->look = fn;
+    o->look_ctx = ctx;
+    o->look_access = access;
+    o->admin = admin;
+    job_queue(o);
 }
 
 void winopen_final(struct winops *w)
