@@ -246,19 +246,6 @@ static void gone_mid_open(struct wt_daemon *d)
 
 /* ---- a client in raw frames: requests without waiting for replies ---- */
 
-static HANDLE raw_connect(const char *pipe)
-{
-    HANDLE h = CreateFileA(pipe, GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES, 0,
-                           NULL, OPEN_EXISTING, SECURITY_SQOS_PRESENT | SECURITY_IMPERSONATION,
-                           NULL);
-    DWORD mode = PIPE_READMODE_MESSAGE;
-    if (h != INVALID_HANDLE_VALUE && SetNamedPipeHandleState(h, &mode, NULL, NULL))
-        return h;
-    if (h != INVALID_HANDLE_VALUE)
-        CloseHandle(h);
-    return NULL;
-}
-
 /* A frame of q (no handles): whether it was written. */
 static bool raw_send(HANDLE h, Mmapio__Request *q)
 {
@@ -305,7 +292,7 @@ static bool raw_reply(HANDLE h, uint64_t *id, int *err)
  * workers), the rest wait their turn and are answered in the end. */
 static void bounded(const char *pipe)
 {
-    HANDLE h = raw_connect(pipe);
+    HANDLE h = wt_pipe_open(pipe);
     CHECK(h != NULL);
     if (!h)
         return;
@@ -359,47 +346,36 @@ static DWORD WINAPI stat_thread(void *arg)
     return 0;
 }
 
-/* An AdminStat of a file looks at it on a worker too: held, another
- * client is served meanwhile. */
-static void slow_admin_stat(const char *pipe)
+/* fn (a thread's) on SLOW by client a is held by the hook while b is
+ * served; then released: its result. */
+static int held_beside(mmapio_client *a, mmapio_client *b, LPTHREAD_START_ROUTINE fn)
 {
-    mmapio_client *a = NULL, *b = NULL;
-    CHECK(mmapio_connect(pipe, &a) == MMAPIO_OK);
-    CHECK(mmapio_connect(pipe, &b) == MMAPIO_OK);
-    if (a && b) {
-        struct opener o = {.c = a, .path = SLOW, .rc = -1};
-        o.thread = CreateThread(NULL, 0, stat_thread, &o, 0, NULL);
-        CHECK(o.thread != NULL);
-        CHECK(held());
-        CHECK(mmapio_ping(b) == MMAPIO_OK);
-        CHECK(WaitForSingleObject(o.thread, 0) == WAIT_TIMEOUT); /* still held */
-        SetEvent(release);
-        CHECK(open_end(&o) == MMAPIO_OK);
-        hold_again();
-    }
-    mmapio_disconnect(a);
-    mmapio_disconnect(b);
+    struct opener o = {.c = a, .path = SLOW, .rc = -1};
+    o.thread = CreateThread(NULL, 0, fn, &o, 0, NULL);
+    CHECK(o.thread != NULL);
+    CHECK(held());
+    CHECK(mmapio_ping(b) == MMAPIO_OK);
+    CHECK(WaitForSingleObject(o.thread, 0) == WAIT_TIMEOUT); /* still held */
+    SetEvent(release);
+    int rc = open_end(&o);
+    hold_again();
+    return rc;
 }
 
-/* A delete is held on a worker too: another client is served meanwhile,
- * and the file is gone once it is released. */
-static void slow_delete(const char *pipe, const char *root)
+/* An AdminStat of a file and a delete look at it on a worker too: held,
+ * another client is served meanwhile; the file is gone once the delete
+ * is released. */
+static void slow_stat_delete(const char *pipe, const char *root)
 {
     mmapio_client *a = NULL, *b = NULL;
     CHECK(mmapio_connect(pipe, &a) == MMAPIO_OK);
     CHECK(mmapio_connect(pipe, &b) == MMAPIO_OK);
     if (a && b) {
-        struct opener o = {.c = a, .path = SLOW, .rc = -1};
-        o.thread = CreateThread(NULL, 0, delete_thread, &o, 0, NULL);
-        CHECK(o.thread != NULL);
-        CHECK(held());
-        CHECK(mmapio_ping(b) == MMAPIO_OK);
-        CHECK(WaitForSingleObject(o.thread, 0) == WAIT_TIMEOUT); /* still held */
+        CHECK(held_beside(a, b, stat_thread) == MMAPIO_OK);
+        CHECK(held_beside(a, b, delete_thread) == MMAPIO_OK);
         SetEvent(release);
-        CHECK(open_end(&o) == MMAPIO_OK);
         mmapio_map *m = NULL;
         CHECK(mmapio_open_ro(b, SLOW, &m) == MMAPIO_E_NOT_FOUND);
-        CHECK(held()); /* that open's, let through */
         hold_again();
         CHECK(make_file(root, SLOW));
     }
@@ -453,8 +429,7 @@ int main(int argc, char **argv)
         two_at_once(d.pipe);
         gone_mid_open(&d);
         bounded(d.pipe);
-        slow_admin_stat(d.pipe);
-        slow_delete(d.pipe, d.root);
+        slow_stat_delete(d.pipe, d.root);
         stop_mid_open(&d);
         wt_remove_tree(d.root);
     }

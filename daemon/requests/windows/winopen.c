@@ -61,6 +61,7 @@ struct wopen {
     char why[128];
     HANDLE f, sec;
     bool created, set_size;
+    bool known;            /* a lookup's: vol, index and size were read */
     uint64_t vol, index, size;
     uint32_t owner;
     DWORD links;           /* a delete's: the file's names before it */
@@ -192,8 +193,8 @@ static void lookup_step(struct wopen *o)
     }
     BY_HANDLE_FILE_INFORMATION fi;
     LARGE_INTEGER size;
-    o->created = GetFileInformationByHandle(o->f, &fi) && GetFileSizeEx(o->f, &size);
-    if (o->created) { /* `created` stands for "known" here */
+    o->known = GetFileInformationByHandle(o->f, &fi) && GetFileSizeEx(o->f, &size);
+    if (o->known) {
         o->vol = fi.dwVolumeSerialNumber;
         o->index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
         o->size = (uint64_t)size.QuadPart;
@@ -411,7 +412,7 @@ static void deleted(struct wopen *o)
 static void looked(struct wopen *o)
 {
     struct wlookup r = {.path = o->path, .code = o->code, .why = o->why, .f = o->f,
-                        .known = o->created, .vol = o->vol, .index = o->index,
+                        .known = o->known, .vol = o->vol, .index = o->index,
                         .size = o->size, .owner = o->owner};
     o->f = NULL; /* the callback's */
     o->look(o->s, o->id, o->look_ctx, &r);
