@@ -29,23 +29,6 @@ static const char message[] = "written through mmapiod.exe";
 
 /* ---- the wire ------------------------------------------------------------ */
 
-/* Opened for what the pipe's DACL gives clients: GENERIC_WRITE would ask
- * for FILE_CREATE_PIPE_INSTANCE too, which it refuses. */
-static HANDLE connect_pipe(const char *name)
-{
-    HANDLE h = CreateFileA(name, GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES,
-                           0, NULL, OPEN_EXISTING, SECURITY_SQOS_PRESENT |
-                           SECURITY_IMPERSONATION, NULL);
-    if (h == INVALID_HANDLE_VALUE)
-        return NULL;
-    DWORD mode = PIPE_READMODE_MESSAGE;
-    if (!SetNamedPipeHandleState(h, &mode, NULL, NULL)) {
-        CloseHandle(h);
-        return NULL;
-    }
-    return h;
-}
-
 static bool send_raw(HANDLE h, const void *buf, size_t len)
 {
     DWORD put = 0;
@@ -355,7 +338,7 @@ static const struct ctl_slot *hello_ctl(HANDLE h)
 
 static HANDLE connect_hello(const char *pipe)
 {
-    HANDLE h = connect_pipe(pipe);
+    HANDLE h = wt_pipe_open(pipe);
     if (h && hello(h) != 0) {
         CloseHandle(h);
         h = NULL;
@@ -409,7 +392,7 @@ static bool owned_by_me(HANDLE pipe)
 
 static void check_hello_ping(const char *pipe)
 {
-    HANDLE h = connect_pipe(pipe);
+    HANDLE h = wt_pipe_open(pipe);
     CHECK(h != NULL);
     if (!h)
         return;
@@ -637,7 +620,7 @@ static bool notice_flushes(HANDLE h, uint64_t handle, Mmapio__NoticeKind kind,
 
 static void check_policies(const char *pipe)
 {
-    HANDLE h = connect_pipe(pipe);
+    HANDLE h = wt_pipe_open(pipe);
     const struct ctl_slot *slots = h ? hello_ctl(h) : NULL;
     CHECK(slots != NULL);
     if (!slots)
@@ -703,7 +686,7 @@ static bool next_modified(HANDLE h, uint64_t off, uint64_t len)
 
 static void check_watches(const char *pipe)
 {
-    HANDLE w = connect_pipe(pipe);
+    HANDLE w = wt_pipe_open(pipe);
     const struct ctl_slot *slots = w ? hello_ctl(w) : NULL;
     HANDLE wr = connect_hello(pipe);
     CHECK(slots && wr);
@@ -888,7 +871,7 @@ static void check_malformed(const char *pipe)
 {
     for (size_t i = 0; i < sizeof(bad_frames) / sizeof(bad_frames[0]); i++) {
         printf("  %s\n", bad_frames[i].what);
-        HANDLE h = bad_frames[i].after_hello ? connect_hello(pipe) : connect_pipe(pipe);
+        HANDLE h = bad_frames[i].after_hello ? connect_hello(pipe) : wt_pipe_open(pipe);
         CHECK(h != NULL);
         if (!h)
             continue;

@@ -189,6 +189,21 @@ int wt_daemon_stop(struct wt_daemon *d)
     return wt_daemon_wait(d);
 }
 
+HANDLE wt_pipe_open(const char *name)
+{
+    HANDLE h = CreateFileA(name, GENERIC_READ | FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES,
+                           0, NULL, OPEN_EXISTING, SECURITY_SQOS_PRESENT |
+                           SECURITY_IMPERSONATION, NULL);
+    if (h == INVALID_HANDLE_VALUE)
+        return NULL;
+    DWORD mode = PIPE_READMODE_MESSAGE;
+    if (!SetNamedPipeHandleState(h, &mode, NULL, NULL)) {
+        CloseHandle(h);
+        return NULL;
+    }
+    return h;
+}
+
 void wt_remove_tree(const char *dir)
 {
     char pat[MAX_PATH], path[MAX_PATH];

@@ -100,6 +100,12 @@ int wt_daemon_wait(struct wt_daemon *d);
 /* Both: the stop event CHECKed to be there, then the exit status. */
 int wt_daemon_stop(struct wt_daemon *d);
 
+/* A client's end of pipe `name`, in message mode, opened for what the
+ * daemon's DACL gives clients (GENERIC_WRITE would ask for
+ * FILE_CREATE_PIPE_INSTANCE too, which it refuses) at
+ * SECURITY_IMPERSONATION; NULL when it cannot be. */
+HANDLE wt_pipe_open(const char *name);
+
 /* Removes folder `dir` and everything in it; links are removed, never
  * followed. */
 void wt_remove_tree(const char *dir);

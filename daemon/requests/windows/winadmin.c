@@ -4,6 +4,7 @@
  */
 #include "winadmin.h"
 #include "winflush.h"
+#include "winopen.h"
 #include "winwatch.h"
 
 #include <errno.h>
@@ -263,146 +264,142 @@ static void refuse_not_owner(struct wsession *s, uint64_t id, const char *path,
               anonymous ? "anon:" : "", path, (unsigned)owner);
 }
 
-/* The file `path` beneath the root opened as the caller with `access`
- * (an admin refused by the file's ACL: as the daemon, attributes only).
- * NULL with the error replied. */
-static HANDLE open_named_file(struct wsession *s, uint64_t id, const char *path,
-                              ACCESS_MASK access, bool admin)
-{
-    const char *why;
-    int r = beneath_check_path(path, &why);
-    if (r != MMAPIO_OK) {
-        reply_err(s, id, r, "%s: %s", path, why);
-        return NULL;
-    }
-    bool created;
-    int err = 0;
-    HANDLE f = open_as_caller(s, path, access, BENEATH_OPEN, &created, &err);
-    if (!f && admin && public_err(err) == MMAPIO_E_PERMISSION && err != -ELOOP &&
-        err != -EXDEV)
-        f = beneath_open(s->w->cfg.root, path, FILE_READ_ATTRIBUTES | READ_CONTROL,
-                         BENEATH_OPEN, &created, &err);
-    if (!f)
-        reply_err(s, id, public_err(err), "%s: %s", path, errno_text(err));
-    return f;
-}
+/* An admin request by a file's path, once the file is looked up on a
+ * worker (winopen_lookup): what goes on. */
+enum { BY_STAT, BY_WATCH, BY_FLUSH, BY_POLICY };
+struct byname {
+    bool admin;
+    int op;
+    mmapio_flush_policy policy; /* BY_POLICY */
+};
 
-static bool file_id(HANDLE f, uint64_t *vol, uint64_t *index, uint64_t *size)
+static void stat_reply(struct wsession *s, uint64_t id, struct wmap *m);
+static void watch_make(struct wsession *s, uint64_t id, struct wmap *m);
+static void flush_start(struct wsession *s, uint64_t id, bool admin, struct wmap *one);
+static void policy_set(struct wsession *s, uint64_t id, struct wmap *m, mmapio_flush_policy p);
+static void looked_up(struct wsession *s, uint64_t id, void *ctx, struct wlookup *r);
+
+/* Looks `path` up on a worker, then goes on with `op`. */
+static void by_name(struct wsession *s, uint64_t id, const char *path, bool admin, int op,
+                    mmapio_flush_policy policy)
 {
-    BY_HANDLE_FILE_INFORMATION fi;
-    LARGE_INTEGER sz;
-    if (!GetFileInformationByHandle(f, &fi) || !GetFileSizeEx(f, &sz))
-        return false;
-    *vol = fi.dwVolumeSerialNumber;
-    *index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
-    *size = (uint64_t)sz.QuadPart;
-    return true;
+    struct byname *b = malloc(sizeof(*b));
+    if (!b) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        return;
+    }
+    *b = (struct byname){.admin = admin, .op = op, .policy = policy};
+    /* Stat and watch: readable as the caller; flush and policy: the
+     * file's owner is what decides. */
+    ACCESS_MASK access = op == BY_STAT || op == BY_WATCH ? GENERIC_READ
+                                                         : FILE_READ_ATTRIBUTES | READ_CONTROL;
+    winopen_lookup(s, id, path, access, admin, looked_up, b);
 }
 
 /*
- * The mapping a path or anonymous name names, if the caller may act on
- * it (its owner, or an admin): AdminFlush and AdminPolicy. As on Linux,
- * a name with nothing behind it is NOT_FOUND, one that is not the
- * caller's PERMISSION; a file is judged by its own owner before the
+ * The mapping an anonymous name names, if the caller may act on it (its
+ * owner, or an admin): AdminFlush and AdminPolicy. As on Linux, a name
+ * with nothing behind it is NOT_FOUND, one that is not the caller's
+ * PERMISSION; a file (looked_up) is judged by its own owner before the
  * table is asked. NULL with the error replied.
  */
-static struct wmap *find_named(struct wsession *s, uint64_t id, const char *path,
-                               bool anonymous, bool admin)
+static struct wmap *find_named(struct wsession *s, uint64_t id, const char *path, bool admin)
 {
-    if (!names_valid(path)) {
-        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
-        return NULL;
-    }
-    if (anonymous) {
-        struct wmap *m = beneath_check_name(path) == MMAPIO_OK ? find_anon(s->w, path) : NULL;
-        if (!m)
-            reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_NO_ANON, path);
-        else if (!may_see(s, admin, m))
-            refuse_not_owner(s, id, path, true, m->owner);
-        return m && may_see(s, admin, m) ? m : NULL;
-    }
-    HANDLE f = open_named_file(s, id, path, FILE_READ_ATTRIBUTES | READ_CONTROL, admin);
-    if (!f)
-        return NULL;
-    uint32_t owner = file_owner(f);
-    uint64_t vol, index, size;
-    bool known = file_id(f, &vol, &index, &size);
-    CloseHandle(f);
-    if (!admin && owner != s->cred.uid) {
-        refuse_not_owner(s, id, path, false, owner);
-        return NULL;
-    }
-    struct wmap *m = known ? find_file(s->w, vol, index) : NULL;
+    struct wmap *m = beneath_check_name(path) == MMAPIO_OK ? find_anon(s->w, path) : NULL;
     if (!m)
-        reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_UNMAPPED, path);
-    return m;
+        reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_NO_ANON, path);
+    else if (!may_see(s, admin, m))
+        refuse_not_owner(s, id, path, true, m->owner);
+    return m && may_see(s, admin, m) ? m : NULL;
 }
 
 /*
- * The mapping `path` names for a caller who may read it as an open
- * read-only would decide (the file's ACL, an anonymous mapping's owner
- * and bits), or an admin: AdminStat and AdminWatch. A file nobody maps
- * gets an entry when `keep` (a watch holds it), else *tmp describes it.
- * NULL with the error replied.
+ * The anonymous mapping `name` for a caller who may read it (its owner
+ * and bits), or an admin: AdminStat and AdminWatch. A file (looked_up)
+ * by its ACL, as an open read-only would decide. NULL with the error
+ * replied.
  */
-static struct wmap *get_readable(struct wsession *s, uint64_t id, const char *path,
-                                 bool anonymous, bool admin, bool keep, struct wmap *tmp)
+static struct wmap *get_readable(struct wsession *s, uint64_t id, const char *path, bool admin)
 {
-    if (!names_valid(path)) {
-        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
-        return NULL;
-    }
-    if (anonymous) {
-        struct wmap *m = beneath_check_name(path) == MMAPIO_OK ? find_anon(s->w, path) : NULL;
-        if (!m)
-            reply_err(s, id, MMAPIO_E_NOT_FOUND, "anon:%s: no such anonymous mapping", path);
-        else if (!admin && !anon_allows(s, m, MMAPIO_MODE_READ_ONLY))
-            reply_err(s, id, MMAPIO_E_PERMISSION, "anon:%s: not yours to read", path);
-        else
-            return m;
-        return NULL;
-    }
-    HANDLE f = open_named_file(s, id, path, GENERIC_READ, admin);
-    if (!f)
-        return NULL;
-    uint64_t vol, index, size;
-    if (!file_id(f, &vol, &index, &size)) {
-        CloseHandle(f);
-        reply_err(s, id, MMAPIO_E_IO, "%s: cannot read its attributes", path);
-        return NULL;
-    }
-    struct wmap *m = find_file(s->w, vol, index);
-    if (m) {
-        CloseHandle(f);
+    struct wmap *m = beneath_check_name(path) == MMAPIO_OK ? find_anon(s->w, path) : NULL;
+    if (!m)
+        reply_err(s, id, MMAPIO_E_NOT_FOUND, "anon:%s: no such anonymous mapping", path);
+    else if (!admin && !anon_allows(s, m, MMAPIO_MODE_READ_ONLY))
+        reply_err(s, id, MMAPIO_E_PERMISSION, "anon:%s: not yours to read", path);
+    else
         return m;
-    }
-    if (!keep) {
-        *tmp = (struct wmap){.name = (char *)path, .size = size, .owner = file_owner(f),
-                             .policy = {MMAPIO_FLUSH_NEVER, 0}};
-        CloseHandle(f);
-        return tmp;
-    }
-    int err;
-    const char *why;
-    m = map_new(s->w, s->cred.uid, false, size, path, &err, &why);
-    if (!m) {
-        CloseHandle(f);
-        reply_err(s, id, err, "%s: %s", path, why);
-        return NULL;
-    }
-    m->file = f; /* kept for stat, as an open's */
-    m->vol = vol;
-    m->index = index;
-    m->creator_pid = (int32_t)s->cred.pid;
-    return m;
+    return NULL;
 }
 
-static void op_stat(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminStat *q)
+/* A file stat'ed or watched by path, found readable: its entry, else (a
+ * stat) what the file says, or (a watch, which holds it) a new entry. */
+static void readable_file(struct wsession *s, uint64_t id, const struct byname *b,
+                          struct wlookup *r)
 {
-    struct wmap tmp;
-    struct wmap *m = get_readable(s, id, q->path, q->anonymous, admin, false, &tmp);
-    if (!m)
+    struct wmap *m = find_file(s->w, r->vol, r->index);
+    if (m) {
+        CloseHandle(r->f);
+    } else if (b->op == BY_STAT) {
+        struct wmap tmp = {.name = (char *)r->path, .size = r->size, .owner = r->owner,
+                           .policy = {MMAPIO_FLUSH_NEVER, 0}};
+        CloseHandle(r->f);
+        stat_reply(s, id, &tmp);
         return;
+    } else {
+        int err;
+        const char *why;
+        m = map_new(s->w, s->cred.uid, false, r->size, r->path, &err, &why);
+        if (!m) {
+            CloseHandle(r->f);
+            reply_err(s, id, err, "%s: %s", r->path, why);
+            return;
+        }
+        m->file = r->f; /* kept for stat, as an open's */
+        m->vol = r->vol;
+        m->index = r->index;
+        m->creator_pid = (int32_t)s->cred.pid;
+    }
+    if (b->op == BY_STAT)
+        stat_reply(s, id, m);
+    else
+        watch_make(s, id, m);
+}
+
+/* On the loop: the file an admin request named, looked up. */
+static void looked_up(struct wsession *s, uint64_t id, void *ctx, struct wlookup *r)
+{
+    const struct byname *b = ctx;
+    if (r->code != MMAPIO_OK) {
+        reply_err(s, id, r->code, "%s: %s", r->path, r->why);
+        return;
+    }
+    if (!r->known) {
+        CloseHandle(r->f);
+        reply_err(s, id, MMAPIO_E_IO, "%s: cannot read its attributes", r->path);
+        return;
+    }
+    if (b->op == BY_STAT || b->op == BY_WATCH) {
+        readable_file(s, id, b, r);
+        return;
+    }
+    CloseHandle(r->f);
+    if (!b->admin && r->owner != s->cred.uid) {
+        refuse_not_owner(s, id, r->path, false, r->owner);
+        return;
+    }
+    struct wmap *m = find_file(s->w, r->vol, r->index);
+    if (!m)
+        reply_err(s, id, MMAPIO_E_NOT_FOUND, REQMSG_UNMAPPED, r->path);
+    else if (b->op == BY_FLUSH)
+        flush_start(s, id, b->admin, m);
+    else
+        policy_set(s, id, m, b->policy);
+}
+
+static const mmapio_flush_policy NO_POLICY = {MMAPIO_FLUSH_NEVER, 0};
+
+static void stat_reply(struct wsession *s, uint64_t id, struct wmap *m)
+{
     Mmapio__MapInfo info;
     Mmapio__FlushPolicy pol;
     struct reqmsg b;
@@ -410,15 +407,38 @@ static void op_stat(struct wsession *s, uint64_t id, bool admin, const Mmapio__A
     send_reply(s, reqmsg_map(&b, id, &info), NULL, 0);
 }
 
+static void op_stat(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminStat *q)
+{
+    if (!names_valid(q->path)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+    } else if (!q->anonymous) {
+        by_name(s, id, q->path, admin, BY_STAT, NO_POLICY);
+    } else {
+        struct wmap *m = get_readable(s, id, q->path, admin);
+        if (m)
+            stat_reply(s, id, m);
+    }
+}
+
 /* A watch without a holder: it keeps the entry (map_maybe_free counts
  * watchers) and changes nothing for anyone else. Events and unwatch are
  * winwatch's, as for a watch by handle. */
 static void op_watch(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminWatch *q)
 {
+    if (!names_valid(q->path)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+    } else if (!q->anonymous) {
+        by_name(s, id, q->path, admin, BY_WATCH, NO_POLICY);
+    } else {
+        struct wmap *m = get_readable(s, id, q->path, admin);
+        if (m)
+            watch_make(s, id, m);
+    }
+}
+
+static void watch_make(struct wsession *s, uint64_t id, struct wmap *m)
+{
     struct winops *w = s->w;
-    struct wmap *m = get_readable(s, id, q->path, q->anonymous, admin, true, NULL);
-    if (!m)
-        return;
     struct wwatch *x = s->n_watches < ADMIN_WATCHES_MAX ? calloc(1, sizeof(*x)) : NULL;
     if (!x) {
         reply_err(s, id, MMAPIO_E_QUOTA, "cannot watch: %d watches per client at most",
@@ -469,7 +489,7 @@ static void batch_put(struct abatch *b)
     s->flushes--;
     if (!s->gone)
         batch_reply(b);
-    else if (s->flushes == 0)
+    else if (s->flushes == 0 && s->opens == 0)
         free(s);
     free(b);
 }
@@ -509,10 +529,22 @@ static void CALLBACK aflush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
  * and one never mapped writable has nothing to write (Linux: the same). */
 static void op_flush(struct wsession *s, uint64_t id, bool admin, const Mmapio__AdminFlush *q)
 {
-    struct winops *w = s->w;
     struct wmap *one = NULL;
-    if (!q->all && !(one = find_named(s, id, q->path, q->anonymous, admin)))
-        return;
+    if (q->all) {
+        flush_start(s, id, admin, NULL);
+    } else if (!names_valid(q->path)) {
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+    } else if (!q->anonymous) {
+        by_name(s, id, q->path, admin, BY_FLUSH, NO_POLICY);
+    } else if ((one = find_named(s, id, q->path, admin))) {
+        flush_start(s, id, admin, one);
+    }
+}
+
+/* `one` mapping, or (NULL) every one the caller may see. */
+static void flush_start(struct wsession *s, uint64_t id, bool admin, struct wmap *one)
+{
+    struct winops *w = s->w;
     if (s->flushes >= ADMIN_FLUSHES_MAX) {
         reply_err(s, id, MMAPIO_E_BUSY, "%d flushes of this client under way",
                   ADMIN_FLUSHES_MAX);
@@ -568,9 +600,17 @@ static void op_policy(struct wsession *s, uint64_t id, bool admin, const Mmapio_
         reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, REQMSG_BAD_POLICY);
         return;
     }
-    struct wmap *m = find_named(s, id, q->path, q->anonymous, admin);
-    if (!m)
-        return;
+    struct wmap *m = NULL;
+    if (!names_valid(q->path))
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, NAMES_REFUSED);
+    else if (!q->anonymous)
+        by_name(s, id, q->path, admin, BY_POLICY, p);
+    else if ((m = find_named(s, id, q->path, admin)))
+        policy_set(s, id, m, p);
+}
+
+static void policy_set(struct wsession *s, uint64_t id, struct wmap *m, mmapio_flush_policy p)
+{
     winadmin_set_policy(s->w, m, p);
     reply_ok(s, id);
 }

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "filesection.h"
@@ -22,7 +23,11 @@ struct wflush {
     void (*post)(void (*fn)(void *), void *arg); /* w's, copied: w may be gone */
     uint64_t map_id;
     uint64_t id;
-    HANDLE file;    /* writable, opened as the caller */
+    HANDLE file;    /* writable: opened as the caller (on the worker), or the daemon's */
+    HANDLE token;   /* a client's flush: its token, the file opened on the worker */
+    HANDLE root;
+    char *name;     /* the file's path under the root, for that open */
+    int open_err;   /* that open's -errno */
     uint64_t off, len;
     bool ok;
     DWORD err;
@@ -105,7 +110,10 @@ static void flush_done(void *arg)
     struct winops *w = f->w;
     w->lanes->running--;
     winflush_count(w, f->map_id, f->ok);
-    CloseHandle(f->file);
+    if (f->file)
+        CloseHandle(f->file);
+    if (f->token)
+        CloseHandle(f->token);
     if (!s) { /* the daemon's own: a policy's */
         struct wmap *m = find_id(f->w, f->map_id);
         if (!f->ok)
@@ -122,14 +130,17 @@ static void flush_done(void *arg)
     }
     s->flushes--;
     if (s->gone) {
-        if (s->flushes == 0)
+        if (s->flushes == 0 && s->opens == 0)
             free(s);
+    } else if (f->open_err) {
+        reply_err(s, f->id, MMAPIO_E_FLUSH_FAILED, "%s: %s", f->name, errno_text(f->open_err));
     } else if (f->ok) {
         reply_ok(s, f->id);
     } else {
         reply_err(s, f->id, MMAPIO_E_FLUSH_FAILED, "the flush failed (%lu)",
                   (unsigned long)f->err);
     }
+    free(f->name);
     free(f);
     pump(w);
 }
@@ -153,12 +164,23 @@ static DWORD flush_file(HANDLE file, uint64_t off, uint64_t len)
     return ok ? 0 : err ? err : ERROR_GEN_FAILURE;
 }
 
+/* A client's flush opens the file as the client first (writable: the
+ * daemon's own handle may be read-only); then flushes it. */
+static void flush_run(struct wflush *f)
+{
+    bool created;
+    if (f->token && !f->file)
+        f->file = beneath_as(f->token, f->root, f->name, GENERIC_READ | GENERIC_WRITE,
+                             BENEATH_OPEN, &created, &f->open_err);
+    f->err = f->file ? flush_file(f->file, f->off, f->len) : ERROR_ACCESS_DENIED;
+    f->ok = f->err == 0;
+}
+
 static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
 {
     (void)inst;
     struct wflush *f = arg;
-    f->err = flush_file(f->file, f->off, f->len);
-    f->ok = f->err == 0;
+    flush_run(f);
     void (*post)(void (*)(void *), void *) = f->post;
     InterlockedDecrement(&f->w->lanes->in_pool); /* w may go after this */
     post(flush_done, f);
@@ -206,28 +228,36 @@ void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
         return;
     }
     struct wflush *f = calloc(1, sizeof(*f));
-    bool created;
+    char *name = f ? strdup(h->m->name) : NULL;
+    /* Writable, as the caller, opened on the worker (flush_run): the
+     * daemon's own handle may be read-only. A private entry has no path
+     * beneath the root: its writer's own handle (the caller's, pulled by
+     * winfromfd), duplicated here. */
     int err = 0;
-    /* Writable, as the caller: the daemon's own handle may be read-only.
-     * A private entry has no path beneath the root: its writer's own
-     * handle (the caller's, pulled by winfromfd). */
-    HANDLE file = NULL;
-    if (f && h->m->private_map)
+    HANDLE token = NULL, file = NULL;
+    if (name && h->m->private_map)
         file = dup_same(h->m->wfile, &err);
-    else if (f)
-        file = open_as_caller(s, h->m->name, GENERIC_READ | GENERIC_WRITE,
-                              BENEATH_OPEN, &created, &err);
-    if (!file) {
+    else if (name)
+        token = caller_token(s);
+    if (!token && !file) {
+        free(name);
         free(f);
         reply_err(s, id, MMAPIO_E_FLUSH_FAILED, "%s: %s", h->m->name,
-                  f ? errno_text(err) : "out of memory");
+                  !name ? "out of memory"
+                  : h->m->private_map ? errno_text(err)
+                                      : "the daemon cannot act as you");
         return;
     }
     *f = (struct wflush){.s = s, .w = s->w, .item.uid = s->cred.uid, .lane = LANE_REQUESTED,
-                         .map_id = h->m->id, .id = id, .file = file, .off = fl->offset,
+                         .map_id = h->m->id, .id = id, .token = token, .file = file,
+                         .root = s->w->cfg.root, .name = name, .off = fl->offset,
                          .len = fl->len ? fl->len : total - fl->offset};
     if (!submit(s->w, f)) {
-        CloseHandle(file);
+        if (token)
+            CloseHandle(token);
+        if (file)
+            CloseHandle(file);
+        free(name);
         free(f);
         reply_err(s, id, MMAPIO_E_FLUSH_FAILED, "out of memory");
         return;
@@ -280,9 +310,14 @@ void winflush_final(struct winops *w)
     struct wlanes *l = w->lanes;
     for (int lane = 0; l && lane < LANES; lane++)
         for (struct wflush *f; (f = lane_take(l, lane));) {
-            failed += flush_file(f->file, f->off, f->len) != 0;
+            flush_run(f);
+            failed += !f->ok;
             n++;
-            CloseHandle(f->file);
+            if (f->file)
+                CloseHandle(f->file);
+            if (f->token)
+                CloseHandle(f->token);
+            free(f->name);
             free(f); /* its session, if any, stays unfreed: the process ends */
         }
     for (struct wmap *m = w->maps; m; m = m->next) {

@@ -150,19 +150,19 @@ struct job {
     HANDLE root;                /* a duplicate of the data root's */
     uint64_t max_size;
     void (*post)(void (*fn)(void *), void *arg);
-    winfromfd_grant_fn grant;
     /* The worker's results. */
     int r;
     const char *why;
     struct facts fa;
     HANDLE own, sec;            /* the daemon's handle of the file, the section */
-    bool beneath;
+    HANDLE by_path;             /* the same file opened by its path beneath
+                                 * the root as the caller, or NULL */
     char rel[BENEATH_PATH_MAX + 1];
 };
 
 static void job_free(struct job *j)
 {
-    HANDLE hs[] = {j->f, j->token, j->root, j->own, j->sec};
+    HANDLE hs[] = {j->f, j->token, j->root, j->own, j->sec, j->by_path};
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (hs[i])
             CloseHandle(hs[i]);
@@ -171,6 +171,24 @@ static void job_free(struct job *j)
 }
 
 static void job_done(void *arg);
+
+/* On the worker: the same file beneath the root, opened by its path as
+ * the caller with the mode, or NULL (then the entry is private). */
+static HANDLE reopen_beneath(const struct job *j)
+{
+    bool created;
+    int err = 0;
+    BY_HANDLE_FILE_INFORMATION fi;
+    HANDLE p = beneath_as(j->token, j->root, j->rel,
+                          GENERIC_READ | (j->mode == MMAPIO_MODE_READ_WRITE ? GENERIC_WRITE : 0),
+                          BENEATH_OPEN, &created, &err);
+    if (p && (!GetFileInformationByHandle(p, &fi) || fi.dwVolumeSerialNumber != j->fa.vol ||
+              ((uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow) != j->fa.index)) {
+        CloseHandle(p); /* renamed or replaced meanwhile */
+        p = NULL;
+    }
+    return p;
+}
 
 static void CALLBACK job_work(PTP_CALLBACK_INSTANCE inst, void *arg)
 {
@@ -183,29 +201,11 @@ static void CALLBACK job_work(PTP_CALLBACK_INSTANCE inst, void *arg)
         j->why = "its section cannot be made";
         j->r = MMAPIO_E_IO;
     }
-    if (!j->r)
-        j->beneath = beneath_relative(j->root, j->own, j->rel, sizeof(j->rel)) == 0;
+    if (!j->r && beneath_relative(j->root, j->own, j->rel, sizeof(j->rel)) == 0)
+        j->by_path = reopen_beneath(j);
     CloseHandle(j->f); /* the caller's file object is never kept */
     j->f = NULL;
     j->post(job_done, j);
-}
-
-/* The same file beneath the root, opened by its path as the caller with
- * the mode, or NULL (then the entry is private). */
-static HANDLE reopen_beneath(struct wsession *s, const struct job *j)
-{
-    bool created;
-    int err = 0;
-    BY_HANDLE_FILE_INFORMATION fi;
-    HANDLE p = open_as_caller(s, j->rel, GENERIC_READ |
-                              (j->mode == MMAPIO_MODE_READ_WRITE ? GENERIC_WRITE : 0),
-                              BENEATH_OPEN, &created, &err);
-    if (p && (!GetFileInformationByHandle(p, &fi) || fi.dwVolumeSerialNumber != j->fa.vol ||
-              ((uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow) != j->fa.index)) {
-        CloseHandle(p); /* renamed or replaced meanwhile */
-        p = NULL;
-    }
-    return p;
 }
 
 /* The entry j's file stands for, made when there is none: MMAPIO_OK with
@@ -221,7 +221,8 @@ static int entry_of(struct wsession *s, struct job *j, struct wmap **out, const 
         *out = m;
         return MMAPIO_OK;
     }
-    HANDLE p = j->beneath ? reopen_beneath(s, j) : NULL;
+    HANDLE p = j->by_path;
+    j->by_path = NULL;
     if (!p)
         names_escape(j->path && *j->path ? j->path : "(handle)", name, sizeof(name));
     m = map_new(w, s->cred.uid, false, j->fa.size, p ? j->rel : name, &err, why);
@@ -251,7 +252,7 @@ static void job_done(void *arg)
     s->fromfd_busy = false;
     s->flushes--;
     if (s->gone) {
-        if (s->flushes == 0)
+        if (s->flushes == 0 && s->opens == 0)
             free(s);
         job_free(j);
         return;
@@ -274,25 +275,12 @@ static void job_done(void *arg)
         !DuplicateHandle(GetCurrentProcess(), wsrc, GetCurrentProcess(), &m->wfile, 0, FALSE,
                          DUPLICATE_SAME_ACCESS))
         m->wfile = NULL; /* then timed flushes of it are skipped */
-    j->grant(s, j->id, m, j->mode, j->sec);
+    grant(s, j->id, m, j->mode, j->sec);
     job_free(j);
 }
 
-/* The caller's impersonation token, taken on the loop from its pipe. */
-static HANDLE caller_token(struct wsession *s)
-{
-    HANDLE t = NULL;
-    if (!ImpersonateNamedPipeClient(s->pipe))
-        return NULL;
-    if (!OpenThreadToken(GetCurrentThread(), TOKEN_IMPERSONATE | TOKEN_QUERY, TRUE, &t))
-        t = NULL;
-    if (!RevertToSelf())
-        abort(); /* still the client: nothing after this may run */
-    return t;
-}
-
 void winfromfd_open(struct wsession *s, uint64_t id, const Mmapio__FromFd *q,
-                    const uint64_t *handles, unsigned n_handles, winfromfd_grant_fn grant)
+                    const uint64_t *handles, unsigned n_handles)
 {
     struct winops *w = s->w;
     if (n_handles != 1) {
@@ -321,8 +309,7 @@ void winfromfd_open(struct wsession *s, uint64_t id, const Mmapio__FromFd *q,
         return;
     }
     *j = (struct job){.s = s, .id = id, .mode = (mmapio_mode)q->mode, .path = j->path,
-                      .max_size = w->cfg.max_map_size, .post = w->port.post,
-                      .grant = grant};
+                      .max_size = w->cfg.max_map_size, .post = w->port.post};
     j->f = w->port.pull(s->conn, handles[0]);
     if (!j->f) {
         reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,

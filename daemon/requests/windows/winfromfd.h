@@ -40,15 +40,10 @@
 #include "mmapio.pb-c.h"
 #include "winstate.h"
 
-/* Adds a holder of m for the caller and replies with `section`
- * duplicated into the client (winops' grant; section stays the caller's). */
-typedef void (*winfromfd_grant_fn)(struct wsession *s, uint64_t id, struct wmap *m,
-                                   mmapio_mode mode, HANDLE section);
-
 /* FromFd with the frame's handle values: refused at once, or checked on
- * a worker thread and then, on the loop, granted through `grant` or
+ * a worker thread and then, on the loop, granted (winstate's grant) or
  * refused. The session lives until then (its `flushes` count). */
 void winfromfd_open(struct wsession *s, uint64_t id, const Mmapio__FromFd *q,
-                    const uint64_t *handles, unsigned n_handles, winfromfd_grant_fn grant);
+                    const uint64_t *handles, unsigned n_handles);
 
 #endif

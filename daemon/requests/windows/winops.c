@@ -7,6 +7,7 @@
 #include "winadmin.h"
 #include "winflush.h"
 #include "winfromfd.h"
+#include "winopen.h"
 #include "winstate.h"
 #include "winwatch.h"
 
@@ -32,30 +33,6 @@
 #include "wire.h"
 
 #define UNSUPPORTED "not supported on Windows"
-
-/* A new holder and the OpenReply with the section duplicated into the
- * client; `section` stays the caller's. */
-static void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode mode,
-                  HANDLE section)
-{
-    struct wholder *h = calloc(1, sizeof(*h));
-    if (!h) {
-        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
-        map_maybe_free(s->w, m);
-        return;
-    }
-    h->handle = ++s->next_handle;
-    h->m = m;
-    h->mode = mode;
-    h->next = s->holders;
-    s->holders = h;
-    s->n_holders++;
-    m->holders++;
-
-    struct reqmsg b;
-    send_reply(s, reqmsg_open(&b, id, h->handle, m->id, m->size, m->slot, m->policy),
-               section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
-}
 
 static void release(struct wsession *s, struct wholder *h)
 {
@@ -181,104 +158,6 @@ static void open_anon(struct wsession *s, uint64_t id, const Mmapio__Open *o,
     grant(s, id, m, mode, m->section);
 }
 
-static void open_file(struct wsession *s, uint64_t id, const Mmapio__Open *o,
-                      mmapio_mode mode)
-{
-    struct winops *w = s->w;
-    const char *why;
-    int r = beneath_check_path(o->path, &why);
-    if (r != MMAPIO_OK) {
-        reply_err(s, id, r, "%s: %s", o->path, why);
-        return;
-    }
-    if (s->n_holders >= w->cfg.max_holders_per_client) {
-        reply_err(s, id, MMAPIO_E_QUOTA, "max_holders_per_client reached");
-        return;
-    }
-    bool sizing = o->create || o->truncate;
-    bool writer = mode == MMAPIO_MODE_READ_WRITE || sizing;
-    ACCESS_MASK access = GENERIC_READ | (writer ? GENERIC_WRITE : 0);
-    enum beneath_how how = o->exclusive ? BENEATH_EXCLUSIVE
-                         : o->create ? BENEATH_CREATE : BENEATH_OPEN;
-    bool created;
-    int err = 0;
-    HANDLE f = open_as_caller(s, o->path, access, how, &created, &err);
-    if (!f) {
-        reply_err(s, id, public_err(err), "%s: %s", o->path, errno_text(err));
-        return;
-    }
-    BY_HANDLE_FILE_INFORMATION fi;
-    LARGE_INTEGER size;
-    if (!GetFileInformationByHandle(f, &fi) || !GetFileSizeEx(f, &size)) {
-        CloseHandle(f);
-        reply_err(s, id, MMAPIO_E_IO, "%s: cannot read its attributes", o->path);
-        return;
-    }
-    uint64_t index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
-    struct wmap *m = find_file(w, fi.dwVolumeSerialNumber, index);
-    uint32_t owner = o->owner ? file_owner(f) : SIDMAP_NONE;
-    if (o->owner && (owner == SIDMAP_NONE || o->owner->uid != owner)) {
-        CloseHandle(f);
-        reply_err(s, id, MMAPIO_E_PERMISSION, "%s: belongs to another account", o->path);
-        return;
-    }
-    if ((created || o->truncate) && (uint64_t)size.QuadPart != o->size) {
-        if (o->size > w->cfg.max_map_size || (m && !created)) {
-            CloseHandle(f);
-            reply_err(s, id, m ? MMAPIO_E_BUSY : MMAPIO_E_INVALID_ARGUMENT,
-                      "%s: %s", o->path, m ? "mapped: its size cannot change on Windows"
-                                           : "bigger than max_map_size");
-            return;
-        }
-        FILE_END_OF_FILE_INFO eof = {.EndOfFile.QuadPart = (LONGLONG)o->size};
-        if (!SetFileInformationByHandle(f, FileEndOfFileInfo, &eof, sizeof(eof))) {
-            CloseHandle(f);
-            reply_err(s, id, MMAPIO_E_IO, "%s: cannot set its size", o->path);
-            return;
-        }
-        size.QuadPart = (LONGLONG)o->size;
-    }
-    if (size.QuadPart == 0) {
-        CloseHandle(f);
-        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,
-                  "%s: an empty file cannot be mapped on Windows", o->path);
-        return;
-    }
-    HANDLE sec = mem_file_section(f, mode == MMAPIO_MODE_READ_WRITE);
-    if (!sec) {
-        CloseHandle(f);
-        reply_err(s, id, MMAPIO_E_IO, "%s: cannot make its section (%lu)", o->path,
-                  (unsigned long)GetLastError());
-        return;
-    }
-    if (!m) {
-        m = map_new(w, s->cred.uid, false, (uint64_t)size.QuadPart, o->path, &err, &why);
-        if (!m) {
-            CloseHandle(sec);
-            CloseHandle(f);
-            reply_err(s, id, err, "%s: %s", o->path, why);
-            return;
-        }
-        m->file = f; /* kept for stat */
-        m->creator_pid = (int32_t)s->cred.pid;
-        m->vol = fi.dwVolumeSerialNumber;
-        m->index = index;
-        if (o->policy)
-            m->policy = policy_from_wire(o->policy);
-        atomic_store(&w->slots[m->slot].policy, ctl_pack_policy(m->policy));
-    } else {
-        m->size = (uint64_t)size.QuadPart;
-    }
-    if (mode == MMAPIO_MODE_READ_WRITE && !m->wfile &&
-        !DuplicateHandle(GetCurrentProcess(), f, GetCurrentProcess(), &m->wfile, 0,
-                         FALSE, DUPLICATE_SAME_ACCESS))
-        m->wfile = NULL; /* then timed flushes of it are skipped */
-    if (m->file != f)
-        CloseHandle(f);
-    grant(s, id, m, mode, sec);
-    CloseHandle(sec); /* the client's duplicate keeps it */
-}
-
 static void op_open(struct wsession *s, uint64_t id, const Mmapio__Open *o)
 {
     if (!reqmsg_open_valid(o)) {
@@ -292,7 +171,7 @@ static void op_open(struct wsession *s, uint64_t id, const Mmapio__Open *o)
     if (o->anonymous)
         open_anon(s, id, o, (mmapio_mode)o->mode);
     else
-        open_file(s, id, o, (mmapio_mode)o->mode);
+        winopen_request(s, id, o); /* on worker threads */
 }
 
 static void op_close(struct wsession *s, uint64_t id, const Mmapio__Close *c)
@@ -330,36 +209,7 @@ static void op_delete(struct wsession *s, uint64_t id, const Mmapio__Delete *d)
         }
         return;
     }
-    const char *why;
-    int r = beneath_check_path(d->path, &why);
-    if (r != MMAPIO_OK) {
-        reply_err(s, id, r, "%s: %s", d->path, why);
-        return;
-    }
-    bool created;
-    int err = 0;
-    HANDLE f = open_as_caller(s, d->path, DELETE, BENEATH_OPEN, &created, &err);
-    FILE_DISPOSITION_INFO del = {.DeleteFile = TRUE};
-    if (!f) {
-        reply_err(s, id, public_err(err), "cannot delete %s: %s", d->path, errno_text(err));
-        return;
-    }
-    BY_HANDLE_FILE_INFORMATION fi;
-    struct wmap *m = GetFileInformationByHandle(f, &fi)
-        ? find_file(s->w, fi.dwVolumeSerialNumber,
-                    (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow)
-        : NULL;
-    BOOL ok = SetFileInformationByHandle(f, FileDispositionInfo, &del, sizeof(del));
-    CloseHandle(f);
-    if (ok && m && fi.nNumberOfLinks <= 1 && !m->removed) { /* its last name */
-        m->removed = true; /* not told again from the folder's news */
-        winwatch_notify(s->w, m, MMAPIO__EVENT_KIND__EVENT_REMOVED, false, 0, 0);
-    }
-    if (ok)
-        reply_ok(s, id);
-    else
-        reply_err(s, id, MMAPIO_E_IO, "cannot delete %s (%lu)", d->path,
-                  (unsigned long)GetLastError());
+    winopen_delete(s, id, d->path); /* on a worker thread */
 }
 
 static void op_stat(struct wsession *s, uint64_t id, const Mmapio__Stat *st)
@@ -492,7 +342,7 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len,
         s->w->port.close_when_sent(s->conn);
         reply_err(s, id, MMAPIO_E_PROTOCOL, "the first request must be hello");
     } else if (q->op_case == MMAPIO__REQUEST__OP_FROM_FD) {
-        winfromfd_open(s, id, q->from_fd, handles, n_handles, grant); /* a caller's own file */
+        winfromfd_open(s, id, q->from_fd, handles, n_handles); /* a caller's own file */
     } else if (q->op_case == MMAPIO__REQUEST__OP_FD_OFFER) {
         reply_ok(s, id); /* the pipe takes handle values in any frame */
     } else if (q->op_case == MMAPIO__REQUEST__OP_REATTACH) {
@@ -562,8 +412,11 @@ void winops_session_end(struct wsession *s)
     if (q)
         q->clients--;
     winadmin_session_remove(s->w, s);
+    if (s->token) /* workers have copies */
+        CloseHandle(s->token);
+    s->token = NULL;
     s->gone = true;
-    if (s->flushes == 0)
+    if (s->flushes == 0 && s->opens == 0)
         free(s);
 }
 
@@ -602,6 +455,7 @@ void winops_free(struct winops *w)
 {
     if (!w)
         return;
+    winopen_final(w);
     winflush_final(w);
     winwatch_stop(w);
     while (w->watches) {

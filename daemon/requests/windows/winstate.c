@@ -13,6 +13,7 @@
 #include <aclapi.h>
 
 #include "names.h"
+#include "reqmsg.h"
 #include "sidmap.h"
 
 void send_reply(struct wsession *s, Mmapio__Reply *r, HANDLE h, DWORD access)
@@ -216,6 +217,61 @@ HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
     }
     HANDLE h = beneath_open(s->w->cfg.root, path, access, how, created, err);
     if (!RevertToSelf())
+        abort(); /* still the client: nothing after this may run */
+    return h;
+}
+
+/* A new holder and its OpenReply (winstate.h). */
+void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode mode, HANDLE section)
+{
+    struct wholder *h = calloc(1, sizeof(*h));
+    if (!h) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        map_maybe_free(s->w, m);
+        return;
+    }
+    h->handle = ++s->next_handle;
+    h->m = m;
+    h->mode = mode;
+    h->next = s->holders;
+    s->holders = h;
+    s->n_holders++;
+    m->holders++;
+
+    struct reqmsg b;
+    send_reply(s, reqmsg_open(&b, id, h->handle, m->id, m->size, m->slot, m->policy),
+               section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
+}
+
+HANDLE caller_token(struct wsession *s)
+{
+    if (!s->token) {
+        /* Impersonating through the pipe works only on the loop, which
+         * owns the pipe: the token is taken once, here. */
+        if (!ImpersonateNamedPipeClient(s->pipe))
+            return NULL;
+        if (!OpenThreadToken(GetCurrentThread(), TOKEN_IMPERSONATE | TOKEN_QUERY, TRUE,
+                             &s->token))
+            s->token = NULL;
+        if (!RevertToSelf())
+            abort(); /* still the client: nothing after this may run */
+    }
+    HANDLE dup = NULL;
+    if (s->token && !DuplicateHandle(GetCurrentProcess(), s->token, GetCurrentProcess(), &dup,
+                                     0, FALSE, DUPLICATE_SAME_ACCESS))
+        dup = NULL;
+    return dup;
+}
+
+HANDLE beneath_as(HANDLE token, HANDLE root, const char *path, ACCESS_MASK access,
+                  enum beneath_how how, bool *created, int *err)
+{
+    if (!SetThreadToken(NULL, token)) {
+        *err = -EACCES;
+        return NULL;
+    }
+    HANDLE h = beneath_open(root, path, access, how, created, err);
+    if (!SetThreadToken(NULL, NULL))
         abort(); /* still the client: nothing after this may run */
     return h;
 }

@@ -110,6 +110,7 @@ struct winops {
     int64_t started;            /* unix seconds */
     struct wlanes *lanes;       /* flushes waiting and running (winflush) */
     uint32_t fromfd_running;    /* from_fd checks on worker threads (winfromfd) */
+    struct wopens *opens;       /* file opens waiting and running (winopen) */
     int watchsys;               /* news of files changed outside (winwatch) */
     HANDLE watchsys_wait;
 };
@@ -125,8 +126,10 @@ struct wsession {
     uint64_t next_handle;
     uint32_t flushes; /* on worker threads (from_fd's checks too) */
     bool fromfd_busy; /* its from_fd's checks are under way (one at a time) */
+    uint32_t opens;   /* file opens waiting or on worker threads (winopen) */
+    HANDLE token;     /* its impersonation token, for workers (winopen) */
     uint32_t n_watches;
-    bool gone;        /* the connection ended; freed after its flushes */
+    bool gone;        /* the connection ended; freed after its flushes and opens */
     struct wsession *next; /* in winops.sessions while connected */
     uint64_t id;
     char name[64];    /* what it calls itself at hello, escaped */
@@ -139,6 +142,10 @@ void send_reply(struct wsession *s, Mmapio__Reply *r, HANDLE h, DWORD access);
 void reply_ok(struct wsession *s, uint64_t id);
 void reply_err(struct wsession *s, uint64_t id, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* A new holder of m and the OpenReply with `section` duplicated into the
+ * client; `section` stays the caller's. */
+void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode mode,
+           HANDLE section);
 /* -errno from the seams and the walk, as a public error code, and in words. */
 int public_err(int e);
 const char *errno_text(int e);
@@ -169,5 +176,14 @@ bool anon_allows(const struct wsession *s, const struct wmap *m, mmapio_mode mod
 /* beneath_open as the client (its token decides every access). */
 HANDLE open_as_caller(struct wsession *s, const char *path, ACCESS_MASK access,
                       enum beneath_how how, bool *created, int *err);
+
+/* A copy of the client's impersonation token (taken at the first call,
+ * on the loop), for a worker; the caller closes it. NULL when it cannot
+ * be had. */
+HANDLE caller_token(struct wsession *s);
+/* On a worker: beneath_open as `token`'s client (set on this thread for
+ * the walk only). */
+HANDLE beneath_as(HANDLE token, HANDLE root, const char *path, ACCESS_MASK access,
+                  enum beneath_how how, bool *created, int *err);
 
 #endif
