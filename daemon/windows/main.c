@@ -5,6 +5,7 @@
  * console closing, or its stop event (stop_event).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,7 +13,10 @@
 #include <string.h>
 #include <windows.h>
 #include <sddl.h>
+#include <shlobj.h>
+#include <knownfolders.h>
 
+#include "dataroot.h"
 #include "log.h"
 #include "logfile.h"
 #include "mmapio.h"
@@ -24,6 +28,16 @@
 #include "wire.h"
 
 #define DEFAULT_PIPE "\\\\.\\pipe\\mmapio"
+#define SERVICE_NAME L"mmapiod"
+
+/* The exit status when the daemon cannot start (a service's
+ * dwServiceSpecificExitCode too; README, "Windows"). */
+enum {
+    EXIT_FAILED = 1, /* cannot serve: the pipe taken, no stop event, ... */
+    EXIT_USAGE = 2,  /* a bad option */
+    EXIT_ROOT = 3,   /* the data root cannot be made or opened, or is refused */
+    EXIT_LOG = 4,    /* the log cannot be opened */
+};
 
 static struct pipeserver *server;
 /* The stop event while serving: the service's STOP and SHUTDOWN set it,
@@ -141,12 +155,15 @@ static void usage(FILE *out)
         "\n"
         "Serves shared memory mappings to local processes over a named pipe\n"
         "(default " DEFAULT_PIPE "); file paths are beneath the data root\n"
-        "(default %%LOCALAPPDATA%%\\mmapio). Stays in the foreground, logs to\n"
+        "(default %%LOCALAPPDATA%%\\mmapio; a service's %%ProgramData%%\\mmapio).\n"
+        "Stays in the foreground, logs to\n"
         "stderr (or to --log FILE, moved to FILE.1 at --log_max_bytes, default\n"
         "%u), stops on Ctrl-C, Ctrl-Break or when its event\n"
         "Local\\mmapiod-stop-NAME is set. --service: run by the service\n"
         "control manager (the service's binPath carries it; README, \"Windows\");\n"
-        "it logs to --log FILE, or to ROOT\\.mmapiod\\" LOGFILE_NAME ".\n",
+        "it logs to --log FILE, or to ROOT\\.mmapiod\\" LOGFILE_NAME ", and what stops\n"
+        "its start to the Event Log too. Exit status: 2 a bad option, 3 the data\n"
+        "root, 4 the log, 1 otherwise.\n",
         LOGFILE_DEFAULT_BYTES);
 }
 
@@ -161,23 +178,65 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     return 0;
 }
 
+/* An error that stops the start: to the log (stderr until it is open),
+ * and as a service to the Event Log too, where an operator looks when a
+ * service does not start (an unregistered source: Windows shows the text
+ * beside a note that the source has no message file). */
+static void start_error(bool service, const char *fmt, ...)
+    __attribute__((format(__MINGW_PRINTF_FORMAT, 2, 3)));
+
+static void start_error(bool service, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_err("%s", msg);
+    WCHAR w[1024];
+    HANDLE src = service ? RegisterEventSourceW(NULL, SERVICE_NAME) : NULL;
+    if (!src)
+        return;
+    if (MultiByteToWideChar(CP_UTF8, 0, msg, -1, w, 1024) > 0) {
+        LPCWSTR lines[1] = {w};
+        ReportEventW(src, EVENTLOG_ERROR_TYPE, 0, 1, NULL, 1, 0, lines, NULL);
+    }
+    DeregisterEventSource(src);
+}
+
+/* The default data root in buf: a service's %ProgramData%\mmapio (host
+ * wide, not its account's profile), a console's %LOCALAPPDATA%\mmapio.
+ * False when the folder above is not known. */
+static bool default_root(char *buf, size_t size, bool service)
+{
+    if (!service) {
+        const char *base = getenv("LOCALAPPDATA");
+        return base && snprintf(buf, size, "%s\\mmapio", base) < (int)size;
+    }
+    PWSTR base = NULL;
+    char b[MAX_PATH];
+    bool ok = SUCCEEDED(SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, NULL, &base)) &&
+              WideCharToMultiByte(CP_UTF8, 0, base, -1, b, sizeof(b), NULL, NULL) > 0 &&
+              snprintf(buf, size, "%s\\mmapio", b) < (int)size;
+    CoTaskMemFree(base);
+    return ok;
+}
+
 /* Where the log goes: --log FILE, or as a service ROOT\.mmapiod\mmapiod.log
  * in a folder only the daemon's account can write (which no client path
- * reaches: beneath.h). Exit status: 0, or 1 with why on stderr. */
+ * reaches: beneath.h). 0, or EXIT_LOG with why said. */
 static int start_log(const char *log, uint64_t max_bytes, bool service, const char *root)
 {
     char buf[MAX_PATH];
-    if (!log && !service)
-        return 0;
     if (!log && snprintf(buf, sizeof(buf), "%s\\%s\\%s", root, BENEATH_STATE_DIR,
                          LOGFILE_NAME) >= (int)sizeof(buf)) {
-        fprintf(stderr, "mmapiod: the data root's name is too long for the log's\n");
-        return 1;
+        start_error(service, "the data root's name is too long for the log's");
+        return EXIT_LOG;
     }
     int r = logfile_open(log ? log : buf, max_bytes, !log);
     if (r < 0) {
-        fprintf(stderr, "mmapiod: cannot log to %s: %s\n", log ? log : buf, strerror(-r));
-        return 1;
+        start_error(service, "cannot log to %s: %s", log ? log : buf, strerror(-r));
+        return EXIT_LOG;
     }
     return 0;
 }
@@ -202,6 +261,9 @@ static int serve(int argc, char **argv, bool service, void (*on_up)(void))
         .max_holders_per_client = 65536,
         .max_clients_per_uid = 256, /* a quarter of max_clients, as on Linux */
     };
+    /* A bad option: at once on a console; a service first opens its log,
+     * so that the reason is found there. */
+    char bad[600] = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t n;
@@ -217,8 +279,9 @@ static int serve(int argc, char **argv, bool service, void (*on_up)(void))
         } else if (!strcmp(a, "--service")) {
             continue; /* main's */
         } else if (!v) {
-            fprintf(stderr, "mmapiod: %s: needs a value or is unknown (--help)\n", a);
-            return 2;
+            if (!bad[0])
+                snprintf(bad, sizeof(bad), "%s: needs a value or is unknown (--help)", a);
+            break;
         } else if (!strcmp(a, "--socket")) {
             pipe = v;
         } else if (!strcmp(a, "--root")) {
@@ -242,33 +305,47 @@ static int serve(int argc, char **argv, bool service, void (*on_up)(void))
             cfg.max_events = (uint32_t)n;
         } else if (!strcmp(a, "--hello_timeout_ms") && !parse_u64(v, 100, 600000, &n)) {
             hello_ms = (unsigned)n;
-        } else {
-            fprintf(stderr, "mmapiod: %s %s: unknown, out of range, or not served on "
-                    "Windows yet (--help)\n", a, v);
-            return 2;
+        } else if (!bad[0]) {
+            snprintf(bad, sizeof(bad), "%s %s: unknown, out of range, or not served on "
+                     "Windows yet (--help)", a, v);
         }
         i++;
     }
+    if (bad[0] && !service) {
+        start_error(false, "%s", bad);
+        return EXIT_USAGE;
+    }
+    /* The log first when it does not depend on the root, so that the
+     * root's errors reach it. */
+    if (log && start_log(log, log_max, service, NULL))
+        return EXIT_LOG;
+    enum dataroot_kind kind = DATAROOT_GIVEN;
     if (!root) {
-        const char *base = getenv("LOCALAPPDATA");
-        if (!base || snprintf(root_buf, sizeof(root_buf), "%s\\mmapio", base) >= MAX_PATH) {
-            fprintf(stderr, "mmapiod: no --root and no %%LOCALAPPDATA%%\n");
-            return 1;
+        if (!default_root(root_buf, sizeof(root_buf), service)) {
+            start_error(service, "no --root, and no %s to put the data root in",
+                        service ? "%ProgramData%" : "%LOCALAPPDATA%");
+            logfile_close();
+            return EXIT_ROOT;
         }
-        CreateDirectoryA(root_buf, NULL);
         root = root_buf;
+        kind = service ? DATAROOT_SHARED : DATAROOT_PRIVATE;
     }
-    cfg.root = CreateFileA(root, FILE_TRAVERSE | FILE_LIST_DIRECTORY | SYNCHRONIZE,
-        FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
-        FILE_FLAG_BACKUP_SEMANTICS, NULL);
+    char why[MAX_PATH + 200];
+    cfg.root = dataroot_open(root, kind, why, sizeof(why));
     if (cfg.root == INVALID_HANDLE_VALUE) {
-        fprintf(stderr, "mmapiod: the data root %s cannot be opened (%lu)\n", root,
-                (unsigned long)GetLastError());
-        return 1;
+        start_error(service, "%s", why);
+        logfile_close();
+        return EXIT_ROOT;
     }
-    if (start_log(log, log_max, service, root)) {
+    if (!log && service && start_log(NULL, log_max, service, root)) {
         CloseHandle(cfg.root);
-        return 1;
+        return EXIT_LOG;
+    }
+    if (bad[0]) {
+        start_error(service, "%s", bad);
+        logfile_close();
+        CloseHandle(cfg.root);
+        return EXIT_USAGE;
     }
 
     cfg.pipe_name = pipe;
@@ -283,7 +360,7 @@ static int serve(int argc, char **argv, bool service, void (*on_up)(void))
         log_err("cannot start: %s", strerror(-r));
         logfile_close();
         CloseHandle(cfg.root);
-        return 1;
+        return EXIT_FAILED;
     }
     struct ps_limits lim = {
         .max_frame = cfg.max_frame,
@@ -311,7 +388,7 @@ static int serve(int argc, char **argv, bool service, void (*on_up)(void))
         winops_free(w);
         logfile_close();
         CloseHandle(cfg.root);
-        return 1;
+        return EXIT_FAILED;
     }
     SetConsoleCtrlHandler(on_console, TRUE);
     if (!RegisterWaitForSingleObject(&wait, stop, on_stop_event, NULL, INFINITE,
@@ -322,7 +399,7 @@ static int serve(int argc, char **argv, bool service, void (*on_up)(void))
         winops_free(w);
         logfile_close();
         CloseHandle(cfg.root);
-        return 1;
+        return EXIT_FAILED;
     }
     AcquireSRWLockExclusive(&stop_lock);
     stop_handle = stop;
@@ -363,8 +440,6 @@ static int serve(int argc, char **argv, bool service, void (*on_up)(void))
  * thread to StartServiceCtrlDispatcherW; service_main serves with the
  * process's own command line. STOP and SHUTDOWN set the stop event.
  */
-#define SERVICE_NAME L"mmapiod"
-
 static SERVICE_STATUS_HANDLE svc_handle;
 static SERVICE_STATUS svc_status = {
     .dwServiceType = SERVICE_WIN32_OWN_PROCESS,

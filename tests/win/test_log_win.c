@@ -12,6 +12,8 @@
  *   test_log_win check-log FILE WORD...   (service_win.sh: FILE's lines
  *                                          are well formed and hold each WORD,
  *                                          and its folder's DACL is the daemon's)
+ *   test_log_win check-root DIR           (service_win.sh: a service's default
+ *                                          data root's owner and DACL)
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -64,27 +66,40 @@ static int lines_ok(const char *text)
     return n;
 }
 
-/* Only this account and SYSTEM may write `path` (Administrators may
- * read); on Windows its DACL also inherits nothing from above. Wine
- * keeps no DACL of its own but shows one made from the file's mode bits
- * (the daemon's made those owner-only writable), so there the writers
- * are checked, not the protection. */
-static bool only_we_write(const char *path)
+/* Only this account and SYSTEM (and with `admins` Administrators) may
+ * write `path`; on Windows its DACL also inherits nothing from above.
+ * Wine keeps no DACL of its own but shows one made from the file's mode
+ * bits (the daemon's made those owner-only writable), so there the
+ * writers are checked, not the protection. With `users` (a service's
+ * data root): on Windows authenticated users also list and traverse it,
+ * and no more, on it alone; its owner is this account, SYSTEM or
+ * Administrators. */
+static bool writers_only(const char *path, bool admins, bool users)
 {
     PACL dacl = NULL;
+    PSID owner = NULL;
     PSECURITY_DESCRIPTOR sd = NULL;
-    if (GetNamedSecurityInfoA(path, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL,
-                              &dacl, NULL, &sd) != ERROR_SUCCESS)
+    if (GetNamedSecurityInfoA(path, SE_FILE_OBJECT,
+                              DACL_SECURITY_INFORMATION | OWNER_SECURITY_INFORMATION, &owner,
+                              NULL, &dacl, NULL, &sd) != ERROR_SUCCESS)
         return false;
     SECURITY_DESCRIPTOR_CONTROL ctl = 0;
     DWORD rev;
     GetSecurityDescriptorControl(sd, &ctl, &rev);
     bool wine = wt_under_wine();
     PSID me = wt_my_sid();
-    BYTE sys[SECURITY_MAX_SID_SIZE];
-    DWORD ns = sizeof(sys);
+    BYTE sys[SECURITY_MAX_SID_SIZE], adm[SECURITY_MAX_SID_SIZE], au[SECURITY_MAX_SID_SIZE];
+    DWORD ns = sizeof(sys), na = sizeof(adm), nu = sizeof(au);
     CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &ns);
+    CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, adm, &na);
+    CreateWellKnownSid(WinAuthenticatedUserSid, NULL, au, &nu);
     bool ok = dacl && me && (wine || (ctl & SE_DACL_PROTECTED));
+    if (users && !(owner && (EqualSid(owner, me) || EqualSid(owner, sys) ||
+                             EqualSid(owner, adm)))) {
+        fprintf(stderr, "%s: owned by someone else\n", path);
+        ok = false;
+    }
+    bool users_list = false;
     for (DWORD i = 0; ok && i < dacl->AceCount; i++) {
         ACCESS_ALLOWED_ACE *ace;
         if (!GetAce(dacl, i, (void **)&ace)) {
@@ -96,14 +111,27 @@ static bool only_we_write(const char *path)
         PSID who = &ace->SidStart;
         bool writes = ace->Mask & (FILE_WRITE_DATA | FILE_APPEND_DATA | WRITE_DAC |
                                    WRITE_OWNER | DELETE | GENERIC_WRITE | GENERIC_ALL);
-        if (writes && !EqualSid(who, me) && !EqualSid(who, sys)) {
+        if (writes && !EqualSid(who, me) && !EqualSid(who, sys) &&
+            !(admins && EqualSid(who, adm))) {
             fprintf(stderr, "%s: ace %lu lets someone else write (0x%lx)\n", path,
                     (unsigned long)i, (unsigned long)ace->Mask);
             ok = false;
         }
+        if (users && EqualSid(who, au))
+            users_list = ace->Mask == (FILE_GENERIC_READ | FILE_GENERIC_EXECUTE) &&
+                         !(ace->Header.AceFlags & (OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE));
+    }
+    if (ok && users && !wine && !users_list) {
+        fprintf(stderr, "%s: authenticated users do not just list and traverse it\n", path);
+        ok = false;
     }
     LocalFree(sd);
     return ok;
+}
+
+static bool only_we_write(const char *path)
+{
+    return writers_only(path, false, false);
 }
 
 static int check_log(int argc, char **argv)
@@ -157,6 +185,10 @@ int main(int argc, char **argv)
     wt_detail = mmapio_last_error;
     if (argc >= 3 && !strcmp(argv[1], "check-log"))
         return check_log(argc, argv);
+    if (argc == 3 && !strcmp(argv[1], "check-root")) {
+        CHECK(writers_only(argv[2], true, true));
+        return wt_report(argv[0]);
+    }
     if (argc != 2)
         return 2;
     char daemon[MAX_PATH], root[MAX_PATH], log[MAX_PATH + 16], old[MAX_PATH + 16],
@@ -191,7 +223,7 @@ int main(int argc, char **argv)
     PROCESS_INFORMATION lpi;
     bool started = wt_spawn(cmd, NULL, NULL, 0, &lpi);
     CHECK(started);
-    CHECK(started && wt_wait(&lpi, 60000) == 1);
+    CHECK(started && wt_wait(&lpi, 60000) == 4); /* the log refused */
     size_t tn = 0;
     char *kept = slurp(target, &tn);
     CHECK(kept && tn == 4 && !memcmp(kept, "keep", 4));

@@ -6,6 +6,7 @@
  * hold a write up; a client can only make lines, and the rotation bounds
  * what they take.
  */
+#include "dataroot.h"
 #include "logfile.h"
 #include "logsink.h"
 
@@ -16,7 +17,6 @@
 #include <string.h>
 #include <windows.h>
 #include <aclapi.h>
-#include <sddl.h>
 
 static SRWLOCK lock = SRWLOCK_INIT;
 static HANDLE file;        /* NULL: stderr */
@@ -27,39 +27,10 @@ static uint64_t file_size, file_max;
 /* The DACL of what logfile makes: the process's account (its user SID)
  * and SYSTEM full control, Administrators read; no inheritance from
  * above (P); a folder's inherited by what is made inside (OICI). */
-union user {
-    TOKEN_USER tu;
-    BYTE room[256];
-};
-
-/* The process's account: its TOKEN_USER in *u. */
-static bool own_user(union user *u)
-{
-    HANDLE tok;
-    DWORD n = 0;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok))
-        return false;
-    BOOL ok = GetTokenInformation(tok, TokenUser, u, sizeof(*u), &n);
-    CloseHandle(tok);
-    return ok;
-}
-
 static PSECURITY_DESCRIPTOR own_sd(bool folder)
 {
-    union user u;
-    LPWSTR sid = NULL;
-    if (!own_user(&u) || !ConvertSidToStringSidW(u.tu.User.Sid, &sid))
-        return NULL;
-    WCHAR sddl[256];
-    PSECURITY_DESCRIPTOR sd = NULL;
-    const WCHAR *in = folder ? L"OICI" : L"";
-    if (_snwprintf(sddl, 256, L"D:P(A;%ls;FA;;;%ls)(A;%ls;FA;;;SY)(A;%ls;FR;;;BA)", in, sid,
-                   in, in) < 0 ||
-        !ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1,
-                                                              &sd, NULL))
-        sd = NULL;
-    LocalFree(sid);
-    return sd;
+    return dataroot_sd(folder ? L"D:P(A;OICI;FA;;;%ls)(A;OICI;FA;;;SY)(A;OICI;FR;;;BA)"
+                              : L"D:P(A;;FA;;;%ls)(A;;FA;;;SY)(A;;FR;;;BA)");
 }
 
 static WCHAR *wide(const char *s, const WCHAR *suffix)
@@ -72,29 +43,6 @@ static WCHAR *wide(const char *s, const WCHAR *suffix)
         return wcscat(w, suffix);
     free(w);
     return NULL;
-}
-
-/* Whether h's owner is this process's account, SYSTEM or Administrators:
- * anyone else (a user who made the folder first, where users may make
- * folders in the root) could change its DACL back, and plant a link
- * there for the daemon to write through. */
-static bool owned_by_us(HANDLE h)
-{
-    PSID owner = NULL;
-    PSECURITY_DESCRIPTOR sd = NULL;
-    union user u;
-    if (!own_user(&u) || GetSecurityInfo(h, SE_FILE_OBJECT, OWNER_SECURITY_INFORMATION, &owner,
-                                         NULL, NULL, NULL, &sd) != ERROR_SUCCESS)
-        return false;
-    BYTE sys[SECURITY_MAX_SID_SIZE], adm[SECURITY_MAX_SID_SIZE];
-    DWORD ns = sizeof(sys), na = sizeof(adm);
-    bool ok = owner && (EqualSid(owner, u.tu.User.Sid) ||
-                        (CreateWellKnownSid(WinLocalSystemSid, NULL, sys, &ns) &&
-                         EqualSid(owner, sys)) ||
-                        (CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, adm, &na) &&
-                         EqualSid(owner, adm)));
-    LocalFree(sd);
-    return ok;
 }
 
 /* The log's folder, made or its DACL reset to sd's; refused if a link or
@@ -122,7 +70,7 @@ static int private_folder(const WCHAR *path, PSECURITY_DESCRIPTOR sd)
     else if (!r && (bi.FileAttributes & FILE_ATTRIBUTE_REPARSE_POINT ||
                     !(bi.FileAttributes & FILE_ATTRIBUTE_DIRECTORY)))
         r = -ELOOP;
-    else if (!r && !owned_by_us(h))
+    else if (!r && !dataroot_owned_by_us(h))
         r = -EPERM;
     BOOL present = FALSE, defaulted = FALSE;
     PACL dacl = NULL;
