@@ -3,6 +3,25 @@
 
 #include <stdlib.h>
 
+static struct async_op *take_pending(struct asyncs *a, uint64_t id);
+
+int asyncs_add_direct(struct asyncs *a, uint64_t id, int *slot)
+{
+    int r = asyncs_add(a, id, NULL, NULL);
+    if (r == MMAPIO_OK)
+        a->pending->slot = slot;
+    return r;
+}
+
+void asyncs_abandon(struct asyncs *a, uint64_t id)
+{
+    for (struct async_op *op = a->pending; op; op = op->next)
+        if (op->id == id) {
+            op->slot = NULL;
+            op->orphan = true;
+        }
+}
+
 int asyncs_add(struct asyncs *a, uint64_t id, mmapio_done_cb cb, void *user)
 {
     size_t max = a->max && a->max < ASYNCS_MAX ? a->max : ASYNCS_MAX;
@@ -52,12 +71,26 @@ static void push_done(struct asyncs *a, struct async_op *op, int result)
     a->n_done++;
 }
 
-bool asyncs_complete(struct asyncs *a, uint64_t id, int result)
+/* A direct one's end: true when op was direct (freed now). */
+static bool end_direct(struct async_op *op, int result)
+{
+    if (!op->slot && !op->orphan)
+        return false;
+    if (op->slot)
+        *op->slot = result;
+    free(op);
+    return true;
+}
+
+int asyncs_complete(struct asyncs *a, uint64_t id, int result)
 {
     struct async_op *op = take_pending(a, id);
-    if (op)
-        push_done(a, op, result);
-    return op != NULL;
+    if (!op)
+        return ASYNC_NONE;
+    if (end_direct(op, result))
+        return ASYNC_TAKEN;
+    push_done(a, op, result);
+    return ASYNC_DUE;
 }
 
 size_t asyncs_fail_all(struct asyncs *a, int result)
@@ -66,6 +99,8 @@ size_t asyncs_fail_all(struct asyncs *a, int result)
     while (a->pending) {
         struct async_op *op = a->pending;
         a->pending = op->next;
+        if (end_direct(op, result))
+            continue;
         push_done(a, op, result);
         n++;
     }
