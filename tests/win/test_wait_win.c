@@ -52,13 +52,9 @@ static uint64_t raw_hold(HANDLE h, uint64_t id)
     o.path = WORD;
     o.anonymous = true;
     o.mode = MMAPIO__MODE__MODE_READ_WRITE;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_OPEN;
-    q.open = &o;
-    q.id = id;
     uint64_t got = 0, handle = 0;
     int err = -1;
-    if (!wt_raw_send(h, &q) || !wt_raw_reply(h, &got, &err, &handle) || got != id || err)
+    if (!wt_raw_op(h, id, MMAPIO__REQUEST__OP_OPEN, &o) || !wt_raw_reply(h, &got, &err, &handle) || got != id || err)
         return 0;
     return handle;
 }
@@ -71,21 +67,13 @@ static bool raw_wait(HANDLE h, uint64_t id, uint64_t handle, uint64_t offset,
     w.offset = offset;
     w.expected = expected;
     w.timeout_ms = timeout_ms;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_WAIT;
-    q.wait = &w;
-    q.id = id;
-    return wt_raw_send(h, &q);
+    return wt_raw_op(h, id, MMAPIO__REQUEST__OP_WAIT, &w);
 }
 
 static bool raw_ping(HANDLE h, uint64_t id)
 {
     Mmapio__Ping p = MMAPIO__PING__INIT;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_PING;
-    q.ping = &p;
-    q.id = id;
-    return wt_raw_send(h, &q);
+    return wt_raw_op(h, id, MMAPIO__REQUEST__OP_PING, &p);
 }
 
 /* The next reply is request id's, with error err. */
@@ -290,15 +278,12 @@ static void raw_refused(const char *pipe)
     Mmapio__Wake k = MMAPIO__WAKE__INIT;
     k.handle = handle + 1000;
     k.count = 1;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_WAKE;
-    q.wake = &k;
-    q.id = 24;
-    CHECK(wt_raw_send(h, &q) && raw_expect(h, 24, MMAPIO_E_NOT_FOUND));
+    CHECK(wt_raw_op(h, 24, MMAPIO__REQUEST__OP_WAKE, &k) &&
+          raw_expect(h, 24, MMAPIO_E_NOT_FOUND));
     k.handle = handle;
     k.offset = SIZE;
-    q.id = 25;
-    CHECK(wt_raw_send(h, &q) && raw_expect(h, 25, MMAPIO_E_OUT_OF_BOUNDS));
+    CHECK(wt_raw_op(h, 25, MMAPIO__REQUEST__OP_WAKE, &k) &&
+          raw_expect(h, 25, MMAPIO_E_OUT_OF_BOUNDS));
     CloseHandle(h);
 }
 

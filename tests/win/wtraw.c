@@ -18,6 +18,19 @@ bool wt_raw_send(HANDLE h, Mmapio__Request *q)
     return ok;
 }
 
+bool wt_raw_op(HANDLE h, uint64_t id, Mmapio__Request__OpCase op, void *msg)
+{
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(q.base.descriptor, (unsigned)op);
+    if (!f)
+        return false;
+    q.id = id;
+    q.op_case = op;
+    memcpy((char *)&q + f->offset, &msg, sizeof(msg));
+    return wt_raw_send(h, &q);
+}
+
 bool wt_raw_reply(HANDLE h, uint64_t *id, int *err, uint64_t *handle)
 {
     static uint8_t buf[1 << 17];

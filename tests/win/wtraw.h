@@ -15,6 +15,9 @@
 /* A frame of q (no handles): whether it was written. */
 bool wt_raw_send(HANDLE h, Mmapio__Request *q);
 
+/* A request `op` (its message `msg`) of id `id` sent: whether it was. */
+bool wt_raw_op(HANDLE h, uint64_t id, Mmapio__Request__OpCase op, void *msg);
+
 /* The next reply's id and error, and (handle not NULL) an OpenReply's
  * handle or 0; the handles it carried, ours now, closed. False when no
  * reply came. */
