@@ -1,11 +1,12 @@
 /* asyncs: requests whose replies nobody waits for (see asyncs.h). */
 #include "asyncs.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static struct async_op *take_pending(struct asyncs *a, uint64_t id);
 
-int asyncs_add_direct(struct asyncs *a, uint64_t id, int *slot)
+int asyncs_add_direct(struct asyncs *a, uint64_t id, struct async_slot *slot)
 {
     int r = asyncs_add(a, id, NULL, NULL);
     if (r == MMAPIO_OK)
@@ -72,22 +73,26 @@ static void push_done(struct asyncs *a, struct async_op *op, int result)
 }
 
 /* A direct one's end: true when op was direct (freed now). */
-static bool end_direct(struct async_op *op, int result)
+static bool end_direct(struct async_op *op, int result, const char *message)
 {
     if (!op->slot && !op->orphan)
         return false;
-    if (op->slot)
-        *op->slot = result;
+    if (op->slot) {
+        op->slot->result = result;
+        snprintf(op->slot->message, sizeof(op->slot->message), "%s",
+                 message ? message : "");
+    }
     free(op);
     return true;
 }
 
-int asyncs_complete(struct asyncs *a, uint64_t id, int result)
+int asyncs_complete(struct asyncs *a, uint64_t id, int result,
+                    const char *message)
 {
     struct async_op *op = take_pending(a, id);
     if (!op)
         return ASYNC_NONE;
-    if (end_direct(op, result))
+    if (end_direct(op, result, message))
         return ASYNC_TAKEN;
     push_done(a, op, result);
     return ASYNC_DUE;
@@ -99,7 +104,7 @@ size_t asyncs_fail_all(struct asyncs *a, int result)
     while (a->pending) {
         struct async_op *op = a->pending;
         a->pending = op->next;
-        if (end_direct(op, result))
+        if (end_direct(op, result, NULL))
             continue;
         push_done(a, op, result);
         n++;

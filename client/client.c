@@ -368,7 +368,7 @@ static bool client_take_async(mmapio_client *c, struct incoming *in)
     if (in->n_fds > 0)
         return false; /* no async request is answered with an fd */
     int k = asyncs_complete(&c->asyncs, r->id,
-                            r->error ? reply_error(r) : MMAPIO_OK);
+                            r->error ? reply_error(r) : MMAPIO_OK, r->message);
     if (k == ASYNC_NONE)
         return false;
     incoming_drop(in);
@@ -869,7 +869,7 @@ static int64_t mono_ms(void)
 
 int client_call_long(mmapio_client *c, Mmapio__Request *req, int give_up_ms)
 {
-    int result = 1; /* > 0: no reply yet */
+    struct async_slot slot = {.result = 1}; /* > 0: no reply yet */
     int64_t deadline = give_up_ms < 0 ? -1 : mono_ms() + give_up_ms;
     client_lock(c);
     if (c->dead) {
@@ -878,7 +878,7 @@ int client_call_long(mmapio_client *c, Mmapio__Request *req, int give_up_ms)
         return error_set(err, NULL);
     }
     req->id = client_next_id(c);
-    int r = asyncs_add_direct(&c->asyncs, req->id, &result);
+    int r = asyncs_add_direct(&c->asyncs, req->id, &slot);
     if (r == MMAPIO_OK && (r = client_send(c, req, -1)) != MMAPIO_OK)
         asyncs_forget(&c->asyncs, req->id);
     if (r != MMAPIO_OK) {
@@ -888,15 +888,17 @@ int client_call_long(mmapio_client *c, Mmapio__Request *req, int give_up_ms)
                                 : NULL);
     }
     for (;;) {
-        (void)client_read_all_locked(c); /* a death fails `result` too */
-        if (result <= 0)
+        (void)client_read_all_locked(c); /* a death fails the slot too */
+        if (slot.result <= 0)
             break;
         int slice = CLIENT_LONG_SLICE_MS;
         if (deadline >= 0) {
             int64_t left = deadline - mono_ms();
             if (left <= 0) { /* the daemon is gone quiet: give up */
                 asyncs_abandon(&c->asyncs, req->id);
-                result = MMAPIO_E_TIMED_OUT;
+                slot.result = MMAPIO_E_TIMED_OUT;
+                snprintf(slot.message, sizeof(slot.message), "%s",
+                         "no answer from the daemon in time (is it stuck?)");
                 break;
             }
             slice = left < slice ? (int)left : slice;
@@ -909,7 +911,9 @@ int client_call_long(mmapio_client *c, Mmapio__Request *req, int give_up_ms)
         client_lock(c);
     }
     client_unlock(c);
-    return result == MMAPIO_OK ? MMAPIO_OK : error_set(result, NULL);
+    if (slot.result == MMAPIO_OK)
+        return MMAPIO_OK;
+    return error_set(slot.result, slot.message[0] ? slot.message : NULL);
 }
 
 /* ---- simple requests ---- */

@@ -16,7 +16,8 @@
  * - A read-only holder of a file may wait and wake.
  * - A handle not held, an offset out of bounds or misaligned: errors,
  *   from the library and from the daemon (raw).
- * - The waits of a process that dies go with it (a later wake says 0).
+ * - The waits of a process that dies go with it (a later wake says 0);
+ *   those of a mapping that goes (no holder, deleted) fail NOT_FOUND.
  * - Another thread of a waiting process pings and opens on the same
  *   client while one thread is blocked in the wait.
  * - A flood of raw Waits past the per-client bound gets MMAPIO_E_BUSY;
@@ -248,6 +249,7 @@ static void simple(mmapio_map *m)
     atomic_store(word(m, 0), 7);
     CHECK(mmapio_wait_u32(m, 0, 5, LONG_MS) == MMAPIO_OK); /* differs: at once */
     CHECK(mmapio_wait_u32(m, 0, 7, 50) == MMAPIO_E_TIMED_OUT);
+    CHECK(strstr(mmapio_last_error(), "deadline") != NULL); /* the daemon's words */
     CHECK(mmapio_wait_u32(m, 0, 7, 0) == MMAPIO_E_TIMED_OUT);
     CHECK(mmapio_wake_u32(m, 0, 1) == 0);
     CHECK(mmapio_wake_u32(m, 4, 100) == 0);
@@ -284,6 +286,37 @@ static void raw_refused(const char *pipe)
     k.offset = SIZE;
     CHECK(wt_raw_op(h, 25, MMAPIO__REQUEST__OP_WAKE, &k) &&
           raw_expect(h, 25, MMAPIO_E_OUT_OF_BOUNDS));
+    CloseHandle(h);
+}
+
+/* A wait whose mapping goes (its last holder closed, then deleted)
+ * fails, saying so. */
+static void entry_goes(const char *pipe)
+{
+    HANDLE h = wt_raw_connect(pipe, "test_wait_win");
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = "goes";
+    o.anonymous = true;
+    o.create = true;
+    o.size = SIZE;
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    uint64_t got = 0, handle = 0;
+    int err = -1;
+    CHECK(wt_raw_op(h, 2, MMAPIO__REQUEST__OP_OPEN, &o) &&
+          wt_raw_reply(h, &got, &err, &handle) && got == 2 && err == 0 && handle);
+    CHECK(raw_wait(h, 10, handle, 0, 0, -1));
+    Mmapio__Close cl = MMAPIO__CLOSE__INIT;
+    cl.handle = handle;
+    CHECK(wt_raw_op(h, 3, MMAPIO__REQUEST__OP_CLOSE, &cl) && raw_expect(h, 3, 0));
+    Mmapio__Delete del = MMAPIO__DELETE__INIT;
+    del.path = "goes";
+    del.anonymous = true;
+    CHECK(wt_raw_op(h, 4, MMAPIO__REQUEST__OP_DELETE_MAP, &del));
+    CHECK(raw_expect(h, 10, MMAPIO_E_NOT_FOUND));
+    CHECK(raw_expect(h, 4, 0));
     CloseHandle(h);
 }
 
@@ -437,6 +470,7 @@ int main(int argc, char **argv)
         simple(m);
         raw_refused(d.pipe);
         one_of_three(d.pipe, m);
+        entry_goes(d.pipe);
         read_only(c);
         dies_parked(d.pipe, c, m);
         beside(d.pipe, c, m);
