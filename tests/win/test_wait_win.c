@@ -192,11 +192,13 @@ static int waker(const char *pipe)
 
 /* Store, then wake; wait while the word is what it was. Odd values are
  * the child's turn to be seen, even the parent's. */
-static int pingpong(mmapio_map *m, bool child)
+static int pingpong(mmapio_map *m, bool child, LARGE_INTEGER *second)
 {
     _Atomic uint32_t *w = word(m, 0);
     int timeouts = 0;
     for (uint32_t k = 0; k < ROUNDS; k++) {
+        if (k == 1 && second) /* the other process is up by now */
+            QueryPerformanceCounter(second);
         uint32_t mine = 2 * k + (child ? 1 : 2), theirs = 2 * k + (child ? 2 : 1);
         if (child) {
             atomic_store(w, mine);
@@ -224,14 +226,18 @@ static int pong(const char *pipe)
     mmapio_map *m = NULL;
     if (mmapio_connect(pipe, &c) || mmapio_anon_open(c, WORD, &m))
         return 2;
-    int r = pingpong(m, true);
+    int r = pingpong(m, true, NULL);
     mmapio_unmap(m);
     mmapio_disconnect(c);
     return r;
 }
 
-static void ping_pong(const char *pipe, mmapio_map *m)
+/* The ping-pong's pace, beside its floor (pings: a round trip each),
+ * printed, never judged. */
+static void ping_pong(const char *pipe, mmapio_client *c, mmapio_map *m)
 {
+    LARGE_INTEGER f, t0, t1, t2;
+    QueryPerformanceFrequency(&f);
     atomic_store(word(m, 0), 0);
     char cmd[3 * MAX_PATH];
     char self[MAX_PATH];
@@ -239,9 +245,19 @@ static void ping_pong(const char *pipe, mmapio_map *m)
     snprintf(cmd, sizeof(cmd), "\"%s\" pong %s", self, pipe);
     PROCESS_INFORMATION pi;
     CHECK(wt_spawn(cmd, NULL, NULL, 0, &pi));
-    CHECK(pingpong(m, false) == 0);
+    CHECK(pingpong(m, false, &t0) == 0);
+    QueryPerformanceCounter(&t1);
     CHECK(wt_wait(&pi, 2 * LONG_MS) == 0);
     CHECK(atomic_load(word(m, 0)) == 2 * ROUNDS);
+    QueryPerformanceCounter(&t2);
+    for (int i = 0; i < 2 * ROUNDS; i++)
+        CHECK(mmapio_ping(c) == MMAPIO_OK);
+    LARGE_INTEGER t3;
+    QueryPerformanceCounter(&t3);
+    printf("ping-pong: %d hand-overs (store, wake, wait) in %.1f us each; "
+           "floor, a ping: %.1f us\n", 2 * (ROUNDS - 1),
+           (double)(t1.QuadPart - t0.QuadPart) * 1e6 / (double)f.QuadPart / (2 * (ROUNDS - 1)),
+           (double)(t3.QuadPart - t2.QuadPart) * 1e6 / (double)f.QuadPart / (2 * ROUNDS));
 }
 
 static void simple(mmapio_map *m)
@@ -466,7 +482,7 @@ int main(int argc, char **argv)
     if (up && mmapio_connect(d.pipe, &c) == MMAPIO_OK &&
         mmapio_anon_create(c, WORD, SIZE, &m) == MMAPIO_OK) {
         woken_across(d.pipe, m);
-        ping_pong(d.pipe, m);
+        ping_pong(d.pipe, c, m);
         simple(m);
         raw_refused(d.pipe);
         one_of_three(d.pipe, m);
