@@ -4,7 +4,8 @@
  * offer across processes there. A Wait parks in a daemon-wide FIFO until
  * a Wake of its word, its deadline (a thread-pool timer posted to the
  * loop), its session's end (dropped, unanswered) or its entry's end
- * (failed). Runs on the loop.
+ * (failed). Runs on the loop. One list for the daemon: a wake, a
+ * timeout and a session's end walk it (at most WINWAIT_MAX).
  */
 #ifndef MMAPIOD_WINWAIT_H
 #define MMAPIOD_WINWAIT_H
