@@ -1,7 +1,27 @@
 /* asyncs: requests whose replies nobody waits for (see asyncs.h). */
 #include "asyncs.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+static struct async_op *take_pending(struct asyncs *a, uint64_t id);
+
+int asyncs_add_direct(struct asyncs *a, uint64_t id, struct async_slot *slot)
+{
+    int r = asyncs_add(a, id, NULL, NULL);
+    if (r == MMAPIO_OK)
+        a->pending->slot = slot;
+    return r;
+}
+
+void asyncs_abandon(struct asyncs *a, uint64_t id)
+{
+    for (struct async_op *op = a->pending; op; op = op->next)
+        if (op->id == id) {
+            op->slot = NULL;
+            op->orphan = true;
+        }
+}
 
 int asyncs_add(struct asyncs *a, uint64_t id, mmapio_done_cb cb, void *user)
 {
@@ -52,12 +72,30 @@ static void push_done(struct asyncs *a, struct async_op *op, int result)
     a->n_done++;
 }
 
-bool asyncs_complete(struct asyncs *a, uint64_t id, int result)
+/* A direct one's end: true when op was direct (freed now). */
+static bool end_direct(struct async_op *op, int result, const char *message)
+{
+    if (!op->slot && !op->orphan)
+        return false;
+    if (op->slot) {
+        op->slot->result = result;
+        snprintf(op->slot->message, sizeof(op->slot->message), "%s",
+                 message ? message : "");
+    }
+    free(op);
+    return true;
+}
+
+int asyncs_complete(struct asyncs *a, uint64_t id, int result,
+                    const char *message)
 {
     struct async_op *op = take_pending(a, id);
-    if (op)
-        push_done(a, op, result);
-    return op != NULL;
+    if (!op)
+        return ASYNC_NONE;
+    if (end_direct(op, result, message))
+        return ASYNC_TAKEN;
+    push_done(a, op, result);
+    return ASYNC_DUE;
 }
 
 size_t asyncs_fail_all(struct asyncs *a, int result)
@@ -66,6 +104,8 @@ size_t asyncs_fail_all(struct asyncs *a, int result)
     while (a->pending) {
         struct async_op *op = a->pending;
         a->pending = op->next;
+        if (end_direct(op, result, NULL))
+            continue;
         push_done(a, op, result);
         n++;
     }

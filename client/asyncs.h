@@ -25,11 +25,20 @@
  * wait unread would never finish. */
 #define ASYNCS_MAX 32
 
+/* Where a direct request's result goes (the waiter's): result > 0 until
+ * the reply, and the reply's message. */
+struct async_slot {
+    int result;
+    char message[256];
+};
+
 struct async_op {
     uint64_t id;
     mmapio_done_cb cb;
     void *user;
     int result;
+    struct async_slot *slot; /* a direct one's: its result goes here, no callback */
+    bool orphan;   /* a direct one given up: its reply is dropped */
     struct async_op *next;
 };
 
@@ -43,13 +52,23 @@ struct asyncs {
 /* Records request id as pending: MMAPIO_OK, MMAPIO_E_BUSY when the
  * most allowed are owed, MMAPIO_E_QUOTA out of memory. */
 int asyncs_add(struct asyncs *a, uint64_t id, mmapio_done_cb cb, void *user);
+/* A request whose waiter reads its result itself (client_call_long):
+ * the reply writes it to *slot (lock held), no callback, not counted for
+ * the dispatch. Same limits and results as asyncs_add. */
+int asyncs_add_direct(struct asyncs *a, uint64_t id, struct async_slot *slot);
+/* A direct request's waiter gave up: its reply, if one comes, is dropped. */
+void asyncs_abandon(struct asyncs *a, uint64_t id);
 /* Forgets a pending request that could not be sent (no callback). */
 void asyncs_forget(struct asyncs *a, uint64_t id);
-/* The reply to id came with `result`: true when id was pending (it is
- * done now), false when nobody waits for it. */
-bool asyncs_complete(struct asyncs *a, uint64_t id, int result);
+/* The reply to id came with `result`: ASYNC_DUE when id was pending
+ * (its callback is due now), ASYNC_TAKEN when it was a direct one (its
+ * result written, or dropped), ASYNC_NONE when nobody waits for it.
+ * A direct one's slot gets `message` too (NULL: none). */
+enum { ASYNC_NONE, ASYNC_DUE, ASYNC_TAKEN };
+int asyncs_complete(struct asyncs *a, uint64_t id, int result,
+                    const char *message);
 /* Every pending request is done with `result` (the connection died);
- * returns how many. */
+ * returns how many callbacks that made due (direct ones are not). */
 size_t asyncs_fail_all(struct asyncs *a, int result);
 /* Takes the done list, oldest first, for asyncs_run. */
 struct async_op *asyncs_take_done(struct asyncs *a);

@@ -12,14 +12,18 @@
  * view too, but the page is mapped without PROT_WRITE: only atomic loads
  * may be made through it (a store or read-modify-write faults).
  *
- * Wait and wake are the platform's futex (platform/futex.h): on Linux
- * FUTEX_WAIT_BITSET / FUTEX_WAKE on the word, without FUTEX_PRIVATE_FLAG:
- * the kernel keys a shared mapping's futex by the page behind it, so a
- * waiter in one process is woken from another. Windows has no
- * cross-process wait on an address: both calls are
- * MMAPIO_E_INVALID_ARGUMENT there, saying so (FUTEX_UNSUPPORTED). Wait
- * sleeps against one absolute CLOCK_MONOTONIC deadline, so a signal
- * (EINTR) is retried for the time that remains, never longer.
+ * Wait and wake are the platform's futex (platform/futex.h) where it
+ * reaches across processes (futex_shared): on Linux FUTEX_WAIT_BITSET /
+ * FUTEX_WAKE on the word, without FUTEX_PRIVATE_FLAG: the kernel keys a
+ * shared mapping's futex by the page behind it, so a waiter in one
+ * process is woken from another. Wait sleeps against one absolute
+ * CLOCK_MONOTONIC deadline, so a signal (EINTR) is retried for the time
+ * that remains, never longer. Elsewhere (Windows) the daemon keeps the
+ * waiters: Wait and Wake requests (proto, daemon winwait.c). The Wait is
+ * answered when woken, when the word differs as the daemon reads it, or
+ * at the daemon's deadline, which decides; the connection's lock is not
+ * held meanwhile (client_call_long), and the library gives up by itself
+ * only WAIT_GRACE_MS after that deadline (a daemon gone quiet).
  */
 #include <errno.h>
 #include <limits.h>
@@ -27,6 +31,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "client.h"
 #include "errors.h"
 #include "futex.h"
 #include "map.h"
@@ -105,6 +110,60 @@ static struct timespec atomics_deadline(int ms)
     return t;
 }
 
+/* How long past its own deadline the library waits for the daemon's
+ * answer to a Wait before it says TIMED_OUT itself. */
+#define WAIT_GRACE_MS 5000
+
+/* The handle's holder and the word on the wire, for Wait and Wake. */
+static int atomics_remote(mmapio_map *m, uint64_t *handle)
+{
+    if (map_attached(m) != MMAPIO_OK)
+        return MMAPIO_E_NOT_FOUND;
+    *handle = map_handle_of(m);
+    return MMAPIO_OK;
+}
+
+static int wait_remote(mmapio_map *m, uint64_t offset, uint32_t expected,
+                       int timeout_ms)
+{
+    Mmapio__Wait wt = MMAPIO__WAIT__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    int r = atomics_remote(m, &wt.handle);
+    if (r != MMAPIO_OK)
+        return r;
+    wt.offset = offset;
+    wt.expected = expected;
+    wt.timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+    req.op_case = MMAPIO__REQUEST__OP_WAIT;
+    req.wait = &wt;
+    int give_up = timeout_ms < 0 ? -1
+                  : timeout_ms > INT_MAX - WAIT_GRACE_MS ? INT_MAX
+                                                         : timeout_ms + WAIT_GRACE_MS;
+    return client_call_long(map_client_of(m), &req, give_up);
+}
+
+static int wake_remote(mmapio_map *m, uint64_t offset, int count)
+{
+    Mmapio__Wake wk = MMAPIO__WAKE__INIT;
+    Mmapio__Request req = MMAPIO__REQUEST__INIT;
+    struct client_reply rep;
+    int r = atomics_remote(m, &wk.handle);
+    if (r != MMAPIO_OK)
+        return r;
+    wk.offset = offset;
+    wk.count = (uint32_t)count;
+    req.op_case = MMAPIO__REQUEST__OP_WAKE;
+    req.wake = &wk;
+    /* The caller's store before the daemon's read of the word. */
+    atomic_thread_fence(memory_order_seq_cst);
+    r = client_call(map_client_of(m), &req, MMAPIO__REPLY__RESULT_WOKE, &rep);
+    if (r != MMAPIO_OK)
+        return r;
+    uint32_t n = rep.reply->woke->woken;
+    client_reply_free(&rep);
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 /*
  * MMAPIO_OK when the word is not `expected` (EAGAIN: it changed before we
  * slept) or when a wake reached us (0, even if the value came back to
@@ -119,6 +178,8 @@ int mmapio_wait_u32(mmapio_map *m, uint64_t offset, uint32_t expected,
     int r = atomics_word(m, offset, &w);
     if (r != MMAPIO_OK)
         return r;
+    if (!futex_shared)
+        return wait_remote(m, offset, expected, timeout_ms);
     if (timeout_ms >= 0)
         deadline = atomics_deadline(timeout_ms);
     for (;;) {
@@ -145,6 +206,8 @@ int mmapio_wake_u32(mmapio_map *m, uint64_t offset, int count)
     int r = atomics_word(m, offset, &w);
     if (r != MMAPIO_OK)
         return r;
+    if (!futex_shared)
+        return wake_remote(m, offset, count);
     long n = futex_wake(w, count);
     if (n == -ENOTSUP)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, FUTEX_UNSUPPORTED);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "area.h"
 #include "asyncs.h"
@@ -366,11 +367,13 @@ static bool client_take_async(mmapio_client *c, struct incoming *in)
     const Mmapio__Reply *r = in->msg->reply;
     if (in->n_fds > 0)
         return false; /* no async request is answered with an fd */
-    if (!asyncs_complete(&c->asyncs, r->id,
-                         r->error ? reply_error(r) : MMAPIO_OK))
+    int k = asyncs_complete(&c->asyncs, r->id,
+                            r->error ? reply_error(r) : MMAPIO_OK, r->message);
+    if (k == ASYNC_NONE)
         return false;
     incoming_drop(in);
-    client_note(c, 1);
+    if (k == ASYNC_DUE)
+        client_note(c, 1);
     return true;
 }
 
@@ -792,10 +795,11 @@ int mmapio_client_fd(const mmapio_client *c)
 /* ---- waiting for events (mmapio_client_dispatch) ---- */
 
 /*
- * Reads every waiting datagram (lock held). Returns the events handled
- * since the last dispatch, or the latched error when there are none.
+ * Reads every waiting datagram (lock held), applying events and async
+ * replies: 0, or the latched error (every pending request failed then).
+ * What it reads is left for the next dispatch (client_note).
  */
-static int client_drain_locked(mmapio_client *c)
+static int client_read_all_locked(mmapio_client *c)
 {
     int err = c->dead;
     while (!err) {
@@ -815,6 +819,16 @@ static int client_drain_locked(mmapio_client *c)
     if (err)
         c->unreported += (unsigned)asyncs_fail_all(&c->asyncs,
                                                    MMAPIO_E_DISCONNECTED);
+    return err;
+}
+
+/*
+ * Reads every waiting datagram (lock held). Returns the events handled
+ * since the last dispatch, or the latched error when there are none.
+ */
+static int client_drain_locked(mmapio_client *c)
+{
+    int err = client_read_all_locked(c);
     unsigned n = c->unreported;
     c->unreported = 0;
     if (n > 0)
@@ -842,6 +856,64 @@ int client_await(mmapio_client *c, int timeout_ms)
     if (n < 0 && n != -EINTR)
         return MMAPIO_E_IO;
     return MMAPIO_OK;
+}
+
+/* ---- a long wait for one reply (client_call_long) ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int client_call_long(mmapio_client *c, Mmapio__Request *req, int give_up_ms)
+{
+    struct async_slot slot = {.result = 1}; /* > 0: no reply yet */
+    int64_t deadline = give_up_ms < 0 ? -1 : mono_ms() + give_up_ms;
+    client_lock(c);
+    if (c->dead) {
+        int err = c->dead;
+        client_unlock(c);
+        return error_set(err, NULL);
+    }
+    req->id = client_next_id(c);
+    int r = asyncs_add_direct(&c->asyncs, req->id, &slot);
+    if (r == MMAPIO_OK && (r = client_send(c, req, -1)) != MMAPIO_OK)
+        asyncs_forget(&c->asyncs, req->id);
+    if (r != MMAPIO_OK) {
+        client_unlock(c);
+        return error_set(r, r == MMAPIO_E_BUSY
+                                ? "too many asynchronous requests pending"
+                                : NULL);
+    }
+    for (;;) {
+        (void)client_read_all_locked(c); /* a death fails the slot too */
+        if (slot.result <= 0)
+            break;
+        int slice = CLIENT_LONG_SLICE_MS;
+        if (deadline >= 0) {
+            int64_t left = deadline - mono_ms();
+            if (left <= 0) { /* the daemon is gone quiet: give up */
+                asyncs_abandon(&c->asyncs, req->id);
+                slot.result = MMAPIO_E_TIMED_OUT;
+                snprintf(slot.message, sizeof(slot.message), "%s",
+                         "no answer from the daemon in time (is it stuck?)");
+                break;
+            }
+            slice = left < slice ? (int)left : slice;
+        }
+        client_unlock(c);
+        /* Unlocked; not on wake_fd, which is a dispatch's. A round trip
+         * of another thread may read our reply meanwhile: seen within
+         * the slice. */
+        (void)conn_wait(c->fd, false, -1, slice);
+        client_lock(c);
+    }
+    client_unlock(c);
+    if (slot.result == MMAPIO_OK)
+        return MMAPIO_OK;
+    return error_set(slot.result, slot.message[0] ? slot.message : NULL);
 }
 
 /* ---- simple requests ---- */

@@ -149,6 +149,18 @@ int client_send_oneway_locked(mmapio_client *c, Mmapio__Request *req);
 /* The callbacks due, for asyncs_run outside the lock (takes the lock). */
 struct async_op *client_take_done(mmapio_client *c);
 
+/*
+ * Sends req (takes the lock; assigns req->id) and waits for its bare
+ * reply (success or an error) without holding the lock while it waits:
+ * other threads use the connection meanwhile, and what is read here
+ * (events, other replies) is left for the dispatch. Gives up after
+ * give_up_ms (< 0: never) with MMAPIO_E_TIMED_OUT, the reply then dropped
+ * when it comes. A reply read by another thread is seen within
+ * CLIENT_LONG_SLICE_MS.
+ */
+#define CLIENT_LONG_SLICE_MS 20
+int client_call_long(mmapio_client *c, Mmapio__Request *req, int give_up_ms);
+
 /* The same, taking and dropping the lock; rep may be NULL. */
 int client_call(mmapio_client *c, Mmapio__Request *req,
                 Mmapio__Reply__ResultCase want, struct client_reply *rep);

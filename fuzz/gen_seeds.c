@@ -94,5 +94,16 @@ int main(int argc, char **argv)
     aw.path = "f";
     q.op_case = MMAPIO__REQUEST__OP_ADMIN_WATCH, q.admin_watch = &aw;
     put(argv[1], "admin-watch", 1, &q);
+    /* Wait and Wake: refused on Linux (the library uses the futex). */
+    Mmapio__Wait wt = MMAPIO__WAIT__INIT;
+    wt.handle = 1;
+    wt.timeout_ms = 10;
+    q.op_case = MMAPIO__REQUEST__OP_WAIT, q.wait = &wt;
+    put(argv[1], "wait", 1, &q);
+    Mmapio__Wake wk = MMAPIO__WAKE__INIT;
+    wk.handle = 1;
+    wk.count = 1;
+    q.op_case = MMAPIO__REQUEST__OP_WAKE, q.wake = &wk;
+    put(argv[1], "wake", 1, &q);
     return 0;
 }

@@ -578,8 +578,12 @@ int mmapio_atomic_u64_slice(mmapio_map *m, uint64_t offset, size_t count,
 /* Cross-process wait/wake on a u32 in the mapping (a futex on shared
  * memory). wait: MMAPIO_OK when woken or when the value is not `expected`,
  * MMAPIO_E_TIMED_OUT after timeout_ms (< 0: no limit). wake: how many it
- * woke, or a negative error. On Windows both are MMAPIO_E_INVALID_ARGUMENT
- * (no wait on an address across processes); the atomic views work. */
+ * woke, or a negative error. Any mode may wait and wake. On Windows
+ * (no wait on an address across processes there) both go through the
+ * daemon, a round trip each, even when nobody waits: a waiting thread
+ * does not block the client's other threads, the daemon's deadline
+ * decides, and at most 32 waits of one client may be parked
+ * (MMAPIO_E_BUSY past them). */
 int mmapio_wait_u32(mmapio_map *m, uint64_t offset, uint32_t expected,
                     int timeout_ms);
 int mmapio_wake_u32(mmapio_map *m, uint64_t offset, int count);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "wire.h"
 
 TestSuite(datapath, .init = hz_setup, .fini = hz_teardown, .timeout = 60);
 
@@ -356,6 +357,36 @@ Test(datapath, wait_times_out_after_the_time)
     cr_assert_lt(hz_now_ms() - t0, 1000);
     cr_assert_str_neq(mmapio_last_error(), "");
     hz_assert_ok(mmapio_unmap(m));
+}
+
+/* The Linux library waits on the kernel's futex; the daemon's Wait and
+ * Wake (for systems without one) are refused here, saying why. */
+Test(datapath, the_linux_daemon_refuses_wait_and_wake)
+{
+    int fd = raw_connect(hz.sock);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(raw_hello(fd, WIRE_PROTOCOL), 0);
+    Mmapio__Wait wt = MMAPIO__WAIT__INIT;
+    Mmapio__Wake wk = MMAPIO__WAKE__INIT;
+    wk.count = 1;
+    for (int i = 0; i < 2; i++) {
+        Mmapio__Request req = MMAPIO__REQUEST__INIT;
+        req.id = 7 + (uint64_t)i;
+        req.op_case = i ? MMAPIO__REQUEST__OP_WAKE : MMAPIO__REQUEST__OP_WAIT;
+        if (i)
+            req.wake = &wk;
+        else
+            req.wait = &wt;
+        cr_assert_eq(raw_send(fd, &req, -1), 0);
+        Mmapio__ServerMessage *msg = NULL;
+        cr_assert_eq(raw_recv(fd, 5000, &msg, NULL), 0);
+        cr_assert_eq(msg->reply->id, req.id);
+        cr_assert_eq(msg->reply->error, MMAPIO_E_INVALID_ARGUMENT);
+        cr_assert(strstr(msg->reply->message, "futex"), "%s", msg->reply->message);
+        mmapio__server_message__free_unpacked(msg, NULL);
+    }
+    cr_assert_eq(raw_ping(fd, 9), 0);
+    close(fd);
 }
 
 Test(datapath, wait_wake_bad_arguments)

@@ -4,14 +4,21 @@
  * (client/platform/<system>/futex.c). Linux keys a shared mapping's futex
  * by the page behind it, so waiters and wakers may be in any process;
  * Windows has no such call (WaitOnAddress reaches only the threads of one
- * process), so both calls there are -ENOTSUP.
+ * process), so both calls there are -ENOTSUP and futex_shared is false:
+ * the library asks the daemon instead (atomics.c: Wait and Wake requests,
+ * a round trip each).
  */
 #ifndef MMAPIO_FUTEX_H
 #define MMAPIO_FUTEX_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
+
+/* The futex reaches other processes (Linux); false: the daemon's Wait
+ * and Wake stand in (Windows). */
+extern const bool futex_shared;
 
 /* What the library says when -ENOTSUP comes back. */
 #define FUTEX_UNSUPPORTED                                                   \

@@ -446,6 +446,12 @@ static void dispatch(struct session *s, const Mmapio__Request *q)
     case MMAPIO__REQUEST__OP_COPY: copy_request(s, q->id, q->copy); break;
     case MMAPIO__REQUEST__OP_WRITE_RING: ringdrain_request(s, q->id); break;
     case MMAPIO__REQUEST__OP_REATTACH: reattach_request(s, q->id, q->reattach, -1); break;
+    case MMAPIO__REQUEST__OP_WAIT:
+    case MMAPIO__REQUEST__OP_WAKE:
+        session_reply_err(s, q->id, MMAPIO_E_INVALID_ARGUMENT,
+                          "wait/wake through the daemon is for systems without a "
+                          "shared-memory futex: on Linux the library uses the kernel's");
+        break;
     default:
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "unknown operation %d", (int)q->op_case);
         break;

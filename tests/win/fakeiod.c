@@ -241,6 +241,7 @@ static DWORD WINAPI serve_conn(void *p)
         Mmapio__HelloReply hr = MMAPIO__HELLO_REPLY__INIT;
         Mmapio__OpenReply orep = MMAPIO__OPEN_REPLY__INIT;
         Mmapio__WatchReply watch = MMAPIO__WATCH_REPLY__INIT;
+        Mmapio__WokeReply woke = MMAPIO__WOKE_REPLY__INIT;
         bool event_after = false;
         uint64_t val = 0;
         uint32_t n = 0;
@@ -281,6 +282,10 @@ static DWORD WINAPI serve_conn(void *p)
             rep.result_case = MMAPIO__REPLY__RESULT_WATCH;
             rep.watch = &watch;
             event_after = true;
+            break;
+        case MMAPIO__REQUEST__OP_WAKE: /* nobody waits here; a Wait is OK at once */
+            rep.result_case = MMAPIO__REPLY__RESULT_WOKE;
+            rep.woke = &woke;
             break;
         case MMAPIO__REQUEST__OP_WRITE_RING:
             reply_error(&rep, MMAPIO_E_INVALID_ARGUMENT,

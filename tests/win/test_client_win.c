@@ -300,7 +300,8 @@ static void test_reconnect(void)
     mmapio_disconnect(c);
 }
 
-/* What Windows cannot do gives a clear error, never a hang. */
+/* What Windows cannot do gives a clear error, never a hang; wait and
+ * wake go to the daemon (which answers a Wait at once here). */
 static void test_unsupported(void)
 {
     mmapio_map *m = NULL;
@@ -309,9 +310,8 @@ static void test_unsupported(void)
         return;
     CHECK(mmapio_anon_create(c, "words", SIZE, &m) == MMAPIO_OK);
     if (m) {
-        CHECK(mmapio_wait_u32(m, 0, 0, 10) == MMAPIO_E_INVALID_ARGUMENT);
-        CHECK(strstr(mmapio_last_error(), "Windows") != NULL);
-        CHECK(mmapio_wake_u32(m, 0, 1) == MMAPIO_E_INVALID_ARGUMENT);
+        CHECK(mmapio_wait_u32(m, 0, 0, 10) == MMAPIO_OK);
+        CHECK(mmapio_wake_u32(m, 0, 1) == 0);
         errno = 0;
         CHECK(mmapio_reader(m) == NULL && errno == ENOSYS);
         CHECK(mmapio_advise(m, 0, SIZE, MMAPIO_ADVICE_WILL_NEED) == MMAPIO_OK);

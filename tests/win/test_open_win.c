@@ -29,8 +29,8 @@
 
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
-#include "wire.h"
 #include "wintest.h"
+#include "wtraw.h"
 
 #define SLOW "slow.dat"
 #define OPENERS 17 /* the bound (16) and one more */
@@ -244,68 +244,18 @@ static void gone_mid_open(struct wt_daemon *d)
     mmapio_disconnect(a);
 }
 
-/* ---- a client in raw frames: requests without waiting for replies ---- */
-
-/* A frame of q (no handles): whether it was written. */
-static bool raw_send(HANDLE h, Mmapio__Request *q)
-{
-    size_t n = mmapio__request__get_packed_size(q);
-    uint8_t *buf = calloc(1, 8 + n);
-    DWORD put = 0;
-    bool ok = buf && (mmapio__request__pack(q, buf + 8), true) &&
-              WriteFile(h, buf, (DWORD)(8 + n), &put, NULL) && put == 8 + n;
-    free(buf);
-    return ok;
-}
-
-/* The next reply's id and error (its handles, ours now, closed); false
- * when none came. */
-static bool raw_reply(HANDLE h, uint64_t *id, int *err)
-{
-    static uint8_t buf[1 << 17];
-    DWORD got = 0;
-    uint32_t n = 0;
-    if (!ReadFile(h, buf, sizeof(buf), &got, NULL) || got < 8)
-        return false;
-    memcpy(&n, buf, 4);
-    if (n > 4 || got < 8 + 8 * n)
-        return false;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t v;
-        memcpy(&v, buf + 8 + 8 * i, 8);
-        CloseHandle((HANDLE)(uintptr_t)v);
-    }
-    Mmapio__ServerMessage *m =
-        mmapio__server_message__unpack(NULL, got - 8 - 8 * n, buf + 8 + 8 * n);
-    bool ok = m && m->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY;
-    if (ok) {
-        *id = m->reply->id;
-        *err = m->reply->error;
-    }
-    if (m)
-        mmapio__server_message__free_unpacked(m, NULL);
-    return ok;
-}
-
 /* One client's opens past its bound (16 waiting or running) are
  * MMAPIO_E_BUSY at once; of one uid's, four run at a time (half the
  * workers), the rest wait their turn and are answered in the end. */
 static void bounded(const char *pipe)
 {
-    HANDLE h = wt_pipe_open(pipe);
+    HANDLE h = wt_raw_connect(pipe, "test_open_win");
     CHECK(h != NULL);
     if (!h)
         return;
-    Mmapio__Hello he = MMAPIO__HELLO__INIT;
-    he.protocol = WIRE_PROTOCOL;
-    he.client_name = "test_open_win";
     Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    q.op_case = MMAPIO__REQUEST__OP_HELLO;
-    q.hello = &he;
-    q.id = 1;
     uint64_t id = 0;
     int err = -1;
-    CHECK(raw_send(h, &q) && raw_reply(h, &id, &err) && id == 1 && err == 0);
     Mmapio__Open o = MMAPIO__OPEN__INIT;
     o.path = SLOW;
     o.mode = MMAPIO__MODE__MODE_READ_ONLY;
@@ -313,17 +263,17 @@ static void bounded(const char *pipe)
     q.open = &o;
     for (int i = 0; i < OPENERS; i++) {
         q.id = 100 + (uint64_t)i;
-        CHECK(raw_send(h, &q));
+        CHECK(wt_raw_send(h, &q));
     }
     for (int i = 0; i < 4; i++)
         CHECK(held());
     /* The first reply: the one past the bound, while the rest are held. */
-    CHECK(raw_reply(h, &id, &err) && id == 100 + OPENERS - 1 && err == MMAPIO_E_BUSY);
+    CHECK(wt_raw_reply(h, &id, &err, NULL) && id == 100 + OPENERS - 1 && err == MMAPIO_E_BUSY);
     CHECK(WaitForSingleObject(entered, 0) == WAIT_TIMEOUT); /* no fifth runs */
     SetEvent(release);
     int ok = 0;
     for (int i = 0; i < OPENERS - 1; i++)
-        ok += raw_reply(h, &id, &err) && id >= 100 && id < 100 + OPENERS - 1 && err == 0;
+        ok += wt_raw_reply(h, &id, &err, NULL) && id >= 100 && id < 100 + OPENERS - 1 && err == 0;
     CHECK(ok == OPENERS - 1);
     hold_again();
     CloseHandle(h);

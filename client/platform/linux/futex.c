@@ -4,9 +4,12 @@
 #include "futex.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+const bool futex_shared = true;
 
 int futex_wait(_Atomic uint32_t *w, uint32_t expected,
                const struct timespec *deadline)

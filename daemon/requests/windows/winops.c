@@ -1,7 +1,7 @@
 /*
  * winops (Windows): sessions and the requests served (winops.h): hello,
  * open, close, delete, stat, resize, set_policy, notices, and the
- * dispatch to winflush and winwatch. Runs on the daemon's one loop thread.
+ * dispatch to winflush, winwatch and winwait. Runs on the daemon's one loop thread.
  */
 #include "winops.h"
 #include "winadmin.h"
@@ -9,6 +9,7 @@
 #include "winfromfd.h"
 #include "winopen.h"
 #include "winstate.h"
+#include "winwait.h"
 #include "winwatch.h"
 
 #include <aclapi.h>
@@ -367,6 +368,8 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len,
         case MMAPIO__REQUEST__OP_FLUSH: winflush_request(s, id, q->flush); break;
         case MMAPIO__REQUEST__OP_WATCH: winwatch_request(s, id, q->watch); break;
         case MMAPIO__REQUEST__OP_UNWATCH: winwatch_unwatch(s, id, q->unwatch); break;
+        case MMAPIO__REQUEST__OP_WAIT: winwait_wait(s, id, q->wait); break;
+        case MMAPIO__REQUEST__OP_WAKE: winwait_wake(s, id, q->wake); break;
         case MMAPIO__REQUEST__OP_ADMIN_STATUS: case MMAPIO__REQUEST__OP_ADMIN_LIST:
         case MMAPIO__REQUEST__OP_ADMIN_CLIENTS: case MMAPIO__REQUEST__OP_ADMIN_FLUSH:
         case MMAPIO__REQUEST__OP_ADMIN_POLICY: case MMAPIO__REQUEST__OP_ADMIN_STAT:
@@ -401,6 +404,7 @@ struct wsession *winops_session_new(struct winops *w, void *conn, HANDLE pipe)
 
 void winops_session_end(struct wsession *s)
 {
+    winwait_session_end(s); /* before its holders: no reply to it */
     for (struct wwatch *x = s->w->watches, *next; x && s->n_watches; x = next) {
         next = x->next;
         if (x->s == s)
@@ -430,6 +434,7 @@ int winops_new(struct winops **out, const struct winops_config *cfg,
     w->port = *port;
     w->started = (int64_t)time(NULL);
     w->watchsys = -1;
+    w->map_gone = winwait_map_gone;
     if (w->cfg.max_mappings > CTL_SLOTS)
         w->cfg.max_mappings = CTL_SLOTS;
     int fd = mem_section_new("mmapio-ctl", (uint64_t)CTL_SLOTS * sizeof(struct ctl_slot), 0);
@@ -458,6 +463,7 @@ void winops_free(struct winops *w)
     winopen_final(w);
     winflush_final(w);
     winwatch_stop(w);
+    winwait_final(w);
     while (w->watches) {
         struct wwatch *x = w->watches;
         w->watches = x->next;

@@ -172,6 +172,8 @@ void map_maybe_free(struct winops *w, struct wmap *m)
             break;
         }
     w->n_maps--;
+    if (w->map_gone && (m->waits || m->wview))
+        w->map_gone(w, m);
     struct uidq *q = uidq_of(w, m->owner, false);
     if (q) {
         q->maps--;

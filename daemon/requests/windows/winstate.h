@@ -58,6 +58,9 @@ struct wmap {
                            * found by no path or identity, listed nowhere */
     uint64_t flushes;     /* flushes of it finished (winflush_count) */
     int64_t last_flush;   /* unix seconds the last one finished; 0: never */
+    unsigned waits;       /* waits parked on its words (winwait) */
+    const uint8_t *wview; /* the daemon's read-only view, for waits (winwait) */
+    uint64_t wview_len;
 };
 
 /* A timer's context: the mapping by id, which the loop looks up again. */
@@ -113,6 +116,12 @@ struct winops {
     struct wopens *opens;       /* file opens waiting and running (winopen) */
     int watchsys;               /* news of files changed outside (winwatch) */
     HANDLE watchsys_wait;
+    struct wwaiter *waiters;    /* parked waits, oldest first (winwait) */
+    uint32_t n_waiters;
+    uint64_t next_waiter;
+    /* Called by map_maybe_free for an entry with waits or a wait's view
+     * (winwait_map_gone), before it is freed. */
+    void (*map_gone)(struct winops *w, struct wmap *m);
 };
 
 struct wsession {
@@ -129,6 +138,7 @@ struct wsession {
     uint32_t opens;   /* file opens waiting or on worker threads (winopen) */
     HANDLE token;     /* its impersonation token, for workers (winopen) */
     uint32_t n_watches;
+    uint32_t waits;   /* its waits parked (winwait) */
     bool gone;        /* the connection ended; freed after its flushes and opens */
     struct wsession *next; /* in winops.sessions while connected */
     uint64_t id;
