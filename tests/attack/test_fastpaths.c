@@ -1,5 +1,5 @@
 /*
- * test_hostile: attacks on the newest code (admin paging, the ping fast
+ * test_fastpaths: attacks on the newest code (admin paging, the ping fast
  * path, the write ring), each by uid 65534 against a real daemon.
  *
  *   clients page   an attacker holding 32 files of 4000-byte paths: its
@@ -47,7 +47,7 @@ static void init(void)
     setenv("MMAPIO_SOCKET", hz.sock, 1);
 }
 
-TestSuite(hostile, .init = init, .fini = hz_teardown, .timeout = 120);
+TestSuite(fastpaths, .init = init, .fini = hz_teardown, .timeout = 120);
 
 /* ---- an attacker that stays connected --------------------------------- */
 
@@ -141,7 +141,7 @@ static const char *hold_long_paths(mmapio_client *c)
     return NULL;
 }
 
-Test(hostile, clients_entry_fits_a_frame)
+Test(fastpaths, clients_entry_fits_a_frame)
 {
     char own[600];
     snprintf(own, sizeof(own), "%s", hz_path(&hz, "own"));
