@@ -32,6 +32,8 @@
 #include "wire.h"
 #include "wring.h"
 
+#define ADMINVIEW_PAGE_MAX_TEST 1024 /* more than a page holds */
+
 #define ATTACKER RB_NOBODY
 
 static void init(void)
@@ -180,5 +182,178 @@ Test(fastpaths, clients_entry_fits_a_frame)
         mmapio_status_free(st);
     holdout_end(&h);
     mmapio_disconnect(root);
+    cr_assert(hz_alive(&hz));
+}
+
+/* ---- AdminList and AdminClients paged by hand ------------------------- */
+
+#define PAGED_MAPS 400 /* of 250-byte names: several pages */
+#define NO_MORE UINT64_MAX
+
+/* One raw page after `after` (AdminList, or AdminClients when `clients`):
+ * its ids in v (at most cap; *n), whether more follow, and the uid of
+ * every entry that is not ATTACKER's (0: none). NULL or why not. */
+static const char *raw_page(int fd, bool clients, uint64_t after, uint64_t *v,
+                            size_t cap, size_t *n, bool *more, uint32_t *alien)
+{
+    static uint64_t next_id = 100;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    Mmapio__AdminList l = MMAPIO__ADMIN_LIST__INIT;
+    Mmapio__AdminClients cq = MMAPIO__ADMIN_CLIENTS__INIT;
+    q.id = ++next_id;
+    if (clients) {
+        cq.after_id = after;
+        q.op_case = MMAPIO__REQUEST__OP_ADMIN_CLIENTS;
+        q.admin_clients = &cq;
+    } else {
+        l.after_id = after;
+        q.op_case = MMAPIO__REQUEST__OP_ADMIN_LIST;
+        q.admin_list = &l;
+    }
+    if (raw_send(fd, &q, -1) < 0)
+        return rb_fail("send: %s", strerror(errno));
+    Mmapio__ServerMessage *m;
+    int r = raw_recv(fd, 10000, &m, NULL);
+    if (r < 0)
+        return rb_fail("page after %llu: %s", (unsigned long long)after,
+                       strerror(-r));
+    size_t packed = mmapio__server_message__get_packed_size(m);
+    const char *why = NULL;
+    *n = 0;
+    *alien = 0;
+    if (m->reply->error)
+        why = rb_fail("page after %llu: error %d %s",
+                      (unsigned long long)after, m->reply->error,
+                      m->reply->message);
+    else if (packed > WIRE_DEFAULT_MAX_FRAME)
+        why = rb_fail("a %zu-byte page", packed);
+    else if (clients && m->reply->clients) {
+        *more = m->reply->clients->more;
+        for (size_t i = 0; i < m->reply->clients->n_clients && *n < cap; i++) {
+            Mmapio__ClientInfo *ci = m->reply->clients->clients[i];
+            if (ci->uid != ATTACKER)
+                *alien = ci->uid ? ci->uid : UINT32_MAX;
+            v[(*n)++] = ci->id;
+        }
+    } else if (!clients && m->reply->list) {
+        *more = m->reply->list->more;
+        for (size_t i = 0; i < m->reply->list->n_maps && *n < cap; i++) {
+            Mmapio__MapInfo *mi = m->reply->list->maps[i];
+            if (mi->owner != ATTACKER)
+                *alien = mi->owner ? mi->owner : UINT32_MAX;
+            v[(*n)++] = mi->id;
+        }
+    } else {
+        why = rb_fail("a reply of another kind");
+    }
+    mmapio__server_message__free_unpacked(m, NULL);
+    return why;
+}
+
+/* Pages from `after` to the end: ids strictly rising across pages, each
+ * page within a frame, none of another uid; how many in *total. */
+static const char *page_all(int fd, bool clients, uint64_t after,
+                            size_t *total, size_t *pages)
+{
+    static uint64_t v[ADMINVIEW_PAGE_MAX_TEST];
+    bool more = true;
+    uint64_t last = after;
+    *total = *pages = 0;
+    while (more) {
+        size_t n = 0;
+        uint32_t alien = 0;
+        const char *why = raw_page(fd, clients, last, v, ADMINVIEW_PAGE_MAX_TEST,
+                                   &n, &more, &alien);
+        if (why)
+            return why;
+        CHECK(alien == 0);
+        CHECK(n > 0 || !more);
+        for (size_t i = 0; i < n; i++) {
+            CHECK(v[i] > last);
+            last = v[i];
+        }
+        *total += n;
+        CHECK(++*pages < 100);
+    }
+    return NULL;
+}
+
+/* In the attacker: PAGED_MAPS mappings of long names and one deleted but
+ * held; every page of its own listing, from 0, from the victim's ids,
+ * from past the end. arg: the victim's highest mapping id. */
+static const char *page_own(mmapio_client *c, void *arg)
+{
+    uint64_t victim_id = *(uint64_t *)arg;
+    char name[251];
+    mmapio_map *m;
+    for (int i = 0; i < PAGED_MAPS; i++) {
+        memset(name, 'n', 250);
+        snprintf(name + 240, 11, "%010d", i);
+        EXPECT(mmapio_anon_create(c, name, 4096, &m), MMAPIO_OK);
+    }
+    EXPECT(mmapio_anon_create(c, "gone", 4096, &m), MMAPIO_OK);
+    EXPECT(mmapio_anon_delete(c, "gone"), MMAPIO_OK);
+
+    int fd = rb_raw_hello(hz.sock);
+    CHECK(fd >= 0);
+    size_t total, pages;
+    const char *why = page_all(fd, false, 0, &total, &pages);
+    if (why)
+        return why;
+    CHECK(total == PAGED_MAPS + 1); /* the deleted one too: still held */
+    CHECK(pages > 1);
+    /* From a victim's id: the same, nothing of the victim's. */
+    if ((why = page_all(fd, false, victim_id, &total, &pages)))
+        return why;
+    CHECK(total == PAGED_MAPS + 1);
+    /* Past the end, and at the very end of ids. */
+    if ((why = page_all(fd, false, NO_MORE, &total, &pages)))
+        return why;
+    CHECK(total == 0 && pages == 1);
+    if ((why = page_all(fd, false, NO_MORE - 1, &total, &pages)))
+        return why;
+    CHECK(total == 0);
+    /* Clients: its two connections, never the victim's. */
+    if ((why = page_all(fd, true, 0, &total, &pages)))
+        return why;
+    CHECK(total == 2);
+    if ((why = page_all(fd, true, NO_MORE, &total, &pages)))
+        return why;
+    CHECK(total == 0);
+    close(fd);
+    return NULL;
+}
+
+Test(fastpaths, paging_shows_only_ones_own_in_order)
+{
+    /* The victim (root): mappings before the attacker's, one deleted but
+     * held, and a connection of its own. */
+    mmapio_client *v = hz_client();
+    mmapio_map *m;
+    cr_assert_eq(mmapio_anon_create(v, "victim-a", 4096, &m), MMAPIO_OK);
+    cr_assert_eq(mmapio_anon_create(v, "victim-gone", 4096, &m), MMAPIO_OK);
+    cr_assert_eq(mmapio_anon_delete(v, "victim-gone"), MMAPIO_OK);
+    cr_assert_eq(mmapio_anon_create(v, "victim-b", 4096, &m), MMAPIO_OK);
+    mmapio_map_info *maps;
+    size_t n;
+    cr_assert_eq(mmapio_admin_list(v, &maps, &n), MMAPIO_OK);
+    uint64_t top = 0;
+    for (size_t i = 0; i < n; i++)
+        top = maps[i].id > top ? maps[i].id : top;
+    mmapio_map_info_free(maps, n);
+    cr_assert_eq(n, 3, "the victim's baseline: its three");
+
+    char why[600];
+    cr_assert_eq(rb_run_as(hz.sock, ATTACKER, ATTACKER, page_own, &top, why,
+                           sizeof(why)), 0, "%s", why);
+    /* Root sees everyone's (the attacker's may still be going): its own
+     * three are there as before. */
+    cr_assert_eq(mmapio_admin_list(v, &maps, &n), MMAPIO_OK);
+    size_t own = 0;
+    for (size_t i = 0; i < n; i++)
+        own += maps[i].owner == 0 && maps[i].id <= top;
+    mmapio_map_info_free(maps, n);
+    cr_assert_eq(own, 3, "the victim's own, as before");
+    mmapio_disconnect(v);
     cr_assert(hz_alive(&hz));
 }
