@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -36,7 +37,7 @@
 
 #define ATTACKER RB_NOBODY
 
-static void init(void)
+static void init_bare(void)
 {
     if (geteuid() != 0)
         cr_skip_test("needs root, to run an attacker as another uid");
@@ -44,7 +45,12 @@ static void init(void)
     int r = hz_init(&hz);
     cr_assert_eq(r, 0, "mkdtemp: %s", strerror(-r));
     cr_assert_eq(rb_share(&hz), 0);
-    r = rb_start(&hz, NULL);
+}
+
+static void init(void)
+{
+    init_bare();
+    int r = rb_start(&hz, NULL);
     cr_assert_eq(r, 0, "mmapiod did not come up: %s", strerror(-r));
     setenv("MMAPIO_SOCKET", hz.sock, 1);
 }
@@ -355,5 +361,110 @@ Test(fastpaths, paging_shows_only_ones_own_in_order)
     mmapio_map_info_free(maps, n);
     cr_assert_eq(own, 3, "the victim's own, as before");
     mmapio_disconnect(v);
+    cr_assert(hz_alive(&hz));
+}
+
+/* ---- refusals cannot flood the log ------------------------------------ */
+
+static void init_tight(void)
+{
+    init_bare();
+    static char conf[300];
+    snprintf(conf, sizeof(conf), "%s/tight.conf", hz.dir);
+    const char *text = "max_write_rings_per_uid = 0\n"
+                       "max_handles_per_client = 2\n"
+                       "max_mappings_per_uid = 1\n";
+    cr_assert_eq(hz_write_file(conf, text, strlen(text)), 0);
+    int r = rb_start(&hz, (const char *[]){ "--config", conf, NULL });
+    cr_assert_eq(r, 0, "mmapiod did not come up: %s", strerror(-r));
+    setenv("MMAPIO_SOCKET", hz.sock, 1);
+}
+
+TestSuite(log_flood, .init = init_tight, .fini = hz_teardown, .timeout = 120);
+
+#define FLOOD 400
+
+/* In the attacker: FLOOD requests past each of its limits, and FLOOD
+ * connections closed for an oversized datagram. */
+static const char *flood(mmapio_client *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    int fd = rb_raw_hello(hz.sock), gfd = -1;
+    CHECK(fd >= 0);
+    EXPECT(raw_open(fd, "mine", true, MMAPIO__MODE__MODE_READ_WRITE, true,
+                    4096, &gfd), 0);
+    if (gfd >= 0)
+        close(gfd);
+    gfd = -1;
+    EXPECT(raw_open(fd, "mine", true, MMAPIO__MODE__MODE_READ_ONLY, false, 0,
+                    &gfd), 0); /* its second handle: the last one */
+    if (gfd >= 0)
+        close(gfd);
+    for (int i = 0; i < FLOOD; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "more%d", i);
+        gfd = -1;
+        EXPECT(raw_open(fd, name, true, MMAPIO__MODE__MODE_READ_WRITE, true,
+                        4096, &gfd), MMAPIO_E_QUOTA);
+        EXPECT(raw_open(fd, "mine", true, MMAPIO__MODE__MODE_READ_ONLY,
+                        false, 0, &gfd), MMAPIO_E_QUOTA);
+        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        Mmapio__WriteRing wr = MMAPIO__WRITE_RING__INIT;
+        q.id = 1000 + (uint64_t)i;
+        q.op_case = MMAPIO__REQUEST__OP_WRITE_RING;
+        q.write_ring = &wr;
+        CHECK(raw_send(fd, &q, -1) == 0);
+        Mmapio__ServerMessage *m;
+        int rfd = -1;
+        CHECK(raw_recv(fd, 10000, &m, &rfd) == 0);
+        int err = m->reply->error;
+        mmapio__server_message__free_unpacked(m, NULL);
+        CHECK(err == MMAPIO_E_QUOTA && rfd < 0);
+    }
+    close(fd);
+    static uint8_t big[WIRE_DEFAULT_MAX_FRAME + 512];
+    for (int i = 0; i < FLOOD; i++) {
+        int b = rb_raw_hello(hz.sock);
+        CHECK(b >= 0);
+        CHECK(raw_send_bytes(b, big, sizeof(big), -1) == 0);
+        CHECK(raw_expect_refusal(b, 10000, NULL) == 1);
+        close(b);
+    }
+    return NULL;
+}
+
+/* Lines of the daemon's log holding `what`. */
+static int log_count(const char *what)
+{
+    size_t cap = 8u << 20;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    long n = hz_read_file(rb_log_path(&hz), buf, cap - 1);
+    int count = 0;
+    buf[n > 0 ? n : 0] = '\0';
+    for (char *p = buf; (p = strstr(p, what)); p += strlen(what))
+        count++;
+    free(buf);
+    return count;
+}
+
+Test(log_flood, refusals_log_a_line_a_second)
+{
+    char why[600];
+    time_t t0 = time(NULL);
+    cr_assert_eq(rb_run_as(hz.sock, ATTACKER, ATTACKER, flood, NULL, why,
+                           sizeof(why)), 0, "%s", why);
+    long secs = (long)(time(NULL) - t0) + 1; /* seconds the flood touched */
+    static const char *const lines[] = {
+        "uid 65534 refused:", "refused: max_handles_per_client",
+        "refused a write ring", "frame limit",
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        int n = log_count(lines[i]);
+        cr_expect_geq(n, 1, "'%s' was never logged", lines[i]);
+        cr_expect_leq(n, secs, "%d lines of '%s' for %d refusals in %ld "
+                      "seconds", n, lines[i], FLOOD, secs);
+    }
     cr_assert(hz_alive(&hz));
 }
