@@ -468,3 +468,75 @@ Test(log_flood, refusals_log_a_line_a_second)
     }
     cr_assert(hz_alive(&hz));
 }
+
+/* ---- the copier: one uid never takes every worker --------------------- */
+
+#define COPY_SRC_BYTES (64u << 20) /* long enough to overlap the victim's */
+#define COPY_BURST 8
+
+/* In the attacker: COPY_BURST copies of own/src asked at once, then a
+ * ping; its answer means every copy was taken up or refused. */
+static const char *copy_burst(mmapio_client *c)
+{
+    (void)c;
+    int fd = rb_raw_hello(hz.sock);
+    CHECK(fd >= 0);
+    static char dst[COPY_BURST][32];
+    for (int i = 0; i < COPY_BURST; i++) {
+        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        Mmapio__Copy cp = MMAPIO__COPY__INIT;
+        snprintf(dst[i], sizeof(dst[i]), "own/d%d", i);
+        cp.src = "own/src";
+        cp.dst = dst[i];
+        q.id = 10 + (uint64_t)i;
+        q.op_case = MMAPIO__REQUEST__OP_COPY;
+        q.copy = &cp;
+        CHECK(raw_send(fd, &q, -1) == 0);
+    }
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    Mmapio__Ping ping = MMAPIO__PING__INIT;
+    q.id = 99;
+    q.op_case = MMAPIO__REQUEST__OP_PING;
+    q.ping = &ping;
+    CHECK(raw_send(fd, &q, -1) == 0);
+    for (;;) {
+        Mmapio__ServerMessage *m;
+        int r = raw_recv(fd, 20000, &m, NULL);
+        if (r < 0)
+            return rb_fail("no answer to the ping: %s", strerror(-r));
+        uint64_t id = m->reply->id;
+        mmapio__server_message__free_unpacked(m, NULL);
+        if (id == 99)
+            break;
+    }
+    return NULL; /* the copies go on; the connection stays */
+}
+
+Test(fastpaths, one_uids_copies_leave_workers_for_others)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s", hz_path(&hz, "own"));
+    cr_assert_eq(mkdir(path, 0755), 0);
+    cr_assert_eq(chown(path, ATTACKER, ATTACKER), 0);
+    snprintf(path, sizeof(path), "%s", hz_path(&hz, "own/src"));
+    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, COPY_SRC_BYTES), 0);
+    cr_assert_eq(fchown(fd, ATTACKER, ATTACKER), 0);
+    close(fd);
+    cr_assert_eq(hz_write_file(hz_path(&hz, "vsrc"), "victim", 6), 0);
+
+    /* The victim's baseline: its copy goes. */
+    mmapio_client *v = hz_client();
+    cr_assert_eq(mmapio_copy(v, "vsrc", "vdst0"), MMAPIO_OK, "baseline: %s",
+                 mmapio_last_error());
+
+    struct holdout h;
+    holdout_start(&h, copy_burst);
+    int r = mmapio_copy(v, "vsrc", "vdst1");
+    cr_expect_eq(r, MMAPIO_OK, "the victim's copy beside the attacker's "
+                 "burst: %s (%s)", mmapio_strerror(r), mmapio_last_error());
+    holdout_end(&h);
+    mmapio_disconnect(v);
+    cr_assert(hz_alive(&hz));
+}
