@@ -20,11 +20,15 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -539,5 +543,219 @@ Test(fastpaths, one_uids_copies_leave_workers_for_others)
                  "burst: %s (%s)", mmapio_strerror(r), mmapio_last_error());
     holdout_end(&h);
     mmapio_disconnect(v);
+    cr_assert(hz_alive(&hz));
+}
+
+/* ---- fds whose close never ends --------------------------------------- */
+
+/*
+ * stuckfs: a FUSE file system of one file, "f", whose close never ends
+ * (FLUSH is never answered): what a user with fusermount can make. The
+ * test mounts it (root may), the attacker gets an fd of f.
+ */
+struct stuckfs {
+    int dev;
+    char dir[300];
+    pthread_t t;
+};
+
+static void fuse_reply(int dev, uint64_t unique, int err, const void *body,
+                       size_t len)
+{
+    char buf[1024];
+    struct fuse_out_header *h = (void *)buf;
+    h->len = (uint32_t)(sizeof(*h) + (err ? 0 : len));
+    h->error = -err;
+    h->unique = unique;
+    if (!err && len)
+        memcpy(buf + sizeof(*h), body, len);
+    (void)!write(dev, buf, h->len);
+}
+
+static void fuse_fill(struct fuse_attr *a, uint64_t ino)
+{
+    memset(a, 0, sizeof(*a));
+    a->ino = ino;
+    a->mode = ino == FUSE_ROOT_ID ? S_IFDIR | 0755 : S_IFREG | 0644;
+    a->nlink = 1;
+    a->size = ino == FUSE_ROOT_ID ? 0 : 4096;
+    a->blksize = 4096;
+}
+
+static void *stuckfs_serve(void *p)
+{
+    struct stuckfs *fs = p;
+    static char buf[(1 << 20) + 4096];
+    union {
+        struct fuse_init_out init;
+        struct fuse_entry_out entry;
+        struct fuse_attr_out attr;
+        struct fuse_open_out open;
+    } o;
+    for (;;) {
+        ssize_t n = read(fs->dev, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < (ssize_t)sizeof(struct fuse_in_header))
+            return NULL; /* aborted */
+        struct fuse_in_header *in = (void *)buf;
+        const void *arg = buf + sizeof(*in);
+        memset(&o, 0, sizeof(o));
+        switch (in->opcode) {
+        case FUSE_INIT: {
+            const struct fuse_init_in *ii = arg;
+            o.init.major = FUSE_KERNEL_VERSION;
+            o.init.minor = ii->minor < FUSE_KERNEL_MINOR_VERSION
+                               ? ii->minor : FUSE_KERNEL_MINOR_VERSION;
+            o.init.max_readahead = ii->max_readahead;
+            o.init.max_write = 65536;
+            fuse_reply(fs->dev, in->unique, 0, &o.init, sizeof(o.init));
+            break;
+        }
+        case FUSE_LOOKUP:
+            if (strcmp(arg, "f")) {
+                fuse_reply(fs->dev, in->unique, ENOENT, NULL, 0);
+                break;
+            }
+            o.entry.nodeid = 2;
+            o.entry.generation = 1;
+            fuse_fill(&o.entry.attr, 2);
+            fuse_reply(fs->dev, in->unique, 0, &o.entry, sizeof(o.entry));
+            break;
+        case FUSE_GETATTR:
+            fuse_fill(&o.attr.attr, in->nodeid);
+            fuse_reply(fs->dev, in->unique, 0, &o.attr, sizeof(o.attr));
+            break;
+        case FUSE_OPEN:
+        case FUSE_OPENDIR:
+            o.open.fh = 1;
+            fuse_reply(fs->dev, in->unique, 0, &o.open, sizeof(o.open));
+            break;
+        case FUSE_FLUSH:
+        case FUSE_INTERRUPT:
+        case FUSE_FORGET:
+        case FUSE_BATCH_FORGET:
+            break; /* FLUSH never answered: whoever closes waits */
+        case FUSE_RELEASE:
+        case FUSE_RELEASEDIR:
+            fuse_reply(fs->dev, in->unique, 0, NULL, 0);
+            break;
+        default:
+            fuse_reply(fs->dev, in->unique, ENOSYS, NULL, 0);
+        }
+    }
+}
+
+static int stuckfs_mount(struct stuckfs *fs, const char *dir)
+{
+    snprintf(fs->dir, sizeof(fs->dir), "%s", dir);
+    fs->dev = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fs->dev < 0)
+        return -errno;
+    char opts[128];
+    snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0,"
+             "allow_other", fs->dev);
+    if (mount("stuckfs", dir, "fuse.stuckfs", MS_NOSUID | MS_NODEV, opts) < 0) {
+        int e = errno;
+        close(fs->dev);
+        return -e;
+    }
+    if (pthread_create(&fs->t, NULL, stuckfs_serve, fs)) {
+        umount2(dir, MNT_DETACH);
+        close(fs->dev);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* Ends every wait on it (the connection aborted), then unmounts. */
+static void stuckfs_end(struct stuckfs *fs)
+{
+    struct stat st;
+    char abort_path[128];
+    if (stat(fs->dir, &st) == 0) {
+        (void)mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
+        snprintf(abort_path, sizeof(abort_path),
+                 "/sys/fs/fuse/connections/%u/abort", minor(st.st_dev));
+        hz_write_file(abort_path, "1", 1);
+    }
+    umount2(fs->dir, MNT_DETACH);
+    pthread_join(fs->t, NULL);
+    close(fs->dev);
+}
+
+#define STUCK_OFFERS 5000 /* past the closer's whole queue (4096) */
+
+static int stuck_fd = -1;
+static struct stuckfs *stuck_fs;
+
+/* In the attacker: stuck_fd offered to FromFd STUCK_OFFERS times, each
+ * refused (not a local file system) and handed to the closer, or the
+ * offer itself refused. */
+static const char *offer_stuck(mmapio_client *c)
+{
+    (void)c;
+    close(stuck_fs->dev); /* the server's, not the attacker's */
+    int fd = rb_raw_hello(hz.sock);
+    CHECK(fd >= 0);
+    for (int i = 0; i < STUCK_OFFERS; i++) {
+        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;
+        q.id = 1;
+        q.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
+        q.fd_offer = &offer;
+        /* A daemon that stopped answering is the parent's to judge. */
+        Mmapio__ServerMessage *m;
+        if (raw_send(fd, &q, -1) < 0 || raw_recv(fd, 5000, &m, NULL) < 0)
+            break;
+        int err = m->reply->error;
+        mmapio__server_message__free_unpacked(m, NULL);
+        if (err)
+            continue; /* no window: nothing to send */
+        Mmapio__FromFd ff = MMAPIO__FROM_FD__INIT;
+        q.id = 2;
+        q.op_case = MMAPIO__REQUEST__OP_FROM_FD;
+        q.from_fd = &ff;
+        ff.path = "";
+        ff.mode = MMAPIO__MODE__MODE_READ_ONLY;
+        if (raw_send(fd, &q, stuck_fd) < 0 || raw_recv(fd, 5000, &m, NULL) < 0)
+            break;
+        err = m->reply->error;
+        mmapio__server_message__free_unpacked(m, NULL);
+        CHECK(err != 0);
+    }
+    return NULL;
+}
+
+Test(fastpaths, fds_that_never_close_do_not_stop_the_daemon)
+{
+    char mnt[300];
+    snprintf(mnt, sizeof(mnt), "%s/stuck", hz.dir);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    struct stuckfs fs;
+    int r = stuckfs_mount(&fs, mnt);
+    if (r < 0)
+        cr_skip_test("cannot mount a FUSE file system: %s", strerror(-r));
+    char f[320];
+    snprintf(f, sizeof(f), "%s/f", mnt);
+    stuck_fd = open(f, O_RDONLY);
+    cr_assert_geq(stuck_fd, 0, "open %s: %s", f, strerror(errno));
+
+    int v = rb_raw_hello(hz.sock);
+    cr_assert_geq(v, 0);
+    cr_assert_eq(raw_ping(v, 5), 0, "the victim's baseline ping");
+
+    struct holdout h;
+    stuck_fs = &fs;
+    holdout_start(&h, offer_stuck);
+    int ping = raw_ping(v, 6);
+    /* Whatever waits on the file goes (the attacker's exit too, and our
+     * own close): then judge, and tear down. */
+    stuckfs_end(&fs);
+    holdout_end(&h);
+    close(stuck_fd);
+    cr_expect_eq(ping, 0, "the victim's ping after the attacker's fds: %d",
+                 ping);
+    close(v);
     cr_assert(hz_alive(&hz));
 }
