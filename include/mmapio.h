@@ -485,7 +485,8 @@ typedef struct {
     uint32_t watches;         /* watches it has open */
     uint32_t held_total;      /* handles it holds ... */
     size_t n_held;            /*   ... of which the daemon lists the first */
-    mmapio_held_info *held;   /*   (up to 32; NULL when n_held is 0) */
+    mmapio_held_info *held;   /*   (up to 32, 16 KiB of names; NULL
+                                   when n_held is 0) */
 } mmapio_client_info;
 
 /* Every client the caller may see (the caller's own connection included),

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "adminview.h"
+#include "wire.h"
 
 TestSuite(adminview, .timeout = 10);
 
@@ -102,9 +103,11 @@ Test(adminview, first_entry_always)
     list_page(maps_of(3, 60 * 1024), SIZE_MAX, 1, true);
 }
 
-/* n clients with ids 1..n, each holding `held` mappings. */
+/* n clients with ids 1..n, each holding `held` mappings (named `name`,
+ * "x" if NULL). */
 struct clients {
     size_t n, read, held;
+    const char *name;
 };
 
 static bool clients_next(void *arg, Mmapio__ClientInfo *ci)
@@ -116,7 +119,7 @@ static bool clients_next(void *arg, Mmapio__ClientInfo *ci)
     struct peer_cred cred = { .pid = 4000 + (pid_t)c->read, .uid = 1000, .gid = 100 };
     adminview_client(ci, c->read, &cred, "cl", (uint32_t)c->held, 5);
     for (size_t j = 0; j < c->held; j++)
-        if (!adminview_held(ci, 1000 + j, "x", j % 2 ? MMAPIO_MODE_READ_WRITE
+        if (!adminview_held(ci, 1000 + j, c->name ? c->name : "x", j % 2 ? MMAPIO_MODE_READ_WRITE
                                                      : MMAPIO_MODE_READ_ONLY, j % 3 == 0))
             break;
     return true;
@@ -249,4 +252,23 @@ Test(adminview, status_counts_and_daemon_wide_for_admins)
         cr_assert_eq(st.clients_total, admin ? 9 : 0);
         cr_assert_eq(st.arenas, admin ? 3 : 0);
     }
+}
+
+/* Holdings of 4095-byte paths: one client's entry still fits the 64 KiB
+ * frame every client reads (its holdings are cut at ADMINVIEW_HELD_BYTES). */
+Test(adminview, long_holdings_fit_a_frame)
+{
+    static char name[4096];
+    memset(name, 'p', sizeof(name) - 1);
+    struct clients c = { .n = 3, .held = ADMINVIEW_HELD_MAX, .name = name };
+    struct adminview_page p;
+    cr_assert_eq(adminview_clients(&p, 9, c.n, clients_next, &c), 0);
+    cr_assert_geq(p.clients.n_clients, 1);
+    cr_assert_leq(mmapio__reply__get_packed_size(&p.reply) + 16,
+                  WIRE_DEFAULT_MAX_FRAME);
+    const Mmapio__ClientInfo *ci = p.clients.clients[0];
+    cr_assert_gt(ci->n_held, 0);
+    cr_assert_lt(ci->n_held, ADMINVIEW_HELD_MAX);
+    cr_assert_eq(ci->held_total, ADMINVIEW_HELD_MAX);
+    adminview_free(&p);
 }

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "logsink.h"
 
@@ -28,4 +29,27 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     logsink_line((int)lvl, names[lvl], line);
+}
+
+void log_limited(struct log_limit *l, enum log_level lvl, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    long long now = (long long)time(NULL);
+
+    if (lvl > max_level)
+        return;
+    if (l->at && now == l->at) {
+        l->quiet++;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (l->quiet)
+        log_msg(lvl, "%s (%llu more like it unlogged)", line, l->quiet);
+    else
+        log_msg(lvl, "%s", line);
+    l->at = now;
+    l->quiet = 0;
 }

@@ -15,6 +15,16 @@ void log_set_level(enum log_level max);
 void log_msg(enum log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A line a client can cause as often as it likes: at most one a second
+ * per limiter (one per call site), the next one that goes telling how
+ * many were left out. */
+struct log_limit {
+    long long at;             /* the second its last line went (0: none) */
+    unsigned long long quiet; /* lines left out since */
+};
+void log_limited(struct log_limit *l, enum log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define log_err(...) log_msg(LOG_LVL_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)

@@ -200,6 +200,11 @@ bool adminview_held(Mmapio__ClientInfo *ci, uint64_t map_id, const char *name,
 {
     if (ci->n_held >= ADMINVIEW_HELD_MAX)
         return false;
+    size_t bytes = name ? strlen(name) : 0;
+    for (size_t j = 0; j < ci->n_held; j++)
+        bytes += ci->held[j]->name ? strlen(ci->held[j]->name) : 0;
+    if (bytes > ADMINVIEW_HELD_BYTES)
+        return false;
     Mmapio__HeldInfo *hi = ci->held[ci->n_held];
     mmapio__held_info__init(hi);
     hi->map_id = map_id;

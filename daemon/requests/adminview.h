@@ -22,6 +22,8 @@
 #define ADMINVIEW_PAGE_BYTES (48 * 1024) /* a reply page stays well under a frame */
 #define ADMINVIEW_PAGE_MAX 512
 #define ADMINVIEW_HELD_MAX 32            /* holdings listed per client */
+#define ADMINVIEW_HELD_BYTES (16 * 1024) /* ... and their names' bytes: one
+                                            client's entry fits a frame */
 
 /* May a caller (uid `caller`, an admin or not) see and act on what `owner`
  * owns: a mapping, a connection? An admin: everything; anyone else: their
@@ -116,7 +118,8 @@ void adminview_free(struct adminview_page *p);
 void adminview_client(Mmapio__ClientInfo *ci, uint64_t id, const struct peer_cred *cred,
                       const char *name, uint32_t held_total, uint32_t watches);
 /* Adds a holding to a client's entry; false (nothing added) when it has
- * ADMINVIEW_HELD_MAX already. */
+ * ADMINVIEW_HELD_MAX already, or its names would pass ADMINVIEW_HELD_BYTES
+ * (paths are up to 4095 bytes: 32 of them would not fit a frame). */
 bool adminview_held(Mmapio__ClientInfo *ci, uint64_t map_id, const char *name,
                     mmapio_mode mode, bool anonymous);
 

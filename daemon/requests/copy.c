@@ -128,9 +128,11 @@ static int start(struct session *s, struct copy_ctx *x, const Mmapio__Copy *q,
     x->job.dst = x->dst->fd;
     x->job.len = size;
     x->job.done = copy_done;
+    x->job.uid = s->cred.uid;
     int e = copier_submit(s->h->copier, &x->job);
     if (e == -EBUSY) {
-        *why = "too many copies running; try again";
+        *why = "too many copies running (one uid's at most half of "
+               "them); try again";
         return MMAPIO_E_BUSY;
     }
     if (e < 0) {

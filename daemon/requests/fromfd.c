@@ -47,6 +47,15 @@
 
 void fromfd_offer(struct session *s, uint64_t id)
 {
+    /* An fd whose close never ends (a FUSE file whose server does not
+     * answer) holds the closer: no more fds come in while it is behind,
+     * else they pile up to CLOSER_HARD and close on the loop, stopping
+     * it (closer.h). The kernel refuses fds outside the window. */
+    if (closer_pending() >= CLOSER_SOFT) {
+        session_reply_err(s, id, MMAPIO_E_BUSY, "the daemon is behind in "
+                          "closing fds it was given; try again");
+        return;
+    }
     s->fd_wanted = true;
     if (s->port->want_fd)
         s->port->want_fd(s);

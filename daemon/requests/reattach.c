@@ -84,10 +84,17 @@ void reattach_request(struct session *s, uint64_t id,
             looks_like_ours(fd))
             (void)statefile_adopt_arena(s->h->state, fd, q->dev, q->ino,
                                         &s->h->reg->env.arenas, &n, &why);
-        /* One line per arena a holder offers (not per mapping). */
-        log_info("client %llu offered an arena fd with '%s': %zu mappings "
-                 "taken back%s%s", (unsigned long long)s->id, q->path, n,
-                 n ? "" : ": ", n ? "" : why);
+        /* One line per arena a holder offers (not per mapping); an offer
+         * that took nothing back, which anyone can make, one a second. */
+        static struct log_limit fruitless;
+        if (n)
+            log_info("client %llu offered an arena fd with '%s': %zu "
+                     "mappings taken back", (unsigned long long)s->id,
+                     q->path, n);
+        else
+            log_limited(&fruitless, LOG_LVL_INFO, "client %llu offered an "
+                        "arena fd with '%s': none taken back: %s",
+                        (unsigned long long)s->id, q->path, why);
     }
     /* An anonymous mapping this instance lost: its holder's memfd. */
     if (!r && q->anonymous && !q->carved && fd >= 0 && s->h->state &&

@@ -171,9 +171,11 @@ static int add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
 {
     struct handlers *h = s->h;
     if (s->holders.n >= h->cfg->max_handles_per_client) {
-        log_warn("client %llu (pid %d) refused: max_handles_per_client (%u)",
-                 (unsigned long long)s->id, (int)s->cred.pid,
-                 h->cfg->max_handles_per_client);
+        static struct log_limit lim;
+        log_limited(&lim, LOG_LVL_WARN,
+                    "client %llu (pid %d) refused: max_handles_per_client (%u)",
+                    (unsigned long long)s->id, (int)s->cred.pid,
+                    h->cfg->max_handles_per_client);
         *why = "over max_handles_per_client";
         return MMAPIO_E_QUOTA;
     }

@@ -17,6 +17,7 @@ struct copier {
     pthread_mutex_t lock;
     struct copy_job *finished; /* handed back, under lock */
     unsigned running;
+    uid_t uids[COPIER_THREADS]; /* the running jobs' uids */
     struct wakeup wake;       /* finished jobs wait on the loop */
     struct event *ev;
 };
@@ -95,6 +96,11 @@ static void run_finished(struct copier *cp)
         struct copy_job *j = list;
         list = j->next;
         pthread_mutex_lock(&cp->lock);
+        for (unsigned i = 0; i < cp->running; i++)
+            if (cp->uids[i] == j->uid) {
+                cp->uids[i] = cp->uids[cp->running - 1];
+                break;
+            }
         cp->running--;
         pthread_mutex_unlock(&cp->lock);
         j->done(j);
@@ -133,12 +139,15 @@ int copier_submit(struct copier *cp, struct copy_job *job)
     a->cp = cp;
     a->job = job;
     pthread_mutex_lock(&cp->lock);
-    if (cp->running >= COPIER_THREADS) {
+    unsigned mine = 0;
+    for (unsigned i = 0; i < cp->running; i++)
+        mine += cp->uids[i] == job->uid;
+    if (cp->running >= COPIER_THREADS || mine >= COPIER_PER_UID) {
         pthread_mutex_unlock(&cp->lock);
         free(a);
         return -EBUSY;
     }
-    cp->running++;
+    cp->uids[cp->running++] = job->uid;
     pthread_mutex_unlock(&cp->lock);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

@@ -73,7 +73,8 @@ static void refuse(struct quota *q, uid_t uid, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(q->why, sizeof(q->why), fmt, ap);
     va_end(ap);
-    log_warn("uid %u refused: %s", (unsigned)uid, q->why);
+    static struct log_limit lim; /* a uid at its limit may keep asking */
+    log_limited(&lim, LOG_LVL_WARN, "uid %u refused: %s", (unsigned)uid, q->why);
 }
 
 /* Whether uid has room for `mappings` more mappings (`fds` of them holding
@@ -375,9 +376,10 @@ int quota_charge_ring(struct quota *q, uid_t uid)
 {
     struct use *u = find(q, uid, 0);
     if ((u ? u->rings : 0) >= q->max_rings) {
-        log_warn("uid %u refused a write ring: over max_write_rings_per_uid "
-                 "(%u); its writes are told by notices", (unsigned)uid,
-                 q->max_rings);
+        static struct log_limit lim;
+        log_limited(&lim, LOG_LVL_WARN, "uid %u refused a write ring: over "
+                    "max_write_rings_per_uid (%u); its writes are told by "
+                    "notices", (unsigned)uid, q->max_rings);
         return MMAPIO_E_QUOTA;
     }
     if (!u && !(u = find(q, uid, 1)))

@@ -663,10 +663,12 @@ static int read_one(struct conn *c)
         kept = fds[0];
         n_fds = 0;
     }
+    /* Lines a client can cause again by connecting again: one a second. */
+    static struct log_limit fd_flood, closing;
     if (n_fds > 0 && closer_give_all(fds, n_fds) < 0 && n >= 0) {
-        log_warn("client %llu (pid %d): sends fds faster than they can "
-                 "be closed; closing", (unsigned long long)c->s.id,
-                 (int)c->s.cred.pid);
+        log_limited(&fd_flood, LOG_LVL_WARN, "client %llu (pid %d): sends "
+                    "fds faster than they can be closed; closing",
+                    (unsigned long long)c->s.id, (int)c->s.cred.pid);
         n = -EPROTO;
     }
     if (n >= 0 && n_fds > WIRE_MAX_FDS)
@@ -677,10 +679,11 @@ static int read_one(struct conn *c)
     }
     if (n < 0) {
         if (n != -ECONNRESET && n != -EPROTO)
-            log_warn("client %llu (pid %d): %s; closing",
-                     (unsigned long long)c->s.id, (int)c->s.cred.pid,
-                     n == -EMSGSIZE ? "datagram over the frame limit"
-                                    : strerror((int)-n));
+            log_limited(&closing, LOG_LVL_WARN, "client %llu (pid %d): %s; "
+                        "closing", (unsigned long long)c->s.id,
+                        (int)c->s.cred.pid,
+                        n == -EMSGSIZE ? "datagram over the frame limit"
+                                       : strerror((int)-n));
         conn_close(c);
         return -2;
     }

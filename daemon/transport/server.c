@@ -118,17 +118,9 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 static void log_refusal(struct server *d, const struct peer_cred *who,
                         const char *why)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec == d->refused_at && d->refused_at) {
-        d->refused_quiet++;
-        return;
-    }
-    log_warn("refusing a client (pid %d, uid %u): %s (%llu refused unlogged before)",
-             who ? (int)who->pid : 0, who ? (unsigned)who->uid : 0, why,
-             (unsigned long long)d->refused_quiet);
-    d->refused_at = now.tv_sec;
-    d->refused_quiet = 0;
+    log_limited(&d->refusals, LOG_LVL_WARN,
+                "refusing a client (pid %d, uid %u): %s",
+                who ? (int)who->pid : 0, who ? (unsigned)who->uid : 0, why);
 }
 
 /* NULL when the peer may have a connection, else why not (for the log);

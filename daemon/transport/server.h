@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "log.h"
 #include "sd.h"
 
 struct config;
@@ -44,8 +45,7 @@ struct server {
     bool own_socket;           /* we created the socket file: remove it */
     struct event *ev_listen, *ev_retry, *ev_term, *ev_int, *ev_trim;
     int spare_fd;              /* given up to answer at the fd limit */
-    int64_t refused_at;        /* when a refusal was last logged (s) */
-    uint64_t refused_quiet;    /* refusals not logged since */
+    struct log_limit refusals; /* refused connections, logged */
     struct conn_ctx conns;     /* what the connections share */
     bool stopping;
     struct sd_state sd;

@@ -131,6 +131,15 @@ int rb_share(const struct hz_daemon *d)
     return chmod(d->dir, 0755) < 0 ? -errno : 0;
 }
 
+int rb_prepare_shared(struct hz_daemon *d)
+{
+    if (geteuid() != 0)
+        return -EPERM;
+    signal(SIGPIPE, SIG_IGN);
+    int r = hz_init(d);
+    return r < 0 ? r : rb_share(d);
+}
+
 int rb_become(uid_t uid, gid_t gid)
 {
     if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)

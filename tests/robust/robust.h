@@ -57,6 +57,11 @@ bool rb_rss_meaningful(void);
  * directory (0700 from mkdtemp) becomes 0755. 0 or -errno. */
 int rb_share(const struct hz_daemon *d);
 
+/* An attack test's start: SIGPIPE ignored, d's directory made (hz_init)
+ * and shared (rb_share). 0, -EPERM when not root (no other uid to run),
+ * or -errno. */
+int rb_prepare_shared(struct hz_daemon *d);
+
 /* In a forked child: become uid/gid RB_NOBODY with no supplementary
  * groups (or `uid`/`gid`). 0 or -errno. */
 int rb_become(uid_t uid, gid_t gid);
