@@ -340,11 +340,11 @@ Test(fastpaths, paging_shows_only_ones_own_in_order)
     /* The victim (root): mappings before the attacker's, one deleted but
      * held, and a connection of its own. */
     mmapio_client *v = hz_client();
-    mmapio_map *m;
-    cr_assert_eq(mmapio_anon_create(v, "victim-a", 4096, &m), MMAPIO_OK);
-    cr_assert_eq(mmapio_anon_create(v, "victim-gone", 4096, &m), MMAPIO_OK);
+    mmapio_map *m[3];
+    cr_assert_eq(mmapio_anon_create(v, "victim-a", 4096, &m[0]), MMAPIO_OK);
+    cr_assert_eq(mmapio_anon_create(v, "victim-gone", 4096, &m[1]), MMAPIO_OK);
     cr_assert_eq(mmapio_anon_delete(v, "victim-gone"), MMAPIO_OK);
-    cr_assert_eq(mmapio_anon_create(v, "victim-b", 4096, &m), MMAPIO_OK);
+    cr_assert_eq(mmapio_anon_create(v, "victim-b", 4096, &m[2]), MMAPIO_OK);
     mmapio_map_info *maps;
     size_t n;
     cr_assert_eq(mmapio_admin_list(v, &maps, &n), MMAPIO_OK);
@@ -365,6 +365,8 @@ Test(fastpaths, paging_shows_only_ones_own_in_order)
         own += maps[i].owner == 0 && maps[i].id <= top;
     mmapio_map_info_free(maps, n);
     cr_assert_eq(own, 3, "the victim's own, as before");
+    for (int i = 0; i < 3; i++)
+        mmapio_unmap(m[i]);
     mmapio_disconnect(v);
     cr_assert(hz_alive(&hz));
 }
