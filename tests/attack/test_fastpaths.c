@@ -16,6 +16,11 @@
  *   copies         a burst of long copies by one uid: the victim's copy
  *                  is still taken up, never BUSY (one uid runs at most
  *                  half the copy workers).
+ *   stuck closes   the attacker hands over, thousands of times, a FUSE
+ *                  file whose server never answers its flush: the loop
+ *                  keeps answering, and with the attacker's closer stuck
+ *                  (its FdOffer BUSY) the victim's from_fd goes through
+ *                  (closers are per uid).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
