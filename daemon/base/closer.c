@@ -101,17 +101,12 @@ static struct timespec idle_deadline(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += CLOSER_IDLE_MS / 1000;
-    t.tv_nsec += (long)(CLOSER_IDLE_MS % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
+    t.tv_sec += CLOSER_IDLE_S;
     return t;
 }
 
 /* Serves its uid's queue; when it is empty, a queue left without a
- * thread; ends after CLOSER_IDLE_MS without either. */
+ * thread; ends after CLOSER_IDLE_S without either. */
 static void *run(void *arg)
 {
     struct queue *q = arg;

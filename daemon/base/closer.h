@@ -7,7 +7,7 @@
  * closer turns a socket's lingering off before closing it.
  *
  * Each uid has a queue of its own, served by a thread of its own
- * (started on demand, gone after CLOSER_IDLE_MS without work), so one
+ * (started on demand, gone after CLOSER_IDLE_S without work), so one
  * uid's close that never ends holds up that uid's fds alone. At most
  * CLOSER_THREADS threads run: a uid that finds none free waits queued
  * until one is (a thread whose queue empties takes up a waiting one).
@@ -34,7 +34,7 @@
 #define CLOSER_HARD 4096      /* per uid */
 #define CLOSER_THREADS 64     /* in all */
 #define CLOSER_UIDS 256       /* uids with fds queued at once */
-#define CLOSER_IDLE_MS 1000   /* a thread without work this long ends */
+#define CLOSER_IDLE_S 1       /* a thread without work this long ends */
 
 /* Takes fd (consumed; negative fds are ignored), come from uid. 0 when
  * queued with room to spare, -EAGAIN when uid is over CLOSER_SOFT or
