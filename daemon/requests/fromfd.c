@@ -48,10 +48,11 @@
 void fromfd_offer(struct session *s, uint64_t id)
 {
     /* An fd whose close never ends (a FUSE file whose server does not
-     * answer) holds the closer: no more fds come in while it is behind,
-     * else they pile up to CLOSER_HARD and close on the loop, stopping
-     * it (closer.h). The kernel refuses fds outside the window. */
-    if (closer_pending() >= CLOSER_SOFT) {
+     * answer) holds its uid's closer: no more fds of that uid come in
+     * while it is behind, else they pile up to CLOSER_HARD (closer.h).
+     * Other uids have closers of their own. The kernel refuses fds
+     * outside the window. */
+    if (closer_busy(s->cred.uid)) {
         session_reply_err(s, id, MMAPIO_E_BUSY, "the daemon is behind in "
                           "closing fds it was given; try again");
         return;
@@ -156,7 +157,7 @@ static int find_mapping(struct session *s, int fd, mmapio_mode mode,
     else
         mapping_ref(m);
     if (m) {
-        closer_give(fd);
+        closer_give(s->cred.uid, fd);
         *out = m;
         return MMAPIO_OK;
     }
@@ -273,7 +274,7 @@ void fromfd_open(struct session *s, uint64_t id, const Mmapio__FromFd *q,
     }
     if ((unsigned)q->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE ||
         !names_valid(q->path)) {
-        closer_give(fd);
+        closer_give(s->cred.uid, fd);
         session_reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "bad mode or path");
         return;
     }
@@ -284,7 +285,7 @@ void fromfd_open(struct session *s, uint64_t id, const Mmapio__FromFd *q,
         r = MMAPIO_E_QUOTA;
     }
     if (r) {
-        closer_give(fd);
+        closer_give(s->cred.uid, fd);
         session_reply_err(s, id, r, "from_fd: %s", why);
         return;
     }

@@ -528,6 +528,6 @@ void ops_handle_fd(struct session *s, const uint8_t *buf, size_t len, int fd)
     }
     if (q)
         pbarena_free_unpacked(&a, &q->base);
-    closer_give(fd);
+    closer_give(s->cred.uid, fd);
     ops_handle(s, buf, len, true);
 }

@@ -105,7 +105,7 @@ void reattach_request(struct session *s, uint64_t id,
             mapping_unref(back); /* the registry keeps it */
     }
     if (fd >= 0)
-        closer_give(fd);
+        closer_give(s->cred.uid, fd);
     if (r) {
         session_reply_err(s, id, r, "reattach: %s", why);
         return;

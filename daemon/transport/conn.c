@@ -361,17 +361,17 @@ void conn_unref(struct conn *c)
 /* Closes a client's socket. Where fds are not refused, datagrams still
  * queued on it may carry fds, which the socket's last close would drop
  * (and close) on the closing thread: the closer closes it. */
-static void close_socket(int fd)
+static void close_socket(int fd, uid_t uid)
 {
     if (kernel_refuses == 1) {
         close(fd);
         return;
     }
     shutdown(fd, SHUT_RDWR); /* the client sees the end now */
-    closer_give(fd);
+    closer_give(uid, fd);
 }
 
-void conn_refuse(int fd, int code, const char *text)
+void conn_refuse(int fd, uid_t uid, int code, const char *text)
 {
     Mmapio__Reply r = MMAPIO__REPLY__INIT;
     Mmapio__ServerMessage sm = MMAPIO__SERVER_MESSAGE__INIT;
@@ -388,7 +388,7 @@ void conn_refuse(int fd, int code, const char *text)
         mmapio__server_message__pack(&sm, buf);
         (void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
-    close_socket(fd);
+    close_socket(fd, uid);
 }
 
 void conn_close(struct conn *c)
@@ -406,7 +406,7 @@ void conn_close(struct conn *c)
     c->ev_read = c->ev_write = NULL;
     free_frames(c);
     leave_uid(c);
-    close_socket(c->fd);
+    close_socket(c->fd, c->s.cred.uid);
     c->fd = -1;
     log_debug("client %llu (pid %d) gone", (unsigned long long)c->s.id,
               (int)c->s.cred.pid);
@@ -665,7 +665,8 @@ static int read_one(struct conn *c)
     }
     /* Lines a client can cause again by connecting again: one a second. */
     static struct log_limit fd_flood, closing;
-    if (n_fds > 0 && closer_give_all(fds, n_fds) < 0 && n >= 0) {
+    if (n_fds > 0 && closer_give_all(c->s.cred.uid, fds, n_fds) < 0 &&
+        n >= 0) {
         log_limited(&fd_flood, LOG_LVL_WARN, "client %llu (pid %d): sends "
                     "fds faster than they can be closed; closing",
                     (unsigned long long)c->s.id, (int)c->s.cred.pid);

@@ -85,10 +85,10 @@ void conn_refuse_fds_on(int listen_fd);
 
 /* Takes a connected socket (consumed). 0 or -errno. */
 int conn_new(struct conn_ctx *ctx, int fd, struct conn **out);
-/* Turns away a connected socket it did not take (consumed): sends the
- * client one final error reply of id 0 (code, text), without waiting,
- * and closes it. The library's mmapio_connect returns that error. */
-void conn_refuse(int fd, int code, const char *text);
+/* Turns away a connected socket of uid it did not take (consumed):
+ * sends the client one final error reply of id 0 (code, text), without
+ * waiting, and closes it (uid's closer, closer.h). The library's mmapio_connect returns that error. */
+void conn_refuse(int fd, uid_t uid, int code, const char *text);
 /* Drops the client: ends its session (releasing everything it held),
  * closes the socket. Only from the connection's own callbacks; elsewhere,
  * conn_close_later. */

@@ -182,7 +182,7 @@ static void take(struct server *d, int fd)
     }
     if ((why = admit(d, &who, msg, sizeof(msg)))) {
         log_refusal(d, &who, why);
-        conn_refuse(fd, MMAPIO_E_QUOTA, msg);
+        conn_refuse(fd, who.uid, MMAPIO_E_QUOTA, msg);
         return;
     }
     struct conn *c;

@@ -16,6 +16,11 @@
  *   copies         a burst of long copies by one uid: the victim's copy
  *                  is still taken up, never BUSY (one uid runs at most
  *                  half the copy workers).
+ *   stuck closes   the attacker hands over, thousands of times, a FUSE
+ *                  file whose server never answers its flush: the loop
+ *                  keeps answering, and with the attacker's closer stuck
+ *                  (its FdOffer BUSY) the victim's from_fd goes through
+ *                  (closers are per uid).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -691,27 +696,39 @@ static void stuckfs_end(struct stuckfs *fs)
 static int stuck_fd = -1;
 static struct stuckfs *stuck_fs;
 
+/* One FdOffer on raw connection fd: its reply's error, or 1 when the
+ * daemon did not answer. */
+static int fd_offer(int fd)
+{
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;
+    q.id = 1;
+    q.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
+    q.fd_offer = &offer;
+    Mmapio__ServerMessage *m;
+    if (raw_send(fd, &q, -1) < 0 || raw_recv(fd, 5000, &m, NULL) < 0)
+        return 1;
+    int err = m->reply->error;
+    mmapio__server_message__free_unpacked(m, NULL);
+    return err;
+}
+
 /* In the attacker: stuck_fd offered to FromFd STUCK_OFFERS times, each
  * refused (not a local file system) and handed to the closer, or the
- * offer itself refused. */
-static const char *offer_stuck(mmapio_client *c)
+ * offer itself refused. The raw connection, or -1. */
+static int flood_stuck(void)
 {
-    (void)c;
     close(stuck_fs->dev); /* the server's, not the attacker's */
     int fd = rb_raw_hello(hz.sock);
-    CHECK(fd >= 0);
+    if (fd < 0)
+        return -1;
     for (int i = 0; i < STUCK_OFFERS; i++) {
         Mmapio__Request q = MMAPIO__REQUEST__INIT;
-        Mmapio__FdOffer offer = MMAPIO__FD_OFFER__INIT;
-        q.id = 1;
-        q.op_case = MMAPIO__REQUEST__OP_FD_OFFER;
-        q.fd_offer = &offer;
-        /* A daemon that stopped answering is the parent's to judge. */
         Mmapio__ServerMessage *m;
-        if (raw_send(fd, &q, -1) < 0 || raw_recv(fd, 5000, &m, NULL) < 0)
+        /* A daemon that stopped answering is the parent's to judge. */
+        int err = fd_offer(fd);
+        if (err == 1)
             break;
-        int err = m->reply->error;
-        mmapio__server_message__free_unpacked(m, NULL);
         if (err)
             continue; /* no window: nothing to send */
         Mmapio__FromFd ff = MMAPIO__FROM_FD__INIT;
@@ -724,12 +741,35 @@ static const char *offer_stuck(mmapio_client *c)
             break;
         err = m->reply->error;
         mmapio__server_message__free_unpacked(m, NULL);
-        CHECK(err != 0);
+        if (err == 0)
+            return -1; /* the FUSE file taken: not what is attacked */
     }
+    return fd;
+}
+
+static const char *offer_stuck(mmapio_client *c)
+{
+    (void)c;
+    CHECK(flood_stuck() >= 0);
     return NULL;
 }
 
-Test(fastpaths, fds_that_never_close_do_not_stop_the_daemon)
+/* The flood, then the attacker's own FdOffer: BUSY, its closer stuck. */
+static const char *offer_stuck_then_busy(mmapio_client *c)
+{
+    (void)c;
+    int fd = flood_stuck();
+    CHECK(fd >= 0);
+    int err = fd_offer(fd);
+    if (err != MMAPIO_E_BUSY)
+        return rb_fail("the attacker's FdOffer after its flood: %d, "
+                       "expected BUSY", err);
+    return NULL;
+}
+
+/* stuckfs mounted under the test's directory, its file open as
+ * stuck_fd (skips where FUSE cannot be had, or under valgrind). */
+static void stuck_setup(struct stuckfs *fs)
 {
     /* valgrind runs a blocking close() holding its one lock (close is not
      * among the calls it lets block): every thread of the daemon would
@@ -739,21 +779,25 @@ Test(fastpaths, fds_that_never_close_do_not_stop_the_daemon)
     char mnt[300];
     snprintf(mnt, sizeof(mnt), "%s/stuck", hz.dir);
     cr_assert_eq(mkdir(mnt, 0755), 0);
-    struct stuckfs fs;
-    int r = stuckfs_mount(&fs, mnt);
+    int r = stuckfs_mount(fs, mnt);
     if (r < 0)
         cr_skip_test("cannot mount a FUSE file system: %s", strerror(-r));
     char f[320];
     snprintf(f, sizeof(f), "%s/f", mnt);
     stuck_fd = open(f, O_RDONLY);
     cr_assert_geq(stuck_fd, 0, "open %s: %s", f, strerror(errno));
+    stuck_fs = fs;
+}
 
+Test(fastpaths, fds_that_never_close_do_not_stop_the_daemon)
+{
+    struct stuckfs fs;
+    stuck_setup(&fs);
     int v = rb_raw_hello(hz.sock);
     cr_assert_geq(v, 0);
     cr_assert_eq(raw_ping(v, 5), 0, "the victim's baseline ping");
 
     struct holdout h;
-    stuck_fs = &fs;
     holdout_start(&h, offer_stuck);
     int ping = raw_ping(v, 6);
     /* Whatever waits on the file goes (the attacker's exit too, and our
@@ -763,6 +807,47 @@ Test(fastpaths, fds_that_never_close_do_not_stop_the_daemon)
     close(stuck_fd);
     cr_expect_eq(ping, 0, "the victim's ping after the attacker's fds: %d",
                  ping);
+    close(v);
+    cr_assert(hz_alive(&hz));
+}
+
+/* Closers are per uid: with the attacker's stuck on the FUSE file (and
+ * its own FdOffer BUSY), the victim's from_fd of its own file still goes
+ * through, and its pings answer. With one closer for all, the victim's
+ * FdOffer was BUSY too. */
+Test(fastpaths, a_stuck_closer_holds_up_its_own_uid_alone)
+{
+    struct stuckfs fs;
+    stuck_setup(&fs);
+    char vf[320];
+    snprintf(vf, sizeof(vf), "%s/victim.bin", hz.dir);
+    int vfd = open(vf, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    cr_assert_geq(vfd, 0);
+    cr_assert_eq(pwrite(vfd, "victim", 6, 0), 6);
+    cr_assert_eq(ftruncate(vfd, 4096), 0);
+    mmapio_client *c = hz_client();
+    int v = rb_raw_hello(hz.sock);
+    cr_assert_geq(v, 0);
+    cr_assert_eq(raw_ping(v, 5), 0, "the victim's baseline ping");
+
+    struct holdout h;
+    holdout_start(&h, offer_stuck_then_busy);
+    mmapio_map *m = NULL;
+    int got = mmapio_from_fd(c, vfd, MMAPIO_MODE_READ_ONLY, "victim", &m);
+    bool same = got == MMAPIO_OK && !memcmp(mmapio_as_ptr(m), "victim", 6);
+    if (got == MMAPIO_OK)
+        (void)mmapio_unmap(m);
+    int ping = raw_ping(v, 6);
+    stuckfs_end(&fs);
+    holdout_end(&h);
+    close(stuck_fd);
+    close(vfd);
+    cr_expect_eq(got, MMAPIO_OK, "the victim's from_fd while the attacker's "
+                 "closer is stuck: %d", got);
+    cr_expect(got != MMAPIO_OK || same, "the victim's mapping shows its file");
+    cr_expect_eq(ping, 0, "the victim's ping after the attacker's fds: %d",
+                 ping);
+    mmapio_disconnect(c);
     close(v);
     cr_assert(hz_alive(&hz));
 }
