@@ -20,6 +20,7 @@
 #include "ctlarea.h"
 #include "mmapio.pb-c.h"
 #include "wintest.h"
+#include "wtraw.h"
 
 #define MAP_SIZE 4096u
 #define E_INVALID_ARGUMENT (-11)
@@ -49,33 +50,13 @@ static uint64_t send_req(HANDLE h, Mmapio__Request *q)
     return ok ? q->id : 0;
 }
 
-/* Reads one ServerMessage and its handles; NULL when the pipe closed. */
-static Mmapio__ServerMessage *recv_msg(HANDLE h, HANDLE *handles, unsigned *n_handles)
-{
-    static uint8_t buf[1 << 17];
-    DWORD got = 0;
-    if (!ReadFile(h, buf, sizeof(buf), &got, NULL) || got < 8)
-        return NULL;
-    uint32_t n;
-    memcpy(&n, buf, 4);
-    if (n > 4 || got < 8 + 8 * n)
-        return NULL;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t v;
-        memcpy(&v, buf + 8 + 8 * i, 8);
-        handles[i] = (HANDLE)(uintptr_t)v;
-    }
-    *n_handles = n;
-    return mmapio__server_message__unpack(NULL, got - 8 - 8 * n, buf + 8 + 8 * n);
-}
-
 /* A round trip: the reply to `q` (its error in *err), its handle if any. */
 static Mmapio__Reply *call(HANDLE h, Mmapio__Request *q, int *err, HANDLE *handle)
 {
     HANDLE hs[4];
     unsigned n = 0;
     uint64_t id = send_req(h, q);
-    Mmapio__ServerMessage *m = id ? recv_msg(h, hs, &n) : NULL;
+    Mmapio__ServerMessage *m = id ? wt_raw_recv(h, hs, &n) : NULL;
     *err = 1;
     if (handle)
         *handle = NULL;
@@ -131,7 +112,7 @@ static int ask_with(HANDLE h, Mmapio__Request q, const uint64_t *vals, uint32_t 
     mmapio__request__pack(&q, buf + head);
     bool ok = send_raw(h, buf, head + len);
     free(buf);
-    Mmapio__ServerMessage *m = ok ? recv_msg(h, hs, &got) : NULL;
+    Mmapio__ServerMessage *m = ok ? wt_raw_recv(h, hs, &got) : NULL;
     int err = m && m->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY && m->reply->id == q.id
                   ? m->reply->error : 1;
     for (unsigned i = 0; i < got; i++)
@@ -664,7 +645,7 @@ static int next_event(HANDLE h, Mmapio__Event *out)
 {
     HANDLE hs[4];
     unsigned n = 0;
-    Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
+    Mmapio__ServerMessage *m = wt_raw_recv(h, hs, &n);
     int kind = -1;
     if (m && m->body_case == MMAPIO__SERVER_MESSAGE__BODY_EVENT) {
         kind = (int)m->event->kind;
@@ -788,7 +769,7 @@ static void check_overflow(const char *pipe)
     while (readable(w, 5000)) {
         HANDLE hs[4];
         unsigned n = 0;
-        Mmapio__ServerMessage *m = recv_msg(w, hs, &n);
+        Mmapio__ServerMessage *m = wt_raw_recv(w, hs, &n);
         if (!m)
             break;
         if (m->body_case == MMAPIO__SERVER_MESSAGE__BODY_EVENT &&
@@ -886,12 +867,12 @@ static void check_malformed(const char *pipe)
         HANDLE hs[4];
         unsigned n;
         if (bad_frames[i].error) {
-            Mmapio__ServerMessage *m = recv_msg(h, hs, &n);
+            Mmapio__ServerMessage *m = wt_raw_recv(h, hs, &n);
             CHECK(m && m->reply && m->reply->error == bad_frames[i].error);
             if (m)
                 mmapio__server_message__free_unpacked(m, NULL);
         }
-        CHECK(recv_msg(h, hs, &n) == NULL);
+        CHECK(wt_raw_recv(h, hs, &n) == NULL);
         CloseHandle(h);
     }
     /* Valid requests with bytes flipped, after hello: whatever they
@@ -935,7 +916,7 @@ static void check_malformed(const char *pipe)
         for (;;) {
             HANDLE hs[4];
             unsigned k = 0;
-            Mmapio__ServerMessage *m = recv_msg(h, hs, &k);
+            Mmapio__ServerMessage *m = wt_raw_recv(h, hs, &k);
             if (!m)
                 break;
             for (unsigned j = 0; j < k; j++)

@@ -31,23 +31,32 @@ bool wt_raw_op(HANDLE h, uint64_t id, Mmapio__Request__OpCase op, void *msg)
     return wt_raw_send(h, &q);
 }
 
-bool wt_raw_reply(HANDLE h, uint64_t *id, int *err, uint64_t *handle)
+Mmapio__ServerMessage *wt_raw_recv(HANDLE h, HANDLE *handles, unsigned *n_handles)
 {
     static uint8_t buf[1 << 17];
     DWORD got = 0;
-    uint32_t n = 0;
     if (!ReadFile(h, buf, sizeof(buf), &got, NULL) || got < 8)
-        return false;
+        return NULL;
+    uint32_t n;
     memcpy(&n, buf, 4);
     if (n > 4 || got < 8 + 8 * n)
-        return false;
+        return NULL;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t v;
         memcpy(&v, buf + 8 + 8 * i, 8);
-        CloseHandle((HANDLE)(uintptr_t)v);
+        handles[i] = (HANDLE)(uintptr_t)v;
     }
-    Mmapio__ServerMessage *m =
-        mmapio__server_message__unpack(NULL, got - 8 - 8 * n, buf + 8 + 8 * n);
+    *n_handles = n;
+    return mmapio__server_message__unpack(NULL, got - 8 - 8 * n, buf + 8 + 8 * n);
+}
+
+bool wt_raw_reply(HANDLE h, uint64_t *id, int *err, uint64_t *handle)
+{
+    HANDLE hs[4];
+    unsigned n = 0;
+    Mmapio__ServerMessage *m = wt_raw_recv(h, hs, &n);
+    for (unsigned i = 0; i < n; i++)
+        CloseHandle(hs[i]);
     bool ok = m && m->body_case == MMAPIO__SERVER_MESSAGE__BODY_REPLY;
     if (ok) {
         *id = m->reply->id;
