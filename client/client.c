@@ -860,7 +860,7 @@ int client_await(mmapio_client *c, int timeout_ms)
 
 /* ---- a long wait for one reply (client_call_long) ---- */
 
-static int64_t mono_ms(void)
+int64_t client_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -870,7 +870,7 @@ static int64_t mono_ms(void)
 int client_call_long(mmapio_client *c, Mmapio__Request *req, int give_up_ms)
 {
     struct async_slot slot = {.result = 1}; /* > 0: no reply yet */
-    int64_t deadline = give_up_ms < 0 ? -1 : mono_ms() + give_up_ms;
+    int64_t deadline = give_up_ms < 0 ? -1 : client_now_ms() + give_up_ms;
     client_lock(c);
     if (c->dead) {
         int err = c->dead;
@@ -893,7 +893,7 @@ int client_call_long(mmapio_client *c, Mmapio__Request *req, int give_up_ms)
             break;
         int slice = CLIENT_LONG_SLICE_MS;
         if (deadline >= 0) {
-            int64_t left = deadline - mono_ms();
+            int64_t left = deadline - client_now_ms();
             if (left <= 0) { /* the daemon is gone quiet: give up */
                 asyncs_abandon(&c->asyncs, req->id);
                 slot.result = MMAPIO_E_TIMED_OUT;

@@ -176,6 +176,8 @@ void client_reply_free(struct client_reply *rep);
  * the mark: MMAPIO_OK, or MMAPIO_E_IO when poll itself fails.
  */
 int client_drain(mmapio_client *c);
+/* CLOCK_MONOTONIC in ms, for deadlines (dispatch, client_call_long). */
+int64_t client_now_ms(void);
 int client_await(mmapio_client *c, int timeout_ms);
 
 /*

@@ -13,24 +13,16 @@
  * that died run with MMAPIO_E_DISCONNECTED.
  */
 #include <stdint.h>
-#include <time.h>
 
 #include "client.h"
 #include "errors.h"
 #include "watch.h"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int mmapio_client_dispatch(mmapio_client *c, int timeout_ms)
 {
     if (!c)
         return error_set(MMAPIO_E_INVALID_ARGUMENT, NULL);
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : client_now_ms() + timeout_ms;
     for (;;) {
         int r = client_drain(c);
         watch_deliver(c);
@@ -39,7 +31,7 @@ int mmapio_client_dispatch(mmapio_client *c, int timeout_ms)
             return r > 0 ? r : error_set(r, NULL);
         int left = -1;
         if (deadline >= 0) {
-            int64_t d = deadline - now_ms();
+            int64_t d = deadline - client_now_ms();
             if (d <= 0)
                 return 0;
             left = d > INT32_MAX ? INT32_MAX : (int)d;
