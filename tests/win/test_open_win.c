@@ -14,8 +14,8 @@
  *   daemon's handle count comes back (where the system counts another
  *   process's handles: not wine), the file has no holder.
  * - One client's opens are bounded: past 16 under way, MMAPIO_E_BUSY.
- * - A delete, and an AdminStat of a file, are held on a worker as an open
- *   is, others served meanwhile.
+ * - A delete, a copy, and an AdminStat of a file, are held on a worker as
+ *   an open is, others served meanwhile.
  * - A daemon stopped with an open held stops all the same.
  *
  *   test_open_win DAEMON-HOOKS.exe
@@ -296,6 +296,13 @@ static DWORD WINAPI stat_thread(void *arg)
     return 0;
 }
 
+static DWORD WINAPI copy_thread(void *arg)
+{
+    struct opener *o = arg;
+    o->rc = mmapio_copy(o->c, o->path, "copied.dat");
+    return 0;
+}
+
 /* fn (a thread's) on SLOW by client a is held by the hook while b is
  * served; then released: its result. */
 static int held_beside(mmapio_client *a, mmapio_client *b, LPTHREAD_START_ROUTINE fn)
@@ -312,7 +319,7 @@ static int held_beside(mmapio_client *a, mmapio_client *b, LPTHREAD_START_ROUTIN
     return rc;
 }
 
-/* An AdminStat of a file and a delete look at it on a worker too: held,
+/* An AdminStat of a file, a copy and a delete look at it on a worker too: held,
  * another client is served meanwhile; the file is gone once the delete
  * is released. */
 static void slow_stat_delete(const char *pipe, const char *root)
@@ -322,6 +329,11 @@ static void slow_stat_delete(const char *pipe, const char *root)
     CHECK(mmapio_connect(pipe, &b) == MMAPIO_OK);
     if (a && b) {
         CHECK(held_beside(a, b, stat_thread) == MMAPIO_OK);
+        CHECK(held_beside(a, b, copy_thread) == MMAPIO_OK);
+        mmapio_map *copy = NULL;
+        CHECK(mmapio_open_ro(b, "copied.dat", &copy) == MMAPIO_OK);
+        CHECK(copy && !memcmp(mmapio_as_ptr(copy), "file", 5));
+        mmapio_unmap(copy);
         CHECK(held_beside(a, b, delete_thread) == MMAPIO_OK);
         SetEvent(release);
         mmapio_map *m = NULL;
