@@ -24,6 +24,7 @@
 #include "membackend.h"
 #include "policy.h"
 #include "sidmap.h"
+#include "wintesthook.h"
 #include "winwatch.h"
 
 /* Workers of the opens' own pool; at most half of them for one uid, so
@@ -90,33 +91,9 @@ struct wopens {
 
 static void CALLBACK open_work(PTP_CALLBACK_INSTANCE inst, void *arg);
 
-#ifdef MMAPIOD_TEST_HOOKS
-/* Tests only (tests/win/meson.build builds mmapiod-hooks.exe): an open of
- * the path in $MMAPIOD_TEST_SLOW_OPEN counts one up on the semaphore
- * Local\mmapiod-test-entered-PATH and waits (at most a minute) for the
- * event Local\mmapiod-test-release-PATH. */
-static void test_slow_open(const char *path)
-{
-    char want[128], name[192];
-    DWORD n = GetEnvironmentVariableA("MMAPIOD_TEST_SLOW_OPEN", want, sizeof(want));
-    if (!n || n >= sizeof(want) || strcmp(want, path))
-        return;
-    snprintf(name, sizeof(name), "Local\\mmapiod-test-release-%s", path);
-    HANDLE rel = OpenEventA(SYNCHRONIZE, FALSE, name);
-    snprintf(name, sizeof(name), "Local\\mmapiod-test-entered-%s", path);
-    HANDLE ent = OpenSemaphoreA(SEMAPHORE_MODIFY_STATE, FALSE, name);
-    if (ent)
-        ReleaseSemaphore(ent, 1, NULL);
-    if (rel)
-        WaitForSingleObject(rel, 60000);
-    if (ent)
-        CloseHandle(ent);
-    if (rel)
-        CloseHandle(rel);
-}
-#else
-#define test_slow_open(path) ((void)(path))
-#endif
+/* The tests' hold (mmapiod-hooks.exe): an open, delete, copy or lookup of
+ * the path in $MMAPIOD_TEST_SLOW_OPEN waits for the test's release. */
+#define test_slow_open(path) test_hold("MMAPIOD_TEST_SLOW_OPEN", path)
 
 static void fail(struct wopen *o, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
