@@ -11,7 +11,8 @@
  *   destination made), source and destination one file or an empty path
  *   MMAPIO_E_INVALID_ARGUMENT, a path outside the root or in the daemon's
  *   own .mmapiod MMAPIO_E_PERMISSION, an empty source
- *   MMAPIO_E_RESIZE_FAILED, a missing folder MMAPIO_E_NOT_FOUND; and on
+ *   MMAPIO_E_RESIZE_FAILED, a source past max_map_size MMAPIO_E_QUOTA
+ *   (no destination made), a missing folder MMAPIO_E_NOT_FOUND; and on
  *   Windows a held destination of another size MMAPIO_E_BUSY (a mapped
  *   file's size cannot change).
  *
@@ -32,6 +33,7 @@
 #define SRC_SIZE (3u * 4096 + 123)
 #define HELD_SIZE 8192u
 #define BIG_SIZE (5u * 4096)
+#define MAX_MAP (64u * 1024) /* the daemon's --max_map_size here */
 
 static unsigned char pattern(size_t i, unsigned seed)
 {
@@ -101,6 +103,7 @@ static int copier(const char *pipe)
     CHECK(mmapio_copy(c, "src.dat", ".mmapiod/x.dat") == MMAPIO_E_PERMISSION);
     CHECK(mmapio_copy(c, "src.dat", ".MMAPIOD/x.dat") == MMAPIO_E_PERMISSION);
     CHECK(mmapio_copy(c, "empty.dat", "x.dat") == MMAPIO_E_RESIZE_FAILED);
+    CHECK(mmapio_copy(c, "huge.dat", "x.dat") == MMAPIO_E_QUOTA); /* past max_map_size */
     /* Held by the other process at HELD_SIZE: its size cannot change. */
     CHECK(mmapio_copy(c, "src.dat", "held.dat") == MMAPIO_E_BUSY);
     CHECK(mmapio_ping(c) == MMAPIO_OK);
@@ -118,7 +121,7 @@ static void copies(const char *pipe, const char *root)
 {
     CHECK(make_file(root, "src.dat", SRC_SIZE, 1) && make_file(root, "held.dat", HELD_SIZE, 0) &&
           make_file(root, "new.dat", HELD_SIZE, 3) && make_file(root, "big.dat", BIG_SIZE, 9) &&
-          make_file(root, "empty.dat", 0, 0));
+          make_file(root, "empty.dat", 0, 0) && make_file(root, "huge.dat", MAX_MAP + 1, 0));
     char dir[MAX_PATH];
     snprintf(dir, sizeof(dir), "%s\\.mmapiod", root);
     CreateDirectoryA(dir, NULL);
@@ -216,7 +219,9 @@ int main(int argc, char **argv)
     if (argc != 2)
         return 2;
     struct wt_daemon d;
-    bool up = wt_daemon_start(&d, argv[1], "copy", NULL, NULL);
+    char args[64];
+    snprintf(args, sizeof(args), "--max_map_size %u", MAX_MAP);
+    bool up = wt_daemon_start(&d, argv[1], "copy", NULL, args);
     CHECK(up);
     if (up) {
         copies(d.pipe, d.root);

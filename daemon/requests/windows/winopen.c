@@ -69,6 +69,7 @@ struct wopen {
     DWORD links;           /* a delete's: the file's names before it */
     HANDLE g;              /* a copy's: the destination opened (f: the source) */
     uint64_t gvol, gindex, gsize;
+    uint64_t max_size;     /* a copy's: max_map_size (w may be gone on a worker) */
 };
 
 /* A uid's opens waiting, and how many of its run. */
@@ -208,6 +209,10 @@ static void copy_open_step(struct wopen *o)
     o->size = (uint64_t)size.QuadPart;
     if (o->size == 0) {
         fail(o, MMAPIO_E_RESIZE_FAILED, "the source is empty");
+        return;
+    }
+    if (o->size > o->max_size) { /* as Linux, before dst is made */
+        fail(o, MMAPIO_E_QUOTA, "size over the daemon's max_map_size");
         return;
     }
     o->g = beneath_as(o->token, o->ops->root, o->dst, GENERIC_READ | GENERIC_WRITE,
@@ -483,8 +488,6 @@ static void copy_opened(struct wopen *o)
     if (m && m->size != o->size)
         fail(o, MMAPIO_E_BUSY, "the destination is mapped at another size than the "
              "source's, and a mapped file's size cannot change on Windows");
-    else if (o->size != o->gsize && o->size > o->w->cfg.max_map_size)
-        fail(o, MMAPIO_E_INVALID_ARGUMENT, "bigger than max_map_size");
     if (o->code != MMAPIO_OK) {
         reply_fail(o);
         return;
@@ -677,6 +680,7 @@ void winopen_copy(struct wsession *s, uint64_t id, const char *src, const char *
     struct wopen *o = job_new(s, id, src);
     if (!o)
         return;
+    o->max_size = s->w->cfg.max_map_size;
     if (!(o->dst = strdup(dst))) {
         reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
         s->opens++; /* job_free counts it down */
