@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "closer.h"
 #include "config.h"
+#include "evhold.h"
 #include "log.h"
 #include "ops.h"
 #include "ringdrain.h"
@@ -32,6 +35,11 @@
 #define NOTICES_PER_TURN 16
 #define NOTICE_BUDGET_NS 100000
 #define REQUESTS_PER_TURN 2
+
+/* Held events (evhold.h): how soon, and at most how late, the daemon
+ * looks again whether the reader caught up when no new event comes. */
+#define HELD_FIRST_MS 1
+#define HELD_MAX_MS 4
 
 /*
  * A run of notices ends only at a read that finds the socket empty
@@ -403,7 +411,11 @@ void conn_close(struct conn *c)
         event_free(c->ev_read);
     if (c->ev_write)
         event_free(c->ev_write);
-    c->ev_read = c->ev_write = NULL;
+    if (c->ev_held)
+        event_free(c->ev_held);
+    c->ev_read = c->ev_write = c->ev_held = NULL;
+    free(c->held);
+    c->held = NULL;
     free_frames(c);
     leave_uid(c);
     close_socket(c->fd, c->s.cred.uid);
@@ -518,8 +530,11 @@ static void send_message(struct conn *c, Mmapio__ServerMessage *sm, int fd,
         free(buf);
 }
 
+static void send_held(struct conn *c);
+
 static void send_reply(struct conn *c, Mmapio__Reply *reply, int fd)
 {
+    send_held(c); /* a reply overtakes no event */
     if (fd < 0 && reply->error == 0 &&
         (!reply->message || !*reply->message) && reply->result_case == MMAPIO__REPLY__RESULT__NOT_SET &&
         reply->base.n_unknown_fields == 0) {
@@ -544,8 +559,11 @@ static void send_event_now(struct conn *c, Mmapio__Event *ev)
     send_message(c, &sm, -1, true);
 }
 
-void conn_send_event(struct conn *c, Mmapio__Event *ev)
+static void on_held(evutil_socket_t fd, short what, void *arg);
+
+static void send_event_counted(void *arg, Mmapio__Event *ev)
 {
+    struct conn *c = arg;
     if (c->closed || c->failed)
         return;
     if (c->n_events >= c->ctx->cfg->max_events) {
@@ -553,6 +571,73 @@ void conn_send_event(struct conn *c, Mmapio__Event *ev)
         return;
     }
     send_event_now(c, ev);
+}
+
+/* The client has not read all we sent: frames still queued here, or
+ * unread in its socket (SIOCOUTQ: what it has not yet taken off). */
+static bool reader_behind(const struct conn *c)
+{
+    int unread = 0;
+    return c->out || (ioctl(c->fd, SIOCOUTQ, &unread) == 0 && unread > 0);
+}
+
+static void send_held(struct conn *c)
+{
+    if (c->held && c->held->n) {
+        c->held_ms = HELD_FIRST_MS;
+        evhold_flush(c->held, send_event_counted, c);
+    }
+}
+
+static void arm_held(struct conn *c)
+{
+    struct timeval tv = { 0, (suseconds_t)c->held_ms * 1000 };
+    if (!c->ev_held)
+        c->ev_held = evtimer_new(c->ctx->base, on_held, c);
+    if (!c->ev_held || evtimer_add(c->ev_held, &tv) < 0)
+        send_held(c); /* no timer: no holding */
+}
+
+/* No new event came since: caught up now? Else look later, less often
+ * (a watcher that stopped reading costs an ioctl every HELD_MAX_MS). */
+static void on_held(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->closed || !c->held || !c->held->n)
+        return;
+    if (!reader_behind(c)) {
+        send_held(c);
+        return;
+    }
+    c->held_ms = c->held_ms * 2 > HELD_MAX_MS ? HELD_MAX_MS : c->held_ms * 2;
+    arm_held(c);
+}
+
+void conn_send_event(struct conn *c, Mmapio__Event *ev)
+{
+    if (c->closed || c->failed)
+        return;
+    if (ev->kind == MMAPIO__EVENT_KIND__EVENT_MODIFIED) {
+        bool holding = c->held && c->held->n;
+        bool behind = reader_behind(c);
+        if (behind || holding) {
+            if (!c->held)
+                c->held = calloc(1, sizeof(*c->held));
+            if (c->held && evhold_add(c->held, ev)) {
+                if (!behind)
+                    send_held(c);
+                else if (!holding) {
+                    c->held_ms = HELD_FIRST_MS;
+                    arm_held(c);
+                }
+                return;
+            }
+        }
+    }
+    send_held(c); /* nothing overtakes what is held */
+    send_event_counted(c, ev);
 }
 
 /* The session's way out. */
