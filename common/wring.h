@@ -217,6 +217,32 @@ static inline bool wring_extend_own(struct wring_hdr *r, uint64_t last,
 }
 
 /*
+ * wring_extend_own for a writer that knows its cell: `pos` is the cell's
+ * position + 1 (its seq), `l` its length, both as this thread left them
+ * (only the claimer extends a fenced cell, so they cannot have changed
+ * but by the daemon taking it). The same stores and checks, without
+ * reading back what the cell holds: the write path of a thread appending
+ * to the cell it claimed, with nothing else changed in the ring.
+ */
+static inline bool wring_extend_known(struct wring_hdr *r,
+                                      struct wring_cell *c, uint64_t pos,
+                                      uint64_t l, uint64_t len, bool *big)
+{
+    if (atomic_load_explicit(&r->tail, memory_order_relaxed) != pos ||
+        atomic_load_explicit(&c->seq, memory_order_relaxed) != pos ||
+        len > UINT64_MAX - l)
+        return false;
+    __atomic_store_n(&c->len, l + len, __ATOMIC_RELEASE);
+    atomic_signal_fence(memory_order_seq_cst); /* the daemon's membarrier */
+    if (atomic_load_explicit(&c->seq, memory_order_relaxed) != pos)
+        return false;
+    uint64_t mark = atomic_load_explicit(&r->knock_at, memory_order_relaxed);
+    *big = (l < WRING_KNOCK_BYTES && l + len >= WRING_KNOCK_BYTES) ||
+           (l < mark && l + len >= mark);
+    return true;
+}
+
+/*
  * The writer's side: records a write of [offset, offset+len) by holder
  * `handle`. WRING_WAKE: recorded, and the caller must send the RING
  * notice; WRING_DROPPED: the ring was full, the handle's lost bit is set

@@ -36,8 +36,16 @@
 #define NOTICE_BUDGET_NS 100000
 #define REQUESTS_PER_TURN 2
 
-/* Held events (evhold.h): how soon, and at most how late, the daemon
- * looks again whether the reader caught up when no new event comes. */
+/* Held events (evhold.h). A reader is behind when this much it has not
+ * read yet (SIOCOUTQ counts each frame's kernel size: a small event is
+ * about 0.5-1.3 KiB of it, so 50-130 events): a watcher with that much
+ * to read has time to spare; one that keeps up (a ring's consumer, at
+ * most a ring's worth of events, a dozen or so, behind its producer) is
+ * never held, so never waits for the daemon's next look, which would
+ * stall a producer waiting for room. How soon, and at most how late,
+ * the daemon looks again whether the reader caught up when no new event
+ * comes: */
+#define HELD_BEHIND_BYTES (64u << 10)
 #define HELD_FIRST_MS 1
 #define HELD_MAX_MS 4
 
@@ -573,12 +581,13 @@ static void send_event_counted(void *arg, Mmapio__Event *ev)
     send_event_now(c, ev);
 }
 
-/* The client has not read all we sent: frames still queued here, or
+/* The client is behind: frames still queued here, or HELD_BEHIND_BYTES
  * unread in its socket (SIOCOUTQ: what it has not yet taken off). */
 static bool reader_behind(const struct conn *c)
 {
     int unread = 0;
-    return c->out || (ioctl(c->fd, SIOCOUTQ, &unread) == 0 && unread > 0);
+    return c->out || (ioctl(c->fd, SIOCOUTQ, &unread) == 0 &&
+                      unread >= (int)HELD_BEHIND_BYTES);
 }
 
 static void send_held(struct conn *c)
