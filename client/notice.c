@@ -136,37 +136,12 @@ bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
 /* Rings mapped in this process, numbered: a thread's own cell is of one. */
 static atomic_uint_fast64_t ring_epochs;
 
-/* This thread's last claimed cell (wring_push's `mine`) and its ring;
- * and while that cell is a write of this thread's, what it holds (its
- * handle, where it ends, its length; cell NULL: not known), so that the
- * next write continuing it reads nothing back (wring_extend_known). */
+/* This thread's own cell (wring.h's wring_own) and the ring it is of. */
 static _Thread_local __attribute__((tls_model("initial-exec"))) struct {
     const struct wring_hdr *ring;
-    uint64_t epoch, pos;
-    struct wring_cell *cell;
-    uint64_t handle, end, len;
+    uint64_t epoch;
+    struct wring_own w;
 } own;
-
-/* After wring_push with `mine`: what the cell this thread claimed last
- * holds, when it is a write of handle that ends at `end` (a write just
- * recorded there, in a new cell or continuing it). */
-static void own_learn(struct wring_hdr *r, uint64_t handle, uint64_t end)
-{
-    own.cell = NULL;
-    if (own.pos == 0)
-        return;
-    struct wring_cell *c = &r->cells[(own.pos - 1) % WRING_CELLS];
-    uint64_t o = __atomic_load_n(&c->offset, __ATOMIC_RELAXED);
-    uint64_t l = __atomic_load_n(&c->len, __ATOMIC_RELAXED);
-    if (atomic_load_explicit(&c->seq, memory_order_relaxed) != own.pos ||
-        __atomic_load_n(&c->handle, __ATOMIC_RELAXED) != handle ||
-        o == WRING_RELEASE || l > UINT64_MAX - o || o + l != end)
-        return;
-    own.cell = c;
-    own.handle = handle;
-    own.end = end;
-    own.len = l;
-}
 
 void notice_ring_attach_locked(mmapio_client *c)
 {
@@ -227,37 +202,17 @@ bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     struct wring_hdr *r = atomic_load_explicit(&c->ring, memory_order_acquire);
     if (!r)
         return notice_write(c, handle, lost, p, offset, len);
-    uint64_t *mine = NULL;
     enum wring_push got;
     if (c->ring_fenced) {
         if (own.ring != r || own.epoch != c->ring_epoch) {
             own.ring = r;
             own.epoch = c->ring_epoch;
-            own.pos = 0;
-            own.cell = NULL;
+            own.w = (struct wring_own){ 0 };
         }
-        bool big;
-        if (own.cell && own.handle == handle && own.end == offset &&
-            len <= UINT64_MAX - offset &&
-            wring_extend_known(r, own.cell, own.pos, own.len, len, &big)) {
-            own.end += len;
-            own.len += len;
-            if (!big || !atomic_load_explicit(&r->knock, memory_order_relaxed) ||
-                !atomic_exchange(&r->knock, 0))
-                return true;
-            got = WRING_BIG;
-            goto knock;
-        }
-        mine = &own.pos;
+        got = wring_push_own(r, &own.w, handle, offset, len);
+    } else {
+        got = wring_push(r, handle, offset, len, NULL);
     }
-    got = wring_push(r, handle, offset, len, mine);
-    if (mine) {
-        if (got == WRING_DROPPED || len > UINT64_MAX - offset)
-            own.cell = NULL;
-        else
-            own_learn(r, handle, offset + len);
-    }
-knock:
     if (got == WRING_PUSHED || got == WRING_DROPPED ||
         atomic_load_explicit(&c->gone, memory_order_relaxed))
         return true;

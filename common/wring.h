@@ -43,7 +43,11 @@
  * fence would, so either the daemon reads the new len or the writer sees
  * the cell taken and claims a new one for its range (told twice, never
  * missed). Only the thread that claimed a cell extends it then (others
- * claim their own), so writers never race on len. While the daemon is
+ * claim their own), so writers never race on len; so the thread knows
+ * what its cell holds, and the library's writers keep it (wring_own,
+ * wring_push_own): a write continuing it stores the new length and
+ * checks seq before and after, reading nothing else of the ring but
+ * tail (still its cell?) and knock_at. While the daemon is
  * busy it leaves the last cell untaken (live): it reads how far it grew
  * and tells that much, and sets knock_at to that length plus
  * WRING_KNOCK_BYTES; it takes the cell (and fences) once it stopped
@@ -314,6 +318,68 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
         atomic_exchange(&r->knock, 0))
         return WRING_KNOCK;
     return WRING_DROPPED;
+}
+
+/* A writer thread's own cell in one fenced ring: wring_push's `mine`,
+ * and while that cell is a write of the thread's, what it holds (cell
+ * NULL: not known), so the next write continuing it reads nothing back. */
+struct wring_own {
+    uint64_t pos;                  /* `mine`: its position + 1; 0: none */
+    struct wring_cell *cell;
+    uint64_t handle, end, len;
+};
+
+/* After wring_push with &o->pos recorded [.., end) of handle (not
+ * dropped): what the thread's cell holds, when it is that write. */
+static inline void wring_own_learn(struct wring_hdr *r, struct wring_own *o,
+                                   uint64_t handle, uint64_t end)
+{
+    o->cell = NULL;
+    if (o->pos == 0)
+        return;
+    struct wring_cell *c = &r->cells[(o->pos - 1) % WRING_CELLS];
+    uint64_t off = __atomic_load_n(&c->offset, __ATOMIC_RELAXED);
+    uint64_t l = __atomic_load_n(&c->len, __ATOMIC_RELAXED);
+    if (atomic_load_explicit(&c->seq, memory_order_relaxed) != o->pos ||
+        __atomic_load_n(&c->handle, __ATOMIC_RELAXED) != handle ||
+        off == WRING_RELEASE || l > UINT64_MAX - off || off + l != end)
+        return;
+    o->cell = c;
+    o->handle = handle;
+    o->end = end;
+    o->len = l;
+}
+
+/*
+ * wring_push for a thread with its wring_own, in a fenced ring whose
+ * daemon fences (takes = WRING_TAKES_FENCED, the process registered): a
+ * write continuing the cell the thread knows is extended there
+ * (wring_extend_known), anything else goes through wring_push, and the
+ * thread learns its cell again.
+ */
+static inline enum wring_push wring_push_own(struct wring_hdr *r,
+                                             struct wring_own *o,
+                                             uint64_t handle, uint64_t offset,
+                                             uint64_t len)
+{
+    bool big;
+    if (o->cell && o->handle == handle && o->end == offset &&
+        len <= UINT64_MAX - offset &&
+        wring_extend_known(r, o->cell, o->pos, o->len, len, &big)) {
+        o->end += len;
+        o->len += len;
+        if (big && atomic_load_explicit(&r->knock, memory_order_relaxed) &&
+            atomic_exchange(&r->knock, 0))
+            return WRING_BIG;
+        return WRING_PUSHED;
+    }
+    enum wring_push got = wring_push(r, handle, offset, len, &o->pos);
+    if (got == WRING_DROPPED || got == WRING_KNOCK ||
+        len > UINT64_MAX - offset)
+        o->cell = NULL;
+    else
+        wring_own_learn(r, o, handle, offset + len);
+    return got;
 }
 
 /*
