@@ -47,7 +47,7 @@
  * comes: */
 #define HELD_BEHIND_BYTES (64u << 10)
 #define HELD_FIRST_MS 1
-#define HELD_MAX_MS 4
+#define HELD_MAX_MS 1000   /* a reader that reads nothing: once a second */
 
 /*
  * A run of notices ends only at a read that finds the socket empty
@@ -581,46 +581,60 @@ static void send_event_counted(void *arg, Mmapio__Event *ev)
     send_event_now(c, ev);
 }
 
-/* The client is behind: frames still queued here, or HELD_BEHIND_BYTES
- * unread in its socket (SIOCOUTQ: what it has not yet taken off). */
-static bool reader_behind(const struct conn *c)
+/* What the client has not read yet: bytes queued here and unread in its
+ * socket (SIOCOUTQ: what it has not yet taken off); behind past
+ * HELD_BEHIND_BYTES, or with anything queued here. */
+static uint64_t reader_lag(const struct conn *c)
 {
     int unread = 0;
-    return c->out || (ioctl(c->fd, SIOCOUTQ, &unread) == 0 &&
-                      unread >= (int)HELD_BEHIND_BYTES);
+    if (ioctl(c->fd, SIOCOUTQ, &unread) < 0 || unread < 0)
+        unread = 0;
+    return c->out_bytes + (uint64_t)unread;
+}
+
+static bool reader_behind(const struct conn *c, uint64_t *lag)
+{
+    *lag = reader_lag(c);
+    return c->out || *lag >= HELD_BEHIND_BYTES;
 }
 
 static void send_held(struct conn *c)
 {
-    if (c->held && c->held->n) {
-        c->held_ms = HELD_FIRST_MS;
+    if (c->held && c->held->n)
         evhold_flush(c->held, send_event_counted, c);
-    }
 }
 
 static void arm_held(struct conn *c)
 {
-    struct timeval tv = { 0, (suseconds_t)c->held_ms * 1000 };
+    struct timeval tv = { (time_t)(c->held_ms / 1000),
+                          (suseconds_t)(c->held_ms % 1000) * 1000 };
     if (!c->ev_held)
         c->ev_held = evtimer_new(c->ctx->base, on_held, c);
     if (!c->ev_held || evtimer_add(c->ev_held, &tv) < 0)
         send_held(c); /* no timer: no holding */
 }
 
-/* No new event came since: caught up now? Else look later, less often
- * (a watcher that stopped reading costs an ioctl every HELD_MAX_MS). */
+/* No new event came since: caught up now? Else look again: soon while it
+ * reads (its lag shrank), less and less often while it does not, so a
+ * client that never reads costs an ioctl a second, not a busy loop. */
 static void on_held(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    uint64_t lag;
     (void)fd;
     (void)what;
     if (c->closed || !c->held || !c->held->n)
         return;
-    if (!reader_behind(c)) {
+    if (!reader_behind(c, &lag)) {
         send_held(c);
         return;
     }
-    c->held_ms = c->held_ms * 2 > HELD_MAX_MS ? HELD_MAX_MS : c->held_ms * 2;
+    if (lag < c->held_lag)
+        c->held_ms = HELD_FIRST_MS;
+    else
+        c->held_ms = c->held_ms * 2 > HELD_MAX_MS ? HELD_MAX_MS
+                                                  : c->held_ms * 2;
+    c->held_lag = lag;
     arm_held(c);
 }
 
@@ -630,7 +644,8 @@ void conn_send_event(struct conn *c, Mmapio__Event *ev)
         return;
     if (ev->kind == MMAPIO__EVENT_KIND__EVENT_MODIFIED) {
         bool holding = c->held && c->held->n;
-        bool behind = reader_behind(c);
+        uint64_t lag;
+        bool behind = reader_behind(c, &lag);
         if (behind || holding) {
             if (!c->held)
                 c->held = calloc(1, sizeof(*c->held));
@@ -639,6 +654,7 @@ void conn_send_event(struct conn *c, Mmapio__Event *ev)
                     send_held(c);
                 else if (!holding) {
                     c->held_ms = HELD_FIRST_MS;
+                    c->held_lag = lag;
                     arm_held(c);
                 }
                 return;

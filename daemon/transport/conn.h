@@ -80,6 +80,7 @@ struct conn {
     struct evhold *held;      /* MODIFIED held while the reader is behind */
     struct event *ev_held;    /* looks again whether it caught up */
     uint32_t held_ms;         /* ev_held's next delay */
+    uint64_t held_lag;        /* bytes it had not read at the last look */
     struct session s;         /* the client as the handlers see it */
 };
 
