@@ -350,6 +350,22 @@ static inline void wring_own_learn(struct wring_hdr *r, struct wring_own *o,
     o->len = l;
 }
 
+/* wring_push_own's way when the write does not continue the known cell,
+ * or the cell changed: wring_push, then what the cell holds now. Kept
+ * out of line, so the common way stays short. */
+static __attribute__((noinline)) enum wring_push
+wring_push_own_slow(struct wring_hdr *r, struct wring_own *o, uint64_t handle,
+                    uint64_t offset, uint64_t len)
+{
+    enum wring_push got = wring_push(r, handle, offset, len, &o->pos);
+    if (got == WRING_DROPPED || got == WRING_KNOCK ||
+        len > UINT64_MAX - offset)
+        o->cell = NULL;
+    else
+        wring_own_learn(r, o, handle, offset + len);
+    return got;
+}
+
 /*
  * wring_push for a thread with its wring_own, in a fenced ring whose
  * daemon fences (takes = WRING_TAKES_FENCED, the process registered): a
@@ -373,13 +389,7 @@ static inline enum wring_push wring_push_own(struct wring_hdr *r,
             return WRING_BIG;
         return WRING_PUSHED;
     }
-    enum wring_push got = wring_push(r, handle, offset, len, &o->pos);
-    if (got == WRING_DROPPED || got == WRING_KNOCK ||
-        len > UINT64_MAX - offset)
-        o->cell = NULL;
-    else
-        wring_own_learn(r, o, handle, offset + len);
-    return got;
+    return wring_push_own_slow(r, o, handle, offset, len);
 }
 
 /*
