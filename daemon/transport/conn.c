@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <linux/sockios.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -173,6 +174,7 @@ static int refuse_fds(int fd)
  * loop close one.
  */
 static void port_want_fd(struct session *s);
+static bool port_gone(struct session *s);
 static void disarm_fds(struct conn *c)
 {
     c->s.fd_wanted = false;
@@ -688,7 +690,24 @@ static const struct session_port port = {
     .event = port_event,
     .busy_changed = port_busy_changed,
     .want_fd = port_want_fd,
+    .gone = port_gone,
 };
+
+/* The peer hung up and left nothing unread (a request or notice it sent
+ * before exiting is served in its turn, as always): closed now, as the
+ * loop would when it came to it. */
+static bool port_gone(struct session *s)
+{
+    struct conn *c = container_of(s, struct conn, s);
+    int unread = 0;
+    struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
+    if (c->closed || poll(&p, 1, 0) != 1 ||
+        !(p.revents & (POLLHUP | POLLRDHUP | POLLERR)) ||
+        ioctl(c->fd, SIOCINQ, &unread) < 0 || unread != 0)
+        return false;
+    conn_close(c);
+    return true;
+}
 
 static void port_want_fd(struct session *s)
 {
