@@ -222,6 +222,8 @@ static int truncate_held(struct handlers *h, struct mapping *m, uint64_t size,
                          uid_t by, const char **why)
 {
     ringdrain_settle(m, NULL); /* releases recorded, not yet read */
+    if (m->n_holders > 0)
+        session_reap_gone(m, NULL); /* holders whose process just exited */
     if (m->n_holders > 0) {
         *why = "mapping is held by others; truncating would fault them";
         return MMAPIO_E_BUSY;
