@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -429,5 +430,45 @@ Test(resize, shrink_right_after_the_other_holder_exits)
     cr_assert_eq(sb.st_size, 2048);
     close(a);
     hz_chan_close(&up);
+    mmapio_disconnect(c);
+}
+
+/*
+ * The client whose truncate is being served is never taken for gone,
+ * even when it hung up (shut its writing side) right after sending it:
+ * it gets its answer (BUSY: it holds the file itself), and the daemon
+ * lives on (under ASan a use after free, were it ended mid-request).
+ */
+Test(resize, a_truncating_client_that_hung_up_is_answered)
+{
+    int a = raw_connect(hz.sock), fd = -1;
+    cr_assert_geq(a, 0);
+    hz_assert_ok(raw_hello(a, WIRE_PROTOCOL));
+    hz_assert_ok(raw_open(a, "hup.dat", false, MMAPIO__MODE__MODE_READ_WRITE,
+                          true, 4096, &fd));
+    close(fd);
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    o.path = (char *)"hup.dat";
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    o.create = true;
+    o.truncate = true;
+    o.size = 2048;
+    q.id = 9;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    wait_stopped(hz.pid);
+    cr_assert_eq(raw_send(a, &q, -1), 0);
+    cr_assert_eq(shutdown(a, SHUT_WR), 0);
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+    Mmapio__ServerMessage *rep;
+    cr_assert_eq(raw_recv(a, 5000, &rep, &fd), 0, "no answer");
+    cr_assert_eq(rep->reply->error, MMAPIO_E_BUSY, "error %d",
+                 rep->reply->error);
+    mmapio__server_message__free_unpacked(rep, NULL);
+    close(a);
+    mmapio_client *c = hz_client();
+    hz_assert_ok(mmapio_ping(c));
     mmapio_disconnect(c);
 }
