@@ -1,5 +1,5 @@
 /*
- * quickmsg: the ping round trip's messages by hand (see quickmsg.h).
+ * quickmsg: the ping's and the open's round trips by hand (see quickmsg.h).
  * Portable: no system call, shared by every platform's client and daemon.
  */
 
