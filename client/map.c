@@ -205,8 +205,9 @@ static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
     bool told = atomic_load_explicit(&m->told_gen, memory_order_relaxed) == gen;
     bool sent = true;
     if (watched)
-        sent = notice_range(m->client, map_handle_of(m), &m->lost_notice, &m->pace,
-                            offset, len);
+        sent = notice_range(m->client,
+                            atomic_load_explicit(&m->handle, memory_order_relaxed),
+                            &m->lost_notice, &m->pace, offset, len);
     /* A paced WRITE that did not leave now still owes the timed flusher
      * its DIRTY, once per flush. */
     if (!told && (!watched || !sent))

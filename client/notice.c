@@ -136,10 +136,11 @@ bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
 /* Rings mapped in this process, numbered: a thread's own cell is of one. */
 static atomic_uint_fast64_t ring_epochs;
 
-/* This thread's last claimed cell (wring_push's `mine`) and its ring. */
+/* This thread's own cell (wring.h's wring_own) and the ring it is of. */
 static _Thread_local __attribute__((tls_model("initial-exec"))) struct {
     const struct wring_hdr *ring;
-    uint64_t epoch, pos;
+    uint64_t epoch;
+    struct wring_own w;
 } own;
 
 void notice_ring_attach_locked(mmapio_client *c)
@@ -201,16 +202,17 @@ bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
     struct wring_hdr *r = atomic_load_explicit(&c->ring, memory_order_acquire);
     if (!r)
         return notice_write(c, handle, lost, p, offset, len);
-    uint64_t *mine = NULL;
+    enum wring_push got;
     if (c->ring_fenced) {
         if (own.ring != r || own.epoch != c->ring_epoch) {
             own.ring = r;
             own.epoch = c->ring_epoch;
-            own.pos = 0;
+            own.w = (struct wring_own){ 0 };
         }
-        mine = &own.pos;
+        got = wring_push_own(r, &own.w, handle, offset, len);
+    } else {
+        got = wring_push(r, handle, offset, len, NULL);
     }
-    enum wring_push got = wring_push(r, handle, offset, len, mine);
     if (got == WRING_PUSHED || got == WRING_DROPPED ||
         atomic_load_explicit(&c->gone, memory_order_relaxed))
         return true;

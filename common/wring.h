@@ -43,7 +43,11 @@
  * fence would, so either the daemon reads the new len or the writer sees
  * the cell taken and claims a new one for its range (told twice, never
  * missed). Only the thread that claimed a cell extends it then (others
- * claim their own), so writers never race on len. While the daemon is
+ * claim their own), so writers never race on len; so the thread knows
+ * what its cell holds, and the library's writers keep it (wring_own,
+ * wring_push_own): a write continuing it stores the new length and
+ * checks seq before and after, reading nothing else of the ring but
+ * tail (still its cell?) and knock_at. While the daemon is
  * busy it leaves the last cell untaken (live): it reads how far it grew
  * and tells that much, and sets knock_at to that length plus
  * WRING_KNOCK_BYTES; it takes the cell (and fences) once it stopped
@@ -217,6 +221,32 @@ static inline bool wring_extend_own(struct wring_hdr *r, uint64_t last,
 }
 
 /*
+ * wring_extend_own for a writer that knows its cell: `pos` is the cell's
+ * position + 1 (its seq), `l` its length, both as this thread left them
+ * (only the claimer extends a fenced cell, so they cannot have changed
+ * but by the daemon taking it). The same stores and checks, without
+ * reading back what the cell holds: the write path of a thread appending
+ * to the cell it claimed, with nothing else changed in the ring.
+ */
+static inline bool wring_extend_known(struct wring_hdr *r,
+                                      struct wring_cell *c, uint64_t pos,
+                                      uint64_t l, uint64_t len, bool *big)
+{
+    if (atomic_load_explicit(&r->tail, memory_order_relaxed) != pos ||
+        atomic_load_explicit(&c->seq, memory_order_relaxed) != pos ||
+        len > UINT64_MAX - l)
+        return false;
+    __atomic_store_n(&c->len, l + len, __ATOMIC_RELEASE);
+    atomic_signal_fence(memory_order_seq_cst); /* the daemon's membarrier */
+    if (atomic_load_explicit(&c->seq, memory_order_relaxed) != pos)
+        return false;
+    uint64_t mark = atomic_load_explicit(&r->knock_at, memory_order_relaxed);
+    *big = (l < WRING_KNOCK_BYTES && l + len >= WRING_KNOCK_BYTES) ||
+           (l < mark && l + len >= mark);
+    return true;
+}
+
+/*
  * The writer's side: records a write of [offset, offset+len) by holder
  * `handle`. WRING_WAKE: recorded, and the caller must send the RING
  * notice; WRING_DROPPED: the ring was full, the handle's lost bit is set
@@ -288,6 +318,78 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
         atomic_exchange(&r->knock, 0))
         return WRING_KNOCK;
     return WRING_DROPPED;
+}
+
+/* A writer thread's own cell in one fenced ring: wring_push's `mine`,
+ * and while that cell is a write of the thread's, what it holds (cell
+ * NULL: not known), so the next write continuing it reads nothing back. */
+struct wring_own {
+    uint64_t pos;                  /* `mine`: its position + 1; 0: none */
+    struct wring_cell *cell;
+    uint64_t handle, end, len;
+};
+
+/* After wring_push with &o->pos recorded [.., end) of handle (not
+ * dropped): what the thread's cell holds, when it is that write. */
+static inline void wring_own_learn(struct wring_hdr *r, struct wring_own *o,
+                                   uint64_t handle, uint64_t end)
+{
+    o->cell = NULL;
+    if (o->pos == 0)
+        return;
+    struct wring_cell *c = &r->cells[(o->pos - 1) % WRING_CELLS];
+    uint64_t off = __atomic_load_n(&c->offset, __ATOMIC_RELAXED);
+    uint64_t l = __atomic_load_n(&c->len, __ATOMIC_RELAXED);
+    if (atomic_load_explicit(&c->seq, memory_order_relaxed) != o->pos ||
+        __atomic_load_n(&c->handle, __ATOMIC_RELAXED) != handle ||
+        off == WRING_RELEASE || l > UINT64_MAX - off || off + l != end)
+        return;
+    o->cell = c;
+    o->handle = handle;
+    o->end = end;
+    o->len = l;
+}
+
+/* wring_push_own's way when the write does not continue the known cell,
+ * or the cell changed: wring_push, then what the cell holds now. Kept
+ * out of line, so the common way stays short. */
+static __attribute__((noinline)) enum wring_push
+wring_push_own_slow(struct wring_hdr *r, struct wring_own *o, uint64_t handle,
+                    uint64_t offset, uint64_t len)
+{
+    enum wring_push got = wring_push(r, handle, offset, len, &o->pos);
+    if (got == WRING_DROPPED || got == WRING_KNOCK ||
+        len > UINT64_MAX - offset)
+        o->cell = NULL;
+    else
+        wring_own_learn(r, o, handle, offset + len);
+    return got;
+}
+
+/*
+ * wring_push for a thread with its wring_own, in a fenced ring whose
+ * daemon fences (takes = WRING_TAKES_FENCED, the process registered): a
+ * write continuing the cell the thread knows is extended there
+ * (wring_extend_known), anything else goes through wring_push, and the
+ * thread learns its cell again.
+ */
+static inline enum wring_push wring_push_own(struct wring_hdr *r,
+                                             struct wring_own *o,
+                                             uint64_t handle, uint64_t offset,
+                                             uint64_t len)
+{
+    bool big;
+    if (o->cell && o->handle == handle && o->end == offset &&
+        len <= UINT64_MAX - offset &&
+        wring_extend_known(r, o->cell, o->pos, o->len, len, &big)) {
+        o->end += len;
+        o->len += len;
+        if (big && atomic_load_explicit(&r->knock, memory_order_relaxed) &&
+            atomic_exchange(&r->knock, 0))
+            return WRING_BIG;
+        return WRING_PUSHED;
+    }
+    return wring_push_own_slow(r, o, handle, offset, len);
 }
 
 /*

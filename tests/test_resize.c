@@ -10,6 +10,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -347,4 +349,126 @@ Test(resize, grown_outside_and_noticed_by_an_open_is_announced)
                  "the holder was never told the file grew");
     close(a);
     close(b);
+}
+
+/*
+ * A holder whose process exits just before another holder's shrink is
+ * not counted, even when the daemon has not yet come to its hang-up: the
+ * shrink is read first (the daemon is stopped while it is sent and the
+ * holder dies, so the loop finds the request ahead of the hang-up), and
+ * the daemon looks at the other holders' sockets before refusing.
+ */
+Test(resize, shrink_right_after_the_other_holder_exits)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_create_rw(c, "gone.dat", 4096, &m));
+    struct hz_chan up;
+    cr_assert_eq(hz_chan_open(&up), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        hz_chan_keep_write(&up);
+        mmapio_client *cc;
+        mmapio_map *mm;
+        if (mmapio_connect(NULL, &cc) || mmapio_open_rw(cc, "gone.dat", &mm))
+            _exit(1);
+        hz_chan_send(&up, 'k');
+        pause(); /* until killed, holding it */
+        _exit(0);
+    }
+    hz_chan_keep_read(&up);
+    cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "child did not open");
+
+    /* The shrink request, raw, on a connection of this process's own
+     * that holds the file too (the library's would wait for its reply). */
+    int a = raw_connect(hz.sock), fd = -1;
+    cr_assert_geq(a, 0);
+    hz_assert_ok(raw_hello(a, WIRE_PROTOCOL));
+    Mmapio__ServerMessage *rep;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    o.path = (char *)"gone.dat";
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    q.id = 1;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    cr_assert_eq(raw_send(a, &q, -1), 0);
+    cr_assert_eq(raw_recv(a, 5000, &rep, &fd), 0);
+    cr_assert_eq(rep->reply->error, 0);
+    uint64_t handle = rep->reply->open->handle;
+    mmapio__server_message__free_unpacked(rep, NULL);
+    close(fd);
+    mmapio_unmap(m); /* the raw connection and the child: two holders */
+    hz_assert_ok(mmapio_ping(c)); /* the release is read */
+
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    wait_stopped(hz.pid);
+    Mmapio__Resize rs = MMAPIO__RESIZE__INIT;
+    Mmapio__Request rq = MMAPIO__REQUEST__INIT;
+    rs.handle = handle;
+    rs.size = 2048;
+    rq.id = 2;
+    rq.op_case = MMAPIO__REQUEST__OP_RESIZE;
+    rq.resize = &rs;
+    cr_assert_eq(raw_send(a, &rq, -1), 0);
+    usleep(20 * 1000);
+    cr_assert_eq(kill(pid, SIGKILL), 0);
+    int st = hz_wait_child(pid, 20000);
+    cr_assert(WIFSIGNALED(st), "holder status 0x%x", (unsigned)st);
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+
+    cr_assert_eq(raw_recv(a, 5000, &rep, NULL), 0);
+    cr_assert_eq(rep->reply->error, 0, "shrink right after the other "
+                 "holder exited: error %d (%s)", rep->reply->error,
+                 rep->reply->message ? rep->reply->message : "");
+    mmapio__server_message__free_unpacked(rep, NULL);
+    struct stat sb;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/gone.dat", hz.root);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_size, 2048);
+    close(a);
+    hz_chan_close(&up);
+    mmapio_disconnect(c);
+}
+
+/*
+ * The client whose truncate is being served is never taken for gone,
+ * even when it hung up (shut its writing side) right after sending it:
+ * it gets its answer (BUSY: it holds the file itself), and the daemon
+ * lives on (under ASan a use after free, were it ended mid-request).
+ */
+Test(resize, a_truncating_client_that_hung_up_is_answered)
+{
+    int a = raw_connect(hz.sock), fd = -1;
+    cr_assert_geq(a, 0);
+    hz_assert_ok(raw_hello(a, WIRE_PROTOCOL));
+    hz_assert_ok(raw_open(a, "hup.dat", false, MMAPIO__MODE__MODE_READ_WRITE,
+                          true, 4096, &fd));
+    close(fd);
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    o.path = (char *)"hup.dat";
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    o.create = true;
+    o.truncate = true;
+    o.size = 2048;
+    q.id = 9;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    wait_stopped(hz.pid);
+    cr_assert_eq(raw_send(a, &q, -1), 0);
+    cr_assert_eq(shutdown(a, SHUT_WR), 0);
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+    Mmapio__ServerMessage *rep;
+    cr_assert_eq(raw_recv(a, 5000, &rep, &fd), 0, "no answer");
+    cr_assert_eq(rep->reply->error, MMAPIO_E_BUSY, "error %d",
+                 rep->reply->error);
+    mmapio__server_message__free_unpacked(rep, NULL);
+    close(a);
+    mmapio_client *c = hz_client();
+    hz_assert_ok(mmapio_ping(c));
+    mmapio_disconnect(c);
 }

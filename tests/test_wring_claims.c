@@ -7,7 +7,9 @@
  * armed the ring returns WAKE, once; an overflow after a drain knocks,
  * once per drain. Fenced (takes = WRING_TAKES_FENCED): each thread
  * extends its own cell by plain stores, the consumer takes cells, fences
- * (membarrier) and reads them, and every push is covered, at least once.
+ * (membarrier) and reads them, and every push is covered, at least once;
+ * so is it when each thread knows its cell and extends it without
+ * reading it back (wring_push_own, the library's way).
  */
 #include <criterion/criterion.h>
 #include <linux/membarrier.h>
@@ -238,15 +240,28 @@ Test(wring_claims, an_overflow_knocks_once_per_drain)
 static uint8_t fcovered[THREADS + 1][FPUSHES + 1];
 static long fdrains;
 
+static bool fknown; /* producers keep their cell (wring_push_own) */
+
 /* Each producer thread: offsets 1..FPUSHES of its handle, each one
- * continuing the last, with its own `mine`. */
+ * continuing the last, with its own `mine` (or wring_own, which also
+ * knows its cell: then every 64th push first writes offset 1 again, a
+ * write that does not continue, so the thread's cell changes often). */
 static void *fproduce(void *p)
 {
     struct producer *pr = p;
     uint64_t mine = 0;
+    struct wring_own own = { 0 };
     for (long i = 1; i <= FPUSHES; i++) {
-        enum wring_push r = wring_push(ring, pr->handle, (uint64_t)i, 1,
-                                       &mine);
+        enum wring_push r;
+        if (fknown) {
+            if (i % 64 == 0) {
+                r = wring_push_own(ring, &own, pr->handle, 1, 1);
+                pr->dropped += r == WRING_DROPPED || r == WRING_KNOCK;
+            }
+            r = wring_push_own(ring, &own, pr->handle, (uint64_t)i, 1);
+        } else {
+            r = wring_push(ring, pr->handle, (uint64_t)i, 1, &mine);
+        }
         pr->dropped += r == WRING_DROPPED || r == WRING_KNOCK;
     }
     return NULL;
@@ -292,8 +307,9 @@ static void *fconsume(void *p)
     return NULL;
 }
 
-Test(wring_claims, fenced_own_extension_covers_every_push)
+static void fenced_covers_every_push(bool known)
 {
+    fknown = known;
     /* In one process the private barrier stands for the daemon's global
      * one: both run a full barrier on every thread of ours running. */
     cr_assert_eq(syscall(SYS_membarrier,
@@ -338,6 +354,19 @@ Test(wring_claims, fenced_own_extension_covers_every_push)
     }
     cr_log_info("%ld drains", fdrains);
     free(ring);
+}
+
+Test(wring_claims, fenced_own_extension_covers_every_push)
+{
+    fenced_covers_every_push(false);
+}
+
+/* The library's path: a thread that knows its cell extends it without
+ * reading it back, racing the consumer's takes. */
+Test(wring_claims, fenced_known_extension_covers_every_push)
+{
+    for (int round = 0; round < 20; round++) /* a race: give it chances */
+        fenced_covers_every_push(true);
 }
 
 /* One thread extends only the cell it claimed; another's continuing push

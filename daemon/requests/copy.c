@@ -88,6 +88,8 @@ static int fit_dst(struct session *s, struct mapping *dst, uint64_t size,
         return MMAPIO_OK;
     if (size < old)
         ringdrain_settle(dst, s); /* releases recorded, not yet read */
+    if (size < old && dst->n_holders > 0)
+        session_reap_gone(dst, s); /* holders whose process just exited */
     if (size < old && dst->n_holders > 0) {
         *why = "the destination is held and larger than the source; "
                "shrinking it would fault its holders";

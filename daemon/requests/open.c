@@ -219,9 +219,13 @@ static int adopt_file(struct handlers *h, int fd, bool writable, bool admin,
 
 /* create_rw on an existing mapping: empty it, then give it `size`. */
 static int truncate_held(struct handlers *h, struct mapping *m, uint64_t size,
-                         uid_t by, const char **why)
+                         const struct session *c, const char **why)
 {
+    uid_t by = c->cred.uid;
     ringdrain_settle(m, NULL); /* releases recorded, not yet read */
+    if (m->n_holders > 0) /* holders whose process just exited; never the
+                           * asker, whose request this is */
+        session_reap_gone(m, c);
     if (m->n_holders > 0) {
         *why = "mapping is held by others; truncating would fault them";
         return MMAPIO_E_BUSY;
@@ -385,7 +389,7 @@ static int open_file(struct handlers *h, struct session *c, const Mmapio__Open *
     if (created)
         r = quota_set_size(h->quota, m, req->size, c->cred.uid, why);
     else if (req->truncate)
-        r = truncate_held(h, m, req->size, c->cred.uid, why);
+        r = truncate_held(h, m, req->size, c, why);
     if (!r && !created && req->mode == MMAPIO__MODE__MODE_READ_WRITE)
         r = reserve_for_writer(m, h->cfg->max_map_size, why);
     if (r && created)
@@ -523,7 +527,7 @@ static int open_anon(struct handlers *h, struct session *c, const Mmapio__Open *
         return MMAPIO_E_PERMISSION;
     }
     if (req->truncate) {
-        r = truncate_held(h, m, req->size, c->cred.uid, why);
+        r = truncate_held(h, m, req->size, c, why);
         if (r)
             return r;
     }

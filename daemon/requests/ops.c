@@ -143,6 +143,8 @@ static void op_resize(struct session *s, uint64_t id, const Mmapio__Resize *m)
     uint64_t old = current_size(map);
     if (m->size < old)
         ringdrain_settle(map, s); /* releases recorded, not yet read */
+    if (m->size < old && map->n_holders > 1)
+        session_reap_gone(map, s); /* holders whose process just exited */
     if (m->size < old && map->n_holders > 1) {
         session_reply_err(s, id, MMAPIO_E_BUSY,
                   "%u other holders; shrinking would fault their accesses",

@@ -225,6 +225,31 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
     return add_holder(s, m, mode, out, &why);
 }
 
+#define REAP_MAX 64   /* other holders' clients asked, one poll each */
+
+void session_reap_gone(struct mapping *m, const struct session *asking)
+{
+    static uint64_t pass;
+    unsigned asked = 0;
+    pass++;
+    mapping_ref(m);
+    mapping_pin(m);
+    /* An ended session's holders leave m's list: walk again from the
+     * start, skipping those asked already (each asked once). */
+    for (struct holder *h = m->holders; h && asked < REAP_MAX;) {
+        struct session *o = h->owner;
+        if (o == asking || o->reaped == pass || !o->port->gone) {
+            h = h->map_next;
+            continue;
+        }
+        o->reaped = pass;
+        asked++;
+        h = o->port->gone(o) ? m->holders : h->map_next;
+    }
+    mapping_unpin(m);
+    mapping_unref(m);
+}
+
 void session_release_holder(struct holder *hd, bool died)
 {
     struct session *s = hd->owner;

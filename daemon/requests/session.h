@@ -46,6 +46,11 @@ struct session_port {
     /* s->fd_wanted was set: the next datagram may carry one fd
      * (mmapio_from_fd; the transport disarms after it, fromfd.h). */
     void (*want_fd)(struct session *s);
+    /* Whether the client hung up with nothing left unread (its process
+     * exited), looking now rather than when the loop comes to it; if so
+     * the transport ends the session at once (its holders released) and
+     * says true. NULL: never. */
+    bool (*gone)(struct session *s);
 };
 
 /* What every handler works with. */
@@ -92,6 +97,7 @@ struct session {
     struct watch_owner watches;
     struct pending *pending;   /* answers owed */
     struct wring *ring;        /* its write ring, or NULL (wring.h) */
+    uint64_t reaped;           /* session_reap_gone's pass that asked it */
     struct session *prev, *next;
 };
 
@@ -125,6 +131,10 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
  * holder goes, and when a writer's session died (it may have written just
  * before). A file nobody holds leaves the registry. */
 void session_release_holder(struct holder *h, bool died);
+/* Before refusing because m has other holders: the clients of up to
+ * REAP_MAX of them (not `asking`) that hung up are ended now, so that a
+ * holder whose process just exited is not counted. */
+void session_reap_gone(struct mapping *m, const struct session *asking);
 /* Makes s a holder of m in `mode` and replies to request `id` with the
  * grant and its fd, or with the reason it failed (`what` names the
  * mapping in it). Takes the caller's reference to m. A mapping carved from

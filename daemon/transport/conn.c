@@ -7,12 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "closer.h"
 #include "config.h"
+#include "evhold.h"
 #include "log.h"
 #include "ops.h"
 #include "ringdrain.h"
@@ -32,6 +36,19 @@
 #define NOTICES_PER_TURN 16
 #define NOTICE_BUDGET_NS 100000
 #define REQUESTS_PER_TURN 2
+
+/* Held events (evhold.h). A reader is behind when this much it has not
+ * read yet (SIOCOUTQ counts each frame's kernel size: a small event is
+ * about 0.5-1.3 KiB of it, so 50-130 events): a watcher with that much
+ * to read has time to spare; one that keeps up (a ring's consumer, at
+ * most a ring's worth of events, a dozen or so, behind its producer) is
+ * never held, so never waits for the daemon's next look, which would
+ * stall a producer waiting for room. How soon, and at most how late,
+ * the daemon looks again whether the reader caught up when no new event
+ * comes: */
+#define HELD_BEHIND_BYTES (64u << 10)
+#define HELD_FIRST_MS 1
+#define HELD_MAX_MS 1000   /* a reader that reads nothing: once a second */
 
 /*
  * A run of notices ends only at a read that finds the socket empty
@@ -157,6 +174,7 @@ static int refuse_fds(int fd)
  * loop close one.
  */
 static void port_want_fd(struct session *s);
+static bool port_gone(struct session *s);
 static void disarm_fds(struct conn *c)
 {
     c->s.fd_wanted = false;
@@ -403,7 +421,11 @@ void conn_close(struct conn *c)
         event_free(c->ev_read);
     if (c->ev_write)
         event_free(c->ev_write);
-    c->ev_read = c->ev_write = NULL;
+    if (c->ev_held)
+        event_free(c->ev_held);
+    c->ev_read = c->ev_write = c->ev_held = NULL;
+    free(c->held);
+    c->held = NULL;
     free_frames(c);
     leave_uid(c);
     close_socket(c->fd, c->s.cred.uid);
@@ -537,10 +559,13 @@ static size_t quick_grant(const Mmapio__Reply *r, uint8_t *buf)
     return wire_pack_grant(r->id, &g, buf);
 }
 
+static void send_held(struct conn *c);
+
 static void send_reply(struct conn *c, Mmapio__Reply *reply, int fd)
 {
     uint8_t buf[WIRE_QUICK_GRANT_MAX];
     size_t len;
+    send_held(c); /* a reply overtakes no event */
     if (fd < 0 && reply->error == 0 &&
         (!reply->message || !*reply->message) && reply->result_case == MMAPIO__REPLY__RESULT__NOT_SET &&
         reply->base.n_unknown_fields == 0) {
@@ -566,8 +591,11 @@ static void send_event_now(struct conn *c, Mmapio__Event *ev)
     send_message(c, &sm, -1, true);
 }
 
-void conn_send_event(struct conn *c, Mmapio__Event *ev)
+static void on_held(evutil_socket_t fd, short what, void *arg);
+
+static void send_event_counted(void *arg, Mmapio__Event *ev)
 {
+    struct conn *c = arg;
     if (c->closed || c->failed)
         return;
     if (c->n_events >= c->ctx->cfg->max_events) {
@@ -575,6 +603,90 @@ void conn_send_event(struct conn *c, Mmapio__Event *ev)
         return;
     }
     send_event_now(c, ev);
+}
+
+/* What the client has not read yet: bytes queued here and unread in its
+ * socket (SIOCOUTQ: what it has not yet taken off); behind past
+ * HELD_BEHIND_BYTES, or with anything queued here. */
+static uint64_t reader_lag(const struct conn *c)
+{
+    int unread = 0;
+    if (ioctl(c->fd, SIOCOUTQ, &unread) < 0 || unread < 0)
+        unread = 0;
+    return c->out_bytes + (uint64_t)unread;
+}
+
+static bool reader_behind(const struct conn *c, uint64_t *lag)
+{
+    *lag = reader_lag(c);
+    return c->out || *lag >= HELD_BEHIND_BYTES;
+}
+
+static void send_held(struct conn *c)
+{
+    if (c->held && c->held->n)
+        evhold_flush(c->held, send_event_counted, c);
+}
+
+static void arm_held(struct conn *c)
+{
+    struct timeval tv = { (time_t)(c->held_ms / 1000),
+                          (suseconds_t)(c->held_ms % 1000) * 1000 };
+    if (!c->ev_held)
+        c->ev_held = evtimer_new(c->ctx->base, on_held, c);
+    if (!c->ev_held || evtimer_add(c->ev_held, &tv) < 0)
+        send_held(c); /* no timer: no holding */
+}
+
+/* No new event came since: caught up now? Else look again: soon while it
+ * reads (its lag shrank), less and less often while it does not, so a
+ * client that never reads costs an ioctl a second, not a busy loop. */
+static void on_held(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    uint64_t lag;
+    (void)fd;
+    (void)what;
+    if (c->closed || !c->held || !c->held->n)
+        return;
+    if (!reader_behind(c, &lag)) {
+        send_held(c);
+        return;
+    }
+    if (lag < c->held_lag)
+        c->held_ms = HELD_FIRST_MS;
+    else
+        c->held_ms = c->held_ms * 2 > HELD_MAX_MS ? HELD_MAX_MS
+                                                  : c->held_ms * 2;
+    c->held_lag = lag;
+    arm_held(c);
+}
+
+void conn_send_event(struct conn *c, Mmapio__Event *ev)
+{
+    if (c->closed || c->failed)
+        return;
+    if (ev->kind == MMAPIO__EVENT_KIND__EVENT_MODIFIED) {
+        bool holding = c->held && c->held->n;
+        uint64_t lag;
+        bool behind = reader_behind(c, &lag);
+        if (behind || holding) {
+            if (!c->held)
+                c->held = calloc(1, sizeof(*c->held));
+            if (c->held && evhold_add(c->held, ev)) {
+                if (!behind)
+                    send_held(c);
+                else if (!holding) {
+                    c->held_ms = HELD_FIRST_MS;
+                    c->held_lag = lag;
+                    arm_held(c);
+                }
+                return;
+            }
+        }
+    }
+    send_held(c); /* nothing overtakes what is held */
+    send_event_counted(c, ev);
 }
 
 /* The session's way out. */
@@ -600,7 +712,24 @@ static const struct session_port port = {
     .event = port_event,
     .busy_changed = port_busy_changed,
     .want_fd = port_want_fd,
+    .gone = port_gone,
 };
+
+/* The peer hung up and left nothing unread (a request or notice it sent
+ * before exiting is served in its turn, as always): closed now, as the
+ * loop would when it came to it. */
+static bool port_gone(struct session *s)
+{
+    struct conn *c = container_of(s, struct conn, s);
+    int unread = 0;
+    struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
+    if (c->closed || poll(&p, 1, 0) != 1 ||
+        !(p.revents & (POLLHUP | POLLRDHUP | POLLERR)) ||
+        ioctl(c->fd, SIOCINQ, &unread) < 0 || unread != 0)
+        return false;
+    conn_close(c);
+    return true;
+}
 
 static void port_want_fd(struct session *s)
 {

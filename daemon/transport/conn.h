@@ -10,7 +10,9 @@
  * max_queued_fds_per_uid per uid and max_queued_fds_total for all (a
  * connection with fds queued stops reading while any is over); events by
  * max_events (past that they are dropped and the client is sent one
- * OVERFLOW event). A client that has not said hello within
+ * OVERFLOW event). While the client has not read everything sent to it,
+ * MODIFIED events are merged per mapping instead (evhold.h) and sent
+ * when it has, so a slow watcher gets fewer, wider ranges, not a queue. A client that has not said hello within
  * hello_timeout_ms is closed. Each wake-up of a connection serves one
  * request (and a bounded run of one-way notices), so the others' turns
  * come between two of its requests.
@@ -37,6 +39,7 @@
 struct config;
 struct event;
 struct event_base;
+struct evhold;
 struct frame;
 struct handlers;
 
@@ -74,6 +77,10 @@ struct conn {
     struct conn *uid_next, *uid_prev; /* use->list */
     struct event *ev_hello;   /* the hello deadline, until hello */
     uint32_t n_out_fds;       /* of which carry an fd */
+    struct evhold *held;      /* MODIFIED held while the reader is behind */
+    struct event *ev_held;    /* looks again whether it caught up */
+    uint32_t held_ms;         /* ev_held's next delay */
+    uint64_t held_lag;        /* bytes it had not read at the last look */
     struct session s;         /* the client as the handlers see it */
 };
 

@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -253,6 +255,120 @@ static void costs_print(const char *what, const struct costs *cs,
     printf(" (per %s; switches per million)\n", per);
 }
 
+/* ---- the same watchers told through shared memory, without mmapio ----- */
+
+/*
+ * What watching costs on this machine whoever implements it: the producer
+ * writes the same records with memcpy into plain shared memory, and every
+ * RAW_BATCH records (the daemon's knock, WRING_KNOCK_BYTES, in records)
+ * publishes how far it wrote and wakes sleeping watchers (a futex); each
+ * watcher process re-reads every record written since it last looked, as
+ * the mmapio watchers re-read what events tell them. The same run without
+ * watchers is its floor. What remains of mmapio's ratio beside this one is
+ * mmapio's own cost; this one is the machine's (the cache lines the
+ * watchers read are taken back by the producer's next store).
+ */
+#define RAW_BATCH 4096
+
+struct raw_told {
+    _Alignas(64) _Atomic uint64_t published; /* records written and told */
+    _Atomic uint32_t gen;                    /* futex word: bumped at each */
+    _Alignas(64) _Atomic uint32_t sleepers;
+    _Atomic int stop;
+    _Alignas(64) uint8_t data[];
+};
+
+static void raw_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+static int raw_watcher_main(struct raw_told *t)
+{
+    uint64_t n = opt.size / REC, last = atomic_load(&t->published), sum = 0;
+    while (!atomic_load(&t->stop)) {
+        uint32_t g = atomic_load(&t->gen);
+        uint64_t p = atomic_load_explicit(&t->published, memory_order_acquire);
+        if (p == last) {
+            atomic_fetch_add(&t->sleepers, 1);
+            struct timespec ts = { 0, 100000000 };
+            if (atomic_load(&t->gen) == g && !atomic_load(&t->stop))
+                syscall(SYS_futex, &t->gen, FUTEX_WAIT, g, &ts, NULL, 0);
+            atomic_fetch_sub(&t->sleepers, 1);
+            continue;
+        }
+        uint64_t from = p - last > n ? p - n : last;
+        for (uint64_t s = from; s < p; s++)
+            sum += __atomic_load_n((const uint64_t *)(t->data + (s % n) * REC),
+                                   __ATOMIC_RELAXED);
+        last = p;
+    }
+    return (int)(sum & 0); /* read, not optimised away */
+}
+
+static void raw_publish(struct raw_told *t, uint64_t upto)
+{
+    atomic_store_explicit(&t->published, upto, memory_order_release);
+    atomic_fetch_add(&t->gen, 1);
+    if (atomic_load(&t->sleepers))
+        raw_wake(&t->gen);
+}
+
+/* ns per write of opt.iters records into t's data, told or not. */
+static double raw_produce(struct raw_told *t, bool told, uint64_t *count)
+{
+    uint8_t rec[REC];
+    uint64_t n = opt.size / REC;
+    memset(rec, 'r', sizeof(rec));
+    int64_t t0 = now_ns();
+    for (long i = 0; i < opt.iters; i++) {
+        uint64_t s = ++*count;
+        memcpy(rec, &s, sizeof(s));
+        memcpy(t->data + (s % n) * REC, rec, sizeof(rec));
+        if (told && s % RAW_BATCH == 0)
+            raw_publish(t, s);
+    }
+    if (told)
+        raw_publish(t, *count);
+    __asm__ volatile("" ::: "memory");
+    return (double)(now_ns() - t0) / (double)opt.iters;
+}
+
+/* The median of the runs' ratios of writes told to writes alone. */
+static double run_raw(void)
+{
+    size_t len = sizeof(struct raw_told) + opt.size;
+    struct raw_told *alone = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct raw_told *told = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (alone == MAP_FAILED || told == MAP_FAILED)
+        die("mmap: %s", strerror(errno));
+    pid_t kids[MAX_WATCHERS];
+    for (int i = 0; i < opt.watchers; i++) {
+        kids[i] = hz_fork();
+        if (kids[i] == 0)
+            _exit(raw_watcher_main(told));
+        if (kids[i] < 0)
+            die("fork: %s", strerror(errno));
+    }
+    uint64_t ca = 0, ct = 0;
+    double ratio[1000];
+    raw_produce(alone, false, &ca); /* both faulted in */
+    raw_produce(told, true, &ct);
+    for (int r = 0; r < opt.runs; r++) {
+        double f = raw_produce(alone, false, &ca);
+        ratio[r] = f / raw_produce(told, true, &ct);
+    }
+    atomic_store(&told->stop, 1);
+    raw_wake(&told->gen);
+    for (int i = 0; i < opt.watchers; i++)
+        hz_wait_child(kids[i], 60000);
+    munmap(alone, len);
+    munmap(told, len);
+    return median(ratio, opt.runs);
+}
+
 /* The flat-out part: true when a watcher missed a change or failed. */
 static bool run_flat(mmapio_client *c)
 {
@@ -313,6 +429,12 @@ static bool run_flat(mmapio_client *c)
     printf("  throughput watched / floor   %8.2f   (goal >= 0.67; median of "
            "the runs' ratios; best against best %.2f)\n",
            median(ratio, opt.runs), best_f / best_w);
+    double raw = run_raw();
+    printf("  without mmapio: the same watchers told through shared memory "
+           "every %d records, throughput ÷ alone %.2f (the machine's price "
+           "of %d processes re-reading what one writes; mmapio's ratio ÷ "
+           "this: %.2f)\n", RAW_BATCH, raw, opt.watchers,
+           median(ratio, opt.runs) / raw);
     printf("  slowest call, one more run of each with every call timed: "
            "watched %.1f us, nobody watching %.1f us (those runs %.1f and "
            "%.1f ns/write; both include time the CPU was taken away)\n",

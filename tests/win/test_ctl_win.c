@@ -124,6 +124,15 @@ int main(int argc, char **argv)
     CHECK(run(out, sizeof(out), "ls") == 0 && strstr(out, "anon:a1") &&
           strstr(out, "held.dat"));
     CHECK(run(out, sizeof(out), "--json ls") == 0 && strstr(out, "\"name\": \"a1\""));
+    /* Owners by account name: this process's user made both (its uid is
+     * a RID of the machine's account domain, which mmapioctl looks up). */
+    char user[256], want[300];
+    DWORD un = sizeof(user);
+    CHECK(GetUserNameA(user, &un));
+    snprintf(want, sizeof(want), "\"owner_name\": \"%s\"", user);
+    CHECK(run(out, sizeof(out), "--json ls") == 0 && strstr(out, want));
+    if (!strstr(out, want))
+        fprintf(stderr, "%s\n", out);
     CHECK(run(out, sizeof(out), "clients") == 0 && strstr(out, "test_ctl_win") &&
           strstr(out, "held.dat"));
     CHECK(run(out, sizeof(out), "--json stat held.dat") == 0 &&

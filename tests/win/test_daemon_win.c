@@ -555,11 +555,19 @@ static void check_requests(const char *pipe, const char *root)
           r->status->pid > 0 && r->status->clients >= 1 && r->status->all);
     reply_free(r);
 
-    /* Not served on Windows: a clear error, the connection kept. */
+    /* A copy is served (its end-to-end test is copy_win): a missing
+     * source is NOT_FOUND, with both paths in its words. */
     Mmapio__Copy cp = MMAPIO__COPY__INIT;
     cp.src = (char *)"a";
     cp.dst = (char *)"b";
     q = REQUEST(COPY, copy, &cp);
+    r = call(h, &q, &err, NULL);
+    CHECK(r && err == E_NOT_FOUND && r->message && strstr(r->message, "copy a to b"));
+    reply_free(r);
+    /* Not served on Windows: a clear error, the connection kept. */
+    Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
+    ra.path = (char *)"a";
+    q = REQUEST(REATTACH, reattach, &ra);
     r = call(h, &q, &err, NULL);
     CHECK(r && err == E_INVALID_ARGUMENT && r->message &&
           strstr(r->message, "not supported on Windows"));

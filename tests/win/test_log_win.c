@@ -27,20 +27,6 @@
 
 #define LIMIT 4096
 
-/* The whole file, NUL-ended (NULL if missing); its size in *n. */
-static char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = malloc(1 << 20);
-    *n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[*n] = 0;
-    return buf;
-}
-
 /* Every line: "YYYY-MM-DDTHH:MM:SS.mmmZ LEVEL: text\r\n". The count of
  * lines, or -1 at the first that is not. */
 static int lines_ok(const char *text)
@@ -137,7 +123,7 @@ static bool only_we_write(const char *path)
 static int check_log(int argc, char **argv)
 {
     size_t n = 0;
-    char *text = slurp(argv[2], &n);
+    char *text = wt_slurp(argv[2], &n);
     CHECK(text != NULL);
     if (!text)
         return 1;
@@ -225,7 +211,7 @@ int main(int argc, char **argv)
     CHECK(started);
     CHECK(started && wt_wait(&lpi, 60000) == 4); /* the log refused */
     size_t tn = 0;
-    char *kept = slurp(target, &tn);
+    char *kept = wt_slurp(target, &tn);
     CHECK(kept && tn == 4 && !memcmp(kept, "keep", 4));
     free(kept);
     DeleteFileA(linked);
@@ -289,7 +275,7 @@ int main(int argc, char **argv)
     CHECK(wt_daemon_stop(&d) == 0);
 
     size_t n = 0, n_old = 0;
-    char *text = slurp(log, &n), *text_old = slurp(old, &n_old);
+    char *text = wt_slurp(log, &n), *text_old = wt_slurp(old, &n_old);
     CHECK(text && text_old); /* rotated once at least */
     if (text && text_old) {
         printf("  %s: %zu bytes, %d lines; .1: %zu bytes, %d lines (limit %d)\n", log, n,

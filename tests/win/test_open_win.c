@@ -14,9 +14,12 @@
  *   daemon's handle count comes back (where the system counts another
  *   process's handles: not wine), the file has no holder.
  * - One client's opens are bounded: past 16 under way, MMAPIO_E_BUSY.
- * - A delete, and an AdminStat of a file, are held on a worker as an open
- *   is, others served meanwhile.
+ * - A delete, a copy, and an AdminStat of a file, are held on a worker as
+ *   an open is, others served meanwhile.
  * - A daemon stopped with an open held stops all the same.
+ * - A daemon stopped with its flushes of a file held (a client's, and the
+ *   final flush of what the client wrote) stops once its bound (2 s) has
+ *   passed, exit 0, and its log names the file as not flushed.
  *
  *   test_open_win DAEMON-HOOKS.exe
  *   test_open_win opener PIPE      (a client killed while it opens)
@@ -296,6 +299,13 @@ static DWORD WINAPI stat_thread(void *arg)
     return 0;
 }
 
+static DWORD WINAPI copy_thread(void *arg)
+{
+    struct opener *o = arg;
+    o->rc = mmapio_copy(o->c, o->path, "copied.dat");
+    return 0;
+}
+
 /* fn (a thread's) on SLOW by client a is held by the hook while b is
  * served; then released: its result. */
 static int held_beside(mmapio_client *a, mmapio_client *b, LPTHREAD_START_ROUTINE fn)
@@ -312,7 +322,7 @@ static int held_beside(mmapio_client *a, mmapio_client *b, LPTHREAD_START_ROUTIN
     return rc;
 }
 
-/* An AdminStat of a file and a delete look at it on a worker too: held,
+/* An AdminStat of a file, a copy and a delete look at it on a worker too: held,
  * another client is served meanwhile; the file is gone once the delete
  * is released. */
 static void slow_stat_delete(const char *pipe, const char *root)
@@ -322,6 +332,11 @@ static void slow_stat_delete(const char *pipe, const char *root)
     CHECK(mmapio_connect(pipe, &b) == MMAPIO_OK);
     if (a && b) {
         CHECK(held_beside(a, b, stat_thread) == MMAPIO_OK);
+        CHECK(held_beside(a, b, copy_thread) == MMAPIO_OK);
+        mmapio_map *copy = NULL;
+        CHECK(mmapio_open_ro(b, "copied.dat", &copy) == MMAPIO_OK);
+        CHECK(copy && !memcmp(mmapio_as_ptr(copy), "file", 5));
+        mmapio_unmap(copy);
         CHECK(held_beside(a, b, delete_thread) == MMAPIO_OK);
         SetEvent(release);
         mmapio_map *m = NULL;
@@ -349,6 +364,70 @@ static void stop_mid_open(struct wt_daemon *d)
     mmapio_disconnect(a);
 }
 
+#define SLOW_FLUSH "flushslow.dat"
+
+static void flushed(int result, void *user)
+{
+    *(int *)user = result;
+}
+
+/* A daemon (logging to a file) stopped while the hook holds every flush
+ * of SLOW_FLUSH — a client's on a worker, and the final flush of the
+ * file it wrote under an hour's policy — stops (exit 0) once its bound
+ * has passed, and logs the file as not flushed. */
+static void stop_mid_flush(const char *exe)
+{
+    HANDLE fent = CreateSemaphoreA(NULL, 0, 1000, "Local\\mmapiod-test-entered-" SLOW_FLUSH);
+    HANDLE frel = CreateEventA(NULL, TRUE, FALSE, "Local\\mmapiod-test-release-" SLOW_FLUSH);
+    char dir[MAX_PATH], log[MAX_PATH + 32], args[MAX_PATH + 64];
+    CHECK(fent && frel && wt_temp_dir(dir, sizeof(dir), "flushlog"));
+    snprintf(log, sizeof(log), "%s\\mmapiod.log", dir);
+    snprintf(args, sizeof(args), "--log \"%s\"", log);
+    struct wt_daemon d;
+    bool up = fent && frel && wt_daemon_start(&d, exe, "flush", NULL, args);
+    CHECK(up);
+    mmapio_client *c = NULL;
+    CHECK(up && mmapio_connect(d.pipe, &c) == MMAPIO_OK);
+    mmapio_map *m = NULL;
+    int rc = 1; /* the daemon's flush: not answered yet */
+    if (c) {
+        mmapio_options opt;
+        mmapio_options_init(&opt);
+        opt.create = true;
+        opt.size = 4096;
+        opt.flush_policy = (mmapio_flush_policy){MMAPIO_FLUSH_EVERY_MILLIS, 3600000};
+        CHECK(mmapio_open(c, SLOW_FLUSH, &opt, &m) == MMAPIO_OK);
+        CHECK(m && mmapio_update_region(m, 0, "dirty", 5) == MMAPIO_OK);
+        CHECK(mmapio_ping(c) == MMAPIO_OK); /* the notice read: the file is dirty */
+    }
+    if (m) { /* done by the daemon's worker, which the hook holds */
+        CHECK(mmapio_flush_async(m, flushed, &rc) == MMAPIO_OK);
+        CHECK(WaitForSingleObject(fent, 30000) == WAIT_OBJECT_0);
+    }
+    if (up)
+        CHECK(wt_daemon_stop(&d) == 0); /* while its flushes are held */
+    if (frel)
+        SetEvent(frel);
+    for (int i = 0; m && rc == 1 && i < 100; i++)
+        mmapio_client_dispatch(c, 100);
+    CHECK(!m || (rc != 1 && rc != MMAPIO_OK)); /* never answered: the daemon went */
+    size_t n;
+    char *text = up ? wt_slurp(log, &n) : NULL;
+    CHECK(text && strstr(text, SLOW_FLUSH ": not flushed at the stop"));
+    CHECK(text && strstr(text, "not done") && strstr(text, "info: stopped"));
+    free(text);
+    if (m)
+        mmapio_unmap(m);
+    mmapio_disconnect(c);
+    if (up)
+        wt_remove_tree(d.root);
+    wt_remove_tree(dir);
+    if (fent)
+        CloseHandle(fent);
+    if (frel)
+        CloseHandle(frel);
+}
+
 static int opener(const char *pipe)
 {
     mmapio_client *c = NULL;
@@ -367,6 +446,7 @@ int main(int argc, char **argv)
     if (argc != 2)
         return 2;
     SetEnvironmentVariableA("MMAPIOD_TEST_SLOW_OPEN", SLOW);
+    SetEnvironmentVariableA("MMAPIOD_TEST_SLOW_FLUSH", SLOW_FLUSH);
     entered = CreateSemaphoreA(NULL, 0, 1000, "Local\\mmapiod-test-entered-" SLOW);
     release = CreateEventA(NULL, TRUE, FALSE, "Local\\mmapiod-test-release-" SLOW);
     CHECK(entered && release && GetLastError() != ERROR_ALREADY_EXISTS);
@@ -383,6 +463,7 @@ int main(int argc, char **argv)
         stop_mid_open(&d);
         wt_remove_tree(d.root);
     }
+    stop_mid_flush(argv[1]);
     SetEvent(release);
     return wt_report(argv[0]);
 }

@@ -1,13 +1,15 @@
 /*
  * mmapioctl's table writer on Windows (cli/platform/windows/table.c),
  * where libsmartcols has no build: text, raw and JSON of one table with a
- * child row, compared with what they must be. A plain program run under
+ * child row, compared with what they must be; and its account names
+ * (cli/platform/windows/host.c). A plain program run under
  * wine; a failed CHECK is printed and the exit status is 1.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "host.h"
 #include "table.h"
 #include "wintest.h"
 
@@ -68,6 +70,16 @@ int main(int argc, char **argv)
         "         ]\n"
         "      }\n"
         "   ]\n}\n"));
+    /* host_user_name: a RID of the account domain (this user's) by its
+     * account's name; the daemon's own numbers of other SIDs, a RID of
+     * no account and "none" have none. */
+    char user[256];
+    DWORD un = sizeof(user);
+    char *mine = host_user_name(wt_my_rid());
+    CHECK(GetUserNameA(user, &un) && mine && !strcmp(mine, user));
+    free(mine);
+    CHECK(host_user_name(0x80000000u) == NULL && host_user_name(0x80000001u) == NULL);
+    CHECK(host_user_name(0x7ffffff0u) == NULL && host_user_name(UINT32_MAX) == NULL);
     if (wt_failures)
         fprintf(stderr, "text:\n%s\nraw:\n%s\njson:\n%s\n", text, raw, json);
     free(text);

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int wt_failures;
@@ -202,6 +203,20 @@ HANDLE wt_pipe_open(const char *name)
         return NULL;
     }
     return h;
+}
+
+char *wt_slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    *n = 0;
+    if (!f)
+        return NULL;
+    char *buf = malloc(1 << 20);
+    *n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (buf)
+        buf[*n] = 0;
+    return buf;
 }
 
 void wt_remove_tree(const char *dir)

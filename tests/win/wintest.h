@@ -106,6 +106,10 @@ int wt_daemon_stop(struct wt_daemon *d);
  * SECURITY_IMPERSONATION; NULL when it cannot be. */
 HANDLE wt_pipe_open(const char *name);
 
+/* The whole file (at most 1 MiB), NUL-ended, malloc'd; NULL if it
+ * cannot be read. Its size in *n. */
+char *wt_slurp(const char *path, size_t *n);
+
 /* Removes folder `dir` and everything in it; links are removed, never
  * followed. */
 void wt_remove_tree(const char *dir);

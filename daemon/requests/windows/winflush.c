@@ -11,6 +11,7 @@
 #include "filesection.h"
 #include "log.h"
 #include "winlanes.h"
+#include "wintesthook.h"
 
 /* A flush on a worker thread (the disk's time is not the loop's), after
  * its turn in the lanes below. The result goes back to the loop
@@ -21,6 +22,9 @@ struct wflush {
     struct winops *w;
     int lane;
     void (*post)(void (*fn)(void *), void *arg); /* w's, copied: w may be gone */
+    volatile LONG *in_pool; /* its lanes' count, which outlives w when abandoned */
+    volatile LONG finished; /* 1 once flush_run returned (a stopping daemon reads it) */
+    struct wflush *run_next; /* in its lanes' `runs` while on a worker */
     uint64_t map_id;
     uint64_t id;
     HANDLE file;    /* writable: opened as the caller (on the worker), or the daemon's */
@@ -48,7 +52,18 @@ struct wlanes {
     struct wlane lane[LANES];
     unsigned running;           /* started, not yet back on the loop */
     volatile LONG in_pool;      /* on a worker thread now */
+    struct wflush *runs;        /* started, not yet back on the loop */
+    HANDLE root;                /* a copy of the root's: abandoned flushes keep it */
 };
+
+/* How long a stopping daemon waits for its final flushes (and for those
+ * already on worker threads): what is not done by then is logged and
+ * left to the process's end. Beside the opens' 2 s (winopen), the stop
+ * stays within the few seconds Windows gives a service at shutdown. */
+#define FINAL_WAIT_MS 2000
+/* Threads of the final flushes, so that one file stuck in its file
+ * system holds up only one of them. */
+#define FINAL_WORKERS 4
 
 static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg);
 static void flush_done(void *arg);
@@ -69,6 +84,9 @@ static void pump(struct winops *w)
         if (!f)
             return;
         l->running++;
+        f->in_pool = &l->in_pool;
+        f->run_next = l->runs;
+        l->runs = f;
         InterlockedIncrement(&l->in_pool);
         if (!TrySubmitThreadpoolCallback(flush_work, f, NULL)) {
             InterlockedDecrement(&l->in_pool);
@@ -81,11 +99,27 @@ static void pump(struct winops *w)
 }
 
 /* Queues f in its uid's queue of its lane: false without memory. */
+static struct wlanes *lanes_of(struct winops *w)
+{
+    if (w->lanes)
+        return w->lanes;
+    struct wlanes *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    if (!DuplicateHandle(GetCurrentProcess(), w->cfg.root, GetCurrentProcess(), &l->root, 0,
+                         FALSE, DUPLICATE_SAME_ACCESS)) {
+        free(l);
+        return NULL;
+    }
+    return w->lanes = l;
+}
+
 static bool submit(struct winops *w, struct wflush *f)
 {
-    if (!w->lanes && !(w->lanes = calloc(1, sizeof(*w->lanes))))
+    if (!lanes_of(w))
         return false;
     f->post = w->port.post;
+    f->root = w->lanes->root;
     if (!wlane_put(&w->lanes->lane[f->lane], &f->item))
         return false;
     pump(w);
@@ -109,12 +143,18 @@ static void flush_done(void *arg)
     struct wsession *s = f->s;
     struct winops *w = f->w;
     w->lanes->running--;
+    for (struct wflush **p = &w->lanes->runs; *p; p = &(*p)->run_next)
+        if (*p == f) {
+            *p = f->run_next;
+            break;
+        }
     winflush_count(w, f->map_id, f->ok);
     if (f->file)
         CloseHandle(f->file);
     if (f->token)
         CloseHandle(f->token);
     if (!s) { /* the daemon's own: a policy's */
+        free(f->name);
         struct wmap *m = find_id(f->w, f->map_id);
         if (!f->ok)
             log_warn("%s: a policy's flush failed (%lu)", m ? m->name : "?",
@@ -165,9 +205,11 @@ static DWORD flush_file(HANDLE file, uint64_t off, uint64_t len)
 }
 
 /* A client's flush opens the file as the client first (writable: the
- * daemon's own handle may be read-only); then flushes it. */
+ * daemon's own handle may be read-only); then flushes it. The tests'
+ * hold (mmapiod-hooks.exe): the file named by $MMAPIOD_TEST_SLOW_FLUSH. */
 static void flush_run(struct wflush *f)
 {
+    test_hold("MMAPIOD_TEST_SLOW_FLUSH", f->name ? f->name : "");
     bool created;
     if (f->token && !f->file)
         f->file = beneath_as(f->token, f->root, f->name, GENERIC_READ | GENERIC_WRITE,
@@ -181,8 +223,9 @@ static void CALLBACK flush_work(PTP_CALLBACK_INSTANCE inst, void *arg)
     (void)inst;
     struct wflush *f = arg;
     flush_run(f);
+    InterlockedExchange(&f->finished, 1);
     void (*post)(void (*)(void *), void *) = f->post;
-    InterlockedDecrement(&f->w->lanes->in_pool); /* w may go after this */
+    InterlockedDecrement(f->in_pool); /* w may go after this */
     post(flush_done, f);
 }
 
@@ -250,7 +293,7 @@ void winflush_request(struct wsession *s, uint64_t id, const Mmapio__Flush *fl)
     }
     *f = (struct wflush){.s = s, .w = s->w, .item.uid = s->cred.uid, .lane = LANE_REQUESTED,
                          .map_id = h->m->id, .id = id, .token = token, .file = file,
-                         .root = s->w->cfg.root, .name = name, .off = fl->offset,
+                         .name = name, .off = fl->offset,
                          .len = fl->len ? fl->len : total - fl->offset};
     if (!submit(s->w, f)) {
         if (token)
@@ -288,7 +331,7 @@ void winflush_policy(struct winops *w, struct wmap *m)
     }
     /* The whole file, in the lane of the uid it is charged to. */
     *f = (struct wflush){.w = w, .item.uid = m->owner, .lane = LANE_TIMED, .map_id = m->id,
-                         .file = dup};
+                         .file = dup, .name = strdup(m->name)}; /* the name: logs only */
     if (!submit(w, f)) {
         CloseHandle(dup);
         free(f);
@@ -299,43 +342,167 @@ void winflush_policy(struct winops *w, struct wmap *m)
     m->dirty_again = false;
 }
 
-/* The daemon stops (its loop has ended): every flush still waiting in
- * the lanes (a leaving writer's final flush among them) and every file
- * written since its last flush under a policy that flushes is flushed
- * now, here, and those on worker threads are waited for, before the
- * table goes. No reply is sent: the connections are gone. */
-void winflush_final(struct winops *w)
+/* The final flushes, on FINAL_WORKERS threads of the pool: each takes
+ * the next job. Abandoned at the deadline (with the jobs), as they may
+ * still run. */
+struct wfinal {
+    struct wflush **jobs;
+    LONG n;
+    volatile LONG next;     /* the next job to take */
+    volatile LONG workers;  /* still running */
+    HANDLE all_done;        /* set by the last worker */
+};
+
+static void CALLBACK final_work(PTP_CALLBACK_INSTANCE inst, void *arg)
 {
-    unsigned n = 0, failed = 0;
+    (void)inst;
+    struct wfinal *b = arg;
+    for (LONG i; (i = InterlockedIncrement(&b->next) - 1) < b->n;) {
+        flush_run(b->jobs[i]);
+        InterlockedExchange(&b->jobs[i]->finished, 1);
+    }
+    if (InterlockedDecrement(&b->workers) == 0)
+        SetEvent(b->all_done);
+}
+
+/* A job not run, or run and read. */
+static void final_drop(struct wflush *f)
+{
+    if (f->file)
+        CloseHandle(f->file);
+    if (f->token)
+        CloseHandle(f->token);
+    free(f->name);
+    free(f); /* its session, if any, stays unfreed: the process ends */
+}
+
+static void final_free(struct wfinal *b)
+{
+    for (LONG i = 0; i < b->n; i++)
+        final_drop(b->jobs[i]);
+    if (b->all_done)
+        CloseHandle(b->all_done);
+    free(b->jobs);
+    free(b);
+}
+
+/* Adds f to b's jobs: false without memory. */
+static bool final_add(struct wfinal *b, struct wflush *f, LONG *cap)
+{
+    if (b->n == *cap) {
+        LONG grown = *cap ? 2 * *cap : 64;
+        struct wflush **jobs = realloc(b->jobs, (size_t)grown * sizeof(*jobs));
+        if (!jobs)
+            return false;
+        b->jobs = jobs;
+        *cap = grown;
+    }
+    b->jobs[b->n++] = f;
+    return true;
+}
+
+/* The final flushes' jobs: every flush still waiting in the lanes (a
+ * leaving writer's final flush among them), then every file written
+ * since its last flush under a policy that flushes. What finds no
+ * memory is logged and not flushed. */
+static void final_jobs(struct winops *w, struct wfinal *b)
+{
     struct wlanes *l = w->lanes;
+    LONG cap = 0;
     for (int lane = 0; l && lane < LANES; lane++)
-        for (struct wflush *f; (f = lane_take(l, lane));) {
-            flush_run(f);
-            failed += !f->ok;
-            n++;
-            if (f->file)
-                CloseHandle(f->file);
-            if (f->token)
-                CloseHandle(f->token);
-            free(f->name);
-            free(f); /* its session, if any, stays unfreed: the process ends */
-        }
+        for (struct wflush *f; (f = lane_take(l, lane));)
+            if (!final_add(b, f, &cap)) {
+                log_warn("%s: its final flush could not start", f->name ? f->name : "?");
+                final_drop(f);
+            }
     for (struct wmap *m = w->maps; m; m = m->next) {
         if (m->anonymous || !m->wfile || !(m->dirty || m->dirty_again || m->flushing) ||
             m->policy.kind == MMAPIO_FLUSH_NEVER || m->policy.kind == MMAPIO_FLUSH_MANUAL)
             continue;
-        DWORD err = flush_file(m->wfile, 0, 0);
-        n++;
-        if (err) {
-            failed++;
-            log_warn("%s: its final flush failed (%lu)", m->name, (unsigned long)err);
+        struct wflush *f = calloc(1, sizeof(*f));
+        int err = 0;
+        if (f && (f->file = dup_same(m->wfile, &err)) && (f->name = strdup(m->name)) &&
+            final_add(b, f, &cap)) {
+            f->map_id = m->id;
+            continue;
+        }
+        log_warn("%s: its final flush could not start", m->name);
+        if (f)
+            final_drop(f);
+    }
+}
+
+/* A flush the stop waited for: counted, and logged unless it is done
+ * and went well. */
+static void final_told(const struct wflush *f, unsigned *failed, unsigned *left)
+{
+    const char *name = f->name ? f->name : "?";
+    if (!f->finished) {
+        ++*left;
+        log_warn("%s: not flushed at the stop (its flush still ran after %d ms)", name,
+                 FINAL_WAIT_MS);
+    } else if (!f->ok) {
+        ++*failed;
+        log_warn("%s: its final flush failed (%lu)", name, (unsigned long)f->err);
+    }
+}
+
+/* The daemon stops (its loop has ended): the final flushes (final_jobs)
+ * run on worker threads, and those already there are waited for, until
+ * FINAL_WAIT_MS have passed; what is not flushed by then is logged by
+ * name (a file system that hangs cannot hold up the stop) and left to
+ * the process's end, the system's own writeback taking its pages later.
+ * No reply is sent: the connections are gone. */
+void winflush_final(struct winops *w)
+{
+    ULONGLONG deadline = GetTickCount64() + FINAL_WAIT_MS;
+    struct wlanes *l = w->lanes;
+    struct wfinal *b = calloc(1, sizeof(*b));
+    if (b)
+        final_jobs(w, b);
+    if (!b) {
+        log_warn("the final flushes could not start: out of memory");
+        w->lanes = NULL; /* left to the process's end, with what they hold */
+        return;
+    }
+    if (b->n) {
+        b->all_done = CreateEventW(NULL, TRUE, FALSE, NULL);
+        LONG want = b->n < FINAL_WORKERS ? b->n : FINAL_WORKERS;
+        b->workers = b->all_done ? want : 0;
+        for (LONG i = 0; b->all_done && i < want; i++)
+            if (!TrySubmitThreadpoolCallback(final_work, b, NULL))
+                InterlockedDecrement(&b->workers);
+        if (b->workers == 0) { /* no worker thread: here, without a bound */
+            b->workers = 1;
+            final_work(NULL, b);
+        } else {
+            ULONGLONG now = GetTickCount64();
+            WaitForSingleObject(b->all_done, now < deadline ? (DWORD)(deadline - now) : 0);
         }
     }
-    while (l && l->in_pool) /* their results are not read: the loop is over */
-        Sleep(5);
+    while (l && l->in_pool && GetTickCount64() < deadline)
+        Sleep(5); /* their results are not read: the loop is over */
+    /* What was not flushed, by name: the final flushes, then those that
+     * were on workers when the loop ended (a leaving writer's, mostly:
+     * connections end before this). */
+    unsigned failed = 0, left = 0, n = (unsigned)b->n;
+    for (LONG i = 0; i < b->n; i++)
+        final_told(b->jobs[i], &failed, &left);
+    for (struct wflush *f = l ? l->runs : NULL; f; f = f->run_next, n++)
+        final_told(f, &failed, &left);
     if (n)
-        log_info("final flushes: %u, %u failed", n, failed);
-    free(l);
+        log_info("final flushes: %u, %u failed, %u not done", n, failed, left);
+    /* Abandoned while workers may still use them: the jobs (with the
+     * lanes' root handle) and the lanes (whose in_pool flushes on workers
+     * count down). */
+    bool abandon = left || b->workers || (l && l->in_pool);
+    if (!abandon) {
+        final_free(b);
+        if (l) {
+            CloseHandle(l->root);
+            free(l);
+        }
+    }
     w->lanes = NULL;
 }
 

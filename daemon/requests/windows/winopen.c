@@ -24,6 +24,7 @@
 #include "membackend.h"
 #include "policy.h"
 #include "sidmap.h"
+#include "wintesthook.h"
 #include "winwatch.h"
 
 /* Workers of the opens' own pool; at most half of them for one uid, so
@@ -46,6 +47,7 @@ struct wopen {
     char *path;
     mmapio_mode mode;
     bool del;              /* a delete of the file, not an open */
+    char *dst;             /* a copy's destination (path is its source), or NULL */
     wlookup_fn look;       /* a lookup (winopen_lookup), not an open */
     void *look_ctx;
     ACCESS_MASK look_access;
@@ -65,6 +67,9 @@ struct wopen {
     uint64_t vol, index, size;
     uint32_t owner;
     DWORD links;           /* a delete's: the file's names before it */
+    HANDLE g;              /* a copy's: the destination opened (f: the source) */
+    uint64_t gvol, gindex, gsize;
+    uint64_t max_size;     /* a copy's: max_map_size (w may be gone on a worker) */
 };
 
 /* A uid's opens waiting, and how many of its run. */
@@ -79,6 +84,7 @@ struct wopens {
     struct oqueue *uids;   /* served from the front; a served uid goes last */
     unsigned running;      /* started, not yet back on the loop */
     volatile LONG in_pool; /* on a worker thread now */
+    volatile LONG stopping; /* copies under way give up at their next chunk */
     HANDLE root;           /* a copy of the root's handle: abandoned work keeps it */
     PTP_POOL pool;
     TP_CALLBACK_ENVIRON env;
@@ -86,33 +92,9 @@ struct wopens {
 
 static void CALLBACK open_work(PTP_CALLBACK_INSTANCE inst, void *arg);
 
-#ifdef MMAPIOD_TEST_HOOKS
-/* Tests only (tests/win/meson.build builds mmapiod-hooks.exe): an open of
- * the path in $MMAPIOD_TEST_SLOW_OPEN counts one up on the semaphore
- * Local\mmapiod-test-entered-PATH and waits (at most a minute) for the
- * event Local\mmapiod-test-release-PATH. */
-static void test_slow_open(const char *path)
-{
-    char want[128], name[192];
-    DWORD n = GetEnvironmentVariableA("MMAPIOD_TEST_SLOW_OPEN", want, sizeof(want));
-    if (!n || n >= sizeof(want) || strcmp(want, path))
-        return;
-    snprintf(name, sizeof(name), "Local\\mmapiod-test-release-%s", path);
-    HANDLE rel = OpenEventA(SYNCHRONIZE, FALSE, name);
-    snprintf(name, sizeof(name), "Local\\mmapiod-test-entered-%s", path);
-    HANDLE ent = OpenSemaphoreA(SEMAPHORE_MODIFY_STATE, FALSE, name);
-    if (ent)
-        ReleaseSemaphore(ent, 1, NULL);
-    if (rel)
-        WaitForSingleObject(rel, 60000);
-    if (ent)
-        CloseHandle(ent);
-    if (rel)
-        CloseHandle(rel);
-}
-#else
-#define test_slow_open(path) ((void)(path))
-#endif
+/* The tests' hold (mmapiod-hooks.exe): an open, delete, copy or lookup of
+ * the path in $MMAPIOD_TEST_SLOW_OPEN waits for the test's release. */
+#define test_slow_open(path) test_hold("MMAPIOD_TEST_SLOW_OPEN", path)
 
 static void fail(struct wopen *o, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -202,6 +184,88 @@ static void lookup_step(struct wopen *o)
     o->owner = file_owner(o->f);
 }
 
+/* A copy's step 1, on a worker: the source opened as the client for
+ * reading, then the destination for writing (made when missing), their
+ * identities and sizes. */
+static void copy_open_step(struct wopen *o)
+{
+    test_slow_open(o->path);
+    int err = 0;
+    bool created;
+    o->f = beneath_as(o->token, o->ops->root, o->path, GENERIC_READ, BENEATH_OPEN, &created,
+                      &err);
+    if (!o->f) {
+        fail(o, public_err(err), "%s", errno_text(err));
+        return;
+    }
+    BY_HANDLE_FILE_INFORMATION fi;
+    LARGE_INTEGER size;
+    if (!GetFileInformationByHandle(o->f, &fi) || !GetFileSizeEx(o->f, &size)) {
+        fail(o, MMAPIO_E_IO, "cannot read the source's attributes");
+        return;
+    }
+    o->vol = fi.dwVolumeSerialNumber;
+    o->index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
+    o->size = (uint64_t)size.QuadPart;
+    if (o->size == 0) {
+        fail(o, MMAPIO_E_RESIZE_FAILED, "the source is empty");
+        return;
+    }
+    if (o->size > o->max_size) { /* as Linux, before dst is made */
+        fail(o, MMAPIO_E_QUOTA, "size over the daemon's max_map_size");
+        return;
+    }
+    o->g = beneath_as(o->token, o->ops->root, o->dst, GENERIC_READ | GENERIC_WRITE,
+                      BENEATH_CREATE, &created, &err);
+    if (!o->g) {
+        fail(o, public_err(err), "%s", errno_text(err));
+        return;
+    }
+    if (!GetFileInformationByHandle(o->g, &fi) || !GetFileSizeEx(o->g, &size)) {
+        fail(o, MMAPIO_E_IO, "cannot read the destination's attributes");
+        return;
+    }
+    o->gvol = fi.dwVolumeSerialNumber;
+    o->gindex = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
+    o->gsize = (uint64_t)size.QuadPart;
+    if (o->gvol == o->vol && o->gindex == o->index)
+        fail(o, MMAPIO_E_INVALID_ARGUMENT, "source and destination are the same file");
+}
+
+/* A copy's step 2, on a worker: the destination to the source's size,
+ * then the bytes into it in place, so that its holders' views (of the
+ * same file) see them. A stopping daemon's copy gives up. */
+#define COPY_CHUNK (1u << 20)
+static void copy_bytes_step(struct wopen *o)
+{
+    FILE_END_OF_FILE_INFO eof = {.EndOfFile.QuadPart = (LONGLONG)o->size};
+    if (o->gsize != o->size &&
+        !SetFileInformationByHandle(o->g, FileEndOfFileInfo, &eof, sizeof(eof))) {
+        fail(o, MMAPIO_E_IO, "cannot set the destination's size (%lu)",
+             (unsigned long)GetLastError());
+        return;
+    }
+    char *buf = malloc(COPY_CHUNK);
+    if (!buf) {
+        fail(o, MMAPIO_E_QUOTA, "out of memory");
+        return;
+    }
+    for (uint64_t done = 0; done < o->size && o->code == MMAPIO_OK;) {
+        DWORD want = o->size - done < COPY_CHUNK ? (DWORD)(o->size - done) : COPY_CHUNK;
+        DWORD got = 0, put = 0;
+        OVERLAPPED at = {.Offset = (DWORD)done, .OffsetHigh = (DWORD)(done >> 32)};
+        if (o->ops->stopping)
+            fail(o, MMAPIO_E_IO, "the daemon is stopping");
+        else if (!ReadFile(o->f, buf, want, &got, &at) || got == 0)
+            fail(o, MMAPIO_E_IO, "cannot read the source (%lu)", (unsigned long)GetLastError());
+        else if (!WriteFile(o->g, buf, got, &put, &at) || put != got)
+            fail(o, MMAPIO_E_IO, "cannot write the destination (%lu)",
+                 (unsigned long)GetLastError());
+        done += got;
+    }
+    free(buf);
+}
+
 /* Step 2, on a worker: the size the loop allowed, and the section. */
 static void section_step(struct wopen *o)
 {
@@ -247,9 +311,12 @@ static void job_free(struct wopen *o)
         CloseHandle(o->sec);
     if (o->f)
         CloseHandle(o->f);
+    if (o->g)
+        CloseHandle(o->g);
     if (o->token)
         CloseHandle(o->token);
     free(o->path);
+    free(o->dst);
     free(o->look_ctx);
     free(o);
     s->opens--;
@@ -285,7 +352,10 @@ static void job_end(struct wopen *o)
 
 static void reply_fail(struct wopen *o)
 {
-    reply_err(o->s, o->id, o->code, "%s: %s", o->path, o->why);
+    if (o->dst)
+        reply_err(o->s, o->id, o->code, "copy %s to %s: %s", o->path, o->dst, o->why);
+    else
+        reply_err(o->s, o->id, o->code, "%s: %s", o->path, o->why);
     job_end(o);
 }
 
@@ -408,6 +478,37 @@ static void deleted(struct wopen *o)
     job_end(o);
 }
 
+/* On the loop, after a copy's step 1: the destination's entry, if any.
+ * A mapped file's size cannot change on Windows, so a destination held
+ * at another size than the source's is refused (Linux grows a smaller
+ * one); then step 2. */
+static void copy_opened(struct wopen *o)
+{
+    struct wmap *m = find_file(o->w, o->gvol, o->gindex);
+    if (m && m->size != o->size)
+        fail(o, MMAPIO_E_BUSY, "the destination is mapped at another size than the "
+             "source's, and a mapped file's size cannot change on Windows");
+    if (o->code != MMAPIO_OK) {
+        reply_fail(o);
+        return;
+    }
+    o->step = 2;
+    if (!to_pool(o)) {
+        fail(o, MMAPIO_E_IO, "no worker thread (%lu)", (unsigned long)GetLastError());
+        reply_fail(o);
+    }
+}
+
+/* On the loop, after a copy: the destination's watchers told, the reply. */
+static void copied(struct wopen *o)
+{
+    struct wmap *m = find_file(o->w, o->gvol, o->gindex);
+    if (m)
+        winwatch_notify(o->w, m, MMAPIO__EVENT_KIND__EVENT_MODIFIED, true, 0, o->size);
+    reply_ok(o->s, o->id);
+    job_end(o);
+}
+
 /* On the loop, after a lookup: the caller's callback has the result. */
 static void looked(struct wopen *o)
 {
@@ -430,6 +531,8 @@ static void open_done(void *arg)
         reply_fail(o);
     else if (o->del)
         deleted(o);
+    else if (o->dst)
+        (o->step == 1 ? copy_opened : copied)(o);
     else if (o->step == 1)
         opened(o);
     else
@@ -444,6 +547,8 @@ static void CALLBACK open_work(PTP_CALLBACK_INSTANCE inst, void *arg)
         lookup_step(o);
     else if (o->del)
         delete_step(o);
+    else if (o->dst)
+        (o->step == 1 ? copy_open_step : copy_bytes_step)(o);
     else if (o->step == 1)
         open_step(o);
     else
@@ -564,6 +669,27 @@ void winopen_delete(struct wsession *s, uint64_t id, const char *path)
     }
 }
 
+void winopen_copy(struct wsession *s, uint64_t id, const char *src, const char *dst)
+{
+    const char *why;
+    int r = beneath_check_path(dst, &why);
+    if (r != MMAPIO_OK) {
+        reply_err(s, id, r, "copy %s to %s: %s", src, dst, why);
+        return;
+    }
+    struct wopen *o = job_new(s, id, src);
+    if (!o)
+        return;
+    o->max_size = s->w->cfg.max_map_size;
+    if (!(o->dst = strdup(dst))) {
+        reply_err(s, id, MMAPIO_E_QUOTA, "out of memory");
+        s->opens++; /* job_free counts it down */
+        job_free(o);
+        return;
+    }
+    job_queue(o);
+}
+
 void winopen_lookup(struct wsession *s, uint64_t id, const char *path, ACCESS_MASK access,
                     bool admin, wlookup_fn fn, void *ctx)
 {
@@ -584,6 +710,7 @@ void winopen_final(struct winops *w)
     struct wopens *ops = w->opens;
     if (!ops)
         return;
+    ops->stopping = 1;
     for (int waited = 0; ops->in_pool && waited < STOP_WAIT_MS; waited += 5)
         Sleep(5);
     if (ops->in_pool) {

@@ -5,8 +5,8 @@
  * and its section are made off the loop; the loop checks the table
  * between the two steps and, at the end, makes or finds the file's entry
  * and grants the section. Per-client and per-uid bounds, a round robin of
- * uids for the workers. Deletes of files, and the admin requests' look
- * at a file by its path, go the same way.
+ * uids for the workers. Deletes and copies of files, and the admin
+ * requests' look at a file by its path, go the same way.
  */
 #ifndef MMAPIOD_WINOPEN_H
 #define MMAPIOD_WINOPEN_H
@@ -18,6 +18,13 @@ void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *o);
 /* A checked Delete of a file: on a worker too (the walk as the client,
  * then the file's disposition); answered when done. */
 void winopen_delete(struct wsession *s, uint64_t id, const char *path);
+/* A Copy (mmapio_copy) of file src to file dst, both beneath the root:
+ * on a worker, as the client, src opened for reading and dst for writing
+ * (made when missing, with what its folder gives, as any file the client
+ * makes); on the loop, dst's entry checked (a mapped dst keeps its size);
+ * on a worker again, dst sized and the bytes written into it in place;
+ * then dst's watchers get MODIFIED and the answer. In the opens' bounds. */
+void winopen_copy(struct wsession *s, uint64_t id, const char *src, const char *dst);
 /* What a lookup found: the file opened (the callback's to keep or
  * close), its identity, size and owner; or code and why. */
 struct wlookup {

@@ -1,7 +1,8 @@
 /*
  * winops (Windows): sessions and the requests served (winops.h): hello,
  * open, close, delete, stat, resize, set_policy, notices, and the
- * dispatch to winflush, winwatch and winwait. Runs on the daemon's one loop thread.
+ * dispatch to winopen (files' opens, deletes, copies), winflush, winwatch
+ * and winwait. Runs on the daemon's one loop thread.
  */
 #include "winops.h"
 #include "winadmin.h"
@@ -173,6 +174,15 @@ static void op_open(struct wsession *s, uint64_t id, const Mmapio__Open *o)
         open_anon(s, id, o, (mmapio_mode)o->mode);
     else
         winopen_request(s, id, o); /* on worker threads */
+}
+
+/* A copy of a file to another beneath the root, on worker threads. */
+static void op_copy(struct wsession *s, uint64_t id, const Mmapio__Copy *q)
+{
+    if (!names_valid(q->src) || !names_valid(q->dst) || !*q->src || !*q->dst)
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "bad path");
+    else
+        winopen_copy(s, id, q->src, q->dst);
 }
 
 static void op_close(struct wsession *s, uint64_t id, const Mmapio__Close *c)
@@ -361,6 +371,7 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len,
         case MMAPIO__REQUEST__OP_PING: reply_ok(s, id); break;
         case MMAPIO__REQUEST__OP_OPEN: op_open(s, id, q->open); break;
         case MMAPIO__REQUEST__OP_CLOSE: op_close(s, id, q->close); break;
+        case MMAPIO__REQUEST__OP_COPY: op_copy(s, id, q->copy); break;
         case MMAPIO__REQUEST__OP_DELETE_MAP: op_delete(s, id, q->delete_map); break;
         case MMAPIO__REQUEST__OP_STAT: op_stat(s, id, q->stat); break;
         case MMAPIO__REQUEST__OP_RESIZE: op_resize(s, id, q->resize); break;
