@@ -532,7 +532,11 @@ static size_t pack_open(const mmapio_client *c, const Mmapio__Request *req,
                         uint8_t *buf)
 {
     const Mmapio__Open *op = req->open;
-    if (req->op_case != MMAPIO__REQUEST__OP_OPEN || !op || !op->path ||
+    /* A field the hand does not know yet (the protocol grew): protobuf-c. */
+    if (mmapio__open__descriptor.n_fields != WIRE_QUICK_OPEN_FIELDS ||
+        mmapio__flush_policy__descriptor.n_fields != WIRE_QUICK_POLICY_FIELDS ||
+        mmapio__owner__descriptor.n_fields != 1 ||
+        req->op_case != MMAPIO__REQUEST__OP_OPEN || !op || !op->path ||
         !op->policy || op->mode < 0 || op->policy->kind < 0)
         return 0;
     struct wire_open o = {

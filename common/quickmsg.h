@@ -42,6 +42,12 @@ bool wire_is_ok(const uint8_t *buf, size_t len, uint64_t *id);
 /* Room for the packers (a little more than their longest result). */
 #define WIRE_QUICK_OPEN_MAX (WIRE_QUICK_PATH + 128)
 #define WIRE_QUICK_GRANT_MAX 128
+/* The fields of Open and OpenReply the hand packs: a sender whose
+ * protocol has more leaves the hand alone (the recognisers refuse what
+ * they do not know anyway). */
+#define WIRE_QUICK_OPEN_FIELDS 11
+#define WIRE_QUICK_GRANT_FIELDS 7
+#define WIRE_QUICK_POLICY_FIELDS 2 /* FlushPolicy's; Owner's is 1 */
 
 struct wire_open {
     const char *path;          /* path_len bytes, not NUL-terminated */

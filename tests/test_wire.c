@@ -640,6 +640,13 @@ Test(wire, quick_open_packs_as_protobuf)
         cr_assert(got_id == id && memcmp(&g, &w, sizeof(g)) == 0);
         cr_assert_not(wire_is_open(pb, n, &got_id, &got));
     }
+    /* Every field of today's protocol is one the hand packs. */
+    cr_assert_eq(mmapio__open__descriptor.n_fields, WIRE_QUICK_OPEN_FIELDS);
+    cr_assert_eq(mmapio__open_reply__descriptor.n_fields,
+                 WIRE_QUICK_GRANT_FIELDS);
+    cr_assert_eq(mmapio__flush_policy__descriptor.n_fields,
+                 WIRE_QUICK_POLICY_FIELDS);
+    cr_assert_eq(mmapio__owner__descriptor.n_fields, 1);
     /* Refused by the hand: protobuf-c packs these. */
     struct wire_open o = { .path = "caf\xc3\xa9", .path_len = 5 };
     uint8_t quick[WIRE_QUICK_OPEN_MAX];
