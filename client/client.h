@@ -75,7 +75,8 @@ struct mmapio_client {
     uint8_t *rxbuf;          /* one received datagram */
     struct pbarena arena;    /* decodes what is dropped under the lock
                                 without malloc (pbarena.h): events,
-                                async replies, client_call's without rep */
+                                async replies, client_call's without rep,
+                                mmapio_open's reply */
     bool scratch_reply;      /* the awaited reply is one of those */
     _Alignas(16) uint8_t arena_room[1024];
     unsigned unreported;     /* events applied since the last dispatch */

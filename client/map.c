@@ -863,7 +863,10 @@ int mmapio_open(mmapio_client *c, const char *path, const mmapio_options *o,
     req.op_case = MMAPIO__REQUEST__OP_OPEN;
     req.open = &op;
     client_lock(c);
+    /* map_take_grant frees the reply before it unlocks: c->arena. */
+    c->scratch_reply = true;
     r = client_call_locked(c, &req, MMAPIO__REPLY__RESULT_OPEN, &rep);
+    c->scratch_reply = false;
     if (r == MMAPIO_OK)
         r = map_take_grant(c, m, &rep);
     client_unlock(c);

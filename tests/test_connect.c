@@ -357,14 +357,14 @@ Test(connect, ping_is_one_send_one_recv)
                  first_other);
 }
 
-/* The daemon's side of it: while a client pings PINGS times, the loop's
- * thread (traced) reads each request once (no read that finds nothing)
- * and sends each reply once, with one epoll_wait a ping between (and a
- * few to spare: a timer may wake the loop). */
-Test(connect, ping_costs_the_daemon_one_recv_one_send)
+/* What the daemon's loop (its main thread, traced) asks of the kernel
+ * while a child connects, runs `work` once untraced (warming up), then
+ * again traced; each number in nrs[0..n) counts into counts[] (the last
+ * slot counts the others, *first_other the first of them). Skips where
+ * ptrace is not allowed. */
+static void trace_daemon(int (*work)(mmapio_client *), const long *nrs,
+                         size_t n, long *counts, long *first_other)
 {
-    if (under_a_wrapper())
-        cr_skip_test("run under a wrapper (its system calls count too)");
     int go[2], ready[2];
     cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
     cr_assert_eq(pipe2(ready, O_CLOEXEC), 0);
@@ -373,13 +373,10 @@ Test(connect, ping_costs_the_daemon_one_recv_one_send)
     if (pid == 0) {
         mmapio_client *c = NULL;
         char x = 0;
-        if (mmapio_connect(hz.sock, &c) != MMAPIO_OK || mmapio_ping(c) ||
+        if (mmapio_connect(hz.sock, &c) != MMAPIO_OK || work(c) ||
             write(ready[1], &x, 1) != 1 || read(go[0], &x, 1) != 1)
             _exit(50);
-        for (int i = 0; i < PINGS; i++)
-            if (mmapio_ping(c) != MMAPIO_OK)
-                _exit(52);
-        _exit(0);
+        _exit(work(c) ? 52 : 0);
     }
     char x;
     cr_assert_eq(read(ready[0], &x, 1), 1);
@@ -393,7 +390,8 @@ Test(connect, ping_costs_the_daemon_one_recv_one_send)
     cr_assert_eq(ptrace(PTRACE_INTERRUPT, d, NULL, NULL), 0);
     cr_assert_eq(waitpid(d, &st, __WALL), d);
     cr_assert_eq(write(go[1], &x, 1), 1);
-    long sends = 0, recvs = 0, waits = 0, others = 0, first_other = -1;
+    memset(counts, 0, (n + 1) * sizeof(*counts));
+    *first_other = -1;
     for (;;) {
         cr_assert_eq(ptrace(PTRACE_SYSCALL, d, NULL, NULL), 0);
         pid_t w = waitpid(-1, &st, __WALL);
@@ -407,15 +405,12 @@ Test(connect, ping_costs_the_daemon_one_recv_one_send)
                      0);
         if (si.op != SYSCALL_INFO_ENTRY)
             continue;
-        long nr = (long)si.nr;
-        if (nr == SYS_sendto || nr == SYS_sendmsg)
-            sends++;
-        else if (nr == SYS_recvfrom || nr == SYS_recvmsg)
-            recvs++;
-        else if (nr == SYS_epoll_wait || nr == SYS_epoll_pwait)
-            waits++;
-        else if (others++ == 0)
-            first_other = nr;
+        size_t i = 0;
+        while (i < n && nrs[i] != (long)si.nr)
+            i++;
+        if (i == n && counts[n] == 0)
+            *first_other = (long)si.nr;
+        counts[i]++;
     }
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client: status 0x%x",
               (unsigned)st);
@@ -426,13 +421,80 @@ Test(connect, ping_costs_the_daemon_one_recv_one_send)
     close(go[1]);
     close(ready[0]);
     close(ready[1]);
+    cr_assert(hz_alive(&hz), "the daemon died");
+}
+
+static int pings(mmapio_client *c)
+{
+    for (int i = 0; i < PINGS; i++)
+        if (mmapio_ping(c) != MMAPIO_OK)
+            return -1;
+    return 0;
+}
+
+/* The daemon's side of it: while a client pings PINGS times, the loop's
+ * thread reads each request once (no read that finds nothing) and sends
+ * each reply once, with one epoll_wait a ping between (and a few to
+ * spare: a timer may wake the loop). */
+Test(connect, ping_costs_the_daemon_one_recv_one_send)
+{
+    if (under_a_wrapper())
+        cr_skip_test("run under a wrapper (its system calls count too)");
+    const long nrs[] = { SYS_sendto, SYS_sendmsg, SYS_recvfrom, SYS_recvmsg,
+                         SYS_epoll_wait, SYS_epoll_pwait };
+    long k[7], first_other;
+    trace_daemon(pings, nrs, 6, k, &first_other);
+    long sends = k[0] + k[1], recvs = k[2] + k[3], waits = k[4] + k[5];
     /* the client's hang-up may be read before we heard it exit */
     cr_assert(sends == PINGS, "%ld sends for %d pings", sends, PINGS);
     cr_assert(recvs >= PINGS && recvs <= PINGS + 1, "%ld recvs for %d pings",
               recvs, PINGS);
     cr_assert_leq(waits, PINGS + 10, "%ld epoll_waits for %d pings", waits,
                   PINGS);
-    cr_assert_lt(others, 20, "%ld other system calls (the first: %ld)",
-                 others, first_other);
-    cr_assert(hz_alive(&hz), "the daemon died");
+    cr_assert_lt(k[6], 20, "%ld other system calls (the first: %ld)", k[6],
+                 first_other);
+}
+
+enum { CYCLES = 500 };
+
+static int open_cycles(mmapio_client *c)
+{
+    static bool made; /* the first (untraced) time */
+    mmapio_map *m;
+    if (!made && mmapio_create_rw(c, "cycle.dat", 65536, &m) == MMAPIO_OK)
+        mmapio_unmap(m);
+    made = true;
+    for (int i = 0; i < CYCLES; i++) {
+        if (mmapio_open_ro(c, "cycle.dat", &m) != MMAPIO_OK)
+            return -1;
+        (void)*(const volatile char *)mmapio_as_ptr(m);
+        mmapio_unmap(m);
+    }
+    return 0;
+}
+
+/* An open_ro of a file the daemon keeps (open cache) and its unmap cost
+ * the daemon's loop one read of the request, one open of the path as the
+ * caller (the access check, and the file it is now) with one fstat, one
+ * send of the reply with the fd and its close, and one epoll_wait: the
+ * release rides in the write ring and asks for no fence (membarrier), as
+ * no write can have grown it. */
+Test(connect, open_cycle_costs_the_daemon_six_system_calls)
+{
+    if (under_a_wrapper())
+        cr_skip_test("run under a wrapper (its system calls count too)");
+    const long nrs[] = { SYS_recvfrom, SYS_openat2, SYS_newfstatat,
+                         SYS_sendmsg, SYS_close, SYS_epoll_wait,
+                         SYS_membarrier };
+    long k[8], first_other;
+    trace_daemon(open_cycles, nrs, 7, k, &first_other);
+    /* the last reply's close may come after we heard the client exit */
+    for (int i = 0; i < 5; i++)
+        cr_assert(k[i] >= CYCLES - 1 && k[i] <= CYCLES + 2,
+                  "system call %ld: %ld for %d cycles", nrs[i], k[i], CYCLES);
+    cr_assert_leq(k[5], CYCLES + 10, "%ld epoll_waits for %d cycles", k[5],
+                  CYCLES);
+    cr_assert_eq(k[6], 0, "%ld membarriers for %d cycles", k[6], CYCLES);
+    cr_assert_lt(k[7], 20, "%ld other system calls (the first: %ld)", k[7],
+                 first_other);
 }

@@ -460,6 +460,38 @@ static void dispatch(struct session *s, const Mmapio__Request *q)
     }
 }
 
+/* An Open recognised by wire_is_open: what the decoder would have made
+ * of it (wire_is_open accepts only protobuf-c's bytes), dispatched. */
+static void quick_open(struct session *s, uint64_t id, const struct wire_open *wo)
+{
+    char path[WIRE_QUICK_PATH + 1];
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    Mmapio__Open op = MMAPIO__OPEN__INIT;
+    Mmapio__FlushPolicy pol = MMAPIO__FLUSH_POLICY__INIT;
+    Mmapio__Owner owner = MMAPIO__OWNER__INIT;
+    memcpy(path, wo->path, wo->path_len);
+    path[wo->path_len] = '\0';
+    op.path = path;
+    op.anonymous = wo->anonymous;
+    op.mode = (Mmapio__Mode)wo->mode;
+    op.create = wo->create;
+    op.truncate = wo->truncate;
+    op.exclusive = wo->exclusive;
+    op.size = wo->size;
+    pol.kind = (Mmapio__FlushKind)wo->policy_kind;
+    pol.value = wo->policy_value;
+    op.policy = &pol;
+    op.perm = wo->perm;
+    owner.uid = wo->owner_uid;
+    op.owner = wo->has_owner ? &owner : NULL;
+    op.huge_pages = wo->huge_pages;
+    q.id = id;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &op;
+    ringdrain_kick(s, &q); /* writes made before this request come first */
+    dispatch(s, &q);
+}
+
 /* Decoding room for the common requests (ping, open, close, notices...):
  * they cost no malloc; a bigger one spills to malloc (pbarena.h). */
 #define DECODE_ARENA 2048
@@ -480,6 +512,12 @@ bool ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
             ringdrain_kick(s, &q);
         }
         session_reply_ok(s, id);
+        return false;
+    }
+    /* An open likewise, read by hand into the messages dispatch takes. */
+    struct wire_open wo;
+    if (s->hello_done && !had_fds && wire_is_open(buf, len, &id, &wo)) {
+        quick_open(s, id, &wo);
         return false;
     }
     pbarena_init(&a, room, sizeof(room));

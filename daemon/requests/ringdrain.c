@@ -203,11 +203,17 @@ static uint32_t drain(struct wring *w, bool final, bool *stuck,
     uint64_t taken = w->head; /* cells below it are ours to read */
     uint64_t live_len = 0;
     bool keep = false;        /* the last cell stays live, untaken */
+    /* Only a write's length grows by plain stores (wring_extend_own
+     * refuses a release): releases alone need no fence. */
+    bool writes = false;
     if (w->fenced && tail != w->head) {
         uint64_t last = tail - 1;
         while (taken != last &&
-               take_seq(&r->cells[taken % WRING_CELLS], taken + 1))
+               take_seq(&r->cells[taken % WRING_CELLS], taken + 1)) {
+            writes |= __atomic_load_n(&r->cells[taken % WRING_CELLS].offset,
+                                      __ATOMIC_RELAXED) != WRING_RELEASE;
             taken++;
+        }
         *stuck = taken != last;
         if (!*stuck) {
             struct wring_cell *c = &r->cells[last % WRING_CELLS];
@@ -215,17 +221,20 @@ static uint32_t drain(struct wring *w, bool final, bool *stuck,
                                                   memory_order_acquire) ==
                              last + 1;
             live_len = __atomic_load_n(&c->len, __ATOMIC_ACQUIRE);
+            bool release = __atomic_load_n(&c->offset, __ATOMIC_RELAXED) ==
+                           WRING_RELEASE;
             /* A release is never kept: it goes at once, in order. */
-            keep = !final && published &&
-                   __atomic_load_n(&c->offset, __ATOMIC_RELAXED) !=
-                       WRING_RELEASE &&
+            keep = !final && published && !release &&
                    !(w->live == last + 1 && live_len == w->live_len);
-            if (!keep && take_seq(c, last + 1))
-                taken++;
-            else if (!keep)
+            if (!keep && take_seq(c, last + 1)) {
+                taken++; /* published now: its offset is read again */
+                writes |= __atomic_load_n(&c->offset, __ATOMIC_RELAXED) !=
+                          WRING_RELEASE;
+            } else if (!keep) {
                 *stuck = true;
+            }
         }
-        if (taken != w->head && !fence_all()) {
+        if (taken != w->head && writes && !fence_all()) {
             /* Not fenced: lengths may be short. Their writers' watchers
              * hear "anything may have changed". */
             all = true;

@@ -34,7 +34,11 @@ static void unlink_entry(struct opencache *oc, struct cache_entry *e)
         oc->oldest = e->newer;
     *mapping_ext(e->map, &oc->hook) = NULL;
     oc->n--;
-    free(e);
+    /* An open and unmap in a loop take and park one: no malloc each. */
+    if (!oc->spare)
+        oc->spare = e;
+    else
+        free(e);
 }
 
 /* Out of the cache and the registry: its fd closes with its last
@@ -63,9 +67,11 @@ static void park(struct opencache *oc, struct mapping *m)
     if (oc->max == 0 || m->kind != MAPPING_FILE || m->removed || m->fd < 0 ||
         entry_of(oc, m))
         return;
-    struct cache_entry *e = calloc(1, sizeof(*e));
+    struct cache_entry *e = oc->spare ? oc->spare : malloc(sizeof(*e));
     if (!e)
         return; /* it simply leaves the registry */
+    oc->spare = NULL;
+    memset(e, 0, sizeof(*e));
     if (oc->n >= oc->max)
         evict(oc, oc->oldest);
     e->map = m;
@@ -159,6 +165,8 @@ int opencache_init(struct opencache *oc, struct registry *r, struct quota *q,
 void opencache_fini(struct opencache *oc)
 {
     opencache_shrink(oc, UINT32_MAX);
+    free(oc->spare);
+    oc->spare = NULL;
     if (oc->sweep)
         event_free(oc->sweep);
     oc->sweep = NULL;

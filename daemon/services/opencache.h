@@ -47,6 +47,7 @@ struct opencache {
     struct mapping_hook hook;
     uint32_t max, n;
     struct cache_entry *newest, *oldest;
+    struct cache_entry *spare;  /* the last one let go, for the next park */
     uint64_t hits, evictions;   /* since start */
 };
 
