@@ -15,6 +15,10 @@
 
 /* A checked Open of a file (not anonymous): answered when its work is done. */
 void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *o);
+/* A checked Reattach of a file (after a restart): an open without create
+ * as the caller in its mode, of the very file it names (volume serial as
+ * dev, file index as ino), else MMAPIO_E_NOT_FOUND; answered as an Open. */
+void winopen_reattach(struct wsession *s, uint64_t id, const Mmapio__Reattach *req);
 /* A checked Delete of a file: on a worker too (the walk as the client,
  * then the file's disposition); answered when done. */
 void winopen_delete(struct wsession *s, uint64_t id, const char *path);
