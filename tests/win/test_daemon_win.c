@@ -564,13 +564,17 @@ static void check_requests(const char *pipe, const char *root)
     r = call(h, &q, &err, NULL);
     CHECK(r && err == E_NOT_FOUND && r->message && strstr(r->message, "copy a to b"));
     reply_free(r);
-    /* Not served on Windows: a clear error, the connection kept. */
+    /* A reattach is served (its end-to-end test is reconnect_win): a
+     * missing file is NOT_FOUND; an anonymous mapping never comes back. */
     Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
     ra.path = (char *)"a";
     q = REQUEST(REATTACH, reattach, &ra);
     r = call(h, &q, &err, NULL);
-    CHECK(r && err == E_INVALID_ARGUMENT && r->message &&
-          strstr(r->message, "not supported on Windows"));
+    CHECK(r && err == E_NOT_FOUND && r->message && strstr(r->message, "a: "));
+    reply_free(r);
+    ra.anonymous = true;
+    r = call(h, &q, &err, NULL);
+    CHECK(r && err == E_NOT_FOUND && r->message && strstr(r->message, "no state file"));
     reply_free(r);
     check_from_fd_frames(h, root);
 
