@@ -10,6 +10,9 @@
  * wine, run as root here, enforces no file DACL or read-only attribute.)
  *
  *   test_reconnect_win DAEMON.exe
+ *   test_reconnect_win bench DAEMON.exe N   (mmapio_reconnect of N file
+ *                        handles, beside N opens of the same files: its
+ *                        floor, measured in the same run)
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -264,9 +267,84 @@ static void reconnects(struct wt_daemon *d)
     mmapio_disconnect(c);
 }
 
+static double now_ms(void)
+{
+    LARGE_INTEGER t, f;
+    QueryPerformanceCounter(&t);
+    QueryPerformanceFrequency(&f);
+    return (double)t.QuadPart * 1000.0 / (double)f.QuadPart;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Rounds of: N opens of N files (then unmapped), and a restart under N
+ * handles of them with mmapio_reconnect timed; the medians. */
+#define BENCH_ROUNDS 5
+static int bench(const char *exe, unsigned n)
+{
+    struct wt_daemon d;
+    if (n == 0 || !wt_daemon_start(&d, exe, "reconnect-bench", NULL, NULL))
+        return 2;
+    mmapio_map **m = calloc(n, sizeof(*m)), **o = calloc(n, sizeof(*o));
+    mmapio_client *c = NULL;
+    char name[32];
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "b%u.dat", i);
+        CHECK(put_file(d.root, name, name));
+    }
+    CHECK(m && o && mmapio_connect(d.pipe, &c) == MMAPIO_OK);
+    for (unsigned i = 0; c && m && i < n; i++) {
+        snprintf(name, sizeof(name), "b%u.dat", i);
+        CHECK(mmapio_open_rw(c, name, &m[i]) == MMAPIO_OK);
+    }
+    double opens[BENCH_ROUNDS], back[BENCH_ROUNDS];
+    for (int r = 0; r < BENCH_ROUNDS && c && m && o && !wt_failures; r++) {
+        double t0 = now_ms();
+        for (unsigned i = 0; i < n; i++) {
+            snprintf(name, sizeof(name), "b%u.dat", i);
+            CHECK(mmapio_open_rw(c, name, &o[i]) == MMAPIO_OK);
+        }
+        opens[r] = now_ms() - t0;
+        for (unsigned i = 0; i < n; i++)
+            mmapio_unmap(o[i]);
+        CHECK(wt_daemon_stop(&d) == 0);
+        while (mmapio_ping(c) != MMAPIO_E_DISCONNECTED)
+            Sleep(10);
+        CHECK(wt_daemon_restart(&d));
+        t0 = now_ms();
+        CHECK(mmapio_reconnect(c) == MMAPIO_OK);
+        back[r] = now_ms() - t0;
+        for (unsigned i = 0; i < n; i++)
+            CHECK(mmapio_refresh(m[i]) == MMAPIO_OK); /* each one back */
+    }
+    if (!wt_failures) {
+        qsort(opens, BENCH_ROUNDS, sizeof(double), cmp_double);
+        qsort(back, BENCH_ROUNDS, sizeof(double), cmp_double);
+        printf("reconnect of %u file handles: %.1f ms (median of %d; %.1f-%.1f), "
+               "floor %u opens of them: %.1f ms (%.1f-%.1f), ratio %.2f\n", n,
+               back[BENCH_ROUNDS / 2], BENCH_ROUNDS, back[0], back[BENCH_ROUNDS - 1], n,
+               opens[BENCH_ROUNDS / 2], opens[0], opens[BENCH_ROUNDS - 1],
+               back[BENCH_ROUNDS / 2] / opens[BENCH_ROUNDS / 2]);
+    }
+    for (unsigned i = 0; m && i < n; i++)
+        mmapio_unmap(m[i]);
+    mmapio_disconnect(c);
+    free(m);
+    free(o);
+    CHECK(wt_daemon_stop(&d) == 0);
+    wt_remove_tree(d.root);
+    return wt_report("test_reconnect_win bench");
+}
+
 int main(int argc, char **argv)
 {
     wt_detail = mmapio_last_error;
+    if (argc == 4 && !strcmp(argv[1], "bench"))
+        return bench(argv[2], (unsigned)atoi(argv[3]));
     if (argc != 2)
         return 2;
     struct wt_daemon d;
