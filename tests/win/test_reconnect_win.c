@@ -39,6 +39,25 @@ static void on_change(const mmapio_change_event *ev, void *user)
         h->n[ev->kind]++;
 }
 
+/* An asynchronous flush's result (1: not yet). */
+static void on_flushed(int result, void *user)
+{
+    *(int *)user = result;
+}
+
+/* The daemon's flush of m (by its handle): its result. */
+static int daemon_flush(mmapio_client *c, mmapio_map *m)
+{
+    int result = 1;
+    int r = mmapio_flush_async(m, on_flushed, &result);
+    if (r != MMAPIO_OK)
+        return r;
+    for (int i = 0; i < 100 && result == 1; i++)
+        if (mmapio_client_dispatch(c, 100) == MMAPIO_E_DISCONNECTED)
+            break;
+    return result;
+}
+
 /* ROOT\name, FILE_SIZE bytes: `text` then zeros. */
 static bool put_file(const char *root, const char *name, const char *text)
 {
@@ -219,6 +238,7 @@ static void reconnects(struct wt_daemon *d)
     CHECK(mmapio_refresh(fr) == MMAPIO_OK && mmapio_refresh(r) == MMAPIO_OK);
     CHECK(map_has(r, 0, "ro-old"));
     CHECK(mmapio_flush(f) == MMAPIO_OK);
+    CHECK(daemon_flush(c, f) == MMAPIO_OK);
     CHECK(file_has(d->root, "keep.dat", 100, "during"));
     mmapio_flush_policy p = mmapio_flush_policy_of(f);
     CHECK(p.kind == MMAPIO_FLUSH_EVERY_MILLIS && p.value == 500);
@@ -247,6 +267,7 @@ static void reconnects(struct wt_daemon *d)
     CHECK(mmapio_refresh(g) == MMAPIO_E_NOT_FOUND &&
           strstr(mmapio_last_error(), "did not come back"));
     CHECK(mmapio_set_flush_policy(g, every) == MMAPIO_E_NOT_FOUND);
+    CHECK(daemon_flush(c, g) == MMAPIO_E_NOT_FOUND);
     CHECK(map_has(g, 0, "swap-old"));
     CHECK(mmapio_update_region(g, 0, "still", 5) == MMAPIO_OK && map_has(g, 0, "still"));
     CHECK(file_has(d->root, "swap.dat", 0, "swap-new"));
