@@ -147,6 +147,9 @@ static void check_from_fd_frames(HANDLE h, const char *root)
         CHECK(ask_with(h, REQUEST(FROM_FD, from_fd, &ff), &bad[i], 1) == E_INVALID_ARGUMENT);
     Mmapio__Ping pg = MMAPIO__PING__INIT;
     CHECK(ask_with(h, REQUEST(PING, ping, &pg), &v, 1) == -18); /* PROTOCOL */
+    Mmapio__Reattach ra = MMAPIO__REATTACH__INIT; /* carries no handle on Windows */
+    ra.path = (char *)"frames.dat";
+    CHECK(ask_with(h, REQUEST(REATTACH, reattach, &ra), &v, 1) == -18);
     CHECK(ask_with(h, REQUEST(FROM_FD, from_fd, &ff), &v, 1) == 0);
     CHECK(ask(h, REQUEST(PING, ping, &pg)) == 0);
     CloseHandle(f);
