@@ -5,7 +5,8 @@
  * and its section are made off the loop; the loop checks the table
  * between the two steps and, at the end, makes or finds the file's entry
  * and grants the section. Per-client and per-uid bounds, a round robin of
- * uids for the workers. Deletes and copies of files, and the admin
+ * uids for the workers. Reattaches (an open of the very file a holder
+ * had before a restart), deletes and copies of files, and the admin
  * requests' look at a file by its path, go the same way.
  */
 #ifndef MMAPIOD_WINOPEN_H
