@@ -1,8 +1,8 @@
 /*
  * winops (Windows): sessions and the requests served (winops.h): hello,
  * open, close, delete, stat, resize, set_policy, notices, and the
- * dispatch to winopen (files' opens, reattaches, deletes, copies), winflush, winwatch
- * and winwait. Runs on the daemon's one loop thread.
+ * dispatch to winopen (files' opens, reattaches, deletes, copies),
+ * winflush, winwatch and winwait. Runs on the daemon's one loop thread.
  */
 #include "winops.h"
 #include "winadmin.h"
