@@ -62,6 +62,10 @@ struct mmapio_map {
     mmapio_mode mode;
     bool anonymous;                 /* a name, no file behind it */
     char *path;                     /* as the caller passed it */
+    /* Which file, as the daemon named it (OpenReply.file: Windows, where
+     * a section handle cannot tell); file_known false elsewhere. */
+    struct proc_object file;
+    bool file_known;
     size_t page;
     /* Data path state: read without a lock. A remap stores base before
      * len (release), so a reader that loads len (acquire) then base never
@@ -738,6 +742,9 @@ static int map_take_fd(mmapio_client *c, mmapio_map *m,
                        const Mmapio__OpenReply *g, int fd)
 {
     m->offset = g->offset;
+    m->file_known = g->file && !m->anonymous && !g->arena;
+    if (m->file_known)
+        m->file = (struct proc_object){ g->file->dev, g->file->ino };
     if (!g->arena) {
         m->fd = fd;
         return fd >= 0 ? MMAPIO_OK : MMAPIO_E_PROTOCOL;
@@ -1227,6 +1234,16 @@ static int map_take_back(mmapio_client *c, mmapio_map *m, struct map_rejoin *j,
                          int fd, bool *counted)
 {
     *counted = false;
+    if (!m->arena && m->file_known) {
+        /* A section (Windows): the daemon compared the file; so do we, by
+         * the identity it names. The old section handle, of that very
+         * file, stays good after its daemon went (and a handle's value
+         * cannot be chosen): it and its view are kept, the grant closed. */
+        bool same = !g->arena && g->file && g->file->dev == st->dev &&
+                    g->file->ino == st->ino && fd >= 0;
+        proc_close(fd);
+        return same ? MMAPIO_OK : MMAPIO_E_NOT_FOUND;
+    }
     if (!m->arena) {
         /* The daemon compared; so do we, before the fd replaces ours. */
         int r = g->arena || !map_same_object(fd, st) ||
@@ -1260,7 +1277,11 @@ static int map_rejoin_one(mmapio_client *c, mmapio_map *m, struct map_rejoin *j)
     struct proc_object st;
     struct client_reply rep;
 
-    if (map_handle_of(m) == 0 || m->fd < 0 || proc_identify(m->fd, &st) < 0)
+    if (map_handle_of(m) == 0 || m->fd < 0)
+        return MMAPIO_E_NOT_FOUND;
+    if (m->file_known)
+        st = m->file; /* a section: the daemon's word for its file */
+    else if (proc_identify(m->fd, &st) < 0)
         return MMAPIO_E_NOT_FOUND;
     mmapio_flush_policy was = map_policy(m);
     int offer = !m->anonymous ? -1

@@ -210,8 +210,9 @@ int mmapio_ping(mmapio_client *c);
  * handles stayed detached, and when c was connected all along: then
  * nothing is done); MMAPIO_E_DISCONNECTED while no daemon answers (try
  * again later), or the error that refused the connection. On Windows
- * the new pipe keeps a handle value of its own, and every handle stays
- * detached (a section has no identity to compare).
+ * the new pipe keeps a handle value of its own; a file mapping comes
+ * back to its very file (volume serial and file index) keeping its
+ * view, and an anonymous mapping stays detached (no state file).
  */
 int mmapio_reconnect(mmapio_client *c);
 

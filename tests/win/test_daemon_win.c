@@ -147,6 +147,9 @@ static void check_from_fd_frames(HANDLE h, const char *root)
         CHECK(ask_with(h, REQUEST(FROM_FD, from_fd, &ff), &bad[i], 1) == E_INVALID_ARGUMENT);
     Mmapio__Ping pg = MMAPIO__PING__INIT;
     CHECK(ask_with(h, REQUEST(PING, ping, &pg), &v, 1) == -18); /* PROTOCOL */
+    Mmapio__Reattach ra = MMAPIO__REATTACH__INIT; /* carries no handle on Windows */
+    ra.path = (char *)"frames.dat";
+    CHECK(ask_with(h, REQUEST(REATTACH, reattach, &ra), &v, 1) == -18);
     CHECK(ask_with(h, REQUEST(FROM_FD, from_fd, &ff), &v, 1) == 0);
     CHECK(ask(h, REQUEST(PING, ping, &pg)) == 0);
     CloseHandle(f);
@@ -564,13 +567,17 @@ static void check_requests(const char *pipe, const char *root)
     r = call(h, &q, &err, NULL);
     CHECK(r && err == E_NOT_FOUND && r->message && strstr(r->message, "copy a to b"));
     reply_free(r);
-    /* Not served on Windows: a clear error, the connection kept. */
+    /* A reattach is served (its end-to-end test is reconnect_win): a
+     * missing file is NOT_FOUND; an anonymous mapping never comes back. */
     Mmapio__Reattach ra = MMAPIO__REATTACH__INIT;
     ra.path = (char *)"a";
     q = REQUEST(REATTACH, reattach, &ra);
     r = call(h, &q, &err, NULL);
-    CHECK(r && err == E_INVALID_ARGUMENT && r->message &&
-          strstr(r->message, "not supported on Windows"));
+    CHECK(r && err == E_NOT_FOUND && r->message && strstr(r->message, "a: "));
+    reply_free(r);
+    ra.anonymous = true;
+    r = call(h, &q, &err, NULL);
+    CHECK(r && err == E_NOT_FOUND && r->message && strstr(r->message, "no state file"));
     reply_free(r);
     check_from_fd_frames(h, root);
 

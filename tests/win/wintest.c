@@ -135,6 +135,17 @@ bool wt_temp_dir(char *out, size_t size, const char *tag)
     return false;
 }
 
+/* Its pipe, once it is up (or it died). */
+static bool wt_daemon_up(const struct wt_daemon *d)
+{
+    bool up = false;
+    while (!up && WaitForSingleObject(d->pi.hProcess, 50) == WAIT_TIMEOUT)
+        up = WaitNamedPipeA(d->pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
+    if (!up)
+        fprintf(stderr, "the daemon ended before its pipe was up: %s\n", d->cmd);
+    return up;
+}
+
 bool wt_daemon_start(struct wt_daemon *d, const char *exe, const char *tag, const char *root,
                      const char *args)
 {
@@ -153,13 +164,16 @@ bool wt_daemon_start(struct wt_daemon *d, const char *exe, const char *tag, cons
         fprintf(stderr, "cannot start %s (%lu)\n", daemon, (unsigned long)GetLastError());
         return false;
     }
-    /* Its pipe, once it is up (or it died). */
-    bool up = false;
-    while (!up && WaitForSingleObject(d->pi.hProcess, 50) == WAIT_TIMEOUT)
-        up = WaitNamedPipeA(d->pipe, 0) || GetLastError() == ERROR_SEM_TIMEOUT;
-    if (!up)
-        fprintf(stderr, "the daemon ended before its pipe was up: %s\n", d->cmd);
-    return up;
+    return wt_daemon_up(d);
+}
+
+bool wt_daemon_restart(struct wt_daemon *d)
+{
+    if (!wt_spawn(d->cmd, NULL, NULL, CREATE_NEW_PROCESS_GROUP, &d->pi)) {
+        fprintf(stderr, "cannot start %s (%lu)\n", d->cmd, (unsigned long)GetLastError());
+        return false;
+    }
+    return wt_daemon_up(d);
 }
 
 bool wt_daemon_signal(const struct wt_daemon *d)

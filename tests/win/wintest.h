@@ -89,6 +89,10 @@ struct wt_daemon {
 bool wt_daemon_start(struct wt_daemon *d, const char *exe, const char *tag, const char *root,
                      const char *args);
 
+/* Starts d's daemon again, as before (its pipe and root), once the
+ * last one ended: whether its pipe came up. */
+bool wt_daemon_restart(struct wt_daemon *d);
+
 /* Sets the daemon's stop event (wine has no console here for
  * Ctrl-Break): whether it was there. */
 bool wt_daemon_signal(const struct wt_daemon *d);

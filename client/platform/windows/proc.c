@@ -1,7 +1,8 @@
 /* proc on Windows: handles, its image name (its uid is the daemon's to say). A
  * handle's value cannot be chosen (proc_replace is -ENOTSUP) and a
- * section has no file identity (proc_identify is -ENOTSUP): a daemon's
- * restart detaches Windows handles rather than re-attaching them. */
+ * section has no file identity (proc_identify is -ENOTSUP): after a
+ * daemon's restart a file mapping is re-attached by the identity the
+ * daemon named at its grant (map.c), keeping its section handle. */
 #include "proc.h"
 
 #include <errno.h>

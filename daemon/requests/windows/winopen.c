@@ -53,6 +53,8 @@ struct wopen {
     ACCESS_MASK look_access;
     bool admin;
     bool create, truncate, exclusive, has_owner, has_policy;
+    bool reattach;         /* a Reattach: the file must be want_vol/want_index */
+    uint64_t want_vol, want_index;
     uint32_t want_owner;
     uint64_t want_size;
     mmapio_flush_policy policy;
@@ -402,7 +404,9 @@ static void opened(struct wopen *o)
 {
     struct winops *w = o->w;
     struct wmap *m = find_file(w, o->vol, o->index);
-    if (o->has_owner && (o->owner == SIDMAP_NONE || o->want_owner != o->owner)) {
+    if (o->reattach && (o->vol != o->want_vol || o->index != o->want_index)) {
+        fail(o, MMAPIO_E_NOT_FOUND, "another file has that name now");
+    } else if (o->has_owner && (o->owner == SIDMAP_NONE || o->want_owner != o->owner)) {
         fail(o, MMAPIO_E_PERMISSION, "belongs to another account");
     } else if ((o->created || o->truncate) && o->size != o->want_size) {
         if (o->want_size > w->cfg.max_map_size || (m && !o->created))
@@ -638,16 +642,25 @@ static void job_queue(struct wopen *o)
     pump(o->ops);
 }
 
-void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *req)
+/* An open's job (an Open or a Reattach), or NULL after replying. */
+static struct wopen *open_job_new(struct wsession *s, uint64_t id, const char *path,
+                                  mmapio_mode mode)
 {
     if (s->n_holders >= s->w->cfg.max_holders_per_client) {
         reply_err(s, id, MMAPIO_E_QUOTA, "max_holders_per_client reached");
-        return;
+        return NULL;
     }
-    struct wopen *o = job_new(s, id, req->path);
+    struct wopen *o = job_new(s, id, path);
+    if (o)
+        o->mode = mode;
+    return o;
+}
+
+void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *req)
+{
+    struct wopen *o = open_job_new(s, id, req->path, (mmapio_mode)req->mode);
     if (!o)
         return;
-    o->mode = (mmapio_mode)req->mode;
     o->create = req->create;
     o->truncate = req->truncate;
     o->exclusive = req->exclusive;
@@ -657,6 +670,17 @@ void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *req)
     o->has_policy = req->policy != NULL;
     if (req->policy)
         o->policy = policy_from_wire(req->policy);
+    job_queue(o);
+}
+
+void winopen_reattach(struct wsession *s, uint64_t id, const Mmapio__Reattach *req)
+{
+    struct wopen *o = open_job_new(s, id, req->path, (mmapio_mode)req->mode);
+    if (!o)
+        return;
+    o->reattach = true;
+    o->want_vol = req->dev;
+    o->want_index = req->ino;
     job_queue(o);
 }
 

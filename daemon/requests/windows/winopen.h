@@ -5,7 +5,8 @@
  * and its section are made off the loop; the loop checks the table
  * between the two steps and, at the end, makes or finds the file's entry
  * and grants the section. Per-client and per-uid bounds, a round robin of
- * uids for the workers. Deletes and copies of files, and the admin
+ * uids for the workers. Reattaches (an open of the very file a holder
+ * had before a restart), deletes and copies of files, and the admin
  * requests' look at a file by its path, go the same way.
  */
 #ifndef MMAPIOD_WINOPEN_H
@@ -15,6 +16,10 @@
 
 /* A checked Open of a file (not anonymous): answered when its work is done. */
 void winopen_request(struct wsession *s, uint64_t id, const Mmapio__Open *o);
+/* A checked Reattach of a file (after a restart): an open without create
+ * as the caller in its mode, of the very file it names (volume serial as
+ * dev, file index as ino), else MMAPIO_E_NOT_FOUND; answered as an Open. */
+void winopen_reattach(struct wsession *s, uint64_t id, const Mmapio__Reattach *req);
 /* A checked Delete of a file: on a worker too (the walk as the client,
  * then the file's disposition); answered when done. */
 void winopen_delete(struct wsession *s, uint64_t id, const char *path);

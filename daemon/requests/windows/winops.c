@@ -1,8 +1,8 @@
 /*
  * winops (Windows): sessions and the requests served (winops.h): hello,
  * open, close, delete, stat, resize, set_policy, notices, and the
- * dispatch to winopen (files' opens, deletes, copies), winflush, winwatch
- * and winwait. Runs on the daemon's one loop thread.
+ * dispatch to winopen (files' opens, reattaches, deletes, copies),
+ * winflush, winwatch and winwait. Runs on the daemon's one loop thread.
  */
 #include "winops.h"
 #include "winadmin.h"
@@ -174,6 +174,25 @@ static void op_open(struct wsession *s, uint64_t id, const Mmapio__Open *o)
         open_anon(s, id, o, (mmapio_mode)o->mode);
     else
         winopen_request(s, id, o); /* on worker threads */
+}
+
+/* A holder of the daemon's previous instance back to its very file, on
+ * worker threads; an anonymous mapping does not come back (the daemon
+ * keeps no state file on Windows). */
+static void op_reattach(struct wsession *s, uint64_t id, const Mmapio__Reattach *q)
+{
+    if ((unsigned)q->mode > MMAPIO__MODE__MODE_COPY_ON_WRITE)
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "reattach: bad mode");
+    else if (!names_valid(q->path) || !*q->path)
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, "reattach: bad path or name");
+    else if (q->carved || q->offset != 0)
+        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT,
+                  "%s: only a carved anonymous mapping lies at an offset", q->path);
+    else if (q->anonymous)
+        reply_err(s, id, MMAPIO_E_NOT_FOUND, "%s: an anonymous mapping does not come back "
+                  "after a restart on Windows (the daemon keeps no state file)", q->path);
+    else
+        winopen_reattach(s, id, q);
 }
 
 /* A copy of a file to another beneath the root, on worker threads. */
@@ -356,8 +375,6 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len,
         winfromfd_open(s, id, q->from_fd, handles, n_handles); /* a caller's own file */
     } else if (q->op_case == MMAPIO__REQUEST__OP_FD_OFFER) {
         reply_ok(s, id); /* the pipe takes handle values in any frame */
-    } else if (q->op_case == MMAPIO__REQUEST__OP_REATTACH) {
-        reply_err(s, id, MMAPIO_E_INVALID_ARGUMENT, UNSUPPORTED);
     } else if (n_handles) {
         reply_err(s, id, MMAPIO_E_PROTOCOL, "requests may not carry handles");
     } else {
@@ -372,6 +389,7 @@ void winops_request(struct wsession *s, const uint8_t *pb, size_t len,
         case MMAPIO__REQUEST__OP_OPEN: op_open(s, id, q->open); break;
         case MMAPIO__REQUEST__OP_CLOSE: op_close(s, id, q->close); break;
         case MMAPIO__REQUEST__OP_COPY: op_copy(s, id, q->copy); break;
+        case MMAPIO__REQUEST__OP_REATTACH: op_reattach(s, id, q->reattach); break;
         case MMAPIO__REQUEST__OP_DELETE_MAP: op_delete(s, id, q->delete_map); break;
         case MMAPIO__REQUEST__OP_STAT: op_stat(s, id, q->stat); break;
         case MMAPIO__REQUEST__OP_RESIZE: op_resize(s, id, q->resize); break;

@@ -190,7 +190,9 @@ void map_maybe_free(struct winops *w, struct wmap *m)
     free(m->tctx);
     if (m->wfile)
         CloseHandle(m->wfile);
-    atomic_store(&w->slots[m->slot].policy, 0);
+    /* The slot keeps its policy until map_new reuses it: a holder that
+     * outlives a stopping daemon reads there the policy it brings back
+     * (mmapio_reconnect). */
     w->free_slots[w->n_free++] = m->slot;
     if (m->section)
         CloseHandle(m->section);
@@ -241,8 +243,15 @@ void grant(struct wsession *s, uint64_t id, struct wmap *m, mmapio_mode mode, HA
     m->holders++;
 
     struct reqmsg b;
-    send_reply(s, reqmsg_open(&b, id, h->handle, m->id, m->size, m->slot, m->policy),
-               section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
+    Mmapio__Reply *rep = reqmsg_open(&b, id, h->handle, m->id, m->size, m->slot, m->policy);
+    /* Which file: a section cannot tell the client, whose Reattach names it. */
+    Mmapio__FileIdentity file = MMAPIO__FILE_IDENTITY__INIT;
+    if (!m->anonymous && !m->private_map) {
+        file.dev = m->vol;
+        file.ino = m->index;
+        rep->open->file = &file;
+    }
+    send_reply(s, rep, section, mode == MMAPIO_MODE_READ_WRITE ? GRANT_RW : GRANT_RO);
 }
 
 HANDLE caller_token(struct wsession *s)
