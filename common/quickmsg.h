@@ -46,7 +46,9 @@ bool wire_is_ok(const uint8_t *buf, size_t len, uint64_t *id);
  * protocol has more leaves the hand alone (the recognisers refuse what
  * they do not know anyway). */
 #define WIRE_QUICK_OPEN_FIELDS 11
-#define WIRE_QUICK_GRANT_FIELDS 7
+#define WIRE_QUICK_GRANT_FIELDS 8 /* the 8th, file, is never packed by hand:
+                                    * a grant naming its file (the Windows
+                                    * daemon's) goes through protobuf-c */
 #define WIRE_QUICK_POLICY_FIELDS 2 /* FlushPolicy's; Owner's is 1 */
 
 struct wire_open {

@@ -656,6 +656,32 @@ Test(wire, quick_open_packs_as_protobuf)
     cr_assert_eq(wire_pack_open(1, &o, quick), 0);
     o.path_len = 0;
     cr_assert_eq(wire_pack_open(1, &o, quick), 0);
+
+    /* A grant naming its file (the Windows daemon's) is no grant the
+     * hand reads: the file would be lost. */
+    Mmapio__FileIdentity fid = MMAPIO__FILE_IDENTITY__INIT;
+    Mmapio__FlushPolicy fp = MMAPIO__FLUSH_POLICY__INIT;
+    Mmapio__OpenReply fr = MMAPIO__OPEN_REPLY__INIT;
+    Mmapio__Reply frr = MMAPIO__REPLY__INIT;
+    Mmapio__ServerMessage fsm = MMAPIO__SERVER_MESSAGE__INIT;
+    fid.dev = 7;
+    fid.ino = 9;
+    fr.handle = 3;
+    fr.size = 4096;
+    fr.policy = &fp;
+    fr.file = &fid;
+    frr.id = 5;
+    frr.result_case = MMAPIO__REPLY__RESULT_OPEN;
+    frr.open = &fr;
+    fsm.body_case = MMAPIO__SERVER_MESSAGE__BODY_REPLY;
+    fsm.reply = &frr;
+    uint8_t fb[256];
+    size_t fn = mmapio__server_message__get_packed_size(&fsm);
+    cr_assert_leq(fn, sizeof(fb));
+    mmapio__server_message__pack(&fsm, fb);
+    uint64_t fid_id;
+    struct wire_grant fg;
+    cr_assert_not(wire_is_grant(fb, fn, &fid_id, &fg));
 }
 
 /* What wire_is_open and wire_is_grant accept, protobuf-c decodes to the

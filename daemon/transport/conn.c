@@ -550,6 +550,7 @@ static size_t quick_grant(const Mmapio__Reply *r, uint8_t *buf)
         mmapio__flush_policy__descriptor.n_fields != WIRE_QUICK_POLICY_FIELDS ||
         r->error != 0 || (r->message && *r->message) ||
         r->result_case != MMAPIO__REPLY__RESULT_OPEN || !o || !o->policy ||
+        o->file ||
         r->base.n_unknown_fields || o->base.n_unknown_fields ||
         o->policy->base.n_unknown_fields || o->policy->kind < 0)
         return 0;
