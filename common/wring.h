@@ -131,6 +131,40 @@ struct wring_hdr {
 
 #define WRING_SIZE sizeof(struct wring_hdr)
 
+/*
+ * A cell's len word: the length in its low WRING_LEN_BITS bits, and above
+ * them the lap of the cell's position (position / WRING_CELLS, 16 bits).
+ * A writer stores a length only into the cell it claimed, but a thread
+ * stopped between its check of seq and its store (preempted, its vCPU
+ * descheduled) may store after the daemon read the cell and the slot was
+ * claimed again, laps later, by another write: that store carries the old
+ * lap. A reader who finds a lap not the cell's knows the length is not
+ * that write's, and takes the cell for "anything may have changed" for
+ * its holder (the late writer's own write is recorded again: it sees the
+ * cell taken). A length past WRING_LEN_MAX is never recorded: such a
+ * write sets its lost bit.
+ */
+#define WRING_LEN_BITS 48
+#define WRING_LEN_MAX ((UINT64_C(1) << WRING_LEN_BITS) - 1)
+
+static inline uint64_t wring_lap(uint64_t pos)
+{
+    return (pos / WRING_CELLS) & 0xFFFF;
+}
+
+static inline uint64_t wring_len_word(uint64_t pos, uint64_t len)
+{
+    return wring_lap(pos) << WRING_LEN_BITS | (len & WRING_LEN_MAX);
+}
+
+/* The length in a len word of the cell at `pos`; false when its lap is
+ * not that cell's (a late store of an earlier lap's writer). */
+static inline bool wring_len_of(uint64_t pos, uint64_t word, uint64_t *len)
+{
+    *len = word & WRING_LEN_MAX;
+    return word >> WRING_LEN_BITS == wring_lap(pos);
+}
+
 static inline uint32_t wring_lost_bit(uint64_t handle)
 {
     return (uint32_t)((handle * UINT64_C(0x9E3779B97F4A7C15)) >> 54); /* 0..1023 */
@@ -166,22 +200,24 @@ static inline bool wring_extend(struct wring_hdr *r, uint64_t last,
                                 uint64_t len, bool *big)
 {
     struct wring_cell *c = &r->cells[last % WRING_CELLS];
-    uint64_t s = last + 1;
+    uint64_t s = last + 1, l;
     if (atomic_load_explicit(&c->seq, memory_order_acquire) != s ||
         __atomic_load_n(&c->handle, __ATOMIC_RELAXED) != handle ||
-        __atomic_load_n(&c->offset, __ATOMIC_RELAXED) +
-                __atomic_load_n(&c->len, __ATOMIC_RELAXED) != offset)
+        !wring_len_of(last, __atomic_load_n(&c->len, __ATOMIC_RELAXED), &l) ||
+        __atomic_load_n(&c->offset, __ATOMIC_RELAXED) + l != offset)
         return false;
     if (!atomic_compare_exchange_strong(&c->seq, &s, (last + 1) | WRING_BUSY))
         return false;
     /* Ours: looked at again, another thread may have extended it. */
     uint64_t o = __atomic_load_n(&c->offset, __ATOMIC_RELAXED);
-    uint64_t l = __atomic_load_n(&c->len, __ATOMIC_RELAXED);
-    bool fits = __atomic_load_n(&c->handle, __ATOMIC_RELAXED) == handle &&
+    bool fits = wring_len_of(last, __atomic_load_n(&c->len, __ATOMIC_RELAXED),
+                             &l) &&
+                __atomic_load_n(&c->handle, __ATOMIC_RELAXED) == handle &&
                 o != WRING_RELEASE && o + l == offset &&
-                len <= UINT64_MAX - o - l;
+                len <= WRING_LEN_MAX - l && len <= UINT64_MAX - o - l;
     if (fits) {
-        __atomic_store_n(&c->len, l + len, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->len, wring_len_word(last, l + len),
+                         __ATOMIC_RELAXED);
         *big = l < WRING_KNOCK_BYTES && l + len >= WRING_KNOCK_BYTES;
     }
     atomic_store_explicit(&c->seq, last + 1, memory_order_release);
@@ -203,13 +239,14 @@ static inline bool wring_extend_own(struct wring_hdr *r, uint64_t last,
     uint64_t s = last + 1;
     if (atomic_load_explicit(&c->seq, memory_order_relaxed) != s)
         return false;
-    uint64_t o = __atomic_load_n(&c->offset, __ATOMIC_RELAXED);
-    uint64_t l = __atomic_load_n(&c->len, __ATOMIC_RELAXED);
-    if (__atomic_load_n(&c->handle, __ATOMIC_RELAXED) != handle ||
-        o == WRING_RELEASE || o + l != offset || len > UINT64_MAX - o - l)
+    uint64_t o = __atomic_load_n(&c->offset, __ATOMIC_RELAXED), l;
+    if (!wring_len_of(last, __atomic_load_n(&c->len, __ATOMIC_RELAXED), &l) ||
+        __atomic_load_n(&c->handle, __ATOMIC_RELAXED) != handle ||
+        o == WRING_RELEASE || o + l != offset || len > WRING_LEN_MAX - l ||
+        len > UINT64_MAX - o - l)
         return false;
     /* Release: the write's data before its length. */
-    __atomic_store_n(&c->len, l + len, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->len, wring_len_word(last, l + len), __ATOMIC_RELEASE);
     /* The daemon's membarrier is the fence between these two. */
     atomic_signal_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&c->seq, memory_order_relaxed) != s)
@@ -234,9 +271,10 @@ static inline bool wring_extend_known(struct wring_hdr *r,
 {
     if (atomic_load_explicit(&r->tail, memory_order_relaxed) != pos ||
         atomic_load_explicit(&c->seq, memory_order_relaxed) != pos ||
-        len > UINT64_MAX - l)
+        len > WRING_LEN_MAX - l)
         return false;
-    __atomic_store_n(&c->len, l + len, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->len, wring_len_word(pos - 1, l + len),
+                     __ATOMIC_RELEASE);
     atomic_signal_fence(memory_order_seq_cst); /* the daemon's membarrier */
     if (atomic_load_explicit(&c->seq, memory_order_relaxed) != pos)
         return false;
@@ -288,8 +326,8 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
     }
     for (;;) {
         uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        room = pos - head < WRING_CELLS;
-        if (!room && wring_tail_moved(r, &pos))
+        room = pos - head < WRING_CELLS && len <= WRING_LEN_MAX;
+        if (!room && len <= WRING_LEN_MAX && wring_tail_moved(r, &pos))
             continue;
         if (!room) {
             uint32_t b = wring_lost_bit(handle);
@@ -305,7 +343,7 @@ static inline enum wring_push wring_push(struct wring_hdr *r, uint64_t handle,
             *mine = pos + 1;
         c->handle = handle;
         c->offset = offset;
-        c->len = len;
+        c->len = wring_len_word(pos, len);
         atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
     }
     /* A cell claimed but not yet published when the daemon wakes makes it
@@ -338,9 +376,10 @@ static inline void wring_own_learn(struct wring_hdr *r, struct wring_own *o,
     if (o->pos == 0)
         return;
     struct wring_cell *c = &r->cells[(o->pos - 1) % WRING_CELLS];
-    uint64_t off = __atomic_load_n(&c->offset, __ATOMIC_RELAXED);
-    uint64_t l = __atomic_load_n(&c->len, __ATOMIC_RELAXED);
-    if (atomic_load_explicit(&c->seq, memory_order_relaxed) != o->pos ||
+    uint64_t off = __atomic_load_n(&c->offset, __ATOMIC_RELAXED), l;
+    if (!wring_len_of(o->pos - 1, __atomic_load_n(&c->len, __ATOMIC_RELAXED),
+                      &l) ||
+        atomic_load_explicit(&c->seq, memory_order_relaxed) != o->pos ||
         __atomic_load_n(&c->handle, __ATOMIC_RELAXED) != handle ||
         off == WRING_RELEASE || l > UINT64_MAX - off || off + l != end)
         return;
@@ -414,7 +453,7 @@ static inline enum wring_push wring_release(struct wring_hdr *r,
     struct wring_cell *c = &r->cells[pos % WRING_CELLS];
     c->handle = handle;
     c->offset = WRING_RELEASE;
-    c->len = 0;
+    c->len = wring_len_word(pos, 0);
     atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
     if (atomic_load(&r->lazy))
         return WRING_PUSHED;

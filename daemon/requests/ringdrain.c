@@ -220,11 +220,15 @@ static uint32_t drain(struct wring *w, bool final, bool *stuck,
             bool published = atomic_load_explicit(&c->seq,
                                                   memory_order_acquire) ==
                              last + 1;
-            live_len = __atomic_load_n(&c->len, __ATOMIC_ACQUIRE);
+            /* A length of another lap (wring.h) is not kept either: the
+             * loop below takes it for "anything changed". */
+            bool lap_ok = wring_len_of(last, __atomic_load_n(&c->len,
+                                                             __ATOMIC_ACQUIRE),
+                                       &live_len);
             bool release = __atomic_load_n(&c->offset, __ATOMIC_RELAXED) ==
                            WRING_RELEASE;
             /* A release is never kept: it goes at once, in order. */
-            keep = !final && published && !release &&
+            keep = !final && published && !release && lap_ok &&
                    !(w->live == last + 1 && live_len == w->live_len);
             if (!keep && take_seq(c, last + 1)) {
                 taken++; /* published now: its offset is read again */
@@ -250,7 +254,20 @@ static uint32_t drain(struct wring *w, bool final, bool *stuck,
         /* Each field read once: the writer may change them meanwhile. */
         uint64_t handle = *(volatile uint64_t *)&c->handle;
         uint64_t offset = *(volatile uint64_t *)&c->offset;
-        uint64_t len = *(volatile uint64_t *)&c->len;
+        uint64_t len;
+        bool lap_ok = wring_len_of(w->head, *(volatile uint64_t *)&c->len,
+                                   &len);
+        if (!lap_ok && offset != WRING_RELEASE) {
+            /* A late store of an earlier lap's writer (wring.h): this
+             * write's length is lost, its holder's watchers hear that
+             * anything may have changed. */
+            if (w->live == w->head + 1)
+                w->live = 0;
+            w->head++;
+            uint32_t bit = wring_lost_bit(handle);
+            over[bit / 64] |= UINT64_C(1) << (bit % 64);
+            continue;
+        }
         if (w->live == w->head + 1 && offset != WRING_RELEASE) {
             /* Once live: told up to live_len already. */
             w->live = 0;
@@ -262,7 +279,7 @@ static uint32_t drain(struct wring *w, bool final, bool *stuck,
             len -= w->live_len;
         }
         w->head++;
-        if (offset == WRING_RELEASE && len == 0) {
+        if (offset == WRING_RELEASE && (len == 0 || !lap_ok)) {
             take_release(s, &b, handle);
         } else if (b.told >= TELL_MAX) {
             uint32_t bit = wring_lost_bit(handle);
