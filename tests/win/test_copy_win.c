@@ -160,20 +160,6 @@ static void copies(const char *pipe, const char *root)
     mmapio_disconnect(c);
 }
 
-static double now_ms(void)
-{
-    LARGE_INTEGER t, f;
-    QueryPerformanceCounter(&t);
-    QueryPerformanceFrequency(&f);
-    return (double)t.QuadPart * 1000.0 / (double)f.QuadPart;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Five rounds, alternating: mmapio_copy of a MIB MiB file to a new name,
  * then CopyFileA of it to another (the same bytes through the system
  * alone); the medians. */
@@ -191,16 +177,16 @@ static int bench(const char *exe, unsigned mib)
     for (int i = 0; c && i < 5; i++) {
         char name[32];
         snprintf(name, sizeof(name), "copy%d.dat", i);
-        double t = now_ms();
+        double t = wt_now_ms();
         CHECK(mmapio_copy(c, "big.dat", name) == MMAPIO_OK);
-        ours[i] = now_ms() - t;
+        ours[i] = wt_now_ms() - t;
         snprintf(dst, sizeof(dst), "%s\\plain%d.dat", d.root, i);
-        t = now_ms();
+        t = wt_now_ms();
         CHECK(CopyFileA(src, dst, TRUE));
-        floor[i] = now_ms() - t;
+        floor[i] = wt_now_ms() - t;
     }
-    qsort(ours, 5, sizeof(double), by_value); /* for the medians */
-    qsort(floor, 5, sizeof(double), by_value);
+    wt_sort_ms(ours, 5); /* for the medians */
+    wt_sort_ms(floor, 5);
     printf("copy of %u MiB: mmapio_copy %.1f ms, CopyFileA (floor) %.1f ms, ratio %.2f\n",
            mib, ours[2], floor[2], ours[2] / floor[2]);
     mmapio_disconnect(c);

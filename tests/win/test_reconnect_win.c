@@ -288,20 +288,6 @@ static void reconnects(struct wt_daemon *d)
     mmapio_disconnect(c);
 }
 
-static double now_ms(void)
-{
-    LARGE_INTEGER t, f;
-    QueryPerformanceCounter(&t);
-    QueryPerformanceFrequency(&f);
-    return (double)t.QuadPart * 1000.0 / (double)f.QuadPart;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Rounds of: N opens of N files (then unmapped), and a restart under N
  * handles of them with mmapio_reconnect timed; the medians. */
 #define BENCH_ROUNDS 5
@@ -324,27 +310,27 @@ static int bench(const char *exe, unsigned n)
     }
     double opens[BENCH_ROUNDS], back[BENCH_ROUNDS];
     for (int r = 0; r < BENCH_ROUNDS && c && m && o && !wt_failures; r++) {
-        double t0 = now_ms();
+        double t0 = wt_now_ms();
         for (unsigned i = 0; i < n; i++) {
             snprintf(name, sizeof(name), "b%u.dat", i);
             CHECK(mmapio_open_rw(c, name, &o[i]) == MMAPIO_OK);
         }
-        opens[r] = now_ms() - t0;
+        opens[r] = wt_now_ms() - t0;
         for (unsigned i = 0; i < n; i++)
             mmapio_unmap(o[i]);
         CHECK(wt_daemon_stop(&d) == 0);
         while (mmapio_ping(c) != MMAPIO_E_DISCONNECTED)
             Sleep(10);
         CHECK(wt_daemon_restart(&d));
-        t0 = now_ms();
+        t0 = wt_now_ms();
         CHECK(mmapio_reconnect(c) == MMAPIO_OK);
-        back[r] = now_ms() - t0;
+        back[r] = wt_now_ms() - t0;
         for (unsigned i = 0; i < n; i++)
             CHECK(mmapio_refresh(m[i]) == MMAPIO_OK); /* each one back */
     }
     if (!wt_failures) {
-        qsort(opens, BENCH_ROUNDS, sizeof(double), cmp_double);
-        qsort(back, BENCH_ROUNDS, sizeof(double), cmp_double);
+        wt_sort_ms(opens, BENCH_ROUNDS);
+        wt_sort_ms(back, BENCH_ROUNDS);
         printf("reconnect of %u file handles: %.1f ms (median of %d; %.1f-%.1f), "
                "floor %u opens of them: %.1f ms (%.1f-%.1f), ratio %.2f\n", n,
                back[BENCH_ROUNDS / 2], BENCH_ROUNDS, back[0], back[BENCH_ROUNDS - 1], n,

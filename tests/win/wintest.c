@@ -255,3 +255,22 @@ void wt_remove_tree(const char *dir)
     }
     RemoveDirectoryA(dir);
 }
+
+double wt_now_ms(void)
+{
+    LARGE_INTEGER t, f;
+    QueryPerformanceCounter(&t);
+    QueryPerformanceFrequency(&f);
+    return (double)t.QuadPart * 1000.0 / (double)f.QuadPart;
+}
+
+static int by_ms(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void wt_sort_ms(double *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), by_ms);
+}

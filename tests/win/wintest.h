@@ -118,4 +118,10 @@ char *wt_slurp(const char *path, size_t *n);
  * followed. */
 void wt_remove_tree(const char *dir);
 
+/* The performance counter in milliseconds (benchmark modes). */
+double wt_now_ms(void);
+
+/* Sorts n timings, smallest first (for their median and range). */
+void wt_sort_ms(double *v, size_t n);
+
 #endif

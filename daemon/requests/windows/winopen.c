@@ -109,6 +109,21 @@ static void fail(struct wopen *o, int code, const char *fmt, ...)
     o->code = code;
 }
 
+/* An open file's identity (volume, index) and size; false when the
+ * system will not say. */
+static bool file_facts(HANDLE f, uint64_t *vol, uint64_t *index,
+                       uint64_t *size)
+{
+    BY_HANDLE_FILE_INFORMATION fi;
+    LARGE_INTEGER sz;
+    if (!GetFileInformationByHandle(f, &fi) || !GetFileSizeEx(f, &sz))
+        return false;
+    *vol = fi.dwVolumeSerialNumber;
+    *index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
+    *size = (uint64_t)sz.QuadPart;
+    return true;
+}
+
 /* Step 1, on a worker: the walk as the client, then what the loop needs. */
 static void open_step(struct wopen *o)
 {
@@ -123,15 +138,10 @@ static void open_step(struct wopen *o)
         fail(o, public_err(err), "%s", errno_text(err));
         return;
     }
-    BY_HANDLE_FILE_INFORMATION fi;
-    LARGE_INTEGER size;
-    if (!GetFileInformationByHandle(o->f, &fi) || !GetFileSizeEx(o->f, &size)) {
+    if (!file_facts(o->f, &o->vol, &o->index, &o->size)) {
         fail(o, MMAPIO_E_IO, "cannot read its attributes");
         return;
     }
-    o->vol = fi.dwVolumeSerialNumber;
-    o->index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
-    o->size = (uint64_t)size.QuadPart;
     o->owner = o->has_owner ? file_owner(o->f) : SIDMAP_NONE;
 }
 
@@ -175,14 +185,7 @@ static void lookup_step(struct wopen *o)
         fail(o, public_err(err), "%s", errno_text(err));
         return;
     }
-    BY_HANDLE_FILE_INFORMATION fi;
-    LARGE_INTEGER size;
-    o->known = GetFileInformationByHandle(o->f, &fi) && GetFileSizeEx(o->f, &size);
-    if (o->known) {
-        o->vol = fi.dwVolumeSerialNumber;
-        o->index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
-        o->size = (uint64_t)size.QuadPart;
-    }
+    o->known = file_facts(o->f, &o->vol, &o->index, &o->size);
     o->owner = file_owner(o->f);
 }
 
@@ -200,15 +203,10 @@ static void copy_open_step(struct wopen *o)
         fail(o, public_err(err), "%s", errno_text(err));
         return;
     }
-    BY_HANDLE_FILE_INFORMATION fi;
-    LARGE_INTEGER size;
-    if (!GetFileInformationByHandle(o->f, &fi) || !GetFileSizeEx(o->f, &size)) {
+    if (!file_facts(o->f, &o->vol, &o->index, &o->size)) {
         fail(o, MMAPIO_E_IO, "cannot read the source's attributes");
         return;
     }
-    o->vol = fi.dwVolumeSerialNumber;
-    o->index = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
-    o->size = (uint64_t)size.QuadPart;
     if (o->size == 0) {
         fail(o, MMAPIO_E_RESIZE_FAILED, "the source is empty");
         return;
@@ -223,13 +221,10 @@ static void copy_open_step(struct wopen *o)
         fail(o, public_err(err), "%s", errno_text(err));
         return;
     }
-    if (!GetFileInformationByHandle(o->g, &fi) || !GetFileSizeEx(o->g, &size)) {
+    if (!file_facts(o->g, &o->gvol, &o->gindex, &o->gsize)) {
         fail(o, MMAPIO_E_IO, "cannot read the destination's attributes");
         return;
     }
-    o->gvol = fi.dwVolumeSerialNumber;
-    o->gindex = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
-    o->gsize = (uint64_t)size.QuadPart;
     if (o->gvol == o->vol && o->gindex == o->index)
         fail(o, MMAPIO_E_INVALID_ARGUMENT, "source and destination are the same file");
 }
