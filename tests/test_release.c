@@ -249,6 +249,31 @@ Test(release, another_client_may_shrink_at_once)
     mmapio_disconnect(a);
 }
 
+/* The same with more holders than the daemon has sessions (a holds the
+ * file three times): the rings are then settled by session, not by
+ * holder (ringdrain_settle), and a's releases are still done first. */
+Test(release, another_client_holding_many_times_may_shrink_at_once)
+{
+    make_file("sm.dat");
+    mmapio_client *a = hz_client(), *b = hz_client();
+    mmapio_map *ma[3], *mb;
+    cr_assert_eq(mmapio_open_rw(b, "sm.dat", &mb), MMAPIO_OK);
+    for (int i = 0; i < 50; i++) {
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(mmapio_open_ro(a, "sm.dat", &ma[k]), MMAPIO_OK);
+        cr_assert_eq(mmapio_ping(a), MMAPIO_OK);
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(mmapio_unmap(ma[k]), MMAPIO_OK);
+        int r = mmapio_resize(mb, SIZE / 2);
+        cr_assert_eq(r, MMAPIO_OK, "cycle %d: shrink: %s (%s)", i,
+                     mmapio_strerror(r), mmapio_last_error());
+        cr_assert_eq(mmapio_resize(mb, SIZE), MMAPIO_OK);
+    }
+    cr_assert_eq(mmapio_unmap(mb), MMAPIO_OK);
+    mmapio_disconnect(b);
+    mmapio_disconnect(a);
+}
+
 Test(release, another_client_may_truncate_at_once)
 {
     make_file("t.dat");

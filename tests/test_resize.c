@@ -472,3 +472,105 @@ Test(resize, a_truncating_client_that_hung_up_is_answered)
     hz_assert_ok(mmapio_ping(c));
     mmapio_disconnect(c);
 }
+
+/*
+ * Many holders exit at once, each mid-write (cells left in its ring),
+ * holding the file three times and watching it, while the daemon is
+ * stopped; the shrink that comes first ends from inside the request
+ * those that left nothing unread (their rings drained, watchers told,
+ * holders released, the walk over the file's holders restarted after
+ * each). Those whose last wake-up notice is still unread are served in
+ * their turn, so the shrink may be refused once; the daemon lives on
+ * (under ASan: no use after free) and grants it once they are.
+ */
+#define EXITERS 24
+Test(resize, shrink_after_many_writing_watching_holders_exit)
+{
+    mmapio_client *c = hz_client();
+    mmapio_map *m;
+    hz_assert_ok(mmapio_create_rw(c, "many.dat", 65536, &m));
+    struct hz_chan up;
+    cr_assert_eq(hz_chan_open(&up), 0);
+    pid_t pids[EXITERS];
+    for (int i = 0; i < EXITERS; i++) {
+        pids[i] = hz_fork();
+        cr_assert_geq(pids[i], 0);
+        if (pids[i] == 0) {
+            hz_chan_keep_write(&up);
+            mmapio_client *cc;
+            mmapio_map *mm[3];
+            mmapio_watcher *w;
+            if (mmapio_connect(NULL, &cc))
+                _exit(1);
+            for (int k = 0; k < 3; k++)
+                if (mmapio_open_rw(cc, "many.dat", &mm[k]))
+                    _exit(2);
+            if (mmapio_watch(mm[0], hz_count_event, NULL, &w))
+                _exit(3);
+            uint8_t rec[64] = { (uint8_t)i };
+            hz_chan_send(&up, 'k');
+            for (uint64_t n = 0;; n++) /* until killed */
+                (void)mmapio_update_region(mm[n % 3], (n % 1000) * 64, rec,
+                                           sizeof(rec));
+        }
+    }
+    hz_chan_keep_read(&up);
+    for (int i = 0; i < EXITERS; i++)
+        cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "child did not open");
+
+    /* The shrink, raw, on a connection holding the file too. */
+    int a = raw_connect(hz.sock), fd = -1;
+    cr_assert_geq(a, 0);
+    hz_assert_ok(raw_hello(a, WIRE_PROTOCOL));
+    Mmapio__ServerMessage *rep;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    o.path = (char *)"many.dat";
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    q.id = 1;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    cr_assert_eq(raw_send(a, &q, -1), 0);
+    cr_assert_eq(raw_recv(a, 5000, &rep, &fd), 0);
+    cr_assert_eq(rep->reply->error, 0);
+    uint64_t handle = rep->reply->open->handle;
+    mmapio__server_message__free_unpacked(rep, NULL);
+    close(fd);
+    mmapio_unmap(m);
+    hz_assert_ok(mmapio_ping(c));
+
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    wait_stopped(hz.pid);
+    Mmapio__Resize rs = MMAPIO__RESIZE__INIT;
+    Mmapio__Request rq = MMAPIO__REQUEST__INIT;
+    rs.handle = handle;
+    rs.size = 4096;
+    rq.id = 2;
+    rq.op_case = MMAPIO__REQUEST__OP_RESIZE;
+    rq.resize = &rs;
+    cr_assert_eq(raw_send(a, &rq, -1), 0);
+    usleep(20 * 1000);
+    for (int i = 0; i < EXITERS; i++)
+        cr_assert_eq(kill(pids[i], SIGKILL), 0);
+    for (int i = 0; i < EXITERS; i++)
+        cr_assert(WIFSIGNALED(hz_wait_child(pids[i], 20000)));
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+
+    int err = -1;
+    for (int tries = 0; err != 0 && tries < 1000; tries++) {
+        if (tries > 0) {
+            usleep(10 * 1000);
+            cr_assert_eq(raw_send(a, &rq, -1), 0);
+        }
+        cr_assert_eq(raw_recv(a, 20000, &rep, NULL), 0, "no answer");
+        err = rep->reply->error;
+        cr_assert(err == 0 || err == MMAPIO_E_BUSY, "shrink: error %d (%s)",
+                  err, rep->reply->message ? rep->reply->message : "");
+        mmapio__server_message__free_unpacked(rep, NULL);
+    }
+    cr_assert_eq(err, 0, "the shrink stays refused");
+    close(a);
+    hz_chan_close(&up);
+    hz_assert_ok(mmapio_ping(c));
+    mmapio_disconnect(c);
+}

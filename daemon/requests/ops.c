@@ -533,7 +533,10 @@ bool ops_handle(struct session *s, const uint8_t *buf, size_t len, bool had_fds)
         session_reply_err(s, q->id, MMAPIO_E_PROTOCOL, "request has fields this daemon does not know");
     else if (s->hello_done && q->op_case == MMAPIO__REQUEST__OP_NOTICE) {
         ringdrain_kick(s, q);
-        s->notice_run++;
+        /* A RING notice a full socket refused loses nothing (its writer
+         * arms the ring again, wring.h): only the others make a run. */
+        if (q->notice->kind != MMAPIO__NOTICE_KIND__NOTICE_RING)
+            s->notice_run++;
         op_notice(s, q->notice);
         one_way = true;
     }

@@ -31,7 +31,7 @@ void ops_handle_fd(struct session *s, const uint8_t *buf, size_t len, int fd);
  * then treated as changed (watchers get an overflow, timed flushes run).
  *
  * A run (session.notice_run: notices read since the socket was last read
- * empty) ends only here, never at a request: a socket that filled up may
+ * empty, but RING notices, whose loss loses nothing) ends only here, never at a request: a socket that filled up may
  * hold requests among the notices. The transport reads a connection with
  * a run open until it is empty rather than stopping after one request
  * (conn.c), so a client that mixes notices with round trips ends its run

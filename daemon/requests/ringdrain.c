@@ -501,6 +501,22 @@ void ringdrain_settle(struct mapping *m, const struct session *asking)
      * holder goes now. */
     mapping_ref(m);
     mapping_pin(m);
+    /* One client may hold m thousands of times: when m has more holders
+     * than the daemon has sessions, every session's ring is looked at
+     * instead (a drain releases holders, never ends a session). */
+    struct session *any = m->holders ? m->holders->owner : NULL;
+    if (any && m->n_holders > any->h->n_sessions) {
+        for (struct session *o = any->h->sessions; o; o = o->next) {
+            struct wring *w = o->ring;
+            if (w && o != asking &&
+                atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) !=
+                    w->head)
+                run(w);
+        }
+        mapping_unpin(m);
+        mapping_unref(m);
+        return;
+    }
     /* A drain may release holders of m: walk again from the start, each
      * ring once (a ring stuck on a half-written cell is not waited for). */
     for (struct holder *h = m->holders; h;) {

@@ -226,17 +226,22 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
 }
 
 #define REAP_MAX 64   /* other holders' clients asked, one poll each */
+/* Holders looked at in all: one client may hold m thousands of times, so
+ * without it a refused request of its own could walk every holder of m
+ * (and again after each one ended). */
+#define REAP_VISITS 1024
 
 void session_reap_gone(struct mapping *m, const struct session *asking)
 {
     static uint64_t pass;
-    unsigned asked = 0;
+    unsigned asked = 0, visits = 0;
     pass++;
     mapping_ref(m);
     mapping_pin(m);
     /* An ended session's holders leave m's list: walk again from the
      * start, skipping those asked already (each asked once). */
-    for (struct holder *h = m->holders; h && asked < REAP_MAX;) {
+    for (struct holder *h = m->holders;
+         h && asked < REAP_MAX && visits++ < REAP_VISITS;) {
         struct session *o = h->owner;
         if (o == asking || o->reaped == pass || !o->port->gone) {
             h = h->map_next;

@@ -132,8 +132,9 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
  * before). A file nobody holds leaves the registry. */
 void session_release_holder(struct holder *h, bool died);
 /* Before refusing because m has other holders: the clients of up to
- * REAP_MAX of them (not `asking`) that hung up are ended now, so that a
- * holder whose process just exited is not counted. */
+ * REAP_MAX of them (not `asking`), among the first REAP_VISITS holders
+ * looked at, that hung up are ended now, so that a holder whose process
+ * just exited is not counted. */
 void session_reap_gone(struct mapping *m, const struct session *asking);
 /* Makes s a holder of m in `mode` and replies to request `id` with the
  * grant and its fd, or with the reason it failed (`what` names the

@@ -597,6 +597,20 @@ static void send_event_now(struct conn *c, Mmapio__Event *ev)
 
 static void on_held(evutil_socket_t fd, short what, void *arg);
 
+/* The first look's delay. MMAPIOD_HELD_FIRST_MS (tests) puts it later,
+ * so that only the socket's own wake-up (arm_held) sends what is held. */
+static uint32_t held_first_ms(void)
+{
+    static long ms = -1;
+    if (ms < 0) {
+        const char *e = getenv("MMAPIOD_HELD_FIRST_MS");
+        ms = e ? strtol(e, NULL, 10) : HELD_FIRST_MS;
+        if (ms < 1 || ms > 3600000)
+            ms = HELD_FIRST_MS;
+    }
+    return (uint32_t)ms;
+}
+
 static void send_event_counted(void *arg, Mmapio__Event *ev)
 {
     struct conn *c = arg;
@@ -638,8 +652,15 @@ static void arm_held(struct conn *c)
                           (suseconds_t)(c->held_ms % 1000) * 1000 };
     if (!c->ev_held)
         c->ev_held = evtimer_new(c->ctx->base, on_held, c);
-    if (!c->ev_held || evtimer_add(c->ev_held, &tv) < 0)
+    if (!c->ev_held || evtimer_add(c->ev_held, &tv) < 0) {
         send_held(c); /* no timer: no holding */
+        return;
+    }
+    /* Also woken by the socket itself: writable again (the reader took
+     * all but a quarter of its buffer, less than HELD_BEHIND_BYTES with
+     * the default buffer) is caught up, however late the next look. */
+    if (!c->out)
+        event_add(c->ev_write, NULL);
 }
 
 /* No new event came since: caught up now? Else look again: soon while it
@@ -681,7 +702,7 @@ void conn_send_event(struct conn *c, Mmapio__Event *ev)
                 if (!behind)
                     send_held(c);
                 else if (!holding) {
-                    c->held_ms = HELD_FIRST_MS;
+                    c->held_ms = held_first_ms();
                     c->held_lag = lag;
                     arm_held(c);
                 }
@@ -780,6 +801,9 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         return;
     }
+    uint64_t lag;
+    if (c->held && c->held->n && !reader_behind(c, &lag))
+        send_held(c); /* caught up (arm_held) */
     if (c->overflowed) {
         Mmapio__Event ev = MMAPIO__EVENT__INIT;
         ev.kind = MMAPIO__EVENT_KIND__EVENT_OVERFLOW;

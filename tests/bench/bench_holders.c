@@ -1,0 +1,140 @@
+/*
+ * bench_holders: what a request that counts a mapping's holders costs the
+ * daemon's loop when one uid holds that mapping very many times (its own
+ * anonymous mapping, opened PER times on each of SESSIONS connections).
+ * A refused shrink (ring settle, then the look for holders that hung up,
+ * session_reap_gone) and a stat (the settle alone), each the best of 50
+ * round trips, beside a ping on the same connection (the floor).
+ *
+ *   build/tests/bench/bench_holders [--sessions N] [--per N]
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/benchkit.h"
+#include "wire.h"
+
+const char bench_name[] = "bench_holders";
+
+static void send_req(int fd, const Mmapio__Request *q)
+{
+    if (raw_send(fd, q, -1) < 0)
+        die("send failed");
+}
+
+/* The next reply's error; *handle the grant's, when it is one. */
+static int recv_reply(int fd, uint64_t *handle)
+{
+    Mmapio__ServerMessage *rep;
+    int gfd = -1;
+    if (raw_recv(fd, 20000, &rep, &gfd) < 0)
+        die("no reply");
+    int err = rep->reply->error;
+    if (handle && rep->reply->result_case == MMAPIO__REPLY__RESULT_OPEN)
+        *handle = rep->reply->open->handle;
+    mmapio__server_message__free_unpacked(rep, NULL);
+    if (gfd >= 0)
+        close(gfd);
+    return err;
+}
+
+/* n opens of anonymous `name`, 32 in flight; the last grant's handle. */
+static uint64_t open_many(int fd, const char *name, long n, int mode)
+{
+    uint64_t handle = 0;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    o.path = (char *)name;
+    o.anonymous = true;
+    o.mode = mode;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    for (long done = 0; done < n;) {
+        long batch = n - done < 32 ? n - done : 32;
+        for (long i = 0; i < batch; i++) {
+            q.id = (uint64_t)(done + i) + 10;
+            send_req(fd, &q);
+        }
+        for (long i = 0; i < batch; i++)
+            if (recv_reply(fd, &handle))
+                die("open %ld refused", done + i);
+        done += batch;
+    }
+    return handle;
+}
+
+/* Best round trip of q over 50, in microseconds; its error in *err. */
+static double best_us(int fd, const Mmapio__Request *q, int *err)
+{
+    int64_t best = INT64_MAX;
+    for (int i = 0; i < 50; i++) {
+        int64_t t = now_ns();
+        send_req(fd, q);
+        *err = recv_reply(fd, NULL);
+        t = now_ns() - t;
+        best = t < best ? t : best;
+    }
+    return (double)best / 1e3;
+}
+
+static int connect_hello(const char *sock)
+{
+    int fd = raw_connect(sock);
+    if (fd < 0 || raw_hello(fd, WIRE_PROTOCOL) != 0)
+        die("cannot connect");
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    long sessions = 64, per = 4000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--sessions"))
+            sessions = bench_num(argv[i + 1], 1, 200);
+        else if (!strcmp(argv[i], "--per"))
+            per = bench_num(argv[i + 1], 1, 4000);
+        else
+            die("usage: %s [--sessions N] [--per N]", argv[0]);
+    }
+    struct hz_daemon d;
+    bench_start_daemon(&d, NULL, NULL, 0);
+    int a = connect_hello(d.sock);
+    int fd = -1;
+    if (raw_open(a, "many", true, MMAPIO__MODE__MODE_READ_WRITE, true, 4096,
+                 &fd) != 0)
+        die("cannot create the mapping");
+    if (fd >= 0)
+        close(fd);
+    uint64_t h = open_many(a, "many", 1, MMAPIO__MODE__MODE_READ_WRITE);
+    for (long s = 0; s < sessions; s++)
+        open_many(connect_hello(d.sock), "many", per,
+                  MMAPIO__MODE__MODE_READ_ONLY);
+
+    int err;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    Mmapio__Resize rs = MMAPIO__RESIZE__INIT;
+    rs.handle = h;
+    rs.size = 2048;
+    q.id = 1;
+    q.op_case = MMAPIO__REQUEST__OP_RESIZE;
+    q.resize = &rs;
+    double shrink = best_us(a, &q, &err);
+    if (err != MMAPIO_E_BUSY)
+        die("the shrink was not refused (%d)", err);
+    Mmapio__Stat st = MMAPIO__STAT__INIT;
+    st.handle = h;
+    q.op_case = MMAPIO__REQUEST__OP_STAT;
+    q.stat = &st;
+    double stat = best_us(a, &q, &err);
+    Mmapio__Ping pg = MMAPIO__PING__INIT;
+    q.op_case = MMAPIO__REQUEST__OP_PING;
+    q.ping = &pg;
+    double ping = best_us(a, &q, &err);
+    bench_print_load("at the end", "load average: unknown");
+    printf("%ld holders of one mapping: refused shrink %.1f us, stat %.1f "
+           "us; ping (floor) %.1f us\n", sessions * per + 2, shrink, stat,
+           ping);
+    hz_stop(&d);
+    return 0;
+}
