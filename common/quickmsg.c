@@ -156,6 +156,8 @@ static bool get_field(const uint8_t **p, const uint8_t *end, uint32_t *field,
 static bool get_policy(const uint8_t *p, size_t len, uint32_t *kind,
                        uint64_t *value)
 {
+    if (!p) /* the field came as a number, not a message */
+        return false;
     const uint8_t *end = p + len, *body;
     uint32_t f;
     uint64_t v;
@@ -222,7 +224,12 @@ static bool get_open(const uint8_t *p, size_t len, struct wire_open *o)
         if (!get_field(&p, end, &f, &v, &body, &n))
             return false;
         switch (f) {
-        case 1: o->path = (const char *)body; o->path_len = n; break;
+        case 1:
+            if (!body) /* a number, not bytes */
+                return false;
+            o->path = (const char *)body;
+            o->path_len = n;
+            break;
         case 2: o->anonymous = v != 0; break;
         case 3: if (v > INT32_MAX) return false; o->mode = (uint32_t)v; break;
         case 4: o->create = v != 0; break;
@@ -235,6 +242,8 @@ static bool get_open(const uint8_t *p, size_t len, struct wire_open *o)
             break;
         case 9: if (v > UINT32_MAX) return false; o->perm = (uint32_t)v; break;
         case 10: {
+            if (!body)
+                return false;
             const uint8_t *e = body + n, *b2;
             uint32_t f2;
             size_t n2;
