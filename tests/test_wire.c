@@ -657,6 +657,28 @@ Test(wire, quick_open_packs_as_protobuf)
     o.path_len = 0;
     cr_assert_eq(wire_pack_open(1, &o, quick), 0);
 
+    /* An Open whose path, policy or owner (messages or bytes) comes as a
+     * number, and a grant whose policy does: refused, their bodies never
+     * touched (clang's UBSan saw NULL + 0 there; the fuzzer's input is in
+     * tests/fuzz-corpus/open-owner-as-number). */
+    {
+        static const uint8_t bad_open[][8] = {
+            { 0x22, 0x02, 0x08, 0x05 },             /* path as a number */
+            { 0x22, 0x05, 0x0a, 0x01, 'p', 0x40, 0x01 }, /* policy */
+            { 0x22, 0x05, 0x0a, 0x01, 'p', 0x50, 0x01 }, /* owner */
+        };
+        static const size_t bad_len[] = { 4, 7, 7 };
+        uint64_t bid;
+        struct wire_open bo;
+        for (size_t i = 0; i < 3; i++)
+            cr_assert_not(wire_is_open(bad_open[i], bad_len[i], &bid, &bo),
+                          "case %zu", i);
+        static const uint8_t bad_grant[] = { 0x1a, 0x04, 0x2a, 0x02, 0x20,
+                                             0x01 };
+        struct wire_grant bg;
+        cr_assert_not(wire_is_grant(bad_grant, sizeof(bad_grant), &bid, &bg));
+    }
+
     /* A grant naming its file (the Windows daemon's) is no grant the
      * hand reads: the file would be lost. */
     Mmapio__FileIdentity fid = MMAPIO__FILE_IDENTITY__INIT;
