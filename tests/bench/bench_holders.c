@@ -20,11 +20,15 @@
 
 const char bench_name[] = "bench_holders";
 
+#define BASE (UINT64_C(2) << 20) /* the mapping's size at first */
+
 static void send_req(int fd, const Mmapio__Request *q)
 {
     if (raw_send(fd, q, -1) < 0)
         die("send failed");
 }
+
+static char last_msg[256]; /* the last reply's message */
 
 /* The next reply's error; *handle the grant's, when it is one. */
 static int recv_reply(int fd, uint64_t *handle)
@@ -34,6 +38,8 @@ static int recv_reply(int fd, uint64_t *handle)
     if (raw_recv(fd, 20000, &rep, &gfd) < 0)
         die("no reply");
     int err = rep->reply->error;
+    snprintf(last_msg, sizeof(last_msg), "%s",
+             rep->reply->message ? rep->reply->message : "");
     if (handle && rep->reply->result_case == MMAPIO__REPLY__RESULT_OPEN)
         *handle = rep->reply->open->handle;
     mmapio__server_message__free_unpacked(rep, NULL);
@@ -130,7 +136,8 @@ int main(int argc, char **argv)
     bench_start_daemon(&d, NULL, NULL, 0);
     int a = connect_hello(d.sock);
     int fd = -1;
-    if (raw_open(a, "many", true, MMAPIO__MODE__MODE_READ_WRITE, true, 4096,
+    /* Past arena_max (1 MiB): its own memfd, free to grow. */
+    if (raw_open(a, "many", true, MMAPIO__MODE__MODE_READ_WRITE, true, BASE,
                  &fd) != 0)
         die("cannot create the mapping");
     if (fd >= 0)
@@ -163,14 +170,15 @@ int main(int argc, char **argv)
     /* Grows: a larger size each time, every one granted. */
     int64_t best = INT64_MAX;
     q.op_case = MMAPIO__REQUEST__OP_RESIZE;
+    q.resize = &rs; /* the op is a union: stat's took its place */
     for (int i = 0; i < 50; i++) {
-        rs.size = 4096 * (uint64_t)(i + 2);
+        rs.size = BASE + 4096 * (uint64_t)(i + 1);
         int64_t t = now_ns();
         send_req(a, &q);
         err = recv_reply(a, NULL);
         t = now_ns() - t;
         if (err)
-            die("grow %d refused (%d)", i, err);
+            die("grow %d refused (%d: %s)", i, err, last_msg);
         best = t < best ? t : best;
     }
     double grow = (double)best / 1e3;
@@ -191,7 +199,7 @@ int main(int argc, char **argv)
         err = recv_reply(a, NULL);
         t = now_ns() - t;
         if (err)
-            die("set_policy %d refused (%d)", i, err);
+            die("set_policy %d refused (%d: %s)", i, err, last_msg);
         best = t < best ? t : best;
     }
     double policy = (double)best / 1e3;
