@@ -303,3 +303,29 @@ Test(holder_groups, one_modified_per_session_however_often_it_watches)
     close(a);
     close(b);
 }
+
+/* A client that holds a mapping read-write MANY times says it dropped
+ * notices of all its holders: each watcher hears "anything may have
+ * changed" of that mapping once, not once per holder. */
+Test(holder_groups, lost_notices_told_once_per_mapping)
+{
+    int a = connect_hello(), b = connect_hello();
+    uint64_t bh = create_g(b);
+    uint64_t ah = 0, wid = 0;
+    hold_many(a, 1, MMAPIO__MODE__MODE_READ_ONLY, &ah);
+    watch_many(a, ah, 1, &wid);
+    hold_many(b, MANY, MMAPIO__MODE__MODE_READ_WRITE, NULL);
+
+    Mmapio__Notice nt = MMAPIO__NOTICE__INIT;
+    Mmapio__Request nq = MMAPIO__REQUEST__INIT;
+    nt.handle = 0;
+    nt.lost = true;
+    nq.op_case = MMAPIO__REQUEST__OP_NOTICE;
+    nq.notice = &nt;
+    cr_assert_eq(raw_send(b, &nq, -1), 0);
+    cr_assert_eq(events_before_pong(b, MMAPIO__EVENT_KIND__EVENT_OVERFLOW), 0);
+    cr_assert_eq(events_before_pong(a, MMAPIO__EVENT_KIND__EVENT_OVERFLOW), 1);
+    (void)bh;
+    close(a);
+    close(b);
+}

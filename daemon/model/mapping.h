@@ -64,6 +64,7 @@ struct holder_group {
     void *owner;
     struct mapping *map;        /* not a reference: its holders keep it */
     uint32_t n;                 /* owner's holders of map (> 0) */
+    uint64_t mark;              /* the owner's, for its walks: seen */
     struct holder_group *prev, *next;   /* the mapping's groups */
     struct hnode node;                  /* env->owners */
 };

@@ -103,15 +103,19 @@ static void tell_lost(struct session *s, struct mapping *m)
 }
 
 /* Mappings of s whose writers' ranges were dropped: every read-write
- * holder whose bit is set in lost[] (all of them when `all`). */
+ * holder whose bit is set in lost[] (all of them when `all`); each
+ * mapping told once, however often s holds it. */
 static void tell_dropped(struct session *s, const uint64_t *lost, bool all)
 {
+    uint64_t pass = ++s->h->walk;
     for (struct holder *h = s->holders.first; h; h = h->owner_next) {
-        if (h->mode != MMAPIO_MODE_READ_WRITE)
+        if (h->mode != MMAPIO_MODE_READ_WRITE || h->group->mark == pass)
             continue;
         uint32_t b = wring_lost_bit(h->handle);
-        if (all || (lost[b / 64] >> (b % 64) & 1))
+        if (all || (lost[b / 64] >> (b % 64) & 1)) {
+            h->group->mark = pass;
             tell_lost(s, h->map);
+        }
     }
 }
 

@@ -70,6 +70,8 @@ struct handlers {
     struct session *sessions;  /* every live session */
     uint32_t n_sessions;
     uint64_t next_session_id;
+    uint64_t walk;             /* numbers a walk of one session's holders
+                                * (holder_group.mark) */
     time_t started;
     const char *config_file;   /* the daemon's config file; NULL: none */
     struct mapping_hook hook;
