@@ -341,35 +341,73 @@ uint64_t mapping_sync_size(struct mapping *m)
     return m->size;
 }
 
-void mapping_attach(struct mapping *m, struct holder *h,
-                    struct holder_list *owner_list)
+static uint64_t group_hash(const struct mapping *m, const void *owner)
 {
+    return hmap_hash_u64(hmap_hash_u64(m->id) ^ (uint64_t)(uintptr_t)owner);
+}
+
+/* owner's group of m: found, or made (NULL without memory). */
+static struct holder_group *group_of(struct mapping *m, void *owner)
+{
+    uint64_t hash = group_hash(m, owner);
+    for (struct hnode *n = hmap_find(&m->env->owners, hash); n;
+         n = hmap_next_same(n)) {
+        struct holder_group *g = container_of(n, struct holder_group, node);
+        if (g->map == m && g->owner == owner)
+            return g;
+    }
+    struct holder_group *g = calloc(1, sizeof(*g));
+    if (!g || hmap_insert(&m->env->owners, &g->node, hash) < 0) {
+        free(g);
+        return NULL;
+    }
+    g->owner = owner;
+    g->map = m;
+    g->next = m->groups;
+    if (m->groups)
+        m->groups->prev = g;
+    m->groups = g;
+    m->n_groups++;
+    return g;
+}
+
+int mapping_attach(struct mapping *m, struct holder *h,
+                   struct holder_list *owner_list)
+{
+    struct holder_group *g = group_of(m, h->owner);
+    if (!g)
+        return -ENOMEM;
+    bool writer = h->mode == MMAPIO_MODE_READ_WRITE;
     h->map = mapping_ref(m);
-    h->map_prev = NULL;
-    h->map_next = m->holders;
-    if (m->holders)
-        m->holders->map_prev = h;
-    m->holders = h;
+    h->group = g;
+    g->n++;
     m->n_holders++;
-    m->n_writers += h->mode == MMAPIO_MODE_READ_WRITE;
+    m->n_writers += writer;
     h->owner_prev = NULL;
     h->owner_next = owner_list->first;
     if (owner_list->first)
         owner_list->first->owner_prev = h;
     owner_list->first = h;
     owner_list->n++;
+    return 0;
 }
 
 void mapping_detach(struct holder *h, struct holder_list *owner_list)
 {
     struct mapping *m = h->map;
-    if (h->map_prev)
-        h->map_prev->map_next = h->map_next;
-    else
-        m->holders = h->map_next;
-    if (h->map_next)
-        h->map_next->map_prev = h->map_prev;
-    h->map_prev = h->map_next = NULL;
+    struct holder_group *g = h->group;
+    if (--g->n == 0) {
+        if (g->prev)
+            g->prev->next = g->next;
+        else
+            m->groups = g->next;
+        if (g->next)
+            g->next->prev = g->prev;
+        hmap_remove(&m->env->owners, &g->node);
+        m->n_groups--;
+        free(g);
+    }
+    h->group = NULL;
     m->n_holders--;
     m->n_writers -= h->mode == MMAPIO_MODE_READ_WRITE;
     if (h->owner_prev)

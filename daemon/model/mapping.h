@@ -48,6 +48,7 @@ struct mapping_env {
      * a walk over every holder. */
     struct mapping *removed_first, *removed_last;
     struct arenas arenas;       /* small anonymous mappings' memfds */
+    struct hmap owners;         /* (mapping, owner) -> struct holder_group */
 };
 
 /* A holder's owner keeps its holders on a list of this kind. */
@@ -56,13 +57,25 @@ struct holder_list {
     uint32_t n;
 };
 
+/* One owner's holders of one mapping, counted: a mapping lists these, not
+ * its holders, since one owner may hold it thousands of times and a walk
+ * over who holds it must cost what the owners are, not the holders. */
+struct holder_group {
+    void *owner;
+    struct mapping *map;        /* not a reference: its holders keep it */
+    uint32_t n;                 /* owner's holders of map (> 0) */
+    uint64_t mark;              /* the owner's, for its walks: seen */
+    struct holder_group *prev, *next;   /* the mapping's groups */
+    struct hnode node;                  /* env->owners */
+};
+
 struct holder {
     uint64_t handle;            /* the wire's name for this holder */
     mmapio_mode mode;
     bool raw_writer;            /* has a writable pointer out */
     struct mapping *map;        /* a reference */
     void *owner;                /* who holds it; the model never looks */
-    struct holder *map_prev, *map_next;     /* the mapping's holders */
+    struct holder_group *group; /* owner's holders of map */
     struct holder *owner_prev, *owner_next; /* the owner's holder_list */
     struct hnode node;                      /* registry: handle -> holder */
 };
@@ -85,7 +98,8 @@ struct mapping {
     gid_t group;
     mode_t perm;
     mmapio_flush_policy policy;
-    struct holder *holders;
+    struct holder_group *groups; /* one per owner holding it */
+    uint32_t n_groups;
     uint32_t n_holders;
     uint32_t n_writers;         /* holders in MMAPIO_MODE_READ_WRITE */
     uint32_t pins;              /* keep a file registered without holders
@@ -199,10 +213,11 @@ uint64_t mapping_sync_size(struct mapping *m);
  * instead of asking again. Returns m->size. */
 uint64_t mapping_size_seen(struct mapping *m, uint64_t size);
 
-/* Holders: attach takes a mapping reference for h and puts h on the
- * owner's list; detach undoes both and drops the reference. */
-void mapping_attach(struct mapping *m, struct holder *h,
-                    struct holder_list *owner_list);
+/* Holders: attach takes a mapping reference for h (whose owner is set)
+ * and puts h on the owner's list and in its group of m; detach undoes all
+ * and drops the reference. Attach: 0, or -ENOMEM (nothing changed). */
+int mapping_attach(struct mapping *m, struct holder *h,
+                   struct holder_list *owner_list);
 void mapping_detach(struct holder *h, struct holder_list *owner_list);
 
 #endif

@@ -104,6 +104,7 @@ int registry_init(struct registry *r, uint32_t n_slots)
     hmap_init(&r->by_id);
     hmap_init(&r->handles);
     hmap_init(&r->owners);
+    hmap_init(&r->env.owners);
     idlist_init(&r->in_order);
     r->env.next_id = 1;
     arenas_init(&r->env.arenas);
@@ -136,6 +137,7 @@ void registry_fini(struct registry *r)
     hmap_free(&r->by_id);
     hmap_free(&r->handles);
     hmap_free(&r->owners); /* empty: every mapping was removed */
+    hmap_free(&r->env.owners); /* empty: every holder was released */
     idlist_free(&r->in_order);
     ctl_fini(&r->env.ctl);
     arenas_fini(&r->env.arenas);

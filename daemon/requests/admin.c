@@ -206,8 +206,7 @@ static void fill_info(struct handlers *h, struct mapping *m,
     policy_to_wire(m->policy, pol);
     i->policy = pol;
     i->holders = m->n_holders;
-    for (const struct holder *hd = m->holders; hd; hd = hd->map_next)
-        i->rw_holders += hd->mode == MMAPIO_MODE_READ_WRITE;
+    i->rw_holders = m->n_writers;
     i->owner = m->owner;
     i->perm = m->perm;
     i->pending_known = dirty_bytes(m, &i->pending_bytes);

@@ -320,9 +320,11 @@ static void op_unwatch(struct session *s, uint64_t id, const Mmapio__Unwatch *m)
  * client holds. */
 static void notices_lost(struct session *s)
 {
+    uint64_t pass = ++s->h->walk; /* each mapping told once */
     for (struct holder *h = s->holders.first; h; h = h->owner_next) {
-        if (h->mode != MMAPIO_MODE_READ_WRITE)
+        if (h->mode != MMAPIO_MODE_READ_WRITE || h->group->mark == pass)
             continue;
+        h->group->mark = pass;
         watch_notify(s->h->watches, h->map,
                      MMAPIO__EVENT_KIND__EVENT_OVERFLOW, false, 0, 0);
         flushes_dirty(s->h->flushes, h->map);

@@ -32,7 +32,6 @@ struct wring {
     struct event *sweep;       /* the look promised while lazy (wring.h) */
     bool lazy;                 /* our word: hdr->lazy is 1 */
     bool asked;                /* a request came since the last sweep */
-    uint64_t settled;          /* ringdrain_settle's pass that ran it */
     bool fenced;               /* takes = WRING_TAKES_FENCED (wring.h) */
     uint64_t live;             /* fenced: the untaken last cell's position
                                 * + 1 (0: none), and the length told */
@@ -104,15 +103,19 @@ static void tell_lost(struct session *s, struct mapping *m)
 }
 
 /* Mappings of s whose writers' ranges were dropped: every read-write
- * holder whose bit is set in lost[] (all of them when `all`). */
+ * holder whose bit is set in lost[] (all of them when `all`); each
+ * mapping told once, however often s holds it. */
 static void tell_dropped(struct session *s, const uint64_t *lost, bool all)
 {
+    uint64_t pass = ++s->h->walk;
     for (struct holder *h = s->holders.first; h; h = h->owner_next) {
-        if (h->mode != MMAPIO_MODE_READ_WRITE)
+        if (h->mode != MMAPIO_MODE_READ_WRITE || h->group->mark == pass)
             continue;
         uint32_t b = wring_lost_bit(h->handle);
-        if (all || (lost[b / 64] >> (b % 64) & 1))
+        if (all || (lost[b / 64] >> (b % 64) & 1)) {
+            h->group->mark = pass;
             tell_lost(s, h->map);
+        }
     }
 }
 
@@ -495,42 +498,21 @@ void ringdrain_request(struct session *s, uint64_t id)
 
 void ringdrain_settle(struct mapping *m, const struct session *asking)
 {
-    static uint64_t pass;
-    pass++;
     /* Kept, and out of the open cache, for the caller even if its last
      * holder goes now. */
     mapping_ref(m);
     mapping_pin(m);
-    /* One client may hold m thousands of times: when m has more holders
-     * than the daemon has sessions, every session's ring is looked at
-     * instead (a drain releases holders, never ends a session). */
-    struct session *any = m->holders ? m->holders->owner : NULL;
-    if (any && m->n_holders > any->h->n_sessions) {
-        for (struct session *o = any->h->sessions; o; o = o->next) {
-            struct wring *w = o->ring;
-            if (w && o != asking &&
-                atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) !=
-                    w->head)
-                run(w);
-        }
-        mapping_unpin(m);
-        mapping_unref(m);
-        return;
-    }
-    /* A drain may release holders of m: walk again from the start, each
-     * ring once (a ring stuck on a half-written cell is not waited for). */
-    for (struct holder *h = m->holders; h;) {
-        struct session *o = h->owner;
+    /* One group per session, however often it holds m. A drain releases
+     * holders of its own session only and never ends one: the group of
+     * the ring drained may go, the next one stays. */
+    for (struct holder_group *g = m->groups, *next; g; g = next) {
+        next = g->next;
+        struct session *o = g->owner;
         struct wring *w = o->ring;
-        if (!w || o == asking || w->settled == pass ||
-            atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) ==
-                w->head) {
-            h = h->map_next;
-            continue;
-        }
-        w->settled = pass;
-        run(w);
-        h = m->holders;
+        if (w && o != asking &&
+            atomic_load_explicit(&w->hdr->tail, memory_order_relaxed) !=
+                w->head)
+            run(w); /* a ring stuck on a half-written cell is not waited for */
     }
     mapping_unpin(m);
     mapping_unref(m);

@@ -44,8 +44,7 @@ void ringdrain_request(struct session *s, uint64_t id);
 void ringdrain_kick(struct session *s, const Mmapio__Request *q);
 /* Drains the rings of m's holders' sessions that have cells waiting, so
  * releases recorded there (wring.h) are done before m's holders are
- * counted (every session's, when m has more holders than the daemon has
- * sessions: the walk is the shorter one). `asking`'s own ring is not
+ * counted (each session once, however often it holds m). `asking`'s own ring is not
  * (ops.c drained it before its request; what came since may release the
  * holder the request names). */
 void ringdrain_settle(struct mapping *m, const struct session *asking);

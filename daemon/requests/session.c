@@ -69,35 +69,32 @@ void session_watch_event(struct watch_owner *o, Mmapio__Event *ev)
 }
 
 /* Sends every session holding m, but `skip`, one event of `kind` with the
- * mapping's size and policy. */
-static void tell_holders(struct handlers *h, struct mapping *m,
-                         const struct session *skip, Mmapio__EventKind kind)
+ * mapping's size and policy: one per session however often it holds m. */
+static void tell_holders(struct mapping *m, const struct session *skip,
+                         Mmapio__EventKind kind)
 {
     Mmapio__Event ev = MMAPIO__EVENT__INIT;
     Mmapio__FlushPolicy pol;
-    uint64_t stamp = ++h->stamp;
     ev.kind = kind;
     ev.map_id = m->id;
     ev.size = m->size;
     policy_to_wire(m->policy, &pol);
     ev.policy = &pol;
-    for (struct holder *hd = m->holders; hd; hd = hd->map_next) {
-        struct session *s = hd->owner;
-        if (s == skip || s->mark == stamp)
-            continue;
-        s->mark = stamp;
-        s->port->event(s, &ev);
+    for (struct holder_group *g = m->groups; g; g = g->next) {
+        struct session *s = g->owner;
+        if (s != skip)
+            s->port->event(s, &ev);
     }
 }
 
 static void on_change(struct mapping_hook *hook, struct mapping *m,
                       enum mapping_change what, const void *origin)
 {
-    struct handlers *h = container_of(hook, struct handlers, hook);
+    (void)hook;
     if (what == MAPPING_RESIZED)
-        tell_holders(h, m, origin, MMAPIO__EVENT_KIND__EVENT_RESIZED);
+        tell_holders(m, origin, MMAPIO__EVENT_KIND__EVENT_RESIZED);
     else if (what == MAPPING_POLICY)
-        tell_holders(h, m, origin, MMAPIO__EVENT_KIND__EVENT_POLICY);
+        tell_holders(m, origin, MMAPIO__EVENT_KIND__EVENT_POLICY);
 }
 
 int handlers_init(struct handlers *h, const struct config *cfg, int root_fd,
@@ -207,7 +204,12 @@ static int add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
     }
     hd->mode = mode;
     hd->owner = s;
-    mapping_attach(m, hd, &s->holders);
+    if (mapping_attach(m, hd, &s->holders) < 0) {
+        registry_remove_holder(h->reg, hd);
+        free(hd);
+        quota_unhold(h->quota, m, s->cred.uid);
+        return MMAPIO_E_QUOTA;
+    }
     if (m->arena && hmap_count_add(&s->arena_uses, arena_key(hd)) == 0) {
         session_release_holder(hd, false); /* not counted: nothing to drop */
         return MMAPIO_E_QUOTA;
@@ -226,30 +228,25 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
 }
 
 #define REAP_MAX 64   /* other holders' clients asked, one poll each */
-/* Holders looked at in all: one client may hold m thousands of times, so
- * without it a refused request of its own could walk every holder of m
- * (and again after each one ended). */
-#define REAP_VISITS 1024
 
 void session_reap_gone(struct mapping *m, const struct session *asking)
 {
     static uint64_t pass;
-    unsigned asked = 0, visits = 0;
+    unsigned asked = 0;
     pass++;
     mapping_ref(m);
     mapping_pin(m);
-    /* An ended session's holders leave m's list: walk again from the
+    /* An ended session's group leaves m's list: walk again from the
      * start, skipping those asked already (each asked once). */
-    for (struct holder *h = m->holders;
-         h && asked < REAP_MAX && visits++ < REAP_VISITS;) {
-        struct session *o = h->owner;
+    for (struct holder_group *g = m->groups; g && asked < REAP_MAX;) {
+        struct session *o = g->owner;
         if (o == asking || o->reaped == pass || !o->port->gone) {
-            h = h->map_next;
+            g = g->next;
             continue;
         }
         o->reaped = pass;
         asked++;
-        h = o->port->gone(o) ? m->holders : h->map_next;
+        g = o->port->gone(o) ? m->groups : g->next;
     }
     mapping_unpin(m);
     mapping_unref(m);

@@ -70,7 +70,8 @@ struct handlers {
     struct session *sessions;  /* every live session */
     uint32_t n_sessions;
     uint64_t next_session_id;
-    uint64_t stamp;            /* de-duplicates a broadcast */
+    uint64_t walk;             /* numbers a walk of one session's holders
+                                * (holder_group.mark) */
     time_t started;
     const char *config_file;   /* the daemon's config file; NULL: none */
     struct mapping_hook hook;
@@ -86,7 +87,6 @@ struct session {
     char name[64];             /* as it said hello, odd bytes as \xNN */
     bool hello_done;
     bool close_when_sent;      /* a fatal error was replied: hang up */
-    uint64_t mark;             /* the last broadcast that reached us */
     uint32_t busy;             /* requests to be answered later */
     uint32_t notice_run;       /* notices read since the socket was empty */
     bool fd_wanted;            /* FdOffer answered: one fd may come (fromfd.h) */
@@ -132,9 +132,9 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
  * before). A file nobody holds leaves the registry. */
 void session_release_holder(struct holder *h, bool died);
 /* Before refusing because m has other holders: the clients of up to
- * REAP_MAX of them (not `asking`), among the first REAP_VISITS holders
- * looked at, that hung up are ended now, so that a holder whose process
- * just exited is not counted. */
+ * REAP_MAX of them (not `asking`), each asked once however often it holds
+ * m, that hung up are ended now, so that a holder whose process just
+ * exited is not counted. */
 void session_reap_gone(struct mapping *m, const struct session *asking);
 /* Makes s a holder of m in `mode` and replies to request `id` with the
  * grant and its fd, or with the reason it failed (`what` names the

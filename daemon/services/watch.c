@@ -18,11 +18,21 @@
 #define HOLD_MAX_MS 1000   /* a writer's hold is capped at this */
 #define HOLD_GRACE_MS 20   /* for its merged range to arrive first */
 
+/* One owner's watches of one mapping, counted: a notice walks these, not
+ * the watches, since one owner may watch a mapping thousands of times. */
+struct watch_group {
+    struct watch_owner *owner;
+    struct watch_state *st;
+    uint32_t n;               /* > 0 */
+    struct watch_group *prev, *next;    /* st's groups */
+    struct hnode node;                  /* ws->groups */
+};
+
 struct watch {
     uint64_t id;
     struct watch_owner *owner;
     struct watch_state *st;
-    struct watch *map_prev, *map_next;
+    struct watch_group *group;
     struct watch *owner_prev, *owner_next;
     struct hnode node;        /* ws->ids: id -> watch */
 };
@@ -30,8 +40,9 @@ struct watch {
 /* What this service keeps on a mapping (its mapping_ext slot). */
 struct watch_state {
     struct mapping *map;      /* not a reference: freed with it */
-    struct watch *first;      /* each holds a reference to map */
-    uint32_t n;
+    struct watch_group *groups; /* one per owner; each watch holds a
+                                 * reference to map */
+    uint32_t n;                 /* watches */
     int wd;                   /* watchsys token of a file, or -1 */
     struct hnode wd_node;     /* ws->wds */
     struct watches *ws;
@@ -70,9 +81,8 @@ void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
                   bool has_range, uint64_t offset, uint64_t len)
 {
     struct watch_state *s = state_of(ws, m, false);
-    if (!s || !s->first)
+    if (!s || !s->groups)
         return;
-    uint64_t stamp = ++ws->stamp;
     Mmapio__Event ev = MMAPIO__EVENT__INIT;
     ev.kind = kind;
     ev.map_id = m->id;
@@ -80,12 +90,8 @@ void watch_notify(struct watches *ws, struct mapping *m, Mmapio__EventKind kind,
     ev.has_range = has_range;
     ev.offset = offset;
     ev.len = len;
-    for (struct watch *w = s->first; w; w = w->map_next) {
-        if (w->owner->mark == stamp)
-            continue;
-        w->owner->mark = stamp;
-        ws->send(w->owner, &ev);
-    }
+    for (struct watch_group *g = s->groups; g; g = g->next)
+        ws->send(g->owner, &ev);
 }
 
 static void on_hold_end(evutil_socket_t fd, short what, void *arg)
@@ -97,7 +103,7 @@ static void on_hold_end(evutil_socket_t fd, short what, void *arg)
 void watch_hold(struct watches *ws, struct mapping *m, uint32_t ms)
 {
     struct watch_state *s = state_of(ws, m, false);
-    if (!s || !s->first)
+    if (!s || !s->groups)
         return;
     if (!s->hold)
         s->hold = evtimer_new(ws->base, on_hold_end, s);
@@ -181,6 +187,38 @@ static void forget(struct watches *ws, struct watch_state *s)
     s->wd = -1;
 }
 
+static uint64_t group_hash(const struct watch_state *s,
+                           const struct watch_owner *o)
+{
+    return hmap_hash_u64(hmap_hash_u64((uint64_t)(uintptr_t)s) ^
+                         (uint64_t)(uintptr_t)o);
+}
+
+/* o's group of s: found, or made (NULL without memory; n is 0 when new). */
+static struct watch_group *group_of(struct watches *ws, struct watch_state *s,
+                                    struct watch_owner *o)
+{
+    uint64_t hash = group_hash(s, o);
+    for (struct hnode *n = hmap_find(&ws->groups, hash); n;
+         n = hmap_next_same(n)) {
+        struct watch_group *g = container_of(n, struct watch_group, node);
+        if (g->st == s && g->owner == o)
+            return g;
+    }
+    struct watch_group *g = calloc(1, sizeof(*g));
+    if (!g || hmap_insert(&ws->groups, &g->node, hash) < 0) {
+        free(g);
+        return NULL;
+    }
+    g->owner = o;
+    g->st = s;
+    g->next = s->groups;
+    if (s->groups)
+        s->groups->prev = g;
+    s->groups = g;
+    return g;
+}
+
 int watch_add(struct watches *ws, struct watch_owner *o, struct mapping *m,
               uint64_t *id)
 {
@@ -203,12 +241,16 @@ int watch_add(struct watches *ws, struct watch_owner *o, struct mapping *m,
     }
     w->owner = o;
     w->st = s;
+    w->group = group_of(ws, s, o);
+    if (!w->group) {
+        hmap_remove(&ws->ids, &w->node);
+        quota_unhold(ws->quota, m, o->uid);
+        free(w);
+        return MMAPIO_E_QUOTA;
+    }
+    w->group->n++;
     mapping_ref(m);
     mapping_pin(m);
-    w->map_next = s->first;
-    if (w->map_next)
-        w->map_next->map_prev = w;
-    s->first = w;
     s->n++;
     w->owner_next = o->first;
     if (w->owner_next)
@@ -226,12 +268,17 @@ static void drop(struct watches *ws, struct watch *w)
     struct watch_state *s = w->st;
     struct mapping *m = s->map;
     struct watch_owner *o = w->owner;
-    if (w->map_prev)
-        w->map_prev->map_next = w->map_next;
-    else
-        s->first = w->map_next;
-    if (w->map_next)
-        w->map_next->map_prev = w->map_prev;
+    struct watch_group *g = w->group;
+    if (--g->n == 0) {
+        if (g->prev)
+            g->prev->next = g->next;
+        else
+            s->groups = g->next;
+        if (g->next)
+            g->next->prev = g->prev;
+        hmap_remove(&ws->groups, &g->node);
+        free(g);
+    }
     if (w->owner_prev)
         w->owner_prev->owner_next = w->owner_next;
     else
@@ -298,6 +345,7 @@ int watches_init(struct watches *ws, struct registry *r, struct quota *q,
     ws->base = base;
     hmap_init(&ws->wds);
     hmap_init(&ws->ids);
+    hmap_init(&ws->groups);
     ws->max_per_owner = max_per_owner;
     ws->send = send;
     ws->hook.fn = on_change;
@@ -320,4 +368,5 @@ void watches_fini(struct watches *ws)
     ws->sys_fd = -1;
     hmap_free(&ws->wds);
     hmap_free(&ws->ids);
+    hmap_free(&ws->groups);
 }

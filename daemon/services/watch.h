@@ -41,7 +41,6 @@ struct watch;
 struct watch_owner {
     struct watch *first;
     uint32_t n;
-    uint64_t mark;            /* de-duplicates one notification */
     uid_t uid;                /* charged for its watches (quota_hold) */
 };
 
@@ -55,8 +54,8 @@ struct watches {
     struct event *ev_sys;
     struct hmap wds;          /* watchsys token -> a mapping's watch state */
     struct hmap ids;          /* watch id -> watch */
+    struct hmap groups;       /* (watch state, owner) -> its watches there */
     uint64_t next_id;
-    uint64_t stamp;
     uint32_t max_per_owner;
     watch_send_fn send;
     struct mapping_hook hook;
