@@ -351,6 +351,43 @@ Test(resize, grown_outside_and_noticed_by_an_open_is_announced)
     close(b);
 }
 
+/* A raw connection (the library's calls would wait for their replies)
+ * holding `path` read-write: the socket, and the holder's handle. */
+static int raw_holder(const char *path, uint64_t *handle)
+{
+    int a = raw_connect(hz.sock), fd = -1;
+    cr_assert_geq(a, 0);
+    hz_assert_ok(raw_hello(a, WIRE_PROTOCOL));
+    Mmapio__ServerMessage *rep;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    o.path = (char *)path;
+    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
+    q.id = 1;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    cr_assert_eq(raw_send(a, &q, -1), 0);
+    cr_assert_eq(raw_recv(a, 5000, &rep, &fd), 0);
+    cr_assert_eq(rep->reply->error, 0);
+    *handle = rep->reply->open->handle;
+    mmapio__server_message__free_unpacked(rep, NULL);
+    close(fd);
+    return a;
+}
+
+/* Sends a Resize of handle to size (id 2) on raw connection a. */
+static void raw_resize_send(int a, uint64_t handle, uint64_t size)
+{
+    Mmapio__Resize rs = MMAPIO__RESIZE__INIT;
+    Mmapio__Request rq = MMAPIO__REQUEST__INIT;
+    rs.handle = handle;
+    rs.size = size;
+    rq.id = 2;
+    rq.op_case = MMAPIO__REQUEST__OP_RESIZE;
+    rq.resize = &rs;
+    cr_assert_eq(raw_send(a, &rq, -1), 0);
+}
+
 /*
  * A holder whose process exits just before another holder's shrink is
  * not counted, even when the daemon has not yet come to its hang-up: the
@@ -382,36 +419,15 @@ Test(resize, shrink_right_after_the_other_holder_exits)
 
     /* The shrink request, raw, on a connection of this process's own
      * that holds the file too (the library's would wait for its reply). */
-    int a = raw_connect(hz.sock), fd = -1;
-    cr_assert_geq(a, 0);
-    hz_assert_ok(raw_hello(a, WIRE_PROTOCOL));
+    uint64_t handle;
+    int a = raw_holder("gone.dat", &handle);
     Mmapio__ServerMessage *rep;
-    Mmapio__Open o = MMAPIO__OPEN__INIT;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    o.path = (char *)"gone.dat";
-    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
-    q.id = 1;
-    q.op_case = MMAPIO__REQUEST__OP_OPEN;
-    q.open = &o;
-    cr_assert_eq(raw_send(a, &q, -1), 0);
-    cr_assert_eq(raw_recv(a, 5000, &rep, &fd), 0);
-    cr_assert_eq(rep->reply->error, 0);
-    uint64_t handle = rep->reply->open->handle;
-    mmapio__server_message__free_unpacked(rep, NULL);
-    close(fd);
     mmapio_unmap(m); /* the raw connection and the child: two holders */
     hz_assert_ok(mmapio_ping(c)); /* the release is read */
 
     cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
     wait_stopped(hz.pid);
-    Mmapio__Resize rs = MMAPIO__RESIZE__INIT;
-    Mmapio__Request rq = MMAPIO__REQUEST__INIT;
-    rs.handle = handle;
-    rs.size = 2048;
-    rq.id = 2;
-    rq.op_case = MMAPIO__REQUEST__OP_RESIZE;
-    rq.resize = &rs;
-    cr_assert_eq(raw_send(a, &rq, -1), 0);
+    raw_resize_send(a, handle, 2048);
     usleep(20 * 1000);
     cr_assert_eq(kill(pid, SIGKILL), 0);
     int st = hz_wait_child(pid, 20000);
@@ -519,36 +535,15 @@ Test(resize, shrink_after_many_writing_watching_holders_exit)
         cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "child did not open");
 
     /* The shrink, raw, on a connection holding the file too. */
-    int a = raw_connect(hz.sock), fd = -1;
-    cr_assert_geq(a, 0);
-    hz_assert_ok(raw_hello(a, WIRE_PROTOCOL));
+    uint64_t handle;
+    int a = raw_holder("many.dat", &handle);
     Mmapio__ServerMessage *rep;
-    Mmapio__Open o = MMAPIO__OPEN__INIT;
-    Mmapio__Request q = MMAPIO__REQUEST__INIT;
-    o.path = (char *)"many.dat";
-    o.mode = MMAPIO__MODE__MODE_READ_WRITE;
-    q.id = 1;
-    q.op_case = MMAPIO__REQUEST__OP_OPEN;
-    q.open = &o;
-    cr_assert_eq(raw_send(a, &q, -1), 0);
-    cr_assert_eq(raw_recv(a, 5000, &rep, &fd), 0);
-    cr_assert_eq(rep->reply->error, 0);
-    uint64_t handle = rep->reply->open->handle;
-    mmapio__server_message__free_unpacked(rep, NULL);
-    close(fd);
     mmapio_unmap(m);
     hz_assert_ok(mmapio_ping(c));
 
     cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
     wait_stopped(hz.pid);
-    Mmapio__Resize rs = MMAPIO__RESIZE__INIT;
-    Mmapio__Request rq = MMAPIO__REQUEST__INIT;
-    rs.handle = handle;
-    rs.size = 4096;
-    rq.id = 2;
-    rq.op_case = MMAPIO__REQUEST__OP_RESIZE;
-    rq.resize = &rs;
-    cr_assert_eq(raw_send(a, &rq, -1), 0);
+    raw_resize_send(a, handle, 4096);
     usleep(20 * 1000);
     for (int i = 0; i < EXITERS; i++)
         cr_assert_eq(kill(pids[i], SIGKILL), 0);
@@ -560,7 +555,7 @@ Test(resize, shrink_after_many_writing_watching_holders_exit)
     for (int tries = 0; err != 0 && tries < 1000; tries++) {
         if (tries > 0) {
             usleep(10 * 1000);
-            cr_assert_eq(raw_send(a, &rq, -1), 0);
+            raw_resize_send(a, handle, 4096);
         }
         cr_assert_eq(raw_recv(a, 20000, &rep, NULL), 0, "no answer");
         err = rep->reply->error;
