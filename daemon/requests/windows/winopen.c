@@ -356,6 +356,21 @@ static void reply_fail(struct wopen *o)
     job_end(o);
 }
 
+/* On the loop, after step 1: its failure replied, or step 2 on a
+ * worker. */
+static void step_two(struct wopen *o)
+{
+    if (o->code != MMAPIO_OK) {
+        reply_fail(o);
+        return;
+    }
+    o->step = 2;
+    if (!to_pool(o)) {
+        fail(o, MMAPIO_E_IO, "no worker thread (%lu)", (unsigned long)GetLastError());
+        reply_fail(o);
+    }
+}
+
 /* Starts waiting opens while there is room: the first uid in line with
  * room of its own goes, then goes last. */
 static void pump(struct wopens *ops)
@@ -412,15 +427,7 @@ static void opened(struct wopen *o)
     }
     if (o->code == MMAPIO_OK && o->size == 0)
         fail(o, MMAPIO_E_INVALID_ARGUMENT, "an empty file cannot be mapped on Windows");
-    if (o->code != MMAPIO_OK) {
-        reply_fail(o);
-        return;
-    }
-    o->step = 2;
-    if (!to_pool(o)) {
-        fail(o, MMAPIO_E_IO, "no worker thread (%lu)", (unsigned long)GetLastError());
-        reply_fail(o);
-    }
+    step_two(o);
 }
 
 /* On the loop, after step 2: the entry (found again: another open of the
@@ -487,15 +494,7 @@ static void copy_opened(struct wopen *o)
     if (m && m->size != o->size)
         fail(o, MMAPIO_E_BUSY, "the destination is mapped at another size than the "
              "source's, and a mapped file's size cannot change on Windows");
-    if (o->code != MMAPIO_OK) {
-        reply_fail(o);
-        return;
-    }
-    o->step = 2;
-    if (!to_pool(o)) {
-        fail(o, MMAPIO_E_IO, "no worker thread (%lu)", (unsigned long)GetLastError());
-        reply_fail(o);
-    }
+    step_two(o);
 }
 
 /* On the loop, after a copy: the destination's watchers told, the reply. */
