@@ -263,27 +263,44 @@ static bool get_open(const uint8_t *p, size_t len, struct wire_open *o)
     return o->path != NULL;
 }
 
+/* [p, end): an id (field 1) and one message, field `want`, and nothing
+ * else: the message's body in *body (NULL: none came). */
+static bool get_id_and(const uint8_t *p, const uint8_t *end, uint32_t want,
+                       uint64_t *id, const uint8_t **body, size_t *n)
+{
+    uint32_t f;
+    uint64_t v;
+    const uint8_t *b;
+    size_t bn;
+    *id = 0;
+    *body = NULL;
+    *n = 0;
+    while (p < end) {
+        if (!get_field(&p, end, &f, &v, &b, &bn))
+            return false;
+        if (f == 1) {
+            *id = v;
+        } else if (f == want) {
+            *body = b;
+            *n = bn;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool wire_is_open(const uint8_t *buf, size_t len, uint64_t *id,
                   struct wire_open *o)
 {
-    const uint8_t *p = buf, *end = buf + len, *body = NULL;
-    uint32_t f;
-    uint64_t v;
-    size_t n = 0;
+    const uint8_t *body;
+    size_t n;
     uint8_t again[WIRE_QUICK_OPEN_MAX];
     *id = 0;
-    if (len > sizeof(again))
-        return false;
-    while (p < end) {
-        if (!get_field(&p, end, &f, &v, &body, &n))
-            return false;
-        if (f == 1)
-            *id = v;
-        else if (f != 4)
-            return false;
-    }
-    return body && get_open(body, n, o) &&
-           wire_pack_open(*id, o, again) == len && memcmp(again, buf, len) == 0;
+    return len <= sizeof(again) &&
+           get_id_and(buf, buf + len, 4, id, &body, &n) && body &&
+           get_open(body, n, o) && wire_pack_open(*id, o, again) == len &&
+           memcmp(again, buf, len) == 0;
 }
 
 size_t wire_pack_grant(uint64_t id, const struct wire_grant *g, uint8_t *buf)
@@ -333,27 +350,20 @@ static bool get_grant(const uint8_t *p, size_t len, struct wire_grant *g)
 bool wire_is_grant(const uint8_t *buf, size_t len, uint64_t *id,
                    struct wire_grant *g)
 {
-    const uint8_t *p = buf, *end = buf + len, *body = NULL, *rb = NULL;
+    const uint8_t *p = buf, *body, *rb = NULL;
     uint32_t f;
     uint64_t v;
-    size_t n = 0, rn = 0;
+    size_t n, rn = 0;
     uint8_t again[WIRE_QUICK_GRANT_MAX];
     *id = 0;
     memset(g, 0, sizeof(*g));
-    if (len > sizeof(again) || !get_field(&p, end, &f, &v, &rb, &rn) ||
-        f != 1 || !rb || p != end)
+    /* The server message: its reply (field 1) alone; in it, the id and
+     * the open's grant (field 5). */
+    if (len > sizeof(again) || !get_field(&p, buf + len, &f, &v, &rb, &rn) ||
+        f != 1 || !rb || p != buf + len)
         return false;
-    p = rb;
-    end = rb + rn;
-    while (p < end) {
-        if (!get_field(&p, end, &f, &v, &body, &n))
-            return false;
-        if (f == 1)
-            *id = v;
-        else if (f != 5)
-            return false;
-    }
-    return body && get_grant(body, n, g) &&
+    return get_id_and(rb, rb + rn, 5, id, &body, &n) && body &&
+           get_grant(body, n, g) &&
            wire_pack_grant(*id, g, again) == len &&
            memcmp(again, buf, len) == 0;
 }
