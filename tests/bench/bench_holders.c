@@ -94,18 +94,40 @@ static uint64_t open_many(int fd, const char *name, long n, int mode)
     return handle;
 }
 
-/* Best round trip of q over 50, in microseconds; its error in *err. */
-static double best_us(int fd, const Mmapio__Request *q, int *err)
+/* Best round trip of q over 50, in microseconds; its error in *err.
+ * vary (NULL: none) changes q before round i; `must` (NULL: any error
+ * is the caller's to judge) names a request every round of which must
+ * be granted. */
+static double best_us(int fd, Mmapio__Request *q,
+                      void (*vary)(Mmapio__Request *q, int i), int *err,
+                      const char *must)
 {
     int64_t best = INT64_MAX;
     for (int i = 0; i < 50; i++) {
+        if (vary)
+            vary(q, i);
         int64_t t = now_ns();
         send_req(fd, q);
         *err = recv_reply(fd, NULL);
         t = now_ns() - t;
+        if (must && *err)
+            die("%s %d refused (%d: %s)", must, i, *err, last_msg);
         best = t < best ? t : best;
     }
     return (double)best / 1e3;
+}
+
+/* A larger size each round: every grow granted. */
+static void grow_more(Mmapio__Request *q, int i)
+{
+    q->resize->size = BASE + 4096 * (uint64_t)(i + 1);
+}
+
+/* Between two kinds: every round a change. */
+static void flip_policy(Mmapio__Request *q, int i)
+{
+    q->set_policy->policy->kind = i % 2 ? MMAPIO__FLUSH_KIND__FLUSH_NEVER
+                                        : MMAPIO__FLUSH_KIND__FLUSH_MANUAL;
 }
 
 static int connect_hello(const char *sock)
@@ -158,56 +180,31 @@ int main(int argc, char **argv)
     q.id = 1;
     q.op_case = MMAPIO__REQUEST__OP_RESIZE;
     q.resize = &rs;
-    double shrink = best_us(a, &q, &err);
+    double shrink = best_us(a, &q, NULL, &err, NULL);
     if (err != MMAPIO_E_BUSY)
         die("the shrink was not refused (%d)", err);
     Mmapio__Stat st = MMAPIO__STAT__INIT;
     st.handle = h;
     q.op_case = MMAPIO__REQUEST__OP_STAT;
     q.stat = &st;
-    double stat = best_us(a, &q, &err);
+    double stat = best_us(a, &q, NULL, &err, NULL);
 
-    /* Grows: a larger size each time, every one granted. */
-    int64_t best = INT64_MAX;
+    /* Grows, then policy changes: each round granted. */
     q.op_case = MMAPIO__REQUEST__OP_RESIZE;
     q.resize = &rs; /* the op is a union: stat's took its place */
-    for (int i = 0; i < 50; i++) {
-        rs.size = BASE + 4096 * (uint64_t)(i + 1);
-        int64_t t = now_ns();
-        send_req(a, &q);
-        err = recv_reply(a, NULL);
-        t = now_ns() - t;
-        if (err)
-            die("grow %d refused (%d: %s)", i, err, last_msg);
-        best = t < best ? t : best;
-    }
-    double grow = (double)best / 1e3;
-
-    /* Policy changes: between two kinds, every one a change. */
+    double grow = best_us(a, &q, grow_more, &err, "grow");
     Mmapio__SetPolicy sp = MMAPIO__SET_POLICY__INIT;
     Mmapio__FlushPolicy fp = MMAPIO__FLUSH_POLICY__INIT;
     sp.handle = h;
     sp.policy = &fp;
     q.op_case = MMAPIO__REQUEST__OP_SET_POLICY;
     q.set_policy = &sp;
-    best = INT64_MAX;
-    for (int i = 0; i < 50; i++) {
-        fp.kind = i % 2 ? MMAPIO__FLUSH_KIND__FLUSH_NEVER
-                        : MMAPIO__FLUSH_KIND__FLUSH_MANUAL;
-        int64_t t = now_ns();
-        send_req(a, &q);
-        err = recv_reply(a, NULL);
-        t = now_ns() - t;
-        if (err)
-            die("set_policy %d refused (%d: %s)", i, err, last_msg);
-        best = t < best ? t : best;
-    }
-    double policy = (double)best / 1e3;
+    double policy = best_us(a, &q, flip_policy, &err, "set_policy");
 
     Mmapio__Ping pg = MMAPIO__PING__INIT;
     q.op_case = MMAPIO__REQUEST__OP_PING;
     q.ping = &pg;
-    double ping = best_us(a, &q, &err);
+    double ping = best_us(a, &q, NULL, &err, NULL);
 
     /* A write notice, then a ping (its reply says the notice was read). */
     double notice = 0;
@@ -219,7 +216,7 @@ int main(int argc, char **argv)
         nt.len = 8;
         nq.op_case = MMAPIO__REQUEST__OP_NOTICE;
         nq.notice = &nt;
-        best = INT64_MAX;
+        int64_t best = INT64_MAX;
         for (int i = 0; i < 50; i++) {
             int64_t t = now_ns();
             send_req(a, &nq);
