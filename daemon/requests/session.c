@@ -231,22 +231,20 @@ int session_add_holder(struct session *s, struct mapping *m, mmapio_mode mode,
 
 void session_reap_gone(struct mapping *m, const struct session *asking)
 {
-    static uint64_t pass;
     unsigned asked = 0;
-    pass++;
     mapping_ref(m);
     mapping_pin(m);
-    /* An ended session's group leaves m's list: walk again from the
-     * start, skipping those asked already (each asked once). */
-    for (struct holder_group *g = m->groups; g && asked < REAP_MAX;) {
+    /* One group per session. Ending a session releases its own holders
+     * only (as ringdrain_settle's drain): its group may go, the next one
+     * stays. */
+    for (struct holder_group *g = m->groups, *next; g && asked < REAP_MAX;
+         g = next) {
+        next = g->next;
         struct session *o = g->owner;
-        if (o == asking || o->reaped == pass || !o->port->gone) {
-            g = g->next;
+        if (o == asking || !o->port->gone)
             continue;
-        }
-        o->reaped = pass;
         asked++;
-        g = o->port->gone(o) ? m->groups : g->next;
+        o->port->gone(o);
     }
     mapping_unpin(m);
     mapping_unref(m);

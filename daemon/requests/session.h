@@ -97,7 +97,6 @@ struct session {
     struct watch_owner watches;
     struct pending *pending;   /* answers owed */
     struct wring *ring;        /* its write ring, or NULL (wring.h) */
-    uint64_t reaped;           /* session_reap_gone's pass that asked it */
     struct session *prev, *next;
 };
 
