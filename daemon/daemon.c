@@ -145,12 +145,14 @@ int daemon_run(struct daemon *d)
     log_info("fd limit %llu: max_clients %u (%u per uid, %u kept for admins), "
              "max_mappings %u (%u per uid, %u kept for admins), "
              "max_fd_mappings %u (%u per uid, %u kept for admins), "
-             "max_queued_fds_total %u, open_cache %u, max_final_flushes %u",
+             "max_queued_fds_total %u (%u per uid), open_cache %u, "
+             "max_final_flushes %u",
              (unsigned long long)d->nofile, c->max_clients,
              c->max_clients_per_uid, c->reserved_clients, c->max_mappings,
              c->max_mappings_per_uid, c->reserved_mappings, c->max_fd_mappings,
              c->max_fd_mappings_per_uid, c->reserved_fd_mappings,
-             c->max_queued_fds_total, c->open_cache, c->max_final_flushes);
+             c->max_queued_fds_total, c->max_queued_fds_per_uid, c->open_cache,
+             c->max_final_flushes);
     return server_run(&d->server);
 }
 

@@ -62,7 +62,7 @@ const struct config_key config_keys[] = {
     U32(max_frame, 1024, 16u << 20, 64 * 1024, NULL,
         "Largest request datagram accepted, in bytes."),
     U32(max_clients, 1, 1000000, 0,
-        "an eighth of the fd budget, from 16 to 10000",
+        "a quarter of the fd budget, from 16 to 10000",
         "Connections at once; past it new ones are closed at accept."),
     U32(max_clients_per_uid, 1, 1000000, 0, "a quarter of max_clients",
         "Connections of one uid at once (root and admin_group are not counted)."),
@@ -82,8 +82,10 @@ const struct config_key config_keys[] = {
     U32(max_queued_fds, 1, 65536, 16, NULL,
         "File descriptors queued in unread replies toward one client before "
         "its requests are no longer read."),
-    U32(max_queued_fds_per_uid, 1, 1u << 20, 256, NULL,
-        "The same over all the clients of one uid (all clients together stay "
+    U32(max_queued_fds_per_uid, 1, 1u << 20, 0,
+        "a quarter of the fds kept for unread replies, at most 256",
+        "The same over all the clients of one uid: past it none of them is "
+        "read, not even one with nothing queued (all clients together stay "
         "under a quarter of the fd budget)."),
     U32(max_mappings, 16, 1u << 24, 0,
         "131072 with arenas on, else max_fd_mappings' default",
@@ -298,17 +300,17 @@ int config_set(struct config *c, const char *key, const char *value,
  * (conn.h); the daemon keeps CONFIG_INTERNAL_FDS for itself (stdio, the listener, the loop, inotify,
  * workers' pipes, the data root, the fds an open or a flush holds for a
  * moment, the spare fd that lets accept answer at the limit). Queued fds
- * get a quarter of the rest (max_queued_fds_total), connections an eighth
- * of what is left (at most 10000, at least 16); of what connections leave,
- * the open cache (released file mappings kept ready) a sixteenth (at most
- * 4096, at least 16) and the final flushes that hold a mapping a quarter
- * of that (at least 16, at most 1024), and mappings that hold an fd the
- * rest (max_fd_mappings, at most 131072: so does max_mappings when arenas
- * are off; with arenas it is 131072, carved mappings holding no fd); a
- * uid a quarter of each, and a sixteenth of each is kept for
- * root and admin_group. A connection costs two fds: its socket,
- * and the one reply fd it may queue past max_queued_fds_total (a client
- * with no fd queued is always read, conn.c).
+ * get a quarter of the rest (max_queued_fds_total, a hard cap: a reply
+ * whose fd would go past it closes its connection, conn.c) and a uid a
+ * quarter of that; connections a quarter of what is left (at most 10000,
+ * at least 16; set by hand, at most three quarters); of what connections
+ * leave, the open cache (released file mappings kept ready) a sixteenth
+ * (at most 4096, at least 16) and the final flushes that hold a mapping a
+ * quarter of that (at least 16, at most 1024), and mappings that hold an
+ * fd the rest (max_fd_mappings, at most 131072: so does max_mappings when
+ * arenas are off; with arenas it is 131072, carved mappings holding no
+ * fd); a uid a quarter of each, and a sixteenth of each is kept for root
+ * and admin_group.
  */
 #define CONFIG_INTERNAL_FDS 64
 
@@ -342,11 +344,13 @@ void config_fit_fds(struct config *c, uint64_t nofile, char *note,
      * connections or mappings. */
     c->max_queued_fds_total = at_least(budget / 4, 16, UINT32_MAX);
     budget -= c->max_queued_fds_total;
+    if (c->max_queued_fds_per_uid == 0)
+        c->max_queued_fds_per_uid = at_least(c->max_queued_fds_total / 4, 1, 256);
     if (c->max_clients == 0)
-        c->max_clients = at_least(budget / 8, 16, 10000);
-    lower(&c->max_clients, at_least(budget / 4, 1, UINT32_MAX), "max_clients",
-          &note, &note_size);
-    uint64_t left = budget - 2 * (uint64_t)c->max_clients;
+        c->max_clients = at_least(budget / 4, 16, 10000);
+    lower(&c->max_clients, at_least(budget / 4 * 3, 1, UINT32_MAX),
+          "max_clients", &note, &note_size);
+    uint64_t left = budget - (uint64_t)c->max_clients;
     if (c->open_cache == UINT32_MAX)
         c->open_cache = at_least(left / 16, 16, 4096);
     lower(&c->open_cache, (uint32_t)(left / 4), "open_cache", &note,

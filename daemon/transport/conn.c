@@ -195,63 +195,6 @@ void conn_refuse_fds_on(int listen_fd)
 
 /* ---- fds queued toward clients: per connection, per uid, in all ---- */
 
-struct fd_uid {
-    struct hnode node;
-    uid_t uid;
-    uint32_t n;
-};
-
-static struct fd_uid *fd_uid_find(struct conn_ctx *ctx, uid_t uid)
-{
-    for (struct hnode *n = hmap_find(&ctx->fd_uids, hmap_hash_u64(uid)); n;
-         n = hmap_next_same(n)) {
-        struct fd_uid *u = container_of(n, struct fd_uid, node);
-        if (u->uid == uid)
-            return u;
-    }
-    return NULL;
-}
-
-static uint32_t fd_uid_count(struct conn *c)
-{
-    struct fd_uid *u = fd_uid_find(c->ctx, c->s.cred.uid);
-    return u ? u->n : 0;
-}
-
-/* Counts one more queued fd toward c. 0 or -ENOMEM. */
-static int fds_queued(struct conn *c)
-{
-    struct conn_ctx *ctx = c->ctx;
-    struct fd_uid *u = fd_uid_find(ctx, c->s.cred.uid);
-    if (!u) {
-        u = calloc(1, sizeof(*u));
-        if (!u || hmap_insert(&ctx->fd_uids, &u->node,
-                              hmap_hash_u64(c->s.cred.uid)) < 0) {
-            free(u);
-            return -ENOMEM;
-        }
-        u->uid = c->s.cred.uid;
-    }
-    u->n++;
-    c->n_out_fds++;
-    ctx->queued_fds++;
-    return 0;
-}
-
-static void fds_dequeued(struct conn *c)
-{
-    struct conn_ctx *ctx = c->ctx;
-    struct fd_uid *u = fd_uid_find(ctx, c->s.cred.uid);
-    c->n_out_fds--;
-    ctx->queued_fds--;
-    if (u && --u->n == 0) {
-        hmap_remove(&ctx->fd_uids, &u->node);
-        free(u);
-        if (ctx->fd_uids.n == 0)
-            hmap_free(&ctx->fd_uids);
-    }
-}
-
 static uint64_t max_queued_fds(struct conn_ctx *ctx)
 {
     struct rlimit rl;
@@ -269,17 +212,53 @@ static uint64_t max_queued_fds(struct conn_ctx *ctx)
     return ctx->max_queued_fds;
 }
 
-/* A client with no fd queued is always read (it is reading its replies);
- * one with some stops while it, its uid or everyone is over budget, and
- * starts again as its own queue drains (on_write). */
+/* Counts one more queued fd toward c. 0, or -EMFILE past
+ * max_queued_fds_total: the fds kept for replies are all out. */
+static int fds_queued(struct conn *c)
+{
+    struct conn_ctx *ctx = c->ctx;
+    if (!c->use || ctx->queued_fds >= max_queued_fds(ctx))
+        return -EMFILE;
+    c->use->fds++;
+    c->n_out_fds++;
+    ctx->queued_fds++;
+    return 0;
+}
+
+static void update_reading(struct conn *c);
+
+/* A uid back under its fd cap has the connections that stopped at it read
+ * again. */
+static void fds_dequeued(struct conn *c)
+{
+    struct uid_use *u = c->use;
+    c->n_out_fds--;
+    c->ctx->queued_fds--;
+    if (!u || u->fds == 0)
+        return;
+    if (--u->fds >= c->ctx->cfg->max_queued_fds_per_uid || !u->fds_stalled)
+        return;
+    u->fds_stalled = false;
+    for (struct conn *o = u->list; o; o = o->uid_next)
+        if (o != c && !o->closed)
+            update_reading(o);
+}
+
+/* A uid at its cap is not read at all, so that it can never queue more
+ * than its share however many connections it has. Under it, a client with
+ * no fd queued is always read (it is reading its replies); one with some
+ * stops while it, or everyone together, is over budget, and starts again
+ * as its own queue drains (on_write). */
 static bool fds_allow_reading(struct conn *c)
 {
     const struct config *cfg = c->ctx->cfg;
-    if (c->n_out_fds == 0)
-        return true;
-    return c->n_out_fds < cfg->max_queued_fds &&
-           fd_uid_count(c) < cfg->max_queued_fds_per_uid &&
-           c->ctx->queued_fds < max_queued_fds(c->ctx);
+    if (c->use && c->use->fds >= cfg->max_queued_fds_per_uid) {
+        c->use->fds_stalled = true;
+        return false;
+    }
+    return c->n_out_fds == 0 ||
+           (c->n_out_fds < cfg->max_queued_fds &&
+            c->ctx->queued_fds < max_queued_fds(c->ctx));
 }
 
 int conn_new(struct conn_ctx *ctx, int fd, struct conn **out)
@@ -325,8 +304,6 @@ struct conn *conn_ref(struct conn *c)
     c->refs++;
     return c;
 }
-
-static void update_reading(struct conn *c);
 
 /* len bytes left c's queue: the uid's count follows; a uid back under its
  * budget has all its connections read again; memory goes back later. */
@@ -469,9 +446,16 @@ static int enqueue(struct conn *c, const uint8_t *buf, size_t len, int fd,
         return -errno;
     }
     if (f->fd >= 0 && fds_queued(c) < 0) {
+        static struct log_limit full;
+        log_limited(&full, LOG_LVL_WARN, "client %llu (pid %d, uid %u): "
+                    "closing: a reply's fd would go past max_queued_fds_total "
+                    "(%llu fds wait in unread replies)",
+                    (unsigned long long)c->s.id, (int)c->s.cred.pid,
+                    (unsigned)c->s.cred.uid,
+                    (unsigned long long)c->ctx->queued_fds);
         close(f->fd);
         free(f);
-        return -ENOMEM;
+        return -EMFILE;
     }
     f->next = NULL;
     f->is_event = is_event;
@@ -886,6 +870,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
     conn_ref(c);
     while (c->reading) {
+        if (!fds_allow_reading(c)) { /* its uid reached its cap meanwhile */
+            update_reading(c);
+            break;
+        }
         int r = read_one(c);
         if (r < 0)
             break;

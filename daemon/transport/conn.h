@@ -6,9 +6,11 @@
  * bounded: replies in flight by max_inflight and the bytes queued toward
  * it by max_queued_bytes, and toward all its uid's connections by
  * max_queued_bytes_per_uid (the connection stops reading while it is
- * over); fds in unsent replies by max_queued_fds per connection,
- * max_queued_fds_per_uid per uid and max_queued_fds_total for all (a
- * connection with fds queued stops reading while any is over); events by
+ * over); fds in unsent replies by max_queued_fds per connection and
+ * max_queued_fds_per_uid per uid (a connection stops reading while either
+ * is reached) and max_queued_fds_total for all (a connection with fds
+ * queued stops reading there; one with none that would queue past it is
+ * closed: that takes four uids at their cap); events by
  * max_events (past that they are dropped and the client is sent one
  * OVERFLOW event). While the client has not read everything sent to it,
  * MODIFIED events are merged per mapping instead (evhold.h) and sent
@@ -53,7 +55,6 @@ struct conn_ctx {
     const struct timeval *hello_tv; /* the hello deadline (NULL: none) */
     uint64_t freed;           /* queued bytes freed since ev_trim ran */
     struct event *ev_trim;    /* gives freed memory back (the server's) */
-    struct hmap fd_uids;      /* uid -> fds queued toward its clients */
     uint64_t queued_fds;      /* toward every client */
     uint64_t max_queued_fds;  /* all clients: max_queued_fds_total (else
                                * RLIMIT_NOFILE / 4), on first use */

@@ -1,13 +1,14 @@
 /*
  * uids: what the transport holds for each uid across its connections — how
- * many connections, how many reply bytes queued toward them — and the
- * list of those connections, so that a uid that falls back under its
- * queued-bytes budget can have every one of them read again. An entry
+ * many connections, how many reply bytes and fds queued toward them — and
+ * the list of those connections, so that a uid that falls back under its
+ * queued-bytes or queued-fds budget can have every one of them read again. An entry
  * exists while the uid has a connection; counts never go below zero.
  */
 #ifndef MMAPIOD_UIDS_H
 #define MMAPIOD_UIDS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -20,6 +21,8 @@ struct uid_use {
     uid_t uid;
     uint32_t conns;            /* connections open */
     uint64_t queued;           /* bytes queued toward them */
+    uint32_t fds;              /* fds queued toward them */
+    bool fds_stalled;          /* one of them stopped reading at the fd cap */
     struct conn *list;         /* linked through conn->uid_next */
 };
 
