@@ -79,7 +79,17 @@ struct mmapio_map {
     atomic_bool told_raw;           /* RAW_WRITER notice sent */
     atomic_bool lost_notice;        /* a notice could not be sent */
     struct notice_pace pace;        /* of WRITE notices (notice.h) */
+    /* Bytes written since the last flush: pending_bytes, which any
+     * thread adds to and flushes take, plus what the handle's counting
+     * thread (the first to write under NEVER or EVERY_MILLIS) added to
+     * own_bytes by a plain load and store, less what flushes took of it
+     * (own_taken, moved forward by CAS): that thread's writes make no
+     * locked instruction, whose full barrier would make each write wait
+     * for its own stores. */
     _Atomic uint64_t pending_bytes;
+    _Atomic uintptr_t own_thread;   /* the counting thread (0: none yet) */
+    _Atomic uint64_t own_bytes;     /* stored by own_thread only */
+    _Atomic uint64_t own_taken;     /* of own_bytes, taken by flushes */
     _Atomic uint64_t pending_writes;
     /* A hand-off found the socket full: none tried before then
      * (CLOCK_MONOTONIC ns; 0: none waiting). */
@@ -234,6 +244,53 @@ static int map_sync(const mmapio_map *m, uint64_t offset, uint64_t len)
     return MMAPIO_OK;
 }
 
+/* ---- the byte counter (see struct mmapio_map) ---- */
+
+static _Thread_local __attribute__((tls_model("initial-exec"))) char this_thread;
+
+/* Counts len bytes written: the counting thread without a locked
+ * instruction, any other with one. */
+static void map_count(mmapio_map *m, uint64_t len)
+{
+    uintptr_t me = (uintptr_t)&this_thread;
+    uintptr_t who = atomic_load_explicit(&m->own_thread, memory_order_relaxed);
+    if (who == me ||
+        (who == 0 && atomic_compare_exchange_strong_explicit(
+                         &m->own_thread, &who, me, memory_order_relaxed,
+                         memory_order_relaxed))) {
+        atomic_store_explicit(&m->own_bytes,
+                              atomic_load_explicit(&m->own_bytes,
+                                                   memory_order_relaxed) + len,
+                              memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&m->pending_bytes, len, memory_order_relaxed);
+}
+
+/* Takes at most max of the counting thread's bytes off the counter. */
+static uint64_t map_take_own(mmapio_map *m, uint64_t max)
+{
+    uint64_t taken = atomic_load_explicit(&m->own_taken, memory_order_relaxed);
+    uint64_t take;
+    do {
+        uint64_t own = atomic_load_explicit(&m->own_bytes,
+                                            memory_order_relaxed);
+        take = own - taken < max ? own - taken : max;
+    } while (!atomic_compare_exchange_weak_explicit(
+        &m->own_taken, &taken, taken + take, memory_order_release,
+        memory_order_relaxed));
+    return take;
+}
+
+static uint64_t map_pending(const mmapio_map *m)
+{
+    /* own_taken first (acquire): own_bytes is at least that by then. */
+    uint64_t taken = atomic_load_explicit(&m->own_taken, memory_order_acquire);
+    uint64_t own = atomic_load_explicit(&m->own_bytes, memory_order_relaxed);
+    return atomic_load_explicit(&m->pending_bytes, memory_order_relaxed) +
+           (own > taken ? own - taken : 0);
+}
+
 /* A waited flush of the whole mapping for `taken` pending bytes already
  * taken off the counter; they are given back if the flush fails. */
 static int map_flush_taken(mmapio_map *m, uint64_t taken)
@@ -254,6 +311,7 @@ static int map_flush_all(mmapio_map *m)
 {
     uint64_t bytes = atomic_exchange_explicit(&m->pending_bytes, 0,
                                               memory_order_relaxed);
+    bytes += map_take_own(m, UINT64_MAX);
     atomic_store_explicit(&m->pending_writes, 0, memory_order_relaxed);
     int r = map_sync(m, 0, map_len(m));
     if (r != MMAPIO_OK)
@@ -275,6 +333,7 @@ static int map_flush_part(mmapio_map *m, uint64_t offset, uint64_t len)
     while (!atomic_compare_exchange_weak_explicit(
         &m->pending_bytes, &cur, cur - take, memory_order_relaxed,
         memory_order_relaxed));
+    take += map_take_own(m, len - take);
     int r = map_sync(m, offset, len);
     if (r != MMAPIO_OK)
         atomic_fetch_add_explicit(&m->pending_bytes, take,
@@ -316,11 +375,12 @@ static int map_hand_off(mmapio_map *m, uint64_t bytes, uint64_t writes)
     if (m->anonymous)
         return MMAPIO_OK;
     switch (handoff_flush(m->client, map_handle_of(m))) {
-    case HANDOFF_SENT:
+    case HANDOFF_SENT: /* the whole mapping: the thread's count too */
         atomic_store_explicit(&m->handoff_retry_ns, 0, memory_order_relaxed);
+        map_take_own(m, UINT64_MAX);
         return MMAPIO_OK;
     case HANDOFF_GONE:
-        return map_flush_taken(m, bytes);
+        return map_flush_taken(m, bytes + map_take_own(m, UINT64_MAX));
     default:
         atomic_store_explicit(&m->handoff_retry_ns, now_ns() + HANDOFF_RETRY_NS,
                               memory_order_relaxed);
@@ -384,8 +444,7 @@ static int map_after_write(mmapio_map *m, uint64_t offset, uint64_t len)
     case MMAPIO_FLUSH_EVERY_WRITES:
         return map_count_writes(m, len, n);
     default:
-        atomic_fetch_add_explicit(&m->pending_bytes, len,
-                                  memory_order_relaxed);
+        map_count(m, len);
         return MMAPIO_OK;
     }
 }
@@ -498,8 +557,7 @@ mmapio_flush_policy mmapio_flush_policy_of(const mmapio_map *m)
 
 uint64_t mmapio_pending_bytes(const mmapio_map *m)
 {
-    return m ? atomic_load_explicit(&m->pending_bytes, memory_order_relaxed)
-             : 0;
+    return m ? map_pending(m) : 0;
 }
 
 const void *mmapio_as_ptr(const mmapio_map *m)

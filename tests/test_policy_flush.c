@@ -802,3 +802,73 @@ Test(policy_flush, flush_range_takes_off_only_what_it_flushed)
     mmapio_unmap(m);
     mmapio_disconnect(c);
 }
+
+/* Under NEVER the first thread to write counts without a locked
+ * instruction and the others with one: the count is exact either way,
+ * and flushes take it off whichever thread wrote. */
+struct counting {
+    mmapio_map *m;
+    atomic_int *go;
+    int rounds;
+};
+
+static void *count_writes(void *arg)
+{
+    struct counting *k = arg;
+    char b[64];
+    memset(b, 'k', sizeof(b));
+    while (!atomic_load(k->go))
+        ;
+    for (int i = 0; i < k->rounds; i++)
+        if (mmapio_update_region(k->m, (uint64_t)(i % 64) * 64, b,
+                                 (size_t)(i % 63) + 1) != MMAPIO_OK)
+            return (void *)1;
+    return NULL;
+}
+
+Test(policy_flush, pending_bytes_are_exact_across_threads)
+{
+    mmapio_client *c = hz_client();
+    mmapio_flush_policy never = { MMAPIO_FLUSH_NEVER, 0 };
+    mmapio_map *m = create_with(c, "count.dat", false, 65536, never);
+    enum { THREADS = 4, ROUNDS = 200000 };
+    uint64_t each = 0;
+    for (int i = 0; i < ROUNDS; i++)
+        each += (uint64_t)(i % 63) + 1;
+
+    /* This thread writes first: it is the one that counts lock-free. */
+    hz_assert_ok(mmapio_update_region(m, 0, "abc", 3));
+    cr_assert_eq(mmapio_pending_bytes(m), 3);
+    atomic_int go = 0;
+    struct counting k = { m, &go, ROUNDS };
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, count_writes, &k), 0);
+    atomic_store(&go, 1);
+    void *bad = NULL;
+    count_writes(&k); /* and beside them */
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        bad = r ? r : bad;
+    }
+    cr_assert_null(bad, "a write failed");
+    uint64_t all = 3 + (THREADS + 1) * each;
+    cr_assert_eq(mmapio_pending_bytes(m), all, "%llu pending, %llu written",
+                 (unsigned long long)mmapio_pending_bytes(m),
+                 (unsigned long long)all);
+    /* flush_range takes what it flushed, from either count */
+    hz_assert_ok(mmapio_flush_range(m, 0, 4096));
+    cr_assert_eq(mmapio_pending_bytes(m), all - 4096);
+    hz_assert_ok(mmapio_flush(m));
+    cr_assert_eq(mmapio_pending_bytes(m), 0);
+    /* the counting thread's next writes count from there */
+    hz_assert_ok(mmapio_update_region(m, 0, "abcd", 4));
+    cr_assert_eq(mmapio_pending_bytes(m), 4);
+    hz_assert_ok(mmapio_flush_range(m, 0, 2));
+    cr_assert_eq(mmapio_pending_bytes(m), 2);
+    hz_assert_ok(mmapio_flush(m));
+    cr_assert_eq(mmapio_pending_bytes(m), 0);
+    mmapio_unmap(m);
+    mmapio_disconnect(c);
+}
