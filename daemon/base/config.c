@@ -85,8 +85,8 @@ const struct config_key config_keys[] = {
     U32(max_queued_fds_per_uid, 1, 1u << 20, 0,
         "a quarter of the fds kept for unread replies, at most 256",
         "The same over all the clients of one uid: past it none of them is "
-        "read, not even one with nothing queued (all clients together stay "
-        "under a quarter of the fd budget)."),
+        "read, not even one with nothing queued (at most a quarter of the "
+        "fds kept for unread replies, which are a quarter of the fd budget)."),
     U32(max_mappings, 16, 1u << 24, 0,
         "131072 with arenas on, else max_fd_mappings' default",
         "Mappings alive at once."),
@@ -346,6 +346,9 @@ void config_fit_fds(struct config *c, uint64_t nofile, char *note,
     budget -= c->max_queued_fds_total;
     if (c->max_queued_fds_per_uid == 0)
         c->max_queued_fds_per_uid = at_least(c->max_queued_fds_total / 4, 1, 256);
+    lower(&c->max_queued_fds_per_uid, at_least(c->max_queued_fds_total / 4, 1,
+                                               UINT32_MAX),
+          "max_queued_fds_per_uid", &note, &note_size);
     if (c->max_clients == 0)
         c->max_clients = at_least(budget / 4, 16, 10000);
     lower(&c->max_clients, at_least(budget / 4 * 3, 1, UINT32_MAX),

@@ -488,6 +488,25 @@ void conn_close_later(struct conn *c)
     event_active(c->ev_write, EV_WRITE, 1);
 }
 
+/* Why a send closes c. ETOOMANYREFS is the kernel's limit on fds sent
+ * and not yet received, counted for the daemon's real uid against its
+ * RLIMIT_NOFILE (without CAP_SYS_RESOURCE): clients that leave replies
+ * unread hold them, and every reply with an fd then fails, for anyone. */
+static void send_failed(struct conn *c, int r)
+{
+    static struct log_limit inflight;
+    if (r == -ETOOMANYREFS)
+        log_limited(&inflight, LOG_LVL_WARN, "client %llu (pid %d, uid %u): "
+                    "closing: the kernel refuses to pass more fds "
+                    "(ETOOMANYREFS: fds in flight to clients that do not "
+                    "read their replies reached the fd limit)",
+                    (unsigned long long)c->s.id, (int)c->s.cred.pid,
+                    (unsigned)c->s.cred.uid);
+    else
+        log_debug("client %llu: send failed: %s", (unsigned long long)c->s.id,
+                  strerror(-r));
+}
+
 static void send_frame(struct conn *c, const uint8_t *buf, size_t len,
                        int fd, bool is_event)
 {
@@ -499,8 +518,7 @@ static void send_frame(struct conn *c, const uint8_t *buf, size_t len,
     if (r == -EAGAIN)
         r = enqueue(c, buf, len, fd, is_event);
     if (r < 0) {
-        log_debug("client %llu: send failed: %s", (unsigned long long)c->s.id,
-                  strerror(-r));
+        send_failed(c, r);
         conn_close_later(c);
         return;
     }
@@ -765,6 +783,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
             return;
         }
         if (r < 0) {
+            send_failed(c, r);
             conn_close(c);
             return;
         }

@@ -10,7 +10,8 @@
  * max_queued_fds_per_uid per uid (a connection stops reading while either
  * is reached) and max_queued_fds_total for all (a connection with fds
  * queued stops reading there; one with none that would queue past it is
- * closed: that takes four uids at their cap); events by
+ * closed: that takes four uids at their cap, or max_queued_fds_total /
+ * 256 with the default cap, 20 at a limit of 20,000); events by
  * max_events (past that they are dropped and the client is sent one
  * OVERFLOW event). While the client has not read everything sent to it,
  * MODIFIED events are merged per mapping instead (evhold.h) and sent
