@@ -85,6 +85,7 @@ static int kernel_refuses = -1;
 struct frame {
     struct frame *next;
     int fd;          /* owned; -1 if none */
+    bool track;      /* its fd counts while in flight (fds_sent) */
     bool is_event;
     size_t len;
     uint8_t data[];
@@ -193,7 +194,19 @@ void conn_refuse_fds_on(int listen_fd)
                  strerror(-r));
 }
 
-/* ---- fds queued toward clients: per connection, per uid, in all ---- */
+/* ---- fds held for clients: per connection, per uid, in all ---------- */
+
+#define FDS_FIRST_MS 1
+#define FDS_MAX_MS 1000
+
+/* A closed socket whose peer has not received every fd sent on it: kept
+ * open (shut down) and counted to its uid until it has (conn.h). */
+struct fd_drain {
+    struct fd_drain *next;
+    int fd;
+    uint32_t fds;             /* counted: in flight, and the socket */
+    struct uid_use *use;      /* holds a connection's place of its uid */
+};
 
 static uint64_t max_queued_fds(struct conn_ctx *ctx)
 {
@@ -212,6 +225,57 @@ static uint64_t max_queued_fds(struct conn_ctx *ctx)
     return ctx->max_queued_fds;
 }
 
+static void fds_arm(struct conn_ctx *ctx, uint32_t ms);
+static void close_socket(int fd, uid_t uid);
+static int64_t now_ns(void);
+
+/* c on ctx->fd_watch while it has fds in flight or is stalled. */
+static void fw_update(struct conn *c)
+{
+    struct conn_ctx *ctx = c->ctx;
+    bool want = !c->closed && (c->inflight > 0 || c->fd_stalled);
+    if (want == c->fw_on)
+        return;
+    if (want) {
+        c->fw_prev = NULL;
+        c->fw_next = ctx->fd_watch;
+        if (ctx->fd_watch)
+            ctx->fd_watch->fw_prev = c;
+        ctx->fd_watch = c;
+    } else {
+        if (c->fw_prev)
+            c->fw_prev->fw_next = c->fw_next;
+        else
+            ctx->fd_watch = c->fw_next;
+        if (c->fw_next)
+            c->fw_next->fw_prev = c->fw_prev;
+        c->fw_next = c->fw_prev = NULL;
+    }
+    c->fw_on = want;
+}
+
+static void fds_hold(struct conn_ctx *ctx, struct uid_use *u, uint32_t n)
+{
+    if (u)
+        u->fds += n;
+    ctx->queued_fds += n;
+}
+
+/* n fds of u's no longer held: stalled connections are looked at soon
+ * when that takes u under its cap or everyone under the total. */
+static void fds_release(struct conn_ctx *ctx, struct uid_use *u, uint32_t n)
+{
+    uint32_t cap = ctx->cfg->max_queued_fds_per_uid;
+    uint64_t max = max_queued_fds(ctx);
+    bool was_capped = u && u->fds >= cap, was_full = ctx->queued_fds >= max;
+    if (u)
+        u->fds -= n <= u->fds ? n : u->fds;
+    ctx->queued_fds -= n <= ctx->queued_fds ? n : ctx->queued_fds;
+    if (ctx->n_stalled &&
+        ((was_capped && u->fds < cap) || (was_full && ctx->queued_fds < max)))
+        fds_arm(ctx, 0);
+}
+
 /* Counts one more queued fd toward c. 0, or -EMFILE past
  * max_queued_fds_total: the fds kept for replies are all out. */
 static int fds_queued(struct conn *c)
@@ -219,46 +283,170 @@ static int fds_queued(struct conn *c)
     struct conn_ctx *ctx = c->ctx;
     if (!c->use || ctx->queued_fds >= max_queued_fds(ctx))
         return -EMFILE;
-    c->use->fds++;
+    fds_hold(ctx, c->use, 1);
     c->n_out_fds++;
-    ctx->queued_fds++;
     return 0;
+}
+
+/* A queued fd left the queue: sent (in flight now, still held, when
+ * `track`) or dropped. */
+static void fds_dequeued(struct conn *c, bool sent, bool track)
+{
+    c->n_out_fds--;
+    if (sent && track) {
+        c->inflight++;
+        fw_update(c);
+        return;
+    }
+    fds_release(c->ctx, c->use, 1);
+}
+
+/* An fd sent straight away: in flight, held. */
+static void fds_sent(struct conn *c)
+{
+    if (c->fd_untracked)
+        return;
+    fds_hold(c->ctx, c->use, 1);
+    c->inflight++;
+    fw_update(c);
+}
+
+/* Nothing left in c's send queue: the client received every fd sent. */
+static bool sent_all_received(int fd)
+{
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 && n == 0;
+}
+
+static void reclaim(struct conn *c)
+{
+    if (c->inflight == 0 || c->fd < 0 || !sent_all_received(c->fd))
+        return;
+    uint32_t n = c->inflight;
+    c->inflight = 0;
+    fw_update(c);
+    fds_release(c->ctx, c->use, n);
+}
+
+/* Pure: may c be read as far as fds go? A uid at its cap is not read at
+ * all, so that it can never hold more than its share however many
+ * connections it has. Under it, a client holding none is always read (it
+ * is reading its replies); one holding some stops while it, or everyone
+ * together, is over budget. */
+static bool fds_allow_reading(const struct conn *c)
+{
+    const struct config *cfg = c->ctx->cfg;
+    uint32_t held = c->n_out_fds + c->inflight;
+    if (c->use && c->use->fds >= cfg->max_queued_fds_per_uid)
+        return false;
+    return held == 0 ||
+           (held < cfg->max_queued_fds &&
+            c->ctx->queued_fds < max_queued_fds(c->ctx));
 }
 
 static void update_reading(struct conn *c);
 
-/* A uid back under its fd cap has the connections that stopped at it read
- * again. */
-static void fds_dequeued(struct conn *c)
+/* Looks again at every socket with fds in flight, then at every stalled
+ * connection; again soon while something moved, backing off while
+ * nothing does, stopped when nothing is left to watch. */
+static void fds_pass(evutil_socket_t fd, short what, void *arg)
 {
-    struct uid_use *u = c->use;
-    c->n_out_fds--;
-    c->ctx->queued_fds--;
-    if (!u || u->fds == 0)
+    struct conn_ctx *ctx = arg;
+    uint64_t before = ctx->queued_fds;
+    (void)fd;
+    (void)what;
+    ctx->fds_last_ns = now_ns();
+    for (struct fd_drain **d = &ctx->drains; *d;) {
+        struct fd_drain *x = *d;
+        if (!sent_all_received(x->fd)) {
+            d = &x->next;
+            continue;
+        }
+        *d = x->next;
+        close_socket(x->fd, x->use->uid);
+        fds_release(ctx, x->use, x->fds);
+        x->use->conns--;
+        uids_put(&ctx->uids, x->use);
+        free(x);
+    }
+    for (struct conn *c = ctx->fd_watch, *next; c; c = next) {
+        next = c->fw_next;
+        reclaim(c);
+    }
+    for (struct conn *c = ctx->fd_watch, *next; c; c = next) {
+        next = c->fw_next; /* update_reading may take c off, never next */
+        if (c->fd_stalled)
+            update_reading(c);
+    }
+    if (!ctx->n_stalled && !ctx->drains)
         return;
-    if (--u->fds >= c->ctx->cfg->max_queued_fds_per_uid || !u->fds_stalled)
-        return;
-    u->fds_stalled = false;
-    for (struct conn *o = u->list; o; o = o->uid_next)
-        if (o != c && !o->closed)
-            update_reading(o);
+    uint32_t ms = ctx->queued_fds < before ? FDS_FIRST_MS : ctx->fds_ms * 2;
+    fds_arm(ctx, ms < FDS_MAX_MS ? ms : FDS_MAX_MS);
 }
 
-/* A uid at its cap is not read at all, so that it can never queue more
- * than its share however many connections it has. Under it, a client with
- * no fd queued is always read (it is reading its replies); one with some
- * stops while it, or everyone together, is over budget, and starts again
- * as its own queue drains (on_write). */
-static bool fds_allow_reading(struct conn *c)
+/* The pass in ms (0: as soon as may be), unless one is due sooner; at
+ * most one a millisecond, however often releases ask (each looks at
+ * every socket with fds in flight). */
+static void fds_arm(struct conn_ctx *ctx, uint32_t ms)
 {
-    const struct config *cfg = c->ctx->cfg;
-    if (c->use && c->use->fds >= cfg->max_queued_fds_per_uid) {
-        c->use->fds_stalled = true;
+    if (!ctx->ev_fds &&
+        !(ctx->ev_fds = evtimer_new(ctx->base, fds_pass, ctx)))
+        return; /* out of memory: the next release or stall tries again */
+    if (ms == 0 && now_ns() - ctx->fds_last_ns < 1000000)
+        ms = 1;
+    struct timeval tv = { ms / 1000, (suseconds_t)(ms % 1000) * 1000 };
+    if (evtimer_pending(ctx->ev_fds, NULL) && ms >= ctx->fds_ms)
+        return;
+    ctx->fds_ms = ms ? ms : FDS_FIRST_MS;
+    evtimer_add(ctx->ev_fds, &tv);
+}
+
+/* c is or is no longer stalled on the fd budget. */
+static void set_fd_stalled(struct conn *c, bool stalled)
+{
+    if (stalled == c->fd_stalled)
+        return;
+    c->fd_stalled = stalled;
+    c->ctx->n_stalled += stalled ? 1 : -1;
+    fw_update(c);
+    if (stalled)
+        fds_arm(c->ctx, FDS_FIRST_MS);
+}
+
+/* At the close of c: what it still holds in flight, if its peer has not
+ * received it yet, stays counted with the socket until it has. */
+static bool keep_draining(struct conn *c)
+{
+    reclaim(c);
+    if (c->inflight == 0 || !c->use)
         return false;
+    struct fd_drain *x = malloc(sizeof(*x));
+    if (!x)
+        return false;
+    shutdown(c->fd, SHUT_RDWR); /* the client sees the end after them */
+    *x = (struct fd_drain){ .next = c->ctx->drains, .fd = c->fd,
+                            .fds = c->inflight + 1, .use = c->use };
+    fds_hold(c->ctx, c->use, 1); /* the socket itself */
+    c->use->conns++;             /* a place of its uid until then */
+    c->inflight = 0;
+    c->ctx->drains = x;
+    fds_arm(c->ctx, FDS_FIRST_MS);
+    return true;
+}
+
+void conn_ctx_fini(struct conn_ctx *ctx)
+{
+    while (ctx->drains) {
+        struct fd_drain *x = ctx->drains;
+        ctx->drains = x->next;
+        close(x->fd);
+        x->use->conns--;
+        uids_put(&ctx->uids, x->use);
+        free(x);
     }
-    return c->n_out_fds == 0 ||
-           (c->n_out_fds < cfg->max_queued_fds &&
-            c->ctx->queued_fds < max_queued_fds(c->ctx));
+    if (ctx->ev_fds)
+        event_free(ctx->ev_fds);
+    ctx->ev_fds = NULL;
 }
 
 int conn_new(struct conn_ctx *ctx, int fd, struct conn **out)
@@ -337,7 +525,7 @@ static void free_frames(struct conn *c)
         unqueue(c, f->len);
         if (f->fd >= 0) {
             close(f->fd); /* our own: a file or memfd of a mapping */
-            fds_dequeued(c);
+            fds_dequeued(c, false, false);
         }
         free(f);
     }
@@ -404,8 +592,16 @@ void conn_close(struct conn *c)
     free(c->held);
     c->held = NULL;
     free_frames(c);
+    set_fd_stalled(c, false);
+    bool kept = keep_draining(c); /* before leave_uid: counted to the uid */
+    if (c->inflight) {
+        fds_release(c->ctx, c->use, c->inflight);
+        c->inflight = 0;
+    }
+    fw_update(c);
     leave_uid(c);
-    close_socket(c->fd, c->s.cred.uid);
+    if (!kept)
+        close_socket(c->fd, c->s.cred.uid);
     c->fd = -1;
     log_debug("client %llu (pid %d) gone", (unsigned long long)c->s.id,
               (int)c->s.cred.pid);
@@ -422,8 +618,14 @@ static void update_reading(struct conn *c)
     bool want = !c->closed && !c->failed && !c->s.close_when_sent &&
                 c->s.busy + (c->n_out - c->n_events) < cfg->max_inflight &&
                 c->out_bytes < cfg->max_queued_bytes &&
-                (!c->use || c->use->queued < cfg->max_queued_bytes_per_uid) &&
-                fds_allow_reading(c);
+                (!c->use || c->use->queued < cfg->max_queued_bytes_per_uid);
+    if (want && !fds_allow_reading(c)) {
+        reclaim(c); /* its client may have taken them meanwhile */
+        want = fds_allow_reading(c);
+        set_fd_stalled(c, !want);
+    } else {
+        set_fd_stalled(c, false);
+    }
     if (want == c->reading)
         return;
     if (want) {
@@ -458,6 +660,7 @@ static int enqueue(struct conn *c, const uint8_t *buf, size_t len, int fd,
         return -EMFILE;
     }
     f->next = NULL;
+    f->track = !c->fd_untracked;
     f->is_event = is_event;
     f->len = len;
     memcpy(f->data, buf, len);
@@ -513,8 +716,8 @@ static void send_frame(struct conn *c, const uint8_t *buf, size_t len,
     int r = -EAGAIN;
     if (c->closed || c->failed)
         return;
-    if (!c->out)
-        r = wire_send(c->fd, buf, len, fd);
+    if (!c->out && (r = wire_send(c->fd, buf, len, fd)) == 0 && fd >= 0)
+        fds_sent(c);
     if (r == -EAGAIN)
         r = enqueue(c, buf, len, fd, is_event);
     if (r < 0) {
@@ -572,6 +775,10 @@ static void send_reply(struct conn *c, Mmapio__Reply *reply, int fd)
     uint8_t buf[WIRE_QUICK_GRANT_MAX];
     size_t len;
     send_held(c); /* a reply overtakes no event */
+    /* The first hello's fd is the connection's own, within max_clients. */
+    if (fd >= 0 && reply->result_case == MMAPIO__REPLY__RESULT_HELLO &&
+        !c->hello_fd_sent)
+        c->hello_fd_sent = c->fd_untracked = true;
     if (fd < 0 && reply->error == 0 &&
         (!reply->message || !*reply->message) && reply->result_case == MMAPIO__REPLY__RESULT__NOT_SET &&
         reply->base.n_unknown_fields == 0) {
@@ -585,6 +792,7 @@ static void send_reply(struct conn *c, Mmapio__Reply *reply, int fd)
         sm.reply = reply;
         send_message(c, &sm, fd, false);
     }
+    c->fd_untracked = false;
     if (!c->closed)
         update_reading(c);
 }
@@ -795,7 +1003,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         unqueue(c, f->len);
         if (f->fd >= 0) {
             close(f->fd);
-            fds_dequeued(c);
+            fds_dequeued(c, true, f->track);
         }
         free(f);
     }
@@ -889,6 +1097,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
     conn_ref(c);
     while (c->reading) {
+        /* Half its share in flight: were they received? A client that
+         * reads its replies has, by its next request (one ioctl in
+         * max_queued_fds / 2 fds sent, never a stall). */
+        if (c->inflight * 2 >= c->ctx->cfg->max_queued_fds)
+            reclaim(c);
         if (!fds_allow_reading(c)) { /* its uid reached its cap meanwhile */
             update_reading(c);
             break;

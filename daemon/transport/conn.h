@@ -6,12 +6,23 @@
  * bounded: replies in flight by max_inflight and the bytes queued toward
  * it by max_queued_bytes, and toward all its uid's connections by
  * max_queued_bytes_per_uid (the connection stops reading while it is
- * over); fds in unsent replies by max_queued_fds per connection and
- * max_queued_fds_per_uid per uid (a connection stops reading while either
- * is reached) and max_queued_fds_total for all (a connection with fds
- * queued stops reading there; one with none that would queue past it is
- * closed: that takes four uids at their cap, or max_queued_fds_total /
- * 256 with the default cap, 20 at a limit of 20,000); events by
+ * over); fds held for a client — in unsent replies, and sent but not yet
+ * received (the kernel charges those to the daemon's uid against its
+ * RLIMIT_NOFILE, and past it refuses every fd the daemon sends: so one
+ * uid's unread replies could deny everyone their fds) — by
+ * max_queued_fds per connection and max_queued_fds_per_uid per uid (a
+ * connection stops reading while either is reached) and
+ * max_queued_fds_total for all (a connection holding some stops reading
+ * there; one holding none that would queue past it is closed: that takes
+ * four uids at their cap, or max_queued_fds_total / 256 with the default
+ * cap, 20 at a limit of 20,000). Fds sent are known received when the
+ * socket's send queue is empty (SIOCOUTQ): looked at before reading a
+ * connection that holds a few, before stopping one, and, while any is
+ * stopped or closed with fds in flight, on a timer (1 ms, backing off to
+ * 1 s). A connection's first hello reply carries an fd not counted: one
+ * a connection, within max_clients. A socket closed with fds in flight
+ * is kept (shut down) until they are received, still counted to its uid
+ * (a connection and the fds); events by
  * max_events (past that they are dropped and the client is sent one
  * OVERFLOW event). While the client has not read everything sent to it,
  * MODIFIED events are merged per mapping instead (evhold.h) and sent
@@ -56,9 +67,16 @@ struct conn_ctx {
     const struct timeval *hello_tv; /* the hello deadline (NULL: none) */
     uint64_t freed;           /* queued bytes freed since ev_trim ran */
     struct event *ev_trim;    /* gives freed memory back (the server's) */
-    uint64_t queued_fds;      /* toward every client */
+    uint64_t queued_fds;      /* toward every client: queued or in flight */
     uint64_t max_queued_fds;  /* all clients: max_queued_fds_total (else
                                * RLIMIT_NOFILE / 4), on first use */
+    struct conn *fd_watch;    /* connections with fds in flight or stalled
+                               * on the fd budget (conn->fw_next) */
+    uint32_t n_stalled;       /* of which not read for the fd budget */
+    struct fd_drain *drains;  /* closed sockets with fds still in flight */
+    struct event *ev_fds;     /* looks at those again (fds_pass) */
+    uint32_t fds_ms;          /* its next delay */
+    int64_t fds_last_ns;      /* when it last ran (CLOCK_MONOTONIC) */
 };
 
 struct conn {
@@ -79,6 +97,12 @@ struct conn {
     struct conn *uid_next, *uid_prev; /* use->list */
     struct event *ev_hello;   /* the hello deadline, until hello */
     uint32_t n_out_fds;       /* of which carry an fd */
+    uint32_t inflight;        /* fds sent, not yet seen received */
+    bool hello_fd_sent;       /* the first hello's fd (not counted) went */
+    bool fd_untracked;        /* the reply being sent is that hello's */
+    bool fd_stalled;          /* not read for the fd budget */
+    bool fw_on;               /* on ctx->fd_watch */
+    struct conn *fw_next, *fw_prev;
     struct evhold *held;      /* MODIFIED held while the reader is behind */
     struct event *ev_held;    /* looks again whether it caught up */
     uint32_t held_ms;         /* ev_held's next delay */
@@ -105,6 +129,10 @@ void conn_close(struct conn *c);
 void conn_close_later(struct conn *c);
 struct conn *conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
+
+/* Frees what the connections' context still holds at the end (sockets
+ * closed with fds in flight, the timer that watches them). */
+void conn_ctx_fini(struct conn_ctx *ctx);
 
 /* Sends (or queues, or drops with overflow) an event. */
 void conn_send_event(struct conn *c, Mmapio__Event *ev);

@@ -322,6 +322,7 @@ void server_fini(struct server *d)
             event_free(evs[i]);
     d->ev_listen = d->ev_retry = d->ev_term = d->ev_int = d->ev_trim = NULL;
     d->conns.ev_trim = NULL;
+    conn_ctx_fini(&d->conns);
     uids_fini(&d->conns.uids);
     if (d->spare_fd >= 0)
         close(d->spare_fd);

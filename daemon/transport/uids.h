@@ -8,7 +8,6 @@
 #ifndef MMAPIOD_UIDS_H
 #define MMAPIOD_UIDS_H
 
-#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -21,8 +20,7 @@ struct uid_use {
     uid_t uid;
     uint32_t conns;            /* connections open */
     uint64_t queued;           /* bytes queued toward them */
-    uint32_t fds;              /* fds queued toward them */
-    bool fds_stalled;          /* one of them stopped reading at the fd cap */
+    uint32_t fds;              /* fds held for them: queued, in flight */
     struct conn *list;         /* linked through conn->uid_next */
 };
 

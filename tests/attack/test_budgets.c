@@ -188,16 +188,16 @@ static int create_until_refused(int report, void *arg)
 
 /* A daemon with `nofile` fds, the hard limit too (it raises its soft limit
  * to the hard one): prlimit(1) runs before it, as $MMAPIOD_WRAPPER's words
- * do (in front of valgrind's, when set). */
-static void start_with_fds(int nofile)
+ * do (in front of valgrind's, when set); `also`, words run after it. */
+static void start_wrapped(int nofile, const char *also)
 {
     if (access("/usr/bin/prlimit", X_OK) < 0)
         cr_skip_test("needs prlimit (util-linux)");
     const char *w = getenv("MMAPIOD_WRAPPER");
     char *was = w ? strdup(w) : NULL;
-    char wrap[600];
-    snprintf(wrap, sizeof(wrap), "/usr/bin/prlimit --nofile=%d:%d %s", nofile,
-             nofile, was ? was : "");
+    char wrap[700];
+    snprintf(wrap, sizeof(wrap), "/usr/bin/prlimit --nofile=%d:%d %s %s",
+             nofile, nofile, also, was ? was : "");
     setenv("MMAPIOD_WRAPPER", wrap, 1);
     int r = rb_start(&hz, NULL);
     if (was)
@@ -206,6 +206,11 @@ static void start_with_fds(int nofile)
         unsetenv("MMAPIOD_WRAPPER");
     free(was);
     cr_assert_eq(r, 0, "mmapiod did not come up: %s", strerror(-r));
+}
+
+static void start_with_fds(int nofile)
+{
+    start_wrapped(nofile, "");
 }
 
 Test(budgets, anonymous_mappings_fit_the_fd_limit)
@@ -674,6 +679,67 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
         waitpid(kids[i].pid, NULL, 0);
         close(kids[i].report);
     }
+    hz_assert_ok(mmapio_unmap(shared));
+    mmapio_disconnect(c);
+}
+
+/* ---- fds sent and never received ------------------------------------- */
+
+/* The kernel counts fds sent over unix sockets and not yet received
+ * against the sender's uid and its RLIMIT_NOFILE, unless the sender has
+ * CAP_SYS_RESOURCE or CAP_SYS_ADMIN; past it every fd sent fails with
+ * ETOOMANYREFS. A daemon without them (setpriv) and with 256 fds: one
+ * uid's clients that never read their replies must not hold so many in
+ * flight that another uid can no longer be sent its fds (the hello's, an
+ * open's), nor keep them counted once it stopped. */
+Test(budgets, unread_fds_in_flight_cannot_deny_others_their_fds)
+{
+    if (access("/usr/bin/setpriv", X_OK) < 0)
+        cr_skip_test("needs setpriv (util-linux)");
+    start_wrapped(256, "/usr/bin/setpriv "
+                       "--bounding-set=-sys_resource,-sys_admin");
+    mmapio_client *c = hz_client();
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = true;
+    o.create = true;
+    o.size = FD_SIZE; /* not carved: each grant carries its fd */
+    o.perm = 0666;
+    mmapio_map *shared;
+    hz_assert_ok(mmapio_open(c, "shared", &o, &shared));
+
+    struct child a = spawn_as(RB_NOBODY, deaf_opens, (void *)"shared");
+    int conns = 0;
+    cr_assert_eq(read(a.report, &conns, sizeof(conns)), (long)sizeof(conns),
+                 "the deaf uid did not report");
+    cr_assert_gt(conns, 1);
+    /* Another uid: its hello and its opens each carry an fd. */
+    for (int i = 0; i < 3; i++)
+        run_as(VICTIM_UID, victim, "mine", "victim during the attack");
+    hz_assert_ok(mmapio_ping(c));
+    mmapio_map *again;
+    hz_assert_ok(mmapio_anon_open(c, "shared", &again));
+    hz_assert_ok(mmapio_unmap(again));
+    cr_assert(!rb_log_has(&hz, "ETOOMANYREFS", 0), "%s", rb_log_tail(&hz));
+
+    /* The attacker gone, what it held is counted no more: its uid is
+     * served again (its cap would stop it at once otherwise). */
+    kill(a.pid, SIGKILL);
+    waitpid(a.pid, NULL, 0);
+    close(a.report);
+    int again_ok = -1;
+    for (int i = 0; i < 50 && again_ok != 0; i++) {
+        struct child b = spawn_as(RB_NOBODY, victim, (void *)"nobodys");
+        char why[200] = "";
+        long n = read(b.report, why, sizeof(why) - 1);
+        int st = 0;
+        waitpid(b.pid, &st, 0);
+        close(b.report);
+        again_ok = n <= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+        if (again_ok)
+            usleep(100 * 1000);
+    }
+    cr_assert_eq(again_ok, 0, "the deaf uid is not served after it left");
     hz_assert_ok(mmapio_unmap(shared));
     mmapio_disconnect(c);
 }
