@@ -80,8 +80,8 @@ const struct config_key config_keys[] = {
     U64(max_queued_bytes_per_uid, 1024, UINT64_MAX, 16u << 20,
         "The same over all the connections of one uid."),
     U32(max_queued_fds, 1, 65536, 16, NULL,
-        "File descriptors held for one client (queued in unsent replies, or "
-        "sent and not yet received) before its requests are no longer read."),
+        "File descriptors queued in unread replies toward one client before "
+        "its requests are no longer read."),
     U32(max_queued_fds_per_uid, 1, 1u << 20, 0,
         "a quarter of the fds kept for unread replies, at most 256",
         "The same over all the clients of one uid: past it none of them is "

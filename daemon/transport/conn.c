@@ -197,7 +197,7 @@ void conn_refuse_fds_on(int listen_fd)
 /* ---- fds held for clients: per connection, per uid, in all ---------- */
 
 #define FDS_FIRST_MS 1
-#define FDS_MAX_MS 1000
+#define FDS_MAX_MS 64
 
 /* A closed socket whose peer has not received every fd sent on it: kept
  * open (shut down) and counted to its uid until it has (conn.h). */
@@ -229,29 +229,37 @@ static void fds_arm(struct conn_ctx *ctx, uint32_t ms);
 static void close_socket(int fd, uid_t uid);
 static int64_t now_ns(void);
 
-/* c on ctx->fd_watch while it has fds in flight or is stalled. */
-static void fw_update(struct conn *c)
+/* The two lists of the fd budget, linked through the connection. */
+#define LIST_PUT(head, c, next, prev)                                        \
+    do {                                                                     \
+        (c)->prev = NULL;                                                    \
+        (c)->next = (head);                                                  \
+        if (head)                                                            \
+            (head)->prev = (c);                                              \
+        (head) = (c);                                                        \
+    } while (0)
+#define LIST_DROP(head, c, next, prev)                                       \
+    do {                                                                     \
+        if ((c)->prev)                                                       \
+            (c)->prev->next = (c)->next;                                     \
+        else                                                                 \
+            (head) = (c)->next;                                              \
+        if ((c)->next)                                                       \
+            (c)->next->prev = (c)->prev;                                     \
+        (c)->next = (c)->prev = NULL;                                        \
+    } while (0)
+
+/* c on ctx->fd_flying while it has counted fds in flight. */
+static void fl_update(struct conn *c)
 {
-    struct conn_ctx *ctx = c->ctx;
-    bool want = !c->closed && (c->inflight > 0 || c->fd_stalled);
-    if (want == c->fw_on)
+    bool want = !c->closed && c->inflight > 0;
+    if (want == c->fl_on)
         return;
-    if (want) {
-        c->fw_prev = NULL;
-        c->fw_next = ctx->fd_watch;
-        if (ctx->fd_watch)
-            ctx->fd_watch->fw_prev = c;
-        ctx->fd_watch = c;
-    } else {
-        if (c->fw_prev)
-            c->fw_prev->fw_next = c->fw_next;
-        else
-            ctx->fd_watch = c->fw_next;
-        if (c->fw_next)
-            c->fw_next->fw_prev = c->fw_prev;
-        c->fw_next = c->fw_prev = NULL;
-    }
-    c->fw_on = want;
+    if (want)
+        LIST_PUT(c->ctx->fd_flying, c, fl_next, fl_prev);
+    else
+        LIST_DROP(c->ctx->fd_flying, c, fl_next, fl_prev);
+    c->fl_on = want;
 }
 
 static void fds_hold(struct conn_ctx *ctx, struct uid_use *u, uint32_t n)
@@ -277,7 +285,8 @@ static void fds_release(struct conn_ctx *ctx, struct uid_use *u, uint32_t n)
 }
 
 /* Counts one more queued fd toward c. 0, or -EMFILE past
- * max_queued_fds_total: the fds kept for replies are all out. */
+ * max_queued_fds_total (a safety net: a connection is read only under
+ * it, and one request queues one fd at most). */
 static int fds_queued(struct conn *c)
 {
     struct conn_ctx *ctx = c->ctx;
@@ -289,26 +298,30 @@ static int fds_queued(struct conn *c)
 }
 
 /* A queued fd left the queue: sent (in flight now, still held, when
- * `track`) or dropped. */
+ * `track`; the first hello's, not counted, else) or dropped. */
 static void fds_dequeued(struct conn *c, bool sent, bool track)
 {
     c->n_out_fds--;
     if (sent && track) {
         c->inflight++;
-        fw_update(c);
+        fl_update(c);
         return;
     }
+    c->hello_inflight |= sent;
     fds_release(c->ctx, c->use, 1);
 }
 
-/* An fd sent straight away: in flight, held. */
+/* An fd sent straight away: in flight, held (the first hello's: in
+ * flight, not counted, as long as the connection lives). */
 static void fds_sent(struct conn *c)
 {
-    if (c->fd_untracked)
+    if (c->fd_untracked) {
+        c->hello_inflight = true;
         return;
+    }
     fds_hold(c->ctx, c->use, 1);
     c->inflight++;
-    fw_update(c);
+    fl_update(c);
 }
 
 /* Nothing left in c's send queue: the client received every fd sent. */
@@ -320,42 +333,57 @@ static bool sent_all_received(int fd)
 
 static void reclaim(struct conn *c)
 {
-    if (c->inflight == 0 || c->fd < 0 || !sent_all_received(c->fd))
+    if ((c->inflight == 0 && !c->hello_inflight) || c->fd < 0 ||
+        !sent_all_received(c->fd))
         return;
     uint32_t n = c->inflight;
     c->inflight = 0;
-    fw_update(c);
-    fds_release(c->ctx, c->use, n);
+    c->hello_inflight = false;
+    fl_update(c);
+    if (n)
+        fds_release(c->ctx, c->use, n);
 }
 
 /* Pure: may c be read as far as fds go? A uid at its cap is not read at
  * all, so that it can never hold more than its share however many
- * connections it has. Under it, a client holding none is always read (it
- * is reading its replies); one holding some stops while it, or everyone
- * together, is over budget. */
+ * connections it has; nobody is read while all of them together hold the
+ * total (each request can add one fd: the total is a bound); a
+ * connection is not read while it has its own share queued. Fds in
+ * flight count toward the uid and the total only: a client that reads
+ * its replies but leaves events unread for a while (the socket is then
+ * seldom seen empty) is held back only once its uid's share is out. */
 static bool fds_allow_reading(const struct conn *c)
 {
     const struct config *cfg = c->ctx->cfg;
-    uint32_t held = c->n_out_fds + c->inflight;
     if (c->use && c->use->fds >= cfg->max_queued_fds_per_uid)
         return false;
-    return held == 0 ||
-           (held < cfg->max_queued_fds &&
-            c->ctx->queued_fds < max_queued_fds(c->ctx));
+    return c->ctx->queued_fds < max_queued_fds(c->ctx) &&
+           c->n_out_fds < cfg->max_queued_fds;
 }
 
 static void update_reading(struct conn *c);
 
-/* Looks again at every socket with fds in flight, then at every stalled
- * connection; again soon while something moved, backing off while
- * nothing does, stopped when nothing is left to watch. */
+/*
+ * Looks again whether fds were received where that could let a stalled
+ * connection be read: its own, and its uid's other connections' when the
+ * uid is at its cap, and everyone's when all together hold the total;
+ * then at every closed socket still draining, then at the stalled
+ * connections. Each look is one ioctl: a pass looks at what stalled, and
+ * at most at the uids that stalled (their cap bounds how many of their
+ * connections hold fds), not at every client. Again in 1 ms while
+ * something moved, backing off to FDS_MAX_MS while nothing does, stopped
+ * when nothing is left to wait for.
+ */
 static void fds_pass(evutil_socket_t fd, short what, void *arg)
 {
     struct conn_ctx *ctx = arg;
+    const struct config *cfg = ctx->cfg;
     uint64_t before = ctx->queued_fds;
+    uint32_t stalled = ctx->n_stalled;
     (void)fd;
     (void)what;
     ctx->fds_last_ns = now_ns();
+    ctx->pass++;
     for (struct fd_drain **d = &ctx->drains; *d;) {
         struct fd_drain *x = *d;
         if (!sent_all_received(x->fd)) {
@@ -369,24 +397,37 @@ static void fds_pass(evutil_socket_t fd, short what, void *arg)
         uids_put(&ctx->uids, x->use);
         free(x);
     }
-    for (struct conn *c = ctx->fd_watch, *next; c; c = next) {
-        next = c->fw_next;
-        reclaim(c);
+    if (ctx->queued_fds >= max_queued_fds(ctx)) {
+        for (struct conn *c = ctx->fd_flying, *next; c; c = next) {
+            next = c->fl_next; /* reclaim takes c off, never next */
+            reclaim(c);
+        }
+    } else {
+        for (struct conn *c = ctx->fd_stalled, *next; c; c = next) {
+            next = c->st_next;
+            reclaim(c);
+            struct uid_use *u = c->use;
+            if (!u || u->fds < cfg->max_queued_fds_per_uid || u->pass == ctx->pass)
+                continue;
+            u->pass = ctx->pass;
+            for (struct conn *o = u->list; o; o = o->uid_next)
+                if (o->inflight)
+                    reclaim(o);
+        }
     }
-    for (struct conn *c = ctx->fd_watch, *next; c; c = next) {
-        next = c->fw_next; /* update_reading may take c off, never next */
-        if (c->fd_stalled)
-            update_reading(c);
+    for (struct conn *c = ctx->fd_stalled, *next; c; c = next) {
+        next = c->st_next; /* update_reading may take c off, never next */
+        update_reading(c);
     }
     if (!ctx->n_stalled && !ctx->drains)
         return;
-    uint32_t ms = ctx->queued_fds < before ? FDS_FIRST_MS : ctx->fds_ms * 2;
+    bool moved = ctx->queued_fds < before || ctx->n_stalled < stalled;
+    uint32_t ms = moved ? FDS_FIRST_MS : ctx->fds_ms * 2;
     fds_arm(ctx, ms < FDS_MAX_MS ? ms : FDS_MAX_MS);
 }
 
 /* The pass in ms (0: as soon as may be), unless one is due sooner; at
- * most one a millisecond, however often releases ask (each looks at
- * every socket with fds in flight). */
+ * most one a millisecond, however often releases ask. */
 static void fds_arm(struct conn_ctx *ctx, uint32_t ms)
 {
     if (!ctx->ev_fds &&
@@ -404,31 +445,39 @@ static void fds_arm(struct conn_ctx *ctx, uint32_t ms)
 /* c is or is no longer stalled on the fd budget. */
 static void set_fd_stalled(struct conn *c, bool stalled)
 {
+    struct conn_ctx *ctx = c->ctx;
     if (stalled == c->fd_stalled)
         return;
     c->fd_stalled = stalled;
-    c->ctx->n_stalled += stalled ? 1 : -1;
-    fw_update(c);
-    if (stalled)
-        fds_arm(c->ctx, FDS_FIRST_MS);
+    if (stalled) {
+        LIST_PUT(ctx->fd_stalled, c, st_next, st_prev);
+        ctx->n_stalled++;
+        fds_arm(ctx, FDS_FIRST_MS);
+    } else {
+        LIST_DROP(ctx->fd_stalled, c, st_next, st_prev);
+        ctx->n_stalled--;
+    }
 }
 
-/* At the close of c: what it still holds in flight, if its peer has not
- * received it yet, stays counted with the socket until it has. */
+/* At the close of c: what it still has in flight, if its peer has not
+ * received it yet, stays counted with the socket until it has (the first
+ * hello's fd too: it is counted from now on). */
 static bool keep_draining(struct conn *c)
 {
     reclaim(c);
-    if (c->inflight == 0 || !c->use)
+    uint32_t n = c->inflight + c->hello_inflight;
+    if (n == 0 || !c->use)
         return false;
     struct fd_drain *x = malloc(sizeof(*x));
     if (!x)
         return false;
     shutdown(c->fd, SHUT_RDWR); /* the client sees the end after them */
     *x = (struct fd_drain){ .next = c->ctx->drains, .fd = c->fd,
-                            .fds = c->inflight + 1, .use = c->use };
-    fds_hold(c->ctx, c->use, 1); /* the socket itself */
+                            .fds = n + 1, .use = c->use };
+    fds_hold(c->ctx, c->use, c->hello_inflight + 1); /* and the socket */
     c->use->conns++;             /* a place of its uid until then */
     c->inflight = 0;
+    c->hello_inflight = false;
     c->ctx->drains = x;
     fds_arm(c->ctx, FDS_FIRST_MS);
     return true;
@@ -598,7 +647,7 @@ void conn_close(struct conn *c)
         fds_release(c->ctx, c->use, c->inflight);
         c->inflight = 0;
     }
-    fw_update(c);
+    fl_update(c);
     leave_uid(c);
     if (!kept)
         close_socket(c->fd, c->s.cred.uid);

@@ -10,19 +10,20 @@
  * received (the kernel charges those to the daemon's uid against its
  * RLIMIT_NOFILE, and past it refuses every fd the daemon sends: so one
  * uid's unread replies could deny everyone their fds) — by
- * max_queued_fds per connection and max_queued_fds_per_uid per uid (a
- * connection stops reading while either is reached) and
- * max_queued_fds_total for all (a connection holding some stops reading
- * there; one holding none that would queue past it is closed: that takes
- * four uids at their cap, or max_queued_fds_total / 256 with the default
- * cap, 20 at a limit of 20,000). Fds sent are known received when the
- * socket's send queue is empty (SIOCOUTQ): looked at before reading a
- * connection that holds a few, before stopping one, and, while any is
- * stopped or closed with fds in flight, on a timer (1 ms, backing off to
- * 1 s). A connection's first hello reply carries an fd not counted: one
- * a connection, within max_clients. A socket closed with fds in flight
- * is kept (shut down) until they are received, still counted to its uid
- * (a connection and the fds); events by
+ * max_queued_fds_per_uid per uid and max_queued_fds_total for all, and
+ * those queued by max_queued_fds per connection (a connection is not
+ * read while any of the three is reached; each request adds one fd at
+ * most, so they are bounds; filling the total takes four uids at their cap, or
+ * max_queued_fds_total / 256 with the default cap, 20 at a limit of
+ * 20,000). Fds sent are known received when the socket's send queue is
+ * empty (SIOCOUTQ): looked at before reading a connection with half its
+ * share out, before stopping one, and, while any is stopped or closed
+ * with fds in flight, on a timer (1 ms, backing off to 64 ms) that looks
+ * at what stalled and at its uid's. A connection's first hello reply
+ * carries an fd not counted while the connection lives: one a
+ * connection, within max_clients. A socket closed with fds in flight is
+ * kept (shut down) until they are received, counted to its uid (a
+ * connection and the fds); events by
  * max_events (past that they are dropped and the client is sent one
  * OVERFLOW event). While the client has not read everything sent to it,
  * MODIFIED events are merged per mapping instead (evhold.h) and sent
@@ -70,9 +71,10 @@ struct conn_ctx {
     uint64_t queued_fds;      /* toward every client: queued or in flight */
     uint64_t max_queued_fds;  /* all clients: max_queued_fds_total (else
                                * RLIMIT_NOFILE / 4), on first use */
-    struct conn *fd_watch;    /* connections with fds in flight or stalled
-                               * on the fd budget (conn->fw_next) */
-    uint32_t n_stalled;       /* of which not read for the fd budget */
+    struct conn *fd_flying;   /* connections with counted fds in flight */
+    struct conn *fd_stalled;  /* connections not read for the fd budget */
+    uint32_t n_stalled;       /* how many */
+    uint32_t pass;            /* fds_pass's count (uid_use.pass) */
     struct fd_drain *drains;  /* closed sockets with fds still in flight */
     struct event *ev_fds;     /* looks at those again (fds_pass) */
     uint32_t fds_ms;          /* its next delay */
@@ -98,11 +100,12 @@ struct conn {
     struct event *ev_hello;   /* the hello deadline, until hello */
     uint32_t n_out_fds;       /* of which carry an fd */
     uint32_t inflight;        /* fds sent, not yet seen received */
-    bool hello_fd_sent;       /* the first hello's fd (not counted) went */
+    bool hello_inflight;      /* and the first hello's, not counted */
+    bool hello_fd_sent;       /* the first hello's fd went */
     bool fd_untracked;        /* the reply being sent is that hello's */
-    bool fd_stalled;          /* not read for the fd budget */
-    bool fw_on;               /* on ctx->fd_watch */
-    struct conn *fw_next, *fw_prev;
+    bool fd_stalled;          /* on ctx->fd_stalled */
+    bool fl_on;               /* on ctx->fd_flying */
+    struct conn *fl_next, *fl_prev, *st_next, *st_prev;
     struct evhold *held;      /* MODIFIED held while the reader is behind */
     struct event *ev_held;    /* looks again whether it caught up */
     uint32_t held_ms;         /* ev_held's next delay */

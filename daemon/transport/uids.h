@@ -21,6 +21,7 @@ struct uid_use {
     uint32_t conns;            /* connections open */
     uint64_t queued;           /* bytes queued toward them */
     uint32_t fds;              /* fds held for them: queued, in flight */
+    uint32_t pass;             /* the fd pass that last looked at them */
     struct conn *list;         /* linked through conn->uid_next */
 };
 

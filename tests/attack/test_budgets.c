@@ -743,3 +743,58 @@ Test(budgets, unread_fds_in_flight_cannot_deny_others_their_fds)
     hz_assert_ok(mmapio_unmap(shared));
     mmapio_disconnect(c);
 }
+
+/* Connects `arg` times: a hello whose reply (with its fd) is never read,
+ * then the end of its requests, so the daemon closes the connection; the
+ * socket is kept, the fd still in flight. Reports how many. */
+static int hello_then_hang_up(int report, void *arg)
+{
+    int n = (int)(long)arg, done = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = raw_connect(hz.sock);
+        if (fd < 0) {
+            usleep(2000);
+            continue;
+        }
+        Mmapio__Request q = MMAPIO__REQUEST__INIT;
+        Mmapio__Hello h = MMAPIO__HELLO__INIT;
+        h.protocol = WIRE_PROTOCOL;
+        q.id = 1;
+        q.op_case = MMAPIO__REQUEST__OP_HELLO;
+        q.hello = &h;
+        if (raw_send(fd, &q, -1) < 0) {
+            close(fd);
+            continue;
+        }
+        usleep(2000);          /* answered: its fd is in flight */
+        shutdown(fd, SHUT_WR); /* the daemon reads the end and closes */
+        done++;
+        usleep(1000);
+    }
+    (void)!write(report, &done, sizeof(done));
+    pause();
+    return 0;
+}
+
+/* The first hello's fd is not counted while its connection lives (one a
+ * connection, within max_clients); a connection the daemon closes with
+ * it still unread must not leave it in flight uncounted: hundreds of
+ * them, one after another, would deny everyone else their fds. */
+Test(budgets, closed_connections_leave_no_fds_in_flight_uncounted)
+{
+    if (access("/usr/bin/setpriv", X_OK) < 0)
+        cr_skip_test("needs setpriv (util-linux)");
+    start_wrapped(256, "/usr/bin/setpriv "
+                       "--bounding-set=-sys_resource,-sys_admin");
+    struct child a = spawn_as(RB_NOBODY, hello_then_hang_up, (void *)400L);
+    int done = 0;
+    cr_assert_eq(read(a.report, &done, sizeof(done)), (long)sizeof(done),
+                 "the attacker did not report");
+    fprintf(stderr, "budgets: %d hellos left unread on connections the "
+            "daemon closed; daemon fds %d\n", done, hz_fd_count(hz.pid));
+    run_as(VICTIM_UID, victim, "mine", "victim after the hang-ups");
+    cr_assert(!rb_log_has(&hz, "ETOOMANYREFS", 0), "%s", rb_log_tail(&hz));
+    kill(a.pid, SIGKILL);
+    waitpid(a.pid, NULL, 0);
+    close(a.report);
+}
