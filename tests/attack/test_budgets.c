@@ -685,10 +685,16 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
 
 /* ---- fds sent and never received ------------------------------------- */
 
+/* The kernel's count is per uid, every process of root's together: other
+ * tests' daemons, run at the same time, hold a few hundred fds in flight
+ * at most (their own caps); the daemon's limit leaves room for them, and
+ * an attacker unbounded would still go far past it. */
+#define IN_FLIGHT_NOFILE 1024
+
 /* The kernel counts fds sent over unix sockets and not yet received
  * against the sender's uid and its RLIMIT_NOFILE, unless the sender has
  * CAP_SYS_RESOURCE or CAP_SYS_ADMIN; past it every fd sent fails with
- * ETOOMANYREFS. A daemon without them (setpriv) and with 256 fds: one
+ * ETOOMANYREFS. A daemon without them (setpriv) and with 1024 fds: one
  * uid's clients that never read their replies must not hold so many in
  * flight that another uid can no longer be sent its fds (the hello's, an
  * open's), nor keep them counted once it stopped. */
@@ -696,7 +702,7 @@ Test(budgets, unread_fds_in_flight_cannot_deny_others_their_fds)
 {
     if (access("/usr/bin/setpriv", X_OK) < 0)
         cr_skip_test("needs setpriv (util-linux)");
-    start_wrapped(256, "/usr/bin/setpriv "
+    start_wrapped(IN_FLIGHT_NOFILE, "/usr/bin/setpriv "
                        "--bounding-set=-sys_resource,-sys_admin");
     mmapio_client *c = hz_client();
     mmapio_options o;
@@ -749,11 +755,12 @@ Test(budgets, unread_fds_in_flight_cannot_deny_others_their_fds)
  * socket is kept, the fd still in flight. Reports how many. */
 static int hello_then_hang_up(int report, void *arg)
 {
-    int n = (int)(long)arg, done = 0;
-    for (int i = 0; i < n; i++) {
+    int n = (int)(long)arg, done = 0, misses = 0;
+    /* Until the daemon no longer answers (its budgets hold the uid). */
+    for (int i = 0; i < n && misses < 5; i++) {
         int fd = raw_connect(hz.sock);
         if (fd < 0) {
-            usleep(2000);
+            misses++;
             continue;
         }
         Mmapio__Request q = MMAPIO__REQUEST__INIT;
@@ -762,14 +769,16 @@ static int hello_then_hang_up(int report, void *arg)
         q.id = 1;
         q.op_case = MMAPIO__REQUEST__OP_HELLO;
         q.hello = &h;
-        if (raw_send(fd, &q, -1) < 0) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (raw_send(fd, &q, -1) < 0 || poll(&p, 1, 200) != 1) {
             close(fd);
+            misses++;
             continue;
         }
-        usleep(2000);          /* answered: its fd is in flight */
-        shutdown(fd, SHUT_WR); /* the daemon reads the end and closes */
+        /* Answered, its fd in flight: the daemon reads the end, closes. */
+        shutdown(fd, SHUT_WR);
         done++;
-        usleep(1000);
+        misses = 0;
     }
     (void)!write(report, &done, sizeof(done));
     pause();
@@ -778,15 +787,15 @@ static int hello_then_hang_up(int report, void *arg)
 
 /* The first hello's fd is not counted while its connection lives (one a
  * connection, within max_clients); a connection the daemon closes with
- * it still unread must not leave it in flight uncounted: hundreds of
+ * it still unread must not leave it in flight uncounted: thousands of
  * them, one after another, would deny everyone else their fds. */
 Test(budgets, closed_connections_leave_no_fds_in_flight_uncounted)
 {
     if (access("/usr/bin/setpriv", X_OK) < 0)
         cr_skip_test("needs setpriv (util-linux)");
-    start_wrapped(256, "/usr/bin/setpriv "
+    start_wrapped(IN_FLIGHT_NOFILE, "/usr/bin/setpriv "
                        "--bounding-set=-sys_resource,-sys_admin");
-    struct child a = spawn_as(RB_NOBODY, hello_then_hang_up, (void *)400L);
+    struct child a = spawn_as(RB_NOBODY, hello_then_hang_up, (void *)3000L);
     int done = 0;
     cr_assert_eq(read(a.report, &done, sizeof(done)), (long)sizeof(done),
                  "the attacker did not report");
