@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "closer.h"
 #include "config.h"
 #include "evhold.h"
@@ -225,6 +226,20 @@ static uint64_t max_queued_fds(struct conn_ctx *ctx)
     return ctx->max_queued_fds;
 }
 
+/* What all clients together may hold: the last sixteenth of
+ * max_queued_fds_total is root's and admin_group's, so that an admin
+ * (mmapioctl) is still read when other uids filled the rest. */
+static uint64_t fds_shared(struct conn_ctx *ctx)
+{
+    uint64_t max = max_queued_fds(ctx);
+    return max - max / 16;
+}
+
+static uint64_t fds_limit(const struct conn *c)
+{
+    return c->admin ? max_queued_fds(c->ctx) : fds_shared(c->ctx);
+}
+
 static void fds_arm(struct conn_ctx *ctx, uint32_t ms);
 static void close_socket(int fd, uid_t uid);
 static int64_t now_ns(void);
@@ -274,7 +289,7 @@ static void fds_hold(struct conn_ctx *ctx, struct uid_use *u, uint32_t n)
 static void fds_release(struct conn_ctx *ctx, struct uid_use *u, uint32_t n)
 {
     uint32_t cap = ctx->cfg->max_queued_fds_per_uid;
-    uint64_t max = max_queued_fds(ctx);
+    uint64_t max = fds_shared(ctx);
     bool was_capped = u && u->fds >= cap, was_full = ctx->queued_fds >= max;
     if (u)
         u->fds -= n <= u->fds ? n : u->fds;
@@ -290,7 +305,7 @@ static void fds_release(struct conn_ctx *ctx, struct uid_use *u, uint32_t n)
 static int fds_queued(struct conn *c)
 {
     struct conn_ctx *ctx = c->ctx;
-    if (!c->use || ctx->queued_fds >= max_queued_fds(ctx))
+    if (!c->use || ctx->queued_fds >= fds_limit(c))
         return -EMFILE;
     fds_hold(ctx, c->use, 1);
     c->n_out_fds++;
@@ -357,7 +372,7 @@ static bool fds_allow_reading(const struct conn *c)
     const struct config *cfg = c->ctx->cfg;
     if (c->use && c->use->fds >= cfg->max_queued_fds_per_uid)
         return false;
-    return c->ctx->queued_fds < max_queued_fds(c->ctx) &&
+    return c->ctx->queued_fds < fds_limit(c) &&
            c->n_out_fds < cfg->max_queued_fds;
 }
 
@@ -397,7 +412,7 @@ static void fds_pass(evutil_socket_t fd, short what, void *arg)
         uids_put(&ctx->uids, x->use);
         free(x);
     }
-    if (ctx->queued_fds >= max_queued_fds(ctx)) {
+    if (ctx->queued_fds >= fds_shared(ctx)) {
         for (struct conn *c = ctx->fd_flying, *next; c; c = next) {
             next = c->fl_next; /* reclaim takes c off, never next */
             reclaim(c);
@@ -517,6 +532,8 @@ int conn_new(struct conn_ctx *ctx, int fd, struct conn **out)
     c->ev_write = event_new(ctx->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     if (r == 0 && (r = join_uid(c, cred.uid)) == 0)
         r = arm_hello(c);
+    c->admin = r == 0 && access_is_admin(&cred, ctx->cfg->has_admin_group,
+                                         ctx->cfg->admin_gid);
     if (r < 0 || !c->ev_read || !c->ev_write || event_add(c->ev_read, NULL) < 0) {
         /* Not on the daemon's list yet: undo by hand, not conn_close. */
         if (c->ev_read)

@@ -12,7 +12,8 @@
  * uid's unread replies could deny everyone their fds) — by
  * max_queued_fds_per_uid per uid and max_queued_fds_total for all, and
  * those queued by max_queued_fds per connection (a connection is not
- * read while any of the three is reached; each request adds one fd at
+ * read while any of the three is reached, the last sixteenth of the
+ * total kept for root and admin_group; each request adds one fd at
  * most, so they are bounds; filling the total takes four uids at their cap, or
  * max_queued_fds_total / 256 with the default cap, 20 at a limit of
  * 20,000). Fds sent are known received when the socket's send queue is
@@ -90,6 +91,7 @@ struct conn {
     bool overflowed;          /* events were dropped; OVERFLOW owed */
     bool failed;              /* a send failed: close at the next turn */
     bool fds_ever;            /* fds were let in once: some may be queued */
+    bool admin;               /* root or admin_group: the fds kept for them */
     struct event *ev_read, *ev_write;
     struct frame *out, **out_tail;
     uint32_t n_out;           /* frames queued */
