@@ -201,11 +201,13 @@ void conn_refuse_fds_on(int listen_fd)
 #define FDS_MAX_MS 64
 
 /* A closed socket whose peer has not received every fd sent on it: kept
- * open (shut down) and counted to its uid until it has (conn.h). */
+ * open (shut down) until it has, in its connection's place (max_clients,
+ * its uid's connections: the socket and the first hello's fd are paid
+ * for there) with its counted fds still counted (conn.h). */
 struct fd_drain {
     struct fd_drain *next;
     int fd;
-    uint32_t fds;             /* counted: in flight, and the socket */
+    uint32_t fds;             /* counted fds in flight */
     struct uid_use *use;      /* holds a connection's place of its uid */
 };
 
@@ -289,13 +291,16 @@ static void fds_hold(struct conn_ctx *ctx, struct uid_use *u, uint32_t n)
 static void fds_release(struct conn_ctx *ctx, struct uid_use *u, uint32_t n)
 {
     uint32_t cap = ctx->cfg->max_queued_fds_per_uid;
-    uint64_t max = fds_shared(ctx);
-    bool was_capped = u && u->fds >= cap, was_full = ctx->queued_fds >= max;
+    uint64_t shared = fds_shared(ctx), max = max_queued_fds(ctx);
+    bool was_capped = u && u->fds >= cap;
+    bool was_full = ctx->queued_fds >= shared, was_out = ctx->queued_fds >= max;
     if (u)
         u->fds -= n <= u->fds ? n : u->fds;
     ctx->queued_fds -= n <= ctx->queued_fds ? n : ctx->queued_fds;
     if (ctx->n_stalled &&
-        ((was_capped && u->fds < cap) || (was_full && ctx->queued_fds < max)))
+        ((was_capped && u->fds < cap) ||
+         (was_full && ctx->queued_fds < shared) ||
+         (was_out && ctx->queued_fds < max)))
         fds_arm(ctx, 0);
 }
 
@@ -407,8 +412,10 @@ static void fds_pass(evutil_socket_t fd, short what, void *arg)
         }
         *d = x->next;
         close_socket(x->fd, x->use->uid);
-        fds_release(ctx, x->use, x->fds);
+        if (x->fds)
+            fds_release(ctx, x->use, x->fds);
         x->use->conns--;
+        ctx->n_drains--;
         uids_put(&ctx->uids, x->use);
         free(x);
     }
@@ -474,23 +481,23 @@ static void set_fd_stalled(struct conn *c, bool stalled)
     }
 }
 
-/* At the close of c: what it still has in flight, if its peer has not
- * received it yet, stays counted with the socket until it has (the first
- * hello's fd too: it is counted from now on). */
+/* At the close of c: if its peer has not received every fd sent yet,
+ * the socket stays, in the connection's place, until it has; what was
+ * counted stays counted, and nothing is added (a close needs no read:
+ * nothing may grow past the read checks here). */
 static bool keep_draining(struct conn *c)
 {
     reclaim(c);
-    uint32_t n = c->inflight + c->hello_inflight;
-    if (n == 0 || !c->use)
+    if ((c->inflight == 0 && !c->hello_inflight) || !c->use)
         return false;
     struct fd_drain *x = malloc(sizeof(*x));
     if (!x)
         return false;
     shutdown(c->fd, SHUT_RDWR); /* the client sees the end after them */
     *x = (struct fd_drain){ .next = c->ctx->drains, .fd = c->fd,
-                            .fds = n + 1, .use = c->use };
-    fds_hold(c->ctx, c->use, c->hello_inflight + 1); /* and the socket */
-    c->use->conns++;             /* a place of its uid until then */
+                            .fds = c->inflight, .use = c->use };
+    c->use->conns++;             /* its uid's place, and max_clients' */
+    c->ctx->n_drains++;
     c->inflight = 0;
     c->hello_inflight = false;
     c->ctx->drains = x;
@@ -505,6 +512,7 @@ void conn_ctx_fini(struct conn_ctx *ctx)
         ctx->drains = x->next;
         close(x->fd);
         x->use->conns--;
+        ctx->n_drains--;
         uids_put(&ctx->uids, x->use);
         free(x);
     }

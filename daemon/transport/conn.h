@@ -23,8 +23,8 @@
  * at what stalled and at its uid's. A connection's first hello reply
  * carries an fd not counted while the connection lives: one a
  * connection, within max_clients. A socket closed with fds in flight is
- * kept (shut down) until they are received, counted to its uid (a
- * connection and the fds); events by
+ * kept (shut down) until they are received, in the connection's place
+ * (max_clients, its uid's connections), what was counted still counted; events by
  * max_events (past that they are dropped and the client is sent one
  * OVERFLOW event). While the client has not read everything sent to it,
  * MODIFIED events are merged per mapping instead (evhold.h) and sent
@@ -77,6 +77,7 @@ struct conn_ctx {
     uint32_t n_stalled;       /* how many */
     uint32_t pass;            /* fds_pass's count (uid_use.pass) */
     struct fd_drain *drains;  /* closed sockets with fds still in flight */
+    uint32_t n_drains;        /* how many: each in a connection's place */
     struct event *ev_fds;     /* looks at those again (fds_pass) */
     uint32_t fds_ms;          /* its next delay */
     int64_t fds_last_ns;      /* when it last ran (CLOCK_MONOTONIC) */

@@ -129,7 +129,8 @@ static const char *admit(struct server *d, const struct peer_cred *who,
                          char *msg, size_t cap)
 {
     const struct config *cfg = d->cfg;
-    uint32_t n = d->handlers->n_sessions;
+    /* Closed sockets still draining fds keep their places (conn.h). */
+    uint32_t n = d->handlers->n_sessions + d->conns.n_drains;
     if (n >= cfg->max_clients) {
         snprintf(msg, cap, "mmapiod is full: max_clients (%u) reached",
                  (unsigned)cfg->max_clients);

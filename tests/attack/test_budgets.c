@@ -855,3 +855,75 @@ Test(budgets, root_is_read_when_other_uids_hold_every_fd)
     hz_assert_ok(mmapio_unmap(shared));
     mmapio_disconnect(c);
 }
+
+/* On every connection the uid may have: a hello and an open of the
+ * anonymous mapping `arg`, their replies (each with an fd) never read;
+ * then the end of its requests on all of them. Reports how many. */
+static int open_then_hang_up(int report, void *arg)
+{
+    int fds[64], n = 0;
+    Mmapio__Request q = MMAPIO__REQUEST__INIT;
+    Mmapio__Open o = MMAPIO__OPEN__INIT;
+    o.path = arg;
+    o.anonymous = true;
+    o.mode = MMAPIO__MODE__MODE_READ_ONLY;
+    q.id = 2;
+    q.op_case = MMAPIO__REQUEST__OP_OPEN;
+    q.open = &o;
+    while (n < 64) {
+        int fd = hello_conn();
+        if (fd < 0)
+            break;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (raw_send(fd, &q, -1) < 0 || poll(&p, 1, 500) != 1) {
+            close(fd); /* refused, or not answered: its uid is full */
+            break;
+        }
+        fds[n++] = fd;
+    }
+    for (int i = 0; i < n; i++)
+        shutdown(fds[i], SHUT_WR);
+    (void)!write(report, &n, sizeof(n));
+    pause();
+    return 0;
+}
+
+/* Connections closed without being read again (their holders reaped when
+ * another client shrinks the mapping they hold: their peers hung up) keep
+ * what they had in flight counted, and add nothing to the budgets: two
+ * uids doing so cannot deny root and everyone else every fd. */
+Test(budgets, reaped_connections_add_nothing_to_the_fd_budget)
+{
+    start_with_fds(1024);
+    mmapio_client *c = hz_client();
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.anonymous = true;
+    o.create = true;
+    o.size = FD_SIZE;
+    o.perm = 0666;
+    mmapio_map *shared;
+    hz_assert_ok(mmapio_open(c, "shared", &o, &shared));
+    struct child kids[2];
+    int conns = 0;
+    for (int i = 0; i < 2; i++) {
+        int n = 0;
+        kids[i] = spawn_as(62000 + (uid_t)i, open_then_hang_up, (void *)"shared");
+        cr_assert_eq(read(kids[i].report, &n, sizeof(n)), (long)sizeof(n),
+                     "uid %d did not report", 62000 + i);
+        conns += n;
+    }
+    usleep(200 * 1000);
+    int r = mmapio_resize(shared, FD_SIZE / 2); /* reaps the hung-up */
+    fprintf(stderr, "budgets: %d connections hung up, resize: %s; daemon "
+            "fds %d\n", conns, mmapio_strerror(r), hz_fd_count(hz.pid));
+    run_as(0, victim, "rootmap", "root after the reaped hang-ups");
+    run_as(VICTIM_UID, victim, "mine", "victim after the reaped hang-ups");
+    for (int i = 0; i < 2; i++) {
+        kill(kids[i].pid, SIGKILL);
+        waitpid(kids[i].pid, NULL, 0);
+        close(kids[i].report);
+    }
+    hz_assert_ok(mmapio_unmap(shared));
+    mmapio_disconnect(c);
+}
