@@ -489,6 +489,48 @@ Test(budgets, unread_replies_cannot_bloat_the_daemon)
     cr_assert_lt(after - base, 8 * 1024, "the daemon kept %ld KiB", after - base);
 }
 
+/* The anonymous mapping "shared" of FD_SIZE, 0666: every uid may open
+ * it, and each grant carries its fd (not carved from an arena). */
+static mmapio_map *open_shared(mmapio_client *c)
+{
+    mmapio_options o;
+    mmapio_map *m;
+    mmapio_options_init(&o);
+    o.anonymous = true;
+    o.create = true;
+    o.exclusive = true;
+    o.size = FD_SIZE;
+    o.perm = 0666;
+    hz_assert_ok(mmapio_open(c, "shared", &o, &m));
+    return m;
+}
+
+/* n children, uids first, first + 1, ..., each fn(arg) reporting an int
+ * when ready: the sum of the reports. */
+static int spawn_uids(struct child *kids, int n, uid_t first, child_fn fn,
+                      void *arg)
+{
+    int sum = 0;
+    for (int i = 0; i < n; i++) {
+        int got = 0;
+        kids[i] = spawn_as(first + (uid_t)i, fn, arg);
+        cr_assert_eq(read(kids[i].report, &got, sizeof(got)),
+                     (long)sizeof(got), "uid %u did not report",
+                     (unsigned)(first + (uid_t)i));
+        sum += got;
+    }
+    return sum;
+}
+
+static void kill_all(struct child *kids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        kill(kids[i].pid, SIGKILL);
+        waitpid(kids[i].pid, NULL, 0);
+        close(kids[i].report);
+    }
+}
+
 /* ---- every fd the daemon can be made to hold, at once ---------------- */
 
 /* A raw connection that said hello, or -1. */
@@ -585,15 +627,7 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
                      "its fd count is not the daemon's");
     start_with_fds(256);
     mmapio_client *c = hz_client();
-    mmapio_options o;
-    mmapio_options_init(&o);
-    o.anonymous = true;
-    o.create = true;
-    o.exclusive = true;
-    o.size = FD_SIZE;
-    o.perm = 0666;
-    mmapio_map *shared;
-    hz_assert_ok(mmapio_open(c, "shared", &o, &shared));
+    mmapio_map *shared = open_shared(c);
 
     struct child kids[16];
     int n_kids = 0, created = 0, idlers = 0, conns = 0;
@@ -674,11 +708,7 @@ Test(budgets, every_budget_at_once_fits_the_fd_limit)
     cr_assert_lt(worst, 256, "the daemon ran out of fds");
     hz_assert_ok(mmapio_ping(c));
 
-    for (int i = 0; i < n_kids; i++) {
-        kill(kids[i].pid, SIGKILL);
-        waitpid(kids[i].pid, NULL, 0);
-        close(kids[i].report);
-    }
+    kill_all(kids, n_kids);
     hz_assert_ok(mmapio_unmap(shared));
     mmapio_disconnect(c);
 }
@@ -722,14 +752,7 @@ Test(budgets, unread_fds_in_flight_cannot_deny_others_their_fds)
     start_wrapped(IN_FLIGHT_NOFILE, "/usr/bin/setpriv "
                        "--bounding-set=-sys_resource,-sys_admin");
     mmapio_client *c = hz_client();
-    mmapio_options o;
-    mmapio_options_init(&o);
-    o.anonymous = true;
-    o.create = true;
-    o.size = FD_SIZE; /* not carved: each grant carries its fd */
-    o.perm = 0666;
-    mmapio_map *shared;
-    hz_assert_ok(mmapio_open(c, "shared", &o, &shared));
+    mmapio_map *shared = open_shared(c);
 
     struct child a = spawn_as(RB_NOBODY, deaf_opens, (void *)"shared");
     int conns = 0;
@@ -821,33 +844,15 @@ Test(budgets, root_is_read_when_other_uids_hold_every_fd)
 {
     start_with_fds(256);
     mmapio_client *c = hz_client();
-    mmapio_options o;
-    mmapio_options_init(&o);
-    o.anonymous = true;
-    o.create = true;
-    o.size = FD_SIZE;
-    o.perm = 0666;
-    mmapio_map *shared;
-    hz_assert_ok(mmapio_open(c, "shared", &o, &shared));
+    mmapio_map *shared = open_shared(c);
     mmapio_disconnect(c); /* root's own connection holds nothing either */
 
     struct child kids[6];
-    int conns = 0;
-    for (int i = 0; i < 6; i++) {
-        int n = 0;
-        kids[i] = spawn_as(62000 + (uid_t)i, deaf_opens, (void *)"shared");
-        cr_assert_eq(read(kids[i].report, &n, sizeof(n)), (long)sizeof(n),
-                     "deaf uid %d did not report", i);
-        conns += n;
-    }
+    int conns = spawn_uids(kids, 6, 62000, deaf_opens, (void *)"shared");
     fprintf(stderr, "budgets: 6 deaf uids, %d connections, daemon fds %d\n",
             conns, hz_fd_count(hz.pid));
     run_as(0, victim, "rootmap", "root while other uids hold every fd");
-    for (int i = 0; i < 6; i++) {
-        kill(kids[i].pid, SIGKILL);
-        waitpid(kids[i].pid, NULL, 0);
-        close(kids[i].report);
-    }
+    kill_all(kids, 6);
     /* they are gone (their connections closed as the daemon finds
      * their sockets empty and reads their end): everyone is served */
     cr_assert(served_soon(VICTIM_UID, "mine"), "not served once they left");
@@ -896,34 +901,16 @@ Test(budgets, reaped_connections_add_nothing_to_the_fd_budget)
 {
     start_with_fds(1024);
     mmapio_client *c = hz_client();
-    mmapio_options o;
-    mmapio_options_init(&o);
-    o.anonymous = true;
-    o.create = true;
-    o.size = FD_SIZE;
-    o.perm = 0666;
-    mmapio_map *shared;
-    hz_assert_ok(mmapio_open(c, "shared", &o, &shared));
+    mmapio_map *shared = open_shared(c);
     struct child kids[2];
-    int conns = 0;
-    for (int i = 0; i < 2; i++) {
-        int n = 0;
-        kids[i] = spawn_as(62000 + (uid_t)i, open_then_hang_up, (void *)"shared");
-        cr_assert_eq(read(kids[i].report, &n, sizeof(n)), (long)sizeof(n),
-                     "uid %d did not report", 62000 + i);
-        conns += n;
-    }
+    int conns = spawn_uids(kids, 2, 62000, open_then_hang_up, (void *)"shared");
     usleep(200 * 1000);
     int r = mmapio_resize(shared, FD_SIZE / 2); /* reaps the hung-up */
     fprintf(stderr, "budgets: %d connections hung up, resize: %s; daemon "
             "fds %d\n", conns, mmapio_strerror(r), hz_fd_count(hz.pid));
     run_as(0, victim, "rootmap", "root after the reaped hang-ups");
     run_as(VICTIM_UID, victim, "mine", "victim after the reaped hang-ups");
-    for (int i = 0; i < 2; i++) {
-        kill(kids[i].pid, SIGKILL);
-        waitpid(kids[i].pid, NULL, 0);
-        close(kids[i].report);
-    }
+    kill_all(kids, 2);
     hz_assert_ok(mmapio_unmap(shared));
     mmapio_disconnect(c);
 }
