@@ -97,6 +97,27 @@ static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_hello_late(evutil_socket_t fd, short what, void *arg);
 static const struct session_port port;
 
+/* Doubly linked lists through the connection: its uid's, and the fd
+ * budget's two. */
+#define LIST_PUT(head, c, next, prev)                                        \
+    do {                                                                     \
+        (c)->prev = NULL;                                                    \
+        (c)->next = (head);                                                  \
+        if (head)                                                            \
+            (head)->prev = (c);                                              \
+        (head) = (c);                                                        \
+    } while (0)
+#define LIST_DROP(head, c, next, prev)                                       \
+    do {                                                                     \
+        if ((c)->prev)                                                       \
+            (c)->prev->next = (c)->next;                                     \
+        else                                                                 \
+            (head) = (c)->next;                                              \
+        if ((c)->next)                                                       \
+            (c)->next->prev = (c)->prev;                                     \
+        (c)->next = (c)->prev = NULL;                                        \
+    } while (0)
+
 /* Counts c among its uid's connections. 0 or -ENOMEM. */
 static int join_uid(struct conn *c, uid_t uid)
 {
@@ -105,10 +126,7 @@ static int join_uid(struct conn *c, uid_t uid)
         return -ENOMEM;
     c->use = e;
     e->conns++;
-    c->uid_next = e->list;
-    if (e->list)
-        e->list->uid_prev = c;
-    e->list = c;
+    LIST_PUT(e->list, c, uid_next, uid_prev);
     return 0;
 }
 
@@ -117,12 +135,7 @@ static void leave_uid(struct conn *c)
     struct uid_use *e = c->use;
     if (!e)
         return;
-    if (c->uid_prev)
-        c->uid_prev->uid_next = c->uid_next;
-    else
-        e->list = c->uid_next;
-    if (c->uid_next)
-        c->uid_next->uid_prev = c->uid_prev;
+    LIST_DROP(e->list, c, uid_next, uid_prev);
     e->conns--;
     c->use = NULL;
     uids_put(&c->ctx->uids, e);
@@ -211,6 +224,15 @@ struct fd_drain {
     struct uid_use *use;      /* holds a connection's place of its uid */
 };
 
+/* A drain's socket is closed: its connection's place is given back. */
+static void drain_free(struct conn_ctx *ctx, struct fd_drain *x)
+{
+    x->use->conns--;
+    ctx->n_drains--;
+    uids_put(&ctx->uids, x->use);
+    free(x);
+}
+
 static uint64_t max_queued_fds(struct conn_ctx *ctx)
 {
     struct rlimit rl;
@@ -245,26 +267,6 @@ static uint64_t fds_limit(const struct conn *c)
 static void fds_arm(struct conn_ctx *ctx, uint32_t ms);
 static void close_socket(int fd, uid_t uid);
 static int64_t now_ns(void);
-
-/* The two lists of the fd budget, linked through the connection. */
-#define LIST_PUT(head, c, next, prev)                                        \
-    do {                                                                     \
-        (c)->prev = NULL;                                                    \
-        (c)->next = (head);                                                  \
-        if (head)                                                            \
-            (head)->prev = (c);                                              \
-        (head) = (c);                                                        \
-    } while (0)
-#define LIST_DROP(head, c, next, prev)                                       \
-    do {                                                                     \
-        if ((c)->prev)                                                       \
-            (c)->prev->next = (c)->next;                                     \
-        else                                                                 \
-            (head) = (c)->next;                                              \
-        if ((c)->next)                                                       \
-            (c)->next->prev = (c)->prev;                                     \
-        (c)->next = (c)->prev = NULL;                                        \
-    } while (0)
 
 /* c on ctx->fd_flying while it has counted fds in flight. */
 static void fl_update(struct conn *c)
@@ -344,11 +346,18 @@ static void fds_sent(struct conn *c)
     fl_update(c);
 }
 
+/* Bytes sent on fd that its peer has not taken off yet (SIOCOUTQ: each
+ * frame's kernel size); -1 when the kernel does not say. */
+static int socket_unread(int fd)
+{
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) < 0 || n < 0 ? -1 : n;
+}
+
 /* Nothing left in c's send queue: the client received every fd sent. */
 static bool sent_all_received(int fd)
 {
-    int n = 0;
-    return ioctl(fd, SIOCOUTQ, &n) == 0 && n == 0;
+    return socket_unread(fd) == 0;
 }
 
 static void reclaim(struct conn *c)
@@ -414,10 +423,7 @@ static void fds_pass(evutil_socket_t fd, short what, void *arg)
         close_socket(x->fd, x->use->uid);
         if (x->fds)
             fds_release(ctx, x->use, x->fds);
-        x->use->conns--;
-        ctx->n_drains--;
-        uids_put(&ctx->uids, x->use);
-        free(x);
+        drain_free(ctx, x);
     }
     if (ctx->queued_fds >= fds_shared(ctx)) {
         for (struct conn *c = ctx->fd_flying, *next; c; c = next) {
@@ -511,10 +517,7 @@ void conn_ctx_fini(struct conn_ctx *ctx)
         struct fd_drain *x = ctx->drains;
         ctx->drains = x->next;
         close(x->fd);
-        x->use->conns--;
-        ctx->n_drains--;
-        uids_put(&ctx->uids, x->use);
-        free(x);
+        drain_free(ctx, x);
     }
     if (ctx->ev_fds)
         event_free(ctx->ev_fds);
@@ -912,10 +915,8 @@ static void send_event_counted(void *arg, Mmapio__Event *ev)
  * HELD_BEHIND_BYTES, or with anything queued here. */
 static uint64_t reader_lag(const struct conn *c)
 {
-    int unread = 0;
-    if (ioctl(c->fd, SIOCOUTQ, &unread) < 0 || unread < 0)
-        unread = 0;
-    return c->out_bytes + (uint64_t)unread;
+    int unread = socket_unread(c->fd);
+    return c->out_bytes + (uint64_t)(unread > 0 ? unread : 0);
 }
 
 static bool reader_behind(const struct conn *c, uint64_t *lag)

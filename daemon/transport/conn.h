@@ -47,7 +47,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hmap.h"
 #include "mmapio.pb-c.h"
 #include "session.h"
 #include "uids.h"
