@@ -300,9 +300,10 @@ int config_set(struct config *c, const char *key, const char *value,
  * (conn.h); the daemon keeps CONFIG_INTERNAL_FDS for itself (stdio, the listener, the loop, inotify,
  * workers' pipes, the data root, the fds an open or a flush holds for a
  * moment, the spare fd that lets accept answer at the limit). Queued fds
- * get a quarter of the rest (max_queued_fds_total, a hard cap: a reply
- * whose fd would go past it closes its connection, conn.c) and a uid a
- * quarter of that; connections a quarter of what is left (at most 10000,
+ * — fds held for clients, queued in unsent replies or sent and not yet
+ * received — get a quarter of the rest (max_queued_fds_total: past all
+ * but its last sixteenth, kept for root and admin_group, nobody is read,
+ * conn.c) and a uid a quarter of that; connections a quarter of what is left (at most 10000,
  * at least 16; set by hand, at most three quarters); of what connections
  * leave, the open cache (released file mappings kept ready) a sixteenth
  * (at most 4096, at least 16) and the final flushes that hold a mapping a
