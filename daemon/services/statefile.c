@@ -591,7 +591,12 @@ static void append(struct statefile *s, const char *what, const struct state_rec
         memcpy(s->since + s->since_len, line, (size_t)n);
         s->since_len += (size_t)n;
         s->since_records++;
-        compact_finish(s, false);
+        /* A thread that waits its turn (a loaded machine) would let the
+         * journal and `since` grow as fast as clients churn: once as much
+         * was appended as the generation holds, the loop waits for it,
+         * work of the same order as the copy it took. So the journal
+         * stays within a few times the live records, whatever the load. */
+        compact_finish(s, s->since_records > s->job_records + STATE_SLACK);
     }
     compact_maybe(s);
 }
