@@ -694,7 +694,9 @@ int raw_expect_refusal(int fd, int timeout_ms, int *err)
     return e == 0 ? -EPROTO : 0;
 }
 
-long hz_switches(pid_t pid)
+/* The switches of every thread of pid: voluntary ones, and with `all`
+ * the involuntary ones too. */
+static long switches(pid_t pid, bool all)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
@@ -714,11 +716,28 @@ long hz_switches(pid_t pid)
         while (fgets(line, sizeof(line), f)) {
             long v;
             if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
-                sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+                (all && sscanf(line, "nonvoluntary_ctxt_switches: %ld",
+                               &v) == 1))
                 total += v;
         }
         fclose(f);
     }
     closedir(dir);
     return total;
+}
+
+long hz_switches(pid_t pid)
+{
+    return switches(pid, true);
+}
+
+bool hz_wrapped(void)
+{
+    const char *w = getenv("MMAPIOD_WRAPPER");
+    return w && *w;
+}
+
+long hz_wakeups(pid_t pid)
+{
+    return switches(pid, false);
 }

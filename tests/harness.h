@@ -109,6 +109,14 @@ const char *hz_path(const struct hz_daemon *d, const char *rel);
  * often it was woken. -errno when pid has no /proc entry. */
 long hz_switches(pid_t pid);
 
+/* True when the daemons run under $MMAPIOD_WRAPPER (the suite's valgrind
+ * pass): many times slower, so loads scale down. */
+bool hz_wrapped(void);
+
+/* Its voluntary switches alone: how often its threads slept and were
+ * woken, what a loaded machine's preemptions do not add to. */
+long hz_wakeups(pid_t pid);
+
 /* Reads a whole file with read(2) (up to cap bytes): length or -errno. */
 long hz_read_file(const char *path, void *buf, size_t cap);
 

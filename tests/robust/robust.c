@@ -106,8 +106,7 @@ long rb_rss_kib(pid_t pid)
 
 bool rb_wrapped(void)
 {
-    const char *w = getenv("MMAPIOD_WRAPPER");
-    return w && *w;
+    return hz_wrapped();
 }
 
 #if defined(__SANITIZE_ADDRESS__)
