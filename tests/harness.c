@@ -731,6 +731,24 @@ long hz_switches(pid_t pid)
     return switches(pid, true);
 }
 
+int hz_wait_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "re");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't'))
+            return 0;
+        usleep(10 * 1000);
+    }
+    return -ETIMEDOUT;
+}
+
 bool hz_wrapped(void)
 {
     const char *w = getenv("MMAPIOD_WRAPPER");

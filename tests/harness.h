@@ -73,6 +73,9 @@ pid_t hz_fork(void);
  * its wait status, or -1 after a kill. */
 int hz_wait_child(pid_t pid, int timeout_ms);
 
+/* Waits up to 5 s until pid is stopped (SIGSTOP): 0, or -ETIMEDOUT. */
+int hz_wait_stopped(pid_t pid);
+
 /* SIGTERM, then wait (SIGKILL after HZ_STOP_TIMEOUT_MS). Returns the wait
  * status, or -1 when the daemon was not running. */
 int hz_stop(struct hz_daemon *d);

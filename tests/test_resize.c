@@ -261,20 +261,7 @@ Test(resize, grow_while_others_hold_then_they_refresh)
 /* Waits until process pid is stopped (state T in /proc). */
 static void wait_stopped(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(path, "r");
-        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-        if (f)
-            fclose(f);
-        buf[n] = '\0';
-        const char *p = strrchr(buf, ')');
-        if (p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't'))
-            return;
-        usleep(10 * 1000);
-    }
-    cr_assert_fail("mmapiod did not stop");
+    cr_assert_eq(hz_wait_stopped(pid), 0, "mmapiod did not stop");
 }
 
 /* The next RESIZED event on a raw connection within timeout_ms: its size,

@@ -338,6 +338,13 @@ void ops_drained(struct session *s)
     s->notice_run = 0;
 }
 
+void ops_closing(struct session *s, bool unread)
+{
+    if (unread)
+        s->notice_run = NOTICE_RUN_FULL;
+    ops_drained(s);
+}
+
 /* One-way: never answered. A notice that does not fit is dropped. */
 static void op_notice(struct session *s, const Mmapio__Notice *n)
 {

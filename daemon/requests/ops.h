@@ -39,4 +39,10 @@ void ops_handle_fd(struct session *s, const uint8_t *buf, size_t len, int fd);
  * and is treated as having dropped notices, which it may well have. */
 void ops_drained(struct session *s);
 
+/* The connection closes, before its holders go: a run of notices ends
+ * there as at an empty read (a writer that dropped notices and exited
+ * says no more), and notices left `unread` in its socket (the daemon
+ * closed it) are lost alike. */
+void ops_closing(struct session *s, bool unread);
+
 #endif

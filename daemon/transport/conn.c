@@ -657,6 +657,10 @@ void conn_close(struct conn *c)
         return;
     c->closed = true;
     ringdrain_end(&c->s); /* its last writes reach watchers first */
+    int unread = 0;
+    if (c->fd >= 0 && ioctl(c->fd, SIOCINQ, &unread) < 0)
+        unread = 0;
+    ops_closing(&c->s, unread > 0); /* and those it may have dropped */
     session_end(&c->s);
     disarm_hello(c);
     if (c->ev_read)

@@ -661,6 +661,91 @@ Test(limits, max_write_rings_per_uid)
     mmapio_disconnect(adm);
 }
 
+/*
+ * A connection without a ring tells its writes by notices, and drops the
+ * ones its full socket refuses (it never waits). A writer that dropped
+ * some and then exits, without a call that would own up to them, leaves
+ * the daemon only what fit in its socket: the watchers must still hear
+ * of every write. Here the daemon is stopped while the writer writes a
+ * record at a time, a notice each (never so fast that the library holds
+ * them back and the daemon's MODIFIED after the hold covers the rest),
+ * well past what its socket holds, then exits.
+ */
+#define DROP_WRITES 600
+Test(limits, a_ringless_writer_that_dropped_notices_and_exited)
+{
+    start((const char *[]){ "--config",
+                            config("max_write_rings_per_uid = 0\n"), NULL });
+    mmapio_client *c = hz_client(), *wc = hz_client();
+    mmapio_map *m, *wm;
+    mmapio_watcher *wt;
+    hz_assert_ok(mmapio_anon_create(c, "dropped", RING_MAP, &m));
+    struct seen *s = calloc(1, sizeof(*s));
+    cr_assert_not_null(s);
+    mmapio_options o;
+    mmapio_options_init(&o);
+    o.mode = MMAPIO_MODE_READ_ONLY;
+    o.anonymous = true;
+    hz_assert_ok(mmapio_open(wc, "dropped", &o, &wm));
+    s->base = mmapio_as_ptr(wm);
+    hz_assert_ok(mmapio_watch(wm, on_rec_change, s, &wt));
+
+    struct hz_chan up, go;
+    cr_assert_eq(hz_chan_open(&up), 0);
+    cr_assert_eq(hz_chan_open(&go), 0);
+    pid_t pid = hz_fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        hz_chan_keep_write(&up);
+        hz_chan_keep_read(&go);
+        mmapio_client *cc;
+        mmapio_map *mm;
+        if (mmapio_connect(NULL, &cc) || mmapio_anon_open(cc, "dropped", &mm))
+            _exit(1);
+        hz_chan_send(&up, 'k');
+        if (hz_chan_recv(&go, 20000) != 'g')
+            _exit(2);
+        uint8_t rec[64];
+        memset(rec, 'd', sizeof(rec));
+        for (uint64_t seq = 1; seq <= DROP_WRITES; seq++) {
+            memcpy(rec, &seq, sizeof(seq));
+            if (mmapio_update_region(mm, seq % RING_RECS * 64, rec,
+                                     sizeof(rec)))
+                _exit(3);
+            if (seq % 16 == 0)
+                usleep(6000); /* under NOTICE_BURST a NOTICE_WINDOW_MS */
+        }
+        _exit(0); /* no unmap, no disconnect: nothing owns up */
+    }
+    hz_chan_keep_read(&up);
+    hz_chan_keep_write(&go);
+    cr_assert_eq(hz_chan_recv(&up, 20000), 'k', "the writer did not open");
+    cr_assert_eq(kill(hz.pid, SIGSTOP), 0);
+    cr_assert_eq(hz_wait_stopped(hz.pid), 0, "mmapiod did not stop");
+    hz_chan_send(&go, 'g');
+    int st = hz_wait_child(pid, 60000);
+    cr_assert_eq(kill(hz.pid, SIGCONT), 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer status 0x%x",
+              (unsigned)st);
+
+    int64_t end = hz_now_ms() + 5000;
+    uint64_t left;
+    while ((left = recs_missed(s)) > 0 && hz_now_ms() < end)
+        cr_assert_geq(mmapio_client_dispatch(wc, 50), 0);
+    cr_assert_eq(left, 0, "%llu records whose last write no event covered "
+                 "(%ld events with a range, %ld without)",
+                 (unsigned long long)left, s->ranged, s->rangeless);
+
+    mmapio_unwatch(wt);
+    mmapio_unmap(wm);
+    mmapio_unmap(m);
+    mmapio_disconnect(wc);
+    mmapio_disconnect(c);
+    hz_chan_close(&up);
+    hz_chan_close(&go);
+    free(s);
+}
+
 /* ---- max_handles_per_client ------------------------------------------- */
 
 Test(limits, max_handles_per_client)
