@@ -231,6 +231,24 @@ static void map_tell_write(mmapio_map *m, mmapio_flush_kind kind,
         atomic_store_explicit(&m->told_gen, gen, memory_order_relaxed);
 }
 
+/* map_tell_write's common ways, inline: nothing to tell (nobody watches,
+ * and the policy is not EVERY_MILLIS), or a write continuing the cell
+ * this thread holds in the ring, the timed flusher told of this period
+ * already. false: map_tell_write. */
+static inline bool map_told_fast(mmapio_map *m, mmapio_flush_kind kind,
+                                 uint64_t offset, uint64_t len)
+{
+    const struct ctl_slot *s = map_slot(m);
+    if (atomic_load_explicit(&s->watchers, memory_order_relaxed) == 0)
+        return kind != MMAPIO_FLUSH_EVERY_MILLIS;
+    return atomic_load_explicit(&m->told_gen, memory_order_relaxed) ==
+               atomic_load_explicit(&s->flush_gen, memory_order_relaxed) &&
+           notice_range_fast(m->client,
+                             atomic_load_explicit(&m->handle,
+                                                  memory_order_relaxed),
+                             offset, len);
+}
+
 /* A waited flush of [offset, offset+len), widened to whole pages. */
 static int map_sync(const mmapio_map *m, uint64_t offset, uint64_t len)
 {
@@ -435,7 +453,8 @@ static int map_after_write(mmapio_map *m, uint64_t offset, uint64_t len)
     mmapio_flush_policy p = map_policy(m);
     uint64_t n = p.value;
 
-    map_tell_write(m, p.kind, offset, len);
+    if (!map_told_fast(m, p.kind, offset, len))
+        map_tell_write(m, p.kind, offset, len);
     switch (p.kind) {
     case MMAPIO_FLUSH_ALWAYS:
         return map_sync(m, offset, len);

@@ -136,12 +136,8 @@ bool notice_write(mmapio_client *c, uint64_t handle, atomic_bool *lost,
 /* Rings mapped in this process, numbered: a thread's own cell is of one. */
 static atomic_uint_fast64_t ring_epochs;
 
-/* This thread's own cell (wring.h's wring_own) and the ring it is of. */
-static _Thread_local __attribute__((tls_model("initial-exec"))) struct {
-    const struct wring_hdr *ring;
-    uint64_t epoch;
-    struct wring_own w;
-} own;
+_Thread_local __attribute__((tls_model("initial-exec")))
+struct notice_own notice_own;
 
 void notice_ring_attach_locked(mmapio_client *c)
 {
@@ -179,6 +175,21 @@ void notice_ring_attach_locked(mmapio_client *c)
     atomic_store_explicit(&c->ring, r, memory_order_release);
 }
 
+/* Wakes the daemon for c's ring (the caller took `flag`, the ring's armed
+ * or knock, to 0): one
+ * RING notice that never waits. A full socket puts the flag back: the
+ * daemon reads that socket later, and the ring with it, and the next
+ * writer wakes it again. */
+static void ring_wake(mmapio_client *c, _Atomic uint32_t *flag)
+{
+    if (atomic_load_explicit(&c->gone, memory_order_relaxed))
+        return;
+    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
+    n.kind = MMAPIO__NOTICE_KIND__NOTICE_RING;
+    if (notice_post(c, &n) == -EAGAIN)
+        atomic_store_explicit(flag, 1, memory_order_relaxed);
+}
+
 bool notice_release_locked(mmapio_client *c, uint64_t handle)
 {
     struct wring_hdr *r = atomic_load_explicit(&c->ring, memory_order_relaxed);
@@ -187,12 +198,8 @@ bool notice_release_locked(mmapio_client *c, uint64_t handle)
     enum wring_push p = wring_release(r, handle);
     if (p == WRING_DROPPED)
         return false;
-    if (p == WRING_WAKE && !atomic_load_explicit(&c->gone, memory_order_relaxed)) {
-        Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-        n.kind = MMAPIO__NOTICE_KIND__NOTICE_RING;
-        if (notice_post(c, &n) == -EAGAIN) /* read later, as in notice_range */
-            atomic_store_explicit(&r->armed, 1, memory_order_relaxed);
-    }
+    if (p == WRING_WAKE)
+        ring_wake(c, &r->armed);
     return true;
 }
 
@@ -204,24 +211,26 @@ bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
         return notice_write(c, handle, lost, p, offset, len);
     enum wring_push got;
     if (c->ring_fenced) {
-        if (own.ring != r || own.epoch != c->ring_epoch) {
-            own.ring = r;
-            own.epoch = c->ring_epoch;
-            own.w = (struct wring_own){ 0 };
+        struct notice_own *own = &notice_own;
+        if (own->ring != r || own->epoch != c->ring_epoch) {
+            own->ring = r;
+            own->epoch = c->ring_epoch;
+            own->w = (struct wring_own){ 0 };
         }
-        got = wring_push_own(r, &own.w, handle, offset, len);
+        got = wring_push_own(r, &own->w, handle, offset, len);
     } else {
         got = wring_push(r, handle, offset, len, NULL);
     }
-    if (got == WRING_PUSHED || got == WRING_DROPPED ||
-        atomic_load_explicit(&c->gone, memory_order_relaxed))
+    if (got == WRING_PUSHED || got == WRING_DROPPED)
         return true;
-    Mmapio__Notice n = MMAPIO__NOTICE__INIT;
-    n.kind = MMAPIO__NOTICE_KIND__NOTICE_RING;
-    if (notice_post(c, &n) == -EAGAIN) /* the daemon reads this socket
-                         later, and the ring with it; the next write knocks
-                         again */
-        atomic_store_explicit(got == WRING_WAKE ? &r->armed : &r->knock, 1,
-                              memory_order_relaxed);
+    ring_wake(c, got == WRING_WAKE ? &r->armed : &r->knock);
     return true;
 }
+
+void notice_knock(mmapio_client *c, struct wring_hdr *r)
+{
+    if (atomic_load_explicit(&r->knock, memory_order_relaxed) &&
+        atomic_exchange(&r->knock, 0))
+        ring_wake(c, &r->knock);
+}
+

@@ -27,8 +27,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client.h"
 #include "mmapio.h"
 #include "mmapio.pb-c.h"
+#include "wring.h"
 
 #define NOTICE_BURST 32
 #define NOTICE_WINDOW_MS 5
@@ -61,8 +63,9 @@ bool notice_send(mmapio_client *c, uint64_t handle, atomic_bool *lost,
  * the watchers of every mapping the connection holds read-write. So a
  * burst of single writes to many mappings while the daemon is stopped is
  * reported as soon as the writer sends anything again. (A writer that
- * never calls the library again after its notices were dropped leaves it
- * untold.) The notice is client_take_lost_notice's (client.h).
+ * never calls the library again: the daemon, reading its hang-up after a
+ * run of notices long enough to have filled its socket, treats them as
+ * lost alike.) The notice is client_take_lost_notice's (client.h).
  */
 
 /* The pacing of one handle's WRITE notices. */
@@ -101,5 +104,41 @@ void notice_ring_attach_locked(mmapio_client *c);
 bool notice_release_locked(mmapio_client *c, uint64_t handle);
 bool notice_range(mmapio_client *c, uint64_t handle, atomic_bool *lost,
                   struct notice_pace *p, uint64_t offset, uint64_t len);
+
+/* A cell of c's ring r grew past where the daemon asked to be knocked:
+ * the writer that takes `knock` back to 0 sends the RING notice. */
+void notice_knock(mmapio_client *c, struct wring_hdr *r);
+
+/* This thread's own cell in the ring it last wrote (wring.h's wring_own),
+ * and which ring: c->ring at c->ring_epoch. */
+struct notice_own {
+    const struct wring_hdr *ring;
+    uint64_t epoch;
+    struct wring_own w;
+};
+extern _Thread_local __attribute__((tls_model("initial-exec")))
+struct notice_own notice_own;
+
+/* notice_range's common way, inline (the data path's every write when a
+ * thread appends): a write of holder `handle` continuing the cell this
+ * thread claimed last in c's fenced ring extends it there
+ * (wring_extend_known). false: anything else, for notice_range. */
+static inline bool notice_range_fast(mmapio_client *c, uint64_t handle,
+                                     uint64_t offset, uint64_t len)
+{
+    struct notice_own *o = &notice_own;
+    bool big;
+    if (!o->w.cell || o->w.end != offset || o->w.handle != handle ||
+        o->ring != atomic_load_explicit(&c->ring, memory_order_relaxed) ||
+        o->epoch != c->ring_epoch || len > UINT64_MAX - offset ||
+        !wring_extend_known((struct wring_hdr *)o->ring, o->w.cell, o->w.pos,
+                            o->w.len, len, &big))
+        return false;
+    o->w.end += len;
+    o->w.len += len;
+    if (big)
+        notice_knock(c, (struct wring_hdr *)o->ring);
+    return true;
+}
 
 #endif
