@@ -47,7 +47,8 @@
  * what its cell holds, and the library's writers keep it (wring_own,
  * wring_push_own): a write continuing it stores the new length and
  * checks seq before and after, reading nothing else of the ring but
- * tail (still its cell?) and knock_at. While the daemon is
+ * tail (still its cell?) and knock_at (the library does this inline in
+ * update_region: client/notice.h, notice_range_fast). While the daemon is
  * busy it leaves the last cell untaken (live): it reads how far it grew
  * and tells that much, and sets knock_at to that length plus
  * WRING_KNOCK_BYTES; it takes the cell (and fences) once it stopped
