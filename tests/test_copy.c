@@ -222,8 +222,7 @@ Test(copy, permissions)
 
 static bool under_valgrind(void)
 {
-    const char *w = getenv("MMAPIOD_WRAPPER");
-    return (w && *w) || getenv("VALGRIND") || getenv("MMAPIO_VALGRIND");
+    return hz_wrapped() || getenv("VALGRIND") || getenv("MMAPIO_VALGRIND");
 }
 
 struct copier_arg {

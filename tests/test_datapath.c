@@ -51,8 +51,7 @@ static mmapio_map *make_ro(const char *path)
 /* Under valgrind (a wrapped daemon) loops are scaled down. */
 static int scaled(int n)
 {
-    const char *w = getenv("MMAPIOD_WRAPPER");
-    return w && *w ? n / 10 : n;
+    return hz_wrapped() ? n / 10 : n;
 }
 
 static void sleep_ms(int ms)

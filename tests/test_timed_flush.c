@@ -551,8 +551,7 @@ static bool wrapped_elsewhere;
 
 static void setup_no_cachestat(void)
 {
-    const char *w = getenv("MMAPIOD_WRAPPER");
-    wrapped_elsewhere = w && *w;
+    wrapped_elsewhere = hz_wrapped();
     if (!wrapped_elsewhere) {
         setenv("TF_NO_CACHESTAT_EXEC", "1", 1);
         setenv("MMAPIOD_WRAPPER", "/proc/self/exe", 1);

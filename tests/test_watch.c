@@ -648,8 +648,7 @@ enum { RSS_GROWTH_MAX_KIB = 4 * 1024 };
  */
 static bool rss_meaningful(void)
 {
-    const char *w = getenv("MMAPIOD_WRAPPER");
-    if (w && *w)
+    if (hz_wrapped())
         return false;
 #if defined(__SANITIZE_ADDRESS__)
     return false;
