@@ -354,6 +354,14 @@ static int socket_unread(int fd)
     return ioctl(fd, SIOCOUTQ, &n) < 0 || n < 0 ? -1 : n;
 }
 
+/* Bytes the peer sent on fd that we have not read yet (SIOCINQ); -1 when
+ * the kernel does not say. */
+static int socket_unread_in(int fd)
+{
+    int n = 0;
+    return ioctl(fd, SIOCINQ, &n) < 0 || n < 0 ? -1 : n;
+}
+
 /* Nothing left in c's send queue: the client received every fd sent. */
 static bool sent_all_received(int fd)
 {
@@ -657,10 +665,10 @@ void conn_close(struct conn *c)
         return;
     c->closed = true;
     ringdrain_end(&c->s); /* its last writes reach watchers first */
-    int unread = 0;
-    if (c->fd >= 0 && ioctl(c->fd, SIOCINQ, &unread) < 0)
-        unread = 0;
-    ops_closing(&c->s, unread > 0); /* and those it may have dropped */
+    /* and the notices it may have dropped, or we leave unread (asked of
+     * the socket only when it holds something they could be about) */
+    ops_closing(&c->s, c->fd >= 0 && c->s.holders.first &&
+                           socket_unread_in(c->fd) > 0);
     session_end(&c->s);
     disarm_hello(c);
     if (c->ev_read)
@@ -1035,11 +1043,10 @@ static const struct session_port port = {
 static bool port_gone(struct session *s)
 {
     struct conn *c = container_of(s, struct conn, s);
-    int unread = 0;
     struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
     if (c->closed || poll(&p, 1, 0) != 1 ||
         !(p.revents & (POLLHUP | POLLRDHUP | POLLERR)) ||
-        ioctl(c->fd, SIOCINQ, &unread) < 0 || unread != 0)
+        socket_unread_in(c->fd) != 0)
         return false;
     conn_close(c);
     return true;
