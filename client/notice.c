@@ -176,10 +176,9 @@ void notice_ring_attach_locked(mmapio_client *c)
 }
 
 /* Wakes the daemon for c's ring (the caller took `flag`, the ring's armed
- * or knock, to 0): one
- * RING notice that never waits. A full socket puts the flag back: the
- * daemon reads that socket later, and the ring with it, and the next
- * writer wakes it again. */
+ * or knock, to 0): one RING notice that never waits. A full socket puts
+ * the flag back: the daemon reads that socket later, and the ring with
+ * it, and the next writer wakes it again. */
 static void ring_wake(mmapio_client *c, _Atomic uint32_t *flag)
 {
     if (atomic_load_explicit(&c->gone, memory_order_relaxed))
